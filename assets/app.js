@@ -1,0 +1,23 @@
+// FMU Gateway's own script: small glue only (htmx does the page updates).
+// Loaded from our origin; the CSP forbids inline script.
+"use strict";
+
+// Copy buttons: <button data-copy="#selector"> copies the text of the selected element.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  try {
+    await navigator.clipboard.writeText(source.textContent.trim());
+    button.textContent = "Copied";
+  } catch (_) {
+    // Clipboard access can be refused (plain http, permissions): select the text instead.
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    button.textContent = "Press Ctrl+C";
+  }
+});

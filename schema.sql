@@ -1,0 +1,74 @@
+-- FMU Gateway: the whole SQLite schema, in the order it was introduced.
+--
+-- Each section starting with `-- migration N:` is applied once, in order, to a database whose
+-- `PRAGMA user_version` is below N; user_version is then set to N in the same transaction.
+-- Never edit a section that has shipped: add a new one at the end.
+-- Times are INTEGER milliseconds since the Unix epoch (UTC). Ids are short random text.
+
+-- migration 1: accounts, browser sessions, API keys, the credit ledger, usage
+CREATE TABLE users (
+    id               TEXT PRIMARY KEY,               -- 'usr_…'
+    email            TEXT NOT NULL,                  -- as the user typed it
+    email_normalized TEXT NOT NULL UNIQUE,           -- lower-cased: unique regardless of case
+    name             TEXT,
+    password_hash    TEXT,                           -- argon2id PHC string; NULL when the
+                                                     -- account was created over the API
+                                                     -- with only an email
+    credits          INTEGER NOT NULL DEFAULT 0 CHECK (credits >= 0),
+    created_at       INTEGER NOT NULL
+);
+
+-- Server-side browser sessions. The cookie holds a random token; only its SHA-256 is stored,
+-- so a copy of the database cannot be used to take over a session.
+CREATE TABLE sessions (
+    token_hash  BLOB PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf_token  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX sessions_by_user ON sessions(user_id);
+
+-- API keys are biscuit tokens; the token itself is never stored, only what identifies it.
+CREATE TABLE api_keys (
+    id            TEXT PRIMARY KEY,                  -- 'key_…', named in the token
+    user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    label         TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER,                           -- also a check inside the token
+    last_used_at  INTEGER,
+    revoked_at    INTEGER
+);
+CREATE INDEX api_keys_by_user ON api_keys(user_id, created_at);
+
+-- Every change of a balance, append-only: users.credits always equals the balance_after of
+-- the user's newest row.
+CREATE TABLE credit_ledger (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id        TEXT NOT NULL REFERENCES users(id),
+    delta          INTEGER NOT NULL,
+    balance_after  INTEGER NOT NULL CHECK (balance_after >= 0),
+    kind           TEXT NOT NULL CHECK (kind IN
+                     ('grant', 'reserve', 'settle', 'refund', 'purchase', 'purchase_refund')),
+    reason         TEXT NOT NULL,
+    run_id         TEXT,
+    created_at     INTEGER NOT NULL
+);
+CREATE INDEX credit_ledger_by_user ON credit_ledger(user_id, id);
+CREATE TRIGGER credit_ledger_no_update BEFORE UPDATE ON credit_ledger
+BEGIN SELECT RAISE(ABORT, 'credit_ledger is append-only'); END;
+CREATE TRIGGER credit_ledger_no_delete BEFORE DELETE ON credit_ledger
+BEGIN SELECT RAISE(ABORT, 'credit_ledger is append-only'); END;
+
+-- One row per billable event (a settled run).
+CREATE TABLE usage (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    fmu_name    TEXT NOT NULL,
+    credits     INTEGER NOT NULL CHECK (credits >= 0),
+    api_key_id  TEXT,                                -- NULL: started from the dashboard
+    run_id      TEXT
+);
+CREATE INDEX usage_by_user_time ON usage(user_id, created_at);
+CREATE INDEX usage_by_key ON usage(api_key_id);

@@ -1,0 +1,198 @@
+//! Accounts: registration and the two ways to log in. Both faces (HTML forms and the JSON
+//! compatibility routes) call these functions, so their rules cannot drift apart.
+
+use crate::auth::tokens::{KEY_PREFIX, RequestFacts};
+use crate::auth::{self, Principal, password};
+use crate::db::{self, ledger::EntryKind, users::User};
+use crate::domain::{Email, NewPassword, new_id, parse_name};
+use crate::error::{AppError, AppResult};
+use crate::keys::{self, NewKey};
+use crate::state::State;
+
+/// What a registration asks for. The password is optional because the JSON route lets an
+/// integrator sign up with an email alone and work with the API key it gets back.
+pub struct Registration<'a> {
+    pub email: &'a str,
+    pub password: Option<&'a str>,
+    pub name: Option<&'a str>,
+    /// Label of an API key to create with the account, if any.
+    pub first_key: Option<&'a str>,
+}
+
+pub struct Registered {
+    pub user: User,
+    pub key: Option<NewKey>,
+}
+
+/// Creates the account, grants the free credits (a ledger row) and optionally a first key,
+/// all in one transaction: either the whole account exists or none of it.
+pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registered> {
+    let email = Email::parse(reg.email)?;
+    let password = reg.password.map(NewPassword::parse).transpose()?;
+    let name = parse_name(reg.name)?;
+    let password_hash = match password {
+        Some(p) => Some(
+            password::hash(p.expose().to_string())
+                .await
+                .map_err(AppError::Internal)?,
+        ),
+        None => None,
+    };
+    let user_id = new_id("usr");
+    let key = match reg.first_key {
+        Some(label) => Some(keys::prepare(state, &user_id, Some(label), None)?),
+        None => None,
+    };
+    let free = state.config.free_credits;
+    let now = db::now_ms();
+    let key_for_tx = key.as_ref().map(|k| k.row.clone());
+    let user = state
+        .db
+        .run(move |conn| {
+            let tx = conn.transaction()?;
+            let new_user = db::users::NewUser {
+                id: &user_id,
+                email: email.as_str(),
+                email_normalized: email.normalized(),
+                name: name.as_deref(),
+                password_hash: password_hash.as_deref(),
+                created_at: now,
+            };
+            if !db::users::insert(&tx, &new_user)? {
+                return Ok(None);
+            }
+            if free > 0 {
+                db::ledger::apply(
+                    &tx,
+                    &user_id,
+                    free,
+                    EntryKind::Grant,
+                    "Free credits on sign-up",
+                    None,
+                    now,
+                )?;
+            }
+            if let Some(k) = &key_for_tx {
+                db::api_keys::insert(&tx, &k.id, &user_id, &k.label, now, k.expires_at)?;
+            }
+            let user = db::users::get(&tx, &user_id)?;
+            tx.commit()?;
+            Ok(user)
+        })
+        .await?
+        .ok_or_else(|| AppError::Conflict("an account with this email already exists".into()))?;
+    tracing::info!(user_id = %user.id, "registered a new account");
+    Ok(Registered { user, key })
+}
+
+/// Email + password. Every failure is the same `BadCredentials`, and takes as long, whether
+/// the email is unknown, has no password, or the password is wrong.
+pub async fn login_with_password(state: &State, email: &str, password: &str) -> AppResult<User> {
+    let normalized = Email::parse(email)
+        .map(|e| e.normalized().to_string())
+        .unwrap_or_default();
+    let found = state
+        .db
+        .run(move |conn| db::users::find_by_email(conn, &normalized))
+        .await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    if password::verify(password.to_string(), hash).await {
+        user.ok_or(AppError::BadCredentials)
+    } else {
+        Err(AppError::BadCredentials)
+    }
+}
+
+/// Logs in with an API key (the `login` operation, so a key its holder restricted to, say,
+/// `simulate` cannot be turned into a full dashboard session).
+pub async fn login_with_key(state: &State, key: &str) -> AppResult<(User, Principal)> {
+    if key.trim().is_empty() {
+        return Err(AppError::Auth(auth::AuthError::Missing));
+    }
+    let principal =
+        auth::authenticate_key(state, key.to_string(), RequestFacts::op("login")).await?;
+    let user = user(state, &principal.user_id).await?;
+    Ok((user, principal))
+}
+
+/// The account by id (e.g. to show the current balance).
+pub async fn user(state: &State, user_id: &str) -> AppResult<User> {
+    let id = user_id.to_string();
+    state
+        .db
+        .run(move |conn| db::users::get(conn, &id))
+        .await?
+        .ok_or(AppError::NotFound("account"))
+}
+
+/// Whether a string looks like one of our keys (for login forms that accept either).
+pub fn looks_like_key(s: &str) -> bool {
+    s.trim().starts_with(KEY_PREFIX)
+}
+
+/// Adds credits to an account outside Stripe (operators, support, the free grant): one
+/// ledger row. Returns the new balance.
+pub async fn grant_credits(
+    state: &State,
+    user_id: &str,
+    credits: i64,
+    reason: &str,
+) -> AppResult<i64> {
+    if credits <= 0 {
+        return Err(AppError::Invalid(
+            "the number of credits to grant must be positive".into(),
+        ));
+    }
+    let (id, reason) = (user_id.to_string(), reason.to_string());
+    state
+        .db
+        .run(move |conn| {
+            let tx = conn.transaction()?;
+            let balance = db::ledger::apply(
+                &tx,
+                &id,
+                credits,
+                EntryKind::Grant,
+                &reason,
+                None,
+                db::now_ms(),
+            )?;
+            tx.commit()?;
+            Ok(balance)
+        })
+        .await?
+        .ok_or(AppError::NotFound("account"))
+}
+
+/// Counts a login or registration attempt from this client address against its limit.
+pub fn throttle(state: &State, ip: std::net::IpAddr) -> AppResult<()> {
+    state.auth_limit.check(&ip).map_err(AppError::RateLimited)
+}
+
+/// The account with this email (operators' tools).
+pub async fn find_by_email(state: &State, email: &str) -> AppResult<User> {
+    let email = Email::parse(email)?;
+    let normalized = email.normalized().to_string();
+    state
+        .db
+        .run(move |conn| db::users::find_by_email(conn, &normalized))
+        .await?
+        .map(|(user, _)| user)
+        .ok_or(AppError::NotFound("account"))
+}
+
+/// The user's newest credit ledger rows, newest first.
+pub async fn credit_history(
+    state: &State,
+    user_id: &str,
+    limit: u32,
+) -> AppResult<Vec<db::ledger::Entry>> {
+    let id = user_id.to_string();
+    Ok(state
+        .db
+        .run(move |conn| db::ledger::recent(conn, &id, limit))
+        .await?)
+}

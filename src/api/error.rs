@@ -1,0 +1,145 @@
+//! The JSON error shape and the one place where errors become HTTP responses for the API
+//! face (`/api/v1` and the compatibility routes).
+//!
+//! Every error body is `{"code": "...", "message": "..."}`: `code` is stable and meant for
+//! programs, `message` is for the human reading the log.
+
+use poem::IntoResponse;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+use crate::auth::AuthError;
+use crate::auth::rate_limit::retry_after_secs;
+use crate::auth::tokens::TokenRejection;
+use crate::error::AppError;
+
+#[derive(Object, Debug, Clone, serde::Serialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `invalid_request`, `unauthorized`, `not_found`.
+    pub code: String,
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+/// Every error the API answers with. Operations list it as their error type, so the spec
+/// documents each status with the shared body.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request is malformed (bad JSON, wrong types, a missing field).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No API key, or one that is invalid, expired or revoked.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The key is valid but its restrictions do not allow this request.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such thing, or it belongs to someone else.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// It already exists.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// Well-formed but not acceptable (a short password, an over-long label…).
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// Too many requests; retry after the given number of seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
+    /// Something broke on our side; it has been logged.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code: code.into(),
+        message: message.into(),
+    })
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest(body("invalid_request", message))
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(body("not_found", format!("{what} not found")))
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Invalid(m) => ApiError::Unprocessable(body("invalid_request", m)),
+            AppError::Conflict(m) => ApiError::Conflict(body("conflict", m)),
+            AppError::BadCredentials => {
+                ApiError::Unauthorized(body("bad_credentials", err.to_string()))
+            }
+            AppError::Auth(a) => a.into(),
+            AppError::NotFound(_) => ApiError::NotFound(body("not_found", err.to_string())),
+            AppError::RateLimited(wait) => ApiError::TooManyRequests(
+                body("rate_limited", err.to_string()),
+                retry_after_secs(wait).to_string(),
+            ),
+            AppError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                ApiError::Internal(body(
+                    "internal",
+                    "something went wrong on our side; it has been logged",
+                ))
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        let message = err.to_string();
+        match err {
+            AuthError::Missing => ApiError::Unauthorized(body("missing_api_key", message)),
+            AuthError::Rejected(TokenRejection::Invalid) => {
+                ApiError::Unauthorized(body("invalid_api_key", message))
+            }
+            AuthError::Rejected(TokenRejection::Expired) => {
+                ApiError::Unauthorized(body("expired_api_key", message))
+            }
+            AuthError::Rejected(TokenRejection::Restricted(_)) => {
+                ApiError::Forbidden(body("key_restricted", message))
+            }
+            AuthError::Revoked => ApiError::Unauthorized(body("revoked_api_key", message)),
+            AuthError::Db(e) => AppError::from(e).into(),
+        }
+    }
+}
+
+/// Turns errors raised by the framework (unparsable JSON, a wrong content type, an unknown
+/// route) into the same JSON shape. Errors we raised ourselves already are that shape.
+pub fn framework_error(err: poem::Error) -> poem::Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let code = match status.as_u16() {
+        400 => "invalid_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        s if s >= 500 => "internal",
+        _ => "invalid_request",
+    };
+    let message = if status.is_server_error() {
+        tracing::error!(error = %err, "internal error");
+        "something went wrong on our side; it has been logged".to_string()
+    } else {
+        err.to_string()
+    };
+    poem::web::Json(ErrorBody {
+        code: code.into(),
+        message,
+    })
+    .with_status(status)
+    .into_response()
+}

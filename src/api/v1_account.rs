@@ -1,0 +1,49 @@
+//! `GET /api/v1/me`: the account behind the key.
+
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, Tags};
+
+use super::auth::{Authed, ReadAccount};
+use super::error::ApiError;
+use crate::state::State;
+
+#[derive(Tags)]
+enum Tag {
+    /// The account behind the API key.
+    Account,
+}
+
+#[derive(Object)]
+pub struct Account {
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    /// Credits available to spend on runs.
+    pub credits: i64,
+    pub created_at: String,
+    /// The key this request was made with.
+    pub api_key_id: Option<String>,
+}
+
+pub struct AccountApi;
+
+#[OpenApi(tag = "Tag::Account")]
+impl AccountApi {
+    /// The account the key belongs to, with its credit balance.
+    #[oai(path = "/me", method = "get", operation_id = "getAccount")]
+    async fn me(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadAccount>,
+    ) -> Result<Json<Account>, ApiError> {
+        let user = crate::accounts::user(&state, &auth.principal.user_id).await?;
+        Ok(Json(Account {
+            user_id: user.id,
+            email: user.email,
+            name: user.name,
+            credits: user.credits,
+            created_at: super::time(user.created_at),
+            api_key_id: auth.principal.key_id,
+        }))
+    }
+}

@@ -1,0 +1,135 @@
+//! `/api/v1/keys`: list, create and revoke API keys; the root public key.
+
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+
+use super::auth::{Authed, ManageKeys};
+use super::error::ApiError;
+use crate::db::api_keys::KeyRow;
+use crate::state::State;
+
+#[derive(Tags)]
+enum Tag {
+    /// API keys (biscuit tokens).
+    Keys,
+}
+
+#[derive(Object)]
+pub struct ApiKeyInfo {
+    /// The key id, named inside the token (`key_…`). Not a secret.
+    pub id: String,
+    pub label: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// False once revoked or expired.
+    pub active: bool,
+    /// Billable runs made with this key.
+    pub run_count: i64,
+}
+
+impl From<KeyRow> for ApiKeyInfo {
+    fn from(k: KeyRow) -> Self {
+        let now = crate::db::now_ms();
+        ApiKeyInfo {
+            active: k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now),
+            id: k.id,
+            label: k.label,
+            created_at: super::time(k.created_at),
+            expires_at: k.expires_at.map(super::time),
+            last_used_at: k.last_used_at.map(super::time),
+            revoked_at: k.revoked_at.map(super::time),
+            run_count: k.run_count,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct NewKeyRequest {
+    /// A name to tell keys apart (at most 64 characters); default "API key".
+    pub label: Option<String>,
+}
+
+#[derive(Object)]
+pub struct CreatedKey {
+    pub key: ApiKeyInfo,
+    /// The secret. Shown this once: it is not stored and cannot be shown again.
+    pub api_key: String,
+}
+
+#[derive(Object)]
+pub struct PublicKeyInfo {
+    pub algorithm: String,
+    /// In biscuit's text form, as `biscuit inspect --public-key` takes it.
+    pub public_key: String,
+}
+
+#[derive(ApiResponse)]
+enum CreateResponse {
+    #[oai(status = 201)]
+    Created(Json<CreatedKey>),
+}
+
+pub struct KeysApi;
+
+#[OpenApi(tag = "Tag::Keys")]
+impl KeysApi {
+    /// The caller's keys, active first.
+    #[oai(path = "/keys", method = "get", operation_id = "listKeys")]
+    async fn list(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ManageKeys>,
+    ) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
+        let keys = crate::keys::list(&state, &auth.principal.user_id).await?;
+        Ok(Json(keys.into_iter().map(Into::into).collect()))
+    }
+
+    /// Creates a key. The response holds the secret, once.
+    #[oai(path = "/keys", method = "post", operation_id = "createKey")]
+    async fn create(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ManageKeys>,
+        body: Json<NewKeyRequest>,
+    ) -> Result<CreateResponse, ApiError> {
+        let key = crate::keys::create(
+            &state,
+            &auth.principal.user_id,
+            body.0.label.as_deref(),
+            None,
+        )
+        .await?;
+        Ok(CreateResponse::Created(Json(CreatedKey {
+            key: key.row.into(),
+            api_key: key.token,
+        })))
+    }
+
+    /// Revokes a key: it, and every token attenuated from it, stops working at once.
+    #[oai(path = "/keys/:id/revoke", method = "post", operation_id = "revokeKey")]
+    async fn revoke(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ManageKeys>,
+        id: Path<String>,
+    ) -> Result<Json<ApiKeyInfo>, ApiError> {
+        let row = crate::keys::revoke(&state, &auth.principal.user_id, &id.0).await?;
+        Ok(Json(row.into()))
+    }
+
+    /// The root public key that signs every API key, so anyone can verify a token offline.
+    #[oai(
+        path = "/keys/public-key",
+        method = "get",
+        operation_id = "getPublicKey"
+    )]
+    async fn public_key(&self, state: poem::web::Data<&State>) -> Json<PublicKeyInfo> {
+        Json(PublicKeyInfo {
+            algorithm: "ed25519".into(),
+            public_key: state.keys.public_key(),
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! `GET /api/v1/usage`: the caller's billable events, paged and sortable.
+
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi, Tags};
+
+use super::auth::{Authed, ReadUsage};
+use super::error::ApiError;
+use crate::db::usage::UsageRow;
+use crate::state::State;
+use crate::usage::{UsageQuery, UsageSort};
+
+#[derive(Tags)]
+enum Tag {
+    /// Billable usage.
+    Usage,
+}
+
+#[derive(Enum, Clone, Copy, Default)]
+#[oai(rename_all = "snake_case")]
+pub enum SortBy {
+    #[default]
+    Date,
+    FmuName,
+    Credits,
+    ApiKeyId,
+}
+
+#[derive(Enum, Clone, Copy, Default)]
+#[oai(rename_all = "lowercase")]
+pub enum Order {
+    Asc,
+    #[default]
+    Desc,
+}
+
+#[derive(Object)]
+pub struct UsageItem {
+    pub id: i64,
+    pub date: String,
+    pub fmu_name: String,
+    pub credits: i64,
+    pub api_key_id: Option<String>,
+    pub run_id: Option<String>,
+}
+
+impl From<UsageRow> for UsageItem {
+    fn from(r: UsageRow) -> Self {
+        UsageItem {
+            id: r.id,
+            date: super::time(r.created_at),
+            fmu_name: r.fmu_name,
+            credits: r.credits,
+            api_key_id: r.api_key_id,
+            run_id: r.run_id,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct UsageList {
+    pub items: Vec<UsageItem>,
+    /// Rows matching the filter, over all pages.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+pub struct UsageApi;
+
+#[OpenApi(tag = "Tag::Usage")]
+impl UsageApi {
+    /// One page of usage, newest first by default.
+    #[oai(path = "/usage", method = "get", operation_id = "listUsage")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadUsage>,
+        /// Rows per page, 1–500.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "500"))
+        )]
+        limit: Query<u32>,
+        /// Rows to skip.
+        #[oai(default)]
+        offset: Query<u64>,
+        #[oai(default)] sort: Query<SortBy>,
+        #[oai(default)] order: Query<Order>,
+        /// Only rows recorded with this key.
+        api_key_id: Query<Option<String>>,
+    ) -> Result<Json<UsageList>, ApiError> {
+        let query = UsageQuery {
+            api_key_id: api_key_id.0,
+            sort: match sort.0 {
+                SortBy::Date => UsageSort::Date,
+                SortBy::FmuName => UsageSort::FmuName,
+                SortBy::Credits => UsageSort::Credits,
+                SortBy::ApiKeyId => UsageSort::ApiKey,
+            },
+            descending: matches!(order.0, Order::Desc),
+        };
+        let page =
+            crate::usage::page(&state, &auth.principal.user_id, query, limit.0, offset.0).await?;
+        Ok(Json(UsageList {
+            items: page.rows.into_iter().map(Into::into).collect(),
+            total: page.total,
+            limit: page.limit,
+            offset: page.offset,
+        }))
+    }
+}
+
+fn default_limit() -> u32 {
+    50
+}

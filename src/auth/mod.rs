@@ -1,0 +1,94 @@
+//! Who is making a request: passwords, browser sessions, API keys, CSRF, and rate limits.
+//!
+//! Handlers never parse credentials: the API face gets a [`Principal`] from its security
+//! scheme, the HTML face a session from the session middleware. Both end up in the functions
+//! here, so the rules (revocation, expiry, attenuation) live in one place.
+
+pub mod csrf;
+pub mod password;
+pub mod rate_limit;
+pub mod session;
+pub mod tokens;
+
+use crate::db::{self, DbError};
+use crate::state::State;
+use tokens::{RequestFacts, TokenRejection};
+
+/// How often `last_used_at` is written for a busy key. Writing on every request would turn
+/// every read into a write; to-the-minute is what the keys page shows anyway.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    /// The API key used, `None` for a browser session.
+    pub key_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no API key was sent: use `Authorization: Bearer <key>` or `X-API-Key: <key>`")]
+    Missing,
+    #[error("{0}")]
+    Rejected(#[from] TokenRejection),
+    #[error("this API key has been revoked")]
+    Revoked,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Verifies an API key for one request: signature, expiry and the holder's own checks
+/// against `facts`, then that the key still exists and is not revoked (on every request, so a
+/// revocation takes effect at once, for every token attenuated from the key too).
+pub async fn authenticate_key(
+    state: &State,
+    presented: String,
+    facts: RequestFacts,
+) -> Result<Principal, AuthError> {
+    let st = state.clone();
+    state
+        .db
+        .run(move |conn| {
+            let claims = match st.keys.verify(&presented, &facts) {
+                Ok(claims) => claims,
+                Err(rejection) => return Ok(Err(AuthError::Rejected(rejection))),
+            };
+            let Some(status) = db::api_keys::status(conn, &claims.key_id)? else {
+                return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
+            };
+            if status.user_id != claims.user_id {
+                return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
+            }
+            if status.revoked {
+                return Ok(Err(AuthError::Revoked));
+            }
+            let now = db::now_ms();
+            if status
+                .last_used_at
+                .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS)
+            {
+                db::api_keys::touch(conn, &claims.key_id, now)?;
+            }
+            Ok(Ok(Principal {
+                user_id: claims.user_id,
+                key_id: Some(claims.key_id),
+            }))
+        })
+        .await?
+}
+
+/// The API key in a request's headers: `Authorization: Bearer …` or `X-API-Key: …`.
+pub fn key_from_headers(headers: &poem::http::HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(poem::http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?.trim();
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}

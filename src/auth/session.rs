@@ -1,0 +1,122 @@
+//! Server-side browser sessions.
+//!
+//! The cookie holds 256 random bits; the database keeps only their SHA-256, the user and the
+//! session's CSRF token. Logging out deletes the row, so a copied cookie dies with it.
+
+use poem::web::cookie::{Cookie, SameSite};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::db::{self, DbError, users::User};
+use crate::state::State;
+
+/// A live session and its user, as the HTML face sees it.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user: User,
+    pub csrf_token: String,
+    token_hash: Vec<u8>,
+}
+
+/// 256 random bits, hex.
+pub fn random_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// The cookie name. With `Secure` we use the `__Host-` prefix, which makes browsers refuse
+/// the cookie unless it is Secure, host-only and `Path=/`.
+pub fn cookie_name(config: &Config) -> &'static str {
+    if config.secure_cookies {
+        "__Host-fmugw_session"
+    } else {
+        "fmugw_session"
+    }
+}
+
+/// Starts a session for the user; returns the cookie to set.
+pub async fn start(state: &State, user_id: &str) -> Result<Cookie, DbError> {
+    let token = random_token();
+    let csrf = random_token();
+    let token_hash = hash(&token);
+    let now = db::now_ms();
+    let expires = now + state.config.session_ttl.as_millis() as i64;
+    let user_id = user_id.to_string();
+    state
+        .db
+        .run(move |conn| {
+            db::sessions::insert(conn, &token_hash, &user_id, &csrf, now, expires)?;
+            // Opportunistic clean-up keeps the table small without a background job.
+            db::sessions::delete_expired(conn, now)?;
+            Ok(())
+        })
+        .await?;
+    Ok(session_cookie(&state.config, token))
+}
+
+/// The live session for a cookie value, extending it when it is past half its lifetime.
+pub async fn find(state: &State, token: &str) -> Result<Option<Session>, DbError> {
+    if token.len() != 64 {
+        return Ok(None);
+    }
+    let token_hash = hash(token);
+    let ttl = state.config.session_ttl.as_millis() as i64;
+    state
+        .db
+        .run(move |conn| {
+            let now = db::now_ms();
+            let Some(row) = db::sessions::find_live(conn, &token_hash, now)? else {
+                return Ok(None);
+            };
+            let Some(user) = db::users::get(conn, &row.user_id)? else {
+                return Ok(None);
+            };
+            if row.expires_at - now < ttl / 2 {
+                db::sessions::extend(conn, &token_hash, now + ttl)?;
+            }
+            Ok(Some(Session {
+                user,
+                csrf_token: row.csrf_token,
+                token_hash,
+            }))
+        })
+        .await
+}
+
+/// Ends this session (logout).
+pub async fn end(state: &State, session: &Session) -> Result<(), DbError> {
+    let token_hash = session.token_hash.clone();
+    state
+        .db
+        .run(move |conn| db::sessions::delete(conn, &token_hash))
+        .await
+}
+
+/// Ends every session of the user ("log out everywhere").
+pub async fn end_all(state: &State, user_id: &str) -> Result<usize, DbError> {
+    let user_id = user_id.to_string();
+    state
+        .db
+        .run(move |conn| db::sessions::delete_all_for_user(conn, &user_id))
+        .await
+}
+
+fn session_cookie(config: &Config, value: String) -> Cookie {
+    let mut cookie = Cookie::new_with_str(cookie_name(config), value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_secure(config.secure_cookies);
+    cookie.set_path("/");
+    cookie.set_max_age(config.session_ttl);
+    cookie
+}
+
+/// A cookie that makes the browser forget the session.
+pub fn removal_cookie(config: &Config) -> Cookie {
+    let mut cookie = session_cookie(config, String::new());
+    cookie.set_max_age(std::time::Duration::ZERO);
+    cookie
+}

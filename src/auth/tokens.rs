@@ -1,0 +1,338 @@
+//! API keys as biscuit tokens: minting, and verifying one presented with a request.
+//!
+//! A key is `fmugw_` + the token in biscuit's standard base64url encoding, signed with the
+//! server's root key. Its authority block says `user("usr_…"); key("key_…");` and, for keys
+//! that expire, `check if time($t), $t <= <expiry>;`. Holders may append blocks with more
+//! checks using any biscuit library or CLI; the authorizer here supplies the facts those
+//! checks can use: `operation($op)`, `time($now)`, and where the request has them `fmu($id)`
+//! and `cost($credits)`. Revocation is not in the token: the key id is looked up on every
+//! request (see `auth::authenticate_key`).
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use biscuit_auth::builder::{AuthorizerBuilder, date, fact, int, string};
+use biscuit_auth::error::{Logic, Token as TokenError};
+use biscuit_auth::{Algorithm, Biscuit, KeyPair, PrivateKey};
+
+/// The prefix that makes our keys recognisable (and greppable by secret scanners).
+pub const KEY_PREFIX: &str = "fmugw_";
+
+const ROOT_KEY_FILE: &str = "biscuit-root.key";
+
+/// The facts one request offers to the token's checks.
+#[derive(Clone, Debug)]
+pub struct RequestFacts {
+    /// What the request does: `read_usage`, `manage_keys`, `read_account`, `login`,
+    /// `simulate`, …
+    pub operation: &'static str,
+    pub fmu: Option<String>,
+    pub cost: Option<i64>,
+}
+
+impl RequestFacts {
+    pub fn op(operation: &'static str) -> Self {
+        RequestFacts {
+            operation,
+            fmu: None,
+            cost: None,
+        }
+    }
+}
+
+/// Why a presented key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("this is not a valid FMU Gateway API key")]
+    Invalid,
+    #[error("this API key has expired")]
+    Expired,
+    #[error("this API key's restrictions do not allow this request ({0})")]
+    Restricted(String),
+}
+
+/// Who a verified token names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub user_id: String,
+    pub key_id: String,
+}
+
+/// Signs and verifies keys with the root key pair.
+pub struct KeyIssuer {
+    root: KeyPair,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootKeyError {
+    #[error("FMU_GATEWAY_ROOT_KEY is not a hex-encoded ed25519 private key")]
+    BadEnvKey,
+    #[error("{0} does not hold a hex-encoded ed25519 private key")]
+    BadKeyFile(String),
+    #[error("cannot read or write the root key file {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+impl KeyIssuer {
+    /// Uses the key from the environment if given, otherwise `biscuit-root.key` in the data
+    /// directory, created (mode 0600) on first start.
+    pub fn load_or_create(data_dir: &Path, env_hex: Option<&str>) -> Result<Self, RootKeyError> {
+        if let Some(hex) = env_hex {
+            return Self::from_hex(hex.trim()).ok_or(RootKeyError::BadEnvKey);
+        }
+        let path = data_dir.join(ROOT_KEY_FILE);
+        let shown = path.display().to_string();
+        match fs::read_to_string(&path) {
+            Ok(hex) => Self::from_hex(hex.trim()).ok_or(RootKeyError::BadKeyFile(shown)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let issuer = KeyIssuer {
+                    root: KeyPair::new(),
+                };
+                write_private(&path, &issuer.root.private().to_bytes_hex())
+                    .map_err(|e| RootKeyError::Io(shown.clone(), e))?;
+                tracing::info!(path = %shown, "created a new biscuit root key");
+                Ok(issuer)
+            }
+            Err(e) => Err(RootKeyError::Io(shown, e)),
+        }
+    }
+
+    fn from_hex(hex: &str) -> Option<Self> {
+        let private = PrivateKey::from_bytes_hex(hex, Algorithm::Ed25519).ok()?;
+        Some(KeyIssuer {
+            root: KeyPair::from(&private),
+        })
+    }
+
+    /// The public key in biscuit's text form (`ed25519/<hex>`), as the biscuit CLI takes it.
+    pub fn public_key(&self) -> String {
+        self.root.public().to_string()
+    }
+
+    pub fn root_public(&self) -> biscuit_auth::PublicKey {
+        self.root.public()
+    }
+
+    /// A new key naming the user and key id, optionally expiring.
+    pub fn mint(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        expires: Option<SystemTime>,
+    ) -> Result<String, String> {
+        let mut builder = Biscuit::builder()
+            .fact(fact("user", &[string(user_id)]))
+            .and_then(|b| b.fact(fact("key", &[string(key_id)])))
+            .map_err(|e| e.to_string())?;
+        if let Some(at) = expires {
+            let check = format!("check if time($t), $t <= {}", rfc3339(at));
+            builder = builder.check(check.as_str()).map_err(|e| e.to_string())?;
+        }
+        let token = builder.build(&self.root).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{KEY_PREFIX}{}",
+            token.to_base64().map_err(|e| e.to_string())?
+        ))
+    }
+
+    /// Checks the signature and every check in every block against the request's facts, and
+    /// returns who the token names. Accepts the token with or without our prefix, so a holder
+    /// can send the output of the biscuit CLI as is.
+    pub fn verify(
+        &self,
+        presented: &str,
+        facts: &RequestFacts,
+    ) -> Result<TokenClaims, TokenRejection> {
+        let raw = presented.trim();
+        let raw = raw.strip_prefix(KEY_PREFIX).unwrap_or(raw);
+        if raw.is_empty() || raw.len() > 16 * 1024 {
+            return Err(TokenRejection::Invalid);
+        }
+        let token =
+            Biscuit::from_base64(raw, self.root.public()).map_err(|_| TokenRejection::Invalid)?;
+        let mut builder = AuthorizerBuilder::new()
+            .fact(fact("operation", &[string(facts.operation)]))
+            .and_then(|b| b.fact(fact("time", &[date(&SystemTime::now())])))
+            .map_err(|_| TokenRejection::Invalid)?;
+        if let Some(fmu) = &facts.fmu {
+            builder = builder
+                .fact(fact("fmu", &[string(fmu)]))
+                .map_err(|_| TokenRejection::Invalid)?;
+        }
+        if let Some(cost) = facts.cost {
+            builder = builder
+                .fact(fact("cost", &[int(cost)]))
+                .map_err(|_| TokenRejection::Invalid)?;
+        }
+        let mut authorizer = builder
+            .policy("allow if user($u), key($k)")
+            .and_then(|b| b.build(&token))
+            .map_err(|_| TokenRejection::Invalid)?;
+        authorizer.authorize().map_err(rejection)?;
+        // Queries see only the authority block and the authorizer: a holder's block cannot
+        // add a `user(…)` fact of its own.
+        let found: Vec<(String, String)> = authorizer
+            .query("data($u, $k) <- user($u), key($k)")
+            .map_err(|_| TokenRejection::Invalid)?;
+        match found.as_slice() {
+            [(user_id, key_id)] => Ok(TokenClaims {
+                user_id: user_id.clone(),
+                key_id: key_id.clone(),
+            }),
+            _ => Err(TokenRejection::Invalid),
+        }
+    }
+}
+
+/// Turns an authorization failure into what the holder needs to know: our own expiry check
+/// (in the authority block) means expired; a failed check of theirs is quoted back.
+fn rejection(err: TokenError) -> TokenRejection {
+    let TokenError::FailedLogic(Logic::Unauthorized { checks, .. }) = &err else {
+        return TokenRejection::Invalid;
+    };
+    let mut quoted = Vec::new();
+    for check in checks {
+        match check {
+            biscuit_auth::error::FailedCheck::Block(b) if b.block_id == 0 => {
+                return TokenRejection::Expired;
+            }
+            biscuit_auth::error::FailedCheck::Block(b) => quoted.push(b.rule.clone()),
+            biscuit_auth::error::FailedCheck::Authorizer(a) => quoted.push(a.rule.clone()),
+        }
+    }
+    if quoted.is_empty() {
+        TokenRejection::Invalid
+    } else {
+        TokenRejection::Restricted(format!("failed: {}", quoted.join("; ")))
+    }
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+/// Writes a secret file readable only by its owner, without a window where it is wider.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use biscuit_auth::macros::block;
+
+    fn issuer() -> (tempfile::TempDir, KeyIssuer) {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = KeyIssuer::load_or_create(dir.path(), None).unwrap();
+        (dir, issuer)
+    }
+
+    #[test]
+    fn a_minted_key_verifies_and_names_its_user_and_key() {
+        let (_d, issuer) = issuer();
+        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        assert!(key.starts_with(KEY_PREFIX));
+        let claims = issuer
+            .verify(&key, &RequestFacts::op("read_usage"))
+            .unwrap();
+        assert_eq!(
+            claims,
+            TokenClaims {
+                user_id: "usr_1".into(),
+                key_id: "key_1".into()
+            }
+        );
+        // Without the prefix too.
+        issuer
+            .verify(&key[KEY_PREFIX.len()..], &RequestFacts::op("read_usage"))
+            .unwrap();
+    }
+
+    #[test]
+    fn the_root_key_persists_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = KeyIssuer::load_or_create(dir.path(), None).unwrap();
+        let again = KeyIssuer::load_or_create(dir.path(), None).unwrap();
+        assert_eq!(first.public_key(), again.public_key());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(ROOT_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let key = first.mint("u", "k", None).unwrap();
+        again.verify(&key, &RequestFacts::op("x")).unwrap();
+    }
+
+    #[test]
+    fn a_key_signed_by_another_root_is_invalid() {
+        let (_d1, a) = issuer();
+        let (_d2, b) = issuer();
+        let key = a.mint("u", "k", None).unwrap();
+        assert_eq!(
+            b.verify(&key, &RequestFacts::op("x")),
+            Err(TokenRejection::Invalid)
+        );
+        assert_eq!(
+            a.verify("fmugw_garbage", &RequestFacts::op("x")),
+            Err(TokenRejection::Invalid)
+        );
+    }
+
+    #[test]
+    fn an_expired_key_says_so() {
+        let (_d, issuer) = issuer();
+        let past = SystemTime::now() - Duration::from_secs(60);
+        let key = issuer.mint("u", "k", Some(past)).unwrap();
+        assert_eq!(
+            issuer.verify(&key, &RequestFacts::op("x")),
+            Err(TokenRejection::Expired)
+        );
+    }
+
+    #[test]
+    fn attenuation_restricts_and_cannot_impersonate() {
+        let (_d, issuer) = issuer();
+        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        let token = Biscuit::from_base64(&key[KEY_PREFIX.len()..], issuer.root_public()).unwrap();
+        let narrowed = token
+            .append(block!(
+                r#"check if operation("read_usage"); user("usr_evil"); key("key_evil");"#
+            ))
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        let claims = issuer
+            .verify(&narrowed, &RequestFacts::op("read_usage"))
+            .unwrap();
+        assert_eq!(claims.user_id, "usr_1");
+        let err = issuer
+            .verify(&narrowed, &RequestFacts::op("manage_keys"))
+            .unwrap_err();
+        assert!(
+            matches!(err, TokenRejection::Restricted(ref m) if m.contains("read_usage")),
+            "{err:?}"
+        );
+    }
+}

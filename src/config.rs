@@ -1,0 +1,232 @@
+//! All settings of the service, read once at start-up.
+//!
+//! Nothing else in the crate reads environment variables: `main.rs` turns flags and env vars
+//! into a [`Config`], tests build one in code. Every setting has a default that works on a
+//! laptop with no set-up; a bad value stops start-up with a message naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of a running service.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Directory holding the SQLite database, the biscuit root key and uploaded FMUs.
+    pub data_dir: PathBuf,
+    /// The URL users reach the service at, used in links and to decide cookie security.
+    pub public_url: String,
+    /// Whether session cookies carry `Secure`. Derived from `public_url` unless forced.
+    pub secure_cookies: bool,
+    /// Credits granted to every new account.
+    pub free_credits: i64,
+    /// Login and registration attempts allowed per client IP per minute.
+    pub auth_rate_per_minute: u32,
+    /// Trust `Fly-Client-IP` / `X-Forwarded-For` for the client address (only behind a proxy).
+    pub trust_proxy: bool,
+    /// How long a browser session lives without being used.
+    pub session_ttl: Duration,
+    /// Biscuit root private key (hex). `None`: read or create `biscuit-root.key` in `data_dir`.
+    pub root_key_hex: Option<String>,
+    /// SQLite connections in the pool.
+    pub db_pool_size: u32,
+}
+
+impl Config {
+    /// Defaults for a laptop: plain-http localhost, `./data`.
+    pub fn local(data_dir: PathBuf) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            public_url: "http://127.0.0.1:8080".into(),
+            secure_cookies: false,
+            free_credits: 25,
+            auth_rate_per_minute: 10,
+            trust_proxy: false,
+            session_ttl: Duration::from_secs(14 * 24 * 3600),
+            root_key_hex: None,
+            db_pool_size: 8,
+        }
+    }
+
+    /// Builds the configuration from the environment on top of the CLI's listen address and
+    /// data directory. `env` is injected so tests can exercise the parsing.
+    pub fn from_env(
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = Config::local(data_dir);
+        config.listen = listen;
+        config.public_url = match env("FMU_GATEWAY_PUBLIC_URL") {
+            Some(url) => parse_url(&url)?,
+            None => format!("http://{listen}"),
+        };
+        config.secure_cookies = match env("FMU_GATEWAY_SECURE_COOKIES") {
+            Some(v) => parse_bool("FMU_GATEWAY_SECURE_COOKIES", &v)?,
+            None => !is_plain_http_localhost(&config.public_url),
+        };
+        if let Some(v) = env("FMU_GATEWAY_FREE_CREDITS") {
+            config.free_credits = parse_num("FMU_GATEWAY_FREE_CREDITS", &v)?;
+            if config.free_credits < 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_FREE_CREDITS",
+                    &v,
+                    "must be >= 0",
+                ));
+            }
+        }
+        if let Some(v) = env("FMU_GATEWAY_AUTH_RATE_PER_MINUTE") {
+            config.auth_rate_per_minute = parse_num("FMU_GATEWAY_AUTH_RATE_PER_MINUTE", &v)?;
+            if config.auth_rate_per_minute == 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_AUTH_RATE_PER_MINUTE",
+                    &v,
+                    "must be at least 1",
+                ));
+            }
+        }
+        if let Some(v) = env("FMU_GATEWAY_TRUST_PROXY") {
+            config.trust_proxy = parse_bool("FMU_GATEWAY_TRUST_PROXY", &v)?;
+        }
+        if let Some(v) = env("FMU_GATEWAY_SESSION_TTL_HOURS") {
+            let hours: u64 = parse_num("FMU_GATEWAY_SESSION_TTL_HOURS", &v)?;
+            if hours == 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_SESSION_TTL_HOURS",
+                    &v,
+                    "must be at least 1",
+                ));
+            }
+            config.session_ttl = Duration::from_secs(hours * 3600);
+        }
+        config.root_key_hex = env("FMU_GATEWAY_ROOT_KEY").filter(|k| !k.trim().is_empty());
+        if let Some(v) = env("FMU_GATEWAY_DB_POOL_SIZE") {
+            config.db_pool_size = parse_num("FMU_GATEWAY_DB_POOL_SIZE", &v)?;
+            if config.db_pool_size == 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_DB_POOL_SIZE",
+                    &v,
+                    "must be at least 1",
+                ));
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// A setting that could not be used, with the variable it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}={value:?}: {problem}")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    problem: String,
+}
+
+impl ConfigError {
+    fn new(name: &'static str, value: &str, problem: &str) -> Self {
+        ConfigError {
+            name,
+            value: value.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(name, value, "expected a whole number"))
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(name, value, "expected true or false")),
+    }
+}
+
+fn parse_url(value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+        Ok(trimmed.to_string())
+    } else {
+        Err(ConfigError::new(
+            "FMU_GATEWAY_PUBLIC_URL",
+            value,
+            "must start with http:// or https://",
+        ))
+    }
+}
+
+/// Browsers refuse `Secure` cookies over plain http, except that a developer on their own
+/// machine should not need TLS: only plain-http loopback URLs turn `Secure` off by default.
+fn is_plain_http_localhost(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    fn listen() -> SocketAddr {
+        "127.0.0.1:8080".parse().unwrap()
+    }
+
+    #[test]
+    fn defaults_work_on_plain_http_localhost() {
+        let c = Config::from_env(listen(), "data".into(), env_of(&[])).unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert!(!c.secure_cookies);
+        assert_eq!(c.free_credits, 25);
+    }
+
+    #[test]
+    fn a_public_https_url_makes_cookies_secure() {
+        let env = env_of(&[("FMU_GATEWAY_PUBLIC_URL", "https://fmu.example.com/")]);
+        let c = Config::from_env(listen(), "data".into(), env).unwrap();
+        assert_eq!(c.public_url, "https://fmu.example.com");
+        assert!(c.secure_cookies);
+        let env = env_of(&[("FMU_GATEWAY_PUBLIC_URL", "http://fmu.internal")]);
+        assert!(
+            Config::from_env(listen(), "data".into(), env)
+                .unwrap()
+                .secure_cookies
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let env = env_of(&[("FMU_GATEWAY_FREE_CREDITS", "lots")]);
+        let err = Config::from_env(listen(), "data".into(), env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FMU_GATEWAY_FREE_CREDITS"), "{err}");
+        let env = env_of(&[("FMU_GATEWAY_SECURE_COOKIES", "maybe")]);
+        assert!(Config::from_env(listen(), "data".into(), env).is_err());
+        let env = env_of(&[("FMU_GATEWAY_PUBLIC_URL", "fmu.example.com")]);
+        assert!(Config::from_env(listen(), "data".into(), env).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! The `api_keys` table: what identifies each biscuit key, never the token itself.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::DbResult;
+
+/// A key as listed on the keys page and in the API.
+#[derive(Clone, Debug)]
+pub struct KeyRow {
+    pub id: String,
+    pub user_id: String,
+    pub label: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// Billable events recorded with this key.
+    pub run_count: i64,
+}
+
+const SELECT: &str = "SELECT k.id, k.user_id, k.label, k.created_at, k.expires_at,
+        k.last_used_at, k.revoked_at,
+        (SELECT COUNT(*) FROM usage u WHERE u.api_key_id = k.id)
+    FROM api_keys k";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok(KeyRow {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        label: r.get(2)?,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        last_used_at: r.get(5)?,
+        revoked_at: r.get(6)?,
+        run_count: r.get(7)?,
+    })
+}
+
+pub fn insert(
+    conn: &Connection,
+    id: &str,
+    user_id: &str,
+    label: &str,
+    now: i64,
+    expires_at: Option<i64>,
+) -> DbResult<()> {
+    conn.execute(
+        "INSERT INTO api_keys (id, user_id, label, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, user_id, label, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// All of a user's keys, active first, newest first.
+pub fn list_for_user(conn: &Connection, user_id: &str) -> DbResult<Vec<KeyRow>> {
+    let sql = format!(
+        "{SELECT} WHERE k.user_id = ?1 ORDER BY k.revoked_at IS NOT NULL, k.created_at DESC, k.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([user_id], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The key with this id if it belongs to the user.
+pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> DbResult<Option<KeyRow>> {
+    let sql = format!("{SELECT} WHERE k.user_id = ?1 AND k.id = ?2");
+    Ok(conn
+        .query_row(&sql, params![user_id, id], from_row)
+        .optional()?)
+}
+
+/// What authentication needs on every request: owner, revocation, and when it was last used.
+pub struct KeyStatus {
+    pub user_id: String,
+    pub revoked: bool,
+    pub last_used_at: Option<i64>,
+}
+
+pub fn status(conn: &Connection, id: &str) -> DbResult<Option<KeyStatus>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, revoked_at IS NOT NULL, last_used_at FROM api_keys WHERE id = ?1",
+    )?;
+    Ok(stmt
+        .query_row([id], |r| {
+            Ok(KeyStatus {
+                user_id: r.get(0)?,
+                revoked: r.get(1)?,
+                last_used_at: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn touch(conn: &Connection, id: &str, now: i64) -> DbResult<()> {
+    conn.execute(
+        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Revokes the user's key. Revoking twice keeps the first time. `false`: no such key.
+pub fn revoke(conn: &Connection, user_id: &str, id: &str, now: i64) -> DbResult<bool> {
+    let changed = conn.execute(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE user_id = ?1 AND id = ?2",
+        params![user_id, id, now],
+    )?;
+    Ok(changed == 1)
+}

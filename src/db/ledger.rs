@@ -1,0 +1,96 @@
+//! The credit ledger and the cached balance in `users.credits`.
+//!
+//! A balance only ever changes through [`apply`], which writes the new balance and its ledger
+//! row in the caller's transaction, and refuses a change that would make it negative. The
+//! `CHECK (credits >= 0)` constraints back this up in the schema.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::DbResult;
+
+/// Why the balance changed; stored as text in `credit_ledger.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Grant,
+    Reserve,
+    Settle,
+    Refund,
+    Purchase,
+    PurchaseRefund,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Grant => "grant",
+            EntryKind::Reserve => "reserve",
+            EntryKind::Settle => "settle",
+            EntryKind::Refund => "refund",
+            EntryKind::Purchase => "purchase",
+            EntryKind::PurchaseRefund => "purchase_refund",
+        }
+    }
+}
+
+/// One ledger row, as shown on the billing page and in the API.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: i64,
+    pub delta: i64,
+    pub balance_after: i64,
+    pub kind: String,
+    pub reason: String,
+    pub run_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// Adds `delta` (may be negative) to the user's balance and records it. Returns the new
+/// balance, or `None` (and changes nothing) when the user does not exist or the balance would
+/// go below zero.
+pub fn apply(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    delta: i64,
+    kind: EntryKind,
+    reason: &str,
+    run_id: Option<&str>,
+    now: i64,
+) -> DbResult<Option<i64>> {
+    let balance: Option<i64> = tx
+        .query_row(
+            "UPDATE users SET credits = credits + ?2 WHERE id = ?1 AND credits + ?2 >= 0
+             RETURNING credits",
+            params![user_id, delta],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(balance) = balance else {
+        return Ok(None);
+    };
+    tx.execute(
+        "INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, run_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![user_id, delta, balance, kind.as_str(), reason, run_id, now],
+    )?;
+    Ok(Some(balance))
+}
+
+/// The user's newest ledger rows, newest first.
+pub fn recent(conn: &rusqlite::Connection, user_id: &str, limit: u32) -> DbResult<Vec<Entry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, delta, balance_after, kind, reason, run_id, created_at FROM credit_ledger
+         WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![user_id, limit], |r| {
+        Ok(Entry {
+            id: r.get(0)?,
+            delta: r.get(1)?,
+            balance_after: r.get(2)?,
+            kind: r.get(3)?,
+            reason: r.get(4)?,
+            run_id: r.get(5)?,
+            created_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

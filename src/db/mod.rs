@@ -1,0 +1,178 @@
+//! SQLite: the connection pool, the pragmas every connection gets, and migrations.
+//!
+//! One module per table group below this one; each function there is one statement or one
+//! transaction, named for what it does. Nothing outside `db` writes SQL. rusqlite is
+//! blocking, so async callers go through [`Db::run`], which hops onto the blocking pool.
+
+pub mod api_keys;
+pub mod ledger;
+pub mod sessions;
+pub mod usage;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+/// The schema, split into migrations by its `-- migration N:` headers.
+const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// Why a database operation failed. Never shown to users as is: the faces log it and answer
+/// a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+    #[error("migration {0} failed: {1}")]
+    Migration(u32, rusqlite::Error),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A cheaply cloneable handle to the pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path, pool_size: u32) -> DbResult<Db> {
+        // WAL is a property of the file: switch once, before the pool opens connections in
+        // parallel (concurrent switches fail with "database is locked").
+        let mut first = Connection::open(path)?;
+        configure(&mut first)?;
+        first.pragma_update(None, "journal_mode", "WAL")?;
+        migrate(&mut first)?;
+        drop(first);
+        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Db { pool })
+    }
+
+    /// A connection for blocking code (already on a blocking thread).
+    pub fn conn(&self) -> DbResult<r2d2::PooledConnection<SqliteConnectionManager>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` with a connection on tokio's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || f(&mut *pool.get()?))
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+/// Pragmas for every connection (WAL, set once in `open`, lets readers never wait for the
+/// writer; `synchronous = NORMAL` is durable in WAL mode except for the last commits on power
+/// loss): foreign keys on,
+/// and a busy timeout so concurrent writers queue instead of failing.
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;",
+    )
+}
+
+/// The migrations in `schema.sql`, numbered 1.. in order: each starts at a line that
+/// begins with `-- migration N:`.
+fn migrations() -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    for line in SCHEMA.lines() {
+        if let Some(rest) = line.strip_prefix("-- migration ") {
+            let number = rest
+                .split(':')
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+                .expect("schema.sql: a '-- migration N:' header has no number");
+            out.push((number, String::new()));
+        } else if let Some((_, sql)) = out.last_mut() {
+            sql.push_str(line);
+            sql.push('\n');
+        }
+    }
+    out
+}
+
+/// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.
+fn migrate(conn: &mut Connection) -> DbResult<()> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (number, sql) in migrations() {
+        if number <= current {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(&sql)
+            .map_err(|e| DbError::Migration(number, e))?;
+        tx.pragma_update(None, "user_version", number)?;
+        tx.commit()?;
+        tracing::info!(migration = number, "applied database migration");
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch: the unit of every time column.
+pub fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_one_up_without_gaps() {
+        let numbers: Vec<u32> = migrations().iter().map(|(n, _)| *n).collect();
+        let expected: Vec<u32> = (1..=numbers.len() as u32).collect();
+        assert_eq!(numbers, expected);
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_sets_user_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, migrations().len());
+    }
+
+    #[test]
+    fn the_ledger_refuses_updates_and_deletes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO users (id, email, email_normalized, credits, created_at)
+             VALUES ('u', 'a@b.c', 'a@b.c', 1, 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, created_at)
+             VALUES ('u', 1, 1, 'grant', 'test', 0)",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute("UPDATE credit_ledger SET delta = 5", [])
+                .is_err()
+        );
+        assert!(conn.execute("DELETE FROM credit_ledger", []).is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! The error type of the domain layer (accounts, keys, usage, …).
+//!
+//! Each face maps it to HTTP in exactly one place: `api::error` to `{code, message}` JSON,
+//! `web::error` to an HTML page or fragment. Internal details are logged there, never sent.
+
+use std::time::Duration;
+
+use crate::auth::AuthError;
+use crate::db::DbError;
+use crate::domain::Invalid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request's content is wrong; the message says what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing already exists (e.g. an email).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("too many attempts: try again in {} s", .0.as_secs().max(1))]
+    RateLimited(Duration),
+    /// Something broke on our side; the text is for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Invalid> for AppError {
+    fn from(e: Invalid) -> Self {
+        AppError::Invalid(e.0)
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,176 @@
+//! The HTTP application: every route, and the middleware that applies to all of them
+//! (security headers, tracing, shared state).
+
+use std::net::IpAddr;
+
+use poem::endpoint::BoxEndpoint;
+use poem::http::{HeaderValue, header};
+use poem::middleware::{CatchPanic, CookieJarManager, Tracing};
+use poem::web::Data;
+use poem::{
+    Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get,
+    handler, post,
+};
+
+use crate::api::{self, compat, error::framework_error};
+use crate::state::State;
+use crate::web::{self, paths};
+
+/// Builds the whole application around the shared state.
+pub fn app(state: State) -> impl Endpoint {
+    let json = |ep: BoxEndpoint<'static, Response>| {
+        ep.catch_all_error(|e| async move { framework_error(e) })
+    };
+    let cookie_routes = Route::new()
+        .at(paths::HOME, get(web::home))
+        .at(
+            paths::LOGIN,
+            get(web::auth_pages::login_page).post(ByContentType {
+                json: json(compat::login.boxed()).boxed(),
+                form: web::auth_pages::login_form.boxed(),
+            }),
+        )
+        .at(
+            paths::REGISTER,
+            get(web::auth_pages::register_page).post(ByContentType {
+                json: json(compat::register.boxed()).boxed(),
+                form: web::auth_pages::register_form.boxed(),
+            }),
+        )
+        .at(
+            paths::LOGOUT,
+            get(web::auth_pages::logout_page).post(web::auth_pages::logout),
+        )
+        .at(paths::DASHBOARD, get(web::dashboard::page))
+        .at(paths::KEYS, get(web::keys::page).post(web::keys::create))
+        .at(paths::KEY_REVOKE, post(web::keys::revoke))
+        .at(paths::USAGE, get(web::usage::show))
+        .at(paths::RUNS, get(web::misc::runs))
+        .at(paths::LIBRARY, get(web::misc::library))
+        .at(paths::BILLING, get(web::misc::billing))
+        // Compatibility routes (JSON errors; cookie or API key).
+        .at("/usage/", get(json(compat::usage_list.boxed())))
+        .at("/usage/recent", get(json(compat::usage_recent.boxed())))
+        .at(paths::USAGE_EXPORT, get(json(compat::usage_export.boxed())))
+        .at("/api_keys/", get(json(compat::keys_list.boxed())))
+        .at("/api_keys/new", post(json(compat::keys_new.boxed())))
+        .at(
+            "/api_keys/revoke/:id",
+            post(json(compat::keys_revoke.boxed())),
+        )
+        .around(web::error::render_errors)
+        .around(web::middleware::sessions);
+
+    let public_url = state.config.public_url.clone();
+    Route::new()
+        .nest("/", cookie_routes)
+        .nest("/api", api::routes(&public_url))
+        .at("/assets/:name", get(web::assets::serve))
+        .at("/health", get(health))
+        .at("/ready", get(ready))
+        .with(CookieJarManager::new())
+        .with(CatchPanic::new())
+        .around(security_headers)
+        .data(state)
+        .with(Tracing)
+}
+
+/// Sends JSON requests to one endpoint and forms to another: `POST /login` and
+/// `POST /register` serve both the dashboard's forms and existing JSON clients.
+struct ByContentType {
+    json: BoxEndpoint<'static, Response>,
+    form: BoxEndpoint<'static, Response>,
+}
+
+impl Endpoint for ByContentType {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if is_json {
+            self.json.call(req).await
+        } else {
+            self.form.call(req).await
+        }
+    }
+}
+
+/// `GET /health`: the process is up.
+#[handler]
+fn health() -> poem::web::Json<serde_json::Value> {
+    poem::web::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// `GET /ready`: the database answers.
+#[handler]
+async fn ready(state: Data<&State>) -> Response {
+    let ok = state
+        .db
+        .run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .await
+        .is_ok();
+    let status = if ok {
+        poem::http::StatusCode::OK
+    } else {
+        poem::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    poem::web::Json(serde_json::json!({ "ready": ok }))
+        .with_status(status)
+        .into_response()
+}
+
+/// The policy for our own pages: everything from our origin, no inline script or style, no
+/// framing. The API docs page (Swagger UI, bundled by poem-openapi) needs inline script and
+/// style, so it alone gets those.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+const CSP_DOCS: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
+
+async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let docs = req.uri().path().starts_with(paths::API_DOCS);
+    let mut resp = next.call(req).await?.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(if docs { CSP_DOCS } else { CSP }),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    h.insert(
+        "Cross-Origin-Opener-Policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    Ok(resp)
+}
+
+/// The client's address: the TCP peer, or behind a trusted proxy (Fly.io) the address it
+/// reports. Only used for rate limits.
+pub struct ClientIp(pub IpAddr);
+
+impl<'a> FromRequest<'a> for ClientIp {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let trust = req.data::<State>().is_some_and(|s| s.config.trust_proxy);
+        let forwarded = || {
+            let h = req.headers();
+            let fly = h.get("fly-client-ip").and_then(|v| v.to_str().ok());
+            let xff = h
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next());
+            fly.or(xff).and_then(|ip| ip.trim().parse().ok())
+        };
+        let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let ip = if trust { forwarded().or(peer) } else { peer };
+        Ok(ClientIp(ip.unwrap_or(IpAddr::from([0, 0, 0, 0]))))
+    }
+}

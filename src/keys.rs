@@ -1,0 +1,98 @@
+//! API keys: create (the secret is returned once, here, and never stored), list, revoke.
+
+use std::time::SystemTime;
+
+use crate::db::{self, api_keys::KeyRow};
+use crate::domain::{new_id, parse_key_label};
+use crate::error::{AppError, AppResult};
+use crate::state::State;
+
+/// A key just created: its row and the secret token, to show exactly once.
+pub struct NewKey {
+    pub row: KeyRow,
+    pub token: String,
+}
+
+/// Mints a key for the user without storing it (registration stores it in its own
+/// transaction; [`create`] stores it at once).
+pub fn prepare(
+    state: &State,
+    user_id: &str,
+    label: Option<&str>,
+    expires: Option<SystemTime>,
+) -> AppResult<NewKey> {
+    let label = parse_key_label(label)?;
+    let id = new_id("key");
+    let token = state
+        .keys
+        .mint(user_id, &id, expires)
+        .map_err(AppError::Internal)?;
+    let now = db::now_ms();
+    let expires_at = expires.map(|t| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    });
+    let row = KeyRow {
+        id,
+        user_id: user_id.to_string(),
+        label,
+        created_at: now,
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+        run_count: 0,
+    };
+    Ok(NewKey { row, token })
+}
+
+pub async fn create(
+    state: &State,
+    user_id: &str,
+    label: Option<&str>,
+    expires: Option<SystemTime>,
+) -> AppResult<NewKey> {
+    let key = prepare(state, user_id, label, expires)?;
+    let row = key.row.clone();
+    state
+        .db
+        .run(move |conn| {
+            db::api_keys::insert(
+                conn,
+                &row.id,
+                &row.user_id,
+                &row.label,
+                row.created_at,
+                row.expires_at,
+            )
+        })
+        .await?;
+    tracing::info!(user_id, key_id = %key.row.id, "created an API key");
+    Ok(key)
+}
+
+pub async fn list(state: &State, user_id: &str) -> AppResult<Vec<KeyRow>> {
+    let user_id = user_id.to_string();
+    Ok(state
+        .db
+        .run(move |conn| db::api_keys::list_for_user(conn, &user_id))
+        .await?)
+}
+
+/// Revokes one of the user's keys; another user's key id is "not found", not "forbidden",
+/// so ids cannot be probed.
+pub async fn revoke(state: &State, user_id: &str, key_id: &str) -> AppResult<KeyRow> {
+    let (uid, kid) = (user_id.to_string(), key_id.to_string());
+    let row = state
+        .db
+        .run(move |conn| {
+            if !db::api_keys::revoke(conn, &uid, &kid, db::now_ms())? {
+                return Ok(None);
+            }
+            db::api_keys::get_for_user(conn, &uid, &kid)
+        })
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
+    tracing::info!(user_id, key_id, "revoked an API key");
+    Ok(row)
+}

@@ -1,0 +1,87 @@
+//! FMU Gateway: run FMI simulation models over a JSON API and a browser dashboard.
+//!
+//! [`App::build`] assembles the whole service from a [`Config`] and binds it (port 0 in
+//! tests), so tests start the real thing on a random port with their own data directory.
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod state;
+pub mod telemetry;
+pub mod usage;
+pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use poem::Server;
+use poem::listener::TcpAcceptor;
+
+pub use config::Config;
+pub use state::{AppState, StartError, State};
+
+/// A built, bound service that has not started serving yet.
+pub struct App {
+    addr: SocketAddr,
+    state: State,
+    acceptor: TcpAcceptor,
+}
+
+impl App {
+    /// Opens the data directory and database, loads the root key, binds the listener.
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        let listen = config.listen;
+        let state = AppState::open(config)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| StartError::Listen(listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Listen(listen, e))?;
+        let acceptor =
+            TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?;
+        Ok(App {
+            addr,
+            state,
+            acceptor,
+        })
+    }
+
+    /// The address actually bound (the real port when the config asked for 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and gives requests
+    /// in flight up to 10 s to finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let housekeeping = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.auth_limit.forget_idle();
+            }
+        });
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(
+                http::app(self.state),
+                shutdown,
+                Some(Duration::from_secs(10)),
+            )
+            .await;
+        housekeeping.abort();
+        result
+    }
+}

@@ -1,0 +1,47 @@
+//! What every request can reach: configuration, the database, the key issuer, rate limits.
+
+use std::sync::Arc;
+
+use crate::auth::rate_limit::AuthLimit;
+use crate::auth::tokens::{KeyIssuer, RootKeyError};
+use crate::config::Config;
+use crate::db::{Db, DbError};
+
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub keys: KeyIssuer,
+    pub auth_limit: AuthLimit,
+}
+
+pub type State = Arc<AppState>;
+
+/// Why the service could not start; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("cannot open the database: {0}")]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    RootKey(#[from] RootKeyError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(std::net::SocketAddr, std::io::Error),
+}
+
+impl AppState {
+    /// Creates the data directory, opens (and migrates) the database, loads the root key.
+    pub fn open(config: Config) -> Result<State, StartError> {
+        let shown = config.data_dir.display().to_string();
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(shown, e))?;
+        let db = Db::open(&config.data_dir.join("fmu-gateway.db"), config.db_pool_size)?;
+        let keys = KeyIssuer::load_or_create(&config.data_dir, config.root_key_hex.as_deref())?;
+        let auth_limit = AuthLimit::per_minute(config.auth_rate_per_minute);
+        Ok(Arc::new(AppState {
+            config,
+            db,
+            keys,
+            auth_limit,
+        }))
+    }
+}

@@ -1,0 +1,50 @@
+//! Static assets, compiled into the binary so the service is one file to deploy.
+//!
+//! htmx comes from the npm package `htmx.org` (pinned in package.json and its lock file;
+//! `npm ci` puts it in node_modules, `build.rs` checks it is there). Ours live in `assets/`.
+
+use poem::http::StatusCode;
+use poem::web::Path;
+use poem::{Response, handler};
+
+/// Bumped with the crate version, so browsers can cache assets for a long time.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const HTMX: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/node_modules/htmx.org/dist/htmx.min.js"
+));
+
+fn find(name: &str) -> Option<(&'static [u8], &'static str)> {
+    Some(match name {
+        "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
+        "app.js" => (
+            include_bytes!("../../assets/app.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "app.css" => (
+            include_bytes!("../../assets/app.css"),
+            "text/css; charset=utf-8",
+        ),
+        "logo.svg" => (include_bytes!("../../assets/logo.svg"), "image/svg+xml"),
+        _ => return None,
+    })
+}
+
+/// The URL of an asset, with the version so a new release busts caches.
+pub fn url(name: &str) -> String {
+    format!("/assets/{name}?v={VERSION}")
+}
+
+#[handler]
+pub fn serve(Path(name): Path<String>) -> Response {
+    match find(&name) {
+        Some((bytes, content_type)) => Response::builder()
+            .content_type(content_type)
+            .header("Cache-Control", "public, max-age=86400")
+            .body(bytes),
+        None => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body("no such asset"),
+    }
+}

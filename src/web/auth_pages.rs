@@ -1,0 +1,240 @@
+//! Log in, sign up, log out.
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Form};
+use poem::{Request, Response, handler};
+use serde::Deserialize;
+
+use super::layout::{self, Nav, csrf_field};
+use super::{CurrentSession, html, paths, see_other};
+use crate::accounts::{self, Registration};
+use crate::auth::session::{self, Session};
+use crate::error::AppError;
+use crate::http::ClientIp;
+use crate::state::State;
+
+#[derive(Deserialize, Default)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    api_key: String,
+}
+
+fn login_view(form: &LoginForm, error: Option<&str>) -> Markup {
+    let content = html! {
+        section.auth-card {
+            h1 { "Log in" }
+            @if let Some(e) = error { (layout::alert("error", e)) }
+            form method="post" action=(paths::LOGIN) {
+                label for="email" { "Email" }
+                input #email type="email" name="email" autocomplete="username" required value=(form.email);
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                button.primary type="submit" { "Log in" }
+            }
+            details.alt-login {
+                summary { "Log in with an API key instead" }
+                form method="post" action=(paths::LOGIN) {
+                    label for="api_key" { "API key" }
+                    input #api_key type="password" name="api_key" autocomplete="off" required placeholder="fmugw_…";
+                    button type="submit" { "Log in with key" }
+                }
+            }
+            p { "No account yet? " a href=(paths::REGISTER) { "Sign up" } }
+        }
+    };
+    layout::page("Log in", Nav::None, None, content)
+}
+
+#[handler]
+pub fn login_page(req: &Request) -> Response {
+    if req.extensions().get::<Session>().is_some() {
+        return see_other(paths::DASHBOARD);
+    }
+    html(StatusCode::OK, login_view(&LoginForm::default(), None))
+}
+
+/// The login form: email + password, or an API key.
+#[handler]
+pub async fn login_form(
+    state: Data<&State>,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let state = *state;
+    let result = async {
+        accounts::throttle(state, ip)?;
+        if !form.api_key.trim().is_empty() {
+            Ok(accounts::login_with_key(state, &form.api_key).await?.0)
+        } else {
+            accounts::login_with_password(state, &form.email, &form.password).await
+        }
+    }
+    .await;
+    match result {
+        Ok(user) => start_session(state, &user.id).await,
+        Err(e) => form_error(e, |msg| login_view(&form, Some(msg))),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct RegisterForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn register_view(form: &RegisterForm, error: Option<&str>) -> Markup {
+    let content = html! {
+        section.auth-card {
+            h1 { "Create your account" }
+            p.muted { "New accounts start with free credits to run simulations." }
+            @if let Some(e) = error { (layout::alert("error", e)) }
+            form method="post" action=(paths::REGISTER) {
+                label for="email" { "Email" }
+                input #email type="email" name="email" autocomplete="email" required value=(form.email);
+                label for="name" { "Name " span.muted { "(optional)" } }
+                input #name type="text" name="name" autocomplete="name" maxlength="100" value=(form.name);
+                label for="password" { "Password " span.muted { "(at least 8 characters)" } }
+                input #password type="password" name="password" autocomplete="new-password" required minlength="8";
+                button.primary type="submit" { "Sign up" }
+            }
+            p { "Already have an account? " a href=(paths::LOGIN) { "Log in" } }
+        }
+    };
+    layout::page("Sign up", Nav::None, None, content)
+}
+
+#[handler]
+pub fn register_page(req: &Request) -> Response {
+    if req.extensions().get::<Session>().is_some() {
+        return see_other(paths::DASHBOARD);
+    }
+    html(
+        StatusCode::OK,
+        register_view(&RegisterForm::default(), None),
+    )
+}
+
+#[handler]
+pub async fn register_form(
+    state: Data<&State>,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<RegisterForm>,
+) -> Response {
+    let state = *state;
+    let result = async {
+        accounts::throttle(state, ip)?;
+        let reg = Registration {
+            email: &form.email,
+            password: Some(&form.password),
+            name: Some(&form.name),
+            first_key: None,
+        };
+        accounts::register(state, reg).await
+    }
+    .await;
+    match result {
+        Ok(done) => start_session(state, &done.user.id).await,
+        Err(e) => form_error(e, |msg| register_view(&form, Some(msg))),
+    }
+}
+
+async fn start_session(state: &State, user_id: &str) -> Response {
+    match session::start(state, user_id).await {
+        Ok(cookie) => {
+            let mut resp = see_other(paths::DASHBOARD);
+            resp.headers_mut().append(
+                "Set-Cookie",
+                cookie
+                    .to_string()
+                    .parse()
+                    .expect("a cookie is a valid header"),
+            );
+            resp
+        }
+        Err(e) => form_error(
+            AppError::from(e),
+            |msg| html! { (layout::alert("error", msg)) },
+        ),
+    }
+}
+
+/// Re-renders a form with the error above it, with the error's status.
+fn form_error(err: AppError, view: impl FnOnce(&str) -> Markup) -> Response {
+    let retry_after = match &err {
+        AppError::RateLimited(wait) => Some(crate::auth::rate_limit::retry_after_secs(*wait)),
+        _ => None,
+    };
+    let web = super::error::WebError::from(err);
+    let super::error::WebError::Status(status, message) = web else {
+        return see_other(paths::LOGIN);
+    };
+    let mut resp = html(status, view(&message));
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert("Retry-After", secs.into());
+    }
+    resp
+}
+
+#[handler]
+pub fn logout_page(CurrentSession(s): CurrentSession) -> Response {
+    let content = html! {
+        section.auth-card {
+            h1 { "Log out" }
+            form method="post" action=(paths::LOGOUT) {
+                (csrf_field(&s))
+                button.primary type="submit" { "Log out of this browser" }
+            }
+            form method="post" action=(paths::LOGOUT) {
+                (csrf_field(&s))
+                input type="hidden" name="everywhere" value="1";
+                button type="submit" { "Log out everywhere" }
+            }
+        }
+    };
+    html(
+        StatusCode::OK,
+        layout::page("Log out", Nav::None, Some(&s), content),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    everywhere: Option<String>,
+}
+
+/// Ends this session, or with `everywhere` all of the user's sessions, and forgets the cookie.
+#[handler]
+pub async fn logout(state: Data<&State>, req: &Request, Form(form): Form<LogoutForm>) -> Response {
+    if let Some(s) = req.extensions().get::<Session>() {
+        let ended = if form.everywhere.is_some() {
+            session::end_all(&state, &s.user.id).await.map(|_| ())
+        } else {
+            session::end(&state, s).await
+        };
+        if let Err(e) = ended {
+            return form_error(
+                AppError::from(e),
+                |msg| html! { (layout::alert("error", msg)) },
+            );
+        }
+    }
+    let mut resp = see_other(paths::LOGIN);
+    let cookie = session::removal_cookie(&state.config);
+    resp.headers_mut().append(
+        "Set-Cookie",
+        cookie
+            .to_string()
+            .parse()
+            .expect("a cookie is a valid header"),
+    );
+    resp
+}

@@ -1,0 +1,156 @@
+//! The API keys page: generate (the secret appears once, in place), list, revoke in place.
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path};
+use poem::{Response, handler};
+use serde::Deserialize;
+
+use super::error::WebError;
+use super::layout::{self, Nav, csrf_field, when};
+use super::{CurrentSession, WantsFragment, html, paths, see_other};
+use crate::auth::session::Session;
+use crate::db::api_keys::KeyRow;
+use crate::keys::{self, NewKey};
+use crate::state::State;
+
+fn status_badge(k: &KeyRow) -> Markup {
+    let now = crate::db::now_ms();
+    let (class, text) = if k.revoked_at.is_some() {
+        ("badge badge-revoked", "Revoked")
+    } else if k.expires_at.is_some_and(|e| e <= now) {
+        ("badge badge-revoked", "Expired")
+    } else {
+        ("badge badge-active", "Active")
+    };
+    html! { span class=(class) { (text) } }
+}
+
+/// One row; also the answer to an htmx revoke, which swaps the row in place.
+pub fn key_row(k: &KeyRow, s: &Session) -> Markup {
+    html! {
+        tr #{"key-" (k.id)} {
+            td { (k.label) }
+            td { code { (k.id) } }
+            td { (when(k.created_at)) }
+            td { @if let Some(t) = k.last_used_at { (when(t)) } @else { span.muted { "never" } } }
+            td.num { (k.run_count) }
+            td { (status_badge(k)) }
+            td {
+                @if k.revoked_at.is_none() {
+                    form method="post" action=(paths::key_revoke(&k.id))
+                        hx-post=(paths::key_revoke(&k.id)) hx-target="closest tr" hx-swap="outerHTML"
+                        hx-confirm={ "Revoke “" (k.label) "”? Programs using it will stop working at once." } {
+                        (csrf_field(s))
+                        button.danger type="submit" aria-label={ "Revoke " (k.label) } { "Revoke" }
+                    }
+                } @else {
+                    span.muted { "revoked " (when(k.revoked_at.unwrap_or_default())) }
+                }
+            }
+        }
+    }
+}
+
+/// The keys table; re-sent out of band when a key is created.
+pub fn keys_table(keys: &[KeyRow], s: &Session, oob: bool) -> Markup {
+    html! {
+        div #keys-table hx-swap-oob=[oob.then_some("true")] {
+            @if keys.is_empty() {
+                p.muted { "You have no API keys yet." }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Label" } th scope="col" { "Key ID" } th scope="col" { "Created" }
+                        th scope="col" { "Last used" } th scope="col" { "Runs" } th scope="col" { "Status" }
+                        th scope="col" { span.visually-hidden { "Actions" } }
+                    } }
+                    tbody #keys-body { @for k in keys { (key_row(k, s)) } }
+                }
+            }
+        }
+    }
+}
+
+/// The new secret, shown once.
+fn new_key_box(key: &NewKey) -> Markup {
+    html! {
+        div.alert.alert-success.new-key role="status" {
+            p { strong { "Your new key “" (key.row.label) "”." } " Copy it now: it is not stored and will not be shown again." }
+            div.copy-row {
+                code #new-key-value { (key.token) }
+                button type="button" data-copy="#new-key-value" { "Copy" }
+            }
+        }
+    }
+}
+
+fn view(s: &Session, keys: &[KeyRow], created: Option<&NewKey>) -> Markup {
+    let content = html! {
+        h1 { "API keys" }
+        p {
+            "Send a key as " code { "Authorization: Bearer <key>" } " or " code { "X-API-Key: <key>" } ". "
+            "Keys are " a href="https://www.biscuitsec.org/" { "biscuit" } " tokens: you can restrict one offline, "
+            "e.g. " code { "check if operation(\"read_usage\")" } ", and use the result as is. Verify tokens with the "
+            a href="/api/v1/keys/public-key" { "public key" } "."
+        }
+        form.inline-form method="post" action=(paths::KEYS) hx-post=(paths::KEYS) hx-target="#new-key" hx-swap="innerHTML" {
+            (csrf_field(s))
+            label for="label" { "Label" }
+            input #label type="text" name="label" maxlength="64" placeholder="e.g. CI pipeline";
+            button.primary type="submit" { "Generate key" }
+        }
+        div #new-key { @if let Some(k) = created { (new_key_box(k)) } }
+        (keys_table(keys, s, false))
+    };
+    layout::page("API keys", Nav::Keys, Some(s), content)
+}
+
+#[handler]
+pub async fn page(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+) -> Result<Response, WebError> {
+    let keys = keys::list(&state, &s.user.id).await?;
+    Ok(html(StatusCode::OK, view(&s, &keys, None)))
+}
+
+#[derive(Deserialize)]
+pub struct NewKeyForm {
+    label: Option<String>,
+}
+
+/// Creates a key. htmx gets the secret in `#new-key` and the table out of band; a plain
+/// form post gets the whole page with the secret on it.
+#[handler]
+pub async fn create(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    WantsFragment(fragment): WantsFragment,
+    Form(form): Form<NewKeyForm>,
+) -> Result<Response, WebError> {
+    let key = keys::create(&state, &s.user.id, form.label.as_deref(), None).await?;
+    let all = keys::list(&state, &s.user.id).await?;
+    let markup = if fragment {
+        html! { (new_key_box(&key)) (keys_table(&all, &s, true)) }
+    } else {
+        view(&s, &all, Some(&key))
+    };
+    Ok(html(StatusCode::CREATED, markup))
+}
+
+/// Revokes a key; htmx gets the row back to swap in place.
+#[handler]
+pub async fn revoke(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    WantsFragment(fragment): WantsFragment,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let row = keys::revoke(&state, &s.user.id, &id).await?;
+    Ok(if fragment {
+        html(StatusCode::OK, key_row(&row, &s))
+    } else {
+        see_other(paths::KEYS)
+    })
+}

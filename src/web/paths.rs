@@ -1,0 +1,22 @@
+//! Route paths, shared by the router and every link, form and `hx-*` attribute, so a link
+//! cannot drift from its route.
+
+pub const HOME: &str = "/";
+pub const LOGIN: &str = "/login";
+pub const REGISTER: &str = "/register";
+pub const LOGOUT: &str = "/logout";
+pub const DASHBOARD: &str = "/dashboard";
+pub const KEYS: &str = "/api-keys";
+pub const KEY_REVOKE: &str = "/api-keys/:id/revoke";
+pub const USAGE: &str = "/usage";
+pub const USAGE_EXPORT: &str = "/usage/export";
+pub const RUNS: &str = "/runs";
+pub const LIBRARY: &str = "/library";
+pub const BILLING: &str = "/billing";
+pub const API_DOCS: &str = "/api/docs";
+pub const OPENAPI_JSON: &str = "/api/openapi.json";
+
+/// `KEY_REVOKE` for one key.
+pub fn key_revoke(id: &str) -> String {
+    KEY_REVOKE.replace(":id", id)
+}
