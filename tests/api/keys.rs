@@ -1,0 +1,445 @@
+//! API keys: create, list, revoke, attenuate, verify with the public key.
+
+use std::str::FromStr;
+
+use biscuit_auth::macros::block;
+use biscuit_auth::{Biscuit, PublicKey};
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, api_client, spawn_app};
+
+async fn public_key(app: &TestApp) -> PublicKey {
+    let body: Value = api_client()
+        .get(app.at("/api/v1/keys/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["algorithm"], "ed25519");
+    PublicKey::from_str(body["public_key"].as_str().unwrap()).unwrap()
+}
+
+/// The holder's offline attenuation: append a block with `code` using the biscuit library.
+fn attenuate(key: &str, public: PublicKey, block: biscuit_auth::builder::BlockBuilder) -> String {
+    let raw = key.strip_prefix("fmugw_").unwrap();
+    let token = Biscuit::from_base64(raw, public).unwrap();
+    token.append(block).unwrap().to_base64().unwrap()
+}
+
+#[tokio::test]
+async fn keys_are_created_listed_and_revoked_and_revocation_is_immediate() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let client = api_client();
+
+    let resp = client
+        .post(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .json(&json!({ "label": "CI" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    let new_key = created["api_key"].as_str().unwrap().to_string();
+    let id = created["key"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["key"]["label"], "CI");
+    assert_eq!(created["key"]["active"], true);
+
+    // The token itself is never stored.
+    let stored: String = app
+        .state
+        .db
+        .conn()
+        .unwrap()
+        .query_row(
+            "SELECT group_concat(id || label, '') FROM api_keys",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!stored.contains(&new_key[10..40]));
+
+    assert_eq!(
+        client
+            .get(app.at("/api/v1/me"))
+            .header("X-API-Key", &new_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let list: Value = client
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap();
+    assert!(
+        listed["last_used_at"].is_string(),
+        "using the key recorded its last use: {listed}"
+    );
+
+    let resp = client
+        .post(app.at(&format!("/api/v1/keys/{id}/revoke")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let revoked: Value = resp.json().await.unwrap();
+    assert_eq!(revoked["active"], false);
+    assert!(revoked["revoked_at"].is_string());
+
+    let resp = client
+        .get(app.at("/api/v1/me"))
+        .header("X-API-Key", &new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "revoked_api_key");
+    // The other key still works.
+    assert_eq!(
+        client
+            .get(app.at("/api/v1/me"))
+            .bearer_auth(&account.api_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn another_users_key_cannot_be_revoked_or_seen() {
+    let app = spawn_app().await;
+    let alice = app.register().await;
+    let bob = app.register().await;
+    let bobs: Value = api_client()
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&bob.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bob_key_id = bobs[0]["id"].as_str().unwrap();
+    let resp = api_client()
+        .post(app.at(&format!("/api/v1/keys/{bob_key_id}/revoke")))
+        .bearer_auth(&alice.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        api_client()
+            .get(app.at("/api/v1/me"))
+            .bearer_auth(&bob.api_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let alices: Value = api_client()
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&alice.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        alices
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["id"] != bob_key_id)
+    );
+}
+
+#[tokio::test]
+async fn bad_keys_are_refused_with_a_code_that_says_why() {
+    let app = spawn_app().await;
+    let client = api_client();
+    let cases: [(Option<&str>, &str); 3] = [
+        (None, "missing_api_key"),
+        (Some("fmugw_AAAA"), "invalid_api_key"),
+        (Some("Basic abc"), "missing_api_key"),
+    ];
+    for (header, code) in cases {
+        let mut req = client.get(app.at("/api/v1/usage"));
+        if let Some(h) = header {
+            req = if h.starts_with("Basic") {
+                req.header("Authorization", h)
+            } else {
+                req.bearer_auth(h)
+            };
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["code"], code, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_attenuated_offline_is_honoured_and_revoked_with_its_parent() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let public = public_key(&app).await;
+    let read_only = attenuate(
+        &account.api_key,
+        public,
+        block!(r#"check if operation("read_usage");"#),
+    );
+    let client = api_client();
+
+    // Sent without our prefix, as the biscuit CLI would print it.
+    let resp = client
+        .get(app.at("/api/v1/usage"))
+        .bearer_auth(&read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = client
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "key_restricted");
+    assert!(
+        err["message"].as_str().unwrap().contains("read_usage"),
+        "{err}"
+    );
+    // A restricted key cannot be turned into a full dashboard session.
+    let resp = client
+        .post(app.at("/login"))
+        .json(&json!({ "api_key": read_only }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    let keys: Value = client
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let parent = keys[0]["id"].as_str().unwrap();
+    client
+        .post(app.at(&format!("/api/v1/keys/{parent}/revoke")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    let resp = client
+        .get(app.at("/api/v1/usage"))
+        .bearer_auth(&read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        401,
+        "revoking the parent revokes its attenuations"
+    );
+}
+
+#[tokio::test]
+async fn an_attenuated_expiry_is_enforced() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let public = public_key(&app).await;
+    let expired = attenuate(
+        &account.api_key,
+        public,
+        block!(r#"check if time($t), $t <= 2020-01-01T00:00:00Z;"#),
+    );
+    let future = attenuate(
+        &account.api_key,
+        public,
+        block!(r#"check if time($t), $t <= 2100-01-01T00:00:00Z;"#),
+    );
+    let client = api_client();
+    assert_eq!(
+        client
+            .get(app.at("/api/v1/me"))
+            .bearer_auth(&expired)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        client
+            .get(app.at("/api/v1/me"))
+            .bearer_auth(&future)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_attenuated_block_cannot_claim_another_user() {
+    let app = spawn_app().await;
+    let alice = app.register().await;
+    let bob = app.register().await;
+    let public = public_key(&app).await;
+    let bob_id = bob.user_id.clone();
+    let forged = attenuate(&alice.api_key, public, block!(r#"user({bob_id});"#));
+    let me: Value = api_client()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user_id"], alice.user_id.as_str());
+}
+
+#[tokio::test]
+async fn the_public_key_verifies_issued_keys_and_rejects_others() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let public = public_key(&app).await;
+    Biscuit::from_base64(account.api_key.strip_prefix("fmugw_").unwrap(), public).unwrap();
+    let other = biscuit_auth::KeyPair::new();
+    let foreign = Biscuit::builder()
+        .fact(r#"user("x")"#)
+        .unwrap()
+        .build(&other)
+        .unwrap()
+        .to_base64()
+        .unwrap();
+    let resp = api_client()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(&foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn the_compatibility_key_routes_keep_their_shapes() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let client = api_client();
+    let resp = client
+        .post(app.at("/api_keys/new"))
+        .header("X-API-Key", &account.api_key)
+        .json(&json!({ "label": "legacy" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    for field in ["id", "label", "api_key", "created_at"] {
+        assert!(created[field].is_string(), "{field} in {created}");
+    }
+    // An empty body is fine too.
+    let resp = client
+        .post(app.at("/api_keys/new"))
+        .header("X-API-Key", &account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let list: Value = client
+        .get(app.at("/api_keys/"))
+        .header("X-API-Key", &account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let first = &list[0];
+    for field in ["id", "label", "created_at", "revoked", "run_count"] {
+        assert!(!first[field].is_null(), "{field} in {first}");
+    }
+    let id = created["id"].as_str().unwrap();
+    let resp = client
+        .post(app.at(&format!("/api_keys/revoke/{id}")))
+        .header("X-API-Key", &account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["revoked"], true);
+    let resp = client
+        .get(app.at("/usage/"))
+        .header("X-API-Key", created["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client
+        .post(app.at("/api_keys/revoke/key_doesnotexist"))
+        .header("X-API-Key", &account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn an_over_long_label_is_refused_without_creating_a_key() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let resp = api_client()
+        .post(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .json(&json!({ "label": "x".repeat(65) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["message"].as_str().unwrap().contains("64"));
+    let list: Value = api_client()
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real service on a random port, driven over HTTP.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod accounts;
+mod keys;
+mod openapi;
+mod security;
+mod usage;

@@ -1,0 +1,59 @@
+//! The OpenAPI document is a contract: any change to it must be deliberate. Regenerate the
+//! snapshot with `UPDATE_SNAPSHOTS=1 cargo test --test api openapi`.
+
+use serde_json::Value;
+
+use crate::common::{api_client, spawn_app};
+
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
+
+#[test]
+fn the_openapi_document_matches_the_snapshot() {
+    let spec: Value = serde_json::from_str(&fmu_gateway::api::spec_json()).unwrap();
+    let pretty = serde_json::to_string_pretty(&spec).unwrap() + "\n";
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(SNAPSHOT, &pretty).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(SNAPSHOT).expect("snapshot exists (UPDATE_SNAPSHOTS=1 to create)");
+    assert_eq!(
+        pretty, expected,
+        "the API contract changed: review and UPDATE_SNAPSHOTS=1"
+    );
+}
+
+#[tokio::test]
+async fn the_spec_and_docs_are_served() {
+    let app = spawn_app().await;
+    let spec: Value = api_client()
+        .get(app.at("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    for p in [
+        "/me",
+        "/keys",
+        "/keys/{id}/revoke",
+        "/keys/public-key",
+        "/usage",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());
+    }
+    let schemes = spec["components"]["securitySchemes"].as_object().unwrap();
+    assert!(schemes.contains_key("BearerKey") && schemes.contains_key("ApiKeyHeader"));
+    let error = &spec["components"]["schemas"]["ErrorBody"]["properties"];
+    assert!(error["code"].is_object() && error["message"].is_object());
+    let docs = api_client().get(app.at("/api/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("swagger")
+    );
+}

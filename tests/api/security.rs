@@ -1,0 +1,280 @@
+//! CSRF, rate limits and security headers.
+
+use serde_json::{Value, json};
+
+use crate::common::{api_client, browser, spawn_app, spawn_app_with, unique_email};
+
+async fn key_count(app: &crate::common::TestApp) -> i64 {
+    app.state
+        .db
+        .conn()
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_form_post_without_the_csrf_token_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let client = browser();
+    let csrf = app.browser_login(&client, &account).await;
+    let before = key_count(&app).await;
+
+    let missing = client
+        .post(app.at("/api-keys"))
+        .form(&[("label", "sneaky")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 403);
+    assert!(missing.text().await.unwrap().contains("security token"));
+    let wrong = client
+        .post(app.at("/api-keys"))
+        .form(&[("label", "sneaky"), ("csrf_token", "0000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let htmx_wrong = client
+        .post(app.at("/api-keys"))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", "nope")
+        .form(&[("label", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(htmx_wrong.status(), 403);
+    assert_eq!(key_count(&app).await, before, "nothing was created");
+
+    let ok = client
+        .post(app.at("/api-keys"))
+        .form(&[("label", "fine"), ("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 201);
+    let ok = client
+        .post(app.at("/api-keys"))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", &csrf)
+        .form(&[("label", "fine too")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 201);
+    assert_eq!(key_count(&app).await, before + 2);
+}
+
+#[tokio::test]
+async fn compatibility_posts_with_only_a_cookie_need_the_token_too() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let client = browser();
+    let csrf = app.browser_login(&client, &account).await;
+    let before = key_count(&app).await;
+    let resp = client
+        .post(app.at("/api_keys/new"))
+        .json(&json!({ "label": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "csrf_failed");
+    assert_eq!(key_count(&app).await, before);
+    let resp = client
+        .post(app.at("/api_keys/new"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({ "label": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
+
+#[tokio::test]
+async fn cross_site_form_posts_are_refused_even_without_a_session() {
+    let app = spawn_app().await;
+    let resp = browser()
+        .post(app.at("/register"))
+        .header("Origin", "https://evil.example")
+        .form(&[
+            ("email", unique_email().as_str()),
+            ("password", "longenough"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = browser()
+        .post(app.at("/login"))
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("email", "a@b.co"), ("password", "longenough")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let users: i64 = app
+        .state
+        .db
+        .conn()
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 0);
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_client_with_retry_after() {
+    let app = spawn_app_with(|c| c.auth_rate_per_minute = 3).await;
+    let client = api_client();
+    for _ in 0..3 {
+        let resp = client
+            .post(app.at("/login"))
+            .json(&json!({ "email": "a@b.co", "password": "wrong password" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    let resp = client
+        .post(app.at("/login"))
+        .json(&json!({ "email": "a@b.co", "password": "wrong password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "rate_limited");
+    // Registration shares the limit, in the browser too.
+    let resp = browser()
+        .post(app.at("/register"))
+        .form(&[
+            ("email", unique_email().as_str()),
+            ("password", "longenough"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers() {
+    let app = spawn_app().await;
+    for path in [
+        "/login",
+        "/health",
+        "/api/v1/keys/public-key",
+        "/assets/app.css",
+    ] {
+        let resp = api_client().get(app.at(path)).send().await.unwrap();
+        let h = resp.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h.contains_key("referrer-policy"));
+    }
+    let page = api_client()
+        .get(app.at("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("<script>") && !page.contains(" style="),
+        "no inline script or style"
+    );
+}
+
+#[tokio::test]
+async fn htmx_is_served_from_our_own_origin() {
+    let app = spawn_app().await;
+    let page = api_client()
+        .get(app.at("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"src="/assets/htmx.min.js?v="#), "{page}");
+    let resp = api_client()
+        .get(app.at("/assets/htmx.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(resp.text().await.unwrap().contains("htmx"));
+    assert_eq!(
+        api_client()
+            .get(app.at("/assets/nope.js"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn health_and_ready_answer() {
+    let app = spawn_app().await;
+    let h: Value = api_client()
+        .get(app.at("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    let r = api_client().get(app.at("/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn first_start_creates_the_database_and_a_private_root_key() {
+    let app = spawn_app().await;
+    assert!(app.data_dir.join("fmu-gateway.db").exists());
+    let key = app.data_dir.join("biscuit-root.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let conn = app.state.db.conn().unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1);
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(version >= 1);
+}

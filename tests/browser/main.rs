@@ -1,0 +1,371 @@
+//! Browser tests: the dashboard in headless Debian chromium, driven through chromedriver.
+//! They prove what only a browser can: htmx swaps parts of the page in place (a marker set
+//! on `window` survives, so the page was not reloaded) and the URL follows the state.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Account, TestApp, spawn_app};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// A headless chromium with its own chromedriver and a fresh profile; both end on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_browser() -> Browser {
+    let port = free_port();
+    let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    let driver = Command::new(&driver_bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {driver_bin} ({e}): install Debian's chromium-driver (see .ci/run)"
+            )
+        });
+    let profile = tempfile::tempdir().unwrap();
+    let binary = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("Debian's chromium is installed (see .ci/run)");
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": binary,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--no-default-browser-check", "--window-size=1280,900",
+                     format!("--user-data-dir={}", profile.path().display())]
+        }
+    });
+    let caps = match caps {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        match ClientBuilder::rustls()
+            .expect("rustls")
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > deadline => panic!("chromedriver did not start: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    Browser {
+        client,
+        driver,
+        _profile: profile,
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most five seconds.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
+    let c = &b.client;
+    c.goto(&app.at("/login")).await.unwrap();
+    c.find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys(&account.email)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(&account.password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action='/login'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the dashboard after login", || async {
+        c.current_url()
+            .await
+            .ok()
+            .filter(|u| u.path() == "/dashboard")
+    })
+    .await;
+}
+
+/// Marks the page so a reload can be detected.
+async fn mark_page(c: &Client) {
+    c.execute("window.__notReloaded = 42; return null;", vec![])
+        .await
+        .unwrap();
+}
+
+async fn still_marked(c: &Client) -> bool {
+    c.execute("return window.__notReloaded === 42;", vec![])
+        .await
+        .unwrap()
+        == Value::Bool(true)
+}
+
+#[tokio::test]
+async fn a_generated_key_appears_in_place_and_revoking_it_swaps_its_row() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+
+    c.goto(&app.at("/api-keys")).await.unwrap();
+    mark_page(c).await;
+    c.find(Locator::Css("#label"))
+        .await
+        .unwrap()
+        .send_keys("From the browser")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action='/api-keys'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    let token = eventually("the new key", || async {
+        let el = c.find(Locator::Css("#new-key-value")).await.ok()?;
+        el.text().await.ok().filter(|t| t.starts_with("fmugw_"))
+    })
+    .await;
+    assert!(
+        still_marked(c).await,
+        "the key appeared without a page reload"
+    );
+    let table = c
+        .find(Locator::Css("#keys-table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains("From the browser"),
+        "the table was updated too: {table}"
+    );
+    let me = reqwest::Client::new()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the key shown works");
+
+    let keys: Value = reqwest::Client::new()
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == "From the browser")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = format!("#key-{id}");
+    c.find(Locator::Css(&format!("{row} button.danger")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.accept_alert().await.unwrap();
+    eventually("the row to show Revoked", || async {
+        let text = c.find(Locator::Css(&row)).await.ok()?.text().await.ok()?;
+        text.contains("Revoked").then_some(())
+    })
+    .await;
+    assert!(
+        still_marked(c).await,
+        "the row changed without a page reload"
+    );
+    let me = reqwest::Client::new()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401, "the revoked key stopped working");
+}
+
+#[tokio::test]
+async fn clicking_a_usage_column_header_reorders_the_table_in_place() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    for (i, credits) in [5, 1, 9, 3].into_iter().enumerate() {
+        app.record_usage(
+            &account.user_id,
+            &format!("Model{i}"),
+            credits,
+            None,
+            1_780_000_000_000 + i as i64 * 1000,
+        )
+        .await;
+    }
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    c.goto(&app.at("/usage")).await.unwrap();
+    mark_page(c).await;
+
+    let credits_column = || async {
+        let cells = c
+            .find_all(Locator::Css("#usage-table tbody td.num"))
+            .await
+            .ok()?;
+        let mut out = Vec::new();
+        for cell in cells {
+            out.push(cell.text().await.ok()?.parse::<i64>().ok()?);
+        }
+        Some(out)
+    };
+    assert_eq!(
+        credits_column().await.unwrap(),
+        vec![3, 9, 1, 5],
+        "newest first"
+    );
+
+    c.find(Locator::LinkText("Credits Used"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the table sorted by credits", || async {
+        credits_column()
+            .await
+            .filter(|col| *col == vec![9, 5, 3, 1])
+    })
+    .await;
+    assert!(still_marked(c).await, "sorted without a page reload");
+    let url = c.current_url().await.unwrap();
+    assert!(
+        url.query().unwrap_or("").contains("sort=credits"),
+        "the URL follows the sort: {url}"
+    );
+
+    c.find(Locator::Css("th[aria-sort] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the order reversed", || async {
+        credits_column()
+            .await
+            .filter(|col| *col == vec![1, 3, 5, 9])
+    })
+    .await;
+
+    // Reloading the pushed URL gives the same order.
+    c.refresh().await.unwrap();
+    assert_eq!(credits_column().await.unwrap(), vec![1, 3, 5, 9]);
+}
+
+#[tokio::test]
+async fn signing_up_in_the_browser_lands_on_the_dashboard_with_free_credits() {
+    let app = spawn_app().await;
+    let b = start_browser().await;
+    let c = &b.client;
+    c.goto(&app.at("/register")).await.unwrap();
+    c.find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys(&common::unique_email())
+        .await
+        .unwrap();
+    c.find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys("Katherine")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys("hidden figures")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action='/register'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the dashboard", || async {
+        c.current_url()
+            .await
+            .ok()
+            .filter(|u| u.path() == "/dashboard")
+    })
+    .await;
+    let credits = c
+        .find(Locator::Css("#credits"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(credits, "25");
+    let heading = c
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "Hello, Katherine");
+}

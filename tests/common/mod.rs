@@ -1,0 +1,177 @@
+//! Test helpers: start the real service on a random port with its own data directory, and
+//! act as its users.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use fmu_gateway::{App, Config, State};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub state: State,
+    pub data_dir: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the service with test settings changed by `adjust`. Rate limits are high by
+/// default so tests that register many users are not throttled; the rate-limit test lowers
+/// them.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let mut config = Config::local(data_dir.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.auth_rate_per_minute = 100_000;
+    adjust(&mut config);
+    let app = App::build(config).await.expect("the app builds");
+    let addr = app.addr();
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        url: format!("http://{addr}"),
+        state,
+        data_dir,
+        _dir: dir,
+        stop: Some(stop),
+    }
+}
+
+/// A client like a browser: keeps cookies, does not follow redirects (tests check them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A client like an API integrator: no cookies.
+pub fn api_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub struct Account {
+    pub user_id: String,
+    pub email: String,
+    pub password: String,
+    pub api_key: String,
+}
+
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+pub fn unique_email() -> String {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("engineer{n}-{}@example.com", std::process::id())
+}
+
+impl TestApp {
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Registers over the JSON compatibility route.
+    pub async fn register(&self) -> Account {
+        let email = unique_email();
+        let password = "correct horse battery".to_string();
+        let resp = api_client()
+            .post(self.at("/register"))
+            .json(&json!({ "email": email, "password": password, "name": "Ada" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        Account {
+            user_id: body["user_id"].as_str().unwrap().into(),
+            email,
+            password,
+            api_key: body["api_key"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Logs a browser in with the form; returns the session's CSRF token.
+    pub async fn browser_login(&self, client: &reqwest::Client, account: &Account) -> String {
+        let resp = client
+            .post(self.at("/login"))
+            .form(&[
+                ("email", account.email.as_str()),
+                ("password", account.password.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            303,
+            "login failed: {}",
+            resp.text().await.unwrap()
+        );
+        self.csrf_token(client).await
+    }
+
+    /// The CSRF token from a dashboard page.
+    pub async fn csrf_token(&self, client: &reqwest::Client) -> String {
+        let page = client
+            .get(self.at("/api-keys"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        csrf_from(&page).expect("the page carries a CSRF token")
+    }
+
+    /// Records usage through the same domain function runs use.
+    pub async fn record_usage(
+        &self,
+        user_id: &str,
+        fmu: &str,
+        credits: i64,
+        key: Option<&str>,
+        at_ms: i64,
+    ) {
+        let (user_id, fmu, key) = (
+            user_id.to_string(),
+            fmu.to_string(),
+            key.map(str::to_string),
+        );
+        let conn = self.state.db.conn().unwrap();
+        let event = fmu_gateway::usage::UsageEvent {
+            fmu_name: &fmu,
+            credits,
+            api_key_id: key.as_deref(),
+            run_id: None,
+        };
+        fmu_gateway::usage::record(&conn, &user_id, &event, at_ms).unwrap();
+    }
+}
+
+pub fn csrf_from(html: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    Some(html[start..].split('"').next()?.to_string())
+}
