@@ -1,1 +1,272 @@
-fn main() {}
+//! HTTP throughput and latency of the service, measured against the release binary.
+//!
+//! `cargo bench --bench http` starts `fmu-gateway serve` on a fresh data directory, creates
+//! a user with 1,000 usage rows, then for each scenario keeps 50 connections busy for 10 s
+//! (after 2 s of warm-up) and reports requests/s, p50/p99 latency and the server's RSS.
+//! Client and server share the machine, as they would on a 2-core box under test.
+//! Settings: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("FMU_GATEWAY_AUTH_RATE_PER_MINUTE", "100000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the release binary starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(format!("{url}/health")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+struct Outcome {
+    requests: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+    elapsed: Duration,
+}
+
+/// Runs `make` requests from `connections` concurrent loops for `seconds`.
+async fn load(
+    client: &reqwest::Client,
+    connections: usize,
+    seconds: u64,
+    make: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
+) -> Outcome {
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let client = client.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(60_000);
+            let mut errors = 0u64;
+            while Instant::now() < end {
+                let t = Instant::now();
+                match make(&client).send().await {
+                    Ok(resp) if resp.status().is_success() => {
+                        let _ = resp.bytes().await;
+                    }
+                    Ok(resp) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!(
+                                "error: HTTP {} {}",
+                                resp.status(),
+                                resp.text().await.unwrap_or_default()
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("error: {e}");
+                        }
+                    }
+                }
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.unwrap();
+        latencies_us.extend(lat);
+        errors += e;
+    }
+    Outcome {
+        requests: latencies_us.len() as u64,
+        errors,
+        latencies_us,
+        elapsed: start.elapsed(),
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds = env_num("BENCH_SECONDS", 10);
+    let connections = env_num("BENCH_CONNECTIONS", 50) as usize;
+    let server = start_server().await;
+    let url = server.url.clone();
+    let setup = reqwest::Client::new();
+
+    let reg: Value = setup
+        .post(format!("{url}/register"))
+        .json(&json!({ "email": "bench@example.com", "password": "benchmark password" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = reg["api_key"].as_str().unwrap().to_string();
+    let user_id = reg["user_id"].as_str().unwrap().to_string();
+    {
+        let db = fmu_gateway::db::Db::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
+        let mut conn = db.conn().unwrap();
+        let tx = conn.transaction().unwrap();
+        for i in 0..1_000i64 {
+            let event = fmu_gateway::usage::UsageEvent {
+                fmu_name: "BouncingBall",
+                credits: 1 + i % 5,
+                api_key_id: None,
+                run_id: None,
+            };
+            fmu_gateway::usage::record(&tx, &user_id, &event, 1_780_000_000_000 + i * 1000)
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = login
+        .post(format!("{url}/login"))
+        .form(&[
+            ("email", "bench@example.com"),
+            ("password", "benchmark password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    type Make = Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>;
+    let scenarios: Vec<(&str, Make)> = vec![
+        ("GET /api/v1/usage?limit=50 (API key)", {
+            let (u, k) = (format!("{url}/api/v1/usage?limit=50"), key.clone());
+            Arc::new(move |c: &reqwest::Client| c.get(&u).bearer_auth(&k))
+        }),
+        ("GET /usage (HTML, session cookie)", {
+            let (u, ck) = (format!("{url}/usage"), cookie.clone());
+            Arc::new(move |c: &reqwest::Client| c.get(&u).header("cookie", &ck))
+        }),
+        ("GET /login (HTML)", {
+            let u = format!("{url}/login");
+            Arc::new(move |c: &reqwest::Client| c.get(&u))
+        }),
+    ];
+
+    let (rss, _) = rss_kib(server.child.id());
+    println!(
+        "server RSS after start-up and seeding: {:.1} MiB",
+        rss as f64 / 1024.0
+    );
+    println!(
+        "{connections} connections, {seconds} s per scenario, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+    );
+    for (name, make) in scenarios {
+        load(&client, connections, 2, make.clone()).await;
+        let mut out = load(&client, connections, seconds, make).await;
+        out.latencies_us.sort_unstable();
+        let rps = out.requests as f64 / out.elapsed.as_secs_f64();
+        println!(
+            "{:<42} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            name,
+            rps,
+            percentile(&out.latencies_us, 0.50),
+            percentile(&out.latencies_us, 0.99),
+            percentile(&out.latencies_us, 1.0),
+            out.errors
+        );
+        let (rss, _) = rss_kib(server.child.id());
+        println!(
+            "  server RSS after this scenario: {:.1} MiB",
+            rss as f64 / 1024.0
+        );
+    }
+    let (rss, hwm) = rss_kib(server.child.id());
+    println!(
+        "server RSS: {:.1} MiB now, {:.1} MiB peak",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+}

@@ -132,6 +132,15 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:016x}", rand::random::<u64>())
 }
 
+/// A time column (ms since the epoch) as RFC 3339 UTC with seconds, e.g.
+/// `2026-11-24T21:48:28Z`: what the CSV export and the JSON API show.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,13 +182,4 @@ mod tests {
         assert_eq!(parse_key_label(Some("  ci ")).unwrap(), "ci");
         assert!(parse_key_label(Some(&"x".repeat(65))).is_err());
     }
-}
-
-/// A time column (ms since the epoch) as RFC 3339 UTC with seconds, e.g.
-/// `2026-11-24T21:48:28Z`: what the CSV export and the JSON API show.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

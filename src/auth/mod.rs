@@ -39,8 +39,9 @@ pub enum AuthError {
 }
 
 /// Verifies an API key for one request: signature, expiry and the holder's own checks
-/// against `facts`, then that the key still exists and is not revoked (on every request, so a
-/// revocation takes effect at once, for every token attenuated from the key too).
+/// against `facts`, then that the key still exists, has not expired and is not revoked (in
+/// the database on every request, so a revocation takes effect at once, for every token
+/// attenuated from the key too).
 pub async fn authenticate_key(
     state: &State,
     presented: String,
@@ -64,6 +65,10 @@ pub async fn authenticate_key(
                 return Ok(Err(AuthError::Revoked));
             }
             let now = db::now_ms();
+            // Also checked inside the token; here too because verified keys are cached.
+            if status.expires_at.is_some_and(|at| at <= now) {
+                return Ok(Err(AuthError::Rejected(TokenRejection::Expired)));
+            }
             if status
                 .last_used_at
                 .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS)

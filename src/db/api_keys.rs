@@ -73,19 +73,21 @@ pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> DbResult<Opti
 pub struct KeyStatus {
     pub user_id: String,
     pub revoked: bool,
+    pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
 }
 
 pub fn status(conn: &Connection, id: &str) -> DbResult<Option<KeyStatus>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT user_id, revoked_at IS NOT NULL, last_used_at FROM api_keys WHERE id = ?1",
+        "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_used_at FROM api_keys WHERE id = ?1",
     )?;
     Ok(stmt
         .query_row([id], |r| {
             Ok(KeyStatus {
                 user_id: r.get(0)?,
                 revoked: r.get(1)?,
-                last_used_at: r.get(2)?,
+                expires_at: r.get(2)?,
+                last_used_at: r.get(3)?,
             })
         })
         .optional()?)

@@ -443,3 +443,39 @@ async fn an_over_long_label_is_refused_without_creating_a_key() {
         .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_key_stops_working_when_it_expires_even_after_it_was_used() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let expires = std::time::SystemTime::now() + std::time::Duration::from_millis(1500);
+    let key = fmu_gateway::keys::create(
+        &app.state,
+        &account.user_id,
+        Some("short-lived"),
+        Some(expires),
+    )
+    .await
+    .unwrap();
+    let client = api_client();
+    assert_eq!(
+        client
+            .get(app.at("/api/v1/me"))
+            .bearer_auth(&key.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let resp = client
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(&key.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "expired_api_key");
+}

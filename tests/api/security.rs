@@ -278,3 +278,123 @@ async fn first_start_creates_the_database_and_a_private_root_key() {
         .unwrap();
     assert!(version >= 1);
 }
+
+/// The real binary: flags and env vars, then SIGTERM stops it cleanly.
+#[tokio::test]
+async fn the_binary_serves_with_its_flags_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("FMU_GATEWAY_DATA_DIR", dir.path().join("d"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let mut up = false;
+    for _ in 0..100 {
+        if api_client()
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server answered /health");
+    assert!(
+        dir.path().join("d/fmu-gateway.db").exists(),
+        "the data dir came from the env var"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+/// The operator's command writes a ledger row the running service sees.
+#[tokio::test]
+async fn an_operator_can_grant_credits_from_the_command_line() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+        .args([
+            "admin",
+            "grant-credits",
+            "--email",
+            &account.email.to_uppercase(),
+            "--credits",
+            "10",
+            "--reason",
+            "support ticket 7",
+        ])
+        .arg("--data-dir")
+        .arg(&app.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("balance is now 35"));
+    let me: Value = api_client()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["credits"], 35);
+    let reason: String = app
+        .state
+        .db
+        .conn()
+        .unwrap()
+        .query_row(
+            "SELECT reason FROM credit_ledger ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(reason, "support ticket 7");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+        .args([
+            "admin",
+            "grant-credits",
+            "--email",
+            "nobody@example.com",
+            "--credits",
+            "10",
+        ])
+        .arg("--data-dir")
+        .arg(&app.data_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("account not found"));
+}

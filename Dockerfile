@@ -1,0 +1,20 @@
+# Build: the Rust binary embeds htmx from npm (package-lock.json) and its own assets.
+FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY Cargo.toml Cargo.lock build.rs schema.sql ./
+COPY src src
+COPY assets assets
+COPY benches benches
+RUN cargo build --release --locked --bin fmu-gateway
+
+# Run: a small Debian with the binary only; data lives on the mounted volume.
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/fmu-gateway /usr/local/bin/fmu-gateway
+ENV FMU_GATEWAY_LISTEN=0.0.0.0:8080 FMU_GATEWAY_DATA_DIR=/data
+EXPOSE 8080
+ENTRYPOINT ["fmu-gateway"]
+CMD ["serve"]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, installing what it needs first:
+#   - Debian's chromium and chromedriver for the browser tests (apt, when missing),
+#   - the front-end packages the binary embeds (npm ci, from package-lock.json),
+#   - rustfmt and clippy for the style checks.
+# Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v chromedriver >/dev/null || ! { [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null; }; then
+  if command -v apt-get >/dev/null; then
+    echo "== installing chromium and chromedriver (apt)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "The browser tests need chromium and chromedriver on PATH; install them and re-run." >&2
+    exit 1
+  fi
+fi
+
+if [ ! -f node_modules/htmx.org/dist/htmx.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked "$@"
