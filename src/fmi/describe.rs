@@ -1,0 +1,550 @@
+//! What an FMU is, read from its `modelDescription.xml`.
+//!
+//! [`describe`] turns the model description of an extracted FMU (FMI 2.0 or 3.0) into a
+//! [`ModelInfo`]: the plain, serializable summary the registry stores and the API returns.
+//! Parsing and validation are fmi-rs's; this module picks the parser by version, maps the result
+//! into our own types (so the rest of the service never depends on fmi-rs's structs) and turns
+//! every failure into a message a user can act on. [`check_platform`] says whether the FMU has
+//! a binary this server can load.
+//!
+//! This module must never load, execute or even open an FMU's shared library: it only looks at
+//! file names. It must never build a path from the model description without checking it first
+//! (a `modelIdentifier` becomes a file name).
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use fmi_rs::model_description::{
+    DefaultExperiment as FmiDefaultExperiment, ModelDescriptionError, ValidationError, fmi2, fmi3,
+};
+use serde::{Deserialize, Serialize};
+
+/// The model description's file name, at the top of an FMU.
+pub const MODEL_DESCRIPTION: &str = "modelDescription.xml";
+
+/// Larger model descriptions are refused rather than parsed: the XML tree takes several times the
+/// file size in memory. The biggest real ones (hundreds of thousands of variables) stay well
+/// below this.
+pub const MAX_MODEL_DESCRIPTION_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The platform directory whose binary this server loads, per FMI major version.
+const FMI3_PLATFORM: &str = "x86_64-linux";
+const FMI2_PLATFORM: &str = "linux64";
+
+/// What the registry knows about an FMU, independent of the FMI version it was written for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelInfo {
+    /// `fmiVersion` as written in the file: "2.0", or "3.0", "3.0.1", ...
+    pub fmi_version: String,
+    pub model_name: String,
+    /// FMI 3 `instantiationToken`, FMI 2 `guid`: passed back to the FMU on instantiation.
+    pub instantiation_token: String,
+    pub description: Option<String>,
+    pub generation_tool: Option<String>,
+    pub co_simulation: Option<Interface>,
+    pub model_exchange: Option<Interface>,
+    pub default_experiment: Option<DefaultExperiment>,
+    /// Names of the units in `<UnitDefinitions>`, in file order.
+    pub units: Vec<String>,
+    /// Model variables in file order (FMI 2 indices are positions in this list, plus one).
+    pub variables: Vec<Variable>,
+    /// Directories found under `binaries/`, sorted ("x86_64-linux", "linux64", "win64", ...).
+    pub platforms: Vec<String>,
+}
+
+/// One FMI interface (Co-Simulation or Model Exchange). Capabilities that an interface or FMI
+/// version does not have are `false`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Interface {
+    /// Base name of the shared library in `binaries/<platform>/`.
+    pub model_identifier: String,
+    /// CS only.
+    pub can_handle_variable_communication_step_size: bool,
+    pub can_get_and_set_fmu_state: bool,
+    /// ME only: FMI 3 `needsCompletedIntegratorStep`, FMI 2 `!completedIntegratorStepNotNeeded`.
+    pub needs_completed_integrator_step: bool,
+    pub provides_directional_derivatives: bool,
+    /// FMI 3 CS `hasEventMode`.
+    pub has_event_mode: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DefaultExperiment {
+    pub start_time: Option<f64>,
+    pub stop_time: Option<f64>,
+    pub tolerance: Option<f64>,
+    pub step_size: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    pub value_reference: u32,
+    /// FMI 3: "Float64", "Int32", "Boolean", "String", "Binary", "Clock", "Enumeration", ...;
+    /// FMI 2: "Real", "Integer", "Boolean", "String", "Enumeration".
+    #[serde(rename = "type")]
+    pub r#type: String,
+    /// As in the XML ("parameter", "output", ...), the spec's default ("local") when absent.
+    pub causality: String,
+    /// As in the XML ("fixed", "continuous", ...), or the spec's default when absent: FMI 2
+    /// "continuous"; FMI 3 "continuous" for Float32/Float64, "discrete" otherwise, except that
+    /// (following fmi-rs) parameters without one read as "fixed", because the plain default
+    /// would be an illegal combination for a parameter.
+    pub variability: String,
+    /// As in the XML, or the spec's default for this causality and variability when absent;
+    /// `None` only where the spec allows no `initial` (the independent variable).
+    pub initial: Option<String>,
+    /// The `start` attribute as written. FMI 3 arrays keep their space-separated form; FMI 3
+    /// String/Binary start values (`<Start value=..>` elements) are joined with spaces.
+    pub start: Option<String>,
+    /// The variable's unit, or the unit of its declared type.
+    pub unit: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Why an FMU's model description could not be used. Shown to the uploader.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DescribeError {
+    #[error("modelDescription.xml is missing at the top of the FMU")]
+    Missing,
+
+    #[error("modelDescription.xml is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+
+    #[error("modelDescription.xml cannot be read: {0}")]
+    Io(#[source] io::Error),
+
+    #[error("modelDescription.xml is not valid XML: {0}")]
+    Xml(String),
+
+    #[error("modelDescription.xml has no fmiVersion attribute on its root element")]
+    NoVersion,
+
+    #[error("FMI version '{0}' is not supported; only FMI 2.0 and 3.0 are supported")]
+    UnsupportedVersion(String),
+
+    /// Well-formed XML that is not a usable model description (a missing required attribute, an
+    /// illegal value, ...), as fmi-rs's parser reports it.
+    #[error("modelDescription.xml is not a valid FMI {version} model description: {detail}")]
+    Parse { version: String, detail: String },
+
+    /// The model description parsed but breaks rules of the standard.
+    #[error("modelDescription.xml breaks the FMI {version} standard: {}", Problems(.problems))]
+    Invalid {
+        version: String,
+        problems: Vec<String>,
+    },
+
+    #[error(
+        "modelIdentifier '{0}' is not a valid C identifier, so it cannot name the FMU's binary"
+    )]
+    BadModelIdentifier(String),
+
+    #[error(
+        "the FMU implements neither Co-Simulation nor Model Exchange, so this server cannot run it"
+    )]
+    NoInterface,
+
+    #[error(
+        "the FMU has no binary for this server (Linux x86-64): {missing} is missing; {}",
+        Platforms(.platforms)
+    )]
+    MissingBinary {
+        /// Relative path of the missing file, e.g. "binaries/x86_64-linux/BouncingBall.so".
+        missing: String,
+        platforms: Vec<String>,
+    },
+}
+
+struct Problems<'a>(&'a [String]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
+}
+
+struct Platforms<'a>(&'a [String]);
+
+impl fmt::Display for Platforms<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("the FMU has no binaries for any platform")
+        } else {
+            write!(f, "the FMU has binaries for: {}", self.0.join(", "))
+        }
+    }
+}
+
+impl ModelInfo {
+    /// The interface to use when a request does not choose: Co-Simulation when there is one,
+    /// because the FMU brings its own solver and usually runs as its authors tested it.
+    pub fn default_interface(&self) -> Option<&'static str> {
+        if self.co_simulation.is_some() {
+            Some("cs")
+        } else if self.model_exchange.is_some() {
+            Some("me")
+        } else {
+            None
+        }
+    }
+
+    pub fn variable(&self, name: &str) -> Option<&Variable> {
+        self.variables.iter().find(|v| v.name == name)
+    }
+
+    /// Variables with causality "output", in file order: what a simulation records by default.
+    pub fn outputs(&self) -> impl Iterator<Item = &Variable> {
+        self.variables.iter().filter(|v| v.causality == "output")
+    }
+
+    /// Major FMI version: 3 for "3.x", otherwise 2 (describe accepts nothing else).
+    fn is_fmi3(&self) -> bool {
+        self.fmi_version.starts_with("3.")
+    }
+}
+
+/// Reads `<dir>/modelDescription.xml` (FMI 2.0 or 3.0), validates it with fmi-rs, and summarizes
+/// it together with the platforms found under `<dir>/binaries`.
+pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
+    let path = dir.join(MODEL_DESCRIPTION);
+    let meta = match fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => meta,
+        Ok(_) => return Err(DescribeError::Missing),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(DescribeError::Missing),
+        Err(e) => return Err(DescribeError::Io(e)),
+    };
+    if meta.len() > MAX_MODEL_DESCRIPTION_BYTES {
+        return Err(DescribeError::TooLarge {
+            size: meta.len(),
+            limit: MAX_MODEL_DESCRIPTION_BYTES,
+        });
+    }
+
+    let version = match fmi_rs::model_description::peek_fmi_version(&path) {
+        Ok(version) => version,
+        Err(ModelDescriptionError::Parse(detail)) => return Err(DescribeError::Xml(detail)),
+        Err(ModelDescriptionError::MissingAttribute(_)) => return Err(DescribeError::NoVersion),
+        Err(ModelDescriptionError::Io(e)) => return Err(DescribeError::Io(e)),
+        Err(other) => return Err(DescribeError::Xml(other.to_string())),
+    };
+    let text = fs::read_to_string(&path).map_err(DescribeError::Io)?;
+
+    let mut info = if version == "2.0" {
+        describe_fmi2(&text, &version)?
+    } else if version.starts_with("3.") {
+        describe_fmi3(&text, &version)?
+    } else {
+        return Err(DescribeError::UnsupportedVersion(version));
+    };
+
+    for interface in [&info.co_simulation, &info.model_exchange]
+        .into_iter()
+        .flatten()
+    {
+        check_identifier(&interface.model_identifier)?;
+    }
+    info.platforms = platforms(dir)?;
+    Ok(info)
+}
+
+/// Checks that the binary this server loads is there for every interface the FMU declares:
+/// FMI 3 `binaries/x86_64-linux/<id>.so`, FMI 2 `binaries/linux64/<id>.so`.
+pub fn check_platform(dir: &Path, info: &ModelInfo) -> Result<(), DescribeError> {
+    let platform = if info.is_fmi3() {
+        FMI3_PLATFORM
+    } else {
+        FMI2_PLATFORM
+    };
+    let interfaces: Vec<&Interface> = [&info.co_simulation, &info.model_exchange]
+        .into_iter()
+        .flatten()
+        .collect();
+    if interfaces.is_empty() {
+        return Err(DescribeError::NoInterface);
+    }
+    for interface in interfaces {
+        // ModelInfo may come from the database rather than from describe(): check again before
+        // the identifier becomes part of a path.
+        check_identifier(&interface.model_identifier)?;
+        let relative = format!("binaries/{platform}/{}.so", interface.model_identifier);
+        let is_file = fs::symlink_metadata(dir.join(&relative)).is_ok_and(|m| m.is_file());
+        if !is_file {
+            return Err(DescribeError::MissingBinary {
+                missing: relative,
+                platforms: platforms(dir)?,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The spec requires a C identifier; anything else (a `/`, `..`, an empty name) could point the
+/// loader at a file outside `binaries/<platform>/`.
+fn check_identifier(id: &str) -> Result<(), DescribeError> {
+    let mut chars = id.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(DescribeError::BadModelIdentifier(id.to_owned()))
+    }
+}
+
+/// Platform directories under `binaries/`, sorted. No `binaries/` means none.
+fn platforms(dir: &Path) -> Result<Vec<String>, DescribeError> {
+    let entries = match fs::read_dir(dir.join("binaries")) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DescribeError::Io(e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(DescribeError::Io)?;
+        // file_type() does not follow links: a link is not a platform directory.
+        if entry.file_type().map_err(DescribeError::Io)?.is_dir() {
+            found.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn parse_error(version: &str, e: ModelDescriptionError) -> DescribeError {
+    DescribeError::Parse {
+        version: version.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+/// Validation problems as "line N: message", so the author can find them in the file.
+fn problems(version: &str, text: &str, found: Vec<ValidationError>) -> Result<(), DescribeError> {
+    if found.is_empty() {
+        return Ok(());
+    }
+    let problems = found
+        .into_iter()
+        .map(|p| match p.range.first() {
+            Some(range) => {
+                let line = text
+                    .as_bytes()
+                    .iter()
+                    .take(range.start)
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
+                format!("line {line}: {}", p.message)
+            }
+            None => p.message,
+        })
+        .collect();
+    Err(DescribeError::Invalid {
+        version: version.to_owned(),
+        problems,
+    })
+}
+
+fn default_experiment(
+    version: &str,
+    de: &FmiDefaultExperiment,
+) -> Result<DefaultExperiment, DescribeError> {
+    let number = |attribute: &str, value: &Option<String>| -> Result<Option<f64>, DescribeError> {
+        value
+            .as_deref()
+            .map(|s| {
+                s.trim().parse::<f64>().map_err(|_| DescribeError::Parse {
+                    version: version.to_owned(),
+                    detail: format!("DefaultExperiment {attribute}=\"{s}\" is not a number"),
+                })
+            })
+            .transpose()
+    };
+    Ok(DefaultExperiment {
+        start_time: number("startTime", &de.startTime)?,
+        stop_time: number("stopTime", &de.stopTime)?,
+        tolerance: number("tolerance", &de.tolerance)?,
+        step_size: number("stepSize", &de.stepSize)?,
+    })
+}
+
+/// Lower camel case, the spelling the XML uses ("calculatedParameter").
+fn xml_name(debug: impl fmt::Debug) -> String {
+    let s = format!("{debug:?}");
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+        None => s,
+    }
+}
+
+fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> {
+    // fmi-rs 0.3.4 looks for FMI 2 units under a misspelled <UnitDefintions> element, so it
+    // never sees real ones. Renaming the element in our copy of the text lets its parser read
+    // them; the tests check that units arrive, which will flag a future fmi-rs that fixes the
+    // spelling. `<` cannot occur in attribute values, so only tags (or comments) change, and
+    // line numbers stay the same.
+    let text = text
+        .replace("<UnitDefinitions", "<UnitDefintions")
+        .replace("</UnitDefinitions", "</UnitDefintions");
+    let md = fmi2::ModelDescription::from_string(&text).map_err(|e| parse_error(version, e))?;
+    problems(version, &text, md.validate())?;
+
+    let variables = md
+        .modelVariables
+        .iter()
+        .map(|v| Variable {
+            name: v.name.clone(),
+            value_reference: v.valueReference,
+            r#type: v.variableType.name().to_owned(),
+            causality: xml_name(v.causality),
+            variability: xml_name(v.variability),
+            initial: v.initial.map(xml_name),
+            start: v.variableType.start().clone(),
+            unit: md.get_unit(v).map(str::to_owned),
+            description: v.description.clone(),
+        })
+        .collect();
+
+    Ok(ModelInfo {
+        fmi_version: version.to_owned(),
+        model_name: md.modelName.clone(),
+        instantiation_token: md.guid.clone(),
+        description: md.description.clone(),
+        generation_tool: md.generationTool.clone(),
+        co_simulation: md.coSimulation.as_ref().map(|cs| Interface {
+            model_identifier: cs.modelIdentifier.clone(),
+            can_handle_variable_communication_step_size: cs.canHandleVariableCommunicationStepSize,
+            can_get_and_set_fmu_state: cs.canGetAndSetFMUstate,
+            needs_completed_integrator_step: false,
+            provides_directional_derivatives: cs.providesDirectionalDerivative,
+            has_event_mode: false,
+        }),
+        model_exchange: md.modelExchange.as_ref().map(|me| Interface {
+            model_identifier: me.modelIdentifier.clone(),
+            can_handle_variable_communication_step_size: false,
+            can_get_and_set_fmu_state: me.canGetAndSetFMUstate,
+            needs_completed_integrator_step: !me.completedIntegratorStepNotNeeded,
+            provides_directional_derivatives: me.providesDirectionalDerivative,
+            has_event_mode: false,
+        }),
+        default_experiment: md
+            .defaultExperiment
+            .as_ref()
+            .map(|de| default_experiment(version, de))
+            .transpose()?,
+        units: md.unitDefintions.iter().map(|u| u.name.clone()).collect(),
+        variables,
+        platforms: Vec::new(),
+    })
+}
+
+/// The `start` of an FMI 3 variable as written in the file.
+fn fmi3_start(t: &fmi3::VariableType) -> Option<String> {
+    use fmi3::VariableType as T;
+    match t {
+        T::Float32 { start, .. }
+        | T::Float64 { start, .. }
+        | T::Int8 { start, .. }
+        | T::UInt8 { start, .. }
+        | T::Int16 { start, .. }
+        | T::UInt16 { start, .. }
+        | T::Int32 { start, .. }
+        | T::UInt32 { start, .. }
+        | T::Int64 { start, .. }
+        | T::UInt64 { start, .. }
+        | T::Boolean { start, .. }
+        | T::Enumeration { start, .. } => start.clone(),
+        T::String { start, .. } | T::Binary { start, .. } => {
+            (!start.is_empty()).then(|| start.join(" "))
+        }
+        T::Clock { .. } => None,
+    }
+}
+
+fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> {
+    let md = fmi3::ModelDescription::from_string(text).map_err(|e| parse_error(version, e))?;
+    problems(version, text, md.validate())?;
+
+    let variables = md
+        .modelVariables
+        .iter()
+        .map(|v| Variable {
+            name: v.name.clone(),
+            value_reference: v.valueReference,
+            r#type: v.variableType.name().to_owned(),
+            causality: xml_name(v.causality),
+            variability: xml_name(v.variability),
+            initial: v.initial.map(xml_name),
+            start: fmi3_start(&v.variableType),
+            unit: md.get_unit(v).map(str::to_owned),
+            description: v.description.clone(),
+        })
+        .collect();
+
+    Ok(ModelInfo {
+        fmi_version: md.fmiVersion.clone(),
+        model_name: md.modelName.clone(),
+        instantiation_token: md.instantiationToken.clone(),
+        description: md.description.clone(),
+        generation_tool: md.generationTool.clone(),
+        co_simulation: md.coSimulation.as_ref().map(|cs| Interface {
+            model_identifier: cs.modelIdentifier.clone(),
+            can_handle_variable_communication_step_size: cs.canHandleVariableCommunicationStepSize,
+            can_get_and_set_fmu_state: cs.canGetAndSetFMUState,
+            needs_completed_integrator_step: false,
+            provides_directional_derivatives: cs.providesDirectionalDerivatives,
+            has_event_mode: cs.hasEventMode,
+        }),
+        model_exchange: md.modelExchange.as_ref().map(|me| Interface {
+            model_identifier: me.modelIdentifier.clone(),
+            can_handle_variable_communication_step_size: false,
+            can_get_and_set_fmu_state: me.canGetAndSetFMUState,
+            needs_completed_integrator_step: me.needsCompletedIntegratorStep,
+            provides_directional_derivatives: me.providesDirectionalDerivatives,
+            has_event_mode: false,
+        }),
+        default_experiment: md
+            .defaultExperiment
+            .as_ref()
+            .map(|de| default_experiment(version, de))
+            .transpose()?,
+        units: md.unitDefinitions.iter().map(|u| u.name.clone()).collect(),
+        variables,
+        platforms: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_names_are_lower_camel_case() {
+        assert_eq!(
+            xml_name(fmi3::Causality::CalculatedParameter),
+            "calculatedParameter"
+        );
+        assert_eq!(
+            xml_name(fmi3::Causality::StructuralParameter),
+            "structuralParameter"
+        );
+        assert_eq!(xml_name(fmi2::Variability::Continuous), "continuous");
+        assert_eq!(xml_name(fmi2::Initial::Exact), "exact");
+    }
+
+    #[test]
+    fn model_identifiers_must_be_c_identifiers() {
+        for ok in ["BouncingBall", "_x1", "a"] {
+            assert!(check_identifier(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", "1abc", "a.b", "a b", "é"] {
+            assert!(check_identifier(bad).is_err(), "{bad}");
+        }
+    }
+}
