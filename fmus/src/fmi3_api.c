@@ -1,0 +1,609 @@
+/* FMI 3.0 API of the FMU Gateway demo models: maps the standard functions onto model.h. */
+#include "fmi3_defs.h"
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef INSTANTIATION_TOKEN
+#error "INSTANTIATION_TOKEN must be defined (the build passes it with -D)"
+#endif
+
+typedef struct {
+    fmi3LogMessageCallback log_message;
+    fmi3InstanceEnvironment environment;
+} Glue;
+
+static void forward_log(void *instance, Status status, const char *category,
+                        const char *message) {
+    Glue *glue = ((Instance *)instance)->glue;
+    if (glue && glue->log_message)
+        glue->log_message(glue->environment, (fmi3Status)status, category, message);
+}
+
+#define INSTANCE                                                                               \
+    Instance *m = (Instance *)instance;                                                        \
+    if (!m) return fmi3Error
+
+static fmi3Status unsupported(fmi3Instance instance, const char *function) {
+    INSTANCE;
+    model_log(m, ST_ERROR, "logStatusError", "%s is not supported by this FMU.", function);
+    return fmi3Error;
+}
+
+static Instance *instantiate(fmi3String instanceName, fmi3String instantiationToken,
+                             Interface interface, fmi3Boolean loggingOn,
+                             fmi3InstanceEnvironment instanceEnvironment,
+                             fmi3LogMessageCallback logMessage) {
+    if (!instantiationToken || strcmp(instantiationToken, INSTANTIATION_TOKEN) != 0) {
+        if (logMessage)
+            logMessage(instanceEnvironment, fmi3Error, "logStatusError",
+                       "The instantiation token does not match this FMU (expected "
+                       INSTANTIATION_TOKEN ").");
+        return NULL;
+    }
+    Glue *glue = calloc(1, sizeof *glue);
+    if (!glue) return NULL;
+    glue->log_message = logMessage;
+    glue->environment = instanceEnvironment;
+    Instance *m = model_new(instanceName, interface, loggingOn, forward_log, glue);
+    if (!m) free(glue);
+    return m;
+}
+
+/* ------------------------------------------------------------------ inquire, create, destroy */
+
+FGW_EXPORT const char *fmi3GetVersion(void) { return "3.0"; }
+
+FGW_EXPORT fmi3Status fmi3SetDebugLogging(fmi3Instance instance, fmi3Boolean loggingOn,
+                                          size_t nCategories, const fmi3String categories[]) {
+    INSTANCE;
+    (void)nCategories;
+    (void)categories;
+    m->logging_on = loggingOn;
+    return fmi3OK;
+}
+
+FGW_EXPORT fmi3Instance fmi3InstantiateModelExchange(
+    fmi3String instanceName, fmi3String instantiationToken, fmi3String resourcePath,
+    fmi3Boolean visible, fmi3Boolean loggingOn, fmi3InstanceEnvironment instanceEnvironment,
+    fmi3LogMessageCallback logMessage) {
+    (void)resourcePath;
+    (void)visible;
+    return instantiate(instanceName, instantiationToken, IF_MODEL_EXCHANGE, loggingOn,
+                       instanceEnvironment, logMessage);
+}
+
+FGW_EXPORT fmi3Instance fmi3InstantiateCoSimulation(
+    fmi3String instanceName, fmi3String instantiationToken, fmi3String resourcePath,
+    fmi3Boolean visible, fmi3Boolean loggingOn, fmi3Boolean eventModeUsed,
+    fmi3Boolean earlyReturnAllowed, const fmi3ValueReference requiredIntermediateVariables[],
+    size_t nRequiredIntermediateVariables, fmi3InstanceEnvironment instanceEnvironment,
+    fmi3LogMessageCallback logMessage, fmi3IntermediateUpdateCallback intermediateUpdate) {
+    (void)resourcePath;
+    (void)visible;
+    (void)requiredIntermediateVariables;
+    (void)nRequiredIntermediateVariables;
+    (void)intermediateUpdate;
+    Instance *m = instantiate(instanceName, instantiationToken, IF_CO_SIMULATION, loggingOn,
+                              instanceEnvironment, logMessage);
+    if (m) {
+        m->event_mode_used = eventModeUsed;
+        m->early_return_allowed = earlyReturnAllowed;
+    }
+    return m;
+}
+
+FGW_EXPORT fmi3Instance fmi3InstantiateScheduledExecution(
+    fmi3String instanceName, fmi3String instantiationToken, fmi3String resourcePath,
+    fmi3Boolean visible, fmi3Boolean loggingOn, fmi3InstanceEnvironment instanceEnvironment,
+    fmi3LogMessageCallback logMessage, fmi3ClockUpdateCallback clockUpdate,
+    fmi3LockPreemptionCallback lockPreemption, fmi3UnlockPreemptionCallback unlockPreemption) {
+    (void)instanceName;
+    (void)instantiationToken;
+    (void)resourcePath;
+    (void)visible;
+    (void)loggingOn;
+    (void)clockUpdate;
+    (void)lockPreemption;
+    (void)unlockPreemption;
+    if (logMessage)
+        logMessage(instanceEnvironment, fmi3Error, "logStatusError",
+                   "Scheduled Execution is not supported by this FMU.");
+    return NULL;
+}
+
+FGW_EXPORT void fmi3FreeInstance(fmi3Instance instance) { model_free((Instance *)instance); }
+
+/* ---------------------------------------------------------- initialization, termination, reset */
+
+FGW_EXPORT fmi3Status fmi3EnterInitializationMode(fmi3Instance instance,
+                                                  fmi3Boolean toleranceDefined,
+                                                  fmi3Float64 tolerance, fmi3Float64 startTime,
+                                                  fmi3Boolean stopTimeDefined,
+                                                  fmi3Float64 stopTime) {
+    INSTANCE;
+    (void)toleranceDefined;
+    (void)tolerance;
+    (void)stopTimeDefined;
+    (void)stopTime;
+    return (fmi3Status)model_enter_initialization(m, startTime);
+}
+
+FGW_EXPORT fmi3Status fmi3ExitInitializationMode(fmi3Instance instance) {
+    INSTANCE;
+    return (fmi3Status)model_exit_initialization(m);
+}
+
+FGW_EXPORT fmi3Status fmi3EnterEventMode(fmi3Instance instance) {
+    INSTANCE;
+    return (fmi3Status)model_enter_event_mode(m);
+}
+
+FGW_EXPORT fmi3Status fmi3Terminate(fmi3Instance instance) {
+    INSTANCE;
+    return (fmi3Status)model_terminate(m);
+}
+
+FGW_EXPORT fmi3Status fmi3Reset(fmi3Instance instance) {
+    INSTANCE;
+    model_reset(m);
+    return fmi3OK;
+}
+
+/* ------------------------------------------------------------------------ getting and setting */
+
+static fmi3Status check_sizes(Instance *m, const char *function, size_t nvr, size_t nValues) {
+    if (nvr == nValues) return fmi3OK;
+    model_log(m, ST_ERROR, "logStatusError",
+              "%s: %zu values for %zu value references (all variables are scalars).", function,
+              nValues, nvr);
+    return fmi3Error;
+}
+
+FGW_EXPORT fmi3Status fmi3GetFloat64(fmi3Instance instance, const fmi3ValueReference vr[],
+                                     size_t nvr, fmi3Float64 values[], size_t nValues) {
+    INSTANCE;
+    if (check_sizes(m, "fmi3GetFloat64", nvr, nValues) != fmi3OK) return fmi3Error;
+    return (fmi3Status)model_get_float(m, vr, nvr, values);
+}
+
+FGW_EXPORT fmi3Status fmi3SetFloat64(fmi3Instance instance, const fmi3ValueReference vr[],
+                                     size_t nvr, const fmi3Float64 values[], size_t nValues) {
+    INSTANCE;
+    if (check_sizes(m, "fmi3SetFloat64", nvr, nValues) != fmi3OK) return fmi3Error;
+    return (fmi3Status)model_set_float(m, vr, nvr, values);
+}
+
+/* The models have Float64 variables only: every other type rejects its value references. */
+#define REJECT_GET(NAME, TYPE)                                                                 \
+    FGW_EXPORT fmi3Status NAME(fmi3Instance instance, const fmi3ValueReference vr[],           \
+                               size_t nvr, TYPE values[], size_t nValues) {                    \
+        INSTANCE;                                                                              \
+        (void)values;                                                                          \
+        (void)nValues;                                                                         \
+        return (fmi3Status)model_reject_vrs(m, #NAME, vr, nvr);                                \
+    }
+#define REJECT_SET(NAME, TYPE)                                                                 \
+    FGW_EXPORT fmi3Status NAME(fmi3Instance instance, const fmi3ValueReference vr[],           \
+                               size_t nvr, const TYPE values[], size_t nValues) {              \
+        INSTANCE;                                                                              \
+        (void)values;                                                                          \
+        (void)nValues;                                                                         \
+        return (fmi3Status)model_reject_vrs(m, #NAME, vr, nvr);                                \
+    }
+
+REJECT_GET(fmi3GetFloat32, fmi3Float32)
+REJECT_GET(fmi3GetInt8, fmi3Int8)
+REJECT_GET(fmi3GetUInt8, fmi3UInt8)
+REJECT_GET(fmi3GetInt16, fmi3Int16)
+REJECT_GET(fmi3GetUInt16, fmi3UInt16)
+REJECT_GET(fmi3GetInt32, fmi3Int32)
+REJECT_GET(fmi3GetUInt32, fmi3UInt32)
+REJECT_GET(fmi3GetInt64, fmi3Int64)
+REJECT_GET(fmi3GetUInt64, fmi3UInt64)
+REJECT_GET(fmi3GetBoolean, fmi3Boolean)
+REJECT_GET(fmi3GetString, fmi3String)
+REJECT_SET(fmi3SetFloat32, fmi3Float32)
+REJECT_SET(fmi3SetInt8, fmi3Int8)
+REJECT_SET(fmi3SetUInt8, fmi3UInt8)
+REJECT_SET(fmi3SetInt16, fmi3Int16)
+REJECT_SET(fmi3SetUInt16, fmi3UInt16)
+REJECT_SET(fmi3SetInt32, fmi3Int32)
+REJECT_SET(fmi3SetUInt32, fmi3UInt32)
+REJECT_SET(fmi3SetInt64, fmi3Int64)
+REJECT_SET(fmi3SetUInt64, fmi3UInt64)
+REJECT_SET(fmi3SetBoolean, fmi3Boolean)
+REJECT_SET(fmi3SetString, fmi3String)
+
+FGW_EXPORT fmi3Status fmi3GetBinary(fmi3Instance instance, const fmi3ValueReference vr[],
+                                    size_t nvr, size_t valueSizes[], fmi3Binary values[],
+                                    size_t nValues) {
+    INSTANCE;
+    (void)valueSizes;
+    (void)values;
+    (void)nValues;
+    return (fmi3Status)model_reject_vrs(m, "fmi3GetBinary", vr, nvr);
+}
+
+FGW_EXPORT fmi3Status fmi3SetBinary(fmi3Instance instance, const fmi3ValueReference vr[],
+                                    size_t nvr, const size_t valueSizes[],
+                                    const fmi3Binary values[], size_t nValues) {
+    INSTANCE;
+    (void)valueSizes;
+    (void)values;
+    (void)nValues;
+    return (fmi3Status)model_reject_vrs(m, "fmi3SetBinary", vr, nvr);
+}
+
+FGW_EXPORT fmi3Status fmi3GetClock(fmi3Instance instance, const fmi3ValueReference vr[],
+                                   size_t nvr, fmi3Clock values[]) {
+    INSTANCE;
+    (void)values;
+    return (fmi3Status)model_reject_vrs(m, "fmi3GetClock", vr, nvr);
+}
+
+FGW_EXPORT fmi3Status fmi3SetClock(fmi3Instance instance, const fmi3ValueReference vr[],
+                                   size_t nvr, const fmi3Clock values[]) {
+    INSTANCE;
+    (void)values;
+    return (fmi3Status)model_reject_vrs(m, "fmi3SetClock", vr, nvr);
+}
+
+/* ------------------------------------------------------------------------ dependencies */
+
+FGW_EXPORT fmi3Status fmi3GetNumberOfVariableDependencies(fmi3Instance instance,
+                                                          fmi3ValueReference vr,
+                                                          size_t *nDependencies) {
+    (void)vr;
+    (void)nDependencies;
+    return unsupported(instance, "fmi3GetNumberOfVariableDependencies");
+}
+
+FGW_EXPORT fmi3Status fmi3GetVariableDependencies(fmi3Instance instance, fmi3ValueReference dependent,
+                                                  size_t elementIndicesOfDependent[],
+                                                  fmi3ValueReference independents[],
+                                                  size_t elementIndicesOfIndependents[],
+                                                  fmi3DependencyKind dependencyKinds[],
+                                                  size_t nDependencies) {
+    (void)dependent;
+    (void)elementIndicesOfDependent;
+    (void)independents;
+    (void)elementIndicesOfIndependents;
+    (void)dependencyKinds;
+    (void)nDependencies;
+    return unsupported(instance, "fmi3GetVariableDependencies");
+}
+
+/* ------------------------------------------------------------------------------- FMU state */
+
+FGW_EXPORT fmi3Status fmi3GetFMUState(fmi3Instance instance, fmi3FMUState *FMUState) {
+    INSTANCE;
+    if (!FMUState) return fmi3Error;
+    if (*FMUState) {
+        free(*FMUState);
+        *FMUState = NULL;
+    }
+    *FMUState = model_state_save(m);
+    return *FMUState ? fmi3OK : fmi3Error;
+}
+
+FGW_EXPORT fmi3Status fmi3SetFMUState(fmi3Instance instance, fmi3FMUState FMUState) {
+    INSTANCE;
+    if (!FMUState) return fmi3Error;
+    model_state_restore(m, FMUState);
+    return fmi3OK;
+}
+
+FGW_EXPORT fmi3Status fmi3FreeFMUState(fmi3Instance instance, fmi3FMUState *FMUState) {
+    INSTANCE;
+    if (FMUState && *FMUState) {
+        free(*FMUState);
+        *FMUState = NULL;
+    }
+    return fmi3OK;
+}
+
+FGW_EXPORT fmi3Status fmi3SerializedFMUStateSize(fmi3Instance instance, fmi3FMUState FMUState,
+                                                 size_t *size) {
+    INSTANCE;
+    if (!FMUState || !size) return fmi3Error;
+    *size = model_state_serialized_size();
+    return fmi3OK;
+}
+
+FGW_EXPORT fmi3Status fmi3SerializeFMUState(fmi3Instance instance, fmi3FMUState FMUState,
+                                            fmi3Byte serializedState[], size_t size) {
+    INSTANCE;
+    if (!FMUState || !serializedState || size < model_state_serialized_size()) {
+        model_log(m, ST_ERROR, "logStatusError", "fmi3SerializeFMUState: buffer too small.");
+        return fmi3Error;
+    }
+    model_state_serialize(FMUState, serializedState);
+    return fmi3OK;
+}
+
+FGW_EXPORT fmi3Status fmi3DeserializeFMUState(fmi3Instance instance,
+                                              const fmi3Byte serializedState[], size_t size,
+                                              fmi3FMUState *FMUState) {
+    INSTANCE;
+    if (!serializedState || !FMUState) return fmi3Error;
+    *FMUState = model_state_deserialize(m, serializedState, size);
+    return *FMUState ? fmi3OK : fmi3Error;
+}
+
+/* ------------------------------------------------------------------- partial derivatives */
+
+FGW_EXPORT fmi3Status fmi3GetDirectionalDerivative(
+    fmi3Instance instance, const fmi3ValueReference unknowns[], size_t nUnknowns,
+    const fmi3ValueReference knowns[], size_t nKnowns, const fmi3Float64 seed[], size_t nSeed,
+    fmi3Float64 sensitivity[], size_t nSensitivity) {
+    (void)unknowns;
+    (void)nUnknowns;
+    (void)knowns;
+    (void)nKnowns;
+    (void)seed;
+    (void)nSeed;
+    (void)sensitivity;
+    (void)nSensitivity;
+    return unsupported(instance, "fmi3GetDirectionalDerivative");
+}
+
+FGW_EXPORT fmi3Status fmi3GetAdjointDerivative(
+    fmi3Instance instance, const fmi3ValueReference unknowns[], size_t nUnknowns,
+    const fmi3ValueReference knowns[], size_t nKnowns, const fmi3Float64 seed[], size_t nSeed,
+    fmi3Float64 sensitivity[], size_t nSensitivity) {
+    (void)unknowns;
+    (void)nUnknowns;
+    (void)knowns;
+    (void)nKnowns;
+    (void)seed;
+    (void)nSeed;
+    (void)sensitivity;
+    (void)nSensitivity;
+    return unsupported(instance, "fmi3GetAdjointDerivative");
+}
+
+/* ---------------------------------------------------------- configuration mode and clocks */
+
+FGW_EXPORT fmi3Status fmi3EnterConfigurationMode(fmi3Instance instance) {
+    return unsupported(instance, "fmi3EnterConfigurationMode (no structural parameters)");
+}
+
+FGW_EXPORT fmi3Status fmi3ExitConfigurationMode(fmi3Instance instance) {
+    return unsupported(instance, "fmi3ExitConfigurationMode (no structural parameters)");
+}
+
+FGW_EXPORT fmi3Status fmi3GetIntervalDecimal(fmi3Instance instance,
+                                             const fmi3ValueReference vr[], size_t nvr,
+                                             fmi3Float64 intervals[],
+                                             fmi3IntervalQualifier qualifiers[]) {
+    (void)vr;
+    (void)nvr;
+    (void)intervals;
+    (void)qualifiers;
+    return unsupported(instance, "fmi3GetIntervalDecimal");
+}
+
+FGW_EXPORT fmi3Status fmi3GetIntervalFraction(fmi3Instance instance,
+                                              const fmi3ValueReference vr[], size_t nvr,
+                                              fmi3UInt64 counters[], fmi3UInt64 resolutions[],
+                                              fmi3IntervalQualifier qualifiers[]) {
+    (void)vr;
+    (void)nvr;
+    (void)counters;
+    (void)resolutions;
+    (void)qualifiers;
+    return unsupported(instance, "fmi3GetIntervalFraction");
+}
+
+FGW_EXPORT fmi3Status fmi3GetShiftDecimal(fmi3Instance instance, const fmi3ValueReference vr[],
+                                          size_t nvr, fmi3Float64 shifts[]) {
+    (void)vr;
+    (void)nvr;
+    (void)shifts;
+    return unsupported(instance, "fmi3GetShiftDecimal");
+}
+
+FGW_EXPORT fmi3Status fmi3GetShiftFraction(fmi3Instance instance, const fmi3ValueReference vr[],
+                                           size_t nvr, fmi3UInt64 counters[],
+                                           fmi3UInt64 resolutions[]) {
+    (void)vr;
+    (void)nvr;
+    (void)counters;
+    (void)resolutions;
+    return unsupported(instance, "fmi3GetShiftFraction");
+}
+
+FGW_EXPORT fmi3Status fmi3SetIntervalDecimal(fmi3Instance instance,
+                                             const fmi3ValueReference vr[], size_t nvr,
+                                             const fmi3Float64 intervals[]) {
+    (void)vr;
+    (void)nvr;
+    (void)intervals;
+    return unsupported(instance, "fmi3SetIntervalDecimal");
+}
+
+FGW_EXPORT fmi3Status fmi3SetIntervalFraction(fmi3Instance instance,
+                                              const fmi3ValueReference vr[], size_t nvr,
+                                              const fmi3UInt64 counters[],
+                                              const fmi3UInt64 resolutions[]) {
+    (void)vr;
+    (void)nvr;
+    (void)counters;
+    (void)resolutions;
+    return unsupported(instance, "fmi3SetIntervalFraction");
+}
+
+FGW_EXPORT fmi3Status fmi3SetShiftDecimal(fmi3Instance instance, const fmi3ValueReference vr[],
+                                          size_t nvr, const fmi3Float64 shifts[]) {
+    (void)vr;
+    (void)nvr;
+    (void)shifts;
+    return unsupported(instance, "fmi3SetShiftDecimal");
+}
+
+FGW_EXPORT fmi3Status fmi3SetShiftFraction(fmi3Instance instance, const fmi3ValueReference vr[],
+                                           size_t nvr, const fmi3UInt64 counters[],
+                                           const fmi3UInt64 resolutions[]) {
+    (void)vr;
+    (void)nvr;
+    (void)counters;
+    (void)resolutions;
+    return unsupported(instance, "fmi3SetShiftFraction");
+}
+
+FGW_EXPORT fmi3Status fmi3EvaluateDiscreteStates(fmi3Instance instance) {
+    INSTANCE;
+    (void)m;
+    return fmi3OK; /* no clocked or discrete states that depend on inputs */
+}
+
+FGW_EXPORT fmi3Status fmi3UpdateDiscreteStates(fmi3Instance instance,
+                                               fmi3Boolean *discreteStatesNeedUpdate,
+                                               fmi3Boolean *terminateSimulation,
+                                               fmi3Boolean *nominalsOfContinuousStatesChanged,
+                                               fmi3Boolean *valuesOfContinuousStatesChanged,
+                                               fmi3Boolean *nextEventTimeDefined,
+                                               fmi3Float64 *nextEventTime) {
+    INSTANCE;
+    bool changed = false;
+    Status status = model_update_discrete_states(m, &changed);
+    if (discreteStatesNeedUpdate) *discreteStatesNeedUpdate = false;
+    if (terminateSimulation) *terminateSimulation = false;
+    if (nominalsOfContinuousStatesChanged) *nominalsOfContinuousStatesChanged = false;
+    if (valuesOfContinuousStatesChanged) *valuesOfContinuousStatesChanged = changed;
+    if (nextEventTimeDefined) *nextEventTimeDefined = false;
+    if (nextEventTime) *nextEventTime = 0;
+    return (fmi3Status)status;
+}
+
+/* ---------------------------------------------------------------------------- Model Exchange */
+
+FGW_EXPORT fmi3Status fmi3EnterContinuousTimeMode(fmi3Instance instance) {
+    INSTANCE;
+    return (fmi3Status)model_enter_continuous_time_mode(m);
+}
+
+FGW_EXPORT fmi3Status fmi3CompletedIntegratorStep(fmi3Instance instance,
+                                                  fmi3Boolean noSetFMUStatePriorToCurrentPoint,
+                                                  fmi3Boolean *enterEventMode,
+                                                  fmi3Boolean *terminateSimulation) {
+    INSTANCE;
+    (void)noSetFMUStatePriorToCurrentPoint;
+    if (!model_check_mode(m, "fmi3CompletedIntegratorStep", M(MODE_CONTINUOUS_TIME)))
+        return fmi3Error;
+    if (enterEventMode) *enterEventMode = false;
+    if (terminateSimulation) *terminateSimulation = false;
+    return fmi3OK;
+}
+
+FGW_EXPORT fmi3Status fmi3SetTime(fmi3Instance instance, fmi3Float64 time) {
+    INSTANCE;
+    return (fmi3Status)model_set_time(m, time);
+}
+
+FGW_EXPORT fmi3Status fmi3SetContinuousStates(fmi3Instance instance,
+                                              const fmi3Float64 continuousStates[],
+                                              size_t nContinuousStates) {
+    INSTANCE;
+    return (fmi3Status)model_set_states(m, continuousStates, nContinuousStates);
+}
+
+FGW_EXPORT fmi3Status fmi3GetContinuousStateDerivatives(fmi3Instance instance,
+                                                        fmi3Float64 derivatives[],
+                                                        size_t nContinuousStates) {
+    INSTANCE;
+    return (fmi3Status)model_get_derivatives(m, derivatives, nContinuousStates);
+}
+
+FGW_EXPORT fmi3Status fmi3GetEventIndicators(fmi3Instance instance,
+                                             fmi3Float64 eventIndicators[],
+                                             size_t nEventIndicators) {
+    INSTANCE;
+    return (fmi3Status)model_get_event_indicators(m, eventIndicators, nEventIndicators);
+}
+
+FGW_EXPORT fmi3Status fmi3GetContinuousStates(fmi3Instance instance,
+                                              fmi3Float64 continuousStates[],
+                                              size_t nContinuousStates) {
+    INSTANCE;
+    return (fmi3Status)model_get_states(m, continuousStates, nContinuousStates);
+}
+
+FGW_EXPORT fmi3Status fmi3GetNominalsOfContinuousStates(fmi3Instance instance,
+                                                        fmi3Float64 nominals[],
+                                                        size_t nContinuousStates) {
+    INSTANCE;
+    return (fmi3Status)model_get_nominals(m, nominals, nContinuousStates);
+}
+
+FGW_EXPORT fmi3Status fmi3GetNumberOfEventIndicators(fmi3Instance instance,
+                                                     size_t *nEventIndicators) {
+    INSTANCE;
+    (void)m;
+    if (!nEventIndicators) return fmi3Error;
+    *nEventIndicators = MODEL.nz;
+    return fmi3OK;
+}
+
+FGW_EXPORT fmi3Status fmi3GetNumberOfContinuousStates(fmi3Instance instance,
+                                                      size_t *nContinuousStates) {
+    INSTANCE;
+    (void)m;
+    if (!nContinuousStates) return fmi3Error;
+    *nContinuousStates = MODEL.nx;
+    return fmi3OK;
+}
+
+/* ----------------------------------------------------------------------------- Co-Simulation */
+
+FGW_EXPORT fmi3Status fmi3EnterStepMode(fmi3Instance instance) {
+    INSTANCE;
+    return (fmi3Status)model_enter_step_mode(m);
+}
+
+FGW_EXPORT fmi3Status fmi3GetOutputDerivatives(fmi3Instance instance,
+                                               const fmi3ValueReference vr[], size_t nvr,
+                                               const fmi3Int32 order[], fmi3Float64 values[],
+                                               size_t nValues) {
+    (void)vr;
+    (void)nvr;
+    (void)order;
+    (void)values;
+    (void)nValues;
+    return unsupported(instance, "fmi3GetOutputDerivatives");
+}
+
+FGW_EXPORT fmi3Status fmi3DoStep(fmi3Instance instance, fmi3Float64 currentCommunicationPoint,
+                                 fmi3Float64 communicationStepSize,
+                                 fmi3Boolean noSetFMUStatePriorToCurrentPoint,
+                                 fmi3Boolean *eventHandlingNeeded,
+                                 fmi3Boolean *terminateSimulation, fmi3Boolean *earlyReturn,
+                                 fmi3Float64 *lastSuccessfulTime) {
+    INSTANCE;
+    (void)noSetFMUStatePriorToCurrentPoint;
+    if (m->interface != IF_CO_SIMULATION) {
+        model_log(m, ST_ERROR, "logStatusError", "fmi3DoStep is only available in Co-Simulation.");
+        return fmi3Error;
+    }
+    /* With Event Mode and early return the FMU stops at a state event and lets the importer
+       handle it in Event Mode; otherwise events are handled inside the step. */
+    bool stop_at_event = m->event_mode_used && m->early_return_allowed;
+    bool event_found = false;
+    Status status = model_do_step(m, currentCommunicationPoint, communicationStepSize,
+                                  stop_at_event, &event_found);
+    if (eventHandlingNeeded) *eventHandlingNeeded = event_found;
+    if (terminateSimulation) *terminateSimulation = false;
+    if (earlyReturn) *earlyReturn = event_found;
+    if (lastSuccessfulTime) *lastSuccessfulTime = m->d.time;
+    return (fmi3Status)status;
+}
+
+FGW_EXPORT fmi3Status fmi3ActivateModelPartition(fmi3Instance instance,
+                                                 fmi3ValueReference clockReference,
+                                                 fmi3Float64 activationTime) {
+    (void)clockReference;
+    (void)activationTime;
+    return unsupported(instance, "fmi3ActivateModelPartition");
+}

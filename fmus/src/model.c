@@ -1,0 +1,556 @@
+/* Shared core of the FMU Gateway demo models: see model.h. */
+#include "model.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef FGW_HOSTILE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+/* Co-Simulation: largest internal RK4 step, and the width to which events are located. */
+#define MAX_SUBSTEP 1e-3
+#define EVENT_TIME_RESOLUTION 1e-12
+#define MAX_EVENTS_PER_STEP 10000
+
+static const char *mode_name(Mode mode) {
+    switch (mode) {
+    case MODE_INSTANTIATED: return "Instantiated";
+    case MODE_INITIALIZATION: return "Initialization Mode";
+    case MODE_EVENT: return "Event Mode";
+    case MODE_CONTINUOUS_TIME: return "Continuous-Time Mode";
+    case MODE_STEP: return "Step Mode";
+    case MODE_TERMINATED: return "Terminated";
+    }
+    return "?";
+}
+
+void model_log(Instance *m, Status status, const char *category, const char *fmt, ...) {
+    if (!m || !m->log) return;
+    if (status == ST_OK && !m->logging_on) return;
+    char message[1024];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+    m->log(m, status, category, message);
+}
+
+bool model_check_mode(Instance *m, const char *function, unsigned allowed) {
+    if (allowed & M(m->d.mode)) return true;
+    model_log(m, ST_ERROR, "logStatusError", "%s must not be called in %s.", function,
+              mode_name(m->d.mode));
+    return false;
+}
+
+/* ---------------------------------------------------------------- states and derived values */
+
+static void read_states(const ModelData *d, double *x) {
+    for (size_t i = 0; i < MODEL.nx; i++) x[i] = d->v[MODEL.state_vrs[i]];
+}
+
+static void write_states(ModelData *d, const double *x) {
+    for (size_t i = 0; i < MODEL.nx; i++) d->v[MODEL.state_vrs[i]] = x[i];
+}
+
+/* Recomputes time, derivatives and calculated outputs from the current states. */
+static void refresh(ModelData *d) {
+    double x[MAX_STATES] = {0}, dx[MAX_STATES] = {0};
+    d->v[0] = d->time;
+    read_states(d, x);
+    MODEL.derivatives(d, d->time, x, dx);
+    for (size_t i = 0; i < MODEL.nx; i++) d->v[MODEL.derivative_vrs[i]] = dx[i];
+    if (MODEL.outputs) MODEL.outputs(d);
+}
+
+static void indicators(const ModelData *d, double t, const double *x, double *z) {
+    if (MODEL.nz > 0) MODEL.event_indicators(d, t, x, z);
+}
+
+/* Applies the model's event reset; returns true if a continuous state changed. */
+static bool apply_event(Instance *m) {
+    if (!MODEL.on_event) return false;
+    char message[256] = "";
+    bool changed = MODEL.on_event(&m->d, message, sizeof message);
+    if (message[0]) model_log(m, ST_OK, "logEvents", "t=%.12g: %s", m->d.time, message);
+    refresh(&m->d);
+    return changed;
+}
+
+/* ------------------------------------------------------------------------------- lifecycle */
+
+void model_reset(Instance *m) {
+    memset(&m->d, 0, sizeof m->d);
+    for (size_t i = 0; i < MODEL.n_vars; i++) m->d.v[i] = MODEL.vars[i].start;
+    m->d.mode = MODE_INSTANTIATED;
+    m->last_successful_time = 0;
+    refresh(&m->d);
+}
+
+Instance *model_new(const char *instance_name, Interface interface, bool logging_on,
+                    LogFunction log, void *glue) {
+    Instance *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    const char *name = instance_name ? instance_name : "";
+    m->instance_name = malloc(strlen(name) + 1);
+    if (!m->instance_name) {
+        free(m);
+        return NULL;
+    }
+    strcpy(m->instance_name, name);
+    m->interface = interface;
+    m->logging_on = logging_on;
+    m->log = log;
+    m->glue = glue;
+    model_reset(m);
+    return m;
+}
+
+void model_free(Instance *m) {
+    if (!m) return;
+    free(m->instance_name);
+    free(m->glue);
+    free(m);
+}
+
+/* ------------------------------------------------------------------------ variable access */
+
+static bool check_vr(Instance *m, const char *function, unsigned vr) {
+    if (vr < MODEL.n_vars) return true;
+    model_log(m, ST_ERROR, "logStatusError", "%s: unknown value reference %u.", function, vr);
+    return false;
+}
+
+Status model_reject_vrs(Instance *m, const char *function, const unsigned *vrs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (check_vr(m, function, vrs[i])) {
+            model_log(m, ST_ERROR, "logStatusError",
+                      "%s: variable %s (value reference %u) does not have this type.", function,
+                      MODEL.vars[vrs[i]].name, vrs[i]);
+        }
+        return ST_ERROR;
+    }
+    return ST_OK;
+}
+
+Status model_get_float(Instance *m, const unsigned *vrs, size_t n, double *values) {
+    if (n > 0 && (!vrs || !values)) return ST_ERROR;
+    refresh(&m->d);
+    for (size_t i = 0; i < n; i++) {
+        if (!check_vr(m, "get", vrs[i])) return ST_ERROR;
+        values[i] = m->d.v[vrs[i]];
+    }
+    return ST_OK;
+}
+
+static unsigned settable_modes(VarKind kind) {
+    switch (kind) {
+    case K_PARAMETER_FIXED:
+    case K_STATE: return M(MODE_INSTANTIATED) | M(MODE_INITIALIZATION);
+    case K_PARAMETER_TUNABLE:
+    case K_INPUT_DISCRETE:
+        return M(MODE_INSTANTIATED) | M(MODE_INITIALIZATION) | M(MODE_EVENT) | M(MODE_STEP);
+    case K_INPUT_CONTINUOUS:
+        return M(MODE_INSTANTIATED) | M(MODE_INITIALIZATION) | M(MODE_EVENT) |
+               M(MODE_CONTINUOUS_TIME) | M(MODE_STEP);
+    default: return 0;
+    }
+}
+
+Status model_set_float(Instance *m, const unsigned *vrs, size_t n, const double *values) {
+    if (n > 0 && (!vrs || !values)) return ST_ERROR;
+    /* check everything first so that a failing call changes nothing */
+    for (size_t i = 0; i < n; i++) {
+        if (!check_vr(m, "set", vrs[i])) return ST_ERROR;
+        const VarSpec *var = &MODEL.vars[vrs[i]];
+        unsigned allowed = settable_modes(var->kind);
+        if (allowed == 0) {
+            model_log(m, ST_ERROR, "logStatusError",
+                      "Variable %s (value reference %u) cannot be set.", var->name, vrs[i]);
+            return ST_ERROR;
+        }
+        if (!(allowed & M(m->d.mode))) {
+            model_log(m, ST_ERROR, "logStatusError",
+                      "Variable %s (value reference %u) cannot be set in %s.", var->name,
+                      vrs[i], mode_name(m->d.mode));
+            return ST_ERROR;
+        }
+        if (!isfinite(values[i])) {
+            model_log(m, ST_ERROR, "logStatusError", "Value %g for variable %s is not finite.",
+                      values[i], var->name);
+            return ST_ERROR;
+        }
+    }
+    for (size_t i = 0; i < n; i++) m->d.v[vrs[i]] = values[i];
+    refresh(&m->d);
+    return ST_OK;
+}
+
+/* ------------------------------------------------------------------------------------ modes */
+
+Status model_enter_initialization(Instance *m, double start_time) {
+    if (!model_check_mode(m, "EnterInitializationMode", M(MODE_INSTANTIATED))) return ST_ERROR;
+    m->d.time = start_time;
+    m->last_successful_time = start_time;
+    m->d.mode = MODE_INITIALIZATION;
+    refresh(&m->d);
+    return ST_OK;
+}
+
+Status model_exit_initialization(Instance *m) {
+    if (!model_check_mode(m, "ExitInitializationMode", M(MODE_INITIALIZATION))) return ST_ERROR;
+    if (m->interface == IF_CO_SIMULATION && !m->event_mode_used) {
+        /* handle an event that holds at the start time (e.g. a ball started on the floor) */
+        apply_event(m);
+        m->d.mode = MODE_STEP;
+    } else {
+        m->d.mode = MODE_EVENT;
+    }
+    refresh(&m->d);
+    return ST_OK;
+}
+
+Status model_enter_event_mode(Instance *m) {
+    unsigned allowed = m->interface == IF_MODEL_EXCHANGE ? M(MODE_CONTINUOUS_TIME) | M(MODE_EVENT)
+                                                         : M(MODE_STEP) | M(MODE_EVENT);
+    if (!model_check_mode(m, "EnterEventMode", allowed)) return ST_ERROR;
+    m->d.mode = MODE_EVENT;
+    return ST_OK;
+}
+
+Status model_update_discrete_states(Instance *m, bool *values_changed) {
+    if (!model_check_mode(m, "UpdateDiscreteStates", M(MODE_EVENT))) return ST_ERROR;
+    m->d.pending_event = false;
+    bool changed = apply_event(m);
+    if (values_changed) *values_changed = changed;
+    return ST_OK;
+}
+
+Status model_enter_continuous_time_mode(Instance *m) {
+    if (m->interface != IF_MODEL_EXCHANGE) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "EnterContinuousTimeMode is only available in Model Exchange.");
+        return ST_ERROR;
+    }
+    if (!model_check_mode(m, "EnterContinuousTimeMode", M(MODE_EVENT))) return ST_ERROR;
+    m->d.mode = MODE_CONTINUOUS_TIME;
+    return ST_OK;
+}
+
+Status model_enter_step_mode(Instance *m) {
+    if (m->interface != IF_CO_SIMULATION) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "EnterStepMode is only available in Co-Simulation.");
+        return ST_ERROR;
+    }
+    if (!model_check_mode(m, "EnterStepMode", M(MODE_EVENT) | M(MODE_STEP))) return ST_ERROR;
+    m->d.mode = MODE_STEP;
+    return ST_OK;
+}
+
+Status model_terminate(Instance *m) {
+    m->d.mode = MODE_TERMINATED;
+    return ST_OK;
+}
+
+/* ---------------------------------------------------------------------------- Model Exchange */
+
+Status model_set_time(Instance *m, double t) {
+    if (!model_check_mode(m, "SetTime",
+                          M(MODE_INITIALIZATION) | M(MODE_EVENT) | M(MODE_CONTINUOUS_TIME)))
+        return ST_ERROR;
+    m->d.time = t;
+    m->d.v[0] = t;
+    return ST_OK;
+}
+
+static bool check_count(Instance *m, const char *function, size_t given, size_t expected) {
+    if (given == expected) return true;
+    model_log(m, ST_ERROR, "logStatusError", "%s: expected %zu values but got %zu.", function,
+              expected, given);
+    return false;
+}
+
+Status model_set_states(Instance *m, const double *x, size_t nx) {
+    if (!model_check_mode(m, "SetContinuousStates", M(MODE_EVENT) | M(MODE_CONTINUOUS_TIME)))
+        return ST_ERROR;
+    if (!check_count(m, "SetContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (nx > 0 && !x) return ST_ERROR;
+    write_states(&m->d, x);
+    return ST_OK;
+}
+
+Status model_get_states(Instance *m, double *x, size_t nx) {
+    if (!check_count(m, "GetContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (nx > 0 && !x) return ST_ERROR;
+    read_states(&m->d, x);
+    return ST_OK;
+}
+
+Status model_get_derivatives(Instance *m, double *dx, size_t nx) {
+    if (!check_count(m, "GetContinuousStateDerivatives", nx, MODEL.nx)) return ST_ERROR;
+    if (nx > 0 && !dx) return ST_ERROR;
+    if (m->interface == IF_MODEL_EXCHANGE) {
+        Status status = model_hostile(m);
+        if (status != ST_OK) return status;
+    }
+    double x[MAX_STATES] = {0};
+    read_states(&m->d, x);
+    MODEL.derivatives(&m->d, m->d.time, x, dx);
+    return ST_OK;
+}
+
+Status model_get_event_indicators(Instance *m, double *z, size_t nz) {
+    if (!check_count(m, "GetEventIndicators", nz, MODEL.nz)) return ST_ERROR;
+    if (nz > 0 && !z) return ST_ERROR;
+    double x[MAX_STATES] = {0};
+    read_states(&m->d, x);
+    indicators(&m->d, m->d.time, x, z);
+    return ST_OK;
+}
+
+Status model_get_nominals(Instance *m, double *nominals, size_t nx) {
+    if (!check_count(m, "GetNominalsOfContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (nx > 0 && !nominals) return ST_ERROR;
+    for (size_t i = 0; i < nx; i++) nominals[i] = 1.0;
+    return ST_OK;
+}
+
+/* ------------------------------------------------------------------------------ Co-Simulation */
+
+/* One classical Runge-Kutta step of size h from (t, x0). */
+static void rk4(const ModelData *d, double t, const double *x0, double h, double *x1) {
+    double k1[MAX_STATES], k2[MAX_STATES], k3[MAX_STATES], k4[MAX_STATES], x[MAX_STATES];
+    size_t n = MODEL.nx;
+    MODEL.derivatives(d, t, x0, k1);
+    for (size_t i = 0; i < n; i++) x[i] = x0[i] + 0.5 * h * k1[i];
+    MODEL.derivatives(d, t + 0.5 * h, x, k2);
+    for (size_t i = 0; i < n; i++) x[i] = x0[i] + 0.5 * h * k2[i];
+    MODEL.derivatives(d, t + 0.5 * h, x, k3);
+    for (size_t i = 0; i < n; i++) x[i] = x0[i] + h * k3[i];
+    MODEL.derivatives(d, t + h, x, k4);
+    for (size_t i = 0; i < n; i++)
+        x1[i] = x0[i] + h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+}
+
+/* An indicator crossed zero if it left a strictly positive or strictly negative value. */
+static bool crossed(const double *z0, const double *z1) {
+    for (size_t i = 0; i < MODEL.nz; i++) {
+        if ((z0[i] > 0 && z1[i] <= 0) || (z0[i] < 0 && z1[i] >= 0)) return true;
+    }
+    return false;
+}
+
+Status model_do_step(Instance *m, double current_time, double step_size, bool stop_at_event,
+                     bool *event_found) {
+    *event_found = false;
+    if (!model_check_mode(m, "DoStep", M(MODE_STEP))) return ST_ERROR;
+    ModelData *d = &m->d;
+    if (fabs(current_time - d->time) > 1e-9 * fmax(1.0, fabs(d->time))) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "DoStep: currentCommunicationPoint %.17g does not match the FMU time %.17g.",
+                  current_time, d->time);
+        return ST_ERROR;
+    }
+    if (!(step_size >= 0) || !isfinite(step_size)) {
+        model_log(m, ST_ERROR, "logStatusError", "DoStep: illegal step size %g.", step_size);
+        return ST_ERROR;
+    }
+    Status status = model_hostile(m);
+    if (status != ST_OK) return status;
+
+    d->time = current_time;
+    const double t_end = current_time + step_size;
+    const double eps = 1e-13 * fmax(1.0, fabs(t_end));
+    int events = 0;
+
+    /* an event located by an early return that the importer did not handle */
+    if (d->pending_event) {
+        d->pending_event = false;
+        apply_event(m);
+    }
+
+    while (t_end - d->time > eps) {
+        const double t = d->time;
+        const double remaining = t_end - t;
+        double n = ceil(remaining / MAX_SUBSTEP - 1e-9);
+        if (n < 1) n = 1;
+        const double h = n == 1 ? remaining : remaining / n;
+
+        double x0[MAX_STATES], x1[MAX_STATES], z0[MAX_INDICATORS], z1[MAX_INDICATORS];
+        read_states(d, x0);
+        indicators(d, t, x0, z0);
+        rk4(d, t, x0, h, x1);
+        indicators(d, t + h, x1, z1);
+
+        if (MODEL.nz == 0 || !crossed(z0, z1)) {
+            write_states(d, x1);
+            d->time = n == 1 ? t_end : t + h;
+            continue;
+        }
+
+        /* locate the first crossing by bisection, re-integrating from the substep start */
+        double lo = 0, hi = h;
+        while (hi - lo > EVENT_TIME_RESOLUTION) {
+            const double mid = 0.5 * (lo + hi);
+            double xm[MAX_STATES], zm[MAX_INDICATORS];
+            rk4(d, t, x0, mid, xm);
+            indicators(d, t + mid, xm, zm);
+            if (crossed(z0, zm)) hi = mid; else lo = mid;
+        }
+        rk4(d, t, x0, hi, x1);
+        write_states(d, x1);
+        d->time = t + hi;
+        refresh(d);
+
+        if (stop_at_event) {
+            /* the importer handles the event in Event Mode at d->time */
+            d->pending_event = true;
+            *event_found = true;
+            m->last_successful_time = d->time;
+            return ST_OK;
+        }
+        apply_event(m);
+        if (++events > MAX_EVENTS_PER_STEP) {
+            model_log(m, ST_ERROR, "logStatusError",
+                      "DoStep: more than %d events in one step at t=%.12g.",
+                      MAX_EVENTS_PER_STEP, d->time);
+            return ST_ERROR;
+        }
+    }
+    d->time = t_end;
+    m->last_successful_time = t_end;
+    refresh(d);
+    return ST_OK;
+}
+
+/* -------------------------------------------------------------------------------- FMU state */
+
+static const unsigned char STATE_MAGIC[8] = {'F', 'G', 'W', 'S', 'T', 'A', 'T', '1'};
+
+void *model_state_save(Instance *m) {
+    ModelData *copy = malloc(sizeof *copy);
+    if (copy) *copy = m->d;
+    return copy;
+}
+
+void model_state_restore(Instance *m, const void *state) {
+    Mode mode = m->d.mode;
+    memcpy(&m->d, state, sizeof m->d);
+    m->d.mode = mode;
+    refresh(&m->d);
+}
+
+size_t model_state_serialized_size(void) { return sizeof STATE_MAGIC + sizeof(ModelData); }
+
+void model_state_serialize(const void *state, unsigned char *buffer) {
+    memcpy(buffer, STATE_MAGIC, sizeof STATE_MAGIC);
+    memcpy(buffer + sizeof STATE_MAGIC, state, sizeof(ModelData));
+}
+
+void *model_state_deserialize(Instance *m, const unsigned char *buffer, size_t size) {
+    if (size != model_state_serialized_size() ||
+        memcmp(buffer, STATE_MAGIC, sizeof STATE_MAGIC) != 0) {
+        model_log(m, ST_ERROR, "logStatusError", "Serialized FMU state is invalid (%zu bytes).",
+                  size);
+        return NULL;
+    }
+    ModelData *copy = malloc(sizeof *copy);
+    if (copy) memcpy(copy, buffer + sizeof STATE_MAGIC, sizeof *copy);
+    return copy;
+}
+
+/* ---------------------------------------------------------------------------- hostile variants */
+
+Status model_hostile(Instance *m) {
+#ifndef FGW_HOSTILE
+    (void)m;
+    return ST_OK;
+#else
+    if (m->d.hostile_done) return ST_OK;
+    m->d.hostile_done = true;
+    bool breach = false;
+
+#if defined(HOSTILE_SEGFAULT)
+    volatile int *volatile target = NULL; /* both volatile: the store must happen */
+    *target = 42;
+    breach = true;
+#elif defined(HOSTILE_LOOP)
+    volatile unsigned long spins = 0;
+    for (;;) spins++;
+#elif defined(HOSTILE_ALLOC)
+    const size_t chunk = 64u << 20;
+    for (;;) {
+        char *block = malloc(chunk);
+        if (!block) {
+            model_log(m, ST_ERROR, "logStatusError", "malloc failed: %s", strerror(errno));
+            return ST_ERROR;
+        }
+        memset(block, 0xA5, chunk); /* touch every page; never freed */
+    }
+#elif defined(HOSTILE_FORK)
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid < 0) {
+        model_log(m, ST_ERROR, "logStatusError", "fork failed: %s", strerror(errno));
+        return ST_ERROR;
+    }
+    waitpid(pid, NULL, 0);
+    breach = true;
+#elif defined(HOSTILE_SOCKET)
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        model_log(m, ST_ERROR, "logStatusError", "socket failed: %s", strerror(errno));
+        return ST_ERROR;
+    }
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof address);
+    address.sin_family = AF_INET;
+    address.sin_port = htons(9);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        model_log(m, ST_WARNING, "logStatusWarning", "connect to 127.0.0.1:9 failed: %s",
+                  strerror(errno));
+    }
+    close(fd);
+    breach = true;
+#elif defined(HOSTILE_READ)
+    const char *path = getenv("FMU_HOSTILE_PATH");
+    if (!path || !path[0]) path = "/etc/hostname";
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        model_log(m, ST_ERROR, "logStatusError", "open %s failed: %s", path, strerror(errno));
+        return ST_ERROR;
+    }
+    char buffer[64];
+    if (read(fd, buffer, sizeof buffer) < 0) { /* the attempt is what matters */ }
+    close(fd);
+    breach = true;
+#elif defined(HOSTILE_WRITE)
+    const char *path = getenv("FMU_HOSTILE_PATH");
+    if (!path || !path[0]) path = "/tmp/fmu-gateway-hostile-write";
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        model_log(m, ST_ERROR, "logStatusError", "open %s failed: %s", path, strerror(errno));
+        return ST_ERROR;
+    }
+    const char text[] = "written by a hostile FMU\n";
+    if (write(fd, text, sizeof text - 1) < 0) { /* the attempt is what matters */ }
+    close(fd);
+    breach = true;
+#endif
+
+    if (breach && MODEL.breach_vr >= 0) m->d.v[MODEL.breach_vr] = 1.0;
+    return ST_OK;
+#endif
+}

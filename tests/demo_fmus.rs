@@ -1,0 +1,600 @@
+//! Builds the demo FMUs from `fmus/` and simulates them with fmi-rs itself: Co-Simulation
+//! results are checked against closed-form solutions, Model Exchange runs (forward Euler from
+//! fmi-rs) are smoke tests.
+
+// fmi-rs's simulate functions take the (non-Sync) recorder as an Arc
+#![allow(clippy::arc_with_non_send_sync)]
+
+#[path = "../fmus/build_support.rs"]
+mod build_support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use build_support::{FmiVersion, HOSTILE_DEFINES, LIBRARY_MODELS, build_fmu};
+use fmi_rs::fmi3::LibraryKind;
+use fmi_rs::fmi3::types::fmi3Status;
+use fmi_rs::model_description::{fmi2 as md2, fmi3 as md3};
+use fmi_rs::sim::solver::ForwardEulerFactory;
+use fmi_rs::sim::{fmi2 as sim2, fmi3 as sim3};
+use tempfile::TempDir;
+
+const G: f64 = 9.81;
+const E: f64 = 0.7;
+
+fn fmus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fmus")
+}
+
+/// A built and extracted FMU; the temporary directory lives as long as this value.
+struct Built {
+    _dir: TempDir,
+    fmu: PathBuf,
+    unzipdir: PathBuf,
+}
+
+fn build(model: &str, version: FmiVersion, defines: &[&str]) -> Built {
+    let dir = TempDir::new().unwrap();
+    let fmu = build_fmu(&fmus_dir(), model, version, defines, dir.path(), model)
+        .unwrap_or_else(|e| panic!("building {model} ({version:?}) failed: {e}"));
+    let unzipdir = dir.path().join("unzipped");
+    fmi_rs::zip::extract_zip_archive(&fmu, &unzipdir).unwrap();
+    Built {
+        _dir: dir,
+        fmu,
+        unzipdir,
+    }
+}
+
+fn md3(built: &Built) -> Arc<md3::ModelDescription> {
+    let md = md3::ModelDescription::from_path(&built.unzipdir.join("modelDescription.xml"))
+        .expect("FMI 3 model description parses");
+    let problems: Vec<String> = md.validate().into_iter().map(|p| p.message).collect();
+    assert!(problems.is_empty(), "{}: {problems:#?}", md.modelName);
+    Arc::new(md)
+}
+
+fn md2(built: &Built) -> Arc<md2::ModelDescription> {
+    let md = md2::ModelDescription::from_path(&built.unzipdir.join("modelDescription.xml"))
+        .expect("FMI 2 model description parses");
+    let problems: Vec<String> = md.validate().into_iter().map(|p| p.message).collect();
+    assert!(problems.is_empty(), "{}: {problems:#?}", md.modelName);
+    Arc::new(md)
+}
+
+/// Recorded values: time and one column per requested variable.
+struct Results {
+    time: Vec<f64>,
+    columns: Vec<Vec<f64>>,
+}
+
+impl Results {
+    fn column(&self, i: usize) -> &[f64] {
+        &self.columns[i]
+    }
+
+    /// The value of column `i` at the last row whose time equals `t` (within 1e-9).
+    fn at(&self, i: usize, t: f64) -> f64 {
+        let row = self
+            .time
+            .iter()
+            .rposition(|&time| (time - t).abs() < 1e-9)
+            .unwrap_or_else(|| panic!("no row at t={t}"));
+        self.columns[i][row]
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Run {
+    Cs,
+    CsEventMode,
+    MeEuler(f64),
+}
+
+struct Experiment<'a> {
+    stop_time: f64,
+    output_interval: f64,
+    start_values: &'a [(&'a str, &'a str)],
+    record: &'a [&'a str],
+}
+
+fn simulate3(built: &Built, run: Run, exp: &Experiment) -> (Results, Vec<f64>) {
+    let md = md3(built);
+    let indices: Vec<usize> = exp
+        .record
+        .iter()
+        .map(|name| {
+            md.modelVariables
+                .iter()
+                .position(|v| v.name == *name)
+                .unwrap_or_else(|| panic!("no variable {name}"))
+        })
+        .collect();
+    let settings = sim3::SimulationSettings {
+        unzipdir: built.unzipdir.clone(),
+        model_description: md.clone(),
+        library_kind: LibraryKind::Native,
+        enable_dae: false,
+        start_time: 0.0,
+        stop_time: exp.stop_time,
+        visible: false,
+        logging_on: false,
+        set_stop_time: true,
+        output_interval: exp.output_interval,
+        log_time_scale: false,
+        tolerance: 1e-8,
+        set_tolerance: false,
+        start_values: exp
+            .start_values
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        log_fmi_calls: false,
+        intermediate_update: false,
+        input_file: None,
+        early_return_allowed: matches!(run, Run::CsEventMode),
+        event_mode_used: matches!(run, Run::CsEventMode),
+        log_file: None,
+        initial_fmu_state_file: None,
+        final_fmu_state_file: None,
+    };
+    let recorder = Arc::new(sim3::recorder::Recorder::new(sim3::Trajectories::new(
+        md.clone(),
+        indices.clone(),
+    )));
+    match run {
+        Run::Cs | Run::CsEventMode => sim3::cs::simulate(&settings, None, recorder.clone()),
+        Run::MeEuler(step) => sim3::me::simulate(
+            &settings,
+            &ForwardEulerFactory {
+                fixed_step_size: step,
+            },
+            None,
+            recorder.clone(),
+        ),
+    }
+    .unwrap_or_else(|e| panic!("{} FMI 3 simulation failed: {e}", md.modelName));
+    let trajectories = recorder.trajectories.borrow();
+    trajectories.validate().unwrap();
+    let columns = (0..indices.len())
+        .map(|i| {
+            trajectories
+                .rows
+                .iter()
+                .map(|row| row[i].as_f64().unwrap()[0])
+                .collect()
+        })
+        .collect();
+    let results = Results {
+        time: trajectories.time.clone(),
+        columns,
+    };
+    (results, trajectories.events())
+}
+
+fn simulate2(built: &Built, run: Run, exp: &Experiment) -> Results {
+    let md = md2(built);
+    let indices: Vec<usize> = exp
+        .record
+        .iter()
+        .map(|name| {
+            md.modelVariables
+                .iter()
+                .position(|v| v.name == *name)
+                .unwrap_or_else(|| panic!("no variable {name}"))
+        })
+        .collect();
+    let settings = sim2::SimulationSettings {
+        unzipdir: built.unzipdir.clone(),
+        model_description: md.clone(),
+        start_time: 0.0,
+        stop_time: exp.stop_time,
+        logging_on: false,
+        set_stop_time: true,
+        output_interval: exp.output_interval,
+        log_time_scale: false,
+        tolerance: 1e-8,
+        set_tolerance: false,
+        start_values: exp
+            .start_values
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        log_fmi_calls: false,
+        input_file: None,
+        early_return_allowed: false,
+        event_mode_used: false,
+        log_file: None,
+        initial_fmu_state_file: None,
+        final_fmu_state_file: None,
+    };
+    let recorder = Arc::new(sim2::recorder::Recorder::new(sim2::Trajectories::new(
+        md.clone(),
+        indices.clone(),
+    )));
+    match run {
+        Run::Cs | Run::CsEventMode => sim2::cs::simulate(&settings, None, recorder.clone()),
+        Run::MeEuler(step) => sim2::me::simulate(
+            &settings,
+            &ForwardEulerFactory {
+                fixed_step_size: step,
+            },
+            None,
+            recorder.clone(),
+        ),
+    }
+    .unwrap_or_else(|e| panic!("{} FMI 2 simulation failed: {e}", md.modelName));
+    let trajectories = recorder.trajectories.borrow();
+    let columns = (0..indices.len())
+        .map(|i| {
+            trajectories
+                .rows
+                .iter()
+                .map(|row| row[i].to_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    Results {
+        time: trajectories.time.clone(),
+        columns,
+    }
+}
+
+fn simulate(version: FmiVersion, built: &Built, run: Run, exp: &Experiment) -> Results {
+    match version {
+        FmiVersion::V3 => simulate3(built, run, exp).0,
+        FmiVersion::V2 => simulate2(built, run, exp),
+    }
+}
+
+const VERSIONS: [FmiVersion; 2] = [FmiVersion::V3, FmiVersion::V2];
+
+#[test]
+fn library_fmus_have_valid_model_descriptions() {
+    for model in LIBRARY_MODELS {
+        let built = build(model, FmiVersion::V3, &[]);
+        let md = md3(&built);
+        assert_eq!(md.modelName, model);
+        assert_eq!(
+            md.generationTool.as_deref(),
+            Some("FMU Gateway demo models")
+        );
+        assert_eq!(md.modelExchange.as_ref().unwrap().modelIdentifier, model);
+        assert_eq!(md.coSimulation.as_ref().unwrap().modelIdentifier, model);
+        assert!(md.defaultExperiment.is_some());
+        assert!(
+            built
+                .unzipdir
+                .join(format!("binaries/x86_64-linux/{model}.so"))
+                .is_file()
+        );
+
+        let built = build(model, FmiVersion::V2, &[]);
+        let md = md2(&built);
+        assert_eq!(md.modelName, model);
+        assert!(md.guid.starts_with('{'));
+        assert_eq!(md.modelExchange.as_ref().unwrap().modelIdentifier, model);
+        assert_eq!(md.coSimulation.as_ref().unwrap().modelIdentifier, model);
+        assert!(
+            built
+                .unzipdir
+                .join(format!("binaries/linux64/{model}.so"))
+                .is_file()
+        );
+    }
+}
+
+#[test]
+fn builds_are_deterministic() {
+    let a = build("BouncingBall", FmiVersion::V3, &[]);
+    let b = build("BouncingBall", FmiVersion::V3, &[]);
+    assert_eq!(
+        std::fs::read(&a.fmu).unwrap(),
+        std::fs::read(&b.fmu).unwrap()
+    );
+}
+
+/// First bounce time, reconstructed from the first sample after the bounce: there
+/// v(t) = e*g*tb - g*(t - tb), so tb = (v/g + t) / (1 + e).
+fn first_bounce(results: &Results) -> (usize, f64) {
+    let v = results.column(1);
+    let row = v.iter().position(|&v| v > 0.0).expect("the ball bounces");
+    let t = results.time[row];
+    (row, (v[row] / G + t) / (1.0 + E))
+}
+
+#[test]
+fn bouncing_ball_cs_matches_closed_form() {
+    let expected = (2.0 / G).sqrt();
+    let exp = Experiment {
+        stop_time: 3.0,
+        output_interval: 0.01,
+        start_values: &[],
+        record: &["h", "v"],
+    };
+    for version in VERSIONS {
+        let built = build("BouncingBall", version, &[]);
+        let results = simulate(version, &built, Run::Cs, &exp);
+        let (row, bounce) = first_bounce(&results);
+        assert!(
+            (bounce - expected).abs() < 1e-6,
+            "{version:?}: first bounce at {bounce}, expected {expected}"
+        );
+        // before the bounce: free fall
+        for (t, h) in results.time[..row].iter().zip(results.column(0)) {
+            assert!((h - (1.0 - G * t * t / 2.0)).abs() < 1e-9, "h({t}) = {h}");
+        }
+        // between the first and second bounce the ballistic apex h + v^2/2g is e^2 * h0
+        let h = results.column(0);
+        let v = results.column(1);
+        let mut i = row;
+        let mut peak = 0.0f64;
+        while v[i] > 0.0 || h[i] > 0.0 && i < row + 40 {
+            let apex = h[i] + v[i] * v[i] / (2.0 * G);
+            assert!(
+                (apex - E * E).abs() < 1e-4,
+                "{version:?}: apex {apex} at t={}",
+                results.time[i]
+            );
+            peak = peak.max(h[i]);
+            i += 1;
+        }
+        assert!(peak <= E * E + 1e-9 && peak > E * E - 2e-4, "peak {peak}");
+        // the ball never falls through the floor and ends up resting
+        assert!(h.iter().all(|&h| h > -1e-9));
+        assert!(h.last().unwrap().abs() < 1e-9 && v.last().unwrap().abs() < 1e-9);
+    }
+}
+
+#[test]
+fn bouncing_ball_cs_event_mode_reports_exact_event_times() {
+    let built = build("BouncingBall", FmiVersion::V3, &[]);
+    let exp = Experiment {
+        stop_time: 3.0,
+        output_interval: 0.01,
+        start_values: &[],
+        record: &["h", "v"],
+    };
+    let (results, events) = simulate3(&built, Run::CsEventMode, &exp);
+    let t1 = (2.0 / G).sqrt();
+    assert!(!events.is_empty());
+    assert!(
+        (events[0] - t1).abs() < 1e-9,
+        "first event at {}",
+        events[0]
+    );
+    // second bounce: after flying up with e*g*t1 for 2*e*t1
+    assert!((events[1] - (t1 + 2.0 * E * t1)).abs() < 1e-9, "{events:?}");
+    // at the first event row: h ~ 0 before the reset, v reversed after it
+    let rows: Vec<usize> = (0..results.time.len())
+        .filter(|&i| results.time[i] == events[0])
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(results.column(0)[rows[0]].abs() < 1e-9);
+    assert!((results.column(1)[rows[0]] + G * t1).abs() < 1e-9);
+    assert!((results.column(1)[rows[1]] - E * G * t1).abs() < 1e-9);
+}
+
+#[test]
+fn dahlquist_cs_matches_exp() {
+    let exp = Experiment {
+        stop_time: 10.0,
+        output_interval: 0.1,
+        start_values: &[],
+        record: &["x"],
+    };
+    for version in VERSIONS {
+        let built = build("Dahlquist", version, &[]);
+        let results = simulate(version, &built, Run::Cs, &exp);
+        for (t, x) in results.time.iter().zip(results.column(0)) {
+            let exact = (-t).exp();
+            assert!(
+                ((x - exact) / exact).abs() < 1e-6,
+                "{version:?}: x({t}) = {x}, expected {exact}"
+            );
+        }
+        let x1 = results.at(0, 1.0);
+        assert!(((x1 - (-1.0f64).exp()) / (-1.0f64).exp()).abs() < 1e-6);
+
+        // a changed parameter is honoured: x(t) = exp(-k t)
+        let exp_k = Experiment {
+            start_values: &[("k", "2")],
+            stop_time: 1.0,
+            ..exp
+        };
+        let results = simulate(version, &built, Run::Cs, &exp_k);
+        let x = results.at(0, 1.0);
+        assert!(((x - (-2.0f64).exp()) / (-2.0f64).exp()).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn integrator_cs_integrates_inputs() {
+    for version in VERSIONS {
+        let built = build("Integrator", version, &[]);
+        let exp = Experiment {
+            stop_time: 5.0,
+            output_interval: 0.1,
+            start_values: &[("u", "2"), ("k", "1")],
+            record: &["y", "x"],
+        };
+        let results = simulate(version, &built, Run::Cs, &exp);
+        assert!((results.at(0, 5.0) - 10.0).abs() < 1e-9, "{version:?}");
+        assert!((results.at(0, 2.5) - 5.0).abs() < 1e-9, "{version:?}");
+        let exp = Experiment {
+            start_values: &[("u", "2"), ("k", "3")],
+            ..exp
+        };
+        let results = simulate(version, &built, Run::Cs, &exp);
+        assert!((results.at(0, 5.0) - 30.0).abs() < 1e-9, "{version:?}");
+    }
+}
+
+#[test]
+fn van_der_pol_cs_reaches_its_limit_cycle() {
+    for version in VERSIONS {
+        let built = build("VanDerPol", version, &[]);
+        let exp = Experiment {
+            stop_time: 20.0,
+            output_interval: 0.01,
+            start_values: &[],
+            record: &["x0", "x1"],
+        };
+        let results = simulate(version, &built, Run::Cs, &exp);
+        assert!(results.column(0).iter().all(|x| x.is_finite()));
+        // for mu = 1 the limit cycle has an amplitude of about 2.0086
+        let late = results
+            .time
+            .iter()
+            .zip(results.column(0))
+            .filter(|(t, _)| **t > 10.0)
+            .map(|(_, x)| x.abs())
+            .fold(0.0, f64::max);
+        assert!(
+            (late - 2.0086).abs() < 2e-3,
+            "{version:?}: amplitude {late}"
+        );
+        // der(x0) = x1: a short RK4 step from the start agrees with the Taylor expansion
+        let x0 = results.at(0, 0.01);
+        let expected = 2.0 - 0.01 * 0.01 / 2.0 * 2.0;
+        assert!((x0 - expected).abs() < 1e-6, "{version:?}: x0(0.01) = {x0}");
+    }
+}
+
+#[test]
+fn model_exchange_smoke_tests_with_forward_euler() {
+    let euler = Run::MeEuler(1e-3);
+    for version in VERSIONS {
+        let built = build("BouncingBall", version, &[]);
+        let exp = Experiment {
+            stop_time: 3.0,
+            output_interval: 0.01,
+            start_values: &[],
+            record: &["h", "v"],
+        };
+        let results = simulate(version, &built, euler, &exp);
+        let (_, bounce) = first_bounce(&results);
+        assert!(
+            (bounce - (2.0 / G).sqrt()).abs() < 0.02,
+            "{version:?}: bounce at {bounce}"
+        );
+        assert!(
+            results
+                .column(0)
+                .iter()
+                .all(|&h| h > -0.02 && h < 1.0 + 1e-9)
+        );
+        let peak_after_bounce = results
+            .time
+            .iter()
+            .zip(results.column(0))
+            .filter(|(t, _)| **t > 0.5 && **t < 1.3)
+            .map(|(_, h)| *h)
+            .fold(0.0, f64::max);
+        assert!(
+            (peak_after_bounce - E * E).abs() < 0.03,
+            "{peak_after_bounce}"
+        );
+        assert!(
+            results.column(0).last().unwrap().abs() < 1e-3,
+            "ball rests at the end"
+        );
+
+        let built = build("Dahlquist", version, &[]);
+        let exp = Experiment {
+            stop_time: 10.0,
+            output_interval: 0.1,
+            start_values: &[],
+            record: &["x"],
+        };
+        let results = simulate(version, &built, euler, &exp);
+        let x1 = results.at(0, 1.0);
+        assert!(
+            (x1 - (-1.0f64).exp()).abs() < 1e-3,
+            "{version:?}: x(1) = {x1}"
+        );
+
+        let built = build("VanDerPol", version, &[]);
+        let exp = Experiment {
+            stop_time: 20.0,
+            output_interval: 0.01,
+            start_values: &[],
+            record: &["x0", "x1"],
+        };
+        let results = simulate(version, &built, euler, &exp);
+        assert!(
+            results
+                .column(0)
+                .iter()
+                .all(|x| x.is_finite() && x.abs() < 2.5)
+        );
+
+        let built = build("Integrator", version, &[]);
+        let exp = Experiment {
+            stop_time: 5.0,
+            output_interval: 0.1,
+            start_values: &[("u", "2")],
+            record: &["y"],
+        };
+        let results = simulate(version, &built, euler, &exp);
+        assert!((results.at(0, 5.0) - 10.0).abs() < 1e-6, "{version:?}");
+    }
+}
+
+#[test]
+fn unknown_value_references_and_illegal_sets_are_rejected() {
+    let built = build("BouncingBall", FmiVersion::V3, &[]);
+    let fmu = fmi_rs::fmi3::builder::FMU3Builder::new(&built.fmu)
+        .unwrap()
+        .instantiate_cs("test")
+        .unwrap();
+    let mut value = [0.0];
+    assert_eq!(fmu.getFloat64(&[99], &mut value), fmi3Status::Error);
+    assert_eq!(fmu.getFloat64(&[1], &mut value), fmi3Status::Ok);
+    assert_eq!(value[0], 1.0);
+    // der(h) is calculated
+    assert_eq!(fmu.setFloat64(&[2], &[1.0]), fmi3Status::Error);
+    assert_eq!(fmu.setFloat64(&[5], &[3.71]), fmi3Status::Ok);
+    assert_eq!(fmu.enterInitializationMode(None, 0.0, None), fmi3Status::Ok);
+    assert_eq!(fmu.exitInitializationMode(), fmi3Status::Ok);
+    // g is fixed after initialization, e is tunable
+    assert_eq!(fmu.setFloat64(&[5], &[9.81]), fmi3Status::Error);
+    assert_eq!(fmu.setFloat64(&[6], &[0.5]), fmi3Status::Ok);
+    assert_eq!(fmu.getFloat64(&[4], &mut value), fmi3Status::Ok);
+    assert_eq!(value[0], -3.71);
+    let mut int_value = [0i32];
+    assert_eq!(fmu.getInt32(&[1], &mut int_value), fmi3Status::Error);
+    assert_eq!(fmu.terminate(), fmi3Status::Ok);
+}
+
+#[test]
+fn hostile_variants_build() {
+    for define in HOSTILE_DEFINES {
+        let built = build("Hostile", FmiVersion::V3, &[define]);
+        let md = md3(&built);
+        assert_eq!(md.modelName, "Hostile");
+        assert!(md.modelVariables.iter().any(|v| v.name == "breach"));
+        assert!(
+            built
+                .unzipdir
+                .join("binaries/x86_64-linux/Hostile.so")
+                .is_file()
+        );
+    }
+    let built = build("Hostile", FmiVersion::V2, &["HOSTILE_SOCKET"]);
+    md2(&built);
+    // hostile defines only go with the Hostile model and vice versa
+    let dir = TempDir::new().unwrap();
+    assert!(build_fmu(&fmus_dir(), "Hostile", FmiVersion::V3, &[], dir.path(), "x").is_err());
+    assert!(
+        build_fmu(
+            &fmus_dir(),
+            "Dahlquist",
+            FmiVersion::V3,
+            &["HOSTILE_LOOP"],
+            dir.path(),
+            "x"
+        )
+        .is_err()
+    );
+}
