@@ -72,3 +72,25 @@ CREATE TABLE usage (
 );
 CREATE INDEX usage_by_user_time ON usage(user_id, created_at);
 CREATE INDEX usage_by_key ON usage(api_key_id);
+
+-- migration 2: the FMU registry
+-- An FMU is identified by the SHA-256 of its file: the same bytes are stored once, however
+-- many users upload them. Library models are visible to everyone; uploads only to the users
+-- who uploaded them (fmu_owners).
+CREATE TABLE fmus (
+    id           TEXT PRIMARY KEY,                 -- SHA-256 of the .fmu file, lower-case hex
+    library_id   TEXT UNIQUE,                      -- 'lib:<Model>' / 'lib:<Model>@fmi2'; NULL for uploads
+    model_name   TEXT NOT NULL,
+    fmi_version  TEXT NOT NULL,
+    size_bytes   INTEGER NOT NULL,
+    info         TEXT NOT NULL,                    -- the model description as JSON (fmi::describe)
+    created_at   INTEGER NOT NULL
+);
+CREATE TABLE fmu_owners (
+    fmu_id       TEXT NOT NULL REFERENCES fmus(id) ON DELETE CASCADE,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    file_name    TEXT NOT NULL,
+    uploaded_at  INTEGER NOT NULL,
+    PRIMARY KEY (fmu_id, user_id)
+);
+CREATE INDEX fmu_owners_by_user ON fmu_owners(user_id, uploaded_at);

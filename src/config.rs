@@ -31,6 +31,15 @@ pub struct Config {
     pub root_key_hex: Option<String>,
     /// SQLite connections in the pool.
     pub db_pool_size: u32,
+    /// Largest FMU upload accepted.
+    pub max_upload_bytes: u64,
+    /// Simulations that run at once (worker processes); more wait in a queue.
+    pub workers: usize,
+    /// Address-space limit of one worker process.
+    pub worker_memory_bytes: u64,
+    /// The executable started as `<exe> worker`; `None` = this program (tests point it at the
+    /// built binary).
+    pub worker_exe: Option<PathBuf>,
 }
 
 impl Config {
@@ -47,6 +56,10 @@ impl Config {
             session_ttl: Duration::from_secs(14 * 24 * 3600),
             root_key_hex: None,
             db_pool_size: 8,
+            max_upload_bytes: 100 << 20,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            worker_memory_bytes: 2 << 30,
+            worker_exe: None,
         }
     }
 
@@ -111,6 +124,38 @@ impl Config {
                     "must be at least 1",
                 ));
             }
+        }
+        if let Some(v) = env("FMU_GATEWAY_MAX_UPLOAD_MB") {
+            let mb: u64 = parse_num("FMU_GATEWAY_MAX_UPLOAD_MB", &v)?;
+            if mb == 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_MAX_UPLOAD_MB",
+                    &v,
+                    "must be at least 1",
+                ));
+            }
+            config.max_upload_bytes = mb << 20;
+        }
+        if let Some(v) = env("FMU_GATEWAY_WORKERS") {
+            config.workers = parse_num("FMU_GATEWAY_WORKERS", &v)?;
+            if config.workers == 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_WORKERS",
+                    &v,
+                    "must be at least 1",
+                ));
+            }
+        }
+        if let Some(v) = env("FMU_GATEWAY_WORKER_MEMORY_MB") {
+            let mb: u64 = parse_num("FMU_GATEWAY_WORKER_MEMORY_MB", &v)?;
+            if mb < 64 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_WORKER_MEMORY_MB",
+                    &v,
+                    "must be at least 64",
+                ));
+            }
+            config.worker_memory_bytes = mb << 20;
         }
         Ok(config)
     }

@@ -23,6 +23,9 @@ pub enum AppError {
     Auth(#[from] AuthError),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The upload is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("too many attempts: try again in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
     /// Something broke on our side; the text is for the log only.

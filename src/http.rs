@@ -12,7 +12,7 @@ use poem::{
     handler, post,
 };
 
-use crate::api::{self, compat, error::framework_error};
+use crate::api::{self, compat, compat_fmus, error::framework_error};
 use crate::state::State;
 use crate::web::{self, paths};
 
@@ -46,7 +46,24 @@ pub fn app(state: State) -> impl Endpoint {
         .at(paths::KEY_REVOKE, post(web::keys::revoke))
         .at(paths::USAGE, get(web::usage::show))
         .at(paths::RUNS, get(web::misc::runs))
-        .at(paths::LIBRARY, get(web::misc::library))
+        .at(
+            paths::LIBRARY,
+            get(ByAccept {
+                html: web::library::index.boxed(),
+                json: json(compat_fmus::library.boxed()).boxed(),
+            })
+            .post(web::library::upload),
+        )
+        .at(paths::LIBRARY_MODEL, get(web::library::model))
+        .at("/fmus", post(json(compat_fmus::upload.boxed())))
+        .at(
+            "/fmus/:id/variables",
+            get(json(compat_fmus::variables.boxed())),
+        )
+        .at(
+            "/fmus/by-hash/:sha256",
+            get(json(compat_fmus::by_hash.boxed())),
+        )
         .at(paths::BILLING, get(web::misc::billing))
         // Compatibility routes (JSON errors; cookie or API key).
         .at("/usage/", get(json(compat::usage_list.boxed())))
@@ -62,6 +79,8 @@ pub fn app(state: State) -> impl Endpoint {
         .around(web::middleware::sessions);
 
     let public_url = state.config.public_url.clone();
+    // Bodies are bounded before anything buffers them (uploads are the largest).
+    let max_body = (state.config.max_upload_bytes + (1 << 20)) as usize;
     Route::new()
         .nest("/", cookie_routes)
         .nest("/api", api::routes(&public_url))
@@ -71,6 +90,7 @@ pub fn app(state: State) -> impl Endpoint {
         .with(CookieJarManager::new())
         .with(CatchPanic::new())
         .around(security_headers)
+        .around(move |ep, req| limit_body(ep, req, max_body))
         .data(state)
         .with(Tracing)
 }
@@ -95,6 +115,25 @@ impl Endpoint for ByContentType {
             self.json.call(req).await
         } else {
             self.form.call(req).await
+        }
+    }
+}
+
+/// Sends browsers (HTML wanted) to one endpoint and API clients to another: `GET /library`
+/// is both the dashboard page and the JSON list existing clients read.
+struct ByAccept {
+    html: BoxEndpoint<'static, Response>,
+    json: BoxEndpoint<'static, Response>,
+}
+
+impl Endpoint for ByAccept {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if web::wants_html(&req) {
+            self.html.call(req).await
+        } else {
+            self.json.call(req).await
         }
     }
 }
@@ -151,6 +190,36 @@ async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Re
         HeaderValue::from_static("same-origin"),
     );
     Ok(resp)
+}
+
+/// Refuses a request body larger than `max` before anything reads it (poem-openapi buffers
+/// uploads to a temp file first): by its `Content-Length`, which hyper enforces. A body sent
+/// without a length on a state-changing method is refused too.
+async fn limit_body<E: Endpoint>(next: E, req: Request, max: usize) -> poem::Result<Response> {
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let refuse = |status: poem::http::StatusCode, message: String| {
+        let body = crate::api::error::ErrorBody {
+            code: "payload_too_large".into(),
+            message,
+        };
+        Ok(poem::web::Json(body).with_status(status).into_response())
+    };
+    match length {
+        Some(n) if n > max => refuse(
+            poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is {n} bytes; the limit is {max}"),
+        ),
+        None if chunked => refuse(
+            poem::http::StatusCode::LENGTH_REQUIRED,
+            "send a Content-Length with the request body".into(),
+        ),
+        _ => Ok(next.call(req).await?.into_response()),
+    }
 }
 
 /// The client's address: the TCP peer, or behind a trusted proxy (Fly.io) the address it

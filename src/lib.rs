@@ -6,12 +6,15 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fmi;
 pub mod http;
 pub mod keys;
+pub mod sim;
 pub mod state;
 pub mod telemetry;
 pub mod usage;
@@ -47,6 +50,11 @@ impl App {
             .map_err(|e| StartError::Listen(listen, e))?;
         let acceptor =
             TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?;
+        // Say which sandbox layers this kernel gives the workers (a worker reports them).
+        match state.workers.probe().await {
+            Ok(layers) => tracing::info!(layers = %layers.join(", "), "simulation sandbox"),
+            Err(e) => tracing::warn!(error = %e, "the simulation sandbox check failed"),
+        }
         Ok(App {
             addr,
             state,

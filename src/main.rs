@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fmu_gateway::{App, AppState, Config, accounts, telemetry};
+use fmu_gateway::sim::protocol::{Interface, Solver};
+use fmu_gateway::{App, AppState, Config, accounts, cli, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -41,8 +42,83 @@ enum Command {
         #[command(subcommand)]
         task: AdminTask,
     },
+    /// Use the simulation engine locally on an FMU file.
+    Fmu {
+        #[command(subcommand)]
+        task: FmuTask,
+    },
     /// Print the OpenAPI document.
     Openapi,
+    /// Internal: run one simulation job from stdin in a sandbox (started by the server).
+    #[command(hide = true)]
+    Worker,
+}
+
+#[derive(Subcommand)]
+enum FmuTask {
+    /// Show the model description: interfaces, default experiment, variables.
+    Info {
+        fmu: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that the FMU is well formed and runs on this platform.
+    Validate { fmu: PathBuf },
+    /// Simulate in a sandboxed worker and write the results as CSV (`time,<variable>,…`).
+    Simulate {
+        fmu: PathBuf,
+        /// cs or me (default: Co-Simulation when the FMU has it).
+        #[arg(long, value_parser = parse_interface)]
+        interface: Option<Interface>,
+        /// Model Exchange solver: dormand-prince (adaptive, default) or euler (fixed step).
+        #[arg(long, value_parser = parse_solver)]
+        solver: Option<Solver>,
+        #[arg(long)]
+        start_time: Option<f64>,
+        /// Default: the FMU's default experiment.
+        #[arg(long)]
+        stop_time: Option<f64>,
+        #[arg(long)]
+        output_interval: Option<f64>,
+        /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step.
+        #[arg(long)]
+        step_size: Option<f64>,
+        /// Relative tolerance.
+        #[arg(long)]
+        tolerance: Option<f64>,
+        /// A start value, `name=value` (repeatable).
+        #[arg(long = "start")]
+        start: Vec<String>,
+        /// A variable to record (repeatable; default: the outputs).
+        #[arg(long = "output")]
+        output: Vec<String>,
+        /// Input signals: CSV with a `time` column and one column per input.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Wall-clock limit in seconds.
+        #[arg(long, default_value_t = 600.0)]
+        timeout: f64,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long)]
+        output_file: Option<PathBuf>,
+    },
+}
+
+fn parse_interface(s: &str) -> Result<Interface, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "cs" | "cosimulation" | "co-simulation" => Ok(Interface::Cs),
+        "me" | "modelexchange" | "model-exchange" => Ok(Interface::Me),
+        _ => Err(format!("'{s}' is not cs or me")),
+    }
+}
+
+fn parse_solver(s: &str) -> Result<Solver, String> {
+    match s.to_ascii_lowercase().replace('_', "-").as_str() {
+        "dormand-prince" | "dopri" | "dopri5" => Ok(Solver::DormandPrince),
+        "euler" => Ok(Solver::Euler),
+        _ => Err(format!("'{s}' is not dormand-prince or euler")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -63,6 +139,10 @@ enum AdminTask {
 fn main() -> ExitCode {
     tune_malloc();
     let cli = Cli::parse();
+    if let Command::Worker = cli.command {
+        // No runtime and no threads: the worker must be single-threaded to sandbox itself.
+        return ExitCode::from(fmu_gateway::sim::worker::main() as u8);
+    }
     let json_logs = std::env::var("FMU_GATEWAY_LOG_FORMAT").is_ok_and(|v| v == "json");
     telemetry::init(json_logs);
     // Blocking work is SQLite (bounded by the pool) and argon2: a few dozen threads are
@@ -130,7 +210,57 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{}", fmu_gateway::api::spec_json());
             Ok(())
         }
+        Command::Fmu { task } => fmu(task).await,
+        Command::Worker => Err("the worker runs without the async runtime".into()),
     }
+}
+
+async fn fmu(task: FmuTask) -> Result<(), String> {
+    match task {
+        FmuTask::Info { fmu, json } => print!("{}", cli::info(&fmu, json)?),
+        FmuTask::Validate { fmu } => println!("{}", cli::validate(&fmu)?),
+        FmuTask::Simulate {
+            fmu,
+            interface,
+            solver,
+            start_time,
+            stop_time,
+            output_interval,
+            step_size,
+            tolerance,
+            start,
+            output,
+            input,
+            timeout,
+            output_file,
+        } => {
+            if !(timeout.is_finite() && timeout > 0.0) {
+                return Err("--timeout must be a positive number of seconds".into());
+            }
+            let args = cli::SimulateArgs {
+                fmu,
+                interface,
+                solver,
+                start_time,
+                stop_time,
+                output_interval,
+                step_size,
+                tolerance,
+                start,
+                output,
+                input,
+                timeout: std::time::Duration::from_secs_f64(timeout),
+            };
+            let csv = cli::simulate(args).await?;
+            match output_file {
+                Some(path) => {
+                    std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?
+                }
+                None => print!("{csv}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Keeps resident memory down (measured with benches/http.rs):

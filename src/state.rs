@@ -6,12 +6,16 @@ use crate::auth::rate_limit::AuthLimit;
 use crate::auth::tokens::{KeyIssuer, RootKeyError};
 use crate::config::Config;
 use crate::db::{Db, DbError};
+use crate::sim::runner::{PoolConfig, WorkerPool};
+use crate::sim::sandbox::Limits;
 
 pub struct AppState {
     pub config: Config,
     pub db: Db,
     pub keys: KeyIssuer,
     pub auth_limit: AuthLimit,
+    /// Sandboxed worker processes that run simulations.
+    pub workers: Arc<WorkerPool>,
 }
 
 pub type State = Arc<AppState>;
@@ -25,6 +29,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error(transparent)]
     RootKey(#[from] RootKeyError),
+    #[error("cannot install the built-in FMU library: {0}")]
+    Library(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
 }
@@ -37,11 +43,32 @@ impl AppState {
         let db = Db::open(&config.data_dir.join("fmu-gateway.db"), config.db_pool_size)?;
         let keys = KeyIssuer::load_or_create(&config.data_dir, config.root_key_hex.as_deref())?;
         let auth_limit = AuthLimit::per_minute(config.auth_rate_per_minute);
+        let library = crate::fmi::registry::seed_library(&db, &config.data_dir)
+            .map_err(|e| StartError::Library(e.to_string()))?;
+        if library > 0 {
+            tracing::info!(models = library, "installed the built-in FMU library");
+        }
+        let exe = match &config.worker_exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| StartError::DataDir("the program's own path".into(), e))?,
+        };
+        let workers = WorkerPool::new(PoolConfig {
+            exe,
+            scratch_root: config.data_dir.join("scratch"),
+            workers: config.workers,
+            limits: Limits {
+                address_space_bytes: config.worker_memory_bytes,
+                ..Limits::default()
+            },
+            log_limit: 64 * 1024,
+        });
         Ok(Arc::new(AppState {
             config,
             db,
             keys,
             auth_limit,
+            workers,
         }))
     }
 }

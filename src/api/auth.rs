@@ -46,6 +46,8 @@ operations! {
     ReadAccount => "read_account",
     ReadUsage => "read_usage",
     ManageKeys => "manage_keys",
+    ReadFmus => "read_fmus",
+    ManageFmus => "manage_fmus",
 }
 
 fn register_schemes(registry: &mut Registry) {

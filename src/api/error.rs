@@ -40,6 +40,9 @@ pub enum ApiError {
     /// It already exists.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The upload is larger than the limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// Well-formed but not acceptable (a short password, an over-long label…).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
@@ -78,6 +81,7 @@ impl From<AppError> for ApiError {
             }
             AppError::Auth(a) => a.into(),
             AppError::NotFound(_) => ApiError::NotFound(body("not_found", err.to_string())),
+            AppError::TooLarge(m) => ApiError::PayloadTooLarge(body("payload_too_large", m)),
             AppError::RateLimited(wait) => ApiError::TooManyRequests(
                 body("rate_limited", err.to_string()),
                 retry_after_secs(wait).to_string(),

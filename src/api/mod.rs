@@ -6,8 +6,10 @@
 
 pub mod auth;
 pub mod compat;
+pub mod compat_fmus;
 pub mod error;
 mod v1_account;
+pub mod v1_fmus;
 mod v1_keys;
 mod v1_usage;
 
@@ -17,9 +19,22 @@ use poem_openapi::OpenApiService;
 /// The OpenAPI service for `/api/v1`.
 pub fn service(
     public_url: &str,
-) -> OpenApiService<(v1_account::AccountApi, v1_keys::KeysApi, v1_usage::UsageApi), ()> {
+) -> OpenApiService<
+    (
+        v1_account::AccountApi,
+        v1_keys::KeysApi,
+        v1_usage::UsageApi,
+        v1_fmus::FmusApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (v1_account::AccountApi, v1_keys::KeysApi, v1_usage::UsageApi),
+        (
+            v1_account::AccountApi,
+            v1_keys::KeysApi,
+            v1_usage::UsageApi,
+            v1_fmus::FmusApi,
+        ),
         "FMU Gateway API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -24,6 +24,7 @@ impl From<AppError> for WebError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::BadCredentials | AppError::Auth(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

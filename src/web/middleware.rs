@@ -40,6 +40,9 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
                 .and_then(|v| v.to_str().ok())
             {
                 Some(t) => Some(t.to_string()),
+                // A multipart form without JavaScript cannot set a header, and this layer does
+                // not parse multipart bodies: the form's action URL carries the token.
+                None if is_multipart(&req) => token_in_query(&req),
                 None if is_form(&req) => {
                     let bytes = req.take_body().into_bytes_limit(MAX_FORM_BYTES).await;
                     let Ok(bytes) = bytes else {
@@ -67,6 +70,19 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         req.extensions_mut().insert(s);
     }
     Ok(next.call(req).await?.into_response())
+}
+
+fn is_multipart(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"))
+}
+
+fn token_in_query(req: &Request) -> Option<String> {
+    req.uri()
+        .query()
+        .and_then(|q| csrf::token_in_form(q.as_bytes()))
 }
 
 fn is_form(req: &Request) -> bool {

@@ -25,18 +25,6 @@ pub fn runs(CurrentSession(s): CurrentSession) -> Response {
     )
 }
 
-#[handler]
-pub fn library(CurrentSession(s): CurrentSession) -> Response {
-    let content = html! {
-        h1 { "Library" }
-        p.muted { "No models are installed on this server yet." }
-    };
-    html(
-        StatusCode::OK,
-        layout::page("Library", Nav::Library, Some(&s), content),
-    )
-}
-
 /// Balance and the credit ledger. Purchases need Stripe, which this server has not set up.
 #[handler]
 pub async fn billing(

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod error;
 pub mod keys;
 pub mod layout;
+pub mod library;
 pub mod middleware;
 pub mod misc;
 pub mod paths;

@@ -12,6 +12,7 @@ pub const USAGE: &str = "/usage";
 pub const USAGE_EXPORT: &str = "/usage/export";
 pub const RUNS: &str = "/runs";
 pub const LIBRARY: &str = "/library";
+pub const LIBRARY_MODEL: &str = "/library/:id";
 pub const BILLING: &str = "/billing";
 pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
@@ -19,4 +20,9 @@ pub const OPENAPI_JSON: &str = "/api/openapi.json";
 /// `KEY_REVOKE` for one key.
 pub fn key_revoke(id: &str) -> String {
     KEY_REVOKE.replace(":id", id)
+}
+
+/// `LIBRARY_MODEL` for one FMU (id or `lib:` name).
+pub fn library_model(id: &str) -> String {
+    LIBRARY_MODEL.replace(":id", id)
 }

@@ -340,7 +340,12 @@ async fn pages_need_a_session_and_logout_ends_it() {
         "/library",
         "/billing",
     ] {
-        let resp = browser().get(app.at(path)).send().await.unwrap();
+        let resp = browser()
+            .get(app.at(path))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 303, "{path}");
         assert_eq!(resp.headers()["location"], "/login", "{path}");
     }

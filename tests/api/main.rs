@@ -4,6 +4,7 @@
 mod common;
 
 mod accounts;
+mod fmus;
 mod keys;
 mod openapi;
 mod security;

@@ -38,6 +38,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::local(data_dir.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.auth_rate_per_minute = 100_000;
+    // Workers are the real binary (this test executable cannot be one).
+    config.worker_exe = Some(env!("CARGO_BIN_EXE_fmu-gateway").into());
     adjust(&mut config);
     let app = App::build(config).await.expect("the app builds");
     let addr = app.addr();

@@ -1,0 +1,180 @@
+//! Compatibility routes for FMUs that existing clients call: `POST /fmus`,
+//! `GET /fmus/{id}/variables`, `GET /fmus/by-hash/{sha256}`, `GET /library?query=`.
+
+use poem::http::StatusCode;
+use poem::web::{Data, Json, Multipart, Path, Query};
+use poem::{IntoResponse, Response, handler};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{ManageFmus, ReadFmus};
+use super::compat::Caller;
+use super::error::ApiError;
+use crate::error::AppError;
+use crate::fmi::registry::{self, FmuRecord, Stored, UploadFile};
+use crate::state::State;
+
+#[derive(Serialize)]
+struct FmuRef {
+    id: String,
+    fmi_version: String,
+    model_name: String,
+    guid: String,
+    sha256: String,
+}
+
+impl From<FmuRecord> for FmuRef {
+    fn from(r: FmuRecord) -> Self {
+        FmuRef {
+            id: r.id.clone(),
+            fmi_version: r.fmi_version,
+            model_name: r.model_name,
+            guid: r.info.instantiation_token,
+            sha256: r.id,
+        }
+    }
+}
+
+/// `POST /fmus` (multipart, field `file`).
+#[handler]
+pub async fn upload(
+    state: Data<&State>,
+    caller: Caller<ManageFmus>,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("the multipart body is malformed: {e}")))?
+    {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field
+            .file_name()
+            .unwrap_or("upload.fmu")
+            .chars()
+            .take(200)
+            .collect::<String>();
+        let mut target = UploadFile::create(&state.config.data_dir, state.config.max_upload_bytes)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut reader = field.into_async_read();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            target.push(&buf[..n])?;
+        }
+        let (record, stored) =
+            registry::add_upload(&state, &caller.principal.user_id, target, &name).await?;
+        let status = if stored == Stored::Created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        return Ok(Json(FmuRef::from(record))
+            .with_status(status)
+            .into_response());
+    }
+    Err(ApiError::bad_request(
+        "send the FMU as a multipart field named 'file'",
+    ))
+}
+
+#[derive(Serialize)]
+struct VariableOut {
+    name: String,
+    causality: String,
+    variability: String,
+    #[serde(rename = "declaredType")]
+    declared_type: String,
+}
+
+/// `GET /fmus/{id}/variables`.
+#[handler]
+pub async fn variables(
+    state: Data<&State>,
+    caller: Caller<ReadFmus>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<VariableOut>>, ApiError> {
+    let record = registry::resolve(&state, &caller.principal.user_id, &id).await?;
+    Ok(Json(
+        record
+            .info
+            .variables
+            .into_iter()
+            .map(|v| VariableOut {
+                name: v.name,
+                causality: v.causality,
+                variability: v.variability,
+                declared_type: v.r#type,
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /fmus/by-hash/{sha256}`.
+#[handler]
+pub async fn by_hash(
+    state: Data<&State>,
+    caller: Caller<ReadFmus>,
+    Path(sha): Path<String>,
+) -> Result<Json<FmuRef>, ApiError> {
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(
+            "a SHA-256 is 64 hexadecimal characters",
+        ));
+    }
+    Ok(Json(
+        registry::resolve(&state, &caller.principal.user_id, &sha)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LibraryQuery {
+    query: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LibraryEntry {
+    id: String,
+    model_name: String,
+    fmi_version: String,
+    description: Option<String>,
+    sha256: String,
+    interfaces: Vec<&'static str>,
+}
+
+/// `GET /library?query=` for API clients: the built-in models and the caller's uploads.
+#[handler]
+pub async fn library(
+    state: Data<&State>,
+    caller: Caller<ReadFmus>,
+    Query(q): Query<LibraryQuery>,
+) -> Result<Json<Vec<LibraryEntry>>, ApiError> {
+    let records = registry::list(&state, &caller.principal.user_id, q.query.as_deref()).await?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| LibraryEntry {
+                id: r.library_id.clone().unwrap_or_else(|| r.id.clone()),
+                interfaces: [
+                    r.info.co_simulation.as_ref().map(|_| "cs"),
+                    r.info.model_exchange.as_ref().map(|_| "me"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                model_name: r.model_name,
+                fmi_version: r.fmi_version,
+                description: r.info.description,
+                sha256: r.id,
+            })
+            .collect(),
+    ))
+}

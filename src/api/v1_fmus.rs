@@ -1,0 +1,254 @@
+//! `/api/v1/fmus`: upload FMUs, list and inspect them (with the built-in library), delete.
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::multipart::Upload;
+use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, Tags};
+use tokio::io::AsyncReadExt;
+
+use super::auth::{Authed, ManageFmus, ReadFmus};
+use super::error::ApiError;
+use crate::error::AppError;
+use crate::fmi::describe::{self, ModelInfo};
+use crate::fmi::registry::{self, FmuRecord, Stored, UploadFile};
+use crate::state::State;
+
+#[derive(Tags)]
+enum Tag {
+    /// FMUs: your uploads and the built-in library.
+    Fmus,
+}
+
+#[derive(Object)]
+pub struct FmuInterface {
+    pub model_identifier: String,
+    pub can_handle_variable_communication_step_size: bool,
+    pub can_get_and_set_fmu_state: bool,
+    pub needs_completed_integrator_step: bool,
+    pub provides_directional_derivatives: bool,
+    pub has_event_mode: bool,
+}
+
+impl From<&describe::Interface> for FmuInterface {
+    fn from(i: &describe::Interface) -> Self {
+        FmuInterface {
+            model_identifier: i.model_identifier.clone(),
+            can_handle_variable_communication_step_size: i
+                .can_handle_variable_communication_step_size,
+            can_get_and_set_fmu_state: i.can_get_and_set_fmu_state,
+            needs_completed_integrator_step: i.needs_completed_integrator_step,
+            provides_directional_derivatives: i.provides_directional_derivatives,
+            has_event_mode: i.has_event_mode,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct DefaultExperiment {
+    pub start_time: Option<f64>,
+    pub stop_time: Option<f64>,
+    pub tolerance: Option<f64>,
+    pub step_size: Option<f64>,
+}
+
+#[derive(Object)]
+pub struct FmuVariable {
+    pub name: String,
+    pub value_reference: u32,
+    /// `Float64`, `Int32`, `Boolean`… (FMI 3) or `Real`, `Integer`, `Boolean`… (FMI 2).
+    #[oai(rename = "type")]
+    pub type_: String,
+    pub causality: String,
+    pub variability: String,
+    pub initial: Option<String>,
+    pub start: Option<String>,
+    pub unit: Option<String>,
+    pub description: Option<String>,
+}
+
+/// An FMU with its model description.
+#[derive(Object)]
+pub struct Fmu {
+    /// SHA-256 of the file. Library models are also reachable as `lib:<Model>` (FMI 3) and
+    /// `lib:<Model>@fmi2`.
+    pub id: String,
+    pub library_id: Option<String>,
+    pub model_name: String,
+    pub fmi_version: String,
+    pub instantiation_token: String,
+    pub description: Option<String>,
+    pub generation_tool: Option<String>,
+    pub size_bytes: i64,
+    pub created_at: String,
+    /// The name of the file you uploaded.
+    pub file_name: Option<String>,
+    pub co_simulation: Option<FmuInterface>,
+    pub model_exchange: Option<FmuInterface>,
+    pub default_experiment: Option<DefaultExperiment>,
+    pub platforms: Vec<String>,
+    pub units: Vec<String>,
+    pub variables: Vec<FmuVariable>,
+}
+
+impl From<FmuRecord> for Fmu {
+    fn from(r: FmuRecord) -> Self {
+        let ModelInfo {
+            instantiation_token,
+            description,
+            generation_tool,
+            co_simulation,
+            model_exchange,
+            default_experiment,
+            units,
+            variables,
+            platforms,
+            ..
+        } = r.info;
+        Fmu {
+            id: r.id,
+            library_id: r.library_id,
+            model_name: r.model_name,
+            fmi_version: r.fmi_version,
+            instantiation_token,
+            description,
+            generation_tool,
+            size_bytes: r.size_bytes,
+            created_at: super::time(r.created_at),
+            file_name: r.file_name,
+            co_simulation: co_simulation.as_ref().map(Into::into),
+            model_exchange: model_exchange.as_ref().map(Into::into),
+            default_experiment: default_experiment.map(|e| DefaultExperiment {
+                start_time: e.start_time,
+                stop_time: e.stop_time,
+                tolerance: e.tolerance,
+                step_size: e.step_size,
+            }),
+            platforms,
+            units,
+            variables: variables
+                .into_iter()
+                .map(|v| FmuVariable {
+                    name: v.name,
+                    value_reference: v.value_reference,
+                    type_: v.r#type,
+                    causality: v.causality,
+                    variability: v.variability,
+                    initial: v.initial,
+                    start: v.start,
+                    unit: v.unit,
+                    description: v.description,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Multipart)]
+pub struct FmuUpload {
+    /// The `.fmu` file.
+    pub file: Upload,
+}
+
+#[derive(ApiResponse)]
+enum UploadResponse {
+    /// Stored.
+    #[oai(status = 201)]
+    Created(Json<Fmu>),
+    /// You had already uploaded these exact bytes: the same FMU is returned.
+    #[oai(status = 200)]
+    Existing(Json<Fmu>),
+}
+
+#[derive(ApiResponse)]
+enum DeleteResponse {
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// Copies an uploaded part into the registry's temp area, refusing more than the limit.
+pub async fn receive(state: &State, upload: Upload) -> Result<(UploadFile, String), AppError> {
+    let file_name = upload
+        .file_name()
+        .unwrap_or("upload.fmu")
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let max = state.config.max_upload_bytes;
+    let mut target = UploadFile::create(&state.config.data_dir, max)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut reader = upload.into_async_read();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| AppError::Invalid(format!("reading the upload: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        target.push(&buf[..n])?;
+    }
+    Ok((target, file_name))
+}
+
+pub struct FmusApi;
+
+#[OpenApi(tag = "Tag::Fmus")]
+impl FmusApi {
+    /// Uploads an FMU (FMI 2.0 or 3.0 with a Linux x86-64 binary). The same bytes uploaded
+    /// twice give the same id.
+    #[oai(path = "/fmus", method = "post", operation_id = "uploadFmu")]
+    async fn upload(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ManageFmus>,
+        body: FmuUpload,
+    ) -> Result<UploadResponse, ApiError> {
+        let (file, name) = receive(&state, body.file).await?;
+        let (record, stored) =
+            registry::add_upload(&state, &auth.principal.user_id, file, &name).await?;
+        Ok(match stored {
+            Stored::Created => UploadResponse::Created(Json(record.into())),
+            Stored::AlreadyThere => UploadResponse::Existing(Json(record.into())),
+        })
+    }
+
+    /// The built-in library and your uploads; `query` filters by model name.
+    #[oai(path = "/fmus", method = "get", operation_id = "listFmus")]
+    async fn list(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadFmus>,
+        query: Query<Option<String>>,
+    ) -> Result<Json<Vec<Fmu>>, ApiError> {
+        let records = registry::list(&state, &auth.principal.user_id, query.0.as_deref()).await?;
+        Ok(Json(records.into_iter().map(Into::into).collect()))
+    }
+
+    /// One FMU by id, `lib:<Model>` or `lib:<Model>@fmi2`, with all its variables.
+    #[oai(path = "/fmus/:id", method = "get", operation_id = "getFmu")]
+    async fn get(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadFmus>,
+        id: Path<String>,
+    ) -> Result<Json<Fmu>, ApiError> {
+        Ok(Json(
+            registry::resolve(&state, &auth.principal.user_id, &id.0)
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Removes one of your uploads.
+    #[oai(path = "/fmus/:id", method = "delete", operation_id = "deleteFmu")]
+    async fn delete(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ManageFmus>,
+        id: Path<String>,
+    ) -> Result<DeleteResponse, ApiError> {
+        registry::delete(&state, &auth.principal.user_id, &id.0).await?;
+        Ok(DeleteResponse::Deleted)
+    }
+}

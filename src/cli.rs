@@ -1,0 +1,236 @@
+//! `fmu-gateway fmu info|validate|simulate`: the engine on an engineer's own machine, with
+//! the same archive checks, the same planning and the same sandboxed worker as the service.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::fmi::{archive, describe};
+use crate::sim::plan::{self, RunSettings};
+use crate::sim::protocol::{InputSignal, Interface, Solver};
+use crate::sim::runner::{PoolConfig, WorkerPool};
+
+/// An FMU opened into a temporary directory.
+pub struct Opened {
+    pub dir: tempfile::TempDir,
+    pub info: describe::ModelInfo,
+}
+
+/// Extracts and describes an FMU file, with the upload limits.
+pub fn open(path: &Path) -> Result<Opened, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("fmu-gateway-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let target = dir.path().join("fmu");
+    archive::extract(path, &target, &archive::Limits::default()).map_err(|e| e.to_string())?;
+    let info = describe::describe(&target).map_err(|e| e.to_string())?;
+    Ok(Opened { dir, info })
+}
+
+/// `fmu info`: what the FMU is, as text or JSON.
+pub fn info(path: &Path, json: bool) -> Result<String, String> {
+    let opened = open(path)?;
+    let i = &opened.info;
+    if json {
+        return serde_json::to_string_pretty(i).map_err(|e| e.to_string());
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!("{k:<22}{v}\n"));
+    line(&mut out, "Model name", &i.model_name);
+    line(&mut out, "FMI version", &i.fmi_version);
+    line(&mut out, "Instantiation token", &i.instantiation_token);
+    if let Some(d) = &i.description {
+        line(&mut out, "Description", d);
+    }
+    if let Some(g) = &i.generation_tool {
+        line(&mut out, "Generation tool", g);
+    }
+    let interfaces: Vec<&str> = [
+        i.co_simulation.as_ref().map(|_| "Co-Simulation"),
+        i.model_exchange.as_ref().map(|_| "Model Exchange"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    line(&mut out, "Interfaces", &interfaces.join(", "));
+    line(&mut out, "Platforms", &i.platforms.join(", "));
+    if let Some(e) = &i.default_experiment {
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| v.to_string());
+        line(
+            &mut out,
+            "Default experiment",
+            &format!(
+                "start {} stop {} step {} tolerance {}",
+                show(e.start_time),
+                show(e.stop_time),
+                show(e.step_size),
+                show(e.tolerance)
+            ),
+        );
+    }
+    out.push_str(&format!(
+        "\n{:<24} {:>6} {:<10} {:<12} {:<11} {:<10} {:<8} Description\n",
+        "Variable", "VR", "Type", "Causality", "Variability", "Start", "Unit"
+    ));
+    for v in &i.variables {
+        out.push_str(&format!(
+            "{:<24} {:>6} {:<10} {:<12} {:<11} {:<10} {:<8} {}\n",
+            v.name,
+            v.value_reference,
+            v.r#type,
+            v.causality,
+            v.variability,
+            v.start.as_deref().unwrap_or(""),
+            v.unit.as_deref().unwrap_or(""),
+            v.description.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(out)
+}
+
+/// `fmu validate`: the checks an upload goes through.
+pub fn validate(path: &Path) -> Result<String, String> {
+    let opened = open(path)?;
+    describe::check_platform(&opened.dir.path().join("fmu"), &opened.info)
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{} is a valid FMI {} FMU ({}) that runs on this platform",
+        path.display(),
+        opened.info.fmi_version,
+        opened.info.model_name
+    ))
+}
+
+/// What `fmu simulate` was asked.
+pub struct SimulateArgs {
+    pub fmu: PathBuf,
+    pub interface: Option<Interface>,
+    pub solver: Option<Solver>,
+    pub start_time: Option<f64>,
+    pub stop_time: Option<f64>,
+    pub output_interval: Option<f64>,
+    pub step_size: Option<f64>,
+    pub tolerance: Option<f64>,
+    pub start: Vec<String>,
+    pub output: Vec<String>,
+    pub input: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+/// `fmu simulate`: runs in a sandboxed worker and returns the results as CSV.
+pub async fn simulate(args: SimulateArgs) -> Result<String, String> {
+    let opened = open(&args.fmu)?;
+    let fmu_dir = opened.dir.path().join("fmu");
+    describe::check_platform(&fmu_dir, &opened.info).map_err(|e| e.to_string())?;
+    let start_values = args
+        .start
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("--start {s}: expected name=value"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = match &args.input {
+        Some(path) => read_input_csv(path)?,
+        None => vec![],
+    };
+    let settings = RunSettings {
+        interface: args.interface,
+        solver: args.solver,
+        start_time: args.start_time,
+        stop_time: args.stop_time,
+        output_interval: args.output_interval,
+        step_size: args.step_size,
+        tolerance: args.tolerance,
+        start_values,
+        outputs: args.output.clone(),
+        inputs,
+    };
+    let job = plan::plan(&opened.info, &fmu_dir, &settings)?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let pool = WorkerPool::new(PoolConfig {
+        exe,
+        scratch_root: opened.dir.path().join("scratch"),
+        workers: 1,
+        limits: Default::default(),
+        log_limit: 64 * 1024,
+    });
+    let outcome = Arc::clone(&pool)
+        .run(job, args.timeout)
+        .await
+        .map_err(|e| match e {
+            crate::sim::runner::SimError::Failed { reason, log } if !log.is_empty() => {
+                format!("{reason}\nFMU log:\n{log}")
+            }
+            other => other.to_string(),
+        })?;
+    to_csv(&outcome.output)
+}
+
+/// Results as CSV with a header `time,<variable>,…`.
+pub fn to_csv(output: &crate::sim::protocol::SimOutput) -> Result<String, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["time".to_string()];
+    header.extend(output.columns.iter().map(|c| c.name.clone()));
+    w.write_record(&header).map_err(|e| e.to_string())?;
+    for (i, t) in output.time.iter().enumerate() {
+        let mut row = vec![t.to_string()];
+        row.extend(
+            output
+                .columns
+                .iter()
+                .map(|c| c.values.get(i).map_or(String::new(), |v| v.to_string())),
+        );
+        w.write_record(&row).map_err(|e| e.to_string())?;
+    }
+    String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+}
+
+/// An input file: a CSV with a `time` column first and one column per input variable.
+fn read_input_csv(path: &Path) -> Result<Vec<InputSignal>, String> {
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .clone();
+    if header.get(0).map(str::trim) != Some("time") || header.len() < 2 {
+        return Err(format!(
+            "{}: the first column must be 'time', followed by the inputs",
+            path.display()
+        ));
+    }
+    let mut signals: Vec<InputSignal> = header
+        .iter()
+        .skip(1)
+        .map(|n| InputSignal {
+            name: n.trim().to_string(),
+            t: vec![],
+            u: vec![],
+        })
+        .collect();
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("{}: {e}", path.display()))?;
+        let number = |i: usize| -> Result<f64, String> {
+            record
+                .get(i)
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| {
+                    format!(
+                        "{} row {}: column {} is not a number",
+                        path.display(),
+                        line + 2,
+                        i + 1
+                    )
+                })
+        };
+        let t = number(0)?;
+        for (i, s) in signals.iter_mut().enumerate() {
+            s.t.push(t);
+            s.u.push(number(i + 1)?);
+        }
+    }
+    Ok(signals)
+}

@@ -1,0 +1,324 @@
+//! The FMU registry: content-addressed storage in the data directory, metadata in SQLite.
+//!
+//! An FMU's id is the SHA-256 of its file. The file is kept as `fmus/<id>.fmu` and extracted
+//! once to `fmus/<id>/`, which workers read. Uploads are private to the users who uploaded
+//! them; the built-in library is visible to everyone. Nothing here runs FMU code.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::archive::{self, Limits};
+use super::describe::{self, ModelInfo};
+use crate::db::{self, fmus::FmuRow};
+use crate::error::{AppError, AppResult};
+use crate::state::State;
+
+/// An FMU as a user sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FmuRecord {
+    pub id: String,
+    pub library_id: Option<String>,
+    pub model_name: String,
+    pub fmi_version: String,
+    pub size_bytes: i64,
+    pub created_at: i64,
+    pub file_name: Option<String>,
+    pub info: ModelInfo,
+}
+
+impl FmuRecord {
+    fn from_row(row: FmuRow) -> AppResult<FmuRecord> {
+        let info: ModelInfo = serde_json::from_str(&row.info)
+            .map_err(|e| AppError::Internal(format!("stored model info of {}: {e}", row.id)))?;
+        Ok(FmuRecord {
+            id: row.id,
+            library_id: row.library_id,
+            model_name: row.model_name,
+            fmi_version: row.fmi_version,
+            size_bytes: row.size_bytes,
+            created_at: row.created_at,
+            file_name: row.file_name,
+            info,
+        })
+    }
+
+    /// The name users know it by: the library id, else the model name.
+    pub fn display_name(&self) -> &str {
+        self.library_id.as_deref().unwrap_or(&self.model_name)
+    }
+}
+
+/// The registry's directory in the data directory.
+pub fn root(data_dir: &Path) -> PathBuf {
+    data_dir.join("fmus")
+}
+
+/// The extracted FMU that workers read (extracted again from the stored file if missing).
+pub fn extracted_dir(data_dir: &Path, id: &str) -> AppResult<PathBuf> {
+    let dir = root(data_dir).join(id);
+    if !dir.is_dir() {
+        let file = root(data_dir).join(format!("{id}.fmu"));
+        let tmp = temp_path(data_dir, "extract");
+        archive::extract(&file, &tmp, &Limits::default())
+            .map_err(|e| AppError::Internal(format!("re-extracting {id}: {e}")))?;
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    Ok(dir)
+}
+
+fn temp_path(data_dir: &Path, what: &str) -> PathBuf {
+    root(data_dir).join(format!(".{what}-{:016x}", rand::random::<u64>()))
+}
+
+/// Whether an FMU was new to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Created,
+    AlreadyThere,
+}
+
+/// Stores an uploaded file (already written to `tmp_file` by the caller, who enforced the
+/// size limit) for `user_id`: checks it, extracts it once, records its metadata.
+pub async fn add_upload(
+    state: &State,
+    user_id: &str,
+    upload: UploadFile,
+    file_name: &str,
+) -> AppResult<(FmuRecord, Stored)> {
+    // `upload` removes its temp file when dropped, whatever happens below.
+    let tmp_file = upload.path.clone();
+    let data_dir = state.config.data_dir.clone();
+    let limits = Limits::default();
+    let (id, size) = tokio::task::spawn_blocking({
+        let f = tmp_file.clone();
+        move || hash_file(&f)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(|e| AppError::Internal(format!("reading the upload: {e}")))?;
+
+    let known = {
+        let id = id.clone();
+        state
+            .db
+            .run(move |conn| db::fmus::exists(conn, &id))
+            .await?
+    };
+    if !known {
+        let (tmp, id2, data) = (tmp_file.clone(), id.clone(), data_dir.clone());
+        let info = tokio::task::spawn_blocking(move || install(&data, &tmp, &id2, &limits))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??;
+        let info_json =
+            serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?;
+        let (id2, name, version) = (
+            id.clone(),
+            info.model_name.clone(),
+            info.fmi_version.clone(),
+        );
+        state
+            .db
+            .run(move |conn| {
+                db::fmus::insert(
+                    conn,
+                    &id2,
+                    None,
+                    &name,
+                    &version,
+                    size as i64,
+                    &info_json,
+                    db::now_ms(),
+                )
+            })
+            .await?;
+    }
+    drop(upload);
+    let (id2, uid, fname) = (id.clone(), user_id.to_string(), file_name.to_string());
+    let (added, row) = state
+        .db
+        .run(move |conn| {
+            let added = db::fmus::add_owner(conn, &id2, &uid, &fname, db::now_ms())?;
+            Ok((added, db::fmus::visible(conn, &uid, &id2)?))
+        })
+        .await?;
+    let record = FmuRecord::from_row(row.ok_or(AppError::NotFound("FMU"))?)?;
+    Ok((
+        record,
+        if added && !known {
+            Stored::Created
+        } else {
+            Stored::AlreadyThere
+        },
+    ))
+}
+
+/// Extracts and checks a new FMU, then moves it into place as `<id>.fmu` and `<id>/`.
+fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> AppResult<ModelInfo> {
+    let dir = temp_path(data_dir, "extract");
+    let checked = archive::extract(file, &dir, limits)
+        .map_err(|e| AppError::Invalid(e.to_string()))
+        .and_then(|()| describe::describe(&dir).map_err(|e| AppError::Invalid(e.to_string())))
+        .and_then(|info| {
+            describe::check_platform(&dir, &info)
+                .map(|()| info)
+                .map_err(|e| AppError::Invalid(e.to_string()))
+        });
+    let info = match checked {
+        Ok(info) => info,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    let root = root(data_dir);
+    let stored_file = root.join(format!("{id}.fmu"));
+    std::fs::copy(file, &stored_file)
+        .map_err(|e| AppError::Internal(format!("storing the FMU: {e}")))?;
+    if std::fs::rename(&dir, root.join(id)).is_err() {
+        // Someone stored the same bytes at the same moment: theirs is identical.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(info)
+}
+
+/// SHA-256 (hex) and size of a file, read in chunks.
+pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher)?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Writes upload bytes to a fresh temp file in the registry, refusing more than `max` bytes.
+/// The file is removed when this is dropped.
+pub struct UploadFile {
+    pub path: PathBuf,
+    file: std::fs::File,
+    written: u64,
+    max: u64,
+}
+
+impl UploadFile {
+    pub fn create(data_dir: &Path, max: u64) -> std::io::Result<UploadFile> {
+        std::fs::create_dir_all(root(data_dir))?;
+        let path = temp_path(data_dir, "upload");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(UploadFile {
+            path,
+            file,
+            written: 0,
+            max,
+        })
+    }
+
+    /// Appends a chunk; `Err(TooLarge)` once past the limit.
+    pub fn push(&mut self, chunk: &[u8]) -> AppResult<()> {
+        self.written += chunk.len() as u64;
+        if self.written > self.max {
+            return Err(AppError::TooLarge(format!(
+                "the FMU is larger than the {} MiB limit",
+                self.max >> 20
+            )));
+        }
+        self.file
+            .write_all(chunk)
+            .map_err(|e| AppError::Internal(format!("writing the upload: {e}")))
+    }
+}
+
+impl Drop for UploadFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Resolves what a caller names: an id (SHA-256), `lib:<Model>` / `lib:<Model>@fmi2`, or the
+/// alias `msl:<Model>` that existing clients send.
+pub async fn resolve(state: &State, user_id: &str, reference: &str) -> AppResult<FmuRecord> {
+    let reference = reference.trim();
+    let library_id = reference
+        .strip_prefix("lib:")
+        .or_else(|| reference.strip_prefix("msl:"))
+        .map(|name| format!("lib:{name}"));
+    let uid = user_id.to_string();
+    let r = reference.to_string();
+    let row = state
+        .db
+        .run(move |conn| match library_id {
+            Some(lib) => db::fmus::by_library_id(conn, &uid, &lib),
+            None => db::fmus::visible(conn, &uid, &r.to_ascii_lowercase()),
+        })
+        .await?;
+    FmuRecord::from_row(row.ok_or(AppError::NotFound("FMU"))?)
+}
+
+/// Library models and the user's uploads.
+pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> AppResult<Vec<FmuRecord>> {
+    let (uid, q) = (
+        user_id.to_string(),
+        query.map(str::to_string).filter(|q| !q.trim().is_empty()),
+    );
+    let rows = state
+        .db
+        .run(move |conn| db::fmus::list(conn, &uid, q.as_deref()))
+        .await?;
+    rows.into_iter().map(FmuRecord::from_row).collect()
+}
+
+/// Removes the user's upload; the files go when nobody uses them any more.
+pub async fn delete(state: &State, user_id: &str, id: &str) -> AppResult<()> {
+    let (uid, fid) = (user_id.to_string(), id.to_ascii_lowercase());
+    let still_used = state
+        .db
+        .run(move |conn| db::fmus::remove_owner(conn, &fid, &uid))
+        .await?
+        .ok_or(AppError::NotFound("FMU"))?;
+    if !still_used {
+        let root = root(&state.config.data_dir);
+        let _ = std::fs::remove_file(root.join(format!("{id}.fmu")));
+        let _ = std::fs::remove_dir_all(root.join(id));
+    }
+    Ok(())
+}
+
+/// Installs the built-in library (the demo FMUs compiled into this binary) if missing.
+pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> AppResult<usize> {
+    let mut added = 0;
+    std::fs::create_dir_all(root(data_dir))
+        .map_err(|e| AppError::Internal(format!("registry directory: {e}")))?;
+    for (name, version, bytes) in super::library::DEMO_FMUS {
+        let id = hex::encode(Sha256::digest(bytes));
+        let conn = db.conn()?;
+        if db::fmus::exists(&conn, &id)? {
+            continue;
+        }
+        let file = temp_path(data_dir, "library");
+        std::fs::write(&file, bytes).map_err(|e| AppError::Internal(e.to_string()))?;
+        let info = install(data_dir, &file, &id, &Limits::default());
+        let _ = std::fs::remove_file(&file);
+        let info =
+            info.map_err(|e| AppError::Internal(format!("library model {name} ({version}): {e}")))?;
+        let library_id = super::library::library_id(name, version);
+        let json = serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?;
+        db::fmus::insert(
+            &conn,
+            &id,
+            Some(&library_id),
+            name,
+            &info.fmi_version,
+            bytes.len() as i64,
+            &json,
+            db::now_ms(),
+        )?;
+        added += 1;
+    }
+    Ok(added)
+}

@@ -1,0 +1,10 @@
+//! Simulation: the worker protocol, the sandboxed worker process, the pool that runs workers
+//! for the server, the engine the worker drives (fmi-rs), and our Model Exchange solver.
+
+pub mod engine;
+pub mod plan;
+pub mod protocol;
+pub mod runner;
+pub mod sandbox;
+pub mod solver;
+pub mod worker;

@@ -1,0 +1,363 @@
+//! The server's side of simulation: a bounded pool of sandboxed worker processes.
+//!
+//! Each run gets a fresh `fmu-gateway worker` process in its own process group, a clean
+//! environment (no server secrets), a scratch directory, and a wall-clock deadline after
+//! which the whole group is killed. The pool limits how many run at once; the others wait in
+//! a queue whose length is visible. Every failure is a [`SimError`] that says what happened.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::protocol::{Job, Message, PROTOCOL_VERSION, SimOutput};
+use super::sandbox::Limits;
+
+/// How a run can fail. The messages are shown to users.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    #[error("the simulation did not finish within {} s and was stopped", .0.as_secs_f64())]
+    Timeout(Duration),
+    #[error("the FMU crashed: {0}")]
+    Crashed(String),
+    #[error("the FMU ran out of memory (the limit is {} MiB)", .0 >> 20)]
+    OutOfMemory(u64),
+    #[error("the FMU used more than its {0} s of CPU time")]
+    CpuLimit(u64),
+    /// The FMU or the request made the simulation fail; the log says more.
+    #[error("{reason}")]
+    Failed { reason: String, log: String },
+    /// Something on our side (spawning, the protocol): not the user's fault.
+    #[error("the simulation service failed: {0}")]
+    Internal(String),
+}
+
+impl SimError {
+    /// Failures caused by the service or limits we imposed, not by the FMU itself (these runs
+    /// are not charged).
+    pub fn is_service_fault(&self) -> bool {
+        matches!(self, SimError::Internal(_) | SimError::Timeout(_))
+    }
+}
+
+/// A successful run: results plus the sandbox layers it ran under.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub output: SimOutput,
+    pub sandbox: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Settings of the pool.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// The binary to run as `<exe> worker` (the server's own executable).
+    pub exe: PathBuf,
+    /// Where per-run scratch directories are made.
+    pub scratch_root: PathBuf,
+    /// Runs at once; more wait in the queue.
+    pub workers: usize,
+    pub limits: Limits,
+    /// Bytes of FMU log kept per run.
+    pub log_limit: usize,
+}
+
+pub struct WorkerPool {
+    config: PoolConfig,
+    slots: Semaphore,
+    waiting: AtomicUsize,
+}
+
+/// Largest result a worker may send (protects the server's memory).
+const MAX_RESULT_BYTES: u64 = 512 << 20;
+/// Bytes of a worker's stderr kept for crash reports.
+const MAX_STDERR_BYTES: u64 = 16 << 10;
+
+impl WorkerPool {
+    pub fn new(config: PoolConfig) -> Arc<WorkerPool> {
+        let workers = config.workers.max(1);
+        Arc::new(WorkerPool {
+            slots: Semaphore::new(workers),
+            waiting: AtomicUsize::new(0),
+            config,
+        })
+    }
+
+    /// Runs waiting for a free worker.
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Runs one job (its `scratch_dir`, `limits`, `log_limit` and `version` are filled in
+    /// here) with a wall-clock `timeout`.
+    pub async fn run(&self, mut job: Job, timeout: Duration) -> Result<RunOutcome, SimError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = self.slots.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let _permit = permit.map_err(|e| SimError::Internal(e.to_string()))?;
+        let scratch = make_scratch(&self.config.scratch_root)
+            .map_err(|e| SimError::Internal(format!("scratch directory: {e}")))?;
+        job.version = PROTOCOL_VERSION;
+        job.scratch_dir = scratch.path().display().to_string();
+        job.limits = self.config.limits;
+        job.log_limit = self.config.log_limit;
+        let exe = self.config.exe.clone();
+        let ended = tokio::task::spawn_blocking(move || execute(&exe, &job, timeout))
+            .await
+            .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
+        drop(scratch);
+        ended?.outcome(&self.config.limits, timeout)
+    }
+
+    /// Starts a worker that only enters the sandbox, and returns the layers it reports.
+    pub async fn probe(&self) -> Result<Vec<String>, SimError> {
+        let dir = make_scratch(&self.config.scratch_root)
+            .map_err(|e| SimError::Internal(e.to_string()))?;
+        let job = Job {
+            version: PROTOCOL_VERSION,
+            fmu_dir: dir.path().display().to_string(),
+            scratch_dir: String::new(),
+            interface: super::protocol::Interface::Cs,
+            solver: Default::default(),
+            start_time: 0.0,
+            stop_time: 0.0,
+            output_interval: 1.0,
+            step_size: None,
+            tolerance: 1e-6,
+            start_values: vec![],
+            outputs: vec![super::worker::PROBE.to_string()],
+            inputs: vec![],
+            log_limit: 0,
+            limits: Limits::default(),
+        };
+        let exe = self.config.exe.clone();
+        let mut job = job;
+        job.scratch_dir = job.fmu_dir.clone();
+        let ended =
+            tokio::task::spawn_blocking(move || execute(&exe, &job, Duration::from_secs(10)))
+                .await
+                .map_err(|e| SimError::Internal(format!("supervisor: {e}")))??;
+        let layers = ended.messages.iter().find_map(|m| match m {
+            Message::Started { sandbox } => Some(sandbox.clone()),
+            _ => None,
+        });
+        drop(dir);
+        layers.ok_or_else(
+            || match ended.outcome(&Limits::default(), Duration::from_secs(10)) {
+                Err(e) => e,
+                Ok(_) => SimError::Internal("the probe ran a simulation".into()),
+            },
+        )
+    }
+}
+
+/// A private scratch directory (mode 0700), removed when dropped.
+fn make_scratch(root: &Path) -> std::io::Result<tempfile::TempDir> {
+    std::fs::create_dir_all(root)?;
+    tempfile::Builder::new().prefix("run-").tempdir_in(root)
+}
+
+/// What happened to one worker process.
+struct Ended {
+    messages: Vec<Message>,
+    status: i32,
+    max_rss_kib: i64,
+    stderr: String,
+    timed_out: bool,
+    elapsed: Duration,
+}
+
+impl Ended {
+    /// The run's result: the worker's answer, or why there is none.
+    fn outcome(self, limits: &Limits, timeout: Duration) -> Result<RunOutcome, SimError> {
+        if self.timed_out {
+            return Err(SimError::Timeout(timeout));
+        }
+        let near_memory_limit =
+            (self.max_rss_kib.max(0) as u64) << 10 >= limits.address_space_bytes / 2;
+        let mut sandbox = Vec::new();
+        for m in self.messages {
+            match m {
+                Message::Started { sandbox: layers } => sandbox = layers,
+                Message::Done(output) => {
+                    return Ok(RunOutcome {
+                        output,
+                        sandbox,
+                        elapsed: self.elapsed,
+                    });
+                }
+                // An FMU that handles a failed allocation still ran out of memory.
+                Message::Failed { .. } if near_memory_limit => {
+                    return Err(SimError::OutOfMemory(limits.address_space_bytes));
+                }
+                Message::Failed { reason, log } => return Err(SimError::Failed { reason, log }),
+            }
+        }
+        Err(explain_exit(
+            self.status,
+            self.max_rss_kib,
+            limits,
+            &self.stderr,
+        ))
+    }
+}
+
+/// Runs the worker process to completion on this (blocking) thread.
+fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> {
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .arg("worker")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .current_dir(&job.scratch_dir)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| SimError::Internal(format!("cannot start a worker: {e}")))?;
+    let pid = child.id() as libc::pid_t;
+
+    // The deadline: a watchdog kills the whole process group unless the run ends first.
+    let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if cancelled.recv_timeout(timeout).is_err() {
+            // SAFETY: kill takes plain integers. The group cannot have been reaped yet: the
+            // supervisor only reaps after cancelling this watchdog.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            true
+        } else {
+            false
+        }
+    });
+
+    let job_line = serde_json::to_vec(job).map_err(|e| SimError::Internal(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A worker that dies early closes the pipe; its exit status explains why.
+        let _ = stdin
+            .write_all(&job_line)
+            .and_then(|_| stdin.write_all(b"\n"));
+    }
+    let stderr = child.stderr.take().map(|s| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = s.take(MAX_STDERR_BYTES).read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    });
+    let mut messages = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        let mut reader = BufReader::new(stdout.take(MAX_RESULT_BYTES));
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            match serde_json::from_str::<Message>(&line) {
+                Ok(m) => messages.push(m),
+                Err(_) => break,
+            }
+            line.clear();
+        }
+    }
+
+    let (status, max_rss_kib) = wait_without_reaping_then_reap(pid, &cancel);
+    let timed_out = watchdog.join().unwrap_or(false);
+    let _ = child.try_wait();
+    let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+    Ok(Ended {
+        messages,
+        status,
+        max_rss_kib,
+        stderr,
+        timed_out,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Waits for the worker to exit, cancels the watchdog, then reaps it; returns the wait
+/// status and the peak resident memory.
+fn wait_without_reaping_then_reap(
+    pid: libc::pid_t,
+    cancel: &std::sync::mpsc::Sender<()>,
+) -> (i32, i64) {
+    // SAFETY: waitid/wait4 write into the zeroed structs we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        while libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        ) != 0
+        {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break;
+            }
+        }
+        let _ = cancel.send(());
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::wait4(pid, &mut status, 0, &mut usage);
+        // Anything the FMU left running in the group goes too.
+        libc::kill(-pid, libc::SIGKILL);
+        (status, usage.ru_maxrss)
+    }
+}
+
+/// Why a worker ended without a result.
+fn explain_exit(status: i32, max_rss_kib: i64, limits: &Limits, stderr: &str) -> SimError {
+    let near_memory_limit = (max_rss_kib as u64) << 10 >= limits.address_space_bytes / 2;
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        if signal == libc::SIGXCPU {
+            return SimError::CpuLimit(limits.cpu_seconds);
+        }
+        if near_memory_limit || signal == libc::SIGKILL {
+            return SimError::OutOfMemory(limits.address_space_bytes);
+        }
+        let name = match signal {
+            libc::SIGSEGV => "segmentation fault (SIGSEGV)".to_string(),
+            libc::SIGBUS => "bus error (SIGBUS)".to_string(),
+            libc::SIGFPE => "arithmetic exception (SIGFPE)".to_string(),
+            libc::SIGILL => "illegal instruction (SIGILL)".to_string(),
+            libc::SIGABRT => "aborted (SIGABRT)".to_string(),
+            libc::SIGSYS => "a forbidden system call (SIGSYS)".to_string(),
+            other => format!("killed by signal {other}"),
+        };
+        return SimError::Crashed(name);
+    }
+    if near_memory_limit || stderr.contains("memory allocation") {
+        return SimError::OutOfMemory(limits.address_space_bytes);
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let tail: String = stderr
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    SimError::Crashed(format!(
+        "the worker exited with status {code} without a result{}",
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {tail}")
+        }
+    ))
+}

@@ -1,0 +1,131 @@
+//! The worker process (`fmu-gateway worker`): reads one job, sandboxes itself, runs the FMU,
+//! writes the result, exits. Everything an FMU can do wrong happens here, not in the server.
+
+use std::io::{BufRead, Read, Write};
+use std::os::fd::FromRawFd;
+use std::path::Path;
+
+use super::engine;
+use super::protocol::{Job, Message, PROTOCOL_VERSION};
+use super::sandbox;
+
+/// Largest job the worker reads (input signals make jobs large).
+const MAX_JOB_BYTES: u64 = 64 << 20;
+
+/// Runs the worker on this process's stdin/stdout. Returns the exit code.
+pub fn main() -> i32 {
+    // The result channel is a private copy of stdout; fd 1 then points at stderr, so whatever
+    // the FMU (or a library) prints cannot corrupt the protocol.
+    // SAFETY: plain fd calls on descriptors this process owns.
+    let channel = unsafe {
+        let fd = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+        if fd < 0 || libc::dup2(2, 1) < 0 {
+            return 2;
+        }
+        std::fs::File::from_raw_fd(fd)
+    };
+    let mut out = std::io::BufWriter::new(channel);
+    let mut send = |message: &Message| {
+        serde_json::to_writer(&mut out, message).is_ok()
+            && out.write_all(b"\n").is_ok()
+            && out.flush().is_ok()
+    };
+    let sent = match read_job() {
+        Ok(job) => run(&job, &mut send),
+        Err(reason) => send(&Message::Failed {
+            reason,
+            log: String::new(),
+        }),
+    };
+    if sent { 0 } else { 3 }
+}
+
+fn read_job() -> Result<Job, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_JOB_BYTES)
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the job: {e}"))?;
+    let job: Job = serde_json::from_str(&line).map_err(|e| format!("malformed job: {e}"))?;
+    if job.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "job protocol version {} is not {PROTOCOL_VERSION}",
+            job.version
+        ));
+    }
+    Ok(job)
+}
+
+/// Sandboxes, reports the layers, simulates, reports the result. `false` if the parent has
+/// stopped listening.
+fn run(job: &Job, send: &mut impl FnMut(&Message) -> bool) -> bool {
+    let layers = match sandbox::enter(
+        Path::new(&job.fmu_dir),
+        Path::new(&job.scratch_dir),
+        &job.limits,
+    ) {
+        Ok(layers) => layers,
+        Err(reason) => {
+            return send(&Message::Failed {
+                reason: format!("sandbox: {reason}"),
+                log: String::new(),
+            });
+        }
+    };
+    if !send(&Message::Started { sandbox: layers })
+        || job.outputs.first().map(String::as_str) == Some(PROBE)
+    {
+        return true;
+    }
+    let result = engine::simulate(job);
+    let log = read_log(Path::new(&job.scratch_dir), job.log_limit);
+    send(&match result {
+        Ok(mut output) => {
+            output.log = log;
+            Message::Done(output)
+        }
+        Err(e) => Message::Failed {
+            reason: with_last_error(e.to_string(), &log),
+            log,
+        },
+    })
+}
+
+/// fmi-rs reports "FMI call failed"; the FMU's own last error message says why.
+fn with_last_error(reason: String, log: &str) -> String {
+    match log
+        .lines()
+        .rev()
+        .find(|l| l.contains("[ERROR]") || l.contains("[FATAL]"))
+    {
+        Some(line) => {
+            let message = line.rsplit("] ").next().unwrap_or(line).trim();
+            format!("{reason}: {message}")
+        }
+        None => reason,
+    }
+}
+
+/// A job whose only output is this name only enters the sandbox and reports its layers
+/// (the server's start-up check).
+pub const PROBE: &str = "\u{0}probe";
+
+/// The FMU's log, cut to `limit` bytes (keeping the start and the end, where errors are).
+fn read_log(scratch: &Path, limit: usize) -> String {
+    let Ok(bytes) = std::fs::read(scratch.join("fmu.log")) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if text.len() <= limit {
+        return text.into_owned();
+    }
+    let half = limit / 2;
+    let start: String = text.chars().take(half).collect();
+    let end_chars: Vec<char> = text.chars().rev().take(half).collect();
+    let end: String = end_chars.into_iter().rev().collect();
+    format!(
+        "{start}\n… (log truncated: {} bytes in all) …\n{end}",
+        text.len()
+    )
+}

@@ -1,0 +1,188 @@
+//! The library page: the built-in models and the user's uploads, a model's variables, and
+//! an upload form (htmx, or a plain multipart post without JavaScript).
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Multipart, Path};
+use poem::{Response, handler};
+
+use super::error::WebError;
+use super::layout::{self, Nav, when};
+use super::{CurrentSession, WantsFragment, html, paths, see_other};
+use crate::auth::session::Session;
+use crate::error::AppError;
+use crate::fmi::registry::{self, FmuRecord, UploadFile};
+use crate::state::State;
+
+fn interfaces(r: &FmuRecord) -> String {
+    let mut out = Vec::new();
+    if r.info.co_simulation.is_some() {
+        out.push("CS");
+    }
+    if r.info.model_exchange.is_some() {
+        out.push("ME");
+    }
+    out.join(" + ")
+}
+
+/// The models table; also the fragment an htmx upload refreshes.
+pub fn models_table(models: &[FmuRecord]) -> Markup {
+    html! {
+        div #library-table {
+            @if models.is_empty() {
+                p.muted { "No models yet." }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Model" } th scope="col" { "Id" } th scope="col" { "FMI" }
+                        th scope="col" { "Interfaces" } th scope="col" { "Variables" } th scope="col" { "Source" }
+                    } }
+                    tbody {
+                        @for m in models {
+                            tr {
+                                td { a href=(paths::library_model(m.library_id.as_deref().unwrap_or(&m.id))) { (m.model_name) } }
+                                td { code { (m.library_id.clone().unwrap_or_else(|| m.id[..12].to_string() + "…")) } }
+                                td { (m.fmi_version) }
+                                td { (interfaces(m)) }
+                                td.num { (m.info.variables.len()) }
+                                td { @if m.library_id.is_some() { "built-in" } @else { "uploaded " (when(m.created_at)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn upload_form(s: &Session) -> Markup {
+    let action = format!("{}?csrf_token={}", paths::LIBRARY, s.csrf_token);
+    html! {
+        form.inline-form method="post" action=(action) enctype="multipart/form-data"
+            hx-post=(paths::LIBRARY) hx-encoding="multipart/form-data" hx-target="#library-table" hx-swap="outerHTML" {
+            label for="fmu-file" { "Upload an FMU" }
+            input #fmu-file type="file" name="file" accept=".fmu" required;
+            button.primary type="submit" { "Upload" }
+        }
+    }
+}
+
+fn view(s: &Session, models: &[FmuRecord]) -> Markup {
+    let content = html! {
+        h1 { "Library" }
+        p { "Built-in demo models (FMI 3.0 as " code { "lib:<Model>" } ", FMI 2.0 as " code { "lib:<Model>@fmi2" }
+            ", each with Co-Simulation and Model Exchange) and the FMUs you uploaded. Uploads are private to you." }
+        (upload_form(s))
+        (models_table(models))
+    };
+    layout::page("Library", Nav::Library, Some(s), content)
+}
+
+/// `GET /library` for browsers.
+#[handler]
+pub async fn index(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+) -> Result<Response, WebError> {
+    let models = registry::list(&state, &s.user.id, None).await?;
+    Ok(html(StatusCode::OK, view(&s, &models)))
+}
+
+/// `POST /library`: an upload from the form.
+#[handler]
+pub async fn upload(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    WantsFragment(fragment): WantsFragment,
+    mut form: Multipart,
+) -> Result<Response, WebError> {
+    let mut stored = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| AppError::Invalid(format!("the upload is malformed: {e}")))?
+    {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field
+            .file_name()
+            .unwrap_or("upload.fmu")
+            .chars()
+            .take(200)
+            .collect::<String>();
+        let mut target = UploadFile::create(&state.config.data_dir, state.config.max_upload_bytes)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut reader = field.into_async_read();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
+                .await
+                .map_err(|e| AppError::Invalid(format!("reading the upload: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            target.push(&buf[..n])?;
+        }
+        stored = Some(
+            registry::add_upload(&state, &s.user.id, target, &name)
+                .await?
+                .0,
+        );
+    }
+    let record = stored.ok_or_else(|| AppError::Invalid("choose an .fmu file to upload".into()))?;
+    if fragment {
+        let models = registry::list(&state, &s.user.id, None).await?;
+        return Ok(html(StatusCode::CREATED, models_table(&models)));
+    }
+    Ok(see_other(&paths::library_model(&record.id)))
+}
+
+/// `GET /library/{id}`: a model and its variables.
+#[handler]
+pub async fn model(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let m = registry::resolve(&state, &s.user.id, &id).await?;
+    let i = &m.info;
+    let content = html! {
+        h1 { (m.model_name) }
+        @if let Some(d) = &i.description { p { (d) } }
+        dl.facts {
+            dt { "Id" } dd { code { (m.id) } }
+            @if let Some(l) = &m.library_id { dt { "Library id" } dd { code { (l) } } }
+            dt { "FMI version" } dd { (m.fmi_version) }
+            dt { "Interfaces" } dd { (interfaces(&m)) }
+            dt { "Platforms" } dd { (i.platforms.join(", ")) }
+            @if let Some(g) = &i.generation_tool { dt { "Generated by" } dd { (g) } }
+            @if let Some(e) = &i.default_experiment {
+                dt { "Default experiment" }
+                dd { "start " (e.start_time.unwrap_or(0.0)) ", stop " (e.stop_time.map_or("–".to_string(), |v| v.to_string()))
+                     ", step " (e.step_size.map_or("–".to_string(), |v| v.to_string())) }
+            }
+        }
+        h2 { "Variables" }
+        table #variables {
+            thead { tr {
+                th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Causality" } th scope="col" { "Variability" }
+                th scope="col" { "Start" } th scope="col" { "Unit" } th scope="col" { "Description" }
+            } }
+            tbody {
+                @for v in &i.variables {
+                    tr {
+                        td { code { (v.name) } } td { (v.r#type) } td { (v.causality) } td { (v.variability) }
+                        td { (v.start.as_deref().unwrap_or("")) } td { (v.unit.as_deref().unwrap_or("")) }
+                        td { (v.description.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        p { a href=(paths::LIBRARY) { "← All models" } }
+    };
+    Ok(html(
+        StatusCode::OK,
+        layout::page(&m.model_name, Nav::Library, Some(&s), content),
+    ))
+}

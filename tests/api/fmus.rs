@@ -1,0 +1,484 @@
+//! The FMU registry over HTTP: uploads (good and hostile), the library, ids and aliases.
+
+use std::io::{Read, Write};
+
+use serde_json::Value;
+
+use crate::common::{TestApp, api_client, spawn_app, spawn_app_with};
+
+/// A library FMU re-packed with an extra file, so its bytes (and id) are new.
+fn fresh_fmu(model: &str, version: &str, note: &str) -> Vec<u8> {
+    let (_, _, bytes) = fmu_gateway::fmi::library::DEMO_FMUS
+        .iter()
+        .find(|(m, v, _)| *m == model && *v == version)
+        .unwrap();
+    let mut source = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for i in 0..source.len() {
+        let mut entry = source.by_index(i).unwrap();
+        if entry.is_dir() {
+            continue;
+        }
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        let name = entry.name().unwrap().to_string();
+        out.start_file(name, options).unwrap();
+        out.write_all(&data).unwrap();
+    }
+    out.start_file("resources/note.txt", options).unwrap();
+    out.write_all(note.as_bytes()).unwrap();
+    out.finish().unwrap().into_inner()
+}
+
+/// A zip with the given (name, contents) entries.
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        out.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        out.write_all(data).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+async fn upload(app: &TestApp, key: &str, path: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name("model.fmu");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    api_client()
+        .post(app.at(path))
+        .bearer_auth(key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn stored_files(app: &TestApp) -> usize {
+    std::fs::read_dir(app.data_dir.join("fmus"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_fresh_start_serves_the_library_in_both_fmi_versions() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let list: Value = api_client()
+        .get(app.at("/api/v1/fmus"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["library_id"].as_str())
+        .collect();
+    for model in ["BouncingBall", "VanDerPol", "Dahlquist", "Integrator"] {
+        assert!(ids.contains(&format!("lib:{model}").as_str()), "{ids:?}");
+        assert!(
+            ids.contains(&format!("lib:{model}@fmi2").as_str()),
+            "{ids:?}"
+        );
+    }
+    let ball: Value = api_client()
+        .get(app.at("/api/v1/fmus/lib:BouncingBall"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ball["fmi_version"].as_str().unwrap().chars().next(),
+        Some('3')
+    );
+    assert!(ball["co_simulation"].is_object() && ball["model_exchange"].is_object());
+    let h = ball["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "h")
+        .unwrap();
+    assert_eq!(h["type"], "Float64");
+    assert_eq!(h["unit"], "m");
+    assert_eq!(ball["default_experiment"]["stop_time"], 3.0);
+    let alias: Value = api_client()
+        .get(app.at("/api/v1/fmus/msl:BouncingBall"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alias["id"], ball["id"]);
+    let fmi2: Value = api_client()
+        .get(app.at("/api/v1/fmus/lib:BouncingBall@fmi2"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fmi2["fmi_version"], "2.0");
+    let by_sha: Value = api_client()
+        .get(app.at(&format!("/api/v1/fmus/{}", ball["id"].as_str().unwrap())))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_sha["library_id"], "lib:BouncingBall");
+}
+
+#[tokio::test]
+async fn uploading_stores_once_and_keeps_uploads_private() {
+    let app = spawn_app().await;
+    let alice = app.register().await;
+    let bob = app.register().await;
+    let bytes = fresh_fmu("VanDerPol", "3.0", "alice's copy");
+    let resp = upload(&app, &alice.api_key, "/api/v1/fmus", bytes.clone()).await;
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    use sha2::Digest;
+    assert_eq!(id, hex::encode(sha2::Sha256::digest(&bytes)));
+    assert_eq!(created["file_name"], "model.fmu");
+    assert_eq!(created["model_name"], "VanDerPol");
+
+    let again = upload(&app, &alice.api_key, "/api/v1/fmus", bytes.clone()).await;
+    assert_eq!(again.status(), 200, "the same bytes twice are a no-op");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], id.as_str());
+
+    let resp = api_client()
+        .get(app.at(&format!("/api/v1/fmus/{id}")))
+        .bearer_auth(&bob.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404, "another user's upload is invisible");
+    let bobs: Value = api_client()
+        .get(app.at("/api/v1/fmus"))
+        .bearer_auth(&bob.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        bobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["id"] != id.as_str())
+    );
+
+    // Bob uploading the same bytes shares the stored file but gets his own entry.
+    let resp = upload(&app, &bob.api_key, "/api/v1/fmus", bytes).await;
+    assert_eq!(resp.status(), 200);
+    let resp = api_client()
+        .delete(app.at(&format!("/api/v1/fmus/{id}")))
+        .bearer_auth(&alice.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        api_client()
+            .get(app.at(&format!("/api/v1/fmus/{id}")))
+            .bearer_auth(&alice.api_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        api_client()
+            .get(app.at(&format!("/api/v1/fmus/{id}")))
+            .bearer_auth(&bob.api_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(
+        app.data_dir.join("fmus").join(format!("{id}.fmu")).exists(),
+        "still used by bob"
+    );
+    api_client()
+        .delete(app.at(&format!("/api/v1/fmus/{id}")))
+        .bearer_auth(&bob.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !app.data_dir.join("fmus").join(format!("{id}.fmu")).exists(),
+        "removed with its last user"
+    );
+    let resp = api_client()
+        .delete(app.at("/api/v1/fmus/lib:BouncingBall"))
+        .bearer_auth(&bob.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404, "library models cannot be deleted");
+}
+
+#[tokio::test]
+async fn hostile_or_broken_archives_are_refused_with_a_reason_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let before = stored_files(&app);
+    let md = br#"<?xml version="1.0"?><fmiModelDescription fmiVersion="3.0" modelName="M" instantiationToken="x"><CoSimulation modelIdentifier="M"/><ModelVariables><Float64 name="time" valueReference="0" causality="independent" variability="continuous"/></ModelVariables><ModelStructure/></fmiModelDescription>"#;
+    let bomb_payload = vec![0u8; 20 << 20];
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"this is not a zip file".to_vec(), "not a zip"),
+        (
+            zip_of(&[("../evil.txt", b"x"), ("modelDescription.xml", md)]),
+            "escapes",
+        ),
+        (
+            zip_of(&[("/etc/evil", b"x"), ("modelDescription.xml", md)]),
+            "escapes",
+        ),
+        (
+            zip_of(&[("resources/a.txt", b"x")]),
+            "modelDescription.xml is missing",
+        ),
+        (
+            zip_of(&[(
+                "modelDescription.xml",
+                b"<fmiModelDescription fmiVersion=\"3.0\"><unclosed>",
+            )]),
+            "modelDescription",
+        ),
+        (
+            zip_of(&[
+                ("modelDescription.xml", md),
+                ("binaries/x86_64-windows/M.dll", b"MZ"),
+            ]),
+            "x86_64-windows",
+        ),
+        (
+            zip_of(&[("modelDescription.xml", md), ("bomb.bin", &bomb_payload)]),
+            "zip bomb",
+        ),
+    ];
+    for (bytes, message) in cases {
+        let resp = upload(&app, &account.api_key, "/api/v1/fmus", bytes).await;
+        let status = resp.status().as_u16();
+        let err: Value = resp.json().await.unwrap();
+        assert!((400..500).contains(&status), "{message}: {status} {err}");
+        assert!(
+            err["message"].as_str().unwrap().contains(message),
+            "expected '{message}' in {err}"
+        );
+    }
+    // A symbolic link entry.
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    out.start_file(
+        "modelDescription.xml",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    out.write_all(md).unwrap();
+    out.add_symlink(
+        "binaries/x86_64-linux/M.so",
+        "/etc/passwd",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    let resp = upload(
+        &app,
+        &account.api_key,
+        "/api/v1/fmus",
+        out.finish().unwrap().into_inner(),
+    )
+    .await;
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["message"].as_str().unwrap().contains("link"), "{err}");
+
+    assert_eq!(stored_files(&app), before, "nothing was left behind");
+    let list: Value = api_client()
+        .get(app.at("/api/v1/fmus"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["library_id"].is_string())
+    );
+}
+
+#[tokio::test]
+async fn an_upload_over_the_size_limit_is_refused() {
+    let app = spawn_app_with(|c| c.max_upload_bytes = 64 << 10).await;
+    let account = app.register().await;
+    let resp = upload(&app, &account.api_key, "/api/v1/fmus", vec![7u8; 200 << 10]).await;
+    assert_eq!(resp.status(), 413);
+    let resp = upload(&app, &account.api_key, "/fmus", vec![7u8; 200 << 10]).await;
+    assert_eq!(resp.status(), 413);
+}
+
+#[tokio::test]
+async fn the_compatibility_fmu_routes_keep_their_shapes() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let resp = upload(
+        &app,
+        &account.api_key,
+        "/fmus",
+        fresh_fmu("Dahlquist", "2.0", "compat"),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    for field in ["id", "fmi_version", "model_name", "guid", "sha256"] {
+        assert!(created[field].is_string(), "{field} in {created}");
+    }
+    assert_eq!(created["fmi_version"], "2.0");
+    let id = created["id"].as_str().unwrap();
+    let vars: Value = api_client()
+        .get(app.at(&format!("/fmus/{id}/variables")))
+        .header("X-API-Key", &account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let x = vars
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "x")
+        .unwrap();
+    assert_eq!(x["declaredType"], "Real");
+    assert!(x["causality"].is_string() && x["variability"].is_string());
+    let by_hash: Value = api_client()
+        .get(app.at(&format!("/fmus/by-hash/{id}")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_hash["sha256"], id);
+    let vars: Value = api_client()
+        .get(app.at("/fmus/lib:BouncingBall/variables"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(vars.as_array().unwrap().iter().any(|v| v["name"] == "h"));
+    let lib: Value = api_client()
+        .get(app.at("/library?query=ball"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = lib
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["lib:BouncingBall", "lib:BouncingBall@fmi2"]);
+    assert_eq!(
+        api_client()
+            .get(app.at("/fmus/by-hash/xyz"))
+            .bearer_auth(&account.api_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn the_library_page_lists_models_and_shows_variables() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let client = crate::common::browser();
+    let csrf = app.browser_login(&client, &account).await;
+    let page = client
+        .get(app.at("/library"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("lib:VanDerPol@fmi2"), "{page}");
+    let model = client
+        .get(app.at("/library/lib:BouncingBall"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        model.contains("<code>h</code>") && model.contains("Float64"),
+        "{model}"
+    );
+    // Upload through the page's form (multipart, token in the action URL).
+    let part = reqwest::multipart::Part::bytes(fresh_fmu("Integrator", "3.0", "page"))
+        .file_name("mine.fmu");
+    let resp = client
+        .post(app.at(&format!("/library?csrf_token={csrf}")))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let page = client
+        .get(app.at("/library"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("uploaded"), "{page}");
+    // Without the token: refused.
+    let part = reqwest::multipart::Part::bytes(fresh_fmu("Integrator", "3.0", "no token"))
+        .file_name("x.fmu");
+    let resp = client
+        .post(app.at("/library"))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
