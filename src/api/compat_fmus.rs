@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{ManageFmus, ReadFmus};
 use super::compat::Caller;
 use super::error::ApiError;
-use crate::error::AppError;
-use crate::fmi::registry::{self, FmuRecord, Stored, UploadFile};
+use crate::fmi::registry::{self, FmuRecord, Stored};
 use crate::state::State;
 
 #[derive(Serialize)]
@@ -49,27 +48,10 @@ pub async fn upload(
         if field.name() != Some("file") {
             continue;
         }
-        let name = field
-            .file_name()
-            .unwrap_or("upload.fmu")
-            .chars()
-            .take(200)
-            .collect::<String>();
-        let mut target = UploadFile::create(&state.config.data_dir, state.config.max_upload_bytes)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let mut reader = field.into_async_read();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
-                .await
-                .map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            target.push(&buf[..n])?;
-        }
+        let name = registry::upload_name(field.file_name());
+        let file = registry::receive(&state, field.into_async_read()).await?;
         let (record, stored) =
-            registry::add_upload(&state, &caller.principal.user_id, target, &name).await?;
+            registry::add_upload(&state, &caller.principal.user_id, file, &name).await?;
         let status = if stored == Stored::Created {
             StatusCode::CREATED
         } else {

@@ -4,13 +4,11 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, Tags};
-use tokio::io::AsyncReadExt;
 
 use super::auth::{Authed, ManageFmus, ReadFmus};
 use super::error::ApiError;
-use crate::error::AppError;
 use crate::fmi::describe::{self, ModelInfo};
-use crate::fmi::registry::{self, FmuRecord, Stored, UploadFile};
+use crate::fmi::registry::{self, FmuRecord, Stored};
 use crate::state::State;
 
 #[derive(Tags)]
@@ -165,32 +163,6 @@ enum DeleteResponse {
     Deleted,
 }
 
-/// Copies an uploaded part into the registry's temp area, refusing more than the limit.
-pub async fn receive(state: &State, upload: Upload) -> Result<(UploadFile, String), AppError> {
-    let file_name = upload
-        .file_name()
-        .unwrap_or("upload.fmu")
-        .chars()
-        .take(200)
-        .collect::<String>();
-    let max = state.config.max_upload_bytes;
-    let mut target = UploadFile::create(&state.config.data_dir, max)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let mut reader = upload.into_async_read();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|e| AppError::Invalid(format!("reading the upload: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        target.push(&buf[..n])?;
-    }
-    Ok((target, file_name))
-}
-
 pub struct FmusApi;
 
 #[OpenApi(tag = "Tag::Fmus")]
@@ -204,7 +176,8 @@ impl FmusApi {
         auth: Authed<ManageFmus>,
         body: FmuUpload,
     ) -> Result<UploadResponse, ApiError> {
-        let (file, name) = receive(&state, body.file).await?;
+        let name = registry::upload_name(body.file.file_name());
+        let file = registry::receive(&state, body.file.into_async_read()).await?;
         let (record, stored) =
             registry::add_upload(&state, &auth.principal.user_id, file, &name).await?;
         Ok(match stored {

@@ -234,6 +234,38 @@ impl UploadFile {
     }
 }
 
+/// Streams an uploaded file into a temp file in the registry, refusing more than the
+/// configured limit. Every upload route (JSON API, compatibility route, dashboard form) reads
+/// its file through this.
+pub async fn receive(
+    state: &State,
+    mut reader: impl tokio::io::AsyncRead + Unpin,
+) -> AppResult<UploadFile> {
+    use tokio::io::AsyncReadExt;
+    let mut target = UploadFile::create(&state.config.data_dir, state.config.max_upload_bytes)
+        .map_err(|e| AppError::Internal(format!("creating the upload file: {e}")))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| AppError::Invalid(format!("reading the upload: {e}")))?;
+        if n == 0 {
+            return Ok(target);
+        }
+        target.push(&buf[..n])?;
+    }
+}
+
+/// The file name to remember for an upload (client-supplied: bounded, never used as a path).
+pub fn upload_name(name: Option<&str>) -> String {
+    name.unwrap_or("upload.fmu")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
+}
+
 impl Drop for UploadFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

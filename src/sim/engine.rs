@@ -99,6 +99,50 @@ fn sample(signal: &InputSignal, t: f64, continuous: bool) -> f64 {
     }
 }
 
+/// The variables to record: those asked for, else the model's outputs, else every variable
+/// but the independent one. `kinds[i]` is (is an output, is independent) of variable `i`.
+fn select_outputs(
+    job: &Job,
+    kinds: &[(bool, bool)],
+    index: impl Fn(&str) -> Result<usize, EngineError>,
+) -> Result<Vec<usize>, EngineError> {
+    if !job.outputs.is_empty() {
+        return job.outputs.iter().map(|n| index(n)).collect();
+    }
+    let outputs: Vec<usize> = (0..kinds.len()).filter(|&i| kinds[i].0).collect();
+    if !outputs.is_empty() {
+        return Ok(outputs);
+    }
+    Ok((0..kinds.len()).filter(|&i| !kinds[i].1).collect())
+}
+
+/// Recorded rows (one value per variable) turned into columns of numbers.
+fn to_columns<V>(
+    names: Vec<String>,
+    rows: &[Vec<V>],
+    number: impl Fn(&V) -> Option<f64>,
+) -> Result<Vec<Column>, EngineError> {
+    let mut columns: Vec<Column> = names
+        .into_iter()
+        .map(|name| Column {
+            name,
+            values: Vec::with_capacity(rows.len()),
+        })
+        .collect();
+    for row in rows {
+        for (column, value) in columns.iter_mut().zip(row) {
+            let v = number(value).ok_or_else(|| {
+                EngineError::Request(format!(
+                    "'{}' is not numeric and cannot be recorded",
+                    column.name
+                ))
+            })?;
+            column.values.push(v);
+        }
+    }
+    Ok(columns)
+}
+
 fn too_many(job: &Job, columns: usize) -> Result<(), EngineError> {
     let points = ((job.stop_time - job.start_time) / communication_step(job))
         .abs()
@@ -128,23 +172,17 @@ fn fmi3(
         md.variable_index_by_name(name)
             .map_err(|_| EngineError::Request(format!("the model has no variable '{name}'")))
     };
-    let outputs: Vec<usize> = if job.outputs.is_empty() {
-        let outs: Vec<usize> = (0..md.modelVariables.len())
-            .filter(|&i| md.modelVariables[i].causality == Causality::Output)
-            .collect();
-        if outs.is_empty() {
-            (0..md.modelVariables.len())
-                .filter(|&i| md.modelVariables[i].causality != Causality::Independent)
-                .collect()
-        } else {
-            outs
-        }
-    } else {
-        job.outputs
-            .iter()
-            .map(|n| index(n))
-            .collect::<Result<_, _>>()?
-    };
+    let kinds: Vec<(bool, bool)> = md
+        .modelVariables
+        .iter()
+        .map(|v| {
+            (
+                v.causality == Causality::Output,
+                v.causality == Causality::Independent,
+            )
+        })
+        .collect();
+    let outputs = select_outputs(job, &kinds, index)?;
     too_many(job, outputs.len())?;
 
     let input = if job.inputs.is_empty() {
@@ -184,6 +222,11 @@ fn fmi3(
         )))
     };
 
+    if job.interface == Interface::Cs
+        && let Some(series) = super::cs_loop::fmi3(job, &md, &outputs, input.as_deref(), log_path)?
+    {
+        return Ok(series);
+    }
     let recorder = Arc::new(sim3::recorder::Recorder::new(sim3::Trajectories::new(
         md.clone(),
         outputs,
@@ -226,27 +269,9 @@ fn fmi3(
         .map_err(|_| EngineError::Simulation("the recorder is still in use".into()))?
         .into_trajectories();
     let names: Vec<String> = trajectories.variables().map(|v| v.name.clone()).collect();
-    let mut columns: Vec<Column> = names
-        .iter()
-        .map(|n| Column {
-            name: n.clone(),
-            values: Vec::with_capacity(trajectories.time.len()),
-        })
-        .collect();
-    for row in &trajectories.rows {
-        for (column, value) in columns.iter_mut().zip(row) {
-            let v = value
-                .as_f64()
-                .and_then(|v| v.first().copied())
-                .ok_or_else(|| {
-                    EngineError::Request(format!(
-                        "'{}' is not numeric and cannot be recorded",
-                        column.name
-                    ))
-                })?;
-            column.values.push(v);
-        }
-    }
+    let columns = to_columns(names, &trajectories.rows, |v| {
+        v.as_f64().and_then(|v| v.first().copied())
+    })?;
     Ok((trajectories.time, columns))
 }
 
@@ -266,23 +291,17 @@ fn fmi2(
         md.variable_index_by_name(name)
             .map_err(|_| EngineError::Request(format!("the model has no variable '{name}'")))
     };
-    let outputs: Vec<usize> = if job.outputs.is_empty() {
-        let outs: Vec<usize> = (0..md.modelVariables.len())
-            .filter(|&i| md.modelVariables[i].causality == Causality::Output)
-            .collect();
-        if outs.is_empty() {
-            (0..md.modelVariables.len())
-                .filter(|&i| md.modelVariables[i].causality != Causality::Independent)
-                .collect()
-        } else {
-            outs
-        }
-    } else {
-        job.outputs
-            .iter()
-            .map(|n| index(n))
-            .collect::<Result<_, _>>()?
-    };
+    let kinds: Vec<(bool, bool)> = md
+        .modelVariables
+        .iter()
+        .map(|v| {
+            (
+                v.causality == Causality::Output,
+                v.causality == Causality::Independent,
+            )
+        })
+        .collect();
+    let outputs = select_outputs(job, &kinds, index)?;
     too_many(job, outputs.len())?;
 
     let input = if job.inputs.is_empty() {
@@ -322,6 +341,11 @@ fn fmi2(
         )))
     };
 
+    if job.interface == Interface::Cs
+        && let Some(series) = super::cs_loop::fmi2(job, &md, &outputs, input.as_deref(), log_path)?
+    {
+        return Ok(series);
+    }
     let recorder = Arc::new(sim2::recorder::Recorder::new(sim2::Trajectories::new(
         md.clone(),
         outputs,
@@ -360,24 +384,7 @@ fn fmi2(
         .map_err(|_| EngineError::Simulation("the recorder is still in use".into()))?
         .into_trajectories();
     let names: Vec<String> = trajectories.variables().map(|v| v.name.clone()).collect();
-    let mut columns: Vec<Column> = names
-        .iter()
-        .map(|n| Column {
-            name: n.clone(),
-            values: Vec::with_capacity(trajectories.time.len()),
-        })
-        .collect();
-    for row in &trajectories.rows {
-        for (column, value) in columns.iter_mut().zip(row) {
-            let v = value.to_f64().ok_or_else(|| {
-                EngineError::Request(format!(
-                    "'{}' is not numeric and cannot be recorded",
-                    column.name
-                ))
-            })?;
-            column.values.push(v);
-        }
-    }
+    let columns = to_columns(names, &trajectories.rows, |v| v.to_f64())?;
     Ok((trajectories.time, columns))
 }
 

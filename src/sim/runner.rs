@@ -5,7 +5,7 @@
 //! which the whole group is killed. The pool limits how many run at once; the others wait in
 //! a queue whose length is visible. Every failure is a [`SimError`] that says what happened.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::protocol::{Job, Message, PROTOCOL_VERSION, SimOutput};
+use super::protocol::{self, Job, PROTOCOL_VERSION, Reply, SimOutput};
 use super::sandbox::Limits;
 
 /// How a run can fail. The messages are shown to users.
@@ -148,7 +148,7 @@ impl WorkerPool {
                 .await
                 .map_err(|e| SimError::Internal(format!("supervisor: {e}")))??;
         let layers = ended.messages.iter().find_map(|m| match m {
-            Message::Started { sandbox } => Some(sandbox.clone()),
+            Reply::Started(sandbox) => Some(sandbox.clone()),
             _ => None,
         });
         drop(dir);
@@ -169,7 +169,7 @@ fn make_scratch(root: &Path) -> std::io::Result<tempfile::TempDir> {
 
 /// What happened to one worker process.
 struct Ended {
-    messages: Vec<Message>,
+    messages: Vec<Reply>,
     status: i32,
     max_rss_kib: i64,
     stderr: String,
@@ -188,8 +188,8 @@ impl Ended {
         let mut sandbox = Vec::new();
         for m in self.messages {
             match m {
-                Message::Started { sandbox: layers } => sandbox = layers,
-                Message::Done(output) => {
+                Reply::Started(layers) => sandbox = layers,
+                Reply::Done(output) => {
                     return Ok(RunOutcome {
                         output,
                         sandbox,
@@ -197,10 +197,10 @@ impl Ended {
                     });
                 }
                 // An FMU that handles a failed allocation still ran out of memory.
-                Message::Failed { .. } if near_memory_limit => {
+                Reply::Failed { .. } if near_memory_limit => {
                     return Err(SimError::OutOfMemory(limits.address_space_bytes));
                 }
-                Message::Failed { reason, log } => return Err(SimError::Failed { reason, log }),
+                Reply::Failed { reason, log } => return Err(SimError::Failed { reason, log }),
             }
         }
         Err(explain_exit(
@@ -259,13 +259,9 @@ fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> 
     let mut messages = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         let mut reader = BufReader::new(stdout.take(MAX_RESULT_BYTES));
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 {
-            match serde_json::from_str::<Message>(&line) {
-                Ok(m) => messages.push(m),
-                Err(_) => break,
-            }
-            line.clear();
+        // A message that does not parse ends the conversation; the exit status explains.
+        while let Ok(Some(reply)) = protocol::read_reply(&mut reader, MAX_RESULT_BYTES / 8) {
+            messages.push(reply);
         }
     }
 

@@ -6,7 +6,7 @@ use std::os::fd::FromRawFd;
 use std::path::Path;
 
 use super::engine;
-use super::protocol::{Job, Message, PROTOCOL_VERSION};
+use super::protocol::{self, Job, Message, PROTOCOL_VERSION};
 use super::sandbox;
 
 /// Largest job the worker reads (input signals make jobs large).
@@ -25,17 +25,16 @@ pub fn main() -> i32 {
         std::fs::File::from_raw_fd(fd)
     };
     let mut out = std::io::BufWriter::new(channel);
-    let mut send = |message: &Message| {
-        serde_json::to_writer(&mut out, message).is_ok()
-            && out.write_all(b"\n").is_ok()
-            && out.flush().is_ok()
-    };
     let sent = match read_job() {
-        Ok(job) => run(&job, &mut send),
-        Err(reason) => send(&Message::Failed {
-            reason,
-            log: String::new(),
-        }),
+        Ok(job) => run(&job, &mut out),
+        Err(reason) => protocol::send(
+            &mut out,
+            &Message::Failed {
+                reason,
+                log: String::new(),
+            },
+        )
+        .is_ok(),
     };
     if sent { 0 } else { 3 }
 }
@@ -59,7 +58,7 @@ fn read_job() -> Result<Job, String> {
 
 /// Sandboxes, reports the layers, simulates, reports the result. `false` if the parent has
 /// stopped listening.
-fn run(job: &Job, send: &mut impl FnMut(&Message) -> bool) -> bool {
+fn run(job: &Job, out: &mut impl Write) -> bool {
     let layers = match sandbox::enter(
         Path::new(&job.fmu_dir),
         Path::new(&job.scratch_dir),
@@ -67,29 +66,35 @@ fn run(job: &Job, send: &mut impl FnMut(&Message) -> bool) -> bool {
     ) {
         Ok(layers) => layers,
         Err(reason) => {
-            return send(&Message::Failed {
+            let failed = Message::Failed {
                 reason: format!("sandbox: {reason}"),
                 log: String::new(),
-            });
+            };
+            return protocol::send(out, &failed).is_ok();
         }
     };
-    if !send(&Message::Started { sandbox: layers })
-        || job.outputs.first().map(String::as_str) == Some(PROBE)
-    {
+    if protocol::send(out, &Message::Started { sandbox: layers }).is_err() {
+        return false;
+    }
+    if job.outputs.first().map(String::as_str) == Some(PROBE) {
         return true;
     }
     let result = engine::simulate(job);
     let log = read_log(Path::new(&job.scratch_dir), job.log_limit);
-    send(&match result {
+    match result {
         Ok(mut output) => {
             output.log = log;
-            Message::Done(output)
+            protocol::send_output(out, output).is_ok()
         }
-        Err(e) => Message::Failed {
-            reason: with_last_error(e.to_string(), &log),
-            log,
-        },
-    })
+        Err(e) => protocol::send(
+            out,
+            &Message::Failed {
+                reason: with_last_error(e.to_string(), &log),
+                log,
+            },
+        )
+        .is_ok(),
+    }
 }
 
 /// fmi-rs reports "FMI call failed"; the FMU's own last error message says why.

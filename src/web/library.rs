@@ -11,7 +11,7 @@ use super::layout::{self, Nav, when};
 use super::{CurrentSession, WantsFragment, html, paths, see_other};
 use crate::auth::session::Session;
 use crate::error::AppError;
-use crate::fmi::registry::{self, FmuRecord, UploadFile};
+use crate::fmi::registry::{self, FmuRecord};
 use crate::state::State;
 
 fn interfaces(r: &FmuRecord) -> String {
@@ -105,27 +105,10 @@ pub async fn upload(
         if field.name() != Some("file") {
             continue;
         }
-        let name = field
-            .file_name()
-            .unwrap_or("upload.fmu")
-            .chars()
-            .take(200)
-            .collect::<String>();
-        let mut target = UploadFile::create(&state.config.data_dir, state.config.max_upload_bytes)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let mut reader = field.into_async_read();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
-                .await
-                .map_err(|e| AppError::Invalid(format!("reading the upload: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            target.push(&buf[..n])?;
-        }
+        let name = registry::upload_name(field.file_name());
+        let file = registry::receive(&state, field.into_async_read()).await?;
         stored = Some(
-            registry::add_upload(&state, &s.user.id, target, &name)
+            registry::add_upload(&state, &s.user.id, file, &name)
                 .await?
                 .0,
         );

@@ -1,35 +1,10 @@
 //! The FMU registry over HTTP: uploads (good and hostile), the library, ids and aliases.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use serde_json::Value;
 
-use crate::common::{TestApp, api_client, spawn_app, spawn_app_with};
-
-/// A library FMU re-packed with an extra file, so its bytes (and id) are new.
-fn fresh_fmu(model: &str, version: &str, note: &str) -> Vec<u8> {
-    let (_, _, bytes) = fmu_gateway::fmi::library::DEMO_FMUS
-        .iter()
-        .find(|(m, v, _)| *m == model && *v == version)
-        .unwrap();
-    let mut source = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default();
-    for i in 0..source.len() {
-        let mut entry = source.by_index(i).unwrap();
-        if entry.is_dir() {
-            continue;
-        }
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        let name = entry.name().unwrap().to_string();
-        out.start_file(name, options).unwrap();
-        out.write_all(&data).unwrap();
-    }
-    out.start_file("resources/note.txt", options).unwrap();
-    out.write_all(note.as_bytes()).unwrap();
-    out.finish().unwrap().into_inner()
-}
+use crate::common::{TestApp, api_client, fresh_fmu, spawn_app, spawn_app_with};
 
 /// A zip with the given (name, contents) entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {

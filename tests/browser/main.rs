@@ -369,3 +369,84 @@ async fn signing_up_in_the_browser_lands_on_the_dashboard_with_free_credits() {
         .unwrap();
     assert_eq!(heading, "Hello, Katherine");
 }
+
+fn fresh_fmu_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("MyVanDerPol.fmu");
+    std::fs::write(
+        &path,
+        common::fresh_fmu("VanDerPol", "3.0", "uploaded from the browser test"),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn uploading_an_fmu_on_the_library_page_adds_it_in_place() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = fresh_fmu_file(dir.path());
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    c.goto(&app.at("/library")).await.unwrap();
+    let table = c
+        .find(Locator::Css("#library-table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains("lib:BouncingBall") && !table.contains("uploaded"),
+        "{table}"
+    );
+    mark_page(c).await;
+    c.find(Locator::Css("#fmu-file"))
+        .await
+        .unwrap()
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    c.find(Locator::Css(
+        "form[enctype='multipart/form-data'] button[type=submit]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    eventually("the upload in the table", || async {
+        let text = c
+            .find(Locator::Css("#library-table"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("uploaded").then_some(())
+    })
+    .await;
+    assert!(
+        still_marked(c).await,
+        "the table was updated without a page reload"
+    );
+    // The model page lists the variables.
+    c.find(Locator::LinkText("VanDerPol"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the variables table", || async {
+        let text = c
+            .find(Locator::Css("#variables"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (text.contains("x0") && text.contains("mu")).then_some(())
+    })
+    .await;
+}

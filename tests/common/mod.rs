@@ -177,3 +177,29 @@ pub fn csrf_from(html: &str) -> Option<String> {
     let start = html.find(marker)? + marker.len();
     Some(html[start..].split('"').next()?.to_string())
 }
+
+/// A library FMU re-packed with an extra file, so its bytes (and id) are new.
+pub fn fresh_fmu(model: &str, version: &str, note: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let (_, _, bytes) = fmu_gateway::fmi::library::DEMO_FMUS
+        .iter()
+        .find(|(m, v, _)| *m == model && *v == version)
+        .unwrap();
+    let mut source = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for i in 0..source.len() {
+        let mut entry = source.by_index(i).unwrap();
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().unwrap().to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        out.start_file(name, options).unwrap();
+        out.write_all(&data).unwrap();
+    }
+    out.start_file("resources/note.txt", options).unwrap();
+    out.write_all(note.as_bytes()).unwrap();
+    out.finish().unwrap().into_inner()
+}

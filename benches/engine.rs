@@ -1,0 +1,168 @@
+//! Simulation engine costs, measured on the demo FMUs this project builds.
+//!
+//! `cargo bench --bench engine` reports:
+//! - the native loop: Dahlquist (FMI 3, Co-Simulation) loaded in this process with fmi-rs and
+//!   driven by a plain doStep + getFloat64 loop: the physical limit;
+//! - the same run through the service's path (sandboxed worker process, fmi-rs's driver and
+//!   recorder, results back as JSON): cost per step and its ratio to the native loop;
+//! - Model Exchange per output point (Van der Pol with our Dormand–Prince);
+//! - the fixed cost of a small run end to end (spawn worker, load, 100 steps, results back):
+//!   p50 and p99 over repeated runs.
+//!
+//! Settings: BENCH_STEPS (default 200000), BENCH_SMALL_RUNS (default 40).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fmi_rs::fmi3::FMU3;
+use fmi_rs::fmi3::log::DefaultLogger;
+use fmi_rs::fmi3::native::NativeLibrary;
+use fmu_gateway::fmi::describe::ModelInfo;
+use fmu_gateway::fmi::{archive, describe, library::DEMO_FMUS};
+use fmu_gateway::sim::plan::{RunSettings, plan};
+use fmu_gateway::sim::protocol::Interface;
+use fmu_gateway::sim::runner::{PoolConfig, WorkerPool};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn open(model: &str, dir: &Path) -> ModelInfo {
+    let (_, _, bytes) = DEMO_FMUS
+        .iter()
+        .find(|(m, v, _)| *m == model && *v == "3.0")
+        .unwrap();
+    let file = dir.join(format!("{model}.fmu"));
+    std::fs::write(&file, bytes).unwrap();
+    archive::extract(&file, &dir.join(model), &archive::Limits::default()).unwrap();
+    describe::describe(&dir.join(model)).unwrap()
+}
+
+/// doStep + getFloat64 of `output` in a loop, in this process: seconds per step.
+fn native_loop(fmu_dir: &Path, info: &ModelInfo, output: &str, steps: u64, h: f64) -> f64 {
+    let id = &info.co_simulation.as_ref().unwrap().model_identifier;
+    let library =
+        NativeLibrary::load(fmu_dir.join(format!("binaries/x86_64-linux/{id}.so"))).unwrap();
+    let fmu = FMU3::instantiateCoSimulation(
+        Box::new(library),
+        None,
+        &info.model_name,
+        &info.instantiation_token,
+        false,
+        false,
+        false,
+        false,
+        Arc::new(DefaultLogger::default()),
+        false,
+        None,
+    )
+    .unwrap();
+    let x = info.variable(output).unwrap().value_reference;
+    fmu.enterInitializationMode(None, 0.0, None);
+    fmu.exitInitializationMode();
+    let (mut event, mut terminate, mut early, mut last) = (false, false, false, 0.0);
+    let mut value = [0.0];
+    let mut sink = 0.0;
+    let started = Instant::now();
+    for i in 0..steps {
+        fmu.doStep(
+            i as f64 * h,
+            h,
+            true,
+            &mut event,
+            &mut terminate,
+            &mut early,
+            &mut last,
+        );
+        fmu.getFloat64(&[x], &mut value);
+        sink += value[0];
+    }
+    let elapsed = started.elapsed();
+    fmu.terminate();
+    assert!(sink.is_finite());
+    elapsed.as_secs_f64() / steps as f64
+}
+
+#[tokio::main]
+async fn main() {
+    let steps = env_num("BENCH_STEPS", 200_000);
+    let small_runs = env_num("BENCH_SMALL_RUNS", 40) as usize;
+    let tmp = tempfile::tempdir().unwrap();
+    let dahlquist = open("Dahlquist", tmp.path());
+    let vdp = open("VanDerPol", tmp.path());
+    let pool = WorkerPool::new(PoolConfig {
+        exe: env!("CARGO_BIN_EXE_fmu-gateway").into(),
+        scratch_root: tmp.path().join("scratch"),
+        workers: 1,
+        limits: Default::default(),
+        log_limit: 64 * 1024,
+    });
+
+    // Two Co-Simulation cases: Dahlquist with one RK4 substep per doStep (the cheapest step
+    // there is, so the per-step overhead shows in full) and Van der Pol with a 0.01 s
+    // communication step (ten internal substeps, closer to a real model).
+    let cases = [
+        ("Dahlquist", &dahlquist, "x", 1e-3),
+        ("VanDerPol", &vdp, "x0", 1e-2),
+    ];
+    for (model, info, output, h) in cases {
+        let native = native_loop(&tmp.path().join(model), info, output, steps, h);
+        let long = RunSettings {
+            interface: Some(Interface::Cs),
+            stop_time: Some(steps as f64 * h),
+            output_interval: Some(h),
+            outputs: vec![output.to_string()],
+            ..Default::default()
+        };
+        let job = plan(info, &tmp.path().join(model), &long).unwrap();
+        let outcome = pool.run(job, Duration::from_secs(600)).await.unwrap();
+        let per_step = outcome.elapsed.as_secs_f64() / steps as f64;
+        println!(
+            "CS {model:<10} h={h:<6} native {:>7.3} µs/step, service path {:>7.3} µs/step = {:.2}× ({} points back)",
+            native * 1e6,
+            per_step * 1e6,
+            per_step / native,
+            outcome.output.time.len()
+        );
+    }
+    let me = RunSettings {
+        interface: Some(Interface::Me),
+        stop_time: Some(steps as f64 * 0.01),
+        output_interval: Some(0.01),
+        tolerance: Some(1e-6),
+        ..Default::default()
+    };
+    let job = plan(&vdp, &tmp.path().join("VanDerPol"), &me).unwrap();
+    let outcome = pool.run(job, Duration::from_secs(600)).await.unwrap();
+    println!(
+        "service path (worker, ME Van der Pol, rtol 1e-6): {:>9.3} µs/output point over {} points",
+        outcome.elapsed.as_secs_f64() / outcome.output.time.len() as f64 * 1e6,
+        outcome.output.time.len()
+    );
+
+    let small = RunSettings {
+        interface: Some(Interface::Cs),
+        stop_time: Some(0.1),
+        output_interval: Some(1e-3),
+        ..Default::default()
+    };
+    let mut times = Vec::new();
+    for _ in 0..small_runs {
+        let job = plan(&dahlquist, &tmp.path().join("Dahlquist"), &small).unwrap();
+        let started = Instant::now();
+        let outcome = pool.run(job, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(outcome.output.time.len(), 101);
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
+    println!(
+        "small run end to end (100 steps), {small_runs} runs:   p50 {:.2} ms, p99 {:.2} ms",
+        pct(0.5),
+        pct(0.99)
+    );
+}
