@@ -7,6 +7,7 @@ RUN npm ci --no-audit --no-fund
 COPY Cargo.toml Cargo.lock build.rs schema.sql ./
 COPY src src
 COPY assets assets
+COPY fmus fmus
 COPY benches benches
 RUN cargo build --release --locked --bin fmu-gateway
 

@@ -156,6 +156,33 @@ fn too_many(job: &Job, columns: usize) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The input table fmi-rs reads: one row per time point of any signal, each signal sampled
+/// there. `variable(name)` gives a signal's variable index and whether it is continuous;
+/// `value(index, u)` turns a sample into the model's type.
+fn input_rows<V>(
+    job: &Job,
+    variable: impl Fn(&str) -> Result<(usize, bool), EngineError>,
+    value: impl Fn(usize, &str, f64) -> Result<V, EngineError>,
+) -> Result<(Vec<usize>, Vec<f64>, Vec<Vec<V>>), EngineError> {
+    let vars: Vec<(usize, bool)> = job
+        .inputs
+        .iter()
+        .map(|s| variable(&s.name))
+        .collect::<Result<_, _>>()?;
+    let times = input_times(&job.inputs);
+    let mut rows = Vec::with_capacity(times.len());
+    for &t in &times {
+        let row = job
+            .inputs
+            .iter()
+            .zip(&vars)
+            .map(|(signal, &(i, continuous))| value(i, &signal.name, sample(signal, t, continuous)))
+            .collect::<Result<Vec<V>, _>>()?;
+        rows.push(row);
+    }
+    Ok((vars.into_iter().map(|(i, _)| i).collect(), times, rows))
+}
+
 fn fmi3(
     job: &Job,
     md_path: &Path,
@@ -188,34 +215,30 @@ fn fmi3(
     let input = if job.inputs.is_empty() {
         None
     } else {
-        let indices: Vec<usize> = job
-            .inputs
-            .iter()
-            .map(|s| index(&s.name))
-            .collect::<Result<_, _>>()?;
-        let mut table = sim3::Trajectories::new(md.clone(), indices.clone());
-        for t in input_times(&job.inputs) {
-            let mut row = Vec::new();
-            for (signal, &i) in job.inputs.iter().zip(&indices) {
-                let var = &md.modelVariables[i];
-                let u = sample(signal, t, var.variability == Variability::Continuous);
-                row.push(match &var.variableType {
-                    VariableType::Float64 { .. } => V::Float64(vec![u]),
-                    VariableType::Float32 { .. } => V::Float32(vec![u as f32]),
-                    VariableType::Int32 { .. } => V::Int32(vec![u.round() as i32]),
-                    VariableType::Int64 { .. } => V::Int64(vec![u.round() as i64]),
-                    VariableType::Boolean { .. } => V::Boolean(vec![u != 0.0]),
-                    _ => {
-                        return Err(EngineError::Request(format!(
-                            "input '{}' is not a number or Boolean",
-                            signal.name
-                        )));
-                    }
-                });
-            }
-            table.time.push(t);
-            table.rows.push(row);
-        }
+        let variable = |name: &str| {
+            let i = index(name)?;
+            Ok((
+                i,
+                md.modelVariables[i].variability == Variability::Continuous,
+            ))
+        };
+        let value = |i: usize, name: &str, u: f64| {
+            Ok(match &md.modelVariables[i].variableType {
+                VariableType::Float64 { .. } => V::Float64(vec![u]),
+                VariableType::Float32 { .. } => V::Float32(vec![u as f32]),
+                VariableType::Int32 { .. } => V::Int32(vec![u.round() as i32]),
+                VariableType::Int64 { .. } => V::Int64(vec![u.round() as i64]),
+                VariableType::Boolean { .. } => V::Boolean(vec![u != 0.0]),
+                _ => {
+                    return Err(EngineError::Request(format!(
+                        "input '{name}' is not a number or Boolean"
+                    )));
+                }
+            })
+        };
+        let (indices, time, rows) = input_rows(job, variable, value)?;
+        let mut table = sim3::Trajectories::new(md.clone(), indices);
+        (table.time, table.rows) = (time, rows);
         Some(Arc::new(sim3::input::StaticInput::new(
             table,
             job.tolerance,
@@ -307,34 +330,28 @@ fn fmi2(
     let input = if job.inputs.is_empty() {
         None
     } else {
-        let indices: Vec<usize> = job
-            .inputs
-            .iter()
-            .map(|s| index(&s.name))
-            .collect::<Result<_, _>>()?;
-        let mut table = sim2::Trajectories::new(md.clone(), indices.clone());
-        for t in input_times(&job.inputs) {
-            let mut row = Vec::new();
-            for (signal, &i) in job.inputs.iter().zip(&indices) {
-                let var = &md.modelVariables[i];
-                let u = sample(signal, t, var.variability == Variability::Continuous);
-                row.push(match &var.variableType {
-                    VariableType::Real { .. } => V::Real(u),
-                    VariableType::Integer { .. } | VariableType::Enumeration { .. } => {
-                        V::Integer(u.round() as i32)
-                    }
-                    VariableType::Boolean { .. } => V::Boolean(i32::from(u != 0.0)),
-                    VariableType::String { .. } => {
-                        return Err(EngineError::Request(format!(
-                            "input '{}' is a string",
-                            signal.name
-                        )));
-                    }
-                });
-            }
-            table.time.push(t);
-            table.rows.push(row);
-        }
+        let variable = |name: &str| {
+            let i = index(name)?;
+            Ok((
+                i,
+                md.modelVariables[i].variability == Variability::Continuous,
+            ))
+        };
+        let value = |i: usize, name: &str, u: f64| {
+            Ok(match &md.modelVariables[i].variableType {
+                VariableType::Real { .. } => V::Real(u),
+                VariableType::Integer { .. } | VariableType::Enumeration { .. } => {
+                    V::Integer(u.round() as i32)
+                }
+                VariableType::Boolean { .. } => V::Boolean(i32::from(u != 0.0)),
+                VariableType::String { .. } => {
+                    return Err(EngineError::Request(format!("input '{name}' is a string")));
+                }
+            })
+        };
+        let (indices, time, rows) = input_rows(job, variable, value)?;
+        let mut table = sim2::Trajectories::new(md.clone(), indices);
+        (table.time, table.rows) = (time, rows);
         Some(Arc::new(sim2::input::StaticInput::new(
             table,
             job.tolerance,
