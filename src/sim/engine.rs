@@ -163,7 +163,7 @@ fn input_rows<V>(
     job: &Job,
     variable: impl Fn(&str) -> Result<(usize, bool), EngineError>,
     value: impl Fn(usize, &str, f64) -> Result<V, EngineError>,
-) -> Result<(Vec<usize>, Vec<f64>, Vec<Vec<V>>), EngineError> {
+) -> Result<InputTable<V>, EngineError> {
     let vars: Vec<(usize, bool)> = job
         .inputs
         .iter()
@@ -180,7 +180,18 @@ fn input_rows<V>(
             .collect::<Result<Vec<V>, _>>()?;
         rows.push(row);
     }
-    Ok((vars.into_iter().map(|(i, _)| i).collect(), times, rows))
+    Ok(InputTable {
+        indices: vars.into_iter().map(|(i, _)| i).collect(),
+        time: times,
+        rows,
+    })
+}
+
+/// Input signals as one table: variable indices, time points, one row of values per point.
+struct InputTable<V> {
+    indices: Vec<usize>,
+    time: Vec<f64>,
+    rows: Vec<Vec<V>>,
 }
 
 fn fmi3(
@@ -236,9 +247,9 @@ fn fmi3(
                 }
             })
         };
-        let (indices, time, rows) = input_rows(job, variable, value)?;
-        let mut table = sim3::Trajectories::new(md.clone(), indices);
-        (table.time, table.rows) = (time, rows);
+        let inputs = input_rows(job, variable, value)?;
+        let mut table = sim3::Trajectories::new(md.clone(), inputs.indices);
+        (table.time, table.rows) = (inputs.time, inputs.rows);
         Some(Arc::new(sim3::input::StaticInput::new(
             table,
             job.tolerance,
@@ -349,9 +360,9 @@ fn fmi2(
                 }
             })
         };
-        let (indices, time, rows) = input_rows(job, variable, value)?;
-        let mut table = sim2::Trajectories::new(md.clone(), indices);
-        (table.time, table.rows) = (time, rows);
+        let inputs = input_rows(job, variable, value)?;
+        let mut table = sim2::Trajectories::new(md.clone(), inputs.indices);
+        (table.time, table.rows) = (inputs.time, inputs.rows);
         Some(Arc::new(sim2::input::StaticInput::new(
             table,
             job.tolerance,
