@@ -242,13 +242,8 @@ fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> 
         }
     });
 
-    let job_line = serde_json::to_vec(job).map_err(|e| SimError::Internal(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A worker that dies early closes the pipe; its exit status explains why.
-        let _ = stdin
-            .write_all(&job_line)
-            .and_then(|_| stdin.write_all(b"\n"));
-    }
+    // stderr is drained from the start, so a chatty worker can never block on it while we
+    // are still writing its job.
     let stderr = child.stderr.take().map(|s| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -256,6 +251,13 @@ fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> 
             String::from_utf8_lossy(&buf).into_owned()
         })
     });
+    let job_line = serde_json::to_vec(job).map_err(|e| SimError::Internal(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A worker that dies early closes the pipe; its exit status explains why.
+        let _ = stdin
+            .write_all(&job_line)
+            .and_then(|_| stdin.write_all(b"\n"));
+    }
     let mut messages = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         let mut reader = BufReader::new(stdout.take(MAX_RESULT_BYTES));
@@ -300,11 +302,12 @@ fn wait_without_reaping_then_reap(
             }
         }
         let _ = cancel.send(());
+        // Anything the FMU left running in the group goes too, while the unreaped leader
+        // still holds the group id (so it cannot belong to anyone else yet).
+        libc::kill(-pid, libc::SIGKILL);
         let mut status = 0;
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::wait4(pid, &mut status, 0, &mut usage);
-        // Anything the FMU left running in the group goes too.
-        libc::kill(-pid, libc::SIGKILL);
         (status, usage.ru_maxrss)
     }
 }

@@ -86,13 +86,13 @@ async fn start_browser() -> Browser {
     }
 }
 
-/// Polls `check` until it returns `Some`, for at most five seconds.
+/// Polls `check` until it returns `Some`, for at most ten seconds (CI machines are slow).
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(v) = check().await {
             return v;
