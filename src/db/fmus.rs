@@ -72,6 +72,16 @@ pub fn insert(
     Ok(())
 }
 
+/// Takes a library id off the FMU that had it (a rebuilt library model replaces it). The old
+/// row stays for the users who uploaded those bytes themselves.
+pub fn retire_library_id(conn: &Connection, library_id: &str) -> DbResult<()> {
+    conn.execute(
+        "UPDATE fmus SET library_id = NULL WHERE library_id = ?1",
+        [library_id],
+    )?;
+    Ok(())
+}
+
 /// Records that the user uploaded the FMU; uploading again keeps the first record.
 pub fn add_owner(
     conn: &Connection,

@@ -340,8 +340,11 @@ pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> AppResult<usize> {
             info.map_err(|e| AppError::Internal(format!("library model {name} ({version}): {e}")))?;
         let library_id = super::library::library_id(name, version);
         let json = serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut conn = conn;
+        let tx = conn.transaction().map_err(crate::db::DbError::from)?;
+        db::fmus::retire_library_id(&tx, &library_id)?;
         db::fmus::insert(
-            &conn,
+            &tx,
             &id,
             Some(&library_id),
             name,
@@ -350,7 +353,47 @@ pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> AppResult<usize> {
             &json,
             db::now_ms(),
         )?;
+        tx.commit().map_err(crate::db::DbError::from)?;
         added += 1;
     }
     Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebuilt_library_model_replaces_the_old_one_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("db.sqlite"), 2).unwrap();
+        let conn = db.conn().unwrap();
+        // What an older build of the binary left behind.
+        db::fmus::insert(
+            &conn,
+            &"0".repeat(64),
+            Some("lib:BouncingBall"),
+            "BouncingBall",
+            "3.0",
+            1,
+            "{}",
+            0,
+        )
+        .unwrap();
+        drop(conn);
+        assert_eq!(
+            seed_library(&db, dir.path()).unwrap(),
+            super::super::library::DEMO_FMUS.len()
+        );
+        let conn = db.conn().unwrap();
+        let row = db::fmus::by_library_id(&conn, "nobody", "lib:BouncingBall")
+            .unwrap()
+            .unwrap();
+        assert_ne!(row.id, "0".repeat(64));
+        assert_eq!(
+            seed_library(&db, dir.path()).unwrap(),
+            0,
+            "a second start changes nothing"
+        );
+    }
 }
