@@ -94,3 +94,33 @@ CREATE TABLE fmu_owners (
     PRIMARY KEY (fmu_id, user_id)
 );
 CREATE INDEX fmu_owners_by_user ON fmu_owners(user_id, uploaded_at);
+
+-- migration 3: simulation runs and idempotency keys
+CREATE TABLE runs (
+    id                TEXT PRIMARY KEY,                -- 'run_…'
+    user_id           TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    api_key_id        TEXT,                            -- NULL: started from the dashboard
+    fmu_id            TEXT NOT NULL,                   -- SHA-256 of the FMU
+    fmu_name          TEXT NOT NULL,                   -- what the user called it (lib:…, model name)
+    status            TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    settings          TEXT NOT NULL,                   -- the resolved settings, JSON
+    credits_reserved  INTEGER NOT NULL CHECK (credits_reserved >= 0),
+    credits_charged   INTEGER NOT NULL DEFAULT 0 CHECK (credits_charged >= 0),
+    error             TEXT,
+    log               TEXT,
+    created_at        INTEGER NOT NULL,
+    started_at        INTEGER,
+    finished_at       INTEGER
+);
+CREATE INDEX runs_by_user ON runs(user_id, created_at);
+CREATE INDEX runs_unfinished ON runs(status) WHERE status IN ('queued', 'running');
+
+-- A retried request with the same Idempotency-Key returns the run the first one made.
+CREATE TABLE idempotency_keys (
+    user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    run_id        TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key)
+);

@@ -166,26 +166,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, String> {
             }
             other => other.to_string(),
         })?;
-    to_csv(&outcome.output)
-}
-
-/// Results as CSV with a header `time,<variable>,…`.
-pub fn to_csv(output: &crate::sim::protocol::SimOutput) -> Result<String, String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["time".to_string()];
-    header.extend(output.columns.iter().map(|c| c.name.clone()));
-    w.write_record(&header).map_err(|e| e.to_string())?;
-    for (i, t) in output.time.iter().enumerate() {
-        let mut row = vec![t.to_string()];
-        row.extend(
-            output
-                .columns
-                .iter()
-                .map(|c| c.values.get(i).map_or(String::new(), |v| v.to_string())),
-        );
-        w.write_record(&row).map_err(|e| e.to_string())?;
-    }
-    String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    outcome.output.to_csv()
 }
 
 /// An input file: a CSV with a `time` column first and one column per input variable.

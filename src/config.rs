@@ -37,6 +37,17 @@ pub struct Config {
     pub workers: usize,
     /// Address-space limit of one worker process.
     pub worker_memory_bytes: u64,
+    /// Credits one run costs (reserved when it starts, settled when it ends).
+    pub run_cost: i64,
+    /// Whether a run that fails because of the FMU itself (a crash, an error it reports) is
+    /// charged. Failures of the service, the sandbox or our timeout never are.
+    pub charge_failed_runs: bool,
+    /// How long `POST /runs` waits for a run before answering 202 with its URL.
+    pub sync_wait: Duration,
+    /// The longest wall-clock time a run may ask for (and the default).
+    pub max_run_time: Duration,
+    /// Runs one API key (or browser session) may start per minute.
+    pub runs_per_minute: u32,
     /// The executable started as `<exe> worker`; `None` = this program (tests point it at the
     /// built binary).
     pub worker_exe: Option<PathBuf>,
@@ -60,6 +71,11 @@ impl Config {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             worker_memory_bytes: 2 << 30,
             worker_exe: None,
+            run_cost: 1,
+            charge_failed_runs: true,
+            sync_wait: Duration::from_secs(5),
+            max_run_time: Duration::from_secs(600),
+            runs_per_minute: 60,
         }
     }
 
@@ -141,6 +157,39 @@ impl Config {
             if config.workers == 0 {
                 return Err(ConfigError::new(
                     "FMU_GATEWAY_WORKERS",
+                    &v,
+                    "must be at least 1",
+                ));
+            }
+        }
+        if let Some(v) = env("FMU_GATEWAY_RUN_COST") {
+            config.run_cost = parse_num("FMU_GATEWAY_RUN_COST", &v)?;
+            if config.run_cost < 0 {
+                return Err(ConfigError::new("FMU_GATEWAY_RUN_COST", &v, "must be >= 0"));
+            }
+        }
+        if let Some(v) = env("FMU_GATEWAY_CHARGE_FAILED_RUNS") {
+            config.charge_failed_runs = parse_bool("FMU_GATEWAY_CHARGE_FAILED_RUNS", &v)?;
+        }
+        if let Some(v) = env("FMU_GATEWAY_SYNC_WAIT_MS") {
+            config.sync_wait = Duration::from_millis(parse_num("FMU_GATEWAY_SYNC_WAIT_MS", &v)?);
+        }
+        if let Some(v) = env("FMU_GATEWAY_MAX_RUN_SECONDS") {
+            let secs: u64 = parse_num("FMU_GATEWAY_MAX_RUN_SECONDS", &v)?;
+            if secs == 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_MAX_RUN_SECONDS",
+                    &v,
+                    "must be at least 1",
+                ));
+            }
+            config.max_run_time = Duration::from_secs(secs);
+        }
+        if let Some(v) = env("FMU_GATEWAY_RUNS_PER_MINUTE") {
+            config.runs_per_minute = parse_num("FMU_GATEWAY_RUNS_PER_MINUTE", &v)?;
+            if config.runs_per_minute == 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_RUNS_PER_MINUTE",
                     &v,
                     "must be at least 1",
                 ));

@@ -23,6 +23,9 @@ pub enum AppError {
     Auth(#[from] AuthError),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Not enough credits; the message says where to buy more.
+    #[error("{0}")]
+    PaymentRequired(String),
     /// The upload is larger than allowed.
     #[error("{0}")]
     TooLarge(String),

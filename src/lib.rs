@@ -14,6 +14,7 @@ pub mod error;
 pub mod fmi;
 pub mod http;
 pub mod keys;
+pub mod runs;
 pub mod sim;
 pub mod state;
 pub mod telemetry;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::rate_limit::AuthLimit;
+use crate::auth::rate_limit::{AuthLimit, KeyedLimit};
 use crate::auth::tokens::{KeyIssuer, RootKeyError};
 use crate::config::Config;
 use crate::db::{Db, DbError};
@@ -16,6 +16,11 @@ pub struct AppState {
     pub auth_limit: AuthLimit,
     /// Sandboxed worker processes that run simulations.
     pub workers: Arc<WorkerPool>,
+    /// Run creation per API key (or user, for the dashboard).
+    pub run_limit: KeyedLimit<String>,
+    /// How to cancel each run in progress.
+    pub cancels:
+        std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
 }
 
 pub type State = Arc<AppState>;
@@ -31,6 +36,8 @@ pub enum StartError {
     RootKey(#[from] RootKeyError),
     #[error("cannot install the built-in FMU library: {0}")]
     Library(String),
+    #[error("cannot recover the runs interrupted by the last stop: {0}")]
+    Recovery(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
 }
@@ -63,12 +70,23 @@ impl AppState {
             },
             log_limit: 64 * 1024,
         });
+        let recovered =
+            crate::runs::recover(&db).map_err(|e| StartError::Recovery(e.to_string()))?;
+        if recovered > 0 {
+            tracing::warn!(
+                runs = recovered,
+                "marked runs interrupted by the last stop as failed and refunded them"
+            );
+        }
+        let run_limit = KeyedLimit::per_minute(config.runs_per_minute);
         Ok(Arc::new(AppState {
             config,
             db,
             keys,
             auth_limit,
             workers,
+            run_limit,
+            cancels: Default::default(),
         }))
     }
 }

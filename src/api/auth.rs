@@ -48,6 +48,7 @@ operations! {
     ManageKeys => "manage_keys",
     ReadFmus => "read_fmus",
     ManageFmus => "manage_fmus",
+    ReadRuns => "read_runs",
 }
 
 fn register_schemes(registry: &mut Registry) {

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The key is valid but its restrictions do not allow this request.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
+    /// Not enough credits: the message links to billing.
+    #[oai(status = 402)]
+    PaymentRequired(Json<ErrorBody>),
     /// No such thing, or it belongs to someone else.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -81,6 +84,9 @@ impl From<AppError> for ApiError {
             }
             AppError::Auth(a) => a.into(),
             AppError::NotFound(_) => ApiError::NotFound(body("not_found", err.to_string())),
+            AppError::PaymentRequired(m) => {
+                ApiError::PaymentRequired(body("insufficient_credits", m))
+            }
             AppError::TooLarge(m) => ApiError::PayloadTooLarge(body("payload_too_large", m)),
             AppError::RateLimited(wait) => ApiError::TooManyRequests(
                 body("rate_limited", err.to_string()),

@@ -11,6 +11,7 @@ pub mod error;
 mod v1_account;
 pub mod v1_fmus;
 mod v1_keys;
+pub mod v1_runs;
 mod v1_usage;
 
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
@@ -25,6 +26,7 @@ pub fn service(
         v1_keys::KeysApi,
         v1_usage::UsageApi,
         v1_fmus::FmusApi,
+        v1_runs::RunsApi,
     ),
     (),
 > {
@@ -34,6 +36,7 @@ pub fn service(
             v1_keys::KeysApi,
             v1_usage::UsageApi,
             v1_fmus::FmusApi,
+            v1_runs::RunsApi,
         ),
         "FMU Gateway API",
         env!("CARGO_PKG_VERSION"),

@@ -32,7 +32,9 @@ pub struct RequestFacts {
     /// What the request does: `read_usage`, `manage_keys`, `read_account`, `login`,
     /// `simulate`, …
     pub operation: &'static str,
-    pub fmu: Option<String>,
+    /// The FMU a run uses, under each name a check may use (its SHA-256 id and, for a
+    /// library model, its `lib:` id).
+    pub fmu: Vec<String>,
     pub cost: Option<i64>,
 }
 
@@ -40,7 +42,7 @@ impl RequestFacts {
     pub fn op(operation: &'static str) -> Self {
         RequestFacts {
             operation,
-            fmu: None,
+            fmu: Vec::new(),
             cost: None,
         }
     }
@@ -177,7 +179,7 @@ impl KeyIssuer {
             .fact(fact("operation", &[string(facts.operation)]))
             .and_then(|b| b.fact(fact("time", &[date(&SystemTime::now())])))
             .map_err(|_| TokenRejection::Invalid)?;
-        if let Some(fmu) = &facts.fmu {
+        for fmu in &facts.fmu {
             builder = builder
                 .fact(fact("fmu", &[string(fmu)]))
                 .map_err(|_| TokenRejection::Invalid)?;

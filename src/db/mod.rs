@@ -7,6 +7,7 @@
 pub mod api_keys;
 pub mod fmus;
 pub mod ledger;
+pub mod runs;
 pub mod sessions;
 pub mod usage;
 pub mod users;

@@ -85,6 +85,26 @@ pub struct SimOutput {
     pub log: String,
 }
 
+impl SimOutput {
+    /// Results as CSV with a header `time,<variable>,…` (as fmusim writes them).
+    pub fn to_csv(&self) -> Result<String, String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["time".to_string()];
+        header.extend(self.columns.iter().map(|c| c.name.clone()));
+        w.write_record(&header).map_err(|e| e.to_string())?;
+        for (i, t) in self.time.iter().enumerate() {
+            let mut row = vec![t.to_string()];
+            row.extend(
+                self.columns
+                    .iter()
+                    .map(|c| c.values.get(i).map_or(String::new(), |v| v.to_string())),
+            );
+            w.write_record(&row).map_err(|e| e.to_string())?;
+        }
+        String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    }
+}
+
 /// What the worker sends back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

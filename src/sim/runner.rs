@@ -33,6 +33,8 @@ pub enum SimError {
     /// The FMU or the request made the simulation fail; the log says more.
     #[error("{reason}")]
     Failed { reason: String, log: String },
+    #[error("the run was cancelled")]
+    Cancelled,
     /// Something on our side (spawning, the protocol): not the user's fault.
     #[error("the simulation service failed: {0}")]
     Internal(String),
@@ -100,11 +102,41 @@ impl WorkerPool {
 
     /// Runs one job (its `scratch_dir`, `limits`, `log_limit` and `version` are filled in
     /// here) with a wall-clock `timeout`.
-    pub async fn run(&self, mut job: Job, timeout: Duration) -> Result<RunOutcome, SimError> {
+    pub async fn run(&self, job: Job, timeout: Duration) -> Result<RunOutcome, SimError> {
+        self.run_cancellable(job, timeout, None).await
+    }
+
+    /// [`run`](Self::run), stopped early (worker killed, `SimError::Cancelled`) when `cancel`
+    /// fires, whether the run is still queued or already running.
+    pub async fn run_cancellable(
+        &self,
+        mut job: Job,
+        timeout: Duration,
+        cancel: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> Result<RunOutcome, SimError> {
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
+        let mut cancel = cancel;
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = self.slots.acquire().await;
+        let permit = match cancel.as_mut() {
+            Some(cancel) => tokio::select! {
+                permit = self.slots.acquire() => permit,
+                _ = cancel => {
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
+                    return Err(SimError::Cancelled);
+                }
+            },
+            None => self.slots.acquire().await,
+        };
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let _permit = permit.map_err(|e| SimError::Internal(e.to_string()))?;
+        if let Some(cancel) = cancel {
+            let stop = stop_tx.clone();
+            tokio::spawn(async move {
+                if cancel.await.is_ok() {
+                    let _ = stop.send(Stop::Cancel);
+                }
+            });
+        }
         let scratch = make_scratch(&self.config.scratch_root)
             .map_err(|e| SimError::Internal(format!("scratch directory: {e}")))?;
         job.version = PROTOCOL_VERSION;
@@ -112,9 +144,10 @@ impl WorkerPool {
         job.limits = self.config.limits;
         job.log_limit = self.config.log_limit;
         let exe = self.config.exe.clone();
-        let ended = tokio::task::spawn_blocking(move || execute(&exe, &job, timeout))
-            .await
-            .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
+        let ended =
+            tokio::task::spawn_blocking(move || execute(&exe, &job, timeout, stop_tx, stop_rx))
+                .await
+                .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
         drop(scratch);
         ended?.outcome(&self.config.limits, timeout)
     }
@@ -143,10 +176,12 @@ impl WorkerPool {
         let exe = self.config.exe.clone();
         let mut job = job;
         job.scratch_dir = job.fmu_dir.clone();
-        let ended =
-            tokio::task::spawn_blocking(move || execute(&exe, &job, Duration::from_secs(10)))
-                .await
-                .map_err(|e| SimError::Internal(format!("supervisor: {e}")))??;
+        let ended = tokio::task::spawn_blocking(move || {
+            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
+            execute(&exe, &job, Duration::from_secs(10), stop_tx, stop_rx)
+        })
+        .await
+        .map_err(|e| SimError::Internal(format!("supervisor: {e}")))??;
         let layers = ended.messages.iter().find_map(|m| match m {
             Reply::Started(sandbox) => Some(sandbox.clone()),
             _ => None,
@@ -173,15 +208,30 @@ struct Ended {
     status: i32,
     max_rss_kib: i64,
     stderr: String,
-    timed_out: bool,
+    stopped: Option<Stopped>,
     elapsed: Duration,
+}
+
+/// What the watchdog hears: the worker ended by itself, or the run is to be cancelled.
+enum Stop {
+    Finished,
+    Cancel,
+}
+
+/// Why the watchdog killed a worker.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    Deadline,
+    Cancelled,
 }
 
 impl Ended {
     /// The run's result: the worker's answer, or why there is none.
     fn outcome(self, limits: &Limits, timeout: Duration) -> Result<RunOutcome, SimError> {
-        if self.timed_out {
-            return Err(SimError::Timeout(timeout));
+        match self.stopped {
+            Some(Stopped::Deadline) => return Err(SimError::Timeout(timeout)),
+            Some(Stopped::Cancelled) => return Err(SimError::Cancelled),
+            None => {}
         }
         let near_memory_limit =
             (self.max_rss_kib.max(0) as u64) << 10 >= limits.address_space_bytes / 2;
@@ -213,7 +263,13 @@ impl Ended {
 }
 
 /// Runs the worker process to completion on this (blocking) thread.
-fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> {
+fn execute(
+    exe: &Path,
+    job: &Job,
+    timeout: Duration,
+    stop_tx: std::sync::mpsc::Sender<Stop>,
+    stop_rx: std::sync::mpsc::Receiver<Stop>,
+) -> Result<Ended, SimError> {
     let started = Instant::now();
     let mut child = Command::new(exe)
         .arg("worker")
@@ -229,17 +285,18 @@ fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> 
         .map_err(|e| SimError::Internal(format!("cannot start a worker: {e}")))?;
     let pid = child.id() as libc::pid_t;
 
-    // The deadline: a watchdog kills the whole process group unless the run ends first.
-    let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
+    // The deadline and cancellation: a watchdog kills the whole process group unless the
+    // run ends first.
     let watchdog = std::thread::spawn(move || {
-        if cancelled.recv_timeout(timeout).is_err() {
-            // SAFETY: kill takes plain integers. The group cannot have been reaped yet: the
-            // supervisor only reaps after cancelling this watchdog.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            true
-        } else {
-            false
-        }
+        let stopped = match stop_rx.recv_timeout(timeout) {
+            Ok(Stop::Finished) => return None,
+            Ok(Stop::Cancel) => Stopped::Cancelled,
+            Err(_) => Stopped::Deadline,
+        };
+        // SAFETY: kill takes plain integers. The group cannot have been reaped yet: the
+        // supervisor only reaps after telling this watchdog the worker finished.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        Some(stopped)
     });
 
     // stderr is drained from the start, so a chatty worker can never block on it while we
@@ -267,8 +324,8 @@ fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> 
         }
     }
 
-    let (status, max_rss_kib) = wait_without_reaping_then_reap(pid, &cancel);
-    let timed_out = watchdog.join().unwrap_or(false);
+    let (status, max_rss_kib) = wait_without_reaping_then_reap(pid, &stop_tx);
+    let stopped = watchdog.join().unwrap_or(None);
     let _ = child.try_wait();
     let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
     Ok(Ended {
@@ -276,7 +333,7 @@ fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> 
         status,
         max_rss_kib,
         stderr,
-        timed_out,
+        stopped,
         elapsed: started.elapsed(),
     })
 }
@@ -285,7 +342,7 @@ fn execute(exe: &Path, job: &Job, timeout: Duration) -> Result<Ended, SimError> 
 /// status and the peak resident memory.
 fn wait_without_reaping_then_reap(
     pid: libc::pid_t,
-    cancel: &std::sync::mpsc::Sender<()>,
+    watchdog: &std::sync::mpsc::Sender<Stop>,
 ) -> (i32, i64) {
     // SAFETY: waitid/wait4 write into the zeroed structs we own.
     unsafe {
@@ -301,7 +358,7 @@ fn wait_without_reaping_then_reap(
                 break;
             }
         }
-        let _ = cancel.send(());
+        let _ = watchdog.send(Stop::Finished);
         // Anything the FMU left running in the group goes too, while the unreaped leader
         // still holds the group id (so it cannot belong to anyone else yet).
         libc::kill(-pid, libc::SIGKILL);

@@ -25,6 +25,7 @@ impl From<AppError> for WebError {
             AppError::BadCredentials | AppError::Auth(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

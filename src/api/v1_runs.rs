@@ -1,0 +1,385 @@
+//! `/api/v1/runs`: start simulations, follow them, read their results, cancel them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::types::Any;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+
+use super::auth::{ApiKey, Authed, ReadRuns};
+use super::error::ApiError;
+use crate::db::runs::RunRow;
+use crate::error::AppError;
+use crate::runs::{self, NewRun, Starter, StoredSettings};
+use crate::sim::plan::RunSettings;
+use crate::sim::protocol::{InputSignal, Interface, Solver};
+use crate::state::State;
+
+#[derive(Tags)]
+enum Tag {
+    /// Simulation runs.
+    Runs,
+}
+
+#[derive(Object, Clone)]
+pub struct Signal {
+    /// An input variable.
+    pub name: String,
+    /// Times, non-decreasing.
+    pub t: Vec<f64>,
+    /// Values at those times (linear between them for continuous inputs, held for discrete).
+    pub u: Vec<f64>,
+}
+
+/// What to simulate. Everything but `fmu_id` defaults to the model's default experiment.
+#[derive(Object, Clone)]
+pub struct RunCreate {
+    /// `lib:<Model>` (FMI 3), `lib:<Model>@fmi2`, `msl:<Model>`, or your upload's id.
+    pub fmu_id: String,
+    /// `cs` or `me` (default: Co-Simulation when the FMU has it).
+    pub interface: Option<String>,
+    /// Model Exchange solver: `dormand_prince` (adaptive, default) or `euler` (fixed step).
+    pub solver: Option<String>,
+    pub start_time: Option<f64>,
+    pub stop_time: Option<f64>,
+    pub output_interval: Option<f64>,
+    /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step.
+    pub step_size: Option<f64>,
+    /// Relative tolerance.
+    pub tolerance: Option<f64>,
+    /// Start values by variable name (numbers, booleans or strings).
+    pub start_values: Option<HashMap<String, Any<serde_json::Value>>>,
+    /// Variables to record (default: the model's outputs).
+    pub outputs: Option<Vec<String>>,
+    pub inputs: Option<Vec<Signal>>,
+    /// Wall-clock limit in seconds (default and maximum: the plan's limit).
+    pub timeout: Option<f64>,
+}
+
+/// Results as columns: `time` and one array per variable.
+#[derive(Object)]
+pub struct RunResult {
+    pub time: Vec<f64>,
+    /// Variable names in the order they were asked for.
+    pub variables: Vec<String>,
+    pub columns: HashMap<String, Vec<f64>>,
+}
+
+#[derive(Object)]
+pub struct Run {
+    pub id: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    pub fmu_id: String,
+    pub fmu_name: String,
+    pub api_key_id: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub credits_reserved: i64,
+    pub credits_charged: i64,
+    /// Why it failed, for humans.
+    pub error: Option<String>,
+    /// The FMU's log messages.
+    pub log: Option<String>,
+    pub settings: Option<Any<StoredSettings>>,
+    pub result_url: String,
+    /// Inline when the run finished within the request.
+    pub result: Option<RunResult>,
+}
+
+fn run_view(row: RunRow, result: Option<RunResult>) -> Run {
+    Run {
+        result_url: format!("/api/v1/runs/{}/result", row.id),
+        settings: serde_json::from_str(&row.settings).ok().map(Any),
+        id: row.id,
+        status: row.status,
+        fmu_id: row.fmu_id,
+        fmu_name: row.fmu_name,
+        api_key_id: row.api_key_id,
+        created_at: super::time(row.created_at),
+        started_at: row.started_at.map(super::time),
+        finished_at: row.finished_at.map(super::time),
+        credits_reserved: row.credits_reserved,
+        credits_charged: row.credits_charged,
+        error: row.error,
+        log: row.log,
+        result,
+    }
+}
+
+fn result_view(output: crate::sim::protocol::SimOutput) -> RunResult {
+    let variables = output.columns.iter().map(|c| c.name.clone()).collect();
+    RunResult {
+        time: output.time,
+        variables,
+        columns: output
+            .columns
+            .into_iter()
+            .map(|c| (c.name, c.values))
+            .collect(),
+    }
+}
+
+/// Turns the JSON request into the engine's settings.
+pub fn new_run(body: RunCreate, name: Option<String>) -> Result<NewRun, AppError> {
+    let interface = match body
+        .interface
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => None,
+        Some("cs") => Some(Interface::Cs),
+        Some("me") => Some(Interface::Me),
+        Some(other) => {
+            return Err(AppError::Invalid(format!(
+                "interface must be cs or me, not '{other}'"
+            )));
+        }
+    };
+    let solver = match body.solver.as_deref() {
+        None => None,
+        Some("dormand_prince") | Some("dormand-prince") => Some(Solver::DormandPrince),
+        Some("euler") => Some(Solver::Euler),
+        Some(other) => {
+            return Err(AppError::Invalid(format!(
+                "solver must be dormand_prince or euler, not '{other}'"
+            )));
+        }
+    };
+    let mut start_values = Vec::new();
+    for (name, value) in body.start_values.unwrap_or_default() {
+        let literal = match value.0 {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::String(s) => s,
+            other => {
+                return Err(AppError::Invalid(format!(
+                    "start value for '{name}' must be a number, boolean or string, not {other}"
+                )));
+            }
+        };
+        start_values.push((name, literal));
+    }
+    start_values.sort();
+    let timeout = match body.timeout {
+        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+        Some(t) => {
+            return Err(AppError::Invalid(format!(
+                "timeout must be a positive number of seconds, not {t}"
+            )));
+        }
+        None => None,
+    };
+    Ok(NewRun {
+        fmu: body.fmu_id,
+        settings: RunSettings {
+            interface,
+            solver,
+            start_time: body.start_time,
+            stop_time: body.stop_time,
+            output_interval: body.output_interval,
+            step_size: body.step_size,
+            tolerance: body.tolerance,
+            start_values,
+            outputs: body.outputs.unwrap_or_default(),
+            inputs: body
+                .inputs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| InputSignal {
+                    name: s.name,
+                    t: s.t,
+                    u: s.u,
+                })
+                .collect(),
+        },
+        timeout,
+        name,
+    })
+}
+
+#[derive(ApiResponse)]
+enum CreateResponse {
+    /// The run finished within the request (it may have failed: see `status`).
+    #[oai(status = 201)]
+    Finished(Json<Run>),
+    /// Still queued or running: poll `Location`.
+    #[oai(status = 202)]
+    Accepted(Json<Run>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+enum ResultResponse {
+    #[oai(status = 200)]
+    Json(Json<RunResult>),
+    /// `?format=csv` or `Accept: text/csv`: a header `time,<variable>,…`.
+    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
+    Csv(PlainText<String>),
+}
+
+#[derive(Object)]
+pub struct RunList {
+    pub items: Vec<Run>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Starts a run and waits briefly for it: the answer shared by the v1 and compatibility
+/// routes.
+pub async fn start_and_wait(
+    state: &State,
+    key: String,
+    new: NewRun,
+    idempotency_key: Option<String>,
+) -> Result<
+    (
+        crate::db::runs::RunRow,
+        Option<crate::sim::protocol::SimOutput>,
+    ),
+    AppError,
+> {
+    let started = runs::start(state, Starter::Key(key), new, idempotency_key).await?;
+    let run = runs::wait(state, &started.run.id, state.config.sync_wait).await?;
+    let output = if run.status == "succeeded" {
+        Some(runs::result(state, &run)?)
+    } else {
+        None
+    };
+    Ok((run, output))
+}
+
+pub struct RunsApi;
+
+#[OpenApi(tag = "Tag::Runs")]
+impl RunsApi {
+    /// Starts a simulation. Answers 201 with the results when it ends within a few seconds,
+    /// else 202 with `Location`. Costs credits (402 when the balance is too low); a retry with
+    /// the same `Idempotency-Key` and body returns the original run and never charges twice.
+    #[oai(path = "/runs", method = "post", operation_id = "createRun")]
+    async fn create(
+        &self,
+        state: poem::web::Data<&State>,
+        key: ApiKey,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: Json<RunCreate>,
+    ) -> Result<CreateResponse, ApiError> {
+        let new = new_run(body.0, None)?;
+        let idempotency = idempotency_key
+            .0
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| k.chars().take(255).collect());
+        let (run, output) = start_and_wait(&state, key.0, new, idempotency).await?;
+        if matches!(run.status.as_str(), "queued" | "running") {
+            let location = format!("/api/v1/runs/{}", run.id);
+            return Ok(CreateResponse::Accepted(
+                Json(run_view(run, None)),
+                location,
+            ));
+        }
+        Ok(CreateResponse::Finished(Json(run_view(
+            run,
+            output.map(result_view),
+        ))))
+    }
+
+    /// One of your runs.
+    #[oai(path = "/runs/:id", method = "get", operation_id = "getRun")]
+    async fn get(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadRuns>,
+        id: Path<String>,
+    ) -> Result<Json<Run>, ApiError> {
+        Ok(Json(run_view(
+            runs::get(&state, &auth.principal.user_id, &id.0).await?,
+            None,
+        )))
+    }
+
+    /// A run's results as JSON columns, or CSV with `?format=csv` / `Accept: text/csv`.
+    #[oai(
+        path = "/runs/:id/result",
+        method = "get",
+        operation_id = "getRunResult"
+    )]
+    async fn result(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadRuns>,
+        id: Path<String>,
+        format: Query<Option<String>>,
+        accept: Header<Option<String>>,
+    ) -> Result<ResultResponse, ApiError> {
+        let run = runs::get(&state, &auth.principal.user_id, &id.0).await?;
+        let output = runs::result(&state, &run)?;
+        let csv = format.0.as_deref() == Some("csv")
+            || accept.0.as_deref().is_some_and(|a| a.contains("text/csv"));
+        if csv {
+            return Ok(ResultResponse::Csv(PlainText(
+                output.to_csv().map_err(AppError::Internal)?,
+            )));
+        }
+        Ok(ResultResponse::Json(Json(result_view(output))))
+    }
+
+    /// Your runs, newest first; filter by `status` and `fmu` (id or name).
+    #[oai(path = "/runs", method = "get", operation_id = "listRuns")]
+    async fn list(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadRuns>,
+        status: Query<Option<String>>,
+        fmu: Query<Option<String>>,
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "500"))
+        )]
+        limit: Query<u32>,
+        #[oai(default)] offset: Query<u64>,
+    ) -> Result<Json<RunList>, ApiError> {
+        let (rows, total) = runs::list(
+            &state,
+            &auth.principal.user_id,
+            status.0,
+            fmu.0,
+            limit.0,
+            offset.0,
+        )
+        .await?;
+        Ok(Json(RunList {
+            items: rows.into_iter().map(|r| run_view(r, None)).collect(),
+            total,
+            limit: limit.0,
+            offset: offset.0,
+        }))
+    }
+
+    /// Cancels a queued or running run; its credits are refunded.
+    #[oai(path = "/runs/:id/cancel", method = "post", operation_id = "cancelRun")]
+    async fn cancel(
+        &self,
+        state: poem::web::Data<&State>,
+        key: ApiKey,
+        id: Path<String>,
+    ) -> Result<Json<Run>, ApiError> {
+        let principal = crate::auth::authenticate_key(
+            &state,
+            key.0,
+            crate::auth::tokens::RequestFacts::op("simulate"),
+        )
+        .await?;
+        Ok(Json(run_view(
+            runs::cancel(&state, &principal.user_id, &id.0).await?,
+            None,
+        )))
+    }
+}
+
+fn default_limit() -> u32 {
+    50
+}

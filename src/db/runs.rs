@@ -1,0 +1,163 @@
+//! The `runs` and `idempotency_keys` tables.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::DbResult;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: String,
+    pub user_id: String,
+    pub api_key_id: Option<String>,
+    pub fmu_id: String,
+    pub fmu_name: String,
+    pub status: String,
+    pub settings: String,
+    pub credits_reserved: i64,
+    pub credits_charged: i64,
+    pub error: Option<String>,
+    pub log: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved,
+    credits_charged, error, log, created_at, started_at, finished_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        api_key_id: r.get(2)?,
+        fmu_id: r.get(3)?,
+        fmu_name: r.get(4)?,
+        status: r.get(5)?,
+        settings: r.get(6)?,
+        credits_reserved: r.get(7)?,
+        credits_charged: r.get(8)?,
+        error: r.get(9)?,
+        log: r.get(10)?,
+        created_at: r.get(11)?,
+        started_at: r.get(12)?,
+        finished_at: r.get(13)?,
+    })
+}
+
+pub fn insert(conn: &Connection, run: &RunRow) -> DbResult<()> {
+    conn.execute(
+        "INSERT INTO runs (id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![run.id, run.user_id, run.api_key_id, run.fmu_id, run.fmu_name, run.status, run.settings, run.credits_reserved, run.created_at],
+    )?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: &str) -> DbResult<Option<RunRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1");
+    Ok(conn.query_row(&sql, [id], from_row).optional()?)
+}
+
+/// The user's run (another user's id is "not found").
+pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> DbResult<Option<RunRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1 AND user_id = ?2");
+    Ok(conn
+        .query_row(&sql, params![id, user_id], from_row)
+        .optional()?)
+}
+
+/// The user's runs, newest first, optionally by status and FMU (id or name).
+pub fn list(
+    conn: &Connection,
+    user_id: &str,
+    status: Option<&str>,
+    fmu: Option<&str>,
+    limit: u32,
+    offset: u64,
+) -> DbResult<(Vec<RunRow>, u64)> {
+    let filter = "WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR fmu_id = ?3 OR fmu_name = ?3)";
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM runs {filter}"),
+        params![user_id, status, fmu],
+        |r| r.get(0),
+    )?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM runs {filter} ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(
+            params![user_id, status, fmu, limit, offset as i64],
+            from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok((rows, total.max(0) as u64))
+}
+
+/// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
+pub fn mark_running(conn: &Connection, id: &str, now: i64) -> DbResult<bool> {
+    Ok(conn.execute(
+        "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
+        params![id, now],
+    )? == 1)
+}
+
+/// Ends an unfinished run. `false` when it had already ended (so nothing is settled twice).
+pub fn finish(
+    conn: &Connection,
+    id: &str,
+    status: &str,
+    charged: i64,
+    error: Option<&str>,
+    log: Option<&str>,
+    now: i64,
+) -> DbResult<bool> {
+    Ok(conn.execute(
+        "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6
+         WHERE id = ?1 AND status IN ('queued', 'running')",
+        params![id, status, charged, error, log, now],
+    )? == 1)
+}
+
+/// Runs that were queued or running (after a crash none of them is).
+pub fn unfinished(conn: &Connection) -> DbResult<Vec<RunRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM runs WHERE status IN ('queued', 'running')");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The run an idempotency key made, with the hash of the request that made it.
+pub fn idempotent(
+    conn: &Connection,
+    user_id: &str,
+    key: &str,
+    since: i64,
+) -> DbResult<Option<(String, String)>> {
+    Ok(conn
+        .query_row(
+            "SELECT request_hash, run_id FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at >= ?3",
+            params![user_id, key, since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Records the key (replacing an expired record of the same key).
+pub fn remember_idempotency(
+    conn: &Connection,
+    user_id: &str,
+    key: &str,
+    hash: &str,
+    run_id: &str,
+    now: i64,
+) -> DbResult<()> {
+    conn.execute(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(user_id, key) DO UPDATE SET request_hash = excluded.request_hash, run_id = excluded.run_id,
+             created_at = excluded.created_at",
+        params![user_id, key, hash, run_id, now],
+    )?;
+    Ok(())
+}

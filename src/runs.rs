@@ -1,0 +1,528 @@
+//! Runs: a simulation a user asked for, paid for exactly once.
+//!
+//! Starting a run reserves its credits, records the run and (with an `Idempotency-Key`) the
+//! key, all in one transaction, so the balance can never go negative and a retried request
+//! never charges twice. The run then executes in a sandboxed worker; when it ends, one more
+//! transaction settles it: charged (and a usage row written) when it produced results or the
+//! FMU itself failed, refunded when the service, the sandbox or our deadline failed it or it
+//! was cancelled. A run interrupted by a stop of the server is refunded at the next start.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::auth::tokens::RequestFacts;
+use crate::auth::{self, Principal};
+use crate::db::{self, DbError, ledger::EntryKind, runs::RunRow};
+use crate::domain::new_id;
+use crate::error::{AppError, AppResult};
+use crate::fmi::registry::{self, FmuRecord};
+use crate::sim::plan::{self, RunSettings};
+use crate::sim::protocol::SimOutput;
+use crate::sim::runner::SimError;
+use crate::state::State;
+use crate::usage::{self, UsageEvent};
+
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// Who starts a run: an API key (checked for `simulate` on this FMU at this cost) or a
+/// dashboard session.
+pub enum Starter {
+    Key(String),
+    Session(String),
+}
+
+/// A run request, as the API and the dashboard take it.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    /// `lib:<Model>`, `lib:<Model>@fmi2`, `msl:<Model>`, or an uploaded FMU's id.
+    pub fmu: String,
+    pub settings: RunSettings,
+    /// Wall-clock limit; at most (and by default) the configured maximum.
+    pub timeout: Option<Duration>,
+    /// The name usage rows show (default: the library id or the model name).
+    pub name: Option<String>,
+}
+
+/// The settings a run was made with, as stored and shown.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StoredSettings {
+    pub interface: String,
+    pub solver: String,
+    pub start_time: f64,
+    pub stop_time: f64,
+    pub output_interval: f64,
+    pub step_size: Option<f64>,
+    pub tolerance: f64,
+    pub start_values: Vec<(String, String)>,
+    pub outputs: Vec<String>,
+    pub inputs: Vec<String>,
+    pub timeout_seconds: f64,
+}
+
+/// A run that has started: its row, and whether it was an idempotent replay.
+pub struct Started {
+    pub run: RunRow,
+    pub replayed: bool,
+}
+
+fn hash_request(
+    fmu: &str,
+    settings: &StoredSettings,
+    inputs: &[crate::sim::protocol::InputSignal],
+) -> String {
+    let text = serde_json::to_string(&(fmu, settings, inputs)).unwrap_or_default();
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The names a check can use for this FMU: its id, and its library id.
+fn fmu_names(record: &FmuRecord) -> Vec<String> {
+    let mut names = vec![record.id.clone()];
+    names.extend(record.library_id.clone());
+    names
+}
+
+/// Validates, authorises, reserves credits and records the run, then starts it. Returns as
+/// soon as the run is recorded; [`wait`] waits for its end.
+pub async fn start(
+    state: &State,
+    starter: Starter,
+    new: NewRun,
+    idempotency_key: Option<String>,
+) -> AppResult<Started> {
+    let cost = state.config.run_cost;
+    // Library ids are the same for everyone, so the FMU can be named before the key is
+    // checked; visibility is checked with the key's user below.
+    let user_for_lookup = match &starter {
+        Starter::Session(user_id) => user_id.clone(),
+        Starter::Key(_) => String::new(),
+    };
+    let named = registry::resolve(state, &user_for_lookup, &new.fmu)
+        .await
+        .ok();
+    let principal = match starter {
+        Starter::Session(user_id) => Principal {
+            user_id,
+            key_id: None,
+        },
+        Starter::Key(key) => {
+            let names = named
+                .as_ref()
+                .map(fmu_names)
+                .unwrap_or_else(|| vec![new.fmu.trim().to_ascii_lowercase()]);
+            let facts = RequestFacts {
+                operation: "simulate",
+                fmu: names,
+                cost: Some(cost),
+            };
+            auth::authenticate_key(state, key, facts).await?
+        }
+    };
+    let limiter_key = principal
+        .key_id
+        .clone()
+        .unwrap_or_else(|| principal.user_id.clone());
+    state
+        .run_limit
+        .check(&limiter_key)
+        .map_err(AppError::RateLimited)?;
+
+    let record = registry::resolve(state, &principal.user_id, &new.fmu).await?;
+    let fmu_dir = registry::extracted_dir(&state.config.data_dir, &record.id)?;
+    let job = plan::plan(&record.info, &fmu_dir, &new.settings).map_err(AppError::Invalid)?;
+    let max = state.config.max_run_time;
+    let timeout = new.timeout.unwrap_or(max);
+    if timeout.is_zero() || timeout > max {
+        return Err(AppError::Invalid(format!(
+            "timeout must be between 0 and {} s",
+            max.as_secs()
+        )));
+    }
+    let stored = StoredSettings {
+        interface: format!("{:?}", job.interface).to_lowercase(),
+        solver: match job.solver {
+            crate::sim::protocol::Solver::DormandPrince => "dormand_prince".into(),
+            crate::sim::protocol::Solver::Euler => "euler".into(),
+        },
+        start_time: job.start_time,
+        stop_time: job.stop_time,
+        output_interval: job.output_interval,
+        step_size: job.step_size,
+        tolerance: job.tolerance,
+        start_values: job.start_values.clone(),
+        outputs: job.outputs.clone(),
+        inputs: job.inputs.iter().map(|s| s.name.clone()).collect(),
+        timeout_seconds: timeout.as_secs_f64(),
+    };
+    let request_hash = hash_request(&record.id, &stored, &job.inputs);
+    let name = new
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| record.display_name().to_string());
+    let run = RunRow {
+        id: new_id("run"),
+        user_id: principal.user_id.clone(),
+        api_key_id: principal.key_id.clone(),
+        fmu_id: record.id.clone(),
+        fmu_name: name.chars().take(200).collect(),
+        status: "queued".into(),
+        settings: serde_json::to_string(&stored).map_err(|e| AppError::Internal(e.to_string()))?,
+        credits_reserved: cost,
+        credits_charged: 0,
+        error: None,
+        log: None,
+        created_at: db::now_ms(),
+        started_at: None,
+        finished_at: None,
+    };
+    let billing = format!("{}/billing", state.config.public_url);
+    let (run_for_tx, key_for_tx) = (run.clone(), idempotency_key.clone());
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(key) = &key_for_tx
+                && let Some((hash, run_id)) = db::runs::idempotent(
+                    &tx,
+                    &run_for_tx.user_id,
+                    key,
+                    run_for_tx.created_at - IDEMPOTENCY_WINDOW_MS,
+                )?
+            {
+                return Ok(Reserve::Replay {
+                    same_request: hash == request_hash,
+                    run: db::runs::get(&tx, &run_id)?.map(Box::new),
+                });
+            }
+            let reason = format!("Run {} ({})", run_for_tx.id, run_for_tx.fmu_name);
+            if db::ledger::apply(
+                &tx,
+                &run_for_tx.user_id,
+                -cost,
+                EntryKind::Reserve,
+                &reason,
+                Some(&run_for_tx.id),
+                run_for_tx.created_at,
+            )?
+            .is_none()
+            {
+                return Ok(Reserve::NoCredits);
+            }
+            db::runs::insert(&tx, &run_for_tx)?;
+            if let Some(key) = &key_for_tx {
+                db::runs::remember_idempotency(
+                    &tx,
+                    &run_for_tx.user_id,
+                    key,
+                    &request_hash,
+                    &run_for_tx.id,
+                    run_for_tx.created_at,
+                )?;
+            }
+            tx.commit()?;
+            Ok(Reserve::Reserved)
+        })
+        .await?;
+    match outcome {
+        Reserve::Replay {
+            same_request: true,
+            run: Some(run),
+        } => {
+            return Ok(Started {
+                run: *run,
+                replayed: true,
+            });
+        }
+        Reserve::Replay { .. } => {
+            return Err(AppError::Invalid(
+                "this Idempotency-Key was already used with a different request".into(),
+            ));
+        }
+        Reserve::NoCredits => {
+            return Err(AppError::PaymentRequired(format!(
+                "a run costs {cost} credit{}; your balance is too low. Buy credits at {billing}",
+                if cost == 1 { "" } else { "s" }
+            )));
+        }
+        Reserve::Reserved => {}
+    }
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
+    state
+        .cancels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(run.id.clone(), cancel_tx);
+    let (st, id) = (state.clone(), run.id.clone());
+    tokio::spawn(async move { execute(&st, &id, job, timeout, cancel_rx).await });
+    Ok(Started {
+        run,
+        replayed: false,
+    })
+}
+
+enum Reserve {
+    Reserved,
+    NoCredits,
+    Replay {
+        same_request: bool,
+        run: Option<Box<RunRow>>,
+    },
+}
+
+/// Where a run's results are kept.
+fn result_path(state: &State, run_id: &str) -> PathBuf {
+    state
+        .config
+        .data_dir
+        .join("runs")
+        .join(format!("{run_id}.json"))
+}
+
+async fn execute(
+    state: &State,
+    run_id: &str,
+    job: crate::sim::protocol::Job,
+    timeout: Duration,
+    cancel: tokio::sync::oneshot::Receiver<()>,
+) {
+    let id = run_id.to_string();
+    let started = state
+        .db
+        .run(move |conn| db::runs::mark_running(conn, &id, db::now_ms()))
+        .await;
+    let result = match started {
+        Ok(true) => {
+            state
+                .workers
+                .run_cancellable(job, timeout, Some(cancel))
+                .await
+        }
+        Ok(false) => Err(SimError::Cancelled),
+        Err(e) => Err(SimError::Internal(e.to_string())),
+    };
+    state
+        .cancels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(run_id);
+    if let Err(e) = settle(state, run_id, result).await {
+        tracing::error!(run_id, error = %e, "could not settle a run");
+    }
+}
+
+/// Ends a run and settles its credits in one transaction.
+async fn settle(
+    state: &State,
+    run_id: &str,
+    result: Result<crate::sim::runner::RunOutcome, SimError>,
+) -> Result<(), AppError> {
+    let result = match result {
+        Ok(outcome) => match store_result(state, run_id, &outcome.output) {
+            Ok(()) => Ok(outcome.output.log),
+            Err(e) => Err(SimError::Internal(format!("storing the results: {e}"))),
+        },
+        Err(e) => Err(e),
+    };
+    let charge_failed = state.config.charge_failed_runs;
+    let id = run_id.to_string();
+    state
+        .db
+        .run(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(run) = db::runs::get(&tx, &id)? else {
+                return Ok(());
+            };
+            let now = db::now_ms();
+            let (status, charged, error, log) = match &result {
+                Ok(log) => ("succeeded", true, None, Some(log.clone())),
+                Err(SimError::Cancelled) => (
+                    "cancelled",
+                    false,
+                    Some(SimError::Cancelled.to_string()),
+                    None,
+                ),
+                Err(e) if e.is_service_fault() => ("failed", false, Some(e.to_string()), None),
+                Err(SimError::Failed { reason, log }) => (
+                    "failed",
+                    charge_failed,
+                    Some(reason.clone()),
+                    Some(log.clone()),
+                ),
+                Err(e) => ("failed", charge_failed, Some(e.to_string()), None),
+            };
+            let credits = if charged { run.credits_reserved } else { 0 };
+            if !db::runs::finish(
+                &tx,
+                &id,
+                status,
+                credits,
+                error.as_deref(),
+                log.as_deref(),
+                now,
+            )? {
+                return Ok(()); // settled already (cancelled while queued)
+            }
+            if charged {
+                let reason = format!("Run {id} charged {credits} credit(s)");
+                db::ledger::apply(
+                    &tx,
+                    &run.user_id,
+                    0,
+                    EntryKind::Settle,
+                    &reason,
+                    Some(&id),
+                    now,
+                )?;
+                let event = UsageEvent {
+                    fmu_name: &run.fmu_name,
+                    credits,
+                    api_key_id: run.api_key_id.as_deref(),
+                    run_id: Some(&id),
+                };
+                usage::record(&tx, &run.user_id, &event, now)
+                    .map_err(|e| DbError::Task(e.to_string()))?;
+            } else if run.credits_reserved > 0 {
+                let reason = format!("Run {id} {status}: refunded");
+                db::ledger::apply(
+                    &tx,
+                    &run.user_id,
+                    run.credits_reserved,
+                    EntryKind::Refund,
+                    &reason,
+                    Some(&id),
+                    now,
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+fn store_result(state: &State, run_id: &str, output: &SimOutput) -> std::io::Result<()> {
+    let path = result_path(state, run_id);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&(&output.time, &output.columns))?)?;
+    std::fs::rename(tmp, path)
+}
+
+/// A run's results, once it has succeeded.
+pub fn result(state: &State, run: &RunRow) -> AppResult<SimOutput> {
+    if run.status != "succeeded" {
+        return Err(AppError::Conflict(format!(
+            "run {} has no results: it is {}",
+            run.id, run.status
+        )));
+    }
+    let bytes = std::fs::read(result_path(state, &run.id))
+        .map_err(|e| AppError::Internal(format!("reading results of {}: {e}", run.id)))?;
+    let (time, columns): (Vec<f64>, Vec<crate::sim::protocol::Column>) =
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::Internal(format!("results of {}: {e}", run.id)))?;
+    Ok(SimOutput {
+        time,
+        columns,
+        log: run.log.clone().unwrap_or_default(),
+    })
+}
+
+/// Waits up to `limit` for the run to end; returns its row as it then is.
+pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<RunRow> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let id = run_id.to_string();
+        let run = state
+            .db
+            .run(move |conn| db::runs::get(conn, &id))
+            .await?
+            .ok_or(AppError::NotFound("run"))?;
+        let done = !matches!(run.status.as_str(), "queued" | "running");
+        if done || tokio::time::Instant::now() >= deadline {
+            return Ok(run);
+        }
+        tokio::time::sleep(pause.min(deadline - tokio::time::Instant::now())).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+pub async fn get(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow> {
+    let (uid, id) = (user_id.to_string(), run_id.to_string());
+    state
+        .db
+        .run(move |conn| db::runs::get_for_user(conn, &uid, &id))
+        .await?
+        .ok_or(AppError::NotFound("run"))
+}
+
+pub async fn list(
+    state: &State,
+    user_id: &str,
+    status: Option<String>,
+    fmu: Option<String>,
+    limit: u32,
+    offset: u64,
+) -> AppResult<(Vec<RunRow>, u64)> {
+    let uid = user_id.to_string();
+    let limit = limit.clamp(1, 500);
+    Ok(state
+        .db
+        .run(move |conn| {
+            db::runs::list(conn, &uid, status.as_deref(), fmu.as_deref(), limit, offset)
+        })
+        .await?)
+}
+
+/// Cancels a queued or running run (its credits are refunded when it stops).
+pub async fn cancel(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow> {
+    let run = get(state, user_id, run_id).await?;
+    if !matches!(run.status.as_str(), "queued" | "running") {
+        return Err(AppError::Conflict(format!(
+            "run {run_id} has already ended ({})",
+            run.status
+        )));
+    }
+    let sender = state
+        .cancels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(run_id);
+    if let Some(sender) = sender {
+        let _ = sender.send(());
+    }
+    wait(state, run_id, Duration::from_secs(10)).await
+}
+
+/// At start-up: every run left queued or running by the last stop failed with it; refund.
+pub fn recover(db: &crate::db::Db) -> Result<usize, DbError> {
+    let mut conn = db.conn()?;
+    let tx = conn.transaction()?;
+    let runs = db::runs::unfinished(&tx)?;
+    let now = db::now_ms();
+    for run in &runs {
+        let message = "the service stopped during this run; its credits were refunded";
+        db::runs::finish(&tx, &run.id, "failed", 0, Some(message), None, now)?;
+        if run.credits_reserved > 0 {
+            let reason = format!("Run {} interrupted by a restart: refunded", run.id);
+            db::ledger::apply(
+                &tx,
+                &run.user_id,
+                run.credits_reserved,
+                EntryKind::Refund,
+                &reason,
+                Some(&run.id),
+                now,
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(runs.len())
+}
