@@ -49,7 +49,7 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
     let user = state
         .db
         .run(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = db::write_tx(conn)?;
             let new_user = db::users::NewUser {
                 id: &user_id,
                 email: email.as_str(),
@@ -150,7 +150,7 @@ pub async fn grant_credits(
     state
         .db
         .run(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = db::write_tx(conn)?;
             let balance = db::ledger::apply(
                 &tx,
                 &id,

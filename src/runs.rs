@@ -184,7 +184,7 @@ pub async fn start(
     let outcome = state
         .db
         .run(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = db::write_tx(conn)?;
             if let Some(key) = &key_for_tx
                 && let Some((hash, run_id)) = db::runs::idempotent(
                     &tx,
@@ -332,7 +332,7 @@ async fn settle(
     state
         .db
         .run(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = db::write_tx(conn)?;
             let Some(run) = db::runs::get(&tx, &id)? else {
                 return Ok(());
             };
@@ -504,7 +504,7 @@ pub async fn cancel(state: &State, user_id: &str, run_id: &str) -> AppResult<Run
 /// At start-up: every run left queued or running by the last stop failed with it; refund.
 pub fn recover(db: &crate::db::Db) -> Result<usize, DbError> {
     let mut conn = db.conn()?;
-    let tx = conn.transaction()?;
+    let tx = db::write_tx(&mut conn)?;
     let runs = db::runs::unfinished(&tx)?;
     let now = db::now_ms();
     for run in &runs {

@@ -341,7 +341,7 @@ pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> AppResult<usize> {
         let library_id = super::library::library_id(name, version);
         let json = serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?;
         let mut conn = conn;
-        let tx = conn.transaction().map_err(crate::db::DbError::from)?;
+        let tx = db::write_tx(&mut conn).map_err(crate::db::DbError::from)?;
         db::fmus::retire_library_id(&tx, &library_id)?;
         db::fmus::insert(
             &tx,

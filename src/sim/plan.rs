@@ -65,6 +65,16 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, St
             "output_interval {output_interval} gives more than {MAX_OUTPUT_POINTS} output points over {span} s: use a larger interval"
         ));
     }
+    // Co-Simulation records every communication point, which the step size sets.
+    if interface == Interface::Cs
+        && let Some(h) = s.step_size
+        && h > 0.0
+        && span / h > MAX_OUTPUT_POINTS
+    {
+        return Err(format!(
+            "step_size {h} gives more than {MAX_OUTPUT_POINTS} communication points over {span} s: use a larger step"
+        ));
+    }
     if let Some(h) = s.step_size {
         positive("step_size", h)?;
         if span / h > 100.0 * MAX_OUTPUT_POINTS {

@@ -7,5 +7,6 @@ mod accounts;
 mod fmus;
 mod keys;
 mod openapi;
+mod runs;
 mod security;
 mod usage;

@@ -1,0 +1,589 @@
+//! Runs over HTTP: results, credits reserved and settled exactly once, idempotency,
+//! cancellation, ownership, attenuated keys, concurrency, and a crash of the server.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, api_client, spawn_app, spawn_app_with};
+
+async fn create(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
+    api_client()
+        .post(app.at("/api/v1/runs"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn balance(app: &TestApp, key: &str) -> i64 {
+    let me: Value = api_client()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["credits"].as_i64().unwrap()
+}
+
+/// Polls a run until it has ended.
+async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let run: Value = api_client()
+            .get(app.at(&format!("/api/v1/runs/{id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id} did not end");
+}
+
+/// A run that takes a long time: Van der Pol in Co-Simulation for a million seconds (its
+/// internal steps are 1 ms).
+fn long_run() -> Value {
+    json!({ "fmu_id": "lib:VanDerPol", "stop_time": 1000000.0, "output_interval": 1.0 })
+}
+
+/// Every credit is accounted for: the ledger adds up to the balance.
+fn ledger_balances(app: &TestApp, user_id: &str) {
+    let conn = app.state.db.conn().unwrap();
+    let (sum, balance): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COALESCE(SUM(delta), 0) FROM credit_ledger WHERE user_id = ?1), (SELECT credits FROM users WHERE id = ?1)",
+            [user_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(sum, balance, "ledger and balance disagree");
+}
+
+#[tokio::test]
+async fn a_short_run_answers_with_its_results_and_costs_one_credit() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let resp = create(
+        &app,
+        &account.api_key,
+        json!({ "fmu_id": "lib:Dahlquist", "stop_time": 1.0, "output_interval": 0.25 }),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let run: Value = resp.json().await.unwrap();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["credits_charged"], 1);
+    let x = run["result"]["columns"]["x"].as_array().unwrap();
+    let t = run["result"]["time"].as_array().unwrap();
+    assert_eq!(t.len(), 5);
+    for (t, x) in t.iter().zip(x) {
+        let (t, x) = (t.as_f64().unwrap(), x.as_f64().unwrap());
+        assert!((x - (-t).exp()).abs() < 1e-6, "x({t}) = {x}");
+    }
+    assert_eq!(balance(&app, &account.api_key).await, 24);
+    let usage: Value = api_client()
+        .get(app.at("/api/v1/usage"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["total"], 1);
+    assert_eq!(usage["items"][0]["run_id"], run["id"]);
+    assert_eq!(usage["items"][0]["fmu_name"], "lib:Dahlquist");
+    assert_eq!(usage["items"][0]["api_key_id"], run["api_key_id"]);
+    let keys: Value = api_client()
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys[0]["run_count"], 1);
+    ledger_balances(&app, &account.user_id);
+}
+
+#[tokio::test]
+async fn a_long_run_answers_202_and_its_results_can_be_fetched_as_json_and_csv() {
+    let app = spawn_app_with(|c| c.sync_wait = Duration::ZERO).await;
+    let account = app.register().await;
+    let resp = create(&app, &account.api_key, json!({ "fmu_id": "lib:BouncingBall@fmi2", "interface": "me", "stop_time": 1.0, "output_interval": 0.1, "start_values": { "h": 2 } })).await;
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let run: Value = resp.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/v1/runs/{}", run["id"].as_str().unwrap())
+    );
+    let done = finished(&app, &account.api_key, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let result: Value = api_client()
+        .get(app.at(done["result_url"].as_str().unwrap()))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(result["variables"], json!(["h", "v"]));
+    assert_eq!(result["columns"]["h"][0], 2.0);
+    let csv = api_client()
+        .get(app.at(&format!(
+            "{}?format=csv",
+            done["result_url"].as_str().unwrap()
+        )))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("time,h,v\n0,2,0\n"), "{csv}");
+    // 11 output points and the rows at the bounce (events add rows).
+    assert_eq!(
+        csv.lines().count() - 1,
+        result["time"].as_array().unwrap().len()
+    );
+    assert!(csv.lines().count() > 12);
+    let by_accept = api_client()
+        .get(app.at(done["result_url"].as_str().unwrap()))
+        .bearer_auth(&account.api_key)
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(by_accept, csv);
+}
+
+#[tokio::test]
+async fn runs_belong_to_their_user() {
+    let app = spawn_app().await;
+    let alice = app.register().await;
+    let bob = app.register().await;
+    let run: Value = create(
+        &app,
+        &alice.api_key,
+        json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = run["id"].as_str().unwrap();
+    for path in [
+        format!("/api/v1/runs/{id}"),
+        format!("/api/v1/runs/{id}/result"),
+    ] {
+        assert_eq!(
+            api_client()
+                .get(app.at(&path))
+                .bearer_auth(&bob.api_key)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404,
+            "{path}"
+        );
+    }
+    let list: Value = api_client()
+        .get(app.at("/api/v1/runs"))
+        .bearer_auth(&bob.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 0);
+    let list: Value = api_client()
+        .get(app.at("/api/v1/runs?status=succeeded"))
+        .bearer_auth(&alice.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+}
+
+#[tokio::test]
+async fn without_credits_a_run_is_refused_with_402_and_a_link_to_billing() {
+    let app = spawn_app_with(|c| c.free_credits = 0).await;
+    let account = app.register().await;
+    let resp = create(&app, &account.api_key, json!({ "fmu_id": "lib:Dahlquist" })).await;
+    assert_eq!(resp.status(), 402);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "insufficient_credits");
+    assert!(
+        err["message"].as_str().unwrap().contains("/billing"),
+        "{err}"
+    );
+    let runs: i64 = app
+        .state
+        .db
+        .conn()
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 0);
+}
+
+#[tokio::test]
+async fn a_retried_request_with_the_same_idempotency_key_is_charged_once() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let body = json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.5 });
+    let send = |body: Value| {
+        let (url, key) = (app.at("/api/v1/runs"), account.api_key.clone());
+        async move {
+            api_client()
+                .post(url)
+                .bearer_auth(key)
+                .header("Idempotency-Key", "order-42")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first: Value = send(body.clone()).await.json().await.unwrap();
+    let second: Value = send(body).await.json().await.unwrap();
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(balance(&app, &account.api_key).await, 24, "charged once");
+    let resp = send(json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.7 })).await;
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["message"].as_str().unwrap().contains("Idempotency-Key"));
+    assert_eq!(balance(&app, &account.api_key).await, 24);
+}
+
+#[tokio::test]
+async fn cancelling_a_run_stops_it_and_refunds_it() {
+    let app = spawn_app_with(|c| c.sync_wait = Duration::ZERO).await;
+    let account = app.register().await;
+    let run: Value = create(&app, &account.api_key, long_run())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = run["id"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = api_client()
+        .post(app.at(&format!("/api/v1/runs/{id}/cancel")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let run: Value = resp.json().await.unwrap();
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(run["credits_charged"], 0);
+    assert_eq!(balance(&app, &account.api_key).await, 25, "refunded");
+    let again = api_client()
+        .post(app.at(&format!("/api/v1/runs/{id}/cancel")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    ledger_balances(&app, &account.user_id);
+}
+
+#[tokio::test]
+async fn a_run_stopped_by_our_deadline_is_not_charged_but_a_bad_request_is_refused_up_front() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let mut body = long_run();
+    body["timeout"] = json!(0.5);
+    let run: Value = create(&app, &account.api_key, body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"].as_str().unwrap().contains("did not finish"),
+        "{run}"
+    );
+    assert_eq!(run["credits_charged"], 0);
+    assert_eq!(balance(&app, &account.api_key).await, 25);
+    for (body, message) in [
+        (json!({ "fmu_id": "lib:Nope" }), "not found"),
+        (
+            json!({ "fmu_id": "lib:Dahlquist", "start_values": { "k": "fast" } }),
+            "is not a number",
+        ),
+        (
+            json!({ "fmu_id": "lib:Dahlquist", "interface": "xx" }),
+            "cs or me",
+        ),
+    ] {
+        let resp = create(&app, &account.api_key, body).await;
+        assert!(resp.status().is_client_error());
+        let err: Value = resp.json().await.unwrap();
+        assert!(err["message"].as_str().unwrap().contains(message), "{err}");
+    }
+    assert_eq!(balance(&app, &account.api_key).await, 25);
+}
+
+#[tokio::test]
+async fn an_attenuated_key_can_be_limited_to_one_fmu_and_a_maximum_cost() {
+    use biscuit_auth::macros::block;
+    use std::str::FromStr;
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let public: Value = api_client()
+        .get(app.at("/api/v1/keys/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let public = biscuit_auth::PublicKey::from_str(public["public_key"].as_str().unwrap()).unwrap();
+    let token =
+        biscuit_auth::Biscuit::from_base64(account.api_key.strip_prefix("fmugw_").unwrap(), public)
+            .unwrap();
+    let only_dahlquist = token
+        .append(block!(
+            r#"check if operation("simulate"), fmu("lib:Dahlquist");"#
+        ))
+        .unwrap()
+        .to_base64()
+        .unwrap();
+    assert_eq!(
+        create(
+            &app,
+            &only_dahlquist,
+            json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
+        )
+        .await
+        .status(),
+        201
+    );
+    assert_eq!(
+        create(
+            &app,
+            &only_dahlquist,
+            json!({ "fmu_id": "lib:VanDerPol", "stop_time": 0.1 })
+        )
+        .await
+        .status(),
+        403
+    );
+    let free_only = token
+        .append(block!(r#"check if cost($c), $c <= 0;"#))
+        .unwrap()
+        .to_base64()
+        .unwrap();
+    assert_eq!(
+        create(
+            &app,
+            &free_only,
+            json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
+        )
+        .await
+        .status(),
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_simultaneous_requests_with_ten_credits_run_exactly_ten_times() {
+    let app = spawn_app_with(|c| {
+        c.free_credits = 10;
+        c.sync_wait = Duration::ZERO;
+    })
+    .await;
+    let account = app.register().await;
+    let mut requests = Vec::new();
+    for _ in 0..40 {
+        let (url, key) = (app.at("/api/v1/runs"), account.api_key.clone());
+        requests.push(tokio::spawn(async move {
+            let body = json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 });
+            api_client()
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for r in requests {
+        statuses.push(r.await.unwrap());
+    }
+    let accepted = statuses.iter().filter(|s| **s == 201 || **s == 202).count();
+    let refused = statuses.iter().filter(|s| **s == 402).count();
+    assert_eq!((accepted, refused), (10, 30), "{statuses:?}");
+    let list: Value = api_client()
+        .get(app.at("/api/v1/runs?limit=100"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for run in list["items"].as_array().unwrap() {
+        assert_eq!(
+            finished(&app, &account.api_key, run["id"].as_str().unwrap()).await["status"],
+            "succeeded"
+        );
+    }
+    assert_eq!(balance(&app, &account.api_key).await, 0);
+    let usage: Value = api_client()
+        .get(app.at("/api/v1/usage"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["total"], 10);
+    ledger_balances(&app, &account.user_id);
+}
+
+/// The real binary is killed with SIGKILL during a run and started again on the same data
+/// directory: the run is failed, its credits refunded, and nothing is lost or created.
+#[tokio::test]
+async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("FMU_GATEWAY_SYNC_WAIT_MS", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_up = |url: String| async move {
+        for _ in 0..200 {
+            if api_client()
+                .get(format!("{url}/health"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not start");
+    };
+    let mut server = start();
+    wait_up(url.clone()).await;
+    let reg: Value = api_client()
+        .post(format!("{url}/register"))
+        .json(&json!({ "email": "crash@example.com", "password": "longenough" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = reg["api_key"].as_str().unwrap().to_string();
+    let resp = api_client()
+        .post(format!("{url}/api/v1/runs"))
+        .bearer_auth(&key)
+        .json(&long_run())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let run: Value = resp.json().await.unwrap();
+    let id = run["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let me: Value = api_client()
+        .get(format!("{url}/api/v1/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["credits"], 24, "reserved while running");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let mut server = start();
+    wait_up(url.clone()).await;
+    let run: Value = api_client()
+        .get(format!("{url}/api/v1/runs/{id}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["error"].as_str().unwrap().contains("refunded"), "{run}");
+    let me: Value = api_client()
+        .get(format!("{url}/api/v1/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["credits"], 25, "the reservation came back");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let db = fmu_gateway::db::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let conn = db.conn().unwrap();
+    let (sum, kinds): (i64, String) = conn
+        .query_row(
+            "SELECT SUM(delta), group_concat(kind, ',') FROM credit_ledger",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(sum, 25);
+    assert_eq!(kinds, "grant,reserve,refund");
+}
