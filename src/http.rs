@@ -12,7 +12,7 @@ use poem::{
     handler, post,
 };
 
-use crate::api::{self, compat, compat_fmus, error::framework_error};
+use crate::api::{self, compat, compat_fmus, compat_runs, error::framework_error};
 use crate::state::State;
 use crate::web::{self, paths};
 
@@ -56,6 +56,12 @@ pub fn app(state: State) -> impl Endpoint {
         )
         .at(paths::LIBRARY_MODEL, get(web::library::model))
         .at("/fmus", post(json(compat_fmus::upload.boxed())))
+        .at("/simulate", post(json(compat_runs::simulate.boxed())))
+        .at(
+            "/simulations/:run_id",
+            get(json(compat_runs::simulation.boxed())),
+        )
+        .at("/execute_fmu", post(json(compat_runs::execute_fmu.boxed())))
         .at(
             "/fmus/:id/variables",
             get(json(compat_fmus::variables.boxed())),

@@ -40,15 +40,22 @@ pub struct App {
 
 impl App {
     /// Opens the data directory and database, loads the root key, binds the listener.
-    pub async fn build(config: Config) -> Result<App, StartError> {
+    pub async fn build(mut config: Config) -> Result<App, StartError> {
         let listen = config.listen;
-        let state = AppState::open(config)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| StartError::Listen(listen, e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Listen(listen, e))?;
+        // On a random local port (tests), links must point at the port actually bound.
+        let local = ["http://127.0.0.1", "http://localhost"]
+            .iter()
+            .any(|p| config.public_url.starts_with(p));
+        if listen.port() == 0 && local {
+            config.public_url = format!("http://{addr}");
+        }
+        let state = AppState::open(config)?;
         let acceptor =
             TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?;
         // Say which sandbox layers this kernel gives the workers (a worker reports them).

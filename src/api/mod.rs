@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod compat;
 pub mod compat_fmus;
+pub mod compat_runs;
 pub mod error;
 mod v1_account;
 pub mod v1_fmus;

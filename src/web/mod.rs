@@ -6,6 +6,7 @@
 
 pub mod assets;
 pub mod auth_pages;
+pub mod charts;
 pub mod dashboard;
 pub mod error;
 pub mod keys;

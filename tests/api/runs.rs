@@ -587,3 +587,124 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
     assert_eq!(sum, 25);
     assert_eq!(kinds, "grant,reserve,refund");
 }
+
+#[tokio::test]
+async fn the_compatibility_simulation_routes_keep_their_shapes() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let body = json!({ "fmu_id": "msl:BouncingBall", "stop_time": 0.3, "step": 0.1, "start_values": { "h": 2.0 } });
+    let resp = api_client()
+        .post(app.at("/simulate"))
+        .header("X-API-Key", &account.api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let summary: Value = resp.json().await.unwrap();
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    for field in ["run_id", "summary_url"] {
+        assert!(summary[field].is_string(), "{field}");
+    }
+    assert!(summary["provenance"].is_object() && summary["artifacts"].is_object());
+    let h = summary["key_results"]["h"].as_f64().unwrap();
+    assert!((h - (2.0 - 9.81 / 2.0 * 0.09)).abs() < 1e-6, "{h}");
+    let run_id = summary["run_id"].as_str().unwrap();
+    let again: Value = api_client()
+        .get(app.at(&format!("/simulations/{run_id}")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["key_results"], summary["key_results"]);
+    let csv = api_client()
+        .get(summary["artifacts"]["result_csv"].as_str().unwrap())
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("time,h,v\n"), "{csv}");
+
+    // execute_fmu: an uploaded FMU with parameters; the output URL really serves the results.
+    let part =
+        reqwest::multipart::Part::bytes(crate::common::fresh_fmu("Dahlquist", "2.0", "execute"))
+            .file_name("Mine.fmu");
+    let payload = json!({ "parameters": { "k": 2 }, "metadata": { "stop_time": 1.0, "step": 0.1, "fmu_name": "My Dahlquist" } });
+    let form = reqwest::multipart::Form::new()
+        .part("fmu", part)
+        .text("payload", payload.to_string());
+    let resp = api_client()
+        .post(app.at("/execute_fmu"))
+        .header("X-API-Key", &account.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let executed: Value = resp.json().await.unwrap();
+    assert_eq!(executed["status"], "succeeded", "{executed}");
+    assert_eq!(executed["credits_consumed"], 1);
+    assert!(executed["execution_time"].as_f64().unwrap() >= 0.0);
+    let csv = api_client()
+        .get(executed["output_url"].as_str().unwrap())
+        .header("X-API-Key", &account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let last: Vec<f64> = csv
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!((last[1] - (-2.0f64).exp()).abs() < 1e-6, "{csv}");
+    let usage: Value = api_client()
+        .get(app.at("/usage/recent"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage[0]["fmu_name"], "My Dahlquist");
+    assert_eq!(balance(&app, &account.api_key).await, 23);
+}
+
+#[tokio::test]
+async fn the_compatibility_routes_answer_402_without_credits() {
+    let app = spawn_app_with(|c| c.free_credits = 0).await;
+    let account = app.register().await;
+    let resp = api_client()
+        .post(app.at("/simulate"))
+        .bearer_auth(&account.api_key)
+        .json(&json!({ "fmu_id": "lib:Dahlquist" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 402);
+    let part =
+        reqwest::multipart::Part::bytes(crate::common::fresh_fmu("Dahlquist", "3.0", "poor"))
+            .file_name("x.fmu");
+    let form = reqwest::multipart::Form::new()
+        .part("fmu", part)
+        .text("payload", "{}");
+    let resp = api_client()
+        .post(app.at("/execute_fmu"))
+        .bearer_auth(&account.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 402);
+}

@@ -1,0 +1,278 @@
+//! Compatibility routes for simulations that existing clients call: `POST /simulate`,
+//! `GET /simulations/{run_id}`, `POST /execute_fmu`. The same run engine and credits as
+//! `/api/v1/runs` underneath.
+
+use std::collections::BTreeMap;
+
+use poem::web::{Data, Json, Multipart, Path};
+use poem::{Request, handler};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::auth::ReadRuns;
+use super::compat::Caller;
+use super::error::ApiError;
+use super::v1_runs::{RunCreate, Signal, new_run, start_and_wait};
+use crate::auth::AuthError;
+use crate::db::runs::RunRow;
+use crate::error::AppError;
+use crate::fmi::registry;
+use crate::runs;
+use crate::sim::protocol::SimOutput;
+use crate::state::State;
+
+fn key_of(req: &Request) -> Result<String, ApiError> {
+    crate::auth::key_from_headers(req.headers()).ok_or_else(|| AuthError::Missing.into())
+}
+
+fn idempotency_key(req: &Request) -> Option<String> {
+    req.headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| k.trim().chars().take(255).collect())
+        .filter(|k: &String| !k.is_empty())
+}
+
+#[derive(Deserialize)]
+pub struct SimulateBody {
+    fmu_id: String,
+    stop_time: Option<f64>,
+    step: Option<f64>,
+    start_values: Option<BTreeMap<String, Value>>,
+    input_signals: Option<Vec<SignalBody>>,
+}
+
+#[derive(Deserialize)]
+struct SignalBody {
+    name: String,
+    t: Vec<f64>,
+    u: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    run_id: String,
+    status: String,
+    /// The last value of each recorded variable.
+    key_results: BTreeMap<String, f64>,
+    provenance: Value,
+    artifacts: Value,
+    summary_url: String,
+    error: Option<String>,
+}
+
+fn summary(state: &State, run: &RunRow, output: Option<&SimOutput>) -> Summary {
+    let key_results = output
+        .map(|o| {
+            o.columns
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), *c.values.last()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let settings: Value = serde_json::from_str(&run.settings).unwrap_or(Value::Null);
+    let base = &state.config.public_url;
+    Summary {
+        run_id: run.id.clone(),
+        status: run.status.clone(),
+        key_results,
+        provenance: serde_json::json!({
+            "fmu_id": run.fmu_id,
+            "fmu_sha256": run.fmu_id,
+            "fmu_name": run.fmu_name,
+            "settings": settings,
+            "created_at": crate::domain::rfc3339_ms(run.created_at),
+            "finished_at": run.finished_at.map(crate::domain::rfc3339_ms),
+            "engine": format!("fmu-gateway {} (fmi-rs)", env!("CARGO_PKG_VERSION")),
+        }),
+        artifacts: serde_json::json!({
+            "result_json": format!("{base}/api/v1/runs/{}/result", run.id),
+            "result_csv": format!("{base}/api/v1/runs/{}/result?format=csv", run.id),
+        }),
+        summary_url: format!("{base}/simulations/{}", run.id),
+        error: run.error.clone(),
+    }
+}
+
+fn start_values(
+    values: Option<BTreeMap<String, Value>>,
+) -> Option<std::collections::HashMap<String, poem_openapi::types::Any<Value>>> {
+    values.map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k, poem_openapi::types::Any(v)))
+            .collect()
+    })
+}
+
+/// `POST /simulate`.
+#[handler]
+pub async fn simulate(
+    state: Data<&State>,
+    req: &Request,
+    body: Json<SimulateBody>,
+) -> Result<Json<Summary>, ApiError> {
+    let key = key_of(req)?;
+    let body = body.0;
+    let create = RunCreate {
+        fmu_id: body.fmu_id,
+        interface: None,
+        solver: None,
+        start_time: None,
+        stop_time: body.stop_time,
+        output_interval: body.step,
+        step_size: None,
+        tolerance: None,
+        start_values: start_values(body.start_values),
+        outputs: None,
+        inputs: body.input_signals.map(|s| {
+            s.into_iter()
+                .map(|s| Signal {
+                    name: s.name,
+                    t: s.t,
+                    u: s.u,
+                })
+                .collect()
+        }),
+        timeout: None,
+    };
+    let (run, output) =
+        start_and_wait(&state, key, new_run(create, None)?, idempotency_key(req)).await?;
+    Ok(Json(summary(&state, &run, output.as_ref())))
+}
+
+/// `GET /simulations/{run_id}`.
+#[handler]
+pub async fn simulation(
+    state: Data<&State>,
+    caller: Caller<ReadRuns>,
+    Path(id): Path<String>,
+) -> Result<Json<Summary>, ApiError> {
+    let run = runs::get(&state, &caller.principal.user_id, &id).await?;
+    let output = if run.status == "succeeded" {
+        Some(runs::result(&state, &run)?)
+    } else {
+        None
+    };
+    Ok(Json(summary(&state, &run, output.as_ref())))
+}
+
+#[derive(Deserialize, Default)]
+struct Payload {
+    #[serde(default)]
+    parameters: BTreeMap<String, Value>,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+#[derive(Deserialize, Default)]
+struct Metadata {
+    stop_time: Option<f64>,
+    step: Option<f64>,
+    fmu_name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Executed {
+    status: String,
+    output_url: Option<String>,
+    /// Seconds the simulation ran.
+    execution_time: f64,
+    credits_consumed: i64,
+    run_id: String,
+    error: Option<String>,
+}
+
+/// `POST /execute_fmu`: multipart with the FMU (`fmu`) and `payload`, a JSON string
+/// `{parameters: {…}, metadata: {stop_time?, step?, fmu_name?}}`.
+#[handler]
+pub async fn execute_fmu(
+    state: Data<&State>,
+    req: &Request,
+    mut form: Multipart,
+) -> Result<Json<Executed>, ApiError> {
+    let key = key_of(req)?;
+    // The key must be able to upload as well as simulate.
+    let principal = crate::auth::authenticate_key(
+        &state,
+        key.clone(),
+        crate::auth::tokens::RequestFacts::op("manage_fmus"),
+    )
+    .await?;
+    let mut uploaded = None;
+    let mut payload = Payload::default();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("the multipart body is malformed: {e}")))?
+    {
+        match field.name() {
+            Some("fmu") => {
+                let name = registry::upload_name(field.file_name());
+                let file = registry::receive(&state, field.into_async_read()).await?;
+                uploaded = Some(
+                    registry::add_upload(&state, &principal.user_id, file, &name)
+                        .await?
+                        .0,
+                );
+            }
+            Some("payload") => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| ApiError::bad_request(format!("reading payload: {e}")))?;
+                payload = serde_json::from_str(&text).map_err(|e| {
+                    ApiError::bad_request(format!("payload is not valid JSON: {e}"))
+                })?;
+            }
+            _ => {}
+        }
+    }
+    let record = uploaded
+        .ok_or_else(|| ApiError::bad_request("send the FMU as a multipart field named 'fmu'"))?;
+    let create = RunCreate {
+        fmu_id: record.id.clone(),
+        interface: None,
+        solver: None,
+        start_time: None,
+        stop_time: payload.metadata.stop_time,
+        output_interval: payload.metadata.step,
+        step_size: None,
+        tolerance: None,
+        start_values: start_values(Some(payload.parameters)),
+        outputs: None,
+        inputs: None,
+        timeout: None,
+    };
+    let name = payload
+        .metadata
+        .fmu_name
+        .or_else(|| record.file_name.clone());
+    let new = new_run(create, name).map_err(ApiError::from)?;
+    let (run, _) = start_and_wait(&state, key, new, idempotency_key(req)).await?;
+    let run = if matches!(run.status.as_str(), "queued" | "running") {
+        runs::wait(&state, &run.id, state.config.max_run_time).await?
+    } else {
+        run
+    };
+    let execution_time = match (run.started_at, run.finished_at) {
+        (Some(s), Some(f)) => (f - s) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let output_url = (run.status == "succeeded").then(|| {
+        format!(
+            "{}/api/v1/runs/{}/result?format=csv",
+            state.config.public_url, run.id
+        )
+    });
+    if run.status == "failed" && run.error.is_none() {
+        return Err(AppError::Internal(format!("run {} failed without a reason", run.id)).into());
+    }
+    Ok(Json(Executed {
+        status: run.status,
+        output_url,
+        execution_time,
+        credits_consumed: run.credits_charged,
+        run_id: run.id,
+        error: run.error,
+    }))
+}
