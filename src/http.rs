@@ -45,7 +45,11 @@ pub fn app(state: State) -> impl Endpoint {
         .at(paths::KEYS, get(web::keys::page).post(web::keys::create))
         .at(paths::KEY_REVOKE, post(web::keys::revoke))
         .at(paths::USAGE, get(web::usage::show))
-        .at(paths::RUNS, get(web::misc::runs))
+        .at(paths::RUNS, get(web::runs::index).post(web::runs::create))
+        .at(paths::RUN_FIELDS, get(web::runs::fields))
+        .at(paths::RUN, get(web::runs::show))
+        .at(paths::RUN_ROW, get(web::runs::row))
+        .at(paths::RUN_CSV, get(web::runs::csv))
         .at(
             paths::LIBRARY,
             get(ByAccept {

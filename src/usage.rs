@@ -171,3 +171,24 @@ impl std::io::Write for ChunkSender {
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
     }
 }
+
+/// The last `days` UTC days (today included), oldest first, with the runs and credits of
+/// each (zero for quiet days): what the dashboard chart shows.
+pub async fn per_day(state: &State, user_id: &str, days: u32) -> AppResult<Vec<(i64, i64, i64)>> {
+    const DAY: i64 = 86_400_000;
+    let today = crate::db::now_ms() / DAY * DAY;
+    let since = today - i64::from(days.saturating_sub(1)) * DAY;
+    let uid = user_id.to_string();
+    let rows = state
+        .db
+        .run(move |conn| db::usage::per_day(conn, &uid, since))
+        .await?;
+    Ok((0..i64::from(days))
+        .map(|i| {
+            let day = since + i * DAY;
+            rows.iter()
+                .find(|(d, _, _)| *d == day)
+                .map_or((day, 0, 0), |&(d, n, c)| (d, n, c))
+        })
+        .collect())
+}

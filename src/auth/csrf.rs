@@ -38,12 +38,11 @@ pub fn is_cross_site(headers: &HeaderMap) -> bool {
 
 /// The token in an urlencoded form body, if any.
 pub fn token_in_form(body: &[u8]) -> Option<String> {
-    serde_urlencoded_pairs(body)
-        .find(|(k, _)| k == FIELD)
-        .map(|(_, v)| v)
+    form_pairs(body).find(|(k, _)| k == FIELD).map(|(_, v)| v)
 }
 
-fn serde_urlencoded_pairs(body: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+/// The `key=value` pairs of an urlencoded body, decoded, in order (repeated keys kept).
+pub fn form_pairs(body: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
     body.split(|b| *b == b'&').filter_map(|pair| {
         let pair = std::str::from_utf8(pair).ok()?;
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

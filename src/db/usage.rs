@@ -138,3 +138,15 @@ pub fn for_each(
     }
     Ok(())
 }
+
+/// Runs and credits per UTC day since `since` (ms), oldest first: (day start ms, runs, credits).
+pub fn per_day(conn: &Connection, user_id: &str, since: i64) -> DbResult<Vec<(i64, i64, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT (created_at / 86400000) * 86400000 AS day, COUNT(*), SUM(credits) FROM usage
+         WHERE user_id = ?1 AND created_at >= ?2 GROUP BY day ORDER BY day",
+    )?;
+    let rows = stmt.query_map(params![user_id, since], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -18,6 +18,17 @@ pub async fn page(
     let keys = crate::keys::list(&state, &s.user.id).await?;
     let primary = keys.iter().find(|k| k.revoked_at.is_none());
     let recent = crate::usage::recent(&state, &s.user.id, 5).await?;
+    let days = crate::usage::per_day(&state, &s.user.id, 14).await?;
+    let bars: Vec<(String, f64)> = days
+        .iter()
+        .map(|(day, _, credits)| {
+            (
+                crate::domain::rfc3339_ms(*day)[5..10].to_string(),
+                *credits as f64,
+            )
+        })
+        .collect();
+    let runs_in_period: i64 = days.iter().map(|(_, n, _)| n).sum();
     let who = s.user.name.as_deref().unwrap_or(&s.user.email);
     let content = html! {
         h1 { "Hello, " (who) }
@@ -25,7 +36,7 @@ pub async fn page(
             section.card aria-labelledby="credits-h" {
                 h2 #credits-h { "Credits" }
                 p.big #credits { (s.user.credits) }
-                p.muted { "Each simulation run uses credits." }
+                p.muted { "Free plan · each simulation run costs " (state.config.run_cost) " credit(s)." }
                 a href=(paths::BILLING) { "Buy credits" }
             }
             section.card aria-labelledby="key-h" {
@@ -42,6 +53,7 @@ pub async fn page(
             section.card aria-labelledby="actions-h" {
                 h2 #actions-h { "Quick actions" }
                 ul.plain {
+                    li { a href=(paths::RUNS) { "Start a run" } }
                     li { a href=(paths::KEYS) { "Create an API key" } }
                     li { a href=(paths::USAGE) { "See usage" } }
                     li { a href=(paths::USAGE_EXPORT) download { "Export usage as CSV" } }
@@ -56,6 +68,11 @@ pub async fn page(
                     li { a href="/api/v1/keys/public-key" { "Root public key" } " — verify keys offline" }
                 }
             }
+        }
+        section aria-labelledby="chart-h" {
+            h2 #chart-h { "Credits spent per day" }
+            p.muted { (runs_in_period) " run(s) in the last 14 days." }
+            figure { (super::charts::bar_chart(&bars, &super::charts::BarOptions { y_label: Some("credits".into()), title: None })) }
         }
         section aria-labelledby="recent-h" {
             h2 #recent-h { "Recent activity" }

@@ -1,5 +1,4 @@
-//! Pages whose features grow in later work: runs, the model library, billing. Each shows what
-//! exists today, with no pretend content.
+//! The billing page (purchases arrive with Stripe; today it shows credits and their history).
 
 use maud::html;
 use poem::http::StatusCode;
@@ -8,24 +7,9 @@ use poem::{Response, handler};
 
 use super::error::WebError;
 use super::layout::{self, Nav, when};
-use super::{CurrentSession, html, paths};
+use super::{CurrentSession, html};
 use crate::state::State;
 
-#[handler]
-pub fn runs(CurrentSession(s): CurrentSession) -> Response {
-    let content = html! {
-        h1 { "Runs" }
-        p.muted { "You have no simulation runs yet." }
-        p { "Simulation runs are not available on this server yet. Your usage and credits are on the "
-            a href=(paths::USAGE) { "usage" } " page." }
-    };
-    html(
-        StatusCode::OK,
-        layout::page("Runs", Nav::Runs, Some(&s), content),
-    )
-}
-
-/// Balance and the credit ledger. Purchases need Stripe, which this server has not set up.
 #[handler]
 pub async fn billing(
     state: Data<&State>,

@@ -15,6 +15,7 @@ pub mod library;
 pub mod middleware;
 pub mod misc;
 pub mod paths;
+pub mod runs;
 pub mod usage;
 
 use maud::Markup;

@@ -11,6 +11,10 @@ pub const KEY_REVOKE: &str = "/api-keys/:id/revoke";
 pub const USAGE: &str = "/usage";
 pub const USAGE_EXPORT: &str = "/usage/export";
 pub const RUNS: &str = "/runs";
+pub const RUN: &str = "/runs/:id";
+pub const RUN_ROW: &str = "/runs/:id/row";
+pub const RUN_CSV: &str = "/runs/:id/result.csv";
+pub const RUN_FIELDS: &str = "/runs/form-fields";
 pub const LIBRARY: &str = "/library";
 pub const LIBRARY_MODEL: &str = "/library/:id";
 pub const BILLING: &str = "/billing";
@@ -25,4 +29,16 @@ pub fn key_revoke(id: &str) -> String {
 /// `LIBRARY_MODEL` for one FMU (id or `lib:` name).
 pub fn library_model(id: &str) -> String {
     LIBRARY_MODEL.replace(":id", id)
+}
+
+pub fn run(id: &str) -> String {
+    RUN.replace(":id", id)
+}
+
+pub fn run_row(id: &str) -> String {
+    RUN_ROW.replace(":id", id)
+}
+
+pub fn run_csv(id: &str) -> String {
+    RUN_CSV.replace(":id", id)
 }

@@ -450,3 +450,106 @@ async fn uploading_an_fmu_on_the_library_page_adds_it_in_place() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_run_started_from_the_form_updates_in_place_and_shows_its_plot() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    c.goto(&app.at("/runs")).await.unwrap();
+    // Choosing a model loads its variables into the form (htmx).
+    c.find(Locator::Css("#fmu-choice"))
+        .await
+        .unwrap()
+        .select_by_value("lib:VanDerPol")
+        .await
+        .unwrap();
+    eventually("the model's variables", || async {
+        c.find(Locator::Css("#start-mu")).await.ok()
+    })
+    .await;
+    let stop = c.find(Locator::Css("#stop_time")).await.unwrap();
+    stop.clear().await.unwrap();
+    stop.send_keys("50000").await.unwrap();
+    let interval = c.find(Locator::Css("#output_interval")).await.unwrap();
+    interval.clear().await.unwrap();
+    interval.send_keys("1").await.unwrap();
+    c.find(Locator::Css("form[method=post] button.primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the run page", || async {
+        c.current_url()
+            .await
+            .ok()
+            .filter(|u| u.path().starts_with("/runs/run_"))
+    })
+    .await;
+    mark_page(c).await;
+    let status = |c: &Client| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Css("#run-details [data-status]"))
+                .await
+                .ok()?
+                .attr("data-status")
+                .await
+                .ok()?
+        }
+    };
+    let first = status(c).await.unwrap();
+    assert!(
+        matches!(first.as_str(), "queued" | "running"),
+        "the run was still going when the page opened: {first}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if status(c).await.as_deref() == Some("succeeded") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        still_marked(c).await,
+        "the status changed without a page reload"
+    );
+    let path = c
+        .find(Locator::Css("#run-details svg path.series"))
+        .await
+        .unwrap()
+        .attr("d")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(path.starts_with('M') && path.len() > 100, "{path}");
+    let href = c
+        .find(Locator::Css("#run-details a[download]"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    // The download link serves the results to the logged-in user.
+    let client = common::browser();
+    app.browser_login(&client, &account).await;
+    let csv = client
+        .get(app.at(&href))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("time,x0,x1\n"),
+        "{}",
+        &csv[..csv.len().min(200)]
+    );
+    assert_eq!(csv.lines().count(), 50002);
+}
