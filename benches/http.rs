@@ -61,6 +61,7 @@ async fn start_server() -> Server {
         ])
         .arg(dir.path())
         .env("FMU_GATEWAY_AUTH_RATE_PER_MINUTE", "100000")
+        .env("FMU_GATEWAY_RUNS_PER_MINUTE", "10000000")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -261,6 +262,35 @@ async fn main() {
         println!(
             "  server RSS after this scenario: {:.1} MiB",
             rss as f64 / 1024.0
+        );
+    }
+    // Simulation runs over HTTP: a small synchronous library run (Dahlquist, 100 steps),
+    // back to back at concurrency 1 and 8.
+    {
+        let db = fmu_gateway::db::Db::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
+        let mut conn = db.conn().unwrap();
+        let tx = conn.transaction().unwrap();
+        let kind = fmu_gateway::db::ledger::EntryKind::Grant;
+        fmu_gateway::db::ledger::apply(&tx, &user_id, 10_000_000, kind, "benchmark", None, 0)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    for concurrency in [1usize, 8] {
+        let (u, k) = (format!("{url}/api/v1/runs"), key.clone());
+        let body = json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1, "output_interval": 0.001 });
+        let make: Make =
+            Arc::new(move |c: &reqwest::Client| c.post(&u).bearer_auth(&k).json(&body));
+        load(&client, concurrency, 2, make.clone()).await;
+        let mut out = load(&client, concurrency, seconds, make).await;
+        out.latencies_us.sort_unstable();
+        println!(
+            "{:<42} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            format!("POST /api/v1/runs (small, sync) x{concurrency}"),
+            out.requests as f64 / out.elapsed.as_secs_f64(),
+            percentile(&out.latencies_us, 0.50),
+            percentile(&out.latencies_us, 0.99),
+            percentile(&out.latencies_us, 1.0),
+            out.errors
         );
     }
     let (rss, hwm) = rss_kib(server.child.id());

@@ -708,3 +708,41 @@ async fn the_compatibility_routes_answer_402_without_credits() {
         .unwrap();
     assert_eq!(resp.status(), 402);
 }
+
+#[tokio::test]
+async fn run_creation_is_rate_limited_per_key() {
+    let app = spawn_app_with(|c| c.runs_per_minute = 2).await;
+    let account = app.register().await;
+    for _ in 0..2 {
+        assert_eq!(
+            create(
+                &app,
+                &account.api_key,
+                json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
+            )
+            .await
+            .status(),
+            201
+        );
+    }
+    let resp = create(
+        &app,
+        &account.api_key,
+        json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }),
+    )
+    .await;
+    assert_eq!(resp.status(), 429);
+    assert!(
+        resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        balance(&app, &account.api_key).await,
+        23,
+        "the refused run cost nothing"
+    );
+}
