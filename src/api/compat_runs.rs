@@ -113,28 +113,21 @@ pub async fn simulate(
 ) -> Result<Json<Summary>, ApiError> {
     let key = key_of(req)?;
     let body = body.0;
-    let create = RunCreate {
-        fmu_id: body.fmu_id,
-        interface: None,
-        solver: None,
-        start_time: None,
-        stop_time: body.stop_time,
-        output_interval: body.step,
-        step_size: None,
-        tolerance: None,
-        start_values: start_values(body.start_values),
-        outputs: None,
-        inputs: body.input_signals.map(|s| {
-            s.into_iter()
-                .map(|s| Signal {
-                    name: s.name,
-                    t: s.t,
-                    u: s.u,
-                })
-                .collect()
-        }),
-        timeout: None,
-    };
+    let mut create = RunCreate::simple(
+        body.fmu_id,
+        body.stop_time,
+        body.step,
+        start_values(body.start_values),
+    );
+    create.inputs = body.input_signals.map(|s| {
+        s.into_iter()
+            .map(|s| Signal {
+                name: s.name,
+                t: s.t,
+                u: s.u,
+            })
+            .collect()
+    });
     let (run, output) =
         start_and_wait(&state, key, new_run(create, None)?, idempotency_key(req)).await?;
     Ok(Json(summary(&state, &run, output.as_ref())))
@@ -229,20 +222,12 @@ pub async fn execute_fmu(
     }
     let record = uploaded
         .ok_or_else(|| ApiError::bad_request("send the FMU as a multipart field named 'fmu'"))?;
-    let create = RunCreate {
-        fmu_id: record.id.clone(),
-        interface: None,
-        solver: None,
-        start_time: None,
-        stop_time: payload.metadata.stop_time,
-        output_interval: payload.metadata.step,
-        step_size: None,
-        tolerance: None,
-        start_values: start_values(Some(payload.parameters)),
-        outputs: None,
-        inputs: None,
-        timeout: None,
-    };
+    let create = RunCreate::simple(
+        record.id.clone(),
+        payload.metadata.stop_time,
+        payload.metadata.step,
+        start_values(Some(payload.parameters)),
+    );
     let name = payload
         .metadata
         .fmu_name

@@ -58,6 +58,32 @@ pub struct RunCreate {
     pub timeout: Option<f64>,
 }
 
+impl RunCreate {
+    /// A request with only the model, stop time, output interval and start values set (what
+    /// the compatibility routes take).
+    pub fn simple(
+        fmu_id: String,
+        stop_time: Option<f64>,
+        output_interval: Option<f64>,
+        start_values: Option<HashMap<String, Any<serde_json::Value>>>,
+    ) -> RunCreate {
+        RunCreate {
+            fmu_id,
+            interface: None,
+            solver: None,
+            start_time: None,
+            stop_time,
+            output_interval,
+            step_size: None,
+            tolerance: None,
+            start_values,
+            outputs: None,
+            inputs: None,
+            timeout: None,
+        }
+    }
+}
+
 /// Results as columns: `time` and one array per variable.
 #[derive(Object)]
 pub struct RunResult {
