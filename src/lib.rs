@@ -83,6 +83,7 @@ impl App {
     /// in flight up to 10 s to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let state = self.state.clone();
+        let state_for_stop = self.state.clone();
         let housekeeping = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
@@ -98,6 +99,22 @@ impl App {
             )
             .await;
         housekeeping.abort();
+        // Simulations still running are not waited for: fail them and release their credits
+        // now, rather than at the next start (their workers die with this process).
+        let db = state_for_stop.db.clone();
+        match tokio::task::spawn_blocking(move || runs::recover(&db)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::warn!(
+                runs = n,
+                "failed and refunded the runs still in progress at shutdown"
+            ),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "could not settle the runs in progress at shutdown")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not settle the runs in progress at shutdown")
+            }
+        }
         result
     }
 }

@@ -50,6 +50,16 @@ async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
     panic!("run {id} did not end");
 }
 
+/// A server process that is killed if the test ends early (a failed assertion).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A run that takes a long time: Van der Pol in Co-Simulation for a million seconds (its
 /// internal steps are 1 ms).
 fn long_run() -> Value {
@@ -486,19 +496,21 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let start = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .env("FMU_GATEWAY_SYNC_WAIT_MS", "0")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        Server(
+            std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+                .args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--data-dir",
+                ])
+                .arg(&data)
+                .env("FMU_GATEWAY_SYNC_WAIT_MS", "0")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
     let wait_up = |url: String| async move {
         for _ in 0..200 {
@@ -547,10 +559,10 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
         .await
         .unwrap();
     assert_eq!(me["credits"], 24, "reserved while running");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
 
-    let mut server = start();
+    let server = start();
     wait_up(url.clone()).await;
     let run: Value = api_client()
         .get(format!("{url}/api/v1/runs/{id}"))
@@ -573,8 +585,7 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
         .await
         .unwrap();
     assert_eq!(me["credits"], 25, "the reservation came back");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     let db = fmu_gateway::db::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
     let conn = db.conn().unwrap();
     let (sum, kinds): (i64, String) = conn
@@ -745,4 +756,94 @@ async fn run_creation_is_rate_limited_per_key() {
         23,
         "the refused run cost nothing"
     );
+}
+
+/// SIGTERM with a run in progress: the server stops promptly and releases the run's credits
+/// before it exits.
+#[tokio::test]
+async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = Server(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("FMU_GATEWAY_SYNC_WAIT_MS", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..200 {
+        if api_client()
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reg: Value = api_client()
+        .post(format!("{url}/register"))
+        .json(&json!({ "email": "stop@example.com", "password": "longenough" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = reg["api_key"].as_str().unwrap().to_string();
+    let run: Value = api_client()
+        .post(format!("{url}/api/v1/runs"))
+        .bearer_auth(&key)
+        .json(&long_run())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &server.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the server did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let db = fmu_gateway::db::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let conn = db.conn().unwrap();
+    let (state, credits): (String, i64) = conn
+        .query_row(
+            "SELECT r.status, u.credits FROM runs r JOIN users u ON u.id = r.user_id WHERE r.id = ?1",
+            [run["id"].as_str().unwrap()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), credits), ("failed", 25));
 }
