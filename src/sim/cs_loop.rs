@@ -62,12 +62,12 @@ impl Columns {
     }
 }
 
-/// The step from `time` to the next communication point, as fmusim computes it.
+/// The next regular output point and the next communication point (earlier when an input
+/// changes before it and the FMU can take variable steps), as fmusim computes them.
 fn next_point(
     job: &Job,
     h: f64,
     n_steps: i32,
-    time: f64,
     input_event: Option<f64>,
     variable_steps: bool,
 ) -> Result<(f64, f64), EngineError> {
@@ -77,7 +77,6 @@ fn next_point(
     } else {
         regular
     };
-    let _ = time;
     Ok((regular, next))
 }
 
@@ -167,11 +166,10 @@ pub fn fmi3(
     let mut n_steps = 0i32;
     while relative_lt(time, job.stop_time, job.tolerance) {
         let input_event = input.and_then(|i| i.next_event_time(time));
-        let (_, next) = next_point(
+        let (regular, next) = next_point(
             job,
             h,
             n_steps,
-            time,
             input_event,
             cs.canHandleVariableCommunicationStepSize,
         )?;
@@ -192,7 +190,6 @@ pub fn fmi3(
             &mut last,
         ))
         .map_err(failed)?;
-        let regular = next_regular_point(false, job.start_time, h, n_steps).map_err(failed)?;
         time = next;
         if relative_eq(time, regular, job.tolerance) {
             n_steps = n_steps.saturating_add(1);
@@ -290,7 +287,6 @@ pub fn fmi2(
             job,
             h,
             n_steps,
-            time,
             input_event,
             cs.canHandleVariableCommunicationStepSize,
         )?;
