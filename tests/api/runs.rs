@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, api_client, spawn_app, spawn_app_with};
+use crate::common::{Binary, TestApp, api_client, free_port, spawn_app, spawn_app_with};
 
 async fn create(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
     api_client()
@@ -48,16 +48,6 @@ async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("run {id} did not end");
-}
-
-/// A server process that is killed if the test ends early (a failed assertion).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A run that takes a long time: Van der Pol in Co-Simulation for a million seconds (its
@@ -489,45 +479,10 @@ async fn forty_simultaneous_requests_with_ten_credits_run_exactly_ten_times() {
 async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let start = || {
-        Server(
-            std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
-                .args([
-                    "serve",
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                    "--data-dir",
-                ])
-                .arg(&data)
-                .env("FMU_GATEWAY_SYNC_WAIT_MS", "0")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let wait_up = |url: String| async move {
-        for _ in 0..200 {
-            if api_client()
-                .get(format!("{url}/health"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not start");
-    };
-    let mut server = start();
-    wait_up(url.clone()).await;
+    let port = free_port();
+    let env = [("FMU_GATEWAY_SYNC_WAIT_MS", "0")];
+    let mut server = Binary::start(&data, port, &env).await;
+    let url = server.url.clone();
     let reg: Value = api_client()
         .post(format!("{url}/register"))
         .json(&json!({ "email": "crash@example.com", "password": "longenough" }))
@@ -559,11 +514,10 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
         .await
         .unwrap();
     assert_eq!(me["credits"], 24, "reserved while running");
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
 
-    let server = start();
-    wait_up(url.clone()).await;
+    let server = Binary::start(&data, port, &env).await;
     let run: Value = api_client()
         .get(format!("{url}/api/v1/runs/{id}"))
         .bearer_auth(&key)
@@ -764,38 +718,8 @@ async fn run_creation_is_rate_limited_per_key() {
 async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = Server(
-        std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .env("FMU_GATEWAY_SYNC_WAIT_MS", "0")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    for _ in 0..200 {
-        if api_client()
-            .get(format!("{url}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut server = Binary::start(&data, free_port(), &[("FMU_GATEWAY_SYNC_WAIT_MS", "0")]).await;
+    let url = server.url.clone();
     let reg: Value = api_client()
         .post(format!("{url}/register"))
         .json(&json!({ "email": "stop@example.com", "password": "longenough" }))
@@ -817,24 +741,7 @@ async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &server.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the server did not stop"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = server.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}");
     let db = fmu_gateway::db::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
     let conn = db.conn().unwrap();

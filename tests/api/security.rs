@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{api_client, browser, spawn_app, spawn_app_with, unique_email};
+use crate::common::{
+    Binary, api_client, browser, free_port, spawn_app, spawn_app_with, unique_email,
+};
 
 async fn key_count(app: &crate::common::TestApp) -> i64 {
     app.state
@@ -283,53 +285,16 @@ async fn first_start_creates_the_database_and_a_private_root_key() {
 #[tokio::test]
 async fn the_binary_serves_with_its_flags_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("FMU_GATEWAY_DATA_DIR", dir.path().join("d"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/health");
-    let mut up = false;
-    for _ in 0..100 {
-        if api_client()
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(up, "the server answered /health");
+    let data = dir.path().join("d");
+    let port = free_port();
+    // --listen from the flag, the data directory from the environment.
+    let command = Binary::command(port, &[("FMU_GATEWAY_DATA_DIR", data.to_str().unwrap())]);
+    let mut server = Binary::spawn(command, port).await;
     assert!(
-        dir.path().join("d/fmu-gateway.db").exists(),
+        data.join("fmu-gateway.db").exists(),
         "the data dir came from the env var"
     );
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not stop on SIGTERM"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let status = server.terminate(std::time::Duration::from_secs(10)).await;
     assert!(status.success(), "{status:?}");
 }
 

@@ -203,3 +203,89 @@ pub fn fresh_fmu(model: &str, version: &str, note: &str) -> Vec<u8> {
     out.write_all(note.as_bytes()).unwrap();
     out.finish().unwrap().into_inner()
 }
+
+/// A free local port (for the real binary, which binds it itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `fmu-gateway serve` process on a data directory; killed when dropped, so a
+/// failing test leaves no server behind.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Binary {
+    /// Starts the binary on `port` with `env` added, and waits until `/health` answers.
+    pub async fn start(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Binary {
+        let mut command = Self::command(port, env);
+        command.arg("--data-dir").arg(data_dir);
+        Self::spawn(command, port).await
+    }
+
+    /// `fmu-gateway serve --listen 127.0.0.1:<port>` with `env` added, output discarded.
+    pub fn command(port: u16, env: &[(&str, &str)]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"));
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    }
+
+    /// Runs `command` and waits until the server on `port` answers `/health`.
+    pub async fn spawn(mut command: std::process::Command, port: u16) -> Binary {
+        let binary = Binary {
+            child: command.spawn().unwrap(),
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if api_client()
+                .get(format!("{}/health", binary.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return binary;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the server did not start");
+    }
+
+    /// Sends SIGTERM and waits (at most `within`) for the process to exit.
+    pub async fn terminate(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop within {within:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
