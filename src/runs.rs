@@ -130,7 +130,12 @@ pub async fn start(
         .check(&limiter_key)
         .map_err(AppError::RateLimited)?;
 
-    let record = registry::resolve(state, &principal.user_id, &new.fmu).await?;
+    // What was found above is visible to this caller (their own view, or a library model
+    // everyone sees); only an upload named under an API key needs the key's user.
+    let record = match named {
+        Some(record) => record,
+        None => registry::resolve(state, &principal.user_id, &new.fmu).await?,
+    };
     let fmu_dir = registry::extracted_dir(&state.config.data_dir, &record.id)?;
     let job = plan::plan(&record.info, &fmu_dir, &new.settings).map_err(AppError::Invalid)?;
     let max = state.config.max_run_time;

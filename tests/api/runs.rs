@@ -754,3 +754,45 @@ async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
         .unwrap();
     assert_eq!((state.as_str(), credits), ("failed", 25));
 }
+
+#[tokio::test]
+async fn a_run_cannot_use_another_users_upload() {
+    let app = spawn_app().await;
+    let alice = app.register().await;
+    let bob = app.register().await;
+    let part =
+        reqwest::multipart::Part::bytes(crate::common::fresh_fmu("Dahlquist", "3.0", "alice only"))
+            .file_name("a.fmu");
+    let uploaded: Value = api_client()
+        .post(app.at("/api/v1/fmus"))
+        .bearer_auth(&alice.api_key)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = uploaded["id"].as_str().unwrap();
+    assert_eq!(
+        create(
+            &app,
+            &bob.api_key,
+            json!({ "fmu_id": id, "stop_time": 0.1 })
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(balance(&app, &bob.api_key).await, 25);
+    assert_eq!(
+        create(
+            &app,
+            &alice.api_key,
+            json!({ "fmu_id": id, "stop_time": 0.1 })
+        )
+        .await
+        .status(),
+        201
+    );
+}
