@@ -124,3 +124,41 @@ CREATE TABLE idempotency_keys (
     created_at    INTEGER NOT NULL,
     PRIMARY KEY (user_id, key)
 );
+
+-- migration 4: billing (Stripe customers, purchases, processed webhook events)
+-- The Stripe customer of an account, created on its first purchase.
+CREATE TABLE billing_customers (
+    user_id             TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    stripe_customer_id  TEXT NOT NULL UNIQUE,
+    created_at          INTEGER NOT NULL
+);
+
+-- One row per paid Checkout Session: the credits it granted and what refunds took back.
+CREATE TABLE purchases (
+    id                   TEXT PRIMARY KEY,             -- 'pur_…'
+    user_id              TEXT NOT NULL REFERENCES users(id),
+    plan                 TEXT NOT NULL,
+    credits              INTEGER NOT NULL CHECK (credits > 0),
+    amount_cents         INTEGER NOT NULL CHECK (amount_cents >= 0),
+    currency             TEXT NOT NULL,
+    checkout_session_id  TEXT NOT NULL UNIQUE,          -- a session grants credits once
+    payment_intent_id    TEXT UNIQUE,                   -- how refunds find their purchase
+    refunded_cents       INTEGER NOT NULL DEFAULT 0,
+    credits_removed      INTEGER NOT NULL DEFAULT 0,    -- taken back by refunds
+    credits_unrecovered  INTEGER NOT NULL DEFAULT 0,    -- refunded after being spent
+    created_at           INTEGER NOT NULL,
+    CHECK (credits_removed + credits_unrecovered <= credits)
+);
+CREATE INDEX purchases_by_user ON purchases(user_id, created_at);
+
+-- Every Stripe event id handled, written in the same transaction as its effect, so a
+-- redelivered event changes nothing.
+CREATE TABLE stripe_events (
+    id           TEXT PRIMARY KEY,                      -- 'evt_…'
+    type         TEXT NOT NULL,
+    outcome      TEXT NOT NULL,                         -- what we did, for operators
+    received_at  INTEGER NOT NULL
+);
+
+-- Set when a refund took back credits that had already been spent: an operator should look.
+ALTER TABLE users ADD COLUMN billing_flag TEXT;

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::billing::plans::{Plan, Plans};
+
 /// Settings of a running service.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -48,6 +50,14 @@ pub struct Config {
     pub max_run_time: Duration,
     /// Runs one API key (or browser session) may start per minute.
     pub runs_per_minute: u32,
+    /// Plans that can be bought (Free is implied by `free_credits`); `FMU_GATEWAY_PLANS`.
+    pub paid_plans: Vec<Plan>,
+    /// Stripe's secret key (`STRIPE_SECRET_KEY`); `None`: billing is not configured.
+    pub stripe_secret_key: Option<String>,
+    /// Where Stripe's API is (`STRIPE_API_BASE`); tests point it at a local stand-in.
+    pub stripe_api_base: String,
+    /// Webhook signing secrets (`STRIPE_WEBHOOK_SECRET`, comma-separated while rotating).
+    pub stripe_webhook_secrets: Vec<String>,
     /// The executable started as `<exe> worker`; `None` = this program (tests point it at the
     /// built binary).
     pub worker_exe: Option<PathBuf>,
@@ -76,6 +86,10 @@ impl Config {
             sync_wait: Duration::from_secs(5),
             max_run_time: Duration::from_secs(600),
             runs_per_minute: 60,
+            paid_plans: Plans::defaults(25).paid().to_vec(),
+            stripe_secret_key: None,
+            stripe_api_base: "https://api.stripe.com".into(),
+            stripe_webhook_secrets: Vec::new(),
         }
     }
 
@@ -89,7 +103,7 @@ impl Config {
         let mut config = Config::local(data_dir);
         config.listen = listen;
         config.public_url = match env("FMU_GATEWAY_PUBLIC_URL") {
-            Some(url) => parse_url(&url)?,
+            Some(url) => parse_url("FMU_GATEWAY_PUBLIC_URL", &url)?,
             None => format!("http://{listen}"),
         };
         config.secure_cookies = match env("FMU_GATEWAY_SECURE_COOKIES") {
@@ -206,8 +220,67 @@ impl Config {
             }
             config.worker_memory_bytes = mb << 20;
         }
+        read_billing(&mut config, &env)?;
         Ok(config)
     }
+}
+
+/// Plans and Stripe. A secret key without a webhook secret is refused: customers could pay
+/// and never receive their credits.
+fn read_billing(
+    config: &mut Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = env("FMU_GATEWAY_PLANS") {
+        let json = if v.trim_start().starts_with('[') {
+            v.clone()
+        } else {
+            std::fs::read_to_string(v.trim()).map_err(|e| {
+                ConfigError::new(
+                    "FMU_GATEWAY_PLANS",
+                    &v,
+                    &format!("cannot read the file: {e}"),
+                )
+            })?
+        };
+        let plans = Plans::from_json(config.free_credits, &json)
+            .map_err(|e| ConfigError::new("FMU_GATEWAY_PLANS", &v, &e))?;
+        config.paid_plans = plans.paid().to_vec();
+    }
+    let set = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    config.stripe_secret_key = set("STRIPE_SECRET_KEY");
+    if let Some(key) = &config.stripe_secret_key
+        && !(key.starts_with("sk_") || key.starts_with("rk_"))
+    {
+        return Err(ConfigError::new(
+            "STRIPE_SECRET_KEY",
+            "(hidden)",
+            "expected a secret key starting with sk_ (or a restricted key, rk_)",
+        ));
+    }
+    if let Some(base) = set("STRIPE_API_BASE") {
+        config.stripe_api_base = parse_url("STRIPE_API_BASE", &base)?;
+    }
+    config.stripe_webhook_secrets = set("STRIPE_WEBHOOK_SECRET")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if config.stripe_secret_key.is_some() && config.stripe_webhook_secrets.is_empty() {
+        return Err(ConfigError::new(
+            "STRIPE_WEBHOOK_SECRET",
+            "",
+            "must be set when STRIPE_SECRET_KEY is: without it no payment would ever grant credits",
+        ));
+    }
+    Ok(())
 }
 
 /// A setting that could not be used, with the variable it came from.
@@ -244,13 +317,13 @@ fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_url(value: &str) -> Result<String, ConfigError> {
+fn parse_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
     let trimmed = value.trim().trim_end_matches('/');
     if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
         Ok(trimmed.to_string())
     } else {
         Err(ConfigError::new(
-            "FMU_GATEWAY_PUBLIC_URL",
+            name,
             value,
             "must start with http:// or https://",
         ))
@@ -272,7 +345,7 @@ fn is_plain_http_localhost(url: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let pairs: Vec<(String, String)> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -322,5 +395,60 @@ mod tests {
         assert!(Config::from_env(listen(), "data".into(), env).is_err());
         let env = env_of(&[("FMU_GATEWAY_PUBLIC_URL", "fmu.example.com")]);
         assert!(Config::from_env(listen(), "data".into(), env).is_err());
+    }
+
+    #[test]
+    fn stripe_settings_are_read_and_checked() {
+        let c = Config::from_env(listen(), "data".into(), env_of(&[])).unwrap();
+        assert!(c.stripe_secret_key.is_none());
+        assert_eq!(c.stripe_api_base, "https://api.stripe.com");
+        let env = env_of(&[
+            ("STRIPE_SECRET_KEY", "sk_test_123"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_new, whsec_old"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:9999/"),
+        ]);
+        let c = Config::from_env(listen(), "data".into(), env).unwrap();
+        assert_eq!(c.stripe_secret_key.as_deref(), Some("sk_test_123"));
+        assert_eq!(c.stripe_webhook_secrets, ["whsec_new", "whsec_old"]);
+        assert_eq!(c.stripe_api_base, "http://127.0.0.1:9999");
+        // A key without a webhook secret would take money and never grant credits.
+        let env = env_of(&[("STRIPE_SECRET_KEY", "sk_test_123")]);
+        let err = Config::from_env(listen(), "data".into(), env).unwrap_err();
+        assert!(err.to_string().contains("STRIPE_WEBHOOK_SECRET"), "{err}");
+        // A publishable key by mistake is refused without echoing it.
+        let env = env_of(&[
+            ("STRIPE_SECRET_KEY", "pk_live_abc"),
+            ("STRIPE_WEBHOOK_SECRET", "w"),
+        ]);
+        let err = Config::from_env(listen(), "data".into(), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("STRIPE_SECRET_KEY") && !err.contains("pk_live_abc"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plans_come_from_inline_json_or_a_file() {
+        let json = r#"[{"id":"team","name":"Team","description":"","credits":50,"amount_cents":900,"currency":"usd"}]"#;
+        let env = env_of(&[("FMU_GATEWAY_PLANS", json)]);
+        let c = Config::from_env(listen(), "data".into(), env).unwrap();
+        assert_eq!(c.paid_plans.len(), 1);
+        assert_eq!(c.paid_plans[0].id, "team");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plans.json");
+        std::fs::write(&file, json).unwrap();
+        let path = file.to_str().unwrap().to_string();
+        let env = env_of(&[("FMU_GATEWAY_PLANS", path.as_str())]);
+        let c = Config::from_env(listen(), "data".into(), env).unwrap();
+        assert_eq!(c.paid_plans[0].credits, 50);
+        let env = env_of(&[("FMU_GATEWAY_PLANS", "/nonexistent/plans.json")]);
+        assert!(Config::from_env(listen(), "data".into(), env).is_err());
+        let env = env_of(&[("FMU_GATEWAY_PLANS", "[{\"id\":\"x\"}]")]);
+        let err = Config::from_env(listen(), "data".into(), env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FMU_GATEWAY_PLANS"), "{err}");
     }
 }

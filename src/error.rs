@@ -29,6 +29,18 @@ pub enum AppError {
     /// The upload is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// The request cannot be read at all (e.g. a webhook body that is not JSON).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A webhook whose signature does not verify.
+    #[error("{0}")]
+    BadSignature(String),
+    /// A feature this server is not configured for (billing without Stripe keys).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The payment provider refused or failed; the message is for the user.
+    #[error("{0}")]
+    PaymentProvider(String),
     #[error("too many attempts: try again in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
     /// Something broke on our side; the text is for the log only.

@@ -74,7 +74,13 @@ pub fn app(state: State) -> impl Endpoint {
             "/fmus/by-hash/:sha256",
             get(json(compat_fmus::by_hash.boxed())),
         )
-        .at(paths::BILLING, get(web::misc::billing))
+        .at(paths::BILLING, get(web::billing::page))
+        .at(paths::BILLING_CHECKOUT, post(web::billing::checkout))
+        .at(paths::BILLING_PORTAL, post(web::billing::portal))
+        .at(
+            "/purchase",
+            post(json(api::billing_routes::purchase.boxed())),
+        )
         // Compatibility routes (JSON errors; cookie or API key).
         .at("/usage/", get(json(compat::usage_list.boxed())))
         .at("/usage/recent", get(json(compat::usage_recent.boxed())))
@@ -94,6 +100,10 @@ pub fn app(state: State) -> impl Endpoint {
     Route::new()
         .nest("/", cookie_routes)
         .nest("/api", api::routes(&public_url))
+        .at(
+            paths::STRIPE_WEBHOOK,
+            post(json(api::billing_routes::stripe_webhook.boxed())),
+        )
         .at("/assets/:name", get(web::assets::serve))
         .at("/health", get(health))
         .at("/ready", get(ready))
@@ -174,18 +184,17 @@ async fn ready(state: Data<&State>) -> Response {
 
 /// The policy for our own pages: everything from our origin, no inline script or style, no
 /// framing. The API docs page (Swagger UI, bundled by poem-openapi) needs inline script and
-/// style, so it alone gets those.
-const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+/// style, so it alone gets those. A page that sets its own policy keeps it (billing widens
+/// `form-action` to Stripe).
+pub const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 const CSP_DOCS: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
 
 async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let docs = req.uri().path().starts_with(paths::API_DOCS);
     let mut resp = next.call(req).await?.into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if docs { CSP_DOCS } else { CSP }),
-    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(if docs { CSP_DOCS } else { CSP }));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -18,6 +18,8 @@ pub struct AppState {
     pub workers: Arc<WorkerPool>,
     /// Run creation per API key (or user, for the dashboard).
     pub run_limit: KeyedLimit<String>,
+    /// Plans and Stripe.
+    pub billing: crate::billing::Billing,
     /// How to cancel each run in progress.
     pub cancels:
         std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
@@ -79,7 +81,9 @@ impl AppState {
             );
         }
         let run_limit = KeyedLimit::per_minute(config.runs_per_minute);
+        let billing = crate::billing::Billing::from_config(&config);
         Ok(Arc::new(AppState {
+            billing,
             config,
             db,
             keys,

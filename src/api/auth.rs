@@ -49,6 +49,8 @@ operations! {
     ReadFmus => "read_fmus",
     ManageFmus => "manage_fmus",
     ReadRuns => "read_runs",
+    ReadBilling => "read_billing",
+    ManageBilling => "manage_billing",
 }
 
 fn register_schemes(registry: &mut Registry) {

@@ -41,7 +41,10 @@ impl<'a, O: Operation> FromRequest<'a> for Caller<O> {
 }
 
 /// An API key in the headers wins; without one, the browser session.
-async fn principal_for(req: &Request, facts: RequestFacts) -> Result<Principal, ApiError> {
+pub(crate) async fn principal_for(
+    req: &Request,
+    facts: RequestFacts,
+) -> Result<Principal, ApiError> {
     let state = req
         .data::<State>()
         .expect("state is attached to every route");

@@ -55,6 +55,12 @@ pub enum ApiError {
     /// Something broke on our side; it has been logged.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The payment provider (Stripe) refused or did not answer; nothing was charged.
+    #[oai(status = 502)]
+    BadGateway(Json<ErrorBody>),
+    /// This server is not configured for the request (e.g. billing without Stripe keys).
+    #[oai(status = 503)]
+    ServiceUnavailable(Json<ErrorBody>),
 }
 
 fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
@@ -88,6 +94,12 @@ impl From<AppError> for ApiError {
                 ApiError::PaymentRequired(body("insufficient_credits", m))
             }
             AppError::TooLarge(m) => ApiError::PayloadTooLarge(body("payload_too_large", m)),
+            AppError::BadRequest(m) => ApiError::BadRequest(body("invalid_request", m)),
+            AppError::BadSignature(m) => ApiError::BadRequest(body("invalid_signature", m)),
+            AppError::Unavailable(m) => {
+                ApiError::ServiceUnavailable(body("billing_not_configured", m))
+            }
+            AppError::PaymentProvider(m) => ApiError::BadGateway(body("payment_provider_error", m)),
             AppError::RateLimited(wait) => ApiError::TooManyRequests(
                 body("rate_limited", err.to_string()),
                 retry_after_secs(wait).to_string(),

@@ -5,11 +5,13 @@
 //! shape the answer. The HTML face calls the same domain functions.
 
 pub mod auth;
+pub mod billing_routes;
 pub mod compat;
 pub mod compat_fmus;
 pub mod compat_runs;
 pub mod error;
 mod v1_account;
+mod v1_billing;
 pub mod v1_fmus;
 mod v1_keys;
 pub mod v1_runs;
@@ -28,6 +30,7 @@ pub fn service(
         v1_usage::UsageApi,
         v1_fmus::FmusApi,
         v1_runs::RunsApi,
+        v1_billing::BillingApi,
     ),
     (),
 > {
@@ -38,6 +41,7 @@ pub fn service(
             v1_usage::UsageApi,
             v1_fmus::FmusApi,
             v1_runs::RunsApi,
+            v1_billing::BillingApi,
         ),
         "FMU Gateway API",
         env!("CARGO_PKG_VERSION"),
@@ -58,6 +62,12 @@ pub fn routes(public_url: &str) -> impl Endpoint + use<> {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()
+        // Stripe posts here as well as to `/stripe/webhook`; not part of the client API.
+        .at(
+            "/v1/billing/webhook",
+            poem::post(billing_routes::stripe_webhook)
+                .catch_all_error(|e| async move { error::framework_error(e) }),
+        )
         .nest(
             "/v1",
             api.into_endpoint()

@@ -5,6 +5,7 @@
 //! blocking, so async callers go through [`Db::run`], which hops onto the blocking pool.
 
 pub mod api_keys;
+pub mod billing;
 pub mod fmus;
 pub mod ledger;
 pub mod runs;

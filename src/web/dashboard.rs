@@ -29,6 +29,7 @@ pub async fn page(
         })
         .collect();
     let runs_in_period: i64 = days.iter().map(|(_, n, _)| n).sum();
+    let plan = crate::billing::plan_of(&state, &s.user.id).await?;
     let who = s.user.name.as_deref().unwrap_or(&s.user.email);
     let content = html! {
         h1 { "Hello, " (who) }
@@ -36,7 +37,7 @@ pub async fn page(
             section.card aria-labelledby="credits-h" {
                 h2 #credits-h { "Credits" }
                 p.big #credits { (s.user.credits) }
-                p.muted { "Free plan · each simulation run costs " (state.config.run_cost) " credit(s)." }
+                p.muted { (plan.name) " plan · each simulation run costs " (state.config.run_cost) " credit(s)." }
                 a href=(paths::BILLING) { "Buy credits" }
             }
             section.card aria-labelledby="key-h" {

@@ -26,6 +26,9 @@ impl From<AppError> for WebError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
+            AppError::BadRequest(_) | AppError::BadSignature(_) => StatusCode::BAD_REQUEST,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::PaymentProvider(_) => StatusCode::BAD_GATEWAY,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

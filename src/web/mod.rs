@@ -6,6 +6,7 @@
 
 pub mod assets;
 pub mod auth_pages;
+pub mod billing;
 pub mod charts;
 pub mod dashboard;
 pub mod error;
@@ -13,7 +14,6 @@ pub mod keys;
 pub mod layout;
 pub mod library;
 pub mod middleware;
-pub mod misc;
 pub mod paths;
 pub mod runs;
 pub mod usage;

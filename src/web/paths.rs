@@ -18,6 +18,10 @@ pub const RUN_FIELDS: &str = "/runs/form-fields";
 pub const LIBRARY: &str = "/library";
 pub const LIBRARY_MODEL: &str = "/library/:id";
 pub const BILLING: &str = "/billing";
+pub const BILLING_CHECKOUT: &str = "/billing/checkout";
+pub const BILLING_PORTAL: &str = "/billing/portal";
+/// Where Stripe delivers webhook events (also `/api/v1/billing/webhook`).
+pub const STRIPE_WEBHOOK: &str = "/stripe/webhook";
 pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
 

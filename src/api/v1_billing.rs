@@ -1,0 +1,190 @@
+//! `/api/v1/billing`: plan, credits and history; start a Checkout; open the Billing Portal.
+//! The webhook Stripe calls is a plain route (`api::webhook`): it is not for API clients.
+
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, Tags};
+
+use super::auth::{Authed, ManageBilling, ReadBilling};
+use super::error::ApiError;
+use crate::billing::{self, plans::Plan};
+use crate::state::State;
+
+#[derive(Tags)]
+enum Tag {
+    /// Plans, credits and purchases (Stripe).
+    Billing,
+}
+
+#[derive(Object)]
+pub struct PlanInfo {
+    /// `free`, `pro`, `enterprise`, … (as configured).
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Credits one purchase grants (Free: at sign-up).
+    pub credits: i64,
+    /// Price in the currency's smallest unit (cents).
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+impl From<&Plan> for PlanInfo {
+    fn from(p: &Plan) -> Self {
+        PlanInfo {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            credits: p.credits,
+            amount_cents: p.amount_cents,
+            currency: p.currency.clone(),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct PurchaseInfo {
+    pub id: String,
+    pub plan: String,
+    pub credits: i64,
+    pub amount_cents: i64,
+    pub currency: String,
+    /// Amount refunded so far, in cents.
+    pub refunded_cents: i64,
+    /// Credits taken back by refunds.
+    pub credits_removed: i64,
+    pub checkout_session_id: String,
+    pub created_at: String,
+}
+
+#[derive(Object)]
+pub struct LedgerEntry {
+    /// Credits added (positive) or taken (negative).
+    pub delta: i64,
+    pub balance_after: i64,
+    /// `grant`, `reserve`, `settle`, `refund`, `purchase` or `purchase_refund`.
+    pub kind: String,
+    pub reason: String,
+    pub run_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Object)]
+pub struct BillingOverview {
+    /// The current plan: that of the newest purchase not refunded in full, else Free.
+    pub plan: PlanInfo,
+    pub credits: i64,
+    /// Whether credits can be bought on this server (Stripe is configured).
+    pub billing_enabled: bool,
+    /// The plans that can be bought.
+    pub plans: Vec<PlanInfo>,
+    /// Newest first.
+    pub purchases: Vec<PurchaseInfo>,
+    /// The newest credit ledger rows, newest first.
+    pub history: Vec<LedgerEntry>,
+    /// Set when a refund took back credits that were already spent.
+    pub account_flag: Option<String>,
+}
+
+#[derive(Object)]
+pub struct CheckoutRequest {
+    /// The plan to buy, e.g. `pro`.
+    pub plan: String,
+}
+
+#[derive(Object)]
+pub struct CheckoutStarted {
+    /// Send the customer here to pay (Stripe Checkout).
+    pub checkout_url: String,
+    pub session_id: String,
+}
+
+#[derive(Object)]
+pub struct PortalLink {
+    /// The Stripe Billing Portal for this account; valid for a short time.
+    pub url: String,
+}
+
+pub struct BillingApi;
+
+#[OpenApi(tag = "Tag::Billing")]
+impl BillingApi {
+    /// The account's plan, credits, purchases and credit history.
+    #[oai(path = "/billing", method = "get", operation_id = "getBilling")]
+    async fn overview(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadBilling>,
+    ) -> Result<Json<BillingOverview>, ApiError> {
+        let s = billing::summary(&state, &auth.principal.user_id).await?;
+        Ok(Json(BillingOverview {
+            plan: (&s.plan).into(),
+            credits: s.credits,
+            billing_enabled: s.configured,
+            plans: state.billing.plans.paid().iter().map(Into::into).collect(),
+            purchases: s
+                .purchases
+                .into_iter()
+                .map(|p| PurchaseInfo {
+                    id: p.id,
+                    plan: p.plan,
+                    credits: p.credits,
+                    amount_cents: p.amount_cents,
+                    currency: p.currency,
+                    refunded_cents: p.refunded_cents,
+                    credits_removed: p.credits_removed,
+                    checkout_session_id: p.checkout_session_id,
+                    created_at: super::time(p.created_at),
+                })
+                .collect(),
+            history: s
+                .history
+                .into_iter()
+                .map(|e| LedgerEntry {
+                    delta: e.delta,
+                    balance_after: e.balance_after,
+                    kind: e.kind,
+                    reason: e.reason,
+                    run_id: e.run_id,
+                    created_at: super::time(e.created_at),
+                })
+                .collect(),
+            account_flag: s.flag,
+        }))
+    }
+
+    /// Starts buying a plan: answers the Stripe Checkout URL to send the customer to. Credits
+    /// are added when Stripe confirms the payment (by webhook), usually within seconds.
+    #[oai(
+        path = "/billing/checkout",
+        method = "post",
+        operation_id = "startCheckout"
+    )]
+    async fn checkout(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ManageBilling>,
+        body: Json<CheckoutRequest>,
+    ) -> Result<Json<CheckoutStarted>, ApiError> {
+        let c = billing::start_checkout(&state, &auth.principal.user_id, &body.plan).await?;
+        Ok(Json(CheckoutStarted {
+            checkout_url: c.url,
+            session_id: c.session_id,
+        }))
+    }
+
+    /// A link to the Stripe Billing Portal (invoices, receipts, payment methods). Available
+    /// after the first purchase.
+    #[oai(
+        path = "/billing/portal",
+        method = "post",
+        operation_id = "openBillingPortal"
+    )]
+    async fn portal(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ManageBilling>,
+    ) -> Result<Json<PortalLink>, ApiError> {
+        let url = billing::open_portal(&state, &auth.principal.user_id).await?;
+        Ok(Json(PortalLink { url }))
+    }
+}

@@ -1,0 +1,286 @@
+//! Billing: plans, buying credits through Stripe Checkout, the Billing Portal, and the
+//! webhooks that turn payments into credits.
+//!
+//! Money only becomes credits in one place, [`events::apply`], on a webhook whose signature
+//! we verified: the browser coming back from Checkout proves nothing. Both faces (the billing
+//! page and the JSON API) call the functions here.
+
+pub mod events;
+pub mod plans;
+pub mod signature;
+pub mod stripe;
+
+use crate::config::Config;
+use crate::db::billing::Purchase;
+use crate::db::{self, ledger};
+use crate::error::{AppError, AppResult};
+use crate::state::State;
+use plans::{Plan, Plans};
+use stripe::{CheckoutRequest, StripeClient, StripeError};
+
+/// Billing settings and the Stripe client, built once from the configuration.
+pub struct Billing {
+    pub plans: Plans,
+    stripe: Option<StripeClient>,
+    webhook_secrets: Vec<String>,
+    public_url: String,
+}
+
+impl Billing {
+    pub fn from_config(config: &Config) -> Billing {
+        let plans = Plans::new(config.free_credits, config.paid_plans.clone())
+            .expect("plans are checked when the configuration is read");
+        Billing {
+            plans,
+            stripe: config
+                .stripe_secret_key
+                .as_deref()
+                .map(|key| StripeClient::new(&config.stripe_api_base, key)),
+            webhook_secrets: config.stripe_webhook_secrets.clone(),
+            public_url: config.public_url.clone(),
+        }
+    }
+
+    /// Whether credits can be bought here (a Stripe secret key is set).
+    pub fn configured(&self) -> bool {
+        self.stripe.is_some()
+    }
+
+    fn stripe(&self) -> AppResult<&StripeClient> {
+        self.stripe.as_ref().ok_or_else(|| {
+            AppError::Unavailable(
+                "billing is not configured on this server (no STRIPE_SECRET_KEY), so credits \
+                 cannot be bought here; ask the operator to grant credits"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// A user's billing state, as the billing page and `GET /api/v1/billing` show it.
+pub struct Summary {
+    /// Follows from purchases: the newest one not refunded in full, else Free.
+    pub plan: Plan,
+    pub credits: i64,
+    pub purchases: Vec<Purchase>,
+    /// Newest credit ledger rows first.
+    pub history: Vec<ledger::Entry>,
+    /// Set when a refund took back credits already spent.
+    pub flag: Option<String>,
+    /// Whether the Billing Portal can be opened (the user has a Stripe customer).
+    pub has_customer: bool,
+    pub configured: bool,
+}
+
+pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
+    let id = user_id.to_string();
+    let (user, plan_id, purchases, history, flag, customer) = state
+        .db
+        .run(move |conn| {
+            Ok((
+                db::users::get(conn, &id)?,
+                db::billing::current_plan(conn, &id)?,
+                db::billing::purchases(conn, &id, 50)?,
+                ledger::recent(conn, &id, 50)?,
+                db::billing::flag_of(conn, &id)?,
+                db::billing::customer_of(conn, &id)?,
+            ))
+        })
+        .await?;
+    let user = user.ok_or(AppError::NotFound("account"))?;
+    let plans = &state.billing.plans;
+    let plan = plan_id
+        .and_then(|p| plans.get(&p).cloned())
+        .unwrap_or_else(|| plans.free().clone());
+    Ok(Summary {
+        plan,
+        credits: user.credits,
+        purchases,
+        history,
+        flag,
+        has_customer: customer.is_some(),
+        configured: state.billing.configured(),
+    })
+}
+
+/// The user's current plan (the newest purchase not refunded in full, else Free).
+pub async fn plan_of(state: &State, user_id: &str) -> AppResult<Plan> {
+    let id = user_id.to_string();
+    let current = state
+        .db
+        .run(move |conn| db::billing::current_plan(conn, &id))
+        .await?;
+    let plans = &state.billing.plans;
+    Ok(current
+        .and_then(|p| plans.get(&p).cloned())
+        .unwrap_or_else(|| plans.free().clone()))
+}
+
+/// A Checkout Session to pay for a plan.
+pub struct Checkout {
+    pub url: String,
+    pub session_id: String,
+}
+
+/// Starts buying `plan_id`: the user's Stripe customer (created on the first purchase), then
+/// a Checkout Session whose success URL comes back to the billing page.
+pub async fn start_checkout(state: &State, user_id: &str, plan_id: &str) -> AppResult<Checkout> {
+    let billing = &state.billing;
+    let plan = billing
+        .plans
+        .purchasable(plan_id.trim())
+        .map_err(AppError::Invalid)?
+        .clone();
+    let stripe = billing.stripe()?;
+    let customer = customer_for(state, stripe, user_id).await?;
+    let success_url = format!(
+        "{}{}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
+        billing.public_url,
+        crate::web::paths::BILLING
+    );
+    let cancel_url = format!(
+        "{}{}?checkout=cancelled",
+        billing.public_url,
+        crate::web::paths::BILLING
+    );
+    let session = stripe
+        .create_checkout_session(&CheckoutRequest {
+            customer: &customer,
+            user_id,
+            plan: &plan,
+            success_url: &success_url,
+            cancel_url: &cancel_url,
+        })
+        .await
+        .map_err(provider_error)?;
+    tracing::info!(user = %user_id, plan = %plan.id, session = %session.id, "checkout started");
+    Ok(Checkout {
+        url: session.url,
+        session_id: session.id,
+    })
+}
+
+/// A Billing Portal link for the user's invoices and payment methods.
+pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
+    let stripe = state.billing.stripe()?;
+    let id = user_id.to_string();
+    let customer = state
+        .db
+        .run(move |conn| db::billing::customer_of(conn, &id))
+        .await?
+        .ok_or_else(|| {
+            AppError::Conflict(
+                "there is nothing to manage yet: the billing portal opens after your first \
+                 purchase"
+                    .into(),
+            )
+        })?;
+    let return_url = format!("{}{}", state.billing.public_url, crate::web::paths::BILLING);
+    let session = stripe
+        .create_portal_session(&customer, &return_url)
+        .await
+        .map_err(provider_error)?;
+    Ok(session.url)
+}
+
+/// The user's Stripe customer, created on first use.
+async fn customer_for(state: &State, stripe: &StripeClient, user_id: &str) -> AppResult<String> {
+    let id = user_id.to_string();
+    let (existing, user) = state
+        .db
+        .run(move |conn| {
+            Ok((
+                db::billing::customer_of(conn, &id)?,
+                db::users::get(conn, &id)?,
+            ))
+        })
+        .await?;
+    if let Some(customer) = existing {
+        return Ok(customer);
+    }
+    let user = user.ok_or(AppError::NotFound("account"))?;
+    let created = stripe
+        .create_customer(&user.id, &user.email, user.name.as_deref())
+        .await
+        .map_err(provider_error)?;
+    let id = user.id.clone();
+    Ok(state
+        .db
+        .run(move |conn| db::billing::save_customer(conn, &id, &created.id, db::now_ms()))
+        .await?)
+}
+
+/// What a delivered webhook did.
+pub struct Receipt {
+    pub event_id: String,
+    pub duplicate: bool,
+    pub outcome: String,
+}
+
+/// Verifies and applies one webhook delivery. A bad signature or body changes nothing.
+pub async fn receive_webhook(
+    state: &State,
+    signature_header: Option<&str>,
+    payload: &[u8],
+) -> AppResult<Receipt> {
+    let billing = &state.billing;
+    if billing.webhook_secrets.is_empty() {
+        return Err(AppError::Unavailable(
+            "webhooks are not configured on this server (no STRIPE_WEBHOOK_SECRET)".into(),
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    signature::verify(signature_header, payload, &billing.webhook_secrets, now)
+        .map_err(|e| AppError::BadSignature(e.to_string()))?;
+    let event: events::Event = serde_json::from_slice(payload)
+        .map_err(|e| AppError::BadRequest(format!("the body is not a Stripe event: {e}")))?;
+    let plans = billing.plans.clone();
+    let event_id = event.id.clone();
+    let outcome = state
+        .db
+        .run(move |conn| events::apply(conn, &event, &plans, db::now_ms()))
+        .await?;
+    let receipt = match outcome {
+        events::Outcome::Duplicate => Receipt {
+            event_id,
+            duplicate: true,
+            outcome: "already handled".into(),
+        },
+        events::Outcome::Handled(outcome) => Receipt {
+            event_id,
+            duplicate: false,
+            outcome,
+        },
+    };
+    tracing::info!(event = %receipt.event_id, duplicate = receipt.duplicate, outcome = %receipt.outcome, "Stripe webhook");
+    Ok(receipt)
+}
+
+/// A failed Stripe call, as the user should read it.
+fn provider_error(e: StripeError) -> AppError {
+    match &e {
+        StripeError::Api {
+            status, message, ..
+        } if !e.is_transient() && *status != 401 && *status != 403 => {
+            AppError::PaymentProvider(format!("Stripe refused the request: {message}"))
+        }
+        StripeError::Api {
+            status: 401 | 403, ..
+        } => {
+            tracing::error!(error = %e, "Stripe refused our secret key");
+            AppError::PaymentProvider(
+                "payments are misconfigured on our side; nothing was charged, and we have been \
+                 alerted"
+                    .into(),
+            )
+        }
+        _ => {
+            tracing::warn!(error = %e, "Stripe is unavailable");
+            AppError::PaymentProvider(
+                "Stripe is not answering right now; nothing was charged. Please try again in a \
+                 minute"
+                    .into(),
+            )
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The billing page: plan and credits, plan cards that start Stripe Checkout, the Billing
+//! Portal, purchases and the credit history, and the states Checkout comes back to.
+//!
+//! The plan and portal forms are plain form posts answered with a 303 to Stripe: an htmx
+//! request could not follow a redirect to another origin. The page's CSP therefore allows
+//! forms to go to Stripe (browsers apply `form-action` to the redirect too).
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Query};
+use poem::{IntoResponse, Response, handler};
+use serde::Deserialize;
+
+use super::error::WebError;
+use super::layout::{self, Nav, csrf_field, when};
+use super::{CurrentSession, html, paths, see_other};
+use crate::auth::session::Session;
+use crate::billing::plans::{Plan, money};
+use crate::billing::{self, Summary};
+use crate::state::State;
+
+#[derive(Deserialize)]
+pub struct Landing {
+    /// `success` or `cancelled`, set by the URLs we give Checkout.
+    checkout: Option<String>,
+    session_id: Option<String>,
+}
+
+#[handler]
+pub async fn page(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    Query(landing): Query<Landing>,
+) -> Result<Response, WebError> {
+    let summary = billing::summary(&state, &s.user.id).await?;
+    let content = view(&state, &s, &summary, &landing);
+    let mut resp = html(
+        StatusCode::OK,
+        layout::page("Billing", Nav::Billing, Some(&s), content),
+    );
+    resp.headers_mut().insert(
+        poem::http::header::CONTENT_SECURITY_POLICY,
+        csp(&state.config.stripe_api_base)
+            .parse()
+            .expect("the policy is a valid header value"),
+    );
+    Ok(resp)
+}
+
+/// Our usual policy, with Stripe's hosted pages (and, in tests, the local stand-in that
+/// serves them) allowed as form targets.
+fn csp(api_base: &str) -> String {
+    let mut targets = String::from("https://checkout.stripe.com https://billing.stripe.com");
+    if !api_base.starts_with("https://api.stripe.com") {
+        targets.push(' ');
+        targets.push_str(api_base);
+    }
+    crate::http::CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {targets}"),
+    )
+}
+
+fn view(state: &State, s: &Session, b: &Summary, landing: &Landing) -> Markup {
+    let bought = landing
+        .session_id
+        .as_deref()
+        .and_then(|id| b.purchases.iter().find(|p| p.checkout_session_id == id));
+    html! {
+        h1 { "Billing" }
+        div #billing-status role="status" {
+            @match (landing.checkout.as_deref(), bought) {
+                (Some("success"), Some(p)) => (layout::alert("success",
+                    &format!("Payment received: {} credits were added to your account. Thank you!", p.credits))),
+                (Some("success"), None) => (layout::alert("success",
+                    "Thank you! Stripe is confirming your payment; the credits appear here within a few seconds.")),
+                (Some("cancelled"), _) => (layout::alert("info", "Checkout was cancelled. Nothing was charged.")),
+                _ => {}
+            }
+            @if let Some(flag) = &b.flag {
+                (layout::alert("error", &format!("This account needs attention: {flag}. Please contact support.")))
+            }
+        }
+        div.cards {
+            section.card aria-labelledby="plan-h" {
+                h2 #plan-h { "Current plan" }
+                p.big #plan-name { (b.plan.name) }
+                p.muted { (b.plan.description) }
+                @if b.configured && b.has_customer {
+                    form method="post" action=(paths::BILLING_PORTAL) {
+                        (csrf_field(s))
+                        button type="submit" { "Manage billing" }
+                    }
+                    p.muted { "Invoices, receipts and payment methods, on Stripe." }
+                }
+            }
+            section.card aria-labelledby="credits-h" {
+                h2 #credits-h { "Credits" }
+                p.big #credits { (b.credits) }
+                p.muted { "Each simulation run costs " (state.config.run_cost) " credit(s)." }
+            }
+        }
+        section aria-labelledby="plans-h" {
+            h2 #plans-h { "Buy credits" }
+            @if !b.configured {
+                (layout::alert("info", "Billing is not configured on this server, so credits cannot be bought here. \
+                                        Ask the operator to grant credits."))
+            }
+            div.cards {
+                @for plan in state.billing.plans.paid() {
+                    (plan_card(s, plan, b))
+                }
+            }
+        }
+        @if !b.purchases.is_empty() {
+            section aria-labelledby="purchases-h" {
+                h2 #purchases-h { "Purchases" }
+                table {
+                    thead { tr {
+                        th scope="col" { "Date" } th scope="col" { "Plan" } th scope="col" { "Credits" }
+                        th scope="col" { "Paid" } th scope="col" { "Refunded" }
+                    } }
+                    tbody {
+                        @for p in &b.purchases {
+                            tr {
+                                td { (when(p.created_at)) }
+                                td { (state.billing.plans.get(&p.plan).map_or(p.plan.as_str(), |x| x.name.as_str())) }
+                                td.num { (p.credits) }
+                                td.num { (money(p.amount_cents, &p.currency)) }
+                                td.num { @if p.refunded_cents > 0 { (money(p.refunded_cents, &p.currency)) } @else { "—" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="history-h" {
+            h2 #history-h { "Credit history" }
+            table {
+                thead { tr { th scope="col" { "Date" } th scope="col" { "Change" } th scope="col" { "Balance" } th scope="col" { "Reason" } } }
+                tbody {
+                    @for e in &b.history {
+                        tr {
+                            td { (when(e.created_at)) }
+                            td.num { @if e.delta > 0 { "+" } (e.delta) }
+                            td.num { (e.balance_after) }
+                            td { (e.reason) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn plan_card(s: &Session, plan: &Plan, b: &Summary) -> Markup {
+    let current = plan.id == b.plan.id;
+    let per_credit = plan.amount_cents as f64 / plan.credits as f64 / 100.0;
+    html! {
+        section.card.plan aria-labelledby={ "plan-" (plan.id) } {
+            h3 #{ "plan-" (plan.id) } { (plan.name) @if current { " " span.badge.badge-active { "Current" } } }
+            p.big { (plan.price()) }
+            p { strong { (plan.credits) " credits" } span.muted { " · " (format!("{per_credit:.2}")) " " (plan.currency.to_uppercase()) " per credit" } }
+            p.muted { (plan.description) }
+            form method="post" action=(paths::BILLING_CHECKOUT) {
+                (csrf_field(s))
+                input type="hidden" name="plan" value=(plan.id);
+                button.primary type="submit" disabled[!b.configured] {
+                    @if b.plan.id == crate::billing::plans::FREE { "Upgrade to " (plan.name) } @else { "Buy " (plan.name) }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CheckoutForm {
+    plan: String,
+}
+
+/// `POST /billing/checkout`: 303 to Stripe Checkout for the chosen plan.
+#[handler]
+pub async fn checkout(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    Form(form): Form<CheckoutForm>,
+) -> Result<Response, WebError> {
+    let c = billing::start_checkout(&state, &s.user.id, &form.plan).await?;
+    Ok(see_other(&c.url).into_response())
+}
+
+/// `POST /billing/portal`: 303 to the Stripe Billing Portal.
+#[handler]
+pub async fn portal(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+) -> Result<Response, WebError> {
+    let url = billing::open_portal(&state, &s.user.id).await?;
+    Ok(see_other(&url))
+}
