@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::common::{TestApp, api_client, spawn_app};
 
-async fn public_key(app: &TestApp) -> PublicKey {
+pub(crate) async fn public_key(app: &TestApp) -> PublicKey {
     let body: Value = api_client()
         .get(app.at("/api/v1/keys/public-key"))
         .send()
@@ -22,7 +22,11 @@ async fn public_key(app: &TestApp) -> PublicKey {
 }
 
 /// The holder's offline attenuation: append a block with `code` using the biscuit library.
-fn attenuate(key: &str, public: PublicKey, block: biscuit_auth::builder::BlockBuilder) -> String {
+pub(crate) fn attenuate(
+    key: &str,
+    public: PublicKey,
+    block: biscuit_auth::builder::BlockBuilder,
+) -> String {
     let raw = key.strip_prefix("fmugw_").unwrap();
     let token = Biscuit::from_base64(raw, public).unwrap();
     token.append(block).unwrap().to_base64().unwrap()

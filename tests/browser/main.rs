@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Account, TestApp, spawn_app};
+use common::{Account, TestApp, spawn_app, spawn_billing_app, stripe};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -562,4 +562,96 @@ async fn a_run_started_from_the_form_updates_in_place_and_shows_its_plot() {
         &csv[..csv.len().min(200)]
     );
     assert_eq!(csv.lines().count(), 50002);
+}
+
+#[tokio::test]
+async fn upgrading_goes_to_stripe_checkout_and_a_paid_session_shows_on_the_dashboard() {
+    let stub = stripe::start().await;
+    let app = spawn_billing_app(&stub, |_c| {}).await;
+    let account = app.register().await;
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+
+    c.goto(&app.at("/billing")).await.unwrap();
+    let text_of = |css: &'static str| async move {
+        c.find(Locator::Css(css))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert_eq!(text_of("#plan-name").await, "Free");
+    assert_eq!(text_of("#credits").await, "25");
+    c.find(Locator::XPath(
+        "//form[@action='/billing/checkout']//button[normalize-space()='Upgrade to Pro']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+
+    // The form's 303 leads the browser to Checkout: the page's CSP lets forms go there.
+    let checkout_prefix = format!("{}/checkout/cs_test_", stub.url);
+    let url = eventually("the Stripe Checkout page", || async {
+        let url = c.current_url().await.ok()?;
+        if !url.as_str().starts_with(&checkout_prefix) {
+            return None;
+        }
+        let title = c.title().await.ok()?;
+        (title == "Stripe Checkout stand-in").then_some(url)
+    })
+    .await;
+    let session_id = url.path().rsplit('/').next().unwrap().to_string();
+    assert!(session_id.starts_with("cs_test_"), "{url}");
+    let sessions = stub.requests_to("/v1/checkout/sessions");
+    assert!(
+        sessions.iter().any(|r| {
+            r.field("metadata[user_id]") == Some(account.user_id.as_str())
+                && r.field("metadata[plan]") == Some("pro")
+        }),
+        "a Checkout Session for this user and plan was created: {sessions:?}"
+    );
+
+    // Stripe reports the payment.
+    let event = stripe::checkout_completed(
+        "evt_browser_1",
+        &session_id,
+        &account.user_id,
+        "pro",
+        120,
+        "paid",
+        "pi_browser_1",
+        4900,
+    );
+    let body = serde_json::to_vec(&event).unwrap();
+    let resp = reqwest::Client::new()
+        .post(app.at("/stripe/webhook"))
+        .header("Content-Type", "application/json")
+        .header(
+            "Stripe-Signature",
+            stripe::signature_header(stripe::WEBHOOK_SECRET, stripe::now(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_eq!(status, 200, "{}", resp.text().await.unwrap());
+
+    c.goto(&app.at("/dashboard")).await.unwrap();
+    assert_eq!(text_of("#credits").await, "145");
+    let plan_line = text_of("#credits + p.muted").await;
+    assert!(plan_line.starts_with("Pro plan"), "{plan_line}");
+
+    c.goto(&app.at(&format!(
+        "/billing?checkout=success&session_id={session_id}"
+    )))
+    .await
+    .unwrap();
+    // Only the page's own content: the layout has a `#flash` of its own (for htmx messages).
+    let main = text_of("main").await;
+    assert!(main.contains("120 credits were added"), "{main}");
 }

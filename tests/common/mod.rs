@@ -2,6 +2,8 @@
 //! act as its users.
 #![allow(dead_code)]
 
+pub mod stripe;
+
 use std::net::SocketAddr;
 
 use fmu_gateway::{App, Config, State};
@@ -56,6 +58,22 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         _dir: dir,
         stop: Some(stop),
     }
+}
+
+/// Starts the service with billing on: Stripe's API at the stand-in `stub`, its test key and
+/// webhook secret; then `adjust`.
+pub async fn spawn_billing_app(
+    stub: &stripe::StripeStub,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    let base = stub.url.clone();
+    spawn_app_with(move |c| {
+        c.stripe_secret_key = Some(stripe::API_KEY.into());
+        c.stripe_api_base = base;
+        c.stripe_webhook_secrets = vec![stripe::WEBHOOK_SECRET.into()];
+        adjust(c);
+    })
+    .await
 }
 
 /// A client like a browser: keeps cookies, does not follow redirects (tests check them).
