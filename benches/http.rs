@@ -3,6 +3,8 @@
 //! `cargo bench --bench http` starts `fmu-gateway serve` on a fresh data directory, creates
 //! a user with 1,000 usage rows, then for each scenario keeps 50 connections busy for 10 s
 //! (after 2 s of warm-up) and reports requests/s, p50/p99 latency and the server's RSS.
+//! Scenarios: reads (JSON and HTML), signed Stripe webhooks (new payments and redeliveries),
+//! and small simulation runs.
 //! Client and server share the machine, as they would on a 2-core box under test.
 //! Settings: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50).
 
@@ -23,6 +25,35 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+const WEBHOOK_SECRET: &str = "whsec_bench";
+
+/// A `Stripe-Signature` header for `payload`, made as Stripe documents.
+fn stripe_signature(payload: &[u8]) -> String {
+    use hmac::Mac;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(payload);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A paid `checkout.session.completed` for `user_id`, with ids made from `n`.
+fn paid_session_event(n: u64, user_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": format!("evt_bench_{n}"), "object": "event", "type": "checkout.session.completed",
+        "data": { "object": {
+            "id": format!("cs_bench_{n}"), "object": "checkout.session", "payment_status": "paid",
+            "client_reference_id": user_id, "payment_intent": format!("pi_bench_{n}"),
+            "amount_total": 4900, "currency": "usd",
+            "metadata": { "user_id": user_id, "plan": "pro", "credits": "120" }
+        } }
+    }))
+    .unwrap()
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -62,6 +93,10 @@ async fn start_server() -> Server {
         .arg(dir.path())
         .env("FMU_GATEWAY_AUTH_RATE_PER_MINUTE", "100000")
         .env("FMU_GATEWAY_RUNS_PER_MINUTE", "10000000")
+        // Webhooks are measured; nothing here calls Stripe's API.
+        .env("STRIPE_SECRET_KEY", "sk_test_bench")
+        .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("STRIPE_API_BASE", "http://127.0.0.1:9")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -228,6 +263,30 @@ async fn main() {
         ("GET /login (HTML)", {
             let u = format!("{url}/login");
             Arc::new(move |c: &reqwest::Client| c.get(&u))
+        }),
+        // Each delivery a new paid session: verify, one write transaction, credits granted.
+        ("POST /stripe/webhook (new paid session)", {
+            let (u, user) = (format!("{url}/stripe/webhook"), user_id.clone());
+            let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            Arc::new(move |c: &reqwest::Client| {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let body = paid_session_event(n, &user);
+                c.post(&u)
+                    .header("content-type", "application/json")
+                    .header("stripe-signature", stripe_signature(&body))
+                    .body(body)
+            })
+        }),
+        // Stripe redelivering one event: verified, found handled, nothing written.
+        ("POST /stripe/webhook (redelivery)", {
+            let u = format!("{url}/stripe/webhook");
+            let body = paid_session_event(u64::MAX, &user_id);
+            Arc::new(move |c: &reqwest::Client| {
+                c.post(&u)
+                    .header("content-type", "application/json")
+                    .header("stripe-signature", stripe_signature(&body))
+                    .body(body.clone())
+            })
         }),
     ];
 
