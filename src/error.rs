@@ -35,9 +35,9 @@ pub enum AppError {
     /// A webhook whose signature does not verify.
     #[error("{0}")]
     BadSignature(String),
-    /// A feature this server is not configured for (billing without Stripe keys).
+    /// Billing (or its webhooks) without the Stripe settings it needs.
     #[error("{0}")]
-    Unavailable(String),
+    BillingNotConfigured(String),
     /// The payment provider refused or failed; the message is for the user.
     #[error("{0}")]
     PaymentProvider(String),

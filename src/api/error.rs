@@ -96,7 +96,7 @@ impl From<AppError> for ApiError {
             AppError::TooLarge(m) => ApiError::PayloadTooLarge(body("payload_too_large", m)),
             AppError::BadRequest(m) => ApiError::BadRequest(body("invalid_request", m)),
             AppError::BadSignature(m) => ApiError::BadRequest(body("invalid_signature", m)),
-            AppError::Unavailable(m) => {
+            AppError::BillingNotConfigured(m) => {
                 ApiError::ServiceUnavailable(body("billing_not_configured", m))
             }
             AppError::PaymentProvider(m) => ApiError::BadGateway(body("payment_provider_error", m)),

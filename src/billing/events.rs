@@ -128,7 +128,11 @@ fn checkout_paid(
         store::flag_account(tx, user_id, &reason)?;
         return Ok(format!("flagged: {reason}"));
     };
-    let plan_name = plans.get(plan_id).map_or(plan_id, |p| p.name.as_str());
+    let plan_name = match plans.get(plan_id) {
+        Some(p) => p.name.as_str(),
+        None if plan_id.is_empty() => "credits",
+        None => plan_id,
+    };
     let purchase = Purchase {
         id: crate::domain::new_id("pur"),
         user_id: user_id.clone(),

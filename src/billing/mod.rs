@@ -48,7 +48,7 @@ impl Billing {
 
     fn stripe(&self) -> AppResult<&StripeClient> {
         self.stripe.as_ref().ok_or_else(|| {
-            AppError::Unavailable(
+            AppError::BillingNotConfigured(
                 "billing is not configured on this server (no STRIPE_SECRET_KEY), so credits \
                  cannot be bought here; ask the operator to grant credits"
                     .into(),
@@ -225,7 +225,7 @@ pub async fn receive_webhook(
 ) -> AppResult<Receipt> {
     let billing = &state.billing;
     if billing.webhook_secrets.is_empty() {
-        return Err(AppError::Unavailable(
+        return Err(AppError::BillingNotConfigured(
             "webhooks are not configured on this server (no STRIPE_WEBHOOK_SECRET)".into(),
         ));
     }

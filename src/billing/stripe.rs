@@ -91,7 +91,7 @@ impl StripeClient {
     pub fn new(base: &str, secret_key: &str) -> StripeClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(15))
             .user_agent(concat!("fmu-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds");

@@ -170,8 +170,9 @@ pub fn purchase_by_payment_intent(
         .optional()?)
 }
 
-/// Adds a refund to a purchase: the new refunded total and the credits taken back now or
-/// found already spent.
+/// Adds a refund to a purchase: the refunded total (Stripe's cumulative figure; events can
+/// arrive out of order, so it never goes down) and the credits taken back now or found
+/// already spent.
 pub fn record_refund(
     tx: &Transaction<'_>,
     purchase_id: &str,
@@ -180,7 +181,7 @@ pub fn record_refund(
     unrecovered: i64,
 ) -> DbResult<()> {
     tx.execute(
-        "UPDATE purchases SET refunded_cents = ?2, credits_removed = credits_removed + ?3,
+        "UPDATE purchases SET refunded_cents = MAX(refunded_cents, ?2), credits_removed = credits_removed + ?3,
              credits_unrecovered = credits_unrecovered + ?4
          WHERE id = ?1",
         params![purchase_id, refunded_cents, removed, unrecovered],

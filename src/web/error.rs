@@ -27,7 +27,7 @@ impl From<AppError> for WebError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             AppError::BadRequest(_) | AppError::BadSignature(_) => StatusCode::BAD_REQUEST,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::BillingNotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::PaymentProvider(_) => StatusCode::BAD_GATEWAY,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(detail) => {

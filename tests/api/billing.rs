@@ -610,6 +610,14 @@ async fn refunds_take_back_unspent_credits_and_flag_credits_already_spent() {
     let o = overview(&app, &account.api_key).await;
     assert_eq!(o["credits"], 0);
     assert_eq!(o["plan"]["id"], "free");
+    // Stripe does not promise order: an older partial-refund event arriving late (under a
+    // new id) neither returns credits nor lowers the refunded total.
+    let late = stripe::charge_refunded("evt_r1_late", "ch_1", "pi_refund", 4900, 2450);
+    assert_eq!(deliver(&app, &late).await.status(), 200);
+    let o = overview(&app, &account.api_key).await;
+    assert_eq!(o["credits"], 0);
+    assert_eq!(o["purchases"][1]["refunded_cents"], 4900);
+    assert_eq!(o["purchases"][1]["credits_removed"], 60);
 
     // The ledger adds up to the balance.
     let conn = app.state.db.conn().unwrap();
