@@ -77,6 +77,7 @@ pub fn app(state: State) -> impl Endpoint {
         .at(paths::BILLING, get(web::billing::page))
         .at(paths::BILLING_CHECKOUT, post(web::billing::checkout))
         .at(paths::BILLING_PORTAL, post(web::billing::portal))
+        .at(paths::BILLING_STATUS, get(web::billing::status))
         .at(
             "/purchase",
             post(json(api::billing_routes::purchase.boxed())),

@@ -116,6 +116,19 @@ pub async fn plan_of(state: &State, user_id: &str) -> AppResult<Plan> {
         .unwrap_or_else(|| plans.free().clone()))
 }
 
+/// The user's purchase made by this Checkout Session, once its payment is confirmed.
+pub async fn purchase_by_session(
+    state: &State,
+    user_id: &str,
+    session_id: &str,
+) -> AppResult<Option<Purchase>> {
+    let (user, session) = (user_id.to_string(), session_id.to_string());
+    Ok(state
+        .db
+        .run(move |conn| db::billing::purchase_by_session(conn, &user, &session))
+        .await?)
+}
+
 /// A Checkout Session to pay for a plan.
 pub struct Checkout {
     pub url: String,

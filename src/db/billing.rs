@@ -156,6 +156,23 @@ pub fn insert_purchase(tx: &Transaction<'_>, p: &Purchase) -> DbResult<bool> {
     Ok(inserted == 1)
 }
 
+/// The user's purchase made by this Checkout Session.
+pub fn purchase_by_session(
+    conn: &Connection,
+    user_id: &str,
+    session_id: &str,
+) -> DbResult<Option<Purchase>> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM purchases WHERE checkout_session_id = ?1 AND user_id = ?2"
+            ),
+            params![session_id, user_id],
+            from_row,
+        )
+        .optional()?)
+}
+
 /// The purchase paid by this PaymentIntent (how a refunded charge finds its credits).
 pub fn purchase_by_payment_intent(
     tx: &Transaction<'_>,

@@ -17,6 +17,7 @@ use super::{CurrentSession, html, paths, see_other};
 use crate::auth::session::Session;
 use crate::billing::plans::{Plan, money};
 use crate::billing::{self, Summary};
+use crate::db::billing::Purchase;
 use crate::state::State;
 
 #[derive(Deserialize)]
@@ -62,24 +63,20 @@ fn csp(api_base: &str) -> String {
 }
 
 fn view(state: &State, s: &Session, b: &Summary, landing: &Landing) -> Markup {
-    let bought = landing
-        .session_id
-        .as_deref()
-        .and_then(|id| b.purchases.iter().find(|p| p.checkout_session_id == id));
     html! {
         h1 { "Billing" }
-        div #billing-status role="status" {
-            @match (landing.checkout.as_deref(), bought) {
-                (Some("success"), Some(p)) => (layout::alert("success",
-                    &format!("Payment received: {} credits were added to your account. Thank you!", p.credits))),
-                (Some("success"), None) => (layout::alert("success",
-                    "Thank you! Stripe is confirming your payment; the credits appear here within a few seconds.")),
-                (Some("cancelled"), _) => (layout::alert("info", "Checkout was cancelled. Nothing was charged.")),
-                _ => {}
+        @match (landing.checkout.as_deref(), landing.session_id.as_deref()) {
+            (Some("success"), Some(id)) => {
+                @let bought = b.purchases.iter().find(|p| p.checkout_session_id == id);
+                (checkout_status(id, bought, 0))
             }
-            @if let Some(flag) = &b.flag {
-                (layout::alert("error", &format!("This account needs attention: {flag}. Please contact support.")))
-            }
+            (Some("cancelled"), _) => div role="status" {
+                (layout::alert("info", "Checkout was cancelled. Nothing was charged."))
+            },
+            _ => {}
+        }
+        @if let Some(flag) = &b.flag {
+            (layout::alert("error", &format!("This account needs attention: {flag}. Please contact support.")))
         }
         div.cards {
             section.card aria-labelledby="plan-h" {
@@ -171,6 +168,77 @@ fn plan_card(s: &Session, plan: &Plan, b: &Summary) -> Markup {
             }
         }
     }
+}
+
+/// How many times the success page asks whether the payment has been confirmed (every 2 s)
+/// before it stops and says the credits will come.
+const STATUS_POLLS: u32 = 60;
+
+/// What the page Checkout returns to says. Credits come from Stripe's webhook, usually a
+/// moment after the customer is back here, so until it has arrived the message polls (htmx)
+/// and then swaps in the confirmation, the new balance and plan.
+fn checkout_status(session_id: &str, bought: Option<&Purchase>, polls: u32) -> Markup {
+    match bought {
+        Some(p) => html! {
+            div #billing-status role="status" {
+                (layout::alert("success", &format!("Payment received: {} credits were added to your account. Thank you!", p.credits)))
+            }
+        },
+        None if polls >= STATUS_POLLS => html! {
+            div #billing-status role="status" {
+                (layout::alert("info", "Stripe has not confirmed the payment yet. The credits will appear \
+                                        as soon as it does; you can leave this page."))
+            }
+        },
+        None => {
+            let next = format!(
+                "{}?session_id={}&polls={}",
+                paths::BILLING_STATUS,
+                super::url_encode(session_id),
+                polls + 1
+            );
+            html! {
+                div #billing-status role="status" hx-get=(next) hx-trigger="every 2s" hx-swap="outerHTML" {
+                    (layout::alert("success", "Thank you! Stripe is confirming your payment; the credits appear here within a few seconds."))
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    session_id: String,
+    #[serde(default)]
+    polls: u32,
+}
+
+/// `GET /billing/status`: the success message again (htmx polls it); once the purchase is in,
+/// the balance and plan on the page are updated out of band.
+#[handler]
+pub async fn status(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response, WebError> {
+    let bought = billing::purchase_by_session(&state, &s.user.id, &q.session_id).await?;
+    let message = checkout_status(&q.session_id, bought.as_ref(), q.polls);
+    let markup = match &bought {
+        Some(p) => {
+            let plan = state
+                .billing
+                .plans
+                .get(&p.plan)
+                .map_or(p.plan.as_str(), |x| x.name.as_str());
+            html! {
+                (message)
+                p.big #credits hx-swap-oob="true" { (s.user.credits) }
+                p.big #plan-name hx-swap-oob="true" { (plan) }
+            }
+        }
+        None => message,
+    };
+    Ok(html(StatusCode::OK, markup))
 }
 
 #[derive(Deserialize)]

@@ -61,6 +61,18 @@ pub fn home(req: &Request) -> Response {
     see_other(to)
 }
 
+/// Percent-encodes a query parameter value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A 303 redirect (after a form post, or to the login page).
 pub fn see_other(to: &str) -> Response {
     Response::builder()

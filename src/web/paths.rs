@@ -20,6 +20,7 @@ pub const LIBRARY_MODEL: &str = "/library/:id";
 pub const BILLING: &str = "/billing";
 pub const BILLING_CHECKOUT: &str = "/billing/checkout";
 pub const BILLING_PORTAL: &str = "/billing/portal";
+pub const BILLING_STATUS: &str = "/billing/status";
 /// Where Stripe delivers webhook events (also `/api/v1/billing/webhook`).
 pub const STRIPE_WEBHOOK: &str = "/stripe/webhook";
 pub const API_DOCS: &str = "/api/docs";

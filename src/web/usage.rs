@@ -63,21 +63,10 @@ impl Params {
         );
         if let Some(k) = self.key() {
             url.push_str("&key=");
-            url.push_str(&url_encode(k));
+            url.push_str(&super::url_encode(k));
         }
         url
     }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A link that htmx follows in place (and pushes to the history), a plain link otherwise.
@@ -131,7 +120,7 @@ pub fn usage_table(p: &Params, page: &UsagePage) -> Markup {
 fn view(s: &Session, p: &Params, keys: &[KeyRow], page: &UsagePage) -> Markup {
     let (sort, _) = p.sort();
     let export = match p.key() {
-        Some(k) => format!("{}?key={}", paths::USAGE_EXPORT, url_encode(k)),
+        Some(k) => format!("{}?key={}", paths::USAGE_EXPORT, super::url_encode(k)),
         None => paths::USAGE_EXPORT.to_string(),
     };
     let content = html! {

@@ -753,6 +753,28 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
         .await
         .unwrap();
     assert!(page.contains("Stripe is confirming your payment"), "{page}");
+    assert!(
+        page.contains("hx-trigger=\"every 2s\""),
+        "the message polls"
+    );
+    let poll = |polls: u32| {
+        client
+            .get(app.at(&format!(
+                "/billing/status?session_id=cs_test_1&polls={polls}"
+            )))
+            .header("hx-request", "true")
+            .send()
+    };
+    let fragment = poll(1).await.unwrap().text().await.unwrap();
+    assert!(
+        fragment.contains("polls=2") && !fragment.contains("hx-swap-oob"),
+        "{fragment}"
+    );
+    let fragment = poll(60).await.unwrap().text().await.unwrap();
+    assert!(
+        fragment.contains("has not confirmed the payment yet") && !fragment.contains("hx-get"),
+        "polling stops: {fragment}"
+    );
     let event = stripe::checkout_completed(
         "evt_page",
         "cs_test_1",
@@ -773,6 +795,25 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
         .await
         .unwrap();
     assert!(page.contains("120 credits were added"), "{page}");
+    let fragment = poll(3).await.unwrap().text().await.unwrap();
+    assert!(fragment.contains("120 credits were added"), "{fragment}");
+    assert!(
+        fragment.contains(r#"<p class="big" id="credits" hx-swap-oob="true">145</p>"#),
+        "{fragment}"
+    );
+    // Another user's session id is not theirs to see.
+    let other = app.register().await;
+    let other_client = browser();
+    app.browser_login(&other_client, &other).await;
+    let fragment = other_client
+        .get(app.at("/billing/status?session_id=cs_test_1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!fragment.contains("credits were added"), "{fragment}");
     assert!(page.contains("Manage billing") && page.contains("Buy Enterprise"));
     let page = client
         .get(app.at("/billing?checkout=cancelled"))

@@ -565,7 +565,7 @@ async fn a_run_started_from_the_form_updates_in_place_and_shows_its_plot() {
 }
 
 #[tokio::test]
-async fn upgrading_goes_to_stripe_checkout_and_a_paid_session_shows_on_the_dashboard() {
+async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place() {
     let stub = stripe::start().await;
     let app = spawn_billing_app(&stub, |_c| {}).await;
     let account = app.register().await;
@@ -615,6 +615,20 @@ async fn upgrading_goes_to_stripe_checkout_and_a_paid_session_shows_on_the_dashb
         "a Checkout Session for this user and plan was created: {sessions:?}"
     );
 
+    // Stripe sends the customer back before (or while) it reports the payment: the page
+    // says it is confirming, and swaps in the result without a reload when it arrives.
+    c.goto(&app.at(&format!(
+        "/billing?checkout=success&session_id={session_id}"
+    )))
+    .await
+    .unwrap();
+    assert!(
+        text_of("#billing-status")
+            .await
+            .contains("Stripe is confirming your payment")
+    );
+    mark_page(c).await;
+
     // Stripe reports the payment.
     let event = stripe::checkout_completed(
         "evt_browser_1",
@@ -641,17 +655,26 @@ async fn upgrading_goes_to_stripe_checkout_and_a_paid_session_shows_on_the_dashb
     let status = resp.status();
     assert_eq!(status, 200, "{}", resp.text().await.unwrap());
 
+    eventually("the confirmed payment on the billing page", || async {
+        let status = c
+            .find(Locator::Css("#billing-status"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        status.contains("120 credits were added").then_some(())
+    })
+    .await;
+    assert_eq!(text_of("#credits").await, "145");
+    assert_eq!(text_of("#plan-name").await, "Pro");
+    assert!(
+        still_marked(c).await,
+        "the page was updated in place, not reloaded"
+    );
+
     c.goto(&app.at("/dashboard")).await.unwrap();
     assert_eq!(text_of("#credits").await, "145");
     let plan_line = text_of("#credits + p.muted").await;
     assert!(plan_line.starts_with("Pro plan"), "{plan_line}");
-
-    c.goto(&app.at(&format!(
-        "/billing?checkout=success&session_id={session_id}"
-    )))
-    .await
-    .unwrap();
-    // Only the page's own content: the layout has a `#flash` of its own (for htmx messages).
-    let main = text_of("main").await;
-    assert!(main.contains("120 credits were added"), "{main}");
 }
