@@ -18,10 +18,15 @@ use crate::state::State;
 use plans::{Plan, Plans};
 use stripe::{CheckoutRequest, StripeClient, StripeError};
 
+/// Checkout and Portal sessions one user may create per minute. Each is a call to Stripe on
+/// our account's rate limit, so one user (or a leaked key) must not be able to spend it.
+const STRIPE_SESSIONS_PER_MINUTE: u32 = 10;
+
 /// Billing settings and the Stripe client, built once from the configuration.
 pub struct Billing {
     pub plans: Plans,
     stripe: Option<StripeClient>,
+    session_limit: crate::auth::rate_limit::KeyedLimit<String>,
     webhook_secrets: Vec<String>,
     public_url: String,
 }
@@ -36,6 +41,9 @@ impl Billing {
                 .stripe_secret_key
                 .as_deref()
                 .map(|key| StripeClient::new(&config.stripe_api_base, key)),
+            session_limit: crate::auth::rate_limit::KeyedLimit::per_minute(
+                STRIPE_SESSIONS_PER_MINUTE,
+            ),
             webhook_secrets: config.stripe_webhook_secrets.clone(),
             public_url: config.public_url.clone(),
         }
@@ -44,6 +52,15 @@ impl Billing {
     /// Whether credits can be bought here (a Stripe secret key is set).
     pub fn configured(&self) -> bool {
         self.stripe.is_some()
+    }
+
+    /// The Stripe client for a call on behalf of `user_id`, within that user's rate limit.
+    fn stripe_for(&self, user_id: &str) -> AppResult<&StripeClient> {
+        let stripe = self.stripe()?;
+        self.session_limit
+            .check(&user_id.to_string())
+            .map_err(AppError::RateLimited)?;
+        Ok(stripe)
     }
 
     fn stripe(&self) -> AppResult<&StripeClient> {
@@ -144,7 +161,7 @@ pub async fn start_checkout(state: &State, user_id: &str, plan_id: &str) -> AppR
         .purchasable(plan_id.trim())
         .map_err(AppError::Invalid)?
         .clone();
-    let stripe = billing.stripe()?;
+    let stripe = billing.stripe_for(user_id)?;
     let customer = customer_for(state, stripe, user_id).await?;
     let success_url = format!(
         "{}{}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
@@ -175,7 +192,7 @@ pub async fn start_checkout(state: &State, user_id: &str, plan_id: &str) -> AppR
 
 /// A Billing Portal link for the user's invoices and payment methods.
 pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
-    let stripe = state.billing.stripe()?;
+    let stripe = state.billing.stripe_for(user_id)?;
     let id = user_id.to_string();
     let customer = state
         .db

@@ -903,3 +903,147 @@ async fn without_stripe_keys_billing_says_so_and_credits_can_still_be_granted() 
     assert_eq!(resp.status(), 503);
     assert!(resp.text().await.unwrap().contains("not configured"));
 }
+
+#[tokio::test]
+async fn checkout_and_portal_sessions_are_rate_limited_per_user() {
+    let stub = stripe::start().await;
+    let app = spawn_billing_app(&stub, |_| {}).await;
+    let account = app.register().await;
+    for _ in 0..10 {
+        assert_eq!(checkout(&app, &account.api_key, "pro").await.status(), 200);
+    }
+    let resp = checkout(&app, &account.api_key, "pro").await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(stub.requests_to("/v1/checkout/sessions").len(), 10);
+    // Another user is not affected.
+    let other = app.register().await;
+    assert_eq!(checkout(&app, &other.api_key, "pro").await.status(), 200);
+}
+
+/// Stripe retries every delivery it has no 2xx for. Killing the server (SIGKILL) in the
+/// middle of a stream of payments and then redelivering all of them grants each exactly
+/// once: an event and its credits commit together or not at all.
+#[tokio::test]
+async fn payments_redelivered_after_the_server_is_killed_are_granted_exactly_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let stub = stripe::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = crate::common::free_port();
+    let env = [
+        ("STRIPE_SECRET_KEY", stripe::API_KEY),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("STRIPE_API_BASE", stub.url.as_str()),
+    ];
+    let mut server = crate::common::Binary::start(&data, port, &env).await;
+    let url = server.url.clone();
+    let reg: Value = api_client()
+        .post(format!("{url}/register"))
+        .json(&json!({ "email": "payer@example.com", "password": "longenough" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (key, user) = (
+        reg["api_key"].as_str().unwrap().to_string(),
+        reg["user_id"].as_str().unwrap().to_string(),
+    );
+    const EVENTS: usize = 200;
+    let events: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..EVENTS)
+            .map(|i| {
+                let e = stripe::checkout_completed(
+                    &format!("evt_kill_{i}"),
+                    &format!("cs_kill_{i}"),
+                    &user,
+                    "pro",
+                    120,
+                    "paid",
+                    &format!("pi_kill_{i}"),
+                    4900,
+                );
+                serde_json::to_vec(&e).unwrap()
+            })
+            .collect(),
+    );
+    // One client for all deliveries: building one per request is slow in a debug build.
+    let client = api_client();
+    let deliver_all = |url: String, acked: Arc<AtomicUsize>| {
+        let (events, client) = (events.clone(), client.clone());
+        async move {
+            use futures_util::StreamExt;
+            futures_util::stream::iter(0..EVENTS)
+                .map(|i| {
+                    let (url, events, acked) = (url.clone(), events.clone(), acked.clone());
+                    let client = client.clone();
+                    async move {
+                        let payload = &events[i];
+                        let header =
+                            stripe::signature_header(WEBHOOK_SECRET, stripe::now(), payload);
+                        let sent = client
+                            .post(format!("{url}/stripe/webhook"))
+                            .header("content-type", "application/json")
+                            .header("stripe-signature", header)
+                            .body(payload.clone())
+                            .send()
+                            .await;
+                        if sent.is_ok_and(|r| r.status() == 200) {
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+                .buffer_unordered(10)
+                .collect::<Vec<()>>()
+                .await;
+        }
+    };
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let first = tokio::spawn(deliver_all(url.clone(), acked.clone()));
+    while acked.load(Ordering::SeqCst) < 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    first.await.unwrap();
+    let before_kill = acked.load(Ordering::SeqCst);
+    eprintln!("{before_kill} of {EVENTS} payments acknowledged before the kill");
+    assert!(
+        before_kill < EVENTS,
+        "the server was killed mid-stream ({before_kill} acknowledged)"
+    );
+
+    // Stripe redelivers everything (acknowledged or not, as it may).
+    let _server = crate::common::Binary::start(&data, port, &env).await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    deliver_all(url.clone(), acked.clone()).await;
+    assert_eq!(acked.load(Ordering::SeqCst), EVENTS);
+
+    let o: Value = api_client()
+        .get(format!("{url}/api/v1/billing"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(o["credits"], 25 + 120 * EVENTS as i64);
+    let db = fmu_gateway::db::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let conn = db.conn().unwrap();
+    let (purchases, events_seen, ledger_sum): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM purchases), (SELECT COUNT(*) FROM stripe_events),
+                    (SELECT SUM(delta) FROM credit_ledger)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((purchases, events_seen), (EVENTS as i64, EVENTS as i64));
+    assert_eq!(ledger_sum, 25 + 120 * EVENTS as i64);
+}
