@@ -57,6 +57,16 @@ impl App {
             config.public_url = format!("http://{addr}");
         }
         let state = AppState::open(config)?;
+        // Only the server recovers runs a crash left behind: operator commands open the same
+        // data directory while the server runs, and must not fail its runs in progress.
+        let recovered =
+            runs::recover(&state.db).map_err(|e| StartError::Recovery(e.to_string()))?;
+        if recovered > 0 {
+            tracing::warn!(
+                runs = recovered,
+                "marked runs interrupted by the last stop as failed and refunded them"
+            );
+        }
         let acceptor =
             TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?;
         // Say which sandbox layers this kernel gives the workers (a worker reports them).

@@ -134,6 +134,16 @@ enum AdminTask {
     },
     /// Print the root public key that verifies API keys.
     PublicKey,
+    /// Show an account's plan, credits, purchases and billing flag.
+    Account {
+        #[arg(long)]
+        email: String,
+    },
+    /// Clear an account's billing flag once the refund it records has been dealt with.
+    ClearFlag {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -207,6 +217,27 @@ async fn run(command: Command) -> Result<(), String> {
                     );
                 }
                 AdminTask::PublicKey => println!("{}", state.keys.public_key()),
+                AdminTask::Account { email } => {
+                    let user = accounts::find_by_email(&state, &email)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let summary = fmu_gateway::billing::summary(&state, &user.id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    print!("{}", fmu_gateway::billing::describe(&user, &summary));
+                }
+                AdminTask::ClearFlag { email } => {
+                    let user = accounts::find_by_email(&state, &email)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match fmu_gateway::billing::clear_flag(&state, &user.id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        Some(flag) => println!("cleared the flag of {}: {flag}", user.email),
+                        None => println!("{} has no billing flag", user.email),
+                    }
+                }
             }
             Ok(())
         }

@@ -72,14 +72,6 @@ impl AppState {
             },
             log_limit: 64 * 1024,
         });
-        let recovered =
-            crate::runs::recover(&db).map_err(|e| StartError::Recovery(e.to_string()))?;
-        if recovered > 0 {
-            tracing::warn!(
-                runs = recovered,
-                "marked runs interrupted by the last stop as failed and refunded them"
-            );
-        }
         let run_limit = KeyedLimit::per_minute(config.runs_per_minute);
         let billing = crate::billing::Billing::from_config(&config);
         Ok(Arc::new(AppState {

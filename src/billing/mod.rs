@@ -146,6 +146,58 @@ pub async fn purchase_by_session(
         .await?)
 }
 
+/// Clears the account's billing flag (an operator has dealt with it); returns what it said.
+pub async fn clear_flag(state: &State, user_id: &str) -> AppResult<Option<String>> {
+    let id = user_id.to_string();
+    Ok(state
+        .db
+        .run(move |conn| {
+            let tx = db::write_tx(conn)?;
+            let flag = db::billing::flag_of(&tx, &id)?;
+            db::billing::clear_flag(&tx, &id)?;
+            tx.commit()?;
+            Ok(flag)
+        })
+        .await?)
+}
+
+/// An account's billing state as plain text, for operators (`admin account`).
+pub fn describe(user: &db::users::User, s: &Summary) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{} ({})\nplan: {} · credits: {}\n",
+        user.email, user.id, s.plan.name, s.credits
+    );
+    if let Some(flag) = &s.flag {
+        let _ = writeln!(out, "flag: {flag}");
+    }
+    if s.purchases.is_empty() {
+        out.push_str("no purchases\n");
+    }
+    for p in &s.purchases {
+        let _ = write!(
+            out,
+            "purchase {} {}: {} {} credits, paid {}",
+            p.id,
+            crate::domain::rfc3339_ms(p.created_at),
+            p.plan,
+            p.credits,
+            plans::money(p.amount_cents, &p.currency)
+        );
+        if p.refunded_cents > 0 {
+            let _ = write!(
+                out,
+                ", refunded {} (taken back {}, already spent {})",
+                plans::money(p.refunded_cents, &p.currency),
+                p.credits_removed,
+                p.credits_unrecovered
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A Checkout Session to pay for a plan.
 pub struct Checkout {
     pub url: String,

@@ -206,6 +206,15 @@ pub fn record_refund(
     Ok(())
 }
 
+/// Clears the account's flag.
+pub fn clear_flag(conn: &Connection, user_id: &str) -> DbResult<()> {
+    conn.execute(
+        "UPDATE users SET billing_flag = NULL WHERE id = ?1",
+        [user_id],
+    )?;
+    Ok(())
+}
+
 /// Flags the account for an operator, keeping the first reason and adding later ones.
 pub fn flag_account(tx: &Transaction<'_>, user_id: &str, reason: &str) -> DbResult<()> {
     tx.execute(

@@ -619,6 +619,33 @@ async fn refunds_take_back_unspent_credits_and_flag_credits_already_spent() {
     assert_eq!(o["purchases"][1]["refunded_cents"], 4900);
     assert_eq!(o["purchases"][1]["credits_removed"], 60);
 
+    // An operator sees the flag and the purchases, and clears the flag once dealt with.
+    let admin = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+            .arg("admin")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&app.data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown = admin(&["account", "--email", &account.email]);
+    assert!(shown.contains("plan: Free · credits: 0"), "{shown}");
+    assert!(shown.contains("flag: refund of purchase"), "{shown}");
+    assert!(
+        shown.contains("refunded $49 (taken back 105, already spent 15)"),
+        "{shown}"
+    );
+    let cleared = admin(&["clear-flag", "--email", &account.email]);
+    assert!(cleared.contains("cleared the flag"), "{cleared}");
+    assert!(overview(&app, &account.api_key).await["account_flag"].is_null());
+
     // The ledger adds up to the balance.
     let conn = app.state.db.conn().unwrap();
     let sum: i64 = conn

@@ -796,3 +796,45 @@ async fn a_run_cannot_use_another_users_upload() {
         201
     );
 }
+
+/// Operators run `fmu-gateway admin …` on the live data directory: that must not fail and
+/// refund the running server's runs (only the server recovers runs after a crash).
+#[tokio::test]
+async fn an_operator_command_leaves_runs_in_progress_alone() {
+    let app = spawn_app_with(|c| c.sync_wait = Duration::ZERO).await;
+    let account = app.register().await;
+    let resp = create(&app, &account.api_key, long_run()).await;
+    assert_eq!(resp.status(), 202);
+    let run: Value = resp.json().await.unwrap();
+    let id = run["id"].as_str().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+        .args(["admin", "public-key", "--data-dir"])
+        .arg(&app.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = api_client()
+        .get(app.at(&format!("/api/v1/runs/{id}")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        matches!(run["status"].as_str(), Some("queued" | "running")),
+        "{run}"
+    );
+    let resp = api_client()
+        .post(app.at(&format!("/api/v1/runs/{id}/cancel")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+}
