@@ -75,6 +75,15 @@ fn view(state: &State, s: &Session, b: &Summary, landing: &Landing) -> Markup {
             },
             _ => {}
         }
+        (account(state, s, b, false))
+    }
+}
+
+/// Everything the page shows of the account: plan, credits, plans to buy, purchases, history.
+/// Swapped in whole (out of band) when a payment is confirmed while the page is open.
+fn account(state: &State, s: &Session, b: &Summary, oob: bool) -> Markup {
+    html! {
+        div #billing-account hx-swap-oob=[oob.then_some("true")] {
         @if let Some(flag) = &b.flag {
             (layout::alert("error", &format!("This account needs attention: {flag}. Please contact support.")))
         }
@@ -147,6 +156,7 @@ fn view(state: &State, s: &Session, b: &Summary, landing: &Landing) -> Markup {
                 }
             }
         }
+        }
     }
 }
 
@@ -214,7 +224,7 @@ pub struct StatusQuery {
 }
 
 /// `GET /billing/status`: the success message again (htmx polls it); once the purchase is in,
-/// the balance and plan on the page are updated out of band.
+/// the rest of the page (balance, plan, purchases) is replaced out of band.
 #[handler]
 pub async fn status(
     state: Data<&State>,
@@ -224,17 +234,9 @@ pub async fn status(
     let bought = billing::purchase_by_session(&state, &s.user.id, &q.session_id).await?;
     let message = checkout_status(&q.session_id, bought.as_ref(), q.polls);
     let markup = match &bought {
-        Some(p) => {
-            let plan = state
-                .billing
-                .plans
-                .get(&p.plan)
-                .map_or(p.plan.as_str(), |x| x.name.as_str());
-            html! {
-                (message)
-                p.big #credits hx-swap-oob="true" { (s.user.credits) }
-                p.big #plan-name hx-swap-oob="true" { (plan) }
-            }
+        Some(_) => {
+            let summary = billing::summary(&state, &s.user.id).await?;
+            html! { (message) (account(&state, &s, &summary, true)) }
         }
         None => message,
     };

@@ -825,7 +825,8 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
     let fragment = poll(3).await.unwrap().text().await.unwrap();
     assert!(fragment.contains("120 credits were added"), "{fragment}");
     assert!(
-        fragment.contains(r#"<p class="big" id="credits" hx-swap-oob="true">145</p>"#),
+        fragment.contains(r#"<div id="billing-account" hx-swap-oob="true">"#)
+            && fragment.contains(r#"<p class="big" id="credits">145</p>"#),
         "{fragment}"
     );
     // Another user's session id is not theirs to see.

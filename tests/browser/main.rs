@@ -668,6 +668,8 @@ async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place
     .await;
     assert_eq!(text_of("#credits").await, "145");
     assert_eq!(text_of("#plan-name").await, "Pro");
+    assert!(text_of("#plan-pro").await.contains("Current"));
+    assert!(text_of("#billing-account").await.contains("Buy Enterprise"));
     assert!(
         still_marked(c).await,
         "the page was updated in place, not reloaded"
