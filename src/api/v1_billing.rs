@@ -172,7 +172,7 @@ impl BillingApi {
         }))
     }
 
-    /// A link to the Stripe Billing Portal (invoices, receipts, payment methods). Available
+    /// A link to the Stripe Billing Portal (payment methods, billing details). Available
     /// after the first purchase.
     #[oai(
         path = "/billing/portal",

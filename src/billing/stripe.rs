@@ -162,8 +162,8 @@ impl StripeClient {
             .await
     }
 
-    /// `POST /v1/billing_portal/sessions`: a link where the customer sees their invoices and
-    /// payment methods.
+    /// `POST /v1/billing_portal/sessions`: a link where the customer manages their payment
+    /// methods and billing details.
     pub async fn create_portal_session(
         &self,
         customer: &str,

@@ -97,7 +97,7 @@ fn account(state: &State, s: &Session, b: &Summary, oob: bool) -> Markup {
                         (csrf_field(s))
                         button type="submit" { "Manage billing" }
                     }
-                    p.muted { "Invoices, receipts and payment methods, on Stripe." }
+                    p.muted { "Payment methods and billing details, on Stripe." }
                 }
             }
             section.card aria-labelledby="credits-h" {
