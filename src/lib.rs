@@ -99,7 +99,11 @@ impl App {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
+                // Rate-limit state of clients that have gone quiet is dropped, so it cannot
+                // grow without bound.
                 state.auth_limit.forget_idle();
+                state.run_limit.forget_idle();
+                state.billing.forget_idle();
             }
         });
         let result = Server::new_with_acceptor(self.acceptor)

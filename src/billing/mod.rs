@@ -49,6 +49,11 @@ impl Billing {
         }
     }
 
+    /// Drops the rate-limit state of users who have not bought anything lately.
+    pub fn forget_idle(&self) {
+        self.session_limit.forget_idle();
+    }
+
     /// Whether credits can be bought here (a Stripe secret key is set).
     pub fn configured(&self) -> bool {
         self.stripe.is_some()
@@ -105,12 +110,8 @@ pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
         })
         .await?;
     let user = user.ok_or(AppError::NotFound("account"))?;
-    let plans = &state.billing.plans;
-    let plan = plan_id
-        .and_then(|p| plans.get(&p).cloned())
-        .unwrap_or_else(|| plans.free().clone());
     Ok(Summary {
-        plan,
+        plan: state.billing.plans.current(plan_id.as_deref()).clone(),
         credits: user.credits,
         purchases,
         history,
@@ -127,10 +128,7 @@ pub async fn plan_of(state: &State, user_id: &str) -> AppResult<Plan> {
         .db
         .run(move |conn| db::billing::current_plan(conn, &id))
         .await?;
-    let plans = &state.billing.plans;
-    Ok(current
-        .and_then(|p| plans.get(&p).cloned())
-        .unwrap_or_else(|| plans.free().clone()))
+    Ok(state.billing.plans.current(current.as_deref()).clone())
 }
 
 /// The user's purchase made by this Checkout Session, once its payment is confirmed.

@@ -167,6 +167,12 @@ impl Plans {
         }
     }
 
+    /// The plan of the newest purchase still in force (`None`: Free). A plan since removed
+    /// from the configuration shows as Free.
+    pub fn current(&self, purchased: Option<&str>) -> &Plan {
+        purchased.and_then(|id| self.get(id)).unwrap_or(&self.free)
+    }
+
     /// A plan that can be bought, or a message listing the ones that can.
     pub fn purchasable(&self, id: &str) -> Result<&Plan, String> {
         self.paid.iter().find(|p| p.id == id).ok_or_else(|| {

@@ -18,6 +18,7 @@ use crate::auth::session::Session;
 use crate::billing::plans::{Plan, money};
 use crate::billing::{self, Summary};
 use crate::db::billing::Purchase;
+use crate::db::ledger;
 use crate::state::State;
 
 #[derive(Deserialize)]
@@ -84,41 +85,56 @@ fn view(state: &State, s: &Session, b: &Summary, landing: &Landing) -> Markup {
 fn account(state: &State, s: &Session, b: &Summary, oob: bool) -> Markup {
     html! {
         div #billing-account hx-swap-oob=[oob.then_some("true")] {
-        @if let Some(flag) = &b.flag {
-            (layout::alert("error", &format!("This account needs attention: {flag}. Please contact support.")))
-        }
-        div.cards {
-            section.card aria-labelledby="plan-h" {
-                h2 #plan-h { "Current plan" }
-                p.big #plan-name { (b.plan.name) }
-                p.muted { (b.plan.description) }
-                @if b.configured && b.has_customer {
-                    form method="post" action=(paths::BILLING_PORTAL) {
-                        (csrf_field(s))
-                        button type="submit" { "Manage billing" }
-                    }
-                    p.muted { "Payment methods and billing details, on Stripe." }
-                }
-            }
-            section.card aria-labelledby="credits-h" {
-                h2 #credits-h { "Credits" }
-                p.big #credits { (b.credits) }
-                p.muted { "Each simulation run costs " (state.config.run_cost) " credit(s)." }
-            }
-        }
-        section aria-labelledby="plans-h" {
-            h2 #plans-h { "Buy credits" }
-            @if !b.configured {
-                (layout::alert("info", "Billing is not configured on this server, so credits cannot be bought here. \
-                                        Ask the operator to grant credits."))
+            @if let Some(flag) = &b.flag {
+                (layout::alert("error", &format!("This account needs attention: {flag}. Please contact support.")))
             }
             div.cards {
-                @for plan in state.billing.plans.paid() {
-                    (plan_card(s, plan, b))
+                section.card aria-labelledby="plan-h" {
+                    h2 #plan-h { "Current plan" }
+                    p.big #plan-name { (b.plan.name) }
+                    p.muted { (b.plan.description) }
+                    @if b.configured && b.has_customer {
+                        form method="post" action=(paths::BILLING_PORTAL) {
+                            (csrf_field(s))
+                            button type="submit" { "Manage billing" }
+                        }
+                        p.muted { "Payment methods and billing details, on Stripe." }
+                    }
+                }
+                section.card aria-labelledby="credits-h" {
+                    h2 #credits-h { "Credits" }
+                    p.big #credits { (b.credits) }
+                    p.muted { "Each simulation run costs " (state.config.run_cost) " credit(s)." }
                 }
             }
+            section aria-labelledby="plans-h" {
+                h2 #plans-h { "Buy credits" }
+                @if !b.configured {
+                    (layout::alert("info", "Billing is not configured on this server, so credits cannot be bought here. \
+                                            Ask the operator to grant credits."))
+                }
+                div.cards {
+                    @for plan in state.billing.plans.paid() {
+                        (plan_card(s, plan, b))
+                    }
+                }
+            }
+            (purchases_table(state, &b.purchases))
+            (history_table(&b.history))
         }
-        @if !b.purchases.is_empty() {
+    }
+}
+
+fn purchases_table(state: &State, purchases: &[Purchase]) -> Markup {
+    let plan_name = |id: &str| {
+        state
+            .billing
+            .plans
+            .get(id)
+            .map_or(id.to_string(), |p| p.name.clone())
+    };
+    html! {
+        @if !purchases.is_empty() {
             section aria-labelledby="purchases-h" {
                 h2 #purchases-h { "Purchases" }
                 table {
@@ -127,10 +143,10 @@ fn account(state: &State, s: &Session, b: &Summary, oob: bool) -> Markup {
                         th scope="col" { "Paid" } th scope="col" { "Refunded" }
                     } }
                     tbody {
-                        @for p in &b.purchases {
+                        @for p in purchases {
                             tr {
                                 td { (when(p.created_at)) }
-                                td { (state.billing.plans.get(&p.plan).map_or(p.plan.as_str(), |x| x.name.as_str())) }
+                                td { (plan_name(&p.plan)) }
                                 td.num { (p.credits) }
                                 td.num { (money(p.amount_cents, &p.currency)) }
                                 td.num { @if p.refunded_cents > 0 { (money(p.refunded_cents, &p.currency)) } @else { "—" } }
@@ -140,12 +156,17 @@ fn account(state: &State, s: &Session, b: &Summary, oob: bool) -> Markup {
                 }
             }
         }
+    }
+}
+
+fn history_table(history: &[ledger::Entry]) -> Markup {
+    html! {
         section aria-labelledby="history-h" {
             h2 #history-h { "Credit history" }
             table {
                 thead { tr { th scope="col" { "Date" } th scope="col" { "Change" } th scope="col" { "Balance" } th scope="col" { "Reason" } } }
                 tbody {
-                    @for e in &b.history {
+                    @for e in history {
                         tr {
                             td { (when(e.created_at)) }
                             td.num { @if e.delta > 0 { "+" } (e.delta) }
@@ -155,7 +176,6 @@ fn account(state: &State, s: &Session, b: &Summary, oob: bool) -> Markup {
                     }
                 }
             }
-        }
         }
     }
 }
