@@ -67,21 +67,25 @@ pub fn apply(conn: &mut Connection, event: &Event, plans: &Plans, now: i64) -> D
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             match serde_json::from_value::<CheckoutSession>(event.data.object.clone()) {
                 Ok(session) => checkout_paid(&tx, &session, plans, now)?,
-                Err(e) => format!("ignored: not a Checkout Session ({e})"),
+                Err(e) => unreadable(event, "Checkout Session", &e),
             }
         }
         "charge.refunded" => match serde_json::from_value::<Charge>(event.data.object.clone()) {
-            Ok(charge) => charge_refunded(&tx, &charge)?,
-            Err(e) => format!("ignored: not a Charge ({e})"),
+            Ok(charge) => charge_refunded(&tx, &charge, now)?,
+            Err(e) => unreadable(event, "Charge", &e),
         },
         _ => "ignored: not an event type we act on".to_string(),
     };
-    if outcome.starts_with("ignored: not a") {
-        tracing::error!(event = %event.id, kind = %event.kind, %outcome, "unreadable Stripe event");
-    }
     store::set_event_outcome(&tx, &event.id, &outcome)?;
     tx.commit()?;
     Ok(Outcome::Handled(outcome))
+}
+
+/// A signed event whose object we cannot read: recorded (retrying cannot fix it) and logged
+/// loudly, since it may be a payment we did not credit.
+fn unreadable(event: &Event, what: &str, e: &serde_json::Error) -> String {
+    tracing::error!(event = %event.id, kind = %event.kind, error = %e, "unreadable Stripe event");
+    format!("ignored: not a {what} ({e})")
 }
 
 /// A paid session grants its plan's credits, once per session whichever of its success
@@ -172,7 +176,7 @@ fn checkout_paid(
 /// A refund takes back the refunded share of the purchase's credits, as far as the balance
 /// allows; what was already spent is recorded and the account flagged for an operator.
 /// `amount_refunded` is cumulative, so partial refunds (one event each) add up correctly.
-fn charge_refunded(tx: &Transaction<'_>, charge: &Charge) -> DbResult<String> {
+fn charge_refunded(tx: &Transaction<'_>, charge: &Charge, now: i64) -> DbResult<String> {
     let Some(pi) = &charge.payment_intent else {
         return Ok(format!(
             "ignored: charge {} has no payment intent",
@@ -206,7 +210,7 @@ fn charge_refunded(tx: &Transaction<'_>, charge: &Charge) -> DbResult<String> {
             EntryKind::PurchaseRefund,
             &reason,
             None,
-            crate::db::now_ms(),
+            now,
         )?;
     }
     store::record_refund(tx, &purchase.id, charge.amount_refunded, taken, unrecovered)?;
