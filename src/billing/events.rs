@@ -58,7 +58,18 @@ pub enum Outcome {
 }
 
 /// Applies `event` once. `now` is in milliseconds.
+///
+/// Our answer tells Stripe to stop retrying, so this commit must survive a power loss, not
+/// only a crash: it is made with `synchronous = FULL` (the pool's connections otherwise run
+/// WAL at NORMAL, which may lose the newest commits when the machine loses power).
 pub fn apply(conn: &mut Connection, event: &Event, plans: &Plans, now: i64) -> DbResult<Outcome> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let applied = apply_in_tx(conn, event, plans, now);
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    applied
+}
+
+fn apply_in_tx(conn: &mut Connection, event: &Event, plans: &Plans, now: i64) -> DbResult<Outcome> {
     let tx = db::write_tx(conn)?;
     if !store::claim_event(&tx, &event.id, &event.kind, now)? {
         return Ok(Outcome::Duplicate);
@@ -226,4 +237,31 @@ fn charge_refunded(tx: &Transaction<'_>, charge: &Charge, now: i64) -> DbResult<
         ));
     }
     Ok(format!("took back {taken} credits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_applied_once_and_the_connection_is_left_as_the_pool_set_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("t.db"), 1).unwrap();
+        let mut conn = db.conn().unwrap();
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "id": "evt_1", "type": "invoice.paid", "data": { "object": {} }
+        }))
+        .unwrap();
+        let plans = Plans::defaults(25);
+        let first = apply(&mut conn, &event, &plans, 1).unwrap();
+        assert!(matches!(first, Outcome::Handled(ref o) if o.starts_with("ignored")));
+        assert_eq!(
+            apply(&mut conn, &event, &plans, 2).unwrap(),
+            Outcome::Duplicate
+        );
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL again after the FULL commit");
+    }
 }
