@@ -99,13 +99,15 @@ pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
     let (user, plan_id, purchases, history, flag, customer) = state
         .db
         .run(move |conn| {
+            // One read transaction: the balance, purchases and history agree with each other.
+            let tx = conn.transaction()?;
             Ok((
-                db::users::get(conn, &id)?,
-                db::billing::current_plan(conn, &id)?,
-                db::billing::purchases(conn, &id, 50)?,
-                ledger::recent(conn, &id, 50)?,
-                db::billing::flag_of(conn, &id)?,
-                db::billing::customer_of(conn, &id)?,
+                db::users::get(&tx, &id)?,
+                db::billing::current_plan(&tx, &id)?,
+                db::billing::purchases(&tx, &id, 50)?,
+                ledger::recent(&tx, &id, 50)?,
+                db::billing::flag_of(&tx, &id)?,
+                db::billing::customer_of(&tx, &id)?,
             ))
         })
         .await?;
