@@ -183,16 +183,3 @@ pub async fn find_by_email(state: &State, email: &str) -> AppResult<User> {
         .map(|(user, _)| user)
         .ok_or(AppError::NotFound("account"))
 }
-
-/// The user's newest credit ledger rows, newest first.
-pub async fn credit_history(
-    state: &State,
-    user_id: &str,
-    limit: u32,
-) -> AppResult<Vec<db::ledger::Entry>> {
-    let id = user_id.to_string();
-    Ok(state
-        .db
-        .run(move |conn| db::ledger::recent(conn, &id, limit))
-        .await?)
-}

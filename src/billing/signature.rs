@@ -50,9 +50,9 @@ pub fn verify(
             _ => {}
         }
     }
-    let t: i64 = timestamp
-        .and_then(|t| t.parse().ok())
-        .ok_or(SignatureError::Malformed)?;
+    // The signature covers the timestamp's digits as sent.
+    let signed_t = timestamp.ok_or(SignatureError::Malformed)?;
+    let t: i64 = signed_t.parse().map_err(|_| SignatureError::Malformed)?;
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
@@ -60,7 +60,7 @@ pub fn verify(
     let signed_by_us = secrets.iter().any(|secret| {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
             .expect("HMAC accepts keys of any length");
-        mac.update(timestamp.unwrap_or_default().as_bytes());
+        mac.update(signed_t.as_bytes());
         mac.update(b".");
         mac.update(payload);
         let expected = mac.finalize().into_bytes();

@@ -42,11 +42,11 @@ pub enum StripeError {
 }
 
 impl StripeError {
-    /// Whether the problem is on Stripe's side or the network's (worth trying again later),
-    /// rather than in what we or the customer sent.
+    /// Whether the problem is on Stripe's side or the network's, or a conflict with a request
+    /// still in flight (worth trying again), rather than in what we or the customer sent.
     pub fn is_transient(&self) -> bool {
         match self {
-            StripeError::Api { status, .. } => *status >= 500 || *status == 429,
+            StripeError::Api { status, .. } => *status >= 500 || *status == 429 || *status == 409,
             StripeError::Network(_) | StripeError::Decode(_) => true,
         }
     }
@@ -211,8 +211,9 @@ impl StripeClient {
                                 .map_err(|e| StripeError::Decode(e.to_string()));
                         }
                         Ok(body) => {
-                            let default = status == 409 || status == 429 || status >= 500;
-                            (api_error(status, &body), should_retry.unwrap_or(default))
+                            let error = api_error(status, &body);
+                            let retry = should_retry.unwrap_or_else(|| error.is_transient());
+                            (error, retry)
                         }
                         Err(e) => (e, should_retry.unwrap_or(true)),
                     }

@@ -640,18 +640,7 @@ async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place
         "pi_browser_1",
         4900,
     );
-    let body = serde_json::to_vec(&event).unwrap();
-    let resp = reqwest::Client::new()
-        .post(app.at("/stripe/webhook"))
-        .header("Content-Type", "application/json")
-        .header(
-            "Stripe-Signature",
-            stripe::signature_header(stripe::WEBHOOK_SECRET, stripe::now(), &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = stripe::deliver(&reqwest::Client::new(), &app.at("/stripe/webhook"), &event).await;
     let status = resp.status();
     assert_eq!(status, 200, "{}", resp.text().await.unwrap());
 

@@ -622,3 +622,28 @@ pub fn charge_refunded(
         }),
     )
 }
+
+/// Posts a webhook `payload` to `url` as Stripe does: raw JSON, with `signature` (a
+/// `Stripe-Signature` value) if given.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    url: &str,
+    payload: &[u8],
+    signature: Option<String>,
+) -> reqwest::Response {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(payload.to_vec());
+    if let Some(signature) = signature {
+        req = req.header("stripe-signature", signature);
+    }
+    req.send().await.expect("the webhook request is sent")
+}
+
+/// Delivers `event` to `url`, signed now with [`WEBHOOK_SECRET`].
+pub async fn deliver(client: &reqwest::Client, url: &str, event: &Value) -> reqwest::Response {
+    let payload = serde_json::to_vec(event).expect("events serialize");
+    let signature = signature_header(WEBHOOK_SECRET, now(), &payload);
+    post_webhook(client, url, &payload, Some(signature)).await
+}
