@@ -162,3 +162,12 @@ CREATE TABLE stripe_events (
 
 -- Set when a refund took back credits that had already been spent: an operator should look.
 ALTER TABLE users ADD COLUMN billing_flag TEXT;
+
+-- migration 5: who paid for a finished run, and why a failed run failed
+-- `charged` is the answer of the one charging rule (src/runs/charging.rs), kept with the run
+-- so that it can be shown on every finished run; `failure_kind` is one of model_error,
+-- model_crashed, out_of_memory, time_limit, service_error, interrupted (failed runs only).
+ALTER TABLE runs ADD COLUMN failure_kind TEXT CHECK (failure_kind IN
+    ('model_error', 'model_crashed', 'out_of_memory', 'time_limit', 'service_error', 'interrupted'));
+ALTER TABLE runs ADD COLUMN charged INTEGER NOT NULL DEFAULT 0 CHECK (charged IN (0, 1));
+UPDATE runs SET charged = 1 WHERE credits_charged > 0 OR status = 'succeeded';

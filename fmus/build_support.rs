@@ -52,7 +52,9 @@ impl FmiVersion {
 pub const LIBRARY_MODELS: [&str; 4] = ["BouncingBall", "VanDerPol", "Dahlquist", "Integrator"];
 
 /// The C defines that turn Dahlquist into a `Hostile` model (exactly one is used at a time).
-pub const HOSTILE_DEFINES: [&str; 7] = [
+pub const HOSTILE_DEFINES: [&str; 9] = [
+    "HOSTILE_ERROR",
+    "HOSTILE_SLEEP",
     "HOSTILE_SEGFAULT",
     "HOSTILE_LOOP",
     "HOSTILE_ALLOC",
@@ -367,6 +369,9 @@ fn model_description_fmi3(spec: &model::Spec, token: &str) -> String {
         if let Some(unit) = var.unit {
             let _ = write!(xml, " unit=\"{}\"", escape(unit));
         }
+        if let Some((min, max)) = model::bounds(spec.name, var.name) {
+            let _ = write!(xml, " min=\"{min}\" max=\"{max}\"");
+        }
         let _ = writeln!(xml, " description=\"{}\"/>", escape(var.description));
     }
     xml.push_str("  </ModelVariables>\n");
@@ -444,6 +449,9 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
         }
         if let Some(unit) = var.unit {
             let _ = write!(xml, " unit=\"{}\"", escape(unit));
+        }
+        if let Some((min, max)) = model::bounds(spec.name, var.name) {
+            let _ = write!(xml, " min=\"{min}\" max=\"{max}\"");
         }
         xml.push_str("/>\n    </ScalarVariable>\n");
     }
@@ -549,6 +557,15 @@ mod model {
     }
 
     const TIME: Row = ("time", Kind::Time, 0.0, Some("s"), "Simulation time");
+
+    /// The `min` and `max` a variable declares, where the model has physical bounds: a
+    /// coefficient of restitution lies in [0, 1].
+    pub fn bounds(model: &str, variable: &str) -> Option<(f64, f64)> {
+        match (model, variable) {
+            ("BouncingBall", "e") => Some((0.0, 1.0)),
+            _ => None,
+        }
+    }
 
     pub fn spec(model: &str, hostile: Option<&str>) -> Option<Spec> {
         use Kind::*;

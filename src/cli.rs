@@ -148,7 +148,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, String> {
         outputs: args.output.clone(),
         inputs,
     };
-    let job = plan::plan(&opened.info, &fmu_dir, &settings)?;
+    let job = plan::plan(&opened.info, &fmu_dir, &settings).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let pool = WorkerPool::new(PoolConfig {
         exe,

@@ -41,9 +41,6 @@ pub struct Config {
     pub worker_memory_bytes: u64,
     /// Credits one run costs (reserved when it starts, settled when it ends).
     pub run_cost: i64,
-    /// Whether a run that fails because of the FMU itself (a crash, an error it reports) is
-    /// charged. Failures of the service, the sandbox or our timeout never are.
-    pub charge_failed_runs: bool,
     /// How long `POST /runs` waits for a run before answering 202 with its URL.
     pub sync_wait: Duration,
     /// The longest wall-clock time a run may ask for (and the default).
@@ -82,7 +79,6 @@ impl Config {
             worker_memory_bytes: 2 << 30,
             worker_exe: None,
             run_cost: 1,
-            charge_failed_runs: true,
             sync_wait: Duration::from_secs(5),
             max_run_time: Duration::from_secs(600),
             runs_per_minute: 60,
@@ -93,6 +89,18 @@ impl Config {
         }
     }
 
+    /// Makes every configured path absolute, once, before anything uses it: workers run in
+    /// their own scratch directory, so a relative path (the default `./data`) would point
+    /// them somewhere else. Idempotent; [`crate::AppState::open`] calls it again for configs
+    /// built in code.
+    pub fn resolve_paths(&mut self) -> std::io::Result<()> {
+        self.data_dir = std::path::absolute(&self.data_dir)?;
+        if let Some(exe) = &self.worker_exe {
+            self.worker_exe = Some(std::path::absolute(exe)?);
+        }
+        Ok(())
+    }
+
     /// Builds the configuration from the environment on top of the CLI's listen address and
     /// data directory. `env` is injected so tests can exercise the parsing.
     pub fn from_env(
@@ -101,6 +109,13 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let mut config = Config::local(data_dir);
+        config.resolve_paths().map_err(|e| {
+            ConfigError::new(
+                "FMU_GATEWAY_DATA_DIR",
+                &config.data_dir.display().to_string(),
+                &format!("cannot be made absolute: {e}"),
+            )
+        })?;
         config.listen = listen;
         config.public_url = match env("FMU_GATEWAY_PUBLIC_URL") {
             Some(url) => parse_url("FMU_GATEWAY_PUBLIC_URL", &url)?,
@@ -182,9 +197,6 @@ impl Config {
                 return Err(ConfigError::new("FMU_GATEWAY_RUN_COST", &v, "must be >= 0"));
             }
         }
-        if let Some(v) = env("FMU_GATEWAY_CHARGE_FAILED_RUNS") {
-            config.charge_failed_runs = parse_bool("FMU_GATEWAY_CHARGE_FAILED_RUNS", &v)?;
-        }
         if let Some(v) = env("FMU_GATEWAY_SYNC_WAIT_MS") {
             config.sync_wait = Duration::from_millis(parse_num("FMU_GATEWAY_SYNC_WAIT_MS", &v)?);
         }
@@ -235,11 +247,12 @@ fn read_billing(
         let json = if v.trim_start().starts_with('[') {
             v.clone()
         } else {
-            std::fs::read_to_string(v.trim()).map_err(|e| {
+            let path = std::path::absolute(v.trim()).unwrap_or_else(|_| v.trim().into());
+            std::fs::read_to_string(&path).map_err(|e| {
                 ConfigError::new(
                     "FMU_GATEWAY_PLANS",
                     &v,
-                    &format!("cannot read the file: {e}"),
+                    &format!("cannot read the file {}: {e}", path.display()),
                 )
             })?
         };
@@ -360,6 +373,13 @@ mod tests {
 
     fn listen() -> SocketAddr {
         "127.0.0.1:8080".parse().unwrap()
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_made_absolute_at_once() {
+        let c = Config::from_env(listen(), "./data".into(), env_of(&[])).unwrap();
+        assert!(c.data_dir.is_absolute(), "{}", c.data_dir.display());
+        assert_eq!(c.data_dir, std::env::current_dir().unwrap().join("data"));
     }
 
     #[test]

@@ -14,6 +14,13 @@ pub enum AppError {
     /// The request's content is wrong; the message says what to fix.
     #[error("{0}")]
     Invalid(String),
+    /// Everything wrong with a request (a run's settings against its model), each problem
+    /// with the field at fault.
+    #[error("{0}")]
+    Problems(crate::sim::plan::Problems),
+    /// The service cannot do this right now (e.g. simulations, while its self-test fails).
+    #[error("{0}")]
+    Unavailable(String),
     /// The thing already exists (e.g. an email).
     #[error("{0}")]
     Conflict(String),

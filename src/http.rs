@@ -44,7 +44,14 @@ pub fn app(state: State) -> impl Endpoint {
         .at(paths::DASHBOARD, get(web::dashboard::page))
         .at(paths::KEYS, get(web::keys::page).post(web::keys::create))
         .at(paths::KEY_REVOKE, post(web::keys::revoke))
-        .at(paths::USAGE, get(web::usage::show))
+        // The dashboard page, and the JSON list the original SDK reads at the same path.
+        .at(
+            paths::USAGE,
+            get(ByCaller {
+                page: web::usage::show.boxed(),
+                api: json(compat::usage_list.boxed()).boxed(),
+            }),
+        )
         .at(paths::RUNS, get(web::runs::index).post(web::runs::create))
         .at(paths::RUN_FIELDS, get(web::runs::fields))
         .at(paths::RUN, get(web::runs::show))
@@ -60,6 +67,10 @@ pub fn app(state: State) -> impl Endpoint {
         )
         .at(paths::LIBRARY_MODEL, get(web::library::model))
         .at("/fmus", post(json(compat_fmus::upload.boxed())))
+        .at(
+            "/registry/fmus",
+            get(json(compat_fmus::registry_list.boxed())),
+        )
         .at("/simulate", post(json(compat_runs::simulate.boxed())))
         .at(
             "/simulations/:run_id",
@@ -159,28 +170,51 @@ impl Endpoint for ByAccept {
     }
 }
 
+/// Sends API clients to one endpoint and browsers to another where a dashboard page shares its
+/// path with a JSON route of the original service (`GET /usage`). An API client is a request
+/// that does not ask for HTML and either carries an API key or has no cookies at all (so a
+/// client whose key is missing gets a JSON 401, not the login page).
+struct ByCaller {
+    page: BoxEndpoint<'static, Response>,
+    api: BoxEndpoint<'static, Response>,
+}
+
+impl Endpoint for ByCaller {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let has_key = crate::auth::key_from_headers(req.headers()).is_some();
+        let has_cookie = req.headers().contains_key(header::COOKIE);
+        if !web::wants_html(&req) && (has_key || !has_cookie) {
+            self.api.call(req).await
+        } else {
+            self.page.call(req).await
+        }
+    }
+}
+
 /// `GET /health`: the process is up.
 #[handler]
 fn health() -> poem::web::Json<serde_json::Value> {
     poem::web::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// `GET /ready`: the database answers.
+/// `GET /ready`: the database answers and the start-up self-test simulated (503 with the
+/// reason otherwise).
 #[handler]
 async fn ready(state: Data<&State>) -> Response {
-    let ok = state
+    let database_ok = state
         .db
         .run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
         .await
         .is_ok();
-    let status = if ok {
+    let report = state.readiness.report(database_ok);
+    let status = if report.ready {
         poem::http::StatusCode::OK
     } else {
         poem::http::StatusCode::SERVICE_UNAVAILABLE
     };
-    poem::web::Json(serde_json::json!({ "ready": ok }))
-        .with_status(status)
-        .into_response()
+    poem::web::Json(report).with_status(status).into_response()
 }
 
 /// The policy for our own pages: everything from our origin, no inline script or style, no
@@ -226,6 +260,7 @@ async fn limit_body<E: Endpoint>(next: E, req: Request, max: usize) -> poem::Res
         let body = crate::api::error::ErrorBody {
             code: "payload_too_large".into(),
             message,
+            problems: None,
         };
         Ok(poem::web::Json(body).with_status(status).into_response())
     };

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fmi;
 pub mod http;
 pub mod keys;
+pub mod readiness;
 pub mod runs;
 pub mod sim;
 pub mod state;
@@ -71,9 +72,21 @@ impl App {
             TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?;
         // Say which sandbox layers this kernel gives the workers (a worker reports them).
         match state.workers.probe().await {
-            Ok(layers) => tracing::info!(layers = %layers.join(", "), "simulation sandbox"),
+            Ok(layers) => {
+                tracing::info!(layers = %layers.join(", "), "simulation sandbox");
+                state.readiness.set_sandbox(layers);
+            }
             Err(e) => tracing::warn!(error = %e, "the simulation sandbox check failed"),
         }
+        // Then prove a real simulation works end to end before saying we are ready.
+        let check = runs::self_test(&state).await;
+        match &check {
+            Ok(took) => tracing::info!(ms = took.as_millis() as u64, "simulation self-test passed"),
+            Err(reason) => tracing::error!(
+                "simulation self-test failed, /ready answers 503 and runs are refused: {reason}"
+            ),
+        }
+        state.readiness.set_self_test(check);
         Ok(App {
             addr,
             state,

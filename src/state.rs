@@ -20,6 +20,8 @@ pub struct AppState {
     pub run_limit: KeyedLimit<String>,
     /// Plans and Stripe.
     pub billing: crate::billing::Billing,
+    /// The start-up checks `/ready` reports (and runs are refused while they fail).
+    pub readiness: crate::readiness::Readiness,
     /// How to cancel each run in progress.
     pub cancels:
         std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
@@ -46,7 +48,10 @@ pub enum StartError {
 
 impl AppState {
     /// Creates the data directory, opens (and migrates) the database, loads the root key.
-    pub fn open(config: Config) -> Result<State, StartError> {
+    pub fn open(mut config: Config) -> Result<State, StartError> {
+        config
+            .resolve_paths()
+            .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
         let shown = config.data_dir.display().to_string();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(shown, e))?;
         let db = Db::open(&config.data_dir.join("fmu-gateway.db"), config.db_pool_size)?;
@@ -83,6 +88,7 @@ impl AppState {
             workers,
             run_limit,
             cancels: Default::default(),
+            readiness: Default::default(),
         }))
     }
 }

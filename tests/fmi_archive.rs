@@ -191,6 +191,9 @@ fn var(
         start: start.map(Into::into),
         unit: unit.map(Into::into),
         description: description.map(Into::into),
+        min: None,
+        max: None,
+        dimensions: 0,
     }
 }
 
@@ -372,6 +375,14 @@ fn describes_an_fmi2_model_with_both_interfaces() {
         ],
         platforms: vec!["linux64".into(), "win64".into()],
     };
+    // `e` declares min="0.5" max="1".
+    let mut expected = expected;
+    let e = expected
+        .variables
+        .iter_mut()
+        .find(|v| v.name == "e")
+        .unwrap();
+    (e.min, e.max) = (Some(0.5), Some(1.0));
     assert_eq!(info, expected);
 
     assert_eq!(info.default_interface(), Some("cs"));
@@ -607,6 +618,14 @@ fn describes_an_fmi3_model_with_both_interfaces() {
         ],
         platforms: vec!["x86_64-linux".into(), "x86_64-windows".into()],
     };
+    // The array parameter `arr` has one <Dimension>.
+    let mut expected = expected;
+    expected
+        .variables
+        .iter_mut()
+        .find(|v| v.name == "arr")
+        .unwrap()
+        .dimensions = 1;
     assert_eq!(info, expected);
     assert_eq!(info.default_interface(), Some("cs"));
     let outputs: Vec<&str> = info.outputs().map(|v| v.name.as_str()).collect();

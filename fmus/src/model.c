@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #endif
 
@@ -391,6 +392,16 @@ Status model_do_step(Instance *m, double current_time, double step_size, bool st
         read_states(d, x0);
         indicators(d, t, x0, z0);
         rk4(d, t, x0, h, x1);
+        for (size_t i = 0; i < MODEL.nx; i++) {
+            if (!isfinite(x1[i])) {
+                /* e.g. Dahlquist with k = 1e6: explicit RK4 at 1 ms substeps is unstable */
+                model_log(m, ST_ERROR, "logStatusError",
+                          "DoStep: the state became non-finite at t=%.12g: the internal step "
+                          "is unstable for these parameters (use Model Exchange).",
+                          t + h);
+                return ST_ERROR;
+            }
+        }
         indicators(d, t + h, x1, z1);
 
         if (MODEL.nz == 0 || !crossed(z0, z1)) {
@@ -481,7 +492,15 @@ Status model_hostile(Instance *m) {
     m->d.hostile_done = true;
     bool breach = false;
 
-#if defined(HOSTILE_SEGFAULT)
+#if defined(HOSTILE_ERROR)
+    model_log(m, ST_ERROR, "logStatusError", "the model failed on purpose (HOSTILE_ERROR)");
+    return ST_ERROR;
+#elif defined(HOSTILE_SLEEP)
+    /* wall-clock time without CPU time: only a wall-clock deadline stops this */
+    struct timespec pause = {10, 0};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+    breach = true;
+#elif defined(HOSTILE_SEGFAULT)
     volatile int *volatile target = NULL; /* both volatile: the store must happen */
     *target = 42;
     breach = true;

@@ -19,7 +19,7 @@
 /* Set when compiled as one of the hostile sandbox test variants. */
 #if defined(HOSTILE_SEGFAULT) || defined(HOSTILE_LOOP) || defined(HOSTILE_ALLOC) ||           \
     defined(HOSTILE_FORK) || defined(HOSTILE_SOCKET) || defined(HOSTILE_READ) ||              \
-    defined(HOSTILE_WRITE)
+    defined(HOSTILE_WRITE) || defined(HOSTILE_ERROR) || defined(HOSTILE_SLEEP)
 #define FGW_HOSTILE 1
 #endif
 

@@ -160,3 +160,24 @@ pub async fn library(
             .collect(),
     ))
 }
+
+#[derive(Serialize)]
+struct RegistryList {
+    items: Vec<FmuRef>,
+}
+
+/// `GET /registry/fmus` (an old route): the caller's uploaded models as `{items: [...]}`.
+#[handler]
+pub async fn registry_list(
+    state: Data<&State>,
+    caller: Caller<ReadFmus>,
+) -> Result<Json<RegistryList>, ApiError> {
+    let records = registry::list(&state, &caller.principal.user_id, None).await?;
+    Ok(Json(RegistryList {
+        items: records
+            .into_iter()
+            .filter(|r| r.library_id.is_none())
+            .map(FmuRef::from)
+            .collect(),
+    }))
+}

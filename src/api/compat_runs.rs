@@ -59,6 +59,9 @@ struct Summary {
     artifacts: Value,
     summary_url: String,
     error: Option<String>,
+    /// Whether the caller paid for the run, and why a failed run failed.
+    charged: bool,
+    failure_kind: Option<&'static str>,
 }
 
 fn summary(state: &State, run: &RunRow, output: Option<&SimOutput>) -> Summary {
@@ -91,6 +94,8 @@ fn summary(state: &State, run: &RunRow, output: Option<&SimOutput>) -> Summary {
         }),
         summary_url: format!("{base}/simulations/{}", run.id),
         error: run.error.clone(),
+        charged: run.charged,
+        failure_kind: run.failure_kind.map(|k| k.as_str()),
     }
 }
 

@@ -19,6 +19,20 @@ pub struct ErrorBody {
     pub code: String,
     /// What went wrong, for humans.
     pub message: String,
+    /// For `invalid_request` on a run: every problem found, each with the field at fault, so
+    /// a client can fix them all at once.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<FieldProblem>>,
+}
+
+/// One thing wrong with a request.
+#[derive(Object, Debug, Clone, serde::Serialize)]
+pub struct FieldProblem {
+    /// The field at fault: `stop_time`, `start_values.<name>`, `outputs.<name>`,
+    /// `inputs.<name>`, …
+    pub field: String,
+    pub message: String,
 }
 
 /// Every error the API answers with. Operations list it as their error type, so the spec
@@ -67,6 +81,7 @@ fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
     Json(ErrorBody {
         code: code.into(),
         message: message.into(),
+        problems: None,
     })
 }
 
@@ -84,6 +99,25 @@ impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
         match err {
             AppError::Invalid(m) => ApiError::Unprocessable(body("invalid_request", m)),
+            AppError::Problems(problems) => {
+                let message = problems.to_string();
+                let list = problems
+                    .0
+                    .into_iter()
+                    .map(|p| FieldProblem {
+                        field: p.field,
+                        message: p.message,
+                    })
+                    .collect();
+                ApiError::Unprocessable(Json(ErrorBody {
+                    code: "invalid_request".into(),
+                    message,
+                    problems: Some(list),
+                }))
+            }
+            AppError::Unavailable(m) => {
+                ApiError::ServiceUnavailable(body("service_unavailable", m))
+            }
             AppError::Conflict(m) => ApiError::Conflict(body("conflict", m)),
             AppError::BadCredentials => {
                 ApiError::Unauthorized(body("bad_credentials", err.to_string()))
@@ -161,6 +195,7 @@ pub fn framework_error(err: poem::Error) -> poem::Response {
     poem::web::Json(ErrorBody {
         code: code.into(),
         message,
+        problems: None,
     })
     .with_status(status)
     .into_response()

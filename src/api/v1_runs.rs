@@ -6,7 +6,7 @@ use std::time::Duration;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::types::Any;
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use super::auth::{ApiKey, Authed, ReadRuns};
 use super::error::ApiError;
@@ -93,6 +93,38 @@ pub struct RunResult {
     pub columns: HashMap<String, Vec<f64>>,
 }
 
+/// Why a failed run failed (see the README's table of who pays for what).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The FMU reported an error.
+    ModelError,
+    /// The FMU crashed the worker.
+    ModelCrashed,
+    /// The FMU used more memory than a run may.
+    OutOfMemory,
+    /// The run reached its time limit (the request's `timeout` or the plan's maximum).
+    TimeLimit,
+    /// The service failed (not charged).
+    ServiceError,
+    /// The server stopped during the run (not charged).
+    Interrupted,
+}
+
+impl From<crate::runs::charging::FailureKind> for FailureKind {
+    fn from(k: crate::runs::charging::FailureKind) -> Self {
+        use crate::runs::charging::FailureKind as K;
+        match k {
+            K::ModelError => FailureKind::ModelError,
+            K::ModelCrashed => FailureKind::ModelCrashed,
+            K::OutOfMemory => FailureKind::OutOfMemory,
+            K::TimeLimit => FailureKind::TimeLimit,
+            K::ServiceError => FailureKind::ServiceError,
+            K::Interrupted => FailureKind::Interrupted,
+        }
+    }
+}
+
 #[derive(Object)]
 pub struct Run {
     pub id: String,
@@ -106,6 +138,11 @@ pub struct Run {
     pub finished_at: Option<String>,
     pub credits_reserved: i64,
     pub credits_charged: i64,
+    /// Whether the caller paid for this run (false while it is unfinished). The caller pays
+    /// for what their model used; the service pays for its own failures.
+    pub charged: bool,
+    /// Why a failed run failed, for programs.
+    pub failure_kind: Option<FailureKind>,
     /// Why it failed, for humans.
     pub error: Option<String>,
     /// The FMU's log messages.
@@ -130,6 +167,8 @@ fn run_view(row: RunRow, result: Option<RunResult>) -> Run {
         finished_at: row.finished_at.map(super::time),
         credits_reserved: row.credits_reserved,
         credits_charged: row.credits_charged,
+        charged: row.charged,
+        failure_kind: row.failure_kind.map(Into::into),
         error: row.error,
         log: row.log,
         result,
@@ -385,7 +424,8 @@ impl RunsApi {
         }))
     }
 
-    /// Cancels a queued or running run; its credits are refunded.
+    /// Cancels a queued or running run. A run cancelled while queued is not charged; one
+    /// cancelled while running is (its model used the worker).
     #[oai(path = "/runs/:id/cancel", method = "post", operation_id = "cancelRun")]
     async fn cancel(
         &self,

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::DbResult;
+use crate::runs::charging::FailureKind;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRow {
@@ -20,11 +21,15 @@ pub struct RunRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Why a failed run failed.
+    pub failure_kind: Option<FailureKind>,
+    /// Whether the caller paid for this run (the charging rule's answer; false until settled).
+    pub charged: bool,
 }
 
 const COLUMNS: &str =
     "id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved,
-    credits_charged, error, log, created_at, started_at, finished_at";
+    credits_charged, error, log, created_at, started_at, finished_at, failure_kind, charged";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -42,6 +47,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         created_at: r.get(11)?,
         started_at: r.get(12)?,
         finished_at: r.get(13)?,
+        failure_kind: r
+            .get::<_, Option<String>>(14)?
+            .as_deref()
+            .and_then(FailureKind::parse),
+        charged: r.get(15)?,
     })
 }
 
@@ -103,20 +113,32 @@ pub fn mark_running(conn: &Connection, id: &str, now: i64) -> DbResult<bool> {
     )? == 1)
 }
 
+/// How a run ended, as [`finish`] records it.
+pub struct Finish<'a> {
+    pub status: &'a str,
+    pub failure_kind: Option<FailureKind>,
+    pub charged: bool,
+    pub credits_charged: i64,
+    pub error: Option<&'a str>,
+    pub log: Option<&'a str>,
+}
+
 /// Ends an unfinished run. `false` when it had already ended (so nothing is settled twice).
-pub fn finish(
-    conn: &Connection,
-    id: &str,
-    status: &str,
-    charged: i64,
-    error: Option<&str>,
-    log: Option<&str>,
-    now: i64,
-) -> DbResult<bool> {
+pub fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) -> DbResult<bool> {
     Ok(conn.execute(
-        "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6
+        "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6,
+             failure_kind = ?7, charged = ?8
          WHERE id = ?1 AND status IN ('queued', 'running')",
-        params![id, status, charged, error, log, now],
+        params![
+            id,
+            end.status,
+            end.credits_charged,
+            end.error,
+            end.log,
+            now,
+            end.failure_kind.map(FailureKind::as_str),
+            end.charged
+        ],
     )? == 1)
 }
 

@@ -56,7 +56,7 @@ pub struct ModelInfo {
 
 /// One FMI interface (Co-Simulation or Model Exchange). Capabilities that an interface or FMI
 /// version does not have are `false`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Interface {
     /// Base name of the shared library in `binaries/<platform>/`.
     pub model_identifier: String,
@@ -78,7 +78,7 @@ pub struct DefaultExperiment {
     pub step_size: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Variable {
     pub name: String,
     pub value_reference: u32,
@@ -102,6 +102,27 @@ pub struct Variable {
     /// The variable's unit, or the unit of its declared type.
     pub unit: Option<String>,
     pub description: Option<String>,
+    /// The `min` and `max` attributes, where the variable declares them (numbers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// FMI 3 array dimensions (`<Dimension>` elements); 0 for a scalar.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dimensions: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Variable {
+    /// Whether the engine can record this variable as a column of numbers: a scalar of a
+    /// numeric or Boolean type. Strings, binaries, clocks and arrays cannot be (yet), and a
+    /// request for them is refused rather than answered with altered data.
+    pub fn is_recordable(&self) -> bool {
+        self.dimensions == 0 && !matches!(self.r#type.as_str(), "String" | "Binary" | "Clock")
+    }
 }
 
 /// Why an FMU's model description could not be used. Shown to the uploader.
@@ -408,6 +429,9 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             start: v.variableType.start().clone(),
             unit: md.get_unit(v).map(str::to_owned),
             description: v.description.clone(),
+            min: fmi2_bounds(&v.variableType).0,
+            max: fmi2_bounds(&v.variableType).1,
+            dimensions: 0,
         })
         .collect();
 
@@ -442,6 +466,41 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
         variables,
         platforms: Vec::new(),
     })
+}
+
+/// The `min` and `max` an FMI 2 variable declares itself.
+fn fmi2_bounds(t: &fmi2::VariableType) -> (Option<f64>, Option<f64>) {
+    use fmi2::VariableType as T;
+    // fmi-rs keeps FMI 2 bounds as text; one that is not a number bounds nothing here
+    // (fmi-rs's validation reports it at upload).
+    let number = |v: &Option<String>| v.as_deref().and_then(|s| s.trim().parse::<f64>().ok());
+    match t {
+        T::Real { min, max, .. } | T::Integer { min, max, .. } => (number(min), number(max)),
+        _ => (None, None),
+    }
+}
+
+/// The `min` and `max` an FMI 3 variable declares itself.
+fn fmi3_bounds(t: &fmi3::VariableType) -> (Option<f64>, Option<f64>) {
+    use fmi3::VariableType as T;
+    fn pair<N: Copy + Into<f64>>(min: &Option<N>, max: &Option<N>) -> (Option<f64>, Option<f64>) {
+        (min.map(Into::into), max.map(Into::into))
+    }
+    match t {
+        T::Float32 { min, max, .. } => pair(min, max),
+        T::Float64 { min, max, .. } => pair(min, max),
+        T::Int8 { min, max, .. } => pair(min, max),
+        T::UInt8 { min, max, .. } => pair(min, max),
+        T::Int16 { min, max, .. } => pair(min, max),
+        T::UInt16 { min, max, .. } => pair(min, max),
+        T::Int32 { min, max, .. } => pair(min, max),
+        T::UInt32 { min, max, .. } => pair(min, max),
+        // 64-bit bounds as f64 are only used to check start values, where the parsed literal
+        // is compared the same way.
+        T::Int64 { min, max, .. } => (min.map(|v| v as f64), max.map(|v| v as f64)),
+        T::UInt64 { min, max, .. } => (min.map(|v| v as f64), max.map(|v| v as f64)),
+        _ => (None, None),
+    }
 }
 
 /// The `start` of an FMI 3 variable as written in the file.
@@ -484,6 +543,9 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             start: fmi3_start(&v.variableType),
             unit: md.get_unit(v).map(str::to_owned),
             description: v.description.clone(),
+            min: fmi3_bounds(&v.variableType).0,
+            max: fmi3_bounds(&v.variableType).1,
+            dimensions: v.dimensions.len(),
         })
         .collect();
 

@@ -27,19 +27,66 @@ pub struct RunSettings {
 /// Output points a run may have at most.
 pub const MAX_OUTPUT_POINTS: f64 = 1_000_000.0;
 
-/// A job for `fmu_dir`, or a message that says what is wrong with the request.
-pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, String> {
+/// One thing wrong with a request: the field at fault (`stop_time`, `start_values.h`,
+/// `outputs.y`, `inputs.u`, …) and what to fix.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything wrong with a request, so the caller can fix it all at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let messages: Vec<&str> = self.0.iter().map(|p| p.message.as_str()).collect();
+        f.write_str(&messages.join("; "))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// A job for `fmu_dir`, or every problem with the request (checked against the model
+/// description before any FMU code runs, and before any credit is reserved).
+pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Problems> {
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, message: String| problems.push(Problem::new(field, message));
     let interface = match s.interface {
         Some(Interface::Cs) if info.co_simulation.is_none() => {
-            return Err("this FMU does not support Co-Simulation".into());
+            problem(
+                "interface",
+                "this FMU does not support Co-Simulation".into(),
+            );
+            Interface::Me
         }
         Some(Interface::Me) if info.model_exchange.is_none() => {
-            return Err("this FMU does not support Model Exchange".into());
+            problem(
+                "interface",
+                "this FMU does not support Model Exchange".into(),
+            );
+            Interface::Cs
         }
         Some(i) => i,
         None if info.co_simulation.is_some() => Interface::Cs,
         None if info.model_exchange.is_some() => Interface::Me,
-        None => return Err("the FMU declares neither Co-Simulation nor Model Exchange".into()),
+        None => {
+            problem(
+                "interface",
+                "the FMU declares neither Co-Simulation nor Model Exchange".into(),
+            );
+            Interface::Cs
+        }
     };
     let experiment = info.default_experiment.clone().unwrap_or_default();
     let start_time = s.start_time.or(experiment.start_time).unwrap_or(0.0);
@@ -47,60 +94,128 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, St
         .stop_time
         .or(experiment.stop_time)
         .unwrap_or(start_time + 1.0);
-    finite("start_time", start_time)?;
-    finite("stop_time", stop_time)?;
-    if stop_time <= start_time {
-        return Err(format!(
-            "stop_time ({stop_time}) must be after start_time ({start_time})"
-        ));
-    }
+    let times_ok = finite("start_time", start_time, &mut problem)
+        & finite("stop_time", stop_time, &mut problem);
     let span = stop_time - start_time;
+    if times_ok && span <= 0.0 {
+        problem(
+            "stop_time",
+            format!("stop_time ({stop_time}) must be after start_time ({start_time})"),
+        );
+    }
+    let span_ok = times_ok && span > 0.0 && span.is_finite();
     let output_interval = s
         .output_interval
         .or(experiment.step_size)
-        .unwrap_or(span / 500.0);
-    positive("output_interval", output_interval)?;
-    if span / output_interval > MAX_OUTPUT_POINTS {
-        return Err(format!(
-            "output_interval {output_interval} gives more than {MAX_OUTPUT_POINTS} output points over {span} s: use a larger interval"
-        ));
-    }
-    // Co-Simulation records every communication point, which the step size sets.
-    if interface == Interface::Cs
-        && let Some(h) = s.step_size
-        && h > 0.0
-        && span / h > MAX_OUTPUT_POINTS
+        .unwrap_or(if span_ok { span / 500.0 } else { 1.0 });
+    if positive("output_interval", output_interval, &mut problem)
+        && span_ok
+        && span / output_interval > MAX_OUTPUT_POINTS
     {
-        return Err(format!(
-            "step_size {h} gives more than {MAX_OUTPUT_POINTS} communication points over {span} s: use a larger step"
-        ));
+        problem(
+            "output_interval",
+            format!(
+                "output_interval {output_interval} gives more than {MAX_OUTPUT_POINTS} output points over {span} s: use a larger interval"
+            ),
+        );
     }
-    if let Some(h) = s.step_size {
-        positive("step_size", h)?;
-        if span / h > 100.0 * MAX_OUTPUT_POINTS {
-            return Err(format!("step_size {h} is too small for a run of {span} s"));
+    if let Some(h) = s.step_size
+        && positive("step_size", h, &mut problem)
+        && span_ok
+    {
+        // Co-Simulation records every communication point, which the step size sets.
+        if interface == Interface::Cs && span / h > MAX_OUTPUT_POINTS {
+            problem(
+                "step_size",
+                format!(
+                    "step_size {h} gives more than {MAX_OUTPUT_POINTS} communication points over {span} s: use a larger step"
+                ),
+            );
+        } else if span / h > 100.0 * MAX_OUTPUT_POINTS {
+            problem(
+                "step_size",
+                format!("step_size {h} is too small for a run of {span} s"),
+            );
         }
     }
     let solver = s.solver.unwrap_or_default();
     if interface == Interface::Me && solver == Solver::Euler && s.step_size.is_none() {
-        return Err("the euler solver needs a step_size".into());
+        problem("solver", "the euler solver needs a step_size".into());
     }
     let tolerance = s.tolerance.or(experiment.tolerance).unwrap_or(1e-6);
     if !(tolerance > 0.0 && tolerance < 1.0) {
-        return Err(format!(
-            "tolerance must be between 0 and 1, not {tolerance}"
-        ));
+        problem(
+            "tolerance",
+            format!("tolerance must be between 0 and 1, not {tolerance}"),
+        );
     }
+    let mut seen = std::collections::HashSet::new();
     for (name, literal) in &s.start_values {
-        check_start_value(info, name, literal)?;
-    }
-    for name in &s.outputs {
-        if info.variable(name).is_none() {
-            return Err(format!("the model has no variable '{name}' to record"));
+        let field = format!("start_values.{name}");
+        if !seen.insert(name.as_str()) {
+            problem(
+                &field,
+                format!("'{name}' is given more than one start value"),
+            );
+        } else if let Err(message) = check_start_value(info, name, literal) {
+            problem(&field, message);
         }
     }
+    let outputs = recorded(info, &s.outputs);
+    let mut seen = std::collections::HashSet::new();
+    for name in &outputs {
+        let field = format!("outputs.{name}");
+        match info.variable(name) {
+            None => problem(
+                &field,
+                format!("the model has no variable '{name}' to record"),
+            ),
+            Some(_) if !seen.insert(name.as_str()) => {
+                problem(&field, format!("'{name}' is asked for more than once"))
+            }
+            Some(v) if !v.is_recordable() => problem(
+                &field,
+                format!(
+                    "'{name}' ({}{}) cannot be recorded: only scalar numbers and Booleans can; choose the outputs to record",
+                    v.r#type,
+                    if v.dimensions > 0 { " array" } else { "" }
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    if span_ok && output_interval > 0.0 && output_interval.is_finite() {
+        let step = match (interface, s.step_size) {
+            (Interface::Cs, Some(h)) if h > 0.0 => h,
+            _ => output_interval,
+        };
+        let points = (span / step).ceil() + 1.0;
+        let values = points * outputs.len().max(1) as f64;
+        if values > super::engine::MAX_VALUES as f64 {
+            problem(
+                "outputs",
+                format!(
+                    "{points} output points × {} variables is more than {} values: use a larger output interval or fewer outputs",
+                    outputs.len(),
+                    super::engine::MAX_VALUES
+                ),
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
     for signal in &s.inputs {
-        check_input(info, signal)?;
+        let field = format!("inputs.{}", signal.name);
+        if !seen.insert(signal.name.as_str()) {
+            problem(
+                &field,
+                format!("input '{}' is given more than once", signal.name),
+            );
+        } else if let Err(message) = check_input(info, signal) {
+            problem(&field, message);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
     }
     Ok(Job {
         version: PROTOCOL_VERSION,
@@ -121,24 +236,40 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, St
     })
 }
 
-fn finite(name: &str, v: f64) -> Result<(), String> {
-    if v.is_finite() {
-        Ok(())
-    } else {
-        Err(format!("{name} must be a finite number"))
+/// The variables a run records: those asked for, else the model's outputs, else every
+/// variable but the independent one (the engine's rule, so it can be checked here).
+pub fn recorded<'a>(info: &'a ModelInfo, asked: &'a [String]) -> Vec<&'a String> {
+    if !asked.is_empty() {
+        return asked.iter().collect();
     }
+    let outputs: Vec<&String> = info.outputs().map(|v| &v.name).collect();
+    if !outputs.is_empty() {
+        return outputs;
+    }
+    info.variables
+        .iter()
+        .filter(|v| v.causality != "independent")
+        .map(|v| &v.name)
+        .collect()
 }
 
-fn positive(name: &str, v: f64) -> Result<(), String> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(format!("{name} must be a positive number, not {v}"))
+fn finite(name: &str, v: f64, problem: &mut impl FnMut(&str, String)) -> bool {
+    if !v.is_finite() {
+        problem(name, format!("{name} must be a finite number"));
     }
+    v.is_finite()
+}
+
+fn positive(name: &str, v: f64, problem: &mut impl FnMut(&str, String)) -> bool {
+    let ok = v.is_finite() && v > 0.0;
+    if !ok {
+        problem(name, format!("{name} must be a positive number, not {v}"));
+    }
+    ok
 }
 
 /// A start value must name a variable the FMI standard lets an importer set before
-/// initialisation, with a literal of the variable's type.
+/// initialisation, with a literal of the variable's type within its `min` and `max`.
 fn check_start_value(info: &ModelInfo, name: &str, literal: &str) -> Result<(), String> {
     let var = info
         .variable(name)
@@ -154,25 +285,49 @@ fn check_start_value(info: &ModelInfo, name: &str, literal: &str) -> Result<(), 
             var.variability, var.causality
         ));
     }
-    check_literal(var, literal)
-        .map_err(|expected| format!("start value '{literal}' for '{name}' is not {expected}"))
+    let value = check_literal(var, literal)
+        .map_err(|expected| format!("start value '{literal}' for '{name}' is not {expected}"))?;
+    if let Some(value) = value {
+        if let Some(min) = var.min
+            && value < min
+        {
+            return Err(format!(
+                "start value {literal} for '{name}' is below its minimum {min}"
+            ));
+        }
+        if let Some(max) = var.max
+            && value > max
+        {
+            return Err(format!(
+                "start value {literal} for '{name}' is above its maximum {max}"
+            ));
+        }
+    }
+    Ok(())
 }
 
-fn check_literal(var: &Variable, literal: &str) -> Result<(), &'static str> {
+/// Checks a literal against the variable's type; the number it denotes, for range checks.
+fn check_literal(var: &Variable, literal: &str) -> Result<Option<f64>, &'static str> {
     let t = literal.trim();
     match var.r#type.as_str() {
         "Real" | "Float64" | "Float32" => t
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
-            .map(|_| ())
+            .map(Some)
             .ok_or("a number"),
-        "Integer" | "Enumeration" | "Int8" | "Int16" | "Int32" | "Int64" | "UInt8" | "UInt16"
-        | "UInt32" | "UInt64" => t.parse::<i64>().map(|_| ()).map_err(|_| "a whole number"),
+        "Integer" | "Enumeration" | "Int8" | "Int16" | "Int32" | "Int64" => t
+            .parse::<i64>()
+            .map(|v| Some(v as f64))
+            .map_err(|_| "a whole number"),
+        "UInt8" | "UInt16" | "UInt32" | "UInt64" => t
+            .parse::<u64>()
+            .map(|v| Some(v as f64))
+            .map_err(|_| "a whole number, 0 or more"),
         "Boolean" => matches!(t, "true" | "false" | "1" | "0")
-            .then_some(())
+            .then_some(None)
             .ok_or("true or false"),
-        "String" => Ok(()),
+        "String" => Ok(None),
         _ => Err("a supported type"),
     }
 }
@@ -182,7 +337,10 @@ fn check_input(info: &ModelInfo, s: &InputSignal) -> Result<(), String> {
         .variable(&s.name)
         .ok_or_else(|| format!("the model has no input '{}'", s.name))?;
     if var.causality != "input" {
-        return Err(format!("'{}' is not an input ({})", s.name, var.causality));
+        return Err(format!(
+            "'{}' is not an input (it is a {}): only inputs take signals",
+            s.name, var.causality
+        ));
     }
     if s.t.is_empty() || s.t.len() != s.u.len() {
         return Err(format!(

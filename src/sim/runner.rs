@@ -35,16 +35,17 @@ pub enum SimError {
     Failed { reason: String, log: String },
     #[error("the run was cancelled")]
     Cancelled,
-    /// Something on our side (spawning, the protocol): not the user's fault.
+    /// Something on our side (spawning, missing files, the protocol, a sandbox layer, a
+    /// worker that died before it loaded the model): not the user's fault.
     #[error("the simulation service failed: {0}")]
     Internal(String),
 }
 
 impl SimError {
-    /// Failures caused by the service or limits we imposed, not by the FMU itself (these runs
-    /// are not charged).
+    /// Failures of the service itself (the worker, the files, the protocol, the sandbox), as
+    /// opposed to what the model did or the limits the caller chose.
     pub fn is_service_fault(&self) -> bool {
-        matches!(self, SimError::Internal(_) | SimError::Timeout(_))
+        matches!(self, SimError::Internal(_))
     }
 }
 
@@ -103,21 +104,17 @@ impl WorkerPool {
     /// Runs one job (its `scratch_dir`, `limits`, `log_limit` and `version` are filled in
     /// here) with a wall-clock `timeout`.
     pub async fn run(&self, job: Job, timeout: Duration) -> Result<RunOutcome, SimError> {
-        self.run_cancellable(job, timeout, None).await
+        self.slot(None).await?.run(job, timeout, None).await
     }
 
-    /// [`run`](Self::run), stopped early (worker killed, `SimError::Cancelled`) when `cancel`
-    /// fires, whether the run is still queued or already running.
-    pub async fn run_cancellable(
+    /// Waits for a free worker. `cancel` firing first ends the wait with
+    /// `SimError::Cancelled` (the run never started, so it is not the caller's to pay).
+    pub async fn slot(
         &self,
-        mut job: Job,
-        timeout: Duration,
-        cancel: Option<tokio::sync::oneshot::Receiver<()>>,
-    ) -> Result<RunOutcome, SimError> {
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
-        let mut cancel = cancel;
+        cancel: Option<&mut tokio::sync::oneshot::Receiver<()>>,
+    ) -> Result<Slot<'_>, SimError> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = match cancel.as_mut() {
+        let permit = match cancel {
             Some(cancel) => tokio::select! {
                 permit = self.slots.acquire() => permit,
                 _ = cancel => {
@@ -128,28 +125,11 @@ impl WorkerPool {
             None => self.slots.acquire().await,
         };
         self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let _permit = permit.map_err(|e| SimError::Internal(e.to_string()))?;
-        if let Some(cancel) = cancel {
-            let stop = stop_tx.clone();
-            tokio::spawn(async move {
-                if cancel.await.is_ok() {
-                    let _ = stop.send(Stop::Cancel);
-                }
-            });
-        }
-        let scratch = make_scratch(&self.config.scratch_root)
-            .map_err(|e| SimError::Internal(format!("scratch directory: {e}")))?;
-        job.version = PROTOCOL_VERSION;
-        job.scratch_dir = scratch.path().display().to_string();
-        job.limits = self.config.limits;
-        job.log_limit = self.config.log_limit;
-        let exe = self.config.exe.clone();
-        let ended =
-            tokio::task::spawn_blocking(move || execute(&exe, &job, timeout, stop_tx, stop_rx))
-                .await
-                .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
-        drop(scratch);
-        ended?.outcome(&self.config.limits, timeout)
+        let permit = permit.map_err(|e| SimError::Internal(e.to_string()))?;
+        Ok(Slot {
+            pool: self,
+            _permit: permit,
+        })
     }
 
     /// Starts a worker that only enters the sandbox, and returns the layers it reports.
@@ -196,6 +176,71 @@ impl WorkerPool {
     }
 }
 
+/// A worker slot of the pool, held while one run executes.
+pub struct Slot<'a> {
+    pool: &'a WorkerPool,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Slot<'_> {
+    /// Runs `job` in this slot, stopped early (worker killed, `SimError::Cancelled`) when
+    /// `cancel` fires.
+    pub async fn run(
+        self,
+        mut job: Job,
+        timeout: Duration,
+        cancel: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> Result<RunOutcome, SimError> {
+        let config = &self.pool.config;
+        check_model_files(Path::new(&job.fmu_dir))?;
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
+        if let Some(cancel) = cancel {
+            let stop = stop_tx.clone();
+            tokio::spawn(async move {
+                if cancel.await.is_ok() {
+                    let _ = stop.send(Stop::Cancel);
+                }
+            });
+        }
+        let scratch = make_scratch(&config.scratch_root)
+            .map_err(|e| SimError::Internal(format!("scratch directory: {e}")))?;
+        job.version = PROTOCOL_VERSION;
+        job.scratch_dir = scratch.path().display().to_string();
+        job.limits = config.limits;
+        job.log_limit = config.log_limit;
+        let exe = config.exe.clone();
+        let ended =
+            tokio::task::spawn_blocking(move || execute(&exe, &job, timeout, stop_tx, stop_rx))
+                .await
+                .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
+        drop(scratch);
+        ended?.outcome(&config.limits, timeout)
+    }
+}
+
+/// The model's files must be where the job says before a worker starts: if they are not,
+/// the service lost them (or was given a relative path), which is never the caller's doing.
+fn check_model_files(dir: &Path) -> Result<(), SimError> {
+    if !dir.is_absolute() {
+        return Err(SimError::Internal(format!(
+            "the model's directory {} is not an absolute path",
+            dir.display()
+        )));
+    }
+    let description = dir.join("modelDescription.xml");
+    match std::fs::metadata(&description) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(SimError::Internal(format!(
+            "{} is not a file",
+            description.display()
+        ))),
+        Err(e) => Err(SimError::Internal(format!(
+            "the model's files are missing ({}: {e})",
+            description.display()
+        ))),
+    }
+}
+
 /// A private scratch directory (mode 0700), removed when dropped.
 fn make_scratch(root: &Path) -> std::io::Result<tempfile::TempDir> {
     std::fs::create_dir_all(root)?;
@@ -227,38 +272,65 @@ enum Stopped {
 
 impl Ended {
     /// The run's result: the worker's answer, or why there is none.
+    ///
+    /// The worker says `Started` just before it loads the FMU. Whatever goes wrong before
+    /// that (a job it cannot read, a sandbox layer that will not apply, a worker that dies or
+    /// hangs while starting) is the service's failure; from then on the FMU's code runs in
+    /// the process and can write anything to the channel, so nothing it says after that can
+    /// turn its own failure into ours.
     fn outcome(self, limits: &Limits, timeout: Duration) -> Result<RunOutcome, SimError> {
+        let started = self.messages.iter().any(|m| matches!(m, Reply::Started(_)));
         match self.stopped {
-            Some(Stopped::Deadline) => return Err(SimError::Timeout(timeout)),
+            Some(Stopped::Deadline) if started => return Err(SimError::Timeout(timeout)),
+            Some(Stopped::Deadline) => {
+                return Err(SimError::Internal(format!(
+                    "the worker did not start within {} s",
+                    timeout.as_secs_f64()
+                )));
+            }
             Some(Stopped::Cancelled) => return Err(SimError::Cancelled),
             None => {}
         }
         let near_memory_limit =
             (self.max_rss_kib.max(0) as u64) << 10 >= limits.address_space_bytes / 2;
-        let mut sandbox = Vec::new();
+        let mut sandbox = None;
         for m in self.messages {
-            match m {
-                Reply::Started(layers) => sandbox = layers,
-                Reply::Done(output) => {
+            match (m, &sandbox) {
+                (Reply::Started(layers), _) => sandbox = Some(layers),
+                (Reply::Failed { reason, .. }, None) => {
+                    return Err(SimError::Internal(format!(
+                        "the worker could not prepare the run: {reason}"
+                    )));
+                }
+                (Reply::Done(_), None) => {
+                    return Err(SimError::Internal(
+                        "the worker sent results before it started".into(),
+                    ));
+                }
+                (Reply::Done(output), Some(_)) => {
                     return Ok(RunOutcome {
                         output,
-                        sandbox,
+                        sandbox: sandbox.unwrap_or_default(),
                         elapsed: self.elapsed,
                     });
                 }
                 // An FMU that handles a failed allocation still ran out of memory.
-                Reply::Failed { .. } if near_memory_limit => {
+                (Reply::Failed { .. }, Some(_)) if near_memory_limit => {
                     return Err(SimError::OutOfMemory(limits.address_space_bytes));
                 }
-                Reply::Failed { reason, log } => return Err(SimError::Failed { reason, log }),
+                (Reply::Failed { reason, log }, Some(_)) => {
+                    return Err(SimError::Failed { reason, log });
+                }
             }
         }
-        Err(explain_exit(
-            self.status,
-            self.max_rss_kib,
-            limits,
-            &self.stderr,
-        ))
+        let exit = explain_exit(self.status, self.max_rss_kib, limits, &self.stderr);
+        if started {
+            Err(exit)
+        } else {
+            Err(SimError::Internal(format!(
+                "the worker ended before it started the model: {exit}"
+            )))
+        }
     }
 }
 

@@ -100,6 +100,7 @@ fn forbidden(req: &Request, message: &str) -> Response {
         let body = crate::api::error::ErrorBody {
             code: "csrf_failed".into(),
             message: message.into(),
+            problems: None,
         };
         poem::web::Json(body)
             .with_status(StatusCode::FORBIDDEN)

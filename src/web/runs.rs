@@ -18,7 +18,7 @@ use crate::db::runs::RunRow;
 use crate::error::AppError;
 use crate::fmi::registry::{self, FmuRecord};
 use crate::runs::{self, NewRun, Starter};
-use crate::sim::plan::RunSettings;
+use crate::sim::plan::{Problem, RunSettings};
 use crate::state::State;
 
 fn unfinished(run: &RunRow) -> bool {
@@ -48,39 +48,112 @@ pub fn run_row(run: &RunRow) -> Markup {
     }
 }
 
+/// What the user typed into the run form, kept when the form comes back with problems.
+#[derive(Default)]
+pub struct Entered {
+    stop_time: Option<String>,
+    output_interval: Option<String>,
+    interface: Option<String>,
+    start_values: Vec<(String, String)>,
+    /// `None`: the form was not sent yet (the model's outputs are checked).
+    outputs: Option<Vec<String>>,
+}
+
+impl Entered {
+    fn start(&self, name: &str) -> Option<&str> {
+        self.start_values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The problems the run form shows, next to the field each is about.
+#[derive(Default)]
+struct FormProblems<'a>(&'a [Problem]);
+
+impl FormProblems<'_> {
+    fn of(&self, field: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|p| p.field == field)
+            .map(|p| p.message.as_str())
+            .collect()
+    }
+
+    /// The messages next to `field` (with the id its input points at), if any.
+    fn next_to(&self, field: &str) -> Markup {
+        let messages = self.of(field);
+        html! {
+            @if !messages.is_empty() {
+                span.field-error id={ "error-" (field) } role="alert" { (messages.join("; ")) }
+            }
+        }
+    }
+
+    fn described_by(&self, field: &str) -> Option<String> {
+        (!self.of(field).is_empty()).then(|| format!("error-{field}"))
+    }
+}
+
 /// The variables part of the form for one model: start values for what can be set, and the
-/// outputs to record (the model's outputs checked).
-fn model_fields(model: Option<&FmuRecord>) -> Markup {
+/// outputs to record (the model's outputs checked), with what the user typed and the problems
+/// found in it when the form comes back.
+fn model_fields(model: Option<&FmuRecord>, entered: &Entered, problems: &[Problem]) -> Markup {
+    let problems = FormProblems(problems);
     html! {
         div #run-fields {
             @if let Some(m) = model {
                 @let exp = m.info.default_experiment.clone().unwrap_or_default();
+                @if !problems.0.is_empty() {
+                    div.alert.alert-error role="alert" {
+                        p { "The run was not started (nothing was charged). Fix these and run again:" }
+                        ul { @for p in problems.0 { li { code { (p.field) } ": " (p.message) } } }
+                    }
+                }
                 input type="hidden" name="fmu" value=(m.library_id.as_deref().unwrap_or(&m.id));
                 div.inline-form {
                     label for="stop_time" { "Stop time [s]" }
-                    input #stop_time type="number" step="any" name="stop_time" value=[exp.stop_time];
+                    input #stop_time type="number" step="any" name="stop_time"
+                        value=[entered.stop_time.clone().or(exp.stop_time.map(|v| v.to_string()))]
+                        aria-describedby=[problems.described_by("stop_time")];
+                    (problems.next_to("stop_time"))
                     label for="output_interval" { "Output interval [s]" }
-                    input #output_interval type="number" step="any" name="output_interval" value=[exp.step_size];
+                    input #output_interval type="number" step="any" name="output_interval"
+                        value=[entered.output_interval.clone().or(exp.step_size.map(|v| v.to_string()))]
+                        aria-describedby=[problems.described_by("output_interval")];
+                    (problems.next_to("output_interval"))
                     label for="interface" { "Interface" }
                     select #interface name="interface" {
-                        @if m.info.co_simulation.is_some() { option value="cs" { "Co-Simulation" } }
-                        @if m.info.model_exchange.is_some() { option value="me" { "Model Exchange" } }
+                        @if m.info.co_simulation.is_some() { option value="cs" selected[entered.interface.as_deref() == Some("cs")] { "Co-Simulation" } }
+                        @if m.info.model_exchange.is_some() { option value="me" selected[entered.interface.as_deref() == Some("me")] { "Model Exchange" } }
                     }
+                    (problems.next_to("interface"))
                 }
                 fieldset {
                     legend { "Start values" }
                     @for v in m.info.variables.iter().filter(|v| matches!(v.causality.as_str(), "parameter" | "input") || v.initial.as_deref() == Some("exact")) {
+                        @let field = format!("start_values.{}", v.name);
                         label for={ "start-" (v.name) } { code { (v.name) } " " span.muted { (v.unit.as_deref().unwrap_or("")) } }
-                        input id={ "start-" (v.name) } type="text" name={ "start." (v.name) } placeholder=[v.start.as_deref()];
+                        input id={ "start-" (v.name) } type="text" name={ "start." (v.name) }
+                            placeholder=[v.start.as_deref()] value=[entered.start(&v.name)]
+                            aria-invalid=[(!problems.of(&field).is_empty()).then_some("true")]
+                            aria-describedby=[problems.described_by(&field)];
+                        (problems.next_to(&field))
                     }
                 }
                 fieldset {
                     legend { "Outputs to record" }
                     @for v in m.info.variables.iter().filter(|v| v.causality != "independent") {
+                        @let checked = match &entered.outputs {
+                            Some(chosen) => chosen.contains(&v.name),
+                            None => v.causality == "output",
+                        };
                         label.check {
-                            input type="checkbox" name="output" value=(v.name) checked[v.causality == "output"];
+                            input type="checkbox" name="output" value=(v.name) checked[checked];
                             " " code { (v.name) }
                         }
+                        (problems.next_to(&format!("outputs.{}", v.name)))
                     }
                 }
                 button.primary type="submit" { "Run" }
@@ -91,7 +164,14 @@ fn model_fields(model: Option<&FmuRecord>) -> Markup {
     }
 }
 
-fn view(s: &Session, models: &[FmuRecord], chosen: Option<&FmuRecord>, rows: &[RunRow]) -> Markup {
+fn view(
+    s: &Session,
+    models: &[FmuRecord],
+    chosen: Option<&FmuRecord>,
+    rows: &[RunRow],
+    entered: &Entered,
+    problems: &[Problem],
+) -> Markup {
     let content = html! {
         h1 { "Runs" }
         section.card {
@@ -109,7 +189,7 @@ fn view(s: &Session, models: &[FmuRecord], chosen: Option<&FmuRecord>, rows: &[R
             }
             form method="post" action=(paths::RUNS) {
                 (csrf_field(s))
-                (model_fields(chosen))
+                (model_fields(chosen, entered, problems))
             }
         }
         h2 { "Your runs" }
@@ -152,7 +232,14 @@ pub async fn index(
     let (rows, _) = runs::list(&state, &s.user.id, None, None, 50, 0).await?;
     Ok(html(
         StatusCode::OK,
-        view(&s, &models, chosen.as_ref(), &rows),
+        view(
+            &s,
+            &models,
+            chosen.as_ref(),
+            &rows,
+            &Entered::default(),
+            &[],
+        ),
     ))
 }
 
@@ -164,10 +251,14 @@ pub async fn fields(
     Query(q): Query<ChooseModel>,
 ) -> Result<Response, WebError> {
     let chosen = chosen_model(&state, &s, q.fmu.as_deref()).await?;
-    Ok(html(StatusCode::OK, model_fields(chosen.as_ref())))
+    Ok(html(
+        StatusCode::OK,
+        model_fields(chosen.as_ref(), &Entered::default(), &[]),
+    ))
 }
 
-/// Starts a run from the form and goes to its page.
+/// Starts a run from the form and goes to its page. A request the model cannot take comes
+/// back as the form (422), with what the user typed and every problem next to its field.
 #[handler]
 pub async fn create(
     state: Data<&State>,
@@ -179,45 +270,89 @@ pub async fn create(
         .await
         .map_err(|_| AppError::Invalid("the form is too large".into()))?;
     let mut fmu = None;
-    let mut settings = RunSettings::default();
-    let number = |name: &str, v: &str| -> Result<Option<f64>, AppError> {
-        if v.trim().is_empty() {
-            return Ok(None);
-        }
-        v.trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| AppError::Invalid(format!("{name} must be a number")))
+    let mut entered = Entered {
+        outputs: Some(Vec::new()),
+        ..Entered::default()
     };
     for (key, value) in csrf::form_pairs(&bytes) {
         match key.as_str() {
             "fmu" => fmu = Some(value),
-            "stop_time" => settings.stop_time = number("the stop time", &value)?,
-            "output_interval" => settings.output_interval = number("the output interval", &value)?,
-            "interface" => {
-                settings.interface = match value.as_str() {
-                    "me" => Some(crate::sim::protocol::Interface::Me),
-                    _ => Some(crate::sim::protocol::Interface::Cs),
-                }
-            }
-            "output" => settings.outputs.push(value),
+            "stop_time" => entered.stop_time = Some(value),
+            "output_interval" => entered.output_interval = Some(value),
+            "interface" => entered.interface = Some(value),
+            "output" => entered.outputs.get_or_insert_with(Vec::new).push(value),
             k if k.starts_with("start.") && !value.trim().is_empty() => {
-                settings
-                    .start_values
-                    .push((k["start.".len()..].to_string(), value.trim().to_string()));
+                let name = k["start.".len()..].to_string();
+                entered.start_values.push((name, value.trim().to_string()));
             }
             _ => {}
         }
     }
-    let fmu = fmu.ok_or_else(|| AppError::Invalid("choose a model".into()))?;
+    let fmu = fmu
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| AppError::Invalid("choose a model".into()))?;
+    let (settings, mut problems) = settings_from(&entered);
     let new = NewRun {
-        fmu,
+        fmu: fmu.clone(),
         settings,
         timeout: None,
         name: None,
     };
-    let started = runs::start(&state, Starter::Session(s.user.id.clone()), new, None).await?;
-    Ok(see_other(&paths::run(&started.run.id)))
+    if problems.is_empty() {
+        match runs::start(&state, Starter::Session(s.user.id.clone()), new, None).await {
+            Ok(started) => return Ok(see_other(&paths::run(&started.run.id))),
+            Err(AppError::Problems(found)) => problems = found.0,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let models = registry::list(&state, &s.user.id, None).await?;
+    let chosen = chosen_model(&state, &s, Some(&fmu)).await?;
+    let (rows, _) = runs::list(&state, &s.user.id, None, None, 50, 0).await?;
+    Ok(html(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        view(&s, &models, chosen.as_ref(), &rows, &entered, &problems),
+    ))
+}
+
+/// The run settings the form asks for, and the fields that are not even numbers.
+fn settings_from(entered: &Entered) -> (RunSettings, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut number = |field: &str, v: &Option<String>| -> Option<f64> {
+        let v = v.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+        let parsed = v.parse().ok();
+        if parsed.is_none() {
+            problems.push(Problem::new(
+                field,
+                format!("{field} must be a number, not '{v}'"),
+            ));
+        }
+        parsed
+    };
+    let settings = RunSettings {
+        stop_time: number("stop_time", &entered.stop_time),
+        output_interval: number("output_interval", &entered.output_interval),
+        interface: match entered.interface.as_deref() {
+            Some("me") => Some(crate::sim::protocol::Interface::Me),
+            Some("cs") => Some(crate::sim::protocol::Interface::Cs),
+            _ => None,
+        },
+        start_values: entered.start_values.clone(),
+        outputs: entered.outputs.clone().unwrap_or_default(),
+        ..RunSettings::default()
+    };
+    (settings, problems)
+}
+
+/// What the run cost, in words: held while it runs, then charged or not by the one rule.
+fn charge_text(run: &RunRow) -> String {
+    let credits = |n: i64| format!("{n} credit{}", if n == 1 { "" } else { "s" });
+    if unfinished(run) {
+        format!("{} held until it ends", credits(run.credits_reserved))
+    } else if run.charged {
+        format!("charged {}", credits(run.credits_charged))
+    } else {
+        "not charged (the credits held were refunded)".to_string()
+    }
 }
 
 /// The run's status, plot, log and download: the run page's body and the fragment htmx polls
@@ -226,7 +361,10 @@ fn run_details(run: &RunRow, output: Option<&crate::sim::protocol::SimOutput>) -
     let poll = unfinished(run).then(|| paths::run(&run.id));
     html! {
         div #run-details hx-get=[poll.as_deref()] hx-trigger=[poll.as_ref().map(|_| "every 1s")] hx-swap="outerHTML" {
-            p { "Status: " (status_badge(&run.status)) " · " (run.fmu_name) " · " (run.credits_charged) " credit(s) charged" }
+            p { "Status: " (status_badge(&run.status)) " · " (run.fmu_name) " · " span #run-charge { (charge_text(run)) } }
+            @if let Some(kind) = run.failure_kind {
+                p { "Failure: " code #failure-kind { (kind.as_str()) } }
+            }
             @if let Some(error) = &run.error { (layout::alert("error", error)) }
             @if let Some(out) = output {
                 @let series: Vec<(&str, &[f64])> = out.columns.iter().map(|c| (c.name.as_str(), c.values.as_slice())).collect();

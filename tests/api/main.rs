@@ -5,6 +5,8 @@ mod common;
 
 mod accounts;
 mod billing;
+mod charging;
+mod first_run;
 mod fmus;
 mod keys;
 mod openapi;

@@ -282,8 +282,10 @@ async fn a_retried_request_with_the_same_idempotency_key_is_charged_once() {
     assert_eq!(balance(&app, &account.api_key).await, 24);
 }
 
+/// Cancelled while running: the caller's model used the worker, so it is charged (a cancel
+/// while queued is not: tests/api/charging.rs).
 #[tokio::test]
-async fn cancelling_a_run_stops_it_and_refunds_it() {
+async fn cancelling_a_running_run_stops_it_and_charges_it() {
     let app = spawn_app_with(|c| c.sync_wait = Duration::ZERO).await;
     let account = app.register().await;
     let run: Value = create(&app, &account.api_key, long_run())
@@ -302,8 +304,9 @@ async fn cancelling_a_run_stops_it_and_refunds_it() {
     assert_eq!(resp.status(), 200);
     let run: Value = resp.json().await.unwrap();
     assert_eq!(run["status"], "cancelled", "{run}");
-    assert_eq!(run["credits_charged"], 0);
-    assert_eq!(balance(&app, &account.api_key).await, 25, "refunded");
+    assert_eq!(run["charged"], true, "{run}");
+    assert_eq!(run["credits_charged"], 1);
+    assert_eq!(balance(&app, &account.api_key).await, 24);
     let again = api_client()
         .post(app.at(&format!("/api/v1/runs/{id}/cancel")))
         .bearer_auth(&account.api_key)
@@ -314,8 +317,10 @@ async fn cancelling_a_run_stops_it_and_refunds_it() {
     ledger_balances(&app, &account.user_id);
 }
 
+/// The deadline is the caller's (their `timeout`, or the plan's maximum): a run that reaches
+/// it used the worker all that time and is charged.
 #[tokio::test]
-async fn a_run_stopped_by_our_deadline_is_not_charged_but_a_bad_request_is_refused_up_front() {
+async fn a_run_stopped_by_its_deadline_is_charged_and_a_bad_request_is_refused_up_front() {
     let app = spawn_app().await;
     let account = app.register().await;
     let mut body = long_run();
@@ -330,8 +335,10 @@ async fn a_run_stopped_by_our_deadline_is_not_charged_but_a_bad_request_is_refus
         run["error"].as_str().unwrap().contains("did not finish"),
         "{run}"
     );
-    assert_eq!(run["credits_charged"], 0);
-    assert_eq!(balance(&app, &account.api_key).await, 25);
+    assert_eq!(run["failure_kind"], "time_limit", "{run}");
+    assert_eq!(run["charged"], true);
+    assert_eq!(run["credits_charged"], 1);
+    assert_eq!(balance(&app, &account.api_key).await, 24);
     for (body, message) in [
         (json!({ "fmu_id": "lib:Nope" }), "not found"),
         (
@@ -348,7 +355,7 @@ async fn a_run_stopped_by_our_deadline_is_not_charged_but_a_bad_request_is_refus
         let err: Value = resp.json().await.unwrap();
         assert!(err["message"].as_str().unwrap().contains(message), "{err}");
     }
-    assert_eq!(balance(&app, &account.api_key).await, 25);
+    assert_eq!(balance(&app, &account.api_key).await, 24);
 }
 
 #[tokio::test]

@@ -261,7 +261,7 @@ fn bad_requests_are_refused_before_any_fmu_code_runs() {
         ),
     ];
     for (settings, message) in cases {
-        let err = plan(&opened.info, &dir, &settings).unwrap_err();
+        let err = plan(&opened.info, &dir, &settings).unwrap_err().to_string();
         assert!(err.contains(message), "{err} should mention {message}");
     }
     // Defaults come from the default experiment.

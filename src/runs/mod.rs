@@ -1,11 +1,14 @@
 //! Runs: a simulation a user asked for, paid for exactly once.
 //!
-//! Starting a run reserves its credits, records the run and (with an `Idempotency-Key`) the
-//! key, all in one transaction, so the balance can never go negative and a retried request
-//! never charges twice. The run then executes in a sandboxed worker; when it ends, one more
-//! transaction settles it: charged (and a usage row written) when it produced results or the
-//! FMU itself failed, refunded when the service, the sandbox or our deadline failed it or it
-//! was cancelled. A run interrupted by a stop of the server is refunded at the next start.
+//! Starting a run checks everything the request and the model description can tell (a 422
+//! naming every problem, before any credit moves), then reserves its credits, records the run
+//! and (with an `Idempotency-Key`) the key, all in one transaction, so the balance can never
+//! go negative and a retried request never charges twice. The run then waits for a worker
+//! (`queued`), executes in a sandboxed worker (`running`), and when it ends one more
+//! transaction settles it by the rule in [`charging`]: charged (and a usage row written), or
+//! refunded. A run interrupted by a stop of the server is refunded at the next start.
+
+pub mod charging;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +27,7 @@ use crate::sim::protocol::SimOutput;
 use crate::sim::runner::SimError;
 use crate::state::State;
 use crate::usage::{self, UsageEvent};
+use charging::{FailureKind, ModelOrigin, RunEnd};
 
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -93,6 +97,11 @@ pub async fn start(
     new: NewRun,
     idempotency_key: Option<String>,
 ) -> AppResult<Started> {
+    if let Some(reason) = state.readiness.simulation_problem() {
+        return Err(AppError::Unavailable(format!(
+            "simulations are unavailable: {reason}"
+        )));
+    }
     let cost = state.config.run_cost;
     // Library ids are the same for everyone, so the FMU can be named before the key is
     // checked; visibility is checked with the key's user below.
@@ -137,15 +146,28 @@ pub async fn start(
         None => registry::resolve(state, &principal.user_id, &new.fmu).await?,
     };
     let fmu_dir = registry::extracted_dir(&state.config.data_dir, &record.id)?;
-    let job = plan::plan(&record.info, &fmu_dir, &new.settings).map_err(AppError::Invalid)?;
     let max = state.config.max_run_time;
     let timeout = new.timeout.unwrap_or(max);
+    let mut job = plan::plan(&record.info, &fmu_dir, &new.settings);
     if timeout.is_zero() || timeout > max {
-        return Err(AppError::Invalid(format!(
-            "timeout must be between 0 and {} s",
-            max.as_secs()
-        )));
+        let problem = plan::Problem::new(
+            "timeout",
+            format!(
+                "timeout must be more than 0 and at most {} s",
+                max.as_secs()
+            ),
+        );
+        match &mut job {
+            Ok(_) => job = Err(plan::Problems(vec![problem])),
+            Err(problems) => problems.0.push(problem),
+        }
     }
+    let job = job.map_err(AppError::Problems)?;
+    let origin = if record.library_id.is_some() {
+        ModelOrigin::Library
+    } else {
+        ModelOrigin::Upload
+    };
     let stored = StoredSettings {
         interface: format!("{:?}", job.interface).to_lowercase(),
         solver: match job.solver {
@@ -183,6 +205,8 @@ pub async fn start(
         created_at: db::now_ms(),
         started_at: None,
         finished_at: None,
+        failure_kind: None,
+        charged: false,
     };
     let billing = format!("{}/billing", state.config.public_url);
     let (run_for_tx, key_for_tx) = (run.clone(), idempotency_key.clone());
@@ -262,7 +286,7 @@ pub async fn start(
         .unwrap_or_else(|p| p.into_inner())
         .insert(run.id.clone(), cancel_tx);
     let (st, id) = (state.clone(), run.id.clone());
-    tokio::spawn(async move { execute(&st, &id, job, timeout, cancel_rx).await });
+    tokio::spawn(async move { execute(&st, &id, origin, job, timeout, cancel_rx).await });
     Ok(Started {
         run,
         replayed: false,
@@ -290,39 +314,43 @@ fn result_path(state: &State, run_id: &str) -> PathBuf {
 async fn execute(
     state: &State,
     run_id: &str,
+    origin: ModelOrigin,
     job: crate::sim::protocol::Job,
     timeout: Duration,
-    cancel: tokio::sync::oneshot::Receiver<()>,
+    mut cancel: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let id = run_id.to_string();
-    let started = state
-        .db
-        .run(move |conn| db::runs::mark_running(conn, &id, db::now_ms()))
-        .await;
-    let result = match started {
-        Ok(true) => {
-            state
-                .workers
-                .run_cancellable(job, timeout, Some(cancel))
-                .await
+    // `queued` until a worker is free; `running` from then on. A cancel while queued never
+    // reaches a worker and is not charged.
+    let result = match state.workers.slot(Some(&mut cancel)).await {
+        Ok(slot) => {
+            let id = run_id.to_string();
+            let marked = state
+                .db
+                .run(move |conn| db::runs::mark_running(conn, &id, db::now_ms()))
+                .await;
+            match marked {
+                Ok(true) => slot.run(job, timeout, Some(cancel)).await,
+                Ok(false) => Err(SimError::Cancelled),
+                Err(e) => Err(SimError::Internal(e.to_string())),
+            }
         }
-        Ok(false) => Err(SimError::Cancelled),
-        Err(e) => Err(SimError::Internal(e.to_string())),
+        Err(e) => Err(e),
     };
     state
         .cancels
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(run_id);
-    if let Err(e) = settle(state, run_id, result).await {
+    if let Err(e) = settle(state, run_id, origin, result).await {
         tracing::error!(run_id, error = %e, "could not settle a run");
     }
 }
 
-/// Ends a run and settles its credits in one transaction.
+/// Ends a run and settles its credits in one transaction, by the rule in [`charging`].
 async fn settle(
     state: &State,
     run_id: &str,
+    origin: ModelOrigin,
     result: Result<crate::sim::runner::RunOutcome, SimError>,
 ) -> Result<(), AppError> {
     let result = match result {
@@ -332,7 +360,11 @@ async fn settle(
         },
         Err(e) => Err(e),
     };
-    let charge_failed = state.config.charge_failed_runs;
+    if let Err(e) = &result
+        && e.is_service_fault()
+    {
+        tracing::error!(run_id, error = %e, "a run failed because of the service");
+    }
     let id = run_id.to_string();
     state
         .db
@@ -341,71 +373,99 @@ async fn settle(
             let Some(run) = db::runs::get(&tx, &id)? else {
                 return Ok(());
             };
-            let now = db::now_ms();
-            let (status, charged, error, log) = match &result {
-                Ok(log) => ("succeeded", true, None, Some(log.clone())),
-                Err(SimError::Cancelled) => (
-                    "cancelled",
-                    false,
+            let (end, error, log) = match &result {
+                Ok(log) => (RunEnd::Succeeded, None, Some(log.clone())),
+                Err(SimError::Cancelled) if run.status == "queued" => (
+                    RunEnd::CancelledQueued,
                     Some(SimError::Cancelled.to_string()),
                     None,
                 ),
-                Err(e) if e.is_service_fault() => ("failed", false, Some(e.to_string()), None),
-                Err(SimError::Failed { reason, log }) => (
-                    "failed",
-                    charge_failed,
-                    Some(reason.clone()),
+                Err(SimError::Cancelled) => (
+                    RunEnd::CancelledRunning,
+                    Some(SimError::Cancelled.to_string()),
+                    None,
+                ),
+                Err(e @ SimError::Failed { log, .. }) => (
+                    RunEnd::Failed(FailureKind::from(e)),
+                    Some(e.to_string()),
                     Some(log.clone()),
                 ),
-                Err(e) => ("failed", charge_failed, Some(e.to_string()), None),
+                Err(e) => (
+                    RunEnd::Failed(FailureKind::from(e)),
+                    Some(e.to_string()),
+                    None,
+                ),
             };
-            let credits = if charged { run.credits_reserved } else { 0 };
-            if !db::runs::finish(
-                &tx,
-                &id,
-                status,
-                credits,
-                error.as_deref(),
-                log.as_deref(),
-                now,
-            )? {
-                return Ok(()); // settled already (cancelled while queued)
-            }
-            if charged {
-                let reason = format!("Run {id} charged {credits} credit(s)");
-                db::ledger::apply(
-                    &tx,
-                    &run.user_id,
-                    0,
-                    EntryKind::Settle,
-                    &reason,
-                    Some(&id),
-                    now,
-                )?;
-                let event = UsageEvent {
-                    fmu_name: &run.fmu_name,
-                    credits,
-                    api_key_id: run.api_key_id.as_deref(),
-                    run_id: Some(&id),
-                };
-                usage::record(&tx, &run.user_id, &event, now)
-                    .map_err(|e| DbError::Task(e.to_string()))?;
-            } else if run.credits_reserved > 0 {
-                let reason = format!("Run {id} {status}: refunded");
-                db::ledger::apply(
-                    &tx,
-                    &run.user_id,
-                    run.credits_reserved,
-                    EntryKind::Refund,
-                    &reason,
-                    Some(&id),
-                    now,
-                )?;
-            }
+            settle_in(&tx, &run, end, origin, error.as_deref(), log.as_deref())?;
             tx.commit()?;
             Ok(())
         })
         .await?;
+    Ok(())
+}
+
+/// Records how `run` ended and moves its credits, inside the caller's transaction: the
+/// reservation becomes a charge (with a usage row) or is refunded. Does nothing when the run
+/// was already settled.
+fn settle_in(
+    tx: &rusqlite::Transaction<'_>,
+    run: &RunRow,
+    end: RunEnd,
+    origin: ModelOrigin,
+    error: Option<&str>,
+    log: Option<&str>,
+) -> Result<(), DbError> {
+    let now = db::now_ms();
+    let charged = charging::is_charged(end, origin);
+    let credits = if charged { run.credits_reserved } else { 0 };
+    let (status, failure_kind) = match end {
+        RunEnd::Succeeded => ("succeeded", None),
+        RunEnd::Failed(kind) => ("failed", Some(kind)),
+        RunEnd::CancelledQueued | RunEnd::CancelledRunning => ("cancelled", None),
+    };
+    let finish = db::runs::Finish {
+        status,
+        failure_kind,
+        charged,
+        credits_charged: credits,
+        error,
+        log,
+    };
+    if !db::runs::finish(tx, &run.id, &finish, now)? {
+        return Ok(()); // settled already
+    }
+    let id = &run.id;
+    if charged {
+        let reason = format!("Run {id} charged {credits} credit(s)");
+        db::ledger::apply(
+            tx,
+            &run.user_id,
+            0,
+            EntryKind::Settle,
+            &reason,
+            Some(id),
+            now,
+        )?;
+        let event = UsageEvent {
+            fmu_name: &run.fmu_name,
+            credits,
+            api_key_id: run.api_key_id.as_deref(),
+            run_id: Some(id),
+        };
+        usage::record(tx, &run.user_id, &event, now).map_err(|e| DbError::Task(e.to_string()))?;
+    } else if run.credits_reserved > 0 {
+        let why = failure_kind.map_or(status, FailureKind::as_str);
+        let reason = format!("Run {id} {why}: refunded");
+        db::ledger::apply(
+            tx,
+            &run.user_id,
+            run.credits_reserved,
+            EntryKind::Refund,
+            &reason,
+            Some(id),
+            now,
+        )?;
+    }
     Ok(())
 }
 
@@ -506,28 +566,58 @@ pub async fn cancel(state: &State, user_id: &str, run_id: &str) -> AppResult<Run
     wait(state, run_id, Duration::from_secs(10)).await
 }
 
-/// At start-up: every run left queued or running by the last stop failed with it; refund.
+/// At start-up (and at shutdown): every run left queued or running by the last stop was
+/// interrupted by it; the service pays.
 pub fn recover(db: &crate::db::Db) -> Result<usize, DbError> {
     let mut conn = db.conn()?;
     let tx = db::write_tx(&mut conn)?;
     let runs = db::runs::unfinished(&tx)?;
-    let now = db::now_ms();
+    let message = "the service stopped during this run; its credits were refunded";
     for run in &runs {
-        let message = "the service stopped during this run; its credits were refunded";
-        db::runs::finish(&tx, &run.id, "failed", 0, Some(message), None, now)?;
-        if run.credits_reserved > 0 {
-            let reason = format!("Run {} interrupted by a restart: refunded", run.id);
-            db::ledger::apply(
-                &tx,
-                &run.user_id,
-                run.credits_reserved,
-                EntryKind::Refund,
-                &reason,
-                Some(&run.id),
-                now,
-            )?;
-        }
+        // Interrupted runs are never charged, whoever's model it was.
+        let end = RunEnd::Failed(FailureKind::Interrupted);
+        settle_in(&tx, run, end, ModelOrigin::Upload, Some(message), None)?;
     }
     tx.commit()?;
     Ok(runs.len())
+}
+
+/// The start-up self-test: one tiny library simulation (Dahlquist, x' = -k x) through the
+/// real pool and worker, checked against its closed form. Proves that the data directory, the
+/// extracted library, the worker binary and the sandbox all work together before the server
+/// says it is ready. Returns how long it took, or why it failed, in one line.
+pub async fn self_test(state: &State) -> Result<Duration, String> {
+    const MODEL: &str = "lib:Dahlquist";
+    let started = std::time::Instant::now();
+    let record = registry::resolve(state, "", MODEL)
+        .await
+        .map_err(|e| format!("{MODEL}: {e}"))?;
+    let dir = registry::extracted_dir(&state.config.data_dir, &record.id)
+        .map_err(|e| format!("{MODEL}: {e}"))?;
+    let settings = RunSettings {
+        stop_time: Some(0.1),
+        output_interval: Some(0.05),
+        outputs: vec!["x".into()],
+        ..RunSettings::default()
+    };
+    let job = plan::plan(&record.info, &dir, &settings).map_err(|e| format!("{MODEL}: {e}"))?;
+    let outcome = state
+        .workers
+        .run(job, Duration::from_secs(30))
+        .await
+        .map_err(|e| format!("{MODEL}: {e}"))?;
+    let output = &outcome.output;
+    let end = output
+        .columns
+        .first()
+        .and_then(|c| c.values.last().copied())
+        .zip(output.time.last().copied());
+    match end {
+        Some((x, t)) if (x - (-t).exp()).abs() < 1e-6 && (t - 0.1).abs() < 1e-9 => {
+            Ok(started.elapsed())
+        }
+        other => Err(format!(
+            "{MODEL} gave {other:?} at the end, not x(0.1) = exp(-0.1)"
+        )),
+    }
 }

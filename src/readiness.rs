@@ -1,0 +1,80 @@
+//! What `/ready` reports: whether this server can do its work, and if not, why.
+//!
+//! `/health` only says the process answers; `/ready` says it can serve users: the database
+//! answers, the sandbox layers are known, and a real library simulation went through the real
+//! worker pool at start-up. A server that cannot simulate stays reachable (so an operator can
+//! look), says why here, and refuses new runs with 503 instead of taking credits for runs
+//! that would fail.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The start-up checks, as they stand.
+#[derive(Default)]
+pub struct Readiness {
+    state: RwLock<Checks>,
+}
+
+#[derive(Clone, Default, Serialize)]
+struct Checks {
+    /// The sandbox layers a worker reported, once the probe ran.
+    sandbox: Option<Vec<String>>,
+    /// `None` until the self-test ran; then how long it took, or why it failed.
+    simulation: Option<Result<f64, String>>,
+}
+
+/// The JSON `/ready` answers.
+#[derive(Serialize)]
+pub struct Report {
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub sandbox: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_test_ms: Option<f64>,
+}
+
+impl Readiness {
+    pub fn set_sandbox(&self, layers: Vec<String>) {
+        self.write().sandbox = Some(layers);
+    }
+
+    pub fn set_self_test(&self, result: Result<Duration, String>) {
+        self.write().simulation = Some(result.map(|d| d.as_secs_f64() * 1000.0));
+    }
+
+    /// Why simulations cannot run now, if they cannot.
+    pub fn simulation_problem(&self) -> Option<String> {
+        match &self.read().simulation {
+            None => Some("the start-up self-test has not finished".into()),
+            Some(Err(reason)) => Some(format!("the start-up self-test failed: {reason}")),
+            Some(Ok(_)) => None,
+        }
+    }
+
+    /// The report, given whether the database answered just now.
+    pub fn report(&self, database_ok: bool) -> Report {
+        let checks = self.read().clone();
+        let reason = if database_ok {
+            self.simulation_problem()
+        } else {
+            Some("the database does not answer".into())
+        };
+        Report {
+            ready: reason.is_none(),
+            reason,
+            sandbox: checks.sandbox.unwrap_or_default(),
+            self_test_ms: checks.simulation.and_then(Result::ok),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Checks> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Checks> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,303 @@
+//! Who pays for a run, one row of the charging table at a time (README, "Who pays for a
+//! run"), on the real binary with the real worker and FMUs built here from fmus/: the caller
+//! pays for what their model used, the service for its own failures. After every run the
+//! credit ledger adds up to the balance.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Binary, api_client, free_port, fresh_fmu};
+
+#[path = "../../fmus/build_support.rs"]
+#[allow(dead_code)]
+mod build_support;
+
+/// A running `fmu-gateway serve` with one registered user.
+struct Server {
+    binary: Binary,
+    data: PathBuf,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut env = env.to_vec();
+        env.push(("FMU_GATEWAY_SYNC_WAIT_MS", "0"));
+        let binary = Binary::start(&data, free_port(), &env).await;
+        let reg: Value = api_client()
+            .post(format!("{}/register", binary.url))
+            .json(&json!({ "email": "payer@example.com", "password": "long enough" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Server {
+            key: reg["api_key"].as_str().unwrap().to_string(),
+            binary,
+            data,
+            _dir: dir,
+        }
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.binary.url)
+    }
+
+    /// Uploads an FMU; returns its id.
+    async fn upload(&self, bytes: Vec<u8>) -> String {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("model.fmu");
+        let resp = api_client()
+            .post(self.at("/api/v1/fmus"))
+            .bearer_auth(&self.key)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+        let body: Value = resp.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Builds the Hostile model with one `HOSTILE_*` define and uploads it.
+    async fn upload_hostile(&self, define: &str) -> String {
+        let out = tempfile::tempdir().unwrap();
+        let fmus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fmus");
+        let path = build_support::build_fmu(
+            &fmus,
+            "Hostile",
+            build_support::FmiVersion::V3,
+            &[define],
+            out.path(),
+            &define.to_lowercase(),
+        )
+        .expect("the hostile FMU builds");
+        self.upload(std::fs::read(path).unwrap()).await
+    }
+
+    /// Starts a run (answered 202 at once); returns its id.
+    async fn start_run(&self, body: Value) -> String {
+        let resp = api_client()
+            .post(self.at("/api/v1/runs"))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+        let run: Value = resp.json().await.unwrap();
+        run["id"].as_str().unwrap().to_string()
+    }
+
+    async fn get_run(&self, id: &str) -> Value {
+        api_client()
+            .get(self.at(&format!("/api/v1/runs/{id}")))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the run until it has ended.
+    async fn finished(&self, id: &str) -> Value {
+        for _ in 0..1200 {
+            let run = self.get_run(id).await;
+            if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("run {id} did not end");
+    }
+
+    async fn wait_for_status(&self, id: &str, status: &str) {
+        for _ in 0..400 {
+            if self.get_run(id).await["status"] == status {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("run {id} never became {status}");
+    }
+
+    async fn run(&self, body: Value) -> Value {
+        let id = self.start_run(body).await;
+        self.finished(&id).await
+    }
+
+    async fn cancel(&self, id: &str) -> Value {
+        let resp = api_client()
+            .post(self.at(&format!("/api/v1/runs/{id}/cancel")))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    async fn balance(&self) -> i64 {
+        let me: Value = api_client()
+            .get(self.at("/api/v1/me"))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        me["credits"].as_i64().unwrap()
+    }
+
+    /// The balance, after checking that every credit is accounted for in the ledger.
+    async fn balance_matching_the_ledger(&self) -> i64 {
+        let balance = self.balance().await;
+        let db = fmu_gateway::db::Db::open(&self.data.join("fmu-gateway.db"), 1).unwrap();
+        let sum: i64 = db
+            .conn()
+            .unwrap()
+            .query_row(
+                "SELECT COALESCE(SUM(delta), 0) FROM credit_ledger",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(sum, balance, "the ledger and the balance disagree");
+        balance
+    }
+
+    fn extracted_dir(&self, fmu_id: &str) -> PathBuf {
+        self.data.join("fmus").join(fmu_id)
+    }
+}
+
+fn assert_outcome(run: &Value, status: &str, kind: Option<&str>, charged: bool) {
+    assert_eq!(run["status"], status, "{run}");
+    assert_eq!(run["failure_kind"].as_str(), kind, "{run}");
+    assert_eq!(run["charged"], charged, "{run}");
+    assert_eq!(run["credits_charged"], i64::from(charged), "{run}");
+}
+
+fn short(fmu_id: &str) -> Value {
+    json!({ "fmu_id": fmu_id, "stop_time": 1.0, "output_interval": 0.1 })
+}
+
+#[tokio::test]
+async fn the_caller_pays_for_what_their_model_used() {
+    let server = Server::start(&[("FMU_GATEWAY_WORKER_MEMORY_MB", "512")]).await;
+    assert_eq!(server.balance_matching_the_ledger().await, 25);
+
+    // Succeeded.
+    let upload = server
+        .upload(fresh_fmu("Dahlquist", "3.0", "the caller's"))
+        .await;
+    let run = server.run(short(&upload)).await;
+    assert_outcome(&run, "succeeded", None, true);
+    assert_eq!(server.balance_matching_the_ledger().await, 24);
+
+    // The caller's FMU reports an error.
+    let failing = server.upload_hostile("HOSTILE_ERROR").await;
+    let run = server.run(short(&failing)).await;
+    assert_outcome(&run, "failed", Some("model_error"), true);
+    assert!(
+        run["error"].as_str().unwrap().contains("failed on purpose"),
+        "{run}"
+    );
+    assert_eq!(server.balance_matching_the_ledger().await, 23);
+
+    // It crashes.
+    let crashing = server.upload_hostile("HOSTILE_SEGFAULT").await;
+    let run = server.run(short(&crashing)).await;
+    assert_outcome(&run, "failed", Some("model_crashed"), true);
+    assert_eq!(server.balance_matching_the_ledger().await, 22);
+
+    // It runs out of memory.
+    let greedy = server.upload_hostile("HOSTILE_ALLOC").await;
+    let run = server.run(short(&greedy)).await;
+    assert_outcome(&run, "failed", Some("out_of_memory"), true);
+    assert_eq!(server.balance_matching_the_ledger().await, 21);
+}
+
+#[tokio::test]
+async fn a_run_that_reaches_the_callers_time_limit_is_charged() {
+    let server = Server::start(&[]).await;
+    let sleeper = server.upload_hostile("HOSTILE_SLEEP").await;
+    let mut body = short(&sleeper);
+    body["timeout"] = json!(2);
+    let started = std::time::Instant::now();
+    let run = server.run(body).await;
+    assert_outcome(&run, "failed", Some("time_limit"), true);
+    assert!(started.elapsed() < Duration::from_secs(9), "stopped at 2 s");
+    assert!(run["error"].as_str().unwrap().contains("2 s"), "{run}");
+    assert_eq!(server.balance_matching_the_ledger().await, 24);
+}
+
+#[tokio::test]
+async fn a_library_model_that_fails_is_not_charged() {
+    let server = Server::start(&[]).await;
+    // Our Dahlquist in Co-Simulation integrates with explicit RK4 at 1 ms substeps, which is
+    // unstable for k = 1e6: the model reports the state became non-finite.
+    let mut body = short("lib:Dahlquist");
+    body["start_values"] = json!({ "k": 1e6 });
+    let run = server.run(body).await;
+    assert_outcome(&run, "failed", Some("model_error"), false);
+    assert!(
+        run["error"].as_str().unwrap().contains("non-finite"),
+        "{run}"
+    );
+    assert_eq!(server.balance_matching_the_ledger().await, 25);
+    // The same model within its means is charged as usual.
+    let run = server.run(short("lib:Dahlquist")).await;
+    assert_outcome(&run, "succeeded", None, true);
+    assert_eq!(server.balance_matching_the_ledger().await, 24);
+}
+
+#[tokio::test]
+async fn queued_cancels_and_service_faults_are_refunded_running_cancels_are_charged() {
+    // One worker, so the second and third runs wait in the queue behind the first.
+    let server = Server::start(&[("FMU_GATEWAY_WORKERS", "1")]).await;
+    let sleeper = server.upload_hostile("HOSTILE_SLEEP").await;
+    let lost = server
+        .upload(fresh_fmu("Dahlquist", "3.0", "files lost"))
+        .await;
+
+    let mut body = short(&sleeper);
+    body["timeout"] = json!(60);
+    let busy = server.start_run(body).await;
+    server.wait_for_status(&busy, "running").await;
+    let queued_then_lost = server.start_run(short(&lost)).await;
+    let queued_then_cancelled = server.start_run(short("lib:Dahlquist")).await;
+    assert_eq!(server.get_run(&queued_then_lost).await["status"], "queued");
+    assert_eq!(server.balance_matching_the_ledger().await, 22, "3 held");
+
+    // The service loses the model's files while the run waits.
+    std::fs::remove_dir_all(server.extracted_dir(&lost)).unwrap();
+
+    // Cancelled while queued: never reached a worker, not charged.
+    let run = server.cancel(&queued_then_cancelled).await;
+    assert_outcome(&run, "cancelled", None, false);
+    assert_eq!(server.balance_matching_the_ledger().await, 23);
+
+    // Cancelled while running: the caller's model used the worker, charged.
+    let run = server.cancel(&busy).await;
+    assert_outcome(&run, "cancelled", None, true);
+
+    // The run whose files went missing is the service's failure: refunded.
+    let run = server.finished(&queued_then_lost).await;
+    assert_outcome(&run, "failed", Some("service_error"), false);
+    assert!(
+        run["error"].as_str().unwrap().contains("files are missing"),
+        "{run}"
+    );
+    assert_eq!(server.balance_matching_the_ledger().await, 24);
+    assert!(!Path::new(&server.extracted_dir(&lost)).exists());
+}
