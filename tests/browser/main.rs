@@ -564,6 +564,76 @@ async fn a_run_started_from_the_form_updates_in_place_and_shows_its_plot() {
     assert_eq!(csv.lines().count(), 50002);
 }
 
+/// Saves a screenshot when `FMU_GATEWAY_SCREENSHOTS` names a directory (for a person to look
+/// at; the assertions do not depend on it).
+async fn screenshot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("FMU_GATEWAY_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_run_the_model_cannot_take_comes_back_with_each_problem_beside_its_field() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    for (width, height, label) in [(390, 844, "phone"), (1400, 1000, "desktop")] {
+        c.set_window_size(width, height).await.unwrap();
+        c.goto(&app.at("/runs?fmu=lib:BouncingBall")).await.unwrap();
+        let e = c.find(Locator::Css("#start-e")).await.unwrap();
+        e.send_keys("1.5").await.unwrap();
+        let g = c.find(Locator::Css("#start-g")).await.unwrap();
+        g.send_keys("heavy").await.unwrap();
+        c.find(Locator::Css("form[method=post] button.primary"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let message = eventually("the problem beside e", || async {
+            c.find(Locator::Id("error-start_values.e"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        })
+        .await;
+        assert!(message.contains("above its maximum 1"), "{message}");
+        let g_error = c
+            .find(Locator::Id("error-start_values.g"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(g_error.contains("is not a number"), "{g_error}");
+        // What the user typed is still there, and the field says it is invalid.
+        let e = c.find(Locator::Css("#start-e")).await.unwrap();
+        assert_eq!(e.prop("value").await.unwrap().as_deref(), Some("1.5"));
+        assert_eq!(
+            e.attr("aria-describedby").await.unwrap().as_deref(),
+            Some("error-start_values.e")
+        );
+        // Nothing was started and nothing was charged.
+        assert_eq!(c.current_url().await.unwrap().path(), "/runs");
+        screenshot(c, &format!("run-form-problems-{label}")).await;
+    }
+    let me: Value = common::api_client()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["credits"], 25);
+}
+
 #[tokio::test]
 async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place() {
     let stub = stripe::start().await;
