@@ -284,7 +284,8 @@ async fn fmu(task: FmuTask) -> Result<(), String> {
                 start,
                 output,
                 input,
-                timeout: std::time::Duration::from_secs_f64(timeout),
+                timeout: std::time::Duration::try_from_secs_f64(timeout)
+                    .map_err(|_| format!("--timeout {timeout} is too long"))?,
             };
             let csv = cli::simulate(args).await?;
             match output_file {

@@ -230,8 +230,13 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<NewRun, AppError
         start_values.push((name, literal));
     }
     start_values.sort();
+    // A number too large for a Duration (e.g. 1e30) is refused, never a panic: the limit
+    // check then names the plan's maximum.
     let timeout = match body.timeout {
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+        Some(t) if t.is_finite() && t > 0.0 => Some(
+            Duration::try_from_secs_f64(t)
+                .map_err(|_| AppError::Invalid(format!("timeout {t} s is too long")))?,
+        ),
         Some(t) => {
             return Err(AppError::Invalid(format!(
                 "timeout must be a positive number of seconds, not {t}"

@@ -59,6 +59,9 @@ pub enum TokenRejection {
     Restricted(String),
 }
 
+/// Operations that create credentials, and so are refused to attenuated tokens.
+pub const UNATTENUATED_ONLY: [&str; 2] = ["login", "manage_keys"];
+
 /// Who a verified token names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenClaims {
@@ -175,6 +178,17 @@ impl KeyIssuer {
         }
         let token =
             Biscuit::from_base64(raw, self.root.public()).map_err(|_| TokenRejection::Invalid)?;
+        // A holder attenuates a key to give less than it has. Minting a new key or opening a
+        // browser session would hand out a credential without those restrictions, so any
+        // token with a block beyond the authority block is refused for both, whatever its
+        // checks say (an expiry-only attenuation would otherwise mint a key that never
+        // expires).
+        if token.block_count() > 1 && UNATTENUATED_ONLY.contains(&facts.operation) {
+            return Err(TokenRejection::Restricted(format!(
+                "an attenuated key cannot be used for {}: use the key as it was issued",
+                facts.operation
+            )));
+        }
         let mut builder = AuthorizerBuilder::new()
             .fact(fact("operation", &[string(facts.operation)]))
             .and_then(|b| b.fact(fact("time", &[date(&SystemTime::now())])))
@@ -383,6 +397,31 @@ mod tests {
     }
 
     #[test]
+    fn an_attenuated_token_can_neither_log_in_nor_manage_keys() {
+        let (_d, issuer) = issuer();
+        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        let token = Biscuit::from_base64(&key[KEY_PREFIX.len()..], issuer.root_public()).unwrap();
+        // Only an expiry, far away: every check passes, yet the token was attenuated.
+        let narrowed = token
+            .append(block!(r#"check if time($t), $t <= 2100-01-01T00:00:00Z;"#))
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        issuer
+            .verify(&narrowed, &RequestFacts::op("read_usage"))
+            .unwrap();
+        for op in UNATTENUATED_ONLY {
+            let err = issuer.verify(&narrowed, &RequestFacts::op(op)).unwrap_err();
+            assert!(
+                matches!(err, TokenRejection::Restricted(ref m) if m.contains("attenuated")),
+                "{op}: {err:?}"
+            );
+            // The key as issued still may.
+            issuer.verify(&key, &RequestFacts::op(op)).unwrap();
+        }
+    }
+
+    #[test]
     fn attenuation_restricts_and_cannot_impersonate() {
         let (_d, issuer) = issuer();
         let key = issuer.mint("usr_1", "key_1", None).unwrap();
@@ -399,7 +438,7 @@ mod tests {
             .unwrap();
         assert_eq!(claims.user_id, "usr_1");
         let err = issuer
-            .verify(&narrowed, &RequestFacts::op("manage_keys"))
+            .verify(&narrowed, &RequestFacts::op("simulate"))
             .unwrap_err();
         assert!(
             matches!(err, TokenRejection::Restricted(ref m) if m.contains("read_usage")),

@@ -236,16 +236,11 @@ async fn a_server_that_cannot_simulate_says_why_and_takes_no_credits() {
     assert_eq!(resp.status(), 503);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "service_unavailable", "{err}");
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["credits"], 25, "nothing was reserved");
+    assert_eq!(
+        credits(&app.url, &account.api_key).await,
+        25,
+        "nothing was reserved"
+    );
 }
 
 #[tokio::test]
@@ -294,16 +289,7 @@ async fn a_request_with_several_problems_gets_one_422_naming_them_all() {
         assert!(message.contains(needle), "{needle}: {message}");
     }
     // Nothing moved: no run, no reservation.
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["credits"], 25);
+    assert_eq!(credits(&app.url, &account.api_key).await, 25);
     let runs: Value = api_client()
         .get(app.at("/api/v1/runs"))
         .bearer_auth(&account.api_key)

@@ -6,7 +6,7 @@ use biscuit_auth::macros::block;
 use biscuit_auth::{Biscuit, PublicKey};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, api_client, spawn_app};
+use crate::common::{TestApp, api_client, browser, spawn_app};
 
 pub(crate) async fn public_key(app: &TestApp) -> PublicKey {
     let body: Value = api_client()
@@ -235,7 +235,7 @@ async fn a_key_attenuated_offline_is_honoured_and_revoked_with_its_parent() {
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "key_restricted");
     assert!(
-        err["message"].as_str().unwrap().contains("read_usage"),
+        err["message"].as_str().unwrap().contains("attenuated"),
         "{err}"
     );
     // A restricted key cannot be turned into a full dashboard session.
@@ -312,6 +312,80 @@ async fn an_attenuated_expiry_is_enforced() {
             .status(),
         200
     );
+}
+
+/// An attenuated key gives less than its parent: it cannot mint a fresh, unrestricted key or
+/// open a login (a browser session, or the compatibility login's new key), whatever its
+/// checks say. Before this, an expiry-only attenuation minted a key that never expired.
+#[tokio::test]
+async fn an_attenuated_key_cannot_mint_keys_or_log_in() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let public = public_key(&app).await;
+    let until_2100 = attenuate(
+        &account.api_key,
+        public,
+        block!(r#"check if time($t), $t <= 2100-01-01T00:00:00Z;"#),
+    );
+    let deny_simulate = attenuate(
+        &account.api_key,
+        public,
+        block!(r#"check if operation($op), $op != "simulate";"#),
+    );
+    let client = api_client();
+    for token in [&until_2100, &deny_simulate] {
+        let resp = client
+            .post(app.at("/api/v1/keys"))
+            .bearer_auth(token)
+            .json(&json!({ "label": "escape" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["code"], "key_restricted", "{err}");
+        let resp = client
+            .post(app.at("/api_keys/new"))
+            .header("X-API-Key", token.as_str())
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+        let resp = client
+            .post(app.at("/login"))
+            .json(&json!({ "api_key": token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "the compatibility login");
+        let resp = browser()
+            .post(app.at("/login"))
+            .form(&[("api_key", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(resp.status(), 303, "no browser session");
+        // What the attenuation allows still works.
+        let resp = client
+            .get(app.at("/api/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // No key was created by any of it.
+    let keys: Value = client
+        .get(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
 }
 
 #[tokio::test]

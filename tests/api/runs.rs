@@ -349,6 +349,15 @@ async fn a_run_stopped_by_its_deadline_is_charged_and_a_bad_request_is_refused_u
             json!({ "fmu_id": "lib:Dahlquist", "interface": "xx" }),
             "cs or me",
         ),
+        // Too large for a Duration: refused, not a panic.
+        (
+            json!({ "fmu_id": "lib:Dahlquist", "timeout": 1.85e19 }),
+            "too long",
+        ),
+        (
+            json!({ "fmu_id": "lib:Dahlquist", "timeout": 1e300 }),
+            "too long",
+        ),
     ] {
         let resp = create(&app, &account.api_key, body).await;
         assert!(resp.status().is_client_error());
