@@ -99,21 +99,19 @@ fn sample(signal: &InputSignal, t: f64, continuous: bool) -> f64 {
     }
 }
 
-/// The variables to record: those asked for, else the model's outputs, else every variable
-/// but the independent one. `kinds[i]` is (is an output, is independent) of variable `i`.
+/// The variables to record, as the job names them. The parent resolves the default selection
+/// (`sim::plan::recorded`) and checks it against the model before any credit moves, so there
+/// is one rule and the engine records exactly what was checked.
 fn select_outputs(
     job: &Job,
-    kinds: &[(bool, bool)],
     index: impl Fn(&str) -> Result<usize, EngineError>,
 ) -> Result<Vec<usize>, EngineError> {
-    if !job.outputs.is_empty() {
-        return job.outputs.iter().map(|n| index(n)).collect();
+    if job.outputs.is_empty() {
+        return Err(EngineError::Request(
+            "the job names no variables to record".into(),
+        ));
     }
-    let outputs: Vec<usize> = (0..kinds.len()).filter(|&i| kinds[i].0).collect();
-    if !outputs.is_empty() {
-        return Ok(outputs);
-    }
-    Ok((0..kinds.len()).filter(|&i| !kinds[i].1).collect())
+    job.outputs.iter().map(|n| index(n)).collect()
 }
 
 /// Recorded rows (one value per variable) turned into columns of numbers.
@@ -199,7 +197,7 @@ fn fmi3(
     md_path: &Path,
     log_path: &Path,
 ) -> Result<(Vec<f64>, Vec<Column>), EngineError> {
-    use fmi_rs::model_description::fmi3::{Causality, ModelDescription, Variability, VariableType};
+    use fmi_rs::model_description::fmi3::{ModelDescription, Variability, VariableType};
     use sim3::VariableValue as V;
 
     let md = Arc::new(
@@ -210,17 +208,7 @@ fn fmi3(
         md.variable_index_by_name(name)
             .map_err(|_| EngineError::Request(format!("the model has no variable '{name}'")))
     };
-    let kinds: Vec<(bool, bool)> = md
-        .modelVariables
-        .iter()
-        .map(|v| {
-            (
-                v.causality == Causality::Output,
-                v.causality == Causality::Independent,
-            )
-        })
-        .collect();
-    let outputs = select_outputs(job, &kinds, index)?;
+    let outputs = select_outputs(job, index)?;
     too_many(job, outputs.len())?;
 
     let input = if job.inputs.is_empty() {
@@ -314,7 +302,7 @@ fn fmi2(
     md_path: &Path,
     log_path: &Path,
 ) -> Result<(Vec<f64>, Vec<Column>), EngineError> {
-    use fmi_rs::model_description::fmi2::{Causality, ModelDescription, Variability, VariableType};
+    use fmi_rs::model_description::fmi2::{ModelDescription, Variability, VariableType};
     use sim2::VariableValue as V;
 
     let md = Arc::new(
@@ -325,17 +313,7 @@ fn fmi2(
         md.variable_index_by_name(name)
             .map_err(|_| EngineError::Request(format!("the model has no variable '{name}'")))
     };
-    let kinds: Vec<(bool, bool)> = md
-        .modelVariables
-        .iter()
-        .map(|v| {
-            (
-                v.causality == Causality::Output,
-                v.causality == Causality::Independent,
-            )
-        })
-        .collect();
-    let outputs = select_outputs(job, &kinds, index)?;
+    let outputs = select_outputs(job, index)?;
     too_many(job, outputs.len())?;
 
     let input = if job.inputs.is_empty() {

@@ -229,7 +229,7 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         step_size: s.step_size,
         tolerance,
         start_values: s.start_values.clone(),
-        outputs: s.outputs.clone(),
+        outputs: outputs.into_iter().cloned().collect(),
         inputs: s.inputs.clone(),
         log_limit: 64 * 1024,
         limits: Default::default(),
