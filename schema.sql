@@ -171,3 +171,13 @@ ALTER TABLE runs ADD COLUMN failure_kind TEXT CHECK (failure_kind IN
     ('model_error', 'model_crashed', 'out_of_memory', 'time_limit', 'service_error', 'interrupted'));
 ALTER TABLE runs ADD COLUMN charged INTEGER NOT NULL DEFAULT 0 CHECK (charged IN (0, 1));
 UPDATE runs SET charged = 1 WHERE credits_charged > 0 OR status = 'succeeded';
+
+-- migration 6: disk bounds (per-account upload quota, result retention)
+-- What an FMU takes on disk: the .fmu file and its extracted files (counted against the
+-- quota of each account that uploaded it). Older rows count their .fmu size only.
+ALTER TABLE fmus ADD COLUMN stored_bytes INTEGER;
+UPDATE fmus SET stored_bytes = size_bytes;
+-- When the retention clean-up removed a succeeded run's results.
+ALTER TABLE runs ADD COLUMN result_removed_at INTEGER;
+CREATE INDEX runs_results_kept ON runs(finished_at)
+    WHERE status = 'succeeded' AND result_removed_at IS NULL;

@@ -58,6 +58,15 @@ pub struct Config {
     /// The executable started as `<exe> worker`; `None` = this program (tests point it at the
     /// built binary).
     pub worker_exe: Option<PathBuf>,
+    /// Disk space one account's uploads may take (each `.fmu` and its extracted files).
+    pub storage_quota_bytes: u64,
+    /// How long a run's results are kept after it ends; then they are removed.
+    pub result_retention: Duration,
+    /// Free space kept on the data volume so that runs in flight can still be settled: below
+    /// it new runs and uploads are refused and `/ready` answers 503.
+    pub disk_reserve_bytes: u64,
+    /// Bearer token that lets a client other than this machine read `/metrics`.
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -78,6 +87,10 @@ impl Config {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             worker_memory_bytes: 2 << 30,
             worker_exe: None,
+            storage_quota_bytes: 1 << 30,
+            result_retention: Duration::from_secs(30 * 24 * 3600),
+            disk_reserve_bytes: 256 << 20,
+            metrics_token: None,
             run_cost: 1,
             sync_wait: Duration::from_secs(5),
             max_run_time: Duration::from_secs(600),
@@ -232,9 +245,49 @@ impl Config {
             }
             config.worker_memory_bytes = mb << 20;
         }
+        read_storage(&mut config, &env)?;
+        if env("FMU_GATEWAY_WORKERS").is_none() {
+            config.workers = crate::machine::workers_that_fit(
+                config.workers,
+                config.worker_memory_bytes,
+                crate::machine::memory_bytes(),
+            );
+        }
+        config.metrics_token = env("FMU_GATEWAY_METRICS_TOKEN").filter(|t| !t.trim().is_empty());
         read_billing(&mut config, &env)?;
         Ok(config)
     }
+}
+
+/// Disk: the per-account upload quota, result retention and the free-space reserve.
+fn read_storage(
+    config: &mut Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = env("FMU_GATEWAY_STORAGE_QUOTA_MB") {
+        let mb: u64 = parse_num("FMU_GATEWAY_STORAGE_QUOTA_MB", &v)?;
+        config.storage_quota_bytes = mb
+            .checked_mul(1 << 20)
+            .ok_or_else(|| ConfigError::new("FMU_GATEWAY_STORAGE_QUOTA_MB", &v, "is too large"))?;
+    }
+    if let Some(v) = env("FMU_GATEWAY_RESULT_RETENTION_DAYS") {
+        let days: u64 = parse_num("FMU_GATEWAY_RESULT_RETENTION_DAYS", &v)?;
+        if !(1..=36_500).contains(&days) {
+            return Err(ConfigError::new(
+                "FMU_GATEWAY_RESULT_RETENTION_DAYS",
+                &v,
+                "must be between 1 and 36500",
+            ));
+        }
+        config.result_retention = Duration::from_secs(days * 24 * 3600);
+    }
+    if let Some(v) = env("FMU_GATEWAY_DISK_RESERVE_MB") {
+        let mb: u64 = parse_num("FMU_GATEWAY_DISK_RESERVE_MB", &v)?;
+        config.disk_reserve_bytes = mb
+            .checked_mul(1 << 20)
+            .ok_or_else(|| ConfigError::new("FMU_GATEWAY_DISK_RESERVE_MB", &v, "is too large"))?;
+    }
+    Ok(())
 }
 
 /// Plans and Stripe. A secret key without a webhook secret is refused: customers could pay

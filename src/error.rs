@@ -36,6 +36,12 @@ pub enum AppError {
     /// The upload is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// The upload would take the account past its storage quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// It existed but has been removed for good (a run's results after their retention).
+    #[error("{0}")]
+    Gone(String),
     /// The request cannot be read at all (e.g. a webhook body that is not JSON).
     #[error("{0}")]
     BadRequest(String),

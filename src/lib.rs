@@ -15,10 +15,12 @@ pub mod error;
 pub mod fmi;
 pub mod http;
 pub mod keys;
+pub mod machine;
 pub mod readiness;
 pub mod runs;
 pub mod sim;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
 pub mod usage;
 pub mod web;
@@ -43,6 +45,7 @@ pub struct App {
 impl App {
     /// Opens the data directory and database, loads the root key, binds the listener.
     pub async fn build(mut config: Config) -> Result<App, StartError> {
+        machine::check_memory(&config, machine::memory_bytes()).map_err(StartError::Memory)?;
         let listen = config.listen;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -67,6 +70,11 @@ impl App {
                 runs = recovered,
                 "marked runs interrupted by the last stop as failed and refunded them"
             );
+        }
+        match storage::remove_expired_results(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "removed results past their retention period"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove expired results"),
         }
         let acceptor =
             TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?;
@@ -110,8 +118,15 @@ impl App {
         let state_for_stop = self.state.clone();
         let housekeeping = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut minutes = 0u64;
             loop {
                 tick.tick().await;
+                minutes += 1;
+                if minutes.is_multiple_of(10)
+                    && let Err(e) = storage::remove_expired_results(&state).await
+                {
+                    tracing::warn!(error = %e, "cannot remove expired results");
+                }
                 // Rate-limit state of clients that have gone quiet is dropped, so it cannot
                 // grow without bound.
                 state.auth_limit.forget_idle();

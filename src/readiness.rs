@@ -34,6 +34,9 @@ pub struct Report {
     pub sandbox: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_test_ms: Option<f64>,
+    /// Free space on the data volume, in MiB (absent if it cannot be measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_free_mib: Option<u64>,
 }
 
 impl Readiness {
@@ -54,19 +57,26 @@ impl Readiness {
         }
     }
 
-    /// The report, given whether the database answered just now.
-    pub fn report(&self, database_ok: bool) -> Report {
+    /// The report, given whether the database answered just now and, if the data volume is
+    /// below its reserve, why.
+    pub fn report(
+        &self,
+        database_ok: bool,
+        disk_problem: Option<String>,
+        disk_free_bytes: Option<u64>,
+    ) -> Report {
         let checks = self.read().clone();
-        let reason = if database_ok {
-            self.simulation_problem()
-        } else {
+        let reason = if !database_ok {
             Some("the database does not answer".into())
+        } else {
+            disk_problem.or_else(|| self.simulation_problem())
         };
         Report {
             ready: reason.is_none(),
             reason,
             sandbox: checks.sandbox.unwrap_or_default(),
             self_test_ms: checks.simulation.and_then(Result::ok),
+            disk_free_mib: disk_free_bytes.map(|b| b >> 20),
         }
     }
 

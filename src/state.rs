@@ -42,6 +42,8 @@ pub enum StartError {
     Library(String),
     #[error("cannot recover the runs interrupted by the last stop: {0}")]
     Recovery(String),
+    #[error("the workers do not fit in this machine's memory: {0}")]
+    Memory(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
 }

@@ -49,7 +49,8 @@ pub async fn upload(
             continue;
         }
         let name = registry::upload_name(field.file_name());
-        let file = registry::receive(&state, field.into_async_read()).await?;
+        let file =
+            registry::receive(&state, &caller.principal.user_id, field.into_async_read()).await?;
         let (record, stored) =
             registry::add_upload(&state, &caller.principal.user_id, file, &name).await?;
         let status = if stored == Stored::Created {

@@ -146,11 +146,7 @@ pub async fn simulation(
     Path(id): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
     let run = runs::get(&state, &caller.principal.user_id, &id).await?;
-    let output = if run.status == "succeeded" {
-        Some(runs::result(&state, &run)?)
-    } else {
-        None
-    };
+    let output = runs::kept_result(&state, &run)?;
     Ok(Json(summary(&state, &run, output.as_ref())))
 }
 
@@ -206,7 +202,8 @@ pub async fn execute_fmu(
         match field.name() {
             Some("fmu") => {
                 let name = registry::upload_name(field.file_name());
-                let file = registry::receive(&state, field.into_async_read()).await?;
+                let file =
+                    registry::receive(&state, &principal.user_id, field.into_async_read()).await?;
                 uploaded = Some(
                     registry::add_upload(&state, &principal.user_id, file, &name)
                         .await?

@@ -57,7 +57,10 @@ pub enum ApiError {
     /// It already exists.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
-    /// The upload is larger than the limit.
+    /// It existed but has been removed for good (results past their retention period).
+    #[oai(status = 410)]
+    Gone(Json<ErrorBody>),
+    /// The upload is larger than the limit, or than the account's storage quota.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
     /// Well-formed but not acceptable (a short password, an over-long label…).
@@ -128,6 +131,10 @@ impl From<AppError> for ApiError {
                 ApiError::PaymentRequired(body("insufficient_credits", m))
             }
             AppError::TooLarge(m) => ApiError::PayloadTooLarge(body("payload_too_large", m)),
+            AppError::QuotaExceeded(m) => {
+                ApiError::PayloadTooLarge(body("storage_quota_exceeded", m))
+            }
+            AppError::Gone(m) => ApiError::Gone(body("result_expired", m)),
             AppError::BadRequest(m) => ApiError::BadRequest(body("invalid_request", m)),
             AppError::BadSignature(m) => ApiError::BadRequest(body("invalid_signature", m)),
             AppError::BillingNotConfigured(m) => {

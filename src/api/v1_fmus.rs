@@ -177,7 +177,8 @@ impl FmusApi {
         body: FmuUpload,
     ) -> Result<UploadResponse, ApiError> {
         let name = registry::upload_name(body.file.file_name());
-        let file = registry::receive(&state, body.file.into_async_read()).await?;
+        let file =
+            registry::receive(&state, &auth.principal.user_id, body.file.into_async_read()).await?;
         let (record, stored) =
             registry::add_upload(&state, &auth.principal.user_id, file, &name).await?;
         Ok(match stored {

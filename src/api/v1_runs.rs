@@ -149,12 +149,16 @@ pub struct Run {
     pub log: Option<String>,
     pub settings: Option<Any<StoredSettings>>,
     pub result_url: String,
+    /// When a succeeded run's results are removed (its end plus the server's retention
+    /// period); after it, `result_url` answers 410 `result_expired`.
+    pub result_expires_at: Option<String>,
     /// Inline when the run finished within the request.
     pub result: Option<RunResult>,
 }
 
-fn run_view(row: RunRow, result: Option<RunResult>) -> Run {
+fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
     Run {
+        result_expires_at: runs::result_expires_at(state, &row).map(super::time),
         result_url: format!("/api/v1/runs/{}/result", row.id),
         settings: serde_json::from_str(&row.settings).ok().map(Any),
         id: row.id,
@@ -315,11 +319,7 @@ pub async fn start_and_wait(
 > {
     let started = runs::start(state, Starter::Key(key), new, idempotency_key).await?;
     let run = runs::wait(state, &started.run.id, state.config.sync_wait).await?;
-    let output = if run.status == "succeeded" {
-        Some(runs::result(state, &run)?)
-    } else {
-        None
-    };
+    let output = runs::kept_result(state, &run)?;
     Ok((run, output))
 }
 
@@ -347,11 +347,12 @@ impl RunsApi {
         if matches!(run.status.as_str(), "queued" | "running") {
             let location = format!("/api/v1/runs/{}", run.id);
             return Ok(CreateResponse::Accepted(
-                Json(run_view(run, None)),
+                Json(run_view(&state, run, None)),
                 location,
             ));
         }
         Ok(CreateResponse::Finished(Json(run_view(
+            &state,
             run,
             output.map(result_view),
         ))))
@@ -366,6 +367,7 @@ impl RunsApi {
         id: Path<String>,
     ) -> Result<Json<Run>, ApiError> {
         Ok(Json(run_view(
+            &state,
             runs::get(&state, &auth.principal.user_id, &id.0).await?,
             None,
         )))
@@ -422,7 +424,10 @@ impl RunsApi {
         )
         .await?;
         Ok(Json(RunList {
-            items: rows.into_iter().map(|r| run_view(r, None)).collect(),
+            items: rows
+                .into_iter()
+                .map(|r| run_view(&state, r, None))
+                .collect(),
             total,
             limit: limit.0,
             offset: offset.0,
@@ -445,6 +450,7 @@ impl RunsApi {
         )
         .await?;
         Ok(Json(run_view(
+            &state,
             runs::cancel(&state, &principal.user_id, &id.0).await?,
             None,
         )))

@@ -53,18 +53,21 @@ pub fn insert(
     model_name: &str,
     fmi_version: &str,
     size_bytes: i64,
+    stored_bytes: i64,
     info: &str,
     now: i64,
 ) -> DbResult<()> {
     conn.execute(
-        "INSERT INTO fmus (id, library_id, model_name, fmi_version, size_bytes, info, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
+        "INSERT INTO fmus (id, library_id, model_name, fmi_version, size_bytes, stored_bytes,
+             info, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING",
         params![
             id,
             library_id,
             model_name,
             fmi_version,
             size_bytes,
+            stored_bytes,
             info,
             now
         ],
@@ -82,20 +85,72 @@ pub fn retire_library_id(conn: &Connection, library_id: &str) -> DbResult<()> {
     Ok(())
 }
 
-/// Records that the user uploaded the FMU; uploading again keeps the first record.
+/// What recording an upload did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owned {
+    /// The user now has this FMU.
+    Added,
+    /// They had uploaded the same bytes before; the first record stays.
+    AlreadyOwned,
+    /// It would take their uploads past `quota` bytes: nothing was recorded.
+    OverQuota { used: i64, adding: i64 },
+}
+
+/// Records that the user uploaded the FMU, if it fits in their storage quota. One write
+/// transaction: two uploads at once cannot both fit into the same free space.
 pub fn add_owner(
-    conn: &Connection,
+    conn: &mut Connection,
     fmu_id: &str,
     user_id: &str,
     file_name: &str,
     now: i64,
-) -> DbResult<bool> {
-    let added = conn.execute(
-        "INSERT INTO fmu_owners (fmu_id, user_id, file_name, uploaded_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(fmu_id, user_id) DO NOTHING",
+    quota: i64,
+) -> DbResult<Owned> {
+    let tx = super::write_tx(conn)?;
+    let owned: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM fmu_owners WHERE fmu_id = ?1 AND user_id = ?2)",
+        params![fmu_id, user_id],
+        |r| r.get(0),
+    )?;
+    if owned {
+        return Ok(Owned::AlreadyOwned);
+    }
+    let used = storage_used(&tx, user_id)?;
+    let adding: i64 = tx.query_row(
+        "SELECT COALESCE(stored_bytes, size_bytes) FROM fmus WHERE id = ?1",
+        [fmu_id],
+        |r| r.get(0),
+    )?;
+    if used.saturating_add(adding) > quota {
+        return Ok(Owned::OverQuota { used, adding });
+    }
+    tx.execute(
+        "INSERT INTO fmu_owners (fmu_id, user_id, file_name, uploaded_at) VALUES (?1, ?2, ?3, ?4)",
         params![fmu_id, user_id, file_name, now],
     )?;
-    Ok(added == 1)
+    tx.commit()?;
+    Ok(Owned::Added)
+}
+
+/// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
+/// even when someone else uploaded the same bytes).
+pub fn storage_used(conn: &Connection, user_id: &str) -> DbResult<i64> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(COALESCE(f.stored_bytes, f.size_bytes)), 0)
+         FROM fmu_owners o JOIN fmus f ON f.id = o.fmu_id WHERE o.user_id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// Forgets an FMU nobody owns (an upload refused after it was extracted). Returns whether it
+/// was removed, so the caller removes its files only then.
+pub fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> DbResult<bool> {
+    Ok(conn.execute(
+        "DELETE FROM fmus WHERE id = ?1 AND library_id IS NULL
+           AND NOT EXISTS(SELECT 1 FROM fmu_owners WHERE fmu_id = ?1)",
+        [fmu_id],
+    )? == 1)
 }
 
 /// The FMU if the user may see it: a library model or one of their uploads.

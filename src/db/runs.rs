@@ -25,11 +25,13 @@ pub struct RunRow {
     pub failure_kind: Option<FailureKind>,
     /// Whether the caller paid for this run (the charging rule's answer; false until settled).
     pub charged: bool,
+    /// When the retention clean-up removed the results of this (succeeded) run.
+    pub result_removed_at: Option<i64>,
 }
 
 const COLUMNS: &str =
     "id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved,
-    credits_charged, error, log, created_at, started_at, finished_at, failure_kind, charged";
+    credits_charged, error, log, created_at, started_at, finished_at, failure_kind, charged, result_removed_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -52,6 +54,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
             .as_deref()
             .and_then(FailureKind::parse),
         charged: r.get(15)?,
+        result_removed_at: r.get(16)?,
     })
 }
 
@@ -180,6 +183,30 @@ pub fn remember_idempotency(
          ON CONFLICT(user_id, key) DO UPDATE SET request_hash = excluded.request_hash, run_id = excluded.run_id,
              created_at = excluded.created_at",
         params![user_id, key, hash, run_id, now],
+    )?;
+    Ok(())
+}
+
+/// Succeeded runs whose results are older than `finished_before` and still kept, oldest
+/// first, at most `limit`.
+pub fn results_to_remove(
+    conn: &Connection,
+    finished_before: i64,
+    limit: u32,
+) -> DbResult<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM runs WHERE status = 'succeeded' AND result_removed_at IS NULL
+           AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
+    )?;
+    let ids = stmt.query_map(params![finished_before, limit], |r| r.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
+/// Records that a run's results were removed.
+pub fn mark_result_removed(conn: &Connection, id: &str, now: i64) -> DbResult<()> {
+    conn.execute(
+        "UPDATE runs SET result_removed_at = ?2 WHERE id = ?1 AND result_removed_at IS NULL",
+        params![id, now],
     )?;
     Ok(())
 }

@@ -111,9 +111,10 @@ pub async fn add_upload(
     };
     if !known {
         let (tmp, id2, data) = (tmp_file.clone(), id.clone(), data_dir.clone());
-        let info = tokio::task::spawn_blocking(move || install(&data, &tmp, &id2, &limits))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))??;
+        let (info, stored) =
+            tokio::task::spawn_blocking(move || install(&data, &tmp, &id2, &limits))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))??;
         let info_json =
             serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?;
         let (id2, name, version) = (
@@ -131,6 +132,7 @@ pub async fn add_upload(
                     &name,
                     &version,
                     size as i64,
+                    stored as i64,
                     &info_json,
                     db::now_ms(),
                 )
@@ -139,17 +141,30 @@ pub async fn add_upload(
     }
     drop(upload);
     let (id2, uid, fname) = (id.clone(), user_id.to_string(), file_name.to_string());
-    let (added, row) = state
+    let quota = i64::try_from(state.config.storage_quota_bytes).unwrap_or(i64::MAX);
+    let (owned, row) = state
         .db
         .run(move |conn| {
-            let added = db::fmus::add_owner(conn, &id2, &uid, &fname, db::now_ms())?;
-            Ok((added, db::fmus::visible(conn, &uid, &id2)?))
+            let owned = db::fmus::add_owner(conn, &id2, &uid, &fname, db::now_ms(), quota)?;
+            Ok((owned, db::fmus::visible(conn, &uid, &id2)?))
         })
         .await?;
+    if let db::fmus::Owned::OverQuota { used, adding } = owned {
+        // Files extracted for this request alone go again; bytes others own stay.
+        let fid = id.clone();
+        let orphan = state
+            .db
+            .run(move |conn| db::fmus::remove_if_unowned(conn, &fid))
+            .await?;
+        if orphan {
+            remove_files(&data_dir, &id);
+        }
+        return Err(over_quota(used, adding, state.config.storage_quota_bytes));
+    }
     let record = FmuRecord::from_row(row.ok_or(AppError::NotFound("FMU"))?)?;
     Ok((
         record,
-        if added && !known {
+        if owned == db::fmus::Owned::Added && !known {
             Stored::Created
         } else {
             Stored::AlreadyThere
@@ -157,8 +172,43 @@ pub async fn add_upload(
     ))
 }
 
+/// The error for an upload that does not fit in the account's storage quota.
+fn over_quota(used: i64, adding: i64, quota: u64) -> AppError {
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / f64::from(1 << 20));
+    AppError::QuotaExceeded(format!(
+        "this FMU needs {} of storage, and your uploads already use {} of your {} quota: \
+         delete models you no longer need",
+        mib(adding.max(0) as u64),
+        mib(used.max(0) as u64),
+        mib(quota)
+    ))
+}
+
+/// Removes an FMU's stored file and extracted directory.
+fn remove_files(data_dir: &Path, id: &str) {
+    let root = root(data_dir);
+    let _ = std::fs::remove_file(root.join(format!("{id}.fmu")));
+    let _ = std::fs::remove_dir_all(root.join(id));
+}
+
+/// Bytes of the regular files under `dir` (not following links).
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Extracts and checks a new FMU, then moves it into place as `<id>.fmu` and `<id>/`.
-fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> AppResult<ModelInfo> {
+/// Returns its description and the bytes it takes on disk (file and extracted tree).
+fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> AppResult<(ModelInfo, u64)> {
     let dir = temp_path(data_dir, "extract");
     let checked = archive::extract(file, &dir, limits)
         .map_err(|e| AppError::Invalid(e.to_string()))
@@ -177,13 +227,14 @@ fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> AppResult
     };
     let root = root(data_dir);
     let stored_file = root.join(format!("{id}.fmu"));
-    std::fs::copy(file, &stored_file)
+    let file_bytes = std::fs::copy(file, &stored_file)
         .map_err(|e| AppError::Internal(format!("storing the FMU: {e}")))?;
+    let stored = file_bytes + tree_size(&dir);
     if std::fs::rename(&dir, root.join(id)).is_err() {
         // Someone stored the same bytes at the same moment: theirs is identical.
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(info)
+    Ok((info, stored))
 }
 
 /// SHA-256 (hex) and size of a file, read in chunks.
@@ -235,13 +286,30 @@ impl UploadFile {
 }
 
 /// Streams an uploaded file into a temp file in the registry, refusing more than the
-/// configured limit. Every upload route (JSON API, compatibility route, dashboard form) reads
-/// its file through this.
+/// configured limit, more than the account's remaining storage quota, and anything while the
+/// data volume is below its reserve. Every upload route (JSON API, compatibility route,
+/// dashboard form) reads its file through this.
 pub async fn receive(
     state: &State,
+    user_id: &str,
     mut reader: impl tokio::io::AsyncRead + Unpin,
 ) -> AppResult<UploadFile> {
     use tokio::io::AsyncReadExt;
+    if let Some(problem) =
+        crate::machine::disk_problem(&state.config.data_dir, state.config.disk_reserve_bytes)
+    {
+        return Err(AppError::Unavailable(problem));
+    }
+    let uid = user_id.to_string();
+    let used = state
+        .db
+        .run(move |conn| db::fmus::storage_used(conn, &uid))
+        .await?;
+    let quota = state.config.storage_quota_bytes;
+    let quota_left = quota.saturating_sub(used.max(0) as u64);
+    if quota_left == 0 {
+        return Err(over_quota(used, 0, quota));
+    }
     let mut target = UploadFile::create(&state.config.data_dir, state.config.max_upload_bytes)
         .map_err(|e| AppError::Internal(format!("creating the upload file: {e}")))?;
     let mut buf = vec![0u8; 64 * 1024];
@@ -254,6 +322,9 @@ pub async fn receive(
             return Ok(target);
         }
         target.push(&buf[..n])?;
+        if target.written > quota_left {
+            return Err(over_quota(used, target.written as i64, quota));
+        }
     }
 }
 
@@ -314,9 +385,7 @@ pub async fn delete(state: &State, user_id: &str, id: &str) -> AppResult<()> {
         .await?
         .ok_or(AppError::NotFound("FMU"))?;
     if !still_used {
-        let root = root(&state.config.data_dir);
-        let _ = std::fs::remove_file(root.join(format!("{id}.fmu")));
-        let _ = std::fs::remove_dir_all(root.join(id));
+        remove_files(&state.config.data_dir, id);
     }
     Ok(())
 }
@@ -334,10 +403,10 @@ pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> AppResult<usize> {
         }
         let file = temp_path(data_dir, "library");
         std::fs::write(&file, bytes).map_err(|e| AppError::Internal(e.to_string()))?;
-        let info = install(data_dir, &file, &id, &Limits::default());
+        let installed = install(data_dir, &file, &id, &Limits::default());
         let _ = std::fs::remove_file(&file);
-        let info =
-            info.map_err(|e| AppError::Internal(format!("library model {name} ({version}): {e}")))?;
+        let (info, stored) = installed
+            .map_err(|e| AppError::Internal(format!("library model {name} ({version}): {e}")))?;
         let library_id = super::library::library_id(name, version);
         let json = serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?;
         let mut conn = conn;
@@ -350,6 +419,7 @@ pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> AppResult<usize> {
             name,
             &info.fmi_version,
             bytes.len() as i64,
+            stored as i64,
             &json,
             db::now_ms(),
         )?;
@@ -375,6 +445,7 @@ mod tests {
             Some("lib:BouncingBall"),
             "BouncingBall",
             "3.0",
+            1,
             1,
             "{}",
             0,

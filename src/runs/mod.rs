@@ -102,6 +102,12 @@ pub async fn start(
             "simulations are unavailable: {reason}"
         )));
     }
+    // Settling runs in flight needs disk space: new ones wait while the volume is low.
+    if let Some(problem) =
+        crate::machine::disk_problem(&state.config.data_dir, state.config.disk_reserve_bytes)
+    {
+        return Err(AppError::Unavailable(problem));
+    }
     let cost = state.config.run_cost;
     // Library ids are the same for everyone, so the FMU can be named before the key is
     // checked; visibility is checked with the key's user below.
@@ -207,6 +213,7 @@ pub async fn start(
         finished_at: None,
         failure_kind: None,
         charged: false,
+        result_removed_at: None,
     };
     let billing = format!("{}/billing", state.config.public_url);
     let (run_for_tx, key_for_tx) = (run.clone(), idempotency_key.clone());
@@ -479,8 +486,43 @@ fn store_result(state: &State, run_id: &str, output: &SimOutput) -> std::io::Res
     std::fs::rename(tmp, path)
 }
 
-/// A run's results, once it has succeeded.
+/// Removes a run's stored results (the retention clean-up); already gone is fine.
+pub fn remove_result(state: &State, run_id: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(result_path(state, run_id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// When a succeeded run's results are (or were) removed: its end plus the retention period.
+pub fn result_expires_at(state: &State, run: &RunRow) -> Option<i64> {
+    if run.status != "succeeded" {
+        return None;
+    }
+    let retention = i64::try_from(state.config.result_retention.as_millis()).unwrap_or(i64::MAX);
+    run.finished_at.map(|end| end.saturating_add(retention))
+}
+
+/// The results to show with a run: `None` unless it succeeded and they are still kept.
+pub fn kept_result(state: &State, run: &RunRow) -> AppResult<Option<SimOutput>> {
+    if run.status == "succeeded" && run.result_removed_at.is_none() {
+        result(state, run).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// A run's results, once it has succeeded and until the retention clean-up removed them.
 pub fn result(state: &State, run: &RunRow) -> AppResult<SimOutput> {
+    if let Some(removed) = run.result_removed_at {
+        return Err(AppError::Gone(format!(
+            "the results of run {} were removed on {}: results are kept for {} days after a \
+             run ends",
+            run.id,
+            crate::domain::rfc3339_ms(removed),
+            state.config.result_retention.as_secs() / 86_400
+        )));
+    }
     if run.status != "succeeded" {
         return Err(AppError::Conflict(format!(
             "run {} has no results: it is {}",

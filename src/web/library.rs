@@ -106,7 +106,7 @@ pub async fn upload(
             continue;
         }
         let name = registry::upload_name(field.file_name());
-        let file = registry::receive(&state, field.into_async_read()).await?;
+        let file = registry::receive(&state, &s.user.id, field.into_async_read()).await?;
         stored = Some(
             registry::add_upload(&state, &s.user.id, file, &name)
                 .await?

@@ -15,6 +15,7 @@ use super::{CurrentSession, WantsFragment, html, paths, see_other};
 use crate::auth::csrf;
 use crate::auth::session::Session;
 use crate::db::runs::RunRow;
+use crate::domain::rfc3339_ms;
 use crate::error::AppError;
 use crate::fmi::registry::{self, FmuRecord};
 use crate::runs::{self, NewRun, Starter};
@@ -357,7 +358,11 @@ fn charge_text(run: &RunRow) -> String {
 
 /// The run's status, plot, log and download: the run page's body and the fragment htmx polls
 /// while the run is unfinished.
-fn run_details(run: &RunRow, output: Option<&crate::sim::protocol::SimOutput>) -> Markup {
+fn run_details(
+    run: &RunRow,
+    output: Option<&crate::sim::protocol::SimOutput>,
+    expires: Option<i64>,
+) -> Markup {
     let poll = unfinished(run).then(|| paths::run(&run.id));
     html! {
         div #run-details hx-get=[poll.as_deref()] hx-trigger=[poll.as_ref().map(|_| "every 1s")] hx-swap="outerHTML" {
@@ -370,6 +375,11 @@ fn run_details(run: &RunRow, output: Option<&crate::sim::protocol::SimOutput>) -
                 @let series: Vec<(&str, &[f64])> = out.columns.iter().map(|c| (c.name.as_str(), c.values.as_slice())).collect();
                 figure { (charts::line_plot(&out.time, &series, &PlotOptions { title: Some(run.fmu_name.clone()), ..PlotOptions::default() })) }
                 p { a.button href=(paths::run_csv(&run.id)) download { "Download CSV" } }
+            }
+            @if let Some(removed) = run.result_removed_at {
+                p #result-retention { "The results were removed on " (rfc3339_ms(removed)) ", at the end of their retention period. The run's settings are kept: run it again to get them back." }
+            } @else if let Some(until) = expires {
+                p #result-retention.muted { "Results are kept until " (rfc3339_ms(until)) "." }
             }
             @if let Some(log) = run.log.as_deref().filter(|l| !l.is_empty()) {
                 details { summary { "FMU log" } pre { (log) } }
@@ -386,17 +396,16 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state, &s.user.id, &id).await?;
-    let output = if run.status == "succeeded" {
-        Some(runs::result(&state, &run)?)
-    } else {
-        None
-    };
+    let output = runs::kept_result(&state, &run)?;
     if fragment {
-        return Ok(html(StatusCode::OK, run_details(&run, output.as_ref())));
+        return Ok(html(
+            StatusCode::OK,
+            run_details(&run, output.as_ref(), runs::result_expires_at(&state, &run)),
+        ));
     }
     let content = html! {
         h1 { "Run " code { (run.id) } }
-        (run_details(&run, output.as_ref()))
+        (run_details(&run, output.as_ref(), runs::result_expires_at(&state, &run)))
         p { a href=(paths::RUNS) { "← All runs" } }
     };
     Ok(html(

@@ -1,0 +1,53 @@
+//! Keeping the data volume bounded over time: results are removed once they are older than
+//! the retention period (`FMU_GATEWAY_RESULT_RETENTION_DAYS`, default 30).
+//!
+//! The run itself stays (its settings, cost and status are the account's history); only the
+//! result file goes, and the run records when, so a later fetch answers 410 with the date
+//! rather than a 500 for a missing file. The upload quota and the free-space reserve are
+//! enforced where uploads and runs come in (`fmi::registry::receive`, `runs::start`).
+
+use crate::db;
+use crate::error::AppResult;
+use crate::state::State;
+
+/// Runs handled per database round trip.
+const BATCH: u32 = 500;
+
+/// Removes the results of every succeeded run that ended longer than the retention period
+/// ago; returns how many were removed. A file that cannot be removed is logged and left for
+/// the next pass (its run still says its results are kept).
+pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
+    let retention = i64::try_from(state.config.result_retention.as_millis()).unwrap_or(i64::MAX);
+    let before = db::now_ms().saturating_sub(retention);
+    let mut removed = 0;
+    loop {
+        let ids = state
+            .db
+            .run(move |conn| db::runs::results_to_remove(conn, before, BATCH))
+            .await?;
+        let mut done = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match crate::runs::remove_result(state, id) {
+                Ok(()) => done.push(id.clone()),
+                Err(e) => tracing::warn!(run = %id, error = %e, "cannot remove expired results"),
+            }
+        }
+        removed += done.len();
+        let last_batch = ids.len() < BATCH as usize || done.is_empty();
+        state
+            .db
+            .run(move |conn| {
+                let tx = db::write_tx(conn)?;
+                let now = db::now_ms();
+                for id in &done {
+                    db::runs::mark_result_removed(&tx, id, now)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        if last_batch {
+            return Ok(removed);
+        }
+    }
+}
