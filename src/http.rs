@@ -119,10 +119,12 @@ pub fn app(state: State) -> impl Endpoint {
         .at("/assets/:name", get(web::assets::serve))
         .at("/health", get(health))
         .at("/ready", get(ready))
+        .at("/metrics", get(crate::metrics::serve))
         .with(CookieJarManager::new())
         .with(CatchPanic::new())
         .around(security_headers)
         .around(move |ep, req| limit_body(ep, req, max_body))
+        .around(crate::metrics::count_requests)
         .data(state)
         .with(Tracing)
 }

@@ -16,6 +16,7 @@ pub mod fmi;
 pub mod http;
 pub mod keys;
 pub mod machine;
+pub mod metrics;
 pub mod readiness;
 pub mod runs;
 pub mod sim;

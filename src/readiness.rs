@@ -44,6 +44,11 @@ impl Readiness {
         self.write().sandbox = Some(layers);
     }
 
+    /// The sandbox layers the start-up probe found (empty until it ran).
+    pub fn sandbox(&self) -> Vec<String> {
+        self.read().sandbox.clone().unwrap_or_default()
+    }
+
     pub fn set_self_test(&self, result: Result<Duration, String>) {
         self.write().simulation = Some(result.map(|d| d.as_secs_f64() * 1000.0));
     }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub billing: crate::billing::Billing,
     /// The start-up checks `/ready` reports (and runs are refused while they fail).
     pub readiness: crate::readiness::Readiness,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// How to cancel each run in progress.
     pub cancels:
         std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
@@ -90,6 +92,7 @@ impl AppState {
             workers,
             run_limit,
             cancels: Default::default(),
+            metrics: Default::default(),
             readiness: Default::default(),
         }))
     }

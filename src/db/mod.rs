@@ -42,6 +42,24 @@ pub type DbResult<T> = Result<T, DbError>;
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    checkouts: std::sync::Arc<Checkouts>,
+}
+
+/// How long callers waited for a pooled connection, for `/metrics` (a pool too small for the
+/// load shows as waiting, long before it shows as timeouts).
+#[derive(Debug, Default)]
+struct Checkouts {
+    count: std::sync::atomic::AtomicU64,
+    waited_micros: std::sync::atomic::AtomicU64,
+}
+
+/// The pool's state for `/metrics`.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolStats {
+    pub connections: u32,
+    pub idle: u32,
+    pub checkouts: u64,
+    pub waited: Duration,
 }
 
 impl Db {
@@ -55,11 +73,25 @@ impl Db {
         migrate(&mut first)?;
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(configure);
+        let checkouts = std::sync::Arc::new(Checkouts::default());
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
+            .event_handler(Box::new(ArcEvents(checkouts.clone())))
             .build(manager)?;
-        Ok(Db { pool })
+        Ok(Db { pool, checkouts })
+    }
+
+    /// Connections open and idle, and the checkouts so far with the time spent waiting.
+    pub fn stats(&self) -> PoolStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let state = self.pool.state();
+        PoolStats {
+            connections: state.connections,
+            idle: state.idle_connections,
+            checkouts: self.checkouts.count.load(Relaxed),
+            waited: Duration::from_micros(self.checkouts.waited_micros.load(Relaxed)),
+        }
     }
 
     /// A connection for blocking code (already on a blocking thread).
@@ -77,6 +109,19 @@ impl Db {
         tokio::task::spawn_blocking(move || f(&mut *pool.get()?))
             .await
             .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+/// The pool owns its event handler; the counts are shared with [`Db::stats`].
+#[derive(Debug)]
+struct ArcEvents(std::sync::Arc<Checkouts>);
+
+impl r2d2::HandleEvent for ArcEvents {
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.count.fetch_add(1, Relaxed);
+        let micros = u64::try_from(event.duration().as_micros()).unwrap_or(u64::MAX);
+        self.0.waited_micros.fetch_add(micros, Relaxed);
     }
 }
 

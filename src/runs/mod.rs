@@ -373,12 +373,12 @@ async fn settle(
         tracing::error!(run_id, error = %e, "a run failed because of the service");
     }
     let id = run_id.to_string();
-    state
+    let ended = state
         .db
         .run(move |conn| {
             let tx = db::write_tx(conn)?;
             let Some(run) = db::runs::get(&tx, &id)? else {
-                return Ok(());
+                return Ok(None);
             };
             let (end, error, log) = match &result {
                 Ok(log) => (RunEnd::Succeeded, None, Some(log.clone())),
@@ -405,9 +405,12 @@ async fn settle(
             };
             settle_in(&tx, &run, end, origin, error.as_deref(), log.as_deref())?;
             tx.commit()?;
-            Ok(())
+            Ok(Some(end))
         })
         .await?;
+    if let Some(end) = ended {
+        state.metrics.run_ended(end);
+    }
     Ok(())
 }
 

@@ -97,6 +97,14 @@ impl WorkerPool {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// Workers running a job now.
+    pub fn busy(&self) -> usize {
+        self.config
+            .workers
+            .max(1)
+            .saturating_sub(self.slots.available_permits())
+    }
+
     pub fn config(&self) -> &PoolConfig {
         &self.config
     }

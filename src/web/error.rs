@@ -120,11 +120,17 @@ pub async fn render_errors<E: poem::Endpoint>(next: E, req: Request) -> poem::Re
         Ok(resp) => Ok(resp.into_response()),
         Err(err) if err.is_from_response() => Ok(err.into_response()),
         Err(err) => {
+            // The matched route stays with the answer (for /metrics).
+            let pattern = err.data::<poem::PathPattern>().cloned();
             let web = match err.downcast::<WebError>() {
                 Ok(web) => web,
                 Err(other) => WebError::Status(other.status(), other.to_string()),
             };
-            Ok(web.render(htmx, session.as_ref()))
+            let mut resp = web.render(htmx, session.as_ref());
+            if let Some(pattern) = pattern {
+                resp.set_data(pattern);
+            }
+            Ok(resp)
         }
     }
 }

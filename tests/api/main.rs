@@ -10,6 +10,7 @@ mod disk;
 mod first_run;
 mod fmus;
 mod keys;
+mod metrics;
 mod openapi;
 mod runs;
 mod security;
