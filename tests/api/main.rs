@@ -6,6 +6,7 @@ mod common;
 mod accounts;
 mod billing;
 mod charging;
+mod deploy;
 mod disk;
 mod first_run;
 mod fmus;
