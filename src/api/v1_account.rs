@@ -23,6 +23,11 @@ pub struct Account {
     pub created_at: String,
     /// The key this request was made with.
     pub api_key_id: Option<String>,
+    /// Bytes your uploaded FMUs take on disk (each `.fmu` and its extracted files).
+    pub storage_used_bytes: i64,
+    /// The most your uploads may take; an upload past it is refused with 413
+    /// `storage_quota_exceeded`.
+    pub storage_quota_bytes: u64,
 }
 
 pub struct AccountApi;
@@ -37,6 +42,7 @@ impl AccountApi {
         auth: Authed<ReadAccount>,
     ) -> Result<Json<Account>, ApiError> {
         let user = crate::accounts::user(&state, &auth.principal.user_id).await?;
+        let used = crate::fmi::registry::storage_used(&state, &user.id).await?;
         Ok(Json(Account {
             user_id: user.id,
             email: user.email,
@@ -44,6 +50,8 @@ impl AccountApi {
             credits: user.credits,
             created_at: super::time(user.created_at),
             api_key_id: auth.principal.key_id,
+            storage_used_bytes: used,
+            storage_quota_bytes: state.config.storage_quota_bytes,
         }))
     }
 }

@@ -285,6 +285,15 @@ impl UploadFile {
     }
 }
 
+/// Bytes the user's uploads take on disk (what counts against their storage quota).
+pub async fn storage_used(state: &State, user_id: &str) -> AppResult<i64> {
+    let uid = user_id.to_string();
+    Ok(state
+        .db
+        .run(move |conn| db::fmus::storage_used(conn, &uid))
+        .await?)
+}
+
 /// Streams an uploaded file into a temp file in the registry, refusing more than the
 /// configured limit, more than the account's remaining storage quota, and anything while the
 /// data volume is below its reserve. Every upload route (JSON API, compatibility route,
@@ -300,11 +309,7 @@ pub async fn receive(
     {
         return Err(AppError::Unavailable(problem));
     }
-    let uid = user_id.to_string();
-    let used = state
-        .db
-        .run(move |conn| db::fmus::storage_used(conn, &uid))
-        .await?;
+    let used = storage_used(state, user_id).await?;
     let quota = state.config.storage_quota_bytes;
     let quota_left = quota.saturating_sub(used.max(0) as u64);
     if quota_left == 0 {

@@ -85,6 +85,17 @@ async fn an_upload_past_the_storage_quota_is_refused_and_leaves_nothing_behind()
         used > 600_000,
         "the quota counts the file and its extracted tree: {used}"
     );
+    let me: Value = api_client()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(&ada.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["storage_used_bytes"], used, "{me}");
+    assert_eq!(me["storage_quota_bytes"], 3 << 19);
     let second = upload(&app.url, &ada.api_key, padded_fmu("second", 300_000)).await;
     assert_eq!(second.status(), 201);
     let with_two = registry_entries(&app);
