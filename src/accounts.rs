@@ -32,7 +32,7 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
     let name = parse_name(reg.name)?;
     let password_hash = match password {
         Some(p) => Some(
-            password::hash(p.expose().to_string())
+            password::hash(&state.hashers, p.expose().to_string())
                 .await
                 .map_err(AppError::Internal)?,
         ),
@@ -99,7 +99,7 @@ pub async fn login_with_password(state: &State, email: &str, password: &str) -> 
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    if password::verify(password.to_string(), hash).await {
+    if password::verify(&state.hashers, password.to_string(), hash).await {
         user.ok_or(AppError::BadCredentials)
     } else {
         Err(AppError::BadCredentials)

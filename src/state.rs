@@ -25,6 +25,8 @@ pub struct AppState {
     /// How to cancel each run in progress.
     pub cancels:
         std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+    /// Password hashes that may run at once.
+    pub hashers: crate::auth::password::Hashers,
 }
 
 pub type State = Arc<AppState>;
@@ -79,6 +81,7 @@ impl AppState {
         });
         let run_limit = KeyedLimit::per_minute(config.runs_per_minute);
         let billing = crate::billing::Billing::from_config(&config);
+        let hash_concurrency = config.hash_concurrency;
         Ok(Arc::new(AppState {
             billing,
             config,
@@ -89,6 +92,7 @@ impl AppState {
             run_limit,
             cancels: Default::default(),
             readiness: Default::default(),
+            hashers: crate::auth::password::Hashers::new(hash_concurrency),
         }))
     }
 }

@@ -8,6 +8,7 @@ mod billing;
 mod charging;
 mod first_run;
 mod fmus;
+mod hostile_requests;
 mod keys;
 mod openapi;
 mod runs;

@@ -1,0 +1,203 @@
+//! Hostile requests against the real binary: huge bodies behind made-up keys, login floods.
+//! Each attack measures the server's memory (VmRSS / VmHWM from `/proc/<pid>/status`) while
+//! it runs and asserts a stated bound.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{Binary, api_client, free_port};
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
+}
+
+/// Sends `POST path` announcing a `length`-byte JSON body with `headers`, then streams up to
+/// that many bytes while reading the answer; returns the status line's code. Writing stops
+/// as soon as the server answers or closes: a server that reads before it answers has to take
+/// the whole body first.
+async fn post_huge(addr: &str, path: &str, headers: &[(&str, &str)], length: u64) -> u16 {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        // A JSON string that never ends: the parser cannot finish before the last byte.
+        wr.write_all(b"{\"fmu_id\":\"").await?;
+        let chunk = vec![b'a'; 256 * 1024];
+        let mut sent = 11u64;
+        while sent < length {
+            let n = chunk.len().min((length - sent) as usize);
+            wr.write_all(&chunk[..n]).await?;
+            sent += n as u64;
+        }
+        Ok::<u64, std::io::Error>(sent)
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    writer.abort();
+    assert!(read.is_ok(), "no answer within 60 s");
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
+const HUNDRED_MB: u64 = 100 << 20;
+
+#[tokio::test]
+async fn hundred_megabyte_bodies_behind_a_made_up_key_are_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Binary::start(&dir.path().join("data"), port, &[]).await;
+    let pid = server.child.id();
+    let addr = format!("127.0.0.1:{port}");
+    let before_rss = proc_kib(pid, "VmRSS");
+    let before_hwm = proc_kib(pid, "VmHWM");
+
+    // Ten at once, twice: a key route (the key is checked only after the body today), and the
+    // compatibility routes that need no key at all.
+    let started = std::time::Instant::now();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let mut attacks = Vec::new();
+        for i in 0..10 {
+            let addr = addr.clone();
+            attacks.push(tokio::spawn(async move {
+                let (path, auth) = match i % 4 {
+                    0 | 1 => ("/api/v1/runs", Some("Bearer made-up")),
+                    2 => ("/register", None),
+                    _ => ("/simulate", Some("Bearer fmugw_made-up")),
+                };
+                let headers: Vec<(&str, &str)> =
+                    auth.map(|a| ("Authorization", a)).into_iter().collect();
+                (path, post_huge(&addr, path, &headers, HUNDRED_MB).await)
+            }));
+        }
+        for a in attacks {
+            answers.push(a.await.unwrap());
+        }
+    }
+    let elapsed = started.elapsed();
+    let after_rss = proc_kib(pid, "VmRSS");
+    let after_hwm = proc_kib(pid, "VmHWM");
+    eprintln!(
+        "20 x 100 MB bodies: VmRSS {before_rss} -> {after_rss} KiB, VmHWM {before_hwm} -> {after_hwm} KiB, {elapsed:?}"
+    );
+    for (path, status) in answers {
+        let expected = if path == "/register" { 413 } else { 401 };
+        assert_eq!(status, expected, "{path}");
+    }
+    // Bound: 16 MiB of peak growth for twenty attacks (buffering even one would be 100 MB).
+    assert!(
+        after_hwm.saturating_sub(before_hwm) < 16 * 1024,
+        "the server's peak memory grew by {} KiB",
+        after_hwm - before_hwm
+    );
+    // The server still serves.
+    let health = api_client()
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_logins_keep_the_server_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Binary::start(
+        &dir.path().join("data"),
+        port,
+        &[("FMU_GATEWAY_AUTH_RATE_PER_MINUTE", "100000")],
+    )
+    .await;
+    let pid = server.child.id();
+    let url = server.url.clone();
+    let email = "flood@example.com";
+    let reg = api_client()
+        .post(format!("{url}/register"))
+        .json(&json!({ "email": email, "password": "long enough password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reg.status(), 201);
+    // One login first, so the one-off dummy hash and pools are part of the baseline.
+    let warm = api_client()
+        .post(format!("{url}/login"))
+        .json(&json!({ "email": email, "password": "wrong password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), 401);
+    let before_hwm = proc_kib(pid, "VmHWM");
+    let before_rss = proc_kib(pid, "VmRSS");
+
+    let started = std::time::Instant::now();
+    let mut logins = Vec::new();
+    for i in 0..50 {
+        let url = url.clone();
+        logins.push(tokio::spawn(async move {
+            let password = if i % 2 == 0 {
+                "wrong password"
+            } else {
+                "long enough password"
+            };
+            let resp = api_client()
+                .post(format!("{url}/login"))
+                .json(&json!({ "email": email, "password": password }))
+                .timeout(Duration::from_secs(120))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let _: Value = resp.json().await.unwrap();
+            (i, status)
+        }));
+    }
+    for l in logins {
+        let (i, status) = l.await.unwrap();
+        assert_eq!(status, if i % 2 == 0 { 401 } else { 200 }, "login {i}");
+    }
+    let elapsed = started.elapsed();
+    let after_hwm = proc_kib(pid, "VmHWM");
+    let after_rss = proc_kib(pid, "VmRSS");
+    eprintln!(
+        "50 concurrent logins: VmRSS {before_rss} -> {after_rss} KiB, VmHWM {before_hwm} -> {after_hwm} KiB, {elapsed:?}"
+    );
+    // Bound: two hashes at a time (19 MiB each) plus slack; unbounded, fifty would be ~950 MiB.
+    assert!(
+        after_hwm.saturating_sub(before_hwm) < 64 * 1024,
+        "the server's peak memory grew by {} KiB",
+        after_hwm - before_hwm
+    );
+}
