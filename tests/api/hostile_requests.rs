@@ -201,3 +201,164 @@ async fn fifty_concurrent_logins_keep_the_server_memory_bounded() {
         after_hwm - before_hwm
     );
 }
+
+#[tokio::test]
+async fn json_routes_take_small_bodies_and_upload_routes_large_ones() {
+    let app = crate::common::spawn_app_with(|c| c.max_json_bytes = 4096).await;
+    let account = app.register().await;
+    let runs_before = run_count(&app);
+    let big = json!({ "fmu_id": "lib:BouncingBall", "label": "x".repeat(8192) });
+
+    // A valid key, a body over the JSON limit: 413 with our JSON error, nothing started.
+    let resp = api_client()
+        .post(app.at("/api/v1/runs"))
+        .bearer_auth(&account.api_key)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "payload_too_large");
+    assert!(body["message"].as_str().unwrap().contains("4096"), "{body}");
+
+    // The same body sent without a length (chunked) is cut off at the limit.
+    let auth = format!("Bearer {}", account.api_key);
+    let status = post_chunked(
+        &app.addr.to_string(),
+        "/api/v1/runs",
+        &auth,
+        &serde_json::to_vec(&big).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(run_count(&app), runs_before, "no run was started");
+
+    // A small chunked body still works (it is read up to the limit, then handled).
+    let small =
+        serde_json::to_vec(&json!({ "fmu_id": "lib:BouncingBall", "stop_time": 0.5 })).unwrap();
+    let status = post_chunked(&app.addr.to_string(), "/api/v1/runs", &auth, &small).await;
+    assert!((200..300).contains(&status), "{status}");
+
+    // Forms and the keyless compatibility routes get the small limit too.
+    let resp = api_client()
+        .post(app.at("/register"))
+        .json(&json!({ "email": "big@example.com", "name": "y".repeat(8192) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let resp = api_client()
+        .post(app.at("/login"))
+        .form(&[("email", "a@example.com"), ("password", &"p".repeat(8192))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+
+    // An FMU upload, far larger than 4 KiB, goes through on an upload route.
+    let fmu = crate::common::fresh_fmu("BouncingBall", "3.0", "large body");
+    assert!(fmu.len() > 4096);
+    let part = reqwest::multipart::Part::bytes(fmu).file_name("model.fmu");
+    let resp = api_client()
+        .post(app.at("/api/v1/fmus"))
+        .bearer_auth(&account.api_key)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_made_up_or_revoked_key_is_refused_before_the_body_is_read() {
+    let app = crate::common::spawn_app().await;
+    let account = app.register().await;
+    // The body is not even JSON: a 400 would mean it was read.
+    for key in ["made-up", "fmugw_En0KEwoEdXNlcg"] {
+        let resp = api_client()
+            .post(app.at("/api/v1/runs"))
+            .bearer_auth(key)
+            .header("Content-Type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{key}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_api_key");
+    }
+    let created: Value = api_client()
+        .post(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .json(&json!({ "label": "soon gone" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let doomed = created["api_key"].as_str().unwrap().to_string();
+    let id = created["key"]["id"].as_str().unwrap();
+    let revoked = api_client()
+        .post(app.at(&format!("/api/v1/keys/{id}/revoke")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+    let resp = api_client()
+        .post(app.at("/api/v1/runs"))
+        .bearer_auth(&doomed)
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "revoked_api_key");
+    // The live key gets as far as the body.
+    let resp = api_client()
+        .post(app.at("/api/v1/runs"))
+        .bearer_auth(&account.api_key)
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+/// Sends a JSON body in 1 KiB chunks without a `Content-Length`; returns the status code.
+async fn post_chunked(addr: &str, path: &str, authorization: &str, body: &[u8]) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut out = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAuthorization: {authorization}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in body.chunks(1024) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before it has everything; that is fine.
+    let _ = stream.write_all(&out).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
+fn run_count(app: &crate::common::TestApp) -> i64 {
+    app.state
+        .db
+        .conn()
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap()
+}
