@@ -84,7 +84,7 @@ pub fn list(
     status: Option<&str>,
     fmu: Option<&str>,
     limit: u32,
-    offset: u64,
+    offset: i64,
 ) -> DbResult<(Vec<RunRow>, u64)> {
     let filter = "WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR fmu_id = ?3 OR fmu_name = ?3)";
     let total: i64 = conn.query_row(
@@ -98,7 +98,7 @@ pub fn list(
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
         .query_map(
-            params![user_id, status, fmu, limit, offset as i64],
+            params![user_id, status, fmu, limit, offset],
             from_row,
         )?
         .collect::<Result<_, _>>()?;

@@ -538,6 +538,7 @@ pub async fn list(
 ) -> AppResult<(Vec<RunRow>, u64)> {
     let uid = user_id.to_string();
     let limit = limit.clamp(1, 500);
+    let offset = crate::usage::page_offset(offset)?;
     Ok(state
         .db
         .run(move |conn| {

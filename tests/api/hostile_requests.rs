@@ -362,3 +362,42 @@ fn run_count(app: &crate::common::TestApp) -> i64 {
         .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
         .unwrap()
 }
+
+#[tokio::test]
+async fn offsets_beyond_what_a_list_can_hold_are_a_422_naming_offset() {
+    let app = crate::common::spawn_app().await;
+    let account = app.register().await;
+    for path in ["/api/v1/usage", "/api/v1/runs", "/usage/"] {
+        for offset in ["9223372036854775808", &u64::MAX.to_string()] {
+            let resp = api_client()
+                .get(app.at(&format!("{path}?offset={offset}")))
+                .bearer_auth(&account.api_key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 422, "{path}?offset={offset}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["problems"][0]["field"], "offset", "{body}");
+        }
+        // Within range but past the end: the correct, empty page.
+        let resp = api_client()
+            .get(app.at(&format!("{path}?offset=9223372036854775807")))
+            .bearer_auth(&account.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        let items = body.get("items").unwrap_or(&body);
+        assert_eq!(items.as_array().unwrap().len(), 0, "{path}: {body}");
+    }
+    // The dashboard's page number is multiplied into an offset: no overflow.
+    let client = crate::common::browser();
+    app.browser_login(&client, &account).await;
+    let resp = client
+        .get(app.at(&format!("/usage?page={}", u64::MAX)))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+}
