@@ -97,10 +97,7 @@ pub fn list(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(
-            params![user_id, status, fmu, limit, offset],
-            from_row,
-        )?
+        .query_map(params![user_id, status, fmu, limit, offset], from_row)?
         .collect::<Result<_, _>>()?;
     Ok((rows, total.max(0) as u64))
 }

@@ -18,7 +18,15 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         .expect("state is attached to every route")
         .clone();
     let name = session::cookie_name(&state.config);
-    let cookie = req.cookie().get(name).map(|c| c.value_str().to_string());
+    // A request that carries an API key is the key's: its cookie is ignored, so no session
+    // is attached and a forged cross-site request cannot ride on one. (Refusing such
+    // requests instead would break API clients that share a cookie jar with a browser.)
+    let has_key = auth::key_from_headers(req.headers()).is_some();
+    let cookie = req
+        .cookie()
+        .get(name)
+        .map(|c| c.value_str().to_string())
+        .filter(|_| !has_key);
     let found = match cookie {
         Some(token) => session::find(&state, &token)
             .await
@@ -27,9 +35,9 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     };
 
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    // A request that carries an API key is authenticated by that key, not the cookie, so
+    // A request that carries an API key is authenticated by that key alone (see above), so
     // there is no ambient credential to forge.
-    if unsafe_method && auth::key_from_headers(req.headers()).is_none() {
+    if unsafe_method && !has_key {
         if csrf::is_cross_site(req.headers()) {
             return Ok(forbidden(&req, "cross-site requests are not accepted"));
         }

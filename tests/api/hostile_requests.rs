@@ -401,3 +401,85 @@ async fn offsets_beyond_what_a_list_can_hold_are_a_422_naming_offset() {
         .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
 }
+
+fn keys_of(app: &crate::common::TestApp, user_id: &str) -> i64 {
+    app.state
+        .db
+        .conn()
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM api_keys WHERE user_id = ?1",
+            [user_id],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// A request with a key header and a session cookie is the key's alone: the cookie is
+/// ignored, so the key header cannot be used to skip CSRF while keeping the session.
+#[tokio::test]
+async fn a_key_header_on_a_cookie_request_uses_the_key_and_ignores_the_session() {
+    let app = crate::common::spawn_app().await;
+    let alice = app.register().await;
+    let bob = app.register().await;
+    let client = crate::common::browser();
+    app.browser_login(&client, &alice).await;
+    let (alice_keys, bob_keys) = (keys_of(&app, &alice.user_id), keys_of(&app, &bob.user_id));
+
+    // Direction 1: a session-only form with Alice's cookie, a key header and no CSRF token
+    // is not Alice's session: nothing is created for her (nor for the key's owner).
+    for key in [bob.api_key.as_str(), alice.api_key.as_str(), "made-up"] {
+        let resp = client
+            .post(app.at("/api-keys"))
+            .header("X-API-Key", key)
+            .form(&[("label", "forged")])
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(resp.status(), 201, "{key}");
+        assert!(!resp.status().is_success(), "{}", resp.status());
+    }
+    assert_eq!(keys_of(&app, &alice.user_id), alice_keys);
+    assert_eq!(keys_of(&app, &bob.user_id), bob_keys);
+
+    // Direction 2: a compatibility route that takes a key or a session acts for the key's
+    // owner, not the cookie's.
+    let resp = client
+        .post(app.at("/api_keys/new"))
+        .header("X-API-Key", &bob.api_key)
+        .json(&json!({ "label": "bob's" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(keys_of(&app, &bob.user_id), bob_keys + 1);
+    assert_eq!(keys_of(&app, &alice.user_id), alice_keys);
+    let listed: Value = client
+        .get(app.at("/api_keys/"))
+        .header("X-API-Key", &bob.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["label"] == "bob's"),
+        "the list is Bob's: {listed}"
+    );
+    // A bad key with a good cookie is a 401, not a fallback to the session.
+    let resp = client
+        .get(app.at("/usage/"))
+        .header("X-API-Key", "made-up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // Without the header, the cookie is Alice's session as before.
+    let page = client.get(app.at("/api-keys")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+}
