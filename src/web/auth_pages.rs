@@ -69,14 +69,16 @@ pub async fn login_form(
     let result = async {
         accounts::throttle(state, ip)?;
         if !form.api_key.trim().is_empty() {
-            Ok(accounts::login_with_key(state, &form.api_key).await?.0)
+            let (user, principal) = accounts::login_with_key(state, &form.api_key).await?;
+            Ok((user, principal.key_id))
         } else {
-            accounts::login_with_password(state, &form.email, &form.password).await
+            let user = accounts::login_with_password(state, &form.email, &form.password).await?;
+            Ok((user, None))
         }
     }
     .await;
     match result {
-        Ok(user) => start_session(state, &user.id).await,
+        Ok((user, key_id)) => start_session(state, &user.id, key_id.as_deref()).await,
         Err(e) => form_error(e, |msg| login_view(&form, Some(msg))),
     }
 }
@@ -142,13 +144,13 @@ pub async fn register_form(
     }
     .await;
     match result {
-        Ok(done) => start_session(state, &done.user.id).await,
+        Ok(done) => start_session(state, &done.user.id, None).await,
         Err(e) => form_error(e, |msg| register_view(&form, Some(msg))),
     }
 }
 
-async fn start_session(state: &State, user_id: &str) -> Response {
-    match session::start(state, user_id).await {
+async fn start_session(state: &State, user_id: &str, key_id: Option<&str>) -> Response {
+    match session::start(state, user_id, key_id).await {
         Ok(cookie) => {
             let mut resp = see_other(paths::DASHBOARD);
             resp.headers_mut().append(
