@@ -483,3 +483,148 @@ async fn a_key_header_on_a_cookie_request_uses_the_key_and_ignores_the_session()
     let page = client.get(app.at("/api-keys")).send().await.unwrap();
     assert_eq!(page.status(), 200);
 }
+
+/// `POST /register` (JSON) from `ip` (behind a trusted proxy, as on Fly.io).
+async fn register_from(url: &str, ip: &str) -> reqwest::Response {
+    api_client()
+        .post(format!("{url}/register"))
+        .header("Fly-Client-IP", ip)
+        .json(&json!({
+            "email": crate::common::unique_email(),
+            "password": "long enough password"
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login_from(url: &str, ip: &str) -> u16 {
+    api_client()
+        .post(format!("{url}/login"))
+        .header("Fly-Client-IP", ip)
+        .json(&json!({ "email": "nobody@example.com", "password": "wrong password" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn login_limits_count_an_ipv6_64_as_one_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Binary::start(
+        &dir.path().join("data"),
+        free_port(),
+        &[
+            ("FMU_GATEWAY_TRUST_PROXY", "true"),
+            ("FMU_GATEWAY_AUTH_RATE_PER_MINUTE", "3"),
+        ],
+    )
+    .await;
+    // Three addresses of one /64 use up its allowance; a fourth is refused.
+    for ip in ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:ffff::3"] {
+        assert_eq!(login_from(&server.url, ip).await, 401, "{ip}");
+    }
+    assert_eq!(login_from(&server.url, "2001:db8:5:6:abcd::99").await, 429);
+    // The next /64, and IPv4 clients, have their own.
+    assert_eq!(login_from(&server.url, "2001:db8:5:7::1").await, 401);
+    for _ in 0..3 {
+        assert_eq!(login_from(&server.url, "192.0.2.10").await, 401);
+    }
+    assert_eq!(login_from(&server.url, "192.0.2.10").await, 429);
+    assert_eq!(login_from(&server.url, "192.0.2.11").await, 401);
+}
+
+#[tokio::test]
+async fn sign_ups_have_a_service_wide_hourly_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Binary::start(
+        &data,
+        free_port(),
+        &[
+            ("FMU_GATEWAY_TRUST_PROXY", "true"),
+            ("FMU_GATEWAY_SIGNUPS_PER_HOUR", "3"),
+        ],
+    )
+    .await;
+    // Every sign-up from another network: only the service-wide limit applies.
+    for i in 0..3 {
+        let resp = register_from(&server.url, &format!("198.51.100.{i}")).await;
+        assert_eq!(resp.status(), 201);
+    }
+    let resp = register_from(&server.url, "203.0.113.50").await;
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1200).contains(&retry), "{retry}");
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "rate_limited");
+    // Nothing was created by the refused one.
+    let conn = rusqlite::Connection::open(data.join("fmu-gateway.db")).unwrap();
+    let users: i64 = conn
+        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 3);
+    // Logins are not sign-ups.
+    assert_eq!(login_from(&server.url, "203.0.113.50").await, 401);
+}
+
+#[tokio::test]
+async fn free_credits_go_to_a_few_accounts_per_network_per_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Binary::start(
+        &dir.path().join("data"),
+        free_port(),
+        &[
+            ("FMU_GATEWAY_TRUST_PROXY", "true"),
+            ("FMU_GATEWAY_FREE_CREDITS", "25"),
+            ("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", "2"),
+        ],
+    )
+    .await;
+    let mut credits = Vec::new();
+    for ip in ["2001:db8:9:9::1", "2001:db8:9:9::2", "2001:db8:9:9::3"] {
+        let resp = register_from(&server.url, ip).await;
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        credits.push((body["credits"].as_i64().unwrap(), body["notice"].clone()));
+    }
+    assert_eq!(credits[0], (25, Value::Null));
+    assert_eq!(credits[1], (25, Value::Null));
+    assert_eq!(credits[2].0, 0, "the third account from the /64 gets none");
+    let notice = credits[2].1.as_str().unwrap();
+    assert!(notice.contains("without the 25 free credits"), "{notice}");
+    // Another network still gets them.
+    let body: Value = register_from(&server.url, "2001:db8:9:a::1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["credits"], 25);
+    // The sign-up form says so too, and logs the user in.
+    let client = crate::common::browser();
+    let resp = client
+        .post(format!("{}/register", server.url))
+        .header("Fly-Client-IP", "2001:db8:9:9::4")
+        .form(&[
+            ("email", crate::common::unique_email().as_str()),
+            ("password", "long enough password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("without the 25 free credits"), "{page}");
+    let dashboard = client
+        .get(format!("{}/dashboard", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.status(), 200, "the new account is logged in");
+}
