@@ -628,3 +628,60 @@ async fn free_credits_go_to_a_few_accounts_per_network_per_day() {
         .unwrap();
     assert_eq!(dashboard.status(), 200, "the new account is logged in");
 }
+
+async fn credits_of(app: &crate::common::TestApp, key: &str) -> i64 {
+    let me: Value = api_client()
+        .get(app.at("/api/v1/me"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["credits"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn counts_over_their_maximum_are_a_422_naming_the_field_and_cost_nothing() {
+    let app = crate::common::spawn_app().await;
+    let account = app.register().await;
+    let credits = credits_of(&app, &account.api_key).await;
+    let runs = run_count(&app);
+    let many = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
+    let start_values: serde_json::Map<String, Value> =
+        many(1001).into_iter().map(|n| (n, json!(1))).collect();
+    let cases = [
+        (json!({ "outputs": many(1001) }), "outputs"),
+        (json!({ "start_values": start_values }), "start_values"),
+        (
+            json!({ "inputs": (0..101).map(|i| json!({ "name": format!("u{i}"), "t": [0], "u": [0] })).collect::<Vec<_>>() }),
+            "inputs",
+        ),
+        (
+            json!({ "inputs": [{ "name": "u", "t": vec![0; 100_001], "u": vec![0; 100_001] }] }),
+            "inputs",
+        ),
+        (json!({ "outputs": ["h".repeat(1025)] }), "outputs"),
+    ];
+    for (extra, field) in cases {
+        let mut body = json!({ "fmu_id": "lib:BouncingBall" });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let resp = api_client()
+            .post(app.at("/api/v1/runs"))
+            .bearer_auth(&account.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422, "{field}");
+        let err: Value = resp.json().await.unwrap();
+        let problems = err["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "one problem, not one per entry: {err}");
+        assert_eq!(problems[0]["field"], field, "{err}");
+    }
+    assert_eq!(credits_of(&app, &account.api_key).await, credits);
+    assert_eq!(run_count(&app), runs);
+}
