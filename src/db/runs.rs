@@ -102,6 +102,16 @@ pub fn list(
     Ok((rows, total.max(0) as u64))
 }
 
+/// How many of the user's runs are queued or running (over all their keys and the
+/// dashboard).
+pub fn count_active(conn: &Connection, user_id: &str) -> DbResult<u32> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM runs WHERE user_id = ?1 AND status IN ('queued', 'running')",
+        [user_id],
+        |r| r.get(0),
+    )?)
+}
+
 /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
 pub fn mark_running(conn: &Connection, id: &str, now: i64) -> DbResult<bool> {
     Ok(conn.execute(

@@ -685,3 +685,127 @@ async fn counts_over_their_maximum_are_a_422_naming_the_field_and_cost_nothing()
     assert_eq!(credits_of(&app, &account.api_key).await, credits);
     assert_eq!(run_count(&app), runs);
 }
+
+fn long_run() -> Value {
+    json!({ "fmu_id": "lib:VanDerPol", "stop_time": 1000000.0, "output_interval": 1.0 })
+}
+
+async fn start_run(app: &crate::common::TestApp, key: &str) -> reqwest::Response {
+    api_client()
+        .post(app.at("/api/v1/runs"))
+        .bearer_auth(key)
+        .json(&long_run())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
+    let app = crate::common::spawn_app_with(|c| {
+        c.max_active_runs_per_user = 2;
+        c.workers = 1;
+        c.sync_wait = Duration::ZERO;
+    })
+    .await;
+    let account = app.register().await;
+    let second_key: Value = api_client()
+        .post(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .json(&json!({ "label": "second" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let second_key = second_key["api_key"].as_str().unwrap().to_string();
+
+    // One run per key: the cap (2) is reached.
+    let mut ids = Vec::new();
+    for key in [&account.api_key, &second_key] {
+        let resp = start_run(&app, key).await;
+        assert_eq!(resp.status(), 202);
+        let run: Value = resp.json().await.unwrap();
+        ids.push(run["id"].as_str().unwrap().to_string());
+    }
+    let credits = credits_of(&app, &account.api_key).await;
+    let runs = run_count(&app);
+
+    // A third from either key is refused with Retry-After, and moves no credits.
+    for key in [&account.api_key, &second_key] {
+        let resp = start_run(&app, key).await;
+        assert_eq!(resp.status(), 429);
+        let retry: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry >= 1);
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["code"], "too_many_active_runs");
+        assert!(err["message"].as_str().unwrap().contains('2'), "{err}");
+    }
+    // The dashboard is the same user: refused too.
+    let client = crate::common::browser();
+    let csrf = app.browser_login(&client, &account).await;
+    let resp = client
+        .post(app.at("/runs"))
+        .form(&[
+            ("fmu", "lib:VanDerPol"),
+            ("stop_time", "1000000"),
+            ("output_interval", "1"),
+            ("csrf_token", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(credits_of(&app, &account.api_key).await, credits);
+    assert_eq!(run_count(&app), runs);
+
+    // Someone else is not held up by this user.
+    let other = app.register().await;
+    let resp = start_run(&app, &other.api_key).await;
+    assert_eq!(resp.status(), 202);
+    let other_run: Value = resp.json().await.unwrap();
+
+    // When one of the user's runs ends, they may start another.
+    let cancel = |id: String, key: String| {
+        let url = app.at(&format!("/api/v1/runs/{id}/cancel"));
+        async move {
+            let resp = api_client()
+                .post(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "{}", resp.status());
+        }
+    };
+    cancel(ids.remove(0), account.api_key.clone()).await;
+    let mut started = None;
+    for _ in 0..100 {
+        let resp = start_run(&app, &second_key).await;
+        if resp.status() == 202 {
+            started = Some(resp.json::<Value>().await.unwrap());
+            break;
+        }
+        assert_eq!(resp.status(), 429);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = started.expect("a run was accepted once one had ended");
+    for (id, key) in [
+        (ids.remove(0), account.api_key.clone()),
+        (
+            started["id"].as_str().unwrap().to_string(),
+            account.api_key.clone(),
+        ),
+        (
+            other_run["id"].as_str().unwrap().to_string(),
+            other.api_key.clone(),
+        ),
+    ] {
+        cancel(id, key).await;
+    }
+}
