@@ -809,3 +809,107 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
         cancel(id, key).await;
     }
 }
+
+fn uploads_of(app: &crate::common::TestApp, user_id: &str) -> i64 {
+    app.state
+        .db
+        .conn()
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM fmu_owners WHERE user_id = ?1",
+            [user_id],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// The upload form keeps its CSRF token out of the URL (logs keep URLs): it is the form's
+/// first field, checked before the file is read.
+#[tokio::test]
+async fn the_upload_form_carries_its_token_in_the_body_not_the_url() {
+    let app = crate::common::spawn_app().await;
+    let account = app.register().await;
+    let client = crate::common::browser();
+    let csrf = app.browser_login(&client, &account).await;
+    let page = client
+        .get(app.at("/library"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("?csrf_token="), "no token in a URL");
+    let form = &page[page.find("enctype=\"multipart/form-data\"").unwrap()..];
+    let form = &form[..form.find("</form>").unwrap()];
+    assert!(
+        form.find("name=\"csrf_token\"").unwrap() < form.find("name=\"file\"").unwrap(),
+        "the token comes before the file: {form}"
+    );
+
+    let fmu = |note: &str| {
+        reqwest::multipart::Part::bytes(crate::common::fresh_fmu("Integrator", "3.0", note))
+            .file_name("mine.fmu")
+    };
+    let post = |form: reqwest::multipart::Form, url: String| {
+        let client = client.clone();
+        async move {
+            client
+                .post(url)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    use reqwest::multipart::Form;
+    // Refused: the token only in the URL, after the file, wrong, or missing.
+    let refused = [
+        (
+            Form::new().part("file", fmu("url")),
+            app.at(&format!("/library?csrf_token={csrf}")),
+        ),
+        (
+            Form::new()
+                .part("file", fmu("after"))
+                .text("csrf_token", csrf.clone()),
+            app.at("/library"),
+        ),
+        (
+            Form::new()
+                .text("csrf_token", "0".repeat(64))
+                .part("file", fmu("wrong")),
+            app.at("/library"),
+        ),
+        (Form::new().part("file", fmu("none")), app.at("/library")),
+    ];
+    for (form, url) in refused {
+        assert_eq!(post(form, url.clone()).await, 403, "{url}");
+    }
+    assert_eq!(uploads_of(&app, &account.user_id), 0);
+    // Elsewhere a multipart post with only the cookie still needs the header.
+    let form = Form::new()
+        .text("csrf_token", csrf.clone())
+        .part("file", fmu("compat"));
+    assert_eq!(post(form, app.at("/fmus")).await, 403);
+    assert_eq!(uploads_of(&app, &account.user_id), 0);
+
+    // Accepted: the token first, in the body; or (htmx) in the header.
+    let form = Form::new()
+        .text("csrf_token", csrf.clone())
+        .part("file", fmu("body"));
+    assert_eq!(post(form, app.at("/library")).await, 303);
+    let resp = client
+        .post(app.at("/library"))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", &csrf)
+        .multipart(Form::new().part("file", fmu("header")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(uploads_of(&app, &account.user_id), 2);
+}
