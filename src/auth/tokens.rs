@@ -417,6 +417,32 @@ mod tests {
     }
 
     #[test]
+    fn identify_names_the_key_without_the_holders_checks_and_refuses_forgeries() {
+        let (_d, issuer) = issuer();
+        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        let token = Biscuit::from_base64(&key[KEY_PREFIX.len()..], issuer.root_public()).unwrap();
+        let narrowed = token
+            .append(block!(
+                r#"check if operation("x"); user("usr_2"); key("key_2");"#
+            ))
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        for presented in [key.as_str(), narrowed.as_str()] {
+            let claims = issuer.identify(presented).unwrap();
+            assert_eq!(
+                (claims.user_id.as_str(), claims.key_id.as_str()),
+                ("usr_1", "key_1")
+            );
+        }
+        let (_d2, other) = super::tests::issuer();
+        let foreign = other.mint("usr_1", "key_1", None).unwrap();
+        for bad in [foreign.as_str(), "made-up", "fmugw_", ""] {
+            assert_eq!(issuer.identify(bad), Err(TokenRejection::Invalid), "{bad}");
+        }
+    }
+
+    #[test]
     fn an_expired_key_says_so() {
         let (_d, issuer) = issuer();
         let past = SystemTime::now() - Duration::from_secs(60);
