@@ -35,7 +35,7 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         .get(name)
         .map(|c| c.value_str().to_string())
         .filter(|_| !has_key);
-    let found = match cookie {
+    let mut found = match cookie {
         Some(token) => session::find(&state, &token)
             .await
             .map_err(|e| WebError::from(crate::error::AppError::from(e)))?,
@@ -45,7 +45,6 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // A request that carries an API key is authenticated by that key alone (see above), so
     // there is no ambient credential to forge.
-    let mut found = found;
     if unsafe_method && !has_key {
         if csrf::is_cross_site(req.headers()) {
             return Ok(forbidden(&req, "cross-site requests are not accepted"));
