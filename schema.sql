@@ -172,7 +172,22 @@ ALTER TABLE runs ADD COLUMN failure_kind TEXT CHECK (failure_kind IN
 ALTER TABLE runs ADD COLUMN charged INTEGER NOT NULL DEFAULT 0 CHECK (charged IN (0, 1));
 UPDATE runs SET charged = 1 WHERE credits_charged > 0 OR status = 'succeeded';
 
--- migration 6: disk bounds (per-account upload quota, result retention)
+-- migration 6: browser sessions opened with an API key; free-credit grants per address
+-- A session started by logging in with a key names it, and lives only while the key does
+-- (revoked or expired key: the session is over). NULL for email + password logins.
+ALTER TABLE sessions ADD COLUMN api_key_id TEXT REFERENCES api_keys(id) ON DELETE CASCADE;
+CREATE INDEX sessions_by_key ON sessions(api_key_id) WHERE api_key_id IS NOT NULL;
+
+-- How many new accounts got the free credits from one client address (an IPv4 address or
+-- an IPv6 /64) on one UTC day, for FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY.
+CREATE TABLE free_grants (
+    address  TEXT NOT NULL,
+    day      INTEGER NOT NULL,                          -- days since 1970-01-01 (UTC)
+    grants   INTEGER NOT NULL,
+    PRIMARY KEY (address, day)
+);
+
+-- migration 7: disk bounds (per-account upload quota, result retention)
 -- What an FMU takes on disk: the .fmu file and its extracted files (counted against the
 -- quota of each account that uploaded it). Older rows count their .fmu size only.
 ALTER TABLE fmus ADD COLUMN stored_bytes INTEGER;

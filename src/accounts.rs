@@ -17,22 +17,50 @@ pub struct Registration<'a> {
     pub name: Option<&'a str>,
     /// Label of an API key to create with the account, if any.
     pub first_key: Option<&'a str>,
+    /// The client's address, for the cap on free-credit grants per address and day. `None`
+    /// (operators' tools): no cap.
+    pub from: Option<std::net::IpAddr>,
 }
 
 pub struct Registered {
     pub user: User,
     pub key: Option<NewKey>,
+    /// The free credits were not granted: this address had its share for today.
+    pub free_credits_withheld: bool,
+}
+
+/// What to tell a user whose account started without the free credits.
+pub fn withheld_notice(state: &State) -> String {
+    format!(
+        "Your account was created without the {} free credits: they go to at most {} new \
+         account(s) per network per day. You can buy credits on the Billing page.",
+        state.config.free_credits, state.config.free_grants_per_address_per_day
+    )
 }
 
 /// Creates the account, grants the free credits (a ledger row) and optionally a first key,
 /// all in one transaction: either the whole account exists or none of it.
+///
+/// Two bounds stop free-credit farming: a service-wide number of sign-ups per hour (429
+/// beyond it), and at most `free_grants_per_address_per_day` accounts per client address
+/// (IPv4 address or IPv6 /64) and day get the free credits. Later ones are still created,
+/// with 0 credits and [`Registered::free_credits_withheld`] set: refusing them would turn
+/// away real customers behind a shared network, and it is the free credits that are farmed.
 pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registered> {
     let email = Email::parse(reg.email)?;
     let password = reg.password.map(NewPassword::parse).transpose()?;
     let name = parse_name(reg.name)?;
+    state
+        .signup_limit
+        .check(&())
+        .map_err(AppError::RateLimited)?;
+    let grant_cap = state.config.free_grants_per_address_per_day;
+    let address = reg
+        .from
+        .map(|ip| auth::rate_limit::ClientKey::of(ip).to_string());
     let password_hash = match password {
         Some(p) => Some(
-            password::hash(p.expose().to_string())
+            password::hash(&state.hashers, p.expose().to_string())
                 .await
                 .map_err(AppError::Internal)?,
         ),
@@ -61,7 +89,12 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
             if !db::users::insert(&tx, &new_user)? {
                 return Ok(None);
             }
-            if free > 0 {
+            let granted = free > 0
+                && match &address {
+                    Some(a) => db::free_grants::take(&tx, a, now, grant_cap)?,
+                    None => true,
+                };
+            if granted {
                 db::ledger::apply(
                     &tx,
                     &user_id,
@@ -77,12 +110,17 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
             }
             let user = db::users::get(&tx, &user_id)?;
             tx.commit()?;
-            Ok(user)
+            Ok(user.map(|u| (u, free > 0 && !granted)))
         })
         .await?
         .ok_or_else(|| AppError::Conflict("an account with this email already exists".into()))?;
-    tracing::info!(user_id = %user.id, "registered a new account");
-    Ok(Registered { user, key })
+    let (user, free_credits_withheld) = user;
+    tracing::info!(user_id = %user.id, free_credits_withheld, "registered a new account");
+    Ok(Registered {
+        user,
+        key,
+        free_credits_withheld,
+    })
 }
 
 /// Email + password. Every failure is the same `BadCredentials`, and takes as long, whether
@@ -99,7 +137,7 @@ pub async fn login_with_password(state: &State, email: &str, password: &str) -> 
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    if password::verify(password.to_string(), hash).await {
+    if password::verify(&state.hashers, password.to_string(), hash).await {
         user.ok_or(AppError::BadCredentials)
     } else {
         Err(AppError::BadCredentials)
@@ -169,7 +207,10 @@ pub async fn grant_credits(
 
 /// Counts a login or registration attempt from this client address against its limit.
 pub fn throttle(state: &State, ip: std::net::IpAddr) -> AppResult<()> {
-    state.auth_limit.check(&ip).map_err(AppError::RateLimited)
+    state
+        .auth_limit
+        .check(&auth::rate_limit::ClientKey::of(ip))
+        .map_err(AppError::RateLimited)
 }
 
 /// The account with this email (operators' tools).

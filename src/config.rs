@@ -30,7 +30,7 @@ pub struct Config {
     /// How long a browser session lives without being used.
     pub session_ttl: Duration,
     /// Biscuit root private key (hex). `None`: read or create `biscuit-root.key` in `data_dir`.
-    pub root_key_hex: Option<String>,
+    pub root_key_hex: Option<Secret>,
     /// SQLite connections in the pool.
     pub db_pool_size: u32,
     /// Largest FMU upload accepted.
@@ -50,11 +50,11 @@ pub struct Config {
     /// Plans that can be bought (Free is implied by `free_credits`); `FMU_GATEWAY_PLANS`.
     pub paid_plans: Vec<Plan>,
     /// Stripe's secret key (`STRIPE_SECRET_KEY`); `None`: billing is not configured.
-    pub stripe_secret_key: Option<String>,
+    pub stripe_secret_key: Option<Secret>,
     /// Where Stripe's API is (`STRIPE_API_BASE`); tests point it at a local stand-in.
     pub stripe_api_base: String,
     /// Webhook signing secrets (`STRIPE_WEBHOOK_SECRET`, comma-separated while rotating).
-    pub stripe_webhook_secrets: Vec<String>,
+    pub stripe_webhook_secrets: Vec<Secret>,
     /// The executable started as `<exe> worker`; `None` = this program (tests point it at the
     /// built binary).
     pub worker_exe: Option<PathBuf>,
@@ -66,7 +66,57 @@ pub struct Config {
     /// it new runs and uploads are refused and `/ready` answers 503.
     pub disk_reserve_bytes: u64,
     /// Bearer token that lets a client other than this machine read `/metrics`.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
+    /// Largest body of every route that is not an upload (JSON, forms).
+    /// `FMU_GATEWAY_MAX_JSON_BYTES`.
+    pub max_json_bytes: u64,
+    /// Password hashes (argon2, 19 MiB each) computed at once; more wait their turn.
+    /// `FMU_GATEWAY_HASH_CONCURRENCY`.
+    pub hash_concurrency: usize,
+    /// Queued plus running runs one user may have, over all their keys and the dashboard.
+    /// `FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER`.
+    pub max_active_runs_per_user: u32,
+    /// Accounts created per hour over the whole service. `FMU_GATEWAY_SIGNUPS_PER_HOUR`.
+    pub signups_per_hour: u32,
+    /// New accounts per client address (an IPv6 /64) per day that get the free credits;
+    /// later ones start at 0. `FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY`.
+    pub free_grants_per_address_per_day: u32,
+}
+
+/// A secret setting (Stripe key, webhook secret, root key): its `Debug` prints no part of
+/// it, so logging a [`Config`] cannot leak it. `Deref` gives the value where it is used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+impl PartialEq<&str> for Secret {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
 }
 
 impl Config {
@@ -99,6 +149,11 @@ impl Config {
             stripe_secret_key: None,
             stripe_api_base: "https://api.stripe.com".into(),
             stripe_webhook_secrets: Vec::new(),
+            max_json_bytes: 1 << 20,
+            hash_concurrency: 2,
+            max_active_runs_per_user: 4,
+            signups_per_hour: 60,
+            free_grants_per_address_per_day: 3,
         }
     }
 
@@ -172,7 +227,9 @@ impl Config {
             }
             config.session_ttl = Duration::from_secs(hours * 3600);
         }
-        config.root_key_hex = env("FMU_GATEWAY_ROOT_KEY").filter(|k| !k.trim().is_empty());
+        config.root_key_hex = env("FMU_GATEWAY_ROOT_KEY")
+            .filter(|k| !k.trim().is_empty())
+            .map(Secret::from);
         if let Some(v) = env("FMU_GATEWAY_DB_POOL_SIZE") {
             config.db_pool_size = parse_num("FMU_GATEWAY_DB_POOL_SIZE", &v)?;
             if config.db_pool_size == 0 {
@@ -253,8 +310,11 @@ impl Config {
                 crate::machine::memory_bytes(),
             );
         }
-        config.metrics_token = env("FMU_GATEWAY_METRICS_TOKEN").filter(|t| !t.trim().is_empty());
+        config.metrics_token = env("FMU_GATEWAY_METRICS_TOKEN")
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret::from);
         read_billing(&mut config, &env)?;
+        read_request_bounds(&mut config, &env)?;
         Ok(config)
     }
 }
@@ -290,6 +350,43 @@ fn read_storage(
     Ok(())
 }
 
+/// Bounds on what one client can ask of the service (issue 10): body sizes, concurrent
+/// password hashes, active runs per user, sign-ups.
+fn read_request_bounds(
+    config: &mut Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let at_least_one = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+        let Some(v) = env(name) else { return Ok(None) };
+        let n: u64 = parse_num(name, &v)?;
+        if n == 0 {
+            return Err(ConfigError::new(name, &v, "must be at least 1"));
+        }
+        Ok(Some(n))
+    };
+    let small = |name: &'static str, n: u64| -> Result<u32, ConfigError> {
+        u32::try_from(n).map_err(|_| ConfigError::new(name, &n.to_string(), "is too large"))
+    };
+    if let Some(n) = at_least_one("FMU_GATEWAY_MAX_JSON_BYTES")? {
+        config.max_json_bytes = n;
+    }
+    if let Some(n) = at_least_one("FMU_GATEWAY_HASH_CONCURRENCY")? {
+        config.hash_concurrency = small("FMU_GATEWAY_HASH_CONCURRENCY", n)? as usize;
+    }
+    if let Some(n) = at_least_one("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER")? {
+        config.max_active_runs_per_user = small("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER", n)?;
+    }
+    if let Some(n) = at_least_one("FMU_GATEWAY_SIGNUPS_PER_HOUR")? {
+        config.signups_per_hour = small("FMU_GATEWAY_SIGNUPS_PER_HOUR", n)?;
+    }
+    // 0 is allowed here: no sign-up gets free credits.
+    if let Some(v) = env("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY") {
+        config.free_grants_per_address_per_day =
+            parse_num("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", &v)?;
+    }
+    Ok(())
+}
+
 /// Plans and Stripe. A secret key without a webhook secret is refused: customers could pay
 /// and never receive their credits.
 fn read_billing(
@@ -318,7 +415,7 @@ fn read_billing(
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    config.stripe_secret_key = set("STRIPE_SECRET_KEY");
+    config.stripe_secret_key = set("STRIPE_SECRET_KEY").map(Secret::from);
     if let Some(key) = &config.stripe_secret_key
         && !(key.starts_with("sk_") || key.starts_with("rk_"))
     {
@@ -336,6 +433,7 @@ fn read_billing(
             v.split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
+                .map(Secret::from)
                 .collect()
         })
         .unwrap_or_default();
@@ -468,6 +566,58 @@ mod tests {
         assert!(Config::from_env(listen(), "data".into(), env).is_err());
         let env = env_of(&[("FMU_GATEWAY_PUBLIC_URL", "fmu.example.com")]);
         assert!(Config::from_env(listen(), "data".into(), env).is_err());
+    }
+
+    #[test]
+    fn debug_output_names_no_secret() {
+        let env = env_of(&[
+            ("STRIPE_SECRET_KEY", "sk_live_TOPSECRET1"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_TOPSECRET2"),
+            ("FMU_GATEWAY_ROOT_KEY", "TOPSECRET3"),
+        ]);
+        let c = Config::from_env(listen(), "data".into(), env).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("TOPSECRET"), "{shown}");
+        assert!(shown.contains("Secret(redacted)"), "{shown}");
+        // The values are still there for the code that uses them.
+        assert_eq!(c.stripe_secret_key.as_deref(), Some("sk_live_TOPSECRET1"));
+        assert_eq!(c.root_key_hex.as_deref(), Some("TOPSECRET3"));
+    }
+
+    #[test]
+    fn request_bounds_have_defaults_and_are_read() {
+        let c = Config::from_env(listen(), "data".into(), env_of(&[])).unwrap();
+        assert_eq!(c.max_json_bytes, 1 << 20);
+        assert_eq!(c.hash_concurrency, 2);
+        let env = env_of(&[
+            ("FMU_GATEWAY_MAX_JSON_BYTES", "4096"),
+            ("FMU_GATEWAY_HASH_CONCURRENCY", "3"),
+            ("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER", "7"),
+            ("FMU_GATEWAY_SIGNUPS_PER_HOUR", "9"),
+            ("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", "0"),
+        ]);
+        let c = Config::from_env(listen(), "data".into(), env).unwrap();
+        assert_eq!(
+            (
+                c.max_json_bytes,
+                c.hash_concurrency,
+                c.max_active_runs_per_user,
+                c.signups_per_hour,
+                c.free_grants_per_address_per_day
+            ),
+            (4096, 3, 7, 9, 0)
+        );
+        for name in [
+            "FMU_GATEWAY_MAX_JSON_BYTES",
+            "FMU_GATEWAY_HASH_CONCURRENCY",
+            "FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER",
+            "FMU_GATEWAY_SIGNUPS_PER_HOUR",
+        ] {
+            let err = Config::from_env(listen(), "data".into(), env_of(&[(name, "0")]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub enum AppError {
     PaymentProvider(String),
     #[error("too many attempts: try again in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
+    /// The user already has as many runs queued or running as one account may; the message
+    /// says so, the duration is when to try again.
+    #[error("{0}")]
+    Busy(String, Duration),
     /// Something broke on our side; the text is for the log only.
     #[error("internal error: {0}")]
     Internal(String),

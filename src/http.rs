@@ -107,8 +107,6 @@ pub fn app(state: State) -> impl Endpoint {
         .around(web::middleware::sessions);
 
     let public_url = state.config.public_url.clone();
-    // Bodies are bounded before anything buffers them (uploads are the largest).
-    let max_body = (state.config.max_upload_bytes + (1 << 20)) as usize;
     Route::new()
         .nest("/", cookie_routes)
         .nest("/api", api::routes(&public_url))
@@ -123,7 +121,7 @@ pub fn app(state: State) -> impl Endpoint {
         .with(CookieJarManager::new())
         .with(CatchPanic::new())
         .around(security_headers)
-        .around(move |ep, req| limit_body(ep, req, max_body))
+        .around(limit_body)
         .around(crate::metrics::count_requests)
         .data(state)
         .with(Tracing)
@@ -253,16 +251,49 @@ async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Re
     Ok(resp)
 }
 
-/// Refuses a request body larger than `max` before anything reads it (poem-openapi buffers
-/// uploads to a temp file first): by its `Content-Length`, which hyper enforces. A body sent
-/// without a length on a state-changing method is refused too.
-async fn limit_body<E: Endpoint>(next: E, req: Request, max: usize) -> poem::Result<Response> {
+/// The routes that take an FMU upload (multipart); every other route gets the small limit.
+const UPLOAD_ROUTES: &[&str] = &[paths::LIBRARY, "/fmus", "/execute_fmu", "/api/v1/fmus"];
+
+/// The largest body a request may carry: uploads up to the configured upload size (plus room
+/// for the multipart framing), everything else — JSON, forms, `/register`, `/login`,
+/// `/simulate` — `max_json_bytes`.
+fn body_limit(config: &crate::config::Config, req: &Request) -> (u64, bool) {
+    let upload = req.method() == poem::http::Method::POST
+        && UPLOAD_ROUTES.contains(&req.uri().path().trim_end_matches('/'));
+    if upload {
+        (config.max_upload_bytes.saturating_add(1 << 20), true)
+    } else {
+        (config.max_json_bytes, false)
+    }
+}
+
+/// Guards every request body before anything reads it:
+/// 1. a request that carries an API key must carry a live one of ours (signature and
+///    revocation checked; 401 otherwise), so a made-up key cannot make us read a body;
+/// 2. a body above its route's limit (see [`body_limit`]) is refused with 413 by its
+///    `Content-Length`, which hyper enforces, unread;
+/// 3. a body without a length is read here up to the limit and refused with 413 beyond it;
+///    on upload routes, which are too large to hold in memory, it is refused with 411.
+async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let length = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    if !chunked && length.unwrap_or(0) == 0 {
+        return Ok(next.call(req).await?.into_response());
+    }
+    let state = req
+        .data::<State>()
+        .expect("state is attached to every route")
+        .clone();
+    if let Some(key) = crate::auth::key_from_headers(req.headers())
+        && let Err(e) = crate::auth::identify_key(&state, key).await
+    {
+        return Ok(poem::Error::from(crate::api::error::ApiError::from(e)).into_response());
+    }
+    let (max, upload) = body_limit(&state.config, &req);
     let refuse = |status: poem::http::StatusCode, message: String| {
         let body = crate::api::error::ErrorBody {
             code: "payload_too_large".into(),
@@ -271,16 +302,32 @@ async fn limit_body<E: Endpoint>(next: E, req: Request, max: usize) -> poem::Res
         };
         Ok(poem::web::Json(body).with_status(status).into_response())
     };
-    match length {
-        Some(n) if n > max => refuse(
+    let too_large = |n: Option<u64>| {
+        let what = if upload { "upload" } else { "request body" };
+        let size = n.map_or("larger than that".into(), |n| format!("{n} bytes"));
+        refuse(
             poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is {n} bytes; the limit is {max}"),
-        ),
-        None if chunked => refuse(
+            format!("the {what} is {size}; the limit here is {max} bytes"),
+        )
+    };
+    match length {
+        Some(n) if n > max => too_large(Some(n)),
+        Some(_) => Ok(next.call(req).await?.into_response()),
+        None if upload => refuse(
             poem::http::StatusCode::LENGTH_REQUIRED,
-            "send a Content-Length with the request body".into(),
+            "send a Content-Length with the upload".into(),
         ),
-        _ => Ok(next.call(req).await?.into_response()),
+        None => {
+            let limit = usize::try_from(max).unwrap_or(usize::MAX);
+            match req.take_body().into_bytes_limit(limit).await {
+                Ok(bytes) => {
+                    req.set_body(bytes);
+                    Ok(next.call(req).await?.into_response())
+                }
+                Err(poem::error::ReadBodyError::PayloadTooLarge) => too_large(None),
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 

@@ -89,6 +89,9 @@ pub async fn revoke(state: &State, user_id: &str, key_id: &str) -> AppResult<Key
             if !db::api_keys::revoke(conn, &uid, &kid, db::now_ms())? {
                 return Ok(None);
             }
+            // Browser sessions opened with the key end with it (they are also refused when
+            // found, see `db::sessions::find_live`; this keeps the table clean).
+            db::sessions::delete_for_key(conn, &kid)?;
             db::api_keys::get_for_user(conn, &uid, &kid)
         })
         .await?

@@ -27,6 +27,10 @@ pub struct AppState {
     /// How to cancel each run in progress.
     pub cancels:
         std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+    /// Password hashes that may run at once.
+    pub hashers: crate::auth::password::Hashers,
+    /// New accounts over the whole service (one key: `()`), per hour.
+    pub signup_limit: KeyedLimit<()>,
 }
 
 pub type State = Arc<AppState>;
@@ -83,6 +87,8 @@ impl AppState {
         });
         let run_limit = KeyedLimit::per_minute(config.runs_per_minute);
         let billing = crate::billing::Billing::from_config(&config);
+        let hash_concurrency = config.hash_concurrency;
+        let signups_per_hour = config.signups_per_hour;
         Ok(Arc::new(AppState {
             billing,
             config,
@@ -94,6 +100,8 @@ impl AppState {
             cancels: Default::default(),
             metrics: Default::default(),
             readiness: Default::default(),
+            hashers: crate::auth::password::Hashers::new(hash_concurrency),
+            signup_limit: KeyedLimit::per_hour(signups_per_hour),
         }))
     }
 }

@@ -58,6 +58,22 @@ pub fn record(
     )?)
 }
 
+/// Checks a client's `?offset=`: SQLite counts rows in an `i64`, so a larger offset cannot be
+/// a place in any list. It is refused (422 naming `offset`) rather than answered with an
+/// empty page, because such a number only comes from a client's arithmetic going wrong
+/// (`-1` sent as unsigned is `u64::MAX`), and an empty page would hide that. Offsets past the
+/// end but within range get the correct, empty page.
+pub fn page_offset(offset: u64) -> AppResult<i64> {
+    i64::try_from(offset).map_err(|_| {
+        AppError::Problems(crate::sim::plan::Problems(vec![
+            crate::sim::plan::Problem::new(
+                "offset",
+                format!("offset must be at most {}", i64::MAX),
+            ),
+        ]))
+    })
+}
+
 /// One page of a user's usage and the total number of rows.
 pub struct UsagePage {
     pub rows: Vec<UsageRow>,
@@ -74,10 +90,11 @@ pub async fn page(
     offset: u64,
 ) -> AppResult<UsagePage> {
     let limit = limit.clamp(1, MAX_PAGE);
+    let skip = page_offset(offset)?;
     let uid = user_id.to_string();
     let (rows, total) = state
         .db
-        .run(move |conn| db::usage::page(conn, &uid, &query, limit, offset))
+        .run(move |conn| db::usage::page(conn, &uid, &query, limit, skip))
         .await?;
     Ok(UsagePage {
         rows,

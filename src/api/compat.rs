@@ -73,6 +73,9 @@ struct Registered {
     email: String,
     api_key: String,
     credits: i64,
+    /// Set when the account started without the free credits (the per-address daily cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<String>,
 }
 
 /// `POST /register` (JSON): an account and its first API key.
@@ -89,14 +92,19 @@ pub async fn register(
         password: body.password.as_deref(),
         name: body.name.as_deref(),
         first_key: Some("Default key"),
+        from: Some(ip),
     };
     let done = accounts::register(state, reg).await?;
+    let notice = done
+        .free_credits_withheld
+        .then(|| accounts::withheld_notice(state));
     let api_key = done.key.map(|k| k.token).unwrap_or_default();
     let out = Registered {
         user_id: done.user.id,
         email: done.user.email,
         api_key,
         credits: done.user.credits,
+        notice,
     };
     Ok(Json(out).with_status(StatusCode::CREATED).into_response())
 }

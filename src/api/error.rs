@@ -145,6 +145,10 @@ impl From<AppError> for ApiError {
                 body("rate_limited", err.to_string()),
                 retry_after_secs(wait).to_string(),
             ),
+            AppError::Busy(m, wait) => ApiError::TooManyRequests(
+                body("too_many_active_runs", m),
+                retry_after_secs(wait).to_string(),
+            ),
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 ApiError::Internal(body(

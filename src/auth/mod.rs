@@ -83,6 +83,31 @@ pub async fn authenticate_key(
         .await?
 }
 
+/// Checks, before a request body is read, that a key is one of ours and still live: its
+/// signature, and that it exists for its user, unrevoked and unexpired. The holder's own
+/// checks run later, in [`authenticate_key`], with the request's facts.
+pub async fn identify_key(state: &State, presented: String) -> Result<(), AuthError> {
+    let claims = state.keys.identify(&presented)?;
+    state
+        .db
+        .run(move |conn| {
+            let Some(status) = db::api_keys::status(conn, &claims.key_id)? else {
+                return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
+            };
+            if status.user_id != claims.user_id {
+                return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
+            }
+            if status.revoked {
+                return Ok(Err(AuthError::Revoked));
+            }
+            if status.expires_at.is_some_and(|at| at <= db::now_ms()) {
+                return Ok(Err(AuthError::Rejected(TokenRejection::Expired)));
+            }
+            Ok(Ok(()))
+        })
+        .await?
+}
+
 /// The API key in a request's headers: `Authorization: Bearer …` or `X-API-Key: …`.
 pub fn key_from_headers(headers: &poem::http::HeaderMap) -> Option<String> {
     if let Some(value) = headers.get(poem::http::header::AUTHORIZATION) {

@@ -37,18 +37,32 @@ pub fn cookie_name(config: &Config) -> &'static str {
     }
 }
 
-/// Starts a session for the user; returns the cookie to set.
-pub async fn start(state: &State, user_id: &str) -> Result<Cookie, DbError> {
+/// Starts a session for the user; returns the cookie to set. `api_key_id` is the key the
+/// user logged in with, if any: the session ends when that key is revoked or expires.
+pub async fn start(
+    state: &State,
+    user_id: &str,
+    api_key_id: Option<&str>,
+) -> Result<Cookie, DbError> {
     let token = random_token();
     let csrf = random_token();
     let token_hash = hash(&token);
     let now = db::now_ms();
     let expires = now + state.config.session_ttl.as_millis() as i64;
     let user_id = user_id.to_string();
+    let api_key_id = api_key_id.map(str::to_string);
     state
         .db
         .run(move |conn| {
-            db::sessions::insert(conn, &token_hash, &user_id, &csrf, now, expires)?;
+            let new = db::sessions::NewSession {
+                token_hash: &token_hash,
+                user_id: &user_id,
+                csrf_token: &csrf,
+                api_key_id: api_key_id.as_deref(),
+                created_at: now,
+                expires_at: expires,
+            };
+            db::sessions::insert(conn, &new)?;
             // Opportunistic clean-up keeps the table small without a background job.
             db::sessions::delete_expired(conn, now)?;
             Ok(())
@@ -119,4 +133,17 @@ pub fn removal_cookie(config: &Config) -> Cookie {
     let mut cookie = session_cookie(config, String::new());
     cookie.set_max_age(std::time::Duration::ZERO);
     cookie
+}
+
+/// Live browser sessions opened with each of the user's keys (for the keys page).
+pub async fn live_by_key(
+    state: &State,
+    user_id: &str,
+) -> Result<std::collections::HashMap<String, i64>, DbError> {
+    let user_id = user_id.to_string();
+    let rows = state
+        .db
+        .run(move |conn| db::sessions::live_by_key(conn, &user_id, db::now_ms()))
+        .await?;
+    Ok(rows.into_iter().collect())
 }

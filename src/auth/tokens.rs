@@ -231,6 +231,37 @@ impl KeyIssuer {
         Ok(claims)
     }
 
+    /// Who a token names, from its signature and authority block alone, without the holder's
+    /// checks (those need the request's facts, some of which are in its body). Used to refuse
+    /// a made-up key before a body is read; [`KeyIssuer::verify`] still runs for the operation.
+    pub fn identify(&self, presented: &str) -> Result<TokenClaims, TokenRejection> {
+        let raw = presented.trim();
+        let raw = raw.strip_prefix(KEY_PREFIX).unwrap_or(raw);
+        if raw.is_empty() || raw.len() > 16 * 1024 {
+            return Err(TokenRejection::Invalid);
+        }
+        let digest: [u8; 32] = Sha256::digest(raw.as_bytes()).into();
+        if let Some(claims) = self.cache().get(&digest) {
+            return Ok(claims.clone());
+        }
+        let token =
+            Biscuit::from_base64(raw, self.root.public()).map_err(|_| TokenRejection::Invalid)?;
+        let mut authorizer = AuthorizerBuilder::new()
+            .set_limits(limits())
+            .build(&token)
+            .map_err(|_| TokenRejection::Invalid)?;
+        let found: Vec<(String, String)> = authorizer
+            .query("data($u, $k) <- user($u), key($k)")
+            .map_err(|_| TokenRejection::Invalid)?;
+        match found.as_slice() {
+            [(user_id, key_id)] => Ok(TokenClaims {
+                user_id: user_id.clone(),
+                key_id: key_id.clone(),
+            }),
+            _ => Err(TokenRejection::Invalid),
+        }
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], TokenClaims>> {
         // A panic while holding the lock cannot leave the map inconsistent: use it anyway.
         self.verified
@@ -383,6 +414,32 @@ mod tests {
             "checked again for each request"
         );
         assert_eq!(issuer.cache().len(), 1);
+    }
+
+    #[test]
+    fn identify_names_the_key_without_the_holders_checks_and_refuses_forgeries() {
+        let (_d, issuer) = issuer();
+        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        let token = Biscuit::from_base64(&key[KEY_PREFIX.len()..], issuer.root_public()).unwrap();
+        let narrowed = token
+            .append(block!(
+                r#"check if operation("x"); user("usr_2"); key("key_2");"#
+            ))
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        for presented in [key.as_str(), narrowed.as_str()] {
+            let claims = issuer.identify(presented).unwrap();
+            assert_eq!(
+                (claims.user_id.as_str(), claims.key_id.as_str()),
+                ("usr_1", "key_1")
+            );
+        }
+        let (_d2, other) = super::tests::issuer();
+        let foreign = other.mint("usr_1", "key_1", None).unwrap();
+        for bad in [foreign.as_str(), "made-up", "fmugw_", ""] {
+            assert_eq!(issuer.identify(bad), Err(TokenRejection::Invalid), "{bad}");
+        }
     }
 
     #[test]

@@ -44,7 +44,11 @@ impl Billing {
             session_limit: crate::auth::rate_limit::KeyedLimit::per_minute(
                 STRIPE_SESSIONS_PER_MINUTE,
             ),
-            webhook_secrets: config.stripe_webhook_secrets.clone(),
+            webhook_secrets: config
+                .stripe_webhook_secrets
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             public_url: config.public_url.clone(),
         }
     }

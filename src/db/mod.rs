@@ -7,6 +7,7 @@
 pub mod api_keys;
 pub mod billing;
 pub mod fmus;
+pub mod free_grants;
 pub mod ledger;
 pub mod runs;
 pub mod sessions;

@@ -87,7 +87,7 @@ pub fn list(
     status: Option<&str>,
     fmu: Option<&str>,
     limit: u32,
-    offset: u64,
+    offset: i64,
 ) -> DbResult<(Vec<RunRow>, u64)> {
     let filter = "WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR fmu_id = ?3 OR fmu_name = ?3)";
     let total: i64 = conn.query_row(
@@ -100,12 +100,19 @@ pub fn list(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(
-            params![user_id, status, fmu, limit, offset as i64],
-            from_row,
-        )?
+        .query_map(params![user_id, status, fmu, limit, offset], from_row)?
         .collect::<Result<_, _>>()?;
     Ok((rows, total.max(0) as u64))
+}
+
+/// How many of the user's runs are queued or running (over all their keys and the
+/// dashboard).
+pub fn count_active(conn: &Connection, user_id: &str) -> DbResult<u32> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM runs WHERE user_id = ?1 AND status IN ('queued', 'running')",
+        [user_id],
+        |r| r.get(0),
+    )?)
 }
 
 /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).

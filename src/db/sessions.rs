@@ -12,27 +12,42 @@ pub struct SessionRow {
     pub expires_at: i64,
 }
 
-pub fn insert(
-    conn: &Connection,
-    token_hash: &[u8],
-    user_id: &str,
-    csrf_token: &str,
-    now: i64,
-    expires_at: i64,
-) -> DbResult<()> {
+/// A new session; `api_key_id` is the key it was opened with, if any.
+pub struct NewSession<'a> {
+    pub token_hash: &'a [u8],
+    pub user_id: &'a str,
+    pub csrf_token: &'a str,
+    pub api_key_id: Option<&'a str>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert(conn: &Connection, s: &NewSession<'_>) -> DbResult<()> {
     conn.execute(
-        "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![token_hash, user_id, csrf_token, now, expires_at],
+        "INSERT INTO sessions (token_hash, user_id, csrf_token, api_key_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            s.token_hash,
+            s.user_id,
+            s.csrf_token,
+            s.api_key_id,
+            s.created_at,
+            s.expires_at
+        ],
     )?;
     Ok(())
 }
 
-/// The session with this token hash, if it has not expired.
+/// The session with this token hash, if it has not expired and, when it was opened with an
+/// API key, that key is neither revoked nor expired (a session never outlives its key).
 pub fn find_live(conn: &Connection, token_hash: &[u8], now: i64) -> DbResult<Option<SessionRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT user_id, csrf_token, expires_at FROM sessions
-         WHERE token_hash = ?1 AND expires_at > ?2",
+        "SELECT s.user_id, s.csrf_token, s.expires_at FROM sessions s
+         LEFT JOIN api_keys k ON k.id = s.api_key_id
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2
+           AND (s.api_key_id IS NULL
+                OR (k.id IS NOT NULL AND k.revoked_at IS NULL
+                    AND (k.expires_at IS NULL OR k.expires_at > ?2)))",
     )?;
     Ok(stmt
         .query_row(params![token_hash, now], |r| {
@@ -66,4 +81,22 @@ pub fn delete_all_for_user(conn: &Connection, user_id: &str) -> DbResult<usize> 
 
 pub fn delete_expired(conn: &Connection, now: i64) -> DbResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?)
+}
+
+/// Live sessions opened with each of the user's keys: `(key id, sessions)`.
+pub fn live_by_key(conn: &Connection, user_id: &str, now: i64) -> DbResult<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT api_key_id, COUNT(*) FROM sessions
+         WHERE user_id = ?1 AND api_key_id IS NOT NULL AND expires_at > ?2
+         GROUP BY api_key_id",
+    )?;
+    let rows = stmt
+        .query_map(params![user_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Ends the sessions opened with a key (when it is revoked).
+pub fn delete_for_key(conn: &Connection, api_key_id: &str) -> DbResult<usize> {
+    Ok(conn.execute("DELETE FROM sessions WHERE api_key_id = ?1", [api_key_id])?)
 }

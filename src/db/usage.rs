@@ -99,7 +99,7 @@ pub fn page(
     user_id: &str,
     query: &Query,
     limit: u32,
-    offset: u64,
+    offset: i64,
 ) -> DbResult<(Vec<UsageRow>, u64)> {
     let (filter, order) = clauses(query);
     let args = bind(user_id, query);

@@ -216,6 +216,7 @@ pub async fn start(
         result_removed_at: None,
     };
     let billing = format!("{}/billing", state.config.public_url);
+    let max_active = state.config.max_active_runs_per_user;
     let (run_for_tx, key_for_tx) = (run.clone(), idempotency_key.clone());
     let outcome = state
         .db
@@ -233,6 +234,11 @@ pub async fn start(
                     same_request: hash == request_hash,
                     run: db::runs::get(&tx, &run_id)?.map(Box::new),
                 });
+            }
+            // Fair share: counted in the same write transaction as the reservation, so
+            // concurrent starts cannot overshoot the cap.
+            if db::runs::count_active(&tx, &run_for_tx.user_id)? >= max_active {
+                return Ok(Reserve::Busy);
             }
             let reason = format!("Run {} ({})", run_for_tx.id, run_for_tx.fmu_name);
             if db::ledger::apply(
@@ -284,6 +290,16 @@ pub async fn start(
                 if cost == 1 { "" } else { "s" }
             )));
         }
+        Reserve::Busy => {
+            return Err(AppError::Busy(
+                format!(
+                    "you already have {max_active} run{} queued or running, the most one account may have: \
+                     wait for one to finish (or cancel one) and try again",
+                    if max_active == 1 { "" } else { "s" }
+                ),
+                BUSY_RETRY_AFTER,
+            ));
+        }
         Reserve::Reserved => {}
     }
     let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
@@ -300,9 +316,15 @@ pub async fn start(
     })
 }
 
+/// What `Retry-After` says when a user is at their cap of active runs: a guess at when one of
+/// their runs ends (most take seconds).
+const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 enum Reserve {
     Reserved,
     NoCredits,
+    /// The user is at `max_active_runs_per_user`.
+    Busy,
     Replay {
         same_request: bool,
         run: Option<Box<RunRow>>,
@@ -583,6 +605,7 @@ pub async fn list(
 ) -> AppResult<(Vec<RunRow>, u64)> {
     let uid = user_id.to_string();
     let limit = limit.clamp(1, 500);
+    let offset = crate::usage::page_offset(offset)?;
     Ok(state
         .db
         .run(move |conn| {

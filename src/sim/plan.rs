@@ -27,6 +27,21 @@ pub struct RunSettings {
 /// Output points a run may have at most.
 pub const MAX_OUTPUT_POINTS: f64 = 1_000_000.0;
 
+/// Start values one run may set. The bounds below keep the work a request causes (checks,
+/// the job sent to the worker, the settings stored with the run) proportional to a sane
+/// request; the 1 MiB body limit alone would still allow ~100 000 tiny entries.
+pub const MAX_START_VALUES: usize = 1_000;
+/// Outputs one run may ask for.
+pub const MAX_OUTPUTS: usize = 1_000;
+/// Input signals one run may give.
+pub const MAX_INPUT_SIGNALS: usize = 100;
+/// Samples (time points) of all input signals together.
+pub const MAX_INPUT_SAMPLES: usize = 100_000;
+/// Longest variable name a request may use, in bytes.
+pub const MAX_NAME_BYTES: usize = 1_024;
+/// Longest start value literal (a String parameter's value), in bytes.
+pub const MAX_LITERAL_BYTES: usize = 64 * 1024;
+
 /// One thing wrong with a request: the field at fault (`stop_time`, `start_values.h`,
 /// `outputs.y`, `inputs.u`, …) and what to fix.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -60,6 +75,11 @@ impl std::error::Error for Problems {}
 /// A job for `fmu_dir`, or every problem with the request (checked against the model
 /// description before any FMU code runs, and before any credit is reserved).
 pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Problems> {
+    let oversized = check_counts(s);
+    if !oversized.is_empty() {
+        // Nothing else is checked: one problem per field, not one per entry.
+        return Err(Problems(oversized));
+    }
     let mut problems = Vec::new();
     let mut problem = |field: &str, message: String| problems.push(Problem::new(field, message));
     let interface = match s.interface {
@@ -253,6 +273,67 @@ pub fn recorded<'a>(info: &'a ModelInfo, asked: &'a [String]) -> Vec<&'a String>
         .collect()
 }
 
+/// The request's counts and sizes against their maximums (the `MAX_…` constants above).
+fn check_counts(s: &RunSettings) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut count = |field: &str, what: &str, n: usize, max: usize| {
+        if n > max {
+            problems.push(Problem::new(
+                field,
+                format!("{n} {what} is more than the {max} a run may have"),
+            ));
+        }
+    };
+    count(
+        "start_values",
+        "start values",
+        s.start_values.len(),
+        MAX_START_VALUES,
+    );
+    count("outputs", "outputs", s.outputs.len(), MAX_OUTPUTS);
+    count("inputs", "input signals", s.inputs.len(), MAX_INPUT_SIGNALS);
+    let samples = s
+        .inputs
+        .iter()
+        .fold(0usize, |n, i| n.saturating_add(i.t.len().max(i.u.len())));
+    count("inputs", "input samples", samples, MAX_INPUT_SAMPLES);
+    let longest = |names: Vec<&String>| names.into_iter().map(String::len).max().unwrap_or(0);
+    for (field, bytes) in [
+        (
+            "start_values",
+            longest(s.start_values.iter().map(|(n, _)| n).collect()),
+        ),
+        ("outputs", longest(s.outputs.iter().collect())),
+        (
+            "inputs",
+            longest(s.inputs.iter().map(|i| &i.name).collect()),
+        ),
+    ] {
+        if bytes > MAX_NAME_BYTES {
+            problems.push(Problem::new(
+                field,
+                format!(
+                    "a variable name of {bytes} bytes is longer than the {MAX_NAME_BYTES} allowed"
+                ),
+            ));
+        }
+    }
+    if let Some((name, literal)) = s
+        .start_values
+        .iter()
+        .find(|(n, l)| n.len() <= MAX_NAME_BYTES && l.len() > MAX_LITERAL_BYTES)
+    {
+        problems.push(Problem::new(
+            format!("start_values.{name}"),
+            format!(
+                "a start value of {} bytes is longer than the {MAX_LITERAL_BYTES} allowed",
+                literal.len()
+            ),
+        ));
+    }
+    problems
+}
+
 fn finite(name: &str, v: f64, problem: &mut impl FnMut(&str, String)) -> bool {
     if !v.is_finite() {
         problem(name, format!("{name} must be a finite number"));
@@ -358,4 +439,64 @@ fn check_input(info: &ModelInfo, s: &InputSignal) -> Result<(), String> {
         return Err(format!("the times of input '{}' must not decrease", s.name));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(s: &RunSettings) -> Vec<String> {
+        check_counts(s).into_iter().map(|p| p.field).collect()
+    }
+
+    #[test]
+    fn counts_at_their_maximum_pass_and_one_more_is_named() {
+        let names = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
+        let at_max = RunSettings {
+            start_values: names(MAX_START_VALUES)
+                .into_iter()
+                .map(|n| (n, "1".into()))
+                .collect(),
+            outputs: names(MAX_OUTPUTS),
+            inputs: vec![InputSignal {
+                name: "u".into(),
+                t: vec![0.0; MAX_INPUT_SAMPLES],
+                u: vec![0.0; MAX_INPUT_SAMPLES],
+            }],
+            ..RunSettings::default()
+        };
+        assert!(fields(&at_max).is_empty());
+
+        let mut over = at_max.clone();
+        over.start_values.push(("extra".into(), "1".into()));
+        over.outputs.push("extra".into());
+        over.inputs[0].u.push(1.0);
+        assert_eq!(fields(&over), ["start_values", "outputs", "inputs"]);
+
+        let many_signals = RunSettings {
+            inputs: (0..=MAX_INPUT_SIGNALS)
+                .map(|i| InputSignal {
+                    name: format!("u{i}"),
+                    t: vec![0.0],
+                    u: vec![0.0],
+                })
+                .collect(),
+            ..RunSettings::default()
+        };
+        assert_eq!(fields(&many_signals), ["inputs"]);
+    }
+
+    #[test]
+    fn over_long_names_and_literals_are_named() {
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        let s = RunSettings {
+            start_values: vec![
+                (long.clone(), "1".into()),
+                ("p".into(), "y".repeat(MAX_LITERAL_BYTES + 1)),
+            ],
+            outputs: vec![long],
+            ..RunSettings::default()
+        };
+        assert_eq!(fields(&s), ["start_values", "outputs", "start_values.p"]);
+    }
 }

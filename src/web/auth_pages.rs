@@ -69,14 +69,16 @@ pub async fn login_form(
     let result = async {
         accounts::throttle(state, ip)?;
         if !form.api_key.trim().is_empty() {
-            Ok(accounts::login_with_key(state, &form.api_key).await?.0)
+            let (user, principal) = accounts::login_with_key(state, &form.api_key).await?;
+            Ok((user, principal.key_id))
         } else {
-            accounts::login_with_password(state, &form.email, &form.password).await
+            let user = accounts::login_with_password(state, &form.email, &form.password).await?;
+            Ok((user, None))
         }
     }
     .await;
     match result {
-        Ok(user) => start_session(state, &user.id).await,
+        Ok((user, key_id)) => start_session(state, &user.id, key_id.as_deref()).await,
         Err(e) => form_error(e, |msg| login_view(&form, Some(msg))),
     }
 }
@@ -123,6 +125,18 @@ pub fn register_page(req: &Request) -> Response {
     )
 }
 
+/// After a sign-up that got no free credits: the reason, and the way on.
+fn withheld_view(state: &State) -> Markup {
+    let content = html! {
+        section.auth-card {
+            h1 { "Your account is ready" }
+            (layout::alert("info", &accounts::withheld_notice(state)))
+            p { a.button.primary href=(paths::DASHBOARD) { "Go to your dashboard" } }
+        }
+    };
+    layout::page("Account created", Nav::None, None, content)
+}
+
 #[handler]
 pub async fn register_form(
     state: Data<&State>,
@@ -137,18 +151,38 @@ pub async fn register_form(
             password: Some(&form.password),
             name: Some(&form.name),
             first_key: None,
+            from: Some(ip),
         };
         accounts::register(state, reg).await
     }
     .await;
     match result {
-        Ok(done) => start_session(state, &done.user.id).await,
+        Ok(done) if done.free_credits_withheld => {
+            let mut resp = start_session(state, &done.user.id, None).await;
+            if resp.status() == StatusCode::SEE_OTHER {
+                // The account exists and is logged in; say why it has no credits before
+                // going on to the dashboard.
+                let page = html(StatusCode::CREATED, withheld_view(state));
+                let cookies: Vec<_> = resp
+                    .headers()
+                    .get_all("Set-Cookie")
+                    .iter()
+                    .cloned()
+                    .collect();
+                resp = page;
+                for c in cookies {
+                    resp.headers_mut().append("Set-Cookie", c);
+                }
+            }
+            resp
+        }
+        Ok(done) => start_session(state, &done.user.id, None).await,
         Err(e) => form_error(e, |msg| register_view(&form, Some(msg))),
     }
 }
 
-async fn start_session(state: &State, user_id: &str) -> Response {
-    match session::start(state, user_id).await {
+async fn start_session(state: &State, user_id: &str, key_id: Option<&str>) -> Response {
+    match session::start(state, user_id, key_id).await {
         Ok(cookie) => {
             let mut resp = see_other(paths::DASHBOARD);
             resp.headers_mut().append(

@@ -31,7 +31,7 @@ impl From<AppError> for WebError {
             AppError::BadRequest(_) | AppError::BadSignature(_) => StatusCode::BAD_REQUEST,
             AppError::BillingNotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::PaymentProvider(_) => StatusCode::BAD_GATEWAY,
-            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited(_) | AppError::Busy(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 return WebError::Status(

@@ -26,8 +26,13 @@ fn status_badge(k: &KeyRow) -> Markup {
     html! { span class=(class) { (text) } }
 }
 
-/// One row; also the answer to an htmx revoke, which swaps the row in place.
-pub fn key_row(k: &KeyRow, s: &Session) -> Markup {
+/// Live browser sessions opened by logging in with each key.
+type SessionsByKey = std::collections::HashMap<String, i64>;
+
+/// One row; also the answer to an htmx revoke, which swaps the row in place. `sessions` is
+/// how many browser sessions were opened by logging in with this key and are still live:
+/// they end when the key is revoked.
+pub fn key_row(k: &KeyRow, s: &Session, sessions: i64) -> Markup {
     html! {
         tr #{"key-" (k.id)} {
             td { (k.label) }
@@ -35,6 +40,9 @@ pub fn key_row(k: &KeyRow, s: &Session) -> Markup {
             td { (when(k.created_at)) }
             td { @if let Some(t) = k.last_used_at { (when(t)) } @else { span.muted { "never" } } }
             td.num { (k.run_count) }
+            td.num title="Browser sessions opened by logging in with this key; they end when it is revoked" {
+                (sessions)
+            }
             td { (status_badge(k)) }
             td {
                 @if k.revoked_at.is_none() {
@@ -53,7 +61,7 @@ pub fn key_row(k: &KeyRow, s: &Session) -> Markup {
 }
 
 /// The keys table; re-sent out of band when a key is created.
-pub fn keys_table(keys: &[KeyRow], s: &Session, oob: bool) -> Markup {
+pub fn keys_table(keys: &[KeyRow], s: &Session, sessions: &SessionsByKey, oob: bool) -> Markup {
     html! {
         div #keys-table hx-swap-oob=[oob.then_some("true")] {
             @if keys.is_empty() {
@@ -62,10 +70,13 @@ pub fn keys_table(keys: &[KeyRow], s: &Session, oob: bool) -> Markup {
                 table {
                     thead { tr {
                         th scope="col" { "Label" } th scope="col" { "Key ID" } th scope="col" { "Created" }
-                        th scope="col" { "Last used" } th scope="col" { "Runs" } th scope="col" { "Status" }
+                        th scope="col" { "Last used" } th scope="col" { "Runs" }
+                        th scope="col" { "Browser sessions" } th scope="col" { "Status" }
                         th scope="col" { span.visually-hidden { "Actions" } }
                     } }
-                    tbody #keys-body { @for k in keys { (key_row(k, s)) } }
+                    tbody #keys-body {
+                        @for k in keys { (key_row(k, s, sessions.get(&k.id).copied().unwrap_or(0))) }
+                    }
                 }
             }
         }
@@ -85,7 +96,12 @@ fn new_key_box(key: &NewKey) -> Markup {
     }
 }
 
-fn view(s: &Session, keys: &[KeyRow], created: Option<&NewKey>) -> Markup {
+fn view(
+    s: &Session,
+    keys: &[KeyRow],
+    sessions: &SessionsByKey,
+    created: Option<&NewKey>,
+) -> Markup {
     let content = html! {
         h1 { "API keys" }
         p {
@@ -101,7 +117,7 @@ fn view(s: &Session, keys: &[KeyRow], created: Option<&NewKey>) -> Markup {
             button.primary type="submit" { "Generate key" }
         }
         div #new-key { @if let Some(k) = created { (new_key_box(k)) } }
-        (keys_table(keys, s, false))
+        (keys_table(keys, s, sessions, false))
     };
     layout::page("API keys", Nav::Keys, Some(s), content)
 }
@@ -112,7 +128,14 @@ pub async fn page(
     CurrentSession(s): CurrentSession,
 ) -> Result<Response, WebError> {
     let keys = keys::list(&state, &s.user.id).await?;
-    Ok(html(StatusCode::OK, view(&s, &keys, None)))
+    let sessions = live_sessions(&state, &s).await?;
+    Ok(html(StatusCode::OK, view(&s, &keys, &sessions, None)))
+}
+
+async fn live_sessions(state: &State, s: &Session) -> Result<SessionsByKey, WebError> {
+    crate::auth::session::live_by_key(state, &s.user.id)
+        .await
+        .map_err(|e| WebError::from(crate::error::AppError::from(e)))
 }
 
 #[derive(Deserialize)]
@@ -131,10 +154,11 @@ pub async fn create(
 ) -> Result<Response, WebError> {
     let key = keys::create(&state, &s.user.id, form.label.as_deref(), None).await?;
     let all = keys::list(&state, &s.user.id).await?;
+    let sessions = live_sessions(&state, &s).await?;
     let markup = if fragment {
-        html! { (new_key_box(&key)) (keys_table(&all, &s, true)) }
+        html! { (new_key_box(&key)) (keys_table(&all, &s, &sessions, true)) }
     } else {
-        view(&s, &all, Some(&key))
+        view(&s, &all, &sessions, Some(&key))
     };
     Ok(html(StatusCode::CREATED, markup))
 }
@@ -149,7 +173,7 @@ pub async fn revoke(
 ) -> Result<Response, WebError> {
     let row = keys::revoke(&state, &s.user.id, &id).await?;
     Ok(if fragment {
-        html(StatusCode::OK, key_row(&row, &s))
+        html(StatusCode::OK, key_row(&row, &s, 0))
     } else {
         see_other(paths::KEYS)
     })

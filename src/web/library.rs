@@ -4,11 +4,14 @@
 use maud::{Markup, html};
 use poem::http::StatusCode;
 use poem::web::{Data, Multipart, Path};
-use poem::{Response, handler};
+use poem::{Request, Response, handler};
+use tokio::io::AsyncReadExt;
 
 use super::error::WebError;
-use super::layout::{self, Nav, when};
+use super::layout::{self, Nav, csrf_field, when};
+use super::middleware::CsrfInBody;
 use super::{CurrentSession, WantsFragment, html, paths, see_other};
+use crate::auth::csrf;
 use crate::auth::session::Session;
 use crate::error::AppError;
 use crate::fmi::registry::{self, FmuRecord};
@@ -55,11 +58,13 @@ pub fn models_table(models: &[FmuRecord]) -> Markup {
     }
 }
 
+/// The upload form. The CSRF token is its first field, before the file, so the handler can
+/// check it before reading the upload (and it stays out of the URL, which logs keep).
 fn upload_form(s: &Session) -> Markup {
-    let action = format!("{}?csrf_token={}", paths::LIBRARY, s.csrf_token);
     html! {
-        form.inline-form method="post" action=(action) enctype="multipart/form-data"
+        form.inline-form method="post" action=(paths::LIBRARY) enctype="multipart/form-data"
             hx-post=(paths::LIBRARY) hx-encoding="multipart/form-data" hx-target="#library-table" hx-swap="outerHTML" {
+            (csrf_field(s))
             label for="fmu-file" { "Upload an FMU" }
             input #fmu-file type="file" name="file" accept=".fmu" required;
             button.primary type="submit" { "Upload" }
@@ -88,22 +93,57 @@ pub async fn index(
     Ok(html(StatusCode::OK, view(&s, &models)))
 }
 
-/// `POST /library`: an upload from the form.
+/// `POST /library`: an upload from the form. A request whose CSRF token was not checked by
+/// the session layer (no `X-CSRF-Token` header: a plain form post) must carry it as a
+/// `csrf_token` field before the file; the file is not read otherwise.
 #[handler]
 pub async fn upload(
+    req: &Request,
     state: Data<&State>,
-    CurrentSession(s): CurrentSession,
     WantsFragment(fragment): WantsFragment,
     mut form: Multipart,
 ) -> Result<Response, WebError> {
+    let (s, mut token_needed) = match (
+        req.extensions().get::<Session>(),
+        req.extensions().get::<CsrfInBody>(),
+    ) {
+        (Some(s), _) => (s.clone(), false),
+        (None, Some(CsrfInBody(s))) => (s.clone(), true),
+        (None, None) => return Err(WebError::LoginRequired),
+    };
+    let refused = || {
+        WebError::Status(
+            StatusCode::FORBIDDEN,
+            "the form's security token is missing or out of date: reload the page and try again"
+                .into(),
+        )
+    };
     let mut stored = None;
     while let Some(field) = form
         .next_field()
         .await
         .map_err(|e| AppError::Invalid(format!("the upload is malformed: {e}")))?
     {
+        if field.name() == Some("csrf_token") {
+            let mut token = Vec::new();
+            field
+                .into_async_read()
+                .take(256)
+                .read_to_end(&mut token)
+                .await
+                .map_err(|e| AppError::Invalid(format!("the upload is malformed: {e}")))?;
+            let token = String::from_utf8_lossy(&token);
+            if !csrf::token_matches(token.trim(), &s.csrf_token) {
+                return Err(refused());
+            }
+            token_needed = false;
+            continue;
+        }
         if field.name() != Some("file") {
             continue;
+        }
+        if token_needed {
+            return Err(refused());
         }
         let name = registry::upload_name(field.file_name());
         let file = registry::receive(&state, &s.user.id, field.into_async_read()).await?;

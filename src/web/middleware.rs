@@ -12,14 +12,30 @@ use crate::state::State;
 /// Largest form body this layer reads to find the token; forms here are tiny.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
+/// A session whose CSRF token is in a multipart body this layer does not read (the library's
+/// upload form, which cannot set a header without JavaScript and must not put the token in
+/// its URL, where logs would keep it). Only the upload handler accepts it, after checking the
+/// token field that comes before the file ([`crate::web::library::upload`]); every other
+/// handler sees no session at all.
+#[derive(Clone)]
+pub struct CsrfInBody(pub crate::auth::session::Session);
+
 pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let state = req
         .data::<State>()
         .expect("state is attached to every route")
         .clone();
     let name = session::cookie_name(&state.config);
-    let cookie = req.cookie().get(name).map(|c| c.value_str().to_string());
-    let found = match cookie {
+    // A request that carries an API key is the key's: its cookie is ignored, so no session
+    // is attached and a forged cross-site request cannot ride on one. (Refusing such
+    // requests instead would break API clients that share a cookie jar with a browser.)
+    let has_key = auth::key_from_headers(req.headers()).is_some();
+    let cookie = req
+        .cookie()
+        .get(name)
+        .map(|c| c.value_str().to_string())
+        .filter(|_| !has_key);
+    let mut found = match cookie {
         Some(token) => session::find(&state, &token)
             .await
             .map_err(|e| WebError::from(crate::error::AppError::from(e)))?,
@@ -27,11 +43,17 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     };
 
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    // A request that carries an API key is authenticated by that key, not the cookie, so
+    // A request that carries an API key is authenticated by that key alone (see above), so
     // there is no ambient credential to forge.
-    if unsafe_method && auth::key_from_headers(req.headers()).is_none() {
+    if unsafe_method && !has_key {
         if csrf::is_cross_site(req.headers()) {
             return Ok(forbidden(&req, "cross-site requests are not accepted"));
+        }
+        let header_token = req.headers().contains_key(csrf::HEADER);
+        if let Some(s) =
+            found.take_if(|_| !header_token && is_multipart(&req) && is_upload_form(&req))
+        {
+            req.extensions_mut().insert(CsrfInBody(s));
         }
         if let Some(s) = &found {
             let presented = match req
@@ -40,9 +62,6 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
                 .and_then(|v| v.to_str().ok())
             {
                 Some(t) => Some(t.to_string()),
-                // A multipart form without JavaScript cannot set a header, and this layer does
-                // not parse multipart bodies: the form's action URL carries the token.
-                None if is_multipart(&req) => token_in_query(&req),
                 None if is_form(&req) => {
                     let bytes = req.take_body().into_bytes_limit(MAX_FORM_BYTES).await;
                     let Ok(bytes) = bytes else {
@@ -79,10 +98,9 @@ fn is_multipart(req: &Request) -> bool {
         .is_some_and(|ct| ct.starts_with("multipart/form-data"))
 }
 
-fn token_in_query(req: &Request) -> Option<String> {
-    req.uri()
-        .query()
-        .and_then(|q| csrf::token_in_form(q.as_bytes()))
+/// The library's upload form (`POST /library`), the one multipart form with a session.
+fn is_upload_form(req: &Request) -> bool {
+    req.method() == Method::POST && req.uri().path() == super::paths::LIBRARY
 }
 
 fn is_form(req: &Request) -> bool {

@@ -157,7 +157,7 @@ pub async fn show(
         sort: p.sort().1,
         descending: p.descending(),
     };
-    let offset = (p.page() - 1) * u64::from(PAGE_SIZE);
+    let offset = (p.page() - 1).saturating_mul(u64::from(PAGE_SIZE));
     let page = usage::page(&state, &s.user.id, query, PAGE_SIZE, offset).await?;
     if fragment {
         return Ok(html(StatusCode::OK, usage_table(&p, &page)));

@@ -426,12 +426,16 @@ async fn the_library_page_lists_models_and_shows_variables() {
         model.contains("<code>h</code>") && model.contains("Float64"),
         "{model}"
     );
-    // Upload through the page's form (multipart, token in the action URL).
+    // Upload through the page's form (multipart, the token as the field before the file).
     let part = reqwest::multipart::Part::bytes(fresh_fmu("Integrator", "3.0", "page"))
         .file_name("mine.fmu");
     let resp = client
-        .post(app.at(&format!("/library?csrf_token={csrf}")))
-        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .post(app.at("/library"))
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("csrf_token", csrf.clone())
+                .part("file", part),
+        )
         .send()
         .await
         .unwrap();

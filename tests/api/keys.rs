@@ -557,3 +557,133 @@ async fn a_key_stops_working_when_it_expires_even_after_it_was_used() {
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "expired_api_key");
 }
+
+/// The key id a token names, read with the biscuit library from its authority block.
+fn key_id_of(key: &str, public: PublicKey) -> String {
+    let token = Biscuit::from_base64(key.strip_prefix("fmugw_").unwrap(), public).unwrap();
+    let source = token.print_block_source(0).unwrap();
+    let start = source
+        .find("key(\"")
+        .expect("the authority block names the key")
+        + 5;
+    source[start..].split('"').next().unwrap().to_string()
+}
+
+/// The "Browser sessions" cell of a key's row on the keys page.
+fn sessions_cell(page: &str, key_id: &str) -> String {
+    let row = &page[page
+        .find(&format!("id=\"key-{key_id}\""))
+        .expect("the key's row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    let cell = row
+        .split("<td class=\"num\"")
+        .nth(2)
+        .expect("the sessions cell");
+    let text = &cell[cell.find('>').unwrap() + 1..];
+    text[..text.find("</td>").unwrap()].trim().to_string()
+}
+
+#[tokio::test]
+async fn a_browser_session_opened_with_a_key_ends_when_the_key_is_revoked() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let public = public_key(&app).await;
+    let created: Value = api_client()
+        .post(app.at("/api/v1/keys"))
+        .bearer_auth(&account.api_key)
+        .json(&json!({ "label": "laptop" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["api_key"].as_str().unwrap().to_string();
+    let key_id = key_id_of(&key, public);
+    assert_eq!(created["key"]["id"], key_id.as_str());
+
+    // One browser logs in with the key, another with the password.
+    let by_key = browser();
+    let resp = by_key
+        .post(app.at("/login"))
+        .form(&[("api_key", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let by_password = browser();
+    app.browser_login(&by_password, &account).await;
+
+    // The keys page says which sessions came from which key.
+    let page = by_password
+        .get(app.at("/api-keys"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Browser sessions"));
+    assert_eq!(sessions_cell(&page, &key_id), "1");
+    let first_key = key_id_of(&account.api_key, public);
+    assert_eq!(sessions_cell(&page, &first_key), "0");
+    assert_eq!(
+        by_key
+            .get(app.at("/api-keys"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Revoking the key ends its session at once; the password session lives on.
+    let resp = api_client()
+        .post(app.at(&format!("/api/v1/keys/{key_id}/revoke")))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = by_key.get(app.at("/api-keys")).send().await.unwrap();
+    assert_eq!(resp.status(), 303, "the key's session is over");
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+    let page = by_password.get(app.at("/api-keys")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(sessions_cell(&page.text().await.unwrap(), &key_id), "0");
+}
+
+#[tokio::test]
+async fn a_browser_session_opened_with_a_key_ends_when_the_key_expires() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    let key = fmu_gateway::keys::create(&app.state, &account.user_id, Some("brief"), Some(expires))
+        .await
+        .unwrap();
+    let client = browser();
+    let resp = client
+        .post(app.at("/login"))
+        .form(&[("api_key", key.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        client
+            .get(app.at("/api-keys"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let resp = client.get(app.at("/api-keys")).send().await.unwrap();
+    assert_eq!(resp.status(), 303, "the session ended with its key");
+}

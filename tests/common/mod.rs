@@ -40,6 +40,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::local(data_dir.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.auth_rate_per_minute = 100_000;
+    // Likewise sign-ups, and free credits for every account (all tests come from 127.0.0.1).
+    config.signups_per_hour = 100_000;
+    config.free_grants_per_address_per_day = 100_000;
+    // And the cap on one user's active runs (the fair-share test lowers it).
+    config.max_active_runs_per_user = 1_000;
     // Workers are the real binary (this test executable cannot be one).
     config.worker_exe = Some(env!("CARGO_BIN_EXE_fmu-gateway").into());
     adjust(&mut config);
