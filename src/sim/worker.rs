@@ -59,12 +59,12 @@ fn read_job() -> Result<Job, String> {
 /// Sandboxes, reports the layers, simulates, reports the result. `false` if the parent has
 /// stopped listening.
 fn run(job: &Job, out: &mut impl Write) -> bool {
-    let layers = match sandbox::enter(
+    let entered = match sandbox::enter(
         Path::new(&job.fmu_dir),
         Path::new(&job.scratch_dir),
         &job.limits,
     ) {
-        Ok(layers) => layers,
+        Ok(entered) => entered,
         Err(reason) => {
             let failed = Message::Failed {
                 reason: format!("sandbox: {reason}"),
@@ -73,12 +73,19 @@ fn run(job: &Job, out: &mut impl Write) -> bool {
             return protocol::send(out, &failed).is_ok();
         }
     };
+    let layers = entered.layers.iter().map(|l| l.to_wire()).collect();
     if protocol::send(out, &Message::Started { sandbox: layers }).is_err() {
         return false;
     }
     if job.outputs.first().map(String::as_str) == Some(PROBE) {
         return true;
     }
+    // Inside the sandbox the FMU and scratch may be mounted elsewhere.
+    let job = &Job {
+        fmu_dir: entered.fmu_dir.display().to_string(),
+        scratch_dir: entered.scratch_dir.display().to_string(),
+        ..job.clone()
+    };
     let result = engine::simulate(job);
     let log = read_log(Path::new(&job.scratch_dir), job.log_limit);
     match result {
