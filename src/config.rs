@@ -58,6 +58,17 @@ pub struct Config {
     /// The executable started as `<exe> worker`; `None` = this program (tests point it at the
     /// built binary).
     pub worker_exe: Option<PathBuf>,
+    /// Serve even when a required worker sandbox layer is missing
+    /// (`--allow-weaker-sandbox`, `FMU_GATEWAY_ALLOW_WEAKER_SANDBOX`).
+    pub allow_weaker_sandbox: bool,
+    /// Size of each run's scratch tmpfs (`FMU_GATEWAY_SCRATCH_MB`).
+    pub scratch_bytes: u64,
+    /// The unprivileged uid/gid workers switch to when the server runs as root
+    /// (`FMU_GATEWAY_WORKER_UID`).
+    pub worker_uid: u32,
+    /// Sandbox layers not to apply, for testing the fail-closed check
+    /// (`FMU_GATEWAY_SANDBOX_DISABLE`, comma-separated layer names).
+    pub sandbox_disabled: crate::sim::sandbox::LayerSet,
 }
 
 impl Config {
@@ -86,6 +97,10 @@ impl Config {
             stripe_secret_key: None,
             stripe_api_base: "https://api.stripe.com".into(),
             stripe_webhook_secrets: Vec::new(),
+            allow_weaker_sandbox: false,
+            scratch_bytes: 64 << 20,
+            worker_uid: 65534,
+            sandbox_disabled: Default::default(),
         }
     }
 
@@ -232,9 +247,46 @@ impl Config {
             }
             config.worker_memory_bytes = mb << 20;
         }
+        read_sandbox(&mut config, &env)?;
         read_billing(&mut config, &env)?;
         Ok(config)
     }
+}
+
+/// The worker sandbox's settings.
+fn read_sandbox(
+    config: &mut Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = env("FMU_GATEWAY_ALLOW_WEAKER_SANDBOX") {
+        config.allow_weaker_sandbox = parse_bool("FMU_GATEWAY_ALLOW_WEAKER_SANDBOX", &v)?;
+    }
+    if let Some(v) = env("FMU_GATEWAY_SCRATCH_MB") {
+        let mb: u64 = parse_num("FMU_GATEWAY_SCRATCH_MB", &v)?;
+        if !(1..=1 << 20).contains(&mb) {
+            return Err(ConfigError::new(
+                "FMU_GATEWAY_SCRATCH_MB",
+                &v,
+                "must be between 1 and 1048576",
+            ));
+        }
+        config.scratch_bytes = mb << 20;
+    }
+    if let Some(v) = env("FMU_GATEWAY_WORKER_UID") {
+        config.worker_uid = parse_num("FMU_GATEWAY_WORKER_UID", &v)?;
+        if config.worker_uid == 0 {
+            return Err(ConfigError::new(
+                "FMU_GATEWAY_WORKER_UID",
+                &v,
+                "must not be 0 (root)",
+            ));
+        }
+    }
+    if let Some(v) = env("FMU_GATEWAY_SANDBOX_DISABLE") {
+        config.sandbox_disabled = crate::sim::sandbox::LayerSet::parse(&v)
+            .map_err(|e| ConfigError::new("FMU_GATEWAY_SANDBOX_DISABLE", &v, &e))?;
+    }
+    Ok(())
 }
 
 /// Plans and Stripe. A secret key without a webhook secret is refused: customers could pay

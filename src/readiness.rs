@@ -20,7 +20,7 @@ pub struct Readiness {
 #[derive(Clone, Default, Serialize)]
 struct Checks {
     /// The sandbox layers a worker reported, once the probe ran.
-    sandbox: Option<Vec<String>>,
+    sandbox: Option<Vec<crate::sim::sandbox::LayerStatus>>,
     /// `None` until the self-test ran; then how long it took, or why it failed.
     simulation: Option<Result<f64, String>>,
 }
@@ -31,13 +31,24 @@ pub struct Report {
     pub ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    pub sandbox: Vec<String>,
+    /// Each worker sandbox layer: whether it is active and required, and how it was
+    /// checked or why it is missing.
+    pub sandbox: Vec<SandboxLayer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_test_ms: Option<f64>,
 }
 
+/// One layer of the worker sandbox, as `/ready` reports it.
+#[derive(Serialize)]
+pub struct SandboxLayer {
+    pub layer: crate::sim::sandbox::Layer,
+    pub active: bool,
+    pub required: bool,
+    pub detail: String,
+}
+
 impl Readiness {
-    pub fn set_sandbox(&self, layers: Vec<String>) {
+    pub fn set_sandbox(&self, layers: Vec<crate::sim::sandbox::LayerStatus>) {
         self.write().sandbox = Some(layers);
     }
 
@@ -65,7 +76,17 @@ impl Readiness {
         Report {
             ready: reason.is_none(),
             reason,
-            sandbox: checks.sandbox.unwrap_or_default(),
+            sandbox: checks
+                .sandbox
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| SandboxLayer {
+                    required: s.layer.required(crate::sim::sandbox::running_as_root()),
+                    layer: s.layer,
+                    active: s.active,
+                    detail: s.detail,
+                })
+                .collect(),
             self_test_ms: checks.simulation.and_then(Result::ok),
         }
     }

@@ -549,6 +549,28 @@ fn check_scratch(scratch: &Path, limits: &Limits) -> LayerStatus {
     )
 }
 
+/// Says so when the scratch space is used up (no bytes or no inodes left): why a run that
+/// filled it failed, in words the user can act on.
+pub fn scratch_full(scratch: &Path) -> Option<String> {
+    let path = c_path(scratch).ok()?;
+    // SAFETY: statfs writes into the zeroed struct we own.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
+        return None;
+    }
+    let size_mib = (fs.f_blocks as u64 * fs.f_bsize as u64) >> 20;
+    if fs.f_bavail == 0 {
+        Some(format!("the run's scratch space of {size_mib} MiB is full"))
+    } else if fs.f_files > 0 && fs.f_ffree == 0 {
+        Some(format!(
+            "the run's scratch space holds at most {} files and is full",
+            fs.f_files
+        ))
+    } else {
+        None
+    }
+}
+
 /// Drops every privilege for `uid` (as uid and gid, with no supplementary groups), and
 /// checks that they cannot be taken back.
 fn switch_uid(uid: u32) -> LayerStatus {

@@ -22,6 +22,10 @@ pub fn main() -> i32 {
         if fd < 0 || libc::dup2(2, 1) < 0 {
             return 2;
         }
+        // Nothing the server had open (by mistake or not) reaches the FMU: only stdio and
+        // the channel stay.
+        libc::close_range(3, (fd - 1) as libc::c_uint, 0);
+        libc::close_range((fd + 1) as libc::c_uint, libc::c_uint::MAX, 0);
         std::fs::File::from_raw_fd(fd)
     };
     let mut out = std::io::BufWriter::new(channel);
@@ -93,14 +97,14 @@ fn run(job: &Job, out: &mut impl Write) -> bool {
             output.log = log;
             protocol::send_output(out, output).is_ok()
         }
-        Err(e) => protocol::send(
-            out,
-            &Message::Failed {
-                reason: with_last_error(e.to_string(), &log),
-                log,
-            },
-        )
-        .is_ok(),
+        Err(e) => {
+            let mut reason = with_last_error(e.to_string(), &log);
+            // A full scratch also swallows the FMU's own last words (its log lives there).
+            if let Some(full) = sandbox::scratch_full(Path::new(&job.scratch_dir)) {
+                reason = format!("{reason} ({full})");
+            }
+            protocol::send(out, &Message::Failed { reason, log }).is_ok()
+        }
     }
 }
 
