@@ -8,6 +8,7 @@ mod billing;
 mod charging;
 mod first_run;
 mod fmus;
+mod hostile;
 mod keys;
 mod openapi;
 mod runs;

@@ -338,3 +338,38 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
 async fn a_fork_bomb_starts_nothing() {
     failed_with(attack(&["HOSTILE_FORK_BOMB"]).await, "blocked: fork");
 }
+
+/// The corpus can tell a breach: with the seccomp layer switched off, io_uring gets through
+/// (so the allow-list is what stops it above).
+#[tokio::test]
+async fn without_seccomp_io_uring_gets_through() {
+    use fmu_gateway::sim::sandbox::{Layer, LayerSet};
+    let dir = tempfile::tempdir().unwrap();
+    let opened = hostile("HOSTILE_IO_URING", dir.path());
+    let mut disabled = LayerSet::default();
+    disabled.insert(Layer::Seccomp);
+    let limits = Limits {
+        disabled,
+        ..limits()
+    };
+    let settings = RunSettings {
+        stop_time: Some(1.0),
+        ..Default::default()
+    };
+    let outcome = run(&opened, settings, Duration::from_secs(20), limits)
+        .await
+        .expect("io_uring works without seccomp");
+    assert!(
+        outcome.output.log.contains("got through"),
+        "{}",
+        outcome.output.log
+    );
+    assert!(
+        outcome
+            .sandbox
+            .iter()
+            .any(|l| l == "seccomp missing: disabled by configuration"),
+        "{:?}",
+        outcome.sandbox
+    );
+}
