@@ -309,12 +309,6 @@ pub fn enter(fmu_dir: &Path, scratch_dir: &Path, limits: &Limits) -> Result<Ente
         if want_uid {
             layers.push(switch_uid(limits.worker_uid));
         }
-        if !want_uid {
-            layers.push(LayerStatus::missing(
-                Layer::OwnUid,
-                "the worker kept the server's uid",
-            ));
-        }
     } else {
         layers.push(LayerStatus::missing(
             Layer::OwnUid,

@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Binary, api_client, free_port};
 
-#[path = "../../fmus/build_support.rs"]
-#[allow(dead_code)]
-mod build_support;
+use crate::charging::build_support;
 
 /// The real `fmu-gateway serve` with one registered user.
 struct Server {
