@@ -624,34 +624,94 @@ fn check_no_network() -> LayerStatus {
     }
 }
 
+/// Signals whose default action ends a process. As pid 1 of its namespace the child would
+/// have them ignored (the kernel protects a namespace's init from its own signals), so an
+/// FMU over its CPU limit would run on to the hard limit's SIGKILL, and `abort()` would read
+/// as a segfault. The child catches them instead and tells the relay, which dies of the
+/// same signal, so the server sees what it would have seen without the namespace.
+const RELAYED_SIGNALS: [libc::c_int; 11] = [
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGABRT,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGALRM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+];
+
+/// The write end of the pipe on which the child names the signal that ended it.
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_fatal_signal(signal: libc::c_int) {
+    let byte = signal as u8;
+    // SAFETY: write and _exit are async-signal-safe; the buffer is on this stack.
+    unsafe {
+        libc::write(
+            SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed),
+            (&byte as *const u8).cast(),
+            1,
+        );
+        libc::_exit(128 + signal);
+    }
+}
+
 /// Forks; the parent waits for the child and ends as it ended, the child returns.
 fn relay_child_or_continue() -> Result<(), String> {
+    let mut pipe = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", os_error()));
+    }
     // SAFETY: the process is single-threaded, so the child may run anything after fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(format!("fork: {}", os_error()));
     }
     if pid == 0 {
-        // SAFETY: integer arguments only. If the relay dies, so does the child (and with it,
-        // as pid 1, everything in its namespace).
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        SIGNAL_PIPE.store(pipe[1], std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: integer arguments and a handler that is a plain extern "C" function. If the
+        // relay dies, so does the child (and with it, as pid 1, everything in its namespace).
+        unsafe {
+            libc::close(pipe[0]);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            for signal in RELAYED_SIGNALS {
+                libc::signal(signal, on_fatal_signal as *const () as libc::sighandler_t);
+            }
+        }
         return Ok(());
     }
-    relay(pid)
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(pipe[1]) };
+    relay(pid, pipe[0])
 }
 
-/// The outside half: waits for the child, then exits with its code or dies of its signal.
-fn relay(pid: libc::pid_t) -> ! {
+/// The outside half: waits for the child, then exits with its code or dies of its signal
+/// (the one it died of, or the one it named on `signals` before exiting).
+fn relay(pid: libc::pid_t, signals: libc::c_int) -> ! {
     let mut status = 0;
-    // SAFETY: waitpid writes the status we own; the later calls take integers.
+    // SAFETY: waitpid and read write into values we own; the later calls take integers.
     unsafe {
         while libc::waitpid(pid, &mut status, 0) < 0 {
             if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 libc::_exit(125);
             }
         }
-        if libc::WIFSIGNALED(status) {
-            let signal = libc::WTERMSIG(status);
+        let mut named = 0u8;
+        libc::fcntl(signals, libc::F_SETFL, libc::O_NONBLOCK);
+        let signal = if libc::WIFSIGNALED(status) {
+            Some(libc::WTERMSIG(status))
+        } else if libc::read(signals, (&mut named as *mut u8).cast(), 1) == 1
+            && RELAYED_SIGNALS.contains(&libc::c_int::from(named))
+        {
+            Some(libc::c_int::from(named))
+        } else {
+            None
+        };
+        if let Some(signal) = signal {
             libc::signal(signal, libc::SIG_DFL);
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
@@ -678,9 +738,18 @@ fn check_pid_namespace() -> LayerStatus {
 }
 
 fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64, name: &str) -> Result<(), String> {
+    set_rlimit_pair(resource, value, value, name)
+}
+
+fn set_rlimit_pair(
+    resource: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+    name: &str,
+) -> Result<(), String> {
     let limit = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
+        rlim_cur: soft,
+        rlim_max: hard,
     };
     // SAFETY: setrlimit reads the struct we pass by reference.
     if unsafe { libc::setrlimit(resource, &limit) } != 0 {
@@ -691,7 +760,14 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64, name: &str) -> Re
 
 fn set_rlimits(limits: &Limits, namespaced: bool) -> Result<(), String> {
     set_rlimit(libc::RLIMIT_AS, limits.address_space_bytes, "RLIMIT_AS")?;
-    set_rlimit(libc::RLIMIT_CPU, limits.cpu_seconds, "RLIMIT_CPU")?;
+    // SIGXCPU at the soft limit says "CPU limit"; at the hard limit the kernel sends SIGKILL,
+    // which would read as running out of memory, so the hard limit is a second later.
+    set_rlimit_pair(
+        libc::RLIMIT_CPU,
+        limits.cpu_seconds,
+        limits.cpu_seconds.saturating_add(1),
+        "RLIMIT_CPU",
+    )?;
     set_rlimit(libc::RLIMIT_FSIZE, limits.file_size_bytes, "RLIMIT_FSIZE")?;
     set_rlimit(libc::RLIMIT_NOFILE, limits.open_files, "RLIMIT_NOFILE")?;
     set_rlimit(libc::RLIMIT_CORE, 0, "RLIMIT_CORE")?;

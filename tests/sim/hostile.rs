@@ -373,3 +373,23 @@ async fn without_seccomp_io_uring_gets_through() {
         outcome.sandbox
     );
 }
+
+/// The CPU limit still reads as such through the PID namespace's relay (the relay re-raises
+/// the child's SIGXCPU).
+#[tokio::test]
+async fn an_fmu_that_burns_cpu_hits_its_cpu_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = hostile("HOSTILE_LOOP", dir.path());
+    let limits = Limits {
+        cpu_seconds: 1,
+        ..limits()
+    };
+    let settings = RunSettings {
+        stop_time: Some(1.0),
+        ..Default::default()
+    };
+    let err = run(&opened, settings, Duration::from_secs(20), limits)
+        .await
+        .unwrap_err();
+    assert_eq!(err, SimError::CpuLimit(1));
+}
