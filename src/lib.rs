@@ -154,10 +154,13 @@ async fn sandbox_check(state: &State) -> Result<Vec<crate::sim::sandbox::LayerSt
             tracing::warn!(error = %e, "the worker sandbox check failed; serving anyway (--allow-weaker-sandbox)");
             return Ok(Vec::new());
         }
+        // No worker answered at all: nothing can run, so there is nothing to refuse yet.
+        // Stay reachable and say why (/ready 503, runs refused), like a failed self-test.
         Err(e) => {
-            return Err(StartError::Sandbox(format!(
-                "the worker sandbox check failed: {e}; {accept}"
-            )));
+            let problem = format!("the worker sandbox check failed: {e}");
+            tracing::error!("{problem}; /ready answers 503 and runs are refused");
+            state.readiness.set_sandbox_failure(problem);
+            return Ok(Vec::new());
         }
     };
     let statuses: Vec<LayerStatus> = reported

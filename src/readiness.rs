@@ -21,6 +21,8 @@ pub struct Readiness {
 struct Checks {
     /// The sandbox layers a worker reported, once the probe ran.
     sandbox: Option<Vec<crate::sim::sandbox::LayerStatus>>,
+    /// Why the sandbox probe failed, if it did (then no run may start).
+    sandbox_failure: Option<String>,
     /// `None` until the self-test ran; then how long it took, or why it failed.
     simulation: Option<Result<f64, String>>,
 }
@@ -52,16 +54,25 @@ impl Readiness {
         self.write().sandbox = Some(layers);
     }
 
+    pub fn set_sandbox_failure(&self, problem: String) {
+        self.write().sandbox_failure = Some(problem);
+    }
+
     pub fn set_self_test(&self, result: Result<Duration, String>) {
         self.write().simulation = Some(result.map(|d| d.as_secs_f64() * 1000.0));
     }
 
     /// Why simulations cannot run now, if they cannot.
     pub fn simulation_problem(&self) -> Option<String> {
-        match &self.read().simulation {
+        let checks = self.read();
+        let self_test = match &checks.simulation {
             None => Some("the start-up self-test has not finished".into()),
             Some(Err(reason)) => Some(format!("the start-up self-test failed: {reason}")),
             Some(Ok(_)) => None,
+        };
+        match (self_test, &checks.sandbox_failure) {
+            (Some(test), Some(sandbox)) => Some(format!("{test}; {sandbox}")),
+            (test, sandbox) => test.or_else(|| sandbox.clone()),
         }
     }
 
@@ -97,5 +108,24 @@ impl Readiness {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Checks> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_sandbox_check_refuses_runs_even_after_a_passed_self_test() {
+        let readiness = Readiness::default();
+        readiness.set_self_test(Ok(Duration::from_millis(5)));
+        assert_eq!(readiness.simulation_problem(), None);
+        readiness.set_sandbox_failure("the worker sandbox check failed: no worker".into());
+        let report = readiness.report(true);
+        assert!(!report.ready);
+        assert_eq!(
+            report.reason.as_deref(),
+            Some("the worker sandbox check failed: no worker")
+        );
     }
 }
