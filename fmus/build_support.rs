@@ -52,7 +52,7 @@ impl FmiVersion {
 pub const LIBRARY_MODELS: [&str; 4] = ["BouncingBall", "VanDerPol", "Dahlquist", "Integrator"];
 
 /// The C defines that turn Dahlquist into a `Hostile` model (exactly one is used at a time).
-pub const HOSTILE_DEFINES: [&str; 18] = [
+pub const HOSTILE_DEFINES: [&str; 20] = [
     "HOSTILE_ERROR",
     "HOSTILE_SLEEP",
     "HOSTILE_SEGFAULT",
@@ -71,6 +71,8 @@ pub const HOSTILE_DEFINES: [&str; 18] = [
     "HOSTILE_UNIX_SOCKET",
     "HOSTILE_FILL_DISK",
     "HOSTILE_FORK_BOMB",
+    "HOSTILE_THREADS",
+    "HOSTILE_THREAD_BOMB",
 ];
 
 /// Compiles `model` ("BouncingBall", "VanDerPol", "Dahlquist", "Integrator", or "Hostile") for

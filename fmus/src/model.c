@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -490,6 +491,17 @@ void *model_state_deserialize(Instance *m, const unsigned char *buffer, size_t s
 
 /* ---------------------------------------------------------------------------- hostile variants */
 
+#if defined(HOSTILE_THREADS) || defined(HOSTILE_THREAD_BOMB)
+static void *hostile_thread(void *arg) {
+#ifdef HOSTILE_THREAD_BOMB
+    pause(); /* hold the thread */
+#endif
+    volatile double *sum = arg;
+    for (int i = 1; i <= 1000; i++) *sum += 1.0 / i;
+    return NULL;
+}
+#endif
+
 Status model_hostile(Instance *m) {
 #ifndef FGW_HOSTILE
     (void)m;
@@ -773,6 +785,35 @@ Status model_hostile(Instance *m) {
     }
     model_log(m, ST_WARNING, "logStatusWarning", "got through: wrote %llu MiB in %ld files", written >> 20, files);
     breach = true;
+#elif defined(HOSTILE_THREADS)
+    /* Not an attack: a model that parallelises with a few threads of its own must work. */
+    pthread_t threads[4];
+    double sums[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        int error = pthread_create(&threads[i], NULL, hostile_thread, &sums[i]);
+        if (error) {
+            model_log(m, ST_ERROR, "logStatusError", "pthread_create failed: %s", strerror(error));
+            return ST_ERROR;
+        }
+    }
+    for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
+    model_log(m, ST_WARNING, "logStatusWarning", "4 threads ran (sum %.6f)", sums[0] + sums[1] + sums[2] + sums[3]);
+#elif defined(HOSTILE_THREAD_BOMB)
+    int started = 0, error = 0;
+    static double sink;
+    for (int i = 0; i < 10000; i++) {
+        pthread_t thread;
+        error = pthread_create(&thread, NULL, hostile_thread, &sink);
+        if (error) break;
+        started++;
+    }
+    if (started >= 10000) {
+        model_log(m, ST_WARNING, "logStatusWarning", "got through: %d threads started", started);
+        breach = true;
+    } else {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: %d threads, then pthread_create: %s", started, strerror(error));
+        return ST_ERROR;
+    }
 #elif defined(HOSTILE_FORK_BOMB)
     int started = 0, error = 0;
     for (int i = 0; i < 10000; i++) {

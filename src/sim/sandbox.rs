@@ -19,7 +19,8 @@
 //!   the child's end (same exit code, same signal) and the peak memory is still seen by
 //!   the server's `wait4` (rusage includes reaped children);
 //! - [`Layer::Rlimits`]: address space, CPU seconds, file size, open files, no core dumps,
-//!   and no new processes or threads (`RLIMIT_NPROC` inside the user namespace);
+//!   and at most [`MAX_FMU_THREADS`] threads (`RLIMIT_NPROC` inside the user namespace;
+//!   new processes are seccomp's to refuse);
 //! - [`Layer::LandlockFs`]: read-only access to the FMU and the system libraries, read-write
 //!   to scratch, nothing else;
 //! - [`Layer::LandlockScopes`]: no signals and no abstract unix sockets outside the sandbox
@@ -248,6 +249,10 @@ pub fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Threads an FMU may start (solvers and libraries parallelise; a bound keeps a thread bomb
+/// small). New processes are refused by seccomp whatever this says.
+pub const MAX_FMU_THREADS: u64 = 16;
+
 /// Where the scratch tmpfs is mounted inside the worker's mount namespace (a directory
 /// every system has and every uid may traverse).
 const SANDBOX_ROOT: &str = "/tmp";
@@ -365,7 +370,7 @@ pub fn enter(fmu_dir: &Path, scratch_dir: &Path, limits: &Limits) -> Result<Ente
     layers.push(LayerStatus::active(
         Layer::Rlimits,
         if namespaced {
-            "address space, CPU, file size, open files, no core dumps, no new processes"
+            "address space, CPU, file size, open files, no core dumps, at most 16 threads"
         } else {
             "address space, CPU, file size, open files, no core dumps (processes not limited)"
         },
@@ -772,8 +777,9 @@ fn set_rlimits(limits: &Limits, namespaced: bool) -> Result<(), String> {
     set_rlimit(libc::RLIMIT_NOFILE, limits.open_files, "RLIMIT_NOFILE")?;
     set_rlimit(libc::RLIMIT_CORE, 0, "RLIMIT_CORE")?;
     if namespaced {
-        // Counted per user namespace: the relay and this process are all there may be.
-        set_rlimit(libc::RLIMIT_NPROC, 2, "RLIMIT_NPROC")?;
+        // Counted per user namespace (threads included): the relay, this process and the
+        // FMU's own threads.
+        set_rlimit(libc::RLIMIT_NPROC, 2 + MAX_FMU_THREADS, "RLIMIT_NPROC")?;
     }
     Ok(())
 }

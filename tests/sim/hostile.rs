@@ -393,3 +393,34 @@ async fn an_fmu_that_burns_cpu_hits_its_cpu_limit() {
         .unwrap_err();
     assert_eq!(err, SimError::CpuLimit(1));
 }
+
+/// A model with threads of its own works (real FMUs parallelise); a thread bomb stops at
+/// the bound.
+#[tokio::test]
+async fn an_fmu_may_use_a_few_threads_but_not_thousands() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = hostile("HOSTILE_THREADS", dir.path());
+    let settings = RunSettings {
+        stop_time: Some(1.0),
+        ..Default::default()
+    };
+    let outcome = run(&opened, settings, Duration::from_secs(20), limits())
+        .await
+        .expect("a model with 4 threads runs");
+    assert!(
+        outcome.output.log.contains("4 threads ran"),
+        "{}",
+        outcome.output.log
+    );
+    let all = failed_with(attack(&["HOSTILE_THREAD_BOMB"]).await, "blocked");
+    let started: u64 = all
+        .split("blocked: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(
+        started <= fmu_gateway::sim::sandbox::MAX_FMU_THREADS,
+        "{started} threads: {all}"
+    );
+}
