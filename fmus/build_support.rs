@@ -52,7 +52,7 @@ impl FmiVersion {
 pub const LIBRARY_MODELS: [&str; 4] = ["BouncingBall", "VanDerPol", "Dahlquist", "Integrator"];
 
 /// The C defines that turn Dahlquist into a `Hostile` model (exactly one is used at a time).
-pub const HOSTILE_DEFINES: [&str; 9] = [
+pub const HOSTILE_DEFINES: [&str; 20] = [
     "HOSTILE_ERROR",
     "HOSTILE_SLEEP",
     "HOSTILE_SEGFAULT",
@@ -62,6 +62,17 @@ pub const HOSTILE_DEFINES: [&str; 9] = [
     "HOSTILE_SOCKET",
     "HOSTILE_READ",
     "HOSTILE_WRITE",
+    "HOSTILE_KILL_PARENT",
+    "HOSTILE_KILL_ALL",
+    "HOSTILE_SECRETS",
+    "HOSTILE_IO_URING",
+    "HOSTILE_PTRACE",
+    "HOSTILE_FDS",
+    "HOSTILE_UNIX_SOCKET",
+    "HOSTILE_FILL_DISK",
+    "HOSTILE_FORK_BOMB",
+    "HOSTILE_THREADS",
+    "HOSTILE_THREAD_BOMB",
 ];
 
 /// Compiles `model` ("BouncingBall", "VanDerPol", "Dahlquist", "Integrator", or "Hostile") for

@@ -81,6 +81,17 @@ pub struct Config {
     /// New accounts per client address (an IPv6 /64) per day that get the free credits;
     /// later ones start at 0. `FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY`.
     pub free_grants_per_address_per_day: u32,
+    /// Serve even when a required worker sandbox layer is missing
+    /// (`--allow-weaker-sandbox`, `FMU_GATEWAY_ALLOW_WEAKER_SANDBOX`).
+    pub allow_weaker_sandbox: bool,
+    /// Size of each run's scratch tmpfs (`FMU_GATEWAY_SCRATCH_MB`).
+    pub scratch_bytes: u64,
+    /// The unprivileged uid/gid workers switch to when the server runs as root
+    /// (`FMU_GATEWAY_WORKER_UID`).
+    pub worker_uid: u32,
+    /// Sandbox layers not to apply, for testing the fail-closed check
+    /// (`FMU_GATEWAY_SANDBOX_DISABLE`, comma-separated layer names).
+    pub sandbox_disabled: crate::sim::sandbox::LayerSet,
 }
 
 /// A secret setting (Stripe key, webhook secret, root key): its `Debug` prints no part of
@@ -154,6 +165,10 @@ impl Config {
             max_active_runs_per_user: 4,
             signups_per_hour: 60,
             free_grants_per_address_per_day: 3,
+            allow_weaker_sandbox: false,
+            scratch_bytes: 64 << 20,
+            worker_uid: 65534,
+            sandbox_disabled: Default::default(),
         }
     }
 
@@ -303,16 +318,18 @@ impl Config {
             config.worker_memory_bytes = mb << 20;
         }
         read_storage(&mut config, &env)?;
-        if env("FMU_GATEWAY_WORKERS").is_none() {
-            config.workers = crate::machine::workers_that_fit(
-                config.workers,
-                config.worker_memory_bytes,
-                crate::machine::memory_bytes(),
-            );
-        }
+
         config.metrics_token = env("FMU_GATEWAY_METRICS_TOKEN")
             .filter(|t| !t.trim().is_empty())
             .map(Secret::from);
+        read_sandbox(&mut config, &env)?;
+        if env("FMU_GATEWAY_WORKERS").is_none() {
+            config.workers = crate::machine::workers_that_fit(
+                config.workers,
+                crate::machine::worker_footprint(&config),
+                crate::machine::memory_bytes(),
+            );
+        }
         read_billing(&mut config, &env)?;
         read_request_bounds(&mut config, &env)?;
         Ok(config)
@@ -383,6 +400,42 @@ fn read_request_bounds(
     if let Some(v) = env("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY") {
         config.free_grants_per_address_per_day =
             parse_num("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", &v)?;
+    }
+    Ok(())
+}
+
+/// The worker sandbox's settings.
+fn read_sandbox(
+    config: &mut Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = env("FMU_GATEWAY_ALLOW_WEAKER_SANDBOX") {
+        config.allow_weaker_sandbox = parse_bool("FMU_GATEWAY_ALLOW_WEAKER_SANDBOX", &v)?;
+    }
+    if let Some(v) = env("FMU_GATEWAY_SCRATCH_MB") {
+        let mb: u64 = parse_num("FMU_GATEWAY_SCRATCH_MB", &v)?;
+        if !(1..=1 << 20).contains(&mb) {
+            return Err(ConfigError::new(
+                "FMU_GATEWAY_SCRATCH_MB",
+                &v,
+                "must be between 1 and 1048576",
+            ));
+        }
+        config.scratch_bytes = mb << 20;
+    }
+    if let Some(v) = env("FMU_GATEWAY_WORKER_UID") {
+        config.worker_uid = parse_num("FMU_GATEWAY_WORKER_UID", &v)?;
+        if config.worker_uid == 0 {
+            return Err(ConfigError::new(
+                "FMU_GATEWAY_WORKER_UID",
+                &v,
+                "must not be 0 (root)",
+            ));
+        }
+    }
+    if let Some(v) = env("FMU_GATEWAY_SANDBOX_DISABLE") {
+        config.sandbox_disabled = crate::sim::sandbox::LayerSet::parse(&v)
+            .map_err(|e| ConfigError::new("FMU_GATEWAY_SANDBOX_DISABLE", &v, &e))?;
     }
     Ok(())
 }

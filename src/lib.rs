@@ -79,14 +79,10 @@ impl App {
         }
         let acceptor =
             TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?;
-        // Say which sandbox layers this kernel gives the workers (a worker reports them).
-        match state.workers.probe().await {
-            Ok(layers) => {
-                tracing::info!(layers = %layers.join(", "), "simulation sandbox");
-                state.readiness.set_sandbox(layers);
-            }
-            Err(e) => tracing::warn!(error = %e, "the simulation sandbox check failed"),
-        }
+        // Fail closed: a worker tries what each sandbox layer forbids; without a required
+        // one the server does not serve, unless the operator accepted the risk.
+        let statuses = sandbox_check(&state).await?;
+        state.readiness.set_sandbox(statuses);
         // Then prove a real simulation works end to end before saying we are ready.
         let check = runs::self_test(&state).await;
         match &check {
@@ -160,5 +156,51 @@ impl App {
             }
         }
         result
+    }
+}
+
+/// Runs the sandbox probe and judges it: the layers, or why the server must not start.
+async fn sandbox_check(state: &State) -> Result<Vec<crate::sim::sandbox::LayerStatus>, StartError> {
+    use crate::sim::sandbox::{self, LayerStatus};
+    let accept = "start with --allow-weaker-sandbox (FMU_GATEWAY_ALLOW_WEAKER_SANDBOX=true) to accept the risk";
+    let allow = state.config.allow_weaker_sandbox;
+    let reported = match state.workers.probe().await {
+        Ok(reported) => reported,
+        Err(e) if allow => {
+            tracing::warn!(error = %e, "the worker sandbox check failed; serving anyway (--allow-weaker-sandbox)");
+            return Ok(Vec::new());
+        }
+        // No worker answered at all: nothing can run, so there is nothing to refuse yet.
+        // Stay reachable and say why (/ready 503, runs refused), like a failed self-test.
+        Err(e) => {
+            let problem = format!("the worker sandbox check failed: {e}");
+            tracing::error!("{problem}; /ready answers 503 and runs are refused");
+            state.readiness.set_sandbox_failure(problem);
+            return Ok(Vec::new());
+        }
+    };
+    let statuses: Vec<LayerStatus> = reported
+        .iter()
+        .filter_map(|s| LayerStatus::from_wire(s))
+        .collect();
+    let missing = sandbox::missing_required(&statuses, sandbox::running_as_root());
+    for status in &statuses {
+        tracing::info!(layer = %status.layer, active = status.active, detail = %status.detail, "worker sandbox layer");
+    }
+    if missing.is_empty() {
+        return Ok(statuses);
+    }
+    let list: Vec<String> = missing
+        .iter()
+        .map(|s| format!("{} ({})", s.layer, s.detail))
+        .collect();
+    if allow {
+        tracing::warn!(missing = %list.join("; "), "required worker sandbox layers are missing; serving anyway (--allow-weaker-sandbox)");
+        Ok(statuses)
+    } else {
+        Err(StartError::Sandbox(format!(
+            "required worker sandbox layer(s) missing: {}; {accept}",
+            list.join("; ")
+        )))
     }
 }

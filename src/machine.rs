@@ -47,9 +47,17 @@ fn cgroup_limit() -> Option<u64> {
         .filter(|&limit| limit < (1 << 60))
 }
 
+/// What one worker may take of the machine's memory: its address-space limit, and its
+/// scratch tmpfs (whose pages are memory, not address space).
+pub fn worker_footprint(config: &Config) -> u64 {
+    config
+        .worker_memory_bytes
+        .saturating_add(config.scratch_bytes)
+}
+
 /// How many workers to start when the operator did not say: as many as there are cores,
 /// but no more than fit in memory beside the server (at least one; [`check_memory`] refuses
-/// a machine where even one does not fit).
+/// a machine where even one does not fit). `worker_memory` is [`worker_footprint`].
 pub fn workers_that_fit(cores: usize, worker_memory: u64, machine: Option<u64>) -> usize {
     let Some(machine) = machine else {
         return cores.max(1);
@@ -68,16 +76,18 @@ pub fn check_memory(config: &Config, machine: Option<u64>) -> Result<(), String>
     };
     let workers = config.workers as u64;
     let needed = workers
-        .saturating_mul(config.worker_memory_bytes)
+        .saturating_mul(worker_footprint(config))
         .saturating_add(SERVER_MEMORY_BYTES);
     if needed <= machine {
         return Ok(());
     }
     Err(format!(
-        "{workers} worker(s) × {} MiB (FMU_GATEWAY_WORKERS × FMU_GATEWAY_WORKER_MEMORY_MB) \
-         plus {} MiB for the server need {} MiB, but this machine has {} MiB: lower \
-         FMU_GATEWAY_WORKERS or FMU_GATEWAY_WORKER_MEMORY_MB, or give the machine more memory",
+        "{workers} worker(s) × ({} MiB + {} MiB scratch) (FMU_GATEWAY_WORKERS × \
+         (FMU_GATEWAY_WORKER_MEMORY_MB + FMU_GATEWAY_SCRATCH_MB)) plus {} MiB for the server \
+         need {} MiB, but this machine has {} MiB: lower FMU_GATEWAY_WORKERS or \
+         FMU_GATEWAY_WORKER_MEMORY_MB, or give the machine more memory",
         config.worker_memory_bytes >> 20,
+        config.scratch_bytes >> 20,
         SERVER_MEMORY_BYTES >> 20,
         needed >> 20,
         machine >> 20,
@@ -139,10 +149,11 @@ mod tests {
         let mut config = Config::local("/tmp".into());
         config.workers = 2;
         config.worker_memory_bytes = 2 << 30;
+        config.scratch_bytes = 64 << 20;
         assert!(check_memory(&config, Some(8 << 30)).is_ok());
         let refused = check_memory(&config, Some(512 << 20)).unwrap_err();
         assert!(refused.contains("FMU_GATEWAY_WORKERS"), "{refused}");
-        assert!(refused.contains("4352 MiB"), "{refused}");
+        assert!(refused.contains("4480 MiB"), "{refused}");
         assert!(refused.contains("512 MiB"), "{refused}");
     }
 

@@ -29,6 +29,10 @@ enum Command {
         /// Directory for the database, the root key and uploaded models.
         #[arg(long, env = "FMU_GATEWAY_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// Serve even if a required layer of the worker sandbox is missing (accepts the
+        /// risk; also FMU_GATEWAY_ALLOW_WEAKER_SANDBOX=true).
+        #[arg(long)]
+        allow_weaker_sandbox: bool,
     },
     /// Operator tasks on the data directory.
     Admin {
@@ -183,9 +187,14 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve { listen, data_dir } => {
-            let config = Config::from_env(listen, data_dir, |k| std::env::var(k).ok())
+        Command::Serve {
+            listen,
+            data_dir,
+            allow_weaker_sandbox,
+        } => {
+            let mut config = Config::from_env(listen, data_dir, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
+            config.allow_weaker_sandbox |= allow_weaker_sandbox;
             let app = App::build(config).await.map_err(|e| e.to_string())?;
             tracing::info!(address = %app.addr(), data_dir = %app.state().config.data_dir.display(), "FMU Gateway is listening");
             app.run_until(shutdown_signal())

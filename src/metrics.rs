@@ -117,12 +117,15 @@ impl Metrics {
             int(state.config.workers),
         );
         let layers = Family::<LayerLabels, Gauge>::default();
-        for layer in state.readiness.sandbox() {
-            layers.get_or_create(&LayerLabels { layer }).set(1);
+        for status in state.readiness.sandbox() {
+            let labels = LayerLabels {
+                layer: status.layer.name().to_string(),
+            };
+            layers.get_or_create(&labels).set(i64::from(status.active));
         }
         registry.register(
             "sandbox_layer",
-            "Sandbox layers the start-up probe found in force (1 per layer)",
+            "Worker sandbox layers the start-up probe checked: 1 in force, 0 missing",
             layers,
         );
         let pool = state.db.stats();

@@ -20,7 +20,9 @@ pub struct Readiness {
 #[derive(Clone, Default, Serialize)]
 struct Checks {
     /// The sandbox layers a worker reported, once the probe ran.
-    sandbox: Option<Vec<String>>,
+    sandbox: Option<Vec<crate::sim::sandbox::LayerStatus>>,
+    /// Why the sandbox probe failed, if it did (then no run may start).
+    sandbox_failure: Option<String>,
     /// `None` until the self-test ran; then how long it took, or why it failed.
     simulation: Option<Result<f64, String>>,
 }
@@ -31,7 +33,9 @@ pub struct Report {
     pub ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    pub sandbox: Vec<String>,
+    /// Each worker sandbox layer: whether it is active and required, and how it was
+    /// checked or why it is missing.
+    pub sandbox: Vec<SandboxLayer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_test_ms: Option<f64>,
     /// Free space on the data volume, in MiB (absent if it cannot be measured).
@@ -39,14 +43,27 @@ pub struct Report {
     pub disk_free_mib: Option<u64>,
 }
 
+/// One layer of the worker sandbox, as `/ready` reports it.
+#[derive(Serialize)]
+pub struct SandboxLayer {
+    pub layer: crate::sim::sandbox::Layer,
+    pub active: bool,
+    pub required: bool,
+    pub detail: String,
+}
+
 impl Readiness {
-    pub fn set_sandbox(&self, layers: Vec<String>) {
+    pub fn set_sandbox(&self, layers: Vec<crate::sim::sandbox::LayerStatus>) {
         self.write().sandbox = Some(layers);
     }
 
     /// The sandbox layers the start-up probe found (empty until it ran).
-    pub fn sandbox(&self) -> Vec<String> {
+    pub fn sandbox(&self) -> Vec<crate::sim::sandbox::LayerStatus> {
         self.read().sandbox.clone().unwrap_or_default()
+    }
+
+    pub fn set_sandbox_failure(&self, problem: String) {
+        self.write().sandbox_failure = Some(problem);
     }
 
     pub fn set_self_test(&self, result: Result<Duration, String>) {
@@ -55,10 +72,15 @@ impl Readiness {
 
     /// Why simulations cannot run now, if they cannot.
     pub fn simulation_problem(&self) -> Option<String> {
-        match &self.read().simulation {
+        let checks = self.read();
+        let self_test = match &checks.simulation {
             None => Some("the start-up self-test has not finished".into()),
             Some(Err(reason)) => Some(format!("the start-up self-test failed: {reason}")),
             Some(Ok(_)) => None,
+        };
+        match (self_test, &checks.sandbox_failure) {
+            (Some(test), Some(sandbox)) => Some(format!("{test}; {sandbox}")),
+            (test, sandbox) => test.or_else(|| sandbox.clone()),
         }
     }
 
@@ -79,7 +101,17 @@ impl Readiness {
         Report {
             ready: reason.is_none(),
             reason,
-            sandbox: checks.sandbox.unwrap_or_default(),
+            sandbox: checks
+                .sandbox
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| SandboxLayer {
+                    required: s.layer.required(crate::sim::sandbox::running_as_root()),
+                    layer: s.layer,
+                    active: s.active,
+                    detail: s.detail,
+                })
+                .collect(),
             self_test_ms: checks.simulation.and_then(Result::ok),
             disk_free_mib: disk_free_bytes.map(|b| b >> 20),
         }
@@ -91,5 +123,24 @@ impl Readiness {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Checks> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_sandbox_check_refuses_runs_even_after_a_passed_self_test() {
+        let readiness = Readiness::default();
+        readiness.set_self_test(Ok(Duration::from_millis(5)));
+        assert_eq!(readiness.simulation_problem(), None);
+        readiness.set_sandbox_failure("the worker sandbox check failed: no worker".into());
+        let report = readiness.report(true, None, None);
+        assert!(!report.ready);
+        assert_eq!(
+            report.reason.as_deref(),
+            Some("the worker sandbox check failed: no worker")
+        );
     }
 }

@@ -52,6 +52,9 @@ pub enum StartError {
     Memory(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
+    /// A required layer of the worker sandbox is missing (or the check failed).
+    #[error("{0}")]
+    Sandbox(String),
 }
 
 impl AppState {
@@ -81,6 +84,9 @@ impl AppState {
             workers: config.workers,
             limits: Limits {
                 address_space_bytes: config.worker_memory_bytes,
+                scratch_bytes: config.scratch_bytes,
+                worker_uid: config.worker_uid,
+                disabled: config.sandbox_disabled,
                 ..Limits::default()
             },
             log_limit: 64 * 1024,

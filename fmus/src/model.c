@@ -12,8 +12,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -483,6 +491,17 @@ void *model_state_deserialize(Instance *m, const unsigned char *buffer, size_t s
 
 /* ---------------------------------------------------------------------------- hostile variants */
 
+#if defined(HOSTILE_THREADS) || defined(HOSTILE_THREAD_BOMB)
+static void *hostile_thread(void *arg) {
+#ifdef HOSTILE_THREAD_BOMB
+    pause(); /* hold the thread */
+#endif
+    volatile double *sum = arg;
+    for (int i = 1; i <= 1000; i++) *sum += 1.0 / i;
+    return NULL;
+}
+#endif
+
 Status model_hostile(Instance *m) {
 #ifndef FGW_HOSTILE
     (void)m;
@@ -566,6 +585,248 @@ Status model_hostile(Instance *m) {
     const char text[] = "written by a hostile FMU\n";
     if (write(fd, text, sizeof text - 1) < 0) { /* the attempt is what matters */ }
     close(fd);
+    breach = true;
+#elif defined(HOSTILE_KILL_PARENT)
+    /* The parent, then every process that looks like the server (HOSTILE_TARGET_PID, and any
+       "fmu-gateway" found by scanning /proc). */
+    char report[512] = "";
+    pid_t targets[64];
+    int n = 0;
+    targets[n++] = getppid();
+#ifdef HOSTILE_TARGET_PID
+    targets[n++] = HOSTILE_TARGET_PID;
+#endif
+    DIR *proc = opendir("/proc");
+    if (proc) {
+        struct dirent *e;
+        while ((e = readdir(proc)) && n < 64) {
+            char path[300], comm[64] = "";
+            snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) continue;
+            if (fgets(comm, sizeof comm, f) && strstr(comm, "fmu-gateway")) targets[n++] = atoi(e->d_name);
+            fclose(f);
+        }
+        closedir(proc);
+    } else {
+        snprintf(report + strlen(report), sizeof report - strlen(report), "scan /proc: %s; ", strerror(errno));
+    }
+    for (int i = 0; i < n; i++) {
+        if (targets[i] <= 1 || targets[i] == getpid()) {
+            snprintf(report + strlen(report), sizeof report - strlen(report), "pid %d: not a target; ", (int)targets[i]);
+            continue;
+        }
+        int sent = kill(targets[i], SIGKILL) == 0;
+        if (sent) breach = true;
+        snprintf(report + strlen(report), sizeof report - strlen(report), "kill(%d): %s; ", (int)targets[i], sent ? "sent" : strerror(errno));
+    }
+    if (!breach) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: getppid() = %d; %s", (int)getppid(), report);
+        return ST_ERROR;
+    }
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: %s", report);
+#elif defined(HOSTILE_KILL_ALL)
+    /* Only ever run inside a PID namespace: elsewhere this ends every process of the uid. */
+    if (getpid() != 1) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: refusing kill(-1) outside a PID namespace (pid %d)", (int)getpid());
+        return ST_ERROR;
+    }
+    if (kill(-1, SIGKILL) != 0) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: kill(-1): %s", strerror(errno));
+        return ST_ERROR;
+    }
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: kill(-1) was sent");
+    breach = true;
+#elif defined(HOSTILE_SECRETS)
+    /* The server's environment and command line, the root key, the database. */
+    char report[1024] = "";
+    const char *paths[4] = {NULL, NULL, NULL, NULL};
+    char environ_path[64] = "", cmdline_path[64] = "";
+#ifdef HOSTILE_TARGET_PID
+    snprintf(environ_path, sizeof environ_path, "/proc/%d/environ", HOSTILE_TARGET_PID);
+    snprintf(cmdline_path, sizeof cmdline_path, "/proc/%d/cmdline", HOSTILE_TARGET_PID);
+    paths[0] = environ_path;
+    paths[1] = cmdline_path;
+#endif
+#ifdef HOSTILE_KEY_PATH
+    paths[2] = HOSTILE_KEY_PATH;
+#endif
+#ifdef HOSTILE_DB_PATH
+    paths[3] = HOSTILE_DB_PATH;
+#endif
+    for (int i = 0; i < 4; i++) {
+        if (!paths[i]) continue;
+        int fd = open(paths[i], O_RDONLY);
+        char buffer[16];
+        ssize_t got = fd < 0 ? -1 : read(fd, buffer, sizeof buffer);
+        int error = errno;
+        if (fd >= 0) close(fd);
+        if (got > 0) breach = true;
+        snprintf(report + strlen(report), sizeof report - strlen(report), "%s: %s; ", paths[i], got > 0 ? "read" : strerror(error));
+    }
+    if (!breach) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: %s", report);
+        return ST_ERROR;
+    }
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: %s", report);
+#elif defined(HOSTILE_IO_URING)
+    unsigned char params[120]; /* struct io_uring_params */
+    memset(params, 0, sizeof params);
+    long fd = syscall(425 /* io_uring_setup */, 4, params);
+    if (fd < 0) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: io_uring_setup: %s", strerror(errno));
+        return ST_ERROR;
+    }
+    close((int)fd);
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: io_uring_setup returned a ring");
+    breach = true;
+#elif defined(HOSTILE_PTRACE)
+    /* ptrace the server, and read its limits with prlimit64 (only reading: writing them
+       would harm the machine running the test if this got through). */
+#ifndef HOSTILE_TARGET_PID
+#define HOSTILE_TARGET_PID 1
+#endif
+    char report[256] = "";
+    if (ptrace(PTRACE_ATTACH, HOSTILE_TARGET_PID, NULL, NULL) == 0) {
+        ptrace(PTRACE_DETACH, HOSTILE_TARGET_PID, NULL, NULL);
+        breach = true;
+        snprintf(report, sizeof report, "ptrace attached; ");
+    } else {
+        snprintf(report, sizeof report, "ptrace(%d): %s; ", HOSTILE_TARGET_PID, strerror(errno));
+    }
+    struct rlimit old;
+    if (syscall(SYS_prlimit64, HOSTILE_TARGET_PID, RLIMIT_NOFILE, NULL, &old) == 0) {
+        breach = true;
+        snprintf(report + strlen(report), sizeof report - strlen(report), "prlimit64 read the limits");
+    } else {
+        snprintf(report + strlen(report), sizeof report - strlen(report), "prlimit64(%d): %s", HOSTILE_TARGET_PID, strerror(errno));
+    }
+    if (!breach) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: %s", report);
+        return ST_ERROR;
+    }
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: %s", report);
+#elif defined(HOSTILE_FDS)
+    /* Descriptors inherited from the server: anything but stdio and the worker's own pipe. */
+    char report[512] = "";
+    struct stat here;
+    if (stat(".", &here) != 0) here.st_dev = (dev_t)-1;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) != 0) continue;
+        if (S_ISFIFO(st.st_mode)) continue; /* the result channel */
+        if (S_ISREG(st.st_mode) && st.st_dev == here.st_dev) continue; /* the run's own log */
+        breach = true;
+        snprintf(report + strlen(report), sizeof report - strlen(report), "fd %d (mode %o); ", fd, (unsigned)(st.st_mode & S_IFMT));
+    }
+    if (!breach) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: no descriptors besides stdio and the result pipe");
+        return ST_ERROR;
+    }
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: %s", report);
+#elif defined(HOSTILE_UNIX_SOCKET)
+    /* Connect to an abstract and a pathname unix socket the test listens on. */
+    char report[512] = "";
+    const char *names[2] = {NULL, NULL};
+#ifdef HOSTILE_SOCKET_NAME
+    names[0] = HOSTILE_SOCKET_NAME; /* abstract */
+#endif
+#ifdef HOSTILE_SOCKET_PATH
+    names[1] = HOSTILE_SOCKET_PATH;
+#endif
+    for (int i = 0; i < 2; i++) {
+        if (!names[i]) continue;
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0) {
+            snprintf(report + strlen(report), sizeof report - strlen(report), "%s socket: %s; ", i ? "pathname" : "abstract", strerror(errno));
+            continue;
+        }
+        struct sockaddr_un address;
+        memset(&address, 0, sizeof address);
+        address.sun_family = AF_UNIX;
+        size_t len = strlen(names[i]);
+        if (len > sizeof address.sun_path - 2) len = sizeof address.sun_path - 2;
+        memcpy(address.sun_path + (i == 0 ? 1 : 0), names[i], len);
+        socklen_t size = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (i == 0 ? 1 : 0));
+        if (connect(fd, (struct sockaddr *)&address, size) == 0) {
+            breach = true;
+            snprintf(report + strlen(report), sizeof report - strlen(report), "%s: connected; ", names[i]);
+        } else {
+            snprintf(report + strlen(report), sizeof report - strlen(report), "%s connect: %s; ", names[i], strerror(errno));
+        }
+        close(fd);
+    }
+    if (!breach) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: %s", report);
+        return ST_ERROR;
+    }
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: %s", report);
+#elif defined(HOSTILE_FILL_DISK)
+    /* Many files of 1 MiB each in the working (scratch) directory, up to 2 GiB. */
+    static char block[1 << 20];
+    memset(block, 0x5A, sizeof block);
+    long files = 0;
+    unsigned long long written = 0;
+    int error = 0;
+    while (written < (2ULL << 30)) {
+        char name[64];
+        snprintf(name, sizeof name, "fill-%ld", files);
+        int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) { error = errno; break; }
+        files++;
+        ssize_t got = write(fd, block, sizeof block);
+        if (got > 0) written += (unsigned long long)got;
+        if (got != (ssize_t)sizeof block) { error = got < 0 ? errno : ENOSPC; close(fd); break; }
+        close(fd);
+    }
+    if (error) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: %llu MiB in %ld files, then: %s", written >> 20, files, strerror(error));
+        return ST_ERROR;
+    }
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: wrote %llu MiB in %ld files", written >> 20, files);
+    breach = true;
+#elif defined(HOSTILE_THREADS)
+    /* Not an attack: a model that parallelises with a few threads of its own must work. */
+    pthread_t threads[4];
+    double sums[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        int error = pthread_create(&threads[i], NULL, hostile_thread, &sums[i]);
+        if (error) {
+            model_log(m, ST_ERROR, "logStatusError", "pthread_create failed: %s", strerror(error));
+            return ST_ERROR;
+        }
+    }
+    for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
+    model_log(m, ST_WARNING, "logStatusWarning", "4 threads ran (sum %.6f)", sums[0] + sums[1] + sums[2] + sums[3]);
+#elif defined(HOSTILE_THREAD_BOMB)
+    int started = 0, error = 0;
+    static double sink;
+    for (int i = 0; i < 10000; i++) {
+        pthread_t thread;
+        error = pthread_create(&thread, NULL, hostile_thread, &sink);
+        if (error) break;
+        started++;
+    }
+    if (started >= 10000) {
+        model_log(m, ST_WARNING, "logStatusWarning", "got through: %d threads started", started);
+        breach = true;
+    } else {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: %d threads, then pthread_create: %s", started, strerror(error));
+        return ST_ERROR;
+    }
+#elif defined(HOSTILE_FORK_BOMB)
+    int started = 0, error = 0;
+    for (int i = 0; i < 10000; i++) {
+        pid_t pid = fork();
+        if (pid == 0) { pause(); _exit(0); }
+        if (pid < 0) { error = errno; break; }
+        started++;
+    }
+    if (started == 0) {
+        model_log(m, ST_ERROR, "logStatusError", "blocked: fork: %s", strerror(error));
+        return ST_ERROR;
+    }
+    model_log(m, ST_WARNING, "logStatusWarning", "got through: %d processes started", started);
     breach = true;
 #endif
 

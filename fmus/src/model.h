@@ -19,7 +19,11 @@
 /* Set when compiled as one of the hostile sandbox test variants. */
 #if defined(HOSTILE_SEGFAULT) || defined(HOSTILE_LOOP) || defined(HOSTILE_ALLOC) ||           \
     defined(HOSTILE_FORK) || defined(HOSTILE_SOCKET) || defined(HOSTILE_READ) ||              \
-    defined(HOSTILE_WRITE) || defined(HOSTILE_ERROR) || defined(HOSTILE_SLEEP)
+    defined(HOSTILE_WRITE) || defined(HOSTILE_ERROR) || defined(HOSTILE_SLEEP) ||             \
+    defined(HOSTILE_KILL_PARENT) || defined(HOSTILE_KILL_ALL) || defined(HOSTILE_SECRETS) ||   \
+    defined(HOSTILE_IO_URING) || defined(HOSTILE_PTRACE) || defined(HOSTILE_FDS) ||            \
+    defined(HOSTILE_UNIX_SOCKET) || defined(HOSTILE_FILL_DISK) || defined(HOSTILE_FORK_BOMB) || \
+    defined(HOSTILE_THREADS) || defined(HOSTILE_THREAD_BOMB)
 #define FGW_HOSTILE 1
 #endif
 

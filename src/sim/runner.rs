@@ -159,7 +159,7 @@ impl WorkerPool {
             outputs: vec![super::worker::PROBE.to_string()],
             inputs: vec![],
             log_limit: 0,
-            limits: Limits::default(),
+            limits: self.config.limits,
         };
         let exe = self.config.exe.clone();
         let mut job = job;
@@ -176,7 +176,7 @@ impl WorkerPool {
         });
         drop(dir);
         layers.ok_or_else(
-            || match ended.outcome(&Limits::default(), Duration::from_secs(10)) {
+            || match ended.outcome(&self.config.limits, Duration::from_secs(10)) {
                 Err(e) => e,
                 Ok(_) => SimError::Internal("the probe ran a simulation".into()),
             },

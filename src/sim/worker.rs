@@ -22,6 +22,10 @@ pub fn main() -> i32 {
         if fd < 0 || libc::dup2(2, 1) < 0 {
             return 2;
         }
+        // Nothing the server had open (by mistake or not) reaches the FMU: only stdio and
+        // the channel stay.
+        libc::close_range(3, (fd - 1) as libc::c_uint, 0);
+        libc::close_range((fd + 1) as libc::c_uint, libc::c_uint::MAX, 0);
         std::fs::File::from_raw_fd(fd)
     };
     let mut out = std::io::BufWriter::new(channel);
@@ -59,12 +63,12 @@ fn read_job() -> Result<Job, String> {
 /// Sandboxes, reports the layers, simulates, reports the result. `false` if the parent has
 /// stopped listening.
 fn run(job: &Job, out: &mut impl Write) -> bool {
-    let layers = match sandbox::enter(
+    let entered = match sandbox::enter(
         Path::new(&job.fmu_dir),
         Path::new(&job.scratch_dir),
         &job.limits,
     ) {
-        Ok(layers) => layers,
+        Ok(entered) => entered,
         Err(reason) => {
             let failed = Message::Failed {
                 reason: format!("sandbox: {reason}"),
@@ -73,12 +77,19 @@ fn run(job: &Job, out: &mut impl Write) -> bool {
             return protocol::send(out, &failed).is_ok();
         }
     };
+    let layers = entered.layers.iter().map(|l| l.to_wire()).collect();
     if protocol::send(out, &Message::Started { sandbox: layers }).is_err() {
         return false;
     }
     if job.outputs.first().map(String::as_str) == Some(PROBE) {
         return true;
     }
+    // Inside the sandbox the FMU and scratch may be mounted elsewhere.
+    let job = &Job {
+        fmu_dir: entered.fmu_dir.display().to_string(),
+        scratch_dir: entered.scratch_dir.display().to_string(),
+        ..job.clone()
+    };
     let result = engine::simulate(job);
     let log = read_log(Path::new(&job.scratch_dir), job.log_limit);
     match result {
@@ -86,14 +97,14 @@ fn run(job: &Job, out: &mut impl Write) -> bool {
             output.log = log;
             protocol::send_output(out, output).is_ok()
         }
-        Err(e) => protocol::send(
-            out,
-            &Message::Failed {
-                reason: with_last_error(e.to_string(), &log),
-                log,
-            },
-        )
-        .is_ok(),
+        Err(e) => {
+            let mut reason = with_last_error(e.to_string(), &log);
+            // A full scratch also swallows the FMU's own last words (its log lives there).
+            if let Some(full) = sandbox::scratch_full(Path::new(&job.scratch_dir)) {
+                reason = format!("{reason} ({full})");
+            }
+            protocol::send(out, &Message::Failed { reason, log }).is_ok()
+        }
     }
 }
 

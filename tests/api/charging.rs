@@ -12,7 +12,7 @@ use crate::common::{Binary, api_client, free_port, fresh_fmu};
 
 #[path = "../../fmus/build_support.rs"]
 #[allow(dead_code)]
-mod build_support;
+pub(crate) mod build_support;
 
 /// A running `fmu-gateway serve` with one registered user.
 struct Server {

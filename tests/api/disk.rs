@@ -360,5 +360,8 @@ async fn workers_that_cannot_fit_in_memory_stop_the_server_with_the_fix() {
         said.contains("FMU_GATEWAY_WORKERS") && said.contains("FMU_GATEWAY_WORKER_MEMORY_MB"),
         "{said}"
     );
-    assert!(said.contains("64 worker(s) × 65536 MiB"), "{said}");
+    assert!(
+        said.contains("64 worker(s) × (65536 MiB + 64 MiB scratch)"),
+        "{said}"
+    );
 }

@@ -10,6 +10,7 @@ mod deploy;
 mod disk;
 mod first_run;
 mod fmus;
+mod hostile;
 mod hostile_requests;
 mod keys;
 mod metrics;
