@@ -356,6 +356,12 @@ fn charge_text(run: &RunRow) -> String {
     }
 }
 
+/// A date for people, with the exact time for machines: `<time datetime="…Z">2026-12-26</time>`.
+fn day(ms: i64) -> Markup {
+    let exact = rfc3339_ms(ms);
+    html! { time datetime=(exact) { (exact.get(..10).unwrap_or(&exact)) } }
+}
+
 /// The run's status, plot, log and download: the run page's body and the fragment htmx polls
 /// while the run is unfinished.
 fn run_details(
@@ -377,9 +383,9 @@ fn run_details(
                 p { a.button href=(paths::run_csv(&run.id)) download { "Download CSV" } }
             }
             @if let Some(removed) = run.result_removed_at {
-                p #result-retention { "The results were removed on " (rfc3339_ms(removed)) ", at the end of their retention period. The run's settings are kept: run it again to get them back." }
+                p #result-retention { "The results were removed on " (day(removed)) ", at the end of their retention period. The run's settings are kept: run it again to get them back." }
             } @else if let Some(until) = expires {
-                p #result-retention.muted { "Results are kept until " (rfc3339_ms(until)) "." }
+                p #result-retention.muted { "Results are kept until " (day(until)) "." }
             }
             @if let Some(log) = run.log.as_deref().filter(|l| !l.is_empty()) {
                 details { summary { "FMU log" } pre { (log) } }

@@ -739,3 +739,72 @@ async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place
     let plan_line = text_of("#credits + p.muted").await;
     assert!(plan_line.starts_with("Pro plan"), "{plan_line}");
 }
+
+/// The widest element on the page, in CSS pixels (to catch sideways scrolling on a phone).
+async fn page_width(c: &Client) -> f64 {
+    c.execute("return document.documentElement.scrollWidth;", vec![])
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_keys_page_shows_sessions_per_key_and_a_run_says_how_long_its_results_are_kept() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    // A second browser (a plain client) logs in with the account's key.
+    let by_key = common::browser();
+    let resp = by_key
+        .post(app.at("/login"))
+        .form(&[("api_key", account.api_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let run: Value = common::api_client()
+        .post(app.at("/api/v1/runs"))
+        .bearer_auth(&account.api_key)
+        .json(&serde_json::json!({"fmu_id": "lib:Dahlquist", "stop_time": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    for (width, height, label) in [(390, 844, "phone"), (1400, 1000, "desktop")] {
+        c.set_window_size(width, height).await.unwrap();
+        c.goto(&app.at("/api-keys")).await.unwrap();
+        let table = c
+            .find(Locator::Css("table"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(table.contains("Browser sessions"), "{table}");
+        screenshot(c, &format!("keys-sessions-{label}")).await;
+
+        c.goto(&app.at(&format!("/runs/{}", run["id"].as_str().unwrap())))
+            .await
+            .unwrap();
+        let kept = c
+            .find(Locator::Id("result-retention"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let until = run["result_expires_at"].as_str().unwrap();
+        assert_eq!(kept, format!("Results are kept until {}.", &until[..10]));
+        screenshot(c, &format!("run-retention-{label}")).await;
+        if label == "phone" {
+            let wide = page_width(c).await;
+            assert!(wide <= 390.0, "the run page scrolls sideways: {wide} px");
+        }
+    }
+}
