@@ -126,7 +126,7 @@ async fn main() {
             native * 1e6,
             per_step * 1e6,
             per_step / native,
-            outcome.output.time.len()
+            outcome.result.header().rows
         );
     }
     let me = RunSettings {
@@ -140,8 +140,8 @@ async fn main() {
     let outcome = pool.run(job, Duration::from_secs(600)).await.unwrap();
     println!(
         "service path (worker, ME Van der Pol, rtol 1e-6): {:>9.3} µs/output point over {} points",
-        outcome.elapsed.as_secs_f64() / outcome.output.time.len() as f64 * 1e6,
-        outcome.output.time.len()
+        outcome.elapsed.as_secs_f64() / outcome.result.header().rows as f64 * 1e6,
+        outcome.result.header().rows
     );
 
     let small = RunSettings {
@@ -155,7 +155,7 @@ async fn main() {
         let job = plan(&dahlquist, &tmp.path().join("Dahlquist"), &small).unwrap();
         let started = Instant::now();
         let outcome = pool.run(job, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(outcome.output.time.len(), 101);
+        assert_eq!(outcome.result.header().rows, 101);
         times.push(started.elapsed());
     }
     times.sort();

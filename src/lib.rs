@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod fmi;
+pub mod format;
 pub mod http;
 pub mod keys;
 pub mod readiness;
