@@ -63,7 +63,13 @@ mod tests {
             assert_eq!(Number(v).to_string(), text, "{v:?}");
         }
         // Every written form reads back as the same number.
-        for v in [2.47e-321, 1.0 / 3.0, 6.02214076e23, -1e-7, 9_007_199_254_740_993.0] {
+        for v in [
+            2.47e-321,
+            1.0 / 3.0,
+            6.02214076e23,
+            -1e-7,
+            9_007_199_254_740_993.0,
+        ] {
             let text = Number(v).to_string();
             assert_eq!(text.parse::<f64>().unwrap(), v, "{text}");
             assert!(text.len() <= 24, "{text} is not short");

@@ -169,9 +169,7 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Option<Message>, Protoc
     }
     if line.last() != Some(&b'\n') {
         return Err(if line.len() > MAX_FRAME_BYTES {
-            ProtocolError::Malformed(format!(
-                "a message is longer than {MAX_FRAME_BYTES} bytes"
-            ))
+            ProtocolError::Malformed(format!("a message is longer than {MAX_FRAME_BYTES} bytes"))
         } else {
             ProtocolError::Truncated("the stream ended inside a message".into())
         });
@@ -292,7 +290,9 @@ pub fn read_conversation(
                     break e;
                 }
                 let Some(out) = results.as_mut() else {
-                    break ProtocolError::Malformed("the worker sent results nobody asked for".into());
+                    break ProtocolError::Malformed(
+                        "the worker sent results nobody asked for".into(),
+                    );
                 };
                 let header = super::result_file::Header {
                     rows,

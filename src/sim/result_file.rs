@@ -225,9 +225,8 @@ impl ResultFile {
     /// no thread.
     pub fn into_body(self, format: Format) -> poem::Body {
         let file = Arc::new(self);
-        let stream = futures_util::stream::try_unfold(
-            (Cursor::new(format), true),
-            move |(cursor, more)| {
+        let stream =
+            futures_util::stream::try_unfold((Cursor::new(format), true), move |(cursor, more)| {
                 let file = Arc::clone(&file);
                 async move {
                     if !more {
@@ -243,8 +242,7 @@ impl ResultFile {
                     .map_err(io::Error::other)??;
                     Ok::<_, io::Error>(Some((Bytes::from(chunk), (cursor, more))))
                 }
-            },
-        );
+            });
         poem::Body::from_bytes_stream(stream)
     }
 
@@ -277,9 +275,7 @@ impl ResultFile {
                 out.write_all(&v.unwrap_or(f64::NAN).to_le_bytes())?;
             }
         }
-        out.into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, dest)
     }
 }
@@ -492,7 +488,10 @@ mod tests {
                 Format::Csv => {
                     assert_eq!(text.lines().count(), rows + 1);
                     let last = text.lines().last().unwrap();
-                    assert_eq!(last, format!("{},{}", Number(time[rows - 1]), Number(x[rows - 1])));
+                    assert_eq!(
+                        last,
+                        format!("{},{}", Number(time[rows - 1]), Number(x[rows - 1]))
+                    );
                 }
             }
         }
@@ -500,7 +499,10 @@ mod tests {
 
     #[test]
     fn last_values_samples_and_empty_results() {
-        let (_dir, file) = stored(&[0.0, 1.0, 2.0, 3.0, 4.0], &[("a", &[5.0, 6.0, 7.0, 8.0, 9.0])]);
+        let (_dir, file) = stored(
+            &[0.0, 1.0, 2.0, 3.0, 4.0],
+            &[("a", &[5.0, 6.0, 7.0, 8.0, 9.0])],
+        );
         assert_eq!(file.last_values().unwrap(), vec![("a".to_string(), 9.0)]);
         let sample = file.sampled(2).unwrap();
         assert_eq!(sample.time, vec![0.0, 3.0, 4.0]);
@@ -534,11 +536,7 @@ mod tests {
     fn legacy_json_results_are_converted() {
         let dir = tempfile::tempdir().unwrap();
         let legacy = dir.path().join("run.json");
-        std::fs::write(
-            &legacy,
-            r#"[[0.0,0.5],[{"name":"h","values":[1.0,null]}]]"#,
-        )
-        .unwrap();
+        std::fs::write(&legacy, r#"[[0.0,0.5],[{"name":"h","values":[1.0,null]}]]"#).unwrap();
         let dest = dir.path().join("run.result");
         ResultFile::convert_legacy(&legacy, &dest).unwrap();
         let file = ResultFile::open(&dest).unwrap();

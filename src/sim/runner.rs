@@ -107,7 +107,10 @@ impl WorkerPool {
     pub async fn run(&self, job: Job, timeout: Duration) -> Result<RunOutcome, SimError> {
         let results = tempfile::tempfile()
             .map_err(|e| SimError::Internal(format!("a file for the results: {e}")))?;
-        self.slot(None).await?.run(job, timeout, None, results).await
+        self.slot(None)
+            .await?
+            .run(job, timeout, None, results)
+            .await
     }
 
     /// Waits for a free worker. `cancel` firing first ends the wait with
@@ -211,12 +214,11 @@ impl Slot<'_> {
         job.limits = config.limits;
         job.log_limit = config.log_limit;
         let exe = config.exe.clone();
-        let ended =
-            tokio::task::spawn_blocking(move || {
-                execute(&exe, &job, timeout, stop_tx, stop_rx, Some(results))
-            })
-                .await
-                .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
+        let ended = tokio::task::spawn_blocking(move || {
+            execute(&exe, &job, timeout, stop_tx, stop_rx, Some(results))
+        })
+        .await
+        .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
         drop(scratch);
         ended?.outcome(&config.limits, timeout)
     }
