@@ -12,6 +12,7 @@ use super::auth::{ApiKey, Authed, ReadRuns};
 use super::error::ApiError;
 use crate::db::runs::RunRow;
 use crate::error::AppError;
+use crate::format::Number;
 use crate::runs::{self, NewRun, Starter, StoredSettings};
 use crate::sim::plan::RunSettings;
 use crate::sim::protocol::{InputSignal, Interface, Solver};
@@ -237,11 +238,12 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<NewRun, AppError
     let timeout = match body.timeout {
         Some(t) if t.is_finite() && t > 0.0 => Some(
             Duration::try_from_secs_f64(t)
-                .map_err(|_| AppError::Invalid(format!("timeout {t} s is too long")))?,
+                .map_err(|_| AppError::Invalid(format!("timeout {} s is too long", Number(t))))?,
         ),
         Some(t) => {
             return Err(AppError::Invalid(format!(
-                "timeout must be a positive number of seconds, not {t}"
+                "timeout must be a positive number of seconds, not {}",
+                Number(t)
             )));
         }
         None => None,

@@ -23,7 +23,7 @@ use super::sandbox::Limits;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
-    #[error("the simulation did not finish within {} s and was stopped", .0.as_secs_f64())]
+    #[error("the simulation did not finish within {} s and was stopped", crate::format::Number(.0.as_secs_f64()))]
     Timeout(Duration),
     #[error("the FMU crashed: {0}")]
     Crashed(String),

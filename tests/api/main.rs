@@ -10,6 +10,7 @@ mod first_run;
 mod fmus;
 mod keys;
 mod openapi;
+mod results;
 mod runs;
 mod security;
 mod usage;
