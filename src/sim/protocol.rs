@@ -434,7 +434,7 @@ mod tests {
             rows: 2,
             log: String::new(),
         };
-        let (heard, _) = hear(&wire(&[done.clone()]), 100);
+        let (heard, _) = hear(&wire(std::slice::from_ref(&done)), 100);
         assert!(malformed(&heard).contains("before it started"));
         let (heard, _) = hear(&wire(&[started(), started()]), 100);
         assert!(malformed(&heard).contains("twice"));

@@ -170,7 +170,7 @@ impl ResultFile {
         let stride = rows.div_ceil(max_rows.max(1)).max(1);
         let picked: Vec<u64> = (0..rows)
             .step_by(stride as usize)
-            .chain((rows > 0 && (rows - 1) % stride != 0).then(|| rows - 1))
+            .chain((rows > 0 && !(rows - 1).is_multiple_of(stride)).then(|| rows - 1))
             .collect();
         let column = |c: usize| -> io::Result<Vec<f64>> {
             if stride == 1 {
