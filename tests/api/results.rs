@@ -304,6 +304,7 @@ async fn csv_names_cannot_be_formulas_and_numbers_are_shortest() {
             data = text
                 .replace("name=\"h\"", "name=\"=HYPERLINK(&quot;http://evil&quot;)\"")
                 .replace("name=\"v\"", "name=\"-1+2\"")
+                .replace("modelName=\"BouncingBall\"", "modelName=\"@evil\"")
                 .into_bytes();
         }
         out.start_file(name, zip::write::SimpleFileOptions::default())
@@ -357,6 +358,10 @@ async fn csv_names_cannot_be_formulas_and_numbers_are_shortest() {
         result["variables"],
         json!(["=HYPERLINK(\"http://evil\")", "-1+2"])
     );
+    // The usage export names the run by its model: neutralised too.
+    let usage = get_text(&app, &account.api_key, "/usage/export").await;
+    assert!(usage.contains(",'@evil,"), "{usage}");
+    assert!(!usage.contains(",@evil"), "{usage}");
 
     // Extreme numbers in error messages are short: a 422 names the field with the number
     // as it reads back.
