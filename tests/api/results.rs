@@ -438,3 +438,106 @@ async fn a_result_stored_by_the_previous_version_is_still_served() {
     assert!(runs.join(format!("{id}.result")).exists());
     assert!(!runs.join(format!("{id}.json")).exists());
 }
+
+/// A stand-in worker: a shell script that reads the job and answers with `answer` (shell).
+fn fake_worker(dir: &std::path::Path, name: &str, answer: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\nread job\n{answer}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason() {
+    use fmu_gateway::sim::protocol::{Interface, Job};
+    use fmu_gateway::sim::runner::{PoolConfig, SimError, WorkerPool};
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("modelDescription.xml"), "<x/>").unwrap();
+    let job = Job {
+        version: 0,
+        fmu_dir: model.display().to_string(),
+        scratch_dir: String::new(),
+        interface: Interface::Cs,
+        solver: Default::default(),
+        start_time: 0.0,
+        stop_time: 1.0,
+        output_interval: 1.0,
+        step_size: None,
+        tolerance: 1e-6,
+        start_values: vec![],
+        outputs: vec!["x".into()],
+        inputs: vec![],
+        log_limit: 1024,
+        limits: Default::default(),
+    };
+    let started = r#"printf '{"type":"started","sandbox":[]}\n'"#;
+    let run = |exe: std::path::PathBuf| {
+        let pool = WorkerPool::new(PoolConfig {
+            exe,
+            scratch_root: dir.path().join("scratch"),
+            workers: 1,
+            limits: Default::default(),
+            log_limit: 1024,
+        });
+        let job = job.clone();
+        async move {
+            let begun = Instant::now();
+            let outcome = pool.run(job, Duration::from_secs(30)).await;
+            (outcome, begun.elapsed())
+        }
+    };
+    let cases = [
+        (
+            "endless",
+            format!("{started}\nyes x | tr -d '\\n'"),
+            "a message is longer than 4194304 bytes",
+        ),
+        (
+            "duplicate",
+            format!(
+                "{started}\nprintf '{{\"type\":\"done\",\"columns\":[\"x\",\"x\"],\"rows\":1,\"log\":\"\"}}\\n'\nsleep 30"
+            ),
+            "the worker named the output 'x' twice",
+        ),
+        (
+            "over-cap",
+            format!(
+                "{started}\nprintf '{{\"type\":\"done\",\"columns\":[\"x\"],\"rows\":20000001,\"log\":\"\"}}\\n'\nsleep 30"
+            ),
+            "at most 20000000 are accepted",
+        ),
+    ];
+    for (name, answer, reason) in cases {
+        let (outcome, took) = run(fake_worker(dir.path(), name, &answer)).await;
+        match outcome {
+            Err(SimError::Crashed(message)) => {
+                assert!(
+                    message.contains("malformed answer") && message.contains(reason),
+                    "{name}: {message}"
+                )
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        // Ended when it broke the protocol, not at the 30 s deadline.
+        assert!(took < Duration::from_secs(10), "{name}: {took:?}");
+    }
+
+    // A worker that keeps writing after a valid answer: the answer counts, the rest is not
+    // read (the channel is closed, so the writer ends).
+    let answer = format!(
+        "{started}\nprintf '{{\"type\":\"done\",\"columns\":[\"x\"],\"rows\":1,\"log\":\"ok\"}}\\n'\nprintf '\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\360\\077'\nyes"
+    );
+    let (outcome, took) = run(fake_worker(dir.path(), "chatty", &answer)).await;
+    let outcome = outcome.unwrap();
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(outcome.log, "ok");
+    let output = outcome.result.read_all().unwrap();
+    assert_eq!(
+        (output.time, output.columns[0].values.clone()),
+        (vec![0.0], vec![1.0])
+    );
+}
