@@ -7,9 +7,14 @@
 //!   recorder, results back as JSON): cost per step and its ratio to the native loop;
 //! - Model Exchange per output point (Van der Pol with our Dormand–Prince);
 //! - the fixed cost of a small run end to end (spawn worker, load, 100 steps, results back):
-//!   p50 and p99 over repeated runs.
+//!   p50 and p99 over repeated runs;
+//! - result streaming: a 1M-point BouncingBall result (6 variables) written as CSV and as JSON
+//!   from the stored result file, a chunk at a time, against the previous way (the whole JSON
+//!   file parsed into memory and the CSV built as one string): time, and peak memory growth
+//!   of this process (VmHWM, reset before each case through /proc/self/clear_refs).
 //!
-//! Settings: BENCH_STEPS (default 200000), BENCH_SMALL_RUNS (default 40).
+//! Settings: BENCH_STEPS (default 200000), BENCH_SMALL_RUNS (default 40); BENCH_ONLY=results
+//! runs only the result streaming part.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +26,8 @@ use fmi_rs::fmi3::native::NativeLibrary;
 use fmu_gateway::fmi::describe::ModelInfo;
 use fmu_gateway::fmi::{archive, describe, library::DEMO_FMUS};
 use fmu_gateway::sim::plan::{RunSettings, plan};
-use fmu_gateway::sim::protocol::Interface;
+use fmu_gateway::sim::protocol::{Column, Interface};
+use fmu_gateway::sim::result_file::Format;
 use fmu_gateway::sim::runner::{PoolConfig, WorkerPool};
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -87,8 +93,153 @@ fn native_loop(fmu_dir: &Path, info: &ModelInfo, output: &str, steps: u64, h: f6
     elapsed.as_secs_f64() / steps as f64
 }
 
+/// This process's peak resident memory (KiB) since the last [`reset_peak`].
+fn peak_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn reset_peak() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
+
+/// A writer that only counts (a client that reads as fast as we write).
+#[derive(Default)]
+struct Count(u64);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The previous version's CSV: the stored JSON parsed whole, then one string.
+fn previous_csv(json: &std::path::Path) -> usize {
+    let bytes = std::fs::read(json).unwrap();
+    let (time, columns): (Vec<f64>, Vec<Column>) = serde_json::from_slice(&bytes).unwrap();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["time".to_string()];
+    header.extend(columns.iter().map(|c| c.name.clone()));
+    w.write_record(&header).unwrap();
+    for (i, t) in time.iter().enumerate() {
+        let mut row = vec![t.to_string()];
+        row.extend(columns.iter().map(|c| c.values[i].to_string()));
+        w.write_record(&row).unwrap();
+    }
+    String::from_utf8(w.into_inner().unwrap()).unwrap().len()
+}
+
+/// The previous version's JSON answer: the stored JSON parsed whole, then serialised.
+fn previous_json(json: &std::path::Path) -> usize {
+    let bytes = std::fs::read(json).unwrap();
+    let (time, columns): (Vec<f64>, Vec<Column>) = serde_json::from_slice(&bytes).unwrap();
+    let variables: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let map: std::collections::HashMap<&str, &Vec<f64>> = columns
+        .iter()
+        .map(|c| (c.name.as_str(), &c.values))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"time": time, "variables": variables, "columns": map}))
+        .unwrap()
+        .len()
+}
+
+fn measure(name: &str, values: u64, f: impl FnOnce() -> u64) {
+    reset_peak();
+    let base = rss_kib();
+    let started = Instant::now();
+    let bytes = f();
+    let took = started.elapsed();
+    println!(
+        "{name:<44} {:>7.1} MB in {:>7.3} s = {:>6.1} ns/value, peak memory +{:>7} KiB",
+        bytes as f64 / 1e6,
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e9 / values as f64,
+        peak_kib().saturating_sub(base)
+    );
+}
+
+/// Result streaming, against the previous way.
+async fn result_streaming(pool: &WorkerPool, dir: &Path) {
+    let ball = open("BouncingBall", dir);
+    let settings = RunSettings {
+        interface: Some(Interface::Cs),
+        stop_time: Some(9.99),
+        output_interval: Some(1e-5),
+        step_size: Some(1e-5),
+        outputs: ["h", "der(h)", "v", "der(v)", "g", "e"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    };
+    let job = plan(&ball, &dir.join("BouncingBall"), &settings).unwrap();
+    let outcome = pool.run(job, Duration::from_secs(600)).await.unwrap();
+    let result = outcome.result;
+    let values = result.values();
+    let output = result.read_all().unwrap();
+    let legacy = dir.join("legacy.json");
+    std::fs::write(
+        &legacy,
+        serde_json::to_vec(&(&output.time, &output.columns)).unwrap(),
+    )
+    .unwrap();
+    drop(output);
+    println!(
+        "result streaming, {} rows × 7 numbers:",
+        result.header().rows
+    );
+    for (name, format) in [
+        ("streamed CSV (chunks from the result file)", Format::Csv),
+        ("streamed JSON (chunks from the result file)", Format::Json),
+    ] {
+        measure(name, values, || {
+            let mut out = Count::default();
+            result.write_to(format, &mut out).unwrap();
+            out.0
+        });
+    }
+    measure(
+        "previous CSV (whole JSON parsed, one string)",
+        values,
+        || previous_csv(&legacy) as u64,
+    );
+    measure(
+        "previous JSON (whole JSON parsed, one value)",
+        values,
+        || previous_json(&legacy) as u64,
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("results") {
+        let tmp = tempfile::tempdir().unwrap();
+        let pool = WorkerPool::new(PoolConfig {
+            exe: env!("CARGO_BIN_EXE_fmu-gateway").into(),
+            scratch_root: tmp.path().join("scratch"),
+            workers: 1,
+            limits: Default::default(),
+            log_limit: 64 * 1024,
+        });
+        result_streaming(&pool, tmp.path()).await;
+        return;
+    }
     let steps = env_num("BENCH_STEPS", 200_000);
     let small_runs = env_num("BENCH_SMALL_RUNS", 40) as usize;
     let tmp = tempfile::tempdir().unwrap();
@@ -126,7 +277,7 @@ async fn main() {
             native * 1e6,
             per_step * 1e6,
             per_step / native,
-            outcome.output.time.len()
+            outcome.result.header().rows
         );
     }
     let me = RunSettings {
@@ -140,8 +291,8 @@ async fn main() {
     let outcome = pool.run(job, Duration::from_secs(600)).await.unwrap();
     println!(
         "service path (worker, ME Van der Pol, rtol 1e-6): {:>9.3} µs/output point over {} points",
-        outcome.elapsed.as_secs_f64() / outcome.output.time.len() as f64 * 1e6,
-        outcome.output.time.len()
+        outcome.elapsed.as_secs_f64() / outcome.result.header().rows as f64 * 1e6,
+        outcome.result.header().rows
     );
 
     let small = RunSettings {
@@ -155,7 +306,7 @@ async fn main() {
         let job = plan(&dahlquist, &tmp.path().join("Dahlquist"), &small).unwrap();
         let started = Instant::now();
         let outcome = pool.run(job, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(outcome.output.time.len(), 101);
+        assert_eq!(outcome.result.header().rows, 101);
         times.push(started.elapsed());
     }
     times.sort();
@@ -165,4 +316,5 @@ async fn main() {
         pct(0.5),
         pct(0.99)
     );
+    result_streaming(&pool, tmp.path()).await;
 }

@@ -166,7 +166,12 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, String> {
             }
             other => other.to_string(),
         })?;
-    outcome.output.to_csv()
+    let mut csv = Vec::new();
+    outcome
+        .result
+        .write_to(crate::sim::result_file::Format::Csv, &mut csv)
+        .map_err(|e| format!("reading the results: {e}"))?;
+    String::from_utf8(csv).map_err(|e| e.to_string())
 }
 
 /// An input file: a CSV with a `time` column first and one column per input variable.

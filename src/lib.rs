@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod fmi;
+pub mod format;
 pub mod http;
 pub mod keys;
 pub mod machine;
@@ -70,6 +71,13 @@ impl App {
             tracing::warn!(
                 runs = recovered,
                 "marked runs interrupted by the last stop as failed and refunded them"
+            );
+        }
+        let partial = storage::remove_partial_results(&state.config.data_dir);
+        if partial > 0 {
+            tracing::info!(
+                files = partial,
+                "removed results half-written before the last stop"
             );
         }
         match storage::remove_expired_results(&state).await {

@@ -10,6 +10,19 @@ use crate::db;
 use crate::error::AppResult;
 use crate::state::State;
 
+/// Removes the results half-written by runs a stop interrupted (`runs/*.partial`): called at
+/// start-up, after those runs were failed and refunded, when no run can be writing one.
+pub fn remove_partial_results(data_dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("runs")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "partial"))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Runs handled per database round trip.
 const BATCH: u32 = 500;
 

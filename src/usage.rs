@@ -136,7 +136,8 @@ pub fn export_csv(
             db::usage::for_each(&conn, &user_id, &query, |row| {
                 let record = [
                     rfc3339_ms(row.created_at),
-                    row.fmu_name,
+                    // The run's name is the user's text: never a formula in a spreadsheet.
+                    crate::format::csv_cell(&row.fmu_name).into_owned(),
                     row.credits.to_string(),
                     row.api_key_id.unwrap_or_default(),
                 ];

@@ -872,3 +872,98 @@ fn a_hostile_fmu_is_refused_before_describe_sees_it() {
     assert_eq!(fs::read_dir(&dest).unwrap().count(), 0);
     assert!(!tmp.path().join("evil.so").exists());
 }
+
+/// The "billion laughs": ten levels of ten references each, 10^9 `lol`s from under 1 KB.
+pub fn entity_bomb() -> String {
+    let mut dtd = String::from("<!DOCTYPE fmiModelDescription [\n<!ENTITY lol0 \"lol\">\n");
+    for level in 1..10 {
+        let refs: String = (0..10).map(|_| format!("&lol{};", level - 1)).collect();
+        dtd.push_str(&format!("<!ENTITY lol{level} \"{refs}\">\n"));
+    }
+    dtd.push_str("]>\n");
+    format!(
+        "<?xml version=\"1.0\"?>\n{dtd}<fmiModelDescription fmiVersion=\"3.0\" modelName=\"&lol9;\" instantiationToken=\"x\"><CoSimulation modelIdentifier=\"x\"/><ModelVariables/></fmiModelDescription>\n"
+    )
+}
+
+#[test]
+fn an_entity_bomb_is_refused_unparsed_and_at_once() {
+    let bomb = entity_bomb();
+    assert!(bomb.len() < 2048, "{} bytes", bomb.len());
+    let dir = fmu_dir(&bomb, &["binaries/x86_64-linux/x.so"]);
+    let started = std::time::Instant::now();
+    let err = describe::describe(dir.path()).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, DescribeError::Declaration(name) if name == "DOCTYPE"),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with("modelDescription.xml contains a markup declaration (<!DOCTYPE…>)"),
+        "{message}"
+    );
+
+    // An entity declaration without a DOCTYPE, or a DOCTYPE with no internal subset (an
+    // external DTD), is refused as well.
+    for text in [
+        FMI3_CS_ONLY.replacen("<fmiModelDescription", "<!ENTITY x \"y\"><fmiModelDescription", 1),
+        FMI3_CS_ONLY.replacen(
+            "<fmiModelDescription",
+            "<!DOCTYPE fmiModelDescription SYSTEM \"http://127.0.0.1:1/x.dtd\"><fmiModelDescription",
+            1,
+        ),
+    ] {
+        let dir = fmu_dir(&text, &[]);
+        let err = describe::describe(dir.path()).unwrap_err();
+        assert!(matches!(err, DescribeError::Declaration(_)), "{err}");
+    }
+}
+
+#[test]
+fn declarations_inside_comments_cdata_and_instructions_are_only_text() {
+    // What a real file may carry: a comment quoting a DOCTYPE, a processing instruction.
+    let text = FMI3_CS_ONLY
+        .replacen(
+            "<fmiModelDescription",
+            "<!-- written without <!DOCTYPE x> or <!ENTITY y \"z\"> -->\n<?tool note <!DOCTYPE?>\n<fmiModelDescription",
+            1,
+        );
+    let dir = fmu_dir(&text, &[]);
+    let described = describe::describe(dir.path()).unwrap();
+    let plain = fmu_dir(FMI3_CS_ONLY, &[]);
+    assert_eq!(described, describe::describe(plain.path()).unwrap());
+    // The scan itself, on the edge cases.
+    for ok in [
+        "<a><![CDATA[<!DOCTYPE x>]]></a>",
+        "<a/><!-- unterminated <!DOCTYPE",
+        "",
+        "<",
+    ] {
+        assert!(describe::refuse_declarations(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "<a/><!DOCTYPE a>",
+        "<!-- c --><!ELEMENT a ANY>",
+        "<?pi?><!ATTLIST",
+    ] {
+        assert!(describe::refuse_declarations(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_model_description_over_the_size_bound_is_refused_unparsed() {
+    let limit = describe::MAX_MODEL_DESCRIPTION_BYTES as usize;
+    let mut text = FMI3_CS_ONLY.to_string();
+    text.push_str(&" ".repeat(limit + 1 - text.len()));
+    let dir = fmu_dir(&text, &[]);
+    let err = describe::describe(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, DescribeError::TooLarge { size, limit: l } if size == limit as u64 + 1 && l == limit as u64),
+        "{err}"
+    );
+}

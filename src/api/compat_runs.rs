@@ -18,7 +18,6 @@ use crate::db::runs::RunRow;
 use crate::error::AppError;
 use crate::fmi::registry;
 use crate::runs;
-use crate::sim::protocol::SimOutput;
 use crate::state::State;
 
 fn key_of(req: &Request) -> Result<String, ApiError> {
@@ -64,15 +63,9 @@ struct Summary {
     failure_kind: Option<&'static str>,
 }
 
-fn summary(state: &State, run: &RunRow, output: Option<&SimOutput>) -> Summary {
-    let key_results = output
-        .map(|o| {
-            o.columns
-                .iter()
-                .filter_map(|c| Some((c.name.clone(), *c.values.last()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+/// `last_values`: the last value of each recorded variable (read from the stored result).
+fn summary(state: &State, run: &RunRow, last_values: Vec<(String, f64)>) -> Summary {
+    let key_results = last_values.into_iter().collect();
     let settings: Value = serde_json::from_str(&run.settings).unwrap_or(Value::Null);
     let base = &state.config.public_url;
     Summary {
@@ -135,7 +128,7 @@ pub async fn simulate(
     });
     let (run, output) =
         start_and_wait(&state, key, new_run(create, None)?, idempotency_key(req)).await?;
-    Ok(Json(summary(&state, &run, output.as_ref())))
+    Ok(Json(summary(&state, &run, last_values(output).await?)))
 }
 
 /// `GET /simulations/{run_id}`.
@@ -146,8 +139,22 @@ pub async fn simulation(
     Path(id): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
     let run = runs::get(&state, &caller.principal.user_id, &id).await?;
-    let output = runs::kept_result(&state, &run)?;
-    Ok(Json(summary(&state, &run, output.as_ref())))
+    let output = runs::kept_result(&state, &run).await?;
+    Ok(Json(summary(&state, &run, last_values(output).await?)))
+}
+
+/// The last value of each variable of a stored result (none without one): a few positioned
+/// reads, whatever the result's size.
+async fn last_values(
+    result: Option<crate::sim::result_file::ResultFile>,
+) -> Result<Vec<(String, f64)>, AppError> {
+    let Some(result) = result else {
+        return Ok(vec![]);
+    };
+    tokio::task::spawn_blocking(move || result.last_values())
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(format!("reading results: {e}")))
 }
 
 #[derive(Deserialize, Default)]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::payload::Json;
 use poem_openapi::types::Any;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
@@ -12,9 +12,11 @@ use super::auth::{ApiKey, Authed, ReadRuns};
 use super::error::ApiError;
 use crate::db::runs::RunRow;
 use crate::error::AppError;
+use crate::format::Number;
 use crate::runs::{self, NewRun, Starter, StoredSettings};
 use crate::sim::plan::RunSettings;
 use crate::sim::protocol::{InputSignal, Interface, Solver};
+use crate::sim::result_file::{Format, ResultFile};
 use crate::state::State;
 
 #[derive(Tags)]
@@ -152,7 +154,8 @@ pub struct Run {
     /// When a succeeded run's results are removed (its end plus the server's retention
     /// period); after it, `result_url` answers 410 `result_expired`.
     pub result_expires_at: Option<String>,
-    /// Inline when the run finished within the request.
+    /// Inline when the run finished within the request and has at most 100 000 values (time
+    /// points × variables, time included); larger results are fetched from `result_url`.
     pub result: Option<RunResult>,
 }
 
@@ -239,11 +242,12 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<NewRun, AppError
     let timeout = match body.timeout {
         Some(t) if t.is_finite() && t > 0.0 => Some(
             Duration::try_from_secs_f64(t)
-                .map_err(|_| AppError::Invalid(format!("timeout {t} s is too long")))?,
+                .map_err(|_| AppError::Invalid(format!("timeout {} s is too long", Number(t))))?,
         ),
         Some(t) => {
             return Err(AppError::Invalid(format!(
-                "timeout must be a positive number of seconds, not {t}"
+                "timeout must be a positive number of seconds, not {}",
+                Number(t)
             )));
         }
         None => None,
@@ -286,13 +290,59 @@ enum CreateResponse {
     Accepted(Json<Run>, #[oai(header = "Location")] String),
 }
 
+/// Most values (time included) a run's answer carries inline; larger results are only
+/// served from `result_url`, streamed from the stored file.
+pub const INLINE_RESULT_VALUES: u64 = 100_000;
+
 #[derive(ApiResponse)]
 enum ResultResponse {
     #[oai(status = 200)]
-    Json(Json<RunResult>),
+    Json(ResultStream<RunResult>),
     /// `?format=csv` or `Accept: text/csv`: a header `time,<variable>,…`.
     #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
-    Csv(PlainText<String>),
+    Csv(ResultStream<String>),
+}
+
+/// A stored result streamed as the body (JSON or CSV), documented with the schema `T` of the
+/// document it adds up to, so the API's description is the same as for a built answer.
+pub struct ResultStream<T> {
+    body: poem::Body,
+    content_type: &'static str,
+    schema: std::marker::PhantomData<T>,
+}
+
+impl<T> ResultStream<T> {
+    fn new(result: crate::sim::result_file::ResultFile, format: Format) -> Self {
+        let content_type = match format {
+            Format::Json => "application/json; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8",
+        };
+        ResultStream {
+            body: result.into_body(format),
+            content_type,
+            schema: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: poem_openapi::types::Type> poem_openapi::payload::Payload for ResultStream<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> poem::IntoResponse for ResultStream<T> {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder()
+            .content_type(self.content_type)
+            .body(self.body)
+    }
 }
 
 #[derive(Object)]
@@ -310,17 +360,22 @@ pub async fn start_and_wait(
     key: String,
     new: NewRun,
     idempotency_key: Option<String>,
-) -> Result<
-    (
-        crate::db::runs::RunRow,
-        Option<crate::sim::protocol::SimOutput>,
-    ),
-    AppError,
-> {
+) -> Result<(RunRow, Option<ResultFile>), AppError> {
     let started = runs::start(state, Starter::Key(key), new, idempotency_key).await?;
     let run = runs::wait(state, &started.run.id, state.config.sync_wait).await?;
-    let output = runs::kept_result(state, &run)?;
+    let output = runs::kept_result(state, &run).await?;
     Ok((run, output))
+}
+
+/// The inline result of a run's answer: small results only ([`INLINE_RESULT_VALUES`]).
+fn inline_result(result: Option<ResultFile>) -> Result<Option<RunResult>, AppError> {
+    match result {
+        Some(file) if file.values() <= INLINE_RESULT_VALUES => file
+            .read_all()
+            .map(|output| Some(result_view(output)))
+            .map_err(|e| AppError::Internal(format!("reading results: {e}"))),
+        _ => Ok(None),
+    }
 }
 
 pub struct RunsApi;
@@ -351,10 +406,9 @@ impl RunsApi {
                 location,
             ));
         }
+        let inline = inline_result(output)?;
         Ok(CreateResponse::Finished(Json(run_view(
-            &state,
-            run,
-            output.map(result_view),
+            &state, run, inline,
         ))))
     }
 
@@ -388,15 +442,14 @@ impl RunsApi {
         accept: Header<Option<String>>,
     ) -> Result<ResultResponse, ApiError> {
         let run = runs::get(&state, &auth.principal.user_id, &id.0).await?;
-        let output = runs::result(&state, &run)?;
+        let result = runs::result(&state, &run).await?;
         let csv = format.0.as_deref() == Some("csv")
             || accept.0.as_deref().is_some_and(|a| a.contains("text/csv"));
-        if csv {
-            return Ok(ResultResponse::Csv(PlainText(
-                output.to_csv().map_err(AppError::Internal)?,
-            )));
-        }
-        Ok(ResultResponse::Json(Json(result_view(output))))
+        Ok(if csv {
+            ResultResponse::Csv(ResultStream::new(result, Format::Csv))
+        } else {
+            ResultResponse::Json(ResultStream::new(result, Format::Json))
+        })
     }
 
     /// Your runs, newest first; filter by `status` and `fmu` (id or name).

@@ -72,7 +72,9 @@ pub fn verify(
     if !signed_by_us {
         return Err(SignatureError::Mismatch);
     }
-    if (now - t).abs() > TOLERANCE_SECS {
+    // `abs_diff`: a signed timestamp near i64::MIN or MAX must be stale, never an overflow
+    // (found by fuzz/fuzz_targets/stripe_signature.rs).
+    if now.abs_diff(t) > TOLERANCE_SECS as u64 {
         return Err(SignatureError::Stale);
     }
     Ok(())
@@ -114,6 +116,35 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    /// Regression (fuzzing): a validly signed timestamp at the ends of i64, or a clock there,
+    /// was an arithmetic overflow (a panic in debug builds, a wrapped "fresh" in release).
+    #[test]
+    fn extreme_timestamps_are_stale_not_an_overflow() {
+        let sign = |t: &str, body: &[u8]| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
+            mac.update(t.as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+        };
+        let s = secrets(&["whsec_test"]);
+        for (t, now) in [
+            (i64::MIN, 1_700_000_000),
+            (i64::MAX, -1_700_000_000),
+            (71, i64::MIN),
+            (-71, i64::MAX),
+        ] {
+            let header = sign(&t.to_string(), b"{}");
+            assert_eq!(
+                verify(Some(&header), b"{}", &s, now),
+                Err(SignatureError::Stale),
+                "t={t} now={now}"
+            );
+        }
+        let header = sign(&i64::MAX.to_string(), b"{}");
+        assert_eq!(verify(Some(&header), b"{}", &s, i64::MAX - 1), Ok(()));
     }
 
     #[test]

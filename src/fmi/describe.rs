@@ -141,6 +141,14 @@ pub enum DescribeError {
     #[error("modelDescription.xml is not valid XML: {0}")]
     Xml(String),
 
+    /// A document type declaration (`<!DOCTYPE …>`, which is where entities are declared) or
+    /// any other markup declaration. FMI model descriptions need none, and entities can
+    /// expand without bound (the "billion laughs"), so they are refused before parsing.
+    #[error(
+        "modelDescription.xml contains a markup declaration (<!{0}…>); model descriptions must not declare a DTD or entities, so this file is refused unparsed"
+    )]
+    Declaration(String),
+
     #[error("modelDescription.xml has no fmiVersion attribute on its root element")]
     NoVersion,
 
@@ -245,6 +253,30 @@ pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
         });
     }
 
+    // Read once, bounded even if the file grew since its size was checked.
+    let mut bytes = Vec::new();
+    fs::File::open(&path)
+        .and_then(|f| {
+            io::Read::read_to_end(
+                &mut io::Read::take(f, MAX_MODEL_DESCRIPTION_BYTES + 1),
+                &mut bytes,
+            )
+        })
+        .map_err(DescribeError::Io)?;
+    if bytes.len() as u64 > MAX_MODEL_DESCRIPTION_BYTES {
+        return Err(DescribeError::TooLarge {
+            size: bytes.len() as u64,
+            limit: MAX_MODEL_DESCRIPTION_BYTES,
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        DescribeError::Xml(format!(
+            "it is not UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    refuse_declarations(&text)?;
+
     let version = match fmi_rs::model_description::peek_fmi_version(&path) {
         Ok(version) => version,
         Err(ModelDescriptionError::Parse(detail)) => return Err(DescribeError::Xml(detail)),
@@ -252,8 +284,6 @@ pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
         Err(ModelDescriptionError::Io(e)) => return Err(DescribeError::Io(e)),
         Err(other) => return Err(DescribeError::Xml(other.to_string())),
     };
-    let text = fs::read_to_string(&path).map_err(DescribeError::Io)?;
-
     let mut info = if version == "2.0" {
         describe_fmi2(&text, &version)?
     } else if version.starts_with("3.") {
@@ -270,6 +300,44 @@ pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
     }
     info.platforms = platforms(dir)?;
     Ok(info)
+}
+
+/// Refuses markup declarations (`<!DOCTYPE`, `<!ENTITY`, …) anywhere outside comments, CDATA
+/// sections and processing instructions, in one pass over the text, before any parser sees
+/// it. In well-formed XML `<` cannot occur in attribute values or text, so every other `<!`
+/// is a declaration.
+pub fn refuse_declarations(text: &str) -> Result<(), DescribeError> {
+    let mut rest = text;
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at..];
+        let skip = |open: &str, close: &str| {
+            rest[open.len()..]
+                .find(close)
+                .map(|end| open.len() + end + close.len())
+        };
+        let next = if rest.starts_with("<!--") {
+            skip("<!--", "-->")
+        } else if rest.starts_with("<![CDATA[") {
+            skip("<![CDATA[", "]]>")
+        } else if rest.starts_with("<?") {
+            skip("<?", "?>")
+        } else if let Some(declaration) = rest.strip_prefix("<!") {
+            let name: String = declaration
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .take(16)
+                .collect();
+            return Err(DescribeError::Declaration(name));
+        } else {
+            Some(1)
+        };
+        match next {
+            Some(n) => rest = &rest[n..],
+            // Unterminated: not well-formed, which the parser reports.
+            None => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// Checks that the binary this server loads is there for every interface the FMU declares:

@@ -23,7 +23,7 @@ use crate::domain::new_id;
 use crate::error::{AppError, AppResult};
 use crate::fmi::registry::{self, FmuRecord};
 use crate::sim::plan::{self, RunSettings};
-use crate::sim::protocol::SimOutput;
+use crate::sim::result_file::ResultFile;
 use crate::sim::runner::SimError;
 use crate::state::State;
 use crate::usage::{self, UsageEvent};
@@ -331,13 +331,34 @@ enum Reserve {
     },
 }
 
-/// Where a run's results are kept.
+/// Where a run's results are kept (a [`ResultFile`]).
 fn result_path(state: &State, run_id: &str) -> PathBuf {
     state
         .config
         .data_dir
         .join("runs")
-        .join(format!("{run_id}.json"))
+        .join(format!("{run_id}.result"))
+}
+
+/// Where earlier versions kept a run's results (one JSON document), converted on first read.
+fn legacy_result_path(state: &State, run_id: &str) -> PathBuf {
+    result_path(state, run_id).with_extension("json")
+}
+
+/// A new, empty file for a run's results, beside where they will be kept; `settle` renames
+/// it into place when the run succeeds and removes it otherwise.
+fn create_result_file(state: &State, run_id: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let path = result_path(state, run_id).with_extension("partial");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    Ok((path, file))
 }
 
 async fn execute(
@@ -357,10 +378,14 @@ async fn execute(
                 .db
                 .run(move |conn| db::runs::mark_running(conn, &id, db::now_ms()))
                 .await;
-            match marked {
-                Ok(true) => slot.run(job, timeout, Some(cancel)).await,
-                Ok(false) => Err(SimError::Cancelled),
-                Err(e) => Err(SimError::Internal(e.to_string())),
+            match (marked, create_result_file(state, run_id)) {
+                (Ok(true), Ok((partial, file))) => {
+                    let result = slot.run(job, timeout, Some(cancel), file).await;
+                    keep_result(state, run_id, &partial, result)
+                }
+                (Ok(false), _) => Err(SimError::Cancelled),
+                (Err(e), _) => Err(SimError::Internal(e.to_string())),
+                (_, Err(e)) => Err(SimError::Internal(format!("a file for the results: {e}"))),
             }
         }
         Err(e) => Err(e),
@@ -382,13 +407,7 @@ async fn settle(
     origin: ModelOrigin,
     result: Result<crate::sim::runner::RunOutcome, SimError>,
 ) -> Result<(), AppError> {
-    let result = match result {
-        Ok(outcome) => match store_result(state, run_id, &outcome.output) {
-            Ok(()) => Ok(outcome.output.log),
-            Err(e) => Err(SimError::Internal(format!("storing the results: {e}"))),
-        },
-        Err(e) => Err(e),
-    };
+    let result = result.map(|outcome| outcome.log);
     if let Err(e) = &result
         && e.is_service_fault()
     {
@@ -501,22 +520,38 @@ fn settle_in(
     Ok(())
 }
 
-fn store_result(state: &State, run_id: &str, output: &SimOutput) -> std::io::Result<()> {
-    let path = result_path(state, run_id);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Moves a successful run's results from `partial` to where they are kept (the worker wrote
+/// them there as it ran); removes them when the run failed.
+fn keep_result(
+    state: &State,
+    run_id: &str,
+    partial: &std::path::Path,
+    result: Result<crate::sim::runner::RunOutcome, SimError>,
+) -> Result<crate::sim::runner::RunOutcome, SimError> {
+    let kept = result.and_then(|outcome| {
+        std::fs::rename(partial, result_path(state, run_id))
+            .map(|()| outcome)
+            .map_err(|e| SimError::Internal(format!("storing the results: {e}")))
+    });
+    if kept.is_err() {
+        let _ = std::fs::remove_file(partial);
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&(&output.time, &output.columns))?)?;
-    std::fs::rename(tmp, path)
+    kept
 }
 
-/// Removes a run's stored results (the retention clean-up); already gone is fine.
+/// Removes a run's stored results (the retention clean-up), in either stored format;
+/// already gone is fine.
 pub fn remove_result(state: &State, run_id: &str) -> std::io::Result<()> {
-    match std::fs::remove_file(result_path(state, run_id)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    for path in [
+        result_path(state, run_id),
+        legacy_result_path(state, run_id),
+    ] {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// When a succeeded run's results are (or were) removed: its end plus the retention period.
@@ -529,16 +564,22 @@ pub fn result_expires_at(state: &State, run: &RunRow) -> Option<i64> {
 }
 
 /// The results to show with a run: `None` unless it succeeded and they are still kept.
-pub fn kept_result(state: &State, run: &RunRow) -> AppResult<Option<SimOutput>> {
+pub async fn kept_result(state: &State, run: &RunRow) -> AppResult<Option<ResultFile>> {
     if run.status == "succeeded" && run.result_removed_at.is_none() {
-        result(state, run).map(Some)
+        result(state, run).await.map(Some)
     } else {
         Ok(None)
     }
 }
 
-/// A run's results, once it has succeeded and until the retention clean-up removed them.
-pub fn result(state: &State, run: &RunRow) -> AppResult<SimOutput> {
+/// Serialises conversions of results stored by earlier versions, so that parallel reads of
+/// one old result convert it once, one old result in memory at a time.
+static CONVERTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A run's results, once it has succeeded and until the retention clean-up removed them:
+/// the open file, read in chunks by whoever serves it. Results stored by earlier versions
+/// (JSON) are converted on first read.
+pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
     if let Some(removed) = run.result_removed_at {
         return Err(AppError::Gone(format!(
             "the results of run {} were removed on {}: results are kept for {} days after a \
@@ -554,16 +595,28 @@ pub fn result(state: &State, run: &RunRow) -> AppResult<SimOutput> {
             run.id, run.status
         )));
     }
-    let bytes = std::fs::read(result_path(state, &run.id))
-        .map_err(|e| AppError::Internal(format!("reading results of {}: {e}", run.id)))?;
-    let (time, columns): (Vec<f64>, Vec<crate::sim::protocol::Column>) =
-        serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Internal(format!("results of {}: {e}", run.id)))?;
-    Ok(SimOutput {
-        time,
-        columns,
-        log: run.log.clone().unwrap_or_default(),
+    let (path, legacy, id) = (
+        result_path(state, &run.id),
+        legacy_result_path(state, &run.id),
+        run.id.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        match ResultFile::open(&path) {
+            Err(e) if missing(&e) && legacy.exists() => {
+                let _converting = CONVERTING.lock().unwrap_or_else(|p| p.into_inner());
+                if !path.exists() {
+                    ResultFile::convert_legacy(&legacy, &path)?;
+                    let _ = std::fs::remove_file(&legacy);
+                }
+                ResultFile::open(&path)
+            }
+            other => other,
+        }
     })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(|e| AppError::Internal(format!("reading results of {id}: {e}")))
 }
 
 /// Waits up to `limit` for the run to end; returns its row as it then is.
@@ -674,7 +727,11 @@ pub async fn self_test(state: &State) -> Result<Duration, String> {
         .run(job, Duration::from_secs(30))
         .await
         .map_err(|e| format!("{MODEL}: {e}"))?;
-    let output = &outcome.output;
+    // Read back from the results file, as every reader of results does.
+    let output = &outcome
+        .result
+        .read_all()
+        .map_err(|e| format!("{MODEL}: reading the results: {e}"))?;
     let end = output
         .columns
         .first()

@@ -30,7 +30,14 @@ pub enum EngineError {
 
 /// Most values a run may record (time points × columns), so a tiny output interval cannot
 /// exhaust memory.
+/// The server enforces the same cap on what a worker sends back ([`result_values`] counts).
 pub const MAX_VALUES: usize = 20_000_000;
+
+/// The values a result counts against [`MAX_VALUES`]: time points × recorded variables (the
+/// time column is not counted). One rule for the engine, the plan and the server.
+pub fn result_values(rows: u64, columns: u64) -> u64 {
+    rows.saturating_mul(columns.max(1))
+}
 
 /// Simulates `job`; the FMU's log goes to `<scratch>/fmu.log`.
 pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
@@ -43,6 +50,16 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
         FMIMajorVersion::V3 => fmi3(job, &md_path, &log_path)?,
         FMIMajorVersion::V2 => fmi2(job, &md_path, &log_path)?,
     };
+    // The estimate checked before the run can be off by a point or two; the server refuses
+    // more than the cap, so the worker says so itself rather than sending it.
+    let values = result_values(time.len() as u64, columns.len() as u64);
+    if values > MAX_VALUES as u64 {
+        return Err(EngineError::Request(format!(
+            "{} output points × {} variables is more than {MAX_VALUES} values: use a larger output interval or fewer outputs",
+            time.len(),
+            columns.len()
+        )));
+    }
     Ok(SimOutput {
         time,
         columns,

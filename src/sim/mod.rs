@@ -5,6 +5,7 @@ mod cs_loop;
 pub mod engine;
 pub mod plan;
 pub mod protocol;
+pub mod result_file;
 pub mod runner;
 pub mod sandbox;
 pub mod solver;

@@ -2,6 +2,7 @@
 //! experiment (as fmusim and FMPy do), and every value checked against the model description
 //! before any FMU code runs.
 
+use crate::format::Number;
 use std::path::Path;
 
 use crate::fmi::describe::{ModelInfo, Variable};
@@ -120,7 +121,11 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
     if times_ok && span <= 0.0 {
         problem(
             "stop_time",
-            format!("stop_time ({stop_time}) must be after start_time ({start_time})"),
+            format!(
+                "stop_time ({}) must be after start_time ({})",
+                Number(stop_time),
+                Number(start_time)
+            ),
         );
     }
     let span_ok = times_ok && span > 0.0 && span.is_finite();
@@ -135,7 +140,9 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         problem(
             "output_interval",
             format!(
-                "output_interval {output_interval} gives more than {MAX_OUTPUT_POINTS} output points over {span} s: use a larger interval"
+                "output_interval {} gives more than {MAX_OUTPUT_POINTS} output points over {} s: use a larger interval",
+                Number(output_interval),
+                Number(span)
             ),
         );
     }
@@ -148,13 +155,19 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             problem(
                 "step_size",
                 format!(
-                    "step_size {h} gives more than {MAX_OUTPUT_POINTS} communication points over {span} s: use a larger step"
+                    "step_size {} gives more than {MAX_OUTPUT_POINTS} communication points over {} s: use a larger step",
+                    Number(h),
+                    Number(span)
                 ),
             );
         } else if span / h > 100.0 * MAX_OUTPUT_POINTS {
             problem(
                 "step_size",
-                format!("step_size {h} is too small for a run of {span} s"),
+                format!(
+                    "step_size {} is too small for a run of {} s",
+                    Number(h),
+                    Number(span)
+                ),
             );
         }
     }
@@ -166,7 +179,10 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
     if !(tolerance > 0.0 && tolerance < 1.0) {
         problem(
             "tolerance",
-            format!("tolerance must be between 0 and 1, not {tolerance}"),
+            format!(
+                "tolerance must be between 0 and 1, not {}",
+                Number(tolerance)
+            ),
         );
     }
     let mut seen = std::collections::HashSet::new();
@@ -215,7 +231,8 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             problem(
                 "outputs",
                 format!(
-                    "{points} output points × {} variables is more than {} values: use a larger output interval or fewer outputs",
+                    "{} output points × {} variables is more than {} values: use a larger output interval or fewer outputs",
+                    Number(points),
                     outputs.len(),
                     super::engine::MAX_VALUES
                 ),
@@ -344,7 +361,10 @@ fn finite(name: &str, v: f64, problem: &mut impl FnMut(&str, String)) -> bool {
 fn positive(name: &str, v: f64, problem: &mut impl FnMut(&str, String)) -> bool {
     let ok = v.is_finite() && v > 0.0;
     if !ok {
-        problem(name, format!("{name} must be a positive number, not {v}"));
+        problem(
+            name,
+            format!("{name} must be a positive number, not {}", Number(v)),
+        );
     }
     ok
 }
@@ -373,14 +393,16 @@ fn check_start_value(info: &ModelInfo, name: &str, literal: &str) -> Result<(), 
             && value < min
         {
             return Err(format!(
-                "start value {literal} for '{name}' is below its minimum {min}"
+                "start value {literal} for '{name}' is below its minimum {}",
+                Number(min)
             ));
         }
         if let Some(max) = var.max
             && value > max
         {
             return Err(format!(
-                "start value {literal} for '{name}' is above its maximum {max}"
+                "start value {literal} for '{name}' is above its maximum {}",
+                Number(max)
             ));
         }
     }

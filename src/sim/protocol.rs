@@ -6,7 +6,7 @@
 //! else about the child: it enforces every limit itself and treats anything that does not
 //! parse as a failed run.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,26 +85,6 @@ pub struct SimOutput {
     pub log: String,
 }
 
-impl SimOutput {
-    /// Results as CSV with a header `time,<variable>,…` (as fmusim writes them).
-    pub fn to_csv(&self) -> Result<String, String> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let mut header = vec!["time".to_string()];
-        header.extend(self.columns.iter().map(|c| c.name.clone()));
-        w.write_record(&header).map_err(|e| e.to_string())?;
-        for (i, t) in self.time.iter().enumerate() {
-            let mut row = vec![t.to_string()];
-            row.extend(
-                self.columns
-                    .iter()
-                    .map(|c| c.values.get(i).map_or(String::new(), |v| v.to_string())),
-            );
-            w.write_record(&row).map_err(|e| e.to_string())?;
-        }
-        String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
-    }
-}
-
 /// What the worker sends back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -120,14 +100,6 @@ pub enum Message {
         log: String,
     },
     /// The simulation failed in a way the FMU or the request explains.
-    Failed { reason: String, log: String },
-}
-
-/// What the parent reads from a worker: the messages, with `Done`'s results decoded.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Reply {
-    Started(Vec<String>),
-    Done(SimOutput),
     Failed { reason: String, log: String },
 }
 
@@ -164,58 +136,220 @@ pub fn send_output(out: &mut impl Write, output: SimOutput) -> std::io::Result<(
     out.flush()
 }
 
-/// Reads the next reply; `None` at the end of the stream. `max_values` bounds what a `Done`
-/// may announce, so a broken worker cannot make the parent allocate without limit.
-pub fn read_reply(reader: &mut impl BufRead, max_values: u64) -> Result<Option<Reply>, String> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+/// Longest message line a worker may send (the FMU's log, cut to the job's `log_limit`, and
+/// the output names travel in it). Longer is a broken worker, not a bigger buffer.
+pub const MAX_FRAME_BYTES: usize = 4 << 20;
+
+/// How a worker broke the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The stream ended inside a message or the results: the worker died while writing, and
+    /// its exit status says why.
+    #[error("the worker's reply ended early: {0}")]
+    Truncated(String),
+    /// What the worker sent is not what the protocol allows (too long, not JSON, results too
+    /// large, duplicate names, a message out of order).
+    #[error("{0}")]
+    Malformed(String),
+    /// Writing the results to the server's disk failed: the service's fault.
+    #[error("storing the results: {0}")]
+    Storage(String),
+}
+
+/// Reads the next message line; `None` at the end of the stream. A line longer than
+/// [`MAX_FRAME_BYTES`] is refused after reading at most that many bytes of it.
+pub fn read_message(reader: &mut impl BufRead) -> Result<Option<Message>, ProtocolError> {
+    let mut line = Vec::new();
+    let read = reader
+        .take(MAX_FRAME_BYTES as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| ProtocolError::Truncated(e.to_string()))?;
+    if read == 0 {
         return Ok(None);
     }
-    let message: Message =
-        serde_json::from_str(&line).map_err(|e| format!("unreadable worker message: {e}"))?;
-    Ok(Some(match message {
-        Message::Started { sandbox } => Reply::Started(sandbox),
-        Message::Failed { reason, log } => Reply::Failed { reason, log },
-        Message::Done { columns, rows, log } => {
-            let values = rows.saturating_mul(columns.len() as u64 + 1);
-            if values > max_values {
-                return Err(format!(
-                    "the worker announced {values} values; at most {max_values} are accepted"
-                ));
-            }
-            let mut read_column = || -> Result<Vec<f64>, String> {
-                let mut bytes = vec![0u8; rows as usize * 8];
-                reader
-                    .read_exact(&mut bytes)
-                    .map_err(|e| format!("truncated results: {e}"))?;
-                Ok(bytes
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-                    .collect())
-            };
-            let time = read_column()?;
-            let mut out = Vec::with_capacity(columns.len());
-            for name in columns {
-                out.push(Column {
-                    name,
-                    values: read_column()?,
-                });
-            }
-            Reply::Done(SimOutput {
-                time,
-                columns: out,
-                log,
-            })
+    if line.last() != Some(&b'\n') {
+        return Err(if line.len() > MAX_FRAME_BYTES {
+            ProtocolError::Malformed(format!("a message is longer than {MAX_FRAME_BYTES} bytes"))
+        } else {
+            ProtocolError::Truncated("the stream ended inside a message".into())
+        });
+    }
+    serde_json::from_slice(&line)
+        .map(Some)
+        .map_err(|e| ProtocolError::Malformed(format!("unreadable worker message: {e}")))
+}
+
+/// Checks what a `Done` announces before any value is read: at most `max_values` values (the
+/// engine's own rule, [`super::engine::result_values`]) and no output name twice.
+pub fn check_done(columns: &[String], rows: u64, max_values: u64) -> Result<(), ProtocolError> {
+    let values = super::engine::result_values(rows, columns.len() as u64);
+    if values > max_values {
+        return Err(ProtocolError::Malformed(format!(
+            "the worker announced {rows} rows × {} columns = {values} values; at most {max_values} are accepted",
+            columns.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(columns.len());
+    if let Some(twice) = columns.iter().find(|c| !seen.insert(c.as_str())) {
+        return Err(ProtocolError::Malformed(format!(
+            "the worker named the output '{twice}' twice"
+        )));
+    }
+    Ok(())
+}
+
+/// Copies the binary values that follow a checked `Done` (`rows` × (`columns` + 1) `f64`s)
+/// from `reader` to `out` as they arrive, never holding more than one buffer of them.
+pub fn copy_values(
+    reader: &mut impl BufRead,
+    rows: u64,
+    columns: usize,
+    out: &mut impl Write,
+) -> Result<(), ProtocolError> {
+    let mut left = rows
+        .checked_mul(columns as u64 + 1)
+        .and_then(|v| v.checked_mul(8))
+        .ok_or_else(|| ProtocolError::Malformed("the announced result size overflows".into()))?;
+    let total = left;
+    while left > 0 {
+        let chunk = reader
+            .fill_buf()
+            .map_err(|e| ProtocolError::Truncated(format!("reading the results: {e}")))?;
+        if chunk.is_empty() {
+            return Err(ProtocolError::Truncated(format!(
+                "{} of {total} bytes of results arrived",
+                total - left
+            )));
         }
-    }))
+        let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        out.write_all(&chunk[..n])
+            .map_err(|e| ProtocolError::Storage(e.to_string()))?;
+        reader.consume(n);
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// How a worker's answer ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum End {
+    /// The results (already copied to the parent's result file).
+    Done {
+        columns: Vec<String>,
+        rows: u64,
+        log: String,
+    },
+    Failed {
+        reason: String,
+        log: String,
+    },
+}
+
+/// Everything the parent heard from one worker.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Conversation {
+    /// The sandbox layers, once the worker said `Started`.
+    pub sandbox: Option<Vec<String>>,
+    /// `Done` or `Failed`, after which nothing more is read.
+    pub end: Option<End>,
+    /// Why the conversation stopped early, if it did.
+    pub broken: Option<ProtocolError>,
+}
+
+/// Reads a worker's whole answer: at most one `Started`, then one `Done` (whose values are
+/// written to `results` behind a [`super::result_file`] header, as they arrive) or `Failed`.
+/// Memory stays bounded whatever the worker sends: every line is bounded, the values are
+/// never held, and nothing is read after the answer ends. `None` for `results` means none
+/// are expected (the sandbox probe).
+pub fn read_conversation(
+    reader: &mut impl BufRead,
+    mut results: Option<&mut dyn Write>,
+    max_values: u64,
+) -> Conversation {
+    let mut heard = Conversation::default();
+    let broken = loop {
+        let message = match read_message(reader) {
+            Ok(Some(message)) => message,
+            Ok(None) => return heard,
+            Err(e) => break e,
+        };
+        match message {
+            Message::Started { .. } if heard.sandbox.is_some() => {
+                break ProtocolError::Malformed("the worker said Started twice".into());
+            }
+            Message::Started { sandbox } => heard.sandbox = Some(sandbox),
+            Message::Failed { reason, log } => {
+                heard.end = Some(End::Failed { reason, log });
+                return heard;
+            }
+            Message::Done { .. } if heard.sandbox.is_none() => {
+                break ProtocolError::Malformed("the worker sent results before it started".into());
+            }
+            Message::Done { columns, rows, log } => {
+                if let Err(e) = check_done(&columns, rows, max_values) {
+                    break e;
+                }
+                let Some(out) = results.as_mut() else {
+                    break ProtocolError::Malformed(
+                        "the worker sent results nobody asked for".into(),
+                    );
+                };
+                let header = super::result_file::Header {
+                    rows,
+                    columns: columns.clone(),
+                };
+                if let Err(e) = header.write(out) {
+                    break ProtocolError::Storage(e.to_string());
+                }
+                if let Err(e) = copy_values(reader, rows, columns.len(), out) {
+                    break e;
+                }
+                heard.end = Some(End::Done { columns, rows, log });
+                return heard;
+            }
+        }
+    };
+    heard.broken = Some(broken);
+    heard
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn started() -> Message {
+        Message::Started {
+            sandbox: vec!["seccomp".into()],
+        }
+    }
+
+    fn wire(messages: &[Message]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for m in messages {
+            send(&mut wire, m).unwrap();
+        }
+        wire
+    }
+
+    fn hear(wire: &[u8], max_values: u64) -> (Conversation, Vec<u8>) {
+        let mut results = Vec::new();
+        let heard = read_conversation(
+            &mut std::io::BufReader::new(wire),
+            Some(&mut results),
+            max_values,
+        );
+        (heard, results)
+    }
+
+    fn malformed(heard: &Conversation) -> &str {
+        match &heard.broken {
+            Some(ProtocolError::Malformed(reason)) => reason,
+            other => panic!("not malformed: {other:?}"),
+        }
+    }
+
     #[test]
-    fn results_round_trip_through_the_binary_encoding() {
+    fn results_are_copied_to_the_result_file_as_sent() {
         let output = SimOutput {
             time: vec![0.0, 0.5, 1.0],
             columns: vec![Column {
@@ -224,44 +358,120 @@ mod tests {
             }],
             log: "ok".into(),
         };
-        let mut wire = Vec::new();
-        send(
-            &mut wire,
-            &Message::Started {
-                sandbox: vec!["seccomp".into()],
-            },
-        )
-        .unwrap();
-        send_output(&mut wire, output.clone()).unwrap();
-        let mut reader = std::io::BufReader::new(&wire[..]);
+        let mut bytes = wire(&[started()]);
+        send_output(&mut bytes, output.clone()).unwrap();
+        let (heard, results) = hear(&bytes, 100);
+        assert_eq!(heard.sandbox, Some(vec!["seccomp".to_string()]));
+        assert_eq!(heard.broken, None);
         assert_eq!(
-            read_reply(&mut reader, 100).unwrap(),
-            Some(Reply::Started(vec!["seccomp".into()]))
+            heard.end,
+            Some(End::Done {
+                columns: vec!["h".into()],
+                rows: 3,
+                log: "ok".into()
+            })
         );
-        assert_eq!(
-            read_reply(&mut reader, 100).unwrap(),
-            Some(Reply::Done(output))
-        );
-        assert_eq!(read_reply(&mut reader, 100).unwrap(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        std::fs::write(&path, results).unwrap();
+        let stored = super::super::result_file::ResultFile::open(&path).unwrap();
+        let back = stored.read_all().unwrap();
+        assert_eq!((back.time, back.columns), (output.time, output.columns));
     }
 
     #[test]
-    fn announced_sizes_are_bounded_and_truncation_is_an_error() {
-        let mut wire = Vec::new();
-        send(
-            &mut wire,
-            &Message::Done {
-                columns: vec!["x".into()],
-                rows: 1_000,
-                log: String::new(),
-            },
-        )
-        .unwrap();
-        assert!(read_reply(&mut std::io::BufReader::new(&wire[..]), 100).is_err());
+    fn an_endless_line_is_refused_after_the_frame_bound() {
+        // A worker that never ends its line: the reader stops at the bound, holding no more.
+        let endless = std::io::repeat(b'x');
+        let mut reader = std::io::BufReader::new(endless);
+        let heard = read_conversation(&mut reader, None, 100);
+        assert!(malformed(&heard).contains("longer than"), "{heard:?}");
+        // A line just under the bound is read (and refused only as bad JSON).
+        let mut line = vec![b' '; MAX_FRAME_BYTES - 1];
+        line.push(b'\n');
+        let e = read_message(&mut std::io::BufReader::new(&line[..])).unwrap_err();
+        assert!(e.to_string().contains("unreadable"), "{e}");
+    }
+
+    #[test]
+    fn the_parent_enforces_the_engines_cap() {
+        let cap = super::super::engine::MAX_VALUES as u64;
+        let done = |rows: u64, columns: usize| Message::Done {
+            columns: (0..columns).map(|i| format!("x{i}")).collect(),
+            rows,
+            log: String::new(),
+        };
+        // One over the cap is refused before any value is read; the cap itself is accepted
+        // (and then found truncated, since no values follow).
+        let (heard, results) = hear(&wire(&[started(), done(cap / 2 + 1, 2)]), cap);
+        assert!(malformed(&heard).contains("at most 20000000"), "{heard:?}");
+        assert!(results.is_empty());
+        let (heard, _) = hear(&wire(&[started(), done(cap / 2, 2)]), cap);
         assert!(
-            read_reply(&mut std::io::BufReader::new(&wire[..]), 10_000)
-                .unwrap_err()
-                .contains("truncated")
+            matches!(heard.broken, Some(ProtocolError::Truncated(_))),
+            "{heard:?}"
         );
+        let (heard, _) = hear(&wire(&[started(), done(u64::MAX, 3)]), cap);
+        assert!(malformed(&heard).contains("at most"), "{heard:?}");
+    }
+
+    #[test]
+    fn duplicate_output_names_are_refused() {
+        let done = Message::Done {
+            columns: vec!["h".into(), "v".into(), "h".into()],
+            rows: 1,
+            log: String::new(),
+        };
+        let (heard, results) = hear(&wire(&[started(), done]), 100);
+        assert!(malformed(&heard).contains("'h' twice"), "{heard:?}");
+        assert!(heard.end.is_none() && results.is_empty());
+    }
+
+    #[test]
+    fn messages_out_of_order_are_refused_and_truncation_is_reported() {
+        let done = Message::Done {
+            columns: vec!["x".into()],
+            rows: 2,
+            log: String::new(),
+        };
+        let (heard, _) = hear(&wire(std::slice::from_ref(&done)), 100);
+        assert!(malformed(&heard).contains("before it started"));
+        let (heard, _) = hear(&wire(&[started(), started()]), 100);
+        assert!(malformed(&heard).contains("twice"));
+        let (heard, _) = hear(b"{\"type\":\"started\",\"sandbox\":[]}\nnot json\n", 100);
+        assert!(malformed(&heard).contains("unreadable"));
+        // Results that stop short: the worker died while writing.
+        let mut bytes = wire(&[started(), done]);
+        bytes.extend_from_slice(&1.0f64.to_le_bytes());
+        let (heard, _) = hear(&bytes, 100);
+        assert!(
+            matches!(&heard.broken, Some(ProtocolError::Truncated(r)) if r.contains("8 of 32")),
+            "{heard:?}"
+        );
+        // A line cut off by the end of the stream.
+        let (heard, _) = hear(b"{\"type\":\"star", 100);
+        assert!(matches!(heard.broken, Some(ProtocolError::Truncated(_))));
+        // Nothing is read after the answer: a Failed ends it.
+        let failed = Message::Failed {
+            reason: "no".into(),
+            log: String::new(),
+        };
+        let mut bytes = wire(&[started(), failed]);
+        bytes.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let (heard, _) = hear(&bytes, 100);
+        assert!(heard.broken.is_none());
+        assert!(matches!(heard.end, Some(End::Failed { .. })));
+    }
+
+    #[test]
+    fn results_nobody_asked_for_are_refused() {
+        let done = Message::Done {
+            columns: vec!["x".into()],
+            rows: 0,
+            log: String::new(),
+        };
+        let bytes = wire(&[started(), done]);
+        let heard = read_conversation(&mut std::io::BufReader::new(&bytes[..]), None, 100);
+        assert!(malformed(&heard).contains("nobody asked"));
     }
 }

@@ -15,14 +15,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::protocol::{self, Job, PROTOCOL_VERSION, Reply, SimOutput};
+use super::protocol::{self, Conversation, End, Job, PROTOCOL_VERSION, ProtocolError};
+use super::result_file::ResultFile;
 use super::sandbox::Limits;
 
 /// How a run can fail. The messages are shown to users.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
-    #[error("the simulation did not finish within {} s and was stopped", .0.as_secs_f64())]
+    #[error("the simulation did not finish within {} s and was stopped", crate::format::Number(.0.as_secs_f64()))]
     Timeout(Duration),
     #[error("the FMU crashed: {0}")]
     Crashed(String),
@@ -49,10 +50,12 @@ impl SimError {
     }
 }
 
-/// A successful run: results plus the sandbox layers it ran under.
-#[derive(Debug, Clone)]
+/// A successful run: its results (in the file the run was given, checked and open), the FMU's
+/// log, and the sandbox layers it ran under.
+#[derive(Debug)]
 pub struct RunOutcome {
-    pub output: SimOutput,
+    pub result: ResultFile,
+    pub log: String,
     pub sandbox: Vec<String>,
     pub elapsed: Duration,
 }
@@ -77,8 +80,6 @@ pub struct WorkerPool {
     waiting: AtomicUsize,
 }
 
-/// Largest result a worker may send (protects the server's memory).
-const MAX_RESULT_BYTES: u64 = 512 << 20;
 /// Bytes of a worker's stderr kept for crash reports.
 const MAX_STDERR_BYTES: u64 = 16 << 10;
 
@@ -110,9 +111,14 @@ impl WorkerPool {
     }
 
     /// Runs one job (its `scratch_dir`, `limits`, `log_limit` and `version` are filled in
-    /// here) with a wall-clock `timeout`.
+    /// here) with a wall-clock `timeout`; the results go to an unnamed temporary file.
     pub async fn run(&self, job: Job, timeout: Duration) -> Result<RunOutcome, SimError> {
-        self.slot(None).await?.run(job, timeout, None).await
+        let results = tempfile::tempfile()
+            .map_err(|e| SimError::Internal(format!("a file for the results: {e}")))?;
+        self.slot(None)
+            .await?
+            .run(job, timeout, None, results)
+            .await
     }
 
     /// Waits for a free worker. `cancel` firing first ends the wait with
@@ -166,14 +172,11 @@ impl WorkerPool {
         job.scratch_dir = job.fmu_dir.clone();
         let ended = tokio::task::spawn_blocking(move || {
             let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
-            execute(&exe, &job, Duration::from_secs(10), stop_tx, stop_rx)
+            execute(&exe, &job, Duration::from_secs(10), stop_tx, stop_rx, None)
         })
         .await
         .map_err(|e| SimError::Internal(format!("supervisor: {e}")))??;
-        let layers = ended.messages.iter().find_map(|m| match m {
-            Reply::Started(sandbox) => Some(sandbox.clone()),
-            _ => None,
-        });
+        let layers = ended.heard.sandbox.clone();
         drop(dir);
         layers.ok_or_else(
             || match ended.outcome(&self.config.limits, Duration::from_secs(10)) {
@@ -192,12 +195,14 @@ pub struct Slot<'a> {
 
 impl Slot<'_> {
     /// Runs `job` in this slot, stopped early (worker killed, `SimError::Cancelled`) when
-    /// `cancel` fires.
+    /// `cancel` fires. The results are copied into `results` (an empty file open for reading
+    /// and writing) as the worker sends them, so the server never holds them in memory.
     pub async fn run(
         self,
         mut job: Job,
         timeout: Duration,
         cancel: Option<tokio::sync::oneshot::Receiver<()>>,
+        results: std::fs::File,
     ) -> Result<RunOutcome, SimError> {
         let config = &self.pool.config;
         check_model_files(Path::new(&job.fmu_dir))?;
@@ -217,10 +222,11 @@ impl Slot<'_> {
         job.limits = config.limits;
         job.log_limit = config.log_limit;
         let exe = config.exe.clone();
-        let ended =
-            tokio::task::spawn_blocking(move || execute(&exe, &job, timeout, stop_tx, stop_rx))
-                .await
-                .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
+        let ended = tokio::task::spawn_blocking(move || {
+            execute(&exe, &job, timeout, stop_tx, stop_rx, Some(results))
+        })
+        .await
+        .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
         drop(scratch);
         ended?.outcome(&config.limits, timeout)
     }
@@ -257,7 +263,9 @@ fn make_scratch(root: &Path) -> std::io::Result<tempfile::TempDir> {
 
 /// What happened to one worker process.
 struct Ended {
-    messages: Vec<Reply>,
+    heard: Conversation,
+    /// The results file after the worker's answer, if there was one to write.
+    results: Option<std::io::Result<std::fs::File>>,
     status: i32,
     max_rss_kib: i64,
     stderr: String,
@@ -287,7 +295,7 @@ impl Ended {
     /// the process and can write anything to the channel, so nothing it says after that can
     /// turn its own failure into ours.
     fn outcome(self, limits: &Limits, timeout: Duration) -> Result<RunOutcome, SimError> {
-        let started = self.messages.iter().any(|m| matches!(m, Reply::Started(_)));
+        let started = self.heard.sandbox.is_some();
         match self.stopped {
             Some(Stopped::Deadline) if started => return Err(SimError::Timeout(timeout)),
             Some(Stopped::Deadline) => {
@@ -299,45 +307,59 @@ impl Ended {
             Some(Stopped::Cancelled) => return Err(SimError::Cancelled),
             None => {}
         }
+        match self.heard.broken {
+            // Once the FMU has loaded, its code can write to the channel: a malformed answer
+            // is the model's doing. Before that it is ours.
+            Some(ProtocolError::Malformed(reason)) if started => {
+                return Err(SimError::Crashed(format!(
+                    "its worker sent a malformed answer ({reason})"
+                )));
+            }
+            Some(ProtocolError::Malformed(reason)) => {
+                return Err(SimError::Internal(format!(
+                    "the worker sent a malformed answer: {reason}"
+                )));
+            }
+            Some(e @ ProtocolError::Storage(_)) => return Err(SimError::Internal(e.to_string())),
+            // The worker died while answering; its exit status says why (below).
+            Some(ProtocolError::Truncated(_)) | None => {}
+        }
         let near_memory_limit =
             (self.max_rss_kib.max(0) as u64) << 10 >= limits.address_space_bytes / 2;
-        let mut sandbox = None;
-        for m in self.messages {
-            match (m, &sandbox) {
-                (Reply::Started(layers), _) => sandbox = Some(layers),
-                (Reply::Failed { reason, .. }, None) => {
-                    return Err(SimError::Internal(format!(
-                        "the worker could not prepare the run: {reason}"
-                    )));
-                }
-                (Reply::Done(_), None) => {
-                    return Err(SimError::Internal(
-                        "the worker sent results before it started".into(),
-                    ));
-                }
-                (Reply::Done(output), Some(_)) => {
-                    return Ok(RunOutcome {
-                        output,
-                        sandbox: sandbox.unwrap_or_default(),
-                        elapsed: self.elapsed,
-                    });
-                }
-                // An FMU that handles a failed allocation still ran out of memory.
-                (Reply::Failed { .. }, Some(_)) if near_memory_limit => {
-                    return Err(SimError::OutOfMemory(limits.address_space_bytes));
-                }
-                (Reply::Failed { reason, log }, Some(_)) => {
-                    return Err(SimError::Failed { reason, log });
+        match (self.heard.end, self.heard.sandbox) {
+            (Some(End::Failed { reason, .. }), None) => Err(SimError::Internal(format!(
+                "the worker could not prepare the run: {reason}"
+            ))),
+            (Some(End::Done { log, .. }), Some(sandbox)) => {
+                let result = self
+                    .results
+                    .ok_or_else(|| std::io::Error::other("no results file"))
+                    .and_then(|file| file)
+                    .and_then(ResultFile::from_file)
+                    .map_err(|e| SimError::Internal(format!("storing the results: {e}")))?;
+                Ok(RunOutcome {
+                    result,
+                    log,
+                    sandbox,
+                    elapsed: self.elapsed,
+                })
+            }
+            // An FMU that handles a failed allocation still ran out of memory.
+            (Some(End::Failed { .. }), Some(_)) if near_memory_limit => {
+                Err(SimError::OutOfMemory(limits.address_space_bytes))
+            }
+            (Some(End::Failed { reason, log }), Some(_)) => Err(SimError::Failed { reason, log }),
+            // read_conversation never ends with Done before Started.
+            (Some(End::Done { .. }), None) | (None, _) => {
+                let exit = explain_exit(self.status, self.max_rss_kib, limits, &self.stderr);
+                if started {
+                    Err(exit)
+                } else {
+                    Err(SimError::Internal(format!(
+                        "the worker ended before it started the model: {exit}"
+                    )))
                 }
             }
-        }
-        let exit = explain_exit(self.status, self.max_rss_kib, limits, &self.stderr);
-        if started {
-            Err(exit)
-        } else {
-            Err(SimError::Internal(format!(
-                "the worker ended before it started the model: {exit}"
-            )))
         }
     }
 }
@@ -349,6 +371,7 @@ fn execute(
     timeout: Duration,
     stop_tx: std::sync::mpsc::Sender<Stop>,
     stop_rx: std::sync::mpsc::Receiver<Stop>,
+    results: Option<std::fs::File>,
 ) -> Result<Ended, SimError> {
     let started = Instant::now();
     let mut child = Command::new(exe)
@@ -395,21 +418,34 @@ fn execute(
             .write_all(&job_line)
             .and_then(|_| stdin.write_all(b"\n"));
     }
-    let mut messages = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        let mut reader = BufReader::new(stdout.take(MAX_RESULT_BYTES));
-        // A message that does not parse ends the conversation; the exit status explains.
-        while let Ok(Some(reply)) = protocol::read_reply(&mut reader, MAX_RESULT_BYTES / 8) {
-            messages.push(reply);
+    // The answer is read with bounded memory (bounded lines, results copied straight to the
+    // file, at most the engine's cap of them) and nothing after it: the read end is closed
+    // when the answer ends, so a worker that keeps writing gets EPIPE instead of our memory.
+    let mut writer = results.map(|f| std::io::BufWriter::with_capacity(64 << 10, f));
+    let heard = match child.stdout.take() {
+        Some(stdout) => {
+            let mut reader = BufReader::with_capacity(64 << 10, stdout);
+            let sink = writer.as_mut().map(|w| w as &mut dyn Write);
+            let heard =
+                protocol::read_conversation(&mut reader, sink, super::engine::MAX_VALUES as u64);
+            if matches!(heard.broken, Some(ProtocolError::Malformed(_))) {
+                // We stopped listening; the worker must not hold its slot until the deadline.
+                // SAFETY: kill takes plain integers; the group leader is not reaped yet.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            heard
         }
-    }
+        None => Conversation::default(),
+    };
+    let results = writer.map(|w| w.into_inner().map_err(|e| e.into_error()));
 
     let (status, max_rss_kib) = wait_without_reaping_then_reap(pid, &stop_tx);
     let stopped = watchdog.join().unwrap_or(None);
     let _ = child.try_wait();
     let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
     Ok(Ended {
-        messages,
+        heard,
+        results,
         status,
         max_rss_kib,
         stderr,

@@ -22,6 +22,9 @@ use crate::runs::{self, NewRun, Starter};
 use crate::sim::plan::{Problem, RunSettings};
 use crate::state::State;
 
+/// Rows of a result the run page plots (every k-th of a larger one; the CSV has them all).
+const PLOT_ROWS: u64 = 20_000;
+
 fn unfinished(run: &RunRow) -> bool {
     matches!(run.status.as_str(), "queued" | "running")
 }
@@ -402,7 +405,16 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state, &s.user.id, &id).await?;
-    let output = runs::kept_result(&state, &run)?;
+    let output = if let Some(result) = runs::kept_result(&state, &run).await? {
+        // A plot needs a few thousand points, not every one of a large result.
+        let sample = tokio::task::spawn_blocking(move || result.sampled(PLOT_ROWS))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::Internal(format!("reading results: {e}")))?;
+        Some(sample)
+    } else {
+        None
+    };
     if fragment {
         return Ok(html(
             StatusCode::OK,
@@ -439,8 +451,8 @@ pub async fn csv(
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state, &s.user.id, &id).await?;
-    let output = runs::result(&state, &run)?;
-    let csv = output.to_csv().map_err(AppError::Internal)?;
+    let result = runs::result(&state, &run).await?;
+    let csv = result.into_body(crate::sim::result_file::Format::Csv);
     Ok(Response::builder()
         .content_type("text/csv; charset=utf-8")
         .header(

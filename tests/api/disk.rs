@@ -206,9 +206,12 @@ async fn results_past_their_retention_are_removed_and_answer_410_with_the_date()
         30,
         "kept 30 days by default"
     );
-    let result_file = data.join("runs").join(format!("{old_id}.json"));
+    let result_file = data.join("runs").join(format!("{old_id}.result"));
     assert!(result_file.exists());
     assert!(server.terminate(Duration::from_secs(20)).await.success());
+    // What a run cut off by a crash would have left half-written.
+    let partial = data.join("runs").join("run_interrupted.partial");
+    std::fs::write(&partial, b"half a result").unwrap();
 
     // 31 days pass for the first run.
     let conn = rusqlite::Connection::open(data.join("fmu-gateway.db")).unwrap();
@@ -222,6 +225,10 @@ async fn results_past_their_retention_are_removed_and_answer_410_with_the_date()
 
     let server = Binary::start(&data, port, &[]).await;
     assert!(!result_file.exists(), "the clean-up at start removed it");
+    assert!(
+        !partial.exists(),
+        "and the half-written result of an interrupted run"
+    );
     let resp = api_client()
         .get(format!("{}/api/v1/runs/{old_id}/result", server.url))
         .bearer_auth(&key)

@@ -15,6 +15,7 @@ mod hostile_requests;
 mod keys;
 mod metrics;
 mod openapi;
+mod results;
 mod runs;
 mod security;
 mod usage;

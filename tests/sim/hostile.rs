@@ -46,7 +46,7 @@ async fn attack(defines: &[&str]) -> Result<(), SimError> {
         ..Default::default()
     };
     let outcome = run(&opened, settings, Duration::from_secs(20), limits()).await?;
-    panic!("the attack got through: {}", outcome.output.log)
+    panic!("the attack got through: {}", outcome.log)
 }
 
 /// This test process stands in for the server: the attacks aim at it.
@@ -359,11 +359,7 @@ async fn without_seccomp_io_uring_gets_through() {
     let outcome = run(&opened, settings, Duration::from_secs(20), limits)
         .await
         .expect("io_uring works without seccomp");
-    assert!(
-        outcome.output.log.contains("got through"),
-        "{}",
-        outcome.output.log
-    );
+    assert!(outcome.log.contains("got through"), "{}", outcome.log);
     assert!(
         outcome
             .sandbox
@@ -407,11 +403,7 @@ async fn an_fmu_may_use_a_few_threads_but_not_thousands() {
     let outcome = run(&opened, settings, Duration::from_secs(20), limits())
         .await
         .expect("a model with 4 threads runs");
-    assert!(
-        outcome.output.log.contains("4 threads ran"),
-        "{}",
-        outcome.output.log
-    );
+    assert!(outcome.log.contains("4 threads ran"), "{}", outcome.log);
     let all = failed_with(attack(&["HOSTILE_THREAD_BOMB"]).await, "blocked");
     let started: u64 = all
         .split("blocked: ")

@@ -86,7 +86,7 @@ pub async fn simulate(
     )
     .await
     {
-        Ok(outcome) => outcome.output,
+        Ok(outcome) => outcome.result.read_all().expect("the stored results"),
         Err(e) => panic!("{model} {version} {interface:?}: {e} {e:?}"),
     }
 }

@@ -1,0 +1,45 @@
+//! The worker protocol decoder (`sim::protocol::read_conversation`) on arbitrary bytes from a
+//! worker: it may find them broken, never panic, never write more than the header and the cap
+//! of values, and whatever it accepts as results reads back as a valid result file.
+#![no_main]
+
+use std::io::{BufReader, Write};
+
+use fmu_gateway::sim::protocol::{self, End, MAX_FRAME_BYTES};
+use fmu_gateway::sim::result_file::{Format, ResultFile};
+use libfuzzer_sys::fuzz_target;
+
+const CAP: u64 = 10_000;
+
+fuzz_target!(|data: &[u8]| {
+    let mut file = tempfile::tempfile().unwrap();
+    let heard = {
+        let mut sink = std::io::BufWriter::new(&mut file);
+        let heard = protocol::read_conversation(
+            &mut BufReader::new(data),
+            Some(&mut sink as &mut dyn Write),
+            CAP,
+        );
+        sink.flush().unwrap();
+        heard
+    };
+    let written = file.metadata().unwrap().len();
+    assert!(
+        written <= MAX_FRAME_BYTES as u64 + 64 + 2 * CAP * 8,
+        "{written} bytes written"
+    );
+    if let Some(End::Done { columns, rows, .. }) = heard.end {
+        assert!(heard.broken.is_none());
+        let result = ResultFile::from_file(file).expect("accepted results form a valid file");
+        assert_eq!(result.header().columns, columns);
+        assert_eq!(result.header().rows, rows);
+        for format in [Format::Json, Format::Csv] {
+            let mut out = Vec::new();
+            result.write_to(format, &mut out).unwrap();
+            if format == Format::Json {
+                let _: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            }
+        }
+        let _ = result.last_values().unwrap();
+    }
+});

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fuzzes what strangers send us with cargo-fuzz (libFuzzer): the FMU archive reader, the
+# model-description reader, the worker protocol decoder and the Stripe-Signature parser.
+#   scripts/fuzz.sh [seconds per target, default 300] [target …]
+# These machines have only the stable toolchain: cargo-fuzz passes nightly flags, which
+# RUSTC_BOOTSTRAP=1 allows, and `-s none` skips the sanitizer (it needs a nightly std; the
+# code under test is safe Rust, and panics, overflows and failed assertions still count).
+# A crash is saved under fuzz/artifacts/<target>/ and the script fails; turn it into a
+# regression test in the normal suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${1:-300}"
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(archive model_description worker_protocol stripe_signature)
+fi
+
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "== cargo install cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+export RUSTC_BOOTSTRAP=1
+cd fuzz
+echo "== cargo fuzz build"
+cargo fuzz build -s none
+for target in "${targets[@]}"; do
+  echo "== fuzz $target for ${seconds}s"
+  mkdir -p "corpus/$target"
+  cargo fuzz run -s none "$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+done
