@@ -1,16 +1,11 @@
 //! The HTTP application: every route, and the middleware that applies to all of them
 //! (security headers, tracing, shared state).
 
-use std::net::IpAddr;
-
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderValue, header};
 use poem::middleware::{CatchPanic, CookieJarManager, Tracing};
 use poem::web::Data;
-use poem::{
-    Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get,
-    handler, post,
-};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 
 use crate::api::{self, compat, compat_fmus, compat_runs, error::framework_error};
 use crate::state::State;
@@ -295,12 +290,11 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     }
     let (max, upload) = body_limit(&state.config, &req);
     let refuse = |status: poem::http::StatusCode, message: String| {
-        let body = crate::api::error::ErrorBody {
-            code: "payload_too_large".into(),
+        Ok(crate::request::json_error(
+            status,
+            "payload_too_large",
             message,
-            problems: None,
-        };
-        Ok(poem::web::Json(body).with_status(status).into_response())
+        ))
     };
     let too_large = |n: Option<u64>| {
         let what = if upload { "upload" } else { "request body" };
@@ -328,27 +322,5 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
                 Err(e) => Err(e.into()),
             }
         }
-    }
-}
-
-/// The client's address: the TCP peer, or behind a trusted proxy (Fly.io) the address it
-/// reports. Only used for rate limits.
-pub struct ClientIp(pub IpAddr);
-
-impl<'a> FromRequest<'a> for ClientIp {
-    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let trust = req.data::<State>().is_some_and(|s| s.config.trust_proxy);
-        let forwarded = || {
-            let h = req.headers();
-            let fly = h.get("fly-client-ip").and_then(|v| v.to_str().ok());
-            let xff = h
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next());
-            fly.or(xff).and_then(|ip| ip.trim().parse().ok())
-        };
-        let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
-        let ip = if trust { forwarded().or(peer) } else { peer };
-        Ok(ClientIp(ip.unwrap_or(IpAddr::from([0, 0, 0, 0]))))
     }
 }

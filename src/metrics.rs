@@ -191,16 +191,12 @@ pub async fn count_requests<E: Endpoint>(next: E, req: Request) -> poem::Result<
 #[handler]
 pub async fn serve(state: Data<&State>, req: &Request) -> Response {
     if !allowed(&state, req) {
-        let body = crate::api::error::ErrorBody {
-            code: "forbidden".into(),
-            message: "metrics are served to this machine, or with the metrics token \
-                      (FMU_GATEWAY_METRICS_TOKEN) as a bearer token"
-                .into(),
-            problems: None,
-        };
-        return poem::web::Json(body)
-            .with_status(StatusCode::FORBIDDEN)
-            .into_response();
+        return crate::request::json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "metrics are served to this machine, or with the metrics token \
+             (FMU_GATEWAY_METRICS_TOKEN) as a bearer token",
+        );
     }
     match state.metrics.render(&state) {
         Ok(text) => Response::builder()

@@ -20,7 +20,7 @@ use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, AuthError, Principal};
 use crate::db::usage::UsageRow;
 use crate::domain::rfc3339_ms;
-use crate::http::ClientIp;
+use crate::request::ClientIp;
 use crate::state::State;
 use crate::usage::{self, UsageQuery};
 

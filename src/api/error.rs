@@ -4,36 +4,15 @@
 //! Every error body is `{"code": "...", "message": "..."}`: `code` is stable and meant for
 //! programs, `message` is for the human reading the log.
 
-use poem::IntoResponse;
+use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object};
 
 use crate::auth::AuthError;
 use crate::auth::rate_limit::retry_after_secs;
 use crate::auth::tokens::TokenRejection;
 use crate::error::AppError;
 
-#[derive(Object, Debug, Clone, serde::Serialize)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `invalid_request`, `unauthorized`, `not_found`.
-    pub code: String,
-    /// What went wrong, for humans.
-    pub message: String,
-    /// For `invalid_request` on a run: every problem found, each with the field at fault, so
-    /// a client can fix them all at once.
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problems: Option<Vec<FieldProblem>>,
-}
-
-/// One thing wrong with a request.
-#[derive(Object, Debug, Clone, serde::Serialize)]
-pub struct FieldProblem {
-    /// The field at fault: `stop_time`, `start_values.<name>`, `outputs.<name>`,
-    /// `inputs.<name>`, …
-    pub field: String,
-    pub message: String,
-}
+pub use crate::request::{ErrorBody, FieldProblem};
 
 /// Every error the API answers with. Operations list it as their error type, so the spec
 /// documents each status with the shared body.
@@ -203,11 +182,5 @@ pub fn framework_error(err: poem::Error) -> poem::Response {
     } else {
         err.to_string()
     };
-    poem::web::Json(ErrorBody {
-        code: code.into(),
-        message,
-        problems: None,
-    })
-    .with_status(status)
-    .into_response()
+    crate::request::json_error(status, code, message)
 }

@@ -318,7 +318,7 @@ impl<T> ResultStream<T> {
             Format::Csv => "text/csv; charset=utf-8",
         };
         ResultStream {
-            body: result.into_body(format),
+            body: poem::Body::from_bytes_stream(result.into_stream(format)),
             content_type,
             schema: std::marker::PhantomData,
         }

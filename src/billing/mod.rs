@@ -219,16 +219,9 @@ pub async fn start_checkout(state: &State, user_id: &str, plan_id: &str) -> AppR
         .clone();
     let stripe = billing.stripe_for(user_id)?;
     let customer = customer_for(state, stripe, user_id).await?;
-    let success_url = format!(
-        "{}{}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
-        billing.public_url,
-        crate::web::paths::BILLING
-    );
-    let cancel_url = format!(
-        "{}{}?checkout=cancelled",
-        billing.public_url,
-        crate::web::paths::BILLING
-    );
+    let page = crate::links::billing(&billing.public_url);
+    let success_url = format!("{page}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}");
+    let cancel_url = format!("{page}?checkout=cancelled");
     let session = stripe
         .create_checkout_session(&CheckoutRequest {
             customer: &customer,
@@ -261,7 +254,7 @@ pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
                     .into(),
             )
         })?;
-    let return_url = format!("{}{}", state.billing.public_url, crate::web::paths::BILLING);
+    let return_url = crate::links::billing(&state.billing.public_url);
     let session = stripe
         .create_portal_session(&customer, &return_url)
         .await

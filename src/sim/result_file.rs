@@ -220,30 +220,31 @@ impl ResultFile {
         }
     }
 
-    /// The result in `format` as an HTTP body that is produced as the client reads it: each
-    /// chunk is made by a short blocking task, so a slow client holds one chunk of memory and
-    /// no thread.
-    pub fn into_body(self, format: Format) -> poem::Body {
+    /// The result in `format` as a stream of chunks produced as the reader takes them (the
+    /// faces send it as an HTTP body): each chunk is made by a short blocking task, so a slow
+    /// client holds one chunk of memory and no thread.
+    pub fn into_stream(
+        self,
+        format: Format,
+    ) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static {
         let file = Arc::new(self);
-        let stream =
-            futures_util::stream::try_unfold((Cursor::new(format), true), move |(cursor, more)| {
-                let file = Arc::clone(&file);
-                async move {
-                    if !more {
-                        return Ok(None);
-                    }
-                    let (cursor, chunk, more) = tokio::task::spawn_blocking(move || {
-                        let mut cursor = cursor;
-                        let mut buf = Vec::with_capacity(CHUNK_BYTES + 1024);
-                        let more = cursor.next(&file, &mut buf)?;
-                        Ok::<_, io::Error>((cursor, buf, more))
-                    })
-                    .await
-                    .map_err(io::Error::other)??;
-                    Ok::<_, io::Error>(Some((Bytes::from(chunk), (cursor, more))))
+        futures_util::stream::try_unfold((Cursor::new(format), true), move |(cursor, more)| {
+            let file = Arc::clone(&file);
+            async move {
+                if !more {
+                    return Ok(None);
                 }
-            });
-        poem::Body::from_bytes_stream(stream)
+                let (cursor, chunk, more) = tokio::task::spawn_blocking(move || {
+                    let mut cursor = cursor;
+                    let mut buf = Vec::with_capacity(CHUNK_BYTES + 1024);
+                    let more = cursor.next(&file, &mut buf)?;
+                    Ok::<_, io::Error>((cursor, buf, more))
+                })
+                .await
+                .map_err(io::Error::other)??;
+                Ok::<_, io::Error>(Some((Bytes::from(chunk), (cursor, more))))
+            }
+        })
     }
 
     /// Converts a result stored by earlier versions (one JSON document `[time, [{name,

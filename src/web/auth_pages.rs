@@ -11,7 +11,7 @@ use super::{CurrentSession, html, paths, see_other};
 use crate::accounts::{self, Registration};
 use crate::auth::session::{self, Session};
 use crate::error::AppError;
-use crate::http::ClientIp;
+use crate::request::ClientIp;
 use crate::state::State;
 
 #[derive(Deserialize, Default)]

@@ -115,13 +115,6 @@ fn forbidden(req: &Request, message: &str) -> Response {
     if super::wants_html(req) {
         WebError::Status(StatusCode::FORBIDDEN, message.into()).into_response_for(req)
     } else {
-        let body = crate::api::error::ErrorBody {
-            code: "csrf_failed".into(),
-            message: message.into(),
-            problems: None,
-        };
-        poem::web::Json(body)
-            .with_status(StatusCode::FORBIDDEN)
-            .into_response()
+        crate::request::json_error(StatusCode::FORBIDDEN, "csrf_failed", message)
     }
 }

@@ -17,7 +17,8 @@ pub const RUN_CSV: &str = "/runs/:id/result.csv";
 pub const RUN_FIELDS: &str = "/runs/form-fields";
 pub const LIBRARY: &str = "/library";
 pub const LIBRARY_MODEL: &str = "/library/:id";
-pub const BILLING: &str = "/billing";
+/// Also named by the domain (`crate::links`), which may not import this face.
+pub use crate::links::BILLING;
 pub const BILLING_CHECKOUT: &str = "/billing/checkout";
 pub const BILLING_PORTAL: &str = "/billing/portal";
 pub const BILLING_STATUS: &str = "/billing/status";

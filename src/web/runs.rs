@@ -452,7 +452,8 @@ pub async fn csv(
 ) -> Result<Response, WebError> {
     let run = runs::get(&state, &s.user.id, &id).await?;
     let result = runs::result(&state, &run).await?;
-    let csv = result.into_body(crate::sim::result_file::Format::Csv);
+    let csv =
+        poem::Body::from_bytes_stream(result.into_stream(crate::sim::result_file::Format::Csv));
     Ok(Response::builder()
         .content_type("text/csv; charset=utf-8")
         .header(

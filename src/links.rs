@@ -1,0 +1,11 @@
+//! Dashboard pages the domain links to in what it says (Stripe's return addresses, "buy
+//! credits at …" in a 402). They live here so the domain can name them without importing the
+//! web face, whose route table re-exports them.
+
+/// The billing page: plans, credits, purchases.
+pub const BILLING: &str = "/billing";
+
+/// The billing page's full address under `public_url`.
+pub fn billing(public_url: &str) -> String {
+    format!("{}{BILLING}", public_url.trim_end_matches('/'))
+}
