@@ -7,6 +7,46 @@ use crate::domain::{new_id, parse_key_label};
 use crate::error::{AppError, AppResult};
 use crate::state::State;
 
+/// Whether a key can be used now: the one rule the authenticator, the keys page, the API
+/// and the dashboard all apply (a key is live until it is revoked or its expiry passes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl KeyState {
+    /// The state of a key revoked or not, with its expiry (ms since the epoch), at `now`.
+    pub fn of(revoked: bool, expires_at: Option<i64>, now: i64) -> KeyState {
+        if revoked {
+            KeyState::Revoked
+        } else if expires_at.is_some_and(|at| at <= now) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+
+    /// The state of a listed key now.
+    pub fn of_row(key: &KeyRow) -> KeyState {
+        KeyState::of(key.revoked_at.is_some(), key.expires_at, db::now_ms())
+    }
+
+    pub fn is_active(self) -> bool {
+        self == KeyState::Active
+    }
+
+    /// The word shown to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyState::Active => "Active",
+            KeyState::Revoked => "Revoked",
+            KeyState::Expired => "Expired",
+        }
+    }
+}
+
 /// A key just created: its row and the secret token, to show exactly once.
 pub struct NewKey {
     pub row: KeyRow,
@@ -98,4 +138,18 @@ pub async fn revoke(state: &State, user_id: &str, key_id: &str) -> AppResult<Key
         .ok_or(AppError::NotFound("API key"))?;
     tracing::info!(user_id, key_id, "revoked an API key");
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyState;
+
+    #[test]
+    fn a_key_is_active_until_revoked_or_past_its_expiry() {
+        assert_eq!(KeyState::of(false, None, 10), KeyState::Active);
+        assert_eq!(KeyState::of(false, Some(11), 10), KeyState::Active);
+        assert_eq!(KeyState::of(false, Some(10), 10), KeyState::Expired);
+        assert_eq!(KeyState::of(true, Some(11), 10), KeyState::Revoked);
+        assert_eq!(KeyState::of(true, Some(1), 10), KeyState::Revoked);
+    }
 }

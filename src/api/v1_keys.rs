@@ -32,9 +32,8 @@ pub struct ApiKeyInfo {
 
 impl From<KeyRow> for ApiKeyInfo {
     fn from(k: KeyRow) -> Self {
-        let now = crate::db::now_ms();
         ApiKeyInfo {
-            active: k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now),
+            active: crate::keys::KeyState::of_row(&k).is_active(),
             id: k.id,
             label: k.label,
             created_at: super::time(k.created_at),

@@ -55,20 +55,11 @@ pub async fn authenticate_key(
                 Ok(claims) => claims,
                 Err(rejection) => return Ok(Err(AuthError::Rejected(rejection))),
             };
-            let Some(status) = db::api_keys::status(conn, &claims.key_id)? else {
-                return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
-            };
-            if status.user_id != claims.user_id {
-                return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
-            }
-            if status.revoked {
-                return Ok(Err(AuthError::Revoked));
-            }
             let now = db::now_ms();
-            // Also checked inside the token; here too because verified keys are cached.
-            if status.expires_at.is_some_and(|at| at <= now) {
-                return Ok(Err(AuthError::Rejected(TokenRejection::Expired)));
-            }
+            let status = match live_key(conn, &claims.key_id, &claims.user_id, now)? {
+                Ok(status) => status,
+                Err(e) => return Ok(Err(e)),
+            };
             if status
                 .last_used_at
                 .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS)
@@ -91,21 +82,33 @@ pub async fn identify_key(state: &State, presented: String) -> Result<(), AuthEr
     state
         .db
         .run(move |conn| {
-            let Some(status) = db::api_keys::status(conn, &claims.key_id)? else {
-                return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
-            };
-            if status.user_id != claims.user_id {
-                return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
-            }
-            if status.revoked {
-                return Ok(Err(AuthError::Revoked));
-            }
-            if status.expires_at.is_some_and(|at| at <= db::now_ms()) {
-                return Ok(Err(AuthError::Rejected(TokenRejection::Expired)));
-            }
-            Ok(Ok(()))
+            Ok(live_key(conn, &claims.key_id, &claims.user_id, db::now_ms())?.map(|_| ()))
         })
         .await?
+}
+
+/// The stored state of the key a token names: it must exist for the token's user and be
+/// active (not revoked, not expired: expiry is also inside the token, and checked here too
+/// because verified tokens are cached).
+fn live_key(
+    conn: &rusqlite::Connection,
+    key_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Result<db::api_keys::KeyStatus, AuthError>, DbError> {
+    let Some(status) = db::api_keys::status(conn, key_id)? else {
+        return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
+    };
+    if status.user_id != user_id {
+        return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
+    }
+    Ok(
+        match crate::keys::KeyState::of(status.revoked, status.expires_at, now) {
+            crate::keys::KeyState::Active => Ok(status),
+            crate::keys::KeyState::Revoked => Err(AuthError::Revoked),
+            crate::keys::KeyState::Expired => Err(AuthError::Rejected(TokenRejection::Expired)),
+        },
+    )
 }
 
 /// The API key in a request's headers: `Authorization: Bearer …` or `X-API-Key: …`.

@@ -16,7 +16,9 @@ pub async fn page(
     CurrentSession(s): CurrentSession,
 ) -> Result<Response, WebError> {
     let keys = crate::keys::list(&state, &s.user.id).await?;
-    let primary = keys.iter().find(|k| k.revoked_at.is_none());
+    let primary = keys
+        .iter()
+        .find(|k| crate::keys::KeyState::of_row(k).is_active());
     let recent = crate::usage::recent(&state, &s.user.id, 5).await?;
     let days = crate::usage::per_day(&state, &s.user.id, 14).await?;
     let bars: Vec<(String, f64)> = days

@@ -11,19 +11,17 @@ use super::layout::{self, Nav, csrf_field, when};
 use super::{CurrentSession, WantsFragment, html, paths, see_other};
 use crate::auth::session::Session;
 use crate::db::api_keys::KeyRow;
-use crate::keys::{self, NewKey};
+use crate::keys::{self, KeyState, NewKey};
 use crate::state::State;
 
 fn status_badge(k: &KeyRow) -> Markup {
-    let now = crate::db::now_ms();
-    let (class, text) = if k.revoked_at.is_some() {
-        ("badge badge-revoked", "Revoked")
-    } else if k.expires_at.is_some_and(|e| e <= now) {
-        ("badge badge-revoked", "Expired")
+    let state = KeyState::of_row(k);
+    let class = if state.is_active() {
+        "badge badge-active"
     } else {
-        ("badge badge-active", "Active")
+        "badge badge-revoked"
     };
-    html! { span class=(class) { (text) } }
+    html! { span class=(class) { (state.label()) } }
 }
 
 /// Live browser sessions opened by logging in with each key.
