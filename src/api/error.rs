@@ -77,6 +77,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::fmi::registry::RegistryError> for ApiError {
+    fn from(err: crate::fmi::registry::RegistryError) -> Self {
+        AppError::from(err).into()
+    }
+}
+
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
         match err {

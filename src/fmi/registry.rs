@@ -12,9 +12,85 @@ use sha2::{Digest, Sha256};
 
 use super::archive::{self, Limits};
 use super::describe::{self, ModelInfo};
-use crate::db::{self, fmus::FmuRow};
-use crate::error::{AppError, AppResult};
+use crate::db::{self, DbError, fmus::FmuRow};
+use crate::error::AppError;
 use crate::state::State;
+
+/// Why a registry operation failed. The faces turn it into HTTP through [`AppError`], once.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The archive is not one we accept (paths, links, sizes, duplicates…).
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
+    /// The model description is not one we can run.
+    #[error(transparent)]
+    Describe(#[from] describe::DescribeError),
+    /// The upload could not be read from the request.
+    #[error("reading the upload: {0}")]
+    Unreadable(std::io::Error),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    OverQuota(String),
+    /// The data volume is below its reserve.
+    #[error("{0}")]
+    VolumeLow(String),
+    #[error("FMU not found")]
+    NotFound,
+    /// A stored FMU could not be extracted again: ours to fix, not the caller's.
+    #[error("re-extracting {id}: {source}")]
+    Reextract {
+        id: String,
+        source: archive::ArchiveError,
+    },
+    /// A built-in library model did not install: this binary is broken.
+    #[error("library model {model}: {source}")]
+    Library {
+        model: String,
+        source: Box<RegistryError>,
+    },
+    #[error("stored model info of {id}: {source}")]
+    StoredInfo {
+        id: String,
+        source: serde_json::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("a registry task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<RegistryError> for AppError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Archive(_)
+            | RegistryError::Describe(_)
+            | RegistryError::Unreadable(_) => AppError::Invalid(e.to_string()),
+            RegistryError::TooLarge(m) => AppError::TooLarge(m),
+            RegistryError::OverQuota(m) => AppError::QuotaExceeded(m),
+            RegistryError::VolumeLow(m) => AppError::Unavailable(m),
+            RegistryError::NotFound => AppError::NotFound("FMU"),
+            RegistryError::Db(e) => AppError::from(e),
+            RegistryError::Reextract { .. }
+            | RegistryError::Library { .. }
+            | RegistryError::StoredInfo { .. }
+            | RegistryError::Io { .. }
+            | RegistryError::Task(_) => AppError::Internal(e.to_string()),
+        }
+    }
+}
+
+type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// Wraps an I/O error with what the registry was doing.
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> RegistryError {
+    move |source| RegistryError::Io { what, source }
+}
 
 /// An FMU as a user sees it.
 #[derive(Clone, Debug, Serialize)]
@@ -30,9 +106,12 @@ pub struct FmuRecord {
 }
 
 impl FmuRecord {
-    fn from_row(row: FmuRow) -> AppResult<FmuRecord> {
-        let info: ModelInfo = serde_json::from_str(&row.info)
-            .map_err(|e| AppError::Internal(format!("stored model info of {}: {e}", row.id)))?;
+    fn from_row(row: FmuRow) -> Result<FmuRecord> {
+        let info: ModelInfo =
+            serde_json::from_str(&row.info).map_err(|source| RegistryError::StoredInfo {
+                id: row.id.clone(),
+                source,
+            })?;
         Ok(FmuRecord {
             id: row.id,
             library_id: row.library_id,
@@ -57,13 +136,17 @@ pub fn root(data_dir: &Path) -> PathBuf {
 }
 
 /// The extracted FMU that workers read (extracted again from the stored file if missing).
-pub fn extracted_dir(data_dir: &Path, id: &str) -> AppResult<PathBuf> {
+pub fn extracted_dir(data_dir: &Path, id: &str) -> Result<PathBuf> {
     let dir = root(data_dir).join(id);
     if !dir.is_dir() {
         let file = root(data_dir).join(format!("{id}.fmu"));
         let tmp = temp_path(data_dir, "extract");
-        archive::extract(&file, &tmp, &Limits::default())
-            .map_err(|e| AppError::Internal(format!("re-extracting {id}: {e}")))?;
+        archive::extract(&file, &tmp, &Limits::default()).map_err(|source| {
+            RegistryError::Reextract {
+                id: id.to_string(),
+                source,
+            }
+        })?;
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
@@ -89,7 +172,7 @@ pub async fn add_upload(
     user_id: &str,
     upload: UploadFile,
     file_name: &str,
-) -> AppResult<(FmuRecord, Stored)> {
+) -> Result<(FmuRecord, Stored)> {
     // `upload` removes its temp file when dropped, whatever happens below.
     let tmp_file = upload.path.clone();
     let data_dir = state.config.data_dir.clone();
@@ -98,9 +181,8 @@ pub async fn add_upload(
         let f = tmp_file.clone();
         move || hash_file(&f)
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
-    .map_err(|e| AppError::Internal(format!("reading the upload: {e}")))?;
+    .await?
+    .map_err(io("reading the stored upload"))?;
 
     let known = {
         let id = id.clone();
@@ -112,11 +194,12 @@ pub async fn add_upload(
     if !known {
         let (tmp, id2, data) = (tmp_file.clone(), id.clone(), data_dir.clone());
         let (info, stored) =
-            tokio::task::spawn_blocking(move || install(&data, &tmp, &id2, &limits))
-                .await
-                .map_err(|e| AppError::Internal(e.to_string()))??;
+            tokio::task::spawn_blocking(move || install(&data, &tmp, &id2, &limits)).await??;
         let info_json =
-            serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?;
+            serde_json::to_string(&info).map_err(|source| RegistryError::StoredInfo {
+                id: id.clone(),
+                source,
+            })?;
         let (id2, name, version) = (
             id.clone(),
             info.model_name.clone(),
@@ -161,7 +244,7 @@ pub async fn add_upload(
         }
         return Err(over_quota(used, adding, state.config.storage_quota_bytes));
     }
-    let record = FmuRecord::from_row(row.ok_or(AppError::NotFound("FMU"))?)?;
+    let record = FmuRecord::from_row(row.ok_or(RegistryError::NotFound)?)?;
     Ok((
         record,
         if owned == db::fmus::Owned::Added && !known {
@@ -173,9 +256,9 @@ pub async fn add_upload(
 }
 
 /// The error for an upload that does not fit in the account's storage quota.
-fn over_quota(used: i64, adding: i64, quota: u64) -> AppError {
+fn over_quota(used: i64, adding: i64, quota: u64) -> RegistryError {
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / f64::from(1 << 20));
-    AppError::QuotaExceeded(format!(
+    RegistryError::OverQuota(format!(
         "this FMU needs {} of storage, and your uploads already use {} of your {} quota: \
          delete models you no longer need",
         mib(adding.max(0) as u64),
@@ -208,16 +291,14 @@ fn tree_size(dir: &Path) -> u64 {
 
 /// Extracts and checks a new FMU, then moves it into place as `<id>.fmu` and `<id>/`.
 /// Returns its description and the bytes it takes on disk (file and extracted tree).
-fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> AppResult<(ModelInfo, u64)> {
+fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> Result<(ModelInfo, u64)> {
     let dir = temp_path(data_dir, "extract");
-    let checked = archive::extract(file, &dir, limits)
-        .map_err(|e| AppError::Invalid(e.to_string()))
-        .and_then(|()| describe::describe(&dir).map_err(|e| AppError::Invalid(e.to_string())))
-        .and_then(|info| {
-            describe::check_platform(&dir, &info)
-                .map(|()| info)
-                .map_err(|e| AppError::Invalid(e.to_string()))
-        });
+    let checked = (|| -> Result<ModelInfo> {
+        archive::extract(file, &dir, limits)?;
+        let info = describe::describe(&dir)?;
+        describe::check_platform(&dir, &info)?;
+        Ok(info)
+    })();
     let info = match checked {
         Ok(info) => info,
         Err(e) => {
@@ -227,8 +308,7 @@ fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> AppResult
     };
     let root = root(data_dir);
     let stored_file = root.join(format!("{id}.fmu"));
-    let file_bytes = std::fs::copy(file, &stored_file)
-        .map_err(|e| AppError::Internal(format!("storing the FMU: {e}")))?;
+    let file_bytes = std::fs::copy(file, &stored_file).map_err(io("storing the FMU"))?;
     let stored = file_bytes + tree_size(&dir);
     if std::fs::rename(&dir, root.join(id)).is_err() {
         // Someone stored the same bytes at the same moment: theirs is identical.
@@ -271,22 +351,20 @@ impl UploadFile {
     }
 
     /// Appends a chunk; `Err(TooLarge)` once past the limit.
-    pub fn push(&mut self, chunk: &[u8]) -> AppResult<()> {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         self.written += chunk.len() as u64;
         if self.written > self.max {
-            return Err(AppError::TooLarge(format!(
+            return Err(RegistryError::TooLarge(format!(
                 "the FMU is larger than the {} MiB limit",
                 self.max >> 20
             )));
         }
-        self.file
-            .write_all(chunk)
-            .map_err(|e| AppError::Internal(format!("writing the upload: {e}")))
+        self.file.write_all(chunk).map_err(io("writing the upload"))
     }
 }
 
 /// Bytes the user's uploads take on disk (what counts against their storage quota).
-pub async fn storage_used(state: &State, user_id: &str) -> AppResult<i64> {
+pub async fn storage_used(state: &State, user_id: &str) -> Result<i64> {
     let uid = user_id.to_string();
     Ok(state
         .db
@@ -302,12 +380,12 @@ pub async fn receive(
     state: &State,
     user_id: &str,
     mut reader: impl tokio::io::AsyncRead + Unpin,
-) -> AppResult<UploadFile> {
+) -> Result<UploadFile> {
     use tokio::io::AsyncReadExt;
     if let Some(problem) =
         crate::machine::disk_problem(&state.config.data_dir, state.config.disk_reserve_bytes)
     {
-        return Err(AppError::Unavailable(problem));
+        return Err(RegistryError::VolumeLow(problem));
     }
     let used = storage_used(state, user_id).await?;
     let quota = state.config.storage_quota_bytes;
@@ -316,13 +394,13 @@ pub async fn receive(
         return Err(over_quota(used, 0, quota));
     }
     let mut target = UploadFile::create(&state.config.data_dir, state.config.max_upload_bytes)
-        .map_err(|e| AppError::Internal(format!("creating the upload file: {e}")))?;
+        .map_err(io("creating the upload file"))?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = reader
             .read(&mut buf)
             .await
-            .map_err(|e| AppError::Invalid(format!("reading the upload: {e}")))?;
+            .map_err(RegistryError::Unreadable)?;
         if n == 0 {
             return Ok(target);
         }
@@ -350,7 +428,7 @@ impl Drop for UploadFile {
 
 /// Resolves what a caller names: an id (SHA-256), `lib:<Model>` / `lib:<Model>@fmi2`, or the
 /// alias `msl:<Model>` that existing clients send.
-pub async fn resolve(state: &State, user_id: &str, reference: &str) -> AppResult<FmuRecord> {
+pub async fn resolve(state: &State, user_id: &str, reference: &str) -> Result<FmuRecord> {
     let reference = reference.trim();
     let library_id = reference
         .strip_prefix("lib:")
@@ -365,11 +443,11 @@ pub async fn resolve(state: &State, user_id: &str, reference: &str) -> AppResult
             None => db::fmus::visible(conn, &uid, &r.to_ascii_lowercase()),
         })
         .await?;
-    FmuRecord::from_row(row.ok_or(AppError::NotFound("FMU"))?)
+    FmuRecord::from_row(row.ok_or(RegistryError::NotFound)?)
 }
 
 /// Library models and the user's uploads.
-pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> AppResult<Vec<FmuRecord>> {
+pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> Result<Vec<FmuRecord>> {
     let (uid, q) = (
         user_id.to_string(),
         query.map(str::to_string).filter(|q| !q.trim().is_empty()),
@@ -382,13 +460,13 @@ pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> AppResul
 }
 
 /// Removes the user's upload; the files go when nobody uses them any more.
-pub async fn delete(state: &State, user_id: &str, id: &str) -> AppResult<()> {
+pub async fn delete(state: &State, user_id: &str, id: &str) -> Result<()> {
     let (uid, fid) = (user_id.to_string(), id.to_ascii_lowercase());
     let still_used = state
         .db
         .run(move |conn| db::fmus::remove_owner(conn, &fid, &uid))
         .await?
-        .ok_or(AppError::NotFound("FMU"))?;
+        .ok_or(RegistryError::NotFound)?;
     if !still_used {
         remove_files(&state.config.data_dir, id);
     }
@@ -396,10 +474,9 @@ pub async fn delete(state: &State, user_id: &str, id: &str) -> AppResult<()> {
 }
 
 /// Installs the built-in library (the demo FMUs compiled into this binary) if missing.
-pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> AppResult<usize> {
+pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> Result<usize> {
     let mut added = 0;
-    std::fs::create_dir_all(root(data_dir))
-        .map_err(|e| AppError::Internal(format!("registry directory: {e}")))?;
+    std::fs::create_dir_all(root(data_dir)).map_err(io("creating the registry directory"))?;
     for (name, version, bytes) in super::library::DEMO_FMUS {
         let id = hex::encode(Sha256::digest(bytes));
         let conn = db.conn()?;
@@ -407,13 +484,18 @@ pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> AppResult<usize> {
             continue;
         }
         let file = temp_path(data_dir, "library");
-        std::fs::write(&file, bytes).map_err(|e| AppError::Internal(e.to_string()))?;
+        std::fs::write(&file, bytes).map_err(io("writing a library model"))?;
         let installed = install(data_dir, &file, &id, &Limits::default());
         let _ = std::fs::remove_file(&file);
-        let (info, stored) = installed
-            .map_err(|e| AppError::Internal(format!("library model {name} ({version}): {e}")))?;
+        let (info, stored) = installed.map_err(|e| RegistryError::Library {
+            model: format!("{name} ({version})"),
+            source: Box::new(e),
+        })?;
         let library_id = super::library::library_id(name, version);
-        let json = serde_json::to_string(&info).map_err(|e| AppError::Internal(e.to_string()))?;
+        let json = serde_json::to_string(&info).map_err(|source| RegistryError::StoredInfo {
+            id: id.clone(),
+            source,
+        })?;
         let mut conn = conn;
         let tx = db::write_tx(&mut conn).map_err(crate::db::DbError::from)?;
         db::fmus::retire_library_id(&tx, &library_id)?;

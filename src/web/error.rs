@@ -17,6 +17,12 @@ pub enum WebError {
     Status(StatusCode, String),
 }
 
+impl From<crate::fmi::registry::RegistryError> for WebError {
+    fn from(err: crate::fmi::registry::RegistryError) -> Self {
+        AppError::from(err).into()
+    }
+}
+
 impl From<AppError> for WebError {
     fn from(err: AppError) -> Self {
         let status = match &err {
