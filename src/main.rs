@@ -72,11 +72,13 @@ enum FmuTask {
     /// Simulate in a sandboxed worker and write the results as CSV (`time,<variable>,…`).
     Simulate {
         fmu: PathBuf,
-        /// cs or me (default: Co-Simulation when the FMU has it).
-        #[arg(long, value_parser = parse_interface)]
+        /// cs or me (default: Co-Simulation when the FMU has it); also co-simulation,
+        /// model-exchange.
+        #[arg(long, value_parser = str::parse::<Interface>)]
         interface: Option<Interface>,
-        /// Model Exchange solver: dormand-prince (adaptive, default) or euler (fixed step).
-        #[arg(long, value_parser = parse_solver)]
+        /// Model Exchange solver: dormand-prince (adaptive, default; also dopri) or euler
+        /// (fixed step).
+        #[arg(long, value_parser = str::parse::<Solver>)]
         solver: Option<Solver>,
         #[arg(long)]
         start_time: Option<f64>,
@@ -107,22 +109,6 @@ enum FmuTask {
         #[arg(short = 'o', long)]
         output_file: Option<PathBuf>,
     },
-}
-
-fn parse_interface(s: &str) -> Result<Interface, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "cs" | "cosimulation" | "co-simulation" => Ok(Interface::Cs),
-        "me" | "modelexchange" | "model-exchange" => Ok(Interface::Me),
-        _ => Err(format!("'{s}' is not cs or me")),
-    }
-}
-
-fn parse_solver(s: &str) -> Result<Solver, String> {
-    match s.to_ascii_lowercase().replace('_', "-").as_str() {
-        "dormand-prince" | "dopri" | "dopri5" => Ok(Solver::DormandPrince),
-        "euler" => Ok(Solver::Euler),
-        _ => Err(format!("'{s}' is not dormand-prince or euler")),
-    }
 }
 
 #[derive(Subcommand)]

@@ -67,9 +67,8 @@ impl Metrics {
     /// Counts a settled run: `succeeded`, `cancelled`, or its failure kind.
     pub fn run_ended(&self, end: RunEnd) {
         let outcome = match end {
-            RunEnd::Succeeded => "succeeded",
-            RunEnd::CancelledQueued | RunEnd::CancelledRunning => "cancelled",
             RunEnd::Failed(kind) => kind.as_str(),
+            other => crate::runs::RunStatus::from(other).as_str(),
         };
         self.runs
             .get_or_create(&OutcomeLabels {

@@ -17,7 +17,7 @@ use crate::auth::AuthError;
 use crate::db::runs::RunRow;
 use crate::error::AppError;
 use crate::fmi::registry;
-use crate::runs;
+use crate::runs::{self, RunStatus};
 use crate::state::State;
 
 fn key_of(req: &Request) -> Result<String, ApiError> {
@@ -51,7 +51,7 @@ struct SignalBody {
 #[derive(Serialize)]
 struct Summary {
     run_id: String,
-    status: String,
+    status: RunStatus,
     /// The last value of each recorded variable.
     key_results: BTreeMap<String, f64>,
     provenance: Value,
@@ -70,7 +70,7 @@ fn summary(state: &State, run: &RunRow, last_values: Vec<(String, f64)>) -> Summ
     let base = &state.config.public_url;
     Summary {
         run_id: run.id.clone(),
-        status: run.status.clone(),
+        status: run.status,
         key_results,
         provenance: serde_json::json!({
             "fmu_id": run.fmu_id,
@@ -174,7 +174,7 @@ struct Metadata {
 
 #[derive(Serialize)]
 struct Executed {
-    status: String,
+    status: RunStatus,
     output_url: Option<String>,
     /// Seconds the simulation ran.
     execution_time: f64,
@@ -243,7 +243,7 @@ pub async fn execute_fmu(
         .or_else(|| record.file_name.clone());
     let new = new_run(create, name).map_err(ApiError::from)?;
     let (run, _) = start_and_wait(&state, key, new, idempotency_key(req)).await?;
-    let run = if matches!(run.status.as_str(), "queued" | "running") {
+    let run = if !run.status.is_finished() {
         runs::wait(&state, &run.id, state.config.max_run_time).await?
     } else {
         run
@@ -252,13 +252,13 @@ pub async fn execute_fmu(
         (Some(s), Some(f)) => (f - s) as f64 / 1000.0,
         _ => 0.0,
     };
-    let output_url = (run.status == "succeeded").then(|| {
+    let output_url = (run.status == RunStatus::Succeeded).then(|| {
         format!(
             "{}/api/v1/runs/{}/result?format=csv",
             state.config.public_url, run.id
         )
     });
-    if run.status == "failed" && run.error.is_none() {
+    if run.status == RunStatus::Failed && run.error.is_none() {
         return Err(AppError::Internal(format!("run {} failed without a reason", run.id)).into());
     }
     Ok(Json(Executed {

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod billing_routes;
+pub mod choice;
 pub mod compat;
 pub mod compat_fmus;
 pub mod compat_runs;

@@ -9,12 +9,13 @@ use poem_openapi::types::Any;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use super::auth::{ApiKey, Authed, ReadRuns};
+use super::choice::{Choice, Names};
 use super::error::ApiError;
 use crate::db::runs::RunRow;
 use crate::error::AppError;
 use crate::format::Number;
-use crate::runs::{self, NewRun, Starter, StoredSettings};
-use crate::sim::plan::RunSettings;
+use crate::runs::{self, NewRun, RunStatus, Starter, StoredSettings};
+use crate::sim::plan::{Problem, Problems, RunSettings};
 use crate::sim::protocol::{InputSignal, Interface, Solver};
 use crate::sim::result_file::{Format, ResultFile};
 use crate::state::State;
@@ -35,15 +36,56 @@ pub struct Signal {
     pub u: Vec<f64>,
 }
 
+/// How the FMU is simulated: `cs` (Co-Simulation: the FMU's own solver) or `me` (Model
+/// Exchange: ours). Requests may also say `co_simulation` or `model_exchange`.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename = "Interface", rename_all = "snake_case", remote = "Interface")]
+pub enum InterfaceName {
+    Cs,
+    Me,
+}
+
+impl Names for InterfaceName {
+    type Domain = Interface;
+}
+
+/// The Model Exchange solver: `dormand_prince` (adaptive, with event location) or `euler`
+/// (fixed step). Requests may also say `dopri`.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename = "Solver", rename_all = "snake_case", remote = "Solver")]
+pub enum SolverName {
+    DormandPrince,
+    Euler,
+}
+
+impl Names for SolverName {
+    type Domain = Solver;
+}
+
+/// Where a run is: `queued` and `running` until it ends `succeeded`, `failed` or `cancelled`.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename = "RunStatus", rename_all = "snake_case", remote = "RunStatus")]
+pub enum RunStatusName {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl Names for RunStatusName {
+    type Domain = RunStatus;
+}
+
 /// What to simulate. Everything but `fmu_id` defaults to the model's default experiment.
 #[derive(Object, Clone)]
 pub struct RunCreate {
     /// `lib:<Model>` (FMI 3), `lib:<Model>@fmi2`, `msl:<Model>`, or your upload's id.
     pub fmu_id: String,
     /// `cs` or `me` (default: Co-Simulation when the FMU has it).
-    pub interface: Option<String>,
+    pub interface: Option<Choice<InterfaceName>>,
     /// Model Exchange solver: `dormand_prince` (adaptive, default) or `euler` (fixed step).
-    pub solver: Option<String>,
+    pub solver: Option<Choice<SolverName>>,
     pub start_time: Option<f64>,
     pub stop_time: Option<f64>,
     pub output_interval: Option<f64>,
@@ -131,7 +173,7 @@ impl From<crate::runs::charging::FailureKind> for FailureKind {
 pub struct Run {
     pub id: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: RunStatusName,
     pub fmu_id: String,
     pub fmu_name: String,
     pub api_key_id: Option<String>,
@@ -165,7 +207,7 @@ fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
         result_url: format!("/api/v1/runs/{}/result", row.id),
         settings: serde_json::from_str(&row.settings).ok().map(Any),
         id: row.id,
-        status: row.status,
+        status: row.status.into(),
         fmu_id: row.fmu_id,
         fmu_name: row.fmu_name,
         api_key_id: row.api_key_id,
@@ -195,33 +237,29 @@ fn result_view(output: crate::sim::protocol::SimOutput) -> RunResult {
     }
 }
 
+/// The value of an optional enum field, or `None` with its problem noted.
+fn chosen<E: Names>(
+    choice: Option<&Choice<E>>,
+    field: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<E::Domain> {
+    match choice?.value(field) {
+        Ok(value) => Some(value),
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    }
+}
+
 /// Turns the JSON request into the engine's settings.
 pub fn new_run(body: RunCreate, name: Option<String>) -> Result<NewRun, AppError> {
-    let interface = match body
-        .interface
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None => None,
-        Some("cs") => Some(Interface::Cs),
-        Some("me") => Some(Interface::Me),
-        Some(other) => {
-            return Err(AppError::Invalid(format!(
-                "interface must be cs or me, not '{other}'"
-            )));
-        }
-    };
-    let solver = match body.solver.as_deref() {
-        None => None,
-        Some("dormand_prince") | Some("dormand-prince") => Some(Solver::DormandPrince),
-        Some("euler") => Some(Solver::Euler),
-        Some(other) => {
-            return Err(AppError::Invalid(format!(
-                "solver must be dormand_prince or euler, not '{other}'"
-            )));
-        }
-    };
+    let mut problems = Vec::new();
+    let interface = chosen(body.interface.as_ref(), "interface", &mut problems);
+    let solver = chosen(body.solver.as_ref(), "solver", &mut problems);
+    if !problems.is_empty() {
+        return Err(AppError::Problems(Problems(problems)));
+    }
     let mut start_values = Vec::new();
     for (name, value) in body.start_values.unwrap_or_default() {
         let literal = match value.0 {
@@ -399,7 +437,7 @@ impl RunsApi {
             .filter(|k| !k.trim().is_empty())
             .map(|k| k.chars().take(255).collect());
         let (run, output) = start_and_wait(&state, key.0, new, idempotency).await?;
-        if matches!(run.status.as_str(), "queued" | "running") {
+        if !run.status.is_finished() {
             let location = format!("/api/v1/runs/{}", run.id);
             return Ok(CreateResponse::Accepted(
                 Json(run_view(&state, run, None)),
@@ -458,7 +496,7 @@ impl RunsApi {
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ReadRuns>,
-        status: Query<Option<String>>,
+        status: Query<Option<Choice<RunStatusName>>>,
         fmu: Query<Option<String>>,
         #[oai(
             default = "default_limit",
@@ -467,10 +505,15 @@ impl RunsApi {
         limit: Query<u32>,
         #[oai(default)] offset: Query<u64>,
     ) -> Result<Json<RunList>, ApiError> {
+        let status = status
+            .0
+            .map(|s| s.value("status"))
+            .transpose()
+            .map_err(|problem| AppError::Problems(Problems(vec![problem])))?;
         let (rows, total) = runs::list(
             &state,
             &auth.principal.user_id,
-            status.0,
+            status,
             fmu.0,
             limit.0,
             offset.0,

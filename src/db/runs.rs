@@ -1,9 +1,28 @@
 //! The `runs` and `idempotency_keys` tables.
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::DbResult;
+use crate::runs::RunStatus;
 use crate::runs::charging::FailureKind;
+
+/// Stored by its name ([`RunStatus::as_str`]), the text the schema's queries compare with.
+impl ToSql for RunStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// A name that is not a status is an error, not a guess: every row was written by [`ToSql`].
+impl FromSql for RunStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<RunStatus> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRow {
@@ -12,7 +31,7 @@ pub struct RunRow {
     pub api_key_id: Option<String>,
     pub fmu_id: String,
     pub fmu_name: String,
-    pub status: String,
+    pub status: RunStatus,
     pub settings: String,
     pub credits_reserved: i64,
     pub credits_charged: i64,
@@ -84,7 +103,7 @@ pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> DbResult<Opti
 pub fn list(
     conn: &Connection,
     user_id: &str,
-    status: Option<&str>,
+    status: Option<RunStatus>,
     fmu: Option<&str>,
     limit: u32,
     offset: i64,
@@ -125,7 +144,7 @@ pub fn mark_running(conn: &Connection, id: &str, now: i64) -> DbResult<bool> {
 
 /// How a run ended, as [`finish`] records it.
 pub struct Finish<'a> {
-    pub status: &'a str,
+    pub status: RunStatus,
     pub failure_kind: Option<FailureKind>,
     pub charged: bool,
     pub credits_charged: i64,
@@ -216,4 +235,35 @@ pub fn mark_result_removed(conn: &Connection, id: &str, now: i64) -> DbResult<()
         params![id, now],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_stored_by_its_name_and_read_back_or_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        for status in RunStatus::ALL {
+            let stored: String = conn.query_row("SELECT ?1", [status], |r| r.get(0)).unwrap();
+            assert_eq!(stored, status.as_str());
+            let read: RunStatus = conn
+                .query_row("SELECT ?1", [status.as_str()], |r| r.get(0))
+                .unwrap();
+            assert_eq!(read, status);
+        }
+        for bad in ["done", "Succeeded"] {
+            let err = conn
+                .query_row("SELECT ?1", [bad], |r| r.get::<_, RunStatus>(0))
+                .unwrap_err();
+            assert!(err.to_string().contains("is not a run status"), "{err}");
+        }
+        let err = conn
+            .query_row("SELECT 3", [], |r| r.get::<_, RunStatus>(0))
+            .unwrap_err();
+        assert!(
+            matches!(err, rusqlite::Error::InvalidColumnType(..)),
+            "{err}"
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //! refunded. A run interrupted by a stop of the server is refunded at the next start.
 
 pub mod charging;
+pub mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,11 +24,13 @@ use crate::domain::new_id;
 use crate::error::{AppError, AppResult};
 use crate::fmi::registry::{self, FmuRecord};
 use crate::sim::plan::{self, RunSettings};
+use crate::sim::protocol::{Interface, Solver};
 use crate::sim::result_file::ResultFile;
 use crate::sim::runner::SimError;
 use crate::state::State;
 use crate::usage::{self, UsageEvent};
 use charging::{FailureKind, ModelOrigin, RunEnd};
+pub use status::RunStatus;
 
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -54,8 +57,8 @@ pub struct NewRun {
 /// The settings a run was made with, as stored and shown.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StoredSettings {
-    pub interface: String,
-    pub solver: String,
+    pub interface: Interface,
+    pub solver: Solver,
     pub start_time: f64,
     pub stop_time: f64,
     pub output_interval: f64,
@@ -175,11 +178,8 @@ pub async fn start(
         ModelOrigin::Upload
     };
     let stored = StoredSettings {
-        interface: format!("{:?}", job.interface).to_lowercase(),
-        solver: match job.solver {
-            crate::sim::protocol::Solver::DormandPrince => "dormand_prince".into(),
-            crate::sim::protocol::Solver::Euler => "euler".into(),
-        },
+        interface: job.interface,
+        solver: job.solver,
         start_time: job.start_time,
         stop_time: job.stop_time,
         output_interval: job.output_interval,
@@ -202,7 +202,7 @@ pub async fn start(
         api_key_id: principal.key_id.clone(),
         fmu_id: record.id.clone(),
         fmu_name: name.chars().take(200).collect(),
-        status: "queued".into(),
+        status: RunStatus::Queued,
         settings: serde_json::to_string(&stored).map_err(|e| AppError::Internal(e.to_string()))?,
         credits_reserved: cost,
         credits_charged: 0,
@@ -423,7 +423,7 @@ async fn settle(
             };
             let (end, error, log) = match &result {
                 Ok(log) => (RunEnd::Succeeded, None, Some(log.clone())),
-                Err(SimError::Cancelled) if run.status == "queued" => (
+                Err(SimError::Cancelled) if run.status == RunStatus::Queued => (
                     RunEnd::CancelledQueued,
                     Some(SimError::Cancelled.to_string()),
                     None,
@@ -469,10 +469,10 @@ fn settle_in(
     let now = db::now_ms();
     let charged = charging::is_charged(end, origin);
     let credits = if charged { run.credits_reserved } else { 0 };
-    let (status, failure_kind) = match end {
-        RunEnd::Succeeded => ("succeeded", None),
-        RunEnd::Failed(kind) => ("failed", Some(kind)),
-        RunEnd::CancelledQueued | RunEnd::CancelledRunning => ("cancelled", None),
+    let status = RunStatus::from(end);
+    let failure_kind = match end {
+        RunEnd::Failed(kind) => Some(kind),
+        _ => None,
     };
     let finish = db::runs::Finish {
         status,
@@ -505,7 +505,7 @@ fn settle_in(
         };
         usage::record(tx, &run.user_id, &event, now).map_err(|e| DbError::Task(e.to_string()))?;
     } else if run.credits_reserved > 0 {
-        let why = failure_kind.map_or(status, FailureKind::as_str);
+        let why = failure_kind.map_or(status.as_str(), FailureKind::as_str);
         let reason = format!("Run {id} {why}: refunded");
         db::ledger::apply(
             tx,
@@ -556,7 +556,7 @@ pub fn remove_result(state: &State, run_id: &str) -> std::io::Result<()> {
 
 /// When a succeeded run's results are (or were) removed: its end plus the retention period.
 pub fn result_expires_at(state: &State, run: &RunRow) -> Option<i64> {
-    if run.status != "succeeded" {
+    if run.status != RunStatus::Succeeded {
         return None;
     }
     let retention = i64::try_from(state.config.result_retention.as_millis()).unwrap_or(i64::MAX);
@@ -565,7 +565,7 @@ pub fn result_expires_at(state: &State, run: &RunRow) -> Option<i64> {
 
 /// The results to show with a run: `None` unless it succeeded and they are still kept.
 pub async fn kept_result(state: &State, run: &RunRow) -> AppResult<Option<ResultFile>> {
-    if run.status == "succeeded" && run.result_removed_at.is_none() {
+    if run.status == RunStatus::Succeeded && run.result_removed_at.is_none() {
         result(state, run).await.map(Some)
     } else {
         Ok(None)
@@ -589,7 +589,7 @@ pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
             state.config.result_retention.as_secs() / 86_400
         )));
     }
-    if run.status != "succeeded" {
+    if run.status != RunStatus::Succeeded {
         return Err(AppError::Conflict(format!(
             "run {} has no results: it is {}",
             run.id, run.status
@@ -630,8 +630,7 @@ pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<Run
             .run(move |conn| db::runs::get(conn, &id))
             .await?
             .ok_or(AppError::NotFound("run"))?;
-        let done = !matches!(run.status.as_str(), "queued" | "running");
-        if done || tokio::time::Instant::now() >= deadline {
+        if run.status.is_finished() || tokio::time::Instant::now() >= deadline {
             return Ok(run);
         }
         tokio::time::sleep(pause.min(deadline - tokio::time::Instant::now())).await;
@@ -651,7 +650,7 @@ pub async fn get(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow
 pub async fn list(
     state: &State,
     user_id: &str,
-    status: Option<String>,
+    status: Option<RunStatus>,
     fmu: Option<String>,
     limit: u32,
     offset: u64,
@@ -661,16 +660,14 @@ pub async fn list(
     let offset = crate::usage::page_offset(offset)?;
     Ok(state
         .db
-        .run(move |conn| {
-            db::runs::list(conn, &uid, status.as_deref(), fmu.as_deref(), limit, offset)
-        })
+        .run(move |conn| db::runs::list(conn, &uid, status, fmu.as_deref(), limit, offset))
         .await?)
 }
 
 /// Cancels a queued or running run (its credits are refunded when it stops).
 pub async fn cancel(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow> {
     let run = get(state, user_id, run_id).await?;
-    if !matches!(run.status.as_str(), "queued" | "running") {
+    if run.status.is_finished() {
         return Err(AppError::Conflict(format!(
             "run {run_id} has already ended ({})",
             run.status

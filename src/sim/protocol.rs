@@ -32,6 +32,84 @@ pub enum Solver {
     Euler,
 }
 
+/// The canonical name, then every other spelling a face accepts, all compared without regard
+/// to case and with `-` taken as `_`. The canonical names are the serde names (the worker
+/// protocol, stored settings, the API's JSON); the others are kept because a face accepted
+/// them before the faces shared this parser, so no client or script breaks.
+const INTERFACE_SPELLINGS: [(Interface, &[&str]); 2] = [
+    // `cosimulation`, `co-simulation`: the CLI's.
+    (Interface::Cs, &["cs", "co_simulation", "cosimulation"]),
+    // `modelexchange`, `model-exchange`: the CLI's.
+    (Interface::Me, &["me", "model_exchange", "modelexchange"]),
+];
+
+/// As [`INTERFACE_SPELLINGS`]: `dormand-prince` was the API's, `dopri` and `dopri5` the CLI's.
+const SOLVER_SPELLINGS: [(Solver, &[&str]); 2] = [
+    (
+        Solver::DormandPrince,
+        &["dormand_prince", "dopri", "dopri5"],
+    ),
+    (Solver::Euler, &["euler"]),
+];
+
+/// The item `s` spells, compared without regard to case and with `-` taken as `_`.
+fn spelled<T: Copy>(table: &[(T, &[&str])], s: &str) -> Option<T> {
+    let s = s.to_ascii_lowercase().replace('-', "_");
+    table
+        .iter()
+        .find(|(_, names)| names.contains(&s.as_str()))
+        .map(|(item, _)| *item)
+}
+
+impl Interface {
+    /// The canonical (serde) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Cs => "cs",
+            Interface::Me => "me",
+        }
+    }
+}
+
+/// The one parser of an interface for every face (API, compatibility routes, dashboard form,
+/// CLI): `cs` (also `co_simulation`, `cosimulation`) or `me` (also `model_exchange`,
+/// `modelexchange`), in any case, with `-` or `_`.
+impl std::str::FromStr for Interface {
+    type Err = crate::domain::Invalid;
+
+    fn from_str(s: &str) -> Result<Interface, Self::Err> {
+        spelled(&INTERFACE_SPELLINGS, s).ok_or_else(|| {
+            crate::domain::Invalid(format!(
+                "interface must be cs or me (or co_simulation, model_exchange), not '{s}'"
+            ))
+        })
+    }
+}
+
+impl Solver {
+    /// The canonical (serde) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Solver::DormandPrince => "dormand_prince",
+            Solver::Euler => "euler",
+        }
+    }
+}
+
+/// The one parser of a solver for every face: `dormand_prince` (also `dopri`, `dopri5`) or
+/// `euler`, in any case, with `-` or `_`.
+impl std::str::FromStr for Solver {
+    type Err = crate::domain::Invalid;
+
+    fn from_str(s: &str) -> Result<Solver, Self::Err> {
+        spelled(&SOLVER_SPELLINGS, s).ok_or_else(|| {
+            crate::domain::Invalid(format!(
+                "solver must be dormand_prince (or dopri) or euler, not '{s}'"
+            ))
+        })
+    }
+}
+
 /// A signal for one input variable: values at times, interpolated per FMI rules (linear for
 /// continuous inputs, held for discrete ones).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -473,5 +551,83 @@ mod tests {
         let bytes = wire(&[started(), done]);
         let heard = read_conversation(&mut std::io::BufReader::new(&bytes[..]), None, 100);
         assert!(malformed(&heard).contains("nobody asked"));
+    }
+
+    #[test]
+    fn every_spelling_any_face_accepted_parses_to_its_interface() {
+        use std::str::FromStr;
+        let cases = [
+            // The API's (any case) and the dashboard form's.
+            ("cs", Interface::Cs),
+            ("CS", Interface::Cs),
+            ("me", Interface::Me),
+            ("Me", Interface::Me),
+            // The CLI's.
+            ("cosimulation", Interface::Cs),
+            ("co-simulation", Interface::Cs),
+            ("Co-Simulation", Interface::Cs),
+            ("modelexchange", Interface::Me),
+            ("model-exchange", Interface::Me),
+            ("ModelExchange", Interface::Me),
+            // The long names with the serde separator.
+            ("co_simulation", Interface::Cs),
+            ("model_exchange", Interface::Me),
+        ];
+        for (spelling, interface) in cases {
+            assert_eq!(Interface::from_str(spelling), Ok(interface), "{spelling}");
+        }
+        for interface in [Interface::Cs, Interface::Me] {
+            // The canonical name is the serde name, so stored settings read back.
+            let json = serde_json::to_value(interface).unwrap();
+            assert_eq!(json, serde_json::Value::String(interface.as_str().into()));
+            assert_eq!(interface.as_str().parse(), Ok(interface));
+        }
+        for bad in ["", "xx", "c s", "cs ", "co", "fmi", "model"] {
+            let err = Interface::from_str(bad).unwrap_err();
+            assert_eq!(
+                err.0,
+                format!(
+                    "interface must be cs or me (or co_simulation, model_exchange), not '{bad}'"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn every_spelling_any_face_accepted_parses_to_its_solver() {
+        use std::str::FromStr;
+        let cases = [
+            // The API's.
+            ("dormand_prince", Solver::DormandPrince),
+            ("dormand-prince", Solver::DormandPrince),
+            ("euler", Solver::Euler),
+            // The CLI's (any case).
+            ("Dormand-Prince", Solver::DormandPrince),
+            ("dopri", Solver::DormandPrince),
+            ("DOPRI5", Solver::DormandPrince),
+            ("Euler", Solver::Euler),
+        ];
+        for (spelling, solver) in cases {
+            assert_eq!(Solver::from_str(spelling), Ok(solver), "{spelling}");
+        }
+        for solver in [Solver::DormandPrince, Solver::Euler] {
+            let json = serde_json::to_value(solver).unwrap();
+            assert_eq!(json, serde_json::Value::String(solver.as_str().into()));
+            assert_eq!(solver.as_str().parse(), Ok(solver));
+        }
+        for bad in [
+            "",
+            "rk4",
+            "dormand prince",
+            "dormandprince",
+            "euler2",
+            "cvode",
+        ] {
+            let err = Solver::from_str(bad).unwrap_err();
+            assert_eq!(
+                err.0,
+                format!("solver must be dormand_prince (or dopri) or euler, not '{bad}'")
+            );
+        }
     }
 }

@@ -18,24 +18,25 @@ use crate::db::runs::RunRow;
 use crate::domain::rfc3339_ms;
 use crate::error::AppError;
 use crate::fmi::registry::{self, FmuRecord};
-use crate::runs::{self, NewRun, Starter};
+use crate::runs::{self, NewRun, RunStatus, Starter};
 use crate::sim::plan::{Problem, RunSettings};
+use crate::sim::protocol::Interface;
 use crate::state::State;
 
 /// Rows of a result the run page plots (every k-th of a larger one; the CSV has them all).
 const PLOT_ROWS: u64 = 20_000;
 
 fn unfinished(run: &RunRow) -> bool {
-    matches!(run.status.as_str(), "queued" | "running")
+    !run.status.is_finished()
 }
 
-fn status_badge(status: &str) -> Markup {
+fn status_badge(status: RunStatus) -> Markup {
     let class = match status {
-        "succeeded" => "badge badge-active",
-        "failed" | "cancelled" => "badge badge-revoked",
-        _ => "badge badge-pending",
+        RunStatus::Succeeded => "badge badge-active",
+        RunStatus::Failed | RunStatus::Cancelled => "badge badge-revoked",
+        RunStatus::Queued | RunStatus::Running => "badge badge-pending",
     };
-    html! { span class=(class) data-status=(status) { (status) } }
+    html! { span class=(class) data-status=(status.as_str()) { (status.as_str()) } }
 }
 
 /// One row of the runs table; while the run is unfinished it asks for itself again.
@@ -45,7 +46,7 @@ pub fn run_row(run: &RunRow) -> Markup {
         tr #{"run-" (run.id)} hx-get=[poll.as_deref()] hx-trigger=[poll.as_ref().map(|_| "every 1s")] hx-swap="outerHTML" {
             td { a href=(paths::run(&run.id)) { code { (run.id) } } }
             td { (run.fmu_name) }
-            td { (status_badge(&run.status)) }
+            td { (status_badge(run.status)) }
             td { (when(run.created_at)) }
             td.num { (run.credits_charged) }
         }
@@ -128,9 +129,10 @@ fn model_fields(model: Option<&FmuRecord>, entered: &Entered, problems: &[Proble
                         aria-describedby=[problems.described_by("output_interval")];
                     (problems.next_to("output_interval"))
                     label for="interface" { "Interface" }
-                    select #interface name="interface" {
-                        @if m.info.co_simulation.is_some() { option value="cs" selected[entered.interface.as_deref() == Some("cs")] { "Co-Simulation" } }
-                        @if m.info.model_exchange.is_some() { option value="me" selected[entered.interface.as_deref() == Some("me")] { "Model Exchange" } }
+                    @let picked = entered.interface.as_deref().and_then(|i| i.parse::<Interface>().ok());
+                    select #interface name="interface" aria-describedby=[problems.described_by("interface")] {
+                        @if m.info.co_simulation.is_some() { option value=(Interface::Cs.as_str()) selected[picked == Some(Interface::Cs)] { "Co-Simulation" } }
+                        @if m.info.model_exchange.is_some() { option value=(Interface::Me.as_str()) selected[picked == Some(Interface::Me)] { "Model Exchange" } }
                     }
                     (problems.next_to("interface"))
                 }
@@ -335,10 +337,17 @@ fn settings_from(entered: &Entered) -> (RunSettings, Vec<Problem>) {
     let settings = RunSettings {
         stop_time: number("stop_time", &entered.stop_time),
         output_interval: number("output_interval", &entered.output_interval),
-        interface: match entered.interface.as_deref() {
-            Some("me") => Some(crate::sim::protocol::Interface::Me),
-            Some("cs") => Some(crate::sim::protocol::Interface::Cs),
-            _ => None,
+        // Not sent (or empty): the model's default. Anything else is parsed as every face
+        // parses it; an unknown value is a problem, never a silent Co-Simulation.
+        interface: match entered.interface.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => match v.parse::<Interface>() {
+                Ok(interface) => Some(interface),
+                Err(invalid) => {
+                    problems.push(Problem::new("interface", invalid.0));
+                    None
+                }
+            },
         },
         start_values: entered.start_values.clone(),
         outputs: entered.outputs.clone().unwrap_or_default(),
@@ -375,7 +384,7 @@ fn run_details(
     let poll = unfinished(run).then(|| paths::run(&run.id));
     html! {
         div #run-details hx-get=[poll.as_deref()] hx-trigger=[poll.as_ref().map(|_| "every 1s")] hx-swap="outerHTML" {
-            p { "Status: " (status_badge(&run.status)) " · " (run.fmu_name) " · " span #run-charge { (charge_text(run)) } }
+            p { "Status: " (status_badge(run.status)) " · " (run.fmu_name) " · " span #run-charge { (charge_text(run)) } }
             @if let Some(kind) = run.failure_kind {
                 p { "Failure: " code #failure-kind { (kind.as_str()) } }
             }

@@ -16,6 +16,7 @@ mod keys;
 mod metrics;
 mod openapi;
 mod results;
+mod run_types;
 mod runs;
 mod security;
 mod usage;

@@ -152,3 +152,58 @@ fn the_cli_reads_inputs_from_csv_and_explains_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_cli_takes_the_spellings_every_face_takes_and_names_the_allowed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = write_library("Dahlquist", "3.0", dir.path());
+    let simulate = |interface: &str, solver: &str| {
+        Command::new(EXE)
+            .args(["fmu", "simulate"])
+            .arg(&fmu)
+            .args(["--interface", interface, "--solver", solver])
+            .args([
+                "--stop-time",
+                "1",
+                "--output-interval",
+                "0.5",
+                "--step-size",
+                "0.01",
+            ])
+            .output()
+            .unwrap()
+    };
+    for (interface, solver) in [
+        ("model-exchange", "dopri"),
+        ("model_exchange", "dormand_prince"),
+        ("ME", "Euler"),
+        ("co-simulation", "dopri5"),
+        ("cs", "dormand-prince"),
+    ] {
+        let out = simulate(interface, solver);
+        assert!(
+            out.status.success(),
+            "{interface} {solver}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let csv = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(csv.lines().next(), Some("time,x"), "{csv}");
+    }
+    for (interface, solver, message) in [
+        (
+            "xx",
+            "euler",
+            "interface must be cs or me (or co_simulation, model_exchange), not 'xx'",
+        ),
+        (
+            "me",
+            "rk4",
+            "solver must be dormand_prince (or dopri) or euler, not 'rk4'",
+        ),
+    ] {
+        let out = simulate(interface, solver);
+        assert_eq!(out.status.code(), Some(2), "a usage error");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+}
