@@ -215,7 +215,7 @@ pub async fn start(
         charged: false,
         result_removed_at: None,
     };
-    let billing = format!("{}/billing", state.config.public_url);
+    let billing = crate::links::billing(&state.config.public_url);
     let max_active = state.config.max_active_runs_per_user;
     let (run_for_tx, key_for_tx) = (run.clone(), idempotency_key.clone());
     let outcome = state
