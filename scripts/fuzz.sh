@@ -2,6 +2,8 @@
 # Fuzzes what strangers send us with cargo-fuzz (libFuzzer): the FMU archive reader, the
 # model-description reader, the worker protocol decoder and the Stripe-Signature parser.
 #   scripts/fuzz.sh [seconds per target, default 300] [target …]
+#   FUZZ_SEED=N fixes libFuzzer's seed (CI does: the same inputs in the same order each run);
+#   unset, each run explores from a new random seed.
 # These machines have only the stable toolchain: cargo-fuzz passes nightly flags, which
 # RUSTC_BOOTSTRAP=1 allows, and `-s none` skips the sanitizer (it needs a nightly std; the
 # code under test is safe Rust, and panics, overflows and failed assertions still count).
@@ -30,5 +32,6 @@ for target in "${targets[@]}"; do
   echo "== fuzz $target for ${seconds}s"
   mkdir -p "corpus/$target"
   cargo fuzz run -s none "$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+    -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+    -seed="${FUZZ_SEED:-0}"
 done
