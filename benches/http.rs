@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench http` starts `fmu-gateway serve` on a fresh data directory, creates
 //! a user with 1,000 usage rows, then for each scenario keeps 50 connections busy for 10 s
-//! (after 2 s of warm-up) and reports requests/s, p50/p99 latency and the server's RSS.
+//! (after 2 s of warm-up) and reports requests/s, p50/p99 latency, the server's CPU time per
+//! request and its RSS.
 //! Scenarios: reads (JSON and HTML), signed Stripe webhooks (new payments and redeliveries),
 //! and small simulation runs.
 //! Client and server share the machine, as they would on a 2-core box under test.
@@ -76,6 +77,21 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time (user + system) the process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3; utime and
+    // stime are fields 14 and 15, in clock ticks (100 a second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 async fn start_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -93,6 +109,8 @@ async fn start_server() -> Server {
         .arg(dir.path())
         .env("FMU_GATEWAY_AUTH_RATE_PER_MINUTE", "100000")
         .env("FMU_GATEWAY_RUNS_PER_MINUTE", "10000000")
+        // The x8 run scenario has eight runs of one account going at once (default limit 4).
+        .env("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER", "100")
         // Webhooks are measured; nothing here calls Stripe's API.
         .env("STRIPE_SECRET_KEY", "sk_test_bench")
         .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
@@ -300,22 +318,27 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "cpu ms/req"
     );
     for (name, make) in scenarios {
         load(&client, connections, 2, make.clone()).await;
+        let cpu_before = cpu_time(server.child.id());
         let mut out = load(&client, connections, seconds, make).await;
+        // The server's CPU per request: it rises when threads contend (locks, hand-offs),
+        // which requests/s on a shared machine can hide.
+        let cpu = cpu_time(server.child.id()).saturating_sub(cpu_before);
         out.latencies_us.sort_unstable();
         let rps = out.requests as f64 / out.elapsed.as_secs_f64();
         println!(
-            "{:<42} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            "{:<42} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>11.3}",
             name,
             rps,
             percentile(&out.latencies_us, 0.50),
             percentile(&out.latencies_us, 0.99),
             percentile(&out.latencies_us, 1.0),
-            out.errors
+            out.errors,
+            cpu.as_secs_f64() * 1000.0 / out.requests.max(1) as f64
         );
         let (rss, _) = rss_kib(server.child.id());
         println!(

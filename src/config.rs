@@ -92,6 +92,8 @@ pub struct Config {
     /// Sandbox layers not to apply, for testing the fail-closed check
     /// (`FMU_GATEWAY_SANDBOX_DISABLE`, comma-separated layer names).
     pub sandbox_disabled: crate::sim::sandbox::LayerSet,
+    /// Log format and which requests the access log records ([`Logging`]).
+    pub logging: Logging,
 }
 
 /// A secret setting (Stripe key, webhook secret, root key): its `Debug` prints no part of
@@ -169,6 +171,7 @@ impl Config {
             scratch_bytes: 64 << 20,
             worker_uid: 65534,
             sandbox_disabled: Default::default(),
+            logging: Logging::default(),
         }
     }
 
@@ -323,6 +326,7 @@ impl Config {
             .filter(|t| !t.trim().is_empty())
             .map(Secret::from);
         read_sandbox(&mut config, &env)?;
+        config.logging = Logging::from_env(&env)?;
         if env("FMU_GATEWAY_WORKERS").is_none() {
             config.workers = crate::machine::workers_that_fit(
                 config.workers,
@@ -402,6 +406,94 @@ fn read_request_bounds(
             parse_num("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", &v)?;
     }
     Ok(())
+}
+
+/// How logs are written and which requests the access log records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logging {
+    /// `FMU_GATEWAY_LOG_FORMAT`: `text` (default) or `json` (one object a line, for shippers).
+    pub format: LogFormat,
+    /// `FMU_GATEWAY_ACCESS_LOG`: `errors` (default) or `all`.
+    pub access_log: AccessLog,
+    /// A request that takes longer than this is logged whatever `access_log` says
+    /// (`FMU_GATEWAY_SLOW_REQUEST_MS`, default 1000).
+    pub slow_request: Duration,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            format: LogFormat::Text,
+            access_log: AccessLog::Errors,
+            slow_request: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which requests the access log records. Server errors (5xx) and slow requests are logged in
+/// every mode; the choice is about the rest. There is no sampling mode: the request one needs
+/// to find is the rare one a sample drops, and `/metrics` already counts every request by
+/// route and status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Server errors at `error`, slow requests at `warn`, client errors (4xx) at `debug`
+    /// (a client can cause those at will, so they must not fill the disk), nothing else.
+    Errors,
+    /// Also every other request, at `info` (debugging; ~300 bytes a request).
+    All,
+}
+
+impl Logging {
+    /// Reads the logging settings alone: `main` needs them to start logging before the rest
+    /// of the configuration is read, and [`Config::from_env`] reads them the same way.
+    pub fn from_env(env: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut logging = Logging::default();
+        if let Some(v) = env("FMU_GATEWAY_LOG_FORMAT") {
+            logging.format = match v.trim().to_ascii_lowercase().as_str() {
+                "text" | "" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::new(
+                        "FMU_GATEWAY_LOG_FORMAT",
+                        &v,
+                        "expected text or json",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = env("FMU_GATEWAY_ACCESS_LOG") {
+            logging.access_log = match v.trim().to_ascii_lowercase().as_str() {
+                "errors" => AccessLog::Errors,
+                "all" => AccessLog::All,
+                _ => {
+                    return Err(ConfigError::new(
+                        "FMU_GATEWAY_ACCESS_LOG",
+                        &v,
+                        "expected errors or all",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = env("FMU_GATEWAY_SLOW_REQUEST_MS") {
+            let ms: u64 = parse_num("FMU_GATEWAY_SLOW_REQUEST_MS", &v)?;
+            if ms == 0 {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_SLOW_REQUEST_MS",
+                    &v,
+                    "must be at least 1",
+                ));
+            }
+            logging.slow_request = Duration::from_millis(ms);
+        }
+        Ok(logging)
+    }
 }
 
 /// The worker sandbox's settings.
@@ -726,5 +818,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("FMU_GATEWAY_PLANS"), "{err}");
+    }
+
+    #[test]
+    fn logging_defaults_to_errors_and_slow_requests_and_refuses_unknown_values() {
+        let c = Config::from_env(listen(), "data".into(), env_of(&[])).unwrap();
+        assert_eq!(c.logging, Logging::default());
+        assert_eq!(c.logging.access_log, AccessLog::Errors);
+        let env = env_of(&[
+            ("FMU_GATEWAY_LOG_FORMAT", "json"),
+            ("FMU_GATEWAY_ACCESS_LOG", "all"),
+            ("FMU_GATEWAY_SLOW_REQUEST_MS", "250"),
+        ]);
+        let c = Config::from_env(listen(), "data".into(), env).unwrap();
+        assert_eq!(
+            c.logging,
+            Logging {
+                format: LogFormat::Json,
+                access_log: AccessLog::All,
+                slow_request: Duration::from_millis(250),
+            }
+        );
+        for (name, value) in [
+            ("FMU_GATEWAY_LOG_FORMAT", "xml"),
+            ("FMU_GATEWAY_ACCESS_LOG", "some"),
+            ("FMU_GATEWAY_SLOW_REQUEST_MS", "0"),
+        ] {
+            let err = Config::from_env(listen(), "data".into(), env_of(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! The HTTP application: every route, and the middleware that applies to all of them
-//! (security headers, tracing, shared state).
+//! (security headers, the access log, shared state).
 
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderValue, header};
-use poem::middleware::{CatchPanic, CookieJarManager, Tracing};
+use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::Data;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 
@@ -102,6 +102,7 @@ pub fn app(state: State) -> impl Endpoint {
         .around(web::middleware::sessions);
 
     let public_url = state.config.public_url.clone();
+    let access_log = crate::telemetry::AccessLogger::new(&state.config.logging);
     Route::new()
         .nest("/", cookie_routes)
         .nest("/api", api::routes(&public_url))
@@ -119,7 +120,7 @@ pub fn app(state: State) -> impl Endpoint {
         .around(limit_body)
         .around(crate::metrics::count_requests)
         .data(state)
-        .with(Tracing)
+        .with(access_log)
 }
 
 /// Sends JSON requests to one endpoint and forms to another: `POST /login` and

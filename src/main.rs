@@ -143,8 +143,14 @@ fn main() -> ExitCode {
         // No runtime and no threads: the worker must be single-threaded to sandbox itself.
         return ExitCode::from(fmu_gateway::sim::worker::main() as u8);
     }
-    let json_logs = std::env::var("FMU_GATEWAY_LOG_FORMAT").is_ok_and(|v| v == "json");
-    telemetry::init(json_logs);
+    let logging = match fmu_gateway::config::Logging::from_env(&|k| std::env::var(k).ok()) {
+        Ok(logging) => logging,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(logging.format);
     // Blocking work is SQLite (bounded by the pool) and argon2: a few dozen threads are
     // plenty, and each idle thread costs memory (its stack and malloc arena).
     let runtime = match tokio::runtime::Builder::new_multi_thread()

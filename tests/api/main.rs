@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access_log;
 mod accounts;
 mod billing;
 mod charging;
