@@ -1,7 +1,7 @@
 //! Accounts: registration and the two ways to log in. Both faces (HTML forms and the JSON
 //! compatibility routes) call these functions, so their rules cannot drift apart.
 
-use crate::auth::tokens::{KEY_PREFIX, RequestFacts};
+use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, Principal, password};
 use crate::db::{self, ledger::EntryKind, users::User};
 use crate::domain::{Email, NewPassword, new_id, parse_name};
@@ -164,11 +164,6 @@ pub async fn user(state: &State, user_id: &str) -> AppResult<User> {
         .run(move |conn| db::users::get(conn, &id))
         .await?
         .ok_or(AppError::NotFound("account"))
-}
-
-/// Whether a string looks like one of our keys (for login forms that accept either).
-pub fn looks_like_key(s: &str) -> bool {
-    s.trim().starts_with(KEY_PREFIX)
 }
 
 /// Adds credits to an account outside Stripe (operators, support, the free grant): one

@@ -42,30 +42,10 @@ pub fn token_in_form(body: &[u8]) -> Option<String> {
 }
 
 /// The `key=value` pairs of an urlencoded body, decoded, in order (repeated keys kept).
+/// Decoded as poem's `Form` decodes them (`form_urlencoded`, the WHATWG rules), so the token
+/// checked here is the one a form handler would see.
 pub fn form_pairs(body: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
-    body.split(|b| *b == b'&').filter_map(|pair| {
-        let pair = std::str::from_utf8(pair).ok()?;
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        Some((decode(k)?, decode(v)?))
-    })
-}
-
-fn decode(s: &str) -> Option<String> {
-    let s = s.replace('+', " ");
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
 
 #[cfg(test)]
@@ -105,6 +85,22 @@ mod tests {
             Some("abCd")
         );
         assert_eq!(token_in_form(b"label=x"), None);
+    }
+
+    #[test]
+    fn form_pairs_are_decoded_in_order_with_repeats() {
+        let pairs: Vec<(String, String)> =
+            form_pairs(b"a=1&b=x+y%2Bz&a=2&flag&c=%C3%BC&d=%41%3d").collect();
+        let expected = [
+            ("a", "1"),
+            ("b", "x y+z"),
+            ("a", "2"),
+            ("flag", ""),
+            ("c", "\u{fc}"),
+            ("d", "A="),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(pairs, expected);
     }
 
     #[test]

@@ -123,17 +123,6 @@ pub fn set_event_outcome(tx: &Transaction<'_>, id: &str, outcome: &str) -> DbRes
     Ok(())
 }
 
-/// What handling an event did, for operators and tests.
-pub fn event_outcome(conn: &Connection, id: &str) -> DbResult<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT outcome FROM stripe_events WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?)
-}
-
 /// Inserts a purchase. `false` when its Checkout Session was already recorded (the session
 /// granted its credits before, e.g. through the other of its two success events).
 pub fn insert_purchase(tx: &Transaction<'_>, p: &Purchase) -> DbResult<bool> {

@@ -21,8 +21,7 @@ use fmi_rs::model_description::{
 };
 use serde::{Deserialize, Serialize};
 
-/// The model description's file name, at the top of an FMU.
-pub const MODEL_DESCRIPTION: &str = "modelDescription.xml";
+use super::archive::MODEL_DESCRIPTION;
 
 /// Larger model descriptions are refused rather than parsed: the XML tree takes several times the
 /// file size in memory. The biggest real ones (hundreds of thousands of variables) stay well

@@ -70,10 +70,9 @@ pub struct StoredSettings {
     pub timeout_seconds: f64,
 }
 
-/// A run that has started: its row, and whether it was an idempotent replay.
+/// A run that has started: its row.
 pub struct Started {
     pub run: RunRow,
-    pub replayed: bool,
 }
 
 fn hash_request(
@@ -274,10 +273,7 @@ pub async fn start(
             same_request: true,
             run: Some(run),
         } => {
-            return Ok(Started {
-                run: *run,
-                replayed: true,
-            });
+            return Ok(Started { run: *run });
         }
         Reserve::Replay { .. } => {
             return Err(AppError::Invalid(
@@ -310,10 +306,7 @@ pub async fn start(
         .insert(run.id.clone(), cancel_tx);
     let (st, id) = (state.clone(), run.id.clone());
     tokio::spawn(async move { execute(&st, &id, origin, job, timeout, cancel_rx).await });
-    Ok(Started {
-        run,
-        replayed: false,
-    })
+    Ok(Started { run })
 }
 
 /// What `Retry-After` says when a user is at their cap of active runs: a guess at when one of

@@ -2,6 +2,8 @@
 //! and Model Exchange drivers of the Rust `fmusim`, with our Dormand–Prince solver for Model
 //! Exchange. Only the worker process calls this: an FMU's code runs here, so this must never
 //! run inside the server.
+//!
+//! The algorithm is written once over [`FmiVersion`], which maps it onto FMI 2 or FMI 3.
 
 // fmi-rs's drivers take the recorder as `Arc<Recorder>` although it holds `RefCell`s; it is
 // only ever used on this one thread.
@@ -12,10 +14,15 @@ use std::sync::Arc;
 
 use fmi_rs::model_description::{FMIMajorVersion, peek_fmi_major_version};
 use fmi_rs::sim::solver::ForwardEulerFactory;
-use fmi_rs::sim::{fmi2 as sim2, fmi3 as sim3};
 
+use super::cs_loop;
+use super::fmi_version::{Fmi2, Fmi3, FmiVersion};
 use super::protocol::{Column, InputSignal, Interface, Job, SimOutput, Solver};
 use super::solver::DormandPrinceFactory;
+use crate::fmi::archive::MODEL_DESCRIPTION;
+
+/// Recorded time points and one column per recorded variable.
+pub(super) type Series = (Vec<f64>, Vec<Column>);
 
 /// Why a simulation did not produce results.
 #[derive(Debug, thiserror::Error)]
@@ -42,13 +49,13 @@ pub fn result_values(rows: u64, columns: u64) -> u64 {
 /// Simulates `job`; the FMU's log goes to `<scratch>/fmu.log`.
 pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
     let dir = Path::new(&job.fmu_dir);
-    let md_path = dir.join("modelDescription.xml");
+    let md_path = dir.join(MODEL_DESCRIPTION);
     let log_path = Path::new(&job.scratch_dir).join("fmu.log");
     let version = peek_fmi_major_version(&md_path)
         .map_err(|e| EngineError::Request(format!("modelDescription.xml: {e}")))?;
     let (time, columns) = match version {
-        FMIMajorVersion::V3 => fmi3(job, &md_path, &log_path)?,
-        FMIMajorVersion::V2 => fmi2(job, &md_path, &log_path)?,
+        FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path)?,
+        FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
     };
     // The estimate checked before the run can be off by a point or two; the server refuses
     // more than the cap, so the worker says so itself rather than sending it.
@@ -132,7 +139,7 @@ fn select_outputs(
 }
 
 /// Recorded rows (one value per variable) turned into columns of numbers.
-fn to_columns<V>(
+pub(super) fn to_columns<V>(
     names: Vec<String>,
     rows: &[Vec<V>],
     number: impl Fn(&V) -> Option<f64>,
@@ -203,212 +210,84 @@ fn input_rows<V>(
 }
 
 /// Input signals as one table: variable indices, time points, one row of values per point.
-struct InputTable<V> {
-    indices: Vec<usize>,
-    time: Vec<f64>,
-    rows: Vec<Vec<V>>,
+pub(super) struct InputTable<V> {
+    pub indices: Vec<usize>,
+    pub time: Vec<f64>,
+    pub rows: Vec<Vec<V>>,
 }
 
-fn fmi3(
-    job: &Job,
-    md_path: &Path,
-    log_path: &Path,
-) -> Result<(Vec<f64>, Vec<Column>), EngineError> {
-    use fmi_rs::model_description::fmi3::{ModelDescription, Variability, VariableType};
-    use sim3::VariableValue as V;
+/// What a run needs before either loop starts: the model, what to record, the inputs.
+struct Prepared<F: FmiVersion> {
+    md: Arc<F::Description>,
+    outputs: Vec<usize>,
+    input: Option<Arc<F::Input>>,
+}
 
+/// One run with FMI version `F`: the fast loop for the common Co-Simulation case, else
+/// fmi-rs's driver.
+fn run<F: FmiVersion>(job: &Job, md_path: &Path, log_path: &Path) -> Result<Series, EngineError> {
+    let prepared = prepare::<F>(job, md_path)?;
+    if job.interface == Interface::Cs
+        && let Some(series) = cs_loop::run::<F>(
+            job,
+            &prepared.md,
+            &prepared.outputs,
+            prepared.input.as_deref(),
+            log_path,
+        )?
+    {
+        return Ok(series);
+    }
+    with_driver(job, prepared, log_path)
+}
+
+/// Reads the model description, resolves the outputs and builds the input table.
+fn prepare<F: FmiVersion>(job: &Job, md_path: &Path) -> Result<Prepared<F>, EngineError> {
     let md = Arc::new(
-        ModelDescription::from_path(md_path)
-            .map_err(|e| EngineError::Request(format!("modelDescription.xml: {e}")))?,
+        F::read(md_path).map_err(|e| EngineError::Request(format!("modelDescription.xml: {e}")))?,
     );
     let index = |name: &str| {
-        md.variable_index_by_name(name)
-            .map_err(|_| EngineError::Request(format!("the model has no variable '{name}'")))
+        F::index(&md, name)
+            .ok_or_else(|| EngineError::Request(format!("the model has no variable '{name}'")))
     };
     let outputs = select_outputs(job, index)?;
     too_many(job, outputs.len())?;
-
     let input = if job.inputs.is_empty() {
         None
     } else {
         let variable = |name: &str| {
             let i = index(name)?;
-            Ok((
-                i,
-                md.modelVariables[i].variability == Variability::Continuous,
-            ))
+            Ok((i, F::continuous(&md, i)))
         };
-        let value = |i: usize, name: &str, u: f64| {
-            Ok(match &md.modelVariables[i].variableType {
-                VariableType::Float64 { .. } => V::Float64(vec![u]),
-                VariableType::Float32 { .. } => V::Float32(vec![u as f32]),
-                VariableType::Int32 { .. } => V::Int32(vec![u.round() as i32]),
-                VariableType::Int64 { .. } => V::Int64(vec![u.round() as i64]),
-                VariableType::Boolean { .. } => V::Boolean(vec![u != 0.0]),
-                _ => {
-                    return Err(EngineError::Request(format!(
-                        "input '{name}' is not a number or Boolean"
-                    )));
-                }
-            })
-        };
-        let inputs = input_rows(job, variable, value)?;
-        let mut table = sim3::Trajectories::new(md.clone(), inputs.indices);
-        (table.time, table.rows) = (inputs.time, inputs.rows);
-        Some(Arc::new(sim3::input::StaticInput::new(
-            table,
-            job.tolerance,
-        )))
+        let value = |i: usize, name: &str, u: f64| F::input_value(&md, i, name, u);
+        let table = input_rows(job, variable, value)?;
+        Some(Arc::new(F::input(&md, table, job.tolerance)))
     };
-
-    if job.interface == Interface::Cs
-        && let Some(series) = super::cs_loop::fmi3(job, &md, &outputs, input.as_deref(), log_path)?
-    {
-        return Ok(series);
-    }
-    let recorder = Arc::new(sim3::recorder::Recorder::new(sim3::Trajectories::new(
-        md.clone(),
-        outputs,
-    )));
-    let settings = sim3::SimulationSettings {
-        unzipdir: job.fmu_dir.clone().into(),
-        model_description: md.clone(),
-        library_kind: fmi_rs::fmi3::LibraryKind::Native,
-        enable_dae: false,
-        start_time: job.start_time,
-        stop_time: job.stop_time,
-        visible: false,
-        logging_on: true,
-        set_stop_time: true,
-        output_interval: communication_step(job),
-        log_time_scale: false,
-        tolerance: job.tolerance,
-        set_tolerance: true,
-        start_values: job.start_values.clone(),
-        log_fmi_calls: false,
-        intermediate_update: false,
-        input_file: None,
-        early_return_allowed: false,
-        event_mode_used: false,
-        log_file: Some(log_path.to_path_buf()),
-        initial_fmu_state_file: None,
-        final_fmu_state_file: None,
-    };
-    let result = match (job.interface, job.solver) {
-        (Interface::Cs, _) => sim3::cs::simulate(&settings, input, recorder.clone()),
-        (Interface::Me, Solver::DormandPrince) => {
-            sim3::me::simulate(&settings, &solver_factory_dp(job), input, recorder.clone())
-        }
-        (Interface::Me, Solver::Euler) => {
-            sim3::me::simulate(&settings, &euler(job)?, input, recorder.clone())
-        }
-    };
-    result.map_err(|e| EngineError::Simulation(e.to_string()))?;
-    let trajectories = Arc::try_unwrap(recorder)
-        .map_err(|_| EngineError::Simulation("the recorder is still in use".into()))?
-        .into_trajectories();
-    let names: Vec<String> = trajectories.variables().map(|v| v.name.clone()).collect();
-    let columns = to_columns(names, &trajectories.rows, |v| {
-        v.as_f64().and_then(|v| v.first().copied())
-    })?;
-    Ok((trajectories.time, columns))
+    Ok(Prepared { md, outputs, input })
 }
 
-fn fmi2(
+/// The run through fmi-rs's own drivers: Co-Simulation, or Model Exchange with our solver.
+fn with_driver<F: FmiVersion>(
     job: &Job,
-    md_path: &Path,
+    prepared: Prepared<F>,
     log_path: &Path,
-) -> Result<(Vec<f64>, Vec<Column>), EngineError> {
-    use fmi_rs::model_description::fmi2::{ModelDescription, Variability, VariableType};
-    use sim2::VariableValue as V;
-
-    let md = Arc::new(
-        ModelDescription::from_path(md_path)
-            .map_err(|e| EngineError::Request(format!("modelDescription.xml: {e}")))?,
-    );
-    let index = |name: &str| {
-        md.variable_index_by_name(name)
-            .map_err(|_| EngineError::Request(format!("the model has no variable '{name}'")))
-    };
-    let outputs = select_outputs(job, index)?;
-    too_many(job, outputs.len())?;
-
-    let input = if job.inputs.is_empty() {
-        None
-    } else {
-        let variable = |name: &str| {
-            let i = index(name)?;
-            Ok((
-                i,
-                md.modelVariables[i].variability == Variability::Continuous,
-            ))
-        };
-        let value = |i: usize, name: &str, u: f64| {
-            Ok(match &md.modelVariables[i].variableType {
-                VariableType::Real { .. } => V::Real(u),
-                VariableType::Integer { .. } | VariableType::Enumeration { .. } => {
-                    V::Integer(u.round() as i32)
-                }
-                VariableType::Boolean { .. } => V::Boolean(i32::from(u != 0.0)),
-                VariableType::String { .. } => {
-                    return Err(EngineError::Request(format!("input '{name}' is a string")));
-                }
-            })
-        };
-        let inputs = input_rows(job, variable, value)?;
-        let mut table = sim2::Trajectories::new(md.clone(), inputs.indices);
-        (table.time, table.rows) = (inputs.time, inputs.rows);
-        Some(Arc::new(sim2::input::StaticInput::new(
-            table,
-            job.tolerance,
-        )))
-    };
-
-    if job.interface == Interface::Cs
-        && let Some(series) = super::cs_loop::fmi2(job, &md, &outputs, input.as_deref(), log_path)?
-    {
-        return Ok(series);
-    }
-    let recorder = Arc::new(sim2::recorder::Recorder::new(sim2::Trajectories::new(
-        md.clone(),
-        outputs,
-    )));
-    let settings = sim2::SimulationSettings {
-        unzipdir: job.fmu_dir.clone().into(),
-        model_description: md.clone(),
-        start_time: job.start_time,
-        stop_time: job.stop_time,
-        logging_on: true,
-        set_stop_time: true,
-        output_interval: communication_step(job),
-        log_time_scale: false,
-        tolerance: job.tolerance,
-        set_tolerance: true,
-        start_values: job.start_values.clone(),
-        log_fmi_calls: false,
-        input_file: None,
-        early_return_allowed: false,
-        event_mode_used: false,
-        log_file: Some(log_path.to_path_buf()),
-        initial_fmu_state_file: None,
-        final_fmu_state_file: None,
-    };
+) -> Result<Series, EngineError> {
+    let Prepared { md, outputs, input } = prepared;
+    let recorder = Arc::new(F::recorder(&md, outputs));
+    let settings = F::settings(job, &md, communication_step(job), log_path);
     let result = match (job.interface, job.solver) {
-        (Interface::Cs, _) => sim2::cs::simulate(&settings, input, recorder.clone()),
+        (Interface::Cs, _) => F::co_simulation(&settings, input, recorder.clone()),
         (Interface::Me, Solver::DormandPrince) => {
-            sim2::me::simulate(&settings, &solver_factory_dp(job), input, recorder.clone())
+            F::model_exchange(&settings, &solver_factory_dp(job), input, recorder.clone())
         }
         (Interface::Me, Solver::Euler) => {
-            sim2::me::simulate(&settings, &euler(job)?, input, recorder.clone())
+            F::model_exchange(&settings, &euler(job)?, input, recorder.clone())
         }
     };
     result.map_err(|e| EngineError::Simulation(e.to_string()))?;
-    let trajectories = Arc::try_unwrap(recorder)
-        .map_err(|_| EngineError::Simulation("the recorder is still in use".into()))?
-        .into_trajectories();
-    let names: Vec<String> = trajectories.variables().map(|v| v.name.clone()).collect();
-    let columns = to_columns(names, &trajectories.rows, |v| v.to_f64())?;
-    Ok((trajectories.time, columns))
+    let recorder = Arc::try_unwrap(recorder)
+        .map_err(|_| EngineError::Simulation("the recorder is still in use".into()))?;
+    F::recorded(recorder)
 }
 
 #[cfg(test)]
@@ -432,6 +311,97 @@ mod tests {
         assert_eq!(sample(&s, 2.0, false), 2.0);
         assert_eq!(sample(&s, -1.0, true), 0.0);
         assert_eq!(sample(&s, 9.0, true), 0.0);
+    }
+
+    /// The fast loop and fmi-rs's own driver run every demo model (FMI 2 and 3; Integrator
+    /// with a continuous and a discrete input whose changes fall between output points, so
+    /// variable communication steps and the step counting are exercised) and must give the
+    /// same time points and values to the bit. Tolerance zero: both make the same FMU calls
+    /// with the same arguments in the same order on a deterministic model, so any difference
+    /// at all means the fast loop has drifted from fmi-rs.
+    #[test]
+    fn the_fast_loop_agrees_with_fmi_rs_on_every_demo_model() {
+        use crate::fmi::archive::{self, MODEL_DESCRIPTION};
+        use crate::fmi::{describe, library::DEMO_FMUS};
+        use crate::sim::plan::{RunSettings, plan};
+
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("fmu.log");
+        let mut compared = Vec::new();
+        for (model, version, bytes) in DEMO_FMUS {
+            let dir = tmp.path().join(format!("{model}-{version}"));
+            let file = dir.with_extension("fmu");
+            std::fs::write(&file, bytes).unwrap();
+            archive::extract(&file, &dir, &archive::Limits::default()).unwrap();
+            let info = describe::describe(&dir).unwrap();
+            let inputs = if *model == "Integrator" {
+                vec![
+                    InputSignal {
+                        name: "u".into(),
+                        t: vec![0.0, 0.35, 1.25],
+                        u: vec![0.0, 1.0, -2.0],
+                    },
+                    InputSignal {
+                        name: "k".into(),
+                        t: vec![0.0, 0.55],
+                        u: vec![1.0, 3.0],
+                    },
+                ]
+            } else {
+                Vec::new()
+            };
+            let settings = RunSettings {
+                interface: Some(Interface::Cs),
+                stop_time: Some(2.0),
+                output_interval: Some(0.1),
+                inputs,
+                ..Default::default()
+            };
+            let job = plan(&info, &dir, &settings).unwrap();
+            let md_path = dir.join(MODEL_DESCRIPTION);
+            let (fast, driver) = if version.starts_with('3') {
+                both_loops::<Fmi3>(&job, &md_path, &log)
+            } else {
+                both_loops::<Fmi2>(&job, &md_path, &log)
+            };
+            let case = format!("{model} FMI {version}");
+            assert!(driver.0.len() > 20, "{case}: {} points", driver.0.len());
+            assert!(
+                same(&fast.0, &driver.0),
+                "{case}: time points\nfast:   {:?}\ndriver: {:?}",
+                fast.0,
+                driver.0
+            );
+            assert_eq!(fast.1.len(), driver.1.len(), "{case}: columns");
+            for (f, d) in fast.1.iter().zip(&driver.1) {
+                assert_eq!(f.name, d.name, "{case}");
+                assert!(
+                    same(&f.values, &d.values),
+                    "{case}: {}\nfast:   {:?}\ndriver: {:?}",
+                    f.name,
+                    f.values,
+                    d.values
+                );
+            }
+            compared.push(case);
+        }
+        // Every library model, in both versions.
+        assert_eq!(compared.len(), 8, "{compared:?}");
+    }
+
+    /// The job run by the fast loop and by fmi-rs's driver.
+    fn both_loops<F: FmiVersion>(job: &Job, md_path: &Path, log: &Path) -> (Series, Series) {
+        let p = prepare::<F>(job, md_path).unwrap();
+        let fast = cs_loop::run::<F>(job, &p.md, &p.outputs, p.input.as_deref(), log)
+            .unwrap()
+            .expect("the fast loop takes every demo model");
+        let driver = with_driver(job, prepare::<F>(job, md_path).unwrap(), log).unwrap();
+        (fast, driver)
+    }
+
+    /// Equal to the bit (so NaN equals NaN and 0.0 differs from -0.0).
+    fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod cs_loop;
 pub mod engine;
+mod fmi_version;
 pub mod plan;
 pub mod protocol;
 pub mod result_file;

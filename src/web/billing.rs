@@ -221,11 +221,10 @@ fn checkout_status(session_id: &str, bought: Option<&Purchase>, polls: u32) -> M
             }
         },
         None => {
-            let next = format!(
-                "{}?session_id={}&polls={}",
+            let polls = (polls + 1).to_string();
+            let next = super::with_query(
                 paths::BILLING_STATUS,
-                super::url_encode(session_id),
-                polls + 1
+                [("session_id", session_id), ("polls", polls.as_str())],
             );
             html! {
                 div #billing-status role="status" hx-get=(next) hx-trigger="every 2s" hx-swap="outerHTML" {

@@ -61,16 +61,12 @@ pub fn home(req: &Request) -> Response {
     see_other(to)
 }
 
-/// Percent-encodes a query parameter value.
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// `path?query` with the pairs form-encoded, as the page's own `Query` extractor decodes them.
+pub fn with_query<'a>(path: &str, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{path}?{query}")
 }
 
 /// A 303 redirect (after a form post, or to the login page).
@@ -99,4 +95,33 @@ pub fn wants_html(req: &Request) -> bool {
             .get("accept")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_query;
+
+    #[test]
+    fn query_values_come_back_as_they_went_in() {
+        let awkward = "a b&c=d+e%f/ü~*#";
+        let url = with_query("/usage", [("key", awkward), ("page", "2")]);
+        let (path, query) = url.split_once('?').unwrap();
+        assert_eq!(path, "/usage");
+        assert!(!query.contains(' ') && !query.contains('#'), "{query}");
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(
+            pairs,
+            [("key", awkward), ("page", "2")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        // Plain values are written as they are, as before.
+        assert_eq!(
+            with_query(
+                "/billing/status",
+                [("session_id", "cs_test_1"), ("polls", "3")]
+            ),
+            "/billing/status?session_id=cs_test_1&polls=3"
+        );
+    }
 }

@@ -56,16 +56,11 @@ impl Params {
 
     /// The URL of this page with some parts changed.
     fn url(&self, sort: &str, descending: bool, page: u64) -> String {
-        let mut url = format!(
-            "{}?sort={sort}&order={}&page={page}",
-            paths::USAGE,
-            if descending { "desc" } else { "asc" }
-        );
-        if let Some(k) = self.key() {
-            url.push_str("&key=");
-            url.push_str(&super::url_encode(k));
-        }
-        url
+        let page = page.to_string();
+        let order = if descending { "desc" } else { "asc" };
+        let mut pairs = vec![("sort", sort), ("order", order), ("page", page.as_str())];
+        pairs.extend(self.key().map(|k| ("key", k)));
+        super::with_query(paths::USAGE, pairs)
     }
 }
 
@@ -120,7 +115,7 @@ pub fn usage_table(p: &Params, page: &UsagePage) -> Markup {
 fn view(s: &Session, p: &Params, keys: &[KeyRow], page: &UsagePage) -> Markup {
     let (sort, _) = p.sort();
     let export = match p.key() {
-        Some(k) => format!("{}?key={}", paths::USAGE_EXPORT, super::url_encode(k)),
+        Some(k) => super::with_query(paths::USAGE_EXPORT, [("key", k)]),
         None => paths::USAGE_EXPORT.to_string(),
     };
     let content = html! {
