@@ -241,7 +241,7 @@ fn check_model_files(dir: &Path) -> Result<(), SimError> {
             dir.display()
         )));
     }
-    let description = dir.join("modelDescription.xml");
+    let description = dir.join(crate::fmi::archive::MODEL_DESCRIPTION);
     match std::fs::metadata(&description) {
         Ok(meta) if meta.is_file() => Ok(()),
         Ok(_) => Err(SimError::Internal(format!(
