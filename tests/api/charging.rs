@@ -8,79 +8,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Binary, api_client, free_port, fresh_fmu};
+use crate::common::{api_client, fresh_fmu};
 
-#[path = "../../fmus/build_support.rs"]
-#[allow(dead_code)]
-pub(crate) mod build_support;
+use crate::common::UserServer as Server;
 
-/// A running `fmu-gateway serve` with one registered user.
-struct Server {
-    binary: Binary,
-    data: PathBuf,
-    key: String,
-    _dir: tempfile::TempDir,
-}
-
+/// What these tests ask of the server beyond starting it.
 impl Server {
-    async fn start(env: &[(&str, &str)]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let mut env = env.to_vec();
-        env.push(("FMU_GATEWAY_SYNC_WAIT_MS", "0"));
-        let binary = Binary::start(&data, free_port(), &env).await;
-        let reg: Value = api_client()
-            .post(format!("{}/register", binary.url))
-            .json(&json!({ "email": "payer@example.com", "password": "long enough" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Server {
-            key: reg["api_key"].as_str().unwrap().to_string(),
-            binary,
-            data,
-            _dir: dir,
-        }
-    }
-
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.binary.url)
-    }
-
-    /// Uploads an FMU; returns its id.
-    async fn upload(&self, bytes: Vec<u8>) -> String {
-        let part = reqwest::multipart::Part::bytes(bytes).file_name("model.fmu");
-        let resp = api_client()
-            .post(self.at("/api/v1/fmus"))
-            .bearer_auth(&self.key)
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
-        let body: Value = resp.json().await.unwrap();
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    /// Builds the Hostile model with one `HOSTILE_*` define and uploads it.
-    async fn upload_hostile(&self, define: &str) -> String {
-        let out = tempfile::tempdir().unwrap();
-        let fmus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fmus");
-        let path = build_support::build_fmu(
-            &fmus,
-            "Hostile",
-            build_support::FmiVersion::V3,
-            &[define],
-            out.path(),
-            &define.to_lowercase(),
-        )
-        .expect("the hostile FMU builds");
-        self.upload(std::fs::read(path).unwrap()).await
-    }
-
     /// Starts a run (answered 202 at once); returns its id.
     async fn start_run(&self, body: Value) -> String {
         let resp = api_client()
@@ -193,7 +126,11 @@ fn short(fmu_id: &str) -> Value {
 
 #[tokio::test]
 async fn the_caller_pays_for_what_their_model_used() {
-    let server = Server::start(&[("FMU_GATEWAY_WORKER_MEMORY_MB", "512")]).await;
+    let server = Server::start(
+        "payer@example.com",
+        &[("FMU_GATEWAY_WORKER_MEMORY_MB", "512")],
+    )
+    .await;
     assert_eq!(server.balance_matching_the_ledger().await, 25);
 
     // Succeeded.
@@ -205,7 +142,7 @@ async fn the_caller_pays_for_what_their_model_used() {
     assert_eq!(server.balance_matching_the_ledger().await, 24);
 
     // The caller's FMU reports an error.
-    let failing = server.upload_hostile("HOSTILE_ERROR").await;
+    let failing = server.upload_hostile(&["HOSTILE_ERROR"]).await;
     let run = server.run(short(&failing)).await;
     assert_outcome(&run, "failed", Some("model_error"), true);
     assert!(
@@ -215,13 +152,13 @@ async fn the_caller_pays_for_what_their_model_used() {
     assert_eq!(server.balance_matching_the_ledger().await, 23);
 
     // It crashes.
-    let crashing = server.upload_hostile("HOSTILE_SEGFAULT").await;
+    let crashing = server.upload_hostile(&["HOSTILE_SEGFAULT"]).await;
     let run = server.run(short(&crashing)).await;
     assert_outcome(&run, "failed", Some("model_crashed"), true);
     assert_eq!(server.balance_matching_the_ledger().await, 22);
 
     // It runs out of memory.
-    let greedy = server.upload_hostile("HOSTILE_ALLOC").await;
+    let greedy = server.upload_hostile(&["HOSTILE_ALLOC"]).await;
     let run = server.run(short(&greedy)).await;
     assert_outcome(&run, "failed", Some("out_of_memory"), true);
     assert_eq!(server.balance_matching_the_ledger().await, 21);
@@ -229,8 +166,8 @@ async fn the_caller_pays_for_what_their_model_used() {
 
 #[tokio::test]
 async fn a_run_that_reaches_the_callers_time_limit_is_charged() {
-    let server = Server::start(&[]).await;
-    let sleeper = server.upload_hostile("HOSTILE_SLEEP").await;
+    let server = Server::start("payer@example.com", &[]).await;
+    let sleeper = server.upload_hostile(&["HOSTILE_SLEEP"]).await;
     let mut body = short(&sleeper);
     body["timeout"] = json!(2);
     let started = std::time::Instant::now();
@@ -243,7 +180,7 @@ async fn a_run_that_reaches_the_callers_time_limit_is_charged() {
 
 #[tokio::test]
 async fn a_library_model_that_fails_is_not_charged() {
-    let server = Server::start(&[]).await;
+    let server = Server::start("payer@example.com", &[]).await;
     // Our Dahlquist in Co-Simulation integrates with explicit RK4 at 1 ms substeps, which is
     // unstable for k = 1e6: the model reports the state became non-finite.
     let mut body = short("lib:Dahlquist");
@@ -264,8 +201,8 @@ async fn a_library_model_that_fails_is_not_charged() {
 #[tokio::test]
 async fn queued_cancels_and_service_faults_are_refunded_running_cancels_are_charged() {
     // One worker, so the second and third runs wait in the queue behind the first.
-    let server = Server::start(&[("FMU_GATEWAY_WORKERS", "1")]).await;
-    let sleeper = server.upload_hostile("HOSTILE_SLEEP").await;
+    let server = Server::start("payer@example.com", &[("FMU_GATEWAY_WORKERS", "1")]).await;
+    let sleeper = server.upload_hostile(&["HOSTILE_SLEEP"]).await;
     let lost = server
         .upload(fresh_fmu("Dahlquist", "3.0", "files lost"))
         .await;

@@ -13,73 +13,12 @@ use serde_json::{Value, json};
 
 use crate::common::{Binary, api_client, free_port};
 
-use crate::charging::build_support;
+use crate::common::UserServer as Server;
 
-/// The real `fmu-gateway serve` with one registered user.
-struct Server {
-    binary: Binary,
-    data: PathBuf,
-    key: String,
-    _dir: tempfile::TempDir,
-}
-
+/// What the attacks ask of the server beyond starting it.
 impl Server {
-    async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let env = [("FMU_GATEWAY_SYNC_WAIT_MS", "0")];
-        let binary = Binary::start(&data, free_port(), &env).await;
-        let reg: Value = api_client()
-            .post(format!("{}/register", binary.url))
-            .json(&json!({ "email": "attacker@example.com", "password": "long enough" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Server {
-            key: reg["api_key"].as_str().unwrap().to_string(),
-            binary,
-            data,
-            _dir: dir,
-        }
-    }
-
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.binary.url)
-    }
-
     fn pid(&self) -> u32 {
         self.binary.child.id()
-    }
-
-    /// Builds the Hostile model with `defines` (one attack plus its targets), uploads it.
-    async fn upload_hostile(&self, defines: &[String]) -> String {
-        let out = tempfile::tempdir().unwrap();
-        let fmus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fmus");
-        let defines: Vec<&str> = defines.iter().map(String::as_str).collect();
-        let path = build_support::build_fmu(
-            &fmus,
-            "Hostile",
-            build_support::FmiVersion::V3,
-            &defines,
-            out.path(),
-            &defines[0].to_lowercase(),
-        )
-        .expect("the hostile FMU builds");
-        let part =
-            reqwest::multipart::Part::bytes(std::fs::read(path).unwrap()).file_name("model.fmu");
-        let resp = api_client()
-            .post(self.at("/api/v1/fmus"))
-            .bearer_auth(&self.key)
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
-        let body: Value = resp.json().await.unwrap();
-        body["id"].as_str().unwrap().to_string()
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -172,7 +111,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attack_of_the_corpus_is_blocked_and_charged_while_the_server_serves() {
-    let mut server = Server::start().await;
+    let mut server = Server::start("attacker@example.com", &[]).await;
     let ready = server.get("/ready").await;
     assert_eq!(missing_required(&ready), Vec::<Value>::new(), "{ready}");
     let layers: Vec<&str> = ready["sandbox"]
@@ -247,7 +186,8 @@ async fn every_attack_of_the_corpus_is_blocked_and_charged_while_the_server_serv
     let disk_before = disk_free(&server.data);
     let mut credits = server.credits().await;
     for (defines, says) in &attacks {
-        let fmu = server.upload_hostile(defines).await;
+        let defines: Vec<&str> = defines.iter().map(String::as_str).collect();
+        let fmu = server.upload_hostile(&defines).await;
         let run = server.run_watching_health(&fmu, 30.0).await;
         assert_eq!(run["status"], "failed", "{}: {run}", defines[0]);
         let error = run["error"].as_str().unwrap_or_default();
@@ -274,7 +214,7 @@ async fn every_attack_of_the_corpus_is_blocked_and_charged_while_the_server_serv
     );
 
     // A 10 s sleep with a 2 s limit: stopped at the deadline, and charged.
-    let sleeper = server.upload_hostile(&["HOSTILE_SLEEP".into()]).await;
+    let sleeper = server.upload_hostile(&["HOSTILE_SLEEP"]).await;
     let started = Instant::now();
     let run = server.run_watching_health(&sleeper, 2.0).await;
     assert!(

@@ -4,6 +4,9 @@
 
 pub mod stripe;
 
+#[path = "../../fmus/build_support.rs"]
+pub mod build_support;
+
 use std::net::SocketAddr;
 
 use fmu_gateway::{App, Config, State};
@@ -310,5 +313,76 @@ impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The real `fmu-gateway serve` on its own data directory with one registered user: what the
+/// tests that bill or attack the real process start from (each adds its own methods).
+pub struct UserServer {
+    pub binary: Binary,
+    pub data: std::path::PathBuf,
+    pub key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl UserServer {
+    /// Starts the binary with `env` (runs answer 202 at once) and registers `email`.
+    pub async fn start(email: &str, env: &[(&str, &str)]) -> UserServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut env = env.to_vec();
+        env.push(("FMU_GATEWAY_SYNC_WAIT_MS", "0"));
+        let binary = Binary::start(&data, free_port(), &env).await;
+        let reg: Value = api_client()
+            .post(format!("{}/register", binary.url))
+            .json(&json!({ "email": email, "password": "long enough" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        UserServer {
+            key: reg["api_key"].as_str().unwrap().to_string(),
+            binary,
+            data,
+            _dir: dir,
+        }
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.binary.url)
+    }
+
+    /// Uploads an FMU; returns its id.
+    pub async fn upload(&self, bytes: Vec<u8>) -> String {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("model.fmu");
+        let resp = api_client()
+            .post(self.at("/api/v1/fmus"))
+            .bearer_auth(&self.key)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+        let body: Value = resp.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Builds the Hostile model (FMI 3) with `defines` (an attack, then its targets) and
+    /// uploads it; returns its id.
+    pub async fn upload_hostile(&self, defines: &[&str]) -> String {
+        let out = tempfile::tempdir().unwrap();
+        let fmus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fmus");
+        let path = build_support::build_fmu(
+            &fmus,
+            "Hostile",
+            build_support::FmiVersion::V3,
+            defines,
+            out.path(),
+            &defines[0].to_lowercase(),
+        )
+        .expect("the hostile FMU builds");
+        self.upload(std::fs::read(path).unwrap()).await
     }
 }

@@ -11,9 +11,7 @@ use fmu_gateway::sim::sandbox::Limits;
 
 use crate::support::{Opened, open_file, run};
 
-#[path = "../../fmus/build_support.rs"]
-#[allow(dead_code)]
-mod build_support;
+use crate::common::build_support;
 
 fn hostile(define: &str, out: &std::path::Path) -> Opened {
     hostile_with(&[define], out)
