@@ -175,6 +175,11 @@ impl Config {
         }
     }
 
+    /// The result retention period in milliseconds (the unit of the runs table's times).
+    pub fn result_retention_ms(&self) -> i64 {
+        i64::try_from(self.result_retention.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// Makes every configured path absolute, once, before anything uses it: workers run in
     /// their own scratch directory, so a relative path (the default `./data`) would point
     /// them somewhere else. Idempotent; [`crate::AppState::open`] calls it again for configs

@@ -204,11 +204,12 @@ async fn ready(state: Data<&State>) -> Response {
         .run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
         .await
         .is_ok();
-    let data_dir = &state.config.data_dir;
+    // One measurement for both the verdict and the figure.
+    let free = crate::machine::free_disk_bytes(&state.config.data_dir);
     let report = state.readiness.report(
         database_ok,
-        crate::machine::disk_problem(data_dir, state.config.disk_reserve_bytes),
-        crate::machine::free_disk_bytes(data_dir).ok(),
+        crate::machine::reserve_problem(&free, state.config.disk_reserve_bytes),
+        free.as_ref().ok().copied(),
     );
     let status = if report.ready {
         poem::http::StatusCode::OK

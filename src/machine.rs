@@ -112,8 +112,13 @@ pub fn free_disk_bytes(dir: &Path) -> std::io::Result<u64> {
 /// Why new work must wait for disk space, if it must: the volume holding `dir` has less
 /// than `reserve` bytes free (or cannot be measured).
 pub fn disk_problem(dir: &Path, reserve: u64) -> Option<String> {
-    match free_disk_bytes(dir) {
-        Ok(free) if free >= reserve => None,
+    reserve_problem(&free_disk_bytes(dir), reserve)
+}
+
+/// [`disk_problem`] for a measurement already taken (`/ready` reports it too).
+pub fn reserve_problem(free: &std::io::Result<u64>, reserve: u64) -> Option<String> {
+    match free {
+        Ok(free) if *free >= reserve => None,
         Ok(free) => Some(format!(
             "the data volume is nearly full ({} MiB free, {} MiB are kept for settling runs): \
              new runs and uploads are paused",

@@ -30,7 +30,7 @@ const BATCH: u32 = 500;
 /// ago; returns how many were removed. A file that cannot be removed is logged and left for
 /// the next pass (its run still says its results are kept).
 pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
-    let retention = i64::try_from(state.config.result_retention.as_millis()).unwrap_or(i64::MAX);
+    let retention = state.config.result_retention_ms();
     let before = db::now_ms().saturating_sub(retention);
     let mut removed = 0;
     loop {

@@ -552,7 +552,7 @@ pub fn result_expires_at(state: &State, run: &RunRow) -> Option<i64> {
     if run.status != RunStatus::Succeeded {
         return None;
     }
-    let retention = i64::try_from(state.config.result_retention.as_millis()).unwrap_or(i64::MAX);
+    let retention = state.config.result_retention_ms();
     run.finished_at.map(|end| end.saturating_add(retention))
 }
 
