@@ -228,17 +228,18 @@ async fn main() {
     let key = reg["api_key"].as_str().unwrap().to_string();
     let user_id = reg["user_id"].as_str().unwrap().to_string();
     {
-        let db = fmu_gateway::db::Db::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
+        let db =
+            fmu_gateway::store::Db::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
         let mut conn = db.conn().unwrap();
         let tx = conn.transaction().unwrap();
         for i in 0..1_000i64 {
-            let event = fmu_gateway::usage::UsageEvent {
+            let event = fmu_gateway::domain::usage::UsageEvent {
                 fmu_name: "BouncingBall",
                 credits: 1 + i % 5,
                 api_key_id: None,
                 run_id: None,
             };
-            fmu_gateway::usage::record(&tx, &user_id, &event, 1_780_000_000_000 + i * 1000)
+            fmu_gateway::domain::usage::record(&tx, &user_id, &event, 1_780_000_000_000 + i * 1000)
                 .unwrap();
         }
         tx.commit().unwrap();
@@ -349,11 +350,12 @@ async fn main() {
     // Simulation runs over HTTP: a small synchronous library run (Dahlquist, 100 steps),
     // back to back at concurrency 1 and 8.
     {
-        let db = fmu_gateway::db::Db::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
+        let db =
+            fmu_gateway::store::Db::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
         let mut conn = db.conn().unwrap();
         let tx = conn.transaction().unwrap();
-        let kind = fmu_gateway::db::ledger::EntryKind::Grant;
-        fmu_gateway::db::ledger::apply(&tx, &user_id, 10_000_000, kind, "benchmark", None, 0)
+        let kind = fmu_gateway::store::ledger::EntryKind::Grant;
+        fmu_gateway::store::ledger::apply(&tx, &user_id, 10_000_000, kind, "benchmark", None, 0)
             .unwrap();
         tx.commit().unwrap();
     }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::billing::plans::{Plan, Plans};
+use crate::domain::billing::plans::{Plan, Plans};
 
 /// Settings of a running service.
 #[derive(Clone, Debug)]

@@ -7,7 +7,7 @@ use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::Data;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 
-use crate::api::{self, compat, compat_fmus, compat_runs, error::framework_error};
+use crate::api::{self, compat, error::framework_error};
 use crate::state::State;
 use crate::web::{self, paths};
 
@@ -56,29 +56,32 @@ pub fn app(state: State) -> impl Endpoint {
             paths::LIBRARY,
             get(ByAccept {
                 html: web::library::index.boxed(),
-                json: json(compat_fmus::library.boxed()).boxed(),
+                json: json(compat::fmus::library.boxed()).boxed(),
             })
             .post(web::library::upload),
         )
         .at(paths::LIBRARY_MODEL, get(web::library::model))
-        .at("/fmus", post(json(compat_fmus::upload.boxed())))
+        .at("/fmus", post(json(compat::fmus::upload.boxed())))
         .at(
             "/registry/fmus",
-            get(json(compat_fmus::registry_list.boxed())),
+            get(json(compat::fmus::registry_list.boxed())),
         )
-        .at("/simulate", post(json(compat_runs::simulate.boxed())))
+        .at("/simulate", post(json(compat::runs::simulate.boxed())))
         .at(
             "/simulations/:run_id",
-            get(json(compat_runs::simulation.boxed())),
+            get(json(compat::runs::simulation.boxed())),
         )
-        .at("/execute_fmu", post(json(compat_runs::execute_fmu.boxed())))
+        .at(
+            "/execute_fmu",
+            post(json(compat::runs::execute_fmu.boxed())),
+        )
         .at(
             "/fmus/:id/variables",
-            get(json(compat_fmus::variables.boxed())),
+            get(json(compat::fmus::variables.boxed())),
         )
         .at(
             "/fmus/by-hash/:sha256",
-            get(json(compat_fmus::by_hash.boxed())),
+            get(json(compat::fmus::by_hash.boxed())),
         )
         .at(paths::BILLING, get(web::billing::page))
         .at(paths::BILLING_CHECKOUT, post(web::billing::checkout))
@@ -86,7 +89,7 @@ pub fn app(state: State) -> impl Endpoint {
         .at(paths::BILLING_STATUS, get(web::billing::status))
         .at(
             "/purchase",
-            post(json(api::billing_routes::purchase.boxed())),
+            post(json(api::compat::billing::purchase.boxed())),
         )
         // Compatibility routes (JSON errors; cookie or API key).
         .at("/usage/", get(json(compat::usage_list.boxed())))
@@ -108,7 +111,7 @@ pub fn app(state: State) -> impl Endpoint {
         .nest("/api", api::routes(&public_url))
         .at(
             paths::STRIPE_WEBHOOK,
-            post(json(api::billing_routes::stripe_webhook.boxed())),
+            post(json(api::compat::billing::stripe_webhook.boxed())),
         )
         .at("/assets/:name", get(web::assets::serve))
         .at("/health", get(health))

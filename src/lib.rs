@@ -3,30 +3,24 @@
 //! [`App::build`] assembles the whole service from a [`Config`] and binds it (port 0 in
 //! tests), so tests start the real thing on a random port with their own data directory.
 
-pub mod accounts;
 pub mod api;
 pub mod auth;
-pub mod billing;
 pub mod cli;
 pub mod config;
-pub mod db;
 pub mod domain;
-pub mod error;
 pub mod fmi;
 pub mod format;
 pub mod http;
-pub mod keys;
 pub mod links;
 pub mod machine;
 pub mod metrics;
 pub mod readiness;
 pub mod request;
-pub mod runs;
 pub mod sim;
 pub mod state;
 pub mod storage;
+pub mod store;
 pub mod telemetry;
-pub mod usage;
 pub mod web;
 
 use std::future::Future;
@@ -68,7 +62,7 @@ impl App {
         // Only the server recovers runs a crash left behind: operator commands open the same
         // data directory while the server runs, and must not fail its runs in progress.
         let recovered =
-            runs::recover(&state.db).map_err(|e| StartError::Recovery(e.to_string()))?;
+            domain::runs::recover(&state.db).map_err(|e| StartError::Recovery(e.to_string()))?;
         if recovered > 0 {
             tracing::warn!(
                 runs = recovered,
@@ -94,7 +88,7 @@ impl App {
         let statuses = sandbox_check(&state).await?;
         state.readiness.set_sandbox(statuses);
         // Then prove a real simulation works end to end before saying we are ready.
-        let check = runs::self_test(&state).await;
+        let check = domain::runs::self_test(&state).await;
         match &check {
             Ok(took) => tracing::info!(ms = took.as_millis() as u64, "simulation self-test passed"),
             Err(reason) => tracing::error!(
@@ -152,7 +146,7 @@ impl App {
         // Simulations still running are not waited for: fail them and release their credits
         // now, rather than at the next start (their workers die with this process).
         let db = state_for_stop.db.clone();
-        match tokio::task::spawn_blocking(move || runs::recover(&db)).await {
+        match tokio::task::spawn_blocking(move || domain::runs::recover(&db)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::warn!(
                 runs = n,

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use fmu_gateway::domain::accounts;
 use fmu_gateway::sim::protocol::{Interface, Solver};
-use fmu_gateway::{App, AppState, Config, accounts, cli, telemetry};
+use fmu_gateway::{App, AppState, Config, cli, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -222,16 +223,19 @@ async fn run(command: Command) -> Result<(), String> {
                     let user = accounts::find_by_email(&state, &email)
                         .await
                         .map_err(|e| e.to_string())?;
-                    let summary = fmu_gateway::billing::summary(&state, &user.id)
+                    let summary = fmu_gateway::domain::billing::summary(&state, &user.id)
                         .await
                         .map_err(|e| e.to_string())?;
-                    print!("{}", fmu_gateway::billing::describe(&user, &summary));
+                    print!(
+                        "{}",
+                        fmu_gateway::domain::billing::describe(&user, &summary)
+                    );
                 }
                 AdminTask::ClearFlag { email } => {
                     let user = accounts::find_by_email(&state, &email)
                         .await
                         .map_err(|e| e.to_string())?;
-                    match fmu_gateway::billing::clear_flag(&state, &user.id)
+                    match fmu_gateway::domain::billing::clear_flag(&state, &user.id)
                         .await
                         .map_err(|e| e.to_string())?
                     {

@@ -19,7 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::runs::charging::RunEnd;
+use crate::domain::runs::charging::RunEnd;
 use crate::state::State;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,7 +68,7 @@ impl Metrics {
     pub fn run_ended(&self, end: RunEnd) {
         let outcome = match end {
             RunEnd::Failed(kind) => kind.as_str(),
-            other => crate::runs::RunStatus::from(other).as_str(),
+            other => crate::domain::runs::RunStatus::from(other).as_str(),
         };
         self.runs
             .get_or_create(&OutcomeLabels {

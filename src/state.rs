@@ -5,9 +5,9 @@ use std::sync::Arc;
 use crate::auth::rate_limit::{AuthLimit, KeyedLimit};
 use crate::auth::tokens::{KeyIssuer, RootKeyError};
 use crate::config::Config;
-use crate::db::{Db, DbError};
 use crate::sim::runner::{PoolConfig, WorkerPool};
 use crate::sim::sandbox::Limits;
+use crate::store::{Db, DbError};
 
 pub struct AppState {
     pub config: Config,
@@ -19,7 +19,7 @@ pub struct AppState {
     /// Run creation per API key (or user, for the dashboard).
     pub run_limit: KeyedLimit<String>,
     /// Plans and Stripe.
-    pub billing: crate::billing::Billing,
+    pub billing: crate::domain::billing::Billing,
     /// The start-up checks `/ready` reports (and runs are refused while they fail).
     pub readiness: crate::readiness::Readiness,
     /// Counters for `/metrics`.
@@ -68,7 +68,7 @@ impl AppState {
         let db = Db::open(&config.data_dir.join("fmu-gateway.db"), config.db_pool_size)?;
         let keys = KeyIssuer::load_or_create(&config.data_dir, config.root_key_hex.as_deref())?;
         let auth_limit = AuthLimit::per_minute(config.auth_rate_per_minute);
-        let library = crate::fmi::registry::seed_library(&db, &config.data_dir)
+        let library = crate::domain::fmus::seed_library(&db, &config.data_dir)
             .map_err(|e| StartError::Library(e.to_string()))?;
         if library > 0 {
             tracing::info!(models = library, "installed the built-in FMU library");
@@ -92,7 +92,7 @@ impl AppState {
             log_limit: 64 * 1024,
         });
         let run_limit = KeyedLimit::per_minute(config.runs_per_minute);
-        let billing = crate::billing::Billing::from_config(&config);
+        let billing = crate::domain::billing::Billing::from_config(&config);
         let hash_concurrency = config.hash_concurrency;
         let signups_per_hour = config.signups_per_hour;
         Ok(Arc::new(AppState {

@@ -6,9 +6,9 @@
 //! rather than a 500 for a missing file. The upload quota and the free-space reserve are
 //! enforced where uploads and runs come in (`fmi::registry::receive`, `runs::start`).
 
-use crate::db;
-use crate::error::AppResult;
+use crate::domain::error::AppResult;
 use crate::state::State;
+use crate::store;
 
 /// Removes the results half-written by runs a stop interrupted (`runs/*.partial`): called at
 /// start-up, after those runs were failed and refunded, when no run can be writing one.
@@ -31,16 +31,16 @@ const BATCH: u32 = 500;
 /// the next pass (its run still says its results are kept).
 pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
     let retention = state.config.result_retention_ms();
-    let before = db::now_ms().saturating_sub(retention);
+    let before = store::now_ms().saturating_sub(retention);
     let mut removed = 0;
     loop {
         let ids = state
             .db
-            .run(move |conn| db::runs::results_to_remove(conn, before, BATCH))
+            .run(move |conn| store::runs::results_to_remove(conn, before, BATCH))
             .await?;
         let mut done = Vec::with_capacity(ids.len());
         for id in &ids {
-            match crate::runs::remove_result(state, id) {
+            match crate::domain::runs::remove_result(state, id) {
                 Ok(()) => done.push(id.clone()),
                 Err(e) => tracing::warn!(run = %id, error = %e, "cannot remove expired results"),
             }
@@ -50,10 +50,10 @@ pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
         state
             .db
             .run(move |conn| {
-                let tx = db::write_tx(conn)?;
-                let now = db::now_ms();
+                let tx = store::write_tx(conn)?;
+                let now = store::now_ms();
                 for id in &done {
-                    db::runs::mark_result_removed(&tx, id, now)?;
+                    store::runs::mark_result_removed(&tx, id, now)?;
                 }
                 tx.commit()?;
                 Ok(())

@@ -3,7 +3,7 @@
 //! timestamp they send, so the fuzzer also reaches the checks after the signature.
 #![no_main]
 
-use fmu_gateway::billing::signature;
+use fmu_gateway::domain::billing::signature;
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use sha2::Sha256;

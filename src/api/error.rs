@@ -10,7 +10,7 @@ use poem_openapi::payload::Json;
 use crate::auth::AuthError;
 use crate::auth::rate_limit::retry_after_secs;
 use crate::auth::tokens::TokenRejection;
-use crate::error::AppError;
+use crate::domain::error::AppError;
 
 pub use crate::request::{ErrorBody, FieldProblem};
 
@@ -77,8 +77,8 @@ impl ApiError {
     }
 }
 
-impl From<crate::fmi::registry::RegistryError> for ApiError {
-    fn from(err: crate::fmi::registry::RegistryError) -> Self {
+impl From<crate::domain::fmus::RegistryError> for ApiError {
+    fn from(err: crate::domain::fmus::RegistryError) -> Self {
         AppError::from(err).into()
     }
 }

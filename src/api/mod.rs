@@ -5,18 +5,10 @@
 //! shape the answer. The HTML face calls the same domain functions.
 
 pub mod auth;
-pub mod billing_routes;
 pub mod choice;
 pub mod compat;
-pub mod compat_fmus;
-pub mod compat_runs;
 pub mod error;
-mod v1_account;
-mod v1_billing;
-pub mod v1_fmus;
-mod v1_keys;
-pub mod v1_runs;
-mod v1_usage;
+pub mod v1;
 
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
@@ -26,23 +18,23 @@ pub fn service(
     public_url: &str,
 ) -> OpenApiService<
     (
-        v1_account::AccountApi,
-        v1_keys::KeysApi,
-        v1_usage::UsageApi,
-        v1_fmus::FmusApi,
-        v1_runs::RunsApi,
-        v1_billing::BillingApi,
+        v1::account::AccountApi,
+        v1::keys::KeysApi,
+        v1::usage::UsageApi,
+        v1::fmus::FmusApi,
+        v1::runs::RunsApi,
+        v1::billing::BillingApi,
     ),
     (),
 > {
     OpenApiService::new(
         (
-            v1_account::AccountApi,
-            v1_keys::KeysApi,
-            v1_usage::UsageApi,
-            v1_fmus::FmusApi,
-            v1_runs::RunsApi,
-            v1_billing::BillingApi,
+            v1::account::AccountApi,
+            v1::keys::KeysApi,
+            v1::usage::UsageApi,
+            v1::fmus::FmusApi,
+            v1::runs::RunsApi,
+            v1::billing::BillingApi,
         ),
         "FMU Gateway API",
         env!("CARGO_PKG_VERSION"),
@@ -66,7 +58,7 @@ pub fn routes(public_url: &str) -> impl Endpoint + use<> {
         // Stripe posts here as well as to `/stripe/webhook`; not part of the client API.
         .at(
             "/v1/billing/webhook",
-            poem::post(billing_routes::stripe_webhook)
+            poem::post(compat::billing::stripe_webhook)
                 .catch_all_error(|e| async move { error::framework_error(e) }),
         )
         .nest(
@@ -84,6 +76,6 @@ pub fn spec_json() -> String {
 }
 
 /// An RFC 3339 time for JSON answers.
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     crate::domain::rfc3339_ms(ms)
 }

@@ -10,8 +10,8 @@ pub mod rate_limit;
 pub mod session;
 pub mod tokens;
 
-use crate::db::{self, DbError};
 use crate::state::State;
+use crate::store::{self, DbError};
 use tokens::{RequestFacts, TokenRejection};
 
 /// How often `last_used_at` is written for a busy key. Writing on every request would turn
@@ -55,7 +55,7 @@ pub async fn authenticate_key(
                 Ok(claims) => claims,
                 Err(rejection) => return Ok(Err(AuthError::Rejected(rejection))),
             };
-            let now = db::now_ms();
+            let now = store::now_ms();
             let status = match live_key(conn, &claims.key_id, &claims.user_id, now)? {
                 Ok(status) => status,
                 Err(e) => return Ok(Err(e)),
@@ -64,7 +64,7 @@ pub async fn authenticate_key(
                 .last_used_at
                 .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS)
             {
-                db::api_keys::touch(conn, &claims.key_id, now)?;
+                store::api_keys::touch(conn, &claims.key_id, now)?;
             }
             Ok(Ok(Principal {
                 user_id: claims.user_id,
@@ -82,7 +82,7 @@ pub async fn identify_key(state: &State, presented: String) -> Result<(), AuthEr
     state
         .db
         .run(move |conn| {
-            Ok(live_key(conn, &claims.key_id, &claims.user_id, db::now_ms())?.map(|_| ()))
+            Ok(live_key(conn, &claims.key_id, &claims.user_id, store::now_ms())?.map(|_| ()))
         })
         .await?
 }
@@ -95,18 +95,20 @@ fn live_key(
     key_id: &str,
     user_id: &str,
     now: i64,
-) -> Result<Result<db::api_keys::KeyStatus, AuthError>, DbError> {
-    let Some(status) = db::api_keys::status(conn, key_id)? else {
+) -> Result<Result<store::api_keys::KeyStatus, AuthError>, DbError> {
+    let Some(status) = store::api_keys::status(conn, key_id)? else {
         return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
     };
     if status.user_id != user_id {
         return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
     }
     Ok(
-        match crate::keys::KeyState::of(status.revoked, status.expires_at, now) {
-            crate::keys::KeyState::Active => Ok(status),
-            crate::keys::KeyState::Revoked => Err(AuthError::Revoked),
-            crate::keys::KeyState::Expired => Err(AuthError::Rejected(TokenRejection::Expired)),
+        match crate::domain::keys::KeyState::of(status.revoked, status.expires_at, now) {
+            crate::domain::keys::KeyState::Active => Ok(status),
+            crate::domain::keys::KeyState::Revoked => Err(AuthError::Revoked),
+            crate::domain::keys::KeyState::Expired => {
+                Err(AuthError::Rejected(TokenRejection::Expired))
+            }
         },
     )
 }

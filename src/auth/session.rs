@@ -7,8 +7,8 @@ use poem::web::cookie::{Cookie, SameSite};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::db::{self, DbError, users::User};
 use crate::state::State;
+use crate::store::{self, DbError, users::User};
 
 /// A live session and its user, as the HTML face sees it.
 #[derive(Clone, Debug)]
@@ -47,14 +47,14 @@ pub async fn start(
     let token = random_token();
     let csrf = random_token();
     let token_hash = hash(&token);
-    let now = db::now_ms();
+    let now = store::now_ms();
     let expires = now + state.config.session_ttl.as_millis() as i64;
     let user_id = user_id.to_string();
     let api_key_id = api_key_id.map(str::to_string);
     state
         .db
         .run(move |conn| {
-            let new = db::sessions::NewSession {
+            let new = store::sessions::NewSession {
                 token_hash: &token_hash,
                 user_id: &user_id,
                 csrf_token: &csrf,
@@ -62,9 +62,9 @@ pub async fn start(
                 created_at: now,
                 expires_at: expires,
             };
-            db::sessions::insert(conn, &new)?;
+            store::sessions::insert(conn, &new)?;
             // Opportunistic clean-up keeps the table small without a background job.
-            db::sessions::delete_expired(conn, now)?;
+            store::sessions::delete_expired(conn, now)?;
             Ok(())
         })
         .await?;
@@ -81,15 +81,15 @@ pub async fn find(state: &State, token: &str) -> Result<Option<Session>, DbError
     state
         .db
         .run(move |conn| {
-            let now = db::now_ms();
-            let Some(row) = db::sessions::find_live(conn, &token_hash, now)? else {
+            let now = store::now_ms();
+            let Some(row) = store::sessions::find_live(conn, &token_hash, now)? else {
                 return Ok(None);
             };
-            let Some(user) = db::users::get(conn, &row.user_id)? else {
+            let Some(user) = store::users::get(conn, &row.user_id)? else {
                 return Ok(None);
             };
             if row.expires_at - now < ttl / 2 {
-                db::sessions::extend(conn, &token_hash, now + ttl)?;
+                store::sessions::extend(conn, &token_hash, now + ttl)?;
             }
             Ok(Some(Session {
                 user,
@@ -105,7 +105,7 @@ pub async fn end(state: &State, session: &Session) -> Result<(), DbError> {
     let token_hash = session.token_hash.clone();
     state
         .db
-        .run(move |conn| db::sessions::delete(conn, &token_hash))
+        .run(move |conn| store::sessions::delete(conn, &token_hash))
         .await
 }
 
@@ -114,7 +114,7 @@ pub async fn end_all(state: &State, user_id: &str) -> Result<usize, DbError> {
     let user_id = user_id.to_string();
     state
         .db
-        .run(move |conn| db::sessions::delete_all_for_user(conn, &user_id))
+        .run(move |conn| store::sessions::delete_all_for_user(conn, &user_id))
         .await
 }
 
@@ -143,7 +143,7 @@ pub async fn live_by_key(
     let user_id = user_id.to_string();
     let rows = state
         .db
-        .run(move |conn| db::sessions::live_by_key(conn, &user_id, db::now_ms()))
+        .run(move |conn| store::sessions::live_by_key(conn, &user_id, store::now_ms()))
         .await?;
     Ok(rows.into_iter().collect())
 }

@@ -4,4 +4,3 @@
 pub mod archive;
 pub mod describe;
 pub mod library;
-pub mod registry;

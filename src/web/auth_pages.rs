@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use super::layout::{self, Nav, csrf_field};
 use super::{CurrentSession, html, paths, see_other};
-use crate::accounts::{self, Registration};
 use crate::auth::session::{self, Session};
-use crate::error::AppError;
+use crate::domain::accounts::{self, Registration};
+use crate::domain::error::AppError;
 use crate::request::ClientIp;
 use crate::state::State;
 

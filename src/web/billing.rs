@@ -15,11 +15,11 @@ use super::error::WebError;
 use super::layout::{self, Nav, csrf_field, when};
 use super::{CurrentSession, html, paths, see_other};
 use crate::auth::session::Session;
-use crate::billing::plans::{Plan, money};
-use crate::billing::{self, Summary};
-use crate::db::billing::Purchase;
-use crate::db::ledger;
+use crate::domain::billing::plans::{Plan, money};
+use crate::domain::billing::{self, Summary};
 use crate::state::State;
+use crate::store::billing::Purchase;
+use crate::store::ledger;
 
 #[derive(Deserialize)]
 pub struct Landing {
@@ -193,7 +193,7 @@ fn plan_card(s: &Session, plan: &Plan, b: &Summary) -> Markup {
                 (csrf_field(s))
                 input type="hidden" name="plan" value=(plan.id);
                 button.primary type="submit" disabled[!b.configured] {
-                    @if b.plan.id == crate::billing::plans::FREE { "Upgrade to " (plan.name) } @else { "Buy " (plan.name) }
+                    @if b.plan.id == crate::domain::billing::plans::FREE { "Upgrade to " (plan.name) } @else { "Buy " (plan.name) }
                 }
             }
         }

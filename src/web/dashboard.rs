@@ -15,12 +15,12 @@ pub async fn page(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
 ) -> Result<Response, WebError> {
-    let keys = crate::keys::list(&state, &s.user.id).await?;
+    let keys = crate::domain::keys::list(&state, &s.user.id).await?;
     let primary = keys
         .iter()
-        .find(|k| crate::keys::KeyState::of_row(k).is_active());
-    let recent = crate::usage::recent(&state, &s.user.id, 5).await?;
-    let days = crate::usage::per_day(&state, &s.user.id, 14).await?;
+        .find(|k| crate::domain::keys::KeyState::of_row(k).is_active());
+    let recent = crate::domain::usage::recent(&state, &s.user.id, 5).await?;
+    let days = crate::domain::usage::per_day(&state, &s.user.id, 14).await?;
     let bars: Vec<(String, f64)> = days
         .iter()
         .map(|(day, _, credits)| {
@@ -31,7 +31,7 @@ pub async fn page(
         })
         .collect();
     let runs_in_period: i64 = days.iter().map(|(_, n, _)| n).sum();
-    let plan = crate::billing::plan_of(&state, &s.user.id).await?;
+    let plan = crate::domain::billing::plan_of(&state, &s.user.id).await?;
     let who = s.user.name.as_deref().unwrap_or(&s.user.email);
     let content = html! {
         h1 { "Hello, " (who) }

@@ -7,7 +7,7 @@ use poem::{IntoResponse, Request, Response};
 use super::layout::{self, Nav};
 use crate::auth::AuthError;
 use crate::auth::session::Session;
-use crate::error::AppError;
+use crate::domain::error::AppError;
 
 #[derive(Debug)]
 pub enum WebError {
@@ -17,8 +17,8 @@ pub enum WebError {
     Status(StatusCode, String),
 }
 
-impl From<crate::fmi::registry::RegistryError> for WebError {
-    fn from(err: crate::fmi::registry::RegistryError) -> Self {
+impl From<crate::domain::fmus::RegistryError> for WebError {
+    fn from(err: crate::domain::fmus::RegistryError) -> Self {
         AppError::from(err).into()
     }
 }

@@ -10,9 +10,9 @@ use super::error::WebError;
 use super::layout::{self, Nav, csrf_field, when};
 use super::{CurrentSession, WantsFragment, html, paths, see_other};
 use crate::auth::session::Session;
-use crate::db::api_keys::KeyRow;
-use crate::keys::{self, KeyState, NewKey};
+use crate::domain::keys::{self, KeyState, NewKey};
 use crate::state::State;
+use crate::store::api_keys::KeyRow;
 
 fn status_badge(k: &KeyRow) -> Markup {
     let state = KeyState::of_row(k);
@@ -133,7 +133,7 @@ pub async fn page(
 async fn live_sessions(state: &State, s: &Session) -> Result<SessionsByKey, WebError> {
     crate::auth::session::live_by_key(state, &s.user.id)
         .await
-        .map_err(|e| WebError::from(crate::error::AppError::from(e)))
+        .map_err(|e| WebError::from(crate::domain::error::AppError::from(e)))
 }
 
 #[derive(Deserialize)]

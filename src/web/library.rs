@@ -13,8 +13,8 @@ use super::middleware::CsrfInBody;
 use super::{CurrentSession, WantsFragment, html, paths, see_other};
 use crate::auth::csrf;
 use crate::auth::session::Session;
-use crate::error::AppError;
-use crate::fmi::registry::{self, FmuRecord};
+use crate::domain::error::AppError;
+use crate::domain::fmus::{self, FmuRecord};
 use crate::state::State;
 
 fn interfaces(r: &FmuRecord) -> String {
@@ -89,7 +89,7 @@ pub async fn index(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
 ) -> Result<Response, WebError> {
-    let models = registry::list(&state, &s.user.id, None).await?;
+    let models = fmus::list(&state, &s.user.id, None).await?;
     Ok(html(StatusCode::OK, view(&s, &models)))
 }
 
@@ -145,17 +145,13 @@ pub async fn upload(
         if token_needed {
             return Err(refused());
         }
-        let name = registry::upload_name(field.file_name());
-        let file = registry::receive(&state, &s.user.id, field.into_async_read()).await?;
-        stored = Some(
-            registry::add_upload(&state, &s.user.id, file, &name)
-                .await?
-                .0,
-        );
+        let name = fmus::upload_name(field.file_name());
+        let file = fmus::receive(&state, &s.user.id, field.into_async_read()).await?;
+        stored = Some(fmus::add_upload(&state, &s.user.id, file, &name).await?.0);
     }
     let record = stored.ok_or_else(|| AppError::Invalid("choose an .fmu file to upload".into()))?;
     if fragment {
-        let models = registry::list(&state, &s.user.id, None).await?;
+        let models = fmus::list(&state, &s.user.id, None).await?;
         return Ok(html(StatusCode::CREATED, models_table(&models)));
     }
     Ok(see_other(&paths::library_model(&record.id)))
@@ -168,7 +164,7 @@ pub async fn model(
     CurrentSession(s): CurrentSession,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let m = registry::resolve(&state, &s.user.id, &id).await?;
+    let m = fmus::resolve(&state, &s.user.id, &id).await?;
     let i = &m.info;
     let content = html! {
         h1 { (m.model_name) }

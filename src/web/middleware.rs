@@ -38,7 +38,7 @@ pub async fn sessions<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let mut found = match cookie {
         Some(token) => session::find(&state, &token)
             .await
-            .map_err(|e| WebError::from(crate::error::AppError::from(e)))?,
+            .map_err(|e| WebError::from(crate::domain::error::AppError::from(e)))?,
         None => None,
     };
 

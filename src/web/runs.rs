@@ -14,14 +14,14 @@ use super::layout::{self, Nav, csrf_field, when};
 use super::{CurrentSession, WantsFragment, html, paths, see_other};
 use crate::auth::csrf;
 use crate::auth::session::Session;
-use crate::db::runs::RunRow;
+use crate::domain::error::AppError;
+use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::rfc3339_ms;
-use crate::error::AppError;
-use crate::fmi::registry::{self, FmuRecord};
-use crate::runs::{self, NewRun, RunStatus, Starter};
+use crate::domain::runs::{self, NewRun, RunStatus, Starter};
 use crate::sim::plan::{Problem, RunSettings};
 use crate::sim::protocol::Interface;
 use crate::state::State;
+use crate::store::runs::RunRow;
 
 /// Rows of a result the run page plots (every k-th of a larger one; the CSV has them all).
 const PLOT_ROWS: u64 = 20_000;
@@ -222,7 +222,7 @@ async fn chosen_model(
     fmu: Option<&str>,
 ) -> Result<Option<FmuRecord>, WebError> {
     match fmu.filter(|f| !f.is_empty()) {
-        Some(f) => Ok(Some(registry::resolve(state, &s.user.id, f).await?)),
+        Some(f) => Ok(Some(fmus::resolve(state, &s.user.id, f).await?)),
         None => Ok(None),
     }
 }
@@ -233,7 +233,7 @@ pub async fn index(
     CurrentSession(s): CurrentSession,
     Query(q): Query<ChooseModel>,
 ) -> Result<Response, WebError> {
-    let models = registry::list(&state, &s.user.id, None).await?;
+    let models = fmus::list(&state, &s.user.id, None).await?;
     let chosen = chosen_model(&state, &s, q.fmu.as_deref()).await?;
     let (rows, _) = runs::list(&state, &s.user.id, None, None, 50, 0).await?;
     Ok(html(
@@ -311,7 +311,7 @@ pub async fn create(
             Err(e) => return Err(e.into()),
         }
     }
-    let models = registry::list(&state, &s.user.id, None).await?;
+    let models = fmus::list(&state, &s.user.id, None).await?;
     let chosen = chosen_model(&state, &s, Some(&fmu)).await?;
     let (rows, _) = runs::list(&state, &s.user.id, None, None, 50, 0).await?;
     Ok(html(

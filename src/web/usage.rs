@@ -11,9 +11,9 @@ use super::error::WebError;
 use super::layout::{self, Nav, when};
 use super::{CurrentSession, WantsFragment, html, paths};
 use crate::auth::session::Session;
-use crate::db::api_keys::KeyRow;
+use crate::domain::usage::{self, UsagePage, UsageQuery, UsageSort};
 use crate::state::State;
-use crate::usage::{self, UsagePage, UsageQuery, UsageSort};
+use crate::store::api_keys::KeyRow;
 
 const PAGE_SIZE: u32 = 25;
 
@@ -157,6 +157,6 @@ pub async fn show(
     if fragment {
         return Ok(html(StatusCode::OK, usage_table(&p, &page)));
     }
-    let keys = crate::keys::list(&state, &s.user.id).await?;
+    let keys = crate::domain::keys::list(&state, &s.user.id).await?;
     Ok(html(StatusCode::OK, view(&s, &p, &keys, &page)))
 }

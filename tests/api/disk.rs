@@ -34,7 +34,7 @@ async fn storage_used(app: &TestApp, user_id: &str) -> i64 {
     let uid = user_id.to_string();
     app.state
         .db
-        .run(move |conn| fmu_gateway::db::fmus::storage_used(conn, &uid))
+        .run(move |conn| fmu_gateway::store::fmus::storage_used(conn, &uid))
         .await
         .unwrap()
 }

@@ -527,7 +527,7 @@ async fn a_key_stops_working_when_it_expires_even_after_it_was_used() {
     let app = spawn_app().await;
     let account = app.register().await;
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
-    let key = fmu_gateway::keys::create(
+    let key = fmu_gateway::domain::keys::create(
         &app.state,
         &account.user_id,
         Some("short-lived"),
@@ -663,9 +663,14 @@ async fn a_browser_session_opened_with_a_key_ends_when_the_key_expires() {
     let app = spawn_app().await;
     let account = app.register().await;
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
-    let key = fmu_gateway::keys::create(&app.state, &account.user_id, Some("brief"), Some(expires))
-        .await
-        .unwrap();
+    let key = fmu_gateway::domain::keys::create(
+        &app.state,
+        &account.user_id,
+        Some("brief"),
+        Some(expires),
+    )
+    .await
+    .unwrap();
     let client = browser();
     let resp = client
         .post(app.at("/login"))

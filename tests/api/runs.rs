@@ -556,7 +556,7 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
         .unwrap();
     assert_eq!(me["credits"], 25, "the reservation came back");
     drop(server);
-    let db = fmu_gateway::db::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let db = fmu_gateway::store::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
     let conn = db.conn().unwrap();
     let (sum, kinds): (i64, String) = conn
         .query_row(
@@ -759,7 +759,7 @@ async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = server.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}");
-    let db = fmu_gateway::db::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let db = fmu_gateway::store::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
     let conn = db.conn().unwrap();
     let (state, credits): (String, i64) = conn
         .query_row(

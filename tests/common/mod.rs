@@ -188,13 +188,13 @@ impl TestApp {
             key.map(str::to_string),
         );
         let conn = self.state.db.conn().unwrap();
-        let event = fmu_gateway::usage::UsageEvent {
+        let event = fmu_gateway::domain::usage::UsageEvent {
             fmu_name: &fmu,
             credits,
             api_key_id: key.as_deref(),
             run_id: None,
         };
-        fmu_gateway::usage::record(&conn, &user_id, &event, at_ms).unwrap();
+        fmu_gateway::domain::usage::record(&conn, &user_id, &event, at_ms).unwrap();
     }
 }
 

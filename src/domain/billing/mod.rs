@@ -11,10 +11,10 @@ pub mod signature;
 pub mod stripe;
 
 use crate::config::Config;
-use crate::db::billing::Purchase;
-use crate::db::{self, ledger};
-use crate::error::{AppError, AppResult};
+use crate::domain::error::{AppError, AppResult};
 use crate::state::State;
+use crate::store::billing::Purchase;
+use crate::store::{self, ledger};
 use plans::{Plan, Plans};
 use stripe::{CheckoutRequest, StripeClient, StripeError};
 
@@ -106,12 +106,12 @@ pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
             // One read transaction: the balance, purchases and history agree with each other.
             let tx = conn.transaction()?;
             Ok((
-                db::users::get(&tx, &id)?,
-                db::billing::current_plan(&tx, &id)?,
-                db::billing::purchases(&tx, &id, 50)?,
+                store::users::get(&tx, &id)?,
+                store::billing::current_plan(&tx, &id)?,
+                store::billing::purchases(&tx, &id, 50)?,
                 ledger::recent(&tx, &id, 50)?,
-                db::billing::flag_of(&tx, &id)?,
-                db::billing::customer_of(&tx, &id)?,
+                store::billing::flag_of(&tx, &id)?,
+                store::billing::customer_of(&tx, &id)?,
             ))
         })
         .await?;
@@ -132,7 +132,7 @@ pub async fn plan_of(state: &State, user_id: &str) -> AppResult<Plan> {
     let id = user_id.to_string();
     let current = state
         .db
-        .run(move |conn| db::billing::current_plan(conn, &id))
+        .run(move |conn| store::billing::current_plan(conn, &id))
         .await?;
     Ok(state.billing.plans.current(current.as_deref()).clone())
 }
@@ -146,7 +146,7 @@ pub async fn purchase_by_session(
     let (user, session) = (user_id.to_string(), session_id.to_string());
     Ok(state
         .db
-        .run(move |conn| db::billing::purchase_by_session(conn, &user, &session))
+        .run(move |conn| store::billing::purchase_by_session(conn, &user, &session))
         .await?)
 }
 
@@ -156,9 +156,9 @@ pub async fn clear_flag(state: &State, user_id: &str) -> AppResult<Option<String
     Ok(state
         .db
         .run(move |conn| {
-            let tx = db::write_tx(conn)?;
-            let flag = db::billing::flag_of(&tx, &id)?;
-            db::billing::clear_flag(&tx, &id)?;
+            let tx = store::write_tx(conn)?;
+            let flag = store::billing::flag_of(&tx, &id)?;
+            store::billing::clear_flag(&tx, &id)?;
             tx.commit()?;
             Ok(flag)
         })
@@ -166,7 +166,7 @@ pub async fn clear_flag(state: &State, user_id: &str) -> AppResult<Option<String
 }
 
 /// An account's billing state as plain text, for operators (`admin account`).
-pub fn describe(user: &db::users::User, s: &Summary) -> String {
+pub fn describe(user: &store::users::User, s: &Summary) -> String {
     use std::fmt::Write;
     let mut out = format!(
         "{} ({})\nplan: {} · credits: {}\n",
@@ -245,7 +245,7 @@ pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
     let id = user_id.to_string();
     let customer = state
         .db
-        .run(move |conn| db::billing::customer_of(conn, &id))
+        .run(move |conn| store::billing::customer_of(conn, &id))
         .await?
         .ok_or_else(|| {
             AppError::Conflict(
@@ -269,8 +269,8 @@ async fn customer_for(state: &State, stripe: &StripeClient, user_id: &str) -> Ap
         .db
         .run(move |conn| {
             Ok((
-                db::billing::customer_of(conn, &id)?,
-                db::users::get(conn, &id)?,
+                store::billing::customer_of(conn, &id)?,
+                store::users::get(conn, &id)?,
             ))
         })
         .await?;
@@ -285,7 +285,7 @@ async fn customer_for(state: &State, stripe: &StripeClient, user_id: &str) -> Ap
     let id = user.id.clone();
     Ok(state
         .db
-        .run(move |conn| db::billing::save_customer(conn, &id, &created.id, db::now_ms()))
+        .run(move |conn| store::billing::save_customer(conn, &id, &created.id, store::now_ms()))
         .await?)
 }
 
@@ -317,7 +317,7 @@ pub async fn receive_webhook(
     let event_id = event.id.clone();
     let outcome = state
         .db
-        .run(move |conn| events::apply(conn, &event, &plans, db::now_ms()))
+        .run(move |conn| events::apply(conn, &event, &plans, store::now_ms()))
         .await?;
     let receipt = match outcome {
         events::Outcome::Duplicate => Receipt {

@@ -4,9 +4,9 @@
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 
-use super::auth::{Authed, ManageBilling, ReadBilling};
-use super::error::ApiError;
-use crate::billing::{self, plans::Plan};
+use crate::api::auth::{Authed, ManageBilling, ReadBilling};
+use crate::api::error::ApiError;
+use crate::domain::billing::{self, plans::Plan};
 use crate::state::State;
 
 #[derive(Tags)]
@@ -133,7 +133,7 @@ impl BillingApi {
                     refunded_cents: p.refunded_cents,
                     credits_removed: p.credits_removed,
                     checkout_session_id: p.checkout_session_id,
-                    created_at: super::time(p.created_at),
+                    created_at: crate::api::time(p.created_at),
                 })
                 .collect(),
             history: s
@@ -145,7 +145,7 @@ impl BillingApi {
                     kind: e.kind,
                     reason: e.reason,
                     run_id: e.run_id,
-                    created_at: super::time(e.created_at),
+                    created_at: crate::api::time(e.created_at),
                 })
                 .collect(),
             account_flag: s.flag,

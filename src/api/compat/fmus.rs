@@ -6,10 +6,10 @@ use poem::web::{Data, Json, Multipart, Path, Query};
 use poem::{IntoResponse, Response, handler};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{ManageFmus, ReadFmus};
-use super::compat::Caller;
-use super::error::ApiError;
-use crate::fmi::registry::{self, FmuRecord, Stored};
+use super::Caller;
+use crate::api::auth::{ManageFmus, ReadFmus};
+use crate::api::error::ApiError;
+use crate::domain::fmus::{self, FmuRecord, Stored};
 use crate::state::State;
 
 #[derive(Serialize)]
@@ -48,11 +48,11 @@ pub async fn upload(
         if field.name() != Some("file") {
             continue;
         }
-        let name = registry::upload_name(field.file_name());
+        let name = fmus::upload_name(field.file_name());
         let file =
-            registry::receive(&state, &caller.principal.user_id, field.into_async_read()).await?;
+            fmus::receive(&state, &caller.principal.user_id, field.into_async_read()).await?;
         let (record, stored) =
-            registry::add_upload(&state, &caller.principal.user_id, file, &name).await?;
+            fmus::add_upload(&state, &caller.principal.user_id, file, &name).await?;
         let status = if stored == Stored::Created {
             StatusCode::CREATED
         } else {
@@ -83,7 +83,7 @@ pub async fn variables(
     caller: Caller<ReadFmus>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<VariableOut>>, ApiError> {
-    let record = registry::resolve(&state, &caller.principal.user_id, &id).await?;
+    let record = fmus::resolve(&state, &caller.principal.user_id, &id).await?;
     Ok(Json(
         record
             .info
@@ -112,7 +112,7 @@ pub async fn by_hash(
         ));
     }
     Ok(Json(
-        registry::resolve(&state, &caller.principal.user_id, &sha)
+        fmus::resolve(&state, &caller.principal.user_id, &sha)
             .await?
             .into(),
     ))
@@ -140,7 +140,7 @@ pub async fn library(
     caller: Caller<ReadFmus>,
     Query(q): Query<LibraryQuery>,
 ) -> Result<Json<Vec<LibraryEntry>>, ApiError> {
-    let records = registry::list(&state, &caller.principal.user_id, q.query.as_deref()).await?;
+    let records = fmus::list(&state, &caller.principal.user_id, q.query.as_deref()).await?;
     Ok(Json(
         records
             .into_iter()
@@ -173,7 +173,7 @@ pub async fn registry_list(
     state: Data<&State>,
     caller: Caller<ReadFmus>,
 ) -> Result<Json<RegistryList>, ApiError> {
-    let records = registry::list(&state, &caller.principal.user_id, None).await?;
+    let records = fmus::list(&state, &caller.principal.user_id, None).await?;
     Ok(Json(RegistryList {
         items: records
             .into_iter()

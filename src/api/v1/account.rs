@@ -3,8 +3,8 @@
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 
-use super::auth::{Authed, ReadAccount};
-use super::error::ApiError;
+use crate::api::auth::{Authed, ReadAccount};
+use crate::api::error::ApiError;
 use crate::state::State;
 
 #[derive(Tags)]
@@ -41,14 +41,14 @@ impl AccountApi {
         state: poem::web::Data<&State>,
         auth: Authed<ReadAccount>,
     ) -> Result<Json<Account>, ApiError> {
-        let user = crate::accounts::user(&state, &auth.principal.user_id).await?;
-        let used = crate::fmi::registry::storage_used(&state, &user.id).await?;
+        let user = crate::domain::accounts::user(&state, &auth.principal.user_id).await?;
+        let used = crate::domain::fmus::storage_used(&state, &user.id).await?;
         Ok(Json(Account {
             user_id: user.id,
             email: user.email,
             name: user.name,
             credits: user.credits,
-            created_at: super::time(user.created_at),
+            created_at: crate::api::time(user.created_at),
             api_key_id: auth.principal.key_id,
             storage_used_bytes: used,
             storage_quota_bytes: state.config.storage_quota_bytes,

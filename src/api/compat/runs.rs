@@ -9,16 +9,16 @@ use poem::{Request, handler};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::auth::ReadRuns;
-use super::compat::Caller;
-use super::error::ApiError;
-use super::v1_runs::{RunCreate, Signal, new_run, start_and_wait};
+use super::Caller;
+use crate::api::auth::ReadRuns;
+use crate::api::error::ApiError;
+use crate::api::v1::runs::{RunCreate, Signal, new_run, start_and_wait};
 use crate::auth::AuthError;
-use crate::db::runs::RunRow;
-use crate::error::AppError;
-use crate::fmi::registry;
-use crate::runs::{self, RunStatus};
+use crate::domain::error::AppError;
+use crate::domain::fmus;
+use crate::domain::runs::{self, RunStatus};
 use crate::state::State;
+use crate::store::runs::RunRow;
 
 fn key_of(req: &Request) -> Result<String, ApiError> {
     crate::auth::key_from_headers(req.headers()).ok_or_else(|| AuthError::Missing.into())
@@ -208,11 +208,11 @@ pub async fn execute_fmu(
     {
         match field.name() {
             Some("fmu") => {
-                let name = registry::upload_name(field.file_name());
+                let name = fmus::upload_name(field.file_name());
                 let file =
-                    registry::receive(&state, &principal.user_id, field.into_async_read()).await?;
+                    fmus::receive(&state, &principal.user_id, field.into_async_read()).await?;
                 uploaded = Some(
-                    registry::add_upload(&state, &principal.user_id, file, &name)
+                    fmus::add_upload(&state, &principal.user_id, file, &name)
                         .await?
                         .0,
                 );

@@ -19,16 +19,16 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, Principal};
-use crate::db::{self, DbError, ledger::EntryKind, runs::RunRow};
+use crate::domain::error::{AppError, AppResult};
+use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::new_id;
-use crate::error::{AppError, AppResult};
-use crate::fmi::registry::{self, FmuRecord};
+use crate::domain::usage::{self, UsageEvent};
 use crate::sim::plan::{self, RunSettings};
 use crate::sim::protocol::{Interface, Solver};
 use crate::sim::result_file::ResultFile;
 use crate::sim::runner::SimError;
 use crate::state::State;
-use crate::usage::{self, UsageEvent};
+use crate::store::{self, DbError, ledger::EntryKind, runs::RunRow};
 use charging::{FailureKind, ModelOrigin, RunEnd};
 pub use status::RunStatus;
 
@@ -117,9 +117,7 @@ pub async fn start(
         Starter::Session(user_id) => user_id.clone(),
         Starter::Key(_) => String::new(),
     };
-    let named = registry::resolve(state, &user_for_lookup, &new.fmu)
-        .await
-        .ok();
+    let named = fmus::resolve(state, &user_for_lookup, &new.fmu).await.ok();
     let principal = match starter {
         Starter::Session(user_id) => Principal {
             user_id,
@@ -151,9 +149,9 @@ pub async fn start(
     // everyone sees); only an upload named under an API key needs the key's user.
     let record = match named {
         Some(record) => record,
-        None => registry::resolve(state, &principal.user_id, &new.fmu).await?,
+        None => fmus::resolve(state, &principal.user_id, &new.fmu).await?,
     };
-    let fmu_dir = registry::extracted_dir(&state.config.data_dir, &record.id)?;
+    let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
     let max = state.config.max_run_time;
     let timeout = new.timeout.unwrap_or(max);
     let mut job = plan::plan(&record.info, &fmu_dir, &new.settings);
@@ -207,7 +205,7 @@ pub async fn start(
         credits_charged: 0,
         error: None,
         log: None,
-        created_at: db::now_ms(),
+        created_at: store::now_ms(),
         started_at: None,
         finished_at: None,
         failure_kind: None,
@@ -220,9 +218,9 @@ pub async fn start(
     let outcome = state
         .db
         .run(move |conn| {
-            let tx = db::write_tx(conn)?;
+            let tx = store::write_tx(conn)?;
             if let Some(key) = &key_for_tx
-                && let Some((hash, run_id)) = db::runs::idempotent(
+                && let Some((hash, run_id)) = store::runs::idempotent(
                     &tx,
                     &run_for_tx.user_id,
                     key,
@@ -231,16 +229,16 @@ pub async fn start(
             {
                 return Ok(Reserve::Replay {
                     same_request: hash == request_hash,
-                    run: db::runs::get(&tx, &run_id)?.map(Box::new),
+                    run: store::runs::get(&tx, &run_id)?.map(Box::new),
                 });
             }
             // Fair share: counted in the same write transaction as the reservation, so
             // concurrent starts cannot overshoot the cap.
-            if db::runs::count_active(&tx, &run_for_tx.user_id)? >= max_active {
+            if store::runs::count_active(&tx, &run_for_tx.user_id)? >= max_active {
                 return Ok(Reserve::Busy);
             }
             let reason = format!("Run {} ({})", run_for_tx.id, run_for_tx.fmu_name);
-            if db::ledger::apply(
+            if store::ledger::apply(
                 &tx,
                 &run_for_tx.user_id,
                 -cost,
@@ -253,9 +251,9 @@ pub async fn start(
             {
                 return Ok(Reserve::NoCredits);
             }
-            db::runs::insert(&tx, &run_for_tx)?;
+            store::runs::insert(&tx, &run_for_tx)?;
             if let Some(key) = &key_for_tx {
-                db::runs::remember_idempotency(
+                store::runs::remember_idempotency(
                     &tx,
                     &run_for_tx.user_id,
                     key,
@@ -369,7 +367,7 @@ async fn execute(
             let id = run_id.to_string();
             let marked = state
                 .db
-                .run(move |conn| db::runs::mark_running(conn, &id, db::now_ms()))
+                .run(move |conn| store::runs::mark_running(conn, &id, store::now_ms()))
                 .await;
             match (marked, create_result_file(state, run_id)) {
                 (Ok(true), Ok((partial, file))) => {
@@ -410,8 +408,8 @@ async fn settle(
     let ended = state
         .db
         .run(move |conn| {
-            let tx = db::write_tx(conn)?;
-            let Some(run) = db::runs::get(&tx, &id)? else {
+            let tx = store::write_tx(conn)?;
+            let Some(run) = store::runs::get(&tx, &id)? else {
                 return Ok(None);
             };
             let (end, error, log) = match &result {
@@ -459,7 +457,7 @@ fn settle_in(
     error: Option<&str>,
     log: Option<&str>,
 ) -> Result<(), DbError> {
-    let now = db::now_ms();
+    let now = store::now_ms();
     let charged = charging::is_charged(end, origin);
     let credits = if charged { run.credits_reserved } else { 0 };
     let status = RunStatus::from(end);
@@ -467,7 +465,7 @@ fn settle_in(
         RunEnd::Failed(kind) => Some(kind),
         _ => None,
     };
-    let finish = db::runs::Finish {
+    let finish = store::runs::Finish {
         status,
         failure_kind,
         charged,
@@ -475,13 +473,13 @@ fn settle_in(
         error,
         log,
     };
-    if !db::runs::finish(tx, &run.id, &finish, now)? {
+    if !store::runs::finish(tx, &run.id, &finish, now)? {
         return Ok(()); // settled already
     }
     let id = &run.id;
     if charged {
         let reason = format!("Run {id} charged {credits} credit(s)");
-        db::ledger::apply(
+        store::ledger::apply(
             tx,
             &run.user_id,
             0,
@@ -500,7 +498,7 @@ fn settle_in(
     } else if run.credits_reserved > 0 {
         let why = failure_kind.map_or(status.as_str(), FailureKind::as_str);
         let reason = format!("Run {id} {why}: refunded");
-        db::ledger::apply(
+        store::ledger::apply(
             tx,
             &run.user_id,
             run.credits_reserved,
@@ -620,7 +618,7 @@ pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<Run
         let id = run_id.to_string();
         let run = state
             .db
-            .run(move |conn| db::runs::get(conn, &id))
+            .run(move |conn| store::runs::get(conn, &id))
             .await?
             .ok_or(AppError::NotFound("run"))?;
         if run.status.is_finished() || tokio::time::Instant::now() >= deadline {
@@ -635,7 +633,7 @@ pub async fn get(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow
     let (uid, id) = (user_id.to_string(), run_id.to_string());
     state
         .db
-        .run(move |conn| db::runs::get_for_user(conn, &uid, &id))
+        .run(move |conn| store::runs::get_for_user(conn, &uid, &id))
         .await?
         .ok_or(AppError::NotFound("run"))
 }
@@ -650,10 +648,10 @@ pub async fn list(
 ) -> AppResult<(Vec<RunRow>, u64)> {
     let uid = user_id.to_string();
     let limit = limit.clamp(1, 500);
-    let offset = crate::usage::page_offset(offset)?;
+    let offset = crate::domain::usage::page_offset(offset)?;
     Ok(state
         .db
-        .run(move |conn| db::runs::list(conn, &uid, status, fmu.as_deref(), limit, offset))
+        .run(move |conn| store::runs::list(conn, &uid, status, fmu.as_deref(), limit, offset))
         .await?)
 }
 
@@ -679,10 +677,10 @@ pub async fn cancel(state: &State, user_id: &str, run_id: &str) -> AppResult<Run
 
 /// At start-up (and at shutdown): every run left queued or running by the last stop was
 /// interrupted by it; the service pays.
-pub fn recover(db: &crate::db::Db) -> Result<usize, DbError> {
+pub fn recover(db: &crate::store::Db) -> Result<usize, DbError> {
     let mut conn = db.conn()?;
-    let tx = db::write_tx(&mut conn)?;
-    let runs = db::runs::unfinished(&tx)?;
+    let tx = store::write_tx(&mut conn)?;
+    let runs = store::runs::unfinished(&tx)?;
     let message = "the service stopped during this run; its credits were refunded";
     for run in &runs {
         // Interrupted runs are never charged, whoever's model it was.
@@ -700,10 +698,10 @@ pub fn recover(db: &crate::db::Db) -> Result<usize, DbError> {
 pub async fn self_test(state: &State) -> Result<Duration, String> {
     const MODEL: &str = "lib:Dahlquist";
     let started = std::time::Instant::now();
-    let record = registry::resolve(state, "", MODEL)
+    let record = fmus::resolve(state, "", MODEL)
         .await
         .map_err(|e| format!("{MODEL}: {e}"))?;
-    let dir = registry::extracted_dir(&state.config.data_dir, &record.id)
+    let dir = fmus::extracted_dir(&state.config.data_dir, &record.id)
         .map_err(|e| format!("{MODEL}: {e}"))?;
     let settings = RunSettings {
         stop_time: Some(0.1),

@@ -2,10 +2,10 @@
 
 use std::time::SystemTime;
 
-use crate::db::{self, api_keys::KeyRow};
+use crate::domain::error::{AppError, AppResult};
 use crate::domain::{new_id, parse_key_label};
-use crate::error::{AppError, AppResult};
 use crate::state::State;
+use crate::store::{self, api_keys::KeyRow};
 
 /// Whether a key can be used now: the one rule the authenticator, the keys page, the API
 /// and the dashboard all apply (a key is live until it is revoked or its expiry passes).
@@ -30,7 +30,7 @@ impl KeyState {
 
     /// The state of a listed key now.
     pub fn of_row(key: &KeyRow) -> KeyState {
-        KeyState::of(key.revoked_at.is_some(), key.expires_at, db::now_ms())
+        KeyState::of(key.revoked_at.is_some(), key.expires_at, store::now_ms())
     }
 
     pub fn is_active(self) -> bool {
@@ -67,7 +67,7 @@ pub fn prepare(
         .keys
         .mint(user_id, &id, expires)
         .map_err(AppError::Internal)?;
-    let now = db::now_ms();
+    let now = store::now_ms();
     let expires_at = expires.map(|t| {
         t.duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -97,7 +97,7 @@ pub async fn create(
     state
         .db
         .run(move |conn| {
-            db::api_keys::insert(
+            store::api_keys::insert(
                 conn,
                 &row.id,
                 &row.user_id,
@@ -115,7 +115,7 @@ pub async fn list(state: &State, user_id: &str) -> AppResult<Vec<KeyRow>> {
     let user_id = user_id.to_string();
     Ok(state
         .db
-        .run(move |conn| db::api_keys::list_for_user(conn, &user_id))
+        .run(move |conn| store::api_keys::list_for_user(conn, &user_id))
         .await?)
 }
 
@@ -126,13 +126,13 @@ pub async fn revoke(state: &State, user_id: &str, key_id: &str) -> AppResult<Key
     let row = state
         .db
         .run(move |conn| {
-            if !db::api_keys::revoke(conn, &uid, &kid, db::now_ms())? {
+            if !store::api_keys::revoke(conn, &uid, &kid, store::now_ms())? {
                 return Ok(None);
             }
             // Browser sessions opened with the key end with it (they are also refused when
             // found, see `db::sessions::find_live`; this keeps the table clean).
-            db::sessions::delete_for_key(conn, &kid)?;
-            db::api_keys::get_for_user(conn, &uid, &kid)
+            store::sessions::delete_for_key(conn, &kid)?;
+            store::api_keys::get_for_user(conn, &uid, &kid)
         })
         .await?
         .ok_or(AppError::NotFound("API key"))?;

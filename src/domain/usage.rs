@@ -7,15 +7,15 @@ use bytes::Bytes;
 use futures_util::Stream;
 use rusqlite::Connection;
 
-use crate::db::{
+use crate::domain::error::{AppError, AppResult};
+use crate::domain::rfc3339_ms;
+use crate::state::State;
+use crate::store::{
     self,
     usage::{Query, SortColumn, UsageRow},
 };
-use crate::domain::rfc3339_ms;
-use crate::error::{AppError, AppResult};
-use crate::state::State;
 
-pub use crate::db::usage::{Query as UsageQuery, SortColumn as UsageSort};
+pub use crate::store::usage::{Query as UsageQuery, SortColumn as UsageSort};
 
 /// The CSV header existing clients parse.
 pub const CSV_HEADER: [&str; 4] = ["Date", "FMU Name", "Credits Used", "API Key ID"];
@@ -47,7 +47,7 @@ pub fn record(
     } else {
         event.fmu_name
     };
-    Ok(db::usage::insert(
+    Ok(store::usage::insert(
         conn,
         user_id,
         now,
@@ -94,7 +94,7 @@ pub async fn page(
     let uid = user_id.to_string();
     let (rows, total) = state
         .db
-        .run(move |conn| db::usage::page(conn, &uid, &query, limit, skip))
+        .run(move |conn| store::usage::page(conn, &uid, &query, limit, skip))
         .await?;
     Ok(UsagePage {
         rows,
@@ -133,7 +133,7 @@ pub fn export_csv(
         });
         let mut ok = writer.write_record(CSV_HEADER).is_ok();
         let result = db.conn().and_then(|conn| {
-            db::usage::for_each(&conn, &user_id, &query, |row| {
+            store::usage::for_each(&conn, &user_id, &query, |row| {
                 let record = [
                     rfc3339_ms(row.created_at),
                     // The run's name is the user's text: never a formula in a spreadsheet.
@@ -194,12 +194,12 @@ impl std::io::Write for ChunkSender {
 /// each (zero for quiet days): what the dashboard chart shows.
 pub async fn per_day(state: &State, user_id: &str, days: u32) -> AppResult<Vec<(i64, i64, i64)>> {
     const DAY: i64 = 86_400_000;
-    let today = crate::db::now_ms() / DAY * DAY;
+    let today = crate::store::now_ms() / DAY * DAY;
     let since = today - i64::from(days.saturating_sub(1)) * DAY;
     let uid = user_id.to_string();
     let rows = state
         .db
-        .run(move |conn| db::usage::per_day(conn, &uid, since))
+        .run(move |conn| store::usage::per_day(conn, &uid, since))
         .await?;
     Ok((0..i64::from(days))
         .map(|i| {

@@ -5,10 +5,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, Tags};
 
-use super::auth::{Authed, ManageFmus, ReadFmus};
-use super::error::ApiError;
+use crate::api::auth::{Authed, ManageFmus, ReadFmus};
+use crate::api::error::ApiError;
+use crate::domain::fmus::{self, FmuRecord, Stored};
 use crate::fmi::describe::{self, ModelInfo};
-use crate::fmi::registry::{self, FmuRecord, Stored};
 use crate::state::State;
 
 #[derive(Tags)]
@@ -111,7 +111,7 @@ impl From<FmuRecord> for Fmu {
             description,
             generation_tool,
             size_bytes: r.size_bytes,
-            created_at: super::time(r.created_at),
+            created_at: crate::api::time(r.created_at),
             file_name: r.file_name,
             co_simulation: co_simulation.as_ref().map(Into::into),
             model_exchange: model_exchange.as_ref().map(Into::into),
@@ -176,11 +176,11 @@ impl FmusApi {
         auth: Authed<ManageFmus>,
         body: FmuUpload,
     ) -> Result<UploadResponse, ApiError> {
-        let name = registry::upload_name(body.file.file_name());
+        let name = fmus::upload_name(body.file.file_name());
         let file =
-            registry::receive(&state, &auth.principal.user_id, body.file.into_async_read()).await?;
+            fmus::receive(&state, &auth.principal.user_id, body.file.into_async_read()).await?;
         let (record, stored) =
-            registry::add_upload(&state, &auth.principal.user_id, file, &name).await?;
+            fmus::add_upload(&state, &auth.principal.user_id, file, &name).await?;
         Ok(match stored {
             Stored::Created => UploadResponse::Created(Json(record.into())),
             Stored::AlreadyThere => UploadResponse::Existing(Json(record.into())),
@@ -195,7 +195,7 @@ impl FmusApi {
         auth: Authed<ReadFmus>,
         query: Query<Option<String>>,
     ) -> Result<Json<Vec<Fmu>>, ApiError> {
-        let records = registry::list(&state, &auth.principal.user_id, query.0.as_deref()).await?;
+        let records = fmus::list(&state, &auth.principal.user_id, query.0.as_deref()).await?;
         Ok(Json(records.into_iter().map(Into::into).collect()))
     }
 
@@ -208,7 +208,7 @@ impl FmusApi {
         id: Path<String>,
     ) -> Result<Json<Fmu>, ApiError> {
         Ok(Json(
-            registry::resolve(&state, &auth.principal.user_id, &id.0)
+            fmus::resolve(&state, &auth.principal.user_id, &id.0)
                 .await?
                 .into(),
         ))
@@ -222,7 +222,7 @@ impl FmusApi {
         auth: Authed<ManageFmus>,
         id: Path<String>,
     ) -> Result<DeleteResponse, ApiError> {
-        registry::delete(&state, &auth.principal.user_id, &id.0).await?;
+        fmus::delete(&state, &auth.principal.user_id, &id.0).await?;
         Ok(DeleteResponse::Deleted)
     }
 }

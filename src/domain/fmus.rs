@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::archive::{self, Limits};
-use super::describe::{self, ModelInfo};
-use crate::db::{self, DbError, fmus::FmuRow};
-use crate::error::AppError;
+use crate::domain::error::AppError;
+use crate::fmi::archive::{self, Limits};
+use crate::fmi::describe::{self, ModelInfo};
 use crate::state::State;
+use crate::store::{self, DbError, fmus::FmuRow};
 
 /// Why a registry operation failed. The faces turn it into HTTP through [`AppError`], once.
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +188,7 @@ pub async fn add_upload(
         let id = id.clone();
         state
             .db
-            .run(move |conn| db::fmus::exists(conn, &id))
+            .run(move |conn| store::fmus::exists(conn, &id))
             .await?
     };
     if !known {
@@ -208,7 +208,7 @@ pub async fn add_upload(
         state
             .db
             .run(move |conn| {
-                db::fmus::insert(
+                store::fmus::insert(
                     conn,
                     &id2,
                     None,
@@ -217,7 +217,7 @@ pub async fn add_upload(
                     size as i64,
                     stored as i64,
                     &info_json,
-                    db::now_ms(),
+                    store::now_ms(),
                 )
             })
             .await?;
@@ -228,16 +228,16 @@ pub async fn add_upload(
     let (owned, row) = state
         .db
         .run(move |conn| {
-            let owned = db::fmus::add_owner(conn, &id2, &uid, &fname, db::now_ms(), quota)?;
-            Ok((owned, db::fmus::visible(conn, &uid, &id2)?))
+            let owned = store::fmus::add_owner(conn, &id2, &uid, &fname, store::now_ms(), quota)?;
+            Ok((owned, store::fmus::visible(conn, &uid, &id2)?))
         })
         .await?;
-    if let db::fmus::Owned::OverQuota { used, adding } = owned {
+    if let store::fmus::Owned::OverQuota { used, adding } = owned {
         // Files extracted for this request alone go again; bytes others own stay.
         let fid = id.clone();
         let orphan = state
             .db
-            .run(move |conn| db::fmus::remove_if_unowned(conn, &fid))
+            .run(move |conn| store::fmus::remove_if_unowned(conn, &fid))
             .await?;
         if orphan {
             remove_files(&data_dir, &id);
@@ -247,7 +247,7 @@ pub async fn add_upload(
     let record = FmuRecord::from_row(row.ok_or(RegistryError::NotFound)?)?;
     Ok((
         record,
-        if owned == db::fmus::Owned::Added && !known {
+        if owned == store::fmus::Owned::Added && !known {
             Stored::Created
         } else {
             Stored::AlreadyThere
@@ -368,7 +368,7 @@ pub async fn storage_used(state: &State, user_id: &str) -> Result<i64> {
     let uid = user_id.to_string();
     Ok(state
         .db
-        .run(move |conn| db::fmus::storage_used(conn, &uid))
+        .run(move |conn| store::fmus::storage_used(conn, &uid))
         .await?)
 }
 
@@ -439,8 +439,8 @@ pub async fn resolve(state: &State, user_id: &str, reference: &str) -> Result<Fm
     let row = state
         .db
         .run(move |conn| match library_id {
-            Some(lib) => db::fmus::by_library_id(conn, &uid, &lib),
-            None => db::fmus::visible(conn, &uid, &r.to_ascii_lowercase()),
+            Some(lib) => store::fmus::by_library_id(conn, &uid, &lib),
+            None => store::fmus::visible(conn, &uid, &r.to_ascii_lowercase()),
         })
         .await?;
     FmuRecord::from_row(row.ok_or(RegistryError::NotFound)?)
@@ -454,7 +454,7 @@ pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> Result<V
     );
     let rows = state
         .db
-        .run(move |conn| db::fmus::list(conn, &uid, q.as_deref()))
+        .run(move |conn| store::fmus::list(conn, &uid, q.as_deref()))
         .await?;
     rows.into_iter().map(FmuRecord::from_row).collect()
 }
@@ -464,7 +464,7 @@ pub async fn delete(state: &State, user_id: &str, id: &str) -> Result<()> {
     let (uid, fid) = (user_id.to_string(), id.to_ascii_lowercase());
     let still_used = state
         .db
-        .run(move |conn| db::fmus::remove_owner(conn, &fid, &uid))
+        .run(move |conn| store::fmus::remove_owner(conn, &fid, &uid))
         .await?
         .ok_or(RegistryError::NotFound)?;
     if !still_used {
@@ -474,13 +474,13 @@ pub async fn delete(state: &State, user_id: &str, id: &str) -> Result<()> {
 }
 
 /// Installs the built-in library (the demo FMUs compiled into this binary) if missing.
-pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> Result<usize> {
+pub fn seed_library(db: &crate::store::Db, data_dir: &Path) -> Result<usize> {
     let mut added = 0;
     std::fs::create_dir_all(root(data_dir)).map_err(io("creating the registry directory"))?;
-    for (name, version, bytes) in super::library::DEMO_FMUS {
+    for (name, version, bytes) in crate::fmi::library::DEMO_FMUS {
         let id = hex::encode(Sha256::digest(bytes));
         let conn = db.conn()?;
-        if db::fmus::exists(&conn, &id)? {
+        if store::fmus::exists(&conn, &id)? {
             continue;
         }
         let file = temp_path(data_dir, "library");
@@ -491,15 +491,15 @@ pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> Result<usize> {
             model: format!("{name} ({version})"),
             source: Box::new(e),
         })?;
-        let library_id = super::library::library_id(name, version);
+        let library_id = crate::fmi::library::library_id(name, version);
         let json = serde_json::to_string(&info).map_err(|source| RegistryError::StoredInfo {
             id: id.clone(),
             source,
         })?;
         let mut conn = conn;
-        let tx = db::write_tx(&mut conn).map_err(crate::db::DbError::from)?;
-        db::fmus::retire_library_id(&tx, &library_id)?;
-        db::fmus::insert(
+        let tx = store::write_tx(&mut conn).map_err(crate::store::DbError::from)?;
+        store::fmus::retire_library_id(&tx, &library_id)?;
+        store::fmus::insert(
             &tx,
             &id,
             Some(&library_id),
@@ -508,9 +508,9 @@ pub fn seed_library(db: &crate::db::Db, data_dir: &Path) -> Result<usize> {
             bytes.len() as i64,
             stored as i64,
             &json,
-            db::now_ms(),
+            store::now_ms(),
         )?;
-        tx.commit().map_err(crate::db::DbError::from)?;
+        tx.commit().map_err(crate::store::DbError::from)?;
         added += 1;
     }
     Ok(added)
@@ -523,10 +523,10 @@ mod tests {
     #[test]
     fn a_rebuilt_library_model_replaces_the_old_one_on_start() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("db.sqlite"), 2).unwrap();
+        let db = crate::store::Db::open(&dir.path().join("db.sqlite"), 2).unwrap();
         let conn = db.conn().unwrap();
         // What an older build of the binary left behind.
-        db::fmus::insert(
+        store::fmus::insert(
             &conn,
             &"0".repeat(64),
             Some("lib:BouncingBall"),
@@ -541,10 +541,10 @@ mod tests {
         drop(conn);
         assert_eq!(
             seed_library(&db, dir.path()).unwrap(),
-            super::super::library::DEMO_FMUS.len()
+            crate::fmi::library::DEMO_FMUS.len()
         );
         let conn = db.conn().unwrap();
-        let row = db::fmus::by_library_id(&conn, "nobody", "lib:BouncingBall")
+        let row = store::fmus::by_library_id(&conn, "nobody", "lib:BouncingBall")
             .unwrap()
             .unwrap();
         assert_ne!(row.id, "0".repeat(64));

@@ -3,11 +3,11 @@
 
 use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, Principal, password};
-use crate::db::{self, ledger::EntryKind, users::User};
+use crate::domain::error::{AppError, AppResult};
+use crate::domain::keys::{self, NewKey};
 use crate::domain::{Email, NewPassword, new_id, parse_name};
-use crate::error::{AppError, AppResult};
-use crate::keys::{self, NewKey};
 use crate::state::State;
+use crate::store::{self, ledger::EntryKind, users::User};
 
 /// What a registration asks for. The password is optional because the JSON route lets an
 /// integrator sign up with an email alone and work with the API key it gets back.
@@ -72,13 +72,13 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
         None => None,
     };
     let free = state.config.free_credits;
-    let now = db::now_ms();
+    let now = store::now_ms();
     let key_for_tx = key.as_ref().map(|k| k.row.clone());
     let user = state
         .db
         .run(move |conn| {
-            let tx = db::write_tx(conn)?;
-            let new_user = db::users::NewUser {
+            let tx = store::write_tx(conn)?;
+            let new_user = store::users::NewUser {
                 id: &user_id,
                 email: email.as_str(),
                 email_normalized: email.normalized(),
@@ -86,16 +86,16 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
                 password_hash: password_hash.as_deref(),
                 created_at: now,
             };
-            if !db::users::insert(&tx, &new_user)? {
+            if !store::users::insert(&tx, &new_user)? {
                 return Ok(None);
             }
             let granted = free > 0
                 && match &address {
-                    Some(a) => db::free_grants::take(&tx, a, now, grant_cap)?,
+                    Some(a) => store::free_grants::take(&tx, a, now, grant_cap)?,
                     None => true,
                 };
             if granted {
-                db::ledger::apply(
+                store::ledger::apply(
                     &tx,
                     &user_id,
                     free,
@@ -106,9 +106,9 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
                 )?;
             }
             if let Some(k) = &key_for_tx {
-                db::api_keys::insert(&tx, &k.id, &user_id, &k.label, now, k.expires_at)?;
+                store::api_keys::insert(&tx, &k.id, &user_id, &k.label, now, k.expires_at)?;
             }
-            let user = db::users::get(&tx, &user_id)?;
+            let user = store::users::get(&tx, &user_id)?;
             tx.commit()?;
             Ok(user.map(|u| (u, free > 0 && !granted)))
         })
@@ -131,7 +131,7 @@ pub async fn login_with_password(state: &State, email: &str, password: &str) -> 
         .unwrap_or_default();
     let found = state
         .db
-        .run(move |conn| db::users::find_by_email(conn, &normalized))
+        .run(move |conn| store::users::find_by_email(conn, &normalized))
         .await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
@@ -161,7 +161,7 @@ pub async fn user(state: &State, user_id: &str) -> AppResult<User> {
     let id = user_id.to_string();
     state
         .db
-        .run(move |conn| db::users::get(conn, &id))
+        .run(move |conn| store::users::get(conn, &id))
         .await?
         .ok_or(AppError::NotFound("account"))
 }
@@ -183,15 +183,15 @@ pub async fn grant_credits(
     state
         .db
         .run(move |conn| {
-            let tx = db::write_tx(conn)?;
-            let balance = db::ledger::apply(
+            let tx = store::write_tx(conn)?;
+            let balance = store::ledger::apply(
                 &tx,
                 &id,
                 credits,
                 EntryKind::Grant,
                 &reason,
                 None,
-                db::now_ms(),
+                store::now_ms(),
             )?;
             tx.commit()?;
             Ok(balance)
@@ -214,7 +214,7 @@ pub async fn find_by_email(state: &State, email: &str) -> AppResult<User> {
     let normalized = email.normalized().to_string();
     state
         .db
-        .run(move |conn| db::users::find_by_email(conn, &normalized))
+        .run(move |conn| store::users::find_by_email(conn, &normalized))
         .await?
         .map(|(user, _)| user)
         .ok_or(AppError::NotFound("account"))

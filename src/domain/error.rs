@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::auth::AuthError;
-use crate::db::DbError;
 use crate::domain::Invalid;
+use crate::store::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

@@ -4,11 +4,11 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi, Tags};
 
-use super::auth::{Authed, ReadUsage};
-use super::error::ApiError;
-use crate::db::usage::UsageRow;
+use crate::api::auth::{Authed, ReadUsage};
+use crate::api::error::ApiError;
+use crate::domain::usage::{UsageQuery, UsageSort};
 use crate::state::State;
-use crate::usage::{UsageQuery, UsageSort};
+use crate::store::usage::UsageRow;
 
 #[derive(Tags)]
 enum Tag {
@@ -48,7 +48,7 @@ impl From<UsageRow> for UsageItem {
     fn from(r: UsageRow) -> Self {
         UsageItem {
             id: r.id,
-            date: super::time(r.created_at),
+            date: crate::api::time(r.created_at),
             fmu_name: r.fmu_name,
             credits: r.credits,
             api_key_id: r.api_key_id,
@@ -102,7 +102,8 @@ impl UsageApi {
             descending: matches!(order.0, Order::Desc),
         };
         let page =
-            crate::usage::page(&state, &auth.principal.user_id, query, limit.0, offset.0).await?;
+            crate::domain::usage::page(&state, &auth.principal.user_id, query, limit.0, offset.0)
+                .await?;
         Ok(Json(UsageList {
             items: page.rows.into_iter().map(Into::into).collect(),
             total: page.total,

@@ -91,7 +91,7 @@ impl From<RunEnd> for RunStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runs::charging::FailureKind;
+    use crate::domain::runs::charging::FailureKind;
 
     #[test]
     fn every_status_parses_from_its_own_name_and_only_from_it() {

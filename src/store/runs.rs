@@ -4,8 +4,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::DbResult;
-use crate::runs::RunStatus;
-use crate::runs::charging::FailureKind;
+use crate::domain::runs::RunStatus;
+use crate::domain::runs::charging::FailureKind;
 
 /// Stored by its name ([`RunStatus::as_str`]), the text the schema's queries compare with.
 impl ToSql for RunStatus {

@@ -4,6 +4,9 @@
 //! GET routes here also accept a browser session (the dashboard's "Export CSV" links to
 //! `/usage/export`); POST routes with a session need its CSRF token, which the session
 //! middleware enforces.
+pub mod billing;
+pub mod fmus;
+pub mod runs;
 
 use std::marker::PhantomData;
 
@@ -12,17 +15,17 @@ use poem::web::{Data, Json, Path, Query};
 use poem::{Body, FromRequest, IntoResponse, Request, RequestBody, Response, handler};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{ManageKeys, Operation, ReadUsage};
-use super::error::ApiError;
-use crate::accounts::{self, Registration};
+use crate::api::auth::{ManageKeys, Operation, ReadUsage};
+use crate::api::error::ApiError;
 use crate::auth::session::Session;
 use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, AuthError, Principal};
-use crate::db::usage::UsageRow;
+use crate::domain::accounts::{self, Registration};
 use crate::domain::rfc3339_ms;
+use crate::domain::usage::{self, UsageQuery};
 use crate::request::ClientIp;
 use crate::state::State;
-use crate::usage::{self, UsageQuery};
+use crate::store::usage::UsageRow;
 
 /// A caller of a compatibility route, by API key or browser session, allowed operation `O`.
 pub struct Caller<O> {
@@ -149,7 +152,8 @@ pub async fn login(
             let expires = std::time::SystemTime::now()
                 + std::time::Duration::from_secs(LOGIN_KEY_DAYS * 86_400);
             let key =
-                crate::keys::create(state, &user.id, Some("API login"), Some(expires)).await?;
+                crate::domain::keys::create(state, &user.id, Some("API login"), Some(expires))
+                    .await?;
             (user, key.token)
         }
         _ => {
@@ -271,7 +275,7 @@ pub async fn keys_list(
     state: Data<&State>,
     caller: Caller<ManageKeys>,
 ) -> Result<Json<Vec<KeyEntry>>, ApiError> {
-    let keys = crate::keys::list(&state, &caller.principal.user_id).await?;
+    let keys = crate::domain::keys::list(&state, &caller.principal.user_id).await?;
     Ok(Json(
         keys.into_iter()
             .map(|k| KeyEntry {
@@ -316,7 +320,7 @@ pub async fn keys_new(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?
     };
-    let key = crate::keys::create(
+    let key = crate::domain::keys::create(
         &state,
         &caller.principal.user_id,
         parsed.label.as_deref(),
@@ -346,7 +350,7 @@ pub async fn keys_revoke(
     caller: Caller<ManageKeys>,
     Path(id): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
-    let row = crate::keys::revoke(&state, &caller.principal.user_id, &id).await?;
+    let row = crate::domain::keys::revoke(&state, &caller.principal.user_id, &id).await?;
     Ok(Json(Revoked {
         id: row.id,
         revoked: true,

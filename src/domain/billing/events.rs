@@ -8,9 +8,9 @@ use rusqlite::{Connection, Transaction};
 use serde::Deserialize;
 
 use super::plans::Plans;
-use crate::db::billing::{self as store, Purchase};
-use crate::db::ledger::{self, EntryKind};
-use crate::db::{self, DbResult};
+use crate::store::billing::{self as billing_store, Purchase};
+use crate::store::ledger::{self, EntryKind};
+use crate::store::{DbResult, write_tx};
 
 /// The envelope every Stripe event has.
 #[derive(Debug, Deserialize)]
@@ -70,8 +70,8 @@ pub fn apply(conn: &mut Connection, event: &Event, plans: &Plans, now: i64) -> D
 }
 
 fn apply_in_tx(conn: &mut Connection, event: &Event, plans: &Plans, now: i64) -> DbResult<Outcome> {
-    let tx = db::write_tx(conn)?;
-    if !store::claim_event(&tx, &event.id, &event.kind, now)? {
+    let tx = write_tx(conn)?;
+    if !billing_store::claim_event(&tx, &event.id, &event.kind, now)? {
         return Ok(Outcome::Duplicate);
     }
     let outcome = match event.kind.as_str() {
@@ -87,7 +87,7 @@ fn apply_in_tx(conn: &mut Connection, event: &Event, plans: &Plans, now: i64) ->
         },
         _ => "ignored: not an event type we act on".to_string(),
     };
-    store::set_event_outcome(&tx, &event.id, &outcome)?;
+    billing_store::set_event_outcome(&tx, &event.id, &outcome)?;
     tx.commit()?;
     Ok(Outcome::Handled(outcome))
 }
@@ -121,7 +121,7 @@ fn checkout_paid(
         tracing::error!(session = %session.id, "paid Checkout Session names no user");
         return Ok("ignored: the session names no user".into());
     };
-    if crate::db::users::get(tx, user_id)?.is_none() {
+    if crate::store::users::get(tx, user_id)?.is_none() {
         tracing::error!(session = %session.id, user = %user_id, "paid Checkout Session for an unknown user");
         return Ok(format!("ignored: no account {user_id}"));
     }
@@ -140,7 +140,7 @@ fn checkout_paid(
             session.id
         );
         tracing::error!(user = %user_id, %reason);
-        store::flag_account(tx, user_id, &reason)?;
+        billing_store::flag_account(tx, user_id, &reason)?;
         return Ok(format!("flagged: {reason}"));
     };
     let plan_name = match plans.get(plan_id) {
@@ -162,7 +162,7 @@ fn checkout_paid(
         credits_unrecovered: 0,
         created_at: now,
     };
-    if !store::insert_purchase(tx, &purchase)? {
+    if !billing_store::insert_purchase(tx, &purchase)? {
         return Ok(format!(
             "already granted: session {} was credited before",
             session.id
@@ -194,7 +194,7 @@ fn charge_refunded(tx: &Transaction<'_>, charge: &Charge, now: i64) -> DbResult<
             charge.id
         ));
     };
-    let Some(purchase) = store::purchase_by_payment_intent(tx, pi)? else {
+    let Some(purchase) = billing_store::purchase_by_payment_intent(tx, pi)? else {
         return Ok(format!("ignored: no purchase was paid by {pi}"));
     };
     let share = if charge.amount <= 0 {
@@ -206,10 +206,10 @@ fn charge_refunded(tx: &Transaction<'_>, charge: &Charge, now: i64) -> DbResult<
     };
     let owed = share - purchase.credits_removed - purchase.credits_unrecovered;
     if owed <= 0 {
-        store::record_refund(tx, &purchase.id, charge.amount_refunded, 0, 0)?;
+        billing_store::record_refund(tx, &purchase.id, charge.amount_refunded, 0, 0)?;
         return Ok("refund recorded; no more credits to take back".into());
     }
-    let balance = crate::db::users::get(tx, &purchase.user_id)?.map_or(0, |u| u.credits);
+    let balance = crate::store::users::get(tx, &purchase.user_id)?.map_or(0, |u| u.credits);
     let taken = owed.min(balance);
     let unrecovered = owed - taken;
     if taken > 0 {
@@ -224,14 +224,14 @@ fn charge_refunded(tx: &Transaction<'_>, charge: &Charge, now: i64) -> DbResult<
             now,
         )?;
     }
-    store::record_refund(tx, &purchase.id, charge.amount_refunded, taken, unrecovered)?;
+    billing_store::record_refund(tx, &purchase.id, charge.amount_refunded, taken, unrecovered)?;
     if unrecovered > 0 {
         let reason = format!(
             "refund of purchase {} took back {owed} credits but {unrecovered} had already been spent",
             purchase.id
         );
         tracing::warn!(user = %purchase.user_id, %reason);
-        store::flag_account(tx, &purchase.user_id, &reason)?;
+        billing_store::flag_account(tx, &purchase.user_id, &reason)?;
         return Ok(format!(
             "took back {taken} credits; {unrecovered} already spent, account flagged"
         ));
@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn an_event_is_applied_once_and_the_connection_is_left_as_the_pool_set_it() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("t.db"), 1).unwrap();
+        let db = crate::store::Db::open(&dir.path().join("t.db"), 1).unwrap();
         let mut conn = db.conn().unwrap();
         let event: Event = serde_json::from_value(serde_json::json!({
             "id": "evt_1", "type": "invoice.paid", "data": { "object": {} }

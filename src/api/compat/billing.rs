@@ -5,10 +5,10 @@ use poem::web::{Data, Json};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::{Deserialize, Serialize};
 
-use super::compat::principal_for;
-use super::error::ApiError;
+use super::principal_for;
+use crate::api::error::ApiError;
 use crate::auth::{self, tokens::RequestFacts};
-use crate::billing;
+use crate::domain::billing;
 use crate::state::State;
 
 /// Stripe events are a few kilobytes; anything far larger is not from Stripe.
@@ -38,7 +38,7 @@ pub async fn stripe_webhook(
         .into_bytes_limit(MAX_WEBHOOK_BYTES)
         .await
         .map_err(|_| {
-            ApiError::from(crate::error::AppError::TooLarge(format!(
+            ApiError::from(crate::domain::error::AppError::TooLarge(format!(
                 "a webhook body is at most {MAX_WEBHOOK_BYTES} bytes"
             )))
         })?;

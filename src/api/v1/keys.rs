@@ -4,10 +4,10 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
-use super::auth::{Authed, ManageKeys};
-use super::error::ApiError;
-use crate::db::api_keys::KeyRow;
+use crate::api::auth::{Authed, ManageKeys};
+use crate::api::error::ApiError;
 use crate::state::State;
+use crate::store::api_keys::KeyRow;
 
 #[derive(Tags)]
 enum Tag {
@@ -33,13 +33,13 @@ pub struct ApiKeyInfo {
 impl From<KeyRow> for ApiKeyInfo {
     fn from(k: KeyRow) -> Self {
         ApiKeyInfo {
-            active: crate::keys::KeyState::of_row(&k).is_active(),
+            active: crate::domain::keys::KeyState::of_row(&k).is_active(),
             id: k.id,
             label: k.label,
-            created_at: super::time(k.created_at),
-            expires_at: k.expires_at.map(super::time),
-            last_used_at: k.last_used_at.map(super::time),
-            revoked_at: k.revoked_at.map(super::time),
+            created_at: crate::api::time(k.created_at),
+            expires_at: k.expires_at.map(crate::api::time),
+            last_used_at: k.last_used_at.map(crate::api::time),
+            revoked_at: k.revoked_at.map(crate::api::time),
             run_count: k.run_count,
         }
     }
@@ -82,7 +82,7 @@ impl KeysApi {
         state: poem::web::Data<&State>,
         auth: Authed<ManageKeys>,
     ) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
-        let keys = crate::keys::list(&state, &auth.principal.user_id).await?;
+        let keys = crate::domain::keys::list(&state, &auth.principal.user_id).await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
     }
 
@@ -94,7 +94,7 @@ impl KeysApi {
         auth: Authed<ManageKeys>,
         body: Json<NewKeyRequest>,
     ) -> Result<CreateResponse, ApiError> {
-        let key = crate::keys::create(
+        let key = crate::domain::keys::create(
             &state,
             &auth.principal.user_id,
             body.0.label.as_deref(),
@@ -115,7 +115,7 @@ impl KeysApi {
         auth: Authed<ManageKeys>,
         id: Path<String>,
     ) -> Result<Json<ApiKeyInfo>, ApiError> {
-        let row = crate::keys::revoke(&state, &auth.principal.user_id, &id.0).await?;
+        let row = crate::domain::keys::revoke(&state, &auth.principal.user_id, &id.0).await?;
         Ok(Json(row.into()))
     }
 

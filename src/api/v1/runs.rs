@@ -8,17 +8,17 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Any;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
-use super::auth::{ApiKey, Authed, ReadRuns};
-use super::choice::{Choice, Names};
-use super::error::ApiError;
-use crate::db::runs::RunRow;
-use crate::error::AppError;
+use crate::api::auth::{ApiKey, Authed, ReadRuns};
+use crate::api::choice::{Choice, Names};
+use crate::api::error::ApiError;
+use crate::domain::error::AppError;
+use crate::domain::runs::{self, NewRun, RunStatus, Starter, StoredSettings};
 use crate::format::Number;
-use crate::runs::{self, NewRun, RunStatus, Starter, StoredSettings};
 use crate::sim::plan::{Problem, Problems, RunSettings};
 use crate::sim::protocol::{InputSignal, Interface, Solver};
 use crate::sim::result_file::{Format, ResultFile};
 use crate::state::State;
+use crate::store::runs::RunRow;
 
 #[derive(Tags)]
 enum Tag {
@@ -155,9 +155,9 @@ pub enum FailureKind {
     Interrupted,
 }
 
-impl From<crate::runs::charging::FailureKind> for FailureKind {
-    fn from(k: crate::runs::charging::FailureKind) -> Self {
-        use crate::runs::charging::FailureKind as K;
+impl From<crate::domain::runs::charging::FailureKind> for FailureKind {
+    fn from(k: crate::domain::runs::charging::FailureKind) -> Self {
+        use crate::domain::runs::charging::FailureKind as K;
         match k {
             K::ModelError => FailureKind::ModelError,
             K::ModelCrashed => FailureKind::ModelCrashed,
@@ -203,7 +203,7 @@ pub struct Run {
 
 fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
     Run {
-        result_expires_at: runs::result_expires_at(state, &row).map(super::time),
+        result_expires_at: runs::result_expires_at(state, &row).map(crate::api::time),
         result_url: format!("/api/v1/runs/{}/result", row.id),
         settings: serde_json::from_str(&row.settings).ok().map(Any),
         id: row.id,
@@ -211,9 +211,9 @@ fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
         fmu_id: row.fmu_id,
         fmu_name: row.fmu_name,
         api_key_id: row.api_key_id,
-        created_at: super::time(row.created_at),
-        started_at: row.started_at.map(super::time),
-        finished_at: row.finished_at.map(super::time),
+        created_at: crate::api::time(row.created_at),
+        started_at: row.started_at.map(crate::api::time),
+        finished_at: row.finished_at.map(crate::api::time),
         credits_reserved: row.credits_reserved,
         credits_charged: row.credits_charged,
         charged: row.charged,

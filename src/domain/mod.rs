@@ -1,0 +1,13 @@
+//! The domain: what the service does, with no HTTP and no SQL in it. Both faces (`api`,
+//! `web`) and the CLI call these modules; they reach the database only through `store`.
+
+pub mod accounts;
+pub mod billing;
+pub mod error;
+pub mod fmus;
+pub mod keys;
+pub mod runs;
+pub mod usage;
+pub mod values;
+
+pub use values::*;
