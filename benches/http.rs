@@ -229,7 +229,7 @@ async fn main() {
     let user_id = reg["user_id"].as_str().unwrap().to_string();
     {
         let db =
-            fmu_gateway::store::Db::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
+            fmu_gateway::store::Store::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
         let mut conn = db.conn().unwrap();
         let tx = conn.transaction().unwrap();
         for i in 0..1_000i64 {
@@ -351,7 +351,7 @@ async fn main() {
     // back to back at concurrency 1 and 8.
     {
         let db =
-            fmu_gateway::store::Db::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
+            fmu_gateway::store::Store::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
         let mut conn = db.conn().unwrap();
         let tx = conn.transaction().unwrap();
         let kind = fmu_gateway::store::ledger::EntryKind::Grant;

@@ -203,7 +203,7 @@ fn health() -> poem::web::Json<serde_json::Value> {
 #[handler]
 async fn ready(state: Data<&State>) -> Response {
     let database_ok = state
-        .db
+        .store
         .run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
         .await
         .is_ok();

@@ -62,7 +62,7 @@ impl App {
         // Only the server recovers runs a crash left behind: operator commands open the same
         // data directory while the server runs, and must not fail its runs in progress.
         let recovered =
-            domain::runs::recover(&state.db).map_err(|e| StartError::Recovery(e.to_string()))?;
+            domain::runs::recover(&state.store).map_err(|e| StartError::Recovery(e.to_string()))?;
         if recovered > 0 {
             tracing::warn!(
                 runs = recovered,
@@ -145,7 +145,7 @@ impl App {
         housekeeping.abort();
         // Simulations still running are not waited for: fail them and release their credits
         // now, rather than at the next start (their workers die with this process).
-        let db = state_for_stop.db.clone();
+        let db = state_for_stop.store.clone();
         match tokio::task::spawn_blocking(move || domain::runs::recover(&db)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::warn!(

@@ -127,7 +127,7 @@ impl Metrics {
             "Worker sandbox layers the start-up probe checked: 1 in force, 0 missing",
             layers,
         );
-        let pool = state.db.stats();
+        let pool = state.store.stats();
         let connections = Family::<ConnectionLabels, Gauge>::default();
         connections
             .get_or_create(&ConnectionLabels {

@@ -7,11 +7,11 @@ use crate::auth::tokens::{KeyIssuer, RootKeyError};
 use crate::config::Config;
 use crate::sim::runner::{PoolConfig, WorkerPool};
 use crate::sim::sandbox::Limits;
-use crate::store::{Db, DbError};
+use crate::store::{Store, StoreError};
 
 pub struct AppState {
     pub config: Config,
-    pub db: Db,
+    pub store: Store,
     pub keys: KeyIssuer,
     pub auth_limit: AuthLimit,
     /// Sandboxed worker processes that run simulations.
@@ -41,7 +41,7 @@ pub enum StartError {
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, std::io::Error),
     #[error("cannot open the database: {0}")]
-    Db(#[from] DbError),
+    Store(#[from] StoreError),
     #[error(transparent)]
     RootKey(#[from] RootKeyError),
     #[error("cannot install the built-in FMU library: {0}")]
@@ -65,10 +65,10 @@ impl AppState {
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
         let shown = config.data_dir.display().to_string();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(shown, e))?;
-        let db = Db::open(&config.data_dir.join("fmu-gateway.db"), config.db_pool_size)?;
+        let store = Store::open(&config.data_dir.join("fmu-gateway.db"), config.db_pool_size)?;
         let keys = KeyIssuer::load_or_create(&config.data_dir, config.root_key_hex.as_deref())?;
         let auth_limit = AuthLimit::per_minute(config.auth_rate_per_minute);
-        let library = crate::domain::fmus::seed_library(&db, &config.data_dir)
+        let library = crate::domain::fmus::seed_library(&store, &config.data_dir)
             .map_err(|e| StartError::Library(e.to_string()))?;
         if library > 0 {
             tracing::info!(models = library, "installed the built-in FMU library");
@@ -98,7 +98,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             billing,
             config,
-            db,
+            store,
             keys,
             auth_limit,
             workers,

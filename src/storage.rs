@@ -35,7 +35,7 @@ pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
     let mut removed = 0;
     loop {
         let ids = state
-            .db
+            .store
             .run(move |conn| store::runs::results_to_remove(conn, before, BATCH))
             .await?;
         let mut done = Vec::with_capacity(ids.len());
@@ -48,7 +48,7 @@ pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
         removed += done.len();
         let last_batch = ids.len() < BATCH as usize || done.is_empty();
         state
-            .db
+            .store
             .run(move |conn| {
                 let tx = store::write_tx(conn)?;
                 let now = store::now_ms();

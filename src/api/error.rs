@@ -160,7 +160,7 @@ impl From<AuthError> for ApiError {
                 ApiError::Forbidden(body("key_restricted", message))
             }
             AuthError::Revoked => ApiError::Unauthorized(body("revoked_api_key", message)),
-            AuthError::Db(e) => AppError::from(e).into(),
+            AuthError::Store(e) => AppError::from(e).into(),
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod session;
 pub mod tokens;
 
 use crate::state::State;
-use crate::store::{self, DbError};
+use crate::store::{self, StoreError};
 use tokens::{RequestFacts, TokenRejection};
 
 /// How often `last_used_at` is written for a busy key. Writing on every request would turn
@@ -35,7 +35,7 @@ pub enum AuthError {
     #[error("this API key has been revoked")]
     Revoked,
     #[error(transparent)]
-    Db(#[from] DbError),
+    Store(#[from] StoreError),
 }
 
 /// Verifies an API key for one request: signature, expiry and the holder's own checks
@@ -49,7 +49,7 @@ pub async fn authenticate_key(
 ) -> Result<Principal, AuthError> {
     let st = state.clone();
     state
-        .db
+        .store
         .run(move |conn| {
             let claims = match st.keys.verify(&presented, &facts) {
                 Ok(claims) => claims,
@@ -80,7 +80,7 @@ pub async fn authenticate_key(
 pub async fn identify_key(state: &State, presented: String) -> Result<(), AuthError> {
     let claims = state.keys.identify(&presented)?;
     state
-        .db
+        .store
         .run(move |conn| {
             Ok(live_key(conn, &claims.key_id, &claims.user_id, store::now_ms())?.map(|_| ()))
         })
@@ -95,7 +95,7 @@ fn live_key(
     key_id: &str,
     user_id: &str,
     now: i64,
-) -> Result<Result<store::api_keys::KeyStatus, AuthError>, DbError> {
+) -> Result<Result<store::api_keys::KeyStatus, AuthError>, StoreError> {
     let Some(status) = store::api_keys::status(conn, key_id)? else {
         return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
     };

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::state::State;
-use crate::store::{self, DbError, users::User};
+use crate::store::{self, StoreError, users::User};
 
 /// A live session and its user, as the HTML face sees it.
 #[derive(Clone, Debug)]
@@ -43,7 +43,7 @@ pub async fn start(
     state: &State,
     user_id: &str,
     api_key_id: Option<&str>,
-) -> Result<Cookie, DbError> {
+) -> Result<Cookie, StoreError> {
     let token = random_token();
     let csrf = random_token();
     let token_hash = hash(&token);
@@ -52,7 +52,7 @@ pub async fn start(
     let user_id = user_id.to_string();
     let api_key_id = api_key_id.map(str::to_string);
     state
-        .db
+        .store
         .run(move |conn| {
             let new = store::sessions::NewSession {
                 token_hash: &token_hash,
@@ -72,14 +72,14 @@ pub async fn start(
 }
 
 /// The live session for a cookie value, extending it when it is past half its lifetime.
-pub async fn find(state: &State, token: &str) -> Result<Option<Session>, DbError> {
+pub async fn find(state: &State, token: &str) -> Result<Option<Session>, StoreError> {
     if token.len() != 64 {
         return Ok(None);
     }
     let token_hash = hash(token);
     let ttl = state.config.session_ttl.as_millis() as i64;
     state
-        .db
+        .store
         .run(move |conn| {
             let now = store::now_ms();
             let Some(row) = store::sessions::find_live(conn, &token_hash, now)? else {
@@ -101,19 +101,19 @@ pub async fn find(state: &State, token: &str) -> Result<Option<Session>, DbError
 }
 
 /// Ends this session (logout).
-pub async fn end(state: &State, session: &Session) -> Result<(), DbError> {
+pub async fn end(state: &State, session: &Session) -> Result<(), StoreError> {
     let token_hash = session.token_hash.clone();
     state
-        .db
+        .store
         .run(move |conn| store::sessions::delete(conn, &token_hash))
         .await
 }
 
 /// Ends every session of the user ("log out everywhere").
-pub async fn end_all(state: &State, user_id: &str) -> Result<usize, DbError> {
+pub async fn end_all(state: &State, user_id: &str) -> Result<usize, StoreError> {
     let user_id = user_id.to_string();
     state
-        .db
+        .store
         .run(move |conn| store::sessions::delete_all_for_user(conn, &user_id))
         .await
 }
@@ -139,10 +139,10 @@ pub fn removal_cookie(config: &Config) -> Cookie {
 pub async fn live_by_key(
     state: &State,
     user_id: &str,
-) -> Result<std::collections::HashMap<String, i64>, DbError> {
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
     let user_id = user_id.to_string();
     let rows = state
-        .db
+        .store
         .run(move |conn| store::sessions::live_by_key(conn, &user_id, store::now_ms()))
         .await?;
     Ok(rows.into_iter().collect())

@@ -75,7 +75,7 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
     let now = store::now_ms();
     let key_for_tx = key.as_ref().map(|k| k.row.clone());
     let user = state
-        .db
+        .store
         .run(move |conn| {
             let tx = store::write_tx(conn)?;
             let new_user = store::users::NewUser {
@@ -130,7 +130,7 @@ pub async fn login_with_password(state: &State, email: &str, password: &str) -> 
         .map(|e| e.normalized().to_string())
         .unwrap_or_default();
     let found = state
-        .db
+        .store
         .run(move |conn| store::users::find_by_email(conn, &normalized))
         .await?;
     let (user, hash) = match found {
@@ -160,7 +160,7 @@ pub async fn login_with_key(state: &State, key: &str) -> AppResult<(User, Princi
 pub async fn user(state: &State, user_id: &str) -> AppResult<User> {
     let id = user_id.to_string();
     state
-        .db
+        .store
         .run(move |conn| store::users::get(conn, &id))
         .await?
         .ok_or(AppError::NotFound("account"))
@@ -181,7 +181,7 @@ pub async fn grant_credits(
     }
     let (id, reason) = (user_id.to_string(), reason.to_string());
     state
-        .db
+        .store
         .run(move |conn| {
             let tx = store::write_tx(conn)?;
             let balance = store::ledger::apply(
@@ -213,7 +213,7 @@ pub async fn find_by_email(state: &State, email: &str) -> AppResult<User> {
     let email = Email::parse(email)?;
     let normalized = email.normalized().to_string();
     state
-        .db
+        .store
         .run(move |conn| store::users::find_by_email(conn, &normalized))
         .await?
         .map(|(user, _)| user)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::auth::AuthError;
 use crate::domain::Invalid;
-use crate::store::DbError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -71,8 +71,8 @@ impl From<Invalid> for AppError {
     }
 }
 
-impl From<DbError> for AppError {
-    fn from(e: DbError) -> Self {
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
         AppError::Internal(e.to_string())
     }
 }

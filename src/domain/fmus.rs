@@ -14,7 +14,7 @@ use crate::domain::error::AppError;
 use crate::fmi::archive::{self, Limits};
 use crate::fmi::describe::{self, ModelInfo};
 use crate::state::State;
-use crate::store::{self, DbError, fmus::FmuRow};
+use crate::store::{self, StoreError, fmus::FmuRow};
 
 /// Why a registry operation failed. The faces turn it into HTTP through [`AppError`], once.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,7 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Db(#[from] DbError),
+    Store(#[from] StoreError),
     #[error("a registry task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -75,7 +75,7 @@ impl From<RegistryError> for AppError {
             RegistryError::OverQuota(m) => AppError::QuotaExceeded(m),
             RegistryError::VolumeLow(m) => AppError::Unavailable(m),
             RegistryError::NotFound => AppError::NotFound("FMU"),
-            RegistryError::Db(e) => AppError::from(e),
+            RegistryError::Store(e) => AppError::from(e),
             RegistryError::Reextract { .. }
             | RegistryError::Library { .. }
             | RegistryError::StoredInfo { .. }
@@ -187,7 +187,7 @@ pub async fn add_upload(
     let known = {
         let id = id.clone();
         state
-            .db
+            .store
             .run(move |conn| store::fmus::exists(conn, &id))
             .await?
     };
@@ -206,7 +206,7 @@ pub async fn add_upload(
             info.fmi_version.clone(),
         );
         state
-            .db
+            .store
             .run(move |conn| {
                 store::fmus::insert(
                     conn,
@@ -226,7 +226,7 @@ pub async fn add_upload(
     let (id2, uid, fname) = (id.clone(), user_id.to_string(), file_name.to_string());
     let quota = i64::try_from(state.config.storage_quota_bytes).unwrap_or(i64::MAX);
     let (owned, row) = state
-        .db
+        .store
         .run(move |conn| {
             let owned = store::fmus::add_owner(conn, &id2, &uid, &fname, store::now_ms(), quota)?;
             Ok((owned, store::fmus::visible(conn, &uid, &id2)?))
@@ -236,7 +236,7 @@ pub async fn add_upload(
         // Files extracted for this request alone go again; bytes others own stay.
         let fid = id.clone();
         let orphan = state
-            .db
+            .store
             .run(move |conn| store::fmus::remove_if_unowned(conn, &fid))
             .await?;
         if orphan {
@@ -367,7 +367,7 @@ impl UploadFile {
 pub async fn storage_used(state: &State, user_id: &str) -> Result<i64> {
     let uid = user_id.to_string();
     Ok(state
-        .db
+        .store
         .run(move |conn| store::fmus::storage_used(conn, &uid))
         .await?)
 }
@@ -437,7 +437,7 @@ pub async fn resolve(state: &State, user_id: &str, reference: &str) -> Result<Fm
     let uid = user_id.to_string();
     let r = reference.to_string();
     let row = state
-        .db
+        .store
         .run(move |conn| match library_id {
             Some(lib) => store::fmus::by_library_id(conn, &uid, &lib),
             None => store::fmus::visible(conn, &uid, &r.to_ascii_lowercase()),
@@ -453,7 +453,7 @@ pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> Result<V
         query.map(str::to_string).filter(|q| !q.trim().is_empty()),
     );
     let rows = state
-        .db
+        .store
         .run(move |conn| store::fmus::list(conn, &uid, q.as_deref()))
         .await?;
     rows.into_iter().map(FmuRecord::from_row).collect()
@@ -463,7 +463,7 @@ pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> Result<V
 pub async fn delete(state: &State, user_id: &str, id: &str) -> Result<()> {
     let (uid, fid) = (user_id.to_string(), id.to_ascii_lowercase());
     let still_used = state
-        .db
+        .store
         .run(move |conn| store::fmus::remove_owner(conn, &fid, &uid))
         .await?
         .ok_or(RegistryError::NotFound)?;
@@ -474,7 +474,7 @@ pub async fn delete(state: &State, user_id: &str, id: &str) -> Result<()> {
 }
 
 /// Installs the built-in library (the demo FMUs compiled into this binary) if missing.
-pub fn seed_library(db: &crate::store::Db, data_dir: &Path) -> Result<usize> {
+pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> {
     let mut added = 0;
     std::fs::create_dir_all(root(data_dir)).map_err(io("creating the registry directory"))?;
     for (name, version, bytes) in crate::fmi::library::DEMO_FMUS {
@@ -497,7 +497,7 @@ pub fn seed_library(db: &crate::store::Db, data_dir: &Path) -> Result<usize> {
             source,
         })?;
         let mut conn = conn;
-        let tx = store::write_tx(&mut conn).map_err(crate::store::DbError::from)?;
+        let tx = store::write_tx(&mut conn).map_err(crate::store::StoreError::from)?;
         store::fmus::retire_library_id(&tx, &library_id)?;
         store::fmus::insert(
             &tx,
@@ -510,7 +510,7 @@ pub fn seed_library(db: &crate::store::Db, data_dir: &Path) -> Result<usize> {
             &json,
             store::now_ms(),
         )?;
-        tx.commit().map_err(crate::store::DbError::from)?;
+        tx.commit().map_err(crate::store::StoreError::from)?;
         added += 1;
     }
     Ok(added)
@@ -523,7 +523,7 @@ mod tests {
     #[test]
     fn a_rebuilt_library_model_replaces_the_old_one_on_start() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::store::Db::open(&dir.path().join("db.sqlite"), 2).unwrap();
+        let db = crate::store::Store::open(&dir.path().join("db.sqlite"), 2).unwrap();
         let conn = db.conn().unwrap();
         // What an older build of the binary left behind.
         store::fmus::insert(

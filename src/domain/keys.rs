@@ -95,7 +95,7 @@ pub async fn create(
     let key = prepare(state, user_id, label, expires)?;
     let row = key.row.clone();
     state
-        .db
+        .store
         .run(move |conn| {
             store::api_keys::insert(
                 conn,
@@ -114,7 +114,7 @@ pub async fn create(
 pub async fn list(state: &State, user_id: &str) -> AppResult<Vec<KeyRow>> {
     let user_id = user_id.to_string();
     Ok(state
-        .db
+        .store
         .run(move |conn| store::api_keys::list_for_user(conn, &user_id))
         .await?)
 }
@@ -124,7 +124,7 @@ pub async fn list(state: &State, user_id: &str) -> AppResult<Vec<KeyRow>> {
 pub async fn revoke(state: &State, user_id: &str, key_id: &str) -> AppResult<KeyRow> {
     let (uid, kid) = (user_id.to_string(), key_id.to_string());
     let row = state
-        .db
+        .store
         .run(move |conn| {
             if !store::api_keys::revoke(conn, &uid, &kid, store::now_ms())? {
                 return Ok(None);

@@ -93,7 +93,7 @@ pub async fn page(
     let skip = page_offset(offset)?;
     let uid = user_id.to_string();
     let (rows, total) = state
-        .db
+        .store
         .run(move |conn| store::usage::page(conn, &uid, &query, limit, skip))
         .await?;
     Ok(UsagePage {
@@ -124,7 +124,7 @@ pub fn export_csv(
     query: Query,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    let db = state.db.clone();
+    let db = state.store.clone();
     let user_id = user_id.to_string();
     tokio::task::spawn_blocking(move || {
         let mut writer = csv::Writer::from_writer(ChunkSender {
@@ -198,7 +198,7 @@ pub async fn per_day(state: &State, user_id: &str, days: u32) -> AppResult<Vec<(
     let since = today - i64::from(days.saturating_sub(1)) * DAY;
     let uid = user_id.to_string();
     let rows = state
-        .db
+        .store
         .run(move |conn| store::usage::per_day(conn, &uid, since))
         .await?;
     Ok((0..i64::from(days))

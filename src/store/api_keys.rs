@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::DbResult;
+use super::StoreResult;
 
 /// A key as listed on the keys page and in the API.
 #[derive(Clone, Debug)]
@@ -43,7 +43,7 @@ pub fn insert(
     label: &str,
     now: i64,
     expires_at: Option<i64>,
-) -> DbResult<()> {
+) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO api_keys (id, user_id, label, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, user_id, label, now, expires_at],
@@ -52,7 +52,7 @@ pub fn insert(
 }
 
 /// All of a user's keys, active first, newest first.
-pub fn list_for_user(conn: &Connection, user_id: &str) -> DbResult<Vec<KeyRow>> {
+pub fn list_for_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<KeyRow>> {
     let sql = format!(
         "{SELECT} WHERE k.user_id = ?1 ORDER BY k.revoked_at IS NOT NULL, k.created_at DESC, k.id"
     );
@@ -62,7 +62,7 @@ pub fn list_for_user(conn: &Connection, user_id: &str) -> DbResult<Vec<KeyRow>> 
 }
 
 /// The key with this id if it belongs to the user.
-pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> DbResult<Option<KeyRow>> {
+pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<KeyRow>> {
     let sql = format!("{SELECT} WHERE k.user_id = ?1 AND k.id = ?2");
     Ok(conn
         .query_row(&sql, params![user_id, id], from_row)
@@ -77,7 +77,7 @@ pub struct KeyStatus {
     pub last_used_at: Option<i64>,
 }
 
-pub fn status(conn: &Connection, id: &str) -> DbResult<Option<KeyStatus>> {
+pub fn status(conn: &Connection, id: &str) -> StoreResult<Option<KeyStatus>> {
     let mut stmt = conn.prepare_cached(
         "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_used_at FROM api_keys WHERE id = ?1",
     )?;
@@ -93,7 +93,7 @@ pub fn status(conn: &Connection, id: &str) -> DbResult<Option<KeyStatus>> {
         .optional()?)
 }
 
-pub fn touch(conn: &Connection, id: &str, now: i64) -> DbResult<()> {
+pub fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -102,7 +102,7 @@ pub fn touch(conn: &Connection, id: &str, now: i64) -> DbResult<()> {
 }
 
 /// Revokes the user's key. Revoking twice keeps the first time. `false`: no such key.
-pub fn revoke(conn: &Connection, user_id: &str, id: &str, now: i64) -> DbResult<bool> {
+pub fn revoke(conn: &Connection, user_id: &str, id: &str, now: i64) -> StoreResult<bool> {
     let changed = conn.execute(
         "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE user_id = ?1 AND id = ?2",
         params![user_id, id, now],

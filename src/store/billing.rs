@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::DbResult;
+use super::StoreResult;
 
 /// A paid Checkout Session and what refunds took back from it.
 #[derive(Clone, Debug)]
@@ -42,7 +42,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Purchase> {
 }
 
 /// The user's Stripe customer id, if they have bought anything (or started to).
-pub fn customer_of(conn: &Connection, user_id: &str) -> DbResult<Option<String>> {
+pub fn customer_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT stripe_customer_id FROM billing_customers WHERE user_id = ?1",
@@ -59,7 +59,7 @@ pub fn save_customer(
     user_id: &str,
     customer_id: &str,
     now: i64,
-) -> DbResult<String> {
+) -> StoreResult<String> {
     conn.execute(
         "INSERT OR IGNORE INTO billing_customers (user_id, stripe_customer_id, created_at)
          VALUES (?1, ?2, ?3)",
@@ -69,7 +69,7 @@ pub fn save_customer(
 }
 
 /// The user's purchases, newest first.
-pub fn purchases(conn: &Connection, user_id: &str, limit: u32) -> DbResult<Vec<Purchase>> {
+pub fn purchases(conn: &Connection, user_id: &str, limit: u32) -> StoreResult<Vec<Purchase>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM purchases WHERE user_id = ?1 ORDER BY created_at DESC, id DESC
          LIMIT ?2"
@@ -79,7 +79,7 @@ pub fn purchases(conn: &Connection, user_id: &str, limit: u32) -> DbResult<Vec<P
 }
 
 /// The plan of the newest purchase that refunds have not taken back entirely.
-pub fn current_plan(conn: &Connection, user_id: &str) -> DbResult<Option<String>> {
+pub fn current_plan(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT plan FROM purchases
@@ -92,7 +92,7 @@ pub fn current_plan(conn: &Connection, user_id: &str) -> DbResult<Option<String>
 }
 
 /// Why the account needs an operator's attention, if it does.
-pub fn flag_of(conn: &Connection, user_id: &str) -> DbResult<Option<String>> {
+pub fn flag_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT billing_flag FROM users WHERE id = ?1",
@@ -105,7 +105,7 @@ pub fn flag_of(conn: &Connection, user_id: &str) -> DbResult<Option<String>> {
 
 /// Claims a Stripe event id for this transaction. `false`: it was handled before, and the
 /// caller must change nothing.
-pub fn claim_event(tx: &Transaction<'_>, id: &str, kind: &str, now: i64) -> DbResult<bool> {
+pub fn claim_event(tx: &Transaction<'_>, id: &str, kind: &str, now: i64) -> StoreResult<bool> {
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO stripe_events (id, type, outcome, received_at)
          VALUES (?1, ?2, 'received', ?3)",
@@ -115,7 +115,7 @@ pub fn claim_event(tx: &Transaction<'_>, id: &str, kind: &str, now: i64) -> DbRe
 }
 
 /// Records what handling the event did.
-pub fn set_event_outcome(tx: &Transaction<'_>, id: &str, outcome: &str) -> DbResult<()> {
+pub fn set_event_outcome(tx: &Transaction<'_>, id: &str, outcome: &str) -> StoreResult<()> {
     tx.execute(
         "UPDATE stripe_events SET outcome = ?2 WHERE id = ?1",
         params![id, outcome],
@@ -125,7 +125,7 @@ pub fn set_event_outcome(tx: &Transaction<'_>, id: &str, outcome: &str) -> DbRes
 
 /// Inserts a purchase. `false` when its Checkout Session was already recorded (the session
 /// granted its credits before, e.g. through the other of its two success events).
-pub fn insert_purchase(tx: &Transaction<'_>, p: &Purchase) -> DbResult<bool> {
+pub fn insert_purchase(tx: &Transaction<'_>, p: &Purchase) -> StoreResult<bool> {
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO purchases (id, user_id, plan, credits, amount_cents, currency,
              checkout_session_id, payment_intent_id, created_at)
@@ -150,7 +150,7 @@ pub fn purchase_by_session(
     conn: &Connection,
     user_id: &str,
     session_id: &str,
-) -> DbResult<Option<Purchase>> {
+) -> StoreResult<Option<Purchase>> {
     Ok(conn
         .query_row(
             &format!(
@@ -166,7 +166,7 @@ pub fn purchase_by_session(
 pub fn purchase_by_payment_intent(
     tx: &Transaction<'_>,
     payment_intent: &str,
-) -> DbResult<Option<Purchase>> {
+) -> StoreResult<Option<Purchase>> {
     Ok(tx
         .query_row(
             &format!("SELECT {COLUMNS} FROM purchases WHERE payment_intent_id = ?1"),
@@ -185,7 +185,7 @@ pub fn record_refund(
     refunded_cents: i64,
     removed: i64,
     unrecovered: i64,
-) -> DbResult<()> {
+) -> StoreResult<()> {
     tx.execute(
         "UPDATE purchases SET refunded_cents = MAX(refunded_cents, ?2), credits_removed = credits_removed + ?3,
              credits_unrecovered = credits_unrecovered + ?4
@@ -196,7 +196,7 @@ pub fn record_refund(
 }
 
 /// Clears the account's flag.
-pub fn clear_flag(conn: &Connection, user_id: &str) -> DbResult<()> {
+pub fn clear_flag(conn: &Connection, user_id: &str) -> StoreResult<()> {
     conn.execute(
         "UPDATE users SET billing_flag = NULL WHERE id = ?1",
         [user_id],
@@ -205,7 +205,7 @@ pub fn clear_flag(conn: &Connection, user_id: &str) -> DbResult<()> {
 }
 
 /// Flags the account for an operator, keeping the first reason and adding later ones.
-pub fn flag_account(tx: &Transaction<'_>, user_id: &str, reason: &str) -> DbResult<()> {
+pub fn flag_account(tx: &Transaction<'_>, user_id: &str, reason: &str) -> StoreResult<()> {
     tx.execute(
         "UPDATE users SET billing_flag = CASE WHEN billing_flag IS NULL THEN ?2
              ELSE billing_flag || '; ' || ?2 END

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::DbResult;
+use super::StoreResult;
 
 #[derive(Clone, Debug)]
 pub struct FmuRow {
@@ -36,7 +36,7 @@ const SELECT: &str = "SELECT f.id, f.library_id, f.model_name, f.fmi_version, f.
         f.created_at, o.file_name
     FROM fmus f LEFT JOIN fmu_owners o ON o.fmu_id = f.id AND o.user_id = ?1";
 
-pub fn exists(conn: &Connection, id: &str) -> DbResult<bool> {
+pub fn exists(conn: &Connection, id: &str) -> StoreResult<bool> {
     Ok(conn
         .query_row("SELECT 1 FROM fmus WHERE id = ?1", [id], |_| Ok(()))
         .optional()?
@@ -56,7 +56,7 @@ pub fn insert(
     stored_bytes: i64,
     info: &str,
     now: i64,
-) -> DbResult<()> {
+) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO fmus (id, library_id, model_name, fmi_version, size_bytes, stored_bytes,
              info, created_at)
@@ -77,7 +77,7 @@ pub fn insert(
 
 /// Takes a library id off the FMU that had it (a rebuilt library model replaces it). The old
 /// row stays for the users who uploaded those bytes themselves.
-pub fn retire_library_id(conn: &Connection, library_id: &str) -> DbResult<()> {
+pub fn retire_library_id(conn: &Connection, library_id: &str) -> StoreResult<()> {
     conn.execute(
         "UPDATE fmus SET library_id = NULL WHERE library_id = ?1",
         [library_id],
@@ -105,7 +105,7 @@ pub fn add_owner(
     file_name: &str,
     now: i64,
     quota: i64,
-) -> DbResult<Owned> {
+) -> StoreResult<Owned> {
     let tx = super::write_tx(conn)?;
     let owned: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM fmu_owners WHERE fmu_id = ?1 AND user_id = ?2)",
@@ -134,7 +134,7 @@ pub fn add_owner(
 
 /// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
 /// even when someone else uploaded the same bytes).
-pub fn storage_used(conn: &Connection, user_id: &str) -> DbResult<i64> {
+pub fn storage_used(conn: &Connection, user_id: &str) -> StoreResult<i64> {
     Ok(conn.query_row(
         "SELECT COALESCE(SUM(COALESCE(f.stored_bytes, f.size_bytes)), 0)
          FROM fmu_owners o JOIN fmus f ON f.id = o.fmu_id WHERE o.user_id = ?1",
@@ -145,7 +145,7 @@ pub fn storage_used(conn: &Connection, user_id: &str) -> DbResult<i64> {
 
 /// Forgets an FMU nobody owns (an upload refused after it was extracted). Returns whether it
 /// was removed, so the caller removes its files only then.
-pub fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> DbResult<bool> {
+pub fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> StoreResult<bool> {
     Ok(conn.execute(
         "DELETE FROM fmus WHERE id = ?1 AND library_id IS NULL
            AND NOT EXISTS(SELECT 1 FROM fmu_owners WHERE fmu_id = ?1)",
@@ -154,7 +154,7 @@ pub fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> DbResult<bool> {
 }
 
 /// The FMU if the user may see it: a library model or one of their uploads.
-pub fn visible(conn: &Connection, user_id: &str, id: &str) -> DbResult<Option<FmuRow>> {
+pub fn visible(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<FmuRow>> {
     let sql =
         format!("{SELECT} WHERE f.id = ?2 AND (f.library_id IS NOT NULL OR o.user_id IS NOT NULL)");
     Ok(conn
@@ -167,7 +167,7 @@ pub fn by_library_id(
     conn: &Connection,
     user_id: &str,
     library_id: &str,
-) -> DbResult<Option<FmuRow>> {
+) -> StoreResult<Option<FmuRow>> {
     let sql = format!("{SELECT} WHERE f.library_id = ?2");
     Ok(conn
         .query_row(&sql, params![user_id, library_id], from_row)
@@ -176,7 +176,7 @@ pub fn by_library_id(
 
 /// Library models and the user's uploads, library first, then by name. `query` filters
 /// model names (case-insensitive substring).
-pub fn list(conn: &Connection, user_id: &str, query: Option<&str>) -> DbResult<Vec<FmuRow>> {
+pub fn list(conn: &Connection, user_id: &str, query: Option<&str>) -> StoreResult<Vec<FmuRow>> {
     let sql = format!(
         "{SELECT} WHERE (f.library_id IS NOT NULL OR o.user_id IS NOT NULL)
            AND (?2 IS NULL OR instr(lower(f.model_name), lower(?2)) > 0)
@@ -188,7 +188,7 @@ pub fn list(conn: &Connection, user_id: &str, query: Option<&str>) -> DbResult<V
 }
 
 /// Removes the user's upload. Returns whether anyone (or the library) still uses the FMU.
-pub fn remove_owner(conn: &Connection, fmu_id: &str, user_id: &str) -> DbResult<Option<bool>> {
+pub fn remove_owner(conn: &Connection, fmu_id: &str, user_id: &str) -> StoreResult<Option<bool>> {
     let removed = conn.execute(
         "DELETE FROM fmu_owners WHERE fmu_id = ?1 AND user_id = ?2",
         params![fmu_id, user_id],

@@ -6,7 +6,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::DbResult;
+use super::StoreResult;
 
 /// Why the balance changed; stored as text in `credit_ledger.kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub fn apply(
     reason: &str,
     run_id: Option<&str>,
     now: i64,
-) -> DbResult<Option<i64>> {
+) -> StoreResult<Option<i64>> {
     let balance: Option<i64> = tx
         .query_row(
             "UPDATE users SET credits = credits + ?2 WHERE id = ?1 AND credits + ?2 >= 0
@@ -76,7 +76,7 @@ pub fn apply(
 }
 
 /// The user's newest ledger rows, newest first.
-pub fn recent(conn: &rusqlite::Connection, user_id: &str, limit: u32) -> DbResult<Vec<Entry>> {
+pub fn recent(conn: &rusqlite::Connection, user_id: &str, limit: u32) -> StoreResult<Vec<Entry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, delta, balance_after, kind, reason, run_id, created_at FROM credit_ledger
          WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2",

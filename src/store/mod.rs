@@ -26,7 +26,7 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// Why a database operation failed. Never shown to users as is: the faces log it and answer
 /// a generic message.
 #[derive(Debug, thiserror::Error)]
-pub enum DbError {
+pub enum StoreError {
     #[error("no database connection available: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("sqlite: {0}")]
@@ -37,11 +37,11 @@ pub enum DbError {
     Migration(u32, rusqlite::Error),
 }
 
-pub type DbResult<T> = Result<T, DbError>;
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A cheaply cloneable handle to the pool.
 #[derive(Clone)]
-pub struct Db {
+pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     checkouts: std::sync::Arc<Checkouts>,
 }
@@ -63,9 +63,9 @@ pub struct PoolStats {
     pub waited: Duration,
 }
 
-impl Db {
+impl Store {
     /// Opens (creating if needed) the database file and brings its schema up to date.
-    pub fn open(path: &Path, pool_size: u32) -> DbResult<Db> {
+    pub fn open(path: &Path, pool_size: u32) -> StoreResult<Store> {
         // WAL is a property of the file: switch once, before the pool opens connections in
         // parallel (concurrent switches fail with "database is locked").
         let mut first = Connection::open(path)?;
@@ -80,7 +80,7 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .event_handler(Box::new(ArcEvents(checkouts.clone())))
             .build(manager)?;
-        Ok(Db { pool, checkouts })
+        Ok(Store { pool, checkouts })
     }
 
     /// Connections open and idle, and the checkouts so far with the time spent waiting.
@@ -96,20 +96,20 @@ impl Db {
     }
 
     /// A connection for blocking code (already on a blocking thread).
-    pub fn conn(&self) -> DbResult<r2d2::PooledConnection<SqliteConnectionManager>> {
+    pub fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
     }
 
     /// Runs `f` with a connection on tokio's blocking pool.
-    pub async fn run<T, F>(&self, f: F) -> DbResult<T>
+    pub async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || f(&mut *pool.get()?))
             .await
-            .map_err(|e| DbError::Task(e.to_string()))?
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
 
@@ -174,7 +174,7 @@ fn migrations() -> Vec<(u32, String)> {
 }
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.
-fn migrate(conn: &mut Connection) -> DbResult<()> {
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (number, sql) in migrations() {
         if number <= current {
@@ -182,7 +182,7 @@ fn migrate(conn: &mut Connection) -> DbResult<()> {
         }
         let tx = conn.transaction()?;
         tx.execute_batch(&sql)
-            .map_err(|e| DbError::Migration(number, e))?;
+            .map_err(|e| StoreError::Migration(number, e))?;
         tx.pragma_update(None, "user_version", number)?;
         tx.commit()?;
         tracing::info!(migration = number, "applied database migration");

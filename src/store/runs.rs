@@ -3,7 +3,7 @@
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::DbResult;
+use super::StoreResult;
 use crate::domain::runs::RunStatus;
 use crate::domain::runs::charging::FailureKind;
 
@@ -77,7 +77,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-pub fn insert(conn: &Connection, run: &RunRow) -> DbResult<()> {
+pub fn insert(conn: &Connection, run: &RunRow) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO runs (id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -86,13 +86,13 @@ pub fn insert(conn: &Connection, run: &RunRow) -> DbResult<()> {
     Ok(())
 }
 
-pub fn get(conn: &Connection, id: &str) -> DbResult<Option<RunRow>> {
+pub fn get(conn: &Connection, id: &str) -> StoreResult<Option<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], from_row).optional()?)
 }
 
 /// The user's run (another user's id is "not found").
-pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> DbResult<Option<RunRow>> {
+pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1 AND user_id = ?2");
     Ok(conn
         .query_row(&sql, params![id, user_id], from_row)
@@ -107,7 +107,7 @@ pub fn list(
     fmu: Option<&str>,
     limit: u32,
     offset: i64,
-) -> DbResult<(Vec<RunRow>, u64)> {
+) -> StoreResult<(Vec<RunRow>, u64)> {
     let filter = "WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR fmu_id = ?3 OR fmu_name = ?3)";
     let total: i64 = conn.query_row(
         &format!("SELECT COUNT(*) FROM runs {filter}"),
@@ -126,7 +126,7 @@ pub fn list(
 
 /// How many of the user's runs are queued or running (over all their keys and the
 /// dashboard).
-pub fn count_active(conn: &Connection, user_id: &str) -> DbResult<u32> {
+pub fn count_active(conn: &Connection, user_id: &str) -> StoreResult<u32> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM runs WHERE user_id = ?1 AND status IN ('queued', 'running')",
         [user_id],
@@ -135,7 +135,7 @@ pub fn count_active(conn: &Connection, user_id: &str) -> DbResult<u32> {
 }
 
 /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
-pub fn mark_running(conn: &Connection, id: &str, now: i64) -> DbResult<bool> {
+pub fn mark_running(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
         params![id, now],
@@ -153,7 +153,7 @@ pub struct Finish<'a> {
 }
 
 /// Ends an unfinished run. `false` when it had already ended (so nothing is settled twice).
-pub fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) -> DbResult<bool> {
+pub fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) -> StoreResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6,
              failure_kind = ?7, charged = ?8
@@ -172,7 +172,7 @@ pub fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) -> DbResu
 }
 
 /// Runs that were queued or running (after a crash none of them is).
-pub fn unfinished(conn: &Connection) -> DbResult<Vec<RunRow>> {
+pub fn unfinished(conn: &Connection) -> StoreResult<Vec<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE status IN ('queued', 'running')");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
@@ -185,7 +185,7 @@ pub fn idempotent(
     user_id: &str,
     key: &str,
     since: i64,
-) -> DbResult<Option<(String, String)>> {
+) -> StoreResult<Option<(String, String)>> {
     Ok(conn
         .query_row(
             "SELECT request_hash, run_id FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at >= ?3",
@@ -203,7 +203,7 @@ pub fn remember_idempotency(
     hash: &str,
     run_id: &str,
     now: i64,
-) -> DbResult<()> {
+) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO idempotency_keys (user_id, key, request_hash, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(user_id, key) DO UPDATE SET request_hash = excluded.request_hash, run_id = excluded.run_id,
@@ -219,7 +219,7 @@ pub fn results_to_remove(
     conn: &Connection,
     finished_before: i64,
     limit: u32,
-) -> DbResult<Vec<String>> {
+) -> StoreResult<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id FROM runs WHERE status = 'succeeded' AND result_removed_at IS NULL
            AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
@@ -229,7 +229,7 @@ pub fn results_to_remove(
 }
 
 /// Records that a run's results were removed.
-pub fn mark_result_removed(conn: &Connection, id: &str, now: i64) -> DbResult<()> {
+pub fn mark_result_removed(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE runs SET result_removed_at = ?2 WHERE id = ?1 AND result_removed_at IS NULL",
         params![id, now],

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::DbResult;
+use super::StoreResult;
 
 /// A live session found by its token hash.
 #[derive(Clone, Debug)]
@@ -22,7 +22,7 @@ pub struct NewSession<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(conn: &Connection, s: &NewSession<'_>) -> DbResult<()> {
+pub fn insert(conn: &Connection, s: &NewSession<'_>) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, api_key_id, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -40,7 +40,11 @@ pub fn insert(conn: &Connection, s: &NewSession<'_>) -> DbResult<()> {
 
 /// The session with this token hash, if it has not expired and, when it was opened with an
 /// API key, that key is neither revoked nor expired (a session never outlives its key).
-pub fn find_live(conn: &Connection, token_hash: &[u8], now: i64) -> DbResult<Option<SessionRow>> {
+pub fn find_live(
+    conn: &Connection,
+    token_hash: &[u8],
+    now: i64,
+) -> StoreResult<Option<SessionRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.user_id, s.csrf_token, s.expires_at FROM sessions s
          LEFT JOIN api_keys k ON k.id = s.api_key_id
@@ -61,7 +65,7 @@ pub fn find_live(conn: &Connection, token_hash: &[u8], now: i64) -> DbResult<Opt
 }
 
 /// Moves a session's expiry forward (sliding expiry for active users).
-pub fn extend(conn: &Connection, token_hash: &[u8], expires_at: i64) -> DbResult<()> {
+pub fn extend(conn: &Connection, token_hash: &[u8], expires_at: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE sessions SET expires_at = ?2 WHERE token_hash = ?1",
         params![token_hash, expires_at],
@@ -69,22 +73,22 @@ pub fn extend(conn: &Connection, token_hash: &[u8], expires_at: i64) -> DbResult
     Ok(())
 }
 
-pub fn delete(conn: &Connection, token_hash: &[u8]) -> DbResult<()> {
+pub fn delete(conn: &Connection, token_hash: &[u8]) -> StoreResult<()> {
     conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
     Ok(())
 }
 
 /// "Log out everywhere": returns how many sessions were ended.
-pub fn delete_all_for_user(conn: &Connection, user_id: &str) -> DbResult<usize> {
+pub fn delete_all_for_user(conn: &Connection, user_id: &str) -> StoreResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?)
 }
 
-pub fn delete_expired(conn: &Connection, now: i64) -> DbResult<usize> {
+pub fn delete_expired(conn: &Connection, now: i64) -> StoreResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?)
 }
 
 /// Live sessions opened with each of the user's keys: `(key id, sessions)`.
-pub fn live_by_key(conn: &Connection, user_id: &str, now: i64) -> DbResult<Vec<(String, i64)>> {
+pub fn live_by_key(conn: &Connection, user_id: &str, now: i64) -> StoreResult<Vec<(String, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT api_key_id, COUNT(*) FROM sessions
          WHERE user_id = ?1 AND api_key_id IS NOT NULL AND expires_at > ?2
@@ -97,6 +101,6 @@ pub fn live_by_key(conn: &Connection, user_id: &str, now: i64) -> DbResult<Vec<(
 }
 
 /// Ends the sessions opened with a key (when it is revoked).
-pub fn delete_for_key(conn: &Connection, api_key_id: &str) -> DbResult<usize> {
+pub fn delete_for_key(conn: &Connection, api_key_id: &str) -> StoreResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE api_key_id = ?1", [api_key_id])?)
 }

@@ -3,7 +3,7 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
-use super::DbResult;
+use super::StoreResult;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageRow {
@@ -53,7 +53,7 @@ pub fn insert(
     credits: i64,
     api_key_id: Option<&str>,
     run_id: Option<&str>,
-) -> DbResult<i64> {
+) -> StoreResult<i64> {
     conn.execute(
         "INSERT INTO usage (user_id, created_at, fmu_name, credits, api_key_id, run_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -100,7 +100,7 @@ pub fn page(
     query: &Query,
     limit: u32,
     offset: i64,
-) -> DbResult<(Vec<UsageRow>, u64)> {
+) -> StoreResult<(Vec<UsageRow>, u64)> {
     let (filter, order) = clauses(query);
     let args = bind(user_id, query);
     let total: i64 = conn
@@ -124,7 +124,7 @@ pub fn for_each(
     user_id: &str,
     query: &Query,
     mut each: impl FnMut(UsageRow) -> bool,
-) -> DbResult<()> {
+) -> StoreResult<()> {
     let (filter, order) = clauses(query);
     let sql = format!(
         "SELECT id, created_at, fmu_name, credits, api_key_id, run_id FROM usage {filter} {order}"
@@ -140,7 +140,7 @@ pub fn for_each(
 }
 
 /// Runs and credits per UTC day since `since` (ms), oldest first: (day start ms, runs, credits).
-pub fn per_day(conn: &Connection, user_id: &str, since: i64) -> DbResult<Vec<(i64, i64, i64)>> {
+pub fn per_day(conn: &Connection, user_id: &str, since: i64) -> StoreResult<Vec<(i64, i64, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT (created_at / 86400000) * 86400000 AS day, COUNT(*), SUM(credits) FROM usage
          WHERE user_id = ?1 AND created_at >= ?2 GROUP BY day ORDER BY day",

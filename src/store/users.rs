@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::DbResult;
+use super::StoreResult;
 
 /// An account as the rest of the service sees it (never the password hash).
 #[derive(Clone, Debug)]
@@ -39,7 +39,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 /// Inserts a user with zero credits. `Ok(false)` when the normalized email is taken.
-pub fn insert(conn: &Connection, user: &NewUser<'_>) -> DbResult<bool> {
+pub fn insert(conn: &Connection, user: &NewUser<'_>) -> StoreResult<bool> {
     let result = conn.execute(
         "INSERT INTO users (id, email, email_normalized, name, password_hash, credits, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
@@ -63,7 +63,7 @@ pub fn insert(conn: &Connection, user: &NewUser<'_>) -> DbResult<bool> {
     }
 }
 
-pub fn get(conn: &Connection, id: &str) -> DbResult<Option<User>> {
+pub fn get(conn: &Connection, id: &str) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], from_row).optional()?)
 }
@@ -72,7 +72,7 @@ pub fn get(conn: &Connection, id: &str) -> DbResult<Option<User>> {
 pub fn find_by_email(
     conn: &Connection,
     email_normalized: &str,
-) -> DbResult<Option<(User, Option<String>)>> {
+) -> StoreResult<Option<(User, Option<String>)>> {
     let sql = format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_normalized = ?1");
     Ok(conn
         .query_row(&sql, [email_normalized], |row| {

@@ -47,7 +47,7 @@ impl From<AppError> for WebError {
                 );
             }
         };
-        if let AppError::Auth(AuthError::Db(e)) = &err {
+        if let AppError::Auth(AuthError::Store(e)) = &err {
             tracing::error!(error = %e, "internal error");
         }
         WebError::Status(status, err.to_string())

@@ -32,7 +32,7 @@ async fn registering_over_json_returns_the_account_a_key_and_the_free_credits() 
         .await
         .unwrap();
     assert_eq!(me["credits"], 25);
-    let conn = app.state.db.conn().unwrap();
+    let conn = app.state.store.conn().unwrap();
     let (kind, delta): (String, i64) = conn
         .query_row(
             "SELECT kind, delta FROM credit_ledger WHERE user_id = ?1",
@@ -90,7 +90,7 @@ async fn registering_twice_with_the_same_email_is_rejected_regardless_of_case() 
     assert!(body["message"].as_str().unwrap().contains("already exists"));
     let users: i64 = app
         .state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
@@ -140,7 +140,7 @@ async fn bad_registrations_get_clear_errors_and_create_nothing() {
     assert_eq!(err["code"], "invalid_request");
     let users: i64 = app
         .state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
@@ -380,7 +380,7 @@ async fn pages_need_a_session_and_logout_ends_it() {
     );
     let sessions: i64 = app
         .state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))

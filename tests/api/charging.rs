@@ -94,7 +94,7 @@ impl Server {
     /// The balance, after checking that every credit is accounted for in the ledger.
     async fn balance_matching_the_ledger(&self) -> i64 {
         let balance = self.balance().await;
-        let db = fmu_gateway::store::Db::open(&self.data.join("fmu-gateway.db"), 1).unwrap();
+        let db = fmu_gateway::store::Store::open(&self.data.join("fmu-gateway.db"), 1).unwrap();
         let sum: i64 = db
             .conn()
             .unwrap()

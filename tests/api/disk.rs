@@ -33,7 +33,7 @@ fn registry_entries(app: &TestApp) -> Vec<String> {
 async fn storage_used(app: &TestApp, user_id: &str) -> i64 {
     let uid = user_id.to_string();
     app.state
-        .db
+        .store
         .run(move |conn| fmu_gateway::store::fmus::storage_used(conn, &uid))
         .await
         .unwrap()

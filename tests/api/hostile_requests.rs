@@ -374,7 +374,7 @@ async fn post_chunked(addr: &str, path: &str, authorization: &str, body: &[u8]) 
 
 fn run_count(app: &crate::common::TestApp) -> i64 {
     app.state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
@@ -422,7 +422,7 @@ async fn offsets_beyond_what_a_list_can_hold_are_a_422_naming_offset() {
 
 fn keys_of(app: &crate::common::TestApp, user_id: &str) -> i64 {
     app.state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row(
@@ -830,7 +830,7 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
 
 fn uploads_of(app: &crate::common::TestApp, user_id: &str) -> i64 {
     app.state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row(

@@ -55,7 +55,7 @@ async fn keys_are_created_listed_and_revoked_and_revocation_is_immediate() {
     // The token itself is never stored.
     let stored: String = app
         .state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row(

@@ -31,7 +31,7 @@ async fn balance(app: &TestApp, key: &str) -> i64 {
 
 fn run_count(app: &TestApp) -> i64 {
     app.state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
@@ -226,7 +226,7 @@ async fn the_dashboard_form_refuses_an_unknown_interface_instead_of_running_co_s
     }
     let stored: Vec<String> = app
         .state
-        .db
+        .store
         .conn()
         .unwrap()
         .prepare("SELECT json_extract(settings, '$.interface') FROM runs ORDER BY rowid")

@@ -58,7 +58,7 @@ fn long_run() -> Value {
 
 /// Every credit is accounted for: the ledger adds up to the balance.
 fn ledger_balances(app: &TestApp, user_id: &str) {
-    let conn = app.state.db.conn().unwrap();
+    let conn = app.state.store.conn().unwrap();
     let (sum, balance): (i64, i64) = conn
         .query_row(
             "SELECT (SELECT COALESCE(SUM(delta), 0) FROM credit_ledger WHERE user_id = ?1), (SELECT credits FROM users WHERE id = ?1)",
@@ -245,7 +245,7 @@ async fn without_credits_a_run_is_refused_with_402_and_a_link_to_billing() {
     );
     let runs: i64 = app
         .state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
@@ -556,7 +556,7 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
         .unwrap();
     assert_eq!(me["credits"], 25, "the reservation came back");
     drop(server);
-    let db = fmu_gateway::store::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let db = fmu_gateway::store::Store::open(&data.join("fmu-gateway.db"), 1).unwrap();
     let conn = db.conn().unwrap();
     let (sum, kinds): (i64, String) = conn
         .query_row(
@@ -759,7 +759,7 @@ async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = server.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}");
-    let db = fmu_gateway::store::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let db = fmu_gateway::store::Store::open(&data.join("fmu-gateway.db"), 1).unwrap();
     let conn = db.conn().unwrap();
     let (state, credits): (String, i64) = conn
         .query_row(

@@ -8,7 +8,7 @@ use crate::common::{
 
 async fn key_count(app: &crate::common::TestApp) -> i64 {
     app.state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))
@@ -119,7 +119,7 @@ async fn cross_site_form_posts_are_refused_even_without_a_session() {
     assert_eq!(resp.status(), 403);
     let users: i64 = app
         .state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
@@ -266,7 +266,7 @@ async fn first_start_creates_the_database_and_a_private_root_key() {
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let conn = app.state.db.conn().unwrap();
+    let conn = app.state.store.conn().unwrap();
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -336,7 +336,7 @@ async fn an_operator_can_grant_credits_from_the_command_line() {
     assert_eq!(me["credits"], 35);
     let reason: String = app
         .state
-        .db
+        .store
         .conn()
         .unwrap()
         .query_row(

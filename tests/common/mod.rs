@@ -187,7 +187,7 @@ impl TestApp {
             fmu.to_string(),
             key.map(str::to_string),
         );
-        let conn = self.state.db.conn().unwrap();
+        let conn = self.state.store.conn().unwrap();
         let event = fmu_gateway::domain::usage::UsageEvent {
             fmu_name: &fmu,
             credits,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::plans::Plans;
 use crate::store::billing::{self as billing_store, Purchase};
 use crate::store::ledger::{self, EntryKind};
-use crate::store::{DbResult, write_tx};
+use crate::store::{StoreResult, write_tx};
 
 /// The envelope every Stripe event has.
 #[derive(Debug, Deserialize)]
@@ -62,14 +62,24 @@ pub enum Outcome {
 /// Our answer tells Stripe to stop retrying, so this commit must survive a power loss, not
 /// only a crash: it is made with `synchronous = FULL` (the pool's connections otherwise run
 /// WAL at NORMAL, which may lose the newest commits when the machine loses power).
-pub fn apply(conn: &mut Connection, event: &Event, plans: &Plans, now: i64) -> DbResult<Outcome> {
+pub fn apply(
+    conn: &mut Connection,
+    event: &Event,
+    plans: &Plans,
+    now: i64,
+) -> StoreResult<Outcome> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     let applied = apply_in_tx(conn, event, plans, now);
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     applied
 }
 
-fn apply_in_tx(conn: &mut Connection, event: &Event, plans: &Plans, now: i64) -> DbResult<Outcome> {
+fn apply_in_tx(
+    conn: &mut Connection,
+    event: &Event,
+    plans: &Plans,
+    now: i64,
+) -> StoreResult<Outcome> {
     let tx = write_tx(conn)?;
     if !billing_store::claim_event(&tx, &event.id, &event.kind, now)? {
         return Ok(Outcome::Duplicate);
@@ -106,7 +116,7 @@ fn checkout_paid(
     session: &CheckoutSession,
     plans: &Plans,
     now: i64,
-) -> DbResult<String> {
+) -> StoreResult<String> {
     if session.payment_status.as_deref() != Some("paid") {
         return Ok(format!(
             "waiting: payment status is {:?}; credits follow when the payment succeeds",
@@ -187,7 +197,7 @@ fn checkout_paid(
 /// A refund takes back the refunded share of the purchase's credits, as far as the balance
 /// allows; what was already spent is recorded and the account flagged for an operator.
 /// `amount_refunded` is cumulative, so partial refunds (one event each) add up correctly.
-fn charge_refunded(tx: &Transaction<'_>, charge: &Charge, now: i64) -> DbResult<String> {
+fn charge_refunded(tx: &Transaction<'_>, charge: &Charge, now: i64) -> StoreResult<String> {
     let Some(pi) = &charge.payment_intent else {
         return Ok(format!(
             "ignored: charge {} has no payment intent",
@@ -246,7 +256,7 @@ mod tests {
     #[test]
     fn an_event_is_applied_once_and_the_connection_is_left_as_the_pool_set_it() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::store::Db::open(&dir.path().join("t.db"), 1).unwrap();
+        let db = crate::store::Store::open(&dir.path().join("t.db"), 1).unwrap();
         let mut conn = db.conn().unwrap();
         let event: Event = serde_json::from_value(serde_json::json!({
             "id": "evt_1", "type": "invoice.paid", "data": { "object": {} }

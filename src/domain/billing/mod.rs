@@ -101,7 +101,7 @@ pub struct Summary {
 pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
     let id = user_id.to_string();
     let (user, plan_id, purchases, history, flag, customer) = state
-        .db
+        .store
         .run(move |conn| {
             // One read transaction: the balance, purchases and history agree with each other.
             let tx = conn.transaction()?;
@@ -131,7 +131,7 @@ pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
 pub async fn plan_of(state: &State, user_id: &str) -> AppResult<Plan> {
     let id = user_id.to_string();
     let current = state
-        .db
+        .store
         .run(move |conn| store::billing::current_plan(conn, &id))
         .await?;
     Ok(state.billing.plans.current(current.as_deref()).clone())
@@ -145,7 +145,7 @@ pub async fn purchase_by_session(
 ) -> AppResult<Option<Purchase>> {
     let (user, session) = (user_id.to_string(), session_id.to_string());
     Ok(state
-        .db
+        .store
         .run(move |conn| store::billing::purchase_by_session(conn, &user, &session))
         .await?)
 }
@@ -154,7 +154,7 @@ pub async fn purchase_by_session(
 pub async fn clear_flag(state: &State, user_id: &str) -> AppResult<Option<String>> {
     let id = user_id.to_string();
     Ok(state
-        .db
+        .store
         .run(move |conn| {
             let tx = store::write_tx(conn)?;
             let flag = store::billing::flag_of(&tx, &id)?;
@@ -244,7 +244,7 @@ pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
     let stripe = state.billing.stripe_for(user_id)?;
     let id = user_id.to_string();
     let customer = state
-        .db
+        .store
         .run(move |conn| store::billing::customer_of(conn, &id))
         .await?
         .ok_or_else(|| {
@@ -266,7 +266,7 @@ pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
 async fn customer_for(state: &State, stripe: &StripeClient, user_id: &str) -> AppResult<String> {
     let id = user_id.to_string();
     let (existing, user) = state
-        .db
+        .store
         .run(move |conn| {
             Ok((
                 store::billing::customer_of(conn, &id)?,
@@ -284,7 +284,7 @@ async fn customer_for(state: &State, stripe: &StripeClient, user_id: &str) -> Ap
         .map_err(provider_error)?;
     let id = user.id.clone();
     Ok(state
-        .db
+        .store
         .run(move |conn| store::billing::save_customer(conn, &id, &created.id, store::now_ms()))
         .await?)
 }
@@ -316,7 +316,7 @@ pub async fn receive_webhook(
     let plans = billing.plans.clone();
     let event_id = event.id.clone();
     let outcome = state
-        .db
+        .store
         .run(move |conn| events::apply(conn, &event, &plans, store::now_ms()))
         .await?;
     let receipt = match outcome {

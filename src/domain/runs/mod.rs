@@ -28,7 +28,7 @@ use crate::sim::protocol::{Interface, Solver};
 use crate::sim::result_file::ResultFile;
 use crate::sim::runner::SimError;
 use crate::state::State;
-use crate::store::{self, DbError, ledger::EntryKind, runs::RunRow};
+use crate::store::{self, StoreError, ledger::EntryKind, runs::RunRow};
 use charging::{FailureKind, ModelOrigin, RunEnd};
 pub use status::RunStatus;
 
@@ -216,7 +216,7 @@ pub async fn start(
     let max_active = state.config.max_active_runs_per_user;
     let (run_for_tx, key_for_tx) = (run.clone(), idempotency_key.clone());
     let outcome = state
-        .db
+        .store
         .run(move |conn| {
             let tx = store::write_tx(conn)?;
             if let Some(key) = &key_for_tx
@@ -366,7 +366,7 @@ async fn execute(
         Ok(slot) => {
             let id = run_id.to_string();
             let marked = state
-                .db
+                .store
                 .run(move |conn| store::runs::mark_running(conn, &id, store::now_ms()))
                 .await;
             match (marked, create_result_file(state, run_id)) {
@@ -406,7 +406,7 @@ async fn settle(
     }
     let id = run_id.to_string();
     let ended = state
-        .db
+        .store
         .run(move |conn| {
             let tx = store::write_tx(conn)?;
             let Some(run) = store::runs::get(&tx, &id)? else {
@@ -456,7 +456,7 @@ fn settle_in(
     origin: ModelOrigin,
     error: Option<&str>,
     log: Option<&str>,
-) -> Result<(), DbError> {
+) -> Result<(), StoreError> {
     let now = store::now_ms();
     let charged = charging::is_charged(end, origin);
     let credits = if charged { run.credits_reserved } else { 0 };
@@ -494,7 +494,8 @@ fn settle_in(
             api_key_id: run.api_key_id.as_deref(),
             run_id: Some(id),
         };
-        usage::record(tx, &run.user_id, &event, now).map_err(|e| DbError::Task(e.to_string()))?;
+        usage::record(tx, &run.user_id, &event, now)
+            .map_err(|e| StoreError::Task(e.to_string()))?;
     } else if run.credits_reserved > 0 {
         let why = failure_kind.map_or(status.as_str(), FailureKind::as_str);
         let reason = format!("Run {id} {why}: refunded");
@@ -617,7 +618,7 @@ pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<Run
     loop {
         let id = run_id.to_string();
         let run = state
-            .db
+            .store
             .run(move |conn| store::runs::get(conn, &id))
             .await?
             .ok_or(AppError::NotFound("run"))?;
@@ -632,7 +633,7 @@ pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<Run
 pub async fn get(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow> {
     let (uid, id) = (user_id.to_string(), run_id.to_string());
     state
-        .db
+        .store
         .run(move |conn| store::runs::get_for_user(conn, &uid, &id))
         .await?
         .ok_or(AppError::NotFound("run"))
@@ -650,7 +651,7 @@ pub async fn list(
     let limit = limit.clamp(1, 500);
     let offset = crate::domain::usage::page_offset(offset)?;
     Ok(state
-        .db
+        .store
         .run(move |conn| store::runs::list(conn, &uid, status, fmu.as_deref(), limit, offset))
         .await?)
 }
@@ -677,7 +678,7 @@ pub async fn cancel(state: &State, user_id: &str, run_id: &str) -> AppResult<Run
 
 /// At start-up (and at shutdown): every run left queued or running by the last stop was
 /// interrupted by it; the service pays.
-pub fn recover(db: &crate::store::Db) -> Result<usize, DbError> {
+pub fn recover(db: &crate::store::Store) -> Result<usize, StoreError> {
     let mut conn = db.conn()?;
     let tx = store::write_tx(&mut conn)?;
     let runs = store::runs::unfinished(&tx)?;

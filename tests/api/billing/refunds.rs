@@ -102,7 +102,7 @@ async fn refunds_take_back_unspent_credits_and_flag_credits_already_spent() {
     assert!(overview(&app, &account.api_key).await["account_flag"].is_null());
 
     // The ledger adds up to the balance.
-    let conn = app.state.db.conn().unwrap();
+    let conn = app.state.store.conn().unwrap();
     let sum: i64 = conn
         .query_row(
             "SELECT SUM(delta) FROM credit_ledger WHERE user_id = ?1",
