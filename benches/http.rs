@@ -230,19 +230,16 @@ async fn main() {
     {
         let db =
             fmu_gateway::store::Store::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
-        let mut conn = db.conn().unwrap();
-        let tx = conn.transaction().unwrap();
         for i in 0..1_000i64 {
-            let event = fmu_gateway::domain::usage::UsageEvent {
-                fmu_name: "BouncingBall",
+            let record = fmu_gateway::store::usage::UsageRecord {
+                fmu_name: "BouncingBall".into(),
                 credits: 1 + i % 5,
                 api_key_id: None,
                 run_id: None,
+                at: 1_780_000_000_000 + i * 1000,
             };
-            fmu_gateway::domain::usage::record(&tx, &user_id, &event, 1_780_000_000_000 + i * 1000)
-                .unwrap();
+            db.record_usage(&user_id, record).await.unwrap();
         }
-        tx.commit().unwrap();
     }
     let login = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -352,12 +349,9 @@ async fn main() {
     {
         let db =
             fmu_gateway::store::Store::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
-        let mut conn = db.conn().unwrap();
-        let tx = conn.transaction().unwrap();
-        let kind = fmu_gateway::store::ledger::EntryKind::Grant;
-        fmu_gateway::store::ledger::apply(&tx, &user_id, 10_000_000, kind, "benchmark", None, 0)
+        db.grant_credits(&user_id, 10_000_000, "benchmark")
+            .await
             .unwrap();
-        tx.commit().unwrap();
     }
     for concurrency in [1usize, 8] {
         let (u, k) = (format!("{url}/api/v1/runs"), key.clone());

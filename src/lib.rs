@@ -61,8 +61,9 @@ impl App {
         let state = AppState::open(config)?;
         // Only the server recovers runs a crash left behind: operator commands open the same
         // data directory while the server runs, and must not fail its runs in progress.
-        let recovered =
-            domain::runs::recover(&state.store).map_err(|e| StartError::Recovery(e.to_string()))?;
+        let recovered = domain::runs::recover(&state.store)
+            .await
+            .map_err(|e| StartError::Recovery(e.to_string()))?;
         if recovered > 0 {
             tracing::warn!(
                 runs = recovered,
@@ -145,16 +146,12 @@ impl App {
         housekeeping.abort();
         // Simulations still running are not waited for: fail them and release their credits
         // now, rather than at the next start (their workers die with this process).
-        let db = state_for_stop.store.clone();
-        match tokio::task::spawn_blocking(move || domain::runs::recover(&db)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::warn!(
+        match domain::runs::recover(&state_for_stop.store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
                 runs = n,
                 "failed and refunded the runs still in progress at shutdown"
             ),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "could not settle the runs in progress at shutdown")
-            }
             Err(e) => {
                 tracing::error!(error = %e, "could not settle the runs in progress at shutdown")
             }

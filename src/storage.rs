@@ -34,10 +34,7 @@ pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
     let before = store::now_ms().saturating_sub(retention);
     let mut removed = 0;
     loop {
-        let ids = state
-            .store
-            .run(move |conn| store::runs::results_to_remove(conn, before, BATCH))
-            .await?;
+        let ids = state.store.expired_results(before, BATCH).await?;
         let mut done = Vec::with_capacity(ids.len());
         for id in &ids {
             match crate::domain::runs::remove_result(state, id) {
@@ -47,18 +44,7 @@ pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
         }
         removed += done.len();
         let last_batch = ids.len() < BATCH as usize || done.is_empty();
-        state
-            .store
-            .run(move |conn| {
-                let tx = store::write_tx(conn)?;
-                let now = store::now_ms();
-                for id in &done {
-                    store::runs::mark_result_removed(&tx, id, now)?;
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await?;
+        state.store.results_removed(done).await?;
         if last_batch {
             return Ok(removed);
         }

@@ -10,7 +10,9 @@ pub mod rate_limit;
 pub mod session;
 pub mod tokens;
 
+use crate::domain::keys::KeyState;
 use crate::state::State;
+use crate::store::api_keys::KeyStatus;
 use crate::store::{self, StoreError};
 use tokens::{RequestFacts, TokenRejection};
 
@@ -47,31 +49,29 @@ pub async fn authenticate_key(
     presented: String,
     facts: RequestFacts,
 ) -> Result<Principal, AuthError> {
-    let st = state.clone();
-    state
-        .store
-        .run(move |conn| {
-            let claims = match st.keys.verify(&presented, &facts) {
-                Ok(claims) => claims,
-                Err(rejection) => return Ok(Err(AuthError::Rejected(rejection))),
-            };
-            let now = store::now_ms();
-            let status = match live_key(conn, &claims.key_id, &claims.user_id, now)? {
-                Ok(status) => status,
-                Err(e) => return Ok(Err(e)),
-            };
-            if status
-                .last_used_at
-                .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS)
-            {
-                store::api_keys::touch(conn, &claims.key_id, now)?;
-            }
-            Ok(Ok(Principal {
-                user_id: claims.user_id,
-                key_id: Some(claims.key_id),
-            }))
-        })
-        .await?
+    // A key seen before is a lookup; verifying one (an attenuated token's datalog, or a
+    // key's first use) is CPU work for the blocking pool.
+    let claims = match state.keys.cached(&presented) {
+        Some(claims) => claims,
+        None => {
+            let st = state.clone();
+            tokio::task::spawn_blocking(move || st.keys.verify(&presented, &facts))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??
+        }
+    };
+    let now = store::now_ms();
+    let status = live_key(state, &claims.key_id, &claims.user_id, now).await?;
+    if status
+        .last_used_at
+        .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS)
+    {
+        state.store.key_used(&claims.key_id).await?;
+    }
+    Ok(Principal {
+        user_id: claims.user_id,
+        key_id: Some(claims.key_id),
+    })
 }
 
 /// Checks, before a request body is read, that a key is one of ours and still live: its
@@ -79,38 +79,30 @@ pub async fn authenticate_key(
 /// checks run later, in [`authenticate_key`], with the request's facts.
 pub async fn identify_key(state: &State, presented: String) -> Result<(), AuthError> {
     let claims = state.keys.identify(&presented)?;
-    state
-        .store
-        .run(move |conn| {
-            Ok(live_key(conn, &claims.key_id, &claims.user_id, store::now_ms())?.map(|_| ()))
-        })
-        .await?
+    live_key(state, &claims.key_id, &claims.user_id, store::now_ms()).await?;
+    Ok(())
 }
 
 /// The stored state of the key a token names: it must exist for the token's user and be
 /// active (not revoked, not expired: expiry is also inside the token, and checked here too
 /// because verified tokens are cached).
-fn live_key(
-    conn: &rusqlite::Connection,
+async fn live_key(
+    state: &State,
     key_id: &str,
     user_id: &str,
     now: i64,
-) -> Result<Result<store::api_keys::KeyStatus, AuthError>, StoreError> {
-    let Some(status) = store::api_keys::status(conn, key_id)? else {
-        return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
+) -> Result<KeyStatus, AuthError> {
+    let Some(status) = state.store.key_status(key_id).await? else {
+        return Err(AuthError::Rejected(TokenRejection::Invalid));
     };
     if status.user_id != user_id {
-        return Ok(Err(AuthError::Rejected(TokenRejection::Invalid)));
+        return Err(AuthError::Rejected(TokenRejection::Invalid));
     }
-    Ok(
-        match crate::domain::keys::KeyState::of(status.revoked, status.expires_at, now) {
-            crate::domain::keys::KeyState::Active => Ok(status),
-            crate::domain::keys::KeyState::Revoked => Err(AuthError::Revoked),
-            crate::domain::keys::KeyState::Expired => {
-                Err(AuthError::Rejected(TokenRejection::Expired))
-            }
-        },
-    )
+    match KeyState::of(status.revoked, status.expires_at, now) {
+        KeyState::Active => Ok(status),
+        KeyState::Revoked => Err(AuthError::Revoked),
+        KeyState::Expired => Err(AuthError::Rejected(TokenRejection::Expired)),
+    }
 }
 
 /// The API key in a request's headers: `Authorization: Bearer …` or `X-API-Key: …`.

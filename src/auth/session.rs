@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::state::State;
+use crate::store::sessions::OpenSession;
 use crate::store::{self, StoreError, users::User};
 
 /// A live session and its user, as the HTML face sees it.
@@ -49,25 +50,15 @@ pub async fn start(
     let token_hash = hash(&token);
     let now = store::now_ms();
     let expires = now + state.config.session_ttl.as_millis() as i64;
-    let user_id = user_id.to_string();
-    let api_key_id = api_key_id.map(str::to_string);
-    state
-        .store
-        .run(move |conn| {
-            let new = store::sessions::NewSession {
-                token_hash: &token_hash,
-                user_id: &user_id,
-                csrf_token: &csrf,
-                api_key_id: api_key_id.as_deref(),
-                created_at: now,
-                expires_at: expires,
-            };
-            store::sessions::insert(conn, &new)?;
-            // Opportunistic clean-up keeps the table small without a background job.
-            store::sessions::delete_expired(conn, now)?;
-            Ok(())
-        })
-        .await?;
+    let session = OpenSession {
+        token_hash,
+        user_id: user_id.to_string(),
+        csrf_token: csrf,
+        api_key_id: api_key_id.map(str::to_string),
+        created_at: now,
+        expires_at: expires,
+    };
+    state.store.open_session(session).await?;
     Ok(session_cookie(&state.config, token))
 }
 
@@ -78,44 +69,23 @@ pub async fn find(state: &State, token: &str) -> Result<Option<Session>, StoreEr
     }
     let token_hash = hash(token);
     let ttl = state.config.session_ttl.as_millis() as i64;
-    state
-        .store
-        .run(move |conn| {
-            let now = store::now_ms();
-            let Some(row) = store::sessions::find_live(conn, &token_hash, now)? else {
-                return Ok(None);
-            };
-            let Some(user) = store::users::get(conn, &row.user_id)? else {
-                return Ok(None);
-            };
-            if row.expires_at - now < ttl / 2 {
-                store::sessions::extend(conn, &token_hash, now + ttl)?;
-            }
-            Ok(Some(Session {
-                user,
-                csrf_token: row.csrf_token,
-                token_hash,
-            }))
-        })
-        .await
+    let found = state.store.live_session(token_hash.clone(), ttl).await?;
+    Ok(found.map(|(user, csrf_token)| Session {
+        user,
+        csrf_token,
+        token_hash,
+    }))
 }
 
 /// Ends this session (logout).
 pub async fn end(state: &State, session: &Session) -> Result<(), StoreError> {
     let token_hash = session.token_hash.clone();
-    state
-        .store
-        .run(move |conn| store::sessions::delete(conn, &token_hash))
-        .await
+    state.store.end_session(token_hash).await
 }
 
 /// Ends every session of the user ("log out everywhere").
 pub async fn end_all(state: &State, user_id: &str) -> Result<usize, StoreError> {
-    let user_id = user_id.to_string();
-    state
-        .store
-        .run(move |conn| store::sessions::delete_all_for_user(conn, &user_id))
-        .await
+    state.store.end_user_sessions(user_id).await
 }
 
 fn session_cookie(config: &Config, value: String) -> Cookie {
@@ -140,10 +110,6 @@ pub async fn live_by_key(
     state: &State,
     user_id: &str,
 ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-    let user_id = user_id.to_string();
-    let rows = state
-        .store
-        .run(move |conn| store::sessions::live_by_key(conn, &user_id, store::now_ms()))
-        .await?;
+    let rows = state.store.sessions_by_key(user_id).await?;
     Ok(rows.into_iter().collect())
 }

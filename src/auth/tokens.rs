@@ -231,6 +231,16 @@ impl KeyIssuer {
         Ok(claims)
     }
 
+    /// The claims of a key verified before, without the cost of verifying it again: a hash
+    /// and a lookup, cheap enough for the async runtime. Only keys as issued are cached (an
+    /// attenuated token's checks depend on each request's facts), so `None` means: verify.
+    pub fn cached(&self, presented: &str) -> Option<TokenClaims> {
+        let raw = presented.trim();
+        let raw = raw.strip_prefix(KEY_PREFIX).unwrap_or(raw);
+        let digest: [u8; 32] = Sha256::digest(raw.as_bytes()).into();
+        self.cache().get(&digest).cloned()
+    }
+
     /// Who a token names, from its signature and authority block alone, without the holder's
     /// checks (those need the request's facts, some of which are in its body). Used to refuse
     /// a made-up key before a body is read; [`KeyIssuer::verify`] still runs for the operation.

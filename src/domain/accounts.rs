@@ -7,7 +7,7 @@ use crate::domain::error::{AppError, AppResult};
 use crate::domain::keys::{self, NewKey};
 use crate::domain::{Email, NewPassword, new_id, parse_name};
 use crate::state::State;
-use crate::store::{self, ledger::EntryKind, users::User};
+use crate::store::users::{CreatedAccount, NewAccount, User};
 
 /// What a registration asks for. The password is optional because the JSON route lets an
 /// integrator sign up with an email alone and work with the API key it gets back.
@@ -71,50 +71,25 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
         Some(label) => Some(keys::prepare(state, &user_id, Some(label), None)?),
         None => None,
     };
-    let free = state.config.free_credits;
-    let now = store::now_ms();
-    let key_for_tx = key.as_ref().map(|k| k.row.clone());
-    let user = state
-        .store
-        .run(move |conn| {
-            let tx = store::write_tx(conn)?;
-            let new_user = store::users::NewUser {
-                id: &user_id,
-                email: email.as_str(),
-                email_normalized: email.normalized(),
-                name: name.as_deref(),
-                password_hash: password_hash.as_deref(),
-                created_at: now,
-            };
-            if !store::users::insert(&tx, &new_user)? {
-                return Ok(None);
-            }
-            let granted = free > 0
-                && match &address {
-                    Some(a) => store::free_grants::take(&tx, a, now, grant_cap)?,
-                    None => true,
-                };
-            if granted {
-                store::ledger::apply(
-                    &tx,
-                    &user_id,
-                    free,
-                    EntryKind::Grant,
-                    "Free credits on sign-up",
-                    None,
-                    now,
-                )?;
-            }
-            if let Some(k) = &key_for_tx {
-                store::api_keys::insert(&tx, &k.id, &user_id, &k.label, now, k.expires_at)?;
-            }
-            let user = store::users::get(&tx, &user_id)?;
-            tx.commit()?;
-            Ok(user.map(|u| (u, free > 0 && !granted)))
-        })
-        .await?
-        .ok_or_else(|| AppError::Conflict("an account with this email already exists".into()))?;
-    let (user, free_credits_withheld) = user;
+    let account = NewAccount {
+        id: user_id,
+        email: email.as_str().to_string(),
+        email_normalized: email.normalized().to_string(),
+        name,
+        password_hash,
+        created_at: crate::store::now_ms(),
+        free_credits: state.config.free_credits,
+        grant_address: address,
+        grant_cap,
+        first_key: key.as_ref().map(|k| k.row.clone()),
+    };
+    let CreatedAccount {
+        user,
+        free_credits_withheld,
+    } =
+        state.store.create_account(account).await?.ok_or_else(|| {
+            AppError::Conflict("an account with this email already exists".into())
+        })?;
     tracing::info!(user_id = %user.id, free_credits_withheld, "registered a new account");
     Ok(Registered {
         user,
@@ -129,10 +104,7 @@ pub async fn login_with_password(state: &State, email: &str, password: &str) -> 
     let normalized = Email::parse(email)
         .map(|e| e.normalized().to_string())
         .unwrap_or_default();
-    let found = state
-        .store
-        .run(move |conn| store::users::find_by_email(conn, &normalized))
-        .await?;
+    let found = state.store.user_by_email(&normalized).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
@@ -158,10 +130,9 @@ pub async fn login_with_key(state: &State, key: &str) -> AppResult<(User, Princi
 
 /// The account by id (e.g. to show the current balance).
 pub async fn user(state: &State, user_id: &str) -> AppResult<User> {
-    let id = user_id.to_string();
     state
         .store
-        .run(move |conn| store::users::get(conn, &id))
+        .user(user_id)
         .await?
         .ok_or(AppError::NotFound("account"))
 }
@@ -179,23 +150,9 @@ pub async fn grant_credits(
             "the number of credits to grant must be positive".into(),
         ));
     }
-    let (id, reason) = (user_id.to_string(), reason.to_string());
     state
         .store
-        .run(move |conn| {
-            let tx = store::write_tx(conn)?;
-            let balance = store::ledger::apply(
-                &tx,
-                &id,
-                credits,
-                EntryKind::Grant,
-                &reason,
-                None,
-                store::now_ms(),
-            )?;
-            tx.commit()?;
-            Ok(balance)
-        })
+        .grant_credits(user_id, credits, reason)
         .await?
         .ok_or(AppError::NotFound("account"))
 }
@@ -211,10 +168,9 @@ pub fn throttle(state: &State, ip: std::net::IpAddr) -> AppResult<()> {
 /// The account with this email (operators' tools).
 pub async fn find_by_email(state: &State, email: &str) -> AppResult<User> {
     let email = Email::parse(email)?;
-    let normalized = email.normalized().to_string();
     state
         .store
-        .run(move |conn| store::users::find_by_email(conn, &normalized))
+        .user_by_email(email.normalized())
         .await?
         .map(|(user, _)| user)
         .ok_or(AppError::NotFound("account"))

@@ -93,47 +93,21 @@ pub async fn create(
     expires: Option<SystemTime>,
 ) -> AppResult<NewKey> {
     let key = prepare(state, user_id, label, expires)?;
-    let row = key.row.clone();
-    state
-        .store
-        .run(move |conn| {
-            store::api_keys::insert(
-                conn,
-                &row.id,
-                &row.user_id,
-                &row.label,
-                row.created_at,
-                row.expires_at,
-            )
-        })
-        .await?;
+    state.store.add_key(key.row.clone()).await?;
     tracing::info!(user_id, key_id = %key.row.id, "created an API key");
     Ok(key)
 }
 
 pub async fn list(state: &State, user_id: &str) -> AppResult<Vec<KeyRow>> {
-    let user_id = user_id.to_string();
-    Ok(state
-        .store
-        .run(move |conn| store::api_keys::list_for_user(conn, &user_id))
-        .await?)
+    Ok(state.store.user_keys(user_id).await?)
 }
 
 /// Revokes one of the user's keys; another user's key id is "not found", not "forbidden",
 /// so ids cannot be probed.
 pub async fn revoke(state: &State, user_id: &str, key_id: &str) -> AppResult<KeyRow> {
-    let (uid, kid) = (user_id.to_string(), key_id.to_string());
     let row = state
         .store
-        .run(move |conn| {
-            if !store::api_keys::revoke(conn, &uid, &kid, store::now_ms())? {
-                return Ok(None);
-            }
-            // Browser sessions opened with the key end with it (they are also refused when
-            // found, see `db::sessions::find_live`; this keeps the table clean).
-            store::sessions::delete_for_key(conn, &kid)?;
-            store::api_keys::get_for_user(conn, &uid, &kid)
-        })
+        .revoke_key(user_id, key_id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     tracing::info!(user_id, key_id, "revoked an API key");

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::StoreResult;
+use super::{Store, StoreResult, now_ms, write_tx};
 
 /// A key as listed on the keys page and in the API.
 #[derive(Clone, Debug)]
@@ -36,7 +36,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
     })
 }
 
-pub fn insert(
+pub(super) fn insert(
     conn: &Connection,
     id: &str,
     user_id: &str,
@@ -52,7 +52,7 @@ pub fn insert(
 }
 
 /// All of a user's keys, active first, newest first.
-pub fn list_for_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<KeyRow>> {
+pub(super) fn list_for_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<KeyRow>> {
     let sql = format!(
         "{SELECT} WHERE k.user_id = ?1 ORDER BY k.revoked_at IS NOT NULL, k.created_at DESC, k.id"
     );
@@ -62,7 +62,11 @@ pub fn list_for_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<KeyRow
 }
 
 /// The key with this id if it belongs to the user.
-pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<KeyRow>> {
+pub(super) fn get_for_user(
+    conn: &Connection,
+    user_id: &str,
+    id: &str,
+) -> StoreResult<Option<KeyRow>> {
     let sql = format!("{SELECT} WHERE k.user_id = ?1 AND k.id = ?2");
     Ok(conn
         .query_row(&sql, params![user_id, id], from_row)
@@ -70,6 +74,7 @@ pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> StoreResult<O
 }
 
 /// What authentication needs on every request: owner, revocation, and when it was last used.
+#[derive(Clone, Debug)]
 pub struct KeyStatus {
     pub user_id: String,
     pub revoked: bool,
@@ -77,7 +82,7 @@ pub struct KeyStatus {
     pub last_used_at: Option<i64>,
 }
 
-pub fn status(conn: &Connection, id: &str) -> StoreResult<Option<KeyStatus>> {
+pub(super) fn status(conn: &Connection, id: &str) -> StoreResult<Option<KeyStatus>> {
     let mut stmt = conn.prepare_cached(
         "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_used_at FROM api_keys WHERE id = ?1",
     )?;
@@ -93,7 +98,7 @@ pub fn status(conn: &Connection, id: &str) -> StoreResult<Option<KeyStatus>> {
         .optional()?)
 }
 
-pub fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
+pub(super) fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -102,10 +107,66 @@ pub fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
 }
 
 /// Revokes the user's key. Revoking twice keeps the first time. `false`: no such key.
-pub fn revoke(conn: &Connection, user_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+pub(super) fn revoke(conn: &Connection, user_id: &str, id: &str, now: i64) -> StoreResult<bool> {
     let changed = conn.execute(
         "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE user_id = ?1 AND id = ?2",
         params![user_id, id, now],
     )?;
     Ok(changed == 1)
+}
+
+/// API keys: each method is one transaction.
+impl Store {
+    /// Stores a new key (its token is never stored).
+    pub async fn add_key(&self, key: KeyRow) -> StoreResult<()> {
+        self.run(move |conn| {
+            insert(
+                conn,
+                &key.id,
+                &key.user_id,
+                &key.label,
+                key.created_at,
+                key.expires_at,
+            )
+        })
+        .await
+    }
+
+    /// All of a user's keys, active first, newest first.
+    pub async fn user_keys(&self, user_id: &str) -> StoreResult<Vec<KeyRow>> {
+        let user_id = user_id.to_string();
+        self.run(move |conn| list_for_user(conn, &user_id)).await
+    }
+
+    /// Revokes the user's key and ends the browser sessions opened with it, in one
+    /// transaction; returns the key as it now is, or `None` when the user has no such key.
+    pub async fn revoke_key(&self, user_id: &str, key_id: &str) -> StoreResult<Option<KeyRow>> {
+        let (uid, kid) = (user_id.to_string(), key_id.to_string());
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            if !revoke(&tx, &uid, &kid, now_ms())? {
+                return Ok(None);
+            }
+            // Sessions opened with the key are also refused when found (see
+            // `sessions::find_live`); this keeps the table clean.
+            super::sessions::delete_for_key(&tx, &kid)?;
+            let key = get_for_user(&tx, &uid, &kid)?;
+            tx.commit()?;
+            Ok(key)
+        })
+        .await
+    }
+
+    /// What authenticating a request needs to know about a key: owner, revocation, expiry,
+    /// when it was last used.
+    pub async fn key_status(&self, key_id: &str) -> StoreResult<Option<KeyStatus>> {
+        let id = key_id.to_string();
+        self.run(move |conn| status(conn, &id)).await
+    }
+
+    /// Records that a key was used now.
+    pub async fn key_used(&self, key_id: &str) -> StoreResult<()> {
+        let id = key_id.to_string();
+        self.run(move |conn| touch(conn, &id, now_ms())).await
+    }
 }

@@ -10,7 +10,7 @@ const DAY_MS: i64 = 86_400_000;
 /// Counts one grant for `address` on the UTC day of `now` if fewer than `cap` were counted
 /// that day; `false` (and nothing written) when the cap is reached. Call inside the
 /// registration's transaction, so the count and the grant commit together.
-pub fn take(conn: &Connection, address: &str, now: i64, cap: u32) -> StoreResult<bool> {
+pub(super) fn take(conn: &Connection, address: &str, now: i64, cap: u32) -> StoreResult<bool> {
     let day = now.div_euclid(DAY_MS);
     let used: i64 = conn
         .query_row(

@@ -1,11 +1,13 @@
 //! The `runs` and `idempotency_keys` tables.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::StoreResult;
+use super::ledger::{self, EntryKind};
+use super::{Store, StoreResult, now_ms, write_tx};
 use crate::domain::runs::RunStatus;
 use crate::domain::runs::charging::FailureKind;
+use crate::domain::runs::charging::RunEnd;
 
 /// Stored by its name ([`RunStatus::as_str`]), the text the schema's queries compare with.
 impl ToSql for RunStatus {
@@ -77,7 +79,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-pub fn insert(conn: &Connection, run: &RunRow) -> StoreResult<()> {
+pub(super) fn insert(conn: &Connection, run: &RunRow) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO runs (id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -86,13 +88,17 @@ pub fn insert(conn: &Connection, run: &RunRow) -> StoreResult<()> {
     Ok(())
 }
 
-pub fn get(conn: &Connection, id: &str) -> StoreResult<Option<RunRow>> {
+pub(super) fn get(conn: &Connection, id: &str) -> StoreResult<Option<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], from_row).optional()?)
 }
 
 /// The user's run (another user's id is "not found").
-pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<RunRow>> {
+pub(super) fn get_for_user(
+    conn: &Connection,
+    user_id: &str,
+    id: &str,
+) -> StoreResult<Option<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1 AND user_id = ?2");
     Ok(conn
         .query_row(&sql, params![id, user_id], from_row)
@@ -100,7 +106,7 @@ pub fn get_for_user(conn: &Connection, user_id: &str, id: &str) -> StoreResult<O
 }
 
 /// The user's runs, newest first, optionally by status and FMU (id or name).
-pub fn list(
+pub(super) fn list(
     conn: &Connection,
     user_id: &str,
     status: Option<RunStatus>,
@@ -126,7 +132,7 @@ pub fn list(
 
 /// How many of the user's runs are queued or running (over all their keys and the
 /// dashboard).
-pub fn count_active(conn: &Connection, user_id: &str) -> StoreResult<u32> {
+pub(super) fn count_active(conn: &Connection, user_id: &str) -> StoreResult<u32> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM runs WHERE user_id = ?1 AND status IN ('queued', 'running')",
         [user_id],
@@ -135,7 +141,7 @@ pub fn count_active(conn: &Connection, user_id: &str) -> StoreResult<u32> {
 }
 
 /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
-pub fn mark_running(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
+pub(super) fn mark_running(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
         params![id, now],
@@ -143,7 +149,7 @@ pub fn mark_running(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> 
 }
 
 /// How a run ended, as [`finish`] records it.
-pub struct Finish<'a> {
+pub(super) struct Finish<'a> {
     pub status: RunStatus,
     pub failure_kind: Option<FailureKind>,
     pub charged: bool,
@@ -153,7 +159,7 @@ pub struct Finish<'a> {
 }
 
 /// Ends an unfinished run. `false` when it had already ended (so nothing is settled twice).
-pub fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) -> StoreResult<bool> {
+pub(super) fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) -> StoreResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6,
              failure_kind = ?7, charged = ?8
@@ -172,7 +178,7 @@ pub fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) -> StoreR
 }
 
 /// Runs that were queued or running (after a crash none of them is).
-pub fn unfinished(conn: &Connection) -> StoreResult<Vec<RunRow>> {
+pub(super) fn unfinished(conn: &Connection) -> StoreResult<Vec<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE status IN ('queued', 'running')");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
@@ -180,7 +186,7 @@ pub fn unfinished(conn: &Connection) -> StoreResult<Vec<RunRow>> {
 }
 
 /// The run an idempotency key made, with the hash of the request that made it.
-pub fn idempotent(
+pub(super) fn idempotent(
     conn: &Connection,
     user_id: &str,
     key: &str,
@@ -196,7 +202,7 @@ pub fn idempotent(
 }
 
 /// Records the key (replacing an expired record of the same key).
-pub fn remember_idempotency(
+pub(super) fn remember_idempotency(
     conn: &Connection,
     user_id: &str,
     key: &str,
@@ -215,7 +221,7 @@ pub fn remember_idempotency(
 
 /// Succeeded runs whose results are older than `finished_before` and still kept, oldest
 /// first, at most `limit`.
-pub fn results_to_remove(
+pub(super) fn results_to_remove(
     conn: &Connection,
     finished_before: i64,
     limit: u32,
@@ -229,12 +235,262 @@ pub fn results_to_remove(
 }
 
 /// Records that a run's results were removed.
-pub fn mark_result_removed(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
+pub(super) fn mark_result_removed(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE runs SET result_removed_at = ?2 WHERE id = ?1 AND result_removed_at IS NULL",
         params![id, now],
     )?;
     Ok(())
+}
+
+/// What the domain decided about a run that ended: how (which gives its status and failure
+/// kind), whether the caller pays (the rule in `domain::runs::charging`), and what to show.
+#[derive(Clone, Debug)]
+pub struct Settlement {
+    pub end: RunEnd,
+    pub charged: bool,
+    pub error: Option<String>,
+    pub log: Option<String>,
+}
+
+/// An `Idempotency-Key` sent with a run request: the run it made is returned again for the
+/// same request within the window, and refused for a different one.
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+    /// Records older than this (ms) are forgotten.
+    pub since: i64,
+}
+
+/// What [`Store::reserve_run`] did.
+#[derive(Debug)]
+pub enum Reservation {
+    /// The credits are held and the run is recorded (queued).
+    Reserved,
+    /// The balance is below the run's cost; nothing changed.
+    NoCredits,
+    /// The user already has `max_active` runs queued or running; nothing changed.
+    Busy,
+    /// The idempotency key was used before: the run it made, and whether the request was the
+    /// same one.
+    Replay {
+        same_request: bool,
+        run: Option<Box<RunRow>>,
+    },
+}
+
+/// Runs and their credits: each method is one transaction.
+impl Store {
+    /// Holds the run's credits and records it (with its idempotency key), in one transaction,
+    /// so a balance never goes negative, concurrent starts cannot pass the per-user cap of
+    /// runs in progress, and a retried request never holds credits twice.
+    pub async fn reserve_run(
+        &self,
+        run: RunRow,
+        idempotency: Option<Idempotency>,
+        max_active: u32,
+    ) -> StoreResult<Reservation> {
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            if let Some(key) = &idempotency
+                && let Some((hash, run_id)) = idempotent(&tx, &run.user_id, &key.key, key.since)?
+            {
+                return Ok(Reservation::Replay {
+                    same_request: hash == key.request_hash,
+                    run: get(&tx, &run_id)?.map(Box::new),
+                });
+            }
+            // Fair share: counted in the same write transaction as the reservation, so
+            // concurrent starts cannot overshoot the cap.
+            if count_active(&tx, &run.user_id)? >= max_active {
+                return Ok(Reservation::Busy);
+            }
+            let reason = format!("Run {} ({})", run.id, run.fmu_name);
+            let held = ledger::apply(
+                &tx,
+                &run.user_id,
+                -run.credits_reserved,
+                EntryKind::Reserve,
+                &reason,
+                Some(&run.id),
+                run.created_at,
+            )?;
+            if held.is_none() {
+                return Ok(Reservation::NoCredits);
+            }
+            insert(&tx, &run)?;
+            if let Some(key) = &idempotency {
+                remember_idempotency(
+                    &tx,
+                    &run.user_id,
+                    &key.key,
+                    &key.request_hash,
+                    &run.id,
+                    run.created_at,
+                )?;
+            }
+            tx.commit()?;
+            Ok(Reservation::Reserved)
+        })
+        .await
+    }
+
+    /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
+    pub async fn start_run(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.run(move |conn| mark_running(conn, &id, now_ms()))
+            .await
+    }
+
+    /// Ends a run and settles its credits in one transaction: `decide` is given the run as it
+    /// is inside the transaction (e.g. queued or running, for a cancel) and says how it
+    /// ended. The reservation becomes a charge (with its usage row) or is refunded. Returns
+    /// how it ended, or `None` when there is no such run or it was settled already.
+    pub async fn settle_run<F>(&self, id: &str, decide: F) -> StoreResult<Option<RunEnd>>
+    where
+        F: FnOnce(&RunRow) -> Settlement + Send + 'static,
+    {
+        let id = id.to_string();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let Some(run) = get(&tx, &id)? else {
+                return Ok(None);
+            };
+            let settlement = decide(&run);
+            let settled = settle_in(&tx, &run, &settlement)?;
+            tx.commit()?;
+            Ok(settled.then_some(settlement.end))
+        })
+        .await
+    }
+
+    /// Settles every run left queued or running (after a stop, none of them still is), in
+    /// one transaction; `decide` says how each ended. Returns how many there were.
+    pub async fn settle_unfinished<F>(&self, decide: F) -> StoreResult<usize>
+    where
+        F: Fn(&RunRow) -> Settlement + Send + 'static,
+    {
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let runs = unfinished(&tx)?;
+            for run in &runs {
+                settle_in(&tx, run, &decide(run))?;
+            }
+            tx.commit()?;
+            Ok(runs.len())
+        })
+        .await
+    }
+
+    /// A run by id, whoever's it is (for the engine; faces use [`Store::user_run`]).
+    pub async fn get_run(&self, id: &str) -> StoreResult<Option<RunRow>> {
+        let id = id.to_string();
+        self.run(move |conn| get(conn, &id)).await
+    }
+
+    /// The user's run (another user's id is "not found").
+    pub async fn user_run(&self, user_id: &str, id: &str) -> StoreResult<Option<RunRow>> {
+        let (uid, id) = (user_id.to_string(), id.to_string());
+        self.run(move |conn| get_for_user(conn, &uid, &id)).await
+    }
+
+    /// The user's runs, newest first, optionally by status and FMU (id or name), and how many
+    /// match in all.
+    pub async fn list_runs(
+        &self,
+        user_id: &str,
+        status: Option<RunStatus>,
+        fmu: Option<String>,
+        limit: u32,
+        offset: i64,
+    ) -> StoreResult<(Vec<RunRow>, u64)> {
+        let uid = user_id.to_string();
+        self.run(move |conn| list(conn, &uid, status, fmu.as_deref(), limit, offset))
+            .await
+    }
+
+    /// Succeeded runs whose results ended before `finished_before` and are still kept,
+    /// oldest first, at most `limit`.
+    pub async fn expired_results(
+        &self,
+        finished_before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<String>> {
+        self.run(move |conn| results_to_remove(conn, finished_before, limit))
+            .await
+    }
+
+    /// Records that these runs' results were removed, in one transaction.
+    pub async fn results_removed(&self, ids: Vec<String>) -> StoreResult<()> {
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let now = now_ms();
+            for id in &ids {
+                mark_result_removed(&tx, id, now)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Records how `run` ended and moves its credits, inside the caller's transaction. `false`
+/// (and nothing changed) when the run was already settled.
+fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<bool> {
+    let now = now_ms();
+    let credits = if s.charged { run.credits_reserved } else { 0 };
+    let status = RunStatus::from(s.end);
+    let failure_kind = match s.end {
+        RunEnd::Failed(kind) => Some(kind),
+        _ => None,
+    };
+    let finish_as = Finish {
+        status,
+        failure_kind,
+        charged: s.charged,
+        credits_charged: credits,
+        error: s.error.as_deref(),
+        log: s.log.as_deref(),
+    };
+    if !finish(tx, &run.id, &finish_as, now)? {
+        return Ok(false);
+    }
+    let id = &run.id;
+    if s.charged {
+        let reason = format!("Run {id} charged {credits} credit(s)");
+        ledger::apply(
+            tx,
+            &run.user_id,
+            0,
+            EntryKind::Settle,
+            &reason,
+            Some(id),
+            now,
+        )?;
+        let name = if run.fmu_name.trim().is_empty() {
+            "(unnamed)"
+        } else {
+            &run.fmu_name
+        };
+        let key = run.api_key_id.as_deref();
+        super::usage::insert(tx, &run.user_id, now, name, credits, key, Some(id))?;
+    } else if run.credits_reserved > 0 {
+        let why = failure_kind.map_or(status.as_str(), FailureKind::as_str);
+        let reason = format!("Run {id} {why}: refunded");
+        let refund = run.credits_reserved;
+        ledger::apply(
+            tx,
+            &run.user_id,
+            refund,
+            EntryKind::Refund,
+            &reason,
+            Some(id),
+            now,
+        )?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

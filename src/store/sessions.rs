@@ -2,7 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreResult;
+use super::users::User;
+use super::{Store, StoreResult, now_ms};
 
 /// A live session found by its token hash.
 #[derive(Clone, Debug)]
@@ -13,7 +14,7 @@ pub struct SessionRow {
 }
 
 /// A new session; `api_key_id` is the key it was opened with, if any.
-pub struct NewSession<'a> {
+pub(super) struct NewSession<'a> {
     pub token_hash: &'a [u8],
     pub user_id: &'a str,
     pub csrf_token: &'a str,
@@ -22,7 +23,7 @@ pub struct NewSession<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(conn: &Connection, s: &NewSession<'_>) -> StoreResult<()> {
+pub(super) fn insert(conn: &Connection, s: &NewSession<'_>) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, api_key_id, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -40,7 +41,7 @@ pub fn insert(conn: &Connection, s: &NewSession<'_>) -> StoreResult<()> {
 
 /// The session with this token hash, if it has not expired and, when it was opened with an
 /// API key, that key is neither revoked nor expired (a session never outlives its key).
-pub fn find_live(
+pub(super) fn find_live(
     conn: &Connection,
     token_hash: &[u8],
     now: i64,
@@ -65,7 +66,7 @@ pub fn find_live(
 }
 
 /// Moves a session's expiry forward (sliding expiry for active users).
-pub fn extend(conn: &Connection, token_hash: &[u8], expires_at: i64) -> StoreResult<()> {
+pub(super) fn extend(conn: &Connection, token_hash: &[u8], expires_at: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE sessions SET expires_at = ?2 WHERE token_hash = ?1",
         params![token_hash, expires_at],
@@ -73,22 +74,26 @@ pub fn extend(conn: &Connection, token_hash: &[u8], expires_at: i64) -> StoreRes
     Ok(())
 }
 
-pub fn delete(conn: &Connection, token_hash: &[u8]) -> StoreResult<()> {
+pub(super) fn delete(conn: &Connection, token_hash: &[u8]) -> StoreResult<()> {
     conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
     Ok(())
 }
 
 /// "Log out everywhere": returns how many sessions were ended.
-pub fn delete_all_for_user(conn: &Connection, user_id: &str) -> StoreResult<usize> {
+pub(super) fn delete_all_for_user(conn: &Connection, user_id: &str) -> StoreResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?)
 }
 
-pub fn delete_expired(conn: &Connection, now: i64) -> StoreResult<usize> {
+pub(super) fn delete_expired(conn: &Connection, now: i64) -> StoreResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?)
 }
 
 /// Live sessions opened with each of the user's keys: `(key id, sessions)`.
-pub fn live_by_key(conn: &Connection, user_id: &str, now: i64) -> StoreResult<Vec<(String, i64)>> {
+pub(super) fn live_by_key(
+    conn: &Connection,
+    user_id: &str,
+    now: i64,
+) -> StoreResult<Vec<(String, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT api_key_id, COUNT(*) FROM sessions
          WHERE user_id = ?1 AND api_key_id IS NOT NULL AND expires_at > ?2
@@ -101,6 +106,81 @@ pub fn live_by_key(conn: &Connection, user_id: &str, now: i64) -> StoreResult<Ve
 }
 
 /// Ends the sessions opened with a key (when it is revoked).
-pub fn delete_for_key(conn: &Connection, api_key_id: &str) -> StoreResult<usize> {
+pub(super) fn delete_for_key(conn: &Connection, api_key_id: &str) -> StoreResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE api_key_id = ?1", [api_key_id])?)
+}
+
+/// A browser session to open: the hash of its cookie's token, never the token.
+#[derive(Clone, Debug)]
+pub struct OpenSession {
+    pub token_hash: Vec<u8>,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub api_key_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// Browser sessions: each method is one transaction.
+impl Store {
+    /// Records a new session, and drops expired ones (an opportunistic clean-up that keeps
+    /// the table small without a background job).
+    pub async fn open_session(&self, s: OpenSession) -> StoreResult<()> {
+        self.run(move |conn| {
+            let new = NewSession {
+                token_hash: &s.token_hash,
+                user_id: &s.user_id,
+                csrf_token: &s.csrf_token,
+                api_key_id: s.api_key_id.as_deref(),
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+            };
+            insert(conn, &new)?;
+            delete_expired(conn, s.created_at)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The live session with this token hash, with its user and CSRF token; its expiry is
+    /// moved to `now + ttl` when less than half of `ttl` is left.
+    pub async fn live_session(
+        &self,
+        token_hash: Vec<u8>,
+        ttl_ms: i64,
+    ) -> StoreResult<Option<(User, String)>> {
+        self.run(move |conn| {
+            let now = now_ms();
+            let Some(row) = find_live(conn, &token_hash, now)? else {
+                return Ok(None);
+            };
+            let Some(user) = super::users::get(conn, &row.user_id)? else {
+                return Ok(None);
+            };
+            if row.expires_at - now < ttl_ms / 2 {
+                extend(conn, &token_hash, now + ttl_ms)?;
+            }
+            Ok(Some((user, row.csrf_token)))
+        })
+        .await
+    }
+
+    /// Ends one session (logout).
+    pub async fn end_session(&self, token_hash: Vec<u8>) -> StoreResult<()> {
+        self.run(move |conn| delete(conn, &token_hash)).await
+    }
+
+    /// Ends every session of the user; returns how many there were.
+    pub async fn end_user_sessions(&self, user_id: &str) -> StoreResult<usize> {
+        let user_id = user_id.to_string();
+        self.run(move |conn| delete_all_for_user(conn, &user_id))
+            .await
+    }
+
+    /// How many live sessions were opened with each of the user's keys.
+    pub async fn sessions_by_key(&self, user_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        let user_id = user_id.to_string();
+        self.run(move |conn| live_by_key(conn, &user_id, now_ms()))
+            .await
+    }
 }

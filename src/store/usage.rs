@@ -3,7 +3,7 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
-use super::StoreResult;
+use super::{Store, StoreResult};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageRow {
@@ -45,7 +45,7 @@ pub struct Query {
     pub descending: bool,
 }
 
-pub fn insert(
+pub(super) fn insert(
     conn: &Connection,
     user_id: &str,
     now: i64,
@@ -94,7 +94,7 @@ fn bind(user_id: &str, query: &Query) -> Vec<Value> {
 }
 
 /// One page of rows and the number of rows in all pages.
-pub fn page(
+pub(super) fn page(
     conn: &Connection,
     user_id: &str,
     query: &Query,
@@ -119,7 +119,7 @@ pub fn page(
 
 /// Calls `each` for every matching row in order, holding one row in memory at a time.
 /// Stops early (without error) when `each` returns `false`.
-pub fn for_each(
+pub(super) fn for_each(
     conn: &Connection,
     user_id: &str,
     query: &Query,
@@ -140,7 +140,11 @@ pub fn for_each(
 }
 
 /// Runs and credits per UTC day since `since` (ms), oldest first: (day start ms, runs, credits).
-pub fn per_day(conn: &Connection, user_id: &str, since: i64) -> StoreResult<Vec<(i64, i64, i64)>> {
+pub(super) fn per_day(
+    conn: &Connection,
+    user_id: &str,
+    since: i64,
+) -> StoreResult<Vec<(i64, i64, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT (created_at / 86400000) * 86400000 AS day, COUNT(*), SUM(credits) FROM usage
          WHERE user_id = ?1 AND created_at >= ?2 GROUP BY day ORDER BY day",
@@ -149,4 +153,88 @@ pub fn per_day(conn: &Connection, user_id: &str, since: i64) -> StoreResult<Vec<
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+/// A billable event to record in the usage table.
+#[derive(Clone, Debug)]
+pub struct UsageRecord {
+    pub fmu_name: String,
+    pub credits: i64,
+    pub api_key_id: Option<String>,
+    pub run_id: Option<String>,
+    /// When it happened (ms).
+    pub at: i64,
+}
+
+/// Rows handed from the reading thread to the stream at a time, at most.
+const STREAM_BUFFER: usize = 64;
+
+/// Usage: each method is one transaction.
+impl Store {
+    /// Records one billable event on its own (settling a run records its usage inside the
+    /// settlement, see [`Store::settle_run`]). Returns the row's id.
+    pub async fn record_usage(&self, user_id: &str, r: UsageRecord) -> StoreResult<i64> {
+        let user_id = user_id.to_string();
+        self.run(move |conn| {
+            let key = r.api_key_id.as_deref();
+            insert(
+                conn,
+                &user_id,
+                r.at,
+                &r.fmu_name,
+                r.credits,
+                key,
+                r.run_id.as_deref(),
+            )
+        })
+        .await
+    }
+
+    /// One page of the user's rows and the number of rows in all pages.
+    pub async fn usage_page(
+        &self,
+        user_id: &str,
+        query: Query,
+        limit: u32,
+        offset: i64,
+    ) -> StoreResult<(Vec<UsageRow>, u64)> {
+        let user_id = user_id.to_string();
+        self.run(move |conn| page(conn, &user_id, &query, limit, offset))
+            .await
+    }
+
+    /// Every matching row in order, read while the stream is consumed: one reading thread
+    /// hands rows over through a small buffer, so memory stays flat however many rows there
+    /// are, and dropping the stream stops the query.
+    pub fn usage_rows(
+        &self,
+        user_id: &str,
+        query: Query,
+    ) -> impl futures_util::Stream<Item = StoreResult<UsageRow>> + Send + 'static {
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let (store, user_id) = (self.clone(), user_id.to_string());
+        tokio::task::spawn_blocking(move || {
+            let result = store.conn().and_then(|conn| {
+                for_each(&conn, &user_id, &query, |row| {
+                    tx.blocking_send(Ok(row)).is_ok()
+                })
+            });
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+    }
+
+    /// Runs and credits per UTC day since `since` (ms), oldest first: (day start ms, runs,
+    /// credits); days without usage are left out.
+    pub async fn usage_per_day(
+        &self,
+        user_id: &str,
+        since: i64,
+    ) -> StoreResult<Vec<(i64, i64, i64)>> {
+        let user_id = user_id.to_string();
+        self.run(move |conn| per_day(conn, &user_id, since)).await
+    }
 }

@@ -2,7 +2,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::StoreResult;
+use super::api_keys::KeyRow;
+use super::ledger::{self, EntryKind};
+use super::{Store, StoreResult, now_ms, write_tx};
 
 /// An account as the rest of the service sees it (never the password hash).
 #[derive(Clone, Debug)]
@@ -15,8 +17,8 @@ pub struct User {
     pub has_password: bool,
 }
 
-/// What `insert` needs; the caller grants the free credits through the ledger.
-pub struct NewUser<'a> {
+/// What `insert` needs; the free credits go through the ledger.
+pub(super) struct NewUser<'a> {
     pub id: &'a str,
     pub email: &'a str,
     pub email_normalized: &'a str,
@@ -39,7 +41,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 /// Inserts a user with zero credits. `Ok(false)` when the normalized email is taken.
-pub fn insert(conn: &Connection, user: &NewUser<'_>) -> StoreResult<bool> {
+pub(super) fn insert(conn: &Connection, user: &NewUser<'_>) -> StoreResult<bool> {
     let result = conn.execute(
         "INSERT INTO users (id, email, email_normalized, name, password_hash, credits, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
@@ -69,7 +71,7 @@ pub fn get(conn: &Connection, id: &str) -> StoreResult<Option<User>> {
 }
 
 /// The user with this normalized email and their password hash, if they have one.
-pub fn find_by_email(
+pub(super) fn find_by_email(
     conn: &Connection,
     email_normalized: &str,
 ) -> StoreResult<Option<(User, Option<String>)>> {
@@ -79,4 +81,114 @@ pub fn find_by_email(
             Ok((from_row(row)?, row.get(6)?))
         })
         .optional()?)
+}
+
+/// A new account, as the domain decided it: the store writes all of it or none.
+#[derive(Clone, Debug)]
+pub struct NewAccount {
+    pub id: String,
+    pub email: String,
+    pub email_normalized: String,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+    /// Credits granted on sign-up, unless `grant_address` has had `grant_cap` grants today.
+    pub free_credits: i64,
+    /// The client's address (IPv4, or IPv6 /64) for the cap; `None`: no cap.
+    pub grant_address: Option<String>,
+    pub grant_cap: u32,
+    /// An API key created with the account.
+    pub first_key: Option<KeyRow>,
+}
+
+/// An account just created, and whether its free credits were withheld by the cap.
+#[derive(Clone, Debug)]
+pub struct CreatedAccount {
+    pub user: User,
+    pub free_credits_withheld: bool,
+}
+
+/// Accounts: each method is one transaction.
+impl Store {
+    /// Creates the account, grants the free credits (a ledger row, counted against the
+    /// address's daily cap) and stores its first key, in one transaction: either the whole
+    /// account exists or none of it. `None` when the email is taken.
+    pub async fn create_account(&self, new: NewAccount) -> StoreResult<Option<CreatedAccount>> {
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let row = NewUser {
+                id: &new.id,
+                email: &new.email,
+                email_normalized: &new.email_normalized,
+                name: new.name.as_deref(),
+                password_hash: new.password_hash.as_deref(),
+                created_at: new.created_at,
+            };
+            if !insert(&tx, &row)? {
+                return Ok(None);
+            }
+            let now = new.created_at;
+            let granted = new.free_credits > 0
+                && match &new.grant_address {
+                    Some(a) => super::free_grants::take(&tx, a, now, new.grant_cap)?,
+                    None => true,
+                };
+            if granted {
+                let reason = "Free credits on sign-up";
+                ledger::apply(
+                    &tx,
+                    &new.id,
+                    new.free_credits,
+                    EntryKind::Grant,
+                    reason,
+                    None,
+                    now,
+                )?;
+            }
+            if let Some(k) = &new.first_key {
+                super::api_keys::insert(&tx, &k.id, &new.id, &k.label, now, k.expires_at)?;
+            }
+            let user = get(&tx, &new.id)?;
+            tx.commit()?;
+            Ok(user.map(|user| CreatedAccount {
+                user,
+                free_credits_withheld: new.free_credits > 0 && !granted,
+            }))
+        })
+        .await
+    }
+
+    /// The account by id.
+    pub async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        let id = id.to_string();
+        self.run(move |conn| get(conn, &id)).await
+    }
+
+    /// The account with this (normalized) email, and its password hash if it has one.
+    pub async fn user_by_email(
+        &self,
+        normalized: &str,
+    ) -> StoreResult<Option<(User, Option<String>)>> {
+        let normalized = normalized.to_string();
+        self.run(move |conn| find_by_email(conn, &normalized)).await
+    }
+
+    /// Adds credits to an account (a grant: one ledger row); returns the new balance, or
+    /// `None` when there is no such account.
+    pub async fn grant_credits(
+        &self,
+        user_id: &str,
+        credits: i64,
+        reason: &str,
+    ) -> StoreResult<Option<i64>> {
+        let (id, reason) = (user_id.to_string(), reason.to_string());
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let balance =
+                ledger::apply(&tx, &id, credits, EntryKind::Grant, &reason, None, now_ms())?;
+            tx.commit()?;
+            Ok(balance)
+        })
+        .await
+    }
 }

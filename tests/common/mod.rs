@@ -173,7 +173,7 @@ impl TestApp {
         csrf_from(&page).expect("the page carries a CSRF token")
     }
 
-    /// Records usage through the same domain function runs use.
+    /// Records usage through the store's named operation.
     pub async fn record_usage(
         &self,
         user_id: &str,
@@ -182,19 +182,18 @@ impl TestApp {
         key: Option<&str>,
         at_ms: i64,
     ) {
-        let (user_id, fmu, key) = (
-            user_id.to_string(),
-            fmu.to_string(),
-            key.map(str::to_string),
-        );
-        let conn = self.state.store.conn().unwrap();
-        let event = fmu_gateway::domain::usage::UsageEvent {
-            fmu_name: &fmu,
+        let record = fmu_gateway::store::usage::UsageRecord {
+            fmu_name: fmu.to_string(),
             credits,
-            api_key_id: key.as_deref(),
+            api_key_id: key.map(str::to_string),
             run_id: None,
+            at: at_ms,
         };
-        fmu_gateway::domain::usage::record(&conn, &user_id, &event, at_ms).unwrap();
+        self.state
+            .store
+            .record_usage(user_id, record)
+            .await
+            .unwrap();
     }
 }
 

@@ -22,13 +22,13 @@ use crate::auth::{self, Principal};
 use crate::domain::error::{AppError, AppResult};
 use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::new_id;
-use crate::domain::usage::{self, UsageEvent};
 use crate::sim::plan::{self, RunSettings};
 use crate::sim::protocol::{Interface, Solver};
 use crate::sim::result_file::ResultFile;
 use crate::sim::runner::SimError;
 use crate::state::State;
-use crate::store::{self, StoreError, ledger::EntryKind, runs::RunRow};
+use crate::store::runs::{Idempotency, Reservation, RunRow, Settlement};
+use crate::store::{Store, StoreError};
 use charging::{FailureKind, ModelOrigin, RunEnd};
 pub use status::RunStatus;
 
@@ -205,7 +205,7 @@ pub async fn start(
         credits_charged: 0,
         error: None,
         log: None,
-        created_at: store::now_ms(),
+        created_at: crate::store::now_ms(),
         started_at: None,
         finished_at: None,
         failure_kind: None,
@@ -214,77 +214,34 @@ pub async fn start(
     };
     let billing = crate::links::billing(&state.config.public_url);
     let max_active = state.config.max_active_runs_per_user;
-    let (run_for_tx, key_for_tx) = (run.clone(), idempotency_key.clone());
+    let idempotency = idempotency_key.map(|key| Idempotency {
+        key,
+        request_hash,
+        since: run.created_at - IDEMPOTENCY_WINDOW_MS,
+    });
     let outcome = state
         .store
-        .run(move |conn| {
-            let tx = store::write_tx(conn)?;
-            if let Some(key) = &key_for_tx
-                && let Some((hash, run_id)) = store::runs::idempotent(
-                    &tx,
-                    &run_for_tx.user_id,
-                    key,
-                    run_for_tx.created_at - IDEMPOTENCY_WINDOW_MS,
-                )?
-            {
-                return Ok(Reserve::Replay {
-                    same_request: hash == request_hash,
-                    run: store::runs::get(&tx, &run_id)?.map(Box::new),
-                });
-            }
-            // Fair share: counted in the same write transaction as the reservation, so
-            // concurrent starts cannot overshoot the cap.
-            if store::runs::count_active(&tx, &run_for_tx.user_id)? >= max_active {
-                return Ok(Reserve::Busy);
-            }
-            let reason = format!("Run {} ({})", run_for_tx.id, run_for_tx.fmu_name);
-            if store::ledger::apply(
-                &tx,
-                &run_for_tx.user_id,
-                -cost,
-                EntryKind::Reserve,
-                &reason,
-                Some(&run_for_tx.id),
-                run_for_tx.created_at,
-            )?
-            .is_none()
-            {
-                return Ok(Reserve::NoCredits);
-            }
-            store::runs::insert(&tx, &run_for_tx)?;
-            if let Some(key) = &key_for_tx {
-                store::runs::remember_idempotency(
-                    &tx,
-                    &run_for_tx.user_id,
-                    key,
-                    &request_hash,
-                    &run_for_tx.id,
-                    run_for_tx.created_at,
-                )?;
-            }
-            tx.commit()?;
-            Ok(Reserve::Reserved)
-        })
+        .reserve_run(run.clone(), idempotency, max_active)
         .await?;
     match outcome {
-        Reserve::Replay {
+        Reservation::Replay {
             same_request: true,
             run: Some(run),
         } => {
             return Ok(Started { run: *run });
         }
-        Reserve::Replay { .. } => {
+        Reservation::Replay { .. } => {
             return Err(AppError::Invalid(
                 "this Idempotency-Key was already used with a different request".into(),
             ));
         }
-        Reserve::NoCredits => {
+        Reservation::NoCredits => {
             return Err(AppError::PaymentRequired(format!(
                 "a run costs {cost} credit{}; your balance is too low. Buy credits at {billing}",
                 if cost == 1 { "" } else { "s" }
             )));
         }
-        Reserve::Busy => {
+        Reservation::Busy => {
             return Err(AppError::Busy(
                 format!(
                     "you already have {max_active} run{} queued or running, the most one account may have: \
@@ -294,7 +251,7 @@ pub async fn start(
                 BUSY_RETRY_AFTER,
             ));
         }
-        Reserve::Reserved => {}
+        Reservation::Reserved => {}
     }
     let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
     state
@@ -310,17 +267,6 @@ pub async fn start(
 /// What `Retry-After` says when a user is at their cap of active runs: a guess at when one of
 /// their runs ends (most take seconds).
 const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
-
-enum Reserve {
-    Reserved,
-    NoCredits,
-    /// The user is at `max_active_runs_per_user`.
-    Busy,
-    Replay {
-        same_request: bool,
-        run: Option<Box<RunRow>>,
-    },
-}
 
 /// Where a run's results are kept (a [`ResultFile`]).
 fn result_path(state: &State, run_id: &str) -> PathBuf {
@@ -364,11 +310,7 @@ async fn execute(
     // reaches a worker and is not charged.
     let result = match state.workers.slot(Some(&mut cancel)).await {
         Ok(slot) => {
-            let id = run_id.to_string();
-            let marked = state
-                .store
-                .run(move |conn| store::runs::mark_running(conn, &id, store::now_ms()))
-                .await;
+            let marked = state.store.start_run(run_id).await;
             match (marked, create_result_file(state, run_id)) {
                 (Ok(true), Ok((partial, file))) => {
                     let result = slot.run(job, timeout, Some(cancel), file).await;
@@ -404,16 +346,11 @@ async fn settle(
     {
         tracing::error!(run_id, error = %e, "a run failed because of the service");
     }
-    let id = run_id.to_string();
     let ended = state
         .store
-        .run(move |conn| {
-            let tx = store::write_tx(conn)?;
-            let Some(run) = store::runs::get(&tx, &id)? else {
-                return Ok(None);
-            };
-            let (end, error, log) = match &result {
-                Ok(log) => (RunEnd::Succeeded, None, Some(log.clone())),
+        .settle_run(run_id, move |run| {
+            let (end, error, log) = match result {
+                Ok(log) => (RunEnd::Succeeded, None, Some(log)),
                 Err(SimError::Cancelled) if run.status == RunStatus::Queued => (
                     RunEnd::CancelledQueued,
                     Some(SimError::Cancelled.to_string()),
@@ -424,90 +361,26 @@ async fn settle(
                     Some(SimError::Cancelled.to_string()),
                     None,
                 ),
-                Err(e @ SimError::Failed { log, .. }) => (
-                    RunEnd::Failed(FailureKind::from(e)),
-                    Some(e.to_string()),
-                    Some(log.clone()),
-                ),
-                Err(e) => (
-                    RunEnd::Failed(FailureKind::from(e)),
-                    Some(e.to_string()),
-                    None,
-                ),
+                Err(e) => {
+                    let error = Some(e.to_string());
+                    let kind = FailureKind::from(&e);
+                    let log = match e {
+                        SimError::Failed { log, .. } => Some(log),
+                        _ => None,
+                    };
+                    (RunEnd::Failed(kind), error, log)
+                }
             };
-            settle_in(&tx, &run, end, origin, error.as_deref(), log.as_deref())?;
-            tx.commit()?;
-            Ok(Some(end))
+            Settlement {
+                end,
+                charged: charging::is_charged(end, origin),
+                error,
+                log,
+            }
         })
         .await?;
     if let Some(end) = ended {
         state.metrics.run_ended(end);
-    }
-    Ok(())
-}
-
-/// Records how `run` ended and moves its credits, inside the caller's transaction: the
-/// reservation becomes a charge (with a usage row) or is refunded. Does nothing when the run
-/// was already settled.
-fn settle_in(
-    tx: &rusqlite::Transaction<'_>,
-    run: &RunRow,
-    end: RunEnd,
-    origin: ModelOrigin,
-    error: Option<&str>,
-    log: Option<&str>,
-) -> Result<(), StoreError> {
-    let now = store::now_ms();
-    let charged = charging::is_charged(end, origin);
-    let credits = if charged { run.credits_reserved } else { 0 };
-    let status = RunStatus::from(end);
-    let failure_kind = match end {
-        RunEnd::Failed(kind) => Some(kind),
-        _ => None,
-    };
-    let finish = store::runs::Finish {
-        status,
-        failure_kind,
-        charged,
-        credits_charged: credits,
-        error,
-        log,
-    };
-    if !store::runs::finish(tx, &run.id, &finish, now)? {
-        return Ok(()); // settled already
-    }
-    let id = &run.id;
-    if charged {
-        let reason = format!("Run {id} charged {credits} credit(s)");
-        store::ledger::apply(
-            tx,
-            &run.user_id,
-            0,
-            EntryKind::Settle,
-            &reason,
-            Some(id),
-            now,
-        )?;
-        let event = UsageEvent {
-            fmu_name: &run.fmu_name,
-            credits,
-            api_key_id: run.api_key_id.as_deref(),
-            run_id: Some(id),
-        };
-        usage::record(tx, &run.user_id, &event, now)
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-    } else if run.credits_reserved > 0 {
-        let why = failure_kind.map_or(status.as_str(), FailureKind::as_str);
-        let reason = format!("Run {id} {why}: refunded");
-        store::ledger::apply(
-            tx,
-            &run.user_id,
-            run.credits_reserved,
-            EntryKind::Refund,
-            &reason,
-            Some(id),
-            now,
-        )?;
     }
     Ok(())
 }
@@ -616,10 +489,9 @@ pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<Run
     let deadline = tokio::time::Instant::now() + limit;
     let mut pause = Duration::from_millis(2);
     loop {
-        let id = run_id.to_string();
         let run = state
             .store
-            .run(move |conn| store::runs::get(conn, &id))
+            .get_run(run_id)
             .await?
             .ok_or(AppError::NotFound("run"))?;
         if run.status.is_finished() || tokio::time::Instant::now() >= deadline {
@@ -631,10 +503,9 @@ pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<Run
 }
 
 pub async fn get(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow> {
-    let (uid, id) = (user_id.to_string(), run_id.to_string());
     state
         .store
-        .run(move |conn| store::runs::get_for_user(conn, &uid, &id))
+        .user_run(user_id, run_id)
         .await?
         .ok_or(AppError::NotFound("run"))
 }
@@ -647,12 +518,11 @@ pub async fn list(
     limit: u32,
     offset: u64,
 ) -> AppResult<(Vec<RunRow>, u64)> {
-    let uid = user_id.to_string();
     let limit = limit.clamp(1, 500);
     let offset = crate::domain::usage::page_offset(offset)?;
     Ok(state
         .store
-        .run(move |conn| store::runs::list(conn, &uid, status, fmu.as_deref(), limit, offset))
+        .list_runs(user_id, status, fmu, limit, offset)
         .await?)
 }
 
@@ -678,18 +548,20 @@ pub async fn cancel(state: &State, user_id: &str, run_id: &str) -> AppResult<Run
 
 /// At start-up (and at shutdown): every run left queued or running by the last stop was
 /// interrupted by it; the service pays.
-pub fn recover(db: &crate::store::Store) -> Result<usize, StoreError> {
-    let mut conn = db.conn()?;
-    let tx = store::write_tx(&mut conn)?;
-    let runs = store::runs::unfinished(&tx)?;
+pub async fn recover(store: &Store) -> Result<usize, StoreError> {
     let message = "the service stopped during this run; its credits were refunded";
-    for run in &runs {
-        // Interrupted runs are never charged, whoever's model it was.
-        let end = RunEnd::Failed(FailureKind::Interrupted);
-        settle_in(&tx, run, end, ModelOrigin::Upload, Some(message), None)?;
-    }
-    tx.commit()?;
-    Ok(runs.len())
+    store
+        .settle_unfinished(move |_| {
+            // Interrupted runs are never charged, whoever's model it was.
+            let end = RunEnd::Failed(FailureKind::Interrupted);
+            Settlement {
+                end,
+                charged: charging::is_charged(end, ModelOrigin::Upload),
+                error: Some(message.to_string()),
+                log: None,
+            }
+        })
+        .await
 }
 
 /// The start-up self-test: one tiny library simulation (Dahlquist, x' = -k x) through the
