@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod billing;
 pub mod error;
 pub mod fmus;
+pub mod ids;
 pub mod keys;
 pub mod runs;
 pub mod usage;

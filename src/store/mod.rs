@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod billing;
 pub mod fmus;
 pub mod free_grants;
+mod ids;
 pub mod ledger;
 pub mod runs;
 pub mod sessions;
