@@ -7,7 +7,10 @@
 //! Scenarios: reads (JSON and HTML), signed Stripe webhooks (new payments and redeliveries),
 //! and small simulation runs.
 //! Client and server share the machine, as they would on a 2-core box under test.
-//! Settings: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50).
+//! Settings: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50), BENCH_ONLY (run only
+//! the scenarios whose name contains this text), BENCH_SERVER_CPUS (pin the server to these
+//! CPUs, e.g. `0` or `0,1`: how a route scales from one free core to two is the ratio of two
+//! runs, with the load generator unpinned).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -92,6 +95,30 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// Makes the command's process run only on `cpus` (comma-separated CPU numbers); the
+/// server's runtime then sizes itself to them, as it would on a machine with that many.
+fn pin_to(command: &mut Command, cpus: &str) {
+    use std::os::unix::process::CommandExt;
+    let cpus: Vec<usize> = cpus
+        .split(',')
+        .map(|c| c.trim().parse().expect("BENCH_SERVER_CPUS: CPU numbers, e.g. 0,1"))
+        .collect();
+    // SAFETY: sched_setaffinity on the child itself, between fork and exec; it allocates
+    // nothing and touches no lock.
+    unsafe {
+        command.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &cpu in &cpus {
+                libc::CPU_SET(cpu, &mut set);
+            }
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 async fn start_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -99,7 +126,11 @@ async fn start_server() -> Server {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"));
+    if let Ok(cpus) = std::env::var("BENCH_SERVER_CPUS") {
+        pin_to(&mut command, &cpus);
+    }
+    let child = command
         .args([
             "serve",
             "--listen",
@@ -319,7 +350,8 @@ async fn main() {
         "{:<42} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11}",
         "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "cpu ms/req"
     );
-    for (name, make) in scenarios {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    for (name, make) in scenarios.into_iter().filter(|(n, _)| n.contains(&only)) {
         load(&client, connections, 2, make.clone()).await;
         let cpu_before = cpu_time(server.child.id());
         let mut out = load(&client, connections, seconds, make).await;
@@ -346,6 +378,9 @@ async fn main() {
     }
     // Simulation runs over HTTP: a small synchronous library run (Dahlquist, 100 steps),
     // back to back at concurrency 1 and 8.
+    if !"POST /api/v1/runs".contains(&only) {
+        return;
+    }
     {
         let db =
             fmu_gateway::store::Store::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
