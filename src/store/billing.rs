@@ -568,4 +568,128 @@ mod tests {
             .unwrap();
         assert_eq!(sync, 1, "NORMAL again after the FULL commit");
     }
+
+    fn event(id: &str, kind: &str) -> StripeEvent {
+        StripeEvent {
+            id: id.into(),
+            kind: kind.into(),
+        }
+    }
+
+    /// The user's balance, flag, ledger rows, and the purchase's refund columns.
+    async fn state_of(store: &Store) -> (i64, Option<String>, i64, (i64, i64, i64)) {
+        store
+            .run(|conn| {
+                let (credits, flag) = conn.query_row(
+                    "SELECT credits, billing_flag FROM users WHERE id = 'u'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let rows =
+                    conn.query_row("SELECT COUNT(*) FROM credit_ledger", [], |r| r.get(0))?;
+                let refund = conn.query_row(
+                    "SELECT refunded_cents, credits_removed, credits_unrecovered FROM purchases",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                Ok((credits, flag, rows, refund))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_session_credits_once_and_its_refund_takes_back_what_is_left_and_flags_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
+        store
+            .run(|conn| {
+                conn.execute(
+                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
+                     VALUES ('u', 'a@b.c', 'a@b.c', 0, 0)",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let purchase = |id: &str| NewPurchase {
+            id: id.into(),
+            user_id: "u".into(),
+            plan: "starter".into(),
+            credits: 100,
+            amount_cents: 1000,
+            currency: "usd".into(),
+            checkout_session_id: "cs_1".into(),
+            payment_intent_id: Some("pi_1".into()),
+            created_at: 1,
+        };
+        let completed = event("evt_a", "checkout.session.completed");
+        let granted = store
+            .credit_purchase(completed.clone(), purchase("pur_a"), "Bought".into(), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            granted,
+            EventOutcome::Handled("granted 100 credits to u (balance 100)".into())
+        );
+        assert_eq!(
+            store
+                .credit_purchase(completed, purchase("pur_x"), "Bought".into(), 2)
+                .await
+                .unwrap(),
+            EventOutcome::Duplicate
+        );
+        // The session's other success event finds it credited.
+        let other = store
+            .credit_purchase(
+                event("evt_b", "checkout.session.async_payment_succeeded"),
+                purchase("pur_b"),
+                "Bought".into(),
+                3,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            other,
+            EventOutcome::Handled("already granted: session cs_1 was credited before".into())
+        );
+        assert_eq!(state_of(&store).await, (100, None, 1, (0, 0, 0)));
+
+        // 70 credits are spent; then the whole charge is refunded.
+        store
+            .run(|conn| {
+                conn.execute("UPDATE users SET credits = 30 WHERE id = 'u'", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let refund = ChargeRefund {
+            payment_intent: "pi_1".into(),
+            charged_cents: 1000,
+            refunded_cents: 1000,
+        };
+        let refunded = event("evt_c", "charge.refunded");
+        assert_eq!(
+            store
+                .refund_purchase(refunded.clone(), refund.clone(), 4)
+                .await
+                .unwrap(),
+            EventOutcome::Handled("took back 30 credits; 70 already spent, account flagged".into())
+        );
+        let after = state_of(&store).await;
+        assert_eq!((after.0, after.2, after.3), (0, 2, (1000, 30, 70)));
+        assert!(
+            after
+                .1
+                .as_deref()
+                .unwrap()
+                .contains("70 had already been spent")
+        );
+        assert_eq!(
+            store.refund_purchase(refunded, refund, 5).await.unwrap(),
+            EventOutcome::Duplicate
+        );
+        assert_eq!(state_of(&store).await, after, "a replay changes nothing");
+    }
 }
