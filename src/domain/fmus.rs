@@ -14,7 +14,8 @@ use crate::domain::error::AppError;
 use crate::fmi::archive::{self, Limits};
 use crate::fmi::describe::{self, ModelInfo};
 use crate::state::State;
-use crate::store::{self, StoreError, fmus::FmuRow};
+use crate::store::fmus::{FmuRow, NewFmu, Owned};
+use crate::store::{self, StoreError};
 
 /// Why a registry operation failed. The faces turn it into HTTP through [`AppError`], once.
 #[derive(Debug, thiserror::Error)]
@@ -184,13 +185,7 @@ pub async fn add_upload(
     .await?
     .map_err(io("reading the stored upload"))?;
 
-    let known = {
-        let id = id.clone();
-        state
-            .store
-            .run(move |conn| store::fmus::exists(conn, &id))
-            .await?
-    };
+    let known = state.store.has_fmu(&id).await?;
     if !known {
         let (tmp, id2, data) = (tmp_file.clone(), id.clone(), data_dir.clone());
         let (info, stored) =
@@ -200,54 +195,37 @@ pub async fn add_upload(
                 id: id.clone(),
                 source,
             })?;
-        let (id2, name, version) = (
-            id.clone(),
-            info.model_name.clone(),
-            info.fmi_version.clone(),
-        );
         state
             .store
-            .run(move |conn| {
-                store::fmus::insert(
-                    conn,
-                    &id2,
-                    None,
-                    &name,
-                    &version,
-                    size as i64,
-                    stored as i64,
-                    &info_json,
-                    store::now_ms(),
-                )
+            .add_fmu(NewFmu {
+                id: id.clone(),
+                model_name: info.model_name.clone(),
+                fmi_version: info.fmi_version.clone(),
+                size_bytes: size as i64,
+                stored_bytes: stored as i64,
+                info: info_json,
+                created_at: store::now_ms(),
             })
             .await?;
     }
     drop(upload);
-    let (id2, uid, fname) = (id.clone(), user_id.to_string(), file_name.to_string());
     let quota = i64::try_from(state.config.storage_quota_bytes).unwrap_or(i64::MAX);
-    let (owned, row) = state
+    let upload = state
         .store
-        .run(move |conn| {
-            let owned = store::fmus::add_owner(conn, &id2, &uid, &fname, store::now_ms(), quota)?;
-            Ok((owned, store::fmus::visible(conn, &uid, &id2)?))
-        })
+        .add_upload(&id, user_id, file_name, store::now_ms(), quota)
         .await?;
-    if let store::fmus::Owned::OverQuota { used, adding } = owned {
+    if let Owned::OverQuota { used, adding } = upload.owned {
         // Files extracted for this request alone go again; bytes others own stay.
-        let fid = id.clone();
-        let orphan = state
-            .store
-            .run(move |conn| store::fmus::remove_if_unowned(conn, &fid))
-            .await?;
+        let orphan = state.store.forget_unowned_fmu(&id).await?;
         if orphan {
             remove_files(&data_dir, &id);
         }
         return Err(over_quota(used, adding, state.config.storage_quota_bytes));
     }
-    let record = FmuRecord::from_row(row.ok_or(RegistryError::NotFound)?)?;
+    let record = FmuRecord::from_row(upload.row.ok_or(RegistryError::NotFound)?)?;
     Ok((
         record,
-        if owned == store::fmus::Owned::Added && !known {
+        if upload.owned == Owned::Added && !known {
             Stored::Created
         } else {
             Stored::AlreadyThere
@@ -365,11 +343,7 @@ impl UploadFile {
 
 /// Bytes the user's uploads take on disk (what counts against their storage quota).
 pub async fn storage_used(state: &State, user_id: &str) -> Result<i64> {
-    let uid = user_id.to_string();
-    Ok(state
-        .store
-        .run(move |conn| store::fmus::storage_used(conn, &uid))
-        .await?)
+    Ok(state.store.storage_used(user_id).await?)
 }
 
 /// Streams an uploaded file into a temp file in the registry, refusing more than the
@@ -434,37 +408,30 @@ pub async fn resolve(state: &State, user_id: &str, reference: &str) -> Result<Fm
         .strip_prefix("lib:")
         .or_else(|| reference.strip_prefix("msl:"))
         .map(|name| format!("lib:{name}"));
-    let uid = user_id.to_string();
-    let r = reference.to_string();
-    let row = state
-        .store
-        .run(move |conn| match library_id {
-            Some(lib) => store::fmus::by_library_id(conn, &uid, &lib),
-            None => store::fmus::visible(conn, &uid, &r.to_ascii_lowercase()),
-        })
-        .await?;
+    let row = match library_id {
+        Some(lib) => state.store.library_model(user_id, &lib).await?,
+        None => {
+            state
+                .store
+                .visible_fmu(user_id, &reference.to_ascii_lowercase())
+                .await?
+        }
+    };
     FmuRecord::from_row(row.ok_or(RegistryError::NotFound)?)
 }
 
 /// Library models and the user's uploads.
 pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> Result<Vec<FmuRecord>> {
-    let (uid, q) = (
-        user_id.to_string(),
-        query.map(str::to_string).filter(|q| !q.trim().is_empty()),
-    );
-    let rows = state
-        .store
-        .run(move |conn| store::fmus::list(conn, &uid, q.as_deref()))
-        .await?;
+    let query = query.filter(|q| !q.trim().is_empty());
+    let rows = state.store.fmus_for(user_id, query).await?;
     rows.into_iter().map(FmuRecord::from_row).collect()
 }
 
 /// Removes the user's upload; the files go when nobody uses them any more.
 pub async fn delete(state: &State, user_id: &str, id: &str) -> Result<()> {
-    let (uid, fid) = (user_id.to_string(), id.to_ascii_lowercase());
     let still_used = state
         .store
-        .run(move |conn| store::fmus::remove_owner(conn, &fid, &uid))
+        .remove_upload(&id.to_ascii_lowercase(), user_id)
         .await?
         .ok_or(RegistryError::NotFound)?;
     if !still_used {
@@ -479,8 +446,7 @@ pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> 
     std::fs::create_dir_all(root(data_dir)).map_err(io("creating the registry directory"))?;
     for (name, version, bytes) in crate::fmi::library::DEMO_FMUS {
         let id = hex::encode(Sha256::digest(bytes));
-        let conn = db.conn()?;
-        if store::fmus::exists(&conn, &id)? {
+        if db.has_fmu_blocking(&id)? {
             continue;
         }
         let file = temp_path(data_dir, "library");
@@ -496,21 +462,18 @@ pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> 
             id: id.clone(),
             source,
         })?;
-        let mut conn = conn;
-        let tx = store::write_tx(&mut conn).map_err(crate::store::StoreError::from)?;
-        store::fmus::retire_library_id(&tx, &library_id)?;
-        store::fmus::insert(
-            &tx,
-            &id,
-            Some(&library_id),
-            name,
-            &info.fmi_version,
-            bytes.len() as i64,
-            stored as i64,
-            &json,
-            store::now_ms(),
+        db.add_library_model_blocking(
+            NewFmu {
+                id: id.clone(),
+                model_name: name.to_string(),
+                fmi_version: info.fmi_version.clone(),
+                size_bytes: bytes.len() as i64,
+                stored_bytes: stored as i64,
+                info: json,
+                created_at: store::now_ms(),
+            },
+            &library_id,
         )?;
-        tx.commit().map_err(crate::store::StoreError::from)?;
         added += 1;
     }
     Ok(added)
@@ -520,34 +483,36 @@ pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> 
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_rebuilt_library_model_replaces_the_old_one_on_start() {
+    #[tokio::test]
+    async fn a_rebuilt_library_model_replaces_the_old_one_on_start() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::store::Store::open(&dir.path().join("db.sqlite"), 2).unwrap();
-        let conn = db.conn().unwrap();
         // What an older build of the binary left behind.
-        store::fmus::insert(
-            &conn,
-            &"0".repeat(64),
-            Some("lib:BouncingBall"),
-            "BouncingBall",
-            "3.0",
-            1,
-            1,
-            "{}",
-            0,
-        )
-        .unwrap();
-        drop(conn);
+        let old = NewFmu {
+            id: "0".repeat(64),
+            model_name: "BouncingBall".into(),
+            fmi_version: "3.0".into(),
+            size_bytes: 1,
+            stored_bytes: 1,
+            info: "{}".into(),
+            created_at: 0,
+        };
+        db.add_library_model_blocking(old, "lib:BouncingBall")
+            .unwrap();
         assert_eq!(
             seed_library(&db, dir.path()).unwrap(),
             crate::fmi::library::DEMO_FMUS.len()
         );
-        let conn = db.conn().unwrap();
-        let row = store::fmus::by_library_id(&conn, "nobody", "lib:BouncingBall")
+        let row = db
+            .library_model("nobody", "lib:BouncingBall")
+            .await
             .unwrap()
             .unwrap();
         assert_ne!(row.id, "0".repeat(64));
+        assert!(
+            db.has_fmu(&"0".repeat(64)).await.unwrap(),
+            "the old row stays for whoever uploaded those bytes"
+        );
         assert_eq!(
             seed_library(&db, dir.path()).unwrap(),
             0,

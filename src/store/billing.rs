@@ -1,8 +1,15 @@
 //! Billing tables: Stripe customers, purchases, and the Stripe events already handled.
+//!
+//! The domain (`domain::billing`) decides what a payment or refund means; the operations on
+//! [`Store`] here apply that decision, each in one transaction. A webhook's effect is always
+//! applied in the transaction that claims its event id, so a redelivered event changes
+//! nothing, and no credit moves without its ledger row.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::StoreResult;
+use super::ledger::{self, EntryKind};
+use super::users::User;
+use super::{Store, StoreResult, write_tx};
 
 /// A paid Checkout Session and what refunds took back from it.
 #[derive(Clone, Debug)]
@@ -42,7 +49,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Purchase> {
 }
 
 /// The user's Stripe customer id, if they have bought anything (or started to).
-pub fn customer_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
+fn customer_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT stripe_customer_id FROM billing_customers WHERE user_id = ?1",
@@ -54,7 +61,7 @@ pub fn customer_of(conn: &Connection, user_id: &str) -> StoreResult<Option<Strin
 
 /// Remembers the user's customer; when one is already stored (a concurrent first purchase),
 /// that one wins. Returns the stored id.
-pub fn save_customer(
+fn save_customer(
     conn: &Connection,
     user_id: &str,
     customer_id: &str,
@@ -69,7 +76,7 @@ pub fn save_customer(
 }
 
 /// The user's purchases, newest first.
-pub fn purchases(conn: &Connection, user_id: &str, limit: u32) -> StoreResult<Vec<Purchase>> {
+fn purchases(conn: &Connection, user_id: &str, limit: u32) -> StoreResult<Vec<Purchase>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM purchases WHERE user_id = ?1 ORDER BY created_at DESC, id DESC
          LIMIT ?2"
@@ -79,7 +86,7 @@ pub fn purchases(conn: &Connection, user_id: &str, limit: u32) -> StoreResult<Ve
 }
 
 /// The plan of the newest purchase that refunds have not taken back entirely.
-pub fn current_plan(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
+fn current_plan(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT plan FROM purchases
@@ -92,7 +99,7 @@ pub fn current_plan(conn: &Connection, user_id: &str) -> StoreResult<Option<Stri
 }
 
 /// Why the account needs an operator's attention, if it does.
-pub fn flag_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
+fn flag_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT billing_flag FROM users WHERE id = ?1",
@@ -105,7 +112,7 @@ pub fn flag_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> 
 
 /// Claims a Stripe event id for this transaction. `false`: it was handled before, and the
 /// caller must change nothing.
-pub fn claim_event(tx: &Transaction<'_>, id: &str, kind: &str, now: i64) -> StoreResult<bool> {
+fn claim_event(tx: &Transaction<'_>, id: &str, kind: &str, now: i64) -> StoreResult<bool> {
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO stripe_events (id, type, outcome, received_at)
          VALUES (?1, ?2, 'received', ?3)",
@@ -115,7 +122,7 @@ pub fn claim_event(tx: &Transaction<'_>, id: &str, kind: &str, now: i64) -> Stor
 }
 
 /// Records what handling the event did.
-pub fn set_event_outcome(tx: &Transaction<'_>, id: &str, outcome: &str) -> StoreResult<()> {
+fn set_event_outcome(tx: &Transaction<'_>, id: &str, outcome: &str) -> StoreResult<()> {
     tx.execute(
         "UPDATE stripe_events SET outcome = ?2 WHERE id = ?1",
         params![id, outcome],
@@ -125,7 +132,7 @@ pub fn set_event_outcome(tx: &Transaction<'_>, id: &str, outcome: &str) -> Store
 
 /// Inserts a purchase. `false` when its Checkout Session was already recorded (the session
 /// granted its credits before, e.g. through the other of its two success events).
-pub fn insert_purchase(tx: &Transaction<'_>, p: &Purchase) -> StoreResult<bool> {
+fn insert_purchase(tx: &Transaction<'_>, p: &NewPurchase) -> StoreResult<bool> {
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO purchases (id, user_id, plan, credits, amount_cents, currency,
              checkout_session_id, payment_intent_id, created_at)
@@ -146,7 +153,7 @@ pub fn insert_purchase(tx: &Transaction<'_>, p: &Purchase) -> StoreResult<bool> 
 }
 
 /// The user's purchase made by this Checkout Session.
-pub fn purchase_by_session(
+fn purchase_by_session(
     conn: &Connection,
     user_id: &str,
     session_id: &str,
@@ -163,7 +170,7 @@ pub fn purchase_by_session(
 }
 
 /// The purchase paid by this PaymentIntent (how a refunded charge finds its credits).
-pub fn purchase_by_payment_intent(
+fn purchase_by_payment_intent(
     tx: &Transaction<'_>,
     payment_intent: &str,
 ) -> StoreResult<Option<Purchase>> {
@@ -179,7 +186,7 @@ pub fn purchase_by_payment_intent(
 /// Adds a refund to a purchase: the refunded total (Stripe's cumulative figure; events can
 /// arrive out of order, so it never goes down) and the credits taken back now or found
 /// already spent.
-pub fn record_refund(
+fn record_refund(
     tx: &Transaction<'_>,
     purchase_id: &str,
     refunded_cents: i64,
@@ -196,7 +203,7 @@ pub fn record_refund(
 }
 
 /// Clears the account's flag.
-pub fn clear_flag(conn: &Connection, user_id: &str) -> StoreResult<()> {
+fn clear_flag(conn: &Connection, user_id: &str) -> StoreResult<()> {
     conn.execute(
         "UPDATE users SET billing_flag = NULL WHERE id = ?1",
         [user_id],
@@ -205,7 +212,7 @@ pub fn clear_flag(conn: &Connection, user_id: &str) -> StoreResult<()> {
 }
 
 /// Flags the account for an operator, keeping the first reason and adding later ones.
-pub fn flag_account(tx: &Transaction<'_>, user_id: &str, reason: &str) -> StoreResult<()> {
+fn flag_account(tx: &Transaction<'_>, user_id: &str, reason: &str) -> StoreResult<()> {
     tx.execute(
         "UPDATE users SET billing_flag = CASE WHEN billing_flag IS NULL THEN ?2
              ELSE billing_flag || '; ' || ?2 END
@@ -213,4 +220,476 @@ pub fn flag_account(tx: &Transaction<'_>, user_id: &str, reason: &str) -> StoreR
         params![user_id, reason],
     )?;
     Ok(())
+}
+
+/// A purchase to record: what the domain read from a paid Checkout Session.
+#[derive(Clone, Debug)]
+pub struct NewPurchase {
+    pub id: String,
+    pub user_id: String,
+    pub plan: String,
+    pub credits: i64,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub checkout_session_id: String,
+    pub payment_intent_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// A refunded charge, as the domain read it from a `charge.refunded` event. How many credits
+/// it takes back is the domain's rule (`ChargeRefund::credits_owed`, in
+/// `domain::billing::events`); the store applies it to the purchase the charge paid for.
+#[derive(Clone, Debug)]
+pub struct ChargeRefund {
+    pub payment_intent: String,
+    /// What the charge was for, in cents.
+    pub charged_cents: i64,
+    /// What has been refunded of it so far, in cents (Stripe's cumulative figure).
+    pub refunded_cents: i64,
+}
+
+/// A Stripe event to claim, by its id and type.
+#[derive(Clone, Debug)]
+pub struct StripeEvent {
+    pub id: String,
+    pub kind: String,
+}
+
+/// What applying a webhook event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// The event id was handled before; nothing changed.
+    Duplicate,
+    /// Handled now; the text says what happened (also stored with the event).
+    Handled(String),
+}
+
+/// A user's billing records, read together so they agree with each other.
+#[derive(Clone, Debug)]
+pub struct BillingRecords {
+    pub credits: i64,
+    /// The plan id of the newest purchase not refunded in full.
+    pub plan_id: Option<String>,
+    /// Newest first.
+    pub purchases: Vec<Purchase>,
+    /// Newest credit ledger rows first.
+    pub history: Vec<ledger::Entry>,
+    pub flag: Option<String>,
+    pub customer: Option<String>,
+}
+
+/// Whom a Stripe customer is for: the one already stored, or the account to create it for.
+#[derive(Clone, Debug)]
+pub enum CustomerLookup {
+    Existing(String),
+    ToCreate(User),
+    NoAccount,
+}
+
+/// How many purchases and ledger rows [`Store::billing_records`] reads.
+const RECORDS_SHOWN: u32 = 50;
+
+impl Store {
+    /// The user's balance, plan, purchases, ledger history, flag and customer, in one read
+    /// transaction. `None`: no such account.
+    pub async fn billing_records(&self, user_id: &str) -> StoreResult<Option<BillingRecords>> {
+        let id = user_id.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(user) = super::users::get(&tx, &id)? else {
+                return Ok(None);
+            };
+            Ok(Some(BillingRecords {
+                credits: user.credits,
+                plan_id: current_plan(&tx, &id)?,
+                purchases: purchases(&tx, &id, RECORDS_SHOWN)?,
+                history: ledger::recent(&tx, &id, RECORDS_SHOWN)?,
+                flag: flag_of(&tx, &id)?,
+                customer: customer_of(&tx, &id)?,
+            }))
+        })
+        .await
+    }
+
+    /// The plan id of the user's newest purchase not refunded in full.
+    pub async fn current_plan(&self, user_id: &str) -> StoreResult<Option<String>> {
+        let id = user_id.to_string();
+        self.run(move |conn| current_plan(conn, &id)).await
+    }
+
+    /// The user's purchase made by this Checkout Session.
+    pub async fn purchase_by_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> StoreResult<Option<Purchase>> {
+        let (user, session) = (user_id.to_string(), session_id.to_string());
+        self.run(move |conn| purchase_by_session(conn, &user, &session))
+            .await
+    }
+
+    /// Clears the account's billing flag; returns what it said.
+    pub async fn clear_flag(&self, user_id: &str) -> StoreResult<Option<String>> {
+        let id = user_id.to_string();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let flag = flag_of(&tx, &id)?;
+            clear_flag(&tx, &id)?;
+            tx.commit()?;
+            Ok(flag)
+        })
+        .await
+    }
+
+    /// The user's Stripe customer id, if one was created.
+    pub async fn stripe_customer(&self, user_id: &str) -> StoreResult<Option<String>> {
+        let id = user_id.to_string();
+        self.run(move |conn| customer_of(conn, &id)).await
+    }
+
+    /// The user's Stripe customer, or the account to create one for.
+    pub async fn find_customer(&self, user_id: &str) -> StoreResult<CustomerLookup> {
+        let id = user_id.to_string();
+        self.run(move |conn| {
+            if let Some(customer) = customer_of(conn, &id)? {
+                return Ok(CustomerLookup::Existing(customer));
+            }
+            Ok(match super::users::get(conn, &id)? {
+                Some(user) => CustomerLookup::ToCreate(user),
+                None => CustomerLookup::NoAccount,
+            })
+        })
+        .await
+    }
+
+    /// Remembers the user's Stripe customer; when one is already stored (a concurrent first
+    /// purchase), that one wins. Returns the stored id.
+    pub async fn save_customer(
+        &self,
+        user_id: &str,
+        customer_id: &str,
+        now: i64,
+    ) -> StoreResult<String> {
+        let (id, customer) = (user_id.to_string(), customer_id.to_string());
+        self.run(move |conn| save_customer(conn, &id, &customer, now))
+            .await
+    }
+
+    /// Claims an event that changes nothing, recording `note` as its outcome.
+    pub async fn claim_event(
+        &self,
+        event: StripeEvent,
+        note: String,
+        now: i64,
+    ) -> StoreResult<EventOutcome> {
+        self.run(move |conn| handle_event(conn, &event, now, |_| Ok(note)))
+            .await
+    }
+
+    /// Claims the event and flags the account for an operator (a paid session we cannot
+    /// price).
+    pub async fn flag_account(
+        &self,
+        event: StripeEvent,
+        user_id: String,
+        reason: String,
+        now: i64,
+    ) -> StoreResult<EventOutcome> {
+        self.run(move |conn| {
+            handle_event(conn, &event, now, |tx| {
+                if !account_exists(tx, &user_id)? {
+                    return Ok(no_account(&user_id));
+                }
+                flag_account(tx, &user_id, &reason)?;
+                Ok(format!("flagged: {reason}"))
+            })
+        })
+        .await
+    }
+
+    /// Claims the event, records the purchase and grants its credits through the ledger,
+    /// once per Checkout Session (a session has two success events).
+    pub async fn credit_purchase(
+        &self,
+        event: StripeEvent,
+        purchase: NewPurchase,
+        ledger_reason: String,
+        now: i64,
+    ) -> StoreResult<EventOutcome> {
+        self.run(move |conn| {
+            handle_event(conn, &event, now, |tx| {
+                if !account_exists(tx, &purchase.user_id)? {
+                    return Ok(no_account(&purchase.user_id));
+                }
+                if !insert_purchase(tx, &purchase)? {
+                    return Ok(format!(
+                        "already granted: session {} was credited before",
+                        purchase.checkout_session_id
+                    ));
+                }
+                let balance = ledger::apply(
+                    tx,
+                    &purchase.user_id,
+                    purchase.credits,
+                    EntryKind::Purchase,
+                    &ledger_reason,
+                    None,
+                    now,
+                )?;
+                Ok(format!(
+                    "granted {} credits to {} (balance {})",
+                    purchase.credits,
+                    purchase.user_id,
+                    balance.unwrap_or_default()
+                ))
+            })
+        })
+        .await
+    }
+
+    /// Claims the event and takes back the refunded share of the purchase the charge paid
+    /// for, as far as the balance allows; credits already spent are recorded on the purchase
+    /// and the account is flagged for an operator.
+    pub async fn refund_purchase(
+        &self,
+        event: StripeEvent,
+        refund: ChargeRefund,
+        now: i64,
+    ) -> StoreResult<EventOutcome> {
+        self.run(move |conn| handle_event(conn, &event, now, |tx| take_back(tx, &refund, now)))
+            .await
+    }
+}
+
+/// Claims `event` and applies `effect` in one write transaction, recording the effect's
+/// description as the event's outcome; a claimed id changes nothing.
+///
+/// Our answer tells Stripe to stop retrying, so this commit must survive a power loss, not
+/// only a crash: it is made with `synchronous = FULL` (the pool's connections otherwise run
+/// WAL at NORMAL, which may lose the newest commits when the machine loses power).
+fn handle_event(
+    conn: &mut Connection,
+    event: &StripeEvent,
+    now: i64,
+    effect: impl FnOnce(&Transaction<'_>) -> StoreResult<String>,
+) -> StoreResult<EventOutcome> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let handled = (|| {
+        let tx = write_tx(conn)?;
+        if !claim_event(&tx, &event.id, &event.kind, now)? {
+            return Ok(EventOutcome::Duplicate);
+        }
+        let outcome = effect(&tx)?;
+        set_event_outcome(&tx, &event.id, &outcome)?;
+        tx.commit()?;
+        Ok(EventOutcome::Handled(outcome))
+    })();
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    handled
+}
+
+fn account_exists(tx: &Transaction<'_>, user_id: &str) -> StoreResult<bool> {
+    Ok(super::users::get(tx, user_id)?.is_some())
+}
+
+/// The outcome of a paid session for an account we do not have.
+fn no_account(user_id: &str) -> String {
+    tracing::error!(user = %user_id, "paid Checkout Session for an unknown user");
+    format!("ignored: no account {user_id}")
+}
+
+/// The refund part of [`Store::refund_purchase`], inside its transaction.
+fn take_back(tx: &Transaction<'_>, refund: &ChargeRefund, now: i64) -> StoreResult<String> {
+    let pi = &refund.payment_intent;
+    let Some(purchase) = purchase_by_payment_intent(tx, pi)? else {
+        return Ok(format!("ignored: no purchase was paid by {pi}"));
+    };
+    let owed = refund.credits_owed(&purchase);
+    if owed <= 0 {
+        record_refund(tx, &purchase.id, refund.refunded_cents, 0, 0)?;
+        return Ok("refund recorded; no more credits to take back".into());
+    }
+    let balance = super::users::get(tx, &purchase.user_id)?.map_or(0, |u| u.credits);
+    let taken = owed.min(balance);
+    let unrecovered = owed - taken;
+    if taken > 0 {
+        let reason = format!("Refund of {} purchase: {taken} credits", purchase.plan);
+        ledger::apply(
+            tx,
+            &purchase.user_id,
+            -taken,
+            EntryKind::PurchaseRefund,
+            &reason,
+            None,
+            now,
+        )?;
+    }
+    record_refund(tx, &purchase.id, refund.refunded_cents, taken, unrecovered)?;
+    if unrecovered > 0 {
+        let reason = format!(
+            "refund of purchase {} took back {owed} credits but {unrecovered} had already been spent",
+            purchase.id
+        );
+        tracing::warn!(user = %purchase.user_id, %reason);
+        flag_account(tx, &purchase.user_id, &reason)?;
+        return Ok(format!(
+            "took back {taken} credits; {unrecovered} already spent, account flagged"
+        ));
+    }
+    Ok(format!("took back {taken} credits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_event_is_claimed_once_and_the_connection_is_left_as_the_pool_set_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // One connection, so the check below reads the one the event was applied on.
+        let store = Store::open(&dir.path().join("t.db"), 1).unwrap();
+        let event = StripeEvent {
+            id: "evt_1".into(),
+            kind: "invoice.paid".into(),
+        };
+        let first = store
+            .claim_event(event.clone(), "ignored".into(), 1)
+            .await
+            .unwrap();
+        assert_eq!(first, EventOutcome::Handled("ignored".into()));
+        let again = store
+            .claim_event(event, "ignored again".into(), 2)
+            .await
+            .unwrap();
+        assert_eq!(again, EventOutcome::Duplicate);
+        let sync: i64 = store
+            .run(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL again after the FULL commit");
+    }
+
+    fn event(id: &str, kind: &str) -> StripeEvent {
+        StripeEvent {
+            id: id.into(),
+            kind: kind.into(),
+        }
+    }
+
+    /// The user's balance, flag, ledger rows, and the purchase's refund columns.
+    async fn state_of(store: &Store) -> (i64, Option<String>, i64, (i64, i64, i64)) {
+        store
+            .run(|conn| {
+                let (credits, flag) = conn.query_row(
+                    "SELECT credits, billing_flag FROM users WHERE id = 'u'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let rows =
+                    conn.query_row("SELECT COUNT(*) FROM credit_ledger", [], |r| r.get(0))?;
+                let refund = conn.query_row(
+                    "SELECT refunded_cents, credits_removed, credits_unrecovered FROM purchases",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                Ok((credits, flag, rows, refund))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_session_credits_once_and_its_refund_takes_back_what_is_left_and_flags_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
+        store
+            .run(|conn| {
+                conn.execute(
+                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
+                     VALUES ('u', 'a@b.c', 'a@b.c', 0, 0)",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let purchase = |id: &str| NewPurchase {
+            id: id.into(),
+            user_id: "u".into(),
+            plan: "starter".into(),
+            credits: 100,
+            amount_cents: 1000,
+            currency: "usd".into(),
+            checkout_session_id: "cs_1".into(),
+            payment_intent_id: Some("pi_1".into()),
+            created_at: 1,
+        };
+        let completed = event("evt_a", "checkout.session.completed");
+        let granted = store
+            .credit_purchase(completed.clone(), purchase("pur_a"), "Bought".into(), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            granted,
+            EventOutcome::Handled("granted 100 credits to u (balance 100)".into())
+        );
+        assert_eq!(
+            store
+                .credit_purchase(completed, purchase("pur_x"), "Bought".into(), 2)
+                .await
+                .unwrap(),
+            EventOutcome::Duplicate
+        );
+        // The session's other success event finds it credited.
+        let other = store
+            .credit_purchase(
+                event("evt_b", "checkout.session.async_payment_succeeded"),
+                purchase("pur_b"),
+                "Bought".into(),
+                3,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            other,
+            EventOutcome::Handled("already granted: session cs_1 was credited before".into())
+        );
+        assert_eq!(state_of(&store).await, (100, None, 1, (0, 0, 0)));
+
+        // 70 credits are spent; then the whole charge is refunded.
+        store
+            .run(|conn| {
+                conn.execute("UPDATE users SET credits = 30 WHERE id = 'u'", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let refund = ChargeRefund {
+            payment_intent: "pi_1".into(),
+            charged_cents: 1000,
+            refunded_cents: 1000,
+        };
+        let refunded = event("evt_c", "charge.refunded");
+        assert_eq!(
+            store
+                .refund_purchase(refunded.clone(), refund.clone(), 4)
+                .await
+                .unwrap(),
+            EventOutcome::Handled("took back 30 credits; 70 already spent, account flagged".into())
+        );
+        let after = state_of(&store).await;
+        assert_eq!((after.0, after.2, after.3), (0, 2, (1000, 30, 70)));
+        assert!(
+            after
+                .1
+                .as_deref()
+                .unwrap()
+                .contains("70 had already been spent")
+        );
+        assert_eq!(
+            store.refund_purchase(refunded, refund, 5).await.unwrap(),
+            EventOutcome::Duplicate
+        );
+        assert_eq!(state_of(&store).await, after, "a replay changes nothing");
+    }
 }

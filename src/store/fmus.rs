@@ -1,9 +1,13 @@
 //! The `fmus` and `fmu_owners` tables: the registry's metadata.
+//!
+//! The registry (`domain::fmus`) keeps the files; the operations on [`Store`] here record
+//! them, each in one transaction where it writes more than one statement.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::StoreResult;
+use super::{Store, StoreResult, write_tx};
 
+/// An FMU as one user sees it.
 #[derive(Clone, Debug)]
 pub struct FmuRow {
     pub id: String,
@@ -36,40 +40,45 @@ const SELECT: &str = "SELECT f.id, f.library_id, f.model_name, f.fmi_version, f.
         f.created_at, o.file_name
     FROM fmus f LEFT JOIN fmu_owners o ON o.fmu_id = f.id AND o.user_id = ?1";
 
-pub fn exists(conn: &Connection, id: &str) -> StoreResult<bool> {
+fn exists(conn: &Connection, id: &str) -> StoreResult<bool> {
     Ok(conn
         .query_row("SELECT 1 FROM fmus WHERE id = ?1", [id], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
+/// An FMU's metadata to record, once its files are in place.
+#[derive(Clone, Debug)]
+pub struct NewFmu {
+    /// The SHA-256 of its file.
+    pub id: String,
+    pub model_name: String,
+    pub fmi_version: String,
+    /// The file's size.
+    pub size_bytes: i64,
+    /// What it takes on disk: the file and its extracted tree.
+    pub stored_bytes: i64,
+    /// JSON of `fmi::describe::ModelInfo`.
+    pub info: String,
+    pub created_at: i64,
+}
+
 /// Inserts an FMU's metadata unless the id is known (same bytes). `library_id` makes it a
 /// library model.
-#[allow(clippy::too_many_arguments)]
-pub fn insert(
-    conn: &Connection,
-    id: &str,
-    library_id: Option<&str>,
-    model_name: &str,
-    fmi_version: &str,
-    size_bytes: i64,
-    stored_bytes: i64,
-    info: &str,
-    now: i64,
-) -> StoreResult<()> {
+fn insert(conn: &Connection, fmu: &NewFmu, library_id: Option<&str>) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO fmus (id, library_id, model_name, fmi_version, size_bytes, stored_bytes,
              info, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING",
         params![
-            id,
+            fmu.id,
             library_id,
-            model_name,
-            fmi_version,
-            size_bytes,
-            stored_bytes,
-            info,
-            now
+            fmu.model_name,
+            fmu.fmi_version,
+            fmu.size_bytes,
+            fmu.stored_bytes,
+            fmu.info,
+            fmu.created_at
         ],
     )?;
     Ok(())
@@ -77,7 +86,7 @@ pub fn insert(
 
 /// Takes a library id off the FMU that had it (a rebuilt library model replaces it). The old
 /// row stays for the users who uploaded those bytes themselves.
-pub fn retire_library_id(conn: &Connection, library_id: &str) -> StoreResult<()> {
+fn retire_library_id(conn: &Connection, library_id: &str) -> StoreResult<()> {
     conn.execute(
         "UPDATE fmus SET library_id = NULL WHERE library_id = ?1",
         [library_id],
@@ -98,7 +107,7 @@ pub enum Owned {
 
 /// Records that the user uploaded the FMU, if it fits in their storage quota. One write
 /// transaction: two uploads at once cannot both fit into the same free space.
-pub fn add_owner(
+fn add_owner(
     conn: &mut Connection,
     fmu_id: &str,
     user_id: &str,
@@ -106,7 +115,7 @@ pub fn add_owner(
     now: i64,
     quota: i64,
 ) -> StoreResult<Owned> {
-    let tx = super::write_tx(conn)?;
+    let tx = write_tx(conn)?;
     let owned: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM fmu_owners WHERE fmu_id = ?1 AND user_id = ?2)",
         params![fmu_id, user_id],
@@ -134,7 +143,7 @@ pub fn add_owner(
 
 /// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
 /// even when someone else uploaded the same bytes).
-pub fn storage_used(conn: &Connection, user_id: &str) -> StoreResult<i64> {
+fn storage_used(conn: &Connection, user_id: &str) -> StoreResult<i64> {
     Ok(conn.query_row(
         "SELECT COALESCE(SUM(COALESCE(f.stored_bytes, f.size_bytes)), 0)
          FROM fmu_owners o JOIN fmus f ON f.id = o.fmu_id WHERE o.user_id = ?1",
@@ -145,7 +154,7 @@ pub fn storage_used(conn: &Connection, user_id: &str) -> StoreResult<i64> {
 
 /// Forgets an FMU nobody owns (an upload refused after it was extracted). Returns whether it
 /// was removed, so the caller removes its files only then.
-pub fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> StoreResult<bool> {
+fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> StoreResult<bool> {
     Ok(conn.execute(
         "DELETE FROM fmus WHERE id = ?1 AND library_id IS NULL
            AND NOT EXISTS(SELECT 1 FROM fmu_owners WHERE fmu_id = ?1)",
@@ -154,7 +163,7 @@ pub fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> StoreResult<bool> {
 }
 
 /// The FMU if the user may see it: a library model or one of their uploads.
-pub fn visible(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<FmuRow>> {
+fn visible(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<FmuRow>> {
     let sql =
         format!("{SELECT} WHERE f.id = ?2 AND (f.library_id IS NOT NULL OR o.user_id IS NOT NULL)");
     Ok(conn
@@ -163,7 +172,7 @@ pub fn visible(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option
 }
 
 /// A library model by its library id (`lib:…`).
-pub fn by_library_id(
+fn by_library_id(
     conn: &Connection,
     user_id: &str,
     library_id: &str,
@@ -176,7 +185,7 @@ pub fn by_library_id(
 
 /// Library models and the user's uploads, library first, then by name. `query` filters
 /// model names (case-insensitive substring).
-pub fn list(conn: &Connection, user_id: &str, query: Option<&str>) -> StoreResult<Vec<FmuRow>> {
+fn list(conn: &Connection, user_id: &str, query: Option<&str>) -> StoreResult<Vec<FmuRow>> {
     let sql = format!(
         "{SELECT} WHERE (f.library_id IS NOT NULL OR o.user_id IS NOT NULL)
            AND (?2 IS NULL OR instr(lower(f.model_name), lower(?2)) > 0)
@@ -188,22 +197,132 @@ pub fn list(conn: &Connection, user_id: &str, query: Option<&str>) -> StoreResul
 }
 
 /// Removes the user's upload. Returns whether anyone (or the library) still uses the FMU.
-pub fn remove_owner(conn: &Connection, fmu_id: &str, user_id: &str) -> StoreResult<Option<bool>> {
-    let removed = conn.execute(
+fn remove_owner(conn: &mut Connection, fmu_id: &str, user_id: &str) -> StoreResult<Option<bool>> {
+    let tx = write_tx(conn)?;
+    let removed = tx.execute(
         "DELETE FROM fmu_owners WHERE fmu_id = ?1 AND user_id = ?2",
         params![fmu_id, user_id],
     )?;
     if removed == 0 {
         return Ok(None);
     }
-    let still_used: bool = conn.query_row(
+    let still_used: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM fmu_owners WHERE fmu_id = ?1)
              OR EXISTS(SELECT 1 FROM fmus WHERE id = ?1 AND library_id IS NOT NULL)",
         [fmu_id],
         |r| r.get(0),
     )?;
     if !still_used {
-        conn.execute("DELETE FROM fmus WHERE id = ?1", [fmu_id])?;
+        tx.execute("DELETE FROM fmus WHERE id = ?1", [fmu_id])?;
     }
+    tx.commit()?;
     Ok(Some(still_used))
+}
+
+/// What recording an upload did, and the FMU as its uploader now sees it.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub owned: Owned,
+    /// `None` if the FMU is not visible to the user (over quota, and not a library model).
+    pub row: Option<FmuRow>,
+}
+
+impl Store {
+    /// Whether an FMU with this id (the SHA-256 of its file) is recorded.
+    pub async fn has_fmu(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.run(move |conn| exists(conn, &id)).await
+    }
+
+    /// [`Store::has_fmu`] for start-up code that runs before the server serves.
+    pub fn has_fmu_blocking(&self, id: &str) -> StoreResult<bool> {
+        exists(&*self.conn()?, id)
+    }
+
+    /// Records an uploaded FMU's metadata (its files are in place); a known id is left as is.
+    pub async fn add_fmu(&self, fmu: NewFmu) -> StoreResult<()> {
+        self.run(move |conn| insert(conn, &fmu, None)).await
+    }
+
+    /// Records a built-in library model under `library_id`, taking that id off the FMU that
+    /// had it (a rebuilt model replaces the old one; the old row stays for the users who
+    /// uploaded those bytes themselves). One transaction. Blocking: start-up code only.
+    pub fn add_library_model_blocking(&self, fmu: NewFmu, library_id: &str) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        let tx = write_tx(&mut conn)?;
+        retire_library_id(&tx, library_id)?;
+        insert(&tx, &fmu, Some(library_id))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records that the user uploaded the (recorded) FMU, if it fits in their storage quota
+    /// of `quota` bytes, and returns it as they now see it.
+    pub async fn add_upload(
+        &self,
+        fmu_id: &str,
+        user_id: &str,
+        file_name: &str,
+        now: i64,
+        quota: i64,
+    ) -> StoreResult<Upload> {
+        let (fmu, user, name) = (
+            fmu_id.to_string(),
+            user_id.to_string(),
+            file_name.to_string(),
+        );
+        self.run(move |conn| {
+            let owned = add_owner(conn, &fmu, &user, &name, now, quota)?;
+            Ok(Upload {
+                owned,
+                row: visible(conn, &user, &fmu)?,
+            })
+        })
+        .await
+    }
+
+    /// Forgets an FMU nobody owns (an upload refused after it was extracted). Returns whether
+    /// it was forgotten, so the caller removes its files only then.
+    pub async fn forget_unowned_fmu(&self, fmu_id: &str) -> StoreResult<bool> {
+        let id = fmu_id.to_string();
+        self.run(move |conn| remove_if_unowned(conn, &id)).await
+    }
+
+    /// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
+    /// even when someone else uploaded the same bytes): what counts against their quota.
+    pub async fn storage_used(&self, user_id: &str) -> StoreResult<i64> {
+        let id = user_id.to_string();
+        self.run(move |conn| storage_used(conn, &id)).await
+    }
+
+    /// The FMU with this id if the user may see it: a library model or one of their uploads.
+    pub async fn visible_fmu(&self, user_id: &str, fmu_id: &str) -> StoreResult<Option<FmuRow>> {
+        let (user, id) = (user_id.to_string(), fmu_id.to_string());
+        self.run(move |conn| visible(conn, &user, &id)).await
+    }
+
+    /// A library model by its library id (`lib:…`), as the user sees it.
+    pub async fn library_model(
+        &self,
+        user_id: &str,
+        library_id: &str,
+    ) -> StoreResult<Option<FmuRow>> {
+        let (user, id) = (user_id.to_string(), library_id.to_string());
+        self.run(move |conn| by_library_id(conn, &user, &id)).await
+    }
+
+    /// Library models and the user's uploads, library first, then by name. `query` filters
+    /// model names (case-insensitive substring).
+    pub async fn fmus_for(&self, user_id: &str, query: Option<&str>) -> StoreResult<Vec<FmuRow>> {
+        let (user, query) = (user_id.to_string(), query.map(str::to_string));
+        self.run(move |conn| list(conn, &user, query.as_deref()))
+            .await
+    }
+
+    /// Removes the user's upload, and the FMU's record once nobody (nor the library) uses it.
+    /// `None`: the user had not uploaded it; else whether the FMU is still used.
+    pub async fn remove_upload(&self, fmu_id: &str, user_id: &str) -> StoreResult<Option<bool>> {
+        let (fmu, user) = (fmu_id.to_string(), user_id.to_string());
+        self.run(move |conn| remove_owner(conn, &fmu, &user)).await
+    }
 }

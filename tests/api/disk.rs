@@ -31,12 +31,7 @@ fn registry_entries(app: &TestApp) -> Vec<String> {
 }
 
 async fn storage_used(app: &TestApp, user_id: &str) -> i64 {
-    let uid = user_id.to_string();
-    app.state
-        .store
-        .run(move |conn| fmu_gateway::store::fmus::storage_used(conn, &uid))
-        .await
-        .unwrap()
+    app.state.store.storage_used(user_id).await.unwrap()
 }
 
 /// An FMU with `padding` bytes of incompressible data under `extra/`, so its size is known.

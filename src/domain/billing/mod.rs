@@ -13,7 +13,7 @@ pub mod stripe;
 use crate::config::Config;
 use crate::domain::error::{AppError, AppResult};
 use crate::state::State;
-use crate::store::billing::Purchase;
+use crate::store::billing::{CustomerLookup, Purchase};
 use crate::store::{self, ledger};
 use plans::{Plan, Plans};
 use stripe::{CheckoutRequest, StripeClient, StripeError};
@@ -99,41 +99,29 @@ pub struct Summary {
 }
 
 pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
-    let id = user_id.to_string();
-    let (user, plan_id, purchases, history, flag, customer) = state
+    let records = state
         .store
-        .run(move |conn| {
-            // One read transaction: the balance, purchases and history agree with each other.
-            let tx = conn.transaction()?;
-            Ok((
-                store::users::get(&tx, &id)?,
-                store::billing::current_plan(&tx, &id)?,
-                store::billing::purchases(&tx, &id, 50)?,
-                ledger::recent(&tx, &id, 50)?,
-                store::billing::flag_of(&tx, &id)?,
-                store::billing::customer_of(&tx, &id)?,
-            ))
-        })
-        .await?;
-    let user = user.ok_or(AppError::NotFound("account"))?;
+        .billing_records(user_id)
+        .await?
+        .ok_or(AppError::NotFound("account"))?;
     Ok(Summary {
-        plan: state.billing.plans.current(plan_id.as_deref()).clone(),
-        credits: user.credits,
-        purchases,
-        history,
-        flag,
-        has_customer: customer.is_some(),
+        plan: state
+            .billing
+            .plans
+            .current(records.plan_id.as_deref())
+            .clone(),
+        credits: records.credits,
+        purchases: records.purchases,
+        history: records.history,
+        flag: records.flag,
+        has_customer: records.customer.is_some(),
         configured: state.billing.configured(),
     })
 }
 
 /// The user's current plan (the newest purchase not refunded in full, else Free).
 pub async fn plan_of(state: &State, user_id: &str) -> AppResult<Plan> {
-    let id = user_id.to_string();
-    let current = state
-        .store
-        .run(move |conn| store::billing::current_plan(conn, &id))
-        .await?;
+    let current = state.store.current_plan(user_id).await?;
     Ok(state.billing.plans.current(current.as_deref()).clone())
 }
 
@@ -143,26 +131,12 @@ pub async fn purchase_by_session(
     user_id: &str,
     session_id: &str,
 ) -> AppResult<Option<Purchase>> {
-    let (user, session) = (user_id.to_string(), session_id.to_string());
-    Ok(state
-        .store
-        .run(move |conn| store::billing::purchase_by_session(conn, &user, &session))
-        .await?)
+    Ok(state.store.purchase_by_session(user_id, session_id).await?)
 }
 
 /// Clears the account's billing flag (an operator has dealt with it); returns what it said.
 pub async fn clear_flag(state: &State, user_id: &str) -> AppResult<Option<String>> {
-    let id = user_id.to_string();
-    Ok(state
-        .store
-        .run(move |conn| {
-            let tx = store::write_tx(conn)?;
-            let flag = store::billing::flag_of(&tx, &id)?;
-            store::billing::clear_flag(&tx, &id)?;
-            tx.commit()?;
-            Ok(flag)
-        })
-        .await?)
+    Ok(state.store.clear_flag(user_id).await?)
 }
 
 /// An account's billing state as plain text, for operators (`admin account`).
@@ -242,18 +216,13 @@ pub async fn start_checkout(state: &State, user_id: &str, plan_id: &str) -> AppR
 /// A Billing Portal link for the user's invoices and payment methods.
 pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
     let stripe = state.billing.stripe_for(user_id)?;
-    let id = user_id.to_string();
-    let customer = state
-        .store
-        .run(move |conn| store::billing::customer_of(conn, &id))
-        .await?
-        .ok_or_else(|| {
-            AppError::Conflict(
-                "there is nothing to manage yet: the billing portal opens after your first \
+    let customer = state.store.stripe_customer(user_id).await?.ok_or_else(|| {
+        AppError::Conflict(
+            "there is nothing to manage yet: the billing portal opens after your first \
                  purchase"
-                    .into(),
-            )
-        })?;
+                .into(),
+        )
+    })?;
     let return_url = crate::links::billing(&state.billing.public_url);
     let session = stripe
         .create_portal_session(&customer, &return_url)
@@ -264,28 +233,18 @@ pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
 
 /// The user's Stripe customer, created on first use.
 async fn customer_for(state: &State, stripe: &StripeClient, user_id: &str) -> AppResult<String> {
-    let id = user_id.to_string();
-    let (existing, user) = state
-        .store
-        .run(move |conn| {
-            Ok((
-                store::billing::customer_of(conn, &id)?,
-                store::users::get(conn, &id)?,
-            ))
-        })
-        .await?;
-    if let Some(customer) = existing {
-        return Ok(customer);
-    }
-    let user = user.ok_or(AppError::NotFound("account"))?;
+    let user = match state.store.find_customer(user_id).await? {
+        CustomerLookup::Existing(customer) => return Ok(customer),
+        CustomerLookup::ToCreate(user) => user,
+        CustomerLookup::NoAccount => return Err(AppError::NotFound("account")),
+    };
     let created = stripe
         .create_customer(&user.id, &user.email, user.name.as_deref())
         .await
         .map_err(provider_error)?;
-    let id = user.id.clone();
     Ok(state
         .store
-        .run(move |conn| store::billing::save_customer(conn, &id, &created.id, store::now_ms()))
+        .save_customer(&user.id, &created.id, store::now_ms())
         .await?)
 }
 
@@ -313,12 +272,8 @@ pub async fn receive_webhook(
         .map_err(|e| AppError::BadSignature(e.to_string()))?;
     let event: events::Event = serde_json::from_slice(payload)
         .map_err(|e| AppError::BadRequest(format!("the body is not a Stripe event: {e}")))?;
-    let plans = billing.plans.clone();
     let event_id = event.id.clone();
-    let outcome = state
-        .store
-        .run(move |conn| events::apply(conn, &event, &plans, store::now_ms()))
-        .await?;
+    let outcome = events::apply(&state.store, event, &billing.plans, store::now_ms()).await?;
     let receipt = match outcome {
         events::Outcome::Duplicate => Receipt {
             event_id,
