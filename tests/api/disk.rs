@@ -135,14 +135,7 @@ async fn an_upload_past_the_storage_quota_is_refused_and_leaves_nothing_behind()
 }
 
 async fn register(url: &str) -> (String, String) {
-    let resp = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": "keeper@example.com", "password": "a long password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    let body = url.sign_up("keeper@example.com").await;
     (
         body["api_key"].as_str().unwrap().to_string(),
         body["user_id"].as_str().unwrap().to_string(),

@@ -39,14 +39,7 @@ async fn serve_in(cwd: &Path, args: &[&str]) -> Binary {
 }
 
 async fn register(url: &str, email: &str) -> String {
-    let resp = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": email, "password": "a long password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    let body = url.sign_up(email).await;
     assert_eq!(body["credits"], 25);
     body["api_key"].as_str().unwrap().to_string()
 }

@@ -23,14 +23,7 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 }
 
 async fn register(url: &str) -> String {
-    let resp = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": crate::common::unique_email(), "password": "a long password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    let body = url.sign_up(&crate::common::unique_email()).await;
     body["api_key"].as_str().unwrap().to_string()
 }
 

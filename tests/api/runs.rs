@@ -373,15 +373,7 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
     let env = [("FMU_GATEWAY_SYNC_WAIT_MS", "0")];
     let mut server = Binary::start(&data, port, &env).await;
     let url = server.url.clone();
-    let reg: Value = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": "crash@example.com", "password": "longenough" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = url.sign_up("crash@example.com").await;
     let key = reg["api_key"].as_str().unwrap().to_string();
     let resp = url.create_run(&key, &long_run()).await;
     assert_eq!(resp.status(), 202);
@@ -565,15 +557,7 @@ async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
     let data = dir.path().join("data");
     let mut server = Binary::start(&data, free_port(), &[("FMU_GATEWAY_SYNC_WAIT_MS", "0")]).await;
     let url = server.url.clone();
-    let reg: Value = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": "stop@example.com", "password": "longenough" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = url.sign_up("stop@example.com").await;
     let key = reg["api_key"].as_str().unwrap().to_string();
     let run: Value = url
         .create_run(&key, &long_run())

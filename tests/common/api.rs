@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Response;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Binary, TestApp, UserServer, api_client};
 
@@ -72,6 +72,16 @@ pub trait Api {
         let url = format!("{}/api/v1/fmus", self.base());
         let request = api_client().post(url).bearer_auth(key).multipart(form);
         request.send().await.unwrap()
+    }
+
+    /// Registers `email` over the JSON route (`POST /register`), which must answer 201; the
+    /// answer (`user_id`, `api_key`, `credits`).
+    async fn sign_up(&self, email: &str) -> Value {
+        let url = format!("{}/register", self.base());
+        let body = json!({ "email": email, "password": "a long password" });
+        let resp = api_client().post(url).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        resp.json().await.unwrap()
     }
 
     /// The credits of the key's account, from `GET /api/v1/me`.

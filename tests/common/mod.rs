@@ -336,15 +336,7 @@ impl UserServer {
         let mut env = env.to_vec();
         env.push(("FMU_GATEWAY_SYNC_WAIT_MS", "0"));
         let binary = Binary::start(&data, free_port(), &env).await;
-        let reg: Value = api_client()
-            .post(format!("{}/register", binary.url))
-            .json(&json!({ "email": email, "password": "long enough" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let reg = binary.sign_up(email).await;
         UserServer {
             key: reg["api_key"].as_str().unwrap().to_string(),
             binary,
