@@ -22,7 +22,7 @@ async fn registering_over_json_returns_the_account_a_key_and_the_free_credits() 
     let key = body["api_key"].as_str().unwrap();
     assert!(key.starts_with("fmugw_"));
     // The key works at once, and the grant is in the ledger.
-    let me: Value = app.get_json("/api/v1/me", key).await;
+    let me = app.get_json("/api/v1/me", key).await;
     assert_eq!(me["credits"], 25);
     let conn = app.state.db.conn().unwrap();
     let (kind, delta): (String, i64) = conn
@@ -39,7 +39,7 @@ async fn registering_over_json_returns_the_account_a_key_and_the_free_credits() 
 async fn the_free_grant_is_configurable() {
     let app = spawn_app_with(|c| c.free_credits = 3).await;
     let account = app.register().await;
-    let me: Value = app.get_json("/api/v1/me", &account.api_key).await;
+    let me = app.get_json("/api/v1/me", &account.api_key).await;
     assert_eq!(me["credits"], 3);
 }
 

@@ -75,7 +75,7 @@ async fn an_upload_past_the_storage_quota_is_refused_and_leaves_nothing_behind()
         used > 600_000,
         "the quota counts the file and its extracted tree: {used}"
     );
-    let me: Value = app.get_json("/api/v1/me", &ada.api_key).await;
+    let me = app.get_json("/api/v1/me", &ada.api_key).await;
     assert_eq!(me["storage_used_bytes"], used, "{me}");
     assert_eq!(me["storage_quota_bytes"], 3 << 19);
     let second = app
@@ -100,7 +100,7 @@ async fn an_upload_past_the_storage_quota_is_refused_and_leaves_nothing_behind()
         with_two,
         "a refused upload leaves no file, no extracted tree and no temp file"
     );
-    let listed: Value = app.get_json("/api/v1/fmus", &ada.api_key).await;
+    let listed = app.get_json("/api/v1/fmus", &ada.api_key).await;
     let uploads = listed
         .as_array()
         .unwrap()
@@ -214,7 +214,7 @@ async fn results_past_their_retention_are_removed_and_answer_410_with_the_date()
         "{body}"
     );
     // The run itself stays in the history, and its summary still answers.
-    let run: Value = server
+    let run = server
         .get_json(&format!("/api/v1/runs/{old_id}"), &key)
         .await;
     assert_eq!(run["status"], "succeeded");
@@ -274,9 +274,9 @@ async fn below_the_disk_reserve_new_work_waits_and_nothing_is_charged() {
         .upload_fmu(&key, fresh_fmu("Dahlquist", "3.0", "full"))
         .await;
     assert_eq!(resp.status(), 503);
-    let me: Value = server.get_json("/api/v1/me", &key).await;
+    let me = server.get_json("/api/v1/me", &key).await;
     assert_eq!(me["credits"], 25, "nothing was reserved or charged");
-    let runs: Value = server.get_json("/api/v1/runs", &key).await;
+    let runs = server.get_json("/api/v1/runs", &key).await;
     assert_eq!(runs["items"].as_array().unwrap().len(), 0);
 }
 

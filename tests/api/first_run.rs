@@ -265,7 +265,7 @@ async fn a_request_with_several_problems_gets_one_422_naming_them_all() {
     }
     // Nothing moved: no run, no reservation.
     assert_eq!(app.balance(&account.api_key).await, 25);
-    let runs: Value = app.get_json("/api/v1/runs", &account.api_key).await;
+    let runs = app.get_json("/api/v1/runs", &account.api_key).await;
     assert_eq!(runs["total"], 0);
 
     // The dashboard's form gives the same messages next to the fields and keeps the input.
@@ -307,7 +307,7 @@ async fn the_original_sdk_reads_usage_and_the_registry_as_json() {
         1_700_000_000_000,
     )
     .await;
-    let expected: Value = app.get_json("/usage/", &account.api_key).await;
+    let expected = app.get_json("/usage/", &account.api_key).await;
     assert_eq!(expected.as_array().unwrap().len(), 1);
     // What the SDK sends: its User-Agent, the default Accept, either key header.
     for header in ["Authorization", "X-API-Key"] {

@@ -39,7 +39,7 @@ fn stored_files(app: &TestApp) -> usize {
 async fn a_fresh_start_serves_the_library_in_both_fmi_versions() {
     let app = spawn_app().await;
     let account = app.register().await;
-    let list: Value = app.get_json("/api/v1/fmus", &account.api_key).await;
+    let list = app.get_json("/api/v1/fmus", &account.api_key).await;
     let ids: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -53,7 +53,7 @@ async fn a_fresh_start_serves_the_library_in_both_fmi_versions() {
             "{ids:?}"
         );
     }
-    let ball: Value = app
+    let ball = app
         .get_json("/api/v1/fmus/lib:BouncingBall", &account.api_key)
         .await;
     assert_eq!(
@@ -70,15 +70,15 @@ async fn a_fresh_start_serves_the_library_in_both_fmi_versions() {
     assert_eq!(h["type"], "Float64");
     assert_eq!(h["unit"], "m");
     assert_eq!(ball["default_experiment"]["stop_time"], 3.0);
-    let alias: Value = app
+    let alias = app
         .get_json("/api/v1/fmus/msl:BouncingBall", &account.api_key)
         .await;
     assert_eq!(alias["id"], ball["id"]);
-    let fmi2: Value = app
+    let fmi2 = app
         .get_json("/api/v1/fmus/lib:BouncingBall@fmi2", &account.api_key)
         .await;
     assert_eq!(fmi2["fmi_version"], "2.0");
-    let by_sha: Value = app
+    let by_sha = app
         .get_json(
             &format!("/api/v1/fmus/{}", ball["id"].as_str().unwrap()),
             &account.api_key,
@@ -109,7 +109,7 @@ async fn uploading_stores_once_and_keeps_uploads_private() {
 
     let resp = app.get(&format!("/api/v1/fmus/{id}"), &bob.api_key).await;
     assert_eq!(resp.status(), 404, "another user's upload is invisible");
-    let bobs: Value = app.get_json("/api/v1/fmus", &bob.api_key).await;
+    let bobs = app.get_json("/api/v1/fmus", &bob.api_key).await;
     assert!(
         bobs.as_array()
             .unwrap()
@@ -224,7 +224,7 @@ async fn hostile_or_broken_archives_are_refused_with_a_reason_and_nothing_is_sto
     assert!(err["message"].as_str().unwrap().contains("link"), "{err}");
 
     assert_eq!(stored_files(&app), before, "nothing was left behind");
-    let list: Value = app.get_json("/api/v1/fmus", &account.api_key).await;
+    let list = app.get_json("/api/v1/fmus", &account.api_key).await;
     assert!(
         list.as_array()
             .unwrap()
@@ -278,15 +278,15 @@ async fn the_compatibility_fmu_routes_keep_their_shapes() {
         .unwrap();
     assert_eq!(x["declaredType"], "Real");
     assert!(x["causality"].is_string() && x["variability"].is_string());
-    let by_hash: Value = app
+    let by_hash = app
         .get_json(&format!("/fmus/by-hash/{id}"), &account.api_key)
         .await;
     assert_eq!(by_hash["sha256"], id);
-    let vars: Value = app
+    let vars = app
         .get_json("/fmus/lib:BouncingBall/variables", &account.api_key)
         .await;
     assert!(vars.as_array().unwrap().iter().any(|v| v["name"] == "h"));
-    let lib: Value = app.get_json("/library?query=ball", &account.api_key).await;
+    let lib = app.get_json("/library?query=ball", &account.api_key).await;
     let ids: Vec<&str> = lib
         .as_array()
         .unwrap()

@@ -397,10 +397,8 @@ async fn a_key_header_on_a_cookie_request_uses_the_key_and_ignores_the_session()
     let bob = app.register().await;
     let client = crate::common::browser();
     app.browser_login(&client, &alice).await;
-    let (alice_keys, bob_keys) = (
-        app.count("api_keys WHERE user_id = ?1", [&alice.user_id]),
-        app.count("api_keys WHERE user_id = ?1", [&bob.user_id]),
-    );
+    let keys_of = |user_id: &str| app.count("api_keys WHERE user_id = ?1", [user_id]);
+    let (alice_keys, bob_keys) = (keys_of(&alice.user_id), keys_of(&bob.user_id));
 
     // Direction 1: a session-only form with Alice's cookie, a key header and no CSRF token
     // is not Alice's session: nothing is created for her (nor for the key's owner).
@@ -415,14 +413,8 @@ async fn a_key_header_on_a_cookie_request_uses_the_key_and_ignores_the_session()
         assert_ne!(resp.status(), 201, "{key}");
         assert!(!resp.status().is_success(), "{}", resp.status());
     }
-    assert_eq!(
-        app.count("api_keys WHERE user_id = ?1", [&alice.user_id]),
-        alice_keys
-    );
-    assert_eq!(
-        app.count("api_keys WHERE user_id = ?1", [&bob.user_id]),
-        bob_keys
-    );
+    assert_eq!(keys_of(&alice.user_id), alice_keys);
+    assert_eq!(keys_of(&bob.user_id), bob_keys);
 
     // Direction 2: a compatibility route that takes a key or a session acts for the key's
     // owner, not the cookie's.
@@ -434,14 +426,8 @@ async fn a_key_header_on_a_cookie_request_uses_the_key_and_ignores_the_session()
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    assert_eq!(
-        app.count("api_keys WHERE user_id = ?1", [&bob.user_id]),
-        bob_keys + 1
-    );
-    assert_eq!(
-        app.count("api_keys WHERE user_id = ?1", [&alice.user_id]),
-        alice_keys
-    );
+    assert_eq!(keys_of(&bob.user_id), bob_keys + 1);
+    assert_eq!(keys_of(&alice.user_id), alice_keys);
     let listed: Value = client
         .get(app.at("/api_keys/"))
         .header("X-API-Key", &bob.api_key)
@@ -774,6 +760,7 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
 async fn the_upload_form_carries_its_token_in_the_body_not_the_url() {
     let app = crate::common::spawn_app().await;
     let account = app.register().await;
+    let uploads_of = |user_id: &str| app.count("fmu_owners WHERE user_id = ?1", [user_id]);
     let client = crate::common::browser();
     let csrf = app.browser_login(&client, &account).await;
     let page = client
@@ -834,19 +821,13 @@ async fn the_upload_form_carries_its_token_in_the_body_not_the_url() {
     for (form, url) in refused {
         assert_eq!(post(form, url.clone()).await, 403, "{url}");
     }
-    assert_eq!(
-        app.count("fmu_owners WHERE user_id = ?1", [&account.user_id]),
-        0
-    );
+    assert_eq!(uploads_of(&account.user_id), 0);
     // Elsewhere a multipart post with only the cookie still needs the header.
     let form = Form::new()
         .text("csrf_token", csrf.clone())
         .part("file", fmu("compat"));
     assert_eq!(post(form, app.at("/fmus")).await, 403);
-    assert_eq!(
-        app.count("fmu_owners WHERE user_id = ?1", [&account.user_id]),
-        0
-    );
+    assert_eq!(uploads_of(&account.user_id), 0);
 
     // Accepted: the token first, in the body; or (htmx) in the header.
     let form = Form::new()
@@ -862,8 +843,5 @@ async fn the_upload_form_carries_its_token_in_the_body_not_the_url() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    assert_eq!(
-        app.count("fmu_owners WHERE user_id = ?1", [&account.user_id]),
-        2
-    );
+    assert_eq!(uploads_of(&account.user_id), 2);
 }

@@ -72,7 +72,7 @@ async fn keys_are_created_listed_and_revoked_and_revocation_is_immediate() {
             .status(),
         200
     );
-    let list: Value = app.get_json("/api/v1/keys", &account.api_key).await;
+    let list = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
     let listed = list
         .as_array()
@@ -111,14 +111,14 @@ async fn another_users_key_cannot_be_revoked_or_seen() {
     let app = spawn_app().await;
     let alice = app.register().await;
     let bob = app.register().await;
-    let bobs: Value = app.get_json("/api/v1/keys", &bob.api_key).await;
+    let bobs = app.get_json("/api/v1/keys", &bob.api_key).await;
     let bob_key_id = bobs[0]["id"].as_str().unwrap();
     let resp = app
         .post(&format!("/api/v1/keys/{bob_key_id}/revoke"), &alice.api_key)
         .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(app.get("/api/v1/me", &bob.api_key).await.status(), 200);
-    let alices: Value = app.get_json("/api/v1/keys", &alice.api_key).await;
+    let alices = app.get_json("/api/v1/keys", &alice.api_key).await;
     assert!(
         alices
             .as_array()
@@ -185,7 +185,7 @@ async fn a_key_attenuated_offline_is_honoured_and_revoked_with_its_parent() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 
-    let keys: Value = app.get_json("/api/v1/keys", &account.api_key).await;
+    let keys = app.get_json("/api/v1/keys", &account.api_key).await;
     let parent = keys[0]["id"].as_str().unwrap();
     app.post(&format!("/api/v1/keys/{parent}/revoke"), &account.api_key)
         .await;
@@ -269,7 +269,7 @@ async fn an_attenuated_key_cannot_mint_keys_or_log_in() {
         assert_eq!(resp.status(), 200);
     }
     // No key was created by any of it.
-    let keys: Value = app.get_json("/api/v1/keys", &account.api_key).await;
+    let keys = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
 }
 
@@ -281,7 +281,7 @@ async fn an_attenuated_block_cannot_claim_another_user() {
     let public = public_key(&app).await;
     let bob_id = bob.user_id.clone();
     let forged = attenuate(&alice.api_key, public, block!(r#"user({bob_id});"#));
-    let me: Value = app.get_json("/api/v1/me", &forged).await;
+    let me = app.get_json("/api/v1/me", &forged).await;
     assert_eq!(me["user_id"], alice.user_id.as_str());
 }
 
@@ -382,7 +382,7 @@ async fn an_over_long_label_is_refused_without_creating_a_key() {
     assert_eq!(resp.status(), 422);
     let err: Value = resp.json().await.unwrap();
     assert!(err["message"].as_str().unwrap().contains("64"));
-    let list: Value = app.get_json("/api/v1/keys", &account.api_key).await;
+    let list = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 

@@ -218,7 +218,7 @@ async fn a_large_result_fetched_ten_times_in_parallel_stays_in_bounded_memory() 
     // The answer carried no inline result (it is too large); the compat summary reads the
     // last values from the file.
     assert!(run["result"].is_null(), "{}", run["result"]);
-    let summary: Value = server.get_json(&format!("/simulations/{id}"), &key).await;
+    let summary = server.get_json(&format!("/simulations/{id}"), &key).await;
     assert_eq!(summary["key_results"]["g"], json!(9.81), "{summary}");
     server.terminate(Duration::from_secs(10)).await;
 }

@@ -48,12 +48,12 @@ async fn a_short_run_answers_with_its_results_and_costs_one_credit() {
         assert!((x - (-t).exp()).abs() < 1e-6, "x({t}) = {x}");
     }
     assert_eq!(app.balance(&account.api_key).await, 24);
-    let usage: Value = app.get_json("/api/v1/usage", &account.api_key).await;
+    let usage = app.get_json("/api/v1/usage", &account.api_key).await;
     assert_eq!(usage["total"], 1);
     assert_eq!(usage["items"][0]["run_id"], run["id"]);
     assert_eq!(usage["items"][0]["fmu_name"], "lib:Dahlquist");
     assert_eq!(usage["items"][0]["api_key_id"], run["api_key_id"]);
-    let keys: Value = app.get_json("/api/v1/keys", &account.api_key).await;
+    let keys = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(keys[0]["run_count"], 1);
     ledger_balances(&app, &account.user_id);
 }
@@ -74,7 +74,7 @@ async fn a_long_run_answers_202_and_its_results_can_be_fetched_as_json_and_csv()
         .finished_run(&account.api_key, run["id"].as_str().unwrap())
         .await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    let result: Value = app
+    let result = app
         .get_json(done["result_url"].as_str().unwrap(), &account.api_key)
         .await;
     assert_eq!(result["variables"], json!(["h", "v"]));
@@ -129,9 +129,9 @@ async fn runs_belong_to_their_user() {
     ] {
         assert_eq!(app.get(&path, &bob.api_key).await.status(), 404, "{path}");
     }
-    let list: Value = app.get_json("/api/v1/runs", &bob.api_key).await;
+    let list = app.get_json("/api/v1/runs", &bob.api_key).await;
     assert_eq!(list["total"], 0);
-    let list: Value = app
+    let list = app
         .get_json("/api/v1/runs?status=succeeded", &alice.api_key)
         .await;
     assert_eq!(list["total"], 1);
@@ -347,7 +347,7 @@ async fn forty_simultaneous_requests_with_ten_credits_run_exactly_ten_times() {
     let accepted = statuses.iter().filter(|s| **s == 201 || **s == 202).count();
     let refused = statuses.iter().filter(|s| **s == 402).count();
     assert_eq!((accepted, refused), (10, 30), "{statuses:?}");
-    let list: Value = app
+    let list = app
         .get_json("/api/v1/runs?limit=100", &account.api_key)
         .await;
     for run in list["items"].as_array().unwrap() {
@@ -358,7 +358,7 @@ async fn forty_simultaneous_requests_with_ten_credits_run_exactly_ten_times() {
         );
     }
     assert_eq!(app.balance(&account.api_key).await, 0);
-    let usage: Value = app.get_json("/api/v1/usage", &account.api_key).await;
+    let usage = app.get_json("/api/v1/usage", &account.api_key).await;
     assert_eq!(usage["total"], 10);
     ledger_balances(&app, &account.user_id);
 }
@@ -380,16 +380,16 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
     let run: Value = resp.json().await.unwrap();
     let id = run["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let me: Value = url.get_json("/api/v1/me", &key).await;
+    let me = url.get_json("/api/v1/me", &key).await;
     assert_eq!(me["credits"], 24, "reserved while running");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
     let server = Binary::start(&data, port, &env).await;
-    let run: Value = url.get_json(&format!("/api/v1/runs/{id}"), &key).await;
+    let run = url.get_json(&format!("/api/v1/runs/{id}"), &key).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert!(run["error"].as_str().unwrap().contains("refunded"), "{run}");
-    let me: Value = url.get_json("/api/v1/me", &key).await;
+    let me = url.get_json("/api/v1/me", &key).await;
     assert_eq!(me["credits"], 25, "the reservation came back");
     drop(server);
     let db = fmu_gateway::store::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
@@ -427,7 +427,7 @@ async fn the_compatibility_simulation_routes_keep_their_shapes() {
     let h = summary["key_results"]["h"].as_f64().unwrap();
     assert!((h - (2.0 - 9.81 / 2.0 * 0.09)).abs() < 1e-6, "{h}");
     let run_id = summary["run_id"].as_str().unwrap();
-    let again: Value = app
+    let again = app
         .get_json(&format!("/simulations/{run_id}"), &account.api_key)
         .await;
     assert_eq!(again["key_results"], summary["key_results"]);
@@ -479,7 +479,7 @@ async fn the_compatibility_simulation_routes_keep_their_shapes() {
         .map(|v| v.parse().unwrap())
         .collect();
     assert!((last[1] - (-2.0f64).exp()).abs() < 1e-6, "{csv}");
-    let usage: Value = app.get_json("/usage/recent", &account.api_key).await;
+    let usage = app.get_json("/usage/recent", &account.api_key).await;
     assert_eq!(usage[0]["fmu_name"], "My Dahlquist");
     assert_eq!(app.balance(&account.api_key).await, 23);
 }
@@ -628,7 +628,7 @@ async fn an_operator_command_leaves_runs_in_progress_alone() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run: Value = app
+    let run = app
         .get_json(&format!("/api/v1/runs/{id}"), &account.api_key)
         .await;
     assert!(

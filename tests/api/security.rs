@@ -309,7 +309,7 @@ async fn an_operator_can_grant_credits_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("balance is now 35"));
-    let me: Value = app.get_json("/api/v1/me", &account.api_key).await;
+    let me = app.get_json("/api/v1/me", &account.api_key).await;
     assert_eq!(me["credits"], 35);
     let reason: String = app
         .state

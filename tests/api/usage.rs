@@ -18,7 +18,7 @@ async fn seed(app: &TestApp, user_id: &str, key: &str) {
 }
 
 async fn first_key_id(app: &TestApp, api_key: &str) -> String {
-    let keys: Value = app.get_json("/api/v1/keys", api_key).await;
+    let keys = app.get_json("/api/v1/keys", api_key).await;
     keys[0]["id"].as_str().unwrap().to_string()
 }
 
@@ -311,7 +311,7 @@ async fn the_compatibility_usage_routes_keep_their_shapes() {
         assert!(first[field].is_string(), "{field} in {first}");
     }
     assert_eq!(first["credits_used"], 30);
-    let recent: Value = app.get_json("/usage/recent", &account.api_key).await;
+    let recent = app.get_json("/usage/recent", &account.api_key).await;
     assert_eq!(recent.as_array().unwrap().len(), 10);
     assert_eq!(recent[0]["credits_used"], 30);
 }
@@ -322,6 +322,6 @@ async fn the_keys_page_counts_runs_per_key() {
     let account = app.register().await;
     let key_id = first_key_id(&app, &account.api_key).await;
     seed(&app, &account.user_id, &key_id).await;
-    let keys: Value = app.get_json("/api/v1/keys", &account.api_key).await;
+    let keys = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(keys[0]["run_count"], 10);
 }

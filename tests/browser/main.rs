@@ -202,7 +202,7 @@ async fn a_generated_key_appears_in_place_and_revoking_it_swaps_its_row() {
     let me = app.get("/api/v1/me", &token).await;
     assert_eq!(me.status(), 200, "the key shown works");
 
-    let keys: Value = app.get_json("/api/v1/keys", &token).await;
+    let keys = app.get_json("/api/v1/keys", &token).await;
     let id = keys
         .as_array()
         .unwrap()
@@ -604,7 +604,7 @@ async fn a_run_the_model_cannot_take_comes_back_with_each_problem_beside_its_fie
         assert_eq!(c.current_url().await.unwrap().path(), "/runs");
         screenshot(c, &format!("run-form-problems-{label}")).await;
     }
-    let me: Value = app.get_json("/api/v1/me", &account.api_key).await;
+    let me = app.get_json("/api/v1/me", &account.api_key).await;
     assert_eq!(me["credits"], 25);
 }
 

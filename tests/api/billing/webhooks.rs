@@ -345,7 +345,7 @@ async fn payments_redelivered_after_the_server_is_killed_are_granted_exactly_onc
     deliver_all(url.clone(), acked.clone()).await;
     assert_eq!(acked.load(Ordering::SeqCst), EVENTS);
 
-    let o: Value = url.get_json("/api/v1/billing", &key).await;
+    let o = url.get_json("/api/v1/billing", &key).await;
     assert_eq!(o["credits"], 25 + 120 * EVENTS as i64);
     let db = fmu_gateway::store::Db::open(&data.join("fmu-gateway.db"), 1).unwrap();
     let conn = db.conn().unwrap();
