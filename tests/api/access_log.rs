@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Binary, api_client, free_port};
+use crate::common::{Api, Binary, api_client, free_port};
 
 /// The server with JSON logs written to a file; returns it, the log path and an API key.
 async fn start(
@@ -48,13 +48,7 @@ fn requests_logged(log: &std::path::Path) -> Vec<Value> {
 }
 
 async fn get_usage(server: &Binary, key: &str) -> reqwest::StatusCode {
-    api_client()
-        .get(format!("{}/api/v1/usage?limit=5", server.url))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    server.get("/api/v1/usage?limit=5", key).await.status()
 }
 
 #[tokio::test]
@@ -77,22 +71,16 @@ async fn by_default_only_server_errors_and_slow_requests_are_logged() {
         assert_eq!(health.status(), 200);
     }
     // A client error: logged at debug only, so not at the default level.
-    let missing = api_client()
-        .get(format!("{}/api/v1/runs/no-such-run", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let missing = server.get("/api/v1/runs/no-such-run", &key).await;
     assert_eq!(missing.status(), 404);
     // A slow request: a run far longer than the sync wait.
     let started = std::time::Instant::now();
-    let run = api_client()
-        .post(format!("{}/api/v1/runs", server.url))
-        .bearer_auth(&key)
-        .json(&json!({ "fmu_id": "lib:VanDerPol", "stop_time": 1000000.0, "output_interval": 1.0 }))
-        .send()
-        .await
-        .unwrap();
+    let run = server
+        .create_run(
+            &key,
+            &json!({ "fmu_id": "lib:VanDerPol", "stop_time": 1000000.0, "output_interval": 1.0 }),
+        )
+        .await;
     assert_eq!(run.status(), 202);
     assert!(started.elapsed() >= std::time::Duration::from_millis(800));
     // A server error: the database loses the usage table under the running server.

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{api_client, browser, spawn_app, spawn_app_with, unique_email};
+use crate::common::{Api, api_client, browser, spawn_app, spawn_app_with, unique_email};
 
 #[tokio::test]
 async fn registering_over_json_returns_the_account_a_key_and_the_free_credits() {
@@ -22,15 +22,7 @@ async fn registering_over_json_returns_the_account_a_key_and_the_free_credits() 
     let key = body["api_key"].as_str().unwrap();
     assert!(key.starts_with("fmugw_"));
     // The key works at once, and the grant is in the ledger.
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/v1/me", key).await;
     assert_eq!(me["credits"], 25);
     let conn = app.state.store.conn().unwrap();
     let (kind, delta): (String, i64) = conn
@@ -47,15 +39,7 @@ async fn registering_over_json_returns_the_account_a_key_and_the_free_credits() 
 async fn the_free_grant_is_configurable() {
     let app = spawn_app_with(|c| c.free_credits = 3).await;
     let account = app.register().await;
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/v1/me", &account.api_key).await;
     assert_eq!(me["credits"], 3);
 }
 
@@ -88,13 +72,7 @@ async fn registering_twice_with_the_same_email_is_rejected_regardless_of_case() 
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "conflict");
     assert!(body["message"].as_str().unwrap().contains("already exists"));
-    let users: i64 = app
-        .state
-        .store
-        .conn()
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-        .unwrap();
+    let users: i64 = app.count("users", []);
     assert_eq!(users, 1);
 }
 
@@ -138,13 +116,7 @@ async fn bad_registrations_get_clear_errors_and_create_nothing() {
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "invalid_request");
-    let users: i64 = app
-        .state
-        .store
-        .conn()
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-        .unwrap();
+    let users: i64 = app.count("users", []);
     assert_eq!(users, 0);
 }
 
@@ -241,12 +213,7 @@ async fn logging_in_over_json_works_with_a_password_or_a_key() {
     assert_eq!(body["credits"], 25);
     let minted = body["api_key"].as_str().unwrap();
     assert_eq!(body["token"], minted);
-    let me = client
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(minted)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get("/api/v1/me", minted).await;
     assert_eq!(me.status(), 200);
 
     let body: Value = client
@@ -378,13 +345,7 @@ async fn pages_need_a_session_and_logout_ends_it() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    let sessions: i64 = app
-        .state
-        .store
-        .conn()
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let sessions: i64 = app.count("sessions", []);
     assert_eq!(sessions, 0, "logout deletes the session server-side");
     assert_eq!(
         client

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{api_client, fresh_fmu};
+use crate::common::{Api, fresh_fmu};
 
 use crate::common::UserServer as Server;
 
@@ -16,40 +16,15 @@ use crate::common::UserServer as Server;
 impl Server {
     /// Starts a run (answered 202 at once); returns its id.
     async fn start_run(&self, body: Value) -> String {
-        let resp = api_client()
-            .post(self.at("/api/v1/runs"))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.create_run(&self.key, &body).await;
         assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
         let run: Value = resp.json().await.unwrap();
         run["id"].as_str().unwrap().to_string()
     }
 
     async fn get_run(&self, id: &str) -> Value {
-        api_client()
-            .get(self.at(&format!("/api/v1/runs/{id}")))
-            .bearer_auth(&self.key)
-            .send()
+        self.get_json(&format!("/api/v1/runs/{id}"), &self.key)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// Polls the run until it has ended.
-    async fn finished(&self, id: &str) -> Value {
-        for _ in 0..1200 {
-            let run = self.get_run(id).await;
-            if !matches!(run["status"].as_str(), Some("queued" | "running")) {
-                return run;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("run {id} did not end");
     }
 
     async fn wait_for_status(&self, id: &str, status: &str) {
@@ -62,38 +37,17 @@ impl Server {
         panic!("run {id} never became {status}");
     }
 
-    async fn run(&self, body: Value) -> Value {
-        let id = self.start_run(body).await;
-        self.finished(&id).await
-    }
-
     async fn cancel(&self, id: &str) -> Value {
-        let resp = api_client()
-            .post(self.at(&format!("/api/v1/runs/{id}/cancel")))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap();
+        let resp = self
+            .post(&format!("/api/v1/runs/{id}/cancel"), &self.key)
+            .await;
         assert_eq!(resp.status(), 200);
         resp.json().await.unwrap()
     }
 
-    async fn balance(&self) -> i64 {
-        let me: Value = api_client()
-            .get(self.at("/api/v1/me"))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        me["credits"].as_i64().unwrap()
-    }
-
     /// The balance, after checking that every credit is accounted for in the ledger.
     async fn balance_matching_the_ledger(&self) -> i64 {
-        let balance = self.balance().await;
+        let balance = self.balance(&self.key).await;
         let db = fmu_gateway::store::Store::open(&self.data.join("fmu-gateway.db"), 1).unwrap();
         let sum: i64 = db
             .conn()
@@ -137,13 +91,13 @@ async fn the_caller_pays_for_what_their_model_used() {
     let upload = server
         .upload(fresh_fmu("Dahlquist", "3.0", "the caller's"))
         .await;
-    let run = server.run(short(&upload)).await;
+    let run = server.run(&server.key, &short(&upload)).await;
     assert_outcome(&run, "succeeded", None, true);
     assert_eq!(server.balance_matching_the_ledger().await, 24);
 
     // The caller's FMU reports an error.
     let failing = server.upload_hostile(&["HOSTILE_ERROR"]).await;
-    let run = server.run(short(&failing)).await;
+    let run = server.run(&server.key, &short(&failing)).await;
     assert_outcome(&run, "failed", Some("model_error"), true);
     assert!(
         run["error"].as_str().unwrap().contains("failed on purpose"),
@@ -153,13 +107,13 @@ async fn the_caller_pays_for_what_their_model_used() {
 
     // It crashes.
     let crashing = server.upload_hostile(&["HOSTILE_SEGFAULT"]).await;
-    let run = server.run(short(&crashing)).await;
+    let run = server.run(&server.key, &short(&crashing)).await;
     assert_outcome(&run, "failed", Some("model_crashed"), true);
     assert_eq!(server.balance_matching_the_ledger().await, 22);
 
     // It runs out of memory.
     let greedy = server.upload_hostile(&["HOSTILE_ALLOC"]).await;
-    let run = server.run(short(&greedy)).await;
+    let run = server.run(&server.key, &short(&greedy)).await;
     assert_outcome(&run, "failed", Some("out_of_memory"), true);
     assert_eq!(server.balance_matching_the_ledger().await, 21);
 }
@@ -171,7 +125,7 @@ async fn a_run_that_reaches_the_callers_time_limit_is_charged() {
     let mut body = short(&sleeper);
     body["timeout"] = json!(2);
     let started = std::time::Instant::now();
-    let run = server.run(body).await;
+    let run = server.run(&server.key, &body).await;
     assert_outcome(&run, "failed", Some("time_limit"), true);
     assert!(started.elapsed() < Duration::from_secs(9), "stopped at 2 s");
     assert!(run["error"].as_str().unwrap().contains("2 s"), "{run}");
@@ -185,7 +139,7 @@ async fn a_library_model_that_fails_is_not_charged() {
     // unstable for k = 1e6: the model reports the state became non-finite.
     let mut body = short("lib:Dahlquist");
     body["start_values"] = json!({ "k": 1e6 });
-    let run = server.run(body).await;
+    let run = server.run(&server.key, &body).await;
     assert_outcome(&run, "failed", Some("model_error"), false);
     assert!(
         run["error"].as_str().unwrap().contains("non-finite"),
@@ -193,7 +147,7 @@ async fn a_library_model_that_fails_is_not_charged() {
     );
     assert_eq!(server.balance_matching_the_ledger().await, 25);
     // The same model within its means is charged as usual.
-    let run = server.run(short("lib:Dahlquist")).await;
+    let run = server.run(&server.key, &short("lib:Dahlquist")).await;
     assert_outcome(&run, "succeeded", None, true);
     assert_eq!(server.balance_matching_the_ledger().await, 24);
 }
@@ -229,7 +183,7 @@ async fn queued_cancels_and_service_faults_are_refunded_running_cancels_are_char
     assert_outcome(&run, "cancelled", None, true);
 
     // The run whose files went missing is the service's failure: refunded.
-    let run = server.finished(&queued_then_lost).await;
+    let run = server.finished_run(&server.key, &queued_then_lost).await;
     assert_outcome(&run, "failed", Some("service_error"), false);
     assert!(
         run["error"].as_str().unwrap().contains("files are missing"),

@@ -6,19 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Binary, TestApp, api_client, free_port, fresh_fmu, spawn_app_with};
-
-async fn upload(app_url: &str, key: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let part = reqwest::multipart::Part::bytes(bytes).file_name("model.fmu");
-    let form = reqwest::multipart::Form::new().part("file", part);
-    api_client()
-        .post(format!("{app_url}/api/v1/fmus"))
-        .bearer_auth(key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
+use crate::common::{Api, Binary, TestApp, api_client, free_port, fresh_fmu, spawn_app_with};
 
 /// Entries in the registry directory (library models, uploads and their extracted trees).
 fn registry_entries(app: &TestApp) -> Vec<String> {
@@ -72,7 +60,9 @@ async fn an_upload_past_the_storage_quota_is_refused_and_leaves_nothing_behind()
     let ada = app.register().await;
     let before = registry_entries(&app);
 
-    let first = upload(&app.url, &ada.api_key, padded_fmu("first", 300_000)).await;
+    let first = app
+        .upload_fmu(&ada.api_key, padded_fmu("first", 300_000))
+        .await;
     assert_eq!(first.status(), 201, "{}", first.text().await.unwrap());
     let first: Value = first.json().await.unwrap();
     let used = storage_used(&app, &ada.user_id).await;
@@ -80,22 +70,18 @@ async fn an_upload_past_the_storage_quota_is_refused_and_leaves_nothing_behind()
         used > 600_000,
         "the quota counts the file and its extracted tree: {used}"
     );
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&ada.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/v1/me", &ada.api_key).await;
     assert_eq!(me["storage_used_bytes"], used, "{me}");
     assert_eq!(me["storage_quota_bytes"], 3 << 19);
-    let second = upload(&app.url, &ada.api_key, padded_fmu("second", 300_000)).await;
+    let second = app
+        .upload_fmu(&ada.api_key, padded_fmu("second", 300_000))
+        .await;
     assert_eq!(second.status(), 201);
     let with_two = registry_entries(&app);
 
-    let third = upload(&app.url, &ada.api_key, padded_fmu("third", 300_000)).await;
+    let third = app
+        .upload_fmu(&ada.api_key, padded_fmu("third", 300_000))
+        .await;
     assert_eq!(third.status(), 413);
     let body: Value = third.json().await.unwrap();
     assert_eq!(body["code"], "storage_quota_exceeded", "{body}");
@@ -109,15 +95,7 @@ async fn an_upload_past_the_storage_quota_is_refused_and_leaves_nothing_behind()
         with_two,
         "a refused upload leaves no file, no extracted tree and no temp file"
     );
-    let listed: Value = api_client()
-        .get(app.at("/api/v1/fmus"))
-        .bearer_auth(&ada.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.get_json("/api/v1/fmus", &ada.api_key).await;
     let uploads = listed
         .as_array()
         .unwrap()
@@ -127,35 +105,32 @@ async fn an_upload_past_the_storage_quota_is_refused_and_leaves_nothing_behind()
     assert_eq!(uploads, 2, "{listed}");
 
     // A body far past the quota is cut off while it streams (the limit is checked per chunk).
-    let huge = upload(&app.url, &ada.api_key, vec![0x55; 20 << 20]).await;
+    let huge = app.upload_fmu(&ada.api_key, vec![0x55; 20 << 20]).await;
     assert_eq!(huge.status(), 413);
     assert_eq!(registry_entries(&app), with_two);
 
     // Room made by deleting is room to upload again; another account has its own quota.
-    let resp = api_client()
-        .delete(app.at(&format!("/api/v1/fmus/{}", first["id"].as_str().unwrap())))
-        .bearer_auth(&ada.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .delete(
+            &format!("/api/v1/fmus/{}", first["id"].as_str().unwrap()),
+            &ada.api_key,
+        )
+        .await;
     assert!(resp.status().is_success(), "{}", resp.status());
-    let third = upload(&app.url, &ada.api_key, padded_fmu("third", 300_000)).await;
+    let third = app
+        .upload_fmu(&ada.api_key, padded_fmu("third", 300_000))
+        .await;
     assert_eq!(third.status(), 201);
     let bob = app.register().await;
-    let resp = upload(&app.url, &bob.api_key, padded_fmu("bob", 300_000)).await;
+    let resp = app
+        .upload_fmu(&bob.api_key, padded_fmu("bob", 300_000))
+        .await;
     assert_eq!(resp.status(), 201);
     assert!(registry_entries(&app).len() > before.len());
 }
 
 async fn register(url: &str) -> (String, String) {
-    let resp = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": "keeper@example.com", "password": "a long password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    let body = url.sign_up("keeper@example.com").await;
     (
         body["api_key"].as_str().unwrap().to_string(),
         body["user_id"].as_str().unwrap().to_string(),
@@ -163,13 +138,9 @@ async fn register(url: &str) -> (String, String) {
 }
 
 async fn run_dahlquist(url: &str, key: &str) -> Value {
-    let resp = api_client()
-        .post(format!("{url}/api/v1/runs"))
-        .bearer_auth(key)
-        .json(&json!({"fmu_id": "lib:Dahlquist", "stop_time": 1}))
-        .send()
-        .await
-        .unwrap();
+    let resp = url
+        .create_run(key, &json!({"fmu_id": "lib:Dahlquist", "stop_time": 1}))
+        .await;
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
@@ -224,12 +195,9 @@ async fn results_past_their_retention_are_removed_and_answer_410_with_the_date()
         !partial.exists(),
         "and the half-written result of an interrupted run"
     );
-    let resp = api_client()
-        .get(format!("{}/api/v1/runs/{old_id}/result", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let resp = server
+        .get(&format!("/api/v1/runs/{old_id}/result"), &key)
+        .await;
     assert_eq!(resp.status(), 410);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "result_expired");
@@ -241,34 +209,18 @@ async fn results_past_their_retention_are_removed_and_answer_410_with_the_date()
         "{body}"
     );
     // The run itself stays in the history, and its summary still answers.
-    let run: Value = api_client()
-        .get(format!("{}/api/v1/runs/{old_id}", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = server
+        .get_json(&format!("/api/v1/runs/{old_id}"), &key)
+        .await;
     assert_eq!(run["status"], "succeeded");
-    let compat = api_client()
-        .get(format!("{}/simulations/{old_id}", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let compat = server.get(&format!("/simulations/{old_id}"), &key).await;
     assert_eq!(compat.status(), 200);
     // The recent run's results are untouched.
-    let resp = api_client()
-        .get(format!(
-            "{}/api/v1/runs/{}/result?format=csv",
-            server.url,
-            recent["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let recent_csv = format!(
+        "/api/v1/runs/{}/result?format=csv",
+        recent["id"].as_str().unwrap()
+    );
+    let resp = server.get(&recent_csv, &key).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -306,38 +258,20 @@ async fn below_the_disk_reserve_new_work_waits_and_nothing_is_charged() {
     assert_eq!(health.status(), 200, "the process is up, just not ready");
 
     let (key, _) = register(&server.url).await;
-    let resp = api_client()
-        .post(format!("{}/api/v1/runs", server.url))
-        .bearer_auth(&key)
-        .json(&json!({"fmu_id": "lib:Dahlquist", "stop_time": 1}))
-        .send()
-        .await
-        .unwrap();
+    let resp = server
+        .create_run(&key, &json!({"fmu_id": "lib:Dahlquist", "stop_time": 1}))
+        .await;
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "service_unavailable");
     assert!(body["message"].as_str().unwrap().contains("paused"));
-    let resp = upload(&server.url, &key, fresh_fmu("Dahlquist", "3.0", "full")).await;
+    let resp = server
+        .upload_fmu(&key, fresh_fmu("Dahlquist", "3.0", "full"))
+        .await;
     assert_eq!(resp.status(), 503);
-    let me: Value = api_client()
-        .get(format!("{}/api/v1/me", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = server.get_json("/api/v1/me", &key).await;
     assert_eq!(me["credits"], 25, "nothing was reserved or charged");
-    let runs: Value = api_client()
-        .get(format!("{}/api/v1/runs", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runs = server.get_json("/api/v1/runs", &key).await;
     assert_eq!(runs["items"].as_array().unwrap().len(), 0);
 }
 

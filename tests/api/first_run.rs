@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Binary, api_client, browser, csrf_from, free_port, spawn_app_with};
+use crate::common::{Api, Binary, api_client, browser, csrf_from, free_port, spawn_app_with};
 
 const EXE: &str = env!("CARGO_BIN_EXE_fmu-gateway");
 
@@ -39,29 +39,9 @@ async fn serve_in(cwd: &Path, args: &[&str]) -> Binary {
 }
 
 async fn register(url: &str, email: &str) -> String {
-    let resp = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": email, "password": "a long password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    let body = url.sign_up(email).await;
     assert_eq!(body["credits"], 25);
     body["api_key"].as_str().unwrap().to_string()
-}
-
-async fn credits(url: &str, key: &str) -> i64 {
-    let me: Value = api_client()
-        .get(format!("{url}/api/v1/me"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    me["credits"].as_i64().unwrap()
 }
 
 /// The README's run of `lib:BouncingBall`, checked against the closed form of free fall
@@ -87,7 +67,7 @@ async fn run_the_readme_example(url: &str, key: &str) {
         let expected = 2.0 - 9.81 * t * t / 2.0;
         assert!((h - expected).abs() < 1e-6, "h({t}) = {h}, not {expected}");
     }
-    assert_eq!(credits(url, key).await, 24);
+    assert_eq!(url.balance(key).await, 24);
 }
 
 /// A browser signs up and starts the same run from the dashboard's form, as the first user
@@ -183,7 +163,7 @@ async fn a_relative_data_dir_works_for_the_server_the_operator_and_the_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(credits(&server.url, &key).await, 29);
+    assert_eq!(server.balance(&key).await, 29);
 
     // The local CLI on a relative model path.
     let (_, _, bytes) = fmu_gateway::fmi::library::DEMO_FMUS
@@ -226,18 +206,14 @@ async fn a_server_that_cannot_simulate_says_why_and_takes_no_credits() {
     assert!(reason.contains("lib:Dahlquist"), "{body}");
 
     let account = app.register().await;
-    let resp = api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "fmu_id": "lib:BouncingBall" }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .create_run(&account.api_key, &json!({ "fmu_id": "lib:BouncingBall" }))
+        .await;
     assert_eq!(resp.status(), 503);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "service_unavailable", "{err}");
     assert_eq!(
-        credits(&app.url, &account.api_key).await,
+        app.balance(&account.api_key).await,
         25,
         "nothing was reserved"
     );
@@ -247,18 +223,17 @@ async fn a_server_that_cannot_simulate_says_why_and_takes_no_credits() {
 async fn a_request_with_several_problems_gets_one_422_naming_them_all() {
     let app = spawn_app_with(|_| {}).await;
     let account = app.register().await;
-    let resp = api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({
-            "fmu_id": "lib:BouncingBall",
-            "outputs": ["h", "altitude"],
-            "start_values": { "g": "heavy", "e": 1.5 },
-            "inputs": [{ "name": "g", "t": [0, 1], "u": [9.81, 9.81] }]
-        }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .create_run(
+            &account.api_key,
+            &json!({
+                "fmu_id": "lib:BouncingBall",
+                "outputs": ["h", "altitude"],
+                "start_values": { "g": "heavy", "e": 1.5 },
+                "inputs": [{ "name": "g", "t": [0, 1], "u": [9.81, 9.81] }]
+            }),
+        )
+        .await;
     assert_eq!(resp.status(), 422);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "invalid_request");
@@ -289,16 +264,8 @@ async fn a_request_with_several_problems_gets_one_422_naming_them_all() {
         assert!(message.contains(needle), "{needle}: {message}");
     }
     // Nothing moved: no run, no reservation.
-    assert_eq!(credits(&app.url, &account.api_key).await, 25);
-    let runs: Value = api_client()
-        .get(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(app.balance(&account.api_key).await, 25);
+    let runs = app.get_json("/api/v1/runs", &account.api_key).await;
     assert_eq!(runs["total"], 0);
 
     // The dashboard's form gives the same messages next to the fields and keeps the input.
@@ -340,15 +307,7 @@ async fn the_original_sdk_reads_usage_and_the_registry_as_json() {
         1_700_000_000_000,
     )
     .await;
-    let expected: Value = api_client()
-        .get(app.at("/usage/"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let expected = app.get_json("/usage/", &account.api_key).await;
     assert_eq!(expected.as_array().unwrap().len(), 1);
     // What the SDK sends: its User-Agent, the default Accept, either key header.
     for header in ["Authorization", "X-API-Key"] {
@@ -384,15 +343,10 @@ async fn the_original_sdk_reads_usage_and_the_registry_as_json() {
     assert_eq!(err["code"], "missing_api_key");
 
     // The old registry route lists the caller's uploads.
-    let part = reqwest::multipart::Part::bytes(crate::common::fresh_fmu("VanDerPol", "3.0", "sdk"))
-        .file_name("vdp.fmu");
-    let uploaded: Value = api_client()
-        .post(app.at("/api/v1/fmus"))
-        .bearer_auth(&account.api_key)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
+    let fmu = crate::common::fresh_fmu("VanDerPol", "3.0", "sdk");
+    let uploaded: Value = app
+        .upload_fmu(&account.api_key, fmu)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::common::{TestApp, api_client, fresh_fmu, spawn_app, spawn_app_with};
+use crate::common::{Api, TestApp, api_client, fresh_fmu, spawn_app, spawn_app_with};
 
 /// A zip with the given (name, contents) entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -39,15 +39,7 @@ fn stored_files(app: &TestApp) -> usize {
 async fn a_fresh_start_serves_the_library_in_both_fmi_versions() {
     let app = spawn_app().await;
     let account = app.register().await;
-    let list: Value = api_client()
-        .get(app.at("/api/v1/fmus"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/v1/fmus", &account.api_key).await;
     let ids: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -61,15 +53,9 @@ async fn a_fresh_start_serves_the_library_in_both_fmi_versions() {
             "{ids:?}"
         );
     }
-    let ball: Value = api_client()
-        .get(app.at("/api/v1/fmus/lib:BouncingBall"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ball = app
+        .get_json("/api/v1/fmus/lib:BouncingBall", &account.api_key)
+        .await;
     assert_eq!(
         ball["fmi_version"].as_str().unwrap().chars().next(),
         Some('3')
@@ -84,35 +70,20 @@ async fn a_fresh_start_serves_the_library_in_both_fmi_versions() {
     assert_eq!(h["type"], "Float64");
     assert_eq!(h["unit"], "m");
     assert_eq!(ball["default_experiment"]["stop_time"], 3.0);
-    let alias: Value = api_client()
-        .get(app.at("/api/v1/fmus/msl:BouncingBall"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alias = app
+        .get_json("/api/v1/fmus/msl:BouncingBall", &account.api_key)
+        .await;
     assert_eq!(alias["id"], ball["id"]);
-    let fmi2: Value = api_client()
-        .get(app.at("/api/v1/fmus/lib:BouncingBall@fmi2"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fmi2 = app
+        .get_json("/api/v1/fmus/lib:BouncingBall@fmi2", &account.api_key)
+        .await;
     assert_eq!(fmi2["fmi_version"], "2.0");
-    let by_sha: Value = api_client()
-        .get(app.at(&format!("/api/v1/fmus/{}", ball["id"].as_str().unwrap())))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_sha = app
+        .get_json(
+            &format!("/api/v1/fmus/{}", ball["id"].as_str().unwrap()),
+            &account.api_key,
+        )
+        .await;
     assert_eq!(by_sha["library_id"], "lib:BouncingBall");
 }
 
@@ -122,7 +93,7 @@ async fn uploading_stores_once_and_keeps_uploads_private() {
     let alice = app.register().await;
     let bob = app.register().await;
     let bytes = fresh_fmu("VanDerPol", "3.0", "alice's copy");
-    let resp = upload(&app, &alice.api_key, "/api/v1/fmus", bytes.clone()).await;
+    let resp = app.upload_fmu(&alice.api_key, bytes.clone()).await;
     assert_eq!(resp.status(), 201);
     let created: Value = resp.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_string();
@@ -131,27 +102,14 @@ async fn uploading_stores_once_and_keeps_uploads_private() {
     assert_eq!(created["file_name"], "model.fmu");
     assert_eq!(created["model_name"], "VanDerPol");
 
-    let again = upload(&app, &alice.api_key, "/api/v1/fmus", bytes.clone()).await;
+    let again = app.upload_fmu(&alice.api_key, bytes.clone()).await;
     assert_eq!(again.status(), 200, "the same bytes twice are a no-op");
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], id.as_str());
 
-    let resp = api_client()
-        .get(app.at(&format!("/api/v1/fmus/{id}")))
-        .bearer_auth(&bob.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get(&format!("/api/v1/fmus/{id}"), &bob.api_key).await;
     assert_eq!(resp.status(), 404, "another user's upload is invisible");
-    let bobs: Value = api_client()
-        .get(app.at("/api/v1/fmus"))
-        .bearer_auth(&bob.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bobs = app.get_json("/api/v1/fmus", &bob.api_key).await;
     assert!(
         bobs.as_array()
             .unwrap()
@@ -160,32 +118,21 @@ async fn uploading_stores_once_and_keeps_uploads_private() {
     );
 
     // Bob uploading the same bytes shares the stored file but gets his own entry.
-    let resp = upload(&app, &bob.api_key, "/api/v1/fmus", bytes).await;
+    let resp = app.upload_fmu(&bob.api_key, bytes).await;
     assert_eq!(resp.status(), 200);
-    let resp = api_client()
-        .delete(app.at(&format!("/api/v1/fmus/{id}")))
-        .bearer_auth(&alice.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .delete(&format!("/api/v1/fmus/{id}"), &alice.api_key)
+        .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(
-        api_client()
-            .get(app.at(&format!("/api/v1/fmus/{id}")))
-            .bearer_auth(&alice.api_key)
-            .send()
+        app.get(&format!("/api/v1/fmus/{id}"), &alice.api_key)
             .await
-            .unwrap()
             .status(),
         404
     );
     assert_eq!(
-        api_client()
-            .get(app.at(&format!("/api/v1/fmus/{id}")))
-            .bearer_auth(&bob.api_key)
-            .send()
+        app.get(&format!("/api/v1/fmus/{id}"), &bob.api_key)
             .await
-            .unwrap()
             .status(),
         200
     );
@@ -193,22 +140,15 @@ async fn uploading_stores_once_and_keeps_uploads_private() {
         app.data_dir.join("fmus").join(format!("{id}.fmu")).exists(),
         "still used by bob"
     );
-    api_client()
-        .delete(app.at(&format!("/api/v1/fmus/{id}")))
-        .bearer_auth(&bob.api_key)
-        .send()
-        .await
-        .unwrap();
+    app.delete(&format!("/api/v1/fmus/{id}"), &bob.api_key)
+        .await;
     assert!(
         !app.data_dir.join("fmus").join(format!("{id}.fmu")).exists(),
         "removed with its last user"
     );
-    let resp = api_client()
-        .delete(app.at("/api/v1/fmus/lib:BouncingBall"))
-        .bearer_auth(&bob.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .delete("/api/v1/fmus/lib:BouncingBall", &bob.api_key)
+        .await;
     assert_eq!(resp.status(), 404, "library models cannot be deleted");
 }
 
@@ -253,7 +193,7 @@ async fn hostile_or_broken_archives_are_refused_with_a_reason_and_nothing_is_sto
         ),
     ];
     for (bytes, message) in cases {
-        let resp = upload(&app, &account.api_key, "/api/v1/fmus", bytes).await;
+        let resp = app.upload_fmu(&account.api_key, bytes).await;
         let status = resp.status().as_u16();
         let err: Value = resp.json().await.unwrap();
         assert!((400..500).contains(&status), "{message}: {status} {err}");
@@ -276,27 +216,15 @@ async fn hostile_or_broken_archives_are_refused_with_a_reason_and_nothing_is_sto
         zip::write::SimpleFileOptions::default(),
     )
     .unwrap();
-    let resp = upload(
-        &app,
-        &account.api_key,
-        "/api/v1/fmus",
-        out.finish().unwrap().into_inner(),
-    )
-    .await;
+    let resp = app
+        .upload_fmu(&account.api_key, out.finish().unwrap().into_inner())
+        .await;
     assert_eq!(resp.status(), 422);
     let err: Value = resp.json().await.unwrap();
     assert!(err["message"].as_str().unwrap().contains("link"), "{err}");
 
     assert_eq!(stored_files(&app), before, "nothing was left behind");
-    let list: Value = api_client()
-        .get(app.at("/api/v1/fmus"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/v1/fmus", &account.api_key).await;
     assert!(
         list.as_array()
             .unwrap()
@@ -309,7 +237,7 @@ async fn hostile_or_broken_archives_are_refused_with_a_reason_and_nothing_is_sto
 async fn an_upload_over_the_size_limit_is_refused() {
     let app = spawn_app_with(|c| c.max_upload_bytes = 64 << 10).await;
     let account = app.register().await;
-    let resp = upload(&app, &account.api_key, "/api/v1/fmus", vec![7u8; 200 << 10]).await;
+    let resp = app.upload_fmu(&account.api_key, vec![7u8; 200 << 10]).await;
     assert_eq!(resp.status(), 413);
     let resp = upload(&app, &account.api_key, "/fmus", vec![7u8; 200 << 10]).await;
     assert_eq!(resp.status(), 413);
@@ -350,35 +278,15 @@ async fn the_compatibility_fmu_routes_keep_their_shapes() {
         .unwrap();
     assert_eq!(x["declaredType"], "Real");
     assert!(x["causality"].is_string() && x["variability"].is_string());
-    let by_hash: Value = api_client()
-        .get(app.at(&format!("/fmus/by-hash/{id}")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_hash = app
+        .get_json(&format!("/fmus/by-hash/{id}"), &account.api_key)
+        .await;
     assert_eq!(by_hash["sha256"], id);
-    let vars: Value = api_client()
-        .get(app.at("/fmus/lib:BouncingBall/variables"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let vars = app
+        .get_json("/fmus/lib:BouncingBall/variables", &account.api_key)
+        .await;
     assert!(vars.as_array().unwrap().iter().any(|v| v["name"] == "h"));
-    let lib: Value = api_client()
-        .get(app.at("/library?query=ball"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lib = app.get_json("/library?query=ball", &account.api_key).await;
     let ids: Vec<&str> = lib
         .as_array()
         .unwrap()
@@ -387,12 +295,8 @@ async fn the_compatibility_fmu_routes_keep_their_shapes() {
         .collect();
     assert_eq!(ids, vec!["lib:BouncingBall", "lib:BouncingBall@fmi2"]);
     assert_eq!(
-        api_client()
-            .get(app.at("/fmus/by-hash/xyz"))
-            .bearer_auth(&account.api_key)
-            .send()
+        app.get("/fmus/by-hash/xyz", &account.api_key)
             .await
-            .unwrap()
             .status(),
         400
     );

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Binary, api_client, free_port};
+use crate::common::{Api, Binary, api_client, free_port};
 
 use crate::common::UserServer as Server;
 
@@ -21,28 +21,10 @@ impl Server {
         self.binary.child.id()
     }
 
-    async fn get(&self, path: &str) -> Value {
-        api_client()
-            .get(self.at(path))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     /// Runs `fmu_id` and polls it to its end, checking all the while that the server
     /// answers `/health` quickly and is alive.
     async fn run_watching_health(&mut self, fmu_id: &str, timeout: f64) -> Value {
-        let resp = api_client()
-            .post(self.at("/api/v1/runs"))
-            .bearer_auth(&self.key)
-            .json(&json!({ "fmu_id": fmu_id, "stop_time": 1.0, "output_interval": 0.1, "timeout": timeout }))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.create_run(&self.key, &json!({ "fmu_id": fmu_id, "stop_time": 1.0, "output_interval": 0.1, "timeout": timeout })).await;
         assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
         let id = resp.json::<Value>().await.unwrap()["id"]
             .as_str()
@@ -50,7 +32,9 @@ impl Server {
             .to_string();
         for _ in 0..600 {
             self.assert_healthy().await;
-            let run = self.get(&format!("/api/v1/runs/{id}")).await;
+            let run = self
+                .get_json(&format!("/api/v1/runs/{id}"), &self.key)
+                .await;
             if !matches!(run["status"].as_str(), Some("queued" | "running")) {
                 self.assert_healthy().await;
                 return run;
@@ -76,7 +60,7 @@ impl Server {
     }
 
     async fn credits(&self) -> i64 {
-        self.get("/api/v1/me").await["credits"].as_i64().unwrap()
+        self.balance(&self.key).await
     }
 }
 
@@ -112,7 +96,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attack_of_the_corpus_is_blocked_and_charged_while_the_server_serves() {
     let mut server = Server::start("attacker@example.com", &[]).await;
-    let ready = server.get("/ready").await;
+    let ready = server.get_json("/ready", &server.key).await;
     assert_eq!(missing_required(&ready), Vec::<Value>::new(), "{ready}");
     let layers: Vec<&str> = ready["sandbox"]
         .as_array()
@@ -227,7 +211,7 @@ async fn every_attack_of_the_corpus_is_blocked_and_charged_while_the_server_serv
     assert_eq!(server.credits().await, credits - 1);
 
     // Still every layer, and still the same server.
-    let ready = server.get("/ready").await;
+    let ready = server.get_json("/ready", &server.key).await;
     assert_eq!(ready["ready"], true, "{ready}");
     assert_eq!(missing_required(&ready), Vec::<Value>::new(), "{ready}");
     server.assert_healthy().await;

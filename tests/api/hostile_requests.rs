@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{Binary, api_client, free_port};
+use crate::common::{Api, Binary, api_client, free_port};
 
 /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
 fn proc_kib(pid: u32, field: &str) -> u64 {
@@ -206,17 +206,11 @@ async fn fifty_concurrent_logins_keep_the_server_memory_bounded() {
 async fn json_routes_take_small_bodies_and_upload_routes_large_ones() {
     let app = crate::common::spawn_app_with(|c| c.max_json_bytes = 4096).await;
     let account = app.register().await;
-    let runs_before = run_count(&app);
+    let runs_before = app.count("runs", []);
     let big = json!({ "fmu_id": "lib:BouncingBall", "label": "x".repeat(8192) });
 
     // A valid key, a body over the JSON limit: 413 with our JSON error, nothing started.
-    let resp = api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.create_run(&account.api_key, &big).await;
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "payload_too_large");
@@ -232,7 +226,7 @@ async fn json_routes_take_small_bodies_and_upload_routes_large_ones() {
     )
     .await;
     assert_eq!(status, 413);
-    assert_eq!(run_count(&app), runs_before, "no run was started");
+    assert_eq!(app.count("runs", []), runs_before, "no run was started");
 
     // A small chunked body still works (it is read up to the limit, then handled).
     let small =
@@ -259,14 +253,7 @@ async fn json_routes_take_small_bodies_and_upload_routes_large_ones() {
     // An FMU upload, far larger than 4 KiB, goes through on an upload route.
     let fmu = crate::common::fresh_fmu("BouncingBall", "3.0", "large body");
     assert!(fmu.len() > 4096);
-    let part = reqwest::multipart::Part::bytes(fmu).file_name("model.fmu");
-    let resp = api_client()
-        .post(app.at("/api/v1/fmus"))
-        .bearer_auth(&account.api_key)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.upload_fmu(&account.api_key, fmu).await;
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
 }
 
@@ -288,24 +275,21 @@ async fn a_made_up_or_revoked_key_is_refused_before_the_body_is_read() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["code"], "invalid_api_key");
     }
-    let created: Value = api_client()
-        .post(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "label": "soon gone" }))
-        .send()
+    let created: Value = app
+        .post_json(
+            "/api/v1/keys",
+            &account.api_key,
+            &json!({ "label": "soon gone" }),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let doomed = created["api_key"].as_str().unwrap().to_string();
     let id = created["key"]["id"].as_str().unwrap();
-    let revoked = api_client()
-        .post(app.at(&format!("/api/v1/keys/{id}/revoke")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
+    let revoked = app
+        .post(&format!("/api/v1/keys/{id}/revoke"), &account.api_key)
+        .await;
     assert!(revoked.status().is_success());
     let resp = api_client()
         .post(app.at("/api/v1/runs"))
@@ -338,13 +322,9 @@ async fn a_made_up_or_revoked_key_is_refused_before_the_body_is_read() {
         assert_eq!(resp.status(), 400);
     }
     // And the attenuated token is still held to its checks once the body is read.
-    let resp = api_client()
-        .post(app.at("/api/v1/keys"))
-        .bearer_auth(&attenuated)
-        .json(&json!({ "label": "x" }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post_json("/api/v1/keys", &attenuated, &json!({ "label": "x" }))
+        .await;
     assert_eq!(resp.status(), 403);
 }
 
@@ -372,38 +352,26 @@ async fn post_chunked(addr: &str, path: &str, authorization: &str, body: &[u8]) 
         .unwrap_or_else(|| panic!("no status line in {text:?}"))
 }
 
-fn run_count(app: &crate::common::TestApp) -> i64 {
-    app.state
-        .store
-        .conn()
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
-        .unwrap()
-}
-
 #[tokio::test]
 async fn offsets_beyond_what_a_list_can_hold_are_a_422_naming_offset() {
     let app = crate::common::spawn_app().await;
     let account = app.register().await;
     for path in ["/api/v1/usage", "/api/v1/runs", "/usage/"] {
         for offset in ["9223372036854775808", &u64::MAX.to_string()] {
-            let resp = api_client()
-                .get(app.at(&format!("{path}?offset={offset}")))
-                .bearer_auth(&account.api_key)
-                .send()
-                .await
-                .unwrap();
+            let resp = app
+                .get(&format!("{path}?offset={offset}"), &account.api_key)
+                .await;
             assert_eq!(resp.status(), 422, "{path}?offset={offset}");
             let body: Value = resp.json().await.unwrap();
             assert_eq!(body["problems"][0]["field"], "offset", "{body}");
         }
         // Within range but past the end: the correct, empty page.
-        let resp = api_client()
-            .get(app.at(&format!("{path}?offset=9223372036854775807")))
-            .bearer_auth(&account.api_key)
-            .send()
-            .await
-            .unwrap();
+        let resp = app
+            .get(
+                &format!("{path}?offset=9223372036854775807"),
+                &account.api_key,
+            )
+            .await;
         assert_eq!(resp.status(), 200, "{path}");
         let body: Value = resp.json().await.unwrap();
         let items = body.get("items").unwrap_or(&body);
@@ -420,19 +388,6 @@ async fn offsets_beyond_what_a_list_can_hold_are_a_422_naming_offset() {
     assert!(resp.status().is_client_error(), "{}", resp.status());
 }
 
-fn keys_of(app: &crate::common::TestApp, user_id: &str) -> i64 {
-    app.state
-        .store
-        .conn()
-        .unwrap()
-        .query_row(
-            "SELECT COUNT(*) FROM api_keys WHERE user_id = ?1",
-            [user_id],
-            |r| r.get(0),
-        )
-        .unwrap()
-}
-
 /// A request with a key header and a session cookie is the key's alone: the cookie is
 /// ignored, so the key header cannot be used to skip CSRF while keeping the session.
 #[tokio::test]
@@ -442,7 +397,8 @@ async fn a_key_header_on_a_cookie_request_uses_the_key_and_ignores_the_session()
     let bob = app.register().await;
     let client = crate::common::browser();
     app.browser_login(&client, &alice).await;
-    let (alice_keys, bob_keys) = (keys_of(&app, &alice.user_id), keys_of(&app, &bob.user_id));
+    let keys_of = |user_id: &str| app.count("api_keys WHERE user_id = ?1", [user_id]);
+    let (alice_keys, bob_keys) = (keys_of(&alice.user_id), keys_of(&bob.user_id));
 
     // Direction 1: a session-only form with Alice's cookie, a key header and no CSRF token
     // is not Alice's session: nothing is created for her (nor for the key's owner).
@@ -457,8 +413,8 @@ async fn a_key_header_on_a_cookie_request_uses_the_key_and_ignores_the_session()
         assert_ne!(resp.status(), 201, "{key}");
         assert!(!resp.status().is_success(), "{}", resp.status());
     }
-    assert_eq!(keys_of(&app, &alice.user_id), alice_keys);
-    assert_eq!(keys_of(&app, &bob.user_id), bob_keys);
+    assert_eq!(keys_of(&alice.user_id), alice_keys);
+    assert_eq!(keys_of(&bob.user_id), bob_keys);
 
     // Direction 2: a compatibility route that takes a key or a session acts for the key's
     // owner, not the cookie's.
@@ -470,8 +426,8 @@ async fn a_key_header_on_a_cookie_request_uses_the_key_and_ignores_the_session()
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    assert_eq!(keys_of(&app, &bob.user_id), bob_keys + 1);
-    assert_eq!(keys_of(&app, &alice.user_id), alice_keys);
+    assert_eq!(keys_of(&bob.user_id), bob_keys + 1);
+    assert_eq!(keys_of(&alice.user_id), alice_keys);
     let listed: Value = client
         .get(app.at("/api_keys/"))
         .header("X-API-Key", &bob.api_key)
@@ -647,25 +603,12 @@ async fn free_credits_go_to_a_few_accounts_per_network_per_day() {
     assert_eq!(dashboard.status(), 200, "the new account is logged in");
 }
 
-async fn credits_of(app: &crate::common::TestApp, key: &str) -> i64 {
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    me["credits"].as_i64().unwrap()
-}
-
 #[tokio::test]
 async fn counts_over_their_maximum_are_a_422_naming_the_field_and_cost_nothing() {
     let app = crate::common::spawn_app().await;
     let account = app.register().await;
-    let credits = credits_of(&app, &account.api_key).await;
-    let runs = run_count(&app);
+    let credits = app.balance(&account.api_key).await;
+    let runs = app.count("runs", []);
     let many = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
     let start_values: serde_json::Map<String, Value> =
         many(1001).into_iter().map(|n| (n, json!(1))).collect();
@@ -687,21 +630,15 @@ async fn counts_over_their_maximum_are_a_422_naming_the_field_and_cost_nothing()
         body.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        let resp = api_client()
-            .post(app.at("/api/v1/runs"))
-            .bearer_auth(&account.api_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.create_run(&account.api_key, &body).await;
         assert_eq!(resp.status(), 422, "{field}");
         let err: Value = resp.json().await.unwrap();
         let problems = err["problems"].as_array().unwrap();
         assert_eq!(problems.len(), 1, "one problem, not one per entry: {err}");
         assert_eq!(problems[0]["field"], field, "{err}");
     }
-    assert_eq!(credits_of(&app, &account.api_key).await, credits);
-    assert_eq!(run_count(&app), runs);
+    assert_eq!(app.balance(&account.api_key).await, credits);
+    assert_eq!(app.count("runs", []), runs);
 }
 
 fn long_run() -> Value {
@@ -709,13 +646,7 @@ fn long_run() -> Value {
 }
 
 async fn start_run(app: &crate::common::TestApp, key: &str) -> reqwest::Response {
-    api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(key)
-        .json(&long_run())
-        .send()
-        .await
-        .unwrap()
+    app.create_run(key, &long_run()).await
 }
 
 #[tokio::test]
@@ -727,13 +658,13 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
     })
     .await;
     let account = app.register().await;
-    let second_key: Value = api_client()
-        .post(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "label": "second" }))
-        .send()
+    let second_key: Value = app
+        .post_json(
+            "/api/v1/keys",
+            &account.api_key,
+            &json!({ "label": "second" }),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -747,8 +678,8 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
         let run: Value = resp.json().await.unwrap();
         ids.push(run["id"].as_str().unwrap().to_string());
     }
-    let credits = credits_of(&app, &account.api_key).await;
-    let runs = run_count(&app);
+    let credits = app.balance(&account.api_key).await;
+    let runs = app.count("runs", []);
 
     // A third from either key is refused with Retry-After, and moves no credits.
     for key in [&account.api_key, &second_key] {
@@ -779,8 +710,8 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
-    assert_eq!(credits_of(&app, &account.api_key).await, credits);
-    assert_eq!(run_count(&app), runs);
+    assert_eq!(app.balance(&account.api_key).await, credits);
+    assert_eq!(app.count("runs", []), runs);
 
     // Someone else is not held up by this user.
     let other = app.register().await;
@@ -790,14 +721,9 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
 
     // When one of the user's runs ends, they may start another.
     let cancel = |id: String, key: String| {
-        let url = app.at(&format!("/api/v1/runs/{id}/cancel"));
+        let app = &app;
         async move {
-            let resp = api_client()
-                .post(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap();
+            let resp = app.post(&format!("/api/v1/runs/{id}/cancel"), &key).await;
             assert!(resp.status().is_success(), "{}", resp.status());
         }
     };
@@ -828,25 +754,13 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
     }
 }
 
-fn uploads_of(app: &crate::common::TestApp, user_id: &str) -> i64 {
-    app.state
-        .store
-        .conn()
-        .unwrap()
-        .query_row(
-            "SELECT COUNT(*) FROM fmu_owners WHERE user_id = ?1",
-            [user_id],
-            |r| r.get(0),
-        )
-        .unwrap()
-}
-
 /// The upload form keeps its CSRF token out of the URL (logs keep URLs): it is the form's
 /// first field, checked before the file is read.
 #[tokio::test]
 async fn the_upload_form_carries_its_token_in_the_body_not_the_url() {
     let app = crate::common::spawn_app().await;
     let account = app.register().await;
+    let uploads_of = |user_id: &str| app.count("fmu_owners WHERE user_id = ?1", [user_id]);
     let client = crate::common::browser();
     let csrf = app.browser_login(&client, &account).await;
     let page = client
@@ -907,13 +821,13 @@ async fn the_upload_form_carries_its_token_in_the_body_not_the_url() {
     for (form, url) in refused {
         assert_eq!(post(form, url.clone()).await, 403, "{url}");
     }
-    assert_eq!(uploads_of(&app, &account.user_id), 0);
+    assert_eq!(uploads_of(&account.user_id), 0);
     // Elsewhere a multipart post with only the cookie still needs the header.
     let form = Form::new()
         .text("csrf_token", csrf.clone())
         .part("file", fmu("compat"));
     assert_eq!(post(form, app.at("/fmus")).await, 403);
-    assert_eq!(uploads_of(&app, &account.user_id), 0);
+    assert_eq!(uploads_of(&account.user_id), 0);
 
     // Accepted: the token first, in the body; or (htmx) in the header.
     let form = Form::new()
@@ -929,5 +843,5 @@ async fn the_upload_form_carries_its_token_in_the_body_not_the_url() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    assert_eq!(uploads_of(&app, &account.user_id), 2);
+    assert_eq!(uploads_of(&account.user_id), 2);
 }

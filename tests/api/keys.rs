@@ -6,7 +6,7 @@ use biscuit_auth::macros::block;
 use biscuit_auth::{Biscuit, PublicKey};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, api_client, browser, spawn_app};
+use crate::common::{Api, TestApp, api_client, browser, spawn_app};
 
 pub(crate) async fn public_key(app: &TestApp) -> PublicKey {
     let body: Value = api_client()
@@ -38,13 +38,9 @@ async fn keys_are_created_listed_and_revoked_and_revocation_is_immediate() {
     let account = app.register().await;
     let client = api_client();
 
-    let resp = client
-        .post(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "label": "CI" }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post_json("/api/v1/keys", &account.api_key, &json!({ "label": "CI" }))
+        .await;
     assert_eq!(resp.status(), 201);
     let created: Value = resp.json().await.unwrap();
     let new_key = created["api_key"].as_str().unwrap().to_string();
@@ -76,15 +72,7 @@ async fn keys_are_created_listed_and_revoked_and_revocation_is_immediate() {
             .status(),
         200
     );
-    let list: Value = client
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
     let listed = list
         .as_array()
@@ -97,12 +85,9 @@ async fn keys_are_created_listed_and_revoked_and_revocation_is_immediate() {
         "using the key recorded its last use: {listed}"
     );
 
-    let resp = client
-        .post(app.at(&format!("/api/v1/keys/{id}/revoke")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post(&format!("/api/v1/keys/{id}/revoke"), &account.api_key)
+        .await;
     assert_eq!(resp.status(), 200);
     let revoked: Value = resp.json().await.unwrap();
     assert_eq!(revoked["active"], false);
@@ -118,16 +103,7 @@ async fn keys_are_created_listed_and_revoked_and_revocation_is_immediate() {
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "revoked_api_key");
     // The other key still works.
-    assert_eq!(
-        client
-            .get(app.at("/api/v1/me"))
-            .bearer_auth(&account.api_key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/api/v1/me", &account.api_key).await.status(), 200);
 }
 
 #[tokio::test]
@@ -135,42 +111,14 @@ async fn another_users_key_cannot_be_revoked_or_seen() {
     let app = spawn_app().await;
     let alice = app.register().await;
     let bob = app.register().await;
-    let bobs: Value = api_client()
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&bob.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bobs = app.get_json("/api/v1/keys", &bob.api_key).await;
     let bob_key_id = bobs[0]["id"].as_str().unwrap();
-    let resp = api_client()
-        .post(app.at(&format!("/api/v1/keys/{bob_key_id}/revoke")))
-        .bearer_auth(&alice.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post(&format!("/api/v1/keys/{bob_key_id}/revoke"), &alice.api_key)
+        .await;
     assert_eq!(resp.status(), 404);
-    assert_eq!(
-        api_client()
-            .get(app.at("/api/v1/me"))
-            .bearer_auth(&bob.api_key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let alices: Value = api_client()
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&alice.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(app.get("/api/v1/me", &bob.api_key).await.status(), 200);
+    let alices = app.get_json("/api/v1/keys", &alice.api_key).await;
     assert!(
         alices
             .as_array()
@@ -218,19 +166,9 @@ async fn a_key_attenuated_offline_is_honoured_and_revoked_with_its_parent() {
     let client = api_client();
 
     // Sent without our prefix, as the biscuit CLI would print it.
-    let resp = client
-        .get(app.at("/api/v1/usage"))
-        .bearer_auth(&read_only)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/api/v1/usage", &read_only).await;
     assert_eq!(resp.status(), 200);
-    let resp = client
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&read_only)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/api/v1/keys", &read_only).await;
     assert_eq!(resp.status(), 403);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "key_restricted");
@@ -247,28 +185,11 @@ async fn a_key_attenuated_offline_is_honoured_and_revoked_with_its_parent() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 
-    let keys: Value = client
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.get_json("/api/v1/keys", &account.api_key).await;
     let parent = keys[0]["id"].as_str().unwrap();
-    client
-        .post(app.at(&format!("/api/v1/keys/{parent}/revoke")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
-    let resp = client
-        .get(app.at("/api/v1/usage"))
-        .bearer_auth(&read_only)
-        .send()
-        .await
-        .unwrap();
+    app.post(&format!("/api/v1/keys/{parent}/revoke"), &account.api_key)
+        .await;
+    let resp = app.get("/api/v1/usage", &read_only).await;
     assert_eq!(
         resp.status(),
         401,
@@ -291,27 +212,8 @@ async fn an_attenuated_expiry_is_enforced() {
         public,
         block!(r#"check if time($t), $t <= 2100-01-01T00:00:00Z;"#),
     );
-    let client = api_client();
-    assert_eq!(
-        client
-            .get(app.at("/api/v1/me"))
-            .bearer_auth(&expired)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    assert_eq!(
-        client
-            .get(app.at("/api/v1/me"))
-            .bearer_auth(&future)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/api/v1/me", &expired).await.status(), 403);
+    assert_eq!(app.get("/api/v1/me", &future).await.status(), 200);
 }
 
 /// An attenuated key gives less than its parent: it cannot mint a fresh, unrestricted key or
@@ -334,13 +236,9 @@ async fn an_attenuated_key_cannot_mint_keys_or_log_in() {
     );
     let client = api_client();
     for token in [&until_2100, &deny_simulate] {
-        let resp = client
-            .post(app.at("/api/v1/keys"))
-            .bearer_auth(token)
-            .json(&json!({ "label": "escape" }))
-            .send()
-            .await
-            .unwrap();
+        let resp = app
+            .post_json("/api/v1/keys", token, &json!({ "label": "escape" }))
+            .await;
         assert_eq!(resp.status(), 403);
         let err: Value = resp.json().await.unwrap();
         assert_eq!(err["code"], "key_restricted", "{err}");
@@ -367,24 +265,11 @@ async fn an_attenuated_key_cannot_mint_keys_or_log_in() {
             .unwrap();
         assert_ne!(resp.status(), 303, "no browser session");
         // What the attenuation allows still works.
-        let resp = client
-            .get(app.at("/api/v1/me"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.get("/api/v1/me", token).await;
         assert_eq!(resp.status(), 200);
     }
     // No key was created by any of it.
-    let keys: Value = client
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
 }
 
@@ -396,15 +281,7 @@ async fn an_attenuated_block_cannot_claim_another_user() {
     let public = public_key(&app).await;
     let bob_id = bob.user_id.clone();
     let forged = attenuate(&alice.api_key, public, block!(r#"user({bob_id});"#));
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&forged)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/v1/me", &forged).await;
     assert_eq!(me["user_id"], alice.user_id.as_str());
 }
 
@@ -422,12 +299,7 @@ async fn the_public_key_verifies_issued_keys_and_rejects_others() {
         .unwrap()
         .to_base64()
         .unwrap();
-    let resp = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&foreign)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/api/v1/me", &foreign).await;
     assert_eq!(resp.status(), 401);
 }
 
@@ -500,25 +372,17 @@ async fn the_compatibility_key_routes_keep_their_shapes() {
 async fn an_over_long_label_is_refused_without_creating_a_key() {
     let app = spawn_app().await;
     let account = app.register().await;
-    let resp = api_client()
-        .post(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "label": "x".repeat(65) }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post_json(
+            "/api/v1/keys",
+            &account.api_key,
+            &json!({ "label": "x".repeat(65) }),
+        )
+        .await;
     assert_eq!(resp.status(), 422);
     let err: Value = resp.json().await.unwrap();
     assert!(err["message"].as_str().unwrap().contains("64"));
-    let list: Value = api_client()
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
@@ -535,24 +399,9 @@ async fn a_key_stops_working_when_it_expires_even_after_it_was_used() {
     )
     .await
     .unwrap();
-    let client = api_client();
-    assert_eq!(
-        client
-            .get(app.at("/api/v1/me"))
-            .bearer_auth(&key.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/api/v1/me", &key.token).await.status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
-    let resp = client
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&key.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/api/v1/me", &key.token).await;
     assert_eq!(resp.status(), 401);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "expired_api_key");
@@ -588,13 +437,13 @@ async fn a_browser_session_opened_with_a_key_ends_when_the_key_is_revoked() {
     let app = spawn_app().await;
     let account = app.register().await;
     let public = public_key(&app).await;
-    let created: Value = api_client()
-        .post(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "label": "laptop" }))
-        .send()
+    let created: Value = app
+        .post_json(
+            "/api/v1/keys",
+            &account.api_key,
+            &json!({ "label": "laptop" }),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -638,12 +487,9 @@ async fn a_browser_session_opened_with_a_key_ends_when_the_key_is_revoked() {
     );
 
     // Revoking the key ends its session at once; the password session lives on.
-    let resp = api_client()
-        .post(app.at(&format!("/api/v1/keys/{key_id}/revoke")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post(&format!("/api/v1/keys/{key_id}/revoke"), &account.api_key)
+        .await;
     assert_eq!(resp.status(), 200);
     let resp = by_key.get(app.at("/api-keys")).send().await.unwrap();
     assert_eq!(resp.status(), 303, "the key's session is over");

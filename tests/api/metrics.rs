@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{api_client, spawn_app_with};
+use crate::common::{Api, api_client, spawn_app_with};
 
 /// The value of the sample line starting with `series` (name and labels, exactly).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -17,13 +17,11 @@ async fn metrics_count_requests_and_runs_and_read_the_pool_and_the_sandbox() {
     let app = spawn_app_with(|c| c.metrics_token = Some("scrape-secret".into())).await;
     let account = app.register().await;
     for stop_time in [1.0, -1.0] {
-        api_client()
-            .post(app.at("/api/v1/runs"))
-            .bearer_auth(&account.api_key)
-            .json(&json!({"fmu_id": "lib:Dahlquist", "stop_time": stop_time}))
-            .send()
-            .await
-            .unwrap();
+        app.create_run(
+            &account.api_key,
+            &json!({"fmu_id": "lib:Dahlquist", "stop_time": stop_time}),
+        )
+        .await;
     }
     // The run's answer can reach us a moment before its settlement is counted.
     let mut text = String::new();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fmu_gateway::sim::result_file::ResultFile;
 use serde_json::{Value, json};
 
-use crate::common::{Binary, TestApp, api_client, free_port, fresh_fmu, spawn_app};
+use crate::common::{Api, Binary, TestApp, api_client, free_port, fresh_fmu, spawn_app};
 
 /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
 fn memory_kib(pid: u32, field: &str) -> u64 {
@@ -23,14 +23,7 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 }
 
 async fn register(url: &str) -> String {
-    let resp = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": crate::common::unique_email(), "password": "a long password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    let body = url.sign_up(&crate::common::unique_email()).await;
     body["api_key"].as_str().unwrap().to_string()
 }
 
@@ -42,17 +35,6 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         out.write_all(data).unwrap();
     }
     out.finish().unwrap().into_inner()
-}
-
-async fn upload(url: &str, key: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let part = reqwest::multipart::Part::bytes(bytes).file_name("model.fmu");
-    api_client()
-        .post(format!("{url}/api/v1/fmus"))
-        .bearer_auth(key)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap()
 }
 
 /// A model description whose entities expand into `refs` × 255 variable elements: about
@@ -89,7 +71,9 @@ async fn an_xml_entity_bomb_is_refused_at_once_and_the_server_keeps_its_memory()
     let pid = server.child.id();
     let key = register(&server.url).await;
     // Warm up the upload path with a good FMU, so the baseline includes its buffers.
-    let resp = upload(&server.url, &key, fresh_fmu("Dahlquist", "3.0", "warm-up")).await;
+    let resp = server
+        .upload_fmu(&key, fresh_fmu("Dahlquist", "3.0", "warm-up"))
+        .await;
     assert_eq!(resp.status(), 201);
     let hwm_before = memory_kib(pid, "VmHWM");
 
@@ -102,7 +86,7 @@ async fn an_xml_entity_bomb_is_refused_at_once_and_the_server_keeps_its_memory()
             ("binaries/x86_64-linux/m.so", b"\x7fELF"),
         ]);
         let started = Instant::now();
-        let resp = upload(&server.url, &key, fmu).await;
+        let resp = server.upload_fmu(&key, fmu).await;
         let took = started.elapsed();
         let status = resp.status();
         let err: Value = resp.json().await.unwrap();
@@ -124,7 +108,9 @@ async fn an_xml_entity_bomb_is_refused_at_once_and_the_server_keeps_its_memory()
         );
     }
     // A well-formed FMU still goes in, and the server is healthy.
-    let resp = upload(&server.url, &key, fresh_fmu("BouncingBall", "3.0", "after")).await;
+    let resp = server
+        .upload_fmu(&key, fresh_fmu("BouncingBall", "3.0", "after"))
+        .await;
     assert_eq!(resp.status(), 201);
     let health = api_client()
         .get(format!("{}/health", server.url))
@@ -135,35 +121,9 @@ async fn an_xml_entity_bomb_is_refused_at_once_and_the_server_keeps_its_memory()
     server.terminate(Duration::from_secs(10)).await;
 }
 
-/// Starts a run and polls it to its end; returns the finished run.
+/// Runs `body` to its end; the finished run, which must have succeeded.
 async fn finished_run(url: &str, key: &str, body: Value) -> Value {
-    let resp = api_client()
-        .post(format!("{url}/api/v1/runs"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status() == 201 || resp.status() == 202,
-        "{}",
-        resp.text().await.unwrap()
-    );
-    let mut run: Value = resp.json().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while matches!(run["status"].as_str(), Some("queued" | "running")) {
-        assert!(Instant::now() < deadline, "the run did not end: {run}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        run = api_client()
-            .get(format!("{url}/api/v1/runs/{}", run["id"].as_str().unwrap()))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-    }
+    let run = url.run(key, &body).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     run
 }
@@ -258,26 +218,13 @@ async fn a_large_result_fetched_ten_times_in_parallel_stays_in_bounded_memory() 
     // The answer carried no inline result (it is too large); the compat summary reads the
     // last values from the file.
     assert!(run["result"].is_null(), "{}", run["result"]);
-    let summary: Value = api_client()
-        .get(format!("{}/simulations/{id}", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let summary = server.get_json(&format!("/simulations/{id}"), &key).await;
     assert_eq!(summary["key_results"]["g"], json!(9.81), "{summary}");
     server.terminate(Duration::from_secs(10)).await;
 }
 
 async fn get_text(app: &TestApp, key: &str, path: &str) -> String {
-    let resp = api_client()
-        .get(app.at(path))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get(path, key).await;
     assert_eq!(resp.status(), 200, "{path}");
     resp.text().await.unwrap()
 }
@@ -311,12 +258,9 @@ async fn csv_names_cannot_be_formulas_and_numbers_are_shortest() {
             .unwrap();
         out.write_all(&data).unwrap();
     }
-    let resp = upload(
-        &app.url,
-        &account.api_key,
-        out.finish().unwrap().into_inner(),
-    )
-    .await;
+    let resp = app
+        .upload_fmu(&account.api_key, out.finish().unwrap().into_inner())
+        .await;
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     let fmu: Value = resp.json().await.unwrap();
     let run = finished_run(
@@ -365,13 +309,12 @@ async fn csv_names_cannot_be_formulas_and_numbers_are_shortest() {
 
     // Extreme numbers in error messages are short: a 422 names the field with the number
     // as it reads back.
-    let resp = api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "fmu_id": "lib:Dahlquist", "output_interval": 2.47e-321 }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .create_run(
+            &account.api_key,
+            &json!({ "fmu_id": "lib:Dahlquist", "output_interval": 2.47e-321 }),
+        )
+        .await;
     assert_eq!(resp.status(), 422);
     let err: Value = resp.json().await.unwrap();
     let text = err.to_string();
@@ -379,13 +322,12 @@ async fn csv_names_cannot_be_formulas_and_numbers_are_shortest() {
         text.contains("output_interval 2.47e-321 gives more than"),
         "{text}"
     );
-    let resp = api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "fmu_id": "lib:Dahlquist", "timeout": 1e300 }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .create_run(
+            &account.api_key,
+            &json!({ "fmu_id": "lib:Dahlquist", "timeout": 1e300 }),
+        )
+        .await;
     let err: Value = resp.json().await.unwrap();
     assert!(err.to_string().contains("timeout 1e300 s"), "{err}");
 }
@@ -420,9 +362,9 @@ async fn a_result_stored_by_the_previous_version_is_still_served() {
     // Ten readers at once: converted once, served the same.
     let reads: Vec<_> = (0..10)
         .map(|_| {
-            let (url, key) = (app.at(&path), account.api_key.clone());
+            let (base, path, key) = (app.url.clone(), path.clone(), account.api_key.clone());
             tokio::spawn(async move {
-                let resp = api_client().get(url).bearer_auth(key).send().await.unwrap();
+                let resp = Api::get(base.as_str(), &path, &key).await;
                 assert_eq!(resp.status(), 200);
                 resp.text().await.unwrap()
             })

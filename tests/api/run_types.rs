@@ -4,39 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, api_client, browser, spawn_app};
-
-async fn create(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
-    api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn balance(app: &TestApp, key: &str) -> i64 {
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    me["credits"].as_i64().unwrap()
-}
-
-fn run_count(app: &TestApp) -> i64 {
-    app.state
-        .store
-        .conn()
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
-        .unwrap()
-}
+use crate::common::{Api, browser, spawn_app};
 
 /// The `(field, message)` pairs of a 422 answer.
 async fn problems(resp: reqwest::Response) -> Vec<(String, String)> {
@@ -65,54 +33,43 @@ async fn an_unknown_interface_solver_or_status_filter_is_a_422_naming_the_field_
  {
     let app = spawn_app().await;
     let account = app.register().await;
-    let credits = balance(&app, &account.api_key).await;
+    let credits = app.balance(&account.api_key).await;
     let key = &account.api_key;
 
-    let resp = create(
-        &app,
-        key,
-        json!({ "fmu_id": "lib:Dahlquist", "interface": "xx" }),
-    )
-    .await;
+    let resp = app
+        .create_run(
+            key,
+            &json!({ "fmu_id": "lib:Dahlquist", "interface": "xx" }),
+        )
+        .await;
     assert_eq!(
         problems(resp).await,
         [("interface".to_string(), BAD_INTERFACE.to_string())]
     );
-    let resp = create(
-        &app,
-        key,
-        json!({ "fmu_id": "lib:Dahlquist", "solver": "rk4" }),
-    )
-    .await;
+    let resp = app
+        .create_run(key, &json!({ "fmu_id": "lib:Dahlquist", "solver": "rk4" }))
+        .await;
     assert_eq!(
         problems(resp).await,
         [("solver".to_string(), BAD_SOLVER.to_string())]
     );
     // Both at once: both named, so the caller fixes them in one go.
     let body = json!({ "fmu_id": "lib:Dahlquist", "interface": "xx", "solver": "rk4" });
-    let fields: Vec<String> = problems(create(&app, key, body).await)
+    let fields: Vec<String> = problems(app.create_run(key, &body).await)
         .await
         .into_iter()
         .map(|(field, _)| field)
         .collect();
     assert_eq!(fields, ["interface", "solver"]);
     // Not a string at all: a malformed request, as before.
-    let resp = create(
-        &app,
-        key,
-        json!({ "fmu_id": "lib:Dahlquist", "interface": 3 }),
-    )
-    .await;
+    let resp = app
+        .create_run(key, &json!({ "fmu_id": "lib:Dahlquist", "interface": 3 }))
+        .await;
     assert_eq!(resp.status(), 400);
 
     // A status filter that is not a status was an empty list; now it says so.
     for bad in ["done", "Succeeded", ""] {
-        let resp = api_client()
-            .get(app.at(&format!("/api/v1/runs?status={bad}")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.get(&format!("/api/v1/runs?status={bad}"), key).await;
         assert_eq!(
             problems(resp).await,
             [(
@@ -126,8 +83,8 @@ async fn an_unknown_interface_solver_or_status_filter_is_a_422_naming_the_field_
         );
     }
 
-    assert_eq!(run_count(&app), 0, "no run was recorded");
-    assert_eq!(balance(&app, key).await, credits, "nothing was reserved");
+    assert_eq!(app.count("runs", []), 0, "no run was recorded");
+    assert_eq!(app.balance(key).await, credits, "nothing was reserved");
 }
 
 #[tokio::test]
@@ -155,7 +112,7 @@ async fn every_spelling_a_face_accepted_still_runs_and_is_stored_by_its_canonica
         if !solver.is_null() {
             body["solver"] = solver.clone();
         }
-        let resp = create(&app, key, body).await;
+        let resp = app.create_run(key, &body).await;
         assert_eq!(resp.status(), 201, "{interface} {solver}");
         let run: Value = resp.json().await.unwrap();
         assert_eq!(run["status"], "succeeded", "{run}");
@@ -163,19 +120,8 @@ async fn every_spelling_a_face_accepted_still_runs_and_is_stored_by_its_canonica
         assert_eq!(run["settings"]["solver"], *stored_solver, "{run}");
     }
     let count = |status: &'static str| {
-        let url = app.at(&format!("/api/v1/runs?status={status}"));
-        async move {
-            let list: Value = api_client()
-                .get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            list["total"].as_u64().unwrap()
-        }
+        let (app, path) = (&app, format!("/api/v1/runs?status={status}"));
+        async move { app.get_json(&path, key).await["total"].as_u64().unwrap() }
     };
     assert_eq!(count("succeeded").await, cases.len() as u64);
     assert_eq!(count("failed").await, 0);
@@ -213,7 +159,7 @@ async fn the_dashboard_form_refuses_an_unknown_interface_instead_of_running_co_s
         page.contains(&BAD_INTERFACE.replace('\'', "&#39;")) || page.contains(BAD_INTERFACE),
         "{page}"
     );
-    assert_eq!(run_count(&app), 0, "no run was recorded");
+    assert_eq!(app.count("runs", []), 0, "no run was recorded");
     // The spellings every face accepts are accepted here too.
     for interface in ["me", "model_exchange", "cs"] {
         let resp = post(interface).await;

@@ -5,50 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Binary, TestApp, api_client, free_port, spawn_app, spawn_app_with};
-
-async fn create(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
-    api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn balance(app: &TestApp, key: &str) -> i64 {
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    me["credits"].as_i64().unwrap()
-}
-
-/// Polls a run until it has ended.
-async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
-    for _ in 0..600 {
-        let run: Value = api_client()
-            .get(app.at(&format!("/api/v1/runs/{id}")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("run {id} did not end");
-}
+use crate::common::{Api, Binary, TestApp, api_client, free_port, spawn_app, spawn_app_with};
 
 /// A run that takes a long time: Van der Pol in Co-Simulation for a million seconds (its
 /// internal steps are 1 ms).
@@ -73,12 +30,12 @@ fn ledger_balances(app: &TestApp, user_id: &str) {
 async fn a_short_run_answers_with_its_results_and_costs_one_credit() {
     let app = spawn_app().await;
     let account = app.register().await;
-    let resp = create(
-        &app,
-        &account.api_key,
-        json!({ "fmu_id": "lib:Dahlquist", "stop_time": 1.0, "output_interval": 0.25 }),
-    )
-    .await;
+    let resp = app
+        .create_run(
+            &account.api_key,
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 1.0, "output_interval": 0.25 }),
+        )
+        .await;
     assert_eq!(resp.status(), 201);
     let run: Value = resp.json().await.unwrap();
     assert_eq!(run["status"], "succeeded");
@@ -90,29 +47,13 @@ async fn a_short_run_answers_with_its_results_and_costs_one_credit() {
         let (t, x) = (t.as_f64().unwrap(), x.as_f64().unwrap());
         assert!((x - (-t).exp()).abs() < 1e-6, "x({t}) = {x}");
     }
-    assert_eq!(balance(&app, &account.api_key).await, 24);
-    let usage: Value = api_client()
-        .get(app.at("/api/v1/usage"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(app.balance(&account.api_key).await, 24);
+    let usage = app.get_json("/api/v1/usage", &account.api_key).await;
     assert_eq!(usage["total"], 1);
     assert_eq!(usage["items"][0]["run_id"], run["id"]);
     assert_eq!(usage["items"][0]["fmu_name"], "lib:Dahlquist");
     assert_eq!(usage["items"][0]["api_key_id"], run["api_key_id"]);
-    let keys: Value = api_client()
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(keys[0]["run_count"], 1);
     ledger_balances(&app, &account.user_id);
 }
@@ -121,7 +62,7 @@ async fn a_short_run_answers_with_its_results_and_costs_one_credit() {
 async fn a_long_run_answers_202_and_its_results_can_be_fetched_as_json_and_csv() {
     let app = spawn_app_with(|c| c.sync_wait = Duration::ZERO).await;
     let account = app.register().await;
-    let resp = create(&app, &account.api_key, json!({ "fmu_id": "lib:BouncingBall@fmi2", "interface": "me", "stop_time": 1.0, "output_interval": 0.1, "start_values": { "h": 2 } })).await;
+    let resp = app.create_run(&account.api_key, &json!({ "fmu_id": "lib:BouncingBall@fmi2", "interface": "me", "stop_time": 1.0, "output_interval": 0.1, "start_values": { "h": 2 } })).await;
     assert_eq!(resp.status(), 202);
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     let run: Value = resp.json().await.unwrap();
@@ -129,28 +70,17 @@ async fn a_long_run_answers_202_and_its_results_can_be_fetched_as_json_and_csv()
         location,
         format!("/api/v1/runs/{}", run["id"].as_str().unwrap())
     );
-    let done = finished(&app, &account.api_key, run["id"].as_str().unwrap()).await;
+    let done = app
+        .finished_run(&account.api_key, run["id"].as_str().unwrap())
+        .await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    let result: Value = api_client()
-        .get(app.at(done["result_url"].as_str().unwrap()))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let result = app
+        .get_json(done["result_url"].as_str().unwrap(), &account.api_key)
+        .await;
     assert_eq!(result["variables"], json!(["h", "v"]));
     assert_eq!(result["columns"]["h"][0], 2.0);
-    let csv = api_client()
-        .get(app.at(&format!(
-            "{}?format=csv",
-            done["result_url"].as_str().unwrap()
-        )))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
+    let csv_path = format!("{}?format=csv", done["result_url"].as_str().unwrap());
+    let csv = app.get(&csv_path, &account.api_key).await;
     assert!(
         csv.headers()["content-type"]
             .to_str()
@@ -183,51 +113,27 @@ async fn runs_belong_to_their_user() {
     let app = spawn_app().await;
     let alice = app.register().await;
     let bob = app.register().await;
-    let run: Value = create(
-        &app,
-        &alice.api_key,
-        json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let run: Value = app
+        .create_run(
+            &alice.api_key,
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = run["id"].as_str().unwrap();
     for path in [
         format!("/api/v1/runs/{id}"),
         format!("/api/v1/runs/{id}/result"),
     ] {
-        assert_eq!(
-            api_client()
-                .get(app.at(&path))
-                .bearer_auth(&bob.api_key)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            404,
-            "{path}"
-        );
+        assert_eq!(app.get(&path, &bob.api_key).await.status(), 404, "{path}");
     }
-    let list: Value = api_client()
-        .get(app.at("/api/v1/runs"))
-        .bearer_auth(&bob.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/v1/runs", &bob.api_key).await;
     assert_eq!(list["total"], 0);
-    let list: Value = api_client()
-        .get(app.at("/api/v1/runs?status=succeeded"))
-        .bearer_auth(&alice.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app
+        .get_json("/api/v1/runs?status=succeeded", &alice.api_key)
+        .await;
     assert_eq!(list["total"], 1);
 }
 
@@ -235,7 +141,9 @@ async fn runs_belong_to_their_user() {
 async fn without_credits_a_run_is_refused_with_402_and_a_link_to_billing() {
     let app = spawn_app_with(|c| c.free_credits = 0).await;
     let account = app.register().await;
-    let resp = create(&app, &account.api_key, json!({ "fmu_id": "lib:Dahlquist" })).await;
+    let resp = app
+        .create_run(&account.api_key, &json!({ "fmu_id": "lib:Dahlquist" }))
+        .await;
     assert_eq!(resp.status(), 402);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "insufficient_credits");
@@ -243,13 +151,7 @@ async fn without_credits_a_run_is_refused_with_402_and_a_link_to_billing() {
         err["message"].as_str().unwrap().contains("/billing"),
         "{err}"
     );
-    let runs: i64 = app
-        .state
-        .store
-        .conn()
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
-        .unwrap();
+    let runs: i64 = app.count("runs", []);
     assert_eq!(runs, 0);
 }
 
@@ -274,12 +176,12 @@ async fn a_retried_request_with_the_same_idempotency_key_is_charged_once() {
     let first: Value = send(body.clone()).await.json().await.unwrap();
     let second: Value = send(body).await.json().await.unwrap();
     assert_eq!(first["id"], second["id"]);
-    assert_eq!(balance(&app, &account.api_key).await, 24, "charged once");
+    assert_eq!(app.balance(&account.api_key).await, 24, "charged once");
     let resp = send(json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.7 })).await;
     assert_eq!(resp.status(), 422);
     let err: Value = resp.json().await.unwrap();
     assert!(err["message"].as_str().unwrap().contains("Idempotency-Key"));
-    assert_eq!(balance(&app, &account.api_key).await, 24);
+    assert_eq!(app.balance(&account.api_key).await, 24);
 }
 
 /// Cancelled while running: the caller's model used the worker, so it is charged (a cancel
@@ -288,31 +190,26 @@ async fn a_retried_request_with_the_same_idempotency_key_is_charged_once() {
 async fn cancelling_a_running_run_stops_it_and_charges_it() {
     let app = spawn_app_with(|c| c.sync_wait = Duration::ZERO).await;
     let account = app.register().await;
-    let run: Value = create(&app, &account.api_key, long_run())
+    let run: Value = app
+        .create_run(&account.api_key, &long_run())
         .await
         .json()
         .await
         .unwrap();
     let id = run["id"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let resp = api_client()
-        .post(app.at(&format!("/api/v1/runs/{id}/cancel")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post(&format!("/api/v1/runs/{id}/cancel"), &account.api_key)
+        .await;
     assert_eq!(resp.status(), 200);
     let run: Value = resp.json().await.unwrap();
     assert_eq!(run["status"], "cancelled", "{run}");
     assert_eq!(run["charged"], true, "{run}");
     assert_eq!(run["credits_charged"], 1);
-    assert_eq!(balance(&app, &account.api_key).await, 24);
-    let again = api_client()
-        .post(app.at(&format!("/api/v1/runs/{id}/cancel")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(app.balance(&account.api_key).await, 24);
+    let again = app
+        .post(&format!("/api/v1/runs/{id}/cancel"), &account.api_key)
+        .await;
     assert_eq!(again.status(), 409);
     ledger_balances(&app, &account.user_id);
 }
@@ -325,7 +222,8 @@ async fn a_run_stopped_by_its_deadline_is_charged_and_a_bad_request_is_refused_u
     let account = app.register().await;
     let mut body = long_run();
     body["timeout"] = json!(0.5);
-    let run: Value = create(&app, &account.api_key, body)
+    let run: Value = app
+        .create_run(&account.api_key, &body)
         .await
         .json()
         .await
@@ -338,7 +236,7 @@ async fn a_run_stopped_by_its_deadline_is_charged_and_a_bad_request_is_refused_u
     assert_eq!(run["failure_kind"], "time_limit", "{run}");
     assert_eq!(run["charged"], true);
     assert_eq!(run["credits_charged"], 1);
-    assert_eq!(balance(&app, &account.api_key).await, 24);
+    assert_eq!(app.balance(&account.api_key).await, 24);
     for (body, message) in [
         (json!({ "fmu_id": "lib:Nope" }), "not found"),
         (
@@ -359,12 +257,12 @@ async fn a_run_stopped_by_its_deadline_is_charged_and_a_bad_request_is_refused_u
             "too long",
         ),
     ] {
-        let resp = create(&app, &account.api_key, body).await;
+        let resp = app.create_run(&account.api_key, &body).await;
         assert!(resp.status().is_client_error());
         let err: Value = resp.json().await.unwrap();
         assert!(err["message"].as_str().unwrap().contains(message), "{err}");
     }
-    assert_eq!(balance(&app, &account.api_key).await, 24);
+    assert_eq!(app.balance(&account.api_key).await, 24);
 }
 
 #[tokio::test]
@@ -393,20 +291,18 @@ async fn an_attenuated_key_can_be_limited_to_one_fmu_and_a_maximum_cost() {
         .to_base64()
         .unwrap();
     assert_eq!(
-        create(
-            &app,
+        app.create_run(
             &only_dahlquist,
-            json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
         )
         .await
         .status(),
         201
     );
     assert_eq!(
-        create(
-            &app,
+        app.create_run(
             &only_dahlquist,
-            json!({ "fmu_id": "lib:VanDerPol", "stop_time": 0.1 })
+            &json!({ "fmu_id": "lib:VanDerPol", "stop_time": 0.1 })
         )
         .await
         .status(),
@@ -418,10 +314,9 @@ async fn an_attenuated_key_can_be_limited_to_one_fmu_and_a_maximum_cost() {
         .to_base64()
         .unwrap();
     assert_eq!(
-        create(
-            &app,
+        app.create_run(
             &free_only,
-            json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
         )
         .await
         .status(),
@@ -439,18 +334,10 @@ async fn forty_simultaneous_requests_with_ten_credits_run_exactly_ten_times() {
     let account = app.register().await;
     let mut requests = Vec::new();
     for _ in 0..40 {
-        let (url, key) = (app.at("/api/v1/runs"), account.api_key.clone());
+        let (base, key) = (app.url.clone(), account.api_key.clone());
         requests.push(tokio::spawn(async move {
             let body = json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 });
-            api_client()
-                .post(url)
-                .bearer_auth(key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            base.create_run(&key, &body).await.status().as_u16()
         }));
     }
     let mut statuses = Vec::new();
@@ -460,31 +347,18 @@ async fn forty_simultaneous_requests_with_ten_credits_run_exactly_ten_times() {
     let accepted = statuses.iter().filter(|s| **s == 201 || **s == 202).count();
     let refused = statuses.iter().filter(|s| **s == 402).count();
     assert_eq!((accepted, refused), (10, 30), "{statuses:?}");
-    let list: Value = api_client()
-        .get(app.at("/api/v1/runs?limit=100"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app
+        .get_json("/api/v1/runs?limit=100", &account.api_key)
+        .await;
     for run in list["items"].as_array().unwrap() {
         assert_eq!(
-            finished(&app, &account.api_key, run["id"].as_str().unwrap()).await["status"],
+            app.finished_run(&account.api_key, run["id"].as_str().unwrap())
+                .await["status"],
             "succeeded"
         );
     }
-    assert_eq!(balance(&app, &account.api_key).await, 0);
-    let usage: Value = api_client()
-        .get(app.at("/api/v1/usage"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(app.balance(&account.api_key).await, 0);
+    let usage = app.get_json("/api/v1/usage", &account.api_key).await;
     assert_eq!(usage["total"], 10);
     ledger_balances(&app, &account.user_id);
 }
@@ -499,61 +373,23 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
     let env = [("FMU_GATEWAY_SYNC_WAIT_MS", "0")];
     let mut server = Binary::start(&data, port, &env).await;
     let url = server.url.clone();
-    let reg: Value = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": "crash@example.com", "password": "longenough" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = url.sign_up("crash@example.com").await;
     let key = reg["api_key"].as_str().unwrap().to_string();
-    let resp = api_client()
-        .post(format!("{url}/api/v1/runs"))
-        .bearer_auth(&key)
-        .json(&long_run())
-        .send()
-        .await
-        .unwrap();
+    let resp = url.create_run(&key, &long_run()).await;
     assert_eq!(resp.status(), 202);
     let run: Value = resp.json().await.unwrap();
     let id = run["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let me: Value = api_client()
-        .get(format!("{url}/api/v1/me"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = url.get_json("/api/v1/me", &key).await;
     assert_eq!(me["credits"], 24, "reserved while running");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
     let server = Binary::start(&data, port, &env).await;
-    let run: Value = api_client()
-        .get(format!("{url}/api/v1/runs/{id}"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = url.get_json(&format!("/api/v1/runs/{id}"), &key).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert!(run["error"].as_str().unwrap().contains("refunded"), "{run}");
-    let me: Value = api_client()
-        .get(format!("{url}/api/v1/me"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = url.get_json("/api/v1/me", &key).await;
     assert_eq!(me["credits"], 25, "the reservation came back");
     drop(server);
     let db = fmu_gateway::store::Store::open(&data.join("fmu-gateway.db"), 1).unwrap();
@@ -591,15 +427,9 @@ async fn the_compatibility_simulation_routes_keep_their_shapes() {
     let h = summary["key_results"]["h"].as_f64().unwrap();
     assert!((h - (2.0 - 9.81 / 2.0 * 0.09)).abs() < 1e-6, "{h}");
     let run_id = summary["run_id"].as_str().unwrap();
-    let again: Value = api_client()
-        .get(app.at(&format!("/simulations/{run_id}")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again = app
+        .get_json(&format!("/simulations/{run_id}"), &account.api_key)
+        .await;
     assert_eq!(again["key_results"], summary["key_results"]);
     let csv = api_client()
         .get(summary["artifacts"]["result_csv"].as_str().unwrap())
@@ -649,30 +479,22 @@ async fn the_compatibility_simulation_routes_keep_their_shapes() {
         .map(|v| v.parse().unwrap())
         .collect();
     assert!((last[1] - (-2.0f64).exp()).abs() < 1e-6, "{csv}");
-    let usage: Value = api_client()
-        .get(app.at("/usage/recent"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = app.get_json("/usage/recent", &account.api_key).await;
     assert_eq!(usage[0]["fmu_name"], "My Dahlquist");
-    assert_eq!(balance(&app, &account.api_key).await, 23);
+    assert_eq!(app.balance(&account.api_key).await, 23);
 }
 
 #[tokio::test]
 async fn the_compatibility_routes_answer_402_without_credits() {
     let app = spawn_app_with(|c| c.free_credits = 0).await;
     let account = app.register().await;
-    let resp = api_client()
-        .post(app.at("/simulate"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "fmu_id": "lib:Dahlquist" }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post_json(
+            "/simulate",
+            &account.api_key,
+            &json!({ "fmu_id": "lib:Dahlquist" }),
+        )
+        .await;
     assert_eq!(resp.status(), 402);
     let part =
         reqwest::multipart::Part::bytes(crate::common::fresh_fmu("Dahlquist", "3.0", "poor"))
@@ -696,22 +518,21 @@ async fn run_creation_is_rate_limited_per_key() {
     let account = app.register().await;
     for _ in 0..2 {
         assert_eq!(
-            create(
-                &app,
+            app.create_run(
                 &account.api_key,
-                json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
+                &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 })
             )
             .await
             .status(),
             201
         );
     }
-    let resp = create(
-        &app,
-        &account.api_key,
-        json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }),
-    )
-    .await;
+    let resp = app
+        .create_run(
+            &account.api_key,
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }),
+        )
+        .await;
     assert_eq!(resp.status(), 429);
     assert!(
         resp.headers()["retry-after"]
@@ -722,7 +543,7 @@ async fn run_creation_is_rate_limited_per_key() {
             >= 1
     );
     assert_eq!(
-        balance(&app, &account.api_key).await,
+        app.balance(&account.api_key).await,
         23,
         "the refused run cost nothing"
     );
@@ -736,23 +557,11 @@ async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
     let data = dir.path().join("data");
     let mut server = Binary::start(&data, free_port(), &[("FMU_GATEWAY_SYNC_WAIT_MS", "0")]).await;
     let url = server.url.clone();
-    let reg: Value = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": "stop@example.com", "password": "longenough" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = url.sign_up("stop@example.com").await;
     let key = reg["api_key"].as_str().unwrap().to_string();
-    let run: Value = api_client()
-        .post(format!("{url}/api/v1/runs"))
-        .bearer_auth(&key)
-        .json(&long_run())
-        .send()
+    let run: Value = url
+        .create_run(&key, &long_run())
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -776,39 +585,25 @@ async fn a_run_cannot_use_another_users_upload() {
     let app = spawn_app().await;
     let alice = app.register().await;
     let bob = app.register().await;
-    let part =
-        reqwest::multipart::Part::bytes(crate::common::fresh_fmu("Dahlquist", "3.0", "alice only"))
-            .file_name("a.fmu");
-    let uploaded: Value = api_client()
-        .post(app.at("/api/v1/fmus"))
-        .bearer_auth(&alice.api_key)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
+    let fmu = crate::common::fresh_fmu("Dahlquist", "3.0", "alice only");
+    let uploaded: Value = app
+        .upload_fmu(&alice.api_key, fmu)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let id = uploaded["id"].as_str().unwrap();
     assert_eq!(
-        create(
-            &app,
-            &bob.api_key,
-            json!({ "fmu_id": id, "stop_time": 0.1 })
-        )
-        .await
-        .status(),
+        app.create_run(&bob.api_key, &json!({ "fmu_id": id, "stop_time": 0.1 }))
+            .await
+            .status(),
         404
     );
-    assert_eq!(balance(&app, &bob.api_key).await, 25);
+    assert_eq!(app.balance(&bob.api_key).await, 25);
     assert_eq!(
-        create(
-            &app,
-            &alice.api_key,
-            json!({ "fmu_id": id, "stop_time": 0.1 })
-        )
-        .await
-        .status(),
+        app.create_run(&alice.api_key, &json!({ "fmu_id": id, "stop_time": 0.1 }))
+            .await
+            .status(),
         201
     );
 }
@@ -819,7 +614,7 @@ async fn a_run_cannot_use_another_users_upload() {
 async fn an_operator_command_leaves_runs_in_progress_alone() {
     let app = spawn_app_with(|c| c.sync_wait = Duration::ZERO).await;
     let account = app.register().await;
-    let resp = create(&app, &account.api_key, long_run()).await;
+    let resp = app.create_run(&account.api_key, &long_run()).await;
     assert_eq!(resp.status(), 202);
     let run: Value = resp.json().await.unwrap();
     let id = run["id"].as_str().unwrap().to_string();
@@ -833,24 +628,15 @@ async fn an_operator_command_leaves_runs_in_progress_alone() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run: Value = api_client()
-        .get(app.at(&format!("/api/v1/runs/{id}")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = app
+        .get_json(&format!("/api/v1/runs/{id}"), &account.api_key)
+        .await;
     assert!(
         matches!(run["status"].as_str(), Some("queued" | "running")),
         "{run}"
     );
-    let resp = api_client()
-        .post(app.at(&format!("/api/v1/runs/{id}/cancel")))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .post(&format!("/api/v1/runs/{id}/cancel"), &account.api_key)
+        .await;
     assert!(resp.status().is_success());
 }

@@ -3,17 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::common::{
-    Binary, api_client, browser, free_port, spawn_app, spawn_app_with, unique_email,
+    Api, Binary, api_client, browser, free_port, spawn_app, spawn_app_with, unique_email,
 };
-
-async fn key_count(app: &crate::common::TestApp) -> i64 {
-    app.state
-        .store
-        .conn()
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))
-        .unwrap()
-}
 
 #[tokio::test]
 async fn a_form_post_without_the_csrf_token_is_refused_and_changes_nothing() {
@@ -21,7 +12,7 @@ async fn a_form_post_without_the_csrf_token_is_refused_and_changes_nothing() {
     let account = app.register().await;
     let client = browser();
     let csrf = app.browser_login(&client, &account).await;
-    let before = key_count(&app).await;
+    let before = app.count("api_keys", []);
 
     let missing = client
         .post(app.at("/api-keys"))
@@ -47,7 +38,7 @@ async fn a_form_post_without_the_csrf_token_is_refused_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(htmx_wrong.status(), 403);
-    assert_eq!(key_count(&app).await, before, "nothing was created");
+    assert_eq!(app.count("api_keys", []), before, "nothing was created");
 
     let ok = client
         .post(app.at("/api-keys"))
@@ -65,7 +56,7 @@ async fn a_form_post_without_the_csrf_token_is_refused_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 201);
-    assert_eq!(key_count(&app).await, before + 2);
+    assert_eq!(app.count("api_keys", []), before + 2);
 }
 
 #[tokio::test]
@@ -74,7 +65,7 @@ async fn compatibility_posts_with_only_a_cookie_need_the_token_too() {
     let account = app.register().await;
     let client = browser();
     let csrf = app.browser_login(&client, &account).await;
-    let before = key_count(&app).await;
+    let before = app.count("api_keys", []);
     let resp = client
         .post(app.at("/api_keys/new"))
         .json(&json!({ "label": "x" }))
@@ -84,7 +75,7 @@ async fn compatibility_posts_with_only_a_cookie_need_the_token_too() {
     assert_eq!(resp.status(), 403);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "csrf_failed");
-    assert_eq!(key_count(&app).await, before);
+    assert_eq!(app.count("api_keys", []), before);
     let resp = client
         .post(app.at("/api_keys/new"))
         .header("X-CSRF-Token", &csrf)
@@ -117,13 +108,7 @@ async fn cross_site_form_posts_are_refused_even_without_a_session() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
-    let users: i64 = app
-        .state
-        .store
-        .conn()
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-        .unwrap();
+    let users: i64 = app.count("users", []);
     assert_eq!(users, 0);
 }
 
@@ -324,15 +309,7 @@ async fn an_operator_can_grant_credits_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("balance is now 35"));
-    let me: Value = api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/v1/me", &account.api_key).await;
     assert_eq!(me["credits"], 35);
     let reason: String = app
         .state

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::common::{TestApp, api_client, browser, spawn_app};
+use crate::common::{Api, TestApp, api_client, browser, spawn_app};
 
 const T0: i64 = 1_780_000_000_000; // 2026-05-28
 
@@ -18,25 +18,12 @@ async fn seed(app: &TestApp, user_id: &str, key: &str) {
 }
 
 async fn first_key_id(app: &TestApp, api_key: &str) -> String {
-    let keys: Value = api_client()
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.get_json("/api/v1/keys", api_key).await;
     keys[0]["id"].as_str().unwrap().to_string()
 }
 
 async fn list(app: &TestApp, key: &str, query: &str) -> Value {
-    let resp = api_client()
-        .get(app.at(&format!("/api/v1/usage?{query}")))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get(&format!("/api/v1/usage?{query}"), key).await;
     assert_eq!(resp.status(), 200, "{query}");
     resp.json().await.unwrap()
 }
@@ -105,12 +92,9 @@ async fn usage_pages_sort_and_filter() {
         "order=sideways",
         "offset=-1",
     ] {
-        let resp = api_client()
-            .get(app.at(&format!("/api/v1/usage?{bad}")))
-            .bearer_auth(&account.api_key)
-            .send()
-            .await
-            .unwrap();
+        let resp = app
+            .get(&format!("/api/v1/usage?{bad}"), &account.api_key)
+            .await;
         assert_eq!(resp.status(), 400, "{bad}");
         let err: Value = resp.json().await.unwrap();
         assert_eq!(err["code"], "invalid_request", "{bad}");
@@ -126,12 +110,9 @@ async fn usage_is_private_to_its_owner() {
         .await;
     let page = list(&app, &bob.api_key, "").await;
     assert_eq!(page["total"], 0);
-    let csv = api_client()
-        .get(app.at("/usage/export"))
-        .bearer_auth(&bob.api_key)
-        .send()
+    let csv = app
+        .get("/usage/export", &bob.api_key)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -330,15 +311,7 @@ async fn the_compatibility_usage_routes_keep_their_shapes() {
         assert!(first[field].is_string(), "{field} in {first}");
     }
     assert_eq!(first["credits_used"], 30);
-    let recent: Value = api_client()
-        .get(app.at("/usage/recent"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let recent = app.get_json("/usage/recent", &account.api_key).await;
     assert_eq!(recent.as_array().unwrap().len(), 10);
     assert_eq!(recent[0]["credits_used"], 30);
 }
@@ -349,14 +322,6 @@ async fn the_keys_page_counts_runs_per_key() {
     let account = app.register().await;
     let key_id = first_key_id(&app, &account.api_key).await;
     seed(&app, &account.user_id, &key_id).await;
-    let keys: Value = api_client()
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.get_json("/api/v1/keys", &account.api_key).await;
     assert_eq!(keys[0]["run_count"], 10);
 }

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Account, TestApp, spawn_app, spawn_billing_app, stripe};
+use common::{Account, Api, TestApp, spawn_app, spawn_billing_app, stripe};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -199,23 +199,10 @@ async fn a_generated_key_appears_in_place_and_revoking_it_swaps_its_row() {
         table.contains("From the browser"),
         "the table was updated too: {table}"
     );
-    let me = reqwest::Client::new()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get("/api/v1/me", &token).await;
     assert_eq!(me.status(), 200, "the key shown works");
 
-    let keys: Value = reqwest::Client::new()
-        .get(app.at("/api/v1/keys"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.get_json("/api/v1/keys", &token).await;
     let id = keys
         .as_array()
         .unwrap()
@@ -242,12 +229,7 @@ async fn a_generated_key_appears_in_place_and_revoking_it_swaps_its_row() {
         still_marked(c).await,
         "the row changed without a page reload"
     );
-    let me = reqwest::Client::new()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get("/api/v1/me", &token).await;
     assert_eq!(me.status(), 401, "the revoked key stopped working");
 }
 
@@ -622,15 +604,7 @@ async fn a_run_the_model_cannot_take_comes_back_with_each_problem_beside_its_fie
         assert_eq!(c.current_url().await.unwrap().path(), "/runs");
         screenshot(c, &format!("run-form-problems-{label}")).await;
     }
-    let me: Value = common::api_client()
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/v1/me", &account.api_key).await;
     assert_eq!(me["credits"], 25);
 }
 
@@ -762,13 +736,12 @@ async fn the_keys_page_shows_sessions_per_key_and_a_run_says_how_long_its_result
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    let run: Value = common::api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .json(&serde_json::json!({"fmu_id": "lib:Dahlquist", "stop_time": 1}))
-        .send()
+    let run: Value = app
+        .create_run(
+            &account.api_key,
+            &serde_json::json!({"fmu_id": "lib:Dahlquist", "stop_time": 1}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

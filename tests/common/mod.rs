@@ -2,7 +2,10 @@
 //! act as its users.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod stripe;
+
+pub use api::Api;
 
 #[path = "../../fmus/build_support.rs"]
 pub mod build_support;
@@ -332,15 +335,7 @@ impl UserServer {
         let mut env = env.to_vec();
         env.push(("FMU_GATEWAY_SYNC_WAIT_MS", "0"));
         let binary = Binary::start(&data, free_port(), &env).await;
-        let reg: Value = api_client()
-            .post(format!("{}/register", binary.url))
-            .json(&json!({ "email": email, "password": "long enough" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let reg = binary.sign_up(email).await;
         UserServer {
             key: reg["api_key"].as_str().unwrap().to_string(),
             binary,
@@ -355,14 +350,7 @@ impl UserServer {
 
     /// Uploads an FMU; returns its id.
     pub async fn upload(&self, bytes: Vec<u8>) -> String {
-        let part = reqwest::multipart::Part::bytes(bytes).file_name("model.fmu");
-        let resp = api_client()
-            .post(self.at("/api/v1/fmus"))
-            .bearer_auth(&self.key)
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.upload_fmu(&self.key, bytes).await;
         assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
         let body: Value = resp.json().await.unwrap();
         body["id"].as_str().unwrap().to_string()

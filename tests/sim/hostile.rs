@@ -11,7 +11,7 @@ use fmu_gateway::sim::sandbox::Limits;
 
 use crate::support::{Opened, open_file, run};
 
-use crate::common::build_support;
+use crate::common::{Api, build_support};
 
 fn hostile(define: &str, out: &std::path::Path) -> Opened {
     hostile_with(&[define], out)
@@ -190,12 +190,7 @@ async fn the_server_keeps_serving_while_an_fmu_misbehaves() {
         );
     }
     let account = app.register().await;
-    let me = client
-        .get(app.at("/api/v1/me"))
-        .bearer_auth(&account.api_key)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get("/api/v1/me", &account.api_key).await;
     assert_eq!(me.status(), 200);
     assert!(matches!(spinning.await.unwrap(), Err(SimError::Timeout(_))));
 }

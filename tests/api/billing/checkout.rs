@@ -226,18 +226,13 @@ async fn the_portal_opens_after_the_first_purchase() {
     let stub = stripe::start().await;
     let app = spawn_billing_app(&stub, |_| {}).await;
     let account = app.register().await;
-    let portal = || {
-        api_client()
-            .post(app.at("/api/v1/billing/portal"))
-            .bearer_auth(&account.api_key)
-            .send()
-    };
-    let resp = portal().await.unwrap();
+    let portal = || app.post("/api/v1/billing/portal", &account.api_key);
+    let resp = portal().await;
     assert_eq!(resp.status(), 409);
     assert!(stub.requests().is_empty());
 
     assert_eq!(checkout(&app, &account.api_key, "pro").await.status(), 200);
-    let resp = portal().await.unwrap();
+    let resp = portal().await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["url"], format!("{}/portal/bps_test_1", stub.url));

@@ -7,26 +7,16 @@ use serde_json::{Value, json};
 
 use crate::common::stripe::{self, WEBHOOK_SECRET};
 use crate::common::{
-    Account, TestApp, api_client, browser, csrf_from, spawn_app, spawn_billing_app,
+    Account, Api, TestApp, api_client, browser, csrf_from, spawn_app, spawn_billing_app,
 };
 
 async fn checkout(app: &TestApp, key: &str, plan: &str) -> reqwest::Response {
-    api_client()
-        .post(app.at("/api/v1/billing/checkout"))
-        .bearer_auth(key)
-        .json(&json!({ "plan": plan }))
-        .send()
+    app.post_json("/api/v1/billing/checkout", key, &json!({ "plan": plan }))
         .await
-        .unwrap()
 }
 
 async fn overview(app: &TestApp, key: &str) -> Value {
-    let resp = api_client()
-        .get(app.at("/api/v1/billing"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/api/v1/billing", key).await;
     assert_eq!(resp.status(), 200);
     resp.json().await.unwrap()
 }

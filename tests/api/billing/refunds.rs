@@ -22,26 +22,24 @@ async fn refunds_take_back_unspent_credits_and_flag_credits_already_spent() {
     assert!(o["account_flag"].is_null());
 
     // 85 credits do not pay for a 100-credit run; a second purchase does.
-    let resp = api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .create_run(
+            &account.api_key,
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }),
+        )
+        .await;
     assert_eq!(
         resp.status(),
         402,
         "85 credits do not pay for a 100-credit run"
     );
     buy_pro(&app, &account, "evt_buy2", "pi_second").await;
-    let resp = api_client()
-        .post(app.at("/api/v1/runs"))
-        .bearer_auth(&account.api_key)
-        .json(&json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }))
-        .send()
-        .await
-        .unwrap();
+    let resp = app
+        .create_run(
+            &account.api_key,
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 }),
+        )
+        .await;
     assert_eq!(resp.status(), 201);
     assert_eq!(credits(&app, &account.api_key).await, 105);
 

@@ -267,15 +267,7 @@ async fn payments_redelivered_after_the_server_is_killed_are_granted_exactly_onc
     ];
     let mut server = crate::common::Binary::start(&data, port, &env).await;
     let url = server.url.clone();
-    let reg: Value = api_client()
-        .post(format!("{url}/register"))
-        .json(&json!({ "email": "payer@example.com", "password": "longenough" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = url.sign_up("payer@example.com").await;
     let (key, user) = (
         reg["api_key"].as_str().unwrap().to_string(),
         reg["user_id"].as_str().unwrap().to_string(),
@@ -353,15 +345,7 @@ async fn payments_redelivered_after_the_server_is_killed_are_granted_exactly_onc
     deliver_all(url.clone(), acked.clone()).await;
     assert_eq!(acked.load(Ordering::SeqCst), EVENTS);
 
-    let o: Value = api_client()
-        .get(format!("{url}/api/v1/billing"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let o = url.get_json("/api/v1/billing", &key).await;
     assert_eq!(o["credits"], 25 + 120 * EVENTS as i64);
     let db = fmu_gateway::store::Store::open(&data.join("fmu-gateway.db"), 1).unwrap();
     let conn = db.conn().unwrap();
