@@ -117,6 +117,9 @@ pub fn app(state: State) -> impl Endpoint {
         .at("/health", get(health))
         .at("/ready", get(ready))
         .at("/metrics", get(crate::metrics::serve))
+        // A nest (`/api`) refuses a path whose rest is not UTF-8 once decoded before the face
+        // inside it sees the request; answer that in the API's JSON like any other 400.
+        .catch_error(|e: poem::error::ParsePathError| async move { framework_error(e.into()) })
         .with(CookieJarManager::new())
         .with(CatchPanic::new())
         .around(security_headers)
