@@ -672,3 +672,103 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
 
     contract.assert_all_seen();
 }
+
+/// The faces apart: the compatibility routes answer our JSON even to a browser (never the
+/// dashboard's HTML renderer), so does anything under `/api`, and the dashboard keeps its
+/// pages.
+#[tokio::test]
+async fn the_json_routes_never_answer_html_and_the_dashboard_still_does() {
+    let app = crate::common::spawn_app().await;
+    let account = app.register().await;
+    let client = crate::common::browser();
+    app.browser_login(&client, &account).await;
+    let html = "text/html,application/xhtml+xml";
+
+    let is_json = |resp: &reqwest::Response| {
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    };
+    // A method the compatibility route does not take, asked for by a browser.
+    let resp = client
+        .get(app.at("/simulate"))
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert!(is_json(&resp), "{:?}", resp.headers());
+    // A browser's session without its CSRF token on a compatibility POST.
+    let resp = client
+        .post(app.at("/api_keys/new"))
+        .header("accept", html)
+        .json(&json!({ "label": "forged" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(is_json(&resp), "{:?}", resp.headers());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "csrf_failed");
+    // An unknown path under /api.
+    let resp = client
+        .get(app.at("/api/nothing-here"))
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(is_json(&resp), "{:?}", resp.headers());
+
+    // The dashboard: its 404 page, and its own CSRF refusal as a page.
+    let resp = client
+        .get(app.at("/nothing-here"))
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let resp = client
+        .post(app.at("/api-keys"))
+        .header("accept", html)
+        .form(&[("label", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    // And the paths both faces serve still split by caller.
+    let resp = client
+        .get(app.at("/usage"))
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let resp = api_client()
+        .get(app.at("/usage"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(is_json(&resp));
+}
