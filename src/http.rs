@@ -1,122 +1,38 @@
-//! The HTTP application: every route, and the middleware that applies to all of them
-//! (security headers, the access log, shared state).
+//! The HTTP application: the faces' routes merged in one table, and the middleware that
+//! applies to all of them (security headers, body limits, metrics, the access log, panics).
+//!
+//! Each face builds its own routes behind its own middleware: the dashboard
+//! ([`web::routes`]: sessions, HTML errors), the compatibility JSON routes
+//! ([`compat::routes`]: sessions, JSON errors) and `/api` ([`api::v1::routes`]: keys, JSON
+//! errors). This is the only module that knows them all.
+
+use std::collections::BTreeMap;
 
 use poem::endpoint::BoxEndpoint;
-use poem::http::{HeaderValue, header};
+use poem::http::{HeaderValue, Method, header};
 use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::Data;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 
 use crate::api::{self, compat, error::framework_error};
+use crate::request::FaceRoutes;
 use crate::state::State;
 use crate::web::{self, paths};
 
 /// Builds the whole application around the shared state.
 pub fn app(state: State) -> impl Endpoint {
-    let json = |ep: BoxEndpoint<'static, Response>| {
-        ep.catch_all_error(|e| async move { framework_error(e) })
-    };
-    let cookie_routes = Route::new()
-        .at(paths::HOME, get(web::home))
-        .at(
-            paths::LOGIN,
-            get(web::auth_pages::login_page).post(ByContentType {
-                json: json(compat::login.boxed()).boxed(),
-                form: web::auth_pages::login_form.boxed(),
-            }),
-        )
-        .at(
-            paths::REGISTER,
-            get(web::auth_pages::register_page).post(ByContentType {
-                json: json(compat::register.boxed()).boxed(),
-                form: web::auth_pages::register_form.boxed(),
-            }),
-        )
-        .at(
-            paths::LOGOUT,
-            get(web::auth_pages::logout_page).post(web::auth_pages::logout),
-        )
-        .at(paths::DASHBOARD, get(web::dashboard::page))
-        .at(paths::KEYS, get(web::keys::page).post(web::keys::create))
-        .at(paths::KEY_REVOKE, post(web::keys::revoke))
-        // The dashboard page, and the JSON list the original SDK reads at the same path.
-        .at(
-            paths::USAGE,
-            get(ByCaller {
-                page: web::usage::show.boxed(),
-                api: json(compat::usage_list.boxed()).boxed(),
-            }),
-        )
-        .at(paths::RUNS, get(web::runs::index).post(web::runs::create))
-        .at(paths::RUN_FIELDS, get(web::runs::fields))
-        .at(paths::RUN, get(web::runs::show))
-        .at(paths::RUN_ROW, get(web::runs::row))
-        .at(paths::RUN_CSV, get(web::runs::csv))
-        .at(
-            paths::LIBRARY,
-            get(ByAccept {
-                html: web::library::index.boxed(),
-                json: json(compat::fmus::library.boxed()).boxed(),
-            })
-            .post(web::library::upload),
-        )
-        .at(paths::LIBRARY_MODEL, get(web::library::model))
-        .at("/fmus", post(json(compat::fmus::upload.boxed())))
-        .at(
-            "/registry/fmus",
-            get(json(compat::fmus::registry_list.boxed())),
-        )
-        .at("/simulate", post(json(compat::runs::simulate.boxed())))
-        .at(
-            "/simulations/:run_id",
-            get(json(compat::runs::simulation.boxed())),
-        )
-        .at(
-            "/execute_fmu",
-            post(json(compat::runs::execute_fmu.boxed())),
-        )
-        .at(
-            "/fmus/:id/variables",
-            get(json(compat::fmus::variables.boxed())),
-        )
-        .at(
-            "/fmus/by-hash/:sha256",
-            get(json(compat::fmus::by_hash.boxed())),
-        )
-        .at(paths::BILLING, get(web::billing::page))
-        .at(paths::BILLING_CHECKOUT, post(web::billing::checkout))
-        .at(paths::BILLING_PORTAL, post(web::billing::portal))
-        .at(paths::BILLING_STATUS, get(web::billing::status))
-        .at(
-            "/purchase",
-            post(json(api::compat::billing::purchase.boxed())),
-        )
-        // Compatibility routes (JSON errors; cookie or API key).
-        .at("/usage/", get(json(compat::usage_list.boxed())))
-        .at("/usage/recent", get(json(compat::usage_recent.boxed())))
-        .at(paths::USAGE_EXPORT, get(json(compat::usage_export.boxed())))
-        .at("/api_keys/", get(json(compat::keys_list.boxed())))
-        .at("/api_keys/new", post(json(compat::keys_new.boxed())))
-        .at(
-            "/api_keys/revoke/:id",
-            post(json(compat::keys_revoke.boxed())),
-        )
-        .around(web::error::render_errors)
-        .around(web::middleware::sessions);
-
     let public_url = state.config.public_url.clone();
     let access_log = crate::telemetry::AccessLogger::new(&state.config.logging);
-    Route::new()
-        .nest("/", cookie_routes)
-        .nest("/api", api::routes(&public_url))
-        .at(
-            paths::STRIPE_WEBHOOK,
-            post(json(api::compat::billing::stripe_webhook.boxed())),
-        )
+    merge(web::routes(), compat::routes())
+        .nest("/api", api::v1::routes(&public_url))
+        .nest("/", web::fallback())
         .at("/assets/:name", get(web::assets::serve))
         .at("/health", get(health))
         .at("/ready", get(ready))
         .at("/metrics", get(crate::metrics::serve))
+        // A nest (`/api`) refuses a path whose rest is not UTF-8 once decoded before the face
+        // inside it sees the request; answer that in the API's JSON like any other 400.
+        .catch_error(|e: poem::error::ParsePathError| async move { framework_error(e.into()) })
         .with(CookieJarManager::new())
         .with(CatchPanic::new())
         .around(security_headers)
@@ -126,65 +42,91 @@ pub fn app(state: State) -> impl Endpoint {
         .with(access_log)
 }
 
-/// Sends JSON requests to one endpoint and forms to another: `POST /login` and
-/// `POST /register` serve both the dashboard's forms and existing JSON clients.
-struct ByContentType {
-    json: BoxEndpoint<'static, Response>,
-    form: BoxEndpoint<'static, Response>,
+/// The dashboard's and the compatibility routes in one table. A path both serve answers
+/// through [`Shared`], which sends each request to one face.
+fn merge(web: FaceRoutes, compat: FaceRoutes) -> Route {
+    let mut compat: BTreeMap<&str, BoxEndpoint<'static>> = compat.into_iter().collect();
+    let mut route = Route::new();
+    for (path, page) in web {
+        route = match compat.remove(path) {
+            Some(api) => route.at(
+                path,
+                Shared {
+                    rule: Rule::of(path),
+                    page,
+                    api,
+                },
+            ),
+            None => route.at(path, page),
+        };
+    }
+    for (path, api) in compat {
+        route = route.at(path, api);
+    }
+    route
 }
 
-impl Endpoint for ByContentType {
-    type Output = Response;
+/// How a request on a path both faces serve finds its face. The rules live here rather than
+/// in either face because choosing needs both: each face only says what it serves at the path.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// `POST /login`, `POST /register`: JSON from existing clients, forms from the dashboard.
+    JsonPost,
+    /// `GET /usage`: the dashboard page, and the JSON list the original SDK reads. An API
+    /// client is a request that does not ask for HTML and either carries an API key or has no
+    /// cookies at all (so a client whose key is missing gets a JSON 401, not the login page).
+    ApiCallerGet,
+    /// `GET /library`: the page for browsers (HTML wanted), the JSON list for API clients.
+    NotHtmlGet,
+}
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/json"));
-        if is_json {
-            self.json.call(req).await
-        } else {
-            self.form.call(req).await
+impl Rule {
+    fn of(path: &str) -> Rule {
+        match path {
+            paths::LOGIN | paths::REGISTER => Rule::JsonPost,
+            paths::USAGE => Rule::ApiCallerGet,
+            paths::LIBRARY => Rule::NotHtmlGet,
+            _ => panic!("both faces serve {path}: say in http::Rule which face a request gets"),
+        }
+    }
+
+    /// Whether `req` goes to the compatibility routes (else to the dashboard).
+    fn wants_api(self, req: &Request) -> bool {
+        match self {
+            Rule::JsonPost => {
+                req.method() == Method::POST
+                    && req
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|ct| ct.starts_with("application/json"))
+            }
+            Rule::ApiCallerGet => {
+                let has_key = crate::auth::key_from_headers(req.headers()).is_some();
+                let has_cookie = req.headers().contains_key(header::COOKIE);
+                is_get(req) && !web::wants_html(req) && (has_key || !has_cookie)
+            }
+            Rule::NotHtmlGet => is_get(req) && !web::wants_html(req),
         }
     }
 }
 
-/// Sends browsers (HTML wanted) to one endpoint and API clients to another: `GET /library`
-/// is both the dashboard page and the JSON list existing clients read.
-struct ByAccept {
-    html: BoxEndpoint<'static, Response>,
-    json: BoxEndpoint<'static, Response>,
+fn is_get(req: &Request) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD)
 }
 
-impl Endpoint for ByAccept {
+/// A path both faces serve: each request goes to the face its [`Rule`] picks.
+struct Shared {
+    rule: Rule,
+    page: BoxEndpoint<'static>,
+    api: BoxEndpoint<'static>,
+}
+
+impl Endpoint for Shared {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        if web::wants_html(&req) {
-            self.html.call(req).await
-        } else {
-            self.json.call(req).await
-        }
-    }
-}
-
-/// Sends API clients to one endpoint and browsers to another where a dashboard page shares its
-/// path with a JSON route of the original service (`GET /usage`). An API client is a request
-/// that does not ask for HTML and either carries an API key or has no cookies at all (so a
-/// client whose key is missing gets a JSON 401, not the login page).
-struct ByCaller {
-    page: BoxEndpoint<'static, Response>,
-    api: BoxEndpoint<'static, Response>,
-}
-
-impl Endpoint for ByCaller {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let has_key = crate::auth::key_from_headers(req.headers()).is_some();
-        let has_cookie = req.headers().contains_key(header::COOKIE);
-        if !web::wants_html(&req) && (has_key || !has_cookie) {
+        if self.rule.wants_api(&req) {
             self.api.call(req).await
         } else {
             self.page.call(req).await

@@ -16,6 +16,7 @@ pub mod machine;
 pub mod metrics;
 pub mod readiness;
 pub mod request;
+pub mod session_guard;
 pub mod sim;
 pub mod state;
 pub mod storage;

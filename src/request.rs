@@ -65,3 +65,8 @@ impl<'a> FromRequest<'a> for ClientIp {
         Ok(ClientIp(ip.unwrap_or(IpAddr::from([0, 0, 0, 0]))))
     }
 }
+
+/// One face's share of the route table: each path with its endpoint, a method router already
+/// behind the face's own middleware (the HTML error renderer, or our JSON errors). `http::app`
+/// puts every face's share into one table, so neither face needs the other's routes.
+pub type FaceRoutes = Vec<(&'static str, poem::endpoint::BoxEndpoint<'static>)>;

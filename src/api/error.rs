@@ -3,9 +3,16 @@
 //!
 //! Every error body is `{"code": "...", "message": "..."}`: `code` is stable and meant for
 //! programs, `message` is for the human reading the log.
+//!
+//! [`ApiError`] is every error the API answers with; a `/api/v1` operation answers with an
+//! [`OpError`], which declares in the spec only the statuses that operation can answer.
 
+use std::marker::PhantomData;
+
+use poem::http::StatusCode;
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaResponses, Registry};
 
 use crate::auth::AuthError;
 use crate::auth::rate_limit::retry_after_secs;
@@ -14,8 +21,9 @@ use crate::domain::error::AppError;
 
 pub use crate::request::{ErrorBody, FieldProblem};
 
-/// Every error the API answers with. Operations list it as their error type, so the spec
-/// documents each status with the shared body.
+/// Every error the API answers with, each status documented with the shared body. The
+/// compatibility routes answer with it directly; `/api/v1` operations through [`OpError`],
+/// which documents only the statuses one operation can answer.
 #[derive(ApiResponse, Debug)]
 pub enum ApiError {
     /// The request is malformed (bad JSON, wrong types, a missing field).
@@ -39,9 +47,18 @@ pub enum ApiError {
     /// It existed but has been removed for good (results past their retention period).
     #[oai(status = 410)]
     Gone(Json<ErrorBody>),
-    /// The upload is larger than the limit, or than the account's storage quota.
+    /// An upload sent without a `Content-Length` (uploads are too large to hold in memory
+    /// while measuring them).
+    #[oai(status = 411)]
+    LengthRequired(Json<ErrorBody>),
+    /// The request body, or the upload, is larger than the limit, or than the account's
+    /// storage quota.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// The body is not of the content type the operation takes (JSON, or a multipart form
+    /// for uploads).
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Well-formed but not acceptable (a short password, an over-long label…).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
@@ -74,6 +91,34 @@ impl ApiError {
 
     pub fn not_found(what: &str) -> Self {
         ApiError::NotFound(body("not_found", format!("{what} not found")))
+    }
+
+    fn internal() -> Self {
+        ApiError::Internal(body(
+            "internal",
+            "something went wrong on our side; it has been logged",
+        ))
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
     }
 }
 
@@ -136,10 +181,7 @@ impl From<AppError> for ApiError {
             ),
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
-                ApiError::Internal(body(
-                    "internal",
-                    "something went wrong on our side; it has been logged",
-                ))
+                ApiError::internal()
             }
         }
     }
@@ -162,6 +204,129 @@ impl From<AuthError> for ApiError {
             AuthError::Revoked => ApiError::Unauthorized(body("revoked_api_key", message)),
             AuthError::Store(e) => AppError::from(e).into(),
         }
+    }
+}
+
+/// The error statuses one `/api/v1` operation answers with, besides 500 (which any operation
+/// may answer when something breaks on our side). Made by [`declare_errors!`].
+///
+/// Statuses answered before the operation runs belong here too: 400 for a body, query or path
+/// parameter the framework cannot parse (a path parameter that is not UTF-8 once decoded),
+/// 401/403 from the key's check, and on operations that take a body, 413/411 from the body
+/// limit in front of every route and 415 for a body of another content type.
+pub trait Declared: Send + Sync + 'static {
+    /// The operation, for the log.
+    const OPERATION: &'static str;
+    const STATUSES: &'static [StatusCode];
+}
+
+/// Declares the error statuses of operations: `Name: [UNAUTHORIZED, …];` makes a type
+/// `Name` for [`OpError<Name>`], the error response of the operation(s) that answer exactly
+/// those statuses.
+macro_rules! declare_errors {
+    ($($(#[$doc:meta])* $name:ident: [$($status:ident),* $(,)?];)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+        impl $crate::api::error::Declared for $name {
+            const OPERATION: &'static str = stringify!($name);
+            const STATUSES: &'static [poem::http::StatusCode] =
+                &[$(poem::http::StatusCode::$status),*];
+        }
+    )*};
+}
+pub(crate) use declare_errors;
+
+/// An error of one `/api/v1` operation, whose statuses `D` declares: the spec lists those
+/// (with 500) and no others, so a client generated from it handles exactly what can happen.
+///
+/// Answering a status the operation does not declare would break that promise, so it is a
+/// bug: it is logged at error level and answered as 500 in the shared body. The contract test
+/// (`tests/api/contract.rs`) drives every operation into each error it can produce against the
+/// served spec, so the path stays unreachable.
+pub struct OpError<D> {
+    error: ApiError,
+    declared: PhantomData<D>,
+}
+
+impl<D: Declared> OpError<D> {
+    fn is_declared(status: StatusCode) -> bool {
+        status == StatusCode::INTERNAL_SERVER_ERROR || D::STATUSES.contains(&status)
+    }
+}
+
+impl<D> std::fmt::Debug for OpError<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<D: Declared> ApiResponse for OpError<D> {
+    fn meta() -> MetaResponses {
+        let mut meta = ApiError::meta();
+        meta.responses.retain(|r| {
+            r.status
+                .is_some_and(|s| Self::is_declared(StatusCode::from_u16(s).unwrap_or_default()))
+        });
+        assert_eq!(
+            meta.responses.len(),
+            D::STATUSES.len() + 1,
+            "{} declares a status ApiError does not document",
+            D::OPERATION
+        );
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        ApiError::register(registry);
+    }
+}
+
+impl<D: Declared> poem::IntoResponse for OpError<D> {
+    fn into_response(self) -> poem::Response {
+        let status = self.error.status();
+        if Self::is_declared(status) {
+            return self.error.into_response();
+        }
+        tracing::error!(
+            operation = D::OPERATION,
+            status = status.as_u16(),
+            error = ?self.error,
+            "an operation answered a status it does not declare"
+        );
+        ApiError::internal().into_response()
+    }
+}
+
+impl<D: Declared> From<OpError<D>> for poem::Error {
+    fn from(err: OpError<D>) -> Self {
+        poem::Error::from_response(poem::IntoResponse::into_response(err))
+    }
+}
+
+impl<D> From<ApiError> for OpError<D> {
+    fn from(error: ApiError) -> Self {
+        OpError {
+            error,
+            declared: PhantomData,
+        }
+    }
+}
+
+impl<D> From<AppError> for OpError<D> {
+    fn from(err: AppError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+impl<D> From<AuthError> for OpError<D> {
+    fn from(err: AuthError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+impl<D> From<crate::domain::fmus::RegistryError> for OpError<D> {
+    fn from(err: crate::domain::fmus::RegistryError) -> Self {
+        ApiError::from(err).into()
     }
 }
 
@@ -189,4 +354,40 @@ pub fn framework_error(err: poem::Error) -> poem::Response {
         err.to_string()
     };
     crate::request::json_error(status, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::IntoResponse;
+    use poem_openapi::ApiResponse;
+
+    use super::{ApiError, OpError};
+
+    declare_errors! {
+        OnlyNotFound: [NOT_FOUND];
+    }
+
+    #[test]
+    fn the_spec_lists_only_the_declared_statuses_and_500() {
+        let statuses: Vec<_> = OpError::<OnlyNotFound>::meta()
+            .responses
+            .iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(statuses, [Some(404), Some(500)]);
+    }
+
+    #[tokio::test]
+    async fn a_status_the_operation_does_not_declare_is_answered_as_500() {
+        let declared: OpError<OnlyNotFound> = ApiError::not_found("run").into();
+        assert_eq!(declared.into_response().status(), 404);
+
+        let undeclared: OpError<OnlyNotFound> = ApiError::bad_request("no").into();
+        let resp = undeclared.into_response();
+        assert_eq!(resp.status(), 500);
+        let body: serde_json::Value =
+            serde_json::from_str(&resp.into_body().into_string().await.unwrap()).unwrap();
+        assert_eq!(body["code"], "internal");
+        assert!(body["message"].is_string());
+    }
 }

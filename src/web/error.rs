@@ -40,11 +40,7 @@ impl From<AppError> for WebError {
             AppError::RateLimited(_) | AppError::Busy(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
-                return WebError::Status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side. It has been logged; please try again."
-                        .into(),
-                );
+                return WebError::internal();
             }
         };
         if let AppError::Auth(AuthError::Store(e)) = &err {
@@ -55,6 +51,14 @@ impl From<AppError> for WebError {
 }
 
 impl WebError {
+    /// Something broke on our side (already logged).
+    pub fn internal() -> Self {
+        WebError::Status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong on our side. It has been logged; please try again.".into(),
+        )
+    }
+
     /// Renders for this request: htmx requests get a fragment retargeted to `#flash` (or a
     /// client-side redirect to the login page), others a full page or a 303.
     pub fn into_response_for(self, req: &Request) -> Response {

@@ -19,11 +19,69 @@ pub mod runs;
 pub mod usage;
 
 use maud::Markup;
+use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
-use poem::{FromRequest, Request, RequestBody, Response, handler};
+use poem::{
+    Endpoint, EndpointExt, FromRequest, Request, RequestBody, Response, get, handler, post,
+};
 
 use crate::auth::session::Session;
+use crate::request::FaceRoutes;
 use error::WebError;
+
+/// The HTML face: pages, fragments and forms, each behind the session middleware and the
+/// HTML error renderer. The home page and the 404 page are [`fallback`].
+///
+/// `/login`, `/register`, `/usage` and `/library` are also compatibility JSON routes: what is
+/// here is what browsers get there, and `http` (the one module that knows both faces) sends
+/// each request on such a path to one face or the other.
+pub fn routes() -> FaceRoutes {
+    vec![
+        (
+            paths::LOGIN,
+            page(get(auth_pages::login_page).post(auth_pages::login_form)),
+        ),
+        (
+            paths::REGISTER,
+            page(get(auth_pages::register_page).post(auth_pages::register_form)),
+        ),
+        (
+            paths::LOGOUT,
+            page(get(auth_pages::logout_page).post(auth_pages::logout)),
+        ),
+        (paths::DASHBOARD, page(get(dashboard::page))),
+        (paths::KEYS, page(get(keys::page).post(keys::create))),
+        (paths::KEY_REVOKE, page(post(keys::revoke))),
+        (paths::USAGE, page(get(usage::show))),
+        (paths::RUNS, page(get(runs::index).post(runs::create))),
+        (paths::RUN_FIELDS, page(get(runs::fields))),
+        (paths::RUN, page(get(runs::show))),
+        (paths::RUN_ROW, page(get(runs::row))),
+        (paths::RUN_CSV, page(get(runs::csv))),
+        (
+            paths::LIBRARY,
+            page(get(library::index).post(library::upload)),
+        ),
+        (paths::LIBRARY_MODEL, page(get(library::model))),
+        (paths::BILLING, page(get(billing::page))),
+        (paths::BILLING_CHECKOUT, page(post(billing::checkout))),
+        (paths::BILLING_PORTAL, page(post(billing::portal))),
+        (paths::BILLING_STATUS, page(get(billing::status))),
+    ]
+}
+
+/// What `http` nests at `/`, behind every other route: the home page, and the 404 page for
+/// any path no face serves. (A catch-all route would not do: it would win over `/` itself.)
+pub fn fallback() -> BoxEndpoint<'static> {
+    page(poem::Route::new().at(paths::HOME, get(home)))
+}
+
+/// A page's endpoint behind the dashboard's middleware.
+fn page(ep: impl Endpoint + 'static) -> BoxEndpoint<'static> {
+    ep.around(error::render_errors)
+        .around(middleware::sessions)
+        .boxed()
+}
 
 /// The logged-in user's session; without one the request goes to the login page.
 pub struct CurrentSession(pub Session);

@@ -7,6 +7,7 @@ mod access_log;
 mod accounts;
 mod billing;
 mod charging;
+mod contract;
 mod deploy;
 mod disk;
 mod first_run;

@@ -10,22 +10,80 @@ pub mod runs;
 
 use std::marker::PhantomData;
 
+use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::web::{Data, Json, Path, Query};
-use poem::{Body, FromRequest, IntoResponse, Request, RequestBody, Response, handler};
+use poem::{
+    Body, Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, get,
+    handler, post,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::api::auth::{ManageKeys, Operation, ReadUsage};
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, framework_error};
 use crate::auth::session::Session;
 use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, AuthError, Principal};
 use crate::domain::accounts::{self, Registration};
 use crate::domain::rfc3339_ms;
 use crate::domain::usage::{self, UsageQuery};
-use crate::request::ClientIp;
+use crate::request::{ClientIp, FaceRoutes};
+use crate::session_guard::{Policy, Refusal};
 use crate::state::State;
 use crate::store::usage::UsageRow;
+
+/// The compatibility routes: each behind the session middleware (GET accepts a browser
+/// session; a POST with one needs its CSRF token) and our JSON errors, never the HTML
+/// renderer. Stripe's webhooks take no session: Stripe signs them.
+///
+/// `/login`, `/register`, `/usage` and `/library` are also dashboard pages: what is here is
+/// what API clients get there, and `http` (the one module that knows both faces) sends each
+/// request on such a path to one face or the other.
+pub fn routes() -> FaceRoutes {
+    fn json(ep: impl Endpoint + 'static) -> BoxEndpoint<'static> {
+        ep.catch_all_error(|e| async move { framework_error(e) })
+            .around(crate::session_guard::sessions::<Compat, _>)
+            .boxed()
+    }
+    fn webhook() -> BoxEndpoint<'static> {
+        post(billing::stripe_webhook)
+            .catch_all_error(|e| async move { framework_error(e) })
+            .boxed()
+    }
+    vec![
+        ("/login", json(post(login))),
+        ("/register", json(post(register))),
+        // The original SDK reads usage at the dashboard's path as well as at `/usage/`.
+        ("/usage", json(get(usage_list))),
+        ("/library", json(get(fmus::library))),
+        ("/usage/", json(get(usage_list))),
+        ("/usage/recent", json(get(usage_recent))),
+        ("/usage/export", json(get(usage_export))),
+        ("/api_keys/", json(get(keys_list))),
+        ("/api_keys/new", json(post(keys_new))),
+        ("/api_keys/revoke/:id", json(post(keys_revoke))),
+        ("/fmus", json(post(fmus::upload))),
+        ("/registry/fmus", json(get(fmus::registry_list))),
+        ("/fmus/:id/variables", json(get(fmus::variables))),
+        ("/fmus/by-hash/:sha256", json(get(fmus::by_hash))),
+        ("/simulate", json(post(runs::simulate))),
+        ("/simulations/:run_id", json(get(runs::simulation))),
+        ("/execute_fmu", json(post(runs::execute_fmu))),
+        ("/purchase", json(post(billing::purchase))),
+        ("/stripe/webhook", webhook()),
+        // Stripe may be set up to post here instead; it is not part of the client API.
+        ("/api/v1/billing/webhook", webhook()),
+    ]
+}
+
+/// The session rules for the compatibility routes: every refusal is our JSON error.
+struct Compat;
+
+impl Policy for Compat {
+    fn refuse(_req: &Request, refusal: Refusal) -> Response {
+        crate::request::json_error(refusal.status(), refusal.code(), refusal.message())
+    }
+}
 
 /// A caller of a compatibility route, by API key or browser session, allowed operation `O`.
 pub struct Caller<O> {

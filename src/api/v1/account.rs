@@ -4,7 +4,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ReadAccount};
-use crate::api::error::ApiError;
+use crate::api::error::{OpError, declare_errors};
 use crate::state::State;
 
 #[derive(Tags)]
@@ -30,6 +30,11 @@ pub struct Account {
     pub storage_quota_bytes: u64,
 }
 
+declare_errors! {
+    /// `GET /me`.
+    GetAccountErrors: [UNAUTHORIZED, FORBIDDEN];
+}
+
 pub struct AccountApi;
 
 #[OpenApi(tag = "Tag::Account")]
@@ -40,7 +45,7 @@ impl AccountApi {
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ReadAccount>,
-    ) -> Result<Json<Account>, ApiError> {
+    ) -> Result<Json<Account>, OpError<GetAccountErrors>> {
         let user = crate::domain::accounts::user(&state, &auth.principal.user_id).await?;
         let used = crate::domain::fmus::storage_used(&state, &user.id).await?;
         Ok(Json(Account {

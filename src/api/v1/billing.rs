@@ -5,7 +5,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageBilling, ReadBilling};
-use crate::api::error::ApiError;
+use crate::api::error::{OpError, declare_errors};
 use crate::domain::billing::{self, plans::Plan};
 use crate::state::State;
 
@@ -104,6 +104,33 @@ pub struct PortalLink {
     pub url: String,
 }
 
+declare_errors! {
+    /// `GET /billing`.
+    GetBillingErrors: [UNAUTHORIZED, FORBIDDEN];
+    /// `POST /billing/checkout`: an unknown plan is 422; too many checkouts 429; Stripe
+    /// failing 502; billing not configured on this server 503.
+    StartCheckoutErrors: [
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+        UNPROCESSABLE_ENTITY,
+        TOO_MANY_REQUESTS,
+        BAD_GATEWAY,
+        SERVICE_UNAVAILABLE,
+    ];
+    /// `POST /billing/portal`: before the first purchase 409; otherwise as a checkout.
+    OpenPortalErrors: [
+        UNAUTHORIZED,
+        FORBIDDEN,
+        CONFLICT,
+        TOO_MANY_REQUESTS,
+        BAD_GATEWAY,
+        SERVICE_UNAVAILABLE,
+    ];
+}
+
 pub struct BillingApi;
 
 #[OpenApi(tag = "Tag::Billing")]
@@ -114,7 +141,7 @@ impl BillingApi {
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ReadBilling>,
-    ) -> Result<Json<BillingOverview>, ApiError> {
+    ) -> Result<Json<BillingOverview>, OpError<GetBillingErrors>> {
         let s = billing::summary(&state, &auth.principal.user_id).await?;
         Ok(Json(BillingOverview {
             plan: (&s.plan).into(),
@@ -164,7 +191,7 @@ impl BillingApi {
         state: poem::web::Data<&State>,
         auth: Authed<ManageBilling>,
         body: Json<CheckoutRequest>,
-    ) -> Result<Json<CheckoutStarted>, ApiError> {
+    ) -> Result<Json<CheckoutStarted>, OpError<StartCheckoutErrors>> {
         let c = billing::start_checkout(&state, &auth.principal.user_id, &body.plan).await?;
         Ok(Json(CheckoutStarted {
             checkout_url: c.url,
@@ -183,7 +210,7 @@ impl BillingApi {
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ManageBilling>,
-    ) -> Result<Json<PortalLink>, ApiError> {
+    ) -> Result<Json<PortalLink>, OpError<OpenPortalErrors>> {
         let url = billing::open_portal(&state, &auth.principal.user_id).await?;
         Ok(Json(PortalLink { url }))
     }

@@ -6,7 +6,7 @@ use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageFmus, ReadFmus};
-use crate::api::error::ApiError;
+use crate::api::error::{OpError, declare_errors};
 use crate::domain::fmus::{self, FmuRecord, Stored};
 use crate::fmi::describe::{self, ModelInfo};
 use crate::state::State;
@@ -163,6 +163,25 @@ enum DeleteResponse {
     Deleted,
 }
 
+declare_errors! {
+    /// `POST /fmus`: not an FMU we can run is 422, over the size limit or the storage quota
+    /// 413, the data volume below its reserve 503.
+    UploadFmuErrors: [
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        LENGTH_REQUIRED,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+        UNPROCESSABLE_ENTITY,
+        SERVICE_UNAVAILABLE,
+    ];
+    /// `GET /fmus`.
+    ListFmusErrors: [UNAUTHORIZED, FORBIDDEN];
+    /// `GET /fmus/{id}` and `DELETE /fmus/{id}`.
+    FmuByIdErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
+}
+
 pub struct FmusApi;
 
 #[OpenApi(tag = "Tag::Fmus")]
@@ -175,7 +194,7 @@ impl FmusApi {
         state: poem::web::Data<&State>,
         auth: Authed<ManageFmus>,
         body: FmuUpload,
-    ) -> Result<UploadResponse, ApiError> {
+    ) -> Result<UploadResponse, OpError<UploadFmuErrors>> {
         let name = fmus::upload_name(body.file.file_name());
         let file =
             fmus::receive(&state, &auth.principal.user_id, body.file.into_async_read()).await?;
@@ -194,7 +213,7 @@ impl FmusApi {
         state: poem::web::Data<&State>,
         auth: Authed<ReadFmus>,
         query: Query<Option<String>>,
-    ) -> Result<Json<Vec<Fmu>>, ApiError> {
+    ) -> Result<Json<Vec<Fmu>>, OpError<ListFmusErrors>> {
         let records = fmus::list(&state, &auth.principal.user_id, query.0.as_deref()).await?;
         Ok(Json(records.into_iter().map(Into::into).collect()))
     }
@@ -206,7 +225,7 @@ impl FmusApi {
         state: poem::web::Data<&State>,
         auth: Authed<ReadFmus>,
         id: Path<String>,
-    ) -> Result<Json<Fmu>, ApiError> {
+    ) -> Result<Json<Fmu>, OpError<FmuByIdErrors>> {
         Ok(Json(
             fmus::resolve(&state, &auth.principal.user_id, &id.0)
                 .await?
@@ -221,7 +240,7 @@ impl FmusApi {
         state: poem::web::Data<&State>,
         auth: Authed<ManageFmus>,
         id: Path<String>,
-    ) -> Result<DeleteResponse, ApiError> {
+    ) -> Result<DeleteResponse, OpError<FmuByIdErrors>> {
         fmus::delete(&state, &auth.principal.user_id, &id.0).await?;
         Ok(DeleteResponse::Deleted)
     }

@@ -5,7 +5,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageKeys};
-use crate::api::error::ApiError;
+use crate::api::error::{OpError, declare_errors};
 use crate::state::State;
 use crate::store::api_keys::KeyRow;
 
@@ -71,6 +71,22 @@ enum CreateResponse {
     Created(Json<CreatedKey>),
 }
 
+declare_errors! {
+    /// `GET /keys`.
+    ListKeysErrors: [UNAUTHORIZED, FORBIDDEN];
+    /// `POST /keys`: a label too long is 422.
+    CreateKeyErrors: [
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+        UNPROCESSABLE_ENTITY,
+    ];
+    /// `POST /keys/{id}/revoke`.
+    RevokeKeyErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
+}
+
 pub struct KeysApi;
 
 #[OpenApi(tag = "Tag::Keys")]
@@ -81,7 +97,7 @@ impl KeysApi {
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ManageKeys>,
-    ) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
+    ) -> Result<Json<Vec<ApiKeyInfo>>, OpError<ListKeysErrors>> {
         let keys = crate::domain::keys::list(&state, &auth.principal.user_id).await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
     }
@@ -93,7 +109,7 @@ impl KeysApi {
         state: poem::web::Data<&State>,
         auth: Authed<ManageKeys>,
         body: Json<NewKeyRequest>,
-    ) -> Result<CreateResponse, ApiError> {
+    ) -> Result<CreateResponse, OpError<CreateKeyErrors>> {
         let key = crate::domain::keys::create(
             &state,
             &auth.principal.user_id,
@@ -114,7 +130,7 @@ impl KeysApi {
         state: poem::web::Data<&State>,
         auth: Authed<ManageKeys>,
         id: Path<String>,
-    ) -> Result<Json<ApiKeyInfo>, ApiError> {
+    ) -> Result<Json<ApiKeyInfo>, OpError<RevokeKeyErrors>> {
         let row = crate::domain::keys::revoke(&state, &auth.principal.user_id, &id.0).await?;
         Ok(Json(row.into()))
     }

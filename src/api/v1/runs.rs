@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::choice::{Choice, Names};
-use crate::api::error::ApiError;
+use crate::api::error::{OpError, declare_errors};
 use crate::domain::error::AppError;
 use crate::domain::runs::{self, NewRun, RunStatus, Starter, StoredSettings};
 use crate::format::Number;
@@ -416,6 +416,33 @@ fn inline_result(result: Option<ResultFile>) -> Result<Option<RunResult>, AppErr
     }
 }
 
+declare_errors! {
+    /// `POST /runs`: settings the model refuses are 422, a balance too low 402, an unknown
+    /// FMU 404, too many runs 429, simulations unavailable (self-test failing, data volume
+    /// low) 503.
+    CreateRunErrors: [
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        PAYMENT_REQUIRED,
+        FORBIDDEN,
+        NOT_FOUND,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+        UNPROCESSABLE_ENTITY,
+        TOO_MANY_REQUESTS,
+        SERVICE_UNAVAILABLE,
+    ];
+    /// `GET /runs/{id}`.
+    GetRunErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
+    /// `GET /runs/{id}/result`: a run without results (not succeeded) is 409, one whose
+    /// results were removed after the retention period 410.
+    GetRunResultErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT, GONE];
+    /// `GET /runs`: an unknown `status` is 422, a `limit` out of range 400.
+    ListRunsErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, UNPROCESSABLE_ENTITY];
+    /// `POST /runs/{id}/cancel`: a run that has already ended is 409.
+    CancelRunErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT];
+}
+
 pub struct RunsApi;
 
 #[OpenApi(tag = "Tag::Runs")]
@@ -430,7 +457,7 @@ impl RunsApi {
         key: ApiKey,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: Json<RunCreate>,
-    ) -> Result<CreateResponse, ApiError> {
+    ) -> Result<CreateResponse, OpError<CreateRunErrors>> {
         let new = new_run(body.0, None)?;
         let idempotency = idempotency_key
             .0
@@ -457,7 +484,7 @@ impl RunsApi {
         state: poem::web::Data<&State>,
         auth: Authed<ReadRuns>,
         id: Path<String>,
-    ) -> Result<Json<Run>, ApiError> {
+    ) -> Result<Json<Run>, OpError<GetRunErrors>> {
         Ok(Json(run_view(
             &state,
             runs::get(&state, &auth.principal.user_id, &id.0).await?,
@@ -478,7 +505,7 @@ impl RunsApi {
         id: Path<String>,
         format: Query<Option<String>>,
         accept: Header<Option<String>>,
-    ) -> Result<ResultResponse, ApiError> {
+    ) -> Result<ResultResponse, OpError<GetRunResultErrors>> {
         let run = runs::get(&state, &auth.principal.user_id, &id.0).await?;
         let result = runs::result(&state, &run).await?;
         let csv = format.0.as_deref() == Some("csv")
@@ -504,7 +531,7 @@ impl RunsApi {
         )]
         limit: Query<u32>,
         #[oai(default)] offset: Query<u64>,
-    ) -> Result<Json<RunList>, ApiError> {
+    ) -> Result<Json<RunList>, OpError<ListRunsErrors>> {
         let status = status
             .0
             .map(|s| s.value("status"))
@@ -538,7 +565,7 @@ impl RunsApi {
         state: poem::web::Data<&State>,
         key: ApiKey,
         id: Path<String>,
-    ) -> Result<Json<Run>, ApiError> {
+    ) -> Result<Json<Run>, OpError<CancelRunErrors>> {
         let principal = crate::auth::authenticate_key(
             &state,
             key.0,

@@ -5,7 +5,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ReadUsage};
-use crate::api::error::ApiError;
+use crate::api::error::{OpError, declare_errors};
 use crate::domain::usage::{UsageQuery, UsageSort};
 use crate::state::State;
 use crate::store::usage::UsageRow;
@@ -66,6 +66,12 @@ pub struct UsageList {
     pub offset: u64,
 }
 
+declare_errors! {
+    /// `GET /usage`: a query parameter that does not parse is 400, an offset past the
+    /// largest is 422.
+    ListUsageErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, UNPROCESSABLE_ENTITY];
+}
+
 pub struct UsageApi;
 
 #[OpenApi(tag = "Tag::Usage")]
@@ -90,7 +96,7 @@ impl UsageApi {
         #[oai(default)] order: Query<Order>,
         /// Only rows recorded with this key.
         api_key_id: Query<Option<String>>,
-    ) -> Result<Json<UsageList>, ApiError> {
+    ) -> Result<Json<UsageList>, OpError<ListUsageErrors>> {
         let query = UsageQuery {
             api_key_id: api_key_id.0,
             sort: match sort.0 {

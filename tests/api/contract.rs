@@ -1,0 +1,774 @@
+//! The spec is a contract: each `/api/v1` operation declares every error status it can answer,
+//! and only those. Every operation is driven against the real server into each error it can
+//! produce; the status seen must be declared for that operation in the served
+//! `/api/openapi.json`, with the shared `{code, message}` body. And every error status an
+//! operation declares must have been seen, so a declared status that cannot happen fails too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use biscuit_auth::macros::block;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{TestApp, api_client, spawn_app_with, spawn_billing_app, stripe};
+
+/// What a request carries.
+#[derive(Clone)]
+enum Body {
+    None,
+    Json(Value),
+    /// Raw bytes with a content type.
+    Raw(&'static str, Vec<u8>),
+    /// A multipart form with `file`.
+    Upload(Vec<u8>),
+}
+
+/// The served spec, and what the test has seen of it.
+struct Contract {
+    /// `operationId` → the statuses it declares.
+    declared: BTreeMap<String, BTreeSet<u16>>,
+    /// `operationId` → the error statuses this test produced.
+    seen: BTreeMap<String, BTreeSet<u16>>,
+}
+
+impl Contract {
+    async fn load(app: &TestApp) -> Contract {
+        let spec: Value = api_client()
+            .get(app.at("/api/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut declared = BTreeMap::new();
+        for ops in spec["paths"].as_object().unwrap().values() {
+            for op in ops.as_object().unwrap().values() {
+                let statuses = op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|s| s.parse().unwrap())
+                    .collect();
+                declared.insert(op["operationId"].as_str().unwrap().to_string(), statuses);
+            }
+        }
+        Contract {
+            declared,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Sends the request and checks the answer is `expected`, declared for `op`, in our body.
+    async fn expect(
+        &mut self,
+        op: &str,
+        expected: u16,
+        (method, url): (Method, String),
+        key: Option<&str>,
+        body: Body,
+    ) -> Value {
+        let mut req = api_client().request(method.clone(), &url);
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(&v),
+            Body::Raw(content_type, bytes) => req.header("content-type", content_type).body(bytes),
+            Body::Upload(bytes) => req.multipart(reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name("model.fmu"),
+            )),
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, expected, "{op} {method} {url}: {text}");
+        self.record(op, status, &text)
+    }
+
+    /// Checks an error answer of `op` against the spec and notes it as seen.
+    fn record(&mut self, op: &str, status: u16, text: &str) -> Value {
+        let declared = self
+            .declared
+            .get(op)
+            .unwrap_or_else(|| panic!("{op} is not in the served spec"));
+        assert!(
+            declared.contains(&status),
+            "{op} answered {status}, which its spec does not declare ({declared:?}): {text}"
+        );
+        let body: Value = serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("{op} {status}: not JSON ({e}): {text}"));
+        assert!(
+            body["code"].is_string() && body["message"].is_string(),
+            "{op} {status}: not our error body: {text}"
+        );
+        self.seen.entry(op.to_string()).or_default().insert(status);
+        body
+    }
+
+    /// Every error status declared has been produced (500 aside: nothing here may break).
+    fn assert_all_seen(&self) {
+        let mut missing = Vec::new();
+        for (op, declared) in &self.declared {
+            let seen = self.seen.get(op).cloned().unwrap_or_default();
+            for status in declared.iter().filter(|s| **s >= 400 && **s != 500) {
+                if !seen.contains(status) {
+                    missing.push(format!("{op} {status}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "declared but never produced: {missing:?}"
+        );
+    }
+}
+
+fn at(app: &TestApp, method: Method, path: &str) -> (Method, String) {
+    (method, app.at(path))
+}
+
+/// A token attenuated from `key` to an operation no route has: every operation refuses it.
+async fn restricted(app: &TestApp, key: &str) -> String {
+    let public = crate::keys::public_key(app).await;
+    crate::keys::attenuate(key, public, block!(r#"check if operation("none");"#))
+}
+
+/// Sends `body` chunked (no length) and returns the status and body of the answer.
+async fn post_chunked(app: &TestApp, path: &str, key: &str, content_type: &str) -> (u16, String) {
+    let addr = app.addr.to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAuthorization: Bearer {key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // The body of a `Connection: close` answer may itself be chunked.
+    let body = match body.split_once("\r\n") {
+        Some((size, rest)) if u64::from_str_radix(size.trim(), 16).is_ok() => {
+            rest.split("\r\n").next().unwrap_or_default().to_string()
+        }
+        _ => body.to_string(),
+    };
+    (status, body)
+}
+
+/// Polls a run until it has ended.
+async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
+    for _ in 0..400 {
+        let run: Value = api_client()
+            .get(app.at(&format!("/api/v1/runs/{id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ["succeeded", "failed", "cancelled"].contains(&run["status"].as_str().unwrap()) {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id} did not end");
+}
+
+async fn start_run(app: &TestApp, key: &str, body: Value) -> String {
+    let resp = api_client()
+        .post(app.at("/api/v1/runs"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    let run: Value = resp.json().await.unwrap();
+    run["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
+    const MAX_JSON: usize = 16 * 1024;
+    const MAX_UPLOAD: u64 = 1 << 20;
+    let app = spawn_app_with(|c| {
+        c.max_json_bytes = MAX_JSON as u64;
+        c.max_upload_bytes = MAX_UPLOAD;
+        c.sync_wait = Duration::ZERO;
+    })
+    .await;
+    let mut contract = Contract::load(&app).await;
+    let account = app.register().await;
+    let key = account.api_key.as_str();
+    let limited = restricted(&app, key).await;
+    let fmu_id = "0".repeat(64);
+
+    // Every operation that takes a key: none is 401, one restricted to another operation 403.
+    let run_body = json!({ "fmu_id": "lib:Dahlquist", "stop_time": 1.0 });
+    let keyed: Vec<(&str, Method, String, Body)> = vec![
+        ("getAccount", Method::GET, "/api/v1/me".into(), Body::None),
+        ("listKeys", Method::GET, "/api/v1/keys".into(), Body::None),
+        (
+            "createKey",
+            Method::POST,
+            "/api/v1/keys".into(),
+            Body::Json(json!({})),
+        ),
+        (
+            "revokeKey",
+            Method::POST,
+            "/api/v1/keys/key_x/revoke".into(),
+            Body::None,
+        ),
+        ("listUsage", Method::GET, "/api/v1/usage".into(), Body::None),
+        (
+            "uploadFmu",
+            Method::POST,
+            "/api/v1/fmus".into(),
+            Body::Upload(b"PK".to_vec()),
+        ),
+        ("listFmus", Method::GET, "/api/v1/fmus".into(), Body::None),
+        (
+            "getFmu",
+            Method::GET,
+            "/api/v1/fmus/lib:Dahlquist".into(),
+            Body::None,
+        ),
+        (
+            "deleteFmu",
+            Method::DELETE,
+            format!("/api/v1/fmus/{fmu_id}"),
+            Body::None,
+        ),
+        (
+            "createRun",
+            Method::POST,
+            "/api/v1/runs".into(),
+            Body::Json(run_body.clone()),
+        ),
+        (
+            "getRun",
+            Method::GET,
+            "/api/v1/runs/run_x".into(),
+            Body::None,
+        ),
+        (
+            "getRunResult",
+            Method::GET,
+            "/api/v1/runs/run_x/result".into(),
+            Body::None,
+        ),
+        ("listRuns", Method::GET, "/api/v1/runs".into(), Body::None),
+        (
+            "cancelRun",
+            Method::POST,
+            "/api/v1/runs/run_x/cancel".into(),
+            Body::None,
+        ),
+        (
+            "getBilling",
+            Method::GET,
+            "/api/v1/billing".into(),
+            Body::None,
+        ),
+        (
+            "startCheckout",
+            Method::POST,
+            "/api/v1/billing/checkout".into(),
+            Body::Json(json!({ "plan": "pro" })),
+        ),
+        (
+            "openBillingPortal",
+            Method::POST,
+            "/api/v1/billing/portal".into(),
+            Body::None,
+        ),
+    ];
+    for (op, method, path, body) in &keyed {
+        let target = at(&app, method.clone(), path);
+        let missing = contract
+            .expect(op, 401, target.clone(), None, body.clone())
+            .await;
+        assert_eq!(missing["code"], "missing_api_key", "{op}");
+        let refused = contract
+            .expect(op, 403, target, Some(&limited), body.clone())
+            .await;
+        assert_eq!(refused["code"], "key_restricted", "{op}");
+    }
+    let keyed_ops: BTreeSet<&str> = keyed.iter().map(|k| k.0).collect();
+    let spec_ops: BTreeSet<&str> = contract
+        .declared
+        .keys()
+        .map(String::as_str)
+        .filter(|op| *op != "getPublicKey")
+        .collect();
+    assert_eq!(keyed_ops, spec_ops, "every keyed operation is exercised");
+
+    // Unknown ids are 404; an id that is not UTF-8 once decoded cannot even be read: 400.
+    for (op, method, path) in [
+        ("revokeKey", Method::POST, "/api/v1/keys/{}/revoke"),
+        ("getFmu", Method::GET, "/api/v1/fmus/{}"),
+        ("deleteFmu", Method::DELETE, "/api/v1/fmus/{}"),
+        ("getRun", Method::GET, "/api/v1/runs/{}"),
+        ("getRunResult", Method::GET, "/api/v1/runs/{}/result"),
+        ("cancelRun", Method::POST, "/api/v1/runs/{}/cancel"),
+    ] {
+        let unknown = path.replace("{}", &format!("nope_{fmu_id}"));
+        contract
+            .expect(
+                op,
+                404,
+                at(&app, method.clone(), &unknown),
+                Some(key),
+                Body::None,
+            )
+            .await;
+        let unreadable = path.replace("{}", "%FF");
+        contract
+            .expect(
+                op,
+                400,
+                at(&app, method, &unreadable),
+                Some(key),
+                Body::None,
+            )
+            .await;
+    }
+
+    // Bodies: not JSON 400, another content type 415, past the limit 413.
+    for (op, path, valid) in [
+        ("createKey", "/api/v1/keys", json!({ "label": "ok" })),
+        ("createRun", "/api/v1/runs", run_body.clone()),
+        (
+            "startCheckout",
+            "/api/v1/billing/checkout",
+            json!({ "plan": "pro" }),
+        ),
+    ] {
+        let target = at(&app, Method::POST, path);
+        let not_json = Body::Raw("application/json", b"{\"oops".to_vec());
+        contract
+            .expect(op, 400, target.clone(), Some(key), not_json)
+            .await;
+        let text = Body::Raw("text/plain", valid.to_string().into_bytes());
+        contract
+            .expect(op, 415, target.clone(), Some(key), text)
+            .await;
+        let huge = json!({ "padding": "x".repeat(2 * MAX_JSON) });
+        contract
+            .expect(op, 413, target, Some(key), Body::Json(huge))
+            .await;
+    }
+
+    // Request problems are 422 naming what to fix.
+    let long_label = json!({ "label": "x".repeat(65) });
+    contract
+        .expect(
+            "createKey",
+            422,
+            at(&app, Method::POST, "/api/v1/keys"),
+            Some(key),
+            Body::Json(long_label),
+        )
+        .await;
+    let bad_interface = json!({ "fmu_id": "lib:Dahlquist", "interface": "sideways" });
+    let body = contract
+        .expect(
+            "createRun",
+            422,
+            at(&app, Method::POST, "/api/v1/runs"),
+            Some(key),
+            Body::Json(bad_interface),
+        )
+        .await;
+    assert_eq!(body["problems"][0]["field"], "interface", "{body}");
+    let unknown_fmu = json!({ "fmu_id": "lib:Nope" });
+    contract
+        .expect(
+            "createRun",
+            404,
+            at(&app, Method::POST, "/api/v1/runs"),
+            Some(key),
+            Body::Json(unknown_fmu),
+        )
+        .await;
+    let no_plan = json!({ "plan": "platinum" });
+    contract
+        .expect(
+            "startCheckout",
+            422,
+            at(&app, Method::POST, "/api/v1/billing/checkout"),
+            Some(key),
+            Body::Json(no_plan),
+        )
+        .await;
+    let too_far = u64::MAX;
+    for (op, path) in [("listUsage", "/api/v1/usage"), ("listRuns", "/api/v1/runs")] {
+        contract
+            .expect(
+                op,
+                400,
+                at(&app, Method::GET, &format!("{path}?limit=0")),
+                Some(key),
+                Body::None,
+            )
+            .await;
+        contract
+            .expect(
+                op,
+                422,
+                at(&app, Method::GET, &format!("{path}?offset={too_far}")),
+                Some(key),
+                Body::None,
+            )
+            .await;
+    }
+    contract
+        .expect(
+            "listRuns",
+            422,
+            at(&app, Method::GET, "/api/v1/runs?status=sideways"),
+            Some(key),
+            Body::None,
+        )
+        .await;
+
+    // Uploads: a malformed form 400, no length 411, too large 413, JSON 415, not an FMU 422.
+    let upload = at(&app, Method::POST, "/api/v1/fmus");
+    let garbage = Body::Raw(
+        "multipart/form-data; boundary=XYZ",
+        b"--XYZ\r\nnonsense".to_vec(),
+    );
+    contract
+        .expect("uploadFmu", 400, upload.clone(), Some(key), garbage)
+        .await;
+    let (status, text) = post_chunked(
+        &app,
+        "/api/v1/fmus",
+        key,
+        "multipart/form-data; boundary=XYZ",
+    )
+    .await;
+    assert_eq!(status, 411, "{text}");
+    contract.record("uploadFmu", status, &text);
+    let too_large = Body::Upload(vec![0; 3 * MAX_UPLOAD as usize]);
+    contract
+        .expect("uploadFmu", 413, upload.clone(), Some(key), too_large)
+        .await;
+    let json_body = Body::Json(json!({ "file": "model.fmu" }));
+    contract
+        .expect("uploadFmu", 415, upload.clone(), Some(key), json_body)
+        .await;
+    let not_fmu = Body::Upload(b"not a zip archive".to_vec());
+    contract
+        .expect("uploadFmu", 422, upload, Some(key), not_fmu)
+        .await;
+
+    // Billing without Stripe settings is 503.
+    contract
+        .expect(
+            "startCheckout",
+            503,
+            at(&app, Method::POST, "/api/v1/billing/checkout"),
+            Some(key),
+            Body::Json(json!({ "plan": "pro" })),
+        )
+        .await;
+    contract
+        .expect(
+            "openBillingPortal",
+            503,
+            at(&app, Method::POST, "/api/v1/billing/portal"),
+            Some(key),
+            Body::None,
+        )
+        .await;
+
+    // A run that has ended cannot be cancelled (409) and a cancelled one has no results (409);
+    // a succeeded one whose results were removed after the retention period is 410.
+    let long =
+        json!({ "fmu_id": "lib:VanDerPol", "stop_time": 1_000_000.0, "output_interval": 1.0 });
+    let long_id = start_run(&app, key, long).await;
+    let cancel = format!("/api/v1/runs/{long_id}/cancel");
+    let resp = api_client()
+        .post(app.at(&cancel))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    contract
+        .expect(
+            "cancelRun",
+            409,
+            at(&app, Method::POST, &cancel),
+            Some(key),
+            Body::None,
+        )
+        .await;
+    let result = format!("/api/v1/runs/{long_id}/result");
+    contract
+        .expect(
+            "getRunResult",
+            409,
+            at(&app, Method::GET, &result),
+            Some(key),
+            Body::None,
+        )
+        .await;
+    let done_id = start_run(&app, key, run_body.clone()).await;
+    assert_eq!(finished(&app, key, &done_id).await["status"], "succeeded");
+    app.state
+        .db
+        .conn()
+        .unwrap()
+        .execute(
+            "UPDATE runs SET result_removed_at = finished_at WHERE id = ?1",
+            [&done_id],
+        )
+        .unwrap();
+    let result = format!("/api/v1/runs/{done_id}/result");
+    let gone = contract
+        .expect(
+            "getRunResult",
+            410,
+            at(&app, Method::GET, &result),
+            Some(key),
+            Body::None,
+        )
+        .await;
+    assert_eq!(gone["code"], "result_expired");
+
+    // No credits is 402; past the rate of runs 429.
+    let poor = spawn_app_with(|c| {
+        c.free_credits = 0;
+        c.runs_per_minute = 1;
+    })
+    .await;
+    let poor_key = poor.register().await.api_key;
+    let create = at(&poor, Method::POST, "/api/v1/runs");
+    let body = contract
+        .expect(
+            "createRun",
+            402,
+            create.clone(),
+            Some(&poor_key),
+            Body::Json(run_body.clone()),
+        )
+        .await;
+    assert_eq!(body["code"], "insufficient_credits");
+    contract
+        .expect(
+            "createRun",
+            429,
+            create,
+            Some(&poor_key),
+            Body::Json(run_body.clone()),
+        )
+        .await;
+
+    // A data volume below its reserve takes no new work: 503.
+    let full = spawn_app_with(|c| c.disk_reserve_bytes = u64::MAX / 2).await;
+    let full_key = full.register().await.api_key;
+    contract
+        .expect(
+            "createRun",
+            503,
+            at(&full, Method::POST, "/api/v1/runs"),
+            Some(&full_key),
+            Body::Json(run_body.clone()),
+        )
+        .await;
+    contract
+        .expect(
+            "uploadFmu",
+            503,
+            at(&full, Method::POST, "/api/v1/fmus"),
+            Some(&full_key),
+            Body::Upload(b"PK".to_vec()),
+        )
+        .await;
+
+    // With Stripe: no purchase yet 409, Stripe refusing 502, too many sessions 429.
+    let stub = stripe::start().await;
+    let shop = spawn_billing_app(&stub, |_| {}).await;
+    let shop_key = shop.register().await.api_key;
+    let checkout = at(&shop, Method::POST, "/api/v1/billing/checkout");
+    let portal = at(&shop, Method::POST, "/api/v1/billing/portal");
+    let pro = Body::Json(json!({ "plan": "pro" }));
+    contract
+        .expect(
+            "openBillingPortal",
+            409,
+            portal.clone(),
+            Some(&shop_key),
+            Body::None,
+        )
+        .await;
+    let refusal = json!({ "error": { "type": "invalid_request_error", "message": "no" } });
+    stub.fail_next("/v1/customers", 400, refusal.clone(), 1);
+    contract
+        .expect(
+            "startCheckout",
+            502,
+            checkout.clone(),
+            Some(&shop_key),
+            pro.clone(),
+        )
+        .await;
+    let resp = api_client()
+        .post(&checkout.1)
+        .bearer_auth(&shop_key)
+        .json(&json!({ "plan": "pro" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    stub.fail_next("/v1/billing_portal/sessions", 400, refusal, 1);
+    contract
+        .expect(
+            "openBillingPortal",
+            502,
+            portal.clone(),
+            Some(&shop_key),
+            Body::None,
+        )
+        .await;
+    let mut limited_at = None;
+    for attempt in 0..20 {
+        let resp = api_client()
+            .post(&checkout.1)
+            .bearer_auth(&shop_key)
+            .json(&json!({ "plan": "pro" }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        if status == 429 {
+            contract.record("startCheckout", status, &text);
+            limited_at = Some(attempt);
+            break;
+        }
+        assert_eq!(status, 200, "{text}");
+    }
+    assert!(limited_at.is_some(), "checkouts are rate limited");
+    contract
+        .expect(
+            "openBillingPortal",
+            429,
+            portal,
+            Some(&shop_key),
+            Body::None,
+        )
+        .await;
+
+    contract.assert_all_seen();
+}
+
+/// The faces apart: the compatibility routes answer our JSON even to a browser (never the
+/// dashboard's HTML renderer), so does anything under `/api`, and the dashboard keeps its
+/// pages.
+#[tokio::test]
+async fn the_json_routes_never_answer_html_and_the_dashboard_still_does() {
+    let app = crate::common::spawn_app().await;
+    let account = app.register().await;
+    let client = crate::common::browser();
+    app.browser_login(&client, &account).await;
+    let html = "text/html,application/xhtml+xml";
+
+    let is_json = |resp: &reqwest::Response| {
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    };
+    // A method the compatibility route does not take, asked for by a browser.
+    let resp = client
+        .get(app.at("/simulate"))
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert!(is_json(&resp), "{:?}", resp.headers());
+    // A browser's session without its CSRF token on a compatibility POST.
+    let resp = client
+        .post(app.at("/api_keys/new"))
+        .header("accept", html)
+        .json(&json!({ "label": "forged" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(is_json(&resp), "{:?}", resp.headers());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "csrf_failed");
+    // An unknown path under /api.
+    let resp = client
+        .get(app.at("/api/nothing-here"))
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(is_json(&resp), "{:?}", resp.headers());
+
+    // The dashboard: its 404 page, and its own CSRF refusal as a page.
+    let resp = client
+        .get(app.at("/nothing-here"))
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let resp = client
+        .post(app.at("/api-keys"))
+        .header("accept", html)
+        .form(&[("label", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    // And the paths both faces serve still split by caller.
+    let resp = client
+        .get(app.at("/usage"))
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let resp = api_client()
+        .get(app.at("/usage"))
+        .bearer_auth(&account.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(is_json(&resp));
+}
