@@ -526,7 +526,7 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
     let done_id = start_run(&app, key, run_body.clone()).await;
     assert_eq!(finished(&app, key, &done_id).await["status"], "succeeded");
     app.state
-        .db
+        .store
         .conn()
         .unwrap()
         .execute(
