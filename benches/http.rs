@@ -101,7 +101,11 @@ fn pin_to(command: &mut Command, cpus: &str) {
     use std::os::unix::process::CommandExt;
     let cpus: Vec<usize> = cpus
         .split(',')
-        .map(|c| c.trim().parse().expect("BENCH_SERVER_CPUS: CPU numbers, e.g. 0,1"))
+        .map(|c| {
+            c.trim()
+                .parse()
+                .expect("BENCH_SERVER_CPUS: CPU numbers, e.g. 0,1")
+        })
         .collect();
     // SAFETY: sched_setaffinity on the child itself, between fork and exec; it allocates
     // nothing and touches no lock.

@@ -17,7 +17,7 @@ use crate::auth::session::Session;
 use crate::domain::error::AppError;
 use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::rfc3339_ms;
-use crate::domain::runs::{self, NewRun, RunStatus, Starter};
+use crate::domain::runs::{self, RunRequest, RunStatus, Starter};
 use crate::sim::plan::{Problem, RunSettings};
 use crate::sim::protocol::Interface;
 use crate::state::State;
@@ -298,7 +298,7 @@ pub async fn create(
         .filter(|f| !f.is_empty())
         .ok_or_else(|| AppError::Invalid("choose a model".into()))?;
     let (settings, mut problems) = settings_from(&entered);
-    let new = NewRun {
+    let new = RunRequest {
         fmu: fmu.clone(),
         settings,
         timeout: None,

@@ -12,11 +12,11 @@ use serde_json::Value;
 use super::Caller;
 use crate::api::auth::ReadRuns;
 use crate::api::error::ApiError;
-use crate::api::v1::runs::{RunCreate, Signal, new_run, start_and_wait};
+use crate::api::v1::runs::{RunCreate, Signal, new_run};
 use crate::auth::AuthError;
 use crate::domain::error::AppError;
 use crate::domain::fmus;
-use crate::domain::runs::{self, RunStatus};
+use crate::domain::runs::{self, RunStatus, Starter};
 use crate::state::State;
 use crate::store::runs::RunRow;
 
@@ -126,8 +126,13 @@ pub async fn simulate(
             })
             .collect()
     });
-    let (run, output) =
-        start_and_wait(&state, key, new_run(create, None)?, idempotency_key(req)).await?;
+    let (run, output) = runs::start_and_wait(
+        &state,
+        Starter::Key(key),
+        new_run(create, None)?,
+        idempotency_key(req),
+    )
+    .await?;
     Ok(Json(summary(&state, &run, last_values(output).await?)))
 }
 
@@ -242,7 +247,8 @@ pub async fn execute_fmu(
         .fmu_name
         .or_else(|| record.file_name.clone());
     let new = new_run(create, name).map_err(ApiError::from)?;
-    let (run, _) = start_and_wait(&state, key, new, idempotency_key(req)).await?;
+    let (run, _) =
+        runs::start_and_wait(&state, Starter::Key(key), new, idempotency_key(req)).await?;
     let run = if !run.status.is_finished() {
         runs::wait(&state, &run.id, state.config.max_run_time).await?
     } else {

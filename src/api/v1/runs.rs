@@ -12,7 +12,7 @@ use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::choice::{Choice, Names};
 use crate::api::error::{OpError, declare_errors};
 use crate::domain::error::AppError;
-use crate::domain::runs::{self, NewRun, RunStatus, Starter, StoredSettings};
+use crate::domain::runs::{self, RunRequest, RunStatus, Starter, StoredSettings};
 use crate::format::Number;
 use crate::sim::plan::{Problem, Problems, RunSettings};
 use crate::sim::protocol::{InputSignal, Interface, Solver};
@@ -253,7 +253,7 @@ fn chosen<E: Names>(
 }
 
 /// Turns the JSON request into the engine's settings.
-pub fn new_run(body: RunCreate, name: Option<String>) -> Result<NewRun, AppError> {
+pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppError> {
     let mut problems = Vec::new();
     let interface = chosen(body.interface.as_ref(), "interface", &mut problems);
     let solver = chosen(body.solver.as_ref(), "solver", &mut problems);
@@ -290,7 +290,7 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<NewRun, AppError
         }
         None => None,
     };
-    Ok(NewRun {
+    Ok(RunRequest {
         fmu: body.fmu_id,
         settings: RunSettings {
             interface,
@@ -391,20 +391,6 @@ pub struct RunList {
     pub offset: u64,
 }
 
-/// Starts a run and waits briefly for it: the answer shared by the v1 and compatibility
-/// routes.
-pub async fn start_and_wait(
-    state: &State,
-    key: String,
-    new: NewRun,
-    idempotency_key: Option<String>,
-) -> Result<(RunRow, Option<ResultFile>), AppError> {
-    let started = runs::start(state, Starter::Key(key), new, idempotency_key).await?;
-    let run = runs::wait(state, &started.run.id, state.config.sync_wait).await?;
-    let output = runs::kept_result(state, &run).await?;
-    Ok((run, output))
-}
-
 /// The inline result of a run's answer: small results only ([`INLINE_RESULT_VALUES`]).
 fn inline_result(result: Option<ResultFile>) -> Result<Option<RunResult>, AppError> {
     match result {
@@ -463,7 +449,8 @@ impl RunsApi {
             .0
             .filter(|k| !k.trim().is_empty())
             .map(|k| k.chars().take(255).collect());
-        let (run, output) = start_and_wait(&state, key.0, new, idempotency).await?;
+        let (run, output) =
+            runs::start_and_wait(&state, Starter::Key(key.0), new, idempotency).await?;
         if !run.status.is_finished() {
             let location = format!("/api/v1/runs/{}", run.id);
             return Ok(CreateResponse::Accepted(

@@ -42,9 +42,10 @@ pub enum Starter {
     Session(String),
 }
 
-/// A run request, as the API and the dashboard take it.
+/// A run request: what every face (the v1 API, the compatibility routes, the dashboard's
+/// form) turns its own input into. It is checked once, against the model, by [`start`].
 #[derive(Clone, Debug)]
-pub struct NewRun {
+pub struct RunRequest {
     /// `lib:<Model>`, `lib:<Model>@fmi2`, `msl:<Model>`, or an uploaded FMU's id.
     pub fmu: String,
     pub settings: RunSettings,
@@ -96,7 +97,7 @@ fn fmu_names(record: &FmuRecord) -> Vec<String> {
 pub async fn start(
     state: &State,
     starter: Starter,
-    new: NewRun,
+    new: RunRequest,
     idempotency_key: Option<String>,
 ) -> AppResult<Started> {
     if let Some(reason) = state.readiness.simulation_problem() {
@@ -262,6 +263,21 @@ pub async fn start(
     let (st, id) = (state.clone(), run.id.clone());
     tokio::spawn(async move { execute(&st, &id, origin, job, timeout, cancel_rx).await });
     Ok(Started { run })
+}
+
+/// Starts a run and waits briefly for it (up to the configured `sync_wait`): the answer of
+/// the API's run creation, on both the v1 and the compatibility routes. Returns the run as it
+/// then is, with its results when it succeeded in time.
+pub async fn start_and_wait(
+    state: &State,
+    starter: Starter,
+    request: RunRequest,
+    idempotency_key: Option<String>,
+) -> AppResult<(RunRow, Option<ResultFile>)> {
+    let started = start(state, starter, request, idempotency_key).await?;
+    let run = wait(state, &started.run.id, state.config.sync_wait).await?;
+    let output = kept_result(state, &run).await?;
+    Ok((run, output))
 }
 
 /// What `Retry-After` says when a user is at their cap of active runs: a guess at when one of
