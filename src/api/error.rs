@@ -93,7 +93,7 @@ impl ApiError {
         ApiError::NotFound(body("not_found", format!("{what} not found")))
     }
 
-    fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         ApiError::Internal(body(
             "internal",
             "something went wrong on our side; it has been logged",
@@ -157,15 +157,15 @@ impl From<AppError> for ApiError {
             }
             AppError::Auth(a) => a.into(),
             AppError::NotFound(_) => ApiError::NotFound(body("not_found", err.to_string())),
-            AppError::PaymentRequired(m) => {
+            AppError::InsufficientCredits(m) => {
                 ApiError::PaymentRequired(body("insufficient_credits", m))
             }
             AppError::TooLarge(m) => ApiError::PayloadTooLarge(body("payload_too_large", m)),
             AppError::QuotaExceeded(m) => {
                 ApiError::PayloadTooLarge(body("storage_quota_exceeded", m))
             }
-            AppError::Gone(m) => ApiError::Gone(body("result_expired", m)),
-            AppError::BadRequest(m) => ApiError::BadRequest(body("invalid_request", m)),
+            AppError::Removed(m) => ApiError::Gone(body("result_expired", m)),
+            AppError::Unreadable(m) => ApiError::BadRequest(body("invalid_request", m)),
             AppError::BadSignature(m) => ApiError::BadRequest(body("invalid_signature", m)),
             AppError::BillingNotConfigured(m) => {
                 ApiError::ServiceUnavailable(body("billing_not_configured", m))
@@ -179,8 +179,14 @@ impl From<AppError> for ApiError {
                 body("too_many_active_runs", m),
                 retry_after_secs(wait).to_string(),
             ),
-            AppError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
+            AppError::Store(_)
+            | AppError::Registry(_)
+            | AppError::Results(_)
+            | AppError::Encoding(_)
+            | AppError::Hashing(_)
+            | AppError::Minting(_)
+            | AppError::Task(_) => {
+                tracing::error!(error = %err, "internal error");
                 ApiError::internal()
             }
         }

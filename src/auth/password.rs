@@ -22,34 +22,45 @@ impl Hashers {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, HashError> {
         let permit = self
             .0
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| HashError::Closed)?;
         tokio::task::spawn_blocking(move || {
             let out = work();
             drop(permit);
             out
         })
         .await
-        .map_err(|e| e.to_string())
+        .map_err(HashError::Task)
     }
+}
+
+/// Why a password could not be hashed (never the user's fault: the message is for the log).
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("argon2: {0}")]
+    Argon2(argon2::password_hash::Error),
+    #[error("the password hashers are shut down")]
+    Closed,
+    #[error("a password hashing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 /// Hashes a password to a PHC string (`$argon2id$v=19$…`), with a fresh random salt.
-pub async fn hash(hashers: &Hashers, password: String) -> Result<String, String> {
+pub async fn hash(hashers: &Hashers, password: String) -> Result<String, HashError> {
     hashers
         .run(move || {
             Argon2::default()
                 .hash_password(password.as_bytes())
                 .map(|h| h.to_string())
-                .map_err(|e| format!("argon2: {e}"))
+                .map_err(HashError::Argon2)
         })
         .await?
 }

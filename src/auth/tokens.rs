@@ -143,20 +143,16 @@ impl KeyIssuer {
         user_id: &str,
         key_id: &str,
         expires: Option<SystemTime>,
-    ) -> Result<String, String> {
+    ) -> Result<String, MintError> {
         let mut builder = Biscuit::builder()
             .fact(fact("user", &[string(user_id)]))
-            .and_then(|b| b.fact(fact("key", &[string(key_id)])))
-            .map_err(|e| e.to_string())?;
+            .and_then(|b| b.fact(fact("key", &[string(key_id)])))?;
         if let Some(at) = expires {
             let check = format!("check if time($t), $t <= {}", rfc3339(at));
-            builder = builder.check(check.as_str()).map_err(|e| e.to_string())?;
+            builder = builder.check(check.as_str())?;
         }
-        let token = builder.build(&self.root).map_err(|e| e.to_string())?;
-        Ok(format!(
-            "{KEY_PREFIX}{}",
-            token.to_base64().map_err(|e| e.to_string())?
-        ))
+        let token = builder.build(&self.root)?;
+        Ok(format!("{KEY_PREFIX}{}", token.to_base64()?))
     }
 
     /// Checks the signature and every check in every block against the request's facts, and
@@ -338,6 +334,11 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())?;
     file.sync_all()
 }
+
+/// Why a key could not be minted (a bug or a broken root key: the message is for the log).
+#[derive(Debug, thiserror::Error)]
+#[error("minting an API key: {0}")]
+pub struct MintError(#[from] biscuit_auth::error::Token);
 
 #[cfg(test)]
 mod tests {

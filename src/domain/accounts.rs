@@ -59,11 +59,7 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
         .from
         .map(|ip| auth::rate_limit::ClientKey::of(ip).to_string());
     let password_hash = match password {
-        Some(p) => Some(
-            password::hash(&state.hashers, p.expose().to_string())
-                .await
-                .map_err(AppError::Internal)?,
-        ),
+        Some(p) => Some(password::hash(&state.hashers, p.expose().to_string()).await?),
         None => None,
     };
     let user_id = new_id("usr");

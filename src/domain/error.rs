@@ -1,12 +1,18 @@
-//! The error type of the domain layer (accounts, keys, usage, …).
+//! The error type of the domain layer (accounts, keys, usage, runs, billing, FMUs).
 //!
-//! Each face maps it to HTTP in exactly one place: `api::error` to `{code, message}` JSON,
-//! `web::error` to an HTML page or fragment. Internal details are logged there, never sent.
+//! Its variants say what went wrong in the domain's words (not enough credits, removed, not
+//! found), never how a face answers it: each face maps it to HTTP in exactly one place
+//! (`api::error` to `{code, message}` JSON, `web::error` to an HTML page or fragment). Faults
+//! on our side keep their typed cause (the last variants); the faces log it and answer a
+//! generic message, never the detail.
 
 use std::time::Duration;
 
 use crate::auth::AuthError;
+use crate::auth::password::HashError;
+use crate::auth::tokens::MintError;
 use crate::domain::Invalid;
+use crate::domain::fmus::RegistryError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +38,7 @@ pub enum AppError {
     NotFound(&'static str),
     /// Not enough credits; the message says where to buy more.
     #[error("{0}")]
-    PaymentRequired(String),
+    InsufficientCredits(String),
     /// The upload is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
@@ -41,10 +47,10 @@ pub enum AppError {
     QuotaExceeded(String),
     /// It existed but has been removed for good (a run's results after their retention).
     #[error("{0}")]
-    Gone(String),
+    Removed(String),
     /// The request cannot be read at all (e.g. a webhook body that is not JSON).
     #[error("{0}")]
-    BadRequest(String),
+    Unreadable(String),
     /// A webhook whose signature does not verify.
     #[error("{0}")]
     BadSignature(String),
@@ -60,20 +66,27 @@ pub enum AppError {
     /// says so, the duration is when to try again.
     #[error("{0}")]
     Busy(String, Duration),
-    /// Something broke on our side; the text is for the log only.
-    #[error("internal error: {0}")]
-    Internal(String),
+    // Faults on our side, with their cause (for the log only).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The FMU store's files or stored descriptions are broken (not the upload's fault).
+    #[error(transparent)]
+    Registry(RegistryError),
+    #[error("reading results: {0}")]
+    Results(#[from] std::io::Error),
+    #[error("encoding a run's settings: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error(transparent)]
+    Hashing(#[from] HashError),
+    #[error(transparent)]
+    Minting(#[from] MintError),
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl From<Invalid> for AppError {
     fn from(e: Invalid) -> Self {
         AppError::Invalid(e.0)
-    }
-}
-
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        AppError::Internal(e.to_string())
     }
 }
 

@@ -76,12 +76,12 @@ impl From<RegistryError> for AppError {
             RegistryError::OverQuota(m) => AppError::QuotaExceeded(m),
             RegistryError::VolumeLow(m) => AppError::Unavailable(m),
             RegistryError::NotFound => AppError::NotFound("FMU"),
-            RegistryError::Store(e) => AppError::from(e),
+            RegistryError::Store(e) => AppError::Store(e),
             RegistryError::Reextract { .. }
             | RegistryError::Library { .. }
             | RegistryError::StoredInfo { .. }
             | RegistryError::Io { .. }
-            | RegistryError::Task(_) => AppError::Internal(e.to_string()),
+            | RegistryError::Task(_) => AppError::Registry(e),
         }
     }
 }

@@ -63,10 +63,7 @@ pub fn prepare(
 ) -> AppResult<NewKey> {
     let label = parse_key_label(label)?;
     let id = new_id("key");
-    let token = state
-        .keys
-        .mint(user_id, &id, expires)
-        .map_err(AppError::Internal)?;
+    let token = state.keys.mint(user_id, &id, expires)?;
     let now = store::now_ms();
     let expires_at = expires.map(|t| {
         t.duration_since(SystemTime::UNIX_EPOCH)

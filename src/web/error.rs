@@ -32,14 +32,20 @@ impl From<AppError> for WebError {
             AppError::BadCredentials | AppError::Auth(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::TooLarge(_) | AppError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Gone(_) => StatusCode::GONE,
-            AppError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
-            AppError::BadRequest(_) | AppError::BadSignature(_) => StatusCode::BAD_REQUEST,
+            AppError::Removed(_) => StatusCode::GONE,
+            AppError::InsufficientCredits(_) => StatusCode::PAYMENT_REQUIRED,
+            AppError::Unreadable(_) | AppError::BadSignature(_) => StatusCode::BAD_REQUEST,
             AppError::BillingNotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::PaymentProvider(_) => StatusCode::BAD_GATEWAY,
             AppError::RateLimited(_) | AppError::Busy(..) => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
+            AppError::Store(_)
+            | AppError::Registry(_)
+            | AppError::Results(_)
+            | AppError::Encoding(_)
+            | AppError::Hashing(_)
+            | AppError::Minting(_)
+            | AppError::Task(_) => {
+                tracing::error!(error = %err, "internal error");
                 return WebError::internal();
             }
         };

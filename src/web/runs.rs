@@ -418,8 +418,8 @@ pub async fn show(
         // A plot needs a few thousand points, not every one of a large result.
         let sample = tokio::task::spawn_blocking(move || result.sampled(PLOT_ROWS))
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(|e| AppError::Internal(format!("reading results: {e}")))?;
+            .map_err(AppError::from)?
+            .map_err(AppError::from)?;
         Some(sample)
     } else {
         None

@@ -157,9 +157,8 @@ async fn last_values(
         return Ok(vec![]);
     };
     tokio::task::spawn_blocking(move || result.last_values())
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("reading results: {e}")))
+        .await?
+        .map_err(AppError::from)
 }
 
 #[derive(Deserialize, Default)]
@@ -265,7 +264,8 @@ pub async fn execute_fmu(
         )
     });
     if run.status == RunStatus::Failed && run.error.is_none() {
-        return Err(AppError::Internal(format!("run {} failed without a reason", run.id)).into());
+        tracing::error!(run = %run.id, "a failed run has no reason recorded");
+        return Err(ApiError::internal());
     }
     Ok(Json(Executed {
         status: run.status,

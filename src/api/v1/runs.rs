@@ -397,7 +397,7 @@ fn inline_result(result: Option<ResultFile>) -> Result<Option<RunResult>, AppErr
         Some(file) if file.values() <= INLINE_RESULT_VALUES => file
             .read_all()
             .map(|output| Some(result_view(output)))
-            .map_err(|e| AppError::Internal(format!("reading results: {e}"))),
+            .map_err(AppError::from),
         _ => Ok(None),
     }
 }

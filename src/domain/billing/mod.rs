@@ -271,7 +271,7 @@ pub async fn receive_webhook(
     signature::verify(signature_header, payload, &billing.webhook_secrets, now)
         .map_err(|e| AppError::BadSignature(e.to_string()))?;
     let event: events::Event = serde_json::from_slice(payload)
-        .map_err(|e| AppError::BadRequest(format!("the body is not a Stripe event: {e}")))?;
+        .map_err(|e| AppError::Unreadable(format!("the body is not a Stripe event: {e}")))?;
     let event_id = event.id.clone();
     let outcome = events::apply(&state.store, event, &billing.plans, store::now_ms()).await?;
     let receipt = match outcome {

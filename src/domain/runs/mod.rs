@@ -201,7 +201,7 @@ pub async fn start(
         fmu_id: record.id.clone(),
         fmu_name: name.chars().take(200).collect(),
         status: RunStatus::Queued,
-        settings: serde_json::to_string(&stored).map_err(|e| AppError::Internal(e.to_string()))?,
+        settings: serde_json::to_string(&stored)?,
         credits_reserved: cost,
         credits_charged: 0,
         error: None,
@@ -237,7 +237,7 @@ pub async fn start(
             ));
         }
         Reservation::NoCredits => {
-            return Err(AppError::PaymentRequired(format!(
+            return Err(AppError::InsufficientCredits(format!(
                 "a run costs {cost} credit{}; your balance is too low. Buy credits at {billing}",
                 if cost == 1 { "" } else { "s" }
             )));
@@ -462,7 +462,7 @@ static CONVERTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// (JSON) are converted on first read.
 pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
     if let Some(removed) = run.result_removed_at {
-        return Err(AppError::Gone(format!(
+        return Err(AppError::Removed(format!(
             "the results of run {} were removed on {}: results are kept for {} days after a \
              run ends",
             run.id,
@@ -476,12 +476,11 @@ pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
             run.id, run.status
         )));
     }
-    let (path, legacy, id) = (
+    let (path, legacy) = (
         result_path(state, &run.id),
         legacy_result_path(state, &run.id),
-        run.id.clone(),
     );
-    tokio::task::spawn_blocking(move || {
+    let file = tokio::task::spawn_blocking(move || {
         let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
         match ResultFile::open(&path) {
             Err(e) if missing(&e) && legacy.exists() => {
@@ -495,9 +494,8 @@ pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
             other => other,
         }
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
-    .map_err(|e| AppError::Internal(format!("reading results of {id}: {e}")))
+    .await??;
+    Ok(file)
 }
 
 /// Waits up to `limit` for the run to end; returns its row as it then is.
