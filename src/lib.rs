@@ -64,7 +64,7 @@ impl App {
         // data directory while the server runs, and must not fail its runs in progress.
         let recovered = domain::runs::recover(&state.store)
             .await
-            .map_err(|e| StartError::Recovery(e.to_string()))?;
+            .map_err(StartError::Recovery)?;
         if recovered > 0 {
             tracing::warn!(
                 runs = recovered,

@@ -70,7 +70,7 @@ pub fn workers_that_fit(cores: usize, worker_memory: u64, machine: Option<u64>) 
 /// Refuses a configuration whose workers, each at its memory limit, and the server would not
 /// fit in this machine's memory: the kernel's OOM killer would then pick a victim (possibly
 /// the server) instead of our limits failing the one run that used too much.
-pub fn check_memory(config: &Config, machine: Option<u64>) -> Result<(), String> {
+pub fn check_memory(config: &Config, machine: Option<u64>) -> Result<(), MemoryTooSmall> {
     let Some(machine) = machine else {
         return Ok(());
     };
@@ -81,17 +81,31 @@ pub fn check_memory(config: &Config, machine: Option<u64>) -> Result<(), String>
     if needed <= machine {
         return Ok(());
     }
-    Err(format!(
-        "{workers} worker(s) × ({} MiB + {} MiB scratch) (FMU_GATEWAY_WORKERS × \
-         (FMU_GATEWAY_WORKER_MEMORY_MB + FMU_GATEWAY_SCRATCH_MB)) plus {} MiB for the server \
-         need {} MiB, but this machine has {} MiB: lower FMU_GATEWAY_WORKERS or \
-         FMU_GATEWAY_WORKER_MEMORY_MB, or give the machine more memory",
-        config.worker_memory_bytes >> 20,
-        config.scratch_bytes >> 20,
-        SERVER_MEMORY_BYTES >> 20,
-        needed >> 20,
-        machine >> 20,
-    ))
+    Err(MemoryTooSmall {
+        workers,
+        worker_mib: config.worker_memory_bytes >> 20,
+        scratch_mib: config.scratch_bytes >> 20,
+        needed_mib: needed >> 20,
+        machine_mib: machine >> 20,
+    })
+}
+
+/// The workers at their limits and the server would not fit in this machine's memory; the
+/// message says which settings to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{workers} worker(s) × ({worker_mib} MiB + {scratch_mib} MiB scratch) (FMU_GATEWAY_WORKERS × \
+     (FMU_GATEWAY_WORKER_MEMORY_MB + FMU_GATEWAY_SCRATCH_MB)) plus {server_mib} MiB for the \
+     server need {needed_mib} MiB, but this machine has {machine_mib} MiB: lower \
+     FMU_GATEWAY_WORKERS or FMU_GATEWAY_WORKER_MEMORY_MB, or give the machine more memory",
+    server_mib = SERVER_MEMORY_BYTES >> 20
+)]
+pub struct MemoryTooSmall {
+    pub workers: u64,
+    pub worker_mib: u64,
+    pub scratch_mib: u64,
+    pub needed_mib: u64,
+    pub machine_mib: u64,
 }
 
 /// Bytes free for an unprivileged writer on the filesystem holding `dir`.
@@ -156,7 +170,9 @@ mod tests {
         config.worker_memory_bytes = 2 << 30;
         config.scratch_bytes = 64 << 20;
         assert!(check_memory(&config, Some(8 << 30)).is_ok());
-        let refused = check_memory(&config, Some(512 << 20)).unwrap_err();
+        let refused = check_memory(&config, Some(512 << 20))
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("FMU_GATEWAY_WORKERS"), "{refused}");
         assert!(refused.contains("4480 MiB"), "{refused}");
         assert!(refused.contains("512 MiB"), "{refused}");

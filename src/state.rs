@@ -45,11 +45,11 @@ pub enum StartError {
     #[error(transparent)]
     RootKey(#[from] RootKeyError),
     #[error("cannot install the built-in FMU library: {0}")]
-    Library(String),
+    Library(#[source] crate::domain::fmus::RegistryError),
     #[error("cannot recover the runs interrupted by the last stop: {0}")]
-    Recovery(String),
+    Recovery(#[source] StoreError),
     #[error("the workers do not fit in this machine's memory: {0}")]
-    Memory(String),
+    Memory(#[from] crate::machine::MemoryTooSmall),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
     /// A required layer of the worker sandbox is missing (or the check failed).
@@ -69,7 +69,7 @@ impl AppState {
         let keys = KeyIssuer::load_or_create(&config.data_dir, config.root_key_hex.as_deref())?;
         let auth_limit = AuthLimit::per_minute(config.auth_rate_per_minute);
         let library = crate::domain::fmus::seed_library(&store, &config.data_dir)
-            .map_err(|e| StartError::Library(e.to_string()))?;
+            .map_err(StartError::Library)?;
         if library > 0 {
             tracing::info!(models = library, "installed the built-in FMU library");
         }
