@@ -142,7 +142,9 @@ impl From<&SimError> for FailureKind {
             SimError::Timeout(_) | SimError::CpuLimit(_) => FailureKind::TimeLimit,
             // A cancelled run is settled as a cancel, never as a failure; should one arrive
             // here, the service is at fault and pays.
-            SimError::Internal(_) | SimError::Cancelled => FailureKind::ServiceError,
+            SimError::Internal(_) | SimError::Protocol(_) | SimError::Cancelled => {
+                FailureKind::ServiceError
+            }
         }
     }
 }
@@ -199,12 +201,20 @@ mod tests {
 
     #[test]
     fn sim_errors_map_to_kinds() {
+        use crate::sim::protocol::ProtocolError;
         use std::time::Duration;
         let kind = |e: SimError| FailureKind::from(&e);
         assert_eq!(
             kind(SimError::Internal("x".into())),
             FailureKind::ServiceError
         );
+        let storage = SimError::from(ProtocolError::Storage("disk full".into()));
+        assert!(storage.is_service_fault());
+        assert_eq!(
+            storage.to_string(),
+            "the simulation service failed: storing the results: disk full"
+        );
+        assert_eq!(kind(storage), FailureKind::ServiceError);
         assert_eq!(
             kind(SimError::Timeout(Duration::from_secs(1))),
             FailureKind::TimeLimit
