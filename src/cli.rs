@@ -5,10 +5,59 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::fmi::{archive, describe};
-use crate::sim::plan::{self, RunSettings};
+use crate::fmi::archive::{self, ArchiveError};
+use crate::fmi::describe::{self, DescribeError};
+use crate::sim::plan::{self, Problems, RunSettings};
 use crate::sim::protocol::{InputSignal, Interface, Solver};
-use crate::sim::runner::{PoolConfig, WorkerPool};
+use crate::sim::runner::{PoolConfig, SimError, WorkerPool};
+
+/// Why an `fmu` command failed. `main` prints it and chooses the exit status; the messages
+/// are the user's only explanation, so each names the file, flag or row at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    TempDir(#[source] std::io::Error),
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+    #[error("{0}")]
+    Describe(#[from] DescribeError),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// A `--start` flag that is not `name=value`.
+    #[error("--start {0}: expected name=value")]
+    StartValue(String),
+    #[error("--timeout must be a positive number of seconds")]
+    Timeout,
+    #[error("--timeout {} is too long", crate::format::Number(*.0))]
+    TimeoutTooLong(f64),
+    #[error("{}: {source}", path.display())]
+    InputFile { path: PathBuf, source: csv::Error },
+    #[error("{}: the first column must be 'time', followed by the inputs", .0.display())]
+    InputHeader(PathBuf),
+    #[error("{} row {row}: column {column} is not a number", path.display())]
+    InputNumber {
+        path: PathBuf,
+        row: usize,
+        column: usize,
+    },
+    /// The run request does not fit the model (checked before anything runs).
+    #[error("{0}")]
+    Request(#[from] Problems),
+    #[error("cannot find this program: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// The run failed; for a failure of the model, its log is in the [`SimError`].
+    #[error("{0}")]
+    Run(#[from] SimError),
+    #[error("reading the results: {0}")]
+    Results(#[source] std::io::Error),
+    #[error("{0}")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+    #[error("{}: {source}", path.display())]
+    WriteOutput {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// An FMU opened into a temporary directory.
 pub struct Opened {
@@ -17,23 +66,23 @@ pub struct Opened {
 }
 
 /// Extracts and describes an FMU file, with the upload limits.
-pub fn open(path: &Path) -> Result<Opened, String> {
+pub fn open(path: &Path) -> Result<Opened, CliError> {
     let dir = tempfile::Builder::new()
         .prefix("fmu-gateway-")
         .tempdir()
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::TempDir)?;
     let target = dir.path().join("fmu");
-    archive::extract(path, &target, &archive::Limits::default()).map_err(|e| e.to_string())?;
-    let info = describe::describe(&target).map_err(|e| e.to_string())?;
+    archive::extract(path, &target, &archive::Limits::default())?;
+    let info = describe::describe(&target)?;
     Ok(Opened { dir, info })
 }
 
 /// `fmu info`: what the FMU is, as text or JSON.
-pub fn info(path: &Path, json: bool) -> Result<String, String> {
+pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
     let opened = open(path)?;
     let i = &opened.info;
     if json {
-        return serde_json::to_string_pretty(i).map_err(|e| e.to_string());
+        return Ok(serde_json::to_string_pretty(i)?);
     }
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!("{k:<22}{v}\n"));
@@ -90,10 +139,9 @@ pub fn info(path: &Path, json: bool) -> Result<String, String> {
 }
 
 /// `fmu validate`: the checks an upload goes through.
-pub fn validate(path: &Path) -> Result<String, String> {
+pub fn validate(path: &Path) -> Result<String, CliError> {
     let opened = open(path)?;
-    describe::check_platform(&opened.dir.path().join("fmu"), &opened.info)
-        .map_err(|e| e.to_string())?;
+    describe::check_platform(&opened.dir.path().join("fmu"), &opened.info)?;
     Ok(format!(
         "{} is a valid FMI {} FMU ({}) that runs on this platform",
         path.display(),
@@ -119,17 +167,17 @@ pub struct SimulateArgs {
 }
 
 /// `fmu simulate`: runs in a sandboxed worker and returns the results as CSV.
-pub async fn simulate(args: SimulateArgs) -> Result<String, String> {
+pub async fn simulate(args: SimulateArgs) -> Result<String, CliError> {
     let opened = open(&args.fmu)?;
     let fmu_dir = opened.dir.path().join("fmu");
-    describe::check_platform(&fmu_dir, &opened.info).map_err(|e| e.to_string())?;
+    describe::check_platform(&fmu_dir, &opened.info)?;
     let start_values = args
         .start
         .iter()
         .map(|s| {
             s.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| format!("--start {s}: expected name=value"))
+                .ok_or_else(|| CliError::StartValue(s.clone()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let inputs = match &args.input {
@@ -148,8 +196,8 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, String> {
         outputs: args.output.clone(),
         inputs,
     };
-    let job = plan::plan(&opened.info, &fmu_dir, &settings).map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let job = plan::plan(&opened.info, &fmu_dir, &settings)?;
+    let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
     let pool = WorkerPool::new(PoolConfig {
         exe,
         scratch_root: opened.dir.path().join("scratch"),
@@ -157,36 +205,25 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, String> {
         limits: Default::default(),
         log_limit: 64 * 1024,
     });
-    let outcome = Arc::clone(&pool)
-        .run(job, args.timeout)
-        .await
-        .map_err(|e| match e {
-            crate::sim::runner::SimError::Failed { reason, log } if !log.is_empty() => {
-                format!("{reason}\nFMU log:\n{log}")
-            }
-            other => other.to_string(),
-        })?;
+    let outcome = Arc::clone(&pool).run(job, args.timeout).await?;
     let mut csv = Vec::new();
     outcome
         .result
         .write_to(crate::sim::result_file::Format::Csv, &mut csv)
-        .map_err(|e| format!("reading the results: {e}"))?;
-    String::from_utf8(csv).map_err(|e| e.to_string())
+        .map_err(CliError::Results)?;
+    Ok(String::from_utf8(csv)?)
 }
 
 /// An input file: a CSV with a `time` column first and one column per input variable.
-fn read_input_csv(path: &Path) -> Result<Vec<InputSignal>, String> {
-    let mut reader =
-        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let header = reader
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .clone();
+fn read_input_csv(path: &Path) -> Result<Vec<InputSignal>, CliError> {
+    let file_error = |source| CliError::InputFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(file_error)?;
+    let header = reader.headers().map_err(file_error)?.clone();
     if header.get(0).map(str::trim) != Some("time") || header.len() < 2 {
-        return Err(format!(
-            "{}: the first column must be 'time', followed by the inputs",
-            path.display()
-        ));
+        return Err(CliError::InputHeader(path.to_path_buf()));
     }
     let mut signals: Vec<InputSignal> = header
         .iter()
@@ -198,18 +235,15 @@ fn read_input_csv(path: &Path) -> Result<Vec<InputSignal>, String> {
         })
         .collect();
     for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| format!("{}: {e}", path.display()))?;
-        let number = |i: usize| -> Result<f64, String> {
+        let record = record.map_err(file_error)?;
+        let number = |i: usize| -> Result<f64, CliError> {
             record
                 .get(i)
                 .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| {
-                    format!(
-                        "{} row {}: column {} is not a number",
-                        path.display(),
-                        line + 2,
-                        i + 1
-                    )
+                .ok_or_else(|| CliError::InputNumber {
+                    path: path.to_path_buf(),
+                    row: line + 2,
+                    column: i + 1,
                 })
         };
         let t = number(0)?;

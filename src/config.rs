@@ -532,7 +532,7 @@ fn read_sandbox(
     }
     if let Some(v) = env("FMU_GATEWAY_SANDBOX_DISABLE") {
         config.sandbox_disabled = crate::sim::sandbox::LayerSet::parse(&v)
-            .map_err(|e| ConfigError::new("FMU_GATEWAY_SANDBOX_DISABLE", &v, &e))?;
+            .map_err(|e| ConfigError::new("FMU_GATEWAY_SANDBOX_DISABLE", &v, &e.to_string()))?;
     }
     Ok(())
 }

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use fmu_gateway::cli::CliError;
 use fmu_gateway::domain::accounts;
 use fmu_gateway::sim::protocol::{Interface, Solver};
+use fmu_gateway::sim::runner::SimError;
 use fmu_gateway::{App, AppState, Config, cli, telemetry};
 
 #[derive(Parser)]
@@ -171,14 +173,45 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failure::Fmu(e)) => fmu_failure(&e),
+        Err(Failure::Other(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(command: Command) -> Result<(), String> {
+/// Why a command failed: an `fmu` command's own error, or another command's message.
+enum Failure {
+    Fmu(CliError),
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Other(message)
+    }
+}
+
+/// An `fmu` command's failure as the user sees it: the message on stderr (and after a run
+/// the model made fail, its log); exit status 2 for a flag value that makes no sense, as for
+/// clap's own usage errors, 1 for everything else.
+fn fmu_failure(e: &CliError) -> ExitCode {
+    eprintln!("error: {e}");
+    if let CliError::Run(SimError::Failed { log, .. }) = e
+        && !log.is_empty()
+    {
+        eprintln!("FMU log:\n{log}");
+    }
+    match e {
+        CliError::StartValue(_) | CliError::Timeout | CliError::TimeoutTooLong(_) => {
+            ExitCode::from(2)
+        }
+        _ => ExitCode::FAILURE,
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve {
             listen,
@@ -250,12 +283,12 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{}", fmu_gateway::api::spec_json());
             Ok(())
         }
-        Command::Fmu { task } => fmu(task).await,
-        Command::Worker => Err("the worker runs without the async runtime".into()),
+        Command::Fmu { task } => fmu(task).await.map_err(Failure::Fmu),
+        Command::Worker => Err(String::from("the worker runs without the async runtime").into()),
     }
 }
 
-async fn fmu(task: FmuTask) -> Result<(), String> {
+async fn fmu(task: FmuTask) -> Result<(), CliError> {
     match task {
         FmuTask::Info { fmu, json } => print!("{}", cli::info(&fmu, json)?),
         FmuTask::Validate { fmu } => println!("{}", cli::validate(&fmu)?),
@@ -275,7 +308,7 @@ async fn fmu(task: FmuTask) -> Result<(), String> {
             output_file,
         } => {
             if !(timeout.is_finite() && timeout > 0.0) {
-                return Err("--timeout must be a positive number of seconds".into());
+                return Err(CliError::Timeout);
             }
             let args = cli::SimulateArgs {
                 fmu,
@@ -290,13 +323,12 @@ async fn fmu(task: FmuTask) -> Result<(), String> {
                 output,
                 input,
                 timeout: std::time::Duration::try_from_secs_f64(timeout)
-                    .map_err(|_| format!("--timeout {timeout} is too long"))?,
+                    .map_err(|_| CliError::TimeoutTooLong(timeout))?,
             };
             let csv = cli::simulate(args).await?;
             match output_file {
-                Some(path) => {
-                    std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?
-                }
+                Some(path) => std::fs::write(&path, csv)
+                    .map_err(|source| CliError::WriteOutput { path, source })?,
                 None => print!("{csv}"),
             }
         }

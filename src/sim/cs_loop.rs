@@ -12,17 +12,11 @@
 
 use std::path::Path;
 
-use fmi_rs::sim::{
-    SimulationError, next_communication_point, next_regular_point, relative_eq, relative_lt,
-};
+use fmi_rs::sim::{next_communication_point, next_regular_point, relative_eq, relative_lt};
 
 use super::engine::{EngineError, Series};
 use super::fmi_version::FmiVersion;
 use super::protocol::{Column, Job};
-
-fn failed(e: SimulationError) -> EngineError {
-    EngineError::Simulation(e.to_string())
-}
 
 /// Preallocated output columns, filled one time point at a time.
 struct Columns {
@@ -71,7 +65,7 @@ fn next_point(
     input_event: Option<f64>,
     variable_steps: bool,
 ) -> Result<(f64, f64), EngineError> {
-    let regular = next_regular_point(false, job.start_time, h, n_steps).map_err(failed)?;
+    let regular = next_regular_point(false, job.start_time, h, n_steps)?;
     let next = if variable_steps {
         next_communication_point(regular, input_event, None, job.stop_time, job.tolerance)
     } else {
@@ -99,15 +93,15 @@ pub(super) fn run<F: FmiVersion>(
         F::set_start_value(&fmu, md, name, literal)?;
     }
     let mut time = job.start_time;
-    F::enter_initialization(&fmu, job).map_err(failed)?;
+    F::enter_initialization(&fmu, job)?;
     if let Some(input) = input {
-        F::set_inputs(input, time, &fmu).map_err(failed)?;
+        F::set_inputs(input, time, &fmu)?;
     }
-    F::exit_initialization(&fmu).map_err(failed)?;
+    F::exit_initialization(&fmu)?;
 
     let vrs: Vec<u32> = outputs.iter().map(|&i| F::value_reference(md, i)).collect();
     let mut columns = Columns::new(job, vrs.len());
-    F::get_reals(&fmu, &vrs, &mut columns.buffer).map_err(failed)?;
+    F::get_reals(&fmu, &vrs, &mut columns.buffer)?;
     columns.push(time);
     let h = job.step_size.unwrap_or(job.output_interval);
     let mut n_steps = 0i32;
@@ -115,9 +109,9 @@ pub(super) fn run<F: FmiVersion>(
         let input_event = input.and_then(|i| F::next_input_event(i, time));
         let (regular, next) = next_point(job, h, n_steps, input_event, variable_steps)?;
         if let Some(input) = input {
-            F::set_inputs(input, time, &fmu).map_err(failed)?;
+            F::set_inputs(input, time, &fmu)?;
         }
-        let step = F::do_step(&fmu, time, next).map_err(failed)?;
+        let step = F::do_step(&fmu, time, next)?;
         time = step.time;
         let counted_at = if F::STEP_COUNTED_AT_REGULAR_POINT {
             regular
@@ -127,13 +121,13 @@ pub(super) fn run<F: FmiVersion>(
         if relative_eq(time, counted_at, job.tolerance) {
             n_steps = n_steps.saturating_add(1);
         }
-        F::get_reals(&fmu, &vrs, &mut columns.buffer).map_err(failed)?;
+        F::get_reals(&fmu, &vrs, &mut columns.buffer)?;
         columns.push(time);
         if step.terminate {
             break;
         }
     }
-    F::terminate(&fmu).map_err(failed)?;
+    F::terminate(&fmu)?;
     let names = outputs
         .iter()
         .map(|&i| F::name(md, i).to_string())

@@ -12,7 +12,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use fmi_rs::model_description::{FMIMajorVersion, peek_fmi_major_version};
+use fmi_rs::model_description::{FMIMajorVersion, ModelDescriptionError, peek_fmi_major_version};
+use fmi_rs::sim::SimulationError;
 use fmi_rs::sim::solver::ForwardEulerFactory;
 
 use super::cs_loop;
@@ -30,7 +31,13 @@ pub enum EngineError {
     /// The request does not fit the model (unknown variable, a string output…).
     #[error("{0}")]
     Request(String),
+    /// The model description cannot be read (fmi-rs says why).
+    #[error("modelDescription.xml: {0}")]
+    ModelDescription(#[from] ModelDescriptionError),
     /// The FMU or the integration failed; fmi-rs says how.
+    #[error(transparent)]
+    Fmi(#[from] SimulationError),
+    /// The run failed around fmi-rs (the FMU's log cannot be opened, …).
     #[error("{0}")]
     Simulation(String),
 }
@@ -51,8 +58,7 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
     let dir = Path::new(&job.fmu_dir);
     let md_path = dir.join(MODEL_DESCRIPTION);
     let log_path = Path::new(&job.scratch_dir).join("fmu.log");
-    let version = peek_fmi_major_version(&md_path)
-        .map_err(|e| EngineError::Request(format!("modelDescription.xml: {e}")))?;
+    let version = peek_fmi_major_version(&md_path)?;
     let (time, columns) = match version {
         FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path)?,
         FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
@@ -243,9 +249,7 @@ fn run<F: FmiVersion>(job: &Job, md_path: &Path, log_path: &Path) -> Result<Seri
 
 /// Reads the model description, resolves the outputs and builds the input table.
 fn prepare<F: FmiVersion>(job: &Job, md_path: &Path) -> Result<Prepared<F>, EngineError> {
-    let md = Arc::new(
-        F::read(md_path).map_err(|e| EngineError::Request(format!("modelDescription.xml: {e}")))?,
-    );
+    let md = Arc::new(F::read(md_path)?);
     let index = |name: &str| {
         F::index(&md, name)
             .ok_or_else(|| EngineError::Request(format!("the model has no variable '{name}'")))
@@ -284,7 +288,7 @@ fn with_driver<F: FmiVersion>(
             F::model_exchange(&settings, &euler(job)?, input, recorder.clone())
         }
     };
-    result.map_err(|e| EngineError::Simulation(e.to_string()))?;
+    result?;
     let recorder = Arc::try_unwrap(recorder)
         .map_err(|_| EngineError::Simulation("the recorder is still in use".into()))?;
     F::recorded(recorder)

@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use fmi_rs::model_description::ModelDescriptionError;
 use fmi_rs::sim::SimulationError;
 use fmi_rs::sim::solver::SolverFactory;
 use fmi_rs::sim::{fmi2 as sim2, fmi3 as sim3};
@@ -46,7 +47,7 @@ pub(super) trait FmiVersion {
 
     // The model description.
 
-    fn read(md_path: &Path) -> Result<Self::Description, String>;
+    fn read(md_path: &Path) -> Result<Self::Description, ModelDescriptionError>;
     fn index(md: &Self::Description, name: &str) -> Option<usize>;
     fn name(md: &Self::Description, index: usize) -> &str;
     fn value_reference(md: &Self::Description, index: usize) -> u32;
@@ -149,44 +150,185 @@ fn fmu_log(e: impl std::fmt::Display) -> EngineError {
     EngineError::Simulation(format!("the FMU log: {e}"))
 }
 
-fn failed(e: SimulationError) -> EngineError {
-    EngineError::Simulation(e.to_string())
-}
-
 fn start_value_error(name: &str, e: SimulationError) -> EngineError {
     EngineError::Request(format!("start value for '{name}': {e}"))
 }
 
+impl Fmi2 {
+    /// Sets one value (fmi-rs's FMI 2 setter checks the status itself and returns it).
+    fn set_value(
+        fmu: &<Self as FmiVersion>::Instance,
+        vr: u32,
+        value: &sim2::VariableValue,
+    ) -> Result<(), SimulationError> {
+        sim2::set_variable_value(fmu, vr, value).map(drop)
+    }
+
+    /// A recorded value as a number (every FMI 2 value is a scalar).
+    fn number(v: &sim2::VariableValue) -> Option<f64> {
+        v.to_f64()
+    }
+}
+
+impl Fmi3 {
+    /// Sets one value (fmi-rs's FMI 3 setter returns the status, checked here).
+    fn set_value(
+        fmu: &<Self as FmiVersion>::Instance,
+        vr: u32,
+        value: &sim3::VariableValue,
+    ) -> Result<(), SimulationError> {
+        sim3::call(sim3::set_variable_value(fmu, vr, value)).map(drop)
+    }
+
+    /// A recorded value as a number: the first element (the recorder keeps arrays too).
+    fn number(v: &sim3::VariableValue) -> Option<f64> {
+        v.as_f64().and_then(|v| v.first().copied())
+    }
+}
+
+/// The part of [`FmiVersion`] whose code is the same for both versions but for the module it
+/// names: fmi-rs gives each version its own modules (`fmi_rs::sim::fmi2`/`fmi3`,
+/// `fmi_rs::model_description::fmi2`/`fmi3`) of same-named types with no trait over them, so
+/// this text is written once and expanded in each impl with that version's modules (and the
+/// driver settings only FMI 3 has).
+macro_rules! same_in_both_versions {
+    ($sim:ident, $md:ident, settings { $($setting:ident: $value:expr),* $(,)? }) => {
+        type Description = fmi_rs::model_description::$md::ModelDescription;
+        type Value = $sim::VariableValue;
+        type Input = $sim::input::StaticInput;
+        type Recorder = $sim::recorder::Recorder;
+        type Settings = $sim::SimulationSettings;
+
+        fn read(md_path: &Path) -> Result<Self::Description, ModelDescriptionError> {
+            Self::Description::from_path(md_path)
+        }
+
+        fn index(md: &Self::Description, name: &str) -> Option<usize> {
+            md.variable_index_by_name(name).ok()
+        }
+
+        fn name(md: &Self::Description, index: usize) -> &str {
+            &md.modelVariables[index].name
+        }
+
+        fn value_reference(md: &Self::Description, index: usize) -> u32 {
+            md.modelVariables[index].valueReference
+        }
+
+        fn continuous(md: &Self::Description, index: usize) -> bool {
+            use fmi_rs::model_description::$md::Variability;
+            md.modelVariables[index].variability == Variability::Continuous
+        }
+
+        fn input(
+            md: &Arc<Self::Description>,
+            table: InputTable<Self::Value>,
+            tolerance: f64,
+        ) -> Self::Input {
+            let mut trajectories = $sim::Trajectories::new(md.clone(), table.indices);
+            (trajectories.time, trajectories.rows) = (table.time, table.rows);
+            $sim::input::StaticInput::new(trajectories, tolerance)
+        }
+
+        fn recorder(md: &Arc<Self::Description>, outputs: Vec<usize>) -> Self::Recorder {
+            $sim::recorder::Recorder::new($sim::Trajectories::new(md.clone(), outputs))
+        }
+
+        fn settings(
+            job: &Job,
+            md: &Arc<Self::Description>,
+            output_interval: f64,
+            log_path: &Path,
+        ) -> Self::Settings {
+            $sim::SimulationSettings {
+                unzipdir: job.fmu_dir.clone().into(),
+                model_description: md.clone(),
+                start_time: job.start_time,
+                stop_time: job.stop_time,
+                logging_on: true,
+                set_stop_time: true,
+                output_interval,
+                log_time_scale: false,
+                tolerance: job.tolerance,
+                set_tolerance: true,
+                start_values: job.start_values.clone(),
+                log_fmi_calls: false,
+                input_file: None,
+                early_return_allowed: false,
+                event_mode_used: false,
+                log_file: Some(log_path.to_path_buf()),
+                initial_fmu_state_file: None,
+                final_fmu_state_file: None,
+                $($setting: $value,)*
+            }
+        }
+
+        fn recorded(recorder: Self::Recorder) -> Result<(Vec<f64>, Vec<Column>), EngineError> {
+            let trajectories = recorder.into_trajectories();
+            let names = trajectories.variables().map(|v| v.name.clone()).collect();
+            let columns = super::engine::to_columns(names, &trajectories.rows, Self::number)?;
+            Ok((trajectories.time, columns))
+        }
+
+        fn co_simulation(
+            settings: &Self::Settings,
+            input: Option<Arc<Self::Input>>,
+            recorder: Arc<Self::Recorder>,
+        ) -> Result<(), SimulationError> {
+            $sim::cs::simulate(settings, input, recorder)
+        }
+
+        fn model_exchange<F: SolverFactory>(
+            settings: &Self::Settings,
+            solver: &F,
+            input: Option<Arc<Self::Input>>,
+            recorder: Arc<Self::Recorder>,
+        ) -> Result<(), SimulationError> {
+            $sim::me::simulate(settings, solver, input, recorder)
+        }
+
+        fn variable_steps(md: &Self::Description) -> Option<bool> {
+            md.coSimulation
+                .as_ref()
+                .map(|cs| cs.canHandleVariableCommunicationStepSize)
+        }
+
+        fn set_start_value(
+            fmu: &Self::Instance,
+            md: &Self::Description,
+            name: &str,
+            literal: &str,
+        ) -> Result<(), EngineError> {
+            let var = md
+                .variable_by_name(name)
+                .map_err(|e| EngineError::Request(e.to_string()))?;
+            let value = $sim::parse_variable_value(&var.variableType, literal)
+                .map_err(|e| start_value_error(name, e))?;
+            Self::set_value(fmu, var.valueReference, &value)?;
+            Ok(())
+        }
+
+        fn next_input_event(input: &Self::Input, time: f64) -> Option<f64> {
+            input.next_event_time(time)
+        }
+
+        fn set_inputs(
+            input: &Self::Input,
+            time: f64,
+            fmu: &Self::Instance,
+        ) -> Result<(), SimulationError> {
+            input.set_discrete_inputs(time, fmu)?;
+            input.set_continuous_inputs(time, true, fmu)
+        }
+    };
+}
+
 impl FmiVersion for Fmi2 {
-    type Description = fmi_rs::model_description::fmi2::ModelDescription;
-    type Value = sim2::VariableValue;
-    type Input = sim2::input::StaticInput;
-    type Recorder = sim2::recorder::Recorder;
-    type Settings = sim2::SimulationSettings;
+    same_in_both_versions!(sim2, fmi2, settings {});
+
     type Instance = Arc<fmi_rs::fmi2::FMU2<fmi_rs::fmi2::CS>>;
 
     const STEP_COUNTED_AT_REGULAR_POINT: bool = false;
-
-    fn read(md_path: &Path) -> Result<Self::Description, String> {
-        Self::Description::from_path(md_path).map_err(|e| e.to_string())
-    }
-
-    fn index(md: &Self::Description, name: &str) -> Option<usize> {
-        md.variable_index_by_name(name).ok()
-    }
-
-    fn name(md: &Self::Description, index: usize) -> &str {
-        &md.modelVariables[index].name
-    }
-
-    fn value_reference(md: &Self::Description, index: usize) -> u32 {
-        md.modelVariables[index].valueReference
-    }
-
-    fn continuous(md: &Self::Description, index: usize) -> bool {
-        use fmi_rs::model_description::fmi2::Variability;
-        md.modelVariables[index].variability == Variability::Continuous
-    }
 
     fn input_value(
         md: &Self::Description,
@@ -208,78 +350,6 @@ impl FmiVersion for Fmi2 {
         })
     }
 
-    fn input(
-        md: &Arc<Self::Description>,
-        table: InputTable<Self::Value>,
-        tolerance: f64,
-    ) -> Self::Input {
-        let mut trajectories = sim2::Trajectories::new(md.clone(), table.indices);
-        (trajectories.time, trajectories.rows) = (table.time, table.rows);
-        sim2::input::StaticInput::new(trajectories, tolerance)
-    }
-
-    fn recorder(md: &Arc<Self::Description>, outputs: Vec<usize>) -> Self::Recorder {
-        sim2::recorder::Recorder::new(sim2::Trajectories::new(md.clone(), outputs))
-    }
-
-    fn settings(
-        job: &Job,
-        md: &Arc<Self::Description>,
-        output_interval: f64,
-        log_path: &Path,
-    ) -> Self::Settings {
-        sim2::SimulationSettings {
-            unzipdir: job.fmu_dir.clone().into(),
-            model_description: md.clone(),
-            start_time: job.start_time,
-            stop_time: job.stop_time,
-            logging_on: true,
-            set_stop_time: true,
-            output_interval,
-            log_time_scale: false,
-            tolerance: job.tolerance,
-            set_tolerance: true,
-            start_values: job.start_values.clone(),
-            log_fmi_calls: false,
-            input_file: None,
-            early_return_allowed: false,
-            event_mode_used: false,
-            log_file: Some(log_path.to_path_buf()),
-            initial_fmu_state_file: None,
-            final_fmu_state_file: None,
-        }
-    }
-
-    fn co_simulation(
-        settings: &Self::Settings,
-        input: Option<Arc<Self::Input>>,
-        recorder: Arc<Self::Recorder>,
-    ) -> Result<(), SimulationError> {
-        sim2::cs::simulate(settings, input, recorder)
-    }
-
-    fn model_exchange<F: SolverFactory>(
-        settings: &Self::Settings,
-        solver: &F,
-        input: Option<Arc<Self::Input>>,
-        recorder: Arc<Self::Recorder>,
-    ) -> Result<(), SimulationError> {
-        sim2::me::simulate(settings, solver, input, recorder)
-    }
-
-    fn recorded(recorder: Self::Recorder) -> Result<(Vec<f64>, Vec<Column>), EngineError> {
-        let trajectories = recorder.into_trajectories();
-        let names = trajectories.variables().map(|v| v.name.clone()).collect();
-        let columns = super::engine::to_columns(names, &trajectories.rows, |v| v.to_f64())?;
-        Ok((trajectories.time, columns))
-    }
-
-    fn variable_steps(md: &Self::Description) -> Option<bool> {
-        md.coSimulation
-            .as_ref()
-            .map(|cs| cs.canHandleVariableCommunicationStepSize)
-    }
-
     fn fast_loop_fits(md: &Self::Description, _job: &Job, outputs: &[usize]) -> bool {
         use fmi_rs::model_description::fmi2::VariableType;
         outputs
@@ -294,7 +364,7 @@ impl FmiVersion for Fmi2 {
     ) -> Result<Self::Instance, EngineError> {
         use fmi_rs::fmi2::log::DefaultLogger;
         let Some(cs) = md.coSimulation.as_ref() else {
-            return Err(failed(SimulationError::InterfaceType));
+            return Err(SimulationError::InterfaceType.into());
         };
         let logger = Arc::new(DefaultLogger::from_path(log_path).map_err(fmu_log)?);
         fmi_rs::fmi2::FMU2::<fmi_rs::fmi2::CS>::new(
@@ -308,22 +378,7 @@ impl FmiVersion for Fmi2 {
             logger,
             !cs.canNotUseMemoryManagementFunctions,
         )
-        .map_err(failed)
-    }
-
-    fn set_start_value(
-        fmu: &Self::Instance,
-        md: &Self::Description,
-        name: &str,
-        literal: &str,
-    ) -> Result<(), EngineError> {
-        let var = md
-            .variable_by_name(name)
-            .map_err(|e| EngineError::Request(e.to_string()))?;
-        let value = sim2::parse_variable_value(&var.variableType, literal)
-            .map_err(|e| start_value_error(name, e))?;
-        sim2::set_variable_value(fmu, var.valueReference, &value).map_err(failed)?;
-        Ok(())
+        .map_err(EngineError::from)
     }
 
     fn enter_initialization(fmu: &Self::Instance, job: &Job) -> Result<(), SimulationError> {
@@ -334,19 +389,6 @@ impl FmiVersion for Fmi2 {
 
     fn exit_initialization(fmu: &Self::Instance) -> Result<(), SimulationError> {
         call2(fmu.exitInitializationMode()).map(drop)
-    }
-
-    fn next_input_event(input: &Self::Input, time: f64) -> Option<f64> {
-        input.next_event_time(time)
-    }
-
-    fn set_inputs(
-        input: &Self::Input,
-        time: f64,
-        fmu: &Self::Instance,
-    ) -> Result<(), SimulationError> {
-        input.set_discrete_inputs(time, fmu)?;
-        input.set_continuous_inputs(time, true, fmu)
     }
 
     fn get_reals(
@@ -383,35 +425,20 @@ impl FmiVersion for Fmi2 {
 }
 
 impl FmiVersion for Fmi3 {
-    type Description = fmi_rs::model_description::fmi3::ModelDescription;
-    type Value = sim3::VariableValue;
-    type Input = sim3::input::StaticInput;
-    type Recorder = sim3::recorder::Recorder;
-    type Settings = sim3::SimulationSettings;
+    same_in_both_versions!(
+        sim3,
+        fmi3,
+        settings {
+            library_kind: fmi_rs::fmi3::LibraryKind::Native,
+            enable_dae: false,
+            visible: false,
+            intermediate_update: false,
+        }
+    );
+
     type Instance = Arc<fmi_rs::fmi3::FMU3>;
 
     const STEP_COUNTED_AT_REGULAR_POINT: bool = true;
-
-    fn read(md_path: &Path) -> Result<Self::Description, String> {
-        Self::Description::from_path(md_path).map_err(|e| e.to_string())
-    }
-
-    fn index(md: &Self::Description, name: &str) -> Option<usize> {
-        md.variable_index_by_name(name).ok()
-    }
-
-    fn name(md: &Self::Description, index: usize) -> &str {
-        &md.modelVariables[index].name
-    }
-
-    fn value_reference(md: &Self::Description, index: usize) -> u32 {
-        md.modelVariables[index].valueReference
-    }
-
-    fn continuous(md: &Self::Description, index: usize) -> bool {
-        use fmi_rs::model_description::fmi3::Variability;
-        md.modelVariables[index].variability == Variability::Continuous
-    }
 
     fn input_value(
         md: &Self::Description,
@@ -433,84 +460,6 @@ impl FmiVersion for Fmi3 {
                 )));
             }
         })
-    }
-
-    fn input(
-        md: &Arc<Self::Description>,
-        table: InputTable<Self::Value>,
-        tolerance: f64,
-    ) -> Self::Input {
-        let mut trajectories = sim3::Trajectories::new(md.clone(), table.indices);
-        (trajectories.time, trajectories.rows) = (table.time, table.rows);
-        sim3::input::StaticInput::new(trajectories, tolerance)
-    }
-
-    fn recorder(md: &Arc<Self::Description>, outputs: Vec<usize>) -> Self::Recorder {
-        sim3::recorder::Recorder::new(sim3::Trajectories::new(md.clone(), outputs))
-    }
-
-    fn settings(
-        job: &Job,
-        md: &Arc<Self::Description>,
-        output_interval: f64,
-        log_path: &Path,
-    ) -> Self::Settings {
-        sim3::SimulationSettings {
-            unzipdir: job.fmu_dir.clone().into(),
-            model_description: md.clone(),
-            library_kind: fmi_rs::fmi3::LibraryKind::Native,
-            enable_dae: false,
-            start_time: job.start_time,
-            stop_time: job.stop_time,
-            visible: false,
-            logging_on: true,
-            set_stop_time: true,
-            output_interval,
-            log_time_scale: false,
-            tolerance: job.tolerance,
-            set_tolerance: true,
-            start_values: job.start_values.clone(),
-            log_fmi_calls: false,
-            intermediate_update: false,
-            input_file: None,
-            early_return_allowed: false,
-            event_mode_used: false,
-            log_file: Some(log_path.to_path_buf()),
-            initial_fmu_state_file: None,
-            final_fmu_state_file: None,
-        }
-    }
-
-    fn co_simulation(
-        settings: &Self::Settings,
-        input: Option<Arc<Self::Input>>,
-        recorder: Arc<Self::Recorder>,
-    ) -> Result<(), SimulationError> {
-        sim3::cs::simulate(settings, input, recorder)
-    }
-
-    fn model_exchange<F: SolverFactory>(
-        settings: &Self::Settings,
-        solver: &F,
-        input: Option<Arc<Self::Input>>,
-        recorder: Arc<Self::Recorder>,
-    ) -> Result<(), SimulationError> {
-        sim3::me::simulate(settings, solver, input, recorder)
-    }
-
-    fn recorded(recorder: Self::Recorder) -> Result<(Vec<f64>, Vec<Column>), EngineError> {
-        let trajectories = recorder.into_trajectories();
-        let names = trajectories.variables().map(|v| v.name.clone()).collect();
-        let columns = super::engine::to_columns(names, &trajectories.rows, |v| {
-            v.as_f64().and_then(|v| v.first().copied())
-        })?;
-        Ok((trajectories.time, columns))
-    }
-
-    fn variable_steps(md: &Self::Description) -> Option<bool> {
-        md.coSimulation
-            .as_ref()
-            .map(|cs| cs.canHandleVariableCommunicationStepSize)
     }
 
     /// Structural parameters can change array sizes, which only fmi-rs's recorder follows.
@@ -537,15 +486,14 @@ impl FmiVersion for Fmi3 {
         use fmi_rs::fmi3::log::DefaultLogger;
         use fmi_rs::fmi3::native::{NativeLibrary, PLATFORM_TUPLE};
         let Some(cs) = md.coSimulation.as_ref() else {
-            return Err(failed(SimulationError::InterfaceType));
+            return Err(SimulationError::InterfaceType.into());
         };
         let dir = Path::new(&job.fmu_dir);
         let library = NativeLibrary::load(
             dir.join("binaries")
                 .join(PLATFORM_TUPLE)
                 .join(format!("{}.so", cs.modelIdentifier)),
-        )
-        .map_err(failed)?;
+        )?;
         let resources = dir.join("resources");
         let logger = Arc::new(DefaultLogger::from_path(log_path).map_err(fmu_log)?);
         fmi_rs::fmi3::FMU3::instantiateCoSimulation(
@@ -561,22 +509,7 @@ impl FmiVersion for Fmi3 {
             false,
             None,
         )
-        .map_err(failed)
-    }
-
-    fn set_start_value(
-        fmu: &Self::Instance,
-        md: &Self::Description,
-        name: &str,
-        literal: &str,
-    ) -> Result<(), EngineError> {
-        let var = md
-            .variable_by_name(name)
-            .map_err(|e| EngineError::Request(e.to_string()))?;
-        let value = sim3::parse_variable_value(&var.variableType, literal)
-            .map_err(|e| start_value_error(name, e))?;
-        sim3::call(sim3::set_variable_value(fmu, var.valueReference, &value)).map_err(failed)?;
-        Ok(())
+        .map_err(EngineError::from)
     }
 
     fn enter_initialization(fmu: &Self::Instance, job: &Job) -> Result<(), SimulationError> {
@@ -590,19 +523,6 @@ impl FmiVersion for Fmi3 {
 
     fn exit_initialization(fmu: &Self::Instance) -> Result<(), SimulationError> {
         sim3::call(fmu.exitInitializationMode()).map(drop)
-    }
-
-    fn next_input_event(input: &Self::Input, time: f64) -> Option<f64> {
-        input.next_event_time(time)
-    }
-
-    fn set_inputs(
-        input: &Self::Input,
-        time: f64,
-        fmu: &Self::Instance,
-    ) -> Result<(), SimulationError> {
-        input.set_discrete_inputs(time, fmu)?;
-        input.set_continuous_inputs(time, true, fmu)
     }
 
     fn get_reals(

@@ -193,8 +193,8 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
                 &field,
                 format!("'{name}' is given more than one start value"),
             );
-        } else if let Err(message) = check_start_value(info, name, literal) {
-            problem(&field, message);
+        } else if let Err(e) = check_start_value(info, name, literal) {
+            problem(&field, e.to_string());
         }
     }
     let outputs = recorded(info, &s.outputs);
@@ -247,8 +247,8 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
                 &field,
                 format!("input '{}' is given more than once", signal.name),
             );
-        } else if let Err(message) = check_input(info, signal) {
-            problem(&field, message);
+        } else if let Err(e) = check_input(info, signal) {
+            problem(&field, e.to_string());
         }
     }
     if !problems.is_empty() {
@@ -369,41 +369,74 @@ fn positive(name: &str, v: f64, problem: &mut impl FnMut(&str, String)) -> bool 
     ok
 }
 
+/// Why a start value is refused: the message of its [`Problem`].
+#[derive(Debug, thiserror::Error)]
+enum StartValueError<'a> {
+    #[error("the model has no variable '{name}'")]
+    NoVariable { name: &'a str },
+    #[error("'{name}' ({variability} {causality}) cannot be given a start value")]
+    NotSettable {
+        name: &'a str,
+        variability: &'a str,
+        causality: &'a str,
+    },
+    #[error("start value '{literal}' for '{name}' is not {expected}")]
+    WrongType {
+        name: &'a str,
+        literal: &'a str,
+        expected: &'static str,
+    },
+    #[error("start value {literal} for '{name}' is below its minimum {}", Number(*min))]
+    BelowMinimum {
+        name: &'a str,
+        literal: &'a str,
+        min: f64,
+    },
+    #[error("start value {literal} for '{name}' is above its maximum {}", Number(*max))]
+    AboveMaximum {
+        name: &'a str,
+        literal: &'a str,
+        max: f64,
+    },
+}
+
 /// A start value must name a variable the FMI standard lets an importer set before
 /// initialisation, with a literal of the variable's type within its `min` and `max`.
-fn check_start_value(info: &ModelInfo, name: &str, literal: &str) -> Result<(), String> {
+fn check_start_value<'a>(
+    info: &'a ModelInfo,
+    name: &'a str,
+    literal: &'a str,
+) -> Result<(), StartValueError<'a>> {
     let var = info
         .variable(name)
-        .ok_or_else(|| format!("the model has no variable '{name}'"))?;
+        .ok_or(StartValueError::NoVariable { name })?;
     let settable = matches!(
         var.causality.as_str(),
         "parameter" | "input" | "structuralParameter"
     ) || matches!(var.initial.as_deref(), Some("exact") | Some("approx"))
         || (var.causality == "local" && var.start.is_some() && var.variability != "constant");
     if !settable || var.variability == "constant" {
-        return Err(format!(
-            "'{name}' ({} {}) cannot be given a start value",
-            var.variability, var.causality
-        ));
+        return Err(StartValueError::NotSettable {
+            name,
+            variability: &var.variability,
+            causality: &var.causality,
+        });
     }
-    let value = check_literal(var, literal)
-        .map_err(|expected| format!("start value '{literal}' for '{name}' is not {expected}"))?;
+    let value = check_literal(var, literal).map_err(|expected| StartValueError::WrongType {
+        name,
+        literal,
+        expected,
+    })?;
     if let Some(value) = value {
         if let Some(min) = var.min
             && value < min
         {
-            return Err(format!(
-                "start value {literal} for '{name}' is below its minimum {}",
-                Number(min)
-            ));
+            return Err(StartValueError::BelowMinimum { name, literal, min });
         }
         if let Some(max) = var.max
             && value > max
         {
-            return Err(format!(
-                "start value {literal} for '{name}' is above its maximum {}",
-                Number(max)
-            ));
+            return Err(StartValueError::AboveMaximum { name, literal, max });
         }
     }
     Ok(())
@@ -435,30 +468,38 @@ fn check_literal(var: &Variable, literal: &str) -> Result<Option<f64>, &'static 
     }
 }
 
-fn check_input(info: &ModelInfo, s: &InputSignal) -> Result<(), String> {
-    let var = info
-        .variable(&s.name)
-        .ok_or_else(|| format!("the model has no input '{}'", s.name))?;
+/// Why an input signal is refused: the message of its [`Problem`].
+#[derive(Debug, thiserror::Error)]
+enum InputError<'a> {
+    #[error("the model has no input '{name}'")]
+    NoVariable { name: &'a str },
+    #[error("'{name}' is not an input (it is a {causality}): only inputs take signals")]
+    NotAnInput { name: &'a str, causality: &'a str },
+    #[error("input '{name}' needs as many times as values, and at least one")]
+    Lengths { name: &'a str },
+    #[error("input '{name}' has a value that is not a finite number")]
+    NotFinite { name: &'a str },
+    #[error("the times of input '{name}' must not decrease")]
+    Decreasing { name: &'a str },
+}
+
+fn check_input<'a>(info: &'a ModelInfo, s: &'a InputSignal) -> Result<(), InputError<'a>> {
+    let name = s.name.as_str();
+    let var = info.variable(name).ok_or(InputError::NoVariable { name })?;
     if var.causality != "input" {
-        return Err(format!(
-            "'{}' is not an input (it is a {}): only inputs take signals",
-            s.name, var.causality
-        ));
+        return Err(InputError::NotAnInput {
+            name,
+            causality: &var.causality,
+        });
     }
     if s.t.is_empty() || s.t.len() != s.u.len() {
-        return Err(format!(
-            "input '{}' needs as many times as values, and at least one",
-            s.name
-        ));
+        return Err(InputError::Lengths { name });
     }
     if s.t.iter().chain(&s.u).any(|v| !v.is_finite()) {
-        return Err(format!(
-            "input '{}' has a value that is not a finite number",
-            s.name
-        ));
+        return Err(InputError::NotFinite { name });
     }
     if s.t.windows(2).any(|w| w[1] < w[0]) {
-        return Err(format!("the times of input '{}' must not decrease", s.name));
+        return Err(InputError::Decreasing { name });
     }
     Ok(())
 }

@@ -40,13 +40,16 @@ pub enum SimError {
     /// worker that died before it loaded the model): not the user's fault.
     #[error("the simulation service failed: {0}")]
     Internal(String),
+    /// The results could not be stored on the server's disk (the worker is not at fault).
+    #[error("the simulation service failed: {0}")]
+    Protocol(#[from] ProtocolError),
 }
 
 impl SimError {
     /// Failures of the service itself (the worker, the files, the protocol, the sandbox), as
     /// opposed to what the model did or the limits the caller chose.
     pub fn is_service_fault(&self) -> bool {
-        matches!(self, SimError::Internal(_))
+        matches!(self, SimError::Internal(_) | SimError::Protocol(_))
     }
 }
 
@@ -320,7 +323,7 @@ impl Ended {
                     "the worker sent a malformed answer: {reason}"
                 )));
             }
-            Some(e @ ProtocolError::Storage(_)) => return Err(SimError::Internal(e.to_string())),
+            Some(e @ ProtocolError::Storage(_)) => return Err(e.into()),
             // The worker died while answering; its exit status says why (below).
             Some(ProtocolError::Truncated(_)) | None => {}
         }

@@ -34,6 +34,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -141,16 +142,20 @@ impl fmt::Display for Layer {
     }
 }
 
+/// A layer name that is not one of [`Layer::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown sandbox layer {name:?} (known: {})", Layer::ALL.map(Layer::name).join(", "))]
+pub struct UnknownLayer {
+    pub name: String,
+}
+
 impl FromStr for Layer {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownLayer;
+    fn from_str(s: &str) -> Result<Self, UnknownLayer> {
         Layer::ALL
             .into_iter()
             .find(|l| l.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Layer::ALL.iter().map(|l| l.name()).collect();
-                format!("unknown sandbox layer {s:?} (known: {})", names.join(", "))
-            })
+            .ok_or_else(|| UnknownLayer { name: s.into() })
     }
 }
 
@@ -169,7 +174,7 @@ impl LayerSet {
     }
 
     /// A comma-separated list of layer names.
-    pub fn parse(list: &str) -> Result<LayerSet, String> {
+    pub fn parse(list: &str) -> Result<LayerSet, UnknownLayer> {
         let mut set = LayerSet::default();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             set.insert(name.parse()?);
@@ -196,11 +201,11 @@ impl LayerStatus {
         }
     }
 
-    fn missing(layer: Layer, why: impl Into<String>) -> Self {
+    fn missing(layer: Layer, why: impl fmt::Display) -> Self {
         LayerStatus {
             layer,
             active: false,
-            detail: why.into(),
+            detail: why.to_string(),
         }
     }
 
@@ -257,6 +262,53 @@ pub const MAX_FMU_THREADS: u64 = 16;
 /// every system has and every uid may traverse).
 const SANDBOX_ROOT: &str = "/tmp";
 
+/// A step of entering the sandbox that failed, with the OS's (or the library's) error. Only
+/// a failure to enter the scratch directory, to fork the PID namespace's init or to set the
+/// rlimits stops [`enter`]; any other one becomes the reason its layer is reported missing.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("unshare: {0}")]
+    Unshare(#[source] io::Error),
+    #[error("{} contains a NUL byte", .0.display())]
+    NulInPath(PathBuf),
+    #[error("{0}")]
+    NulInArgument(#[from] std::ffi::NulError),
+    #[error("mount on {}: {source}", target.display())]
+    Mount { target: PathBuf, source: io::Error },
+    #[error("cannot open {}: {source}", path.display())]
+    OpenFmu { path: PathBuf, source: io::Error },
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot hand scratch to uid {uid}: {source}")]
+    HandOverScratch { uid: u32, source: io::Error },
+    #[error("cannot write /proc/self/{file}: {source}")]
+    MapIds {
+        file: &'static str,
+        source: io::Error,
+    },
+    #[error("cannot enter {}: {source}", path.display())]
+    EnterScratch { path: PathBuf, source: io::Error },
+    #[error("pipe: {0}")]
+    Pipe(#[source] io::Error),
+    #[error("fork: {0}")]
+    Fork(#[source] io::Error),
+    #[error("cannot set {name}: {source}")]
+    Rlimit {
+        name: &'static str,
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Landlock(#[from] landlock::RulesetError),
+    #[error("Landlock is only partly enforced by this kernel (ABI < 6)")]
+    LandlockPartlyEnforced,
+    #[error("Landlock is not enforced by this kernel")]
+    LandlockNotEnforced,
+    #[error("{0}")]
+    SeccompRules(#[from] seccompiler::BackendError),
+    #[error("{0}")]
+    SeccompInstall(#[from] seccompiler::Error),
+}
+
 /// What the sandboxed process works with.
 pub struct Entered {
     pub layers: Vec<LayerStatus>,
@@ -270,7 +322,7 @@ pub struct Entered {
 /// namespace); the original process stays outside as its relay and never returns from
 /// here. Fails only when the rlimits cannot be applied; every other missing layer is
 /// reported in [`Entered::layers`] for the server to judge.
-pub fn enter(fmu_dir: &Path, scratch_dir: &Path, limits: &Limits) -> Result<Entered, String> {
+pub fn enter(fmu_dir: &Path, scratch_dir: &Path, limits: &Limits) -> Result<Entered, SandboxError> {
     let mut layers = Vec::new();
     let skip = |layer: Layer, layers: &mut Vec<LayerStatus>| {
         let off = limits.disabled.contains(layer);
@@ -357,8 +409,10 @@ pub fn enter(fmu_dir: &Path, scratch_dir: &Path, limits: &Limits) -> Result<Ente
             Err(e) => layers.push(LayerStatus::missing(Layer::ScratchTmpfs, e)),
         }
     }
-    std::env::set_current_dir(&paths.1)
-        .map_err(|e| format!("cannot enter {}: {e}", paths.1.display()))?;
+    std::env::set_current_dir(&paths.1).map_err(|source| SandboxError::EnterScratch {
+        path: paths.1.clone(),
+        source,
+    })?;
 
     // The PID namespace applies to children only: fork once, the child works.
     if namespaced && want_pid {
@@ -396,7 +450,7 @@ pub fn enter(fmu_dir: &Path, scratch_dir: &Path, limits: &Limits) -> Result<Ente
                     (want_scopes, Layer::LandlockScopes),
                 ] {
                     if wanted {
-                        layers.push(LayerStatus::missing(layer, e.clone()));
+                        layers.push(LayerStatus::missing(layer, &e));
                     }
                 }
             }
@@ -417,16 +471,16 @@ pub fn enter(fmu_dir: &Path, scratch_dir: &Path, limits: &Limits) -> Result<Ente
     })
 }
 
-fn os_error() -> String {
-    std::io::Error::last_os_error().to_string()
+fn os_error() -> io::Error {
+    io::Error::last_os_error()
 }
 
-fn unshare(flags: libc::c_int) -> Result<(), String> {
+fn unshare(flags: libc::c_int) -> Result<(), SandboxError> {
     // SAFETY: unshare takes flags only; the process is single-threaded (see module docs).
     if unsafe { libc::unshare(flags) } == 0 {
         Ok(())
     } else {
-        Err(format!("unshare: {}", os_error()))
+        Err(SandboxError::Unshare(os_error()))
     }
 }
 
@@ -443,9 +497,9 @@ fn oom_score() -> LayerStatus {
     }
 }
 
-fn c_path(path: &Path) -> Result<CString, String> {
+fn c_path(path: &Path) -> Result<CString, SandboxError> {
     CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| format!("{} contains a NUL byte", path.display()))
+        .map_err(|_| SandboxError::NulInPath(path.to_path_buf()))
 }
 
 fn mount(
@@ -454,11 +508,11 @@ fn mount(
     fstype: &str,
     flags: libc::c_ulong,
     data: &str,
-) -> Result<(), String> {
-    let source = CString::new(source).map_err(|e| e.to_string())?;
+) -> Result<(), SandboxError> {
+    let source = CString::new(source)?;
     let target_c = c_path(target)?;
-    let fstype = CString::new(fstype).map_err(|e| e.to_string())?;
-    let data = CString::new(data).map_err(|e| e.to_string())?;
+    let fstype = CString::new(fstype)?;
+    let data = CString::new(data)?;
     // SAFETY: every pointer is a NUL-terminated string that outlives the call.
     let rc = unsafe {
         libc::mount(
@@ -472,7 +526,10 @@ fn mount(
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!("mount on {}: {}", target.display(), os_error()))
+        Err(SandboxError::Mount {
+            target: target.to_path_buf(),
+            source: os_error(),
+        })
     }
 }
 
@@ -482,7 +539,7 @@ fn mount_scratch(
     fmu_dir: &Path,
     limits: &Limits,
     owner: u32,
-) -> Result<(PathBuf, PathBuf), String> {
+) -> Result<(PathBuf, PathBuf), SandboxError> {
     // Nothing mounted here may leak back to the host.
     mount(
         "none",
@@ -492,8 +549,10 @@ fn mount_scratch(
         "",
     )?;
     // The FMU may itself live under SANDBOX_ROOT: hold it open across the tmpfs mount.
-    let fmu = std::fs::File::open(fmu_dir)
-        .map_err(|e| format!("cannot open {}: {e}", fmu_dir.display()))?;
+    let fmu = std::fs::File::open(fmu_dir).map_err(|source| SandboxError::OpenFmu {
+        path: fmu_dir.to_path_buf(),
+        source,
+    })?;
     let root = Path::new(SANDBOX_ROOT);
     // Small files cost an inode each: bound those too (one per 4 KiB of space).
     let inodes = (limits.scratch_bytes / 4096).max(64);
@@ -507,10 +566,13 @@ fn mount_scratch(
     let inside_fmu = root.join("fmu");
     let inside_scratch = root.join("scratch");
     for dir in [&inside_fmu, &inside_scratch] {
-        std::fs::create_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir(dir).map_err(|source| SandboxError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
     }
     std::os::unix::fs::chown(&inside_scratch, Some(owner), Some(owner))
-        .map_err(|e| format!("cannot hand scratch to uid {owner}: {e}"))?;
+        .map_err(|source| SandboxError::HandOverScratch { uid: owner, source })?;
     use std::os::fd::AsRawFd;
     mount(
         &format!("/proc/self/fd/{}", fmu.as_raw_fd()),
@@ -606,10 +668,10 @@ fn switch_uid(uid: u32) -> LayerStatus {
 /// Makes root of the new user namespace this process's uid and gid outside (`outside`,
 /// read before the unshare; the only mapping an unprivileged process may write), so that
 /// it may mount there.
-fn map_ids(outside: (u32, u32)) -> Result<(), String> {
-    let write = |file: &str, text: String| {
+fn map_ids(outside: (u32, u32)) -> Result<(), SandboxError> {
+    let write = |file: &'static str, text: String| {
         std::fs::write(format!("/proc/self/{file}"), text)
-            .map_err(|e| format!("cannot write /proc/self/{file}: {e}"))
+            .map_err(|source| SandboxError::MapIds { file, source })
     };
     write("setgroups", "deny".into())?;
     write("uid_map", format!("0 {} 1", outside.0))?;
@@ -665,16 +727,16 @@ extern "C" fn on_fatal_signal(signal: libc::c_int) {
 }
 
 /// Forks; the parent waits for the child and ends as it ended, the child returns.
-fn relay_child_or_continue() -> Result<(), String> {
+fn relay_child_or_continue() -> Result<(), SandboxError> {
     let mut pipe = [0; 2];
     // SAFETY: pipe2 writes two descriptors into the array we own.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", os_error()));
+        return Err(SandboxError::Pipe(os_error()));
     }
     // SAFETY: the process is single-threaded, so the child may run anything after fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(format!("fork: {}", os_error()));
+        return Err(SandboxError::Fork(os_error()));
     }
     if pid == 0 {
         SIGNAL_PIPE.store(pipe[1], std::sync::atomic::Ordering::Relaxed);
@@ -742,7 +804,11 @@ fn check_pid_namespace() -> LayerStatus {
     }
 }
 
-fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64, name: &str) -> Result<(), String> {
+fn set_rlimit(
+    resource: libc::__rlimit_resource_t,
+    value: u64,
+    name: &'static str,
+) -> Result<(), SandboxError> {
     set_rlimit_pair(resource, value, value, name)
 }
 
@@ -750,20 +816,23 @@ fn set_rlimit_pair(
     resource: libc::__rlimit_resource_t,
     soft: u64,
     hard: u64,
-    name: &str,
-) -> Result<(), String> {
+    name: &'static str,
+) -> Result<(), SandboxError> {
     let limit = libc::rlimit {
         rlim_cur: soft,
         rlim_max: hard,
     };
     // SAFETY: setrlimit reads the struct we pass by reference.
     if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-        return Err(format!("cannot set {name}: {}", os_error()));
+        return Err(SandboxError::Rlimit {
+            name,
+            source: os_error(),
+        });
     }
     Ok(())
 }
 
-fn set_rlimits(limits: &Limits, namespaced: bool) -> Result<(), String> {
+fn set_rlimits(limits: &Limits, namespaced: bool) -> Result<(), SandboxError> {
     set_rlimit(libc::RLIMIT_AS, limits.address_space_bytes, "RLIMIT_AS")?;
     // SIGXCPU at the soft limit says "CPU limit"; at the hard limit the kernel sends SIGKILL,
     // which would read as running out of memory, so the hard limit is a second later.
@@ -784,7 +853,12 @@ fn set_rlimits(limits: &Limits, namespaced: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn landlock(fmu_dir: &Path, scratch_dir: &Path, fs: bool, scopes: bool) -> Result<(), String> {
+fn landlock(
+    fmu_dir: &Path,
+    scratch_dir: &Path,
+    fs: bool,
+    scopes: bool,
+) -> Result<(), SandboxError> {
     use landlock::{
         ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
         path_beneath_rules,
@@ -807,29 +881,24 @@ fn landlock(fmu_dir: &Path, scratch_dir: &Path, fs: bool, scopes: bool) -> Resul
     read_only.push(fmu_dir);
     let mut ruleset = Ruleset::default();
     if fs {
-        ruleset = ruleset
-            .handle_access(AccessFs::from_all(abi))
-            .map_err(|e| e.to_string())?;
+        ruleset = ruleset.handle_access(AccessFs::from_all(abi))?;
     }
     if scopes {
-        ruleset = ruleset
-            .scope(Scope::from_all(abi))
-            .map_err(|e| e.to_string())?;
+        ruleset = ruleset.scope(Scope::from_all(abi))?;
     }
-    let mut created = ruleset.create().map_err(|e| e.to_string())?;
+    let mut created = ruleset.create()?;
     if fs {
         created = created
             .add_rules(path_beneath_rules(&read_only, AccessFs::from_read(abi)))
-            .and_then(|r| r.add_rules(path_beneath_rules([scratch_dir], AccessFs::from_all(abi))))
-            .map_err(|e| e.to_string())?;
+            .and_then(|r| {
+                r.add_rules(path_beneath_rules([scratch_dir], AccessFs::from_all(abi)))
+            })?;
     }
-    let status = created.restrict_self().map_err(|e| e.to_string())?;
+    let status = created.restrict_self()?;
     match status.ruleset {
         RulesetStatus::FullyEnforced => Ok(()),
-        RulesetStatus::PartiallyEnforced => {
-            Err("Landlock is only partly enforced by this kernel (ABI < 6)".into())
-        }
-        RulesetStatus::NotEnforced => Err("Landlock is not enforced by this kernel".into()),
+        RulesetStatus::PartiallyEnforced => Err(SandboxError::LandlockPartlyEnforced),
+        RulesetStatus::NotEnforced => Err(SandboxError::LandlockNotEnforced),
     }
 }
 
@@ -1030,18 +1099,15 @@ const ALLOWED_IOCTLS: &[u64] = &[
 /// `prctl` operations allowed (thread names, which runtimes set).
 const ALLOWED_PRCTLS: &[u64] = &[libc::PR_SET_NAME as u64, libc::PR_GET_NAME as u64];
 
-fn seccomp() -> Result<(), String> {
+fn seccomp() -> Result<(), SandboxError> {
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
         SeccompRule, TargetArch,
     };
     let arch = TargetArch::x86_64;
-    let err = |e: seccompiler::BackendError| e.to_string();
-    let equal = |arg: u8, len: SeccompCmpArgLen, value: u64| -> Result<SeccompRule, String> {
-        SeccompRule::new(vec![
-            SeccompCondition::new(arg, len, SeccompCmpOp::Eq, value).map_err(err)?,
-        ])
-        .map_err(err)
+    let equal = |arg: u8, len: SeccompCmpArgLen, value: u64| -> Result<SeccompRule, SandboxError> {
+        let condition = SeccompCondition::new(arg, len, SeccompCmpOp::Eq, value)?;
+        Ok(SeccompRule::new(vec![condition])?)
     };
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         ALLOWED_SYSCALLS.iter().map(|&n| (n, vec![])).collect();
@@ -1062,18 +1128,12 @@ fn seccomp() -> Result<(), String> {
     // Threads only: a clone without CLONE_THREAD would be a new process.
     rules.insert(
         libc::SYS_clone,
-        vec![
-            SeccompRule::new(vec![
-                SeccompCondition::new(
-                    0,
-                    Qword,
-                    SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
-                    libc::CLONE_THREAD as u64,
-                )
-                .map_err(err)?,
-            ])
-            .map_err(err)?,
-        ],
+        vec![SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            Qword,
+            SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
+            libc::CLONE_THREAD as u64,
+        )?])?],
     );
     rules.insert(
         libc::SYS_ioctl,
@@ -1100,18 +1160,16 @@ fn seccomp() -> Result<(), String> {
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         arch,
-    )
-    .map_err(err)?;
+    )?;
     let allow = SeccompFilter::new(
         rules,
         SeccompAction::Errno(libc::EPERM as u32),
         SeccompAction::Allow,
         arch,
-    )
-    .map_err(err)?;
+    )?;
     for filter in [clone3, allow] {
-        let program: seccompiler::BpfProgram = filter.try_into().map_err(err)?;
-        seccompiler::apply_filter(&program).map_err(|e| e.to_string())?;
+        let program: seccompiler::BpfProgram = filter.try_into()?;
+        seccompiler::apply_filter(&program)?;
     }
     Ok(())
 }
@@ -1207,7 +1265,8 @@ mod tests {
         assert!(
             LayerSet::parse("bogus")
                 .unwrap_err()
-                .contains("unknown sandbox layer")
+                .to_string()
+                .starts_with("unknown sandbox layer \"bogus\" (known: oom_score, ")
         );
     }
 }

@@ -762,18 +762,26 @@ mod tests {
         DormandPrince::new(ode, 0.0, rtol, &DormandPrinceFactory::default())
     }
 
-    /// x' = -k x, x(0) = 1, with the given nominal.
-    struct Dahlquist {
-        k: f64,
+    /// One state, x' = rhs(t, x), x(0) = 1, with the given nominal.
+    struct Scalar {
+        rhs: fn(f64, f64) -> f64,
         nominal: f64,
     }
 
-    const DAHLQUIST: Dahlquist = Dahlquist {
-        k: 1.0,
+    /// x' = -x.
+    const DAHLQUIST: Scalar = Scalar {
+        rhs: |_, x| -x,
         nominal: 1.0,
     };
 
-    impl Ode for Dahlquist {
+    /// x' = cos(t) x, x(0) = 1, exact exp(sin t): one step of size h checks the orders of
+    /// the tableau (local error h^6), the error estimate (h^5) and the dense output (h^5).
+    const GROWTH: Scalar = Scalar {
+        rhs: |t, x| t.cos() * x,
+        nominal: 1.0,
+    };
+
+    impl Ode for Scalar {
         fn nx(&self) -> usize {
             1
         }
@@ -785,9 +793,9 @@ mod tests {
             nominals.fill(self.nominal);
             Ok(())
         }
-        fn f(&self, _t: f64, x: &[f64], der_x: &mut [f64]) -> TestResult {
+        fn f(&self, t: f64, x: &[f64], der_x: &mut [f64]) -> TestResult {
             for (d, x) in der_x.iter_mut().zip(x) {
-                *d = -self.k * x;
+                *d = (self.rhs)(t, *x);
             }
             Ok(())
         }
@@ -898,7 +906,10 @@ mod tests {
     fn dahlquist_matches_exponential_at_successive_output_points() -> TestResult {
         let factory = DormandPrinceFactory::default();
         for nominal in [1e-6, 1.0] {
-            let ode = Dahlquist { k: 1.0, nominal };
+            let ode = Scalar {
+                nominal,
+                ..DAHLQUIST
+            };
             let mut solver = factory.create(0.0, 1e-8, ode, None::<DummyDae>)?;
             for t_out in [1.0, 2.0, 5.0, 10.0] {
                 let (t, x, event) = solver.step(t_out)?;
@@ -1254,44 +1265,11 @@ mod tests {
         );
     }
 
-    /// x' = cos(t) x, x(0) = 1, exact exp(sin t): one step of size h checks the orders of
-    /// the tableau (local error h^6), the error estimate (h^5) and the dense output (h^5).
-    struct Growth;
-
-    impl Ode for Growth {
-        fn nx(&self) -> usize {
-            1
-        }
-        fn nz(&self) -> usize {
-            0
-        }
-        fn init(&self, x: &mut [f64], nominals: &mut [f64]) -> TestResult {
-            x.fill(1.0);
-            nominals.fill(1.0);
-            Ok(())
-        }
-        fn f(&self, t: f64, x: &[f64], der_x: &mut [f64]) -> TestResult {
-            for (d, x) in der_x.iter_mut().zip(x) {
-                *d = t.cos() * x;
-            }
-            Ok(())
-        }
-        fn g(&self, _t: f64, _x: &[f64], _z: &mut [f64]) -> TestResult {
-            Ok(())
-        }
-        fn supports_jacobian(&self) -> bool {
-            false
-        }
-        fn jacobian(&self, _t: f64, _x: &[f64], _j: &mut [f64]) -> TestResult {
-            no_jacobian()
-        }
-    }
-
     #[test]
     fn tableau_estimate_and_dense_output_have_their_orders() -> TestResult {
         let mut errors = vec![];
         for h in [0.4, 0.2, 0.1] {
-            let mut solver = solver(Growth, 1.0)?;
+            let mut solver = solver(GROWTH, 1.0)?;
             let estimate = solver.attempt_step(h, h)?;
             solver.prepare_dense_output(h);
             let mut mid = [0.0];

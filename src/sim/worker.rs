@@ -31,10 +31,10 @@ pub fn main() -> i32 {
     let mut out = std::io::BufWriter::new(channel);
     let sent = match read_job() {
         Ok(job) => run(&job, &mut out),
-        Err(reason) => protocol::send(
+        Err(e) => protocol::send(
             &mut out,
             &Message::Failed {
-                reason,
+                reason: e.to_string(),
                 log: String::new(),
             },
         )
@@ -43,19 +43,26 @@ pub fn main() -> i32 {
     if sent { 0 } else { 3 }
 }
 
-fn read_job() -> Result<Job, String> {
+/// Why the worker could not read its job (sent back as the run's failure reason).
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error("cannot read the job: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("malformed job: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("job protocol version {0} is not {PROTOCOL_VERSION}")]
+    Version(u32),
+}
+
+fn read_job() -> Result<Job, JobError> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .take(MAX_JOB_BYTES)
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the job: {e}"))?;
-    let job: Job = serde_json::from_str(&line).map_err(|e| format!("malformed job: {e}"))?;
+        .read_line(&mut line)?;
+    let job: Job = serde_json::from_str(&line)?;
     if job.version != PROTOCOL_VERSION {
-        return Err(format!(
-            "job protocol version {} is not {PROTOCOL_VERSION}",
-            job.version
-        ));
+        return Err(JobError::Version(job.version));
     }
     Ok(job)
 }
@@ -69,9 +76,9 @@ fn run(job: &Job, out: &mut impl Write) -> bool {
         &job.limits,
     ) {
         Ok(entered) => entered,
-        Err(reason) => {
+        Err(e) => {
             let failed = Message::Failed {
-                reason: format!("sandbox: {reason}"),
+                reason: format!("sandbox: {e}"),
                 log: String::new(),
             };
             return protocol::send(out, &failed).is_ok();

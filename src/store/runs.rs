@@ -73,7 +73,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         failure_kind: r
             .get::<_, Option<String>>(14)?
             .as_deref()
-            .and_then(FailureKind::parse),
+            .and_then(|kind| kind.parse().ok()),
         charged: r.get(15)?,
         result_removed_at: r.get(16)?,
     })

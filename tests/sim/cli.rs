@@ -207,3 +207,103 @@ fn the_cli_takes_the_spellings_every_face_takes_and_names_the_allowed_ones() {
         assert!(stderr.contains(message), "{stderr}");
     }
 }
+
+/// Each kind of CLI failure reaches the user as `error: …` naming what is at fault: a flag
+/// value that makes no sense exits 2 (as clap's own usage errors do), anything else 1, and a
+/// run the model made fail also prints the FMU's log.
+#[test]
+fn cli_failures_name_the_flag_file_or_row_and_exit_by_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = write_library("Integrator", "2.0", dir.path());
+    let simulate = |args: &[&str]| {
+        let out = Command::new(EXE)
+            .args(["fmu", "simulate"])
+            .arg(&fmu)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let csv = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let no_header = csv("no_header.csv", "u,time\n0,1\n");
+    let bad_row = csv("bad_row.csv", "time,u\n0,1\n1,x\n");
+    let missing = dir.path().join("missing.csv").display().to_string();
+    for (args, code, message) in [
+        (
+            vec!["--start", "k"],
+            2,
+            "error: --start k: expected name=value\n".to_string(),
+        ),
+        (
+            vec!["--timeout", "0"],
+            2,
+            "error: --timeout must be a positive number of seconds\n".into(),
+        ),
+        (
+            vec!["--timeout", "1e300"],
+            2,
+            "error: --timeout 1e300 is too long\n".into(),
+        ),
+        (
+            vec!["--input", &no_header],
+            1,
+            format!(
+                "error: {no_header}: the first column must be 'time', followed by the inputs\n"
+            ),
+        ),
+        (
+            vec!["--input", &bad_row],
+            1,
+            format!("error: {bad_row} row 3: column 2 is not a number\n"),
+        ),
+        (vec!["--input", &missing], 1, format!("error: {missing}: ")),
+        (
+            vec!["--start-time", "2", "--stop-time", "1"],
+            1,
+            "error: stop_time (1) must be after start_time (2)\n".into(),
+        ),
+    ] {
+        let (status, stderr) = simulate(&args);
+        assert_eq!(status, Some(code), "{args:?}: {stderr}");
+        assert!(stderr.starts_with(&message), "{args:?}: {stderr}");
+    }
+}
+
+/// A run the FMU fails: its reason, then its own log, and exit status 1.
+#[test]
+fn a_failed_run_prints_the_fmus_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let fmus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fmus");
+    let fmu = crate::common::build_support::build_fmu(
+        &fmus,
+        "Hostile",
+        crate::common::build_support::FmiVersion::V3,
+        &["HOSTILE_READ"],
+        dir.path(),
+        "hostile_read",
+    )
+    .expect("the hostile FMU builds");
+    let out = Command::new(EXE)
+        .args(["fmu", "simulate"])
+        .arg(&fmu)
+        .args(["--stop-time", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (reason, log) = stderr
+        .split_once("\nFMU log:\n")
+        .unwrap_or_else(|| panic!("no FMU log in: {stderr}"));
+    assert!(reason.starts_with("error: "), "{stderr}");
+    assert!(
+        log.contains("open /etc/hostname failed"),
+        "the FMU's own message: {stderr}"
+    );
+}

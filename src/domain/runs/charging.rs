@@ -17,8 +17,12 @@
 //!
 //! This module must never look at HTTP or SQL: it is the rule, not its plumbing.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Invalid;
 use crate::sim::runner::SimError;
 
 /// Why a run failed, as stored and shown (`failure_kind`).
@@ -64,16 +68,35 @@ impl FailureKind {
         }
     }
 
-    pub fn parse(s: &str) -> Option<FailureKind> {
-        FailureKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
     /// Whether the model (rather than the service) made the run end.
     fn is_the_models(self) -> bool {
         matches!(
             self,
             FailureKind::ModelError | FailureKind::ModelCrashed | FailureKind::OutOfMemory
         )
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Accepts exactly the names [`FailureKind::as_str`] gives (as stored and shown).
+impl FromStr for FailureKind {
+    type Err = Invalid;
+
+    fn from_str(s: &str) -> Result<FailureKind, Invalid> {
+        FailureKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| {
+                Invalid(format!(
+                    "'{s}' is not a failure kind: use one of {}",
+                    FailureKind::ALL.map(FailureKind::as_str).join(", ")
+                ))
+            })
     }
 }
 
@@ -119,7 +142,9 @@ impl From<&SimError> for FailureKind {
             SimError::Timeout(_) | SimError::CpuLimit(_) => FailureKind::TimeLimit,
             // A cancelled run is settled as a cancel, never as a failure; should one arrive
             // here, the service is at fault and pays.
-            SimError::Internal(_) | SimError::Cancelled => FailureKind::ServiceError,
+            SimError::Internal(_) | SimError::Protocol(_) | SimError::Cancelled => {
+                FailureKind::ServiceError
+            }
         }
     }
 }
@@ -157,21 +182,39 @@ mod tests {
     #[test]
     fn kinds_round_trip_through_their_names() {
         for kind in FailureKind::ALL {
-            assert_eq!(FailureKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(kind.as_str().parse::<FailureKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
-        assert_eq!(FailureKind::parse("bogus"), None);
+        for bogus in ["bogus", "Model_Error", "model-error", ""] {
+            let e = bogus.parse::<FailureKind>().unwrap_err();
+            assert_eq!(
+                e.0,
+                format!(
+                    "'{bogus}' is not a failure kind: use one of model_error, model_crashed, \
+                     out_of_memory, time_limit, service_error, interrupted"
+                )
+            );
+        }
     }
 
     #[test]
     fn sim_errors_map_to_kinds() {
+        use crate::sim::protocol::ProtocolError;
         use std::time::Duration;
         let kind = |e: SimError| FailureKind::from(&e);
         assert_eq!(
             kind(SimError::Internal("x".into())),
             FailureKind::ServiceError
         );
+        let storage = SimError::from(ProtocolError::Storage("disk full".into()));
+        assert!(storage.is_service_fault());
+        assert_eq!(
+            storage.to_string(),
+            "the simulation service failed: storing the results: disk full"
+        );
+        assert_eq!(kind(storage), FailureKind::ServiceError);
         assert_eq!(
             kind(SimError::Timeout(Duration::from_secs(1))),
             FailureKind::TimeLimit
