@@ -17,8 +17,24 @@ impl ToSql for RunStatus {
 }
 
 /// A name that is not a status is an error, not a guess: every row was written by [`ToSql`].
+/// (The same holds for [`FailureKind`] below.)
 impl FromSql for RunStatus {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<RunStatus> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl ToSql for FailureKind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for FailureKind {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<FailureKind> {
         value
             .as_str()?
             .parse()
@@ -70,10 +86,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         created_at: r.get(11)?,
         started_at: r.get(12)?,
         finished_at: r.get(13)?,
-        failure_kind: r
-            .get::<_, Option<String>>(14)?
-            .as_deref()
-            .and_then(|kind| kind.parse().ok()),
+        failure_kind: r.get(14)?,
         charged: r.get(15)?,
         result_removed_at: r.get(16)?,
     })
@@ -171,7 +184,7 @@ pub(super) fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) ->
             end.error,
             end.log,
             now,
-            end.failure_kind.map(FailureKind::as_str),
+            end.failure_kind,
             end.charged
         ],
     )? == 1)
@@ -496,6 +509,21 @@ fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_kind_is_stored_by_its_name_and_read_back_or_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        for kind in FailureKind::ALL {
+            let read: FailureKind = conn.query_row("SELECT ?1", [kind], |r| r.get(0)).unwrap();
+            assert_eq!(read, kind);
+        }
+        let none: Option<FailureKind> = conn.query_row("SELECT NULL", [], |r| r.get(0)).unwrap();
+        assert_eq!(none, None);
+        assert!(
+            conn.query_row("SELECT 'exploded'", [], |r| r.get::<_, FailureKind>(0))
+                .is_err()
+        );
+    }
 
     #[test]
     fn a_status_is_stored_by_its_name_and_read_back_or_refused() {
