@@ -150,19 +150,78 @@ pub fn validate(path: &Path) -> Result<String, CliError> {
     ))
 }
 
+/// The run settings `fmu simulate` takes as flags (flattened into its command): the CLI's
+/// input for the one run request ([`RunSettings`]) that the API and the dashboard build too.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RunFlags {
+    /// cs or me (default: Co-Simulation when the FMU has it); also co-simulation,
+    /// model-exchange.
+    #[arg(long, value_parser = str::parse::<Interface>)]
+    pub interface: Option<Interface>,
+    /// Model Exchange solver: dormand-prince (adaptive, default; also dopri) or euler
+    /// (fixed step).
+    #[arg(long, value_parser = str::parse::<Solver>)]
+    pub solver: Option<Solver>,
+    #[arg(long)]
+    pub start_time: Option<f64>,
+    /// Default: the FMU's default experiment.
+    #[arg(long)]
+    pub stop_time: Option<f64>,
+    #[arg(long)]
+    pub output_interval: Option<f64>,
+    /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step.
+    #[arg(long)]
+    pub step_size: Option<f64>,
+    /// Relative tolerance.
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// A start value, `name=value` (repeatable).
+    #[arg(long = "start")]
+    pub start: Vec<String>,
+    /// A variable to record (repeatable; default: the outputs).
+    #[arg(long = "output")]
+    pub output: Vec<String>,
+    /// Input signals: CSV with a `time` column and one column per input.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+}
+
+impl RunFlags {
+    /// The run request these flags make (reading the input file); checked against the
+    /// model by `plan::plan`, as every face's request is.
+    pub fn settings(&self) -> Result<RunSettings, CliError> {
+        let start_values = self
+            .start
+            .iter()
+            .map(|s| {
+                s.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .ok_or_else(|| CliError::StartValue(s.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let inputs = match &self.input {
+            Some(path) => read_input_csv(path)?,
+            None => vec![],
+        };
+        Ok(RunSettings {
+            interface: self.interface,
+            solver: self.solver,
+            start_time: self.start_time,
+            stop_time: self.stop_time,
+            output_interval: self.output_interval,
+            step_size: self.step_size,
+            tolerance: self.tolerance,
+            start_values,
+            outputs: self.output.clone(),
+            inputs,
+        })
+    }
+}
+
 /// What `fmu simulate` was asked.
 pub struct SimulateArgs {
     pub fmu: PathBuf,
-    pub interface: Option<Interface>,
-    pub solver: Option<Solver>,
-    pub start_time: Option<f64>,
-    pub stop_time: Option<f64>,
-    pub output_interval: Option<f64>,
-    pub step_size: Option<f64>,
-    pub tolerance: Option<f64>,
-    pub start: Vec<String>,
-    pub output: Vec<String>,
-    pub input: Option<PathBuf>,
+    pub settings: RunSettings,
     pub timeout: Duration,
 }
 
@@ -171,31 +230,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, CliError> {
     let opened = open(&args.fmu)?;
     let fmu_dir = opened.dir.path().join("fmu");
     describe::check_platform(&fmu_dir, &opened.info)?;
-    let start_values = args
-        .start
-        .iter()
-        .map(|s| {
-            s.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| CliError::StartValue(s.clone()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let inputs = match &args.input {
-        Some(path) => read_input_csv(path)?,
-        None => vec![],
-    };
-    let settings = RunSettings {
-        interface: args.interface,
-        solver: args.solver,
-        start_time: args.start_time,
-        stop_time: args.stop_time,
-        output_interval: args.output_interval,
-        step_size: args.step_size,
-        tolerance: args.tolerance,
-        start_values,
-        outputs: args.output.clone(),
-        inputs,
-    };
+    let settings = args.settings;
     let job = plan::plan(&opened.info, &fmu_dir, &settings)?;
     let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
     let pool = WorkerPool::new(PoolConfig {

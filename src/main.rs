@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fmu_gateway::cli::CliError;
 use fmu_gateway::domain::accounts;
-use fmu_gateway::sim::protocol::{Interface, Solver};
 use fmu_gateway::sim::runner::SimError;
 use fmu_gateway::{App, AppState, Config, cli, telemetry};
 
@@ -75,36 +74,9 @@ enum FmuTask {
     /// Simulate in a sandboxed worker and write the results as CSV (`time,<variable>,…`).
     Simulate {
         fmu: PathBuf,
-        /// cs or me (default: Co-Simulation when the FMU has it); also co-simulation,
-        /// model-exchange.
-        #[arg(long, value_parser = str::parse::<Interface>)]
-        interface: Option<Interface>,
-        /// Model Exchange solver: dormand-prince (adaptive, default; also dopri) or euler
-        /// (fixed step).
-        #[arg(long, value_parser = str::parse::<Solver>)]
-        solver: Option<Solver>,
-        #[arg(long)]
-        start_time: Option<f64>,
-        /// Default: the FMU's default experiment.
-        #[arg(long)]
-        stop_time: Option<f64>,
-        #[arg(long)]
-        output_interval: Option<f64>,
-        /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step.
-        #[arg(long)]
-        step_size: Option<f64>,
-        /// Relative tolerance.
-        #[arg(long)]
-        tolerance: Option<f64>,
-        /// A start value, `name=value` (repeatable).
-        #[arg(long = "start")]
-        start: Vec<String>,
-        /// A variable to record (repeatable; default: the outputs).
-        #[arg(long = "output")]
-        output: Vec<String>,
-        /// Input signals: CSV with a `time` column and one column per input.
-        #[arg(long)]
-        input: Option<PathBuf>,
+        /// The run's settings: the same request the API and the dashboard take.
+        #[command(flatten)]
+        run: cli::RunFlags,
         /// Wall-clock limit in seconds.
         #[arg(long, default_value_t = 600.0)]
         timeout: f64,
@@ -294,16 +266,7 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
         FmuTask::Validate { fmu } => println!("{}", cli::validate(&fmu)?),
         FmuTask::Simulate {
             fmu,
-            interface,
-            solver,
-            start_time,
-            stop_time,
-            output_interval,
-            step_size,
-            tolerance,
-            start,
-            output,
-            input,
+            run,
             timeout,
             output_file,
         } => {
@@ -312,16 +275,7 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
             }
             let args = cli::SimulateArgs {
                 fmu,
-                interface,
-                solver,
-                start_time,
-                stop_time,
-                output_interval,
-                step_size,
-                tolerance,
-                start,
-                output,
-                input,
+                settings: run.settings()?,
                 timeout: std::time::Duration::try_from_secs_f64(timeout)
                     .map_err(|_| CliError::TimeoutTooLong(timeout))?,
             };
