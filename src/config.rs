@@ -159,7 +159,7 @@ impl Config {
             sync_wait: Duration::from_secs(5),
             max_run_time: Duration::from_secs(600),
             runs_per_minute: 60,
-            paid_plans: Plans::defaults(25).paid().to_vec(),
+            paid_plans: Plans::defaults(Credits::from(25u32)).paid().to_vec(),
             stripe_secret_key: None,
             stripe_api_base: "https://api.stripe.com".into(),
             stripe_webhook_secrets: Vec::new(),
@@ -549,7 +549,7 @@ fn read_billing(
                 )
             })?
         };
-        let plans = Plans::from_json(config.free_credits.get(), &json)
+        let plans = Plans::from_json(config.free_credits, &json)
             .map_err(|e| ConfigError::new("FMU_GATEWAY_PLANS", &v, &e))?;
         config.paid_plans = plans.paid().to_vec();
     }
@@ -808,7 +808,7 @@ mod tests {
         let path = file.to_str().unwrap().to_string();
         let env = env_of(&[("FMU_GATEWAY_PLANS", path.as_str())]);
         let c = Config::from_env(listen(), "data".into(), env).unwrap();
-        assert_eq!(c.paid_plans[0].credits, 50);
+        assert_eq!(c.paid_plans[0].credits.get(), 50);
         let env = env_of(&[("FMU_GATEWAY_PLANS", "/nonexistent/plans.json")]);
         assert!(Config::from_env(listen(), "data".into(), env).is_err());
         let env = env_of(&[("FMU_GATEWAY_PLANS", "[{\"id\":\"x\"}]")]);

@@ -218,8 +218,8 @@ impl KeyIssuer {
             .map_err(|_| TokenRejection::Invalid)?;
         let claims = match found.as_slice() {
             [(user_id, key_id)] => TokenClaims {
-                user_id: UserId::from(user_id.as_str()),
-                key_id: KeyId::from(key_id.as_str()),
+                user_id: UserId::from(user_id.clone()),
+                key_id: KeyId::from(key_id.clone()),
             },
             _ => return Err(TokenRejection::Invalid),
         };
@@ -267,8 +267,8 @@ impl KeyIssuer {
             .map_err(|_| TokenRejection::Invalid)?;
         match found.as_slice() {
             [(user_id, key_id)] => Ok(TokenClaims {
-                user_id: UserId::from(user_id.as_str()),
-                key_id: KeyId::from(key_id.as_str()),
+                user_id: UserId::from(user_id.clone()),
+                key_id: KeyId::from(key_id.clone()),
             }),
             _ => Err(TokenRejection::Invalid),
         }

@@ -87,7 +87,7 @@ fn clauses(query: &Query) -> (String, String) {
 }
 
 fn bind(user_id: &UserId, query: &Query) -> Vec<Value> {
-    let mut out = vec![Value::Text(user_id.to_string())];
+    let mut out = vec![Value::Text(user_id.as_str().to_owned())];
     if let Some(key) = &query.api_key_id {
         out.push(Value::Text(key.to_string()));
     }

@@ -34,7 +34,7 @@ impl From<&Plan> for PlanInfo {
             id: p.id.clone(),
             name: p.name.clone(),
             description: p.description.clone(),
-            credits: p.credits,
+            credits: p.credits.get(),
             amount_cents: p.amount_cents,
             currency: p.currency.clone(),
         }

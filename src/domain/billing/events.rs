@@ -131,9 +131,14 @@ fn checkout_paid(session: &CheckoutSession, plans: &Plans, now: i64) -> Effect {
         .metadata
         .get("credits")
         .and_then(|c| c.parse::<i64>().ok())
-        .filter(|c| *c > 0)
-        .or_else(|| plans.get(plan_id).map(|p| p.credits).filter(|c| *c > 0))
-        .and_then(|c| Credits::new(c).ok());
+        .and_then(|c| Credits::new(c).ok())
+        .filter(|c| *c > Credits::ZERO)
+        .or_else(|| {
+            plans
+                .get(plan_id)
+                .map(|p| p.credits)
+                .filter(|c| *c > Credits::ZERO)
+        });
     let Some(credits) = credits else {
         let reason = format!(
             "paid Checkout Session {} for unknown plan {plan_id:?}: grant the credits by hand",
@@ -141,7 +146,7 @@ fn checkout_paid(session: &CheckoutSession, plans: &Plans, now: i64) -> Effect {
         );
         tracing::error!(user = %user_id, %reason);
         return Effect::Flag {
-            user_id: UserId::from(user_id.as_str()),
+            user_id: UserId::from(user_id.clone()),
             reason,
         };
     };
@@ -154,7 +159,7 @@ fn checkout_paid(session: &CheckoutSession, plans: &Plans, now: i64) -> Effect {
         reason: format!("Bought {plan_name}: {credits} credits"),
         purchase: NewPurchase {
             id: PurchaseId::generate(),
-            user_id: UserId::from(user_id.as_str()),
+            user_id: UserId::from(user_id.clone()),
             plan: plan_id.to_string(),
             credits,
             amount_cents: session.amount_total.unwrap_or(0),
@@ -213,7 +218,7 @@ mod tests {
     async fn an_event_is_applied_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), 1).unwrap();
-        let plans = Plans::defaults(25);
+        let plans = Plans::defaults(Credits::from(25u32));
         let ignored = || {
             event(serde_json::json!({
                 "id": "evt_1", "type": "invoice.paid", "data": { "object": {} }

@@ -27,14 +27,14 @@ const STRIPE_SESSIONS_PER_MINUTE: u32 = 10;
 pub struct Billing {
     pub plans: Plans,
     stripe: Option<StripeClient>,
-    session_limit: crate::auth::rate_limit::KeyedLimit<String>,
+    session_limit: crate::auth::rate_limit::KeyedLimit<UserId>,
     webhook_secrets: Vec<String>,
     public_url: String,
 }
 
 impl Billing {
     pub fn from_config(config: &Config) -> Billing {
-        let plans = Plans::new(config.free_credits.get(), config.paid_plans.clone())
+        let plans = Plans::new(config.free_credits, config.paid_plans.clone())
             .expect("plans are checked when the configuration is read");
         Billing {
             plans,
@@ -68,7 +68,7 @@ impl Billing {
     fn stripe_for(&self, user_id: &UserId) -> AppResult<&StripeClient> {
         let stripe = self.stripe()?;
         self.session_limit
-            .check(&user_id.to_string())
+            .check(user_id)
             .map_err(AppError::RateLimited)?;
         Ok(stripe)
     }
