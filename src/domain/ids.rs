@@ -216,6 +216,11 @@ mod tests {
         assert!(UserId::generate().as_str().starts_with("usr_"));
         assert!(KeyId::generate().as_str().starts_with("key_"));
         assert!(PurchaseId::generate().as_str().starts_with("pur_"));
+        assert_eq!(
+            FmuId::from_hex("AbC0"),
+            FmuId::from("abc0"),
+            "stored in lower case"
+        );
         let key = KeyId::from("key_1");
         assert_eq!(key, "key_1");
         assert_eq!(serde_json::to_string(&key).unwrap(), "\"key_1\"");

@@ -220,6 +220,7 @@ mod tests {
         for bad in [
             r#"[{"id":"free","name":"F","description":"","credits":1,"amount_cents":1,"currency":"usd"}]"#,
             r#"[{"id":"a","name":"A","description":"","credits":0,"amount_cents":1,"currency":"usd"}]"#,
+            r#"[{"id":"a","name":"A","description":"","credits":-5,"amount_cents":1,"currency":"usd"}]"#,
             r#"[{"id":"a","name":"A","description":"","credits":1,"amount_cents":1,"currency":"US"}]"#,
             r#"[{"id":"A b","name":"A","description":"","credits":1,"amount_cents":1,"currency":"usd"}]"#,
             r#"[{"id":"a","name":"A","description":"","credits":1,"amount_cents":1,"currency":"usd","x":1}]"#,
