@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fmu_gateway::domain::ids::{Credits, UserId};
 use serde_json::{Value, json};
 
 struct Server {
@@ -268,12 +269,14 @@ async fn main() {
         for i in 0..1_000i64 {
             let record = fmu_gateway::store::usage::UsageRecord {
                 fmu_name: "BouncingBall".into(),
-                credits: 1 + i % 5,
+                credits: Credits::new(1 + i % 5).unwrap(),
                 api_key_id: None,
                 run_id: None,
                 at: 1_780_000_000_000 + i * 1000,
             };
-            db.record_usage(&user_id, record).await.unwrap();
+            db.record_usage(&UserId::from(user_id.as_str()), record)
+                .await
+                .unwrap();
         }
     }
     let login = reqwest::Client::builder()
@@ -388,9 +391,13 @@ async fn main() {
     {
         let db =
             fmu_gateway::store::Store::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
-        db.grant_credits(&user_id, 10_000_000, "benchmark")
-            .await
-            .unwrap();
+        db.grant_credits(
+            &UserId::from(user_id.as_str()),
+            Credits::from(10_000_000u32),
+            "benchmark",
+        )
+        .await
+        .unwrap();
     }
     for concurrency in [1usize, 8] {
         let (u, k) = (format!("{url}/api/v1/runs"), key.clone());

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::domain::billing::plans::{Plan, Plans};
+use crate::domain::ids::Credits;
 
 /// Settings of a running service.
 #[derive(Clone, Debug)]
@@ -22,7 +23,7 @@ pub struct Config {
     /// Whether session cookies carry `Secure`. Derived from `public_url` unless forced.
     pub secure_cookies: bool,
     /// Credits granted to every new account.
-    pub free_credits: i64,
+    pub free_credits: Credits,
     /// Login and registration attempts allowed per client IP per minute.
     pub auth_rate_per_minute: u32,
     /// Trust `Fly-Client-IP` / `X-Forwarded-For` for the client address (only behind a proxy).
@@ -40,7 +41,7 @@ pub struct Config {
     /// Address-space limit of one worker process.
     pub worker_memory_bytes: u64,
     /// Credits one run costs (reserved when it starts, settled when it ends).
-    pub run_cost: i64,
+    pub run_cost: Credits,
     /// How long `POST /runs` waits for a run before answering 202 with its URL.
     pub sync_wait: Duration,
     /// The longest wall-clock time a run may ask for (and the default).
@@ -140,7 +141,7 @@ impl Config {
             data_dir,
             public_url: "http://127.0.0.1:8080".into(),
             secure_cookies: false,
-            free_credits: 25,
+            free_credits: Credits::from(25u32),
             auth_rate_per_minute: 10,
             trust_proxy: false,
             session_ttl: Duration::from_secs(14 * 24 * 3600),
@@ -154,11 +155,11 @@ impl Config {
             result_retention: Duration::from_secs(30 * 24 * 3600),
             disk_reserve_bytes: 256 << 20,
             metrics_token: None,
-            run_cost: 1,
+            run_cost: Credits::from(1u32),
             sync_wait: Duration::from_secs(5),
             max_run_time: Duration::from_secs(600),
             runs_per_minute: 60,
-            paid_plans: Plans::defaults(25).paid().to_vec(),
+            paid_plans: Plans::defaults(Credits::from(25u32)).paid().to_vec(),
             stripe_secret_key: None,
             stripe_api_base: "https://api.stripe.com".into(),
             stripe_webhook_secrets: Vec::new(),
@@ -217,14 +218,8 @@ impl Config {
             None => !is_plain_http_localhost(&config.public_url),
         };
         if let Some(v) = env("FMU_GATEWAY_FREE_CREDITS") {
-            config.free_credits = parse_num("FMU_GATEWAY_FREE_CREDITS", &v)?;
-            if config.free_credits < 0 {
-                return Err(ConfigError::new(
-                    "FMU_GATEWAY_FREE_CREDITS",
-                    &v,
-                    "must be >= 0",
-                ));
-            }
+            config.free_credits = Credits::new(parse_num("FMU_GATEWAY_FREE_CREDITS", &v)?)
+                .map_err(|_| ConfigError::new("FMU_GATEWAY_FREE_CREDITS", &v, "must be >= 0"))?;
         }
         if let Some(v) = env("FMU_GATEWAY_AUTH_RATE_PER_MINUTE") {
             config.auth_rate_per_minute = parse_num("FMU_GATEWAY_AUTH_RATE_PER_MINUTE", &v)?;
@@ -285,10 +280,8 @@ impl Config {
             }
         }
         if let Some(v) = env("FMU_GATEWAY_RUN_COST") {
-            config.run_cost = parse_num("FMU_GATEWAY_RUN_COST", &v)?;
-            if config.run_cost < 0 {
-                return Err(ConfigError::new("FMU_GATEWAY_RUN_COST", &v, "must be >= 0"));
-            }
+            config.run_cost = Credits::new(parse_num("FMU_GATEWAY_RUN_COST", &v)?)
+                .map_err(|_| ConfigError::new("FMU_GATEWAY_RUN_COST", &v, "must be >= 0"))?;
         }
         if let Some(v) = env("FMU_GATEWAY_SYNC_WAIT_MS") {
             config.sync_wait = Duration::from_millis(parse_num("FMU_GATEWAY_SYNC_WAIT_MS", &v)?);
@@ -688,7 +681,7 @@ mod tests {
         let c = Config::from_env(listen(), "data".into(), env_of(&[])).unwrap();
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
         assert!(!c.secure_cookies);
-        assert_eq!(c.free_credits, 25);
+        assert_eq!(c.free_credits.get(), 25);
     }
 
     #[test]
@@ -815,7 +808,7 @@ mod tests {
         let path = file.to_str().unwrap().to_string();
         let env = env_of(&[("FMU_GATEWAY_PLANS", path.as_str())]);
         let c = Config::from_env(listen(), "data".into(), env).unwrap();
-        assert_eq!(c.paid_plans[0].credits, 50);
+        assert_eq!(c.paid_plans[0].credits.get(), 50);
         let env = env_of(&[("FMU_GATEWAY_PLANS", "/nonexistent/plans.json")]);
         assert!(Config::from_env(listen(), "data".into(), env).is_err());
         let env = env_of(&[("FMU_GATEWAY_PLANS", "[{\"id\":\"x\"}]")]);

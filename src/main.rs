@@ -215,6 +215,10 @@ async fn run(command: Command) -> Result<(), Failure> {
                     let user = accounts::find_by_email(&state, &email)
                         .await
                         .map_err(|e| e.to_string())?;
+                    let credits =
+                        fmu_gateway::domain::ids::Credits::new(credits).map_err(|_| {
+                            "the number of credits to grant must be positive".to_string()
+                        })?;
                     let balance = accounts::grant_credits(&state, &user.id, credits, &reason)
                         .await
                         .map_err(|e| e.to_string())?;

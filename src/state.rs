@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::rate_limit::{AuthLimit, KeyedLimit};
 use crate::auth::tokens::{KeyIssuer, RootKeyError};
 use crate::config::Config;
+use crate::domain::ids::RunId;
 use crate::sim::runner::{PoolConfig, WorkerPool};
 use crate::sim::sandbox::Limits;
 use crate::store::{Store, StoreError};
@@ -26,7 +27,7 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// How to cancel each run in progress.
     pub cancels:
-        std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+        std::sync::Mutex<std::collections::HashMap<RunId, tokio::sync::oneshot::Sender<()>>>,
     /// Password hashes that may run at once.
     pub hashers: crate::auth::password::Hashers,
     /// New accounts over the whole service (one key: `()`), per hour.

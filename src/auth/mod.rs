@@ -10,6 +10,7 @@ pub mod rate_limit;
 pub mod session;
 pub mod tokens;
 
+use crate::domain::ids::{KeyId, UserId};
 use crate::domain::keys::KeyState;
 use crate::state::State;
 use crate::store::api_keys::KeyStatus;
@@ -23,9 +24,9 @@ const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    pub user_id: String,
+    pub user_id: UserId,
     /// The API key used, `None` for a browser session.
-    pub key_id: Option<String>,
+    pub key_id: Option<KeyId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,14 +89,14 @@ pub async fn identify_key(state: &State, presented: String) -> Result<(), AuthEr
 /// because verified tokens are cached).
 async fn live_key(
     state: &State,
-    key_id: &str,
-    user_id: &str,
+    key_id: &KeyId,
+    user_id: &UserId,
     now: i64,
 ) -> Result<KeyStatus, AuthError> {
     let Some(status) = state.store.key_status(key_id).await? else {
         return Err(AuthError::Rejected(TokenRejection::Invalid));
     };
-    if status.user_id != user_id {
+    if status.user_id != *user_id {
         return Err(AuthError::Rejected(TokenRejection::Invalid));
     }
     match KeyState::of(status.revoked, status.expires_at, now) {

@@ -7,6 +7,7 @@ use poem::web::cookie::{Cookie, SameSite};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::domain::ids::{KeyId, UserId};
 use crate::state::State;
 use crate::store::sessions::OpenSession;
 use crate::store::{self, StoreError, users::User};
@@ -42,8 +43,8 @@ pub fn cookie_name(config: &Config) -> &'static str {
 /// user logged in with, if any: the session ends when that key is revoked or expires.
 pub async fn start(
     state: &State,
-    user_id: &str,
-    api_key_id: Option<&str>,
+    user_id: &UserId,
+    api_key_id: Option<&KeyId>,
 ) -> Result<Cookie, StoreError> {
     let token = random_token();
     let csrf = random_token();
@@ -52,9 +53,9 @@ pub async fn start(
     let expires = now + state.config.session_ttl.as_millis() as i64;
     let session = OpenSession {
         token_hash,
-        user_id: user_id.to_string(),
+        user_id: user_id.clone(),
         csrf_token: csrf,
-        api_key_id: api_key_id.map(str::to_string),
+        api_key_id: api_key_id.cloned(),
         created_at: now,
         expires_at: expires,
     };
@@ -84,7 +85,7 @@ pub async fn end(state: &State, session: &Session) -> Result<(), StoreError> {
 }
 
 /// Ends every session of the user ("log out everywhere").
-pub async fn end_all(state: &State, user_id: &str) -> Result<usize, StoreError> {
+pub async fn end_all(state: &State, user_id: &UserId) -> Result<usize, StoreError> {
     state.store.end_user_sessions(user_id).await
 }
 
@@ -108,8 +109,8 @@ pub fn removal_cookie(config: &Config) -> Cookie {
 /// Live browser sessions opened with each of the user's keys (for the keys page).
 pub async fn live_by_key(
     state: &State,
-    user_id: &str,
-) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    user_id: &UserId,
+) -> Result<std::collections::HashMap<KeyId, i64>, StoreError> {
     let rows = state.store.sessions_by_key(user_id).await?;
     Ok(rows.into_iter().collect())
 }

@@ -19,6 +19,8 @@ use biscuit_auth::builder::{AuthorizerBuilder, date, fact, int, string};
 use biscuit_auth::error::{Logic, Token as TokenError};
 use sha2::{Digest, Sha256};
 
+use crate::domain::ids::{KeyId, UserId};
+
 use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey};
 
 /// The prefix that makes our keys recognisable (and greppable by secret scanners).
@@ -65,8 +67,8 @@ pub const UNATTENUATED_ONLY: [&str; 2] = ["login", "manage_keys"];
 /// Who a verified token names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenClaims {
-    pub user_id: String,
-    pub key_id: String,
+    pub user_id: UserId,
+    pub key_id: KeyId,
 }
 
 /// Signs and verifies keys with the root key pair.
@@ -140,13 +142,13 @@ impl KeyIssuer {
     /// A new key naming the user and key id, optionally expiring.
     pub fn mint(
         &self,
-        user_id: &str,
-        key_id: &str,
+        user_id: &UserId,
+        key_id: &KeyId,
         expires: Option<SystemTime>,
     ) -> Result<String, MintError> {
         let mut builder = Biscuit::builder()
-            .fact(fact("user", &[string(user_id)]))
-            .and_then(|b| b.fact(fact("key", &[string(key_id)])))?;
+            .fact(fact("user", &[string(user_id.as_str())]))
+            .and_then(|b| b.fact(fact("key", &[string(key_id.as_str())])))?;
         if let Some(at) = expires {
             let check = format!("check if time($t), $t <= {}", rfc3339(at));
             builder = builder.check(check.as_str())?;
@@ -212,8 +214,8 @@ impl KeyIssuer {
             .map_err(|_| TokenRejection::Invalid)?;
         let claims = match found.as_slice() {
             [(user_id, key_id)] => TokenClaims {
-                user_id: user_id.clone(),
-                key_id: key_id.clone(),
+                user_id: UserId::from(user_id.clone()),
+                key_id: KeyId::from(key_id.clone()),
             },
             _ => return Err(TokenRejection::Invalid),
         };
@@ -261,8 +263,8 @@ impl KeyIssuer {
             .map_err(|_| TokenRejection::Invalid)?;
         match found.as_slice() {
             [(user_id, key_id)] => Ok(TokenClaims {
-                user_id: user_id.clone(),
-                key_id: key_id.clone(),
+                user_id: UserId::from(user_id.clone()),
+                key_id: KeyId::from(key_id.clone()),
             }),
             _ => Err(TokenRejection::Invalid),
         }
@@ -354,7 +356,7 @@ mod tests {
     #[test]
     fn a_minted_key_verifies_and_names_its_user_and_key() {
         let (_d, issuer) = issuer();
-        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        let key = issuer.mint(&"usr_1".into(), &"key_1".into(), None).unwrap();
         assert!(key.starts_with(KEY_PREFIX));
         let claims = issuer
             .verify(&key, &RequestFacts::op("read_usage"))
@@ -387,7 +389,7 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let key = first.mint("u", "k", None).unwrap();
+        let key = first.mint(&"u".into(), &"k".into(), None).unwrap();
         again.verify(&key, &RequestFacts::op("x")).unwrap();
     }
 
@@ -395,7 +397,7 @@ mod tests {
     fn a_key_signed_by_another_root_is_invalid() {
         let (_d1, a) = issuer();
         let (_d2, b) = issuer();
-        let key = a.mint("u", "k", None).unwrap();
+        let key = a.mint(&"u".into(), &"k".into(), None).unwrap();
         assert_eq!(
             b.verify(&key, &RequestFacts::op("x")),
             Err(TokenRejection::Invalid)
@@ -409,7 +411,7 @@ mod tests {
     #[test]
     fn a_verified_key_is_cached_but_attenuated_tokens_never_are() {
         let (_d, issuer) = issuer();
-        let key = issuer.mint("u", "k", None).unwrap();
+        let key = issuer.mint(&"u".into(), &"k".into(), None).unwrap();
         issuer.verify(&key, &RequestFacts::op("x")).unwrap();
         issuer.verify(&key, &RequestFacts::op("y")).unwrap();
         assert_eq!(issuer.cache().len(), 1);
@@ -430,7 +432,7 @@ mod tests {
     #[test]
     fn identify_names_the_key_without_the_holders_checks_and_refuses_forgeries() {
         let (_d, issuer) = issuer();
-        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        let key = issuer.mint(&"usr_1".into(), &"key_1".into(), None).unwrap();
         let token = Biscuit::from_base64(&key[KEY_PREFIX.len()..], issuer.root_public()).unwrap();
         let narrowed = token
             .append(block!(
@@ -447,7 +449,7 @@ mod tests {
             );
         }
         let (_d2, other) = super::tests::issuer();
-        let foreign = other.mint("usr_1", "key_1", None).unwrap();
+        let foreign = other.mint(&"usr_1".into(), &"key_1".into(), None).unwrap();
         for bad in [foreign.as_str(), "made-up", "fmugw_", ""] {
             assert_eq!(issuer.identify(bad), Err(TokenRejection::Invalid), "{bad}");
         }
@@ -457,7 +459,7 @@ mod tests {
     fn an_expired_key_says_so() {
         let (_d, issuer) = issuer();
         let past = SystemTime::now() - Duration::from_secs(60);
-        let key = issuer.mint("u", "k", Some(past)).unwrap();
+        let key = issuer.mint(&"u".into(), &"k".into(), Some(past)).unwrap();
         assert_eq!(
             issuer.verify(&key, &RequestFacts::op("x")),
             Err(TokenRejection::Expired)
@@ -467,7 +469,7 @@ mod tests {
     #[test]
     fn an_attenuated_token_can_neither_log_in_nor_manage_keys() {
         let (_d, issuer) = issuer();
-        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        let key = issuer.mint(&"usr_1".into(), &"key_1".into(), None).unwrap();
         let token = Biscuit::from_base64(&key[KEY_PREFIX.len()..], issuer.root_public()).unwrap();
         // Only an expiry, far away: every check passes, yet the token was attenuated.
         let narrowed = token
@@ -492,7 +494,7 @@ mod tests {
     #[test]
     fn attenuation_restricts_and_cannot_impersonate() {
         let (_d, issuer) = issuer();
-        let key = issuer.mint("usr_1", "key_1", None).unwrap();
+        let key = issuer.mint(&"usr_1".into(), &"key_1".into(), None).unwrap();
         let token = Biscuit::from_base64(&key[KEY_PREFIX.len()..], issuer.root_public()).unwrap();
         let narrowed = token
             .append(block!(

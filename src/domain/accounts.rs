@@ -4,8 +4,9 @@
 use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, Principal, password};
 use crate::domain::error::{AppError, AppResult};
+use crate::domain::ids::{Credits, UserId};
 use crate::domain::keys::{self, NewKey};
-use crate::domain::{Email, NewPassword, new_id, parse_name};
+use crate::domain::{Email, NewPassword, parse_name};
 use crate::state::State;
 use crate::store::users::{CreatedAccount, NewAccount, User};
 
@@ -62,7 +63,7 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
         Some(p) => Some(password::hash(&state.hashers, p.expose().to_string()).await?),
         None => None,
     };
-    let user_id = new_id("usr");
+    let user_id = UserId::generate();
     let key = match reg.first_key {
         Some(label) => Some(keys::prepare(state, &user_id, Some(label), None)?),
         None => None,
@@ -125,7 +126,7 @@ pub async fn login_with_key(state: &State, key: &str) -> AppResult<(User, Princi
 }
 
 /// The account by id (e.g. to show the current balance).
-pub async fn user(state: &State, user_id: &str) -> AppResult<User> {
+pub async fn user(state: &State, user_id: &UserId) -> AppResult<User> {
     state
         .store
         .user(user_id)
@@ -137,11 +138,11 @@ pub async fn user(state: &State, user_id: &str) -> AppResult<User> {
 /// ledger row. Returns the new balance.
 pub async fn grant_credits(
     state: &State,
-    user_id: &str,
-    credits: i64,
+    user_id: &UserId,
+    credits: Credits,
     reason: &str,
-) -> AppResult<i64> {
-    if credits <= 0 {
+) -> AppResult<Credits> {
+    if credits == Credits::ZERO {
         return Err(AppError::Invalid(
             "the number of credits to grant must be positive".into(),
         ));

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::error::AppError;
+use crate::domain::ids::{FmuId, UserId};
 use crate::fmi::archive::{self, Limits};
 use crate::fmi::describe::{self, ModelInfo};
 use crate::state::State;
@@ -41,7 +42,7 @@ pub enum RegistryError {
     /// A stored FMU could not be extracted again: ours to fix, not the caller's.
     #[error("re-extracting {id}: {source}")]
     Reextract {
-        id: String,
+        id: FmuId,
         source: archive::ArchiveError,
     },
     /// A built-in library model did not install: this binary is broken.
@@ -52,7 +53,7 @@ pub enum RegistryError {
     },
     #[error("stored model info of {id}: {source}")]
     StoredInfo {
-        id: String,
+        id: FmuId,
         source: serde_json::Error,
     },
     #[error("{what}: {source}")]
@@ -96,7 +97,7 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> RegistryError {
 /// An FMU as a user sees it.
 #[derive(Clone, Debug, Serialize)]
 pub struct FmuRecord {
-    pub id: String,
+    pub id: FmuId,
     pub library_id: Option<String>,
     pub model_name: String,
     pub fmi_version: String,
@@ -137,14 +138,14 @@ pub fn root(data_dir: &Path) -> PathBuf {
 }
 
 /// The extracted FMU that workers read (extracted again from the stored file if missing).
-pub fn extracted_dir(data_dir: &Path, id: &str) -> Result<PathBuf> {
-    let dir = root(data_dir).join(id);
+pub fn extracted_dir(data_dir: &Path, id: &FmuId) -> Result<PathBuf> {
+    let dir = root(data_dir).join(id.as_str());
     if !dir.is_dir() {
         let file = root(data_dir).join(format!("{id}.fmu"));
         let tmp = temp_path(data_dir, "extract");
         archive::extract(&file, &tmp, &Limits::default()).map_err(|source| {
             RegistryError::Reextract {
-                id: id.to_string(),
+                id: id.clone(),
                 source,
             }
         })?;
@@ -170,7 +171,7 @@ pub enum Stored {
 /// size limit) for `user_id`: checks it, extracts it once, records its metadata.
 pub async fn add_upload(
     state: &State,
-    user_id: &str,
+    user_id: &UserId,
     upload: UploadFile,
     file_name: &str,
 ) -> Result<(FmuRecord, Stored)> {
@@ -184,6 +185,7 @@ pub async fn add_upload(
     })
     .await?
     .map_err(io("reading the stored upload"))?;
+    let id = FmuId::from(id);
 
     let known = state.store.has_fmu(&id).await?;
     if !known {
@@ -246,10 +248,10 @@ fn over_quota(used: i64, adding: i64, quota: u64) -> RegistryError {
 }
 
 /// Removes an FMU's stored file and extracted directory.
-fn remove_files(data_dir: &Path, id: &str) {
+fn remove_files(data_dir: &Path, id: &FmuId) {
     let root = root(data_dir);
     let _ = std::fs::remove_file(root.join(format!("{id}.fmu")));
-    let _ = std::fs::remove_dir_all(root.join(id));
+    let _ = std::fs::remove_dir_all(root.join(id.as_str()));
 }
 
 /// Bytes of the regular files under `dir` (not following links).
@@ -269,7 +271,7 @@ fn tree_size(dir: &Path) -> u64 {
 
 /// Extracts and checks a new FMU, then moves it into place as `<id>.fmu` and `<id>/`.
 /// Returns its description and the bytes it takes on disk (file and extracted tree).
-fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> Result<(ModelInfo, u64)> {
+fn install(data_dir: &Path, file: &Path, id: &FmuId, limits: &Limits) -> Result<(ModelInfo, u64)> {
     let dir = temp_path(data_dir, "extract");
     let checked = (|| -> Result<ModelInfo> {
         archive::extract(file, &dir, limits)?;
@@ -288,7 +290,7 @@ fn install(data_dir: &Path, file: &Path, id: &str, limits: &Limits) -> Result<(M
     let stored_file = root.join(format!("{id}.fmu"));
     let file_bytes = std::fs::copy(file, &stored_file).map_err(io("storing the FMU"))?;
     let stored = file_bytes + tree_size(&dir);
-    if std::fs::rename(&dir, root.join(id)).is_err() {
+    if std::fs::rename(&dir, root.join(id.as_str())).is_err() {
         // Someone stored the same bytes at the same moment: theirs is identical.
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -342,7 +344,7 @@ impl UploadFile {
 }
 
 /// Bytes the user's uploads take on disk (what counts against their storage quota).
-pub async fn storage_used(state: &State, user_id: &str) -> Result<i64> {
+pub async fn storage_used(state: &State, user_id: &UserId) -> Result<i64> {
     Ok(state.store.storage_used(user_id).await?)
 }
 
@@ -352,7 +354,7 @@ pub async fn storage_used(state: &State, user_id: &str) -> Result<i64> {
 /// dashboard form) reads its file through this.
 pub async fn receive(
     state: &State,
-    user_id: &str,
+    user_id: &UserId,
     mut reader: impl tokio::io::AsyncRead + Unpin,
 ) -> Result<UploadFile> {
     use tokio::io::AsyncReadExt;
@@ -402,7 +404,7 @@ impl Drop for UploadFile {
 
 /// Resolves what a caller names: an id (SHA-256), `lib:<Model>` / `lib:<Model>@fmi2`, or the
 /// alias `msl:<Model>` that existing clients send.
-pub async fn resolve(state: &State, user_id: &str, reference: &str) -> Result<FmuRecord> {
+pub async fn resolve(state: &State, user_id: &UserId, reference: &str) -> Result<FmuRecord> {
     let reference = reference.trim();
     let library_id = reference
         .strip_prefix("lib:")
@@ -413,7 +415,7 @@ pub async fn resolve(state: &State, user_id: &str, reference: &str) -> Result<Fm
         None => {
             state
                 .store
-                .visible_fmu(user_id, &reference.to_ascii_lowercase())
+                .visible_fmu(user_id, &FmuId::from_hex(reference))
                 .await?
         }
     };
@@ -421,17 +423,17 @@ pub async fn resolve(state: &State, user_id: &str, reference: &str) -> Result<Fm
 }
 
 /// Library models and the user's uploads.
-pub async fn list(state: &State, user_id: &str, query: Option<&str>) -> Result<Vec<FmuRecord>> {
+pub async fn list(state: &State, user_id: &UserId, query: Option<&str>) -> Result<Vec<FmuRecord>> {
     let query = query.filter(|q| !q.trim().is_empty());
     let rows = state.store.fmus_for(user_id, query).await?;
     rows.into_iter().map(FmuRecord::from_row).collect()
 }
 
 /// Removes the user's upload; the files go when nobody uses them any more.
-pub async fn delete(state: &State, user_id: &str, id: &str) -> Result<()> {
+pub async fn delete(state: &State, user_id: &UserId, id: &FmuId) -> Result<()> {
     let still_used = state
         .store
-        .remove_upload(&id.to_ascii_lowercase(), user_id)
+        .remove_upload(id, user_id)
         .await?
         .ok_or(RegistryError::NotFound)?;
     if !still_used {
@@ -445,7 +447,7 @@ pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> 
     let mut added = 0;
     std::fs::create_dir_all(root(data_dir)).map_err(io("creating the registry directory"))?;
     for (name, version, bytes) in crate::fmi::library::DEMO_FMUS {
-        let id = hex::encode(Sha256::digest(bytes));
+        let id = FmuId::from(hex::encode(Sha256::digest(bytes)));
         if db.has_fmu_blocking(&id)? {
             continue;
         }
@@ -489,7 +491,7 @@ mod tests {
         let db = crate::store::Store::open(&dir.path().join("db.sqlite"), 2).unwrap();
         // What an older build of the binary left behind.
         let old = NewFmu {
-            id: "0".repeat(64),
+            id: FmuId::from("0".repeat(64)),
             model_name: "BouncingBall".into(),
             fmi_version: "3.0".into(),
             size_bytes: 1,
@@ -504,13 +506,13 @@ mod tests {
             crate::fmi::library::DEMO_FMUS.len()
         );
         let row = db
-            .library_model("nobody", "lib:BouncingBall")
+            .library_model(&UserId::from("nobody"), "lib:BouncingBall")
             .await
             .unwrap()
             .unwrap();
-        assert_ne!(row.id, "0".repeat(64));
+        assert_ne!(row.id, FmuId::from("0".repeat(64)));
         assert!(
-            db.has_fmu(&"0".repeat(64)).await.unwrap(),
+            db.has_fmu(&FmuId::from("0".repeat(64))).await.unwrap(),
             "the old row stays for whoever uploaded those bytes"
         );
         assert_eq!(

@@ -12,10 +12,7 @@ use serde::{Deserialize, Serialize};
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        id!($(#[$doc])* $name);
 
         impl $name {
             /// The text new ids of this kind start with.
@@ -25,7 +22,15 @@ macro_rules! id {
             pub fn generate() -> Self {
                 $name(format!("{}_{:016x}", $prefix, rand::random::<u64>()))
             }
+        }
+    };
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
+        impl $name {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -94,6 +99,24 @@ id!(
     RunId,
     "run"
 );
+id!(
+    /// A purchase of credits (a row made when Stripe reports a paid Checkout Session).
+    PurchaseId,
+    "pur"
+);
+id!(
+    /// An FMU: the SHA-256 of its file, in hex (so the same bytes are one FMU). Made by the
+    /// registry from the file, never generated.
+    FmuId
+);
+
+impl FmuId {
+    /// The FMU a caller names by its hex SHA-256, in either case (ids are stored in lower
+    /// case).
+    pub fn from_hex(text: &str) -> FmuId {
+        FmuId(text.to_ascii_lowercase())
+    }
+}
 
 /// A number of credits: never negative. Balances, costs, reservations and charges are
 /// `Credits`; a change to a balance (a ledger row's delta, which can be negative) is not.
@@ -147,6 +170,13 @@ impl TryFrom<i64> for Credits {
     }
 }
 
+/// Any `u32` is a number of credits.
+impl From<u32> for Credits {
+    fn from(n: u32) -> Credits {
+        Credits(i64::from(n))
+    }
+}
+
 impl From<Credits> for i64 {
     fn from(c: Credits) -> i64 {
         c.0
@@ -185,6 +215,12 @@ mod tests {
         assert_ne!(RunId::generate(), run);
         assert!(UserId::generate().as_str().starts_with("usr_"));
         assert!(KeyId::generate().as_str().starts_with("key_"));
+        assert!(PurchaseId::generate().as_str().starts_with("pur_"));
+        assert_eq!(
+            FmuId::from_hex("AbC0"),
+            FmuId::from("abc0"),
+            "stored in lower case"
+        );
         let key = KeyId::from("key_1");
         assert_eq!(key, "key_1");
         assert_eq!(serde_json::to_string(&key).unwrap(), "\"key_1\"");

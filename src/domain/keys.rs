@@ -3,7 +3,8 @@
 use std::time::SystemTime;
 
 use crate::domain::error::{AppError, AppResult};
-use crate::domain::{new_id, parse_key_label};
+use crate::domain::ids::{KeyId, UserId};
+use crate::domain::parse_key_label;
 use crate::state::State;
 use crate::store::{self, api_keys::KeyRow};
 
@@ -57,12 +58,12 @@ pub struct NewKey {
 /// transaction; [`create`] stores it at once).
 pub fn prepare(
     state: &State,
-    user_id: &str,
+    user_id: &UserId,
     label: Option<&str>,
     expires: Option<SystemTime>,
 ) -> AppResult<NewKey> {
     let label = parse_key_label(label)?;
-    let id = new_id("key");
+    let id = KeyId::generate();
     let token = state.keys.mint(user_id, &id, expires)?;
     let now = store::now_ms();
     let expires_at = expires.map(|t| {
@@ -72,7 +73,7 @@ pub fn prepare(
     });
     let row = KeyRow {
         id,
-        user_id: user_id.to_string(),
+        user_id: user_id.clone(),
         label,
         created_at: now,
         expires_at,
@@ -85,29 +86,29 @@ pub fn prepare(
 
 pub async fn create(
     state: &State,
-    user_id: &str,
+    user_id: &UserId,
     label: Option<&str>,
     expires: Option<SystemTime>,
 ) -> AppResult<NewKey> {
     let key = prepare(state, user_id, label, expires)?;
     state.store.add_key(key.row.clone()).await?;
-    tracing::info!(user_id, key_id = %key.row.id, "created an API key");
+    tracing::info!(%user_id, key_id = %key.row.id, "created an API key");
     Ok(key)
 }
 
-pub async fn list(state: &State, user_id: &str) -> AppResult<Vec<KeyRow>> {
+pub async fn list(state: &State, user_id: &UserId) -> AppResult<Vec<KeyRow>> {
     Ok(state.store.user_keys(user_id).await?)
 }
 
 /// Revokes one of the user's keys; another user's key id is "not found", not "forbidden",
 /// so ids cannot be probed.
-pub async fn revoke(state: &State, user_id: &str, key_id: &str) -> AppResult<KeyRow> {
+pub async fn revoke(state: &State, user_id: &UserId, key_id: &KeyId) -> AppResult<KeyRow> {
     let row = state
         .store
         .revoke_key(user_id, key_id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
-    tracing::info!(user_id, key_id, "revoked an API key");
+    tracing::info!(%user_id, %key_id, "revoked an API key");
     Ok(row)
 }
 

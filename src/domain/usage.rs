@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use crate::domain::error::{AppError, AppResult};
+use crate::domain::ids::UserId;
 use crate::domain::rfc3339_ms;
 use crate::state::State;
 use crate::store::usage::{Query, SortColumn, UsageRow};
@@ -45,7 +46,7 @@ pub struct UsagePage {
 
 pub async fn page(
     state: &State,
-    user_id: &str,
+    user_id: &UserId,
     query: Query,
     limit: u32,
     offset: u64,
@@ -62,7 +63,7 @@ pub async fn page(
 }
 
 /// The newest `n` rows.
-pub async fn recent(state: &State, user_id: &str, n: u32) -> AppResult<Vec<UsageRow>> {
+pub async fn recent(state: &State, user_id: &UserId, n: u32) -> AppResult<Vec<UsageRow>> {
     let query = Query {
         api_key_id: None,
         sort: SortColumn::Date,
@@ -77,7 +78,7 @@ pub async fn recent(state: &State, user_id: &str, n: u32) -> AppResult<Vec<Usage
 /// query.
 pub fn export_csv(
     state: &State,
-    user_id: &str,
+    user_id: &UserId,
     query: Query,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let header = futures_util::stream::once(async { csv_chunk(&[CSV_HEADER.map(String::from)]) });
@@ -109,7 +110,7 @@ fn csv_record(row: UsageRow) -> [String; 4] {
         // The run's name is the user's text: never a formula in a spreadsheet.
         crate::format::csv_cell(&row.fmu_name).into_owned(),
         row.credits.to_string(),
-        row.api_key_id.unwrap_or_default(),
+        row.api_key_id.map(String::from).unwrap_or_default(),
     ]
 }
 
@@ -126,7 +127,11 @@ fn csv_chunk(records: &[[String; 4]]) -> std::io::Result<Bytes> {
 
 /// The last `days` UTC days (today included), oldest first, with the runs and credits of
 /// each (zero for quiet days): what the dashboard chart shows.
-pub async fn per_day(state: &State, user_id: &str, days: u32) -> AppResult<Vec<(i64, i64, i64)>> {
+pub async fn per_day(
+    state: &State,
+    user_id: &UserId,
+    days: u32,
+) -> AppResult<Vec<(i64, i64, i64)>> {
     const DAY: i64 = 86_400_000;
     let today = crate::store::now_ms() / DAY * DAY;
     let since = today - i64::from(days.saturating_sub(1)) * DAY;

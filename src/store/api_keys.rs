@@ -3,12 +3,13 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreResult, now_ms, write_tx};
+use crate::domain::ids::{KeyId, UserId};
 
 /// A key as listed on the keys page and in the API.
 #[derive(Clone, Debug)]
 pub struct KeyRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: KeyId,
+    pub user_id: UserId,
     pub label: String,
     pub created_at: i64,
     pub expires_at: Option<i64>,
@@ -38,8 +39,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
 
 pub(super) fn insert(
     conn: &Connection,
-    id: &str,
-    user_id: &str,
+    id: &KeyId,
+    user_id: &UserId,
     label: &str,
     now: i64,
     expires_at: Option<i64>,
@@ -52,7 +53,7 @@ pub(super) fn insert(
 }
 
 /// All of a user's keys, active first, newest first.
-pub(super) fn list_for_user(conn: &Connection, user_id: &str) -> StoreResult<Vec<KeyRow>> {
+pub(super) fn list_for_user(conn: &Connection, user_id: &UserId) -> StoreResult<Vec<KeyRow>> {
     let sql = format!(
         "{SELECT} WHERE k.user_id = ?1 ORDER BY k.revoked_at IS NOT NULL, k.created_at DESC, k.id"
     );
@@ -64,8 +65,8 @@ pub(super) fn list_for_user(conn: &Connection, user_id: &str) -> StoreResult<Vec
 /// The key with this id if it belongs to the user.
 pub(super) fn get_for_user(
     conn: &Connection,
-    user_id: &str,
-    id: &str,
+    user_id: &UserId,
+    id: &KeyId,
 ) -> StoreResult<Option<KeyRow>> {
     let sql = format!("{SELECT} WHERE k.user_id = ?1 AND k.id = ?2");
     Ok(conn
@@ -76,13 +77,13 @@ pub(super) fn get_for_user(
 /// What authentication needs on every request: owner, revocation, and when it was last used.
 #[derive(Clone, Debug)]
 pub struct KeyStatus {
-    pub user_id: String,
+    pub user_id: UserId,
     pub revoked: bool,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
 }
 
-pub(super) fn status(conn: &Connection, id: &str) -> StoreResult<Option<KeyStatus>> {
+pub(super) fn status(conn: &Connection, id: &KeyId) -> StoreResult<Option<KeyStatus>> {
     let mut stmt = conn.prepare_cached(
         "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_used_at FROM api_keys WHERE id = ?1",
     )?;
@@ -98,7 +99,7 @@ pub(super) fn status(conn: &Connection, id: &str) -> StoreResult<Option<KeyStatu
         .optional()?)
 }
 
-pub(super) fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
+pub(super) fn touch(conn: &Connection, id: &KeyId, now: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -107,7 +108,12 @@ pub(super) fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
 }
 
 /// Revokes the user's key. Revoking twice keeps the first time. `false`: no such key.
-pub(super) fn revoke(conn: &Connection, user_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+pub(super) fn revoke(
+    conn: &Connection,
+    user_id: &UserId,
+    id: &KeyId,
+    now: i64,
+) -> StoreResult<bool> {
     let changed = conn.execute(
         "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE user_id = ?1 AND id = ?2",
         params![user_id, id, now],
@@ -133,15 +139,19 @@ impl Store {
     }
 
     /// All of a user's keys, active first, newest first.
-    pub async fn user_keys(&self, user_id: &str) -> StoreResult<Vec<KeyRow>> {
-        let user_id = user_id.to_string();
+    pub async fn user_keys(&self, user_id: &UserId) -> StoreResult<Vec<KeyRow>> {
+        let user_id = user_id.clone();
         self.run(move |conn| list_for_user(conn, &user_id)).await
     }
 
     /// Revokes the user's key and ends the browser sessions opened with it, in one
     /// transaction; returns the key as it now is, or `None` when the user has no such key.
-    pub async fn revoke_key(&self, user_id: &str, key_id: &str) -> StoreResult<Option<KeyRow>> {
-        let (uid, kid) = (user_id.to_string(), key_id.to_string());
+    pub async fn revoke_key(
+        &self,
+        user_id: &UserId,
+        key_id: &KeyId,
+    ) -> StoreResult<Option<KeyRow>> {
+        let (uid, kid) = (user_id.clone(), key_id.clone());
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             if !revoke(&tx, &uid, &kid, now_ms())? {
@@ -159,14 +169,14 @@ impl Store {
 
     /// What authenticating a request needs to know about a key: owner, revocation, expiry,
     /// when it was last used.
-    pub async fn key_status(&self, key_id: &str) -> StoreResult<Option<KeyStatus>> {
-        let id = key_id.to_string();
+    pub async fn key_status(&self, key_id: &KeyId) -> StoreResult<Option<KeyStatus>> {
+        let id = key_id.clone();
         self.run(move |conn| status(conn, &id)).await
     }
 
     /// Records that a key was used now.
-    pub async fn key_used(&self, key_id: &str) -> StoreResult<()> {
-        let id = key_id.to_string();
+    pub async fn key_used(&self, key_id: &KeyId) -> StoreResult<()> {
+        let id = key_id.clone();
         self.run(move |conn| touch(conn, &id, now_ms())).await
     }
 }

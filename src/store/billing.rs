@@ -10,21 +10,22 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use super::ledger::{self, EntryKind};
 use super::users::User;
 use super::{Store, StoreResult, write_tx};
+use crate::domain::ids::{Credits, PurchaseId, UserId};
 
 /// A paid Checkout Session and what refunds took back from it.
 #[derive(Clone, Debug)]
 pub struct Purchase {
-    pub id: String,
-    pub user_id: String,
+    pub id: PurchaseId,
+    pub user_id: UserId,
     pub plan: String,
-    pub credits: i64,
+    pub credits: Credits,
     pub amount_cents: i64,
     pub currency: String,
     pub checkout_session_id: String,
     pub payment_intent_id: Option<String>,
     pub refunded_cents: i64,
-    pub credits_removed: i64,
-    pub credits_unrecovered: i64,
+    pub credits_removed: Credits,
+    pub credits_unrecovered: Credits,
     pub created_at: i64,
 }
 
@@ -49,7 +50,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Purchase> {
 }
 
 /// The user's Stripe customer id, if they have bought anything (or started to).
-fn customer_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
+fn customer_of(conn: &Connection, user_id: &UserId) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT stripe_customer_id FROM billing_customers WHERE user_id = ?1",
@@ -63,7 +64,7 @@ fn customer_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> 
 /// that one wins. Returns the stored id.
 fn save_customer(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     customer_id: &str,
     now: i64,
 ) -> StoreResult<String> {
@@ -76,7 +77,7 @@ fn save_customer(
 }
 
 /// The user's purchases, newest first.
-fn purchases(conn: &Connection, user_id: &str, limit: u32) -> StoreResult<Vec<Purchase>> {
+fn purchases(conn: &Connection, user_id: &UserId, limit: u32) -> StoreResult<Vec<Purchase>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM purchases WHERE user_id = ?1 ORDER BY created_at DESC, id DESC
          LIMIT ?2"
@@ -86,7 +87,7 @@ fn purchases(conn: &Connection, user_id: &str, limit: u32) -> StoreResult<Vec<Pu
 }
 
 /// The plan of the newest purchase that refunds have not taken back entirely.
-fn current_plan(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
+fn current_plan(conn: &Connection, user_id: &UserId) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT plan FROM purchases
@@ -99,7 +100,7 @@ fn current_plan(conn: &Connection, user_id: &str) -> StoreResult<Option<String>>
 }
 
 /// Why the account needs an operator's attention, if it does.
-fn flag_of(conn: &Connection, user_id: &str) -> StoreResult<Option<String>> {
+fn flag_of(conn: &Connection, user_id: &UserId) -> StoreResult<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT billing_flag FROM users WHERE id = ?1",
@@ -155,7 +156,7 @@ fn insert_purchase(tx: &Transaction<'_>, p: &NewPurchase) -> StoreResult<bool> {
 /// The user's purchase made by this Checkout Session.
 fn purchase_by_session(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     session_id: &str,
 ) -> StoreResult<Option<Purchase>> {
     Ok(conn
@@ -188,10 +189,10 @@ fn purchase_by_payment_intent(
 /// already spent.
 fn record_refund(
     tx: &Transaction<'_>,
-    purchase_id: &str,
+    purchase_id: &PurchaseId,
     refunded_cents: i64,
-    removed: i64,
-    unrecovered: i64,
+    removed: Credits,
+    unrecovered: Credits,
 ) -> StoreResult<()> {
     tx.execute(
         "UPDATE purchases SET refunded_cents = MAX(refunded_cents, ?2), credits_removed = credits_removed + ?3,
@@ -203,7 +204,7 @@ fn record_refund(
 }
 
 /// Clears the account's flag.
-fn clear_flag(conn: &Connection, user_id: &str) -> StoreResult<()> {
+fn clear_flag(conn: &Connection, user_id: &UserId) -> StoreResult<()> {
     conn.execute(
         "UPDATE users SET billing_flag = NULL WHERE id = ?1",
         [user_id],
@@ -212,7 +213,7 @@ fn clear_flag(conn: &Connection, user_id: &str) -> StoreResult<()> {
 }
 
 /// Flags the account for an operator, keeping the first reason and adding later ones.
-fn flag_account(tx: &Transaction<'_>, user_id: &str, reason: &str) -> StoreResult<()> {
+fn flag_account(tx: &Transaction<'_>, user_id: &UserId, reason: &str) -> StoreResult<()> {
     tx.execute(
         "UPDATE users SET billing_flag = CASE WHEN billing_flag IS NULL THEN ?2
              ELSE billing_flag || '; ' || ?2 END
@@ -225,10 +226,10 @@ fn flag_account(tx: &Transaction<'_>, user_id: &str, reason: &str) -> StoreResul
 /// A purchase to record: what the domain read from a paid Checkout Session.
 #[derive(Clone, Debug)]
 pub struct NewPurchase {
-    pub id: String,
-    pub user_id: String,
+    pub id: PurchaseId,
+    pub user_id: UserId,
     pub plan: String,
-    pub credits: i64,
+    pub credits: Credits,
     pub amount_cents: i64,
     pub currency: String,
     pub checkout_session_id: String,
@@ -267,7 +268,7 @@ pub enum EventOutcome {
 /// A user's billing records, read together so they agree with each other.
 #[derive(Clone, Debug)]
 pub struct BillingRecords {
-    pub credits: i64,
+    pub credits: Credits,
     /// The plan id of the newest purchase not refunded in full.
     pub plan_id: Option<String>,
     /// Newest first.
@@ -292,8 +293,8 @@ const RECORDS_SHOWN: u32 = 50;
 impl Store {
     /// The user's balance, plan, purchases, ledger history, flag and customer, in one read
     /// transaction. `None`: no such account.
-    pub async fn billing_records(&self, user_id: &str) -> StoreResult<Option<BillingRecords>> {
-        let id = user_id.to_string();
+    pub async fn billing_records(&self, user_id: &UserId) -> StoreResult<Option<BillingRecords>> {
+        let id = user_id.clone();
         self.run(move |conn| {
             let tx = conn.transaction()?;
             let Some(user) = super::users::get(&tx, &id)? else {
@@ -312,25 +313,25 @@ impl Store {
     }
 
     /// The plan id of the user's newest purchase not refunded in full.
-    pub async fn current_plan(&self, user_id: &str) -> StoreResult<Option<String>> {
-        let id = user_id.to_string();
+    pub async fn current_plan(&self, user_id: &UserId) -> StoreResult<Option<String>> {
+        let id = user_id.clone();
         self.run(move |conn| current_plan(conn, &id)).await
     }
 
     /// The user's purchase made by this Checkout Session.
     pub async fn purchase_by_session(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         session_id: &str,
     ) -> StoreResult<Option<Purchase>> {
-        let (user, session) = (user_id.to_string(), session_id.to_string());
+        let (user, session) = (user_id.clone(), session_id.to_string());
         self.run(move |conn| purchase_by_session(conn, &user, &session))
             .await
     }
 
     /// Clears the account's billing flag; returns what it said.
-    pub async fn clear_flag(&self, user_id: &str) -> StoreResult<Option<String>> {
-        let id = user_id.to_string();
+    pub async fn clear_flag(&self, user_id: &UserId) -> StoreResult<Option<String>> {
+        let id = user_id.clone();
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let flag = flag_of(&tx, &id)?;
@@ -342,14 +343,14 @@ impl Store {
     }
 
     /// The user's Stripe customer id, if one was created.
-    pub async fn stripe_customer(&self, user_id: &str) -> StoreResult<Option<String>> {
-        let id = user_id.to_string();
+    pub async fn stripe_customer(&self, user_id: &UserId) -> StoreResult<Option<String>> {
+        let id = user_id.clone();
         self.run(move |conn| customer_of(conn, &id)).await
     }
 
     /// The user's Stripe customer, or the account to create one for.
-    pub async fn find_customer(&self, user_id: &str) -> StoreResult<CustomerLookup> {
-        let id = user_id.to_string();
+    pub async fn find_customer(&self, user_id: &UserId) -> StoreResult<CustomerLookup> {
+        let id = user_id.clone();
         self.run(move |conn| {
             if let Some(customer) = customer_of(conn, &id)? {
                 return Ok(CustomerLookup::Existing(customer));
@@ -366,11 +367,11 @@ impl Store {
     /// purchase), that one wins. Returns the stored id.
     pub async fn save_customer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         customer_id: &str,
         now: i64,
     ) -> StoreResult<String> {
-        let (id, customer) = (user_id.to_string(), customer_id.to_string());
+        let (id, customer) = (user_id.clone(), customer_id.to_string());
         self.run(move |conn| save_customer(conn, &id, &customer, now))
             .await
     }
@@ -391,7 +392,7 @@ impl Store {
     pub async fn flag_account(
         &self,
         event: StripeEvent,
-        user_id: String,
+        user_id: UserId,
         reason: String,
         now: i64,
     ) -> StoreResult<EventOutcome> {
@@ -430,7 +431,7 @@ impl Store {
                 let balance = ledger::apply(
                     tx,
                     &purchase.user_id,
-                    purchase.credits,
+                    purchase.credits.get(),
                     EntryKind::Purchase,
                     &ledger_reason,
                     None,
@@ -488,12 +489,12 @@ fn handle_event(
     handled
 }
 
-fn account_exists(tx: &Transaction<'_>, user_id: &str) -> StoreResult<bool> {
+fn account_exists(tx: &Transaction<'_>, user_id: &UserId) -> StoreResult<bool> {
     Ok(super::users::get(tx, user_id)?.is_some())
 }
 
 /// The outcome of a paid session for an account we do not have.
-fn no_account(user_id: &str) -> String {
+fn no_account(user_id: &UserId) -> String {
     tracing::error!(user = %user_id, "paid Checkout Session for an unknown user");
     format!("ignored: no account {user_id}")
 }
@@ -505,19 +506,21 @@ fn take_back(tx: &Transaction<'_>, refund: &ChargeRefund, now: i64) -> StoreResu
         return Ok(format!("ignored: no purchase was paid by {pi}"));
     };
     let owed = refund.credits_owed(&purchase);
-    if owed <= 0 {
-        record_refund(tx, &purchase.id, refund.refunded_cents, 0, 0)?;
+    if owed == Credits::ZERO {
+        let none = Credits::ZERO;
+        record_refund(tx, &purchase.id, refund.refunded_cents, none, none)?;
         return Ok("refund recorded; no more credits to take back".into());
     }
-    let balance = super::users::get(tx, &purchase.user_id)?.map_or(0, |u| u.credits);
+    let balance = super::users::get(tx, &purchase.user_id)?.map_or(Credits::ZERO, |u| u.credits);
     let taken = owed.min(balance);
-    let unrecovered = owed - taken;
-    if taken > 0 {
+    // `taken` is at most `owed`.
+    let unrecovered = owed.checked_sub(taken).unwrap_or(Credits::ZERO);
+    if taken > Credits::ZERO {
         let reason = format!("Refund of {} purchase: {taken} credits", purchase.plan);
         ledger::apply(
             tx,
             &purchase.user_id,
-            -taken,
+            -taken.get(),
             EntryKind::PurchaseRefund,
             &reason,
             None,
@@ -525,7 +528,7 @@ fn take_back(tx: &Transaction<'_>, refund: &ChargeRefund, now: i64) -> StoreResu
         )?;
     }
     record_refund(tx, &purchase.id, refund.refunded_cents, taken, unrecovered)?;
-    if unrecovered > 0 {
+    if unrecovered > Credits::ZERO {
         let reason = format!(
             "refund of purchase {} took back {owed} credits but {unrecovered} had already been spent",
             purchase.id
@@ -617,7 +620,7 @@ mod tests {
             id: id.into(),
             user_id: "u".into(),
             plan: "starter".into(),
-            credits: 100,
+            credits: Credits::new(100).unwrap(),
             amount_cents: 1000,
             currency: "usd".into(),
             checkout_session_id: "cs_1".into(),

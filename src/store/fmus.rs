@@ -6,11 +6,12 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreResult, write_tx};
+use crate::domain::ids::{FmuId, UserId};
 
 /// An FMU as one user sees it.
 #[derive(Clone, Debug)]
 pub struct FmuRow {
-    pub id: String,
+    pub id: FmuId,
     pub library_id: Option<String>,
     pub model_name: String,
     pub fmi_version: String,
@@ -40,7 +41,7 @@ const SELECT: &str = "SELECT f.id, f.library_id, f.model_name, f.fmi_version, f.
         f.created_at, o.file_name
     FROM fmus f LEFT JOIN fmu_owners o ON o.fmu_id = f.id AND o.user_id = ?1";
 
-fn exists(conn: &Connection, id: &str) -> StoreResult<bool> {
+fn exists(conn: &Connection, id: &FmuId) -> StoreResult<bool> {
     Ok(conn
         .query_row("SELECT 1 FROM fmus WHERE id = ?1", [id], |_| Ok(()))
         .optional()?
@@ -51,7 +52,7 @@ fn exists(conn: &Connection, id: &str) -> StoreResult<bool> {
 #[derive(Clone, Debug)]
 pub struct NewFmu {
     /// The SHA-256 of its file.
-    pub id: String,
+    pub id: FmuId,
     pub model_name: String,
     pub fmi_version: String,
     /// The file's size.
@@ -109,8 +110,8 @@ pub enum Owned {
 /// transaction: two uploads at once cannot both fit into the same free space.
 fn add_owner(
     conn: &mut Connection,
-    fmu_id: &str,
-    user_id: &str,
+    fmu_id: &FmuId,
+    user_id: &UserId,
     file_name: &str,
     now: i64,
     quota: i64,
@@ -143,7 +144,7 @@ fn add_owner(
 
 /// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
 /// even when someone else uploaded the same bytes).
-fn storage_used(conn: &Connection, user_id: &str) -> StoreResult<i64> {
+fn storage_used(conn: &Connection, user_id: &UserId) -> StoreResult<i64> {
     Ok(conn.query_row(
         "SELECT COALESCE(SUM(COALESCE(f.stored_bytes, f.size_bytes)), 0)
          FROM fmu_owners o JOIN fmus f ON f.id = o.fmu_id WHERE o.user_id = ?1",
@@ -154,7 +155,7 @@ fn storage_used(conn: &Connection, user_id: &str) -> StoreResult<i64> {
 
 /// Forgets an FMU nobody owns (an upload refused after it was extracted). Returns whether it
 /// was removed, so the caller removes its files only then.
-fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> StoreResult<bool> {
+fn remove_if_unowned(conn: &Connection, fmu_id: &FmuId) -> StoreResult<bool> {
     Ok(conn.execute(
         "DELETE FROM fmus WHERE id = ?1 AND library_id IS NULL
            AND NOT EXISTS(SELECT 1 FROM fmu_owners WHERE fmu_id = ?1)",
@@ -163,7 +164,7 @@ fn remove_if_unowned(conn: &Connection, fmu_id: &str) -> StoreResult<bool> {
 }
 
 /// The FMU if the user may see it: a library model or one of their uploads.
-fn visible(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<FmuRow>> {
+fn visible(conn: &Connection, user_id: &UserId, id: &FmuId) -> StoreResult<Option<FmuRow>> {
     let sql =
         format!("{SELECT} WHERE f.id = ?2 AND (f.library_id IS NOT NULL OR o.user_id IS NOT NULL)");
     Ok(conn
@@ -174,7 +175,7 @@ fn visible(conn: &Connection, user_id: &str, id: &str) -> StoreResult<Option<Fmu
 /// A library model by its library id (`lib:…`).
 fn by_library_id(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     library_id: &str,
 ) -> StoreResult<Option<FmuRow>> {
     let sql = format!("{SELECT} WHERE f.library_id = ?2");
@@ -185,7 +186,7 @@ fn by_library_id(
 
 /// Library models and the user's uploads, library first, then by name. `query` filters
 /// model names (case-insensitive substring).
-fn list(conn: &Connection, user_id: &str, query: Option<&str>) -> StoreResult<Vec<FmuRow>> {
+fn list(conn: &Connection, user_id: &UserId, query: Option<&str>) -> StoreResult<Vec<FmuRow>> {
     let sql = format!(
         "{SELECT} WHERE (f.library_id IS NOT NULL OR o.user_id IS NOT NULL)
            AND (?2 IS NULL OR instr(lower(f.model_name), lower(?2)) > 0)
@@ -197,7 +198,11 @@ fn list(conn: &Connection, user_id: &str, query: Option<&str>) -> StoreResult<Ve
 }
 
 /// Removes the user's upload. Returns whether anyone (or the library) still uses the FMU.
-fn remove_owner(conn: &mut Connection, fmu_id: &str, user_id: &str) -> StoreResult<Option<bool>> {
+fn remove_owner(
+    conn: &mut Connection,
+    fmu_id: &FmuId,
+    user_id: &UserId,
+) -> StoreResult<Option<bool>> {
     let tx = write_tx(conn)?;
     let removed = tx.execute(
         "DELETE FROM fmu_owners WHERE fmu_id = ?1 AND user_id = ?2",
@@ -229,13 +234,13 @@ pub struct Upload {
 
 impl Store {
     /// Whether an FMU with this id (the SHA-256 of its file) is recorded.
-    pub async fn has_fmu(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_string();
+    pub async fn has_fmu(&self, id: &FmuId) -> StoreResult<bool> {
+        let id = id.clone();
         self.run(move |conn| exists(conn, &id)).await
     }
 
     /// [`Store::has_fmu`] for start-up code that runs before the server serves.
-    pub fn has_fmu_blocking(&self, id: &str) -> StoreResult<bool> {
+    pub fn has_fmu_blocking(&self, id: &FmuId) -> StoreResult<bool> {
         exists(&*self.conn()?, id)
     }
 
@@ -260,17 +265,13 @@ impl Store {
     /// of `quota` bytes, and returns it as they now see it.
     pub async fn add_upload(
         &self,
-        fmu_id: &str,
-        user_id: &str,
+        fmu_id: &FmuId,
+        user_id: &UserId,
         file_name: &str,
         now: i64,
         quota: i64,
     ) -> StoreResult<Upload> {
-        let (fmu, user, name) = (
-            fmu_id.to_string(),
-            user_id.to_string(),
-            file_name.to_string(),
-        );
+        let (fmu, user, name) = (fmu_id.clone(), user_id.clone(), file_name.to_string());
         self.run(move |conn| {
             let owned = add_owner(conn, &fmu, &user, &name, now, quota)?;
             Ok(Upload {
@@ -283,46 +284,58 @@ impl Store {
 
     /// Forgets an FMU nobody owns (an upload refused after it was extracted). Returns whether
     /// it was forgotten, so the caller removes its files only then.
-    pub async fn forget_unowned_fmu(&self, fmu_id: &str) -> StoreResult<bool> {
-        let id = fmu_id.to_string();
+    pub async fn forget_unowned_fmu(&self, fmu_id: &FmuId) -> StoreResult<bool> {
+        let id = fmu_id.clone();
         self.run(move |conn| remove_if_unowned(conn, &id)).await
     }
 
     /// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
     /// even when someone else uploaded the same bytes): what counts against their quota.
-    pub async fn storage_used(&self, user_id: &str) -> StoreResult<i64> {
-        let id = user_id.to_string();
+    pub async fn storage_used(&self, user_id: &UserId) -> StoreResult<i64> {
+        let id = user_id.clone();
         self.run(move |conn| storage_used(conn, &id)).await
     }
 
     /// The FMU with this id if the user may see it: a library model or one of their uploads.
-    pub async fn visible_fmu(&self, user_id: &str, fmu_id: &str) -> StoreResult<Option<FmuRow>> {
-        let (user, id) = (user_id.to_string(), fmu_id.to_string());
+    pub async fn visible_fmu(
+        &self,
+        user_id: &UserId,
+        fmu_id: &FmuId,
+    ) -> StoreResult<Option<FmuRow>> {
+        let (user, id) = (user_id.clone(), fmu_id.clone());
         self.run(move |conn| visible(conn, &user, &id)).await
     }
 
     /// A library model by its library id (`lib:…`), as the user sees it.
     pub async fn library_model(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         library_id: &str,
     ) -> StoreResult<Option<FmuRow>> {
-        let (user, id) = (user_id.to_string(), library_id.to_string());
+        let (user, id) = (user_id.clone(), library_id.to_string());
         self.run(move |conn| by_library_id(conn, &user, &id)).await
     }
 
     /// Library models and the user's uploads, library first, then by name. `query` filters
     /// model names (case-insensitive substring).
-    pub async fn fmus_for(&self, user_id: &str, query: Option<&str>) -> StoreResult<Vec<FmuRow>> {
-        let (user, query) = (user_id.to_string(), query.map(str::to_string));
+    pub async fn fmus_for(
+        &self,
+        user_id: &UserId,
+        query: Option<&str>,
+    ) -> StoreResult<Vec<FmuRow>> {
+        let (user, query) = (user_id.clone(), query.map(str::to_string));
         self.run(move |conn| list(conn, &user, query.as_deref()))
             .await
     }
 
     /// Removes the user's upload, and the FMU's record once nobody (nor the library) uses it.
     /// `None`: the user had not uploaded it; else whether the FMU is still used.
-    pub async fn remove_upload(&self, fmu_id: &str, user_id: &str) -> StoreResult<Option<bool>> {
-        let (fmu, user) = (fmu_id.to_string(), user_id.to_string());
+    pub async fn remove_upload(
+        &self,
+        fmu_id: &FmuId,
+        user_id: &UserId,
+    ) -> StoreResult<Option<bool>> {
+        let (fmu, user) = (fmu_id.clone(), user_id.clone());
         self.run(move |conn| remove_owner(conn, &fmu, &user)).await
     }
 }

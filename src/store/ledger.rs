@@ -7,6 +7,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::StoreResult;
+use crate::domain::ids::{Credits, RunId, UserId};
 
 /// Why the balance changed; stored as text in `credit_ledger.kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,10 +38,10 @@ impl EntryKind {
 pub struct Entry {
     pub id: i64,
     pub delta: i64,
-    pub balance_after: i64,
+    pub balance_after: Credits,
     pub kind: String,
     pub reason: String,
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     pub created_at: i64,
 }
 
@@ -49,14 +50,14 @@ pub struct Entry {
 /// go below zero.
 pub fn apply(
     tx: &Transaction<'_>,
-    user_id: &str,
+    user_id: &UserId,
     delta: i64,
     kind: EntryKind,
     reason: &str,
-    run_id: Option<&str>,
+    run_id: Option<&RunId>,
     now: i64,
-) -> StoreResult<Option<i64>> {
-    let balance: Option<i64> = tx
+) -> StoreResult<Option<Credits>> {
+    let balance: Option<Credits> = tx
         .query_row(
             "UPDATE users SET credits = credits + ?2 WHERE id = ?1 AND credits + ?2 >= 0
              RETURNING credits",
@@ -76,7 +77,11 @@ pub fn apply(
 }
 
 /// The user's newest ledger rows, newest first.
-pub fn recent(conn: &rusqlite::Connection, user_id: &str, limit: u32) -> StoreResult<Vec<Entry>> {
+pub fn recent(
+    conn: &rusqlite::Connection,
+    user_id: &UserId,
+    limit: u32,
+) -> StoreResult<Vec<Entry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, delta, balance_after, kind, reason, run_id, created_at FROM credit_ledger
          WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2",

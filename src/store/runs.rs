@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::ledger::{self, EntryKind};
 use super::{Store, StoreResult, now_ms, write_tx};
+use crate::domain::ids::{Credits, FmuId, KeyId, RunId, UserId};
 use crate::domain::runs::RunStatus;
 use crate::domain::runs::charging::FailureKind;
 use crate::domain::runs::charging::RunEnd;
@@ -44,15 +45,15 @@ impl FromSql for FailureKind {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRow {
-    pub id: String,
-    pub user_id: String,
-    pub api_key_id: Option<String>,
-    pub fmu_id: String,
+    pub id: RunId,
+    pub user_id: UserId,
+    pub api_key_id: Option<KeyId>,
+    pub fmu_id: FmuId,
     pub fmu_name: String,
     pub status: RunStatus,
     pub settings: String,
-    pub credits_reserved: i64,
-    pub credits_charged: i64,
+    pub credits_reserved: Credits,
+    pub credits_charged: Credits,
     pub error: Option<String>,
     pub log: Option<String>,
     pub created_at: i64,
@@ -101,7 +102,7 @@ pub(super) fn insert(conn: &Connection, run: &RunRow) -> StoreResult<()> {
     Ok(())
 }
 
-pub(super) fn get(conn: &Connection, id: &str) -> StoreResult<Option<RunRow>> {
+pub(super) fn get(conn: &Connection, id: &RunId) -> StoreResult<Option<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], from_row).optional()?)
 }
@@ -109,8 +110,8 @@ pub(super) fn get(conn: &Connection, id: &str) -> StoreResult<Option<RunRow>> {
 /// The user's run (another user's id is "not found").
 pub(super) fn get_for_user(
     conn: &Connection,
-    user_id: &str,
-    id: &str,
+    user_id: &UserId,
+    id: &RunId,
 ) -> StoreResult<Option<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1 AND user_id = ?2");
     Ok(conn
@@ -121,7 +122,7 @@ pub(super) fn get_for_user(
 /// The user's runs, newest first, optionally by status and FMU (id or name).
 pub(super) fn list(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     status: Option<RunStatus>,
     fmu: Option<&str>,
     limit: u32,
@@ -145,7 +146,7 @@ pub(super) fn list(
 
 /// How many of the user's runs are queued or running (over all their keys and the
 /// dashboard).
-pub(super) fn count_active(conn: &Connection, user_id: &str) -> StoreResult<u32> {
+pub(super) fn count_active(conn: &Connection, user_id: &UserId) -> StoreResult<u32> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM runs WHERE user_id = ?1 AND status IN ('queued', 'running')",
         [user_id],
@@ -154,7 +155,7 @@ pub(super) fn count_active(conn: &Connection, user_id: &str) -> StoreResult<u32>
 }
 
 /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
-pub(super) fn mark_running(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
+pub(super) fn mark_running(conn: &Connection, id: &RunId, now: i64) -> StoreResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
         params![id, now],
@@ -166,13 +167,18 @@ pub(super) struct Finish<'a> {
     pub status: RunStatus,
     pub failure_kind: Option<FailureKind>,
     pub charged: bool,
-    pub credits_charged: i64,
+    pub credits_charged: Credits,
     pub error: Option<&'a str>,
     pub log: Option<&'a str>,
 }
 
 /// Ends an unfinished run. `false` when it had already ended (so nothing is settled twice).
-pub(super) fn finish(conn: &Connection, id: &str, end: &Finish<'_>, now: i64) -> StoreResult<bool> {
+pub(super) fn finish(
+    conn: &Connection,
+    id: &RunId,
+    end: &Finish<'_>,
+    now: i64,
+) -> StoreResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6,
              failure_kind = ?7, charged = ?8
@@ -201,10 +207,10 @@ pub(super) fn unfinished(conn: &Connection) -> StoreResult<Vec<RunRow>> {
 /// The run an idempotency key made, with the hash of the request that made it.
 pub(super) fn idempotent(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     key: &str,
     since: i64,
-) -> StoreResult<Option<(String, String)>> {
+) -> StoreResult<Option<(String, RunId)>> {
     Ok(conn
         .query_row(
             "SELECT request_hash, run_id FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at >= ?3",
@@ -217,10 +223,10 @@ pub(super) fn idempotent(
 /// Records the key (replacing an expired record of the same key).
 pub(super) fn remember_idempotency(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     key: &str,
     hash: &str,
-    run_id: &str,
+    run_id: &RunId,
     now: i64,
 ) -> StoreResult<()> {
     conn.execute(
@@ -238,7 +244,7 @@ pub(super) fn results_to_remove(
     conn: &Connection,
     finished_before: i64,
     limit: u32,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<RunId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id FROM runs WHERE status = 'succeeded' AND result_removed_at IS NULL
            AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
@@ -248,7 +254,7 @@ pub(super) fn results_to_remove(
 }
 
 /// Records that a run's results were removed.
-pub(super) fn mark_result_removed(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
+pub(super) fn mark_result_removed(conn: &Connection, id: &RunId, now: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE runs SET result_removed_at = ?2 WHERE id = ?1 AND result_removed_at IS NULL",
         params![id, now],
@@ -323,7 +329,7 @@ impl Store {
             let held = ledger::apply(
                 &tx,
                 &run.user_id,
-                -run.credits_reserved,
+                -run.credits_reserved.get(),
                 EntryKind::Reserve,
                 &reason,
                 Some(&run.id),
@@ -350,8 +356,8 @@ impl Store {
     }
 
     /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
-    pub async fn start_run(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_string();
+    pub async fn start_run(&self, id: &RunId) -> StoreResult<bool> {
+        let id = id.clone();
         self.run(move |conn| mark_running(conn, &id, now_ms()))
             .await
     }
@@ -360,11 +366,11 @@ impl Store {
     /// is inside the transaction (e.g. queued or running, for a cancel) and says how it
     /// ended. The reservation becomes a charge (with its usage row) or is refunded. Returns
     /// how it ended, or `None` when there is no such run or it was settled already.
-    pub async fn settle_run<F>(&self, id: &str, decide: F) -> StoreResult<Option<RunEnd>>
+    pub async fn settle_run<F>(&self, id: &RunId, decide: F) -> StoreResult<Option<RunEnd>>
     where
         F: FnOnce(&RunRow) -> Settlement + Send + 'static,
     {
-        let id = id.to_string();
+        let id = id.clone();
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let Some(run) = get(&tx, &id)? else {
@@ -397,14 +403,14 @@ impl Store {
     }
 
     /// A run by id, whoever's it is (for the engine; faces use [`Store::user_run`]).
-    pub async fn get_run(&self, id: &str) -> StoreResult<Option<RunRow>> {
-        let id = id.to_string();
+    pub async fn get_run(&self, id: &RunId) -> StoreResult<Option<RunRow>> {
+        let id = id.clone();
         self.run(move |conn| get(conn, &id)).await
     }
 
     /// The user's run (another user's id is "not found").
-    pub async fn user_run(&self, user_id: &str, id: &str) -> StoreResult<Option<RunRow>> {
-        let (uid, id) = (user_id.to_string(), id.to_string());
+    pub async fn user_run(&self, user_id: &UserId, id: &RunId) -> StoreResult<Option<RunRow>> {
+        let (uid, id) = (user_id.clone(), id.clone());
         self.run(move |conn| get_for_user(conn, &uid, &id)).await
     }
 
@@ -412,13 +418,13 @@ impl Store {
     /// match in all.
     pub async fn list_runs(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         status: Option<RunStatus>,
         fmu: Option<String>,
         limit: u32,
         offset: i64,
     ) -> StoreResult<(Vec<RunRow>, u64)> {
-        let uid = user_id.to_string();
+        let uid = user_id.clone();
         self.run(move |conn| list(conn, &uid, status, fmu.as_deref(), limit, offset))
             .await
     }
@@ -429,13 +435,13 @@ impl Store {
         &self,
         finished_before: i64,
         limit: u32,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<RunId>> {
         self.run(move |conn| results_to_remove(conn, finished_before, limit))
             .await
     }
 
     /// Records that these runs' results were removed, in one transaction.
-    pub async fn results_removed(&self, ids: Vec<String>) -> StoreResult<()> {
+    pub async fn results_removed(&self, ids: Vec<RunId>) -> StoreResult<()> {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let now = now_ms();
@@ -453,7 +459,11 @@ impl Store {
 /// (and nothing changed) when the run was already settled.
 fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<bool> {
     let now = now_ms();
-    let credits = if s.charged { run.credits_reserved } else { 0 };
+    let credits = if s.charged {
+        run.credits_reserved
+    } else {
+        Credits::ZERO
+    };
     let status = RunStatus::from(s.end);
     let failure_kind = match s.end {
         RunEnd::Failed(kind) => Some(kind),
@@ -487,16 +497,16 @@ fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<
         } else {
             &run.fmu_name
         };
-        let key = run.api_key_id.as_deref();
+        let key = run.api_key_id.as_ref();
         super::usage::insert(tx, &run.user_id, now, name, credits, key, Some(id))?;
-    } else if run.credits_reserved > 0 {
+    } else if run.credits_reserved > Credits::ZERO {
         let why = failure_kind.map_or(status.as_str(), FailureKind::as_str);
         let reason = format!("Run {id} {why}: refunded");
         let refund = run.credits_reserved;
         ledger::apply(
             tx,
             &run.user_id,
-            refund,
+            refund.get(),
             EntryKind::Refund,
             &reason,
             Some(id),

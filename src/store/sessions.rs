@@ -4,11 +4,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::users::User;
 use super::{Store, StoreResult, now_ms};
+use crate::domain::ids::{KeyId, UserId};
 
 /// A live session found by its token hash.
 #[derive(Clone, Debug)]
 pub struct SessionRow {
-    pub user_id: String,
+    pub user_id: UserId,
     pub csrf_token: String,
     pub expires_at: i64,
 }
@@ -16,9 +17,9 @@ pub struct SessionRow {
 /// A new session; `api_key_id` is the key it was opened with, if any.
 pub(super) struct NewSession<'a> {
     pub token_hash: &'a [u8],
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     pub csrf_token: &'a str,
-    pub api_key_id: Option<&'a str>,
+    pub api_key_id: Option<&'a KeyId>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -80,7 +81,7 @@ pub(super) fn delete(conn: &Connection, token_hash: &[u8]) -> StoreResult<()> {
 }
 
 /// "Log out everywhere": returns how many sessions were ended.
-pub(super) fn delete_all_for_user(conn: &Connection, user_id: &str) -> StoreResult<usize> {
+pub(super) fn delete_all_for_user(conn: &Connection, user_id: &UserId) -> StoreResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?)
 }
 
@@ -91,9 +92,9 @@ pub(super) fn delete_expired(conn: &Connection, now: i64) -> StoreResult<usize> 
 /// Live sessions opened with each of the user's keys: `(key id, sessions)`.
 pub(super) fn live_by_key(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     now: i64,
-) -> StoreResult<Vec<(String, i64)>> {
+) -> StoreResult<Vec<(KeyId, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT api_key_id, COUNT(*) FROM sessions
          WHERE user_id = ?1 AND api_key_id IS NOT NULL AND expires_at > ?2
@@ -106,7 +107,7 @@ pub(super) fn live_by_key(
 }
 
 /// Ends the sessions opened with a key (when it is revoked).
-pub(super) fn delete_for_key(conn: &Connection, api_key_id: &str) -> StoreResult<usize> {
+pub(super) fn delete_for_key(conn: &Connection, api_key_id: &KeyId) -> StoreResult<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE api_key_id = ?1", [api_key_id])?)
 }
 
@@ -114,9 +115,9 @@ pub(super) fn delete_for_key(conn: &Connection, api_key_id: &str) -> StoreResult
 #[derive(Clone, Debug)]
 pub struct OpenSession {
     pub token_hash: Vec<u8>,
-    pub user_id: String,
+    pub user_id: UserId,
     pub csrf_token: String,
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<KeyId>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -131,7 +132,7 @@ impl Store {
                 token_hash: &s.token_hash,
                 user_id: &s.user_id,
                 csrf_token: &s.csrf_token,
-                api_key_id: s.api_key_id.as_deref(),
+                api_key_id: s.api_key_id.as_ref(),
                 created_at: s.created_at,
                 expires_at: s.expires_at,
             };
@@ -171,15 +172,15 @@ impl Store {
     }
 
     /// Ends every session of the user; returns how many there were.
-    pub async fn end_user_sessions(&self, user_id: &str) -> StoreResult<usize> {
-        let user_id = user_id.to_string();
+    pub async fn end_user_sessions(&self, user_id: &UserId) -> StoreResult<usize> {
+        let user_id = user_id.clone();
         self.run(move |conn| delete_all_for_user(conn, &user_id))
             .await
     }
 
     /// How many live sessions were opened with each of the user's keys.
-    pub async fn sessions_by_key(&self, user_id: &str) -> StoreResult<Vec<(String, i64)>> {
-        let user_id = user_id.to_string();
+    pub async fn sessions_by_key(&self, user_id: &UserId) -> StoreResult<Vec<(KeyId, i64)>> {
+        let user_id = user_id.clone();
         self.run(move |conn| live_by_key(conn, &user_id, now_ms()))
             .await
     }

@@ -4,15 +4,16 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
 use super::{Store, StoreResult};
+use crate::domain::ids::{Credits, KeyId, RunId, UserId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageRow {
     pub id: i64,
     pub created_at: i64,
     pub fmu_name: String,
-    pub credits: i64,
-    pub api_key_id: Option<String>,
-    pub run_id: Option<String>,
+    pub credits: Credits,
+    pub api_key_id: Option<KeyId>,
+    pub run_id: Option<RunId>,
 }
 
 /// The columns a usage listing can be sorted by. Whitelisted: the SQL comes from here,
@@ -40,19 +41,19 @@ impl SortColumn {
 /// Which rows and in what order.
 #[derive(Clone, Debug, Default)]
 pub struct Query {
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<KeyId>,
     pub sort: SortColumn,
     pub descending: bool,
 }
 
 pub(super) fn insert(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     now: i64,
     fmu_name: &str,
-    credits: i64,
-    api_key_id: Option<&str>,
-    run_id: Option<&str>,
+    credits: Credits,
+    api_key_id: Option<&KeyId>,
+    run_id: Option<&RunId>,
 ) -> StoreResult<i64> {
     conn.execute(
         "INSERT INTO usage (user_id, created_at, fmu_name, credits, api_key_id, run_id)
@@ -85,10 +86,10 @@ fn clauses(query: &Query) -> (String, String) {
     (format!("WHERE user_id = ?1{filter}"), order)
 }
 
-fn bind(user_id: &str, query: &Query) -> Vec<Value> {
-    let mut out = vec![Value::Text(user_id.to_string())];
+fn bind(user_id: &UserId, query: &Query) -> Vec<Value> {
+    let mut out = vec![Value::Text(user_id.as_str().to_owned())];
     if let Some(key) = &query.api_key_id {
-        out.push(Value::Text(key.clone()));
+        out.push(Value::Text(key.to_string()));
     }
     out
 }
@@ -96,7 +97,7 @@ fn bind(user_id: &str, query: &Query) -> Vec<Value> {
 /// One page of rows and the number of rows in all pages.
 pub(super) fn page(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     query: &Query,
     limit: u32,
     offset: i64,
@@ -121,7 +122,7 @@ pub(super) fn page(
 /// Stops early (without error) when `each` returns `false`.
 pub(super) fn for_each(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     query: &Query,
     mut each: impl FnMut(UsageRow) -> bool,
 ) -> StoreResult<()> {
@@ -142,7 +143,7 @@ pub(super) fn for_each(
 /// Runs and credits per UTC day since `since` (ms), oldest first: (day start ms, runs, credits).
 pub(super) fn per_day(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     since: i64,
 ) -> StoreResult<Vec<(i64, i64, i64)>> {
     let mut stmt = conn.prepare_cached(
@@ -158,9 +159,9 @@ pub(super) fn per_day(
 #[derive(Clone, Debug)]
 pub struct UsageRecord {
     pub fmu_name: String,
-    pub credits: i64,
-    pub api_key_id: Option<String>,
-    pub run_id: Option<String>,
+    pub credits: Credits,
+    pub api_key_id: Option<KeyId>,
+    pub run_id: Option<RunId>,
     /// When it happened (ms).
     pub at: i64,
 }
@@ -172,10 +173,10 @@ const STREAM_BUFFER: usize = 64;
 impl Store {
     /// Records one billable event on its own (settling a run records its usage inside the
     /// settlement, see [`Store::settle_run`]). Returns the row's id.
-    pub async fn record_usage(&self, user_id: &str, r: UsageRecord) -> StoreResult<i64> {
-        let user_id = user_id.to_string();
+    pub async fn record_usage(&self, user_id: &UserId, r: UsageRecord) -> StoreResult<i64> {
+        let user_id = user_id.clone();
         self.run(move |conn| {
-            let key = r.api_key_id.as_deref();
+            let key = r.api_key_id.as_ref();
             insert(
                 conn,
                 &user_id,
@@ -183,7 +184,7 @@ impl Store {
                 &r.fmu_name,
                 r.credits,
                 key,
-                r.run_id.as_deref(),
+                r.run_id.as_ref(),
             )
         })
         .await
@@ -192,12 +193,12 @@ impl Store {
     /// One page of the user's rows and the number of rows in all pages.
     pub async fn usage_page(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         query: Query,
         limit: u32,
         offset: i64,
     ) -> StoreResult<(Vec<UsageRow>, u64)> {
-        let user_id = user_id.to_string();
+        let user_id = user_id.clone();
         self.run(move |conn| page(conn, &user_id, &query, limit, offset))
             .await
     }
@@ -207,11 +208,11 @@ impl Store {
     /// are, and dropping the stream stops the query.
     pub fn usage_rows(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         query: Query,
     ) -> impl futures_util::Stream<Item = StoreResult<UsageRow>> + Send + 'static {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        let (store, user_id) = (self.clone(), user_id.to_string());
+        let (store, user_id) = (self.clone(), user_id.clone());
         tokio::task::spawn_blocking(move || {
             let result = store.conn().and_then(|conn| {
                 for_each(&conn, &user_id, &query, |row| {
@@ -231,10 +232,10 @@ impl Store {
     /// credits); days without usage are left out.
     pub async fn usage_per_day(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         since: i64,
     ) -> StoreResult<Vec<(i64, i64, i64)>> {
-        let user_id = user_id.to_string();
+        let user_id = user_id.clone();
         self.run(move |conn| per_day(conn, &user_id, since)).await
     }
 }

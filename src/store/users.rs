@@ -5,21 +5,22 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::api_keys::KeyRow;
 use super::ledger::{self, EntryKind};
 use super::{Store, StoreResult, now_ms, write_tx};
+use crate::domain::ids::{Credits, UserId};
 
 /// An account as the rest of the service sees it (never the password hash).
 #[derive(Clone, Debug)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub name: Option<String>,
-    pub credits: i64,
+    pub credits: Credits,
     pub created_at: i64,
     pub has_password: bool,
 }
 
 /// What `insert` needs; the free credits go through the ledger.
 pub(super) struct NewUser<'a> {
-    pub id: &'a str,
+    pub id: &'a UserId,
     pub email: &'a str,
     pub email_normalized: &'a str,
     pub name: Option<&'a str>,
@@ -65,7 +66,7 @@ pub(super) fn insert(conn: &Connection, user: &NewUser<'_>) -> StoreResult<bool>
     }
 }
 
-pub fn get(conn: &Connection, id: &str) -> StoreResult<Option<User>> {
+pub fn get(conn: &Connection, id: &UserId) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], from_row).optional()?)
 }
@@ -86,14 +87,14 @@ pub(super) fn find_by_email(
 /// A new account, as the domain decided it: the store writes all of it or none.
 #[derive(Clone, Debug)]
 pub struct NewAccount {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub email_normalized: String,
     pub name: Option<String>,
     pub password_hash: Option<String>,
     pub created_at: i64,
     /// Credits granted on sign-up, unless `grant_address` has had `grant_cap` grants today.
-    pub free_credits: i64,
+    pub free_credits: Credits,
     /// The client's address (IPv4, or IPv6 /64) for the cap; `None`: no cap.
     pub grant_address: Option<String>,
     pub grant_cap: u32,
@@ -128,7 +129,7 @@ impl Store {
                 return Ok(None);
             }
             let now = new.created_at;
-            let granted = new.free_credits > 0
+            let granted = new.free_credits > Credits::ZERO
                 && match &new.grant_address {
                     Some(a) => super::free_grants::take(&tx, a, now, new.grant_cap)?,
                     None => true,
@@ -138,7 +139,7 @@ impl Store {
                 ledger::apply(
                     &tx,
                     &new.id,
-                    new.free_credits,
+                    new.free_credits.get(),
                     EntryKind::Grant,
                     reason,
                     None,
@@ -152,15 +153,15 @@ impl Store {
             tx.commit()?;
             Ok(user.map(|user| CreatedAccount {
                 user,
-                free_credits_withheld: new.free_credits > 0 && !granted,
+                free_credits_withheld: new.free_credits > Credits::ZERO && !granted,
             }))
         })
         .await
     }
 
     /// The account by id.
-    pub async fn user(&self, id: &str) -> StoreResult<Option<User>> {
-        let id = id.to_string();
+    pub async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let id = id.clone();
         self.run(move |conn| get(conn, &id)).await
     }
 
@@ -177,15 +178,22 @@ impl Store {
     /// `None` when there is no such account.
     pub async fn grant_credits(
         &self,
-        user_id: &str,
-        credits: i64,
+        user_id: &UserId,
+        credits: Credits,
         reason: &str,
-    ) -> StoreResult<Option<i64>> {
-        let (id, reason) = (user_id.to_string(), reason.to_string());
+    ) -> StoreResult<Option<Credits>> {
+        let (id, reason) = (user_id.clone(), reason.to_string());
         self.run(move |conn| {
             let tx = write_tx(conn)?;
-            let balance =
-                ledger::apply(&tx, &id, credits, EntryKind::Grant, &reason, None, now_ms())?;
+            let balance = ledger::apply(
+                &tx,
+                &id,
+                credits.get(),
+                EntryKind::Grant,
+                &reason,
+                None,
+                now_ms(),
+            )?;
             tx.commit()?;
             Ok(balance)
         })

@@ -11,6 +11,7 @@ use super::{CurrentSession, html, paths, see_other};
 use crate::auth::session::{self, Session};
 use crate::domain::accounts::{self, Registration};
 use crate::domain::error::AppError;
+use crate::domain::ids::{KeyId, UserId};
 use crate::request::ClientIp;
 use crate::state::State;
 
@@ -78,7 +79,7 @@ pub async fn login_form(
     }
     .await;
     match result {
-        Ok((user, key_id)) => start_session(state, &user.id, key_id.as_deref()).await,
+        Ok((user, key_id)) => start_session(state, &user.id, key_id.as_ref()).await,
         Err(e) => form_error(e, |msg| login_view(&form, Some(msg))),
     }
 }
@@ -181,7 +182,7 @@ pub async fn register_form(
     }
 }
 
-async fn start_session(state: &State, user_id: &str, key_id: Option<&str>) -> Response {
+async fn start_session(state: &State, user_id: &UserId, key_id: Option<&KeyId>) -> Response {
     match session::start(state, user_id, key_id).await {
         Ok(cookie) => {
             let mut resp = see_other(paths::DASHBOARD);

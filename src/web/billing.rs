@@ -182,7 +182,7 @@ fn history_table(history: &[ledger::Entry]) -> Markup {
 
 fn plan_card(s: &Session, plan: &Plan, b: &Summary) -> Markup {
     let current = plan.id == b.plan.id;
-    let per_credit = plan.amount_cents as f64 / plan.credits as f64 / 100.0;
+    let per_credit = plan.amount_cents as f64 / plan.credits.get() as f64 / 100.0;
     html! {
         section.card.plan aria-labelledby={ "plan-" (plan.id) } {
             h3 #{ "plan-" (plan.id) } { (plan.name) @if current { " " span.badge.badge-active { "Current" } } }

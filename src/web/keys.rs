@@ -10,6 +10,7 @@ use super::error::WebError;
 use super::layout::{self, Nav, csrf_field, when};
 use super::{CurrentSession, WantsFragment, html, paths, see_other};
 use crate::auth::session::Session;
+use crate::domain::ids::KeyId;
 use crate::domain::keys::{self, KeyState, NewKey};
 use crate::state::State;
 use crate::store::api_keys::KeyRow;
@@ -25,7 +26,7 @@ fn status_badge(k: &KeyRow) -> Markup {
 }
 
 /// Live browser sessions opened by logging in with each key.
-type SessionsByKey = std::collections::HashMap<String, i64>;
+type SessionsByKey = std::collections::HashMap<KeyId, i64>;
 
 /// One row; also the answer to an htmx revoke, which swaps the row in place. `sessions` is
 /// how many browser sessions were opened by logging in with this key and are still live:
@@ -167,7 +168,7 @@ pub async fn revoke(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
     WantsFragment(fragment): WantsFragment,
-    Path(id): Path<String>,
+    Path(id): Path<KeyId>,
 ) -> Result<Response, WebError> {
     let row = keys::revoke(&state, &s.user.id, &id).await?;
     Ok(if fragment {

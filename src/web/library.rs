@@ -43,8 +43,8 @@ pub fn models_table(models: &[FmuRecord]) -> Markup {
                     tbody {
                         @for m in models {
                             tr {
-                                td { a href=(paths::library_model(m.library_id.as_deref().unwrap_or(&m.id))) { (m.model_name) } }
-                                td { code { (m.library_id.clone().unwrap_or_else(|| m.id[..12].to_string() + "…")) } }
+                                td { a href=(paths::library_model(m.library_id.as_deref().unwrap_or(m.id.as_str()))) { (m.model_name) } }
+                                td { code { (m.library_id.clone().unwrap_or_else(|| m.id.as_str()[..12].to_string() + "…")) } }
                                 td { (m.fmi_version) }
                                 td { (interfaces(m)) }
                                 td.num { (m.info.variables.len()) }
@@ -154,7 +154,7 @@ pub async fn upload(
         let models = fmus::list(&state, &s.user.id, None).await?;
         return Ok(html(StatusCode::CREATED, models_table(&models)));
     }
-    Ok(see_other(&paths::library_model(&record.id)))
+    Ok(see_other(&paths::library_model(record.id.as_str())))
 }
 
 /// `GET /library/{id}`: a model and its variables.

@@ -1,6 +1,8 @@
 //! Route paths, shared by the router and every link, form and `hx-*` attribute, so a link
 //! cannot drift from its route.
 
+use crate::domain::ids::{KeyId, RunId};
+
 pub const HOME: &str = "/";
 pub const LOGIN: &str = "/login";
 pub const REGISTER: &str = "/register";
@@ -28,8 +30,8 @@ pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
 
 /// `KEY_REVOKE` for one key.
-pub fn key_revoke(id: &str) -> String {
-    KEY_REVOKE.replace(":id", id)
+pub fn key_revoke(id: &KeyId) -> String {
+    KEY_REVOKE.replace(":id", id.as_str())
 }
 
 /// `LIBRARY_MODEL` for one FMU (id or `lib:` name).
@@ -37,14 +39,14 @@ pub fn library_model(id: &str) -> String {
     LIBRARY_MODEL.replace(":id", id)
 }
 
-pub fn run(id: &str) -> String {
-    RUN.replace(":id", id)
+pub fn run(id: &RunId) -> String {
+    RUN.replace(":id", id.as_str())
 }
 
-pub fn run_row(id: &str) -> String {
-    RUN_ROW.replace(":id", id)
+pub fn run_row(id: &RunId) -> String {
+    RUN_ROW.replace(":id", id.as_str())
 }
 
-pub fn run_csv(id: &str) -> String {
-    RUN_CSV.replace(":id", id)
+pub fn run_csv(id: &RunId) -> String {
+    RUN_CSV.replace(":id", id.as_str())
 }

@@ -16,6 +16,7 @@ use crate::auth::csrf;
 use crate::auth::session::Session;
 use crate::domain::error::AppError;
 use crate::domain::fmus::{self, FmuRecord};
+use crate::domain::ids::RunId;
 use crate::domain::rfc3339_ms;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter};
 use crate::sim::plan::{Problem, RunSettings};
@@ -116,7 +117,7 @@ fn model_fields(model: Option<&FmuRecord>, entered: &Entered, problems: &[Proble
                         ul { @for p in problems.0 { li { code { (p.field) } ": " (p.message) } } }
                     }
                 }
-                input type="hidden" name="fmu" value=(m.library_id.as_deref().unwrap_or(&m.id));
+                input type="hidden" name="fmu" value=(m.library_id.as_deref().unwrap_or(m.id.as_str()));
                 div.inline-form {
                     label for="stop_time" { "Stop time [s]" }
                     input #stop_time type="number" step="any" name="stop_time"
@@ -187,7 +188,7 @@ fn view(
                 select #fmu-choice name="fmu" hx-get=(paths::RUN_FIELDS) hx-target="#run-fields" hx-swap="outerHTML" hx-trigger="change" {
                     option value="" { "Choose…" }
                     @for m in models {
-                        @let id = m.library_id.clone().unwrap_or_else(|| m.id.clone());
+                        @let id = m.library_id.clone().unwrap_or_else(|| m.id.to_string());
                         option value=(id) selected[chosen.is_some_and(|c| c.id == m.id)] { (m.model_name) " — " (id) }
                     }
                 }
@@ -358,11 +359,10 @@ fn settings_from(entered: &Entered) -> (RunSettings, Vec<Problem>) {
 
 /// What the run cost, in words: held while it runs, then charged or not by the one rule.
 fn charge_text(run: &RunRow) -> String {
-    let credits = |n: i64| format!("{n} credit{}", if n == 1 { "" } else { "s" });
     if unfinished(run) {
-        format!("{} held until it ends", credits(run.credits_reserved))
+        format!("{} held until it ends", run.credits_reserved.describe())
     } else if run.charged {
-        format!("charged {}", credits(run.credits_charged))
+        format!("charged {}", run.credits_charged.describe())
     } else {
         "not charged (the credits held were refunded)".to_string()
     }
@@ -411,7 +411,7 @@ pub async fn show(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
     WantsFragment(fragment): WantsFragment,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state, &s.user.id, &id).await?;
     let output = if let Some(result) = runs::kept_result(&state, &run).await? {
@@ -446,7 +446,7 @@ pub async fn show(
 pub async fn row(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state, &s.user.id, &id).await?;
     Ok(html(StatusCode::OK, run_row(&run)))
@@ -457,7 +457,7 @@ pub async fn row(
 pub async fn csv(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state, &s.user.id, &id).await?;
     let result = runs::result(&state, &run).await?;

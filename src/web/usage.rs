@@ -11,6 +11,7 @@ use super::error::WebError;
 use super::layout::{self, Nav, when};
 use super::{CurrentSession, WantsFragment, html, paths};
 use crate::auth::session::Session;
+use crate::domain::ids::KeyId;
 use crate::domain::usage::{self, UsagePage, UsageQuery, UsageSort};
 use crate::state::State;
 use crate::store::api_keys::KeyRow;
@@ -148,7 +149,7 @@ pub async fn show(
     Query(p): Query<Params>,
 ) -> Result<Response, WebError> {
     let query = UsageQuery {
-        api_key_id: p.key().map(str::to_string),
+        api_key_id: p.key().map(KeyId::from),
         sort: p.sort().1,
         descending: p.descending(),
     };

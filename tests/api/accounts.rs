@@ -37,7 +37,7 @@ async fn registering_over_json_returns_the_account_a_key_and_the_free_credits() 
 
 #[tokio::test]
 async fn the_free_grant_is_configurable() {
-    let app = spawn_app_with(|c| c.free_credits = 3).await;
+    let app = spawn_app_with(|c| c.free_credits = 3.into()).await;
     let account = app.register().await;
     let me = app.get_json("/api/v1/me", &account.api_key).await;
     assert_eq!(me["credits"], 3);

@@ -548,7 +548,7 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
 
     // No credits is 402; past the rate of runs 429.
     let poor = spawn_app_with(|c| {
-        c.free_credits = 0;
+        c.free_credits = 0.into();
         c.runs_per_minute = 1;
     })
     .await;

@@ -19,7 +19,7 @@ fn registry_entries(app: &TestApp) -> Vec<String> {
 }
 
 async fn storage_used(app: &TestApp, user_id: &str) -> i64 {
-    app.state.store.storage_used(user_id).await.unwrap()
+    app.state.store.storage_used(&user_id.into()).await.unwrap()
 }
 
 /// An FMU with `padding` bytes of incompressible data under `extra/`, so its size is known.

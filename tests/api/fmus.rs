@@ -140,11 +140,21 @@ async fn uploading_stores_once_and_keeps_uploads_private() {
         app.data_dir.join("fmus").join(format!("{id}.fmu")).exists(),
         "still used by bob"
     );
-    app.delete(&format!("/api/v1/fmus/{id}"), &bob.api_key)
+    // An id is hex in either case; the files go too, whichever case it was named in.
+    let resp = app
+        .delete(
+            &format!("/api/v1/fmus/{}", id.to_ascii_uppercase()),
+            &bob.api_key,
+        )
         .await;
+    assert_eq!(resp.status(), 204);
     assert!(
         !app.data_dir.join("fmus").join(format!("{id}.fmu")).exists(),
         "removed with its last user"
+    );
+    assert!(
+        !app.data_dir.join("fmus").join(&id).exists(),
+        "its extracted tree too"
     );
     let resp = app
         .delete("/api/v1/fmus/lib:BouncingBall", &bob.api_key)

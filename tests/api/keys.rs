@@ -393,7 +393,7 @@ async fn a_key_stops_working_when_it_expires_even_after_it_was_used() {
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
     let key = fmu_gateway::domain::keys::create(
         &app.state,
-        &account.user_id,
+        &account.user_id.as_str().into(),
         Some("short-lived"),
         Some(expires),
     )
@@ -511,7 +511,7 @@ async fn a_browser_session_opened_with_a_key_ends_when_the_key_expires() {
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
     let key = fmu_gateway::domain::keys::create(
         &app.state,
-        &account.user_id,
+        &account.user_id.as_str().into(),
         Some("brief"),
         Some(expires),
     )

@@ -139,7 +139,7 @@ async fn runs_belong_to_their_user() {
 
 #[tokio::test]
 async fn without_credits_a_run_is_refused_with_402_and_a_link_to_billing() {
-    let app = spawn_app_with(|c| c.free_credits = 0).await;
+    let app = spawn_app_with(|c| c.free_credits = 0.into()).await;
     let account = app.register().await;
     let resp = app
         .create_run(&account.api_key, &json!({ "fmu_id": "lib:Dahlquist" }))
@@ -327,7 +327,7 @@ async fn an_attenuated_key_can_be_limited_to_one_fmu_and_a_maximum_cost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_simultaneous_requests_with_ten_credits_run_exactly_ten_times() {
     let app = spawn_app_with(|c| {
-        c.free_credits = 10;
+        c.free_credits = 10.into();
         c.sync_wait = Duration::ZERO;
     })
     .await;
@@ -486,7 +486,7 @@ async fn the_compatibility_simulation_routes_keep_their_shapes() {
 
 #[tokio::test]
 async fn the_compatibility_routes_answer_402_without_credits() {
-    let app = spawn_app_with(|c| c.free_credits = 0).await;
+    let app = spawn_app_with(|c| c.free_credits = 0.into()).await;
     let account = app.register().await;
     let resp = app
         .post_json(

@@ -187,14 +187,14 @@ impl TestApp {
     ) {
         let record = fmu_gateway::store::usage::UsageRecord {
             fmu_name: fmu.to_string(),
-            credits,
-            api_key_id: key.map(str::to_string),
+            credits: fmu_gateway::domain::ids::Credits::new(credits).unwrap(),
+            api_key_id: key.map(fmu_gateway::domain::ids::KeyId::from),
             run_id: None,
             at: at_ms,
         };
         self.state
             .store
-            .record_usage(user_id, record)
+            .record_usage(&user_id.into(), record)
             .await
             .unwrap();
     }

@@ -24,11 +24,11 @@ struct FmuRef {
 impl From<FmuRecord> for FmuRef {
     fn from(r: FmuRecord) -> Self {
         FmuRef {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             fmi_version: r.fmi_version,
             model_name: r.model_name,
             guid: r.info.instantiation_token,
-            sha256: r.id,
+            sha256: r.id.to_string(),
         }
     }
 }
@@ -145,7 +145,7 @@ pub async fn library(
         records
             .into_iter()
             .map(|r| LibraryEntry {
-                id: r.library_id.clone().unwrap_or_else(|| r.id.clone()),
+                id: r.library_id.clone().unwrap_or_else(|| r.id.to_string()),
                 interfaces: [
                     r.info.co_simulation.as_ref().map(|_| "cs"),
                     r.info.model_exchange.as_ref().map(|_| "me"),
@@ -156,7 +156,7 @@ pub async fn library(
                 model_name: r.model_name,
                 fmi_version: r.fmi_version,
                 description: r.info.description,
-                sha256: r.id,
+                sha256: r.id.to_string(),
             })
             .collect(),
     ))

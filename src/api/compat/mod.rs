@@ -25,6 +25,7 @@ use crate::auth::session::Session;
 use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, AuthError, Principal};
 use crate::domain::accounts::{self, Registration};
+use crate::domain::ids::KeyId;
 use crate::domain::rfc3339_ms;
 use crate::domain::usage::{self, UsageQuery};
 use crate::request::{ClientIp, FaceRoutes};
@@ -161,10 +162,10 @@ pub async fn register(
         .then(|| accounts::withheld_notice(state));
     let api_key = done.key.map(|k| k.token).unwrap_or_default();
     let out = Registered {
-        user_id: done.user.id,
+        user_id: done.user.id.to_string(),
         email: done.user.email,
         api_key,
-        credits: done.user.credits,
+        credits: done.user.credits.get(),
         notice,
     };
     Ok(Json(out).with_status(StatusCode::CREATED).into_response())
@@ -222,8 +223,8 @@ pub async fn login(
     };
     Ok(Json(LoggedIn {
         token: key.clone(),
-        user_id: user.id,
-        credits: user.credits,
+        user_id: user.id.to_string(),
+        credits: user.credits.get(),
         api_key: key,
     })
     .into_response())
@@ -245,9 +246,9 @@ impl From<UsageRow> for UsageEntry {
             id: r.id,
             date: rfc3339_ms(r.created_at),
             fmu_name: r.fmu_name,
-            credits_used: r.credits,
-            api_key_id: r.api_key_id,
-            run_id: r.run_id,
+            credits_used: r.credits.get(),
+            api_key_id: r.api_key_id.map(String::from),
+            run_id: r.run_id.map(String::from),
         }
     }
 }
@@ -303,7 +304,7 @@ pub async fn usage_export(
     Query(p): Query<ExportParams>,
 ) -> Response {
     let query = UsageQuery {
-        api_key_id: p.key.filter(|k| !k.is_empty()),
+        api_key_id: p.key.filter(|k| !k.is_empty()).map(KeyId::from),
         descending: true,
         ..UsageQuery::default()
     };
@@ -337,7 +338,7 @@ pub async fn keys_list(
     Ok(Json(
         keys.into_iter()
             .map(|k| KeyEntry {
-                id: k.id,
+                id: k.id.to_string(),
                 label: k.label,
                 created_at: rfc3339_ms(k.created_at),
                 last_used_at: k.last_used_at.map(rfc3339_ms),
@@ -386,7 +387,7 @@ pub async fn keys_new(
     )
     .await?;
     let out = NewKeyOut {
-        id: key.row.id,
+        id: key.row.id.to_string(),
         label: key.row.label,
         api_key: key.token,
         created_at: rfc3339_ms(key.row.created_at),
@@ -408,9 +409,10 @@ pub async fn keys_revoke(
     caller: Caller<ManageKeys>,
     Path(id): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
-    let row = crate::domain::keys::revoke(&state, &caller.principal.user_id, &id).await?;
+    let row =
+        crate::domain::keys::revoke(&state, &caller.principal.user_id, &KeyId::from(id)).await?;
     Ok(Json(Revoked {
-        id: row.id,
+        id: row.id.to_string(),
         revoked: true,
         revoked_at: row.revoked_at.map(rfc3339_ms),
     }))

@@ -16,6 +16,7 @@ use crate::api::v1::runs::{RunCreate, Signal, new_run};
 use crate::auth::AuthError;
 use crate::domain::error::AppError;
 use crate::domain::fmus;
+use crate::domain::ids::RunId;
 use crate::domain::runs::{self, RunStatus, Starter};
 use crate::state::State;
 use crate::store::runs::RunRow;
@@ -69,7 +70,7 @@ fn summary(state: &State, run: &RunRow, last_values: Vec<(String, f64)>) -> Summ
     let settings: Value = serde_json::from_str(&run.settings).unwrap_or(Value::Null);
     let base = &state.config.public_url;
     Summary {
-        run_id: run.id.clone(),
+        run_id: run.id.to_string(),
         status: run.status,
         key_results,
         provenance: serde_json::json!({
@@ -143,7 +144,7 @@ pub async fn simulation(
     caller: Caller<ReadRuns>,
     Path(id): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
-    let run = runs::get(&state, &caller.principal.user_id, &id).await?;
+    let run = runs::get(&state, &caller.principal.user_id, &RunId::from(id)).await?;
     let output = runs::kept_result(&state, &run).await?;
     Ok(Json(summary(&state, &run, last_values(output).await?)))
 }
@@ -236,7 +237,7 @@ pub async fn execute_fmu(
     let record = uploaded
         .ok_or_else(|| ApiError::bad_request("send the FMU as a multipart field named 'fmu'"))?;
     let create = RunCreate::simple(
-        record.id.clone(),
+        record.id.to_string(),
         payload.metadata.stop_time,
         payload.metadata.step,
         start_values(Some(payload.parameters)),
@@ -271,8 +272,8 @@ pub async fn execute_fmu(
         status: run.status,
         output_url,
         execution_time,
-        credits_consumed: run.credits_charged,
-        run_id: run.id,
+        credits_consumed: run.credits_charged.get(),
+        run_id: run.id.to_string(),
         error: run.error,
     }))
 }

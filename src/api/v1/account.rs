@@ -49,12 +49,12 @@ impl AccountApi {
         let user = crate::domain::accounts::user(&state, &auth.principal.user_id).await?;
         let used = crate::domain::fmus::storage_used(&state, &user.id).await?;
         Ok(Json(Account {
-            user_id: user.id,
+            user_id: user.id.to_string(),
             email: user.email,
             name: user.name,
-            credits: user.credits,
+            credits: user.credits.get(),
             created_at: crate::api::time(user.created_at),
-            api_key_id: auth.principal.key_id,
+            api_key_id: auth.principal.key_id.map(String::from),
             storage_used_bytes: used,
             storage_quota_bytes: state.config.storage_quota_bytes,
         }))

@@ -34,7 +34,7 @@ impl From<&Plan> for PlanInfo {
             id: p.id.clone(),
             name: p.name.clone(),
             description: p.description.clone(),
-            credits: p.credits,
+            credits: p.credits.get(),
             amount_cents: p.amount_cents,
             currency: p.currency.clone(),
         }
@@ -145,20 +145,20 @@ impl BillingApi {
         let s = billing::summary(&state, &auth.principal.user_id).await?;
         Ok(Json(BillingOverview {
             plan: (&s.plan).into(),
-            credits: s.credits,
+            credits: s.credits.get(),
             billing_enabled: s.configured,
             plans: state.billing.plans.paid().iter().map(Into::into).collect(),
             purchases: s
                 .purchases
                 .into_iter()
                 .map(|p| PurchaseInfo {
-                    id: p.id,
+                    id: p.id.to_string(),
                     plan: p.plan,
-                    credits: p.credits,
+                    credits: p.credits.get(),
                     amount_cents: p.amount_cents,
                     currency: p.currency,
                     refunded_cents: p.refunded_cents,
-                    credits_removed: p.credits_removed,
+                    credits_removed: p.credits_removed.get(),
                     checkout_session_id: p.checkout_session_id,
                     created_at: crate::api::time(p.created_at),
                 })
@@ -168,10 +168,10 @@ impl BillingApi {
                 .into_iter()
                 .map(|e| LedgerEntry {
                     delta: e.delta,
-                    balance_after: e.balance_after,
+                    balance_after: e.balance_after.get(),
                     kind: e.kind,
                     reason: e.reason,
-                    run_id: e.run_id,
+                    run_id: e.run_id.map(String::from),
                     created_at: crate::api::time(e.created_at),
                 })
                 .collect(),

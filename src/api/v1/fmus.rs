@@ -8,6 +8,7 @@ use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, Tags};
 use crate::api::auth::{Authed, ManageFmus, ReadFmus};
 use crate::api::error::{OpError, declare_errors};
 use crate::domain::fmus::{self, FmuRecord, Stored};
+use crate::domain::ids::FmuId;
 use crate::fmi::describe::{self, ModelInfo};
 use crate::state::State;
 
@@ -103,7 +104,7 @@ impl From<FmuRecord> for Fmu {
             ..
         } = r.info;
         Fmu {
-            id: r.id,
+            id: r.id.to_string(),
             library_id: r.library_id,
             model_name: r.model_name,
             fmi_version: r.fmi_version,
@@ -241,7 +242,7 @@ impl FmusApi {
         auth: Authed<ManageFmus>,
         id: Path<String>,
     ) -> Result<DeleteResponse, OpError<FmuByIdErrors>> {
-        fmus::delete(&state, &auth.principal.user_id, &id.0).await?;
+        fmus::delete(&state, &auth.principal.user_id, &FmuId::from_hex(&id.0)).await?;
         Ok(DeleteResponse::Deleted)
     }
 }

@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageKeys};
 use crate::api::error::{OpError, declare_errors};
+use crate::domain::ids::KeyId;
 use crate::state::State;
 use crate::store::api_keys::KeyRow;
 
@@ -34,7 +35,7 @@ impl From<KeyRow> for ApiKeyInfo {
     fn from(k: KeyRow) -> Self {
         ApiKeyInfo {
             active: crate::domain::keys::KeyState::of_row(&k).is_active(),
-            id: k.id,
+            id: k.id.to_string(),
             label: k.label,
             created_at: crate::api::time(k.created_at),
             expires_at: k.expires_at.map(crate::api::time),
@@ -131,7 +132,8 @@ impl KeysApi {
         auth: Authed<ManageKeys>,
         id: Path<String>,
     ) -> Result<Json<ApiKeyInfo>, OpError<RevokeKeyErrors>> {
-        let row = crate::domain::keys::revoke(&state, &auth.principal.user_id, &id.0).await?;
+        let row = crate::domain::keys::revoke(&state, &auth.principal.user_id, &KeyId::from(id.0))
+            .await?;
         Ok(Json(row.into()))
     }
 

@@ -12,6 +12,7 @@ use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::choice::{Choice, Names};
 use crate::api::error::{OpError, declare_errors};
 use crate::domain::error::AppError;
+use crate::domain::ids::RunId;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter, StoredSettings};
 use crate::format::Number;
 use crate::sim::plan::{Problem, Problems, RunSettings};
@@ -206,16 +207,16 @@ fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
         result_expires_at: runs::result_expires_at(state, &row).map(crate::api::time),
         result_url: format!("/api/v1/runs/{}/result", row.id),
         settings: serde_json::from_str(&row.settings).ok().map(Any),
-        id: row.id,
+        id: row.id.to_string(),
         status: row.status.into(),
-        fmu_id: row.fmu_id,
+        fmu_id: row.fmu_id.to_string(),
         fmu_name: row.fmu_name,
-        api_key_id: row.api_key_id,
+        api_key_id: row.api_key_id.map(String::from),
         created_at: crate::api::time(row.created_at),
         started_at: row.started_at.map(crate::api::time),
         finished_at: row.finished_at.map(crate::api::time),
-        credits_reserved: row.credits_reserved,
-        credits_charged: row.credits_charged,
+        credits_reserved: row.credits_reserved.get(),
+        credits_charged: row.credits_charged.get(),
         charged: row.charged,
         failure_kind: row.failure_kind.map(Into::into),
         error: row.error,
@@ -474,7 +475,7 @@ impl RunsApi {
     ) -> Result<Json<Run>, OpError<GetRunErrors>> {
         Ok(Json(run_view(
             &state,
-            runs::get(&state, &auth.principal.user_id, &id.0).await?,
+            runs::get(&state, &auth.principal.user_id, &RunId::from(id.0)).await?,
             None,
         )))
     }
@@ -493,7 +494,7 @@ impl RunsApi {
         format: Query<Option<String>>,
         accept: Header<Option<String>>,
     ) -> Result<ResultResponse, OpError<GetRunResultErrors>> {
-        let run = runs::get(&state, &auth.principal.user_id, &id.0).await?;
+        let run = runs::get(&state, &auth.principal.user_id, &RunId::from(id.0)).await?;
         let result = runs::result(&state, &run).await?;
         let csv = format.0.as_deref() == Some("csv")
             || accept.0.as_deref().is_some_and(|a| a.contains("text/csv"));
@@ -561,7 +562,7 @@ impl RunsApi {
         .await?;
         Ok(Json(run_view(
             &state,
-            runs::cancel(&state, &principal.user_id, &id.0).await?,
+            runs::cancel(&state, &principal.user_id, &RunId::from(id.0)).await?,
             None,
         )))
     }

@@ -6,6 +6,7 @@ use poem_openapi::{Enum, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ReadUsage};
 use crate::api::error::{OpError, declare_errors};
+use crate::domain::ids::KeyId;
 use crate::domain::usage::{UsageQuery, UsageSort};
 use crate::state::State;
 use crate::store::usage::UsageRow;
@@ -50,9 +51,9 @@ impl From<UsageRow> for UsageItem {
             id: r.id,
             date: crate::api::time(r.created_at),
             fmu_name: r.fmu_name,
-            credits: r.credits,
-            api_key_id: r.api_key_id,
-            run_id: r.run_id,
+            credits: r.credits.get(),
+            api_key_id: r.api_key_id.map(String::from),
+            run_id: r.run_id.map(String::from),
         }
     }
 }
@@ -98,7 +99,7 @@ impl UsageApi {
         api_key_id: Query<Option<String>>,
     ) -> Result<Json<UsageList>, OpError<ListUsageErrors>> {
         let query = UsageQuery {
-            api_key_id: api_key_id.0,
+            api_key_id: api_key_id.0.map(KeyId::from),
             sort: match sort.0 {
                 SortBy::Date => UsageSort::Date,
                 SortBy::FmuName => UsageSort::FmuName,

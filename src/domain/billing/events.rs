@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::plans::Plans;
+use crate::domain::ids::{Credits, PurchaseId, UserId};
 use crate::store::billing::{ChargeRefund, NewPurchase, Purchase, StripeEvent};
 use crate::store::{Store, StoreResult};
 
@@ -72,7 +73,7 @@ enum Effect {
     /// Nothing changes; the text says why (stored with the event).
     Nothing(String),
     /// A paid session we cannot price: an operator grants the credits by hand.
-    Flag { user_id: String, reason: String },
+    Flag { user_id: UserId, reason: String },
     /// A paid session: record the purchase and grant its credits.
     Credit {
         purchase: NewPurchase,
@@ -130,8 +131,14 @@ fn checkout_paid(session: &CheckoutSession, plans: &Plans, now: i64) -> Effect {
         .metadata
         .get("credits")
         .and_then(|c| c.parse::<i64>().ok())
-        .filter(|c| *c > 0)
-        .or_else(|| plans.get(plan_id).map(|p| p.credits).filter(|c| *c > 0));
+        .and_then(|c| Credits::new(c).ok())
+        .filter(|c| *c > Credits::ZERO)
+        .or_else(|| {
+            plans
+                .get(plan_id)
+                .map(|p| p.credits)
+                .filter(|c| *c > Credits::ZERO)
+        });
     let Some(credits) = credits else {
         let reason = format!(
             "paid Checkout Session {} for unknown plan {plan_id:?}: grant the credits by hand",
@@ -139,7 +146,7 @@ fn checkout_paid(session: &CheckoutSession, plans: &Plans, now: i64) -> Effect {
         );
         tracing::error!(user = %user_id, %reason);
         return Effect::Flag {
-            user_id: user_id.clone(),
+            user_id: UserId::from(user_id.clone()),
             reason,
         };
     };
@@ -151,8 +158,8 @@ fn checkout_paid(session: &CheckoutSession, plans: &Plans, now: i64) -> Effect {
     Effect::Credit {
         reason: format!("Bought {plan_name}: {credits} credits"),
         purchase: NewPurchase {
-            id: crate::domain::new_id("pur"),
-            user_id: user_id.clone(),
+            id: PurchaseId::generate(),
+            user_id: UserId::from(user_id.clone()),
             plan: plan_id.to_string(),
             credits,
             amount_cents: session.amount_total.unwrap_or(0),
@@ -184,15 +191,18 @@ impl ChargeRefund {
     /// Credits this refund still has to take back from `purchase`: the refunded share of its
     /// credits less what earlier refunds took back or found spent. `refunded_cents` is
     /// cumulative, so partial refunds (one event each) add up correctly.
-    pub fn credits_owed(&self, purchase: &Purchase) -> i64 {
+    pub fn credits_owed(&self, purchase: &Purchase) -> Credits {
+        let bought = purchase.credits.get();
         let share = if self.charged_cents <= 0 {
             0
         } else {
-            let r = i128::from(purchase.credits) * i128::from(self.refunded_cents.max(0))
+            let r = i128::from(bought) * i128::from(self.refunded_cents.max(0))
                 / i128::from(self.charged_cents);
-            r.min(i128::from(purchase.credits)) as i64
+            r.min(i128::from(bought)) as i64
         };
-        share - purchase.credits_removed - purchase.credits_unrecovered
+        let settled = purchase.credits_removed.get() + purchase.credits_unrecovered.get();
+        // Nothing is owed once earlier refunds settled as much as this share or more.
+        Credits::new(share - settled).unwrap_or(Credits::ZERO)
     }
 }
 
@@ -208,7 +218,7 @@ mod tests {
     async fn an_event_is_applied_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), 1).unwrap();
-        let plans = Plans::defaults(25);
+        let plans = Plans::defaults(Credits::from(25u32));
         let ignored = || {
             event(serde_json::json!({
                 "id": "evt_1", "type": "invoice.paid", "data": { "object": {} }
@@ -244,14 +254,14 @@ mod tests {
             id: "pur_1".into(),
             user_id: "u".into(),
             plan: "p".into(),
-            credits: 1000,
+            credits: Credits::new(1000).unwrap(),
             amount_cents: 2000,
             currency: "usd".into(),
             checkout_session_id: "cs".into(),
             payment_intent_id: Some("pi".into()),
             refunded_cents: 0,
-            credits_removed: removed,
-            credits_unrecovered: unrecovered,
+            credits_removed: Credits::new(removed).unwrap(),
+            credits_unrecovered: Credits::new(unrecovered).unwrap(),
             created_at: 0,
         };
         let refund = |refunded_cents| ChargeRefund {
@@ -259,18 +269,18 @@ mod tests {
             charged_cents: 2000,
             refunded_cents,
         };
-        assert_eq!(refund(500).credits_owed(&purchase(0, 0)), 250);
-        assert_eq!(refund(1000).credits_owed(&purchase(200, 50)), 250);
+        assert_eq!(refund(500).credits_owed(&purchase(0, 0)).get(), 250);
+        assert_eq!(refund(1000).credits_owed(&purchase(200, 50)).get(), 250);
         assert_eq!(
-            refund(5000).credits_owed(&purchase(0, 0)),
+            refund(5000).credits_owed(&purchase(0, 0)).get(),
             1000,
             "never more than bought"
         );
-        assert_eq!(refund(500).credits_owed(&purchase(250, 0)), 0);
+        assert_eq!(refund(500).credits_owed(&purchase(250, 0)).get(), 0);
         let free = ChargeRefund {
             charged_cents: 0,
             ..refund(0)
         };
-        assert_eq!(free.credits_owed(&purchase(0, 0)), 0);
+        assert_eq!(free.credits_owed(&purchase(0, 0)).get(), 0);
     }
 }

@@ -12,6 +12,7 @@ pub mod stripe;
 
 use crate::config::Config;
 use crate::domain::error::{AppError, AppResult};
+use crate::domain::ids::{Credits, UserId};
 use crate::state::State;
 use crate::store::billing::{CustomerLookup, Purchase};
 use crate::store::{self, ledger};
@@ -26,7 +27,7 @@ const STRIPE_SESSIONS_PER_MINUTE: u32 = 10;
 pub struct Billing {
     pub plans: Plans,
     stripe: Option<StripeClient>,
-    session_limit: crate::auth::rate_limit::KeyedLimit<String>,
+    session_limit: crate::auth::rate_limit::KeyedLimit<UserId>,
     webhook_secrets: Vec<String>,
     public_url: String,
 }
@@ -64,10 +65,10 @@ impl Billing {
     }
 
     /// The Stripe client for a call on behalf of `user_id`, within that user's rate limit.
-    fn stripe_for(&self, user_id: &str) -> AppResult<&StripeClient> {
+    fn stripe_for(&self, user_id: &UserId) -> AppResult<&StripeClient> {
         let stripe = self.stripe()?;
         self.session_limit
-            .check(&user_id.to_string())
+            .check(user_id)
             .map_err(AppError::RateLimited)?;
         Ok(stripe)
     }
@@ -87,7 +88,7 @@ impl Billing {
 pub struct Summary {
     /// Follows from purchases: the newest one not refunded in full, else Free.
     pub plan: Plan,
-    pub credits: i64,
+    pub credits: Credits,
     pub purchases: Vec<Purchase>,
     /// Newest credit ledger rows first.
     pub history: Vec<ledger::Entry>,
@@ -98,7 +99,7 @@ pub struct Summary {
     pub configured: bool,
 }
 
-pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
+pub async fn summary(state: &State, user_id: &UserId) -> AppResult<Summary> {
     let records = state
         .store
         .billing_records(user_id)
@@ -120,7 +121,7 @@ pub async fn summary(state: &State, user_id: &str) -> AppResult<Summary> {
 }
 
 /// The user's current plan (the newest purchase not refunded in full, else Free).
-pub async fn plan_of(state: &State, user_id: &str) -> AppResult<Plan> {
+pub async fn plan_of(state: &State, user_id: &UserId) -> AppResult<Plan> {
     let current = state.store.current_plan(user_id).await?;
     Ok(state.billing.plans.current(current.as_deref()).clone())
 }
@@ -128,14 +129,14 @@ pub async fn plan_of(state: &State, user_id: &str) -> AppResult<Plan> {
 /// The user's purchase made by this Checkout Session, once its payment is confirmed.
 pub async fn purchase_by_session(
     state: &State,
-    user_id: &str,
+    user_id: &UserId,
     session_id: &str,
 ) -> AppResult<Option<Purchase>> {
     Ok(state.store.purchase_by_session(user_id, session_id).await?)
 }
 
 /// Clears the account's billing flag (an operator has dealt with it); returns what it said.
-pub async fn clear_flag(state: &State, user_id: &str) -> AppResult<Option<String>> {
+pub async fn clear_flag(state: &State, user_id: &UserId) -> AppResult<Option<String>> {
     Ok(state.store.clear_flag(user_id).await?)
 }
 
@@ -184,7 +185,7 @@ pub struct Checkout {
 
 /// Starts buying `plan_id`: the user's Stripe customer (created on the first purchase), then
 /// a Checkout Session whose success URL comes back to the billing page.
-pub async fn start_checkout(state: &State, user_id: &str, plan_id: &str) -> AppResult<Checkout> {
+pub async fn start_checkout(state: &State, user_id: &UserId, plan_id: &str) -> AppResult<Checkout> {
     let billing = &state.billing;
     let plan = billing
         .plans
@@ -214,7 +215,7 @@ pub async fn start_checkout(state: &State, user_id: &str, plan_id: &str) -> AppR
 }
 
 /// A Billing Portal link for the user's invoices and payment methods.
-pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
+pub async fn open_portal(state: &State, user_id: &UserId) -> AppResult<String> {
     let stripe = state.billing.stripe_for(user_id)?;
     let customer = state.store.stripe_customer(user_id).await?.ok_or_else(|| {
         AppError::Conflict(
@@ -232,7 +233,7 @@ pub async fn open_portal(state: &State, user_id: &str) -> AppResult<String> {
 }
 
 /// The user's Stripe customer, created on first use.
-async fn customer_for(state: &State, stripe: &StripeClient, user_id: &str) -> AppResult<String> {
+async fn customer_for(state: &State, stripe: &StripeClient, user_id: &UserId) -> AppResult<String> {
     let user = match state.store.find_customer(user_id).await? {
         CustomerLookup::Existing(customer) => return Ok(customer),
         CustomerLookup::ToCreate(user) => user,

@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use crate::domain::ids::Credits;
+
 /// The id of the plan every account starts on.
 pub const FREE: &str = "free";
 
@@ -16,7 +18,7 @@ pub struct Plan {
     pub name: String,
     pub description: String,
     /// Credits granted by one purchase (for Free: at sign-up).
-    pub credits: i64,
+    pub credits: Credits,
     /// Price in the currency's smallest unit (cents); 0 for Free.
     pub amount_cents: i64,
     /// ISO currency code, lower case as Stripe writes it.
@@ -56,7 +58,7 @@ pub struct Plans {
 
 impl Plans {
     /// Free with `free_credits`, and the paid plans given (checked).
-    pub fn new(free_credits: i64, paid: Vec<Plan>) -> Result<Plans, String> {
+    pub fn new(free_credits: Credits, paid: Vec<Plan>) -> Result<Plans, String> {
         let mut seen = std::collections::HashSet::new();
         for p in &paid {
             let id_ok = !p.id.is_empty()
@@ -78,7 +80,7 @@ impl Plans {
             if !seen.insert(p.id.as_str()) {
                 return Err(format!("plan id {:?} appears twice", p.id));
             }
-            if p.credits <= 0 || p.amount_cents <= 0 {
+            if p.credits == Credits::ZERO || p.amount_cents <= 0 {
                 return Err(format!(
                     "plan {:?}: credits and amount_cents must be positive",
                     p.id
@@ -108,7 +110,7 @@ impl Plans {
     }
 
     /// Parses the JSON list of paid plans (`FMU_GATEWAY_PLANS`).
-    pub fn from_json(free_credits: i64, json: &str) -> Result<Plans, String> {
+    pub fn from_json(free_credits: Credits, json: &str) -> Result<Plans, String> {
         let paid: Vec<Plan> = serde_json::from_str(json).map_err(|e| {
             format!(
                 "expected a JSON list of {{id, name, description, credits, amount_cents, currency}}: {e}"
@@ -118,12 +120,12 @@ impl Plans {
     }
 
     /// The default offer: Pro, 120 credits for $49; Enterprise, 600 credits for $199.
-    pub fn defaults(free_credits: i64) -> Plans {
-        let plan = |id: &str, name: &str, description: &str, credits, amount_cents| Plan {
+    pub fn defaults(free_credits: Credits) -> Plans {
+        let plan = |id: &str, name: &str, description: &str, credits: u32, amount_cents| Plan {
             id: id.into(),
             name: name.into(),
             description: description.into(),
-            credits,
+            credits: Credits::from(credits),
             amount_cents,
             currency: "usd".into(),
         };
@@ -191,15 +193,15 @@ mod tests {
 
     #[test]
     fn defaults_match_the_published_offer() {
-        let plans = Plans::defaults(25);
-        assert_eq!(plans.free().credits, 25);
+        let plans = Plans::defaults(Credits::from(25u32));
+        assert_eq!(plans.free().credits.get(), 25);
         let pro = plans.get("pro").unwrap();
         assert_eq!(
-            (pro.credits, pro.amount_cents, pro.price().as_str()),
+            (pro.credits.get(), pro.amount_cents, pro.price().as_str()),
             (120, 4900, "$49")
         );
         let ent = plans.get("enterprise").unwrap();
-        assert_eq!((ent.credits, ent.amount_cents), (600, 19900));
+        assert_eq!((ent.credits.get(), ent.amount_cents), (600, 19900));
         assert!(plans.purchasable("free").is_err());
         assert!(
             plans
@@ -212,21 +214,29 @@ mod tests {
     #[test]
     fn configured_plans_are_checked() {
         let ok = r#"[{"id":"team","name":"Team","description":"d","credits":50,"amount_cents":1250,"currency":"eur"}]"#;
-        let plans = Plans::from_json(10, ok).unwrap();
+        let plans = Plans::from_json(Credits::from(10u32), ok).unwrap();
         assert_eq!(plans.get("team").unwrap().price(), "€12.50");
         assert!(plans.get("pro").is_none());
         for bad in [
             r#"[{"id":"free","name":"F","description":"","credits":1,"amount_cents":1,"currency":"usd"}]"#,
             r#"[{"id":"a","name":"A","description":"","credits":0,"amount_cents":1,"currency":"usd"}]"#,
+            r#"[{"id":"a","name":"A","description":"","credits":-5,"amount_cents":1,"currency":"usd"}]"#,
             r#"[{"id":"a","name":"A","description":"","credits":1,"amount_cents":1,"currency":"US"}]"#,
             r#"[{"id":"A b","name":"A","description":"","credits":1,"amount_cents":1,"currency":"usd"}]"#,
             r#"[{"id":"a","name":"A","description":"","credits":1,"amount_cents":1,"currency":"usd","x":1}]"#,
             r#"{"id":"a"}"#,
         ] {
-            assert!(Plans::from_json(10, bad).is_err(), "{bad}");
+            assert!(
+                Plans::from_json(Credits::from(10u32), bad).is_err(),
+                "{bad}"
+            );
         }
         let twice = r#"[{"id":"a","name":"A","description":"","credits":1,"amount_cents":1,"currency":"usd"},
                         {"id":"a","name":"A","description":"","credits":1,"amount_cents":1,"currency":"usd"}]"#;
-        assert!(Plans::from_json(10, twice).unwrap_err().contains("twice"));
+        assert!(
+            Plans::from_json(Credits::from(10u32), twice)
+                .unwrap_err()
+                .contains("twice")
+        );
     }
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::plans::Plan;
+use crate::domain::ids::UserId;
 
 /// The API version our requests and webhook parsing are written against.
 pub const API_VERSION: &str = "2024-06-20";
@@ -71,7 +72,7 @@ pub struct PortalSession {
 /// What a Checkout Session for one plan needs.
 pub struct CheckoutRequest<'a> {
     pub customer: &'a str,
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     pub plan: &'a Plan,
     /// Where Stripe sends the customer after paying; should contain `{CHECKOUT_SESSION_ID}`.
     pub success_url: &'a str,
@@ -107,11 +108,14 @@ impl StripeClient {
     /// started at once create one customer, not two.
     pub async fn create_customer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         email: &str,
         name: Option<&str>,
     ) -> Result<Customer, StripeError> {
-        let mut form = vec![field("email", email), field("metadata[user_id]", user_id)];
+        let mut form = vec![
+            field("email", email),
+            field("metadata[user_id]", user_id.as_str()),
+        ];
         if let Some(name) = name {
             form.push(field("name", name));
         }
@@ -130,7 +134,7 @@ impl StripeClient {
         let mut form = vec![
             field("mode", "payment"),
             field("customer", req.customer),
-            field("client_reference_id", req.user_id),
+            field("client_reference_id", req.user_id.as_str()),
             field("success_url", req.success_url),
             field("cancel_url", req.cancel_url),
             field("line_items[0][quantity]", "1"),
@@ -151,11 +155,14 @@ impl StripeClient {
             ));
         }
         form.extend([
-            field("metadata[user_id]", req.user_id),
+            field("metadata[user_id]", req.user_id.as_str()),
             field("metadata[plan]", &plan.id),
             field("metadata[credits]", &credits),
             // Also on the payment, so it is visible where refunds are made.
-            field("payment_intent_data[metadata][user_id]", req.user_id),
+            field(
+                "payment_intent_data[metadata][user_id]",
+                req.user_id.as_str(),
+            ),
             field("payment_intent_data[metadata][plan]", &plan.id),
         ]);
         self.post("/v1/checkout/sessions", &form, &new_idempotency_key())

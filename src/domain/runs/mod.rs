@@ -21,7 +21,7 @@ use crate::auth::tokens::RequestFacts;
 use crate::auth::{self, Principal};
 use crate::domain::error::{AppError, AppResult};
 use crate::domain::fmus::{self, FmuRecord};
-use crate::domain::new_id;
+use crate::domain::ids::{Credits, FmuId, KeyId, RunId, UserId};
 use crate::sim::plan::{self, RunSettings};
 use crate::sim::protocol::{Interface, Solver};
 use crate::sim::result_file::ResultFile;
@@ -39,7 +39,7 @@ const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// dashboard session.
 pub enum Starter {
     Key(String),
-    Session(String),
+    Session(UserId),
 }
 
 /// A run request: what every face (the v1 API, the compatibility routes, the dashboard's
@@ -77,7 +77,7 @@ pub struct Started {
 }
 
 fn hash_request(
-    fmu: &str,
+    fmu: &FmuId,
     settings: &StoredSettings,
     inputs: &[crate::sim::protocol::InputSignal],
 ) -> String {
@@ -87,7 +87,7 @@ fn hash_request(
 
 /// The names a check can use for this FMU: its id, and its library id.
 fn fmu_names(record: &FmuRecord) -> Vec<String> {
-    let mut names = vec![record.id.clone()];
+    let mut names = vec![record.id.to_string()];
     names.extend(record.library_id.clone());
     names
 }
@@ -116,7 +116,7 @@ pub async fn start(
     // checked; visibility is checked with the key's user below.
     let user_for_lookup = match &starter {
         Starter::Session(user_id) => user_id.clone(),
-        Starter::Key(_) => String::new(),
+        Starter::Key(_) => UserId::from(String::new()),
     };
     let named = fmus::resolve(state, &user_for_lookup, &new.fmu).await.ok();
     let principal = match starter {
@@ -132,15 +132,15 @@ pub async fn start(
             let facts = RequestFacts {
                 operation: "simulate",
                 fmu: names,
-                cost: Some(cost),
+                cost: Some(cost.get()),
             };
             auth::authenticate_key(state, key, facts).await?
         }
     };
     let limiter_key = principal
         .key_id
-        .clone()
-        .unwrap_or_else(|| principal.user_id.clone());
+        .as_ref()
+        .map_or_else(|| principal.user_id.to_string(), KeyId::to_string);
     state
         .run_limit
         .check(&limiter_key)
@@ -195,7 +195,7 @@ pub async fn start(
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| record.display_name().to_string());
     let run = RunRow {
-        id: new_id("run"),
+        id: RunId::generate(),
         user_id: principal.user_id.clone(),
         api_key_id: principal.key_id.clone(),
         fmu_id: record.id.clone(),
@@ -203,7 +203,7 @@ pub async fn start(
         status: RunStatus::Queued,
         settings: serde_json::to_string(&stored)?,
         credits_reserved: cost,
-        credits_charged: 0,
+        credits_charged: Credits::ZERO,
         error: None,
         log: None,
         created_at: crate::store::now_ms(),
@@ -239,7 +239,7 @@ pub async fn start(
         Reservation::NoCredits => {
             return Err(AppError::InsufficientCredits(format!(
                 "a run costs {cost} credit{}; your balance is too low. Buy credits at {billing}",
-                if cost == 1 { "" } else { "s" }
+                if cost.get() == 1 { "" } else { "s" }
             )));
         }
         Reservation::Busy => {
@@ -285,7 +285,7 @@ pub async fn start_and_wait(
 const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where a run's results are kept (a [`ResultFile`]).
-fn result_path(state: &State, run_id: &str) -> PathBuf {
+fn result_path(state: &State, run_id: &RunId) -> PathBuf {
     state
         .config
         .data_dir
@@ -294,13 +294,13 @@ fn result_path(state: &State, run_id: &str) -> PathBuf {
 }
 
 /// Where earlier versions kept a run's results (one JSON document), converted on first read.
-fn legacy_result_path(state: &State, run_id: &str) -> PathBuf {
+fn legacy_result_path(state: &State, run_id: &RunId) -> PathBuf {
     result_path(state, run_id).with_extension("json")
 }
 
 /// A new, empty file for a run's results, beside where they will be kept; `settle` renames
 /// it into place when the run succeeds and removes it otherwise.
-fn create_result_file(state: &State, run_id: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+fn create_result_file(state: &State, run_id: &RunId) -> std::io::Result<(PathBuf, std::fs::File)> {
     let path = result_path(state, run_id).with_extension("partial");
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -316,7 +316,7 @@ fn create_result_file(state: &State, run_id: &str) -> std::io::Result<(PathBuf, 
 
 async fn execute(
     state: &State,
-    run_id: &str,
+    run_id: &RunId,
     origin: ModelOrigin,
     job: crate::sim::protocol::Job,
     timeout: Duration,
@@ -345,14 +345,14 @@ async fn execute(
         .unwrap_or_else(|p| p.into_inner())
         .remove(run_id);
     if let Err(e) = settle(state, run_id, origin, result).await {
-        tracing::error!(run_id, error = %e, "could not settle a run");
+        tracing::error!(%run_id, error = %e, "could not settle a run");
     }
 }
 
 /// Ends a run and settles its credits in one transaction, by the rule in [`charging`].
 async fn settle(
     state: &State,
-    run_id: &str,
+    run_id: &RunId,
     origin: ModelOrigin,
     result: Result<crate::sim::runner::RunOutcome, SimError>,
 ) -> Result<(), AppError> {
@@ -360,7 +360,7 @@ async fn settle(
     if let Err(e) = &result
         && e.is_service_fault()
     {
-        tracing::error!(run_id, error = %e, "a run failed because of the service");
+        tracing::error!(%run_id, error = %e, "a run failed because of the service");
     }
     let ended = state
         .store
@@ -405,7 +405,7 @@ async fn settle(
 /// them there as it ran); removes them when the run failed.
 fn keep_result(
     state: &State,
-    run_id: &str,
+    run_id: &RunId,
     partial: &std::path::Path,
     result: Result<crate::sim::runner::RunOutcome, SimError>,
 ) -> Result<crate::sim::runner::RunOutcome, SimError> {
@@ -422,7 +422,7 @@ fn keep_result(
 
 /// Removes a run's stored results (the retention clean-up), in either stored format;
 /// already gone is fine.
-pub fn remove_result(state: &State, run_id: &str) -> std::io::Result<()> {
+pub fn remove_result(state: &State, run_id: &RunId) -> std::io::Result<()> {
     for path in [
         result_path(state, run_id),
         legacy_result_path(state, run_id),
@@ -499,7 +499,7 @@ pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
 }
 
 /// Waits up to `limit` for the run to end; returns its row as it then is.
-pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<RunRow> {
+pub async fn wait(state: &State, run_id: &RunId, limit: Duration) -> AppResult<RunRow> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut pause = Duration::from_millis(2);
     loop {
@@ -516,7 +516,7 @@ pub async fn wait(state: &State, run_id: &str, limit: Duration) -> AppResult<Run
     }
 }
 
-pub async fn get(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow> {
+pub async fn get(state: &State, user_id: &UserId, run_id: &RunId) -> AppResult<RunRow> {
     state
         .store
         .user_run(user_id, run_id)
@@ -526,7 +526,7 @@ pub async fn get(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow
 
 pub async fn list(
     state: &State,
-    user_id: &str,
+    user_id: &UserId,
     status: Option<RunStatus>,
     fmu: Option<String>,
     limit: u32,
@@ -541,7 +541,7 @@ pub async fn list(
 }
 
 /// Cancels a queued or running run (its credits are refunded when it stops).
-pub async fn cancel(state: &State, user_id: &str, run_id: &str) -> AppResult<RunRow> {
+pub async fn cancel(state: &State, user_id: &UserId, run_id: &RunId) -> AppResult<RunRow> {
     let run = get(state, user_id, run_id).await?;
     if run.status.is_finished() {
         return Err(AppError::Conflict(format!(
@@ -585,7 +585,8 @@ pub async fn recover(store: &Store) -> Result<usize, StoreError> {
 pub async fn self_test(state: &State) -> Result<Duration, String> {
     const MODEL: &str = "lib:Dahlquist";
     let started = std::time::Instant::now();
-    let record = fmus::resolve(state, "", MODEL)
+    // Nobody's view: library models are visible to everyone.
+    let record = fmus::resolve(state, &UserId::from(""), MODEL)
         .await
         .map_err(|e| format!("{MODEL}: {e}"))?;
     let dir = fmus::extracted_dir(&state.config.data_dir, &record.id)

@@ -6,7 +6,7 @@ use super::*;
 async fn refunds_take_back_unspent_credits_and_flag_credits_already_spent() {
     let stub = stripe::start().await;
     // A run costs 100 credits here, so a purchase can be mostly spent in one run.
-    let app = spawn_billing_app(&stub, |c| c.run_cost = 100).await;
+    let app = spawn_billing_app(&stub, |c| c.run_cost = 100.into()).await;
     let account = app.register().await;
     buy_pro(&app, &account, "evt_buy", "pi_refund").await;
     assert_eq!(credits(&app, &account.api_key).await, 145);
