@@ -212,7 +212,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                     credits,
                     reason,
                 } => {
-                    let user = accounts::find_by_email(&state, &email)
+                    let user = accounts::find_by_email(&state.store, &email)
                         .await
                         .map_err(|e| e.to_string())?;
                     let credits =
@@ -229,7 +229,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 }
                 AdminTask::PublicKey => println!("{}", state.keys.public_key()),
                 AdminTask::Account { email } => {
-                    let user = accounts::find_by_email(&state, &email)
+                    let user = accounts::find_by_email(&state.store, &email)
                         .await
                         .map_err(|e| e.to_string())?;
                     let summary = fmu_gateway::domain::billing::summary(&state, &user.id)
@@ -241,10 +241,10 @@ async fn run(command: Command) -> Result<(), Failure> {
                     );
                 }
                 AdminTask::ClearFlag { email } => {
-                    let user = accounts::find_by_email(&state, &email)
+                    let user = accounts::find_by_email(&state.store, &email)
                         .await
                         .map_err(|e| e.to_string())?;
-                    match fmu_gateway::domain::billing::clear_flag(&state, &user.id)
+                    match fmu_gateway::domain::billing::clear_flag(&state.store, &user.id)
                         .await
                         .map_err(|e| e.to_string())?
                     {

@@ -8,6 +8,7 @@ use crate::domain::ids::{Credits, UserId};
 use crate::domain::keys::{self, NewKey};
 use crate::domain::{Email, NewPassword, parse_name};
 use crate::state::State;
+use crate::store::Store;
 use crate::store::users::{CreatedAccount, NewAccount, User};
 
 /// What a registration asks for. The password is optional because the JSON route lets an
@@ -121,14 +122,13 @@ pub async fn login_with_key(state: &State, key: &str) -> AppResult<(User, Princi
     }
     let principal =
         auth::authenticate_key(state, key.to_string(), RequestFacts::op("login")).await?;
-    let user = user(state, &principal.user_id).await?;
+    let user = user(&state.store, &principal.user_id).await?;
     Ok((user, principal))
 }
 
 /// The account by id (e.g. to show the current balance).
-pub async fn user(state: &State, user_id: &UserId) -> AppResult<User> {
-    state
-        .store
+pub async fn user(store: &Store, user_id: &UserId) -> AppResult<User> {
+    store
         .user(user_id)
         .await?
         .ok_or(AppError::NotFound("account"))
@@ -163,10 +163,9 @@ pub fn throttle(state: &State, ip: std::net::IpAddr) -> AppResult<()> {
 }
 
 /// The account with this email (operators' tools).
-pub async fn find_by_email(state: &State, email: &str) -> AppResult<User> {
+pub async fn find_by_email(store: &Store, email: &str) -> AppResult<User> {
     let email = Email::parse(email)?;
-    state
-        .store
+    store
         .user_by_email(email.normalized())
         .await?
         .map(|(user, _)| user)

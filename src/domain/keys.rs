@@ -6,6 +6,7 @@ use crate::domain::error::{AppError, AppResult};
 use crate::domain::ids::{KeyId, UserId};
 use crate::domain::parse_key_label;
 use crate::state::State;
+use crate::store::Store;
 use crate::store::{self, api_keys::KeyRow};
 
 /// Whether a key can be used now: the one rule the authenticator, the keys page, the API
@@ -96,15 +97,14 @@ pub async fn create(
     Ok(key)
 }
 
-pub async fn list(state: &State, user_id: &UserId) -> AppResult<Vec<KeyRow>> {
-    Ok(state.store.user_keys(user_id).await?)
+pub async fn list(store: &Store, user_id: &UserId) -> AppResult<Vec<KeyRow>> {
+    Ok(store.user_keys(user_id).await?)
 }
 
 /// Revokes one of the user's keys; another user's key id is "not found", not "forbidden",
 /// so ids cannot be probed.
-pub async fn revoke(state: &State, user_id: &UserId, key_id: &KeyId) -> AppResult<KeyRow> {
-    let row = state
-        .store
+pub async fn revoke(store: &Store, user_id: &UserId, key_id: &KeyId) -> AppResult<KeyRow> {
+    let row = store
         .revoke_key(user_id, key_id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;

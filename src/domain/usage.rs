@@ -9,7 +9,7 @@ use futures_util::{Stream, StreamExt};
 use crate::domain::error::{AppError, AppResult};
 use crate::domain::ids::UserId;
 use crate::domain::rfc3339_ms;
-use crate::state::State;
+use crate::store::Store;
 use crate::store::usage::{Query, SortColumn, UsageRow};
 
 pub use crate::store::usage::{Query as UsageQuery, SortColumn as UsageSort};
@@ -45,7 +45,7 @@ pub struct UsagePage {
 }
 
 pub async fn page(
-    state: &State,
+    store: &Store,
     user_id: &UserId,
     query: Query,
     limit: u32,
@@ -53,7 +53,7 @@ pub async fn page(
 ) -> AppResult<UsagePage> {
     let limit = limit.clamp(1, MAX_PAGE);
     let skip = page_offset(offset)?;
-    let (rows, total) = state.store.usage_page(user_id, query, limit, skip).await?;
+    let (rows, total) = store.usage_page(user_id, query, limit, skip).await?;
     Ok(UsagePage {
         rows,
         total,
@@ -63,13 +63,13 @@ pub async fn page(
 }
 
 /// The newest `n` rows.
-pub async fn recent(state: &State, user_id: &UserId, n: u32) -> AppResult<Vec<UsageRow>> {
+pub async fn recent(store: &Store, user_id: &UserId, n: u32) -> AppResult<Vec<UsageRow>> {
     let query = Query {
         api_key_id: None,
         sort: SortColumn::Date,
         descending: true,
     };
-    Ok(page(state, user_id, query, n, 0).await?.rows)
+    Ok(page(store, user_id, query, n, 0).await?.rows)
 }
 
 /// All of the user's rows as CSV, produced while it is sent: rows arrive from the store's
@@ -77,13 +77,12 @@ pub async fn recent(state: &State, user_id: &UserId, n: u32) -> AppResult<Vec<Us
 /// memory stays flat however many rows there are, and a client that stops reading stops the
 /// query.
 pub fn export_csv(
-    state: &State,
+    store: &Store,
     user_id: &UserId,
     query: Query,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let header = futures_util::stream::once(async { csv_chunk(&[CSV_HEADER.map(String::from)]) });
-    let rows = state
-        .store
+    let rows = store
         .usage_rows(user_id, query)
         .ready_chunks(ROWS_PER_CHUNK)
         .map(|batch| {
@@ -128,14 +127,14 @@ fn csv_chunk(records: &[[String; 4]]) -> std::io::Result<Bytes> {
 /// The last `days` UTC days (today included), oldest first, with the runs and credits of
 /// each (zero for quiet days): what the dashboard chart shows.
 pub async fn per_day(
-    state: &State,
+    store: &Store,
     user_id: &UserId,
     days: u32,
 ) -> AppResult<Vec<(i64, i64, i64)>> {
     const DAY: i64 = 86_400_000;
     let today = crate::store::now_ms() / DAY * DAY;
     let since = today - i64::from(days.saturating_sub(1)) * DAY;
-    let rows = state.store.usage_per_day(user_id, since).await?;
+    let rows = store.usage_per_day(user_id, since).await?;
     Ok((0..i64::from(days))
         .map(|i| {
             let day = since + i * DAY;

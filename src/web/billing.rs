@@ -250,7 +250,7 @@ pub async fn status(
     CurrentSession(s): CurrentSession,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response, WebError> {
-    let bought = billing::purchase_by_session(&state, &s.user.id, &q.session_id).await?;
+    let bought = billing::purchase_by_session(&state.store, &s.user.id, &q.session_id).await?;
     let message = checkout_status(&q.session_id, bought.as_ref(), q.polls);
     let markup = match &bought {
         Some(_) => {

@@ -15,12 +15,12 @@ pub async fn page(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
 ) -> Result<Response, WebError> {
-    let keys = crate::domain::keys::list(&state, &s.user.id).await?;
+    let keys = crate::domain::keys::list(&state.store, &s.user.id).await?;
     let primary = keys
         .iter()
         .find(|k| crate::domain::keys::KeyState::of_row(k).is_active());
-    let recent = crate::domain::usage::recent(&state, &s.user.id, 5).await?;
-    let days = crate::domain::usage::per_day(&state, &s.user.id, 14).await?;
+    let recent = crate::domain::usage::recent(&state.store, &s.user.id, 5).await?;
+    let days = crate::domain::usage::per_day(&state.store, &s.user.id, 14).await?;
     let bars: Vec<(String, f64)> = days
         .iter()
         .map(|(day, _, credits)| {

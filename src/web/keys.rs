@@ -126,7 +126,7 @@ pub async fn page(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
 ) -> Result<Response, WebError> {
-    let keys = keys::list(&state, &s.user.id).await?;
+    let keys = keys::list(&state.store, &s.user.id).await?;
     let sessions = live_sessions(&state, &s).await?;
     Ok(html(StatusCode::OK, view(&s, &keys, &sessions, None)))
 }
@@ -152,7 +152,7 @@ pub async fn create(
     Form(form): Form<NewKeyForm>,
 ) -> Result<Response, WebError> {
     let key = keys::create(&state, &s.user.id, form.label.as_deref(), None).await?;
-    let all = keys::list(&state, &s.user.id).await?;
+    let all = keys::list(&state.store, &s.user.id).await?;
     let sessions = live_sessions(&state, &s).await?;
     let markup = if fragment {
         html! { (new_key_box(&key)) (keys_table(&all, &s, &sessions, true)) }
@@ -170,7 +170,7 @@ pub async fn revoke(
     WantsFragment(fragment): WantsFragment,
     Path(id): Path<KeyId>,
 ) -> Result<Response, WebError> {
-    let row = keys::revoke(&state, &s.user.id, &id).await?;
+    let row = keys::revoke(&state.store, &s.user.id, &id).await?;
     Ok(if fragment {
         html(StatusCode::OK, key_row(&row, &s, 0))
     } else {

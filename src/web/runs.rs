@@ -236,7 +236,7 @@ pub async fn index(
 ) -> Result<Response, WebError> {
     let models = fmus::list(&state, &s.user.id, None).await?;
     let chosen = chosen_model(&state, &s, q.fmu.as_deref()).await?;
-    let (rows, _) = runs::list(&state, &s.user.id, None, None, 50, 0).await?;
+    let (rows, _) = runs::list(&state.store, &s.user.id, None, None, 50, 0).await?;
     Ok(html(
         StatusCode::OK,
         view(
@@ -314,7 +314,7 @@ pub async fn create(
     }
     let models = fmus::list(&state, &s.user.id, None).await?;
     let chosen = chosen_model(&state, &s, Some(&fmu)).await?;
-    let (rows, _) = runs::list(&state, &s.user.id, None, None, 50, 0).await?;
+    let (rows, _) = runs::list(&state.store, &s.user.id, None, None, 50, 0).await?;
     Ok(html(
         StatusCode::UNPROCESSABLE_ENTITY,
         view(&s, &models, chosen.as_ref(), &rows, &entered, &problems),
@@ -413,7 +413,7 @@ pub async fn show(
     WantsFragment(fragment): WantsFragment,
     Path(id): Path<RunId>,
 ) -> Result<Response, WebError> {
-    let run = runs::get(&state, &s.user.id, &id).await?;
+    let run = runs::get(&state.store, &s.user.id, &id).await?;
     let output = if let Some(result) = runs::kept_result(&state, &run).await? {
         // A plot needs a few thousand points, not every one of a large result.
         let sample = tokio::task::spawn_blocking(move || result.sampled(PLOT_ROWS))
@@ -448,7 +448,7 @@ pub async fn row(
     CurrentSession(s): CurrentSession,
     Path(id): Path<RunId>,
 ) -> Result<Response, WebError> {
-    let run = runs::get(&state, &s.user.id, &id).await?;
+    let run = runs::get(&state.store, &s.user.id, &id).await?;
     Ok(html(StatusCode::OK, run_row(&run)))
 }
 
@@ -459,7 +459,7 @@ pub async fn csv(
     CurrentSession(s): CurrentSession,
     Path(id): Path<RunId>,
 ) -> Result<Response, WebError> {
-    let run = runs::get(&state, &s.user.id, &id).await?;
+    let run = runs::get(&state.store, &s.user.id, &id).await?;
     let result = runs::result(&state, &run).await?;
     let csv =
         poem::Body::from_bytes_stream(result.into_stream(crate::sim::result_file::Format::Csv));

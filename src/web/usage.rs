@@ -154,10 +154,10 @@ pub async fn show(
         descending: p.descending(),
     };
     let offset = (p.page() - 1).saturating_mul(u64::from(PAGE_SIZE));
-    let page = usage::page(&state, &s.user.id, query, PAGE_SIZE, offset).await?;
+    let page = usage::page(&state.store, &s.user.id, query, PAGE_SIZE, offset).await?;
     if fragment {
         return Ok(html(StatusCode::OK, usage_table(&p, &page)));
     }
-    let keys = crate::domain::keys::list(&state, &s.user.id).await?;
+    let keys = crate::domain::keys::list(&state.store, &s.user.id).await?;
     Ok(html(StatusCode::OK, view(&s, &p, &keys, &page)))
 }

@@ -271,7 +271,7 @@ pub async fn usage_list(
         ..UsageQuery::default()
     };
     let page = usage::page(
-        &state,
+        &state.store,
         &caller.principal.user_id,
         query,
         p.limit.unwrap_or(100),
@@ -287,7 +287,7 @@ pub async fn usage_recent(
     state: Data<&State>,
     caller: Caller<ReadUsage>,
 ) -> Result<Json<Vec<UsageEntry>>, ApiError> {
-    let rows = usage::recent(&state, &caller.principal.user_id, 10).await?;
+    let rows = usage::recent(&state.store, &caller.principal.user_id, 10).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
@@ -308,7 +308,7 @@ pub async fn usage_export(
         descending: true,
         ..UsageQuery::default()
     };
-    let stream = usage::export_csv(&state, &caller.principal.user_id, query);
+    let stream = usage::export_csv(&state.store, &caller.principal.user_id, query);
     Response::builder()
         .content_type("text/csv; charset=utf-8")
         .header(
@@ -334,7 +334,7 @@ pub async fn keys_list(
     state: Data<&State>,
     caller: Caller<ManageKeys>,
 ) -> Result<Json<Vec<KeyEntry>>, ApiError> {
-    let keys = crate::domain::keys::list(&state, &caller.principal.user_id).await?;
+    let keys = crate::domain::keys::list(&state.store, &caller.principal.user_id).await?;
     Ok(Json(
         keys.into_iter()
             .map(|k| KeyEntry {
@@ -410,7 +410,8 @@ pub async fn keys_revoke(
     Path(id): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
     let row =
-        crate::domain::keys::revoke(&state, &caller.principal.user_id, &KeyId::from(id)).await?;
+        crate::domain::keys::revoke(&state.store, &caller.principal.user_id, &KeyId::from(id))
+            .await?;
     Ok(Json(Revoked {
         id: row.id.to_string(),
         revoked: true,

@@ -144,7 +144,7 @@ pub async fn simulation(
     caller: Caller<ReadRuns>,
     Path(id): Path<String>,
 ) -> Result<Json<Summary>, ApiError> {
-    let run = runs::get(&state, &caller.principal.user_id, &RunId::from(id)).await?;
+    let run = runs::get(&state.store, &caller.principal.user_id, &RunId::from(id)).await?;
     let output = runs::kept_result(&state, &run).await?;
     Ok(Json(summary(&state, &run, last_values(output).await?)))
 }
@@ -250,7 +250,7 @@ pub async fn execute_fmu(
     let (run, _) =
         runs::start_and_wait(&state, Starter::Key(key), new, idempotency_key(req)).await?;
     let run = if !run.status.is_finished() {
-        runs::wait(&state, &run.id, state.config.max_run_time).await?
+        runs::wait(&state.store, &run.id, state.config.max_run_time).await?
     } else {
         run
     };

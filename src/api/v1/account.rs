@@ -46,7 +46,7 @@ impl AccountApi {
         state: poem::web::Data<&State>,
         auth: Authed<ReadAccount>,
     ) -> Result<Json<Account>, OpError<GetAccountErrors>> {
-        let user = crate::domain::accounts::user(&state, &auth.principal.user_id).await?;
+        let user = crate::domain::accounts::user(&state.store, &auth.principal.user_id).await?;
         let used = crate::domain::fmus::storage_used(&state, &user.id).await?;
         Ok(Json(Account {
             user_id: user.id.to_string(),

@@ -99,7 +99,7 @@ impl KeysApi {
         state: poem::web::Data<&State>,
         auth: Authed<ManageKeys>,
     ) -> Result<Json<Vec<ApiKeyInfo>>, OpError<ListKeysErrors>> {
-        let keys = crate::domain::keys::list(&state, &auth.principal.user_id).await?;
+        let keys = crate::domain::keys::list(&state.store, &auth.principal.user_id).await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
     }
 
@@ -132,8 +132,9 @@ impl KeysApi {
         auth: Authed<ManageKeys>,
         id: Path<String>,
     ) -> Result<Json<ApiKeyInfo>, OpError<RevokeKeyErrors>> {
-        let row = crate::domain::keys::revoke(&state, &auth.principal.user_id, &KeyId::from(id.0))
-            .await?;
+        let row =
+            crate::domain::keys::revoke(&state.store, &auth.principal.user_id, &KeyId::from(id.0))
+                .await?;
         Ok(Json(row.into()))
     }
 

@@ -475,7 +475,7 @@ impl RunsApi {
     ) -> Result<Json<Run>, OpError<GetRunErrors>> {
         Ok(Json(run_view(
             &state,
-            runs::get(&state, &auth.principal.user_id, &RunId::from(id.0)).await?,
+            runs::get(&state.store, &auth.principal.user_id, &RunId::from(id.0)).await?,
             None,
         )))
     }
@@ -494,7 +494,7 @@ impl RunsApi {
         format: Query<Option<String>>,
         accept: Header<Option<String>>,
     ) -> Result<ResultResponse, OpError<GetRunResultErrors>> {
-        let run = runs::get(&state, &auth.principal.user_id, &RunId::from(id.0)).await?;
+        let run = runs::get(&state.store, &auth.principal.user_id, &RunId::from(id.0)).await?;
         let result = runs::result(&state, &run).await?;
         let csv = format.0.as_deref() == Some("csv")
             || accept.0.as_deref().is_some_and(|a| a.contains("text/csv"));
@@ -526,7 +526,7 @@ impl RunsApi {
             .transpose()
             .map_err(|problem| AppError::Problems(Problems(vec![problem])))?;
         let (rows, total) = runs::list(
-            &state,
+            &state.store,
             &auth.principal.user_id,
             status,
             fmu.0,

@@ -108,9 +108,14 @@ impl UsageApi {
             },
             descending: matches!(order.0, Order::Desc),
         };
-        let page =
-            crate::domain::usage::page(&state, &auth.principal.user_id, query, limit.0, offset.0)
-                .await?;
+        let page = crate::domain::usage::page(
+            &state.store,
+            &auth.principal.user_id,
+            query,
+            limit.0,
+            offset.0,
+        )
+        .await?;
         Ok(Json(UsageList {
             items: page.rows.into_iter().map(Into::into).collect(),
             total: page.total,

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::domain::error::{AppError, AppResult};
 use crate::domain::ids::{Credits, UserId};
 use crate::state::State;
+use crate::store::Store;
 use crate::store::billing::{CustomerLookup, Purchase};
 use crate::store::{self, ledger};
 use plans::{Plan, Plans};
@@ -128,16 +129,16 @@ pub async fn plan_of(state: &State, user_id: &UserId) -> AppResult<Plan> {
 
 /// The user's purchase made by this Checkout Session, once its payment is confirmed.
 pub async fn purchase_by_session(
-    state: &State,
+    store: &Store,
     user_id: &UserId,
     session_id: &str,
 ) -> AppResult<Option<Purchase>> {
-    Ok(state.store.purchase_by_session(user_id, session_id).await?)
+    Ok(store.purchase_by_session(user_id, session_id).await?)
 }
 
 /// Clears the account's billing flag (an operator has dealt with it); returns what it said.
-pub async fn clear_flag(state: &State, user_id: &UserId) -> AppResult<Option<String>> {
-    Ok(state.store.clear_flag(user_id).await?)
+pub async fn clear_flag(store: &Store, user_id: &UserId) -> AppResult<Option<String>> {
+    Ok(store.clear_flag(user_id).await?)
 }
 
 /// An account's billing state as plain text, for operators (`admin account`).

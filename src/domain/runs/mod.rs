@@ -275,7 +275,7 @@ pub async fn start_and_wait(
     idempotency_key: Option<String>,
 ) -> AppResult<(RunRow, Option<ResultFile>)> {
     let started = start(state, starter, request, idempotency_key).await?;
-    let run = wait(state, &started.run.id, state.config.sync_wait).await?;
+    let run = wait(&state.store, &started.run.id, state.config.sync_wait).await?;
     let output = kept_result(state, &run).await?;
     Ok((run, output))
 }
@@ -499,12 +499,11 @@ pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
 }
 
 /// Waits up to `limit` for the run to end; returns its row as it then is.
-pub async fn wait(state: &State, run_id: &RunId, limit: Duration) -> AppResult<RunRow> {
+pub async fn wait(store: &Store, run_id: &RunId, limit: Duration) -> AppResult<RunRow> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut pause = Duration::from_millis(2);
     loop {
-        let run = state
-            .store
+        let run = store
             .get_run(run_id)
             .await?
             .ok_or(AppError::NotFound("run"))?;
@@ -516,16 +515,15 @@ pub async fn wait(state: &State, run_id: &RunId, limit: Duration) -> AppResult<R
     }
 }
 
-pub async fn get(state: &State, user_id: &UserId, run_id: &RunId) -> AppResult<RunRow> {
-    state
-        .store
+pub async fn get(store: &Store, user_id: &UserId, run_id: &RunId) -> AppResult<RunRow> {
+    store
         .user_run(user_id, run_id)
         .await?
         .ok_or(AppError::NotFound("run"))
 }
 
 pub async fn list(
-    state: &State,
+    store: &Store,
     user_id: &UserId,
     status: Option<RunStatus>,
     fmu: Option<String>,
@@ -534,15 +532,12 @@ pub async fn list(
 ) -> AppResult<(Vec<RunRow>, u64)> {
     let limit = limit.clamp(1, 500);
     let offset = crate::domain::usage::page_offset(offset)?;
-    Ok(state
-        .store
-        .list_runs(user_id, status, fmu, limit, offset)
-        .await?)
+    Ok(store.list_runs(user_id, status, fmu, limit, offset).await?)
 }
 
 /// Cancels a queued or running run (its credits are refunded when it stops).
 pub async fn cancel(state: &State, user_id: &UserId, run_id: &RunId) -> AppResult<RunRow> {
-    let run = get(state, user_id, run_id).await?;
+    let run = get(&state.store, user_id, run_id).await?;
     if run.status.is_finished() {
         return Err(AppError::Conflict(format!(
             "run {run_id} has already ended ({})",
@@ -557,7 +552,7 @@ pub async fn cancel(state: &State, user_id: &UserId, run_id: &RunId) -> AppResul
     if let Some(sender) = sender {
         let _ = sender.send(());
     }
-    wait(state, run_id, Duration::from_secs(10)).await
+    wait(&state.store, run_id, Duration::from_secs(10)).await
 }
 
 /// At start-up (and at shutdown): every run left queued or running by the last stop was
