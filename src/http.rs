@@ -144,11 +144,7 @@ fn health() -> poem::web::Json<serde_json::Value> {
 /// reason otherwise).
 #[handler]
 async fn ready(state: Data<&State>) -> Response {
-    let database_ok = state
-        .store
-        .run(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-        .await
-        .is_ok();
+    let database_ok = state.store.ping().await.is_ok();
     // One measurement for both the verdict and the figure.
     let free = crate::machine::free_disk_bytes(&state.config.data_dir);
     let report = state.readiness.report(

@@ -48,7 +48,7 @@ pub struct Entry {
 /// Adds `delta` (may be negative) to the user's balance and records it. Returns the new
 /// balance, or `None` (and changes nothing) when the user does not exist or the balance would
 /// go below zero.
-pub fn apply(
+pub(super) fn apply(
     tx: &Transaction<'_>,
     user_id: &UserId,
     delta: i64,
@@ -77,7 +77,7 @@ pub fn apply(
 }
 
 /// The user's newest ledger rows, newest first.
-pub fn recent(
+pub(super) fn recent(
     conn: &rusqlite::Connection,
     user_id: &UserId,
     limit: u32,

@@ -96,13 +96,21 @@ impl Store {
         }
     }
 
-    /// A connection for blocking code (already on a blocking thread).
+    /// Whether the database answers a query (for `/ready`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    /// A connection, for code already on a blocking thread inside `store`, and for tests
+    /// that inspect the database file. The rest of the service uses the named operations.
     pub fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
     }
 
-    /// Runs `f` with a connection on tokio's blocking pool.
-    pub async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    /// Runs `f` with a connection on tokio's blocking pool: the one hop each named operation
+    /// makes. Private to `store`, so no SQL is written anywhere else.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -195,7 +203,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
 /// concurrent writer makes it wait (busy timeout) instead of failing it halfway: a deferred
 /// transaction that reads first cannot be upgraded once another connection has written, and
 /// SQLite answers "database is locked" at once (found by the 40-concurrent-runs test).
-pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 

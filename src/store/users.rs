@@ -66,7 +66,7 @@ pub(super) fn insert(conn: &Connection, user: &NewUser<'_>) -> StoreResult<bool>
     }
 }
 
-pub fn get(conn: &Connection, id: &UserId) -> StoreResult<Option<User>> {
+pub(super) fn get(conn: &Connection, id: &UserId) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], from_row).optional()?)
 }
