@@ -682,87 +682,41 @@ async fn the_json_routes_never_answer_html_and_the_dashboard_still_does() {
     let account = app.register().await;
     let client = crate::common::browser();
     app.browser_login(&client, &account).await;
-    let html = "text/html,application/xhtml+xml";
-
-    let is_json = |resp: &reqwest::Response| {
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
+    // What a browser asking for HTML gets: the status, and the body's media type.
+    let ask = |req: reqwest::RequestBuilder| async move {
+        let resp = req
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap();
+        let media = resp.headers()["content-type"].to_str().unwrap().to_string();
+        (resp.status().as_u16(), media, resp.text().await.unwrap())
     };
-    // A method the compatibility route does not take, asked for by a browser.
-    let resp = client
-        .get(app.at("/simulate"))
-        .header("accept", html)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
-    assert!(is_json(&resp), "{:?}", resp.headers());
+    const JSON: &str = "application/json";
+    const HTML: &str = "text/html";
+
+    // A method the compatibility route does not take.
+    let (status, media, _) = ask(client.get(app.at("/simulate"))).await;
+    assert_eq!((status, media.starts_with(JSON)), (405, true), "{media}");
     // A browser's session without its CSRF token on a compatibility POST.
-    let resp = client
-        .post(app.at("/api_keys/new"))
-        .header("accept", html)
-        .json(&json!({ "label": "forged" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
-    assert!(is_json(&resp), "{:?}", resp.headers());
-    let body: Value = resp.json().await.unwrap();
+    let forged = client.post(app.at("/api_keys/new"));
+    let (status, media, body) = ask(forged.json(&json!({ "label": "forged" }))).await;
+    assert_eq!((status, media.starts_with(JSON)), (403, true), "{media}");
+    let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["code"], "csrf_failed");
     // An unknown path under /api.
-    let resp = client
-        .get(app.at("/api/nothing-here"))
-        .header("accept", html)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert!(is_json(&resp), "{:?}", resp.headers());
+    let (status, media, _) = ask(client.get(app.at("/api/nothing-here"))).await;
+    assert_eq!((status, media.starts_with(JSON)), (404, true), "{media}");
 
     // The dashboard: its 404 page, and its own CSRF refusal as a page.
-    let resp = client
-        .get(app.at("/nothing-here"))
-        .header("accept", html)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    let resp = client
-        .post(app.at("/api-keys"))
-        .header("accept", html)
-        .form(&[("label", "forged")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    let (status, media, _) = ask(client.get(app.at("/nothing-here"))).await;
+    assert_eq!((status, media.starts_with(HTML)), (404, true), "{media}");
+    let forged = client.post(app.at("/api-keys"));
+    let (status, media, _) = ask(forged.form(&[("label", "forged")])).await;
+    assert_eq!((status, media.starts_with(HTML)), (403, true), "{media}");
     // And the paths both faces serve still split by caller.
-    let resp = client
-        .get(app.at("/usage"))
-        .header("accept", html)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    let (status, media, _) = ask(client.get(app.at("/usage"))).await;
+    assert_eq!((status, media.starts_with(HTML)), (200, true), "{media}");
     let resp = api_client()
         .get(app.at("/usage"))
         .bearer_auth(&account.api_key)
@@ -770,5 +724,6 @@ async fn the_json_routes_never_answer_html_and_the_dashboard_still_does() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(is_json(&resp));
+    let media = resp.headers()["content-type"].to_str().unwrap();
+    assert!(media.starts_with(JSON), "{media}");
 }
