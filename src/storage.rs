@@ -4,7 +4,7 @@
 //! The run itself stays (its settings, cost and status are the account's history); only the
 //! result file goes, and the run records when, so a later fetch answers 410 with the date
 //! rather than a 500 for a missing file. The upload quota and the free-space reserve are
-//! enforced where uploads and runs come in (`fmi::registry::receive`, `runs::start`).
+//! enforced where uploads and runs come in (`domain::fmus::receive`, `domain::runs::start`).
 
 use crate::domain::error::AppResult;
 use crate::state::State;

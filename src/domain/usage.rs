@@ -73,7 +73,7 @@ pub async fn recent(store: &Store, user_id: &UserId, n: u32) -> AppResult<Vec<Us
 }
 
 /// All of the user's rows as CSV, produced while it is sent: rows arrive from the store's
-/// stream and leave in chunks of whatever is ready (at most [`ROWS_PER_CHUNK`] rows), so
+/// stream and leave in chunks of whatever is ready (at most `ROWS_PER_CHUNK` rows), so
 /// memory stays flat however many rows there are, and a client that stops reading stops the
 /// query.
 pub fn export_csv(

@@ -1,6 +1,6 @@
 //! The credit ledger and the cached balance in `users.credits`.
 //!
-//! A balance only ever changes through [`apply`], which writes the new balance and its ledger
+//! A balance only ever changes through `apply` (called by the named operations that move credits), which writes the new balance and its ledger
 //! row in the caller's transaction, and refuses a change that would make it negative. The
 //! `CHECK (credits >= 0)` constraints back this up in the schema.
 

@@ -1,8 +1,11 @@
-//! SQLite: the connection pool, the pragmas every connection gets, and migrations.
-//!
-//! One module per table group below this one; each function there is one statement or one
-//! transaction, named for what it does. Nothing outside `db` writes SQL. rusqlite is
-//! blocking, so async callers go through [`Db::run`], which hops onto the blocking pool.
+//! The store: the only place with SQL. Its public surface is the named operations on
+//! [`Store`] (one module per table group below this one: `reserve_run`, `settle_run`,
+//! `create_account`, `revoke_key`, `claim_event`, `add_upload`, …), each one transaction, whose
+//! signatures carry only domain types, so a second backend (PostgreSQL) can implement the same
+//! set. Today it is SQLite: the connection pool, the pragmas every connection gets, and the
+//! migrations are here. rusqlite is blocking, so each operation makes one hop onto the
+//! blocking pool (`Store::run`, private to this module with the table functions and
+//! `write_tx`, so the compiler keeps SQL inside `store`).
 
 pub mod api_keys;
 pub mod billing;
@@ -122,7 +125,7 @@ impl Store {
     }
 }
 
-/// The pool owns its event handler; the counts are shared with [`Db::stats`].
+/// The pool owns its event handler; the counts are shared with [`Store::stats`].
 #[derive(Debug)]
 struct ArcEvents(std::sync::Arc<Checkouts>);
 
