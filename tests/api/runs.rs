@@ -640,3 +640,49 @@ async fn an_operator_command_leaves_runs_in_progress_alone() {
         .await;
     assert!(resp.status().is_success());
 }
+
+/// A misspelt field must not run with the defaults and cost a credit: every v1 request body
+/// refuses fields it does not know, with a 400 that names the field, and changes nothing.
+#[tokio::test]
+async fn unknown_fields_in_a_request_body_are_a_400_naming_them_and_cost_nothing() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let key = &account.api_key;
+    let cases = [
+        (
+            "/api/v1/runs",
+            json!({ "fmu_id": "lib:Dahlquist", "stop_tme": 3.0 }),
+            "stop_tme",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "fmu_id": "lib:Dahlquist", "inputs": [{ "name": "u", "t": [0], "u": [1], "values": [1] }] }),
+            "values",
+        ),
+        ("/api/v1/keys", json!({ "lable": "ci" }), "lable"),
+        (
+            "/api/v1/billing/checkout",
+            json!({ "plan": "pro", "quantity": 2 }),
+            "quantity",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let resp = app.post_json(path, key, &body).await;
+        assert_eq!(resp.status(), 400, "{path} {body}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["code"], "invalid_request", "{err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("unknown field `{field}`")),
+            "{path}: {message}"
+        );
+    }
+    assert_eq!(app.balance(key).await, 25, "nothing was charged");
+    assert_eq!(app.count("runs", []), 0);
+    let keys = app.get_json("/api/v1/keys", key).await;
+    assert_eq!(
+        keys.as_array().unwrap().len(),
+        1,
+        "no key was created: {keys}"
+    );
+}

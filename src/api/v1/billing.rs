@@ -86,6 +86,7 @@ pub struct BillingOverview {
 }
 
 #[derive(Object)]
+#[oai(deny_unknown_fields)]
 pub struct CheckoutRequest {
     /// The plan to buy, e.g. `pro`.
     pub plan: String,

@@ -47,6 +47,7 @@ impl From<KeyRow> for ApiKeyInfo {
 }
 
 #[derive(Object)]
+#[oai(deny_unknown_fields)]
 pub struct NewKeyRequest {
     /// A name to tell keys apart (at most 64 characters); default "API key".
     pub label: Option<String>,

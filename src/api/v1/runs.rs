@@ -28,6 +28,7 @@ enum Tag {
 }
 
 #[derive(Object, Clone)]
+#[oai(deny_unknown_fields)]
 pub struct Signal {
     /// An input variable.
     pub name: String,
@@ -80,6 +81,7 @@ impl Names for RunStatusName {
 
 /// What to simulate. Everything but `fmu_id` defaults to the model's default experiment.
 #[derive(Object, Clone)]
+#[oai(deny_unknown_fields)]
 pub struct RunCreate {
     /// `lib:<Model>` (FMI 3), `lib:<Model>@fmi2`, `msl:<Model>`, or your upload's id.
     pub fmu_id: String,
