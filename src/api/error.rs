@@ -41,6 +41,9 @@ pub enum ApiError {
     /// No such thing, or it belongs to someone else.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// None of the media types the `Accept` header allows can be sent.
+    #[oai(status = 406)]
+    NotAcceptable(Json<ErrorBody>),
     /// It already exists.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
@@ -89,6 +92,10 @@ impl ApiError {
         ApiError::BadRequest(body("invalid_request", message))
     }
 
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        ApiError::NotAcceptable(body("not_acceptable", message))
+    }
+
     pub fn not_found(what: &str) -> Self {
         ApiError::NotFound(body("not_found", format!("{what} not found")))
     }
@@ -108,6 +115,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,

@@ -525,6 +525,20 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         .await;
     let done_id = start_run(&app, key, run_body.clone()).await;
     assert_eq!(finished(&app, key, &done_id).await["status"], "succeeded");
+    // Results in a media type the caller cannot take: 406.
+    let resp = api_client()
+        .get(app.at(&format!("/api/v1/runs/{done_id}/result")))
+        .bearer_auth(key)
+        .header("accept", "image/png")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = contract.record("getRunResult", status, &resp.text().await.unwrap());
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (406, Some("not_acceptable"))
+    );
     app.state
         .store
         .conn()

@@ -686,3 +686,61 @@ async fn unknown_fields_in_a_request_body_are_a_400_naming_them_and_cost_nothing
         "no key was created: {keys}"
     );
 }
+
+/// `?format` is one of the formats results are sent in (anything else is a 400, not JSON),
+/// and without it `Accept` is negotiated by q-values, with 406 when it allows neither.
+#[tokio::test]
+async fn result_formats_are_negotiated_and_unknown_ones_refused() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let key = &account.api_key;
+    let run = app
+        .run(
+            key,
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 1.0, "output_interval": 0.5 }),
+        )
+        .await;
+    let path = format!("/api/v1/runs/{}/result", run["id"].as_str().unwrap());
+    let ask = |query: &'static str, accept: &'static str| {
+        let url = app.at(&format!("{path}{query}"));
+        async move {
+            let resp = api_client()
+                .get(url)
+                .bearer_auth(key)
+                .header("accept", accept)
+                .send()
+                .await
+                .unwrap();
+            let media = resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (resp.status().as_u16(), media, resp.text().await.unwrap())
+        }
+    };
+    let (status, _, body) = ask("?format=xml", "*/*").await;
+    assert_eq!(status, 400, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["code"], "invalid_request");
+    assert!(err["message"].as_str().unwrap().contains("format"), "{err}");
+    for (accept, expected) in [
+        ("text/csv;q=0.1, application/json", "application/json"),
+        ("application/json;q=0.5, text/csv", "text/csv"),
+        ("text/*", "text/csv"),
+        ("*/*", "application/json"),
+    ] {
+        let (status, media, body) = ask("", accept).await;
+        assert_eq!(status, 200, "{accept}: {body}");
+        assert!(media.starts_with(expected), "{accept}: {media}");
+    }
+    let (status, _, body) = ask("", "image/png").await;
+    assert_eq!(status, 406, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["code"], "not_acceptable");
+    // The query parameter wins over the header.
+    let (status, media, body) = ask("?format=csv", "image/png").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(media.starts_with("text/csv"), "{media}");
+    assert!(body.starts_with("time,x"), "{body}");
+}

@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::choice::{Choice, Names};
-use crate::api::error::{OpError, declare_errors};
+use crate::api::error::{ApiError, OpError, declare_errors};
 use crate::domain::error::AppError;
 use crate::domain::ids::RunId;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter, StoredSettings};
@@ -425,11 +425,67 @@ declare_errors! {
     GetRunErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
     /// `GET /runs/{id}/result`: a run without results (not succeeded) is 409, one whose
     /// results were removed after the retention period 410.
-    GetRunResultErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT, GONE];
+    GetRunResultErrors: [
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        NOT_FOUND,
+        NOT_ACCEPTABLE,
+        CONFLICT,
+        GONE,
+    ];
     /// `GET /runs`: an unknown `status` is 422, a `limit` out of range 400.
     ListRunsErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, UNPROCESSABLE_ENTITY];
     /// `POST /runs/{id}/cancel`: a run that has already ended is 409.
     CancelRunErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT];
+}
+
+/// `?format=` of a run's results.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum ResultFormat {
+    Json,
+    Csv,
+}
+
+/// The format an `Accept` header prefers among those results are sent in: the highest
+/// q-value wins, a more specific range (`text/csv`) overrides a wider one (`text/*`, `*/*`)
+/// for its type, `q=0` refuses, and JSON wins a tie. No header is JSON; `None` is a 406.
+fn negotiate(accept: Option<&str>) -> Option<Format> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Some(Format::Json);
+    };
+    let ranges: Vec<(&str, f32)> = accept
+        .split(',')
+        .filter_map(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next()?.trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (!media.is_empty()).then_some((media, q.clamp(0.0, 1.0)))
+        })
+        .collect();
+    let quality = |media: &str| -> f32 {
+        let (kind, _) = media.split_once('/').unwrap_or((media, ""));
+        let wide = format!("{kind}/*");
+        [media, wide.as_str(), "*/*"]
+            .iter()
+            .find_map(|candidate| {
+                ranges
+                    .iter()
+                    .find(|(m, _)| m.eq_ignore_ascii_case(candidate))
+                    .map(|&(_, q)| q)
+            })
+            .unwrap_or(0.0)
+    };
+    let (json, csv) = (quality("application/json"), quality("text/csv"));
+    match (json, csv) {
+        (j, c) if j <= 0.0 && c <= 0.0 => None,
+        (j, c) if c > j => Some(Format::Csv),
+        _ => Some(Format::Json),
+    }
 }
 
 pub struct RunsApi;
@@ -483,6 +539,8 @@ impl RunsApi {
     }
 
     /// A run's results as JSON columns, or CSV with `?format=csv` / `Accept: text/csv`.
+    /// `?format` wins over `Accept`; `Accept` is negotiated by its q-values (JSON when both
+    /// are equally welcome), and 406 when it allows neither.
     #[oai(
         path = "/runs/:id/result",
         method = "get",
@@ -493,17 +551,24 @@ impl RunsApi {
         state: poem::web::Data<&State>,
         auth: Authed<ReadRuns>,
         id: Path<String>,
-        format: Query<Option<String>>,
+        format: Query<Option<ResultFormat>>,
         accept: Header<Option<String>>,
     ) -> Result<ResultResponse, OpError<GetRunResultErrors>> {
+        let format = match format.0 {
+            Some(ResultFormat::Json) => Format::Json,
+            Some(ResultFormat::Csv) => Format::Csv,
+            None => negotiate(accept.0.as_deref()).ok_or_else(|| {
+                ApiError::not_acceptable(
+                    "results are sent as application/json or text/csv; the Accept header \
+                     allows neither",
+                )
+            })?,
+        };
         let run = runs::get(&state.store, &auth.principal.user_id, &RunId::from(id.0)).await?;
         let result = runs::result(&state, &run).await?;
-        let csv = format.0.as_deref() == Some("csv")
-            || accept.0.as_deref().is_some_and(|a| a.contains("text/csv"));
-        Ok(if csv {
-            ResultResponse::Csv(ResultStream::new(result, Format::Csv))
-        } else {
-            ResultResponse::Json(ResultStream::new(result, Format::Json))
+        Ok(match format {
+            Format::Csv => ResultResponse::Csv(ResultStream::new(result, Format::Csv)),
+            Format::Json => ResultResponse::Json(ResultStream::new(result, Format::Json)),
         })
     }
 
@@ -572,4 +637,34 @@ impl RunsApi {
 
 fn default_limit() -> u32 {
     50
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Format, negotiate};
+
+    #[test]
+    fn accept_is_negotiated_by_q_values() {
+        for (accept, expected) in [
+            (None, Some(Format::Json)),
+            (Some(""), Some(Format::Json)),
+            (Some("*/*"), Some(Format::Json)),
+            (Some("application/json"), Some(Format::Json)),
+            (Some("text/csv"), Some(Format::Csv)),
+            (Some("text/*"), Some(Format::Csv)),
+            (Some("text/csv;q=0.1, application/json"), Some(Format::Json)),
+            (
+                Some("application/json;q=0.2, text/csv;q=0.9"),
+                Some(Format::Csv),
+            ),
+            (Some("text/csv, application/json"), Some(Format::Json)),
+            (Some("*/*;q=0.5, text/csv"), Some(Format::Csv)),
+            (Some("text/csv;q=0, */*"), Some(Format::Json)),
+            (Some("image/png"), None),
+            (Some("application/json;q=0, text/csv;q=0"), None),
+            (Some("text/html, application/xhtml+xml"), None),
+        ] {
+            assert_eq!(negotiate(accept), expected, "{accept:?}");
+        }
+    }
 }
