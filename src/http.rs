@@ -232,18 +232,15 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         return Ok(poem::Error::from(crate::api::error::ApiError::from(e)).into_response());
     }
     let (max, upload) = body_limit(&state.config, &req);
-    let refuse = |status: poem::http::StatusCode, message: String| {
-        Ok(crate::request::json_error(
-            status,
-            "payload_too_large",
-            message,
-        ))
+    let refuse = |status: poem::http::StatusCode, code: &str, message: String| {
+        Ok(crate::request::json_error(status, code, message))
     };
     let too_large = |n: Option<u64>| {
         let what = if upload { "upload" } else { "request body" };
         let size = n.map_or("larger than that".into(), |n| format!("{n} bytes"));
         refuse(
             poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
             format!("the {what} is {size}; the limit here is {max} bytes"),
         )
     };
@@ -252,6 +249,7 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         Some(_) => Ok(next.call(req).await?.into_response()),
         None if upload => refuse(
             poem::http::StatusCode::LENGTH_REQUIRED,
+            "length_required",
             "send a Content-Length with the upload".into(),
         ),
         None => {

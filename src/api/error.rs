@@ -356,6 +356,8 @@ pub fn framework_error(err: poem::Error) -> poem::Response {
         401 => "unauthorized",
         404 => "not_found",
         405 => "method_not_allowed",
+        406 => "not_acceptable",
+        411 => "length_required",
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         s if s >= 500 => "internal",

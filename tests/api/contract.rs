@@ -457,7 +457,8 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
     )
     .await;
     assert_eq!(status, 411, "{text}");
-    contract.record("uploadFmu", status, &text);
+    let body = contract.record("uploadFmu", status, &text);
+    assert_eq!(body["code"], "length_required", "{text}");
     let too_large = Body::Upload(vec![0; 3 * MAX_UPLOAD as usize]);
     contract
         .expect("uploadFmu", 413, upload.clone(), Some(key), too_large)
