@@ -742,3 +742,66 @@ async fn the_json_routes_never_answer_html_and_the_dashboard_still_does() {
     let media = resp.headers()["content-type"].to_str().unwrap();
     assert!(media.starts_with(JSON), "{media}");
 }
+
+/// Where a JSON document holds a `null`, as a path (`items[0].error`): the spec declares no
+/// field nullable, so a typed client generated from it breaks on any `null`.
+fn nulls(value: &Value, at: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Null => found.push(at.to_string()),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                nulls(item, &format!("{at}[{i}]"), found);
+            }
+        }
+        Value::Object(fields) => {
+            for (name, field) in fields {
+                nulls(field, &format!("{at}.{name}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every v1 answer leaves an absent value out instead of sending `null`: keys never revoked,
+/// library models without every interface or attribute, a run without an error.
+#[tokio::test]
+async fn v1_answers_never_carry_null() {
+    use crate::common::Api;
+    let app = crate::common::spawn_app().await;
+    let account = app.register().await;
+    let key = &account.api_key;
+    let run = app
+        .run(
+            key,
+            &json!({ "fmu_id": "lib:Dahlquist", "stop_time": 1.0, "output_interval": 0.5 }),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap();
+    let mut found = Vec::new();
+    nulls(&run, "createRun", &mut found);
+    for path in [
+        "/api/v1/me".to_string(),
+        "/api/v1/keys".to_string(),
+        "/api/v1/fmus".to_string(),
+        "/api/v1/fmus/lib:BouncingBall".to_string(),
+        format!("/api/v1/runs/{run_id}"),
+        "/api/v1/runs".to_string(),
+        "/api/v1/usage".to_string(),
+        "/api/v1/billing".to_string(),
+    ] {
+        let body = app.get_json(&path, key).await;
+        nulls(&body, &path, &mut found);
+    }
+    assert!(
+        found.is_empty(),
+        "null where the spec allows none: {found:?}"
+    );
+    // Absent, not lost: what is there is still sent.
+    let keys = app.get_json("/api/v1/keys", key).await;
+    let first = &keys[0];
+    assert!(first.get("revoked_at").is_none(), "{first}");
+    assert!(
+        first["last_used_at"].is_string() && first["label"].is_string(),
+        "{first}"
+    );
+}

@@ -17,11 +17,13 @@ enum Tag {
 pub struct Account {
     pub user_id: String,
     pub email: String,
+    #[oai(skip_serializing_if_is_none)]
     pub name: Option<String>,
     /// Credits available to spend on runs.
     pub credits: i64,
     pub created_at: String,
     /// The key this request was made with.
+    #[oai(skip_serializing_if_is_none)]
     pub api_key_id: Option<String>,
     /// Bytes your uploaded FMUs take on disk (each `.fmu` and its extracted files).
     pub storage_used_bytes: i64,

@@ -64,6 +64,7 @@ pub struct LedgerEntry {
     /// `grant`, `reserve`, `settle`, `refund`, `purchase` or `purchase_refund`.
     pub kind: String,
     pub reason: String,
+    #[oai(skip_serializing_if_is_none)]
     pub run_id: Option<String>,
     pub created_at: String,
 }
@@ -82,6 +83,7 @@ pub struct BillingOverview {
     /// The newest credit ledger rows, newest first.
     pub history: Vec<LedgerEntry>,
     /// Set when a refund took back credits that were already spent.
+    #[oai(skip_serializing_if_is_none)]
     pub account_flag: Option<String>,
 }
 

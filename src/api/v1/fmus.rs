@@ -44,9 +44,13 @@ impl From<&describe::Interface> for FmuInterface {
 
 #[derive(Object)]
 pub struct DefaultExperiment {
+    #[oai(skip_serializing_if_is_none)]
     pub start_time: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
     pub stop_time: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
     pub tolerance: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
     pub step_size: Option<f64>,
 }
 
@@ -59,9 +63,13 @@ pub struct FmuVariable {
     pub type_: String,
     pub causality: String,
     pub variability: String,
+    #[oai(skip_serializing_if_is_none)]
     pub initial: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub start: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub unit: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub description: Option<String>,
 }
 
@@ -71,18 +79,25 @@ pub struct Fmu {
     /// SHA-256 of the file. Library models are also reachable as `lib:<Model>` (FMI 3) and
     /// `lib:<Model>@fmi2`.
     pub id: String,
+    #[oai(skip_serializing_if_is_none)]
     pub library_id: Option<String>,
     pub model_name: String,
     pub fmi_version: String,
     pub instantiation_token: String,
+    #[oai(skip_serializing_if_is_none)]
     pub description: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub generation_tool: Option<String>,
     pub size_bytes: i64,
     pub created_at: String,
     /// The name of the file you uploaded.
+    #[oai(skip_serializing_if_is_none)]
     pub file_name: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub co_simulation: Option<FmuInterface>,
+    #[oai(skip_serializing_if_is_none)]
     pub model_exchange: Option<FmuInterface>,
+    #[oai(skip_serializing_if_is_none)]
     pub default_experiment: Option<DefaultExperiment>,
     pub platforms: Vec<String>,
     pub units: Vec<String>,

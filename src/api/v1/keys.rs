@@ -22,8 +22,11 @@ pub struct ApiKeyInfo {
     pub id: String,
     pub label: String,
     pub created_at: String,
+    #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub last_used_at: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub revoked_at: Option<String>,
     /// False once revoked or expired.
     pub active: bool,
@@ -50,6 +53,7 @@ impl From<KeyRow> for ApiKeyInfo {
 #[oai(deny_unknown_fields)]
 pub struct NewKeyRequest {
     /// A name to tell keys apart (at most 64 characters); default "API key".
+    #[oai(skip_serializing_if_is_none)]
     pub label: Option<String>,
 }
 

@@ -86,22 +86,33 @@ pub struct RunCreate {
     /// `lib:<Model>` (FMI 3), `lib:<Model>@fmi2`, `msl:<Model>`, or your upload's id.
     pub fmu_id: String,
     /// `cs` or `me` (default: Co-Simulation when the FMU has it).
+    #[oai(skip_serializing_if_is_none)]
     pub interface: Option<Choice<InterfaceName>>,
     /// Model Exchange solver: `dormand_prince` (adaptive, default) or `euler` (fixed step).
+    #[oai(skip_serializing_if_is_none)]
     pub solver: Option<Choice<SolverName>>,
+    #[oai(skip_serializing_if_is_none)]
     pub start_time: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
     pub stop_time: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
     pub output_interval: Option<f64>,
     /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step.
+    #[oai(skip_serializing_if_is_none)]
     pub step_size: Option<f64>,
     /// Relative tolerance.
+    #[oai(skip_serializing_if_is_none)]
     pub tolerance: Option<f64>,
     /// Start values by variable name (numbers, booleans or strings).
+    #[oai(skip_serializing_if_is_none)]
     pub start_values: Option<HashMap<String, Any<serde_json::Value>>>,
     /// Variables to record (default: the model's outputs).
+    #[oai(skip_serializing_if_is_none)]
     pub outputs: Option<Vec<String>>,
+    #[oai(skip_serializing_if_is_none)]
     pub inputs: Option<Vec<Signal>>,
     /// Wall-clock limit in seconds (default and maximum: the plan's limit).
+    #[oai(skip_serializing_if_is_none)]
     pub timeout: Option<f64>,
 }
 
@@ -179,9 +190,12 @@ pub struct Run {
     pub status: RunStatusName,
     pub fmu_id: String,
     pub fmu_name: String,
+    #[oai(skip_serializing_if_is_none)]
     pub api_key_id: Option<String>,
     pub created_at: String,
+    #[oai(skip_serializing_if_is_none)]
     pub started_at: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub finished_at: Option<String>,
     pub credits_reserved: i64,
     pub credits_charged: i64,
@@ -189,18 +203,24 @@ pub struct Run {
     /// for what their model used; the service pays for its own failures.
     pub charged: bool,
     /// Why a failed run failed, for programs.
+    #[oai(skip_serializing_if_is_none)]
     pub failure_kind: Option<FailureKind>,
     /// Why it failed, for humans.
+    #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
     /// The FMU's log messages.
+    #[oai(skip_serializing_if_is_none)]
     pub log: Option<String>,
-    pub settings: Option<Any<StoredSettings>>,
+    #[oai(skip_serializing_if_is_none)]
+    pub settings: Option<Any<serde_json::Value>>,
     pub result_url: String,
     /// When a succeeded run's results are removed (its end plus the server's retention
     /// period); after it, `result_url` answers 410 `result_expired`.
+    #[oai(skip_serializing_if_is_none)]
     pub result_expires_at: Option<String>,
     /// Inline when the run finished within the request and has at most 100 000 values (time
     /// points × variables, time included); larger results are fetched from `result_url`.
+    #[oai(skip_serializing_if_is_none)]
     pub result: Option<RunResult>,
 }
 
@@ -208,7 +228,7 @@ fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
     Run {
         result_expires_at: runs::result_expires_at(state, &row).map(crate::api::time),
         result_url: format!("/api/v1/runs/{}/result", row.id),
-        settings: serde_json::from_str(&row.settings).ok().map(Any),
+        settings: settings_view(&row.settings).map(Any),
         id: row.id.to_string(),
         status: row.status.into(),
         fmu_id: row.fmu_id.to_string(),
@@ -253,6 +273,19 @@ fn chosen<E: Names>(
             None
         }
     }
+}
+
+/// A run's stored settings as shown: what was set, with the settings left to the model
+/// (`null` in the stored form) left out, since the spec declares nothing nullable.
+fn settings_view(stored: &str) -> Option<serde_json::Value> {
+    let settings: StoredSettings = serde_json::from_str(stored)
+        .inspect_err(|e| tracing::error!(error = %e, "a run's stored settings do not parse"))
+        .ok()?;
+    let mut view = serde_json::to_value(settings).ok()?;
+    if let Some(fields) = view.as_object_mut() {
+        fields.retain(|_, v| !v.is_null());
+    }
+    Some(view)
 }
 
 /// Turns the JSON request into the engine's settings.

@@ -41,7 +41,9 @@ pub struct UsageItem {
     pub date: String,
     pub fmu_name: String,
     pub credits: i64,
+    #[oai(skip_serializing_if_is_none)]
     pub api_key_id: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub run_id: Option<String>,
 }
 
