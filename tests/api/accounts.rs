@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Api, api_client, browser, spawn_app, spawn_app_with, unique_email};
+use crate::common::{Api, api_client, browser, page_text, spawn_app, spawn_app_with, unique_email};
 
 #[tokio::test]
 async fn registering_over_json_returns_the_account_a_key_and_the_free_credits() {
@@ -145,14 +145,7 @@ async fn signing_up_in_the_browser_logs_in_with_a_hardened_cookie() {
         !cookie.contains("Secure"),
         "plain-http localhost must not set Secure: {cookie}"
     );
-    let page = client
-        .get(app.at("/dashboard"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&client, app.at("/dashboard")).await;
     assert!(page.contains("Hello, Grace"), "{page}");
     assert!(
         page.contains(r#"<p class="big" id="credits">25</p>"#),

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Api, Binary, api_client, browser, csrf_from, free_port, spawn_app_with};
+use crate::common::{
+    Api, Binary, api_client, browser, csrf_from, free_port, page_text, spawn_app_with,
+};
 
 const EXE: &str = env!("CARGO_BIN_EXE_fmu-gateway");
 
@@ -85,14 +87,7 @@ async fn run_from_the_dashboard(url: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    let page = client
-        .get(format!("{url}/runs?fmu=lib:BouncingBall"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&client, format!("{url}/runs?fmu=lib:BouncingBall")).await;
     let csrf = csrf_from(&page).unwrap();
     let resp = client
         .post(format!("{url}/runs"))
@@ -110,14 +105,7 @@ async fn run_from_the_dashboard(url: &str) {
     assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     for _ in 0..200 {
-        let page = client
-            .get(format!("{url}{location}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = page_text(&client, format!("{url}{location}")).await;
         if page.contains("data-status=\"succeeded\"") {
             assert!(page.contains("charged 1 credit"), "{page}");
             return;

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::common::{Api, TestApp, api_client, fresh_fmu, spawn_app, spawn_app_with};
+use crate::common::{Api, TestApp, api_client, fresh_fmu, page_text, spawn_app, spawn_app_with};
 
 /// A zip with the given (name, contents) entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -328,14 +328,7 @@ async fn the_library_page_lists_models_and_shows_variables() {
         .await
         .unwrap();
     assert!(page.contains("lib:VanDerPol@fmi2"), "{page}");
-    let model = client
-        .get(app.at("/library/lib:BouncingBall"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let model = page_text(&client, app.at("/library/lib:BouncingBall")).await;
     assert!(
         model.contains("<code>h</code>") && model.contains("Float64"),
         "{model}"

@@ -275,16 +275,7 @@ async fn a_made_up_or_revoked_key_is_refused_before_the_body_is_read() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["code"], "invalid_api_key");
     }
-    let created: Value = app
-        .post_json(
-            "/api/v1/keys",
-            &account.api_key,
-            &json!({ "label": "soon gone" }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value = app.create_key(&account.api_key, "soon gone").await;
     let doomed = created["api_key"].as_str().unwrap().to_string();
     let id = created["key"]["id"].as_str().unwrap();
     let revoked = app
@@ -658,16 +649,7 @@ async fn one_user_may_have_only_so_many_runs_queued_or_running_over_all_keys() {
     })
     .await;
     let account = app.register().await;
-    let second_key: Value = app
-        .post_json(
-            "/api/v1/keys",
-            &account.api_key,
-            &json!({ "label": "second" }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second_key: Value = app.create_key(&account.api_key, "second").await;
     let second_key = second_key["api_key"].as_str().unwrap().to_string();
 
     // One run per key: the cap (2) is reached.

@@ -6,7 +6,7 @@ use biscuit_auth::macros::block;
 use biscuit_auth::{Biscuit, PublicKey};
 use serde_json::{Value, json};
 
-use crate::common::{Api, TestApp, api_client, browser, spawn_app};
+use crate::common::{Api, TestApp, api_client, browser, page_text, spawn_app};
 
 pub(crate) async fn public_key(app: &TestApp) -> PublicKey {
     let body: Value = api_client()
@@ -437,16 +437,7 @@ async fn a_browser_session_opened_with_a_key_ends_when_the_key_is_revoked() {
     let app = spawn_app().await;
     let account = app.register().await;
     let public = public_key(&app).await;
-    let created: Value = app
-        .post_json(
-            "/api/v1/keys",
-            &account.api_key,
-            &json!({ "label": "laptop" }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value = app.create_key(&account.api_key, "laptop").await;
     let key = created["api_key"].as_str().unwrap().to_string();
     let key_id = key_id_of(&key, public);
     assert_eq!(created["key"]["id"], key_id.as_str());
@@ -464,14 +455,7 @@ async fn a_browser_session_opened_with_a_key_ends_when_the_key_is_revoked() {
     app.browser_login(&by_password, &account).await;
 
     // The keys page says which sessions came from which key.
-    let page = by_password
-        .get(app.at("/api-keys"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&by_password, app.at("/api-keys")).await;
     assert!(page.contains("Browser sessions"));
     assert_eq!(sessions_cell(&page, &key_id), "1");
     let first_key = key_id_of(&account.api_key, public);

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Api, TestApp, api_client, browser, spawn_app};
+use crate::common::{Api, TestApp, api_client, browser, page_text, spawn_app};
 
 const T0: i64 = 1_780_000_000_000; // 2026-05-28
 
@@ -187,14 +187,7 @@ async fn the_dashboard_export_link_works_with_the_session() {
         .await;
     let client = browser();
     app.browser_login(&client, &account).await;
-    let csv = client
-        .get(app.at("/usage/export"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = page_text(&client, app.at("/usage/export")).await;
     assert_eq!(csv.lines().count(), 2);
     assert!(csv.contains("VanDerPol,3,"));
     assert_eq!(
@@ -217,14 +210,7 @@ async fn the_usage_page_sorts_pages_and_answers_htmx_with_the_fragment() {
     let client = browser();
     app.browser_login(&client, &account).await;
 
-    let full = client
-        .get(app.at("/usage?sort=credits&order=asc"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let full = page_text(&client, app.at("/usage?sort=credits&order=asc")).await;
     assert!(full.contains("<html"), "a plain request gets the page");
     assert!(full.contains("Page 1 of 2"));
     let first_row_credit = |html: &str| -> i64 {

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Account, Api, TestApp, spawn_app, spawn_billing_app, stripe};
+use common::{Account, Api, TestApp, page_text, spawn_app, spawn_billing_app, stripe};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -530,14 +530,7 @@ async fn a_run_started_from_the_form_updates_in_place_and_shows_its_plot() {
     // The download link serves the results to the logged-in user.
     let client = common::browser();
     app.browser_login(&client, &account).await;
-    let csv = client
-        .get(app.at(&href))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = page_text(&client, app.at(&href)).await;
     assert!(
         csv.starts_with("time,x0,x1\n"),
         "{}",

@@ -110,6 +110,15 @@ pub trait Api {
 
     /// Creates run `body`, which must be accepted (200, 201 or 202), and waits for its end;
     /// the finished run, whatever its status.
+    /// `POST /api/v1/keys` with `label`, which must succeed: the new key (`api_key` is its
+    /// token, `key` its listing).
+    async fn create_key(&self, key: &str, label: &str) -> Value {
+        let resp = self
+            .post_json("/api/v1/keys", key, &json!({ "label": label }))
+            .await;
+        success_json(resp, "/api/v1/keys").await
+    }
+
     async fn run(&self, key: &str, body: &Value) -> Value {
         let run = success_json(self.create_run(key, body).await, "/api/v1/runs").await;
         self.finished_run(key, run["id"].as_str().unwrap()).await

@@ -88,6 +88,12 @@ pub async fn spawn_billing_app(
 }
 
 /// A client like a browser: keeps cookies, does not follow redirects (tests check them).
+/// `GET url` with `client` (a browser's cookies), as text, whatever the status: the pages
+/// a test reads to check what a user sees.
+pub async fn page_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)

@@ -1,6 +1,7 @@
 //! The billing page in the dashboard, and the service without Stripe keys.
 
 use super::*;
+use crate::common::page_text;
 
 #[tokio::test]
 async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
@@ -50,14 +51,7 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
 
     // Back from Checkout before the webhook, then after it.
     let landing = app.at("/billing?checkout=success&session_id=cs_test_1");
-    let page = client
-        .get(&landing)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&client, &landing).await;
     assert!(page.contains("Stripe is confirming your payment"), "{page}");
     assert!(
         page.contains("hx-trigger=\"every 2s\""),
@@ -92,14 +86,7 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
         4900,
     );
     assert_eq!(deliver(&app, &event).await.status(), 200);
-    let page = client
-        .get(&landing)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&client, &landing).await;
     assert!(page.contains("120 credits were added"), "{page}");
     let fragment = poll(3).await.unwrap().text().await.unwrap();
     assert!(fragment.contains("120 credits were added"), "{fragment}");
@@ -112,24 +99,14 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
     let other = app.register().await;
     let other_client = browser();
     app.browser_login(&other_client, &other).await;
-    let fragment = other_client
-        .get(app.at("/billing/status?session_id=cs_test_1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let fragment = page_text(
+        &other_client,
+        app.at("/billing/status?session_id=cs_test_1"),
+    )
+    .await;
     assert!(!fragment.contains("credits were added"), "{fragment}");
     assert!(page.contains("Manage billing") && page.contains("Buy Enterprise"));
-    let page = client
-        .get(app.at("/billing?checkout=cancelled"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&client, app.at("/billing?checkout=cancelled")).await;
     assert!(page.contains("Nothing was charged"));
 
     let csrf = csrf_from(&page).unwrap();
@@ -144,14 +121,7 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
         resp.headers()["location"],
         format!("{}/portal/bps_test_1", stub.url).as_str()
     );
-    let page = client
-        .get(app.at("/dashboard"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&client, app.at("/dashboard")).await;
     assert!(page.contains("Pro plan"), "{page}");
 }
 
@@ -191,14 +161,7 @@ async fn without_stripe_keys_billing_says_so_and_credits_can_still_be_granted() 
 
     let client = browser();
     let csrf = app.browser_login(&client, &account).await;
-    let page = client
-        .get(app.at("/billing"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&client, app.at("/billing")).await;
     assert!(page.contains("Billing is not configured on this server"));
     assert!(page.contains("disabled"), "plan buttons are disabled");
     let resp = client
