@@ -2,7 +2,8 @@
 # Runs the whole test suite, installing what it needs first:
 #   - Debian's chromium and chromedriver for the browser tests (apt, when missing),
 #   - the front-end packages the binary embeds (npm ci, from package-lock.json),
-#   - rustfmt and clippy for the style checks.
+#   - rustfmt and clippy for the style checks,
+#   - Python tools for the API contract checks (scripts/api-conformance.sh: a venv in target/).
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,3 +34,5 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked "$@"
+echo "== api conformance (generated Python client, examples/python/flow.py, schemathesis)"
+./scripts/api-conformance.sh
