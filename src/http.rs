@@ -15,7 +15,7 @@ use poem::web::Data;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 
 use crate::api::{self, compat, error::framework_error};
-use crate::request::FaceRoutes;
+use crate::request::{ErrorCode, FaceRoutes};
 use crate::state::State;
 use crate::web::{self, paths};
 
@@ -232,7 +232,7 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         return Ok(poem::Error::from(crate::api::error::ApiError::from(e)).into_response());
     }
     let (max, upload) = body_limit(&state.config, &req);
-    let refuse = |status: poem::http::StatusCode, code: &str, message: String| {
+    let refuse = |status: poem::http::StatusCode, code: ErrorCode, message: String| {
         Ok(crate::request::json_error(status, code, message))
     };
     let too_large = |n: Option<u64>| {
@@ -240,7 +240,7 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         let size = n.map_or("larger than that".into(), |n| format!("{n} bytes"));
         refuse(
             poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the {what} is {size}; the limit here is {max} bytes"),
         )
     };
@@ -249,7 +249,7 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         Some(_) => Ok(next.call(req).await?.into_response()),
         None if upload => refuse(
             poem::http::StatusCode::LENGTH_REQUIRED,
-            "length_required",
+            ErrorCode::LengthRequired,
             "send a Content-Length with the upload".into(),
         ),
         None => {

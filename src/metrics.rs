@@ -192,7 +192,7 @@ pub async fn serve(state: Data<&State>, req: &Request) -> Response {
     if !allowed(&state, req) {
         return crate::request::json_error(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            crate::request::ErrorCode::Forbidden,
             "metrics are served to this machine, or with the metrics token \
              (FMU_GATEWAY_METRICS_TOKEN) as a bearer token",
         );

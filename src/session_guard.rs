@@ -39,11 +39,12 @@ impl Refusal {
     }
 
     /// The stable code of our JSON error body.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> crate::request::ErrorCode {
+        use crate::request::ErrorCode;
         match self {
-            Refusal::CrossSite | Refusal::StaleToken => "csrf_failed",
-            Refusal::FormTooLarge => "payload_too_large",
-            Refusal::Internal => "internal",
+            Refusal::CrossSite | Refusal::StaleToken => ErrorCode::CsrfFailed,
+            Refusal::FormTooLarge => ErrorCode::PayloadTooLarge,
+            Refusal::Internal => ErrorCode::Internal,
         }
     }
 

@@ -3,8 +3,8 @@
 //! The spec shows it exactly as the API's `Enum` mirror of the domain type, so the allowed
 //! names are listed; but the value is parsed by the domain type's `FromStr`, the one parser
 //! every face shares (with the older spellings it keeps accepting), and a value it refuses is
-//! not a framework 400: it is kept, so the handler answers 422 with a problem naming the field,
-//! like every other problem with a request.
+//! kept, so the handler answers 400 with a problem naming the field (the framework's own 400
+//! would only say the value failed to parse).
 
 use std::borrow::Cow;
 use std::marker::PhantomData;

@@ -19,14 +19,15 @@ use crate::auth::rate_limit::retry_after_secs;
 use crate::auth::tokens::TokenRejection;
 use crate::domain::error::AppError;
 
-pub use crate::request::{ErrorBody, FieldProblem};
+pub use crate::request::{ErrorBody, ErrorCode, FieldProblem};
 
 /// Every error the API answers with, each status documented with the shared body. The
 /// compatibility routes answer with it directly; `/api/v1` operations through [`OpError`],
 /// which documents only the statuses one operation can answer.
 #[derive(ApiResponse, Debug)]
 pub enum ApiError {
-    /// The request is malformed (bad JSON, wrong types, a missing field).
+    /// The request does not match this description: malformed JSON, a wrong type, a missing
+    /// or unknown field, a value outside its enum or bounds.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
     /// No API key, or one that is invalid, expired or revoked.
@@ -44,7 +45,8 @@ pub enum ApiError {
     /// None of the media types the `Accept` header allows can be sent.
     #[oai(status = 406)]
     NotAcceptable(Json<ErrorBody>),
-    /// It already exists.
+    /// It conflicts with the current state: it already exists, the run already finished or
+    /// has no results.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// It existed but has been removed for good (results past their retention period).
@@ -62,7 +64,8 @@ pub enum ApiError {
     /// for uploads).
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
-    /// Well-formed but not acceptable (a short password, an over-long label…).
+    /// It matches this description but cannot be done as asked: settings the model refuses,
+    /// an FMU that is not valid, a label too long…
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
     /// Too many requests; retry after the given number of seconds.
@@ -79,30 +82,48 @@ pub enum ApiError {
     ServiceUnavailable(Json<ErrorBody>),
 }
 
-fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+fn body(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
     Json(ErrorBody {
-        code: code.into(),
+        code,
         message: message.into(),
         problems: None,
     })
 }
 
+/// `invalid_request` listing every problem, each with its field.
+fn with_problems(problems: crate::sim::plan::Problems) -> Json<ErrorBody> {
+    let message = problems.to_string();
+    let list = problems
+        .0
+        .into_iter()
+        .map(|p| FieldProblem {
+            field: p.field,
+            message: p.message,
+        })
+        .collect();
+    Json(ErrorBody {
+        code: ErrorCode::InvalidRequest,
+        message,
+        problems: Some(list),
+    })
+}
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest(body("invalid_request", message))
+        ApiError::BadRequest(body(ErrorCode::InvalidRequest, message))
     }
 
     pub fn not_acceptable(message: impl Into<String>) -> Self {
-        ApiError::NotAcceptable(body("not_acceptable", message))
+        ApiError::NotAcceptable(body(ErrorCode::NotAcceptable, message))
     }
 
     pub fn not_found(what: &str) -> Self {
-        ApiError::NotFound(body("not_found", format!("{what} not found")))
+        ApiError::NotFound(body(ErrorCode::NotFound, format!("{what} not found")))
     }
 
     pub(crate) fn internal() -> Self {
         ApiError::Internal(body(
-            "internal",
+            ErrorCode::Internal,
             "something went wrong on our side; it has been logged",
         ))
     }
@@ -139,52 +160,40 @@ impl From<crate::domain::fmus::RegistryError> for ApiError {
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
         match err {
-            AppError::Invalid(m) => ApiError::Unprocessable(body("invalid_request", m)),
-            AppError::Problems(problems) => {
-                let message = problems.to_string();
-                let list = problems
-                    .0
-                    .into_iter()
-                    .map(|p| FieldProblem {
-                        field: p.field,
-                        message: p.message,
-                    })
-                    .collect();
-                ApiError::Unprocessable(Json(ErrorBody {
-                    code: "invalid_request".into(),
-                    message,
-                    problems: Some(list),
-                }))
-            }
+            AppError::Invalid(m) => ApiError::Unprocessable(body(ErrorCode::InvalidRequest, m)),
+            AppError::Problems(problems) => ApiError::Unprocessable(with_problems(problems)),
+            AppError::Malformed(problems) => ApiError::BadRequest(with_problems(problems)),
             AppError::Unavailable(m) => {
-                ApiError::ServiceUnavailable(body("service_unavailable", m))
+                ApiError::ServiceUnavailable(body(ErrorCode::ServiceUnavailable, m))
             }
-            AppError::Conflict(m) => ApiError::Conflict(body("conflict", m)),
+            AppError::Conflict(m) => ApiError::Conflict(body(ErrorCode::Conflict, m)),
             AppError::BadCredentials => {
-                ApiError::Unauthorized(body("bad_credentials", err.to_string()))
+                ApiError::Unauthorized(body(ErrorCode::BadCredentials, err.to_string()))
             }
             AppError::Auth(a) => a.into(),
-            AppError::NotFound(_) => ApiError::NotFound(body("not_found", err.to_string())),
+            AppError::NotFound(_) => ApiError::NotFound(body(ErrorCode::NotFound, err.to_string())),
             AppError::InsufficientCredits(m) => {
-                ApiError::PaymentRequired(body("insufficient_credits", m))
+                ApiError::PaymentRequired(body(ErrorCode::InsufficientCredits, m))
             }
-            AppError::TooLarge(m) => ApiError::PayloadTooLarge(body("payload_too_large", m)),
+            AppError::TooLarge(m) => ApiError::PayloadTooLarge(body(ErrorCode::PayloadTooLarge, m)),
             AppError::QuotaExceeded(m) => {
-                ApiError::PayloadTooLarge(body("storage_quota_exceeded", m))
+                ApiError::PayloadTooLarge(body(ErrorCode::StorageQuotaExceeded, m))
             }
-            AppError::Removed(m) => ApiError::Gone(body("result_expired", m)),
-            AppError::Unreadable(m) => ApiError::BadRequest(body("invalid_request", m)),
-            AppError::BadSignature(m) => ApiError::BadRequest(body("invalid_signature", m)),
+            AppError::Removed(m) => ApiError::Gone(body(ErrorCode::ResultExpired, m)),
+            AppError::Unreadable(m) => ApiError::BadRequest(body(ErrorCode::InvalidRequest, m)),
+            AppError::BadSignature(m) => ApiError::BadRequest(body(ErrorCode::InvalidSignature, m)),
             AppError::BillingNotConfigured(m) => {
-                ApiError::ServiceUnavailable(body("billing_not_configured", m))
+                ApiError::ServiceUnavailable(body(ErrorCode::BillingNotConfigured, m))
             }
-            AppError::PaymentProvider(m) => ApiError::BadGateway(body("payment_provider_error", m)),
+            AppError::PaymentProvider(m) => {
+                ApiError::BadGateway(body(ErrorCode::PaymentProviderError, m))
+            }
             AppError::RateLimited(wait) => ApiError::TooManyRequests(
-                body("rate_limited", err.to_string()),
+                body(ErrorCode::RateLimited, err.to_string()),
                 retry_after_secs(wait).to_string(),
             ),
             AppError::Busy(m, wait) => ApiError::TooManyRequests(
-                body("too_many_active_runs", m),
+                body(ErrorCode::TooManyActiveRuns, m),
                 retry_after_secs(wait).to_string(),
             ),
             AppError::Store(_)
@@ -205,17 +214,17 @@ impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         let message = err.to_string();
         match err {
-            AuthError::Missing => ApiError::Unauthorized(body("missing_api_key", message)),
+            AuthError::Missing => ApiError::Unauthorized(body(ErrorCode::MissingApiKey, message)),
             AuthError::Rejected(TokenRejection::Invalid) => {
-                ApiError::Unauthorized(body("invalid_api_key", message))
+                ApiError::Unauthorized(body(ErrorCode::InvalidApiKey, message))
             }
             AuthError::Rejected(TokenRejection::Expired) => {
-                ApiError::Unauthorized(body("expired_api_key", message))
+                ApiError::Unauthorized(body(ErrorCode::ExpiredApiKey, message))
             }
             AuthError::Rejected(TokenRejection::Restricted(_)) => {
-                ApiError::Forbidden(body("key_restricted", message))
+                ApiError::Forbidden(body(ErrorCode::KeyRestricted, message))
             }
-            AuthError::Revoked => ApiError::Unauthorized(body("revoked_api_key", message)),
+            AuthError::Revoked => ApiError::Unauthorized(body(ErrorCode::RevokedApiKey, message)),
             AuthError::Store(e) => AppError::from(e).into(),
         }
     }
@@ -352,17 +361,33 @@ pub fn framework_error(err: poem::Error) -> poem::Response {
     }
     let status = err.status();
     let code = match status.as_u16() {
-        400 => "invalid_request",
-        401 => "unauthorized",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        406 => "not_acceptable",
-        411 => "length_required",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        s if s >= 500 => "internal",
-        _ => "invalid_request",
+        401 => ErrorCode::MissingApiKey,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        406 => ErrorCode::NotAcceptable,
+        411 => ErrorCode::LengthRequired,
+        413 => ErrorCode::PayloadTooLarge,
+        414 => ErrorCode::UriTooLong,
+        415 => ErrorCode::UnsupportedMediaType,
+        431 => ErrorCode::HeadersTooLarge,
+        s if s >= 500 => ErrorCode::Internal,
+        _ => ErrorCode::InvalidRequest,
     };
+    if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        // Name the parameter at fault the way every other request problem is named.
+        let body = ErrorBody {
+            code,
+            message: err.to_string(),
+            problems: Some(vec![FieldProblem {
+                field: param.name.to_string(),
+                message: param.reason.clone(),
+            }]),
+        };
+        return poem::IntoResponse::into_response(poem::IntoResponse::with_status(
+            poem::web::Json(body),
+            status,
+        ));
+    }
     let message = if status.is_server_error() {
         tracing::error!(error = %err, "internal error");
         "something went wrong on our side; it has been logged".to_string()

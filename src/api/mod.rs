@@ -8,11 +8,13 @@ pub mod auth;
 pub mod choice;
 pub mod compat;
 pub mod error;
+pub mod spec;
+pub mod text;
 pub mod v1;
 
 /// The spec as JSON text (for the snapshot test and `fmu-gateway openapi`).
 pub fn spec_json() -> String {
-    v1::service("http://localhost:8080").spec()
+    spec::refine(&v1::service("http://localhost:8080").spec())
 }
 
 /// An RFC 3339 time for JSON answers.

@@ -24,6 +24,10 @@ pub enum AppError {
     /// with the field at fault.
     #[error("{0}")]
     Problems(crate::sim::plan::Problems),
+    /// The request does not match the API's description (a value outside an enum), each
+    /// problem with the field at fault: a client bug rather than a setting to change.
+    #[error("{0}")]
+    Malformed(crate::sim::plan::Problems),
     /// The service cannot do this right now (e.g. simulations, while its self-test fails).
     #[error("{0}")]
     Unavailable(String),

@@ -21,13 +21,13 @@ pub const CSV_HEADER: [&str; 4] = ["Date", "FMU Name", "Credits Used", "API Key 
 pub const MAX_PAGE: u32 = 500;
 
 /// Checks a client's `?offset=`: SQLite counts rows in an `i64`, so a larger offset cannot be
-/// a place in any list. It is refused (422 naming `offset`) rather than answered with an
+/// a place in any list. It is refused (400 naming `offset`; the spec states the bound) rather than answered with an
 /// empty page, because such a number only comes from a client's arithmetic going wrong
 /// (`-1` sent as unsigned is `u64::MAX`), and an empty page would hide that. Offsets past the
 /// end but within range get the correct, empty page.
 pub fn page_offset(offset: u64) -> AppResult<i64> {
     i64::try_from(offset).map_err(|_| {
-        AppError::Problems(crate::sim::plan::Problems(vec![
+        AppError::Malformed(crate::sim::plan::Problems(vec![
             crate::sim::plan::Problem::new(
                 "offset",
                 format!("offset must be at most {}", i64::MAX),

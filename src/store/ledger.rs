@@ -31,6 +31,28 @@ impl EntryKind {
             EntryKind::PurchaseRefund => "purchase_refund",
         }
     }
+
+    const ALL: [EntryKind; 6] = [
+        EntryKind::Grant,
+        EntryKind::Reserve,
+        EntryKind::Settle,
+        EntryKind::Refund,
+        EntryKind::Purchase,
+        EntryKind::PurchaseRefund,
+    ];
+}
+
+/// A kind this build does not know is a read error, never a guess.
+impl rusqlite::types::FromSql for EntryKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        EntryKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| {
+                rusqlite::types::FromSqlError::Other(format!("ledger kind {text:?}").into())
+            })
+    }
 }
 
 /// One ledger row, as shown on the billing page and in the API.
@@ -39,7 +61,7 @@ pub struct Entry {
     pub id: i64,
     pub delta: i64,
     pub balance_after: Credits,
-    pub kind: String,
+    pub kind: EntryKind,
     pub reason: String,
     pub run_id: Option<RunId>,
     pub created_at: i64,

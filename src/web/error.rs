@@ -34,7 +34,9 @@ impl From<AppError> for WebError {
             AppError::TooLarge(_) | AppError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Removed(_) => StatusCode::GONE,
             AppError::InsufficientCredits(_) => StatusCode::PAYMENT_REQUIRED,
-            AppError::Unreadable(_) | AppError::BadSignature(_) => StatusCode::BAD_REQUEST,
+            AppError::Unreadable(_) | AppError::BadSignature(_) | AppError::Malformed(_) => {
+                StatusCode::BAD_REQUEST
+            }
             AppError::BillingNotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::PaymentProvider(_) => StatusCode::BAD_GATEWAY,
             AppError::RateLimited(_) | AppError::Busy(..) => StatusCode::TOO_MANY_REQUESTS,

@@ -367,6 +367,16 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             .await;
     }
 
+    // A number where the spec says string is not coerced into text.
+    contract
+        .expect(
+            "createKey",
+            400,
+            at(&app, Method::POST, "/api/v1/keys"),
+            Some(key),
+            Body::Json(json!({ "label": 5 })),
+        )
+        .await;
     // Request problems are 422 naming what to fix.
     let long_label = json!({ "label": "x".repeat(65) });
     contract
@@ -378,17 +388,30 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             Body::Json(long_label),
         )
         .await;
+    // A value the spec does not allow (outside an enum, not a string) is 400, still naming
+    // the field.
     let bad_interface = json!({ "fmu_id": "lib:Dahlquist", "interface": "sideways" });
     let body = contract
         .expect(
             "createRun",
-            422,
+            400,
             at(&app, Method::POST, "/api/v1/runs"),
             Some(key),
             Body::Json(bad_interface),
         )
         .await;
     assert_eq!(body["problems"][0]["field"], "interface", "{body}");
+    let backwards = json!({ "fmu_id": "lib:Dahlquist", "start_time": 2.0, "stop_time": 1.0 });
+    let body = contract
+        .expect(
+            "createRun",
+            422,
+            at(&app, Method::POST, "/api/v1/runs"),
+            Some(key),
+            Body::Json(backwards),
+        )
+        .await;
+    assert_eq!(body["code"], "invalid_request", "{body}");
     let unknown_fmu = json!({ "fmu_id": "lib:Nope" });
     contract
         .expect(
@@ -423,7 +446,7 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         contract
             .expect(
                 op,
-                422,
+                400,
                 at(&app, Method::GET, &format!("{path}?offset={too_far}")),
                 Some(key),
                 Body::None,
@@ -433,7 +456,7 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
     contract
         .expect(
             "listRuns",
-            422,
+            400,
             at(&app, Method::GET, "/api/v1/runs?status=sideways"),
             Some(key),
             Body::None,

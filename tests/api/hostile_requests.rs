@@ -344,7 +344,7 @@ async fn post_chunked(addr: &str, path: &str, authorization: &str, body: &[u8]) 
 }
 
 #[tokio::test]
-async fn offsets_beyond_what_a_list_can_hold_are_a_422_naming_offset() {
+async fn offsets_beyond_what_a_list_can_hold_are_a_400_naming_offset() {
     let app = crate::common::spawn_app().await;
     let account = app.register().await;
     for path in ["/api/v1/usage", "/api/v1/runs", "/usage/"] {
@@ -352,7 +352,7 @@ async fn offsets_beyond_what_a_list_can_hold_are_a_422_naming_offset() {
             let resp = app
                 .get(&format!("{path}?offset={offset}"), &account.api_key)
                 .await;
-            assert_eq!(resp.status(), 422, "{path}?offset={offset}");
+            assert_eq!(resp.status(), 400, "{path}?offset={offset}");
             let body: Value = resp.json().await.unwrap();
             assert_eq!(body["problems"][0]["field"], "offset", "{body}");
         }

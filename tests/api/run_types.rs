@@ -1,14 +1,15 @@
 //! The run domain's enums at the edges: every spelling a face accepted before the faces
 //! shared one parser still works and is stored by its canonical name; an unknown interface,
-//! solver or status filter is a 422 naming the field, and changes nothing.
+//! solver or status filter is a 400 (the spec lists the values) naming the field, and changes
+//! nothing.
 
 use serde_json::{Value, json};
 
 use crate::common::{Api, browser, spawn_app};
 
-/// The `(field, message)` pairs of a 422 answer.
+/// The `(field, message)` pairs of a 400 answer.
 async fn problems(resp: reqwest::Response) -> Vec<(String, String)> {
-    assert_eq!(resp.status(), 422);
+    assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "invalid_request", "{err}");
     err["problems"]
@@ -29,7 +30,7 @@ const BAD_INTERFACE: &str =
 const BAD_SOLVER: &str = "solver must be dormand_prince (or dopri) or euler, not 'rk4'";
 
 #[tokio::test]
-async fn an_unknown_interface_solver_or_status_filter_is_a_422_naming_the_field_and_changes_nothing()
+async fn an_unknown_interface_solver_or_status_filter_is_a_400_naming_the_field_and_changes_nothing()
  {
     let app = spawn_app().await;
     let account = app.register().await;

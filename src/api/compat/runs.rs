@@ -121,7 +121,7 @@ pub async fn simulate(
     create.inputs = body.input_signals.map(|s| {
         s.into_iter()
             .map(|s| Signal {
-                name: s.name,
+                name: crate::api::text::Text(s.name),
                 t: s.t,
                 u: s.u,
             })

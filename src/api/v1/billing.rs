@@ -2,12 +2,14 @@
 //! The webhook Stripe calls is a plain route (`api::webhook`): it is not for API clients.
 
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, Tags};
+use poem_openapi::{Enum, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageBilling, ReadBilling};
 use crate::api::error::{OpError, declare_errors};
+use crate::api::text::Text;
 use crate::domain::billing::{self, plans::Plan};
 use crate::state::State;
+use crate::store::ledger::EntryKind;
 
 #[derive(Tags)]
 enum Tag {
@@ -56,13 +58,38 @@ pub struct PurchaseInfo {
     pub created_at: String,
 }
 
+/// Why the balance changed: credits granted (sign-up), reserved for a run, settled when it
+/// finished, refunded when the service failed it, bought, or taken back by a purchase refund.
+#[derive(Enum, Clone, Copy)]
+#[oai(rename_all = "snake_case")]
+pub enum LedgerKind {
+    Grant,
+    Reserve,
+    Settle,
+    Refund,
+    Purchase,
+    PurchaseRefund,
+}
+
+impl From<EntryKind> for LedgerKind {
+    fn from(kind: EntryKind) -> Self {
+        match kind {
+            EntryKind::Grant => LedgerKind::Grant,
+            EntryKind::Reserve => LedgerKind::Reserve,
+            EntryKind::Settle => LedgerKind::Settle,
+            EntryKind::Refund => LedgerKind::Refund,
+            EntryKind::Purchase => LedgerKind::Purchase,
+            EntryKind::PurchaseRefund => LedgerKind::PurchaseRefund,
+        }
+    }
+}
+
 #[derive(Object)]
 pub struct LedgerEntry {
     /// Credits added (positive) or taken (negative).
     pub delta: i64,
     pub balance_after: i64,
-    /// `grant`, `reserve`, `settle`, `refund`, `purchase` or `purchase_refund`.
-    pub kind: String,
+    pub kind: LedgerKind,
     pub reason: String,
     #[oai(skip_serializing_if_is_none)]
     pub run_id: Option<String>,
@@ -91,7 +118,7 @@ pub struct BillingOverview {
 #[oai(deny_unknown_fields)]
 pub struct CheckoutRequest {
     /// The plan to buy, e.g. `pro`.
-    pub plan: String,
+    pub plan: Text,
 }
 
 #[derive(Object)]
@@ -172,7 +199,7 @@ impl BillingApi {
                 .map(|e| LedgerEntry {
                     delta: e.delta,
                     balance_after: e.balance_after.get(),
-                    kind: e.kind,
+                    kind: e.kind.into(),
                     reason: e.reason,
                     run_id: e.run_id.map(String::from),
                     created_at: crate::api::time(e.created_at),
@@ -195,7 +222,7 @@ impl BillingApi {
         auth: Authed<ManageBilling>,
         body: Json<CheckoutRequest>,
     ) -> Result<Json<CheckoutStarted>, OpError<StartCheckoutErrors>> {
-        let c = billing::start_checkout(&state, &auth.principal.user_id, &body.plan).await?;
+        let c = billing::start_checkout(&state, &auth.principal.user_id, &body.plan.0).await?;
         Ok(Json(CheckoutStarted {
             checkout_url: c.url,
             session_id: c.session_id,

@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageKeys};
 use crate::api::error::{OpError, declare_errors};
+use crate::api::text::Text;
 use crate::domain::ids::KeyId;
 use crate::state::State;
 use crate::store::api_keys::KeyRow;
@@ -54,7 +55,7 @@ impl From<KeyRow> for ApiKeyInfo {
 pub struct NewKeyRequest {
     /// A name to tell keys apart (at most 64 characters); default "API key".
     #[oai(skip_serializing_if_is_none)]
-    pub label: Option<String>,
+    pub label: Option<Text>,
 }
 
 #[derive(Object)]
@@ -119,7 +120,7 @@ impl KeysApi {
         let key = crate::domain::keys::create(
             &state,
             &auth.principal.user_id,
-            body.0.label.as_deref(),
+            body.0.label.as_ref().map(|l| l.0.as_str()),
             None,
         )
         .await?;

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod runs;
 pub mod usage;
 
+use poem::endpoint::make_sync;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
 
@@ -52,11 +53,27 @@ pub fn service(
 /// every error (an unknown path under `/api` too) in our JSON shape.
 pub fn routes(public_url: &str) -> impl Endpoint + use<> {
     let api = service(public_url);
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let generated = api.spec();
+    let spec = crate::api::spec::refine(&generated);
+    // Swagger UI embeds the document it is given: give it the refined one.
+    let docs = api
+        .swagger_ui_html()
+        .replacen(&generated, &spec, 1)
+        .replacen(
+            "<head>",
+            r#"<head><meta name="viewport" content="width=device-width, initial-scale=1">"#,
+            1,
+        );
+    let spec_json = move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(spec.clone())
+    };
+    let docs_html = move |_| poem::web::Html(docs.clone());
     Route::new()
         .nest("/v1", api.into_endpoint())
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at("/openapi.json", poem::get(make_sync(spec_json)))
+        .at("/docs", poem::get(make_sync(docs_html.clone())))
+        .at("/docs/", poem::get(make_sync(docs_html)))
         .catch_all_error(|e| async move { framework_error(e) })
 }

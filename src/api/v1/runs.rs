@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Any;
+use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::choice::{Choice, Names};
 use crate::api::error::{ApiError, OpError, declare_errors};
+use crate::api::text::Text;
 use crate::domain::error::AppError;
 use crate::domain::ids::RunId;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter, StoredSettings};
@@ -31,7 +34,7 @@ enum Tag {
 #[oai(deny_unknown_fields)]
 pub struct Signal {
     /// An input variable.
-    pub name: String,
+    pub name: Text,
     /// Times, non-decreasing.
     pub t: Vec<f64>,
     /// Values at those times (linear between them for continuous inputs, held for discrete).
@@ -84,7 +87,7 @@ impl Names for RunStatusName {
 #[oai(deny_unknown_fields)]
 pub struct RunCreate {
     /// `lib:<Model>` (FMI 3), `lib:<Model>@fmi2`, `msl:<Model>`, or your upload's id.
-    pub fmu_id: String,
+    pub fmu_id: Text,
     /// `cs` or `me` (default: Co-Simulation when the FMU has it).
     #[oai(skip_serializing_if_is_none)]
     pub interface: Option<Choice<InterfaceName>>,
@@ -108,7 +111,7 @@ pub struct RunCreate {
     pub start_values: Option<HashMap<String, Any<serde_json::Value>>>,
     /// Variables to record (default: the model's outputs).
     #[oai(skip_serializing_if_is_none)]
-    pub outputs: Option<Vec<String>>,
+    pub outputs: Option<Vec<Text>>,
     #[oai(skip_serializing_if_is_none)]
     pub inputs: Option<Vec<Signal>>,
     /// Wall-clock limit in seconds (default and maximum: the plan's limit).
@@ -126,7 +129,7 @@ impl RunCreate {
         start_values: Option<HashMap<String, Any<serde_json::Value>>>,
     ) -> RunCreate {
         RunCreate {
-            fmu_id,
+            fmu_id: Text(fmu_id),
             interface: None,
             solver: None,
             start_time: None,
@@ -294,7 +297,7 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
     let interface = chosen(body.interface.as_ref(), "interface", &mut problems);
     let solver = chosen(body.solver.as_ref(), "solver", &mut problems);
     if !problems.is_empty() {
-        return Err(AppError::Problems(Problems(problems)));
+        return Err(AppError::Malformed(Problems(problems)));
     }
     let mut start_values = Vec::new();
     for (name, value) in body.start_values.unwrap_or_default() {
@@ -327,7 +330,7 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
         None => None,
     };
     Ok(RunRequest {
-        fmu: body.fmu_id,
+        fmu: body.fmu_id.0,
         settings: RunSettings {
             interface,
             solver,
@@ -337,13 +340,18 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
             step_size: body.step_size,
             tolerance: body.tolerance,
             start_values,
-            outputs: body.outputs.unwrap_or_default(),
+            outputs: body
+                .outputs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| o.0)
+                .collect(),
             inputs: body
                 .inputs
                 .unwrap_or_default()
                 .into_iter()
                 .map(|s| InputSignal {
-                    name: s.name,
+                    name: s.name.0,
                     t: s.t,
                     u: s.u,
                 })
@@ -356,9 +364,10 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
 
 #[derive(ApiResponse)]
 enum CreateResponse {
-    /// The run finished within the request (it may have failed: see `status`).
+    /// The run finished within the request (it may have failed: see `status`); `Location`
+    /// is where it stays.
     #[oai(status = 201)]
-    Finished(Json<Run>),
+    Finished(Json<Run>, #[oai(header = "Location")] String),
     /// Still queued or running: poll `Location`.
     #[oai(status = 202)]
     Accepted(Json<Run>, #[oai(header = "Location")] String),
@@ -368,50 +377,60 @@ enum CreateResponse {
 /// served from `result_url`, streamed from the stored file.
 pub const INLINE_RESULT_VALUES: u64 = 100_000;
 
-#[derive(ApiResponse)]
-enum ResultResponse {
-    #[oai(status = 200)]
-    Json(ResultStream<RunResult>),
-    /// `?format=csv` or `Accept: text/csv`: a header `time,<variable>,…`.
-    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
-    Csv(ResultStream<String>),
-}
-
-/// A stored result streamed as the body (JSON or CSV), documented with the schema `T` of the
-/// document it adds up to, so the API's description is the same as for a built answer.
-pub struct ResultStream<T> {
+/// A stored result streamed as the body, JSON or CSV as negotiated, so a large one is never
+/// held in memory. Documented by hand: poem-openapi's derive keeps one media type per status,
+/// and this one answer has two.
+pub struct ResultStream {
     body: poem::Body,
     content_type: &'static str,
-    schema: std::marker::PhantomData<T>,
 }
 
-impl<T> ResultStream<T> {
+const JSON_TYPE: &str = "application/json; charset=utf-8";
+const CSV_TYPE: &str = "text/csv; charset=utf-8";
+
+impl ResultStream {
     fn new(result: crate::sim::result_file::ResultFile, format: Format) -> Self {
         let content_type = match format {
-            Format::Json => "application/json; charset=utf-8",
-            Format::Csv => "text/csv; charset=utf-8",
+            Format::Json => JSON_TYPE,
+            Format::Csv => CSV_TYPE,
         };
         ResultStream {
             body: poem::Body::from_bytes_stream(result.into_stream(format)),
             content_type,
-            schema: std::marker::PhantomData,
         }
     }
 }
 
-impl<T: poem_openapi::types::Type> poem_openapi::payload::Payload for ResultStream<T> {
-    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
-
-    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-        T::schema_ref()
+impl ApiResponse for ResultStream {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "The run's results: JSON columns, or CSV (`?format=csv` or \
+                              `Accept: text/csv`) with a header `time,<variable>,…` and one \
+                              row per output point.",
+                status: Some(200),
+                status_range: None,
+                content: vec![
+                    MetaMediaType {
+                        content_type: JSON_TYPE,
+                        schema: RunResult::schema_ref(),
+                    },
+                    MetaMediaType {
+                        content_type: CSV_TYPE,
+                        schema: String::schema_ref(),
+                    },
+                ],
+                headers: vec![],
+            }],
+        }
     }
 
-    fn register(registry: &mut poem_openapi::registry::Registry) {
-        T::register(registry);
+    fn register(registry: &mut Registry) {
+        RunResult::register(registry);
     }
 }
 
-impl<T: Send> poem::IntoResponse for ResultStream<T> {
+impl poem::IntoResponse for ResultStream {
     fn into_response(self) -> poem::Response {
         poem::Response::builder()
             .content_type(self.content_type)
@@ -467,8 +486,8 @@ declare_errors! {
         CONFLICT,
         GONE,
     ];
-    /// `GET /runs`: an unknown `status` is 422, a `limit` out of range 400.
-    ListRunsErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, UNPROCESSABLE_ENTITY];
+    /// `GET /runs`: an unknown `status`, a `limit` or `offset` out of range is 400.
+    ListRunsErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN];
     /// `POST /runs/{id}/cancel`: a run that has already ended is 409.
     CancelRunErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT];
 }
@@ -551,9 +570,11 @@ impl RunsApi {
             ));
         }
         let inline = inline_result(output)?;
-        Ok(CreateResponse::Finished(Json(run_view(
-            &state, run, inline,
-        ))))
+        let location = format!("/api/v1/runs/{}", run.id);
+        Ok(CreateResponse::Finished(
+            Json(run_view(&state, run, inline)),
+            location,
+        ))
     }
 
     /// One of your runs.
@@ -586,7 +607,7 @@ impl RunsApi {
         id: Path<String>,
         format: Query<Option<ResultFormat>>,
         accept: Header<Option<String>>,
-    ) -> Result<ResultResponse, OpError<GetRunResultErrors>> {
+    ) -> Result<ResultStream, OpError<GetRunResultErrors>> {
         let format = match format.0 {
             Some(ResultFormat::Json) => Format::Json,
             Some(ResultFormat::Csv) => Format::Csv,
@@ -599,10 +620,7 @@ impl RunsApi {
         };
         let run = runs::get(&state.store, &auth.principal.user_id, &RunId::from(id.0)).await?;
         let result = runs::result(&state, &run).await?;
-        Ok(match format {
-            Format::Csv => ResultResponse::Csv(ResultStream::new(result, Format::Csv)),
-            Format::Json => ResultResponse::Json(ResultStream::new(result, Format::Json)),
-        })
+        Ok(ResultStream::new(result, format))
     }
 
     /// Your runs, newest first; filter by `status` and `fmu` (id or name).
@@ -618,13 +636,15 @@ impl RunsApi {
             validator(minimum(value = "1"), maximum(value = "500"))
         )]
         limit: Query<u32>,
-        #[oai(default)] offset: Query<u64>,
+        /// Runs to skip (at most 2⁶³ − 1, the largest position a list can have).
+        #[oai(default, validator(maximum(value = "9223372036854775807")))]
+        offset: Query<u64>,
     ) -> Result<Json<RunList>, OpError<ListRunsErrors>> {
         let status = status
             .0
             .map(|s| s.value("status"))
             .transpose()
-            .map_err(|problem| AppError::Problems(Problems(vec![problem])))?;
+            .map_err(|problem| AppError::Malformed(Problems(vec![problem])))?;
         let (rows, total) = runs::list(
             &state.store,
             &auth.principal.user_id,

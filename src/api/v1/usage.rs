@@ -70,9 +70,8 @@ pub struct UsageList {
 }
 
 declare_errors! {
-    /// `GET /usage`: a query parameter that does not parse is 400, an offset past the
-    /// largest is 422.
-    ListUsageErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, UNPROCESSABLE_ENTITY];
+    /// `GET /usage`: a query parameter that does not parse or is out of range is 400.
+    ListUsageErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN];
 }
 
 pub struct UsageApi;
@@ -92,8 +91,8 @@ impl UsageApi {
             validator(minimum(value = "1"), maximum(value = "500"))
         )]
         limit: Query<u32>,
-        /// Rows to skip.
-        #[oai(default)]
+        /// Rows to skip (at most 2⁶³ − 1, the largest position a list can have).
+        #[oai(default, validator(maximum(value = "9223372036854775807")))]
         offset: Query<u64>,
         #[oai(default)] sort: Query<SortBy>,
         #[oai(default)] order: Query<Order>,

@@ -1,0 +1,271 @@
+//! The published OpenAPI document: poem-openapi's, refined where its generator cannot say
+//! what the server does or says it in a form client generators reject.
+//!
+//! Each refinement is one function, applied to the JSON once at start-up:
+//! - [`unwrap_refs`]: poem-openapi wraps a `$ref` that carries a description or a default in
+//!   `allOf: [{$ref}, {description}]`. Generators refuse `allOf` around an enum
+//!   (openapi-python-client drops the whole schema, and with it `Run`) and turn one around an
+//!   object into a new model whose made-up name collides with a real one (`Run.result` became a
+//!   second `RunResult`). A property becomes a plain `$ref` (its description kept beside it,
+//!   which OpenAPI 3.0 tools read as documentation); a query parameter gets the enum inline, so
+//!   its default stays part of its schema.
+//! - [`bound_unsigned`]: unsigned integers (`offset`, counts) say `minimum: 0`.
+//! - [`error_bodies_per_status`]: each error status gets its own body schema, whose `code` is the
+//!   enum of the [`ErrorCode`]s that status can carry, so a client can match on them.
+//! - [`describe_responses`]: a success answer poem-openapi leaves undescribed takes the first
+//!   sentence of its schema's description.
+
+use serde_json::{Map, Value, json};
+
+use crate::request::ErrorCode;
+
+/// The document served at `/api/openapi.json`, from poem-openapi's `spec()` text.
+pub fn refine(generated: &str) -> String {
+    let mut doc: Value = serde_json::from_str(generated).expect("poem-openapi writes JSON");
+    let schemas = doc["components"]["schemas"].clone();
+    unwrap_refs(&mut doc, &schemas, false);
+    bound_unsigned(&mut doc);
+    error_bodies_per_status(&mut doc);
+    describe_responses(&mut doc);
+    serde_json::to_string(&doc).expect("a Value serialises")
+}
+
+/// The schema a `#/components/schemas/…` reference points at.
+fn referenced<'a>(schemas: &'a Value, reference: &str) -> Option<&'a Value> {
+    schemas.get(reference.strip_prefix("#/components/schemas/")?)
+}
+
+fn unwrap_refs(value: &mut Value, schemas: &Value, in_parameter: bool) {
+    match value {
+        Value::Object(object) => {
+            if let Some(plain) = unwrapped(object, schemas, in_parameter) {
+                *value = plain;
+                return;
+            }
+            for (key, child) in object.iter_mut() {
+                if key == "parameters" {
+                    let parameters = child.as_array_mut().into_iter().flatten();
+                    for schema in parameters.filter_map(|p| p.get_mut("schema")) {
+                        unwrap_refs(schema, schemas, true);
+                    }
+                } else {
+                    unwrap_refs(child, schemas, in_parameter);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| unwrap_refs(item, schemas, in_parameter)),
+        _ => {}
+    }
+}
+
+/// `{allOf: [{$ref}, {description, default…}], …}` as a plain reference (or, for a
+/// parameter, the enum it names inline); `None` for anything else.
+fn unwrapped(object: &Map<String, Value>, schemas: &Value, in_parameter: bool) -> Option<Value> {
+    let parts = object.get("allOf")?.as_array()?;
+    let (first, rest) = parts.split_first()?;
+    let reference = first.get("$ref")?.as_str()?;
+    let annotations_only = |part: &Value| {
+        part.as_object().is_some_and(|p| {
+            !p.contains_key("$ref") && !p.contains_key("type") && !p.contains_key("properties")
+        })
+    };
+    if !rest.iter().all(annotations_only) {
+        return None;
+    }
+    let mut annotations = Map::new();
+    for part in rest.iter().filter_map(Value::as_object) {
+        annotations.extend(part.clone());
+    }
+    annotations.extend(
+        object
+            .iter()
+            .filter(|(k, _)| *k != "allOf")
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let target = referenced(schemas, reference)?;
+    if in_parameter && target.get("enum").is_some() {
+        let mut inline = target.as_object()?.clone();
+        inline.extend(annotations);
+        return Some(Value::Object(inline));
+    }
+    let mut plain = Map::new();
+    plain.insert("$ref".into(), reference.into());
+    if let Some(description) = annotations.remove("description") {
+        plain.insert("description".into(), description);
+    }
+    Some(Value::Object(plain))
+}
+
+fn bound_unsigned(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let unsigned = object
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("uint"));
+            if unsigned && !object.contains_key("minimum") {
+                object.insert("minimum".into(), json!(0));
+            }
+            object.values_mut().for_each(bound_unsigned);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_unsigned),
+        _ => {}
+    }
+}
+
+const ERROR_BODY: &str = "#/components/schemas/ErrorBody";
+
+fn error_bodies_per_status(doc: &mut Value) {
+    let mut used = std::collections::BTreeSet::new();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in operation.values_mut() {
+                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                for (status, response) in responses.iter_mut() {
+                    let Ok(status) = status.parse::<u16>() else {
+                        continue;
+                    };
+                    let Some(content) = response.get_mut("content").and_then(Value::as_object_mut)
+                    else {
+                        continue;
+                    };
+                    for media in content.values_mut() {
+                        if media["schema"]["$ref"] == ERROR_BODY {
+                            media["schema"] = json!({"$ref": error_schema_ref(status)});
+                            used.insert(status);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let base = doc["components"]["schemas"]["ErrorBody"].clone();
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("the document has schemas");
+    for status in used {
+        let codes: Vec<String> = ErrorCode::ALL
+            .iter()
+            .filter(|c| c.info().statuses.contains(&status))
+            .map(|c| c.name())
+            .collect();
+        let mut body = base.clone();
+        body["title"] = json!(format!("Error{status}"));
+        body["description"] = json!(format!("The body of a {status} answer."));
+        body["properties"]["code"] = json!({
+            "type": "string",
+            "enum": codes,
+            "description": "Stable machine-readable code: what went wrong, for programs.",
+        });
+        schemas.insert(format!("Error{status}"), body);
+    }
+}
+
+fn error_schema_ref(status: u16) -> String {
+    format!("#/components/schemas/Error{status}")
+}
+
+fn describe_responses(doc: &mut Value) {
+    let schemas = doc["components"]["schemas"].clone();
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in operation.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                if response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty())
+                {
+                    continue;
+                }
+                let description = match status.as_str() {
+                    "204" => "Done; there is nothing to return.".to_string(),
+                    _ => answer_description(response, &schemas),
+                };
+                response["description"] = json!(description);
+            }
+        }
+    }
+}
+
+/// "The account and its credits." from the answer's schema (a list says so).
+fn answer_description(response: &Value, schemas: &Value) -> String {
+    let Some(schema) = response["content"]
+        .as_object()
+        .and_then(|c| c.values().next())
+        .map(|media| &media["schema"])
+    else {
+        return "Done.".into();
+    };
+    let (list, reference) = match schema["$ref"].as_str() {
+        Some(r) => (false, Some(r)),
+        None => (true, schema["items"]["$ref"].as_str()),
+    };
+    let described = reference
+        .and_then(|r| referenced(schemas, r))
+        .and_then(|s| s["description"].as_str())
+        .map(first_sentence);
+    match (list, described) {
+        (false, Some(d)) => d,
+        (true, Some(d)) => format!("A list, each item: {}", lower_first(&d)),
+        (_, None) => "Done.".into(),
+    }
+}
+
+fn first_sentence(text: &str) -> String {
+    let text = text.split("\n\n").next().unwrap_or(text).replace('\n', " ");
+    match text.find(". ") {
+        Some(end) => text[..=end].to_string(),
+        None => text,
+    }
+}
+
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or(String::new(), |c| {
+        c.to_lowercase().collect::<String>() + chars.as_str()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_described_reference_becomes_a_plain_one_and_a_parameter_enum_inline() {
+        let schemas = json!({"Sort": {"type": "string", "enum": ["a", "b"]}});
+        let mut property = json!({"description": "why", "allOf": [
+            {"$ref": "#/components/schemas/Sort"}, {"description": "why"}]});
+        unwrap_refs(&mut property, &schemas, false);
+        assert_eq!(
+            property,
+            json!({"$ref": "#/components/schemas/Sort", "description": "why"})
+        );
+        let mut parameters = json!({"parameters": [{"name": "sort", "schema": {
+            "default": "a", "allOf": [{"$ref": "#/components/schemas/Sort"}, {"default": "a"}]}}]});
+        unwrap_refs(&mut parameters, &schemas, false);
+        assert_eq!(
+            parameters["parameters"][0]["schema"],
+            json!({"type": "string", "enum": ["a", "b"], "default": "a"})
+        );
+    }
+
+    #[test]
+    fn each_error_status_names_the_codes_it_can_carry() {
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        let codes = &doc["components"]["schemas"]["Error401"]["properties"]["code"]["enum"];
+        let codes: Vec<_> = codes.as_array().unwrap().iter().collect();
+        assert!(codes.contains(&&json!("revoked_api_key")));
+        assert!(!codes.contains(&&json!("not_found")));
+    }
+}
