@@ -40,7 +40,12 @@ from fmu_gateway_api_client.models import (
     CheckoutRequest,
     CheckoutStarted,
     CreatedKey,
-    ErrorBody,
+    Error401,
+    Error401Code,
+    Error409,
+    Error409Code,
+    Error503,
+    Error503Code,
     Fmu,
     Interface,
     NewKeyRequest,
@@ -225,12 +230,15 @@ def main() -> None:
         RunResult,
     )
     print(f"    {len(columns.time)} points, h ends at {columns.columns['h'][-1]:.3g} m")
-    csv = expect(
-        "get_run_result (csv)",
-        get_run_result.sync_detailed(long.id, client=client, format_=ResultFormat.CSV),
-        HTTPStatus.OK,
-        str,
-    )
+    # openapi-python-client reads only the first media type a response declares, so the
+    # generated get_run_result parses every 200 as JSON. CSV is fetched through the client's
+    # own httpx session (same base URL, same key) and checked by hand.
+    answer = client.get_httpx_client().get(f"/runs/{long.id}/result", params={"format": "csv"})
+    content_type = answer.headers.get("content-type", "")
+    if answer.status_code != HTTPStatus.OK or not content_type.startswith("text/csv"):
+        raise FlowError(f"result as CSV: got {answer.status_code} {content_type}: {short(answer.content)}")
+    csv = answer.text
+    print(f"ok  {'get_run_result (csv, httpx)':<28} 200 {'str':<16} {content_type}")
     print(f"    {csv.splitlines()[0]} … {len(csv.splitlines()) - 1} rows")
 
     runs = expect("list_runs", list_runs.sync_detailed(client=client), HTTPStatus.OK, RunList)
@@ -251,9 +259,11 @@ def main() -> None:
         "cancel_run (finished run)",
         cancel_run.sync_detailed(quick.id, client=client),
         HTTPStatus.CONFLICT,
-        ErrorBody,
+        Error409,
     )
-    print(f"    {ended.code}: {ended.message}")
+    if ended.code != Error409Code.CONFLICT:
+        raise FlowError(f"cancel_run (finished run): expected conflict, got {ended.code}")
+    print(f"    {ended.code.value}: {ended.message}")
 
     # -- What the runs cost.
     usage = expect("list_usage", list_usage.sync_detailed(client=client), HTTPStatus.OK, UsageList)
@@ -279,9 +289,11 @@ def main() -> None:
             "get_account (revoked key)",
             get_account.sync_detailed(client=old),
             HTTPStatus.UNAUTHORIZED,
-            ErrorBody,
+            Error401,
         )
-    print(f"    {refused.code}: {refused.message}")
+    if refused.code != Error401Code.REVOKED_API_KEY:
+        raise FlowError(f"get_account (revoked key): expected revoked_api_key, got {refused.code}")
+    print(f"    {refused.code.value}: {refused.message}")
 
     # -- Billing: the balance and history; buying answers 503 when Stripe is not configured.
     billing = expect("get_billing", get_billing.sync_detailed(client=client), HTTPStatus.OK, BillingOverview)
@@ -291,10 +303,10 @@ def main() -> None:
         started_checkout = expect("start_checkout", checkout, HTTPStatus.OK, CheckoutStarted)
         print(f"    pay at {started_checkout.checkout_url}")
     else:
-        refusal = expect("start_checkout", checkout, HTTPStatus.SERVICE_UNAVAILABLE, ErrorBody)
-        if refusal.code != "billing_not_configured":
+        refusal = expect("start_checkout", checkout, HTTPStatus.SERVICE_UNAVAILABLE, Error503)
+        if refusal.code != Error503Code.BILLING_NOT_CONFIGURED:
             raise FlowError(f"start_checkout: expected billing_not_configured, got {refusal.code}")
-        print(f"    {refusal.code}")
+        print(f"    {refusal.code.value}: {refusal.message}")
 
     print("flow.py: all steps passed")
 
