@@ -2,7 +2,8 @@
 # Proves the API contract against the real binary on a fresh data directory:
 #   1. the Python client generated from the live spec (openapi-python-client) comes out
 #      without a single warning,
-#   2. examples/python/flow.py walks the whole API with that client, typed end to end,
+#   2. examples/python/flow.py walks the whole API with that client, typed end to end, and
+#      the curl commands of examples/curl.md all work as written,
 #   3. schemathesis finds nothing: all checks, every phase (stateful included), with a
 #      funded account's key and again without any credentials.
 # Tools are pinned in scripts/api-conformance.requirements.txt and installed in
@@ -30,6 +31,17 @@ binary=$root/target/debug/fmu-gateway
 
 step() { echo "== api-conformance: $* ($((SECONDS - started)) s)"; }
 fail() { echo "api-conformance: FAILED: $*" >&2; exit 1; }
+# apt_install PACKAGE…: Debian packages this needs (python3-venv, jq), as scripts/test.sh does.
+apt_install() {
+  command -v apt-get >/dev/null || fail "missing: $* (install them and re-run)"
+  local sudo=
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  step "installing $* (apt)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+command -v jq >/dev/null || apt_install jq
 
 # --- The binary: `cargo test` has just built it when this runs from scripts/test.sh.
 if [ ! -x "$binary" ]; then
@@ -44,15 +56,6 @@ if [ -x "$venv/bin/python" ] && [ "$(installed)" = "$(wanted)" ]; then
   step "reusing $venv"
 else
   step "creating $venv"
-  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-    if command -v apt-get >/dev/null; then
-      as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-      as_root apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
-    else
-      fail "python3 with the venv module is needed"
-    fi
-  fi
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
@@ -151,6 +154,29 @@ PY
 "$python" "$root/examples/python/flow.py" --base-url "$base" "$scratch/VanDerPol-upload.fmu" 2>&1 |
   tee "$out/flow.log"
 
+# --- 2b. examples/curl.md, every command as written (but the port), in one shell, with
+# pipefail: a failing curl or jq stops it. Then the answers the walkthrough is about must
+# all have been seen.
+step "examples/curl.md"
+mkdir -p "$scratch/curl"
+cp "$scratch/VanDerPol-upload.fmu" "$scratch/curl/model.fmu"
+"$python" - "$root/examples/curl.md" "$port" >"$scratch/curl/walkthrough.sh" <<'PY'
+import re, sys
+blocks = re.findall(r"```sh\n(.*?)```", open(sys.argv[1]).read(), re.S)
+print("set -euo pipefail")
+for block in blocks:
+    if "-- serve" in block:  # how to start the server: this one is already running
+        continue
+    print(block.replace("localhost:8080", "localhost:" + sys.argv[2]))
+PY
+(cd "$scratch/curl" && bash walkthrough.sh) >"$out/curl.log" 2>&1 ||
+  { cat "$out/curl.log" >&2; fail "a command of examples/curl.md failed"; }
+for seen in '"status":"succeeded"' 'HTTP/1.1 202 Accepted' 'time,h,v' '"status":"cancelled"' \
+  '"code":"conflict"' '"active":false' '"code":"billing_not_configured"'; do
+  grep -q -F "$seen" "$out/curl.log" || { cat "$out/curl.log" >&2; fail "examples/curl.md never showed $seen"; }
+done
+echo "   every command ran ($out/curl.log)"
+
 # --- 3. schemathesis. Accounts made through the compatibility route /register.
 register() {
   "$python" - "$base" "$1" <<'PY'
@@ -209,7 +235,7 @@ echo
 echo "== api-conformance summary ($((SECONDS - started)) s, seed $seed," \
   "max-examples $max_examples, without credentials $anonymous_max_examples)"
 echo "   client generated without warnings: $client_dir"
-echo "   $(tail -n 1 "$out/flow.log")"
+echo "   $(tail -n 1 "$out/flow.log"); examples/curl.md: every command ran"
 for name in authed keys anonymous; do
   echo "   schemathesis $name: $(grep -E '^=+ .* in [0-9.]+s =+$' "$out/$name/st.log" | tr -d '=' | xargs)"
 done

@@ -3,7 +3,8 @@
 #   - Debian's chromium and chromedriver for the browser tests (apt, when missing),
 #   - the front-end packages the binary embeds (npm ci, from package-lock.json),
 #   - rustfmt and clippy for the style checks,
-#   - Python tools for the API contract checks (scripts/api-conformance.sh: a venv in target/).
+#   - for the API contract checks (scripts/api-conformance.sh): python3-venv and jq (apt, when
+#     missing), then pinned Python tools in a venv under target/.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
