@@ -235,6 +235,55 @@ fn lower_first(text: &str) -> String {
     })
 }
 
+/// The methods each path of the document answers, for the `Allow` header of a 405: the
+/// router knows a path exists but not, when refusing a method, which ones it has.
+#[derive(Clone)]
+pub struct PathMethods(std::sync::Arc<Vec<(Vec<String>, String)>>);
+
+impl PathMethods {
+    /// From the document's `paths` (templates like `/runs/{id}`). A path with `GET` also
+    /// answers `HEAD`, as every route here does.
+    pub fn of(doc: &str) -> Self {
+        let doc: Value = serde_json::from_str(doc).expect("the document is JSON");
+        let mut table = Vec::new();
+        for (template, operations) in doc["paths"].as_object().into_iter().flatten() {
+            let mut methods: Vec<String> = operations
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(m, _)| m.to_uppercase())
+                .collect();
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".into());
+            }
+            const ORDER: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+            methods.sort_by_key(|m| ORDER.iter().position(|o| o == m));
+            let segments = template.split('/').map(str::to_string).collect();
+            table.push((segments, methods.join(", ")));
+        }
+        PathMethods(std::sync::Arc::new(table))
+    }
+
+    /// The `Allow` value for `path` (relative to the document's server URL); a template
+    /// without parameters wins over one with, as in the router.
+    pub fn allowed(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let matches = |template: &[String], literal_only: bool| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (!literal_only && t.starts_with('{') && !s.is_empty()))
+        };
+        [true, false].into_iter().find_map(|literal_only| {
+            self.0
+                .iter()
+                .find(|(template, _)| matches(template, literal_only))
+                .map(|(_, methods)| methods.as_str())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -258,6 +307,37 @@ mod tests {
             parameters["parameters"][0]["schema"],
             json!({"type": "string", "enum": ["a", "b"], "default": "a"})
         );
+    }
+
+    #[test]
+    fn the_offset_bound_in_the_spec_is_the_one_the_domain_checks() {
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        for (path, parameters) in [
+            ("/usage", &doc["paths"]["/usage"]["get"]["parameters"]),
+            ("/runs", &doc["paths"]["/runs"]["get"]["parameters"]),
+        ] {
+            let offset = parameters
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "offset")
+                .unwrap();
+            assert_eq!(
+                offset["schema"]["maximum"].as_f64(),
+                Some(crate::domain::usage::MAX_OFFSET as f64),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn allow_lists_the_methods_of_the_matching_path() {
+        let methods = PathMethods::of(&crate::api::spec_json());
+        assert_eq!(methods.allowed("/runs"), Some("GET, HEAD, POST"));
+        assert_eq!(methods.allowed("/runs/run_1/cancel"), Some("POST"));
+        assert_eq!(methods.allowed("/keys/public-key"), Some("GET, HEAD"));
+        assert_eq!(methods.allowed("/fmus/x"), Some("GET, HEAD, DELETE"));
+        assert_eq!(methods.allowed("/nope"), None);
     }
 
     #[test]

@@ -57,3 +57,47 @@ async fn the_spec_and_docs_are_served() {
             .contains("swagger")
     );
 }
+
+/// The README's table of error codes is made from `ErrorCode` (the enum every error body's
+/// `code` is): regenerate it with `UPDATE_SNAPSHOTS=1 cargo test --test api readme`.
+#[test]
+fn the_readmes_error_code_table_lists_every_code_the_server_sends() {
+    use fmu_gateway::request::ErrorCode;
+    const BEGIN: &str = "<!-- error codes: generated from ErrorCode by tests/api/openapi.rs -->\n";
+    const END: &str = "<!-- end of error codes -->";
+    let mut table = String::from("| `code` | Status | Meaning |\n|---|---|---|\n");
+    for code in ErrorCode::ALL {
+        let info = code.info();
+        let statuses: Vec<String> = info.statuses.iter().map(u16::to_string).collect();
+        let meaning = info
+            .meaning
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        table += &format!(
+            "| `{}` | {} | {meaning} |\n",
+            code.name(),
+            statuses.join(", ")
+        );
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let start = readme
+        .find(BEGIN)
+        .expect("the README marks its error-code table")
+        + BEGIN.len();
+    let end = readme[start..].find(END).expect("the table's end marker") + start;
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(
+            path,
+            format!("{}{table}{}", &readme[..start], &readme[end..]),
+        )
+        .unwrap();
+        return;
+    }
+    assert_eq!(
+        &readme[start..end],
+        table,
+        "the README's error codes differ from ErrorCode: UPDATE_SNAPSHOTS=1"
+    );
+}

@@ -98,24 +98,41 @@ pub struct RunCreate {
     pub start_time: Option<f64>,
     #[oai(skip_serializing_if_is_none)]
     pub stop_time: Option<f64>,
-    #[oai(skip_serializing_if_is_none)]
+    /// Time between output points (> 0).
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0", exclusive = true))
+    )]
     pub output_interval: Option<f64>,
-    /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step.
-    #[oai(skip_serializing_if_is_none)]
+    /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step (> 0).
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0", exclusive = true))
+    )]
     pub step_size: Option<f64>,
-    /// Relative tolerance.
-    #[oai(skip_serializing_if_is_none)]
+    /// Relative tolerance, between 0 and 1.
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(
+            minimum(value = "0", exclusive = true),
+            maximum(value = "1", exclusive = true)
+        )
+    )]
     pub tolerance: Option<f64>,
-    /// Start values by variable name (numbers, booleans or strings).
-    #[oai(skip_serializing_if_is_none)]
+    /// Start values by variable name (numbers, booleans or strings), at most 1 000.
+    #[oai(skip_serializing_if_is_none, validator(max_properties = 1000))]
     pub start_values: Option<HashMap<String, Any<serde_json::Value>>>,
-    /// Variables to record (default: the model's outputs).
-    #[oai(skip_serializing_if_is_none)]
+    /// Variables to record (default: the model's outputs), at most 1 000.
+    #[oai(skip_serializing_if_is_none, validator(max_items = 1000))]
     pub outputs: Option<Vec<Text>>,
-    #[oai(skip_serializing_if_is_none)]
+    /// Input signals, at most 100.
+    #[oai(skip_serializing_if_is_none, validator(max_items = 100))]
     pub inputs: Option<Vec<Signal>>,
-    /// Wall-clock limit in seconds (default and maximum: the plan's limit).
-    #[oai(skip_serializing_if_is_none)]
+    /// Wall-clock limit in seconds, > 0 (default and maximum: the plan's limit).
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0", exclusive = true))
+    )]
     pub timeout: Option<f64>,
 }
 
@@ -636,8 +653,8 @@ impl RunsApi {
             validator(minimum(value = "1"), maximum(value = "500"))
         )]
         limit: Query<u32>,
-        /// Runs to skip (at most 2⁶³ − 1, the largest position a list can have).
-        #[oai(default, validator(maximum(value = "9223372036854775807")))]
+        /// Runs to skip (at most 10¹⁵).
+        #[oai(default, validator(maximum(value = "1000000000000000")))]
         offset: Query<u64>,
     ) -> Result<Json<RunList>, OpError<ListRunsErrors>> {
         let status = status

@@ -91,8 +91,8 @@ impl UsageApi {
             validator(minimum(value = "1"), maximum(value = "500"))
         )]
         limit: Query<u32>,
-        /// Rows to skip (at most 2⁶³ − 1, the largest position a list can have).
-        #[oai(default, validator(maximum(value = "9223372036854775807")))]
+        /// Rows to skip (at most 10¹⁵).
+        #[oai(default, validator(maximum(value = "1000000000000000")))]
         offset: Query<u64>,
         #[oai(default)] sort: Query<SortBy>,
         #[oai(default)] order: Query<Order>,
