@@ -14,6 +14,9 @@
 //!   enum of the [`ErrorCode`]s that status can carry, so a client can match on them.
 //! - [`describe_responses`]: a success answer poem-openapi leaves undescribed takes the first
 //!   sentence of its schema's description.
+//! - [`close_request_objects`]: the objects a request body is made of say
+//!   `additionalProperties: false`, as the server enforces (`deny_unknown_fields`): a field the
+//!   operation does not know is a 400, never ignored.
 
 use serde_json::{Map, Value, json};
 
@@ -27,6 +30,7 @@ pub fn refine(generated: &str) -> String {
     bound_unsigned(&mut doc);
     error_bodies_per_status(&mut doc);
     describe_responses(&mut doc);
+    close_request_objects(&mut doc);
     serde_json::to_string(&doc).expect("a Value serialises")
 }
 
@@ -154,6 +158,11 @@ fn error_bodies_per_status(doc: &mut Value) {
             .map(|c| c.name())
             .collect();
         let mut body = base.clone();
+        let first = ErrorCode::ALL
+            .iter()
+            .find(|c| c.info().statuses.contains(&status))
+            .expect("a status in use has a code");
+        body["example"] = json!({"code": first.name(), "message": first.info().meaning});
         body["title"] = json!(format!("Error{status}"));
         body["description"] = json!(format!("The body of a {status} answer."));
         body["properties"]["code"] = json!({
@@ -233,6 +242,52 @@ fn lower_first(text: &str) -> String {
     chars.next().map_or(String::new(), |c| {
         c.to_lowercase().collect::<String>() + chars.as_str()
     })
+}
+
+fn close_request_objects(doc: &mut Value) {
+    let mut pending: Vec<String> = Vec::new();
+    for operation in doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
+        for op in operation.as_object().into_iter().flat_map(|o| o.values()) {
+            collect_refs(&op["requestBody"], &mut pending);
+        }
+    }
+    let mut closed = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !closed.insert(name.clone()) {
+            continue;
+        }
+        let schema = &mut doc["components"]["schemas"][&name];
+        collect_refs(schema, &mut pending);
+        if let Some(object) = schema.as_object_mut()
+            && object.contains_key("properties")
+        {
+            object
+                .entry("additionalProperties")
+                .or_insert(Value::Bool(false));
+        }
+    }
+}
+
+/// The names of the component schemas `value` refers to.
+fn collect_refs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            if let Some(name) = object
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                into.push(name.to_string());
+            }
+            object.values().for_each(|v| collect_refs(v, into));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, into)),
+        _ => {}
+    }
 }
 
 /// The methods each path of the document answers, for the `Allow` header of a 405: the
@@ -328,6 +383,16 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn request_objects_are_closed_and_answers_are_not() {
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for name in ["RunCreate", "Signal", "NewKeyRequest", "CheckoutRequest"] {
+            assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+        }
+        assert!(schemas["Run"].get("additionalProperties").is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod billing;
+mod examples;
 pub mod fmus;
 pub mod keys;
 pub mod runs;
