@@ -23,6 +23,7 @@ pub mod storage;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+pub mod wire_errors;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,7 +39,7 @@ pub use state::{AppState, StartError, State};
 pub struct App {
     addr: SocketAddr,
     state: State,
-    acceptor: TcpAcceptor,
+    acceptor: wire_errors::JsonParseErrors<TcpAcceptor>,
 }
 
 impl App {
@@ -83,8 +84,9 @@ impl App {
             Ok(n) => tracing::info!(runs = n, "removed results past their retention period"),
             Err(e) => tracing::warn!(error = %e, "cannot remove expired results"),
         }
-        let acceptor =
-            TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?;
+        let acceptor = wire_errors::JsonParseErrors(
+            TcpAcceptor::from_tokio(listener).map_err(|e| StartError::Listen(listen, e))?,
+        );
         // Fail closed: a worker tries what each sandbox layer forbids; without a required
         // one the server does not serve, unless the operator accepted the risk.
         let statuses = sandbox_check(&state).await?;

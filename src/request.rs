@@ -11,6 +11,7 @@ use poem_openapi::Object;
 use crate::state::State;
 
 #[derive(Object, Debug, Clone, serde::Serialize)]
+#[oai(example)]
 pub struct ErrorBody {
     /// Stable machine-readable code: what went wrong, for programs.
     pub code: ErrorCode,

@@ -373,15 +373,28 @@ pub fn framework_error(err: poem::Error) -> poem::Response {
         s if s >= 500 => ErrorCode::Internal,
         _ => ErrorCode::InvalidRequest,
     };
-    if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
-        // Name the parameter at fault the way every other request problem is named.
+    // Name the parameter or body field at fault the way every other request problem is
+    // named (poem-openapi names a body field in its message for an unknown field or a bound
+    // broken, though not for a wrong type).
+    let field = if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        Some(param.name.to_string())
+    } else if let Some(body) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
+        body.reason
+            .split_once("field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(name, _)| name.to_string())
+    } else {
+        None
+    };
+    if let Some(field) = field {
+        let message = err.to_string();
         let body = ErrorBody {
             code,
-            message: err.to_string(),
             problems: Some(vec![FieldProblem {
-                field: param.name.to_string(),
-                message: param.reason.clone(),
+                field,
+                message: message.clone(),
             }]),
+            message,
         };
         return poem::IntoResponse::into_response(poem::IntoResponse::with_status(
             poem::web::Json(body),

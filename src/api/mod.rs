@@ -5,6 +5,7 @@
 //! shape the answer. The HTML face calls the same domain functions.
 
 pub mod auth;
+pub mod body;
 pub mod choice;
 pub mod compat;
 pub mod error;

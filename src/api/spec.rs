@@ -14,6 +14,9 @@
 //!   enum of the [`ErrorCode`]s that status can carry, so a client can match on them.
 //! - [`describe_responses`]: a success answer poem-openapi leaves undescribed takes the first
 //!   sentence of its schema's description.
+//! - [`close_request_objects`]: the objects a request body is made of say
+//!   `additionalProperties: false`, as the server enforces (`deny_unknown_fields`): a field the
+//!   operation does not know is a 400, never ignored.
 
 use serde_json::{Map, Value, json};
 
@@ -27,6 +30,7 @@ pub fn refine(generated: &str) -> String {
     bound_unsigned(&mut doc);
     error_bodies_per_status(&mut doc);
     describe_responses(&mut doc);
+    close_request_objects(&mut doc);
     serde_json::to_string(&doc).expect("a Value serialises")
 }
 
@@ -154,6 +158,11 @@ fn error_bodies_per_status(doc: &mut Value) {
             .map(|c| c.name())
             .collect();
         let mut body = base.clone();
+        let first = ErrorCode::ALL
+            .iter()
+            .find(|c| c.info().statuses.contains(&status))
+            .expect("a status in use has a code");
+        body["example"] = json!({"code": first.name(), "message": first.info().meaning});
         body["title"] = json!(format!("Error{status}"));
         body["description"] = json!(format!("The body of a {status} answer."));
         body["properties"]["code"] = json!({
@@ -235,6 +244,101 @@ fn lower_first(text: &str) -> String {
     })
 }
 
+fn close_request_objects(doc: &mut Value) {
+    let mut pending: Vec<String> = Vec::new();
+    for operation in doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
+        for op in operation.as_object().into_iter().flat_map(|o| o.values()) {
+            collect_refs(&op["requestBody"], &mut pending);
+        }
+    }
+    let mut closed = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !closed.insert(name.clone()) {
+            continue;
+        }
+        let schema = &mut doc["components"]["schemas"][&name];
+        collect_refs(schema, &mut pending);
+        if let Some(object) = schema.as_object_mut()
+            && object.contains_key("properties")
+        {
+            object
+                .entry("additionalProperties")
+                .or_insert(Value::Bool(false));
+        }
+    }
+}
+
+/// The names of the component schemas `value` refers to.
+fn collect_refs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            if let Some(name) = object
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                into.push(name.to_string());
+            }
+            object.values().for_each(|v| collect_refs(v, into));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, into)),
+        _ => {}
+    }
+}
+
+/// The methods each path of the document answers, for the `Allow` header of a 405: the
+/// router knows a path exists but not, when refusing a method, which ones it has.
+#[derive(Clone)]
+pub struct PathMethods(std::sync::Arc<Vec<(Vec<String>, String)>>);
+
+impl PathMethods {
+    /// From the document's `paths` (templates like `/runs/{id}`). A path with `GET` also
+    /// answers `HEAD`, as every route here does.
+    pub fn of(doc: &str) -> Self {
+        let doc: Value = serde_json::from_str(doc).expect("the document is JSON");
+        let mut table = Vec::new();
+        for (template, operations) in doc["paths"].as_object().into_iter().flatten() {
+            let mut methods: Vec<String> = operations
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(m, _)| m.to_uppercase())
+                .collect();
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".into());
+            }
+            const ORDER: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+            methods.sort_by_key(|m| ORDER.iter().position(|o| o == m));
+            let segments = template.split('/').map(str::to_string).collect();
+            table.push((segments, methods.join(", ")));
+        }
+        PathMethods(std::sync::Arc::new(table))
+    }
+
+    /// The `Allow` value for `path` (relative to the document's server URL); a template
+    /// without parameters wins over one with, as in the router.
+    pub fn allowed(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let matches = |template: &[String], literal_only: bool| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (!literal_only && t.starts_with('{') && !s.is_empty()))
+        };
+        [true, false].into_iter().find_map(|literal_only| {
+            self.0
+                .iter()
+                .find(|(template, _)| matches(template, literal_only))
+                .map(|(_, methods)| methods.as_str())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -258,6 +362,47 @@ mod tests {
             parameters["parameters"][0]["schema"],
             json!({"type": "string", "enum": ["a", "b"], "default": "a"})
         );
+    }
+
+    #[test]
+    fn the_offset_bound_in_the_spec_is_the_one_the_domain_checks() {
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        for (path, parameters) in [
+            ("/usage", &doc["paths"]["/usage"]["get"]["parameters"]),
+            ("/runs", &doc["paths"]["/runs"]["get"]["parameters"]),
+        ] {
+            let offset = parameters
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "offset")
+                .unwrap();
+            assert_eq!(
+                offset["schema"]["maximum"].as_f64(),
+                Some(crate::domain::usage::MAX_OFFSET as f64),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_objects_are_closed_and_answers_are_not() {
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for name in ["RunCreate", "Signal", "NewKeyRequest", "CheckoutRequest"] {
+            assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+        }
+        assert!(schemas["Run"].get("additionalProperties").is_none());
+    }
+
+    #[test]
+    fn allow_lists_the_methods_of_the_matching_path() {
+        let methods = PathMethods::of(&crate::api::spec_json());
+        assert_eq!(methods.allowed("/runs"), Some("GET, HEAD, POST"));
+        assert_eq!(methods.allowed("/runs/run_1/cancel"), Some("POST"));
+        assert_eq!(methods.allowed("/keys/public-key"), Some("GET, HEAD"));
+        assert_eq!(methods.allowed("/fmus/x"), Some("GET, HEAD, DELETE"));
+        assert_eq!(methods.allowed("/nope"), None);
     }
 
     #[test]

@@ -20,20 +20,25 @@ pub const CSV_HEADER: [&str; 4] = ["Date", "FMU Name", "Credits Used", "API Key 
 /// Largest page a listing returns.
 pub const MAX_PAGE: u32 = 500;
 
-/// Checks a client's `?offset=`: SQLite counts rows in an `i64`, so a larger offset cannot be
-/// a place in any list. It is refused (400 naming `offset`; the spec states the bound) rather than answered with an
-/// empty page, because such a number only comes from a client's arithmetic going wrong
-/// (`-1` sent as unsigned is `u64::MAX`), and an empty page would hide that. Offsets past the
-/// end but within range get the correct, empty page.
+/// The largest `?offset=` a listing takes: 10¹⁵, far beyond any list's length and below
+/// 2⁵³, so every JSON client (JavaScript's numbers, a spec's `maximum` read as a double)
+/// holds it exactly. The API's spec states it (a test keeps the two equal).
+pub const MAX_OFFSET: u64 = 1_000_000_000_000_000;
+
+/// Checks a client's `?offset=` against [`MAX_OFFSET`]. A larger one is refused (400 naming
+/// `offset`) rather than answered with an empty page, because such a number only comes from
+/// a client's arithmetic going wrong (`-1` sent as unsigned is `u64::MAX`), and an empty page
+/// would hide that. Offsets past the end but within range get the correct, empty page.
 pub fn page_offset(offset: u64) -> AppResult<i64> {
-    i64::try_from(offset).map_err(|_| {
-        AppError::Malformed(crate::sim::plan::Problems(vec![
+    if offset > MAX_OFFSET {
+        return Err(AppError::Malformed(crate::sim::plan::Problems(vec![
             crate::sim::plan::Problem::new(
                 "offset",
-                format!("offset must be at most {}", i64::MAX),
+                format!("offset must be at most {MAX_OFFSET}"),
             ),
-        ]))
-    })
+        ])));
+    }
+    Ok(offset as i64)
 }
 
 /// One page of a user's usage and the total number of rows.

@@ -26,6 +26,7 @@ pub const BILLING_PORTAL: &str = "/billing/portal";
 pub const BILLING_STATUS: &str = "/billing/status";
 /// Where Stripe delivers webhook events (also `/api/v1/billing/webhook`).
 pub const STRIPE_WEBHOOK: &str = "/stripe/webhook";
+pub const API_V1: &str = "/api/v1";
 pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
 

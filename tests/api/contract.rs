@@ -377,6 +377,17 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             Body::Json(json!({ "label": 5 })),
         )
         .await;
+    // Nor is null a value: a field left to the default is left out.
+    let body = contract
+        .expect(
+            "createRun",
+            400,
+            at(&app, Method::POST, "/api/v1/runs"),
+            Some(key),
+            Body::Json(json!({ "fmu_id": "lib:Dahlquist", "tolerance": null })),
+        )
+        .await;
+    assert_eq!(body["problems"][0]["field"], "tolerance", "{body}");
     // Request problems are 422 naming what to fix.
     let long_label = json!({ "label": "x".repeat(65) });
     contract

@@ -348,7 +348,12 @@ async fn offsets_beyond_what_a_list_can_hold_are_a_400_naming_offset() {
     let app = crate::common::spawn_app().await;
     let account = app.register().await;
     for path in ["/api/v1/usage", "/api/v1/runs", "/usage/"] {
-        for offset in ["9223372036854775808", &u64::MAX.to_string()] {
+        // Just past the bound (10¹⁵), 2⁶³ (past SQLite's i64), and -1 sent as unsigned.
+        for offset in [
+            "1000000000000001",
+            "9223372036854775808",
+            &u64::MAX.to_string(),
+        ] {
             let resp = app
                 .get(&format!("{path}?offset={offset}"), &account.api_key)
                 .await;
@@ -358,10 +363,7 @@ async fn offsets_beyond_what_a_list_can_hold_are_a_400_naming_offset() {
         }
         // Within range but past the end: the correct, empty page.
         let resp = app
-            .get(
-                &format!("{path}?offset=9223372036854775807"),
-                &account.api_key,
-            )
+            .get(&format!("{path}?offset=1000000000000000"), &account.api_key)
             .await;
         assert_eq!(resp.status(), 200, "{path}");
         let body: Value = resp.json().await.unwrap();
@@ -595,7 +597,7 @@ async fn free_credits_go_to_a_few_accounts_per_network_per_day() {
 }
 
 #[tokio::test]
-async fn counts_over_their_maximum_are_a_422_naming_the_field_and_cost_nothing() {
+async fn counts_over_their_maximum_are_refused_naming_the_field_and_cost_nothing() {
     let app = crate::common::spawn_app().await;
     let account = app.register().await;
     let credits = app.balance(&account.api_key).await;
@@ -603,26 +605,30 @@ async fn counts_over_their_maximum_are_a_422_naming_the_field_and_cost_nothing()
     let many = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
     let start_values: serde_json::Map<String, Value> =
         many(1001).into_iter().map(|n| (n, json!(1))).collect();
+    // Counts the spec states (maxItems, maxProperties) are 400; the limits it cannot state
+    // (samples over all signals, a name's length) are 422.
     let cases = [
-        (json!({ "outputs": many(1001) }), "outputs"),
-        (json!({ "start_values": start_values }), "start_values"),
+        (json!({ "outputs": many(1001) }), "outputs", 400),
+        (json!({ "start_values": start_values }), "start_values", 400),
         (
             json!({ "inputs": (0..101).map(|i| json!({ "name": format!("u{i}"), "t": [0], "u": [0] })).collect::<Vec<_>>() }),
             "inputs",
+            400,
         ),
         (
             json!({ "inputs": [{ "name": "u", "t": vec![0; 100_001], "u": vec![0; 100_001] }] }),
             "inputs",
+            422,
         ),
-        (json!({ "outputs": ["h".repeat(1025)] }), "outputs"),
+        (json!({ "outputs": ["h".repeat(1025)] }), "outputs", 422),
     ];
-    for (extra, field) in cases {
+    for (extra, field, status) in cases {
         let mut body = json!({ "fmu_id": "lib:BouncingBall" });
         body.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         let resp = app.create_run(&account.api_key, &body).await;
-        assert_eq!(resp.status(), 422, "{field}");
+        assert_eq!(resp.status(), status, "{field}");
         let err: Value = resp.json().await.unwrap();
         let problems = err["problems"].as_array().unwrap();
         assert_eq!(problems.len(), 1, "one problem, not one per entry: {err}");

@@ -22,3 +22,4 @@ mod run_types;
 mod runs;
 mod security;
 mod usage;
+mod wire;

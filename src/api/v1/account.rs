@@ -14,6 +14,7 @@ enum Tag {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct Account {
     pub user_id: String,
     pub email: String,
@@ -41,7 +42,10 @@ pub struct AccountApi;
 
 #[OpenApi(tag = "Tag::Account")]
 impl AccountApi {
-    /// The account the key belongs to, with its credit balance.
+    /// The account behind the key, with its credit balance.
+    ///
+    /// Also says which key made the request (`api_key_id`) and how much of the storage quota
+    /// your uploads use.
     #[oai(path = "/me", method = "get", operation_id = "getAccount")]
     async fn me(
         &self,

@@ -5,6 +5,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageBilling, ReadBilling};
+use crate::api::body::JsonBody;
 use crate::api::error::{OpError, declare_errors};
 use crate::api::text::Text;
 use crate::domain::billing::{self, plans::Plan};
@@ -18,6 +19,7 @@ enum Tag {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct PlanInfo {
     /// `free`, `pro`, `enterprise`, … (as configured).
     pub id: String,
@@ -85,6 +87,7 @@ impl From<EntryKind> for LedgerKind {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct LedgerEntry {
     /// Credits added (positive) or taken (negative).
     pub delta: i64,
@@ -97,6 +100,7 @@ pub struct LedgerEntry {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct BillingOverview {
     /// The current plan: that of the newest purchase not refunded in full, else Free.
     pub plan: PlanInfo,
@@ -115,13 +119,14 @@ pub struct BillingOverview {
 }
 
 #[derive(Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct CheckoutRequest {
     /// The plan to buy, e.g. `pro`.
     pub plan: Text,
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct CheckoutStarted {
     /// Send the customer here to pay (Stripe Checkout).
     pub checkout_url: String,
@@ -129,6 +134,7 @@ pub struct CheckoutStarted {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct PortalLink {
     /// The Stripe Billing Portal for this account; valid for a short time.
     pub url: String,
@@ -165,7 +171,10 @@ pub struct BillingApi;
 
 #[OpenApi(tag = "Tag::Billing")]
 impl BillingApi {
-    /// The account's plan, credits, purchases and credit history.
+    /// Your plan, credits, purchases and credit history.
+    ///
+    /// `history` is the credit ledger, newest first: each reserve, settle, refund, grant and
+    /// purchase, with the balance after it.
     #[oai(path = "/billing", method = "get", operation_id = "getBilling")]
     async fn overview(
         &self,
@@ -209,8 +218,11 @@ impl BillingApi {
         }))
     }
 
-    /// Starts buying a plan: answers the Stripe Checkout URL to send the customer to. Credits
-    /// are added when Stripe confirms the payment (by webhook), usually within seconds.
+    /// Starts buying a credit pack: answers a Stripe Checkout link.
+    ///
+    /// Send the customer to `checkout_url`; the credits arrive when Stripe confirms the payment
+    /// (by webhook). `plan` is one of the `plans[].id` of `GET /billing`. 503 when this server
+    /// has no payment provider.
     #[oai(
         path = "/billing/checkout",
         method = "post",
@@ -220,17 +232,19 @@ impl BillingApi {
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ManageBilling>,
-        body: Json<CheckoutRequest>,
+        body: JsonBody<CheckoutRequest>,
     ) -> Result<Json<CheckoutStarted>, OpError<StartCheckoutErrors>> {
-        let c = billing::start_checkout(&state, &auth.principal.user_id, &body.plan.0).await?;
+        let c = billing::start_checkout(&state, &auth.principal.user_id, &body.0.plan.0).await?;
         Ok(Json(CheckoutStarted {
             checkout_url: c.url,
             session_id: c.session_id,
         }))
     }
 
-    /// A link to the Stripe Billing Portal (payment methods, billing details). Available
-    /// after the first purchase.
+    /// A link to the Stripe Billing Portal for your account.
+    ///
+    /// Invoices and payment methods live there. 409 until the account has bought something; 503
+    /// when this server has no payment provider.
     #[oai(
         path = "/billing/portal",
         method = "post",

@@ -55,6 +55,7 @@ pub struct DefaultExperiment {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct FmuVariable {
     pub name: String,
     pub value_reference: u32,
@@ -75,6 +76,7 @@ pub struct FmuVariable {
 
 /// An FMU with its model description.
 #[derive(Object)]
+#[oai(example)]
 pub struct Fmu {
     /// SHA-256 of the file. Library models are also reachable as `lib:<Model>` (FMI 3) and
     /// `lib:<Model>@fmi2`.
@@ -202,8 +204,11 @@ pub struct FmusApi;
 
 #[OpenApi(tag = "Tag::Fmus")]
 impl FmusApi {
-    /// Uploads an FMU (FMI 2.0 or 3.0 with a Linux x86-64 binary). The same bytes uploaded
-    /// twice give the same id.
+    /// Uploads an FMU (FMI 2.0 or 3.0 with a Linux x86-64 binary).
+    ///
+    /// Send a multipart form with the file in the field `file`, with a `Content-Length`. The
+    /// archive is checked (paths, sizes, `modelDescription.xml`) before anything is stored. The
+    /// same bytes uploaded twice give the same id: 201 the first time, 200 after.
     #[oai(path = "/fmus", method = "post", operation_id = "uploadFmu")]
     async fn upload(
         &self,
@@ -222,7 +227,10 @@ impl FmusApi {
         })
     }
 
-    /// The built-in library and your uploads; `query` filters by model name.
+    /// The built-in library and your uploads.
+    ///
+    /// `query` keeps the models whose name contains it (case-insensitive). Each entry is the
+    /// FMU's metadata; `GET /fmus/{id}` adds its variables.
     #[oai(path = "/fmus", method = "get", operation_id = "listFmus")]
     async fn list(
         &self,
@@ -234,7 +242,10 @@ impl FmusApi {
         Ok(Json(records.into_iter().map(Into::into).collect()))
     }
 
-    /// One FMU by id, `lib:<Model>` or `lib:<Model>@fmi2`, with all its variables.
+    /// One FMU with all its variables.
+    ///
+    /// `id` is an upload's id (its SHA-256), or a library name: `lib:<Model>` (FMI 3),
+    /// `lib:<Model>@fmi2`, `msl:<Model>`.
     #[oai(path = "/fmus/:id", method = "get", operation_id = "getFmu")]
     async fn get(
         &self,
@@ -250,6 +261,9 @@ impl FmusApi {
     }
 
     /// Removes one of your uploads.
+    ///
+    /// Its files are deleted once no other account uses the same bytes, and your storage is
+    /// freed. Library models are not yours to remove (404).
     #[oai(path = "/fmus/:id", method = "delete", operation_id = "deleteFmu")]
     async fn delete(
         &self,

@@ -5,6 +5,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageKeys};
+use crate::api::body::JsonBody;
 use crate::api::error::{OpError, declare_errors};
 use crate::api::text::Text;
 use crate::domain::ids::KeyId;
@@ -18,6 +19,7 @@ enum Tag {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct ApiKeyInfo {
     /// The key id, named inside the token (`key_…`). Not a secret.
     pub id: String,
@@ -51,7 +53,7 @@ impl From<KeyRow> for ApiKeyInfo {
 }
 
 #[derive(Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct NewKeyRequest {
     /// A name to tell keys apart (at most 64 characters); default "API key".
     #[oai(skip_serializing_if_is_none)]
@@ -59,6 +61,7 @@ pub struct NewKeyRequest {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct CreatedKey {
     pub key: ApiKeyInfo,
     /// The secret. Shown this once: it is not stored and cannot be shown again.
@@ -66,6 +69,7 @@ pub struct CreatedKey {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct PublicKeyInfo {
     pub algorithm: String,
     /// In biscuit's text form, as `biscuit inspect --public-key` takes it.
@@ -98,7 +102,10 @@ pub struct KeysApi;
 
 #[OpenApi(tag = "Tag::Keys")]
 impl KeysApi {
-    /// The caller's keys, active first.
+    /// Your API keys, active first.
+    ///
+    /// Secrets are never listed (only their ids): a key's secret is shown once, when it is
+    /// created.
     #[oai(path = "/keys", method = "get", operation_id = "listKeys")]
     async fn list(
         &self,
@@ -109,13 +116,16 @@ impl KeysApi {
         Ok(Json(keys.into_iter().map(Into::into).collect()))
     }
 
-    /// Creates a key. The response holds the secret, once.
+    /// Creates an API key; the answer holds its secret, once.
+    ///
+    /// Store `api_key` at once: only its id is kept, so it cannot be shown again. An attenuated
+    /// key (one carrying restrictions) cannot create keys.
     #[oai(path = "/keys", method = "post", operation_id = "createKey")]
     async fn create(
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ManageKeys>,
-        body: Json<NewKeyRequest>,
+        body: JsonBody<NewKeyRequest>,
     ) -> Result<CreateResponse, OpError<CreateKeyErrors>> {
         let key = crate::domain::keys::create(
             &state,
@@ -130,7 +140,10 @@ impl KeysApi {
         })))
     }
 
-    /// Revokes a key: it, and every token attenuated from it, stops working at once.
+    /// Revokes a key at once.
+    ///
+    /// The key, and every token attenuated from it offline, stops working for every request
+    /// that follows. Revoking a key already revoked answers it again, unchanged.
     #[oai(path = "/keys/:id/revoke", method = "post", operation_id = "revokeKey")]
     async fn revoke(
         &self,
@@ -144,7 +157,10 @@ impl KeysApi {
         Ok(Json(row.into()))
     }
 
-    /// The root public key that signs every API key, so anyone can verify a token offline.
+    /// The root public key, for verifying keys offline (no authentication).
+    ///
+    /// API keys are biscuit tokens signed by this key: a client can check a key's signature and
+    /// read its restrictions without a request, or attenuate it further before handing it on.
     #[oai(
         path = "/keys/public-key",
         method = "get",

@@ -3,13 +3,14 @@
 
 pub mod account;
 pub mod billing;
+mod examples;
 pub mod fmus;
 pub mod keys;
 pub mod runs;
 pub mod usage;
 
 use poem::endpoint::make_sync;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 
 use crate::api::error::framework_error;
@@ -55,6 +56,7 @@ pub fn routes(public_url: &str) -> impl Endpoint + use<> {
     let api = service(public_url);
     let generated = api.spec();
     let spec = crate::api::spec::refine(&generated);
+    let methods = crate::api::spec::PathMethods::of(&spec);
     // Swagger UI embeds the document it is given: give it the refined one.
     let docs = api
         .swagger_ui_html()
@@ -76,4 +78,24 @@ pub fn routes(public_url: &str) -> impl Endpoint + use<> {
         .at("/docs", poem::get(make_sync(docs_html.clone())))
         .at("/docs/", poem::get(make_sync(docs_html)))
         .catch_all_error(|e| async move { framework_error(e) })
+        .around(move |inner, req| with_allow(inner, req, methods.clone()))
+}
+
+/// A 405 from the router says which methods the path has (`Allow`, as RFC 9110 requires).
+async fn with_allow<E: Endpoint>(
+    inner: E,
+    req: poem::Request,
+    methods: crate::api::spec::PathMethods,
+) -> poem::Result<poem::Response> {
+    let path = req.original_uri().path().to_string();
+    let mut resp = inner.call(req).await?.into_response();
+    if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = path
+            .strip_prefix(crate::web::paths::API_V1)
+            .and_then(|p| methods.allowed(p))
+            .and_then(|a| poem::http::HeaderValue::from_str(a).ok())
+    {
+        resp.headers_mut().insert(poem::http::header::ALLOW, allow);
+    }
+    Ok(resp)
 }

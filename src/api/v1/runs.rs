@@ -11,6 +11,7 @@ use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use crate::api::auth::{ApiKey, Authed, ReadRuns};
+use crate::api::body::JsonBody;
 use crate::api::choice::{Choice, Names};
 use crate::api::error::{ApiError, OpError, declare_errors};
 use crate::api::text::Text;
@@ -84,7 +85,7 @@ impl Names for RunStatusName {
 
 /// What to simulate. Everything but `fmu_id` defaults to the model's default experiment.
 #[derive(Object, Clone)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct RunCreate {
     /// `lib:<Model>` (FMI 3), `lib:<Model>@fmi2`, `msl:<Model>`, or your upload's id.
     pub fmu_id: Text,
@@ -98,24 +99,41 @@ pub struct RunCreate {
     pub start_time: Option<f64>,
     #[oai(skip_serializing_if_is_none)]
     pub stop_time: Option<f64>,
-    #[oai(skip_serializing_if_is_none)]
+    /// Time between output points (> 0).
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0", exclusive = true))
+    )]
     pub output_interval: Option<f64>,
-    /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step.
-    #[oai(skip_serializing_if_is_none)]
+    /// Co-Simulation communication step; Model Exchange maximum (or Euler's fixed) step (> 0).
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0", exclusive = true))
+    )]
     pub step_size: Option<f64>,
-    /// Relative tolerance.
-    #[oai(skip_serializing_if_is_none)]
+    /// Relative tolerance, between 0 and 1.
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(
+            minimum(value = "0", exclusive = true),
+            maximum(value = "1", exclusive = true)
+        )
+    )]
     pub tolerance: Option<f64>,
-    /// Start values by variable name (numbers, booleans or strings).
-    #[oai(skip_serializing_if_is_none)]
+    /// Start values by variable name (numbers, booleans or strings), at most 1 000.
+    #[oai(skip_serializing_if_is_none, validator(max_properties = 1000))]
     pub start_values: Option<HashMap<String, Any<serde_json::Value>>>,
-    /// Variables to record (default: the model's outputs).
-    #[oai(skip_serializing_if_is_none)]
+    /// Variables to record (default: the model's outputs), at most 1 000.
+    #[oai(skip_serializing_if_is_none, validator(max_items = 1000))]
     pub outputs: Option<Vec<Text>>,
-    #[oai(skip_serializing_if_is_none)]
+    /// Input signals, at most 100.
+    #[oai(skip_serializing_if_is_none, validator(max_items = 100))]
     pub inputs: Option<Vec<Signal>>,
-    /// Wall-clock limit in seconds (default and maximum: the plan's limit).
-    #[oai(skip_serializing_if_is_none)]
+    /// Wall-clock limit in seconds, > 0 (default and maximum: the plan's limit).
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0", exclusive = true))
+    )]
     pub timeout: Option<f64>,
 }
 
@@ -147,6 +165,7 @@ impl RunCreate {
 
 /// Results as columns: `time` and one array per variable.
 #[derive(Object)]
+#[oai(example)]
 pub struct RunResult {
     pub time: Vec<f64>,
     /// Variable names in the order they were asked for.
@@ -187,6 +206,7 @@ impl From<crate::domain::runs::charging::FailureKind> for FailureKind {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct Run {
     pub id: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
@@ -439,6 +459,7 @@ impl poem::IntoResponse for ResultStream {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct RunList {
     pub items: Vec<Run>,
     pub total: u64,
@@ -544,16 +565,20 @@ pub struct RunsApi;
 
 #[OpenApi(tag = "Tag::Runs")]
 impl RunsApi {
-    /// Starts a simulation. Answers 201 with the results when it ends within a few seconds,
-    /// else 202 with `Location`. Costs credits (402 when the balance is too low); a retry with
-    /// the same `Idempotency-Key` and body returns the original run and never charges twice.
+    /// Starts a simulation.
+    ///
+    /// Answers 201 with the run (and its results inline when small) when it finishes within a
+    /// few seconds, else 202 with `Location` to poll. A run costs credits: they are held when
+    /// it starts (402 when the balance is too low) and refunded if the service fails it. A
+    /// retry with the same `Idempotency-Key` and body returns the original run and never
+    /// charges twice.
     #[oai(path = "/runs", method = "post", operation_id = "createRun")]
     async fn create(
         &self,
         state: poem::web::Data<&State>,
         key: ApiKey,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        body: Json<RunCreate>,
+        body: JsonBody<RunCreate>,
     ) -> Result<CreateResponse, OpError<CreateRunErrors>> {
         let new = new_run(body.0, None)?;
         let idempotency = idempotency_key
@@ -578,6 +603,9 @@ impl RunsApi {
     }
 
     /// One of your runs.
+    ///
+    /// Poll it until `status` is `succeeded`, `failed` or `cancelled`; `result_url` serves the
+    /// results.
     #[oai(path = "/runs/:id", method = "get", operation_id = "getRun")]
     async fn get(
         &self,
@@ -592,9 +620,12 @@ impl RunsApi {
         )))
     }
 
-    /// A run's results as JSON columns, or CSV with `?format=csv` / `Accept: text/csv`.
-    /// `?format` wins over `Accept`; `Accept` is negotiated by its q-values (JSON when both
-    /// are equally welcome), and 406 when it allows neither.
+    /// A run's results, as JSON columns or CSV.
+    ///
+    /// `?format=csv` or `Accept: text/csv` gives CSV with a header `time,<variable>,…`.
+    /// `?format` wins over `Accept`; `Accept` is negotiated by its q-values (JSON when both are
+    /// equally welcome), and 406 when it allows neither. 409 while the run has no results; 410
+    /// once they were removed after the retention period.
     #[oai(
         path = "/runs/:id/result",
         method = "get",
@@ -623,7 +654,10 @@ impl RunsApi {
         Ok(ResultStream::new(result, format))
     }
 
-    /// Your runs, newest first; filter by `status` and `fmu` (id or name).
+    /// Your runs, newest first.
+    ///
+    /// Filter by `status` and by `fmu` (an id or a name); paged with `limit` and `offset`.
+    /// Results are not inlined: fetch them from each run's `result_url`.
     #[oai(path = "/runs", method = "get", operation_id = "listRuns")]
     async fn list(
         &self,
@@ -636,8 +670,8 @@ impl RunsApi {
             validator(minimum(value = "1"), maximum(value = "500"))
         )]
         limit: Query<u32>,
-        /// Runs to skip (at most 2⁶³ − 1, the largest position a list can have).
-        #[oai(default, validator(maximum(value = "9223372036854775807")))]
+        /// Runs to skip (at most 10¹⁵).
+        #[oai(default, validator(maximum(value = "1000000000000000")))]
         offset: Query<u64>,
     ) -> Result<Json<RunList>, OpError<ListRunsErrors>> {
         let status = status
@@ -665,8 +699,10 @@ impl RunsApi {
         }))
     }
 
-    /// Cancels a queued or running run. A run cancelled while queued is not charged; one
-    /// cancelled while running is (its model used the worker).
+    /// Cancels a queued or running run.
+    ///
+    /// A run cancelled while queued is not charged; one cancelled while running is (its model
+    /// used the worker). A run already finished answers 409.
     #[oai(path = "/runs/:id/cancel", method = "post", operation_id = "cancelRun")]
     async fn cancel(
         &self,

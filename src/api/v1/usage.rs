@@ -36,6 +36,7 @@ pub enum Order {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct UsageItem {
     pub id: i64,
     pub date: String,
@@ -61,6 +62,7 @@ impl From<UsageRow> for UsageItem {
 }
 
 #[derive(Object)]
+#[oai(example)]
 pub struct UsageList {
     pub items: Vec<UsageItem>,
     /// Rows matching the filter, over all pages.
@@ -78,7 +80,10 @@ pub struct UsageApi;
 
 #[OpenApi(tag = "Tag::Usage")]
 impl UsageApi {
-    /// One page of usage, newest first by default.
+    /// Your billable usage, one row per charged run, newest first by default.
+    ///
+    /// Paged with `limit` and `offset`, sorted by `sort` and `order`, and filtered to one key
+    /// with `api_key_id`. `total` counts every matching row.
     #[oai(path = "/usage", method = "get", operation_id = "listUsage")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -91,8 +96,8 @@ impl UsageApi {
             validator(minimum(value = "1"), maximum(value = "500"))
         )]
         limit: Query<u32>,
-        /// Rows to skip (at most 2⁶³ − 1, the largest position a list can have).
-        #[oai(default, validator(maximum(value = "9223372036854775807")))]
+        /// Rows to skip (at most 10¹⁵).
+        #[oai(default, validator(maximum(value = "1000000000000000")))]
         offset: Query<u64>,
         #[oai(default)] sort: Query<SortBy>,
         #[oai(default)] order: Query<Order>,

@@ -1,0 +1,318 @@
+//! The spec's examples: one value of each schema a client sends or reads, built as the Rust
+//! type itself so that an example cannot drift from what it shows. They are the answers a
+//! real run of the built-in `lib:BouncingBall` gives (ids and times shortened).
+
+use std::collections::HashMap;
+
+use poem_openapi::types::{Any, Example};
+use serde_json::json;
+
+use super::account::Account;
+use super::billing::{
+    BillingOverview, CheckoutRequest, CheckoutStarted, LedgerEntry, LedgerKind, PlanInfo,
+    PortalLink,
+};
+use super::fmus::{DefaultExperiment, Fmu, FmuInterface, FmuVariable};
+use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
+use super::runs::{Run, RunCreate, RunList, RunResult, RunStatusName};
+use super::usage::{UsageItem, UsageList};
+use crate::api::text::Text;
+use crate::request::{ErrorBody, ErrorCode, FieldProblem};
+
+const KEY_ID: &str = "key_485b109f936e739b";
+const RUN_ID: &str = "run_980aaa8cb6b67301";
+const FMU_HASH: &str = "29d6e99d5e923363434c4f41e52845b65f8b40f71d0cf576185e7e734fb55c0e";
+const AT: &str = "2026-11-26T18:45:25Z";
+
+impl Example for Account {
+    fn example() -> Self {
+        Account {
+            user_id: "usr_37756eb90b7dde5c".into(),
+            email: "ada@example.com".into(),
+            name: None,
+            credits: 99,
+            created_at: AT.into(),
+            api_key_id: Some(KEY_ID.into()),
+            storage_used_bytes: 16293,
+            storage_quota_bytes: 1 << 30,
+        }
+    }
+}
+
+impl Example for ApiKeyInfo {
+    fn example() -> Self {
+        ApiKeyInfo {
+            id: KEY_ID.into(),
+            label: "CI pipeline".into(),
+            created_at: AT.into(),
+            expires_at: None,
+            last_used_at: Some(AT.into()),
+            revoked_at: None,
+            active: true,
+            run_count: 1,
+        }
+    }
+}
+
+impl Example for NewKeyRequest {
+    fn example() -> Self {
+        NewKeyRequest {
+            label: Some(Text("CI pipeline".into())),
+        }
+    }
+}
+
+impl Example for CreatedKey {
+    fn example() -> Self {
+        CreatedKey {
+            key: ApiKeyInfo::example(),
+            api_key: "fmugw_ErQBCkoKFHVzcl9jOGY1YWM5N2Ji…".into(),
+        }
+    }
+}
+
+impl Example for PublicKeyInfo {
+    fn example() -> Self {
+        PublicKeyInfo {
+            algorithm: "ed25519".into(),
+            public_key: "ed25519/7ccc29b2bbf7bed290cf1de09a2189eb0de851c9e2287bdcab590a2bd536dc79"
+                .into(),
+        }
+    }
+}
+
+impl Example for UsageItem {
+    fn example() -> Self {
+        UsageItem {
+            id: 1,
+            date: AT.into(),
+            fmu_name: "lib:BouncingBall".into(),
+            credits: 1,
+            api_key_id: Some(KEY_ID.into()),
+            run_id: Some(RUN_ID.into()),
+        }
+    }
+}
+
+impl Example for UsageList {
+    fn example() -> Self {
+        UsageList {
+            items: vec![UsageItem::example()],
+            total: 1,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+fn interface(variable_step: bool, event_mode: bool) -> FmuInterface {
+    FmuInterface {
+        model_identifier: "BouncingBall".into(),
+        can_handle_variable_communication_step_size: variable_step,
+        can_get_and_set_fmu_state: true,
+        needs_completed_integrator_step: false,
+        provides_directional_derivatives: false,
+        has_event_mode: event_mode,
+    }
+}
+
+impl Example for FmuVariable {
+    fn example() -> Self {
+        FmuVariable {
+            name: "h".into(),
+            value_reference: 1,
+            type_: "Float64".into(),
+            causality: "output".into(),
+            variability: "continuous".into(),
+            initial: Some("exact".into()),
+            start: Some("1".into()),
+            unit: Some("m".into()),
+            description: Some("Height of the ball".into()),
+        }
+    }
+}
+
+impl Example for Fmu {
+    fn example() -> Self {
+        Fmu {
+            id: FMU_HASH.into(),
+            library_id: Some("lib:BouncingBall".into()),
+            model_name: "BouncingBall".into(),
+            fmi_version: "3.0".into(),
+            instantiation_token: "{6839b749-c407-49d3-8ee1-e92ff8548400}".into(),
+            description: Some(
+                "A ball that bounces on the floor, losing energy at every bounce".into(),
+            ),
+            generation_tool: Some("FMU Gateway demo models".into()),
+            size_bytes: 16293,
+            created_at: AT.into(),
+            file_name: None,
+            co_simulation: Some(interface(true, true)),
+            model_exchange: Some(interface(false, false)),
+            default_experiment: Some(DefaultExperiment {
+                start_time: Some(0.0),
+                stop_time: Some(3.0),
+                tolerance: None,
+                step_size: Some(0.01),
+            }),
+            platforms: vec!["x86_64-linux".into()],
+            units: vec!["s".into(), "m".into(), "m/s".into(), "m/s2".into()],
+            variables: vec![FmuVariable::example()],
+        }
+    }
+}
+
+impl Example for RunCreate {
+    fn example() -> Self {
+        let mut start_values = HashMap::new();
+        start_values.insert("e".to_string(), Any(json!(0.7)));
+        RunCreate {
+            stop_time: Some(3.0),
+            output_interval: Some(0.01),
+            start_values: Some(start_values),
+            ..RunCreate::simple("lib:BouncingBall".into(), None, None, None)
+        }
+    }
+}
+
+impl Example for RunResult {
+    fn example() -> Self {
+        RunResult {
+            time: vec![0.0, 0.01, 0.02],
+            variables: vec!["h".into(), "v".into()],
+            columns: HashMap::from([
+                ("h".to_string(), vec![1.0, 0.9995095, 0.998038]),
+                ("v".to_string(), vec![0.0, -0.0981, -0.1962]),
+            ]),
+        }
+    }
+}
+
+impl Example for Run {
+    fn example() -> Self {
+        Run {
+            id: RUN_ID.into(),
+            status: RunStatusName::Succeeded,
+            fmu_id: FMU_HASH.into(),
+            fmu_name: "lib:BouncingBall".into(),
+            api_key_id: Some(KEY_ID.into()),
+            created_at: AT.into(),
+            started_at: Some(AT.into()),
+            finished_at: Some(AT.into()),
+            credits_reserved: 1,
+            credits_charged: 1,
+            charged: true,
+            failure_kind: None,
+            error: None,
+            log: Some(String::new()),
+            settings: Some(Any(json!({
+                "interface": "cs", "solver": "dormand_prince", "start_time": 0.0,
+                "stop_time": 0.02, "output_interval": 0.01, "tolerance": 1e-6,
+                "start_values": [["e", "0.7"]], "outputs": ["h", "v"], "inputs": [],
+                "timeout_seconds": 600.0
+            }))),
+            result_url: format!("/api/v1/runs/{RUN_ID}/result"),
+            result_expires_at: Some("2026-12-26T18:45:25Z".into()),
+            result: Some(RunResult::example()),
+        }
+    }
+}
+
+impl Example for RunList {
+    fn example() -> Self {
+        RunList {
+            items: vec![Run {
+                result: None,
+                ..Run::example()
+            }],
+            total: 1,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+impl Example for PlanInfo {
+    fn example() -> Self {
+        PlanInfo {
+            id: "pro".into(),
+            name: "Pro".into(),
+            description: "For engineers who simulate every day".into(),
+            credits: 120,
+            amount_cents: 4900,
+            currency: "usd".into(),
+        }
+    }
+}
+
+impl Example for LedgerEntry {
+    fn example() -> Self {
+        LedgerEntry {
+            delta: -1,
+            balance_after: 99,
+            kind: LedgerKind::Reserve,
+            reason: format!("Run {RUN_ID} (lib:BouncingBall)"),
+            run_id: Some(RUN_ID.into()),
+            created_at: AT.into(),
+        }
+    }
+}
+
+impl Example for BillingOverview {
+    fn example() -> Self {
+        BillingOverview {
+            plan: PlanInfo {
+                id: "free".into(),
+                name: "Free".into(),
+                description: "100 credits when you sign up".into(),
+                credits: 100,
+                amount_cents: 0,
+                currency: "usd".into(),
+            },
+            credits: 99,
+            billing_enabled: true,
+            plans: vec![PlanInfo::example()],
+            purchases: vec![],
+            history: vec![LedgerEntry::example()],
+            account_flag: None,
+        }
+    }
+}
+
+impl Example for CheckoutRequest {
+    fn example() -> Self {
+        CheckoutRequest {
+            plan: Text("pro".into()),
+        }
+    }
+}
+
+impl Example for CheckoutStarted {
+    fn example() -> Self {
+        CheckoutStarted {
+            checkout_url: "https://checkout.stripe.com/c/pay/cs_test_a1b2c3".into(),
+            session_id: "cs_test_a1b2c3".into(),
+        }
+    }
+}
+
+impl Example for PortalLink {
+    fn example() -> Self {
+        PortalLink {
+            url: "https://billing.stripe.com/p/session/test_a1b2c3".into(),
+        }
+    }
+}
+
+impl Example for ErrorBody {
+    fn example() -> Self {
+        ErrorBody {
+            code: ErrorCode::InvalidRequest,
+            message: "stop_time (1) must be after start_time (2)".into(),
+            problems: Some(vec![FieldProblem {
+                field: "stop_time".into(),
+                message: "stop_time (1) must be after start_time (2)".into(),
+            }]),
+        }
+    }
+}
