@@ -196,9 +196,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             let shutdown = shutdown_signal();
             let app = App::build(config).await.map_err(|e| e.to_string())?;
             tracing::info!(address = %app.addr(), data_dir = %app.state().config.data_dir.display(), "FMU Gateway is listening");
-            app.run_until(shutdown)
-                .await
-                .map_err(|e| e.to_string())?;
+            app.run_until(shutdown).await.map_err(|e| e.to_string())?;
             tracing::info!("stopped");
             Ok(())
         }
