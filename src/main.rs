@@ -193,11 +193,10 @@ async fn run(command: Command) -> Result<(), Failure> {
             let mut config = Config::from_env(listen, data_dir, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
             config.allow_weaker_sandbox |= allow_weaker_sandbox;
+            let shutdown = shutdown_signal();
             let app = App::build(config).await.map_err(|e| e.to_string())?;
             tracing::info!(address = %app.addr(), data_dir = %app.state().config.data_dir.display(), "FMU Gateway is listening");
-            app.run_until(shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())?;
+            app.run_until(shutdown).await.map_err(|e| e.to_string())?;
             tracing::info!("stopped");
             Ok(())
         }
@@ -311,22 +310,28 @@ fn tune_malloc() {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what `fly deploy` and systemd send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM (what `fly deploy` and systemd send). The SIGTERM handler
+/// is installed here, before the server answers its first request: installed lazily (when
+/// the future is first polled) a SIGTERM arriving in between would kill the process unclean.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match term {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing requests in flight");
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down: finishing requests in flight");
+    }
 }

@@ -14,8 +14,12 @@ pub mod text;
 pub mod v1;
 
 /// The spec as JSON text (for the snapshot test and `fmu-gateway openapi`).
+/// With the default plans: a server's own, configured ones are in what it serves.
 pub fn spec_json() -> String {
-    spec::refine(&v1::service("http://localhost:8080").spec())
+    let defaults =
+        crate::domain::billing::plans::Plans::defaults(crate::domain::ids::Credits::from(25u32));
+    let plans: Vec<&str> = defaults.paid().iter().map(|p| p.id.as_str()).collect();
+    spec::refine(&v1::service("http://localhost:8080").spec(), &plans)
 }
 
 /// An RFC 3339 time for JSON answers.

@@ -22,9 +22,14 @@ use serde_json::{Map, Value, json};
 
 use crate::request::ErrorCode;
 
-/// The document served at `/api/openapi.json`, from poem-openapi's `spec()` text.
-pub fn refine(generated: &str) -> String {
+/// The document served at `/api/openapi.json`, from poem-openapi's `spec()` text and the ids
+/// of the plans this server sells (configured at start-up, so the spec is made then too).
+pub fn refine(generated: &str, plan_ids: &[&str]) -> String {
     let mut doc: Value = serde_json::from_str(generated).expect("poem-openapi writes JSON");
+    if !plan_ids.is_empty() {
+        doc["components"]["schemas"]["CheckoutRequest"]["properties"]["plan"]["enum"] =
+            json!(plan_ids);
+    }
     let schemas = doc["components"]["schemas"].clone();
     unwrap_refs(&mut doc, &schemas, false);
     bound_unsigned(&mut doc);
@@ -393,6 +398,14 @@ mod tests {
             assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
         }
         assert!(schemas["Run"].get("additionalProperties").is_none());
+    }
+
+    #[test]
+    fn the_plans_for_sale_are_the_checkout_enum() {
+        let generated = crate::api::v1::service("http://x").spec();
+        let doc: Value = serde_json::from_str(&refine(&generated, &["team"])).unwrap();
+        let plan = &doc["components"]["schemas"]["CheckoutRequest"]["properties"]["plan"];
+        assert_eq!(plan["enum"], json!(["team"]));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use crate::api::body::JsonBody;
 use crate::api::error::{OpError, declare_errors};
 use crate::api::text::Text;
 use crate::domain::billing::{self, plans::Plan};
+use crate::domain::error::AppError;
+use crate::sim::plan::{Problem, Problems};
 use crate::state::State;
 use crate::store::ledger::EntryKind;
 
@@ -143,15 +145,14 @@ pub struct PortalLink {
 declare_errors! {
     /// `GET /billing`.
     GetBillingErrors: [UNAUTHORIZED, FORBIDDEN];
-    /// `POST /billing/checkout`: an unknown plan is 422; too many checkouts 429; Stripe
-    /// failing 502; billing not configured on this server 503.
+    /// `POST /billing/checkout`: a plan the spec does not list is 400; too many checkouts
+    /// 429; Stripe failing 502; billing not configured on this server 503.
     StartCheckoutErrors: [
         BAD_REQUEST,
         UNAUTHORIZED,
         FORBIDDEN,
         PAYLOAD_TOO_LARGE,
         UNSUPPORTED_MEDIA_TYPE,
-        UNPROCESSABLE_ENTITY,
         TOO_MANY_REQUESTS,
         BAD_GATEWAY,
         SERVICE_UNAVAILABLE,
@@ -234,7 +235,13 @@ impl BillingApi {
         auth: Authed<ManageBilling>,
         body: JsonBody<CheckoutRequest>,
     ) -> Result<Json<CheckoutStarted>, OpError<StartCheckoutErrors>> {
-        let c = billing::start_checkout(&state, &auth.principal.user_id, &body.0.plan.0).await?;
+        // The spec lists the plans: any other value (even one the dashboard would trim into
+        // a plan) does not match it.
+        let plan = &body.0.plan.0;
+        state.billing.plans.purchasable(plan).map_err(|message| {
+            AppError::Malformed(Problems(vec![Problem::new("plan", message)]))
+        })?;
+        let c = billing::start_checkout(&state, &auth.principal.user_id, plan).await?;
         Ok(Json(CheckoutStarted {
             checkout_url: c.url,
             session_id: c.session_id,
