@@ -38,6 +38,7 @@ from fmu_gateway_api_client.models import (
     ApiKeyInfo,
     BillingOverview,
     CheckoutRequest,
+    CheckoutRequestPlan,
     CheckoutStarted,
     CreatedKey,
     Error401,
@@ -298,7 +299,7 @@ def main() -> None:
     # -- Billing: the balance and history; buying answers 503 when Stripe is not configured.
     billing = expect("get_billing", get_billing.sync_detailed(client=client), HTTPStatus.OK, BillingOverview)
     print(f"    plan {billing.plan.name}, {billing.credits_} credits, billing: {billing.billing_enabled}")
-    checkout = start_checkout.sync_detailed(client=client, body=CheckoutRequest(plan="pro"))
+    checkout = start_checkout.sync_detailed(client=client, body=CheckoutRequest(plan=CheckoutRequestPlan.PRO))
     if billing.billing_enabled:
         started_checkout = expect("start_checkout", checkout, HTTPStatus.OK, CheckoutStarted)
         print(f"    pay at {started_checkout.checkout_url}")
