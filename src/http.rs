@@ -28,9 +28,13 @@ pub fn app(state: State) -> impl Endpoint {
         .iter()
         .map(|p| p.id.as_str())
         .collect();
+    let configured = api::spec::Configured {
+        plan_ids: &plans,
+        max_run_seconds: state.config.max_run_time.as_secs_f64(),
+    };
     let access_log = crate::telemetry::AccessLogger::new(&state.config.logging);
     merge(web::routes(), compat::routes())
-        .nest("/api", api::v1::routes(&public_url, &plans))
+        .nest("/api", api::v1::routes(&public_url, &configured))
         .nest("/", web::fallback())
         .at("/assets/:name", get(web::assets::serve))
         .at("/health", get(health))

@@ -14,12 +14,15 @@ pub mod text;
 pub mod v1;
 
 /// The spec as JSON text (for the snapshot test and `fmu-gateway openapi`).
-/// With the default plans: a server's own, configured ones are in what it serves.
+/// With the default configuration: a server's own settings are in what it serves.
 pub fn spec_json() -> String {
-    let defaults =
-        crate::domain::billing::plans::Plans::defaults(crate::domain::ids::Credits::from(25u32));
-    let plans: Vec<&str> = defaults.paid().iter().map(|p| p.id.as_str()).collect();
-    spec::refine(&v1::service("http://localhost:8080").spec(), &plans)
+    let config = crate::config::Config::local(".".into());
+    let plans: Vec<&str> = config.paid_plans.iter().map(|p| p.id.as_str()).collect();
+    let configured = spec::Configured {
+        plan_ids: &plans,
+        max_run_seconds: config.max_run_time.as_secs_f64(),
+    };
+    spec::refine(&v1::service("http://localhost:8080").spec(), &configured)
 }
 
 /// An RFC 3339 time for JSON answers.

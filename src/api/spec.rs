@@ -22,20 +22,34 @@ use serde_json::{Map, Value, json};
 
 use crate::request::ErrorCode;
 
-/// The document served at `/api/openapi.json`, from poem-openapi's `spec()` text and the ids
-/// of the plans this server sells (configured at start-up, so the spec is made then too).
-pub fn refine(generated: &str, plan_ids: &[&str]) -> String {
+/// What the spec states that this server's configuration decides (so the document is made
+/// at start-up, from it).
+pub struct Configured<'a> {
+    /// The plans for sale: `CheckoutRequest.plan`'s enum.
+    pub plan_ids: &'a [&'a str],
+    /// The longest a run may take: `RunCreate.timeout`'s maximum.
+    pub max_run_seconds: f64,
+}
+
+/// The document served at `/api/openapi.json`, from poem-openapi's `spec()` text.
+pub fn refine(generated: &str, configured: &Configured<'_>) -> String {
     let mut doc: Value = serde_json::from_str(generated).expect("poem-openapi writes JSON");
-    if !plan_ids.is_empty() {
-        doc["components"]["schemas"]["CheckoutRequest"]["properties"]["plan"]["enum"] =
-            json!(plan_ids);
+    let schemas = &mut doc["components"]["schemas"];
+    if !configured.plan_ids.is_empty() {
+        schemas["CheckoutRequest"]["properties"]["plan"]["enum"] = json!(configured.plan_ids);
     }
+    schemas["RunCreate"]["properties"]["timeout"]["maximum"] = json!(configured.max_run_seconds);
+    // A start value is one number, boolean or string (poem-openapi can only say "anything").
+    schemas["RunCreate"]["properties"]["start_values"]["additionalProperties"] = json!({
+        "oneOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}]
+    });
     let schemas = doc["components"]["schemas"].clone();
     unwrap_refs(&mut doc, &schemas, false);
     bound_unsigned(&mut doc);
     error_bodies_per_status(&mut doc);
     describe_responses(&mut doc);
     close_request_objects(&mut doc);
+    link_operations(&mut doc);
     serde_json::to_string(&doc).expect("a Value serialises")
 }
 
@@ -252,12 +266,30 @@ fn lower_first(text: &str) -> String {
 fn close_request_objects(doc: &mut Value) {
     let mut pending: Vec<String> = Vec::new();
     for operation in doc["paths"]
-        .as_object()
+        .as_object_mut()
         .into_iter()
-        .flat_map(|p| p.values())
+        .flat_map(|p| p.values_mut())
     {
-        for op in operation.as_object().into_iter().flat_map(|o| o.values()) {
+        for op in operation
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
             collect_refs(&op["requestBody"], &mut pending);
+            // An inline body (the upload's multipart form) is closed where it stands.
+            // (`get_mut`, not indexing: indexing a Value mutably adds the key it looks for.)
+            let contents = op
+                .get_mut("requestBody")
+                .and_then(|b| b.get_mut("content"))
+                .and_then(Value::as_object_mut);
+            for media in contents.into_iter().flat_map(|c| c.values_mut()) {
+                if let Some(form) = media["schema"].as_object_mut()
+                    && form.contains_key("properties")
+                {
+                    form.entry("additionalProperties")
+                        .or_insert(Value::Bool(false));
+                }
+            }
         }
     }
     let mut closed = std::collections::BTreeSet::new();
@@ -273,6 +305,71 @@ fn close_request_objects(doc: &mut Value) {
             object
                 .entry("additionalProperties")
                 .or_insert(Value::Bool(false));
+        }
+    }
+}
+
+/// OpenAPI links: where an answer's id is used next (a created run is fetched, cancelled and
+/// its result read; an uploaded FMU fetched and deleted; a created key revoked). Clients and
+/// stateful testers (schemathesis) follow them.
+fn link_operations(doc: &mut Value) {
+    type Link = (
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        &'static [&'static str],
+    );
+    const LINKS: &[Link] = &[
+        (
+            "createRun",
+            &["201", "202"],
+            "$response.body#/id",
+            &["getRun", "cancelRun", "getRunResult"],
+        ),
+        (
+            "uploadFmu",
+            &["200", "201"],
+            "$response.body#/id",
+            &["getFmu", "deleteFmu"],
+        ),
+        (
+            "createKey",
+            &["201"],
+            "$response.body#/key/id",
+            &["revokeKey"],
+        ),
+    ];
+    for operation in doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|p| p.values_mut())
+    {
+        for op in operation
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            let Some((_, statuses, id, targets)) =
+                LINKS.iter().find(|(from, ..)| op["operationId"] == *from)
+            else {
+                continue;
+            };
+            for status in *statuses {
+                let links: Map<String, Value> = targets
+                    .iter()
+                    .map(|to| {
+                        let link = json!({"operationId": to, "parameters": {"id": id}});
+                        (to.to_string(), link)
+                    })
+                    .collect();
+                if let Some(response) = op
+                    .get_mut("responses")
+                    .and_then(|r| r.get_mut(*status))
+                    .and_then(Value::as_object_mut)
+                {
+                    response.insert("links".into(), Value::Object(links));
+                }
+            }
         }
     }
 }
@@ -401,11 +498,17 @@ mod tests {
     }
 
     #[test]
-    fn the_plans_for_sale_are_the_checkout_enum() {
+    fn the_plans_for_sale_and_the_longest_run_are_stated() {
         let generated = crate::api::v1::service("http://x").spec();
-        let doc: Value = serde_json::from_str(&refine(&generated, &["team"])).unwrap();
+        let configured = Configured {
+            plan_ids: &["team"],
+            max_run_seconds: 60.0,
+        };
+        let doc: Value = serde_json::from_str(&refine(&generated, &configured)).unwrap();
         let plan = &doc["components"]["schemas"]["CheckoutRequest"]["properties"]["plan"];
         assert_eq!(plan["enum"], json!(["team"]));
+        let timeout = &doc["components"]["schemas"]["RunCreate"]["properties"]["timeout"];
+        assert_eq!(timeout["maximum"], json!(60.0));
     }
 
     #[test]

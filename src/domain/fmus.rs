@@ -160,7 +160,7 @@ fn temp_path(data_dir: &Path, what: &str) -> PathBuf {
     root(data_dir).join(format!(".{what}-{:016x}", rand::random::<u64>()))
 }
 
-/// Whether an FMU was new to the caller.
+/// Whether an FMU was new to the caller (whoever else has the same bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
     Created,
@@ -227,7 +227,9 @@ pub async fn add_upload(
     let record = FmuRecord::from_row(upload.row.ok_or(RegistryError::NotFound)?)?;
     Ok((
         record,
-        if upload.owned == Owned::Added && !known {
+        // New to the caller is what counts: whether another account stored the same bytes
+        // must not show (it would tell anyone whether a given FMU was ever uploaded here).
+        if upload.owned == Owned::Added {
             Stored::Created
         } else {
             Stored::AlreadyThere

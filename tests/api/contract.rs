@@ -389,16 +389,50 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         .await;
     assert_eq!(body["problems"][0]["field"], "tolerance", "{body}");
     // Request problems are 422 naming what to fix.
-    let long_label = json!({ "label": "x".repeat(65) });
-    contract
-        .expect(
-            "createKey",
-            422,
-            at(&app, Method::POST, "/api/v1/keys"),
-            Some(key),
-            Body::Json(long_label),
-        )
-        .await;
+    // What the spec bounds is 400 naming the field: a label too long or with a control
+    // character, a timeout past the server's limit or too short to measure, a start value
+    // that is not one value.
+    for label in [
+        "x".repeat(65),
+        "tab\there".to_string(),
+        "c1 \u{85} control".to_string(),
+    ] {
+        let body = contract
+            .expect(
+                "createKey",
+                400,
+                at(&app, Method::POST, "/api/v1/keys"),
+                Some(key),
+                Body::Json(json!({ "label": label })),
+            )
+            .await;
+        assert_eq!(body["problems"][0]["field"], "label", "{body}");
+    }
+    for (run, field) in [
+        (
+            json!({ "fmu_id": "lib:Dahlquist", "timeout": 601 }),
+            "timeout",
+        ),
+        (
+            json!({ "fmu_id": "lib:Dahlquist", "timeout": 0.5 }),
+            "timeout",
+        ),
+        (
+            json!({ "fmu_id": "lib:Dahlquist", "start_values": { "k": {} } }),
+            "start_values.k",
+        ),
+    ] {
+        let body = contract
+            .expect(
+                "createRun",
+                400,
+                at(&app, Method::POST, "/api/v1/runs"),
+                Some(key),
+                Body::Json(run),
+            )
+            .await;
+        assert_eq!(body["problems"][0]["field"], field, "{body}");
+    }
     // A value the spec does not allow (outside an enum, not a string) is 400, still naming
     // the field.
     let bad_interface = json!({ "fmu_id": "lib:Dahlquist", "interface": "sideways" });

@@ -117,9 +117,10 @@ async fn uploading_stores_once_and_keeps_uploads_private() {
             .all(|f| f["id"] != id.as_str())
     );
 
-    // Bob uploading the same bytes shares the stored file but gets his own entry.
+    // Bob uploading the same bytes shares the stored file but gets his own entry; the answer
+    // (201, as for any FMU new among his) does not tell him that someone had them already.
     let resp = app.upload_fmu(&bob.api_key, bytes).await;
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 201);
     let resp = app
         .delete(&format!("/api/v1/fmus/{id}"), &alice.api_key)
         .await;
@@ -367,4 +368,38 @@ async fn the_library_page_lists_models_and_shows_variables() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+}
+
+/// The upload form has one part, `file`; another is refused (as unknown JSON fields are), not
+/// ignored.
+#[tokio::test]
+async fn an_upload_form_with_another_part_is_refused() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let part = reqwest::multipart::Part::bytes(fresh_fmu("VanDerPol", "3.0", "extra part"))
+        .file_name("model.fmu");
+    let form = reqwest::multipart::Form::new()
+        .part("file", part)
+        .text("comment", "hello");
+    let resp = crate::common::api_client()
+        .post(app.at("/api/v1/fmus"))
+        .bearer_auth(&account.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_request", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("comment"),
+        "{body}"
+    );
+    let fmus = app.get_json("/api/v1/fmus", &account.api_key).await;
+    assert!(
+        fmus.as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["file_name"].is_null())
+    );
 }

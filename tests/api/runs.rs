@@ -221,7 +221,7 @@ async fn a_run_stopped_by_its_deadline_is_charged_and_a_bad_request_is_refused_u
     let app = spawn_app().await;
     let account = app.register().await;
     let mut body = long_run();
-    body["timeout"] = json!(0.5);
+    body["timeout"] = json!(1);
     let run: Value = app
         .create_run(&account.api_key, &body)
         .await
@@ -247,14 +247,14 @@ async fn a_run_stopped_by_its_deadline_is_charged_and_a_bad_request_is_refused_u
             json!({ "fmu_id": "lib:Dahlquist", "interface": "xx" }),
             "cs or me",
         ),
-        // Too large for a Duration: refused, not a panic.
+        // Past the server's limit (even too large for a Duration): refused, not a panic.
         (
             json!({ "fmu_id": "lib:Dahlquist", "timeout": 1.85e19 }),
-            "too long",
+            "at most 600 s",
         ),
         (
             json!({ "fmu_id": "lib:Dahlquist", "timeout": 1e300 }),
-            "too long",
+            "at most 600 s",
         ),
     ] {
         let resp = app.create_run(&account.api_key, &body).await;
@@ -743,4 +743,22 @@ async fn result_formats_are_negotiated_and_unknown_ones_refused() {
     assert_eq!(status, 200, "{body}");
     assert!(media.starts_with("text/csv"), "{media}");
     assert!(body.starts_with("time,x"), "{body}");
+}
+
+/// A number in a request is read exactly as written: 0.9999999999999999 is below 1 (a
+/// tolerance's exclusive maximum), not rounded up to it.
+#[tokio::test]
+async fn request_numbers_are_read_exactly() {
+    let app = crate::common::spawn_app().await;
+    let account = app.register().await;
+    let body = json!({ "fmu_id": "lib:Dahlquist", "stop_time": 1.0,
+        "tolerance": 0.9999999999999999 });
+    let resp = app.create_run(&account.api_key, &body).await;
+    assert_eq!(resp.status(), 201);
+    let run: Value = resp.json().await.unwrap();
+    assert_eq!(
+        run["settings"]["tolerance"],
+        json!(0.9999999999999999),
+        "{run}"
+    );
 }

@@ -13,6 +13,7 @@ enum Tag {
     Account,
 }
 
+/// The account behind the key: its credits and storage.
 #[derive(Object)]
 #[oai(example)]
 pub struct Account {

@@ -20,6 +20,7 @@ enum Tag {
     Billing,
 }
 
+/// A plan: what one purchase costs and the credits it grants.
 #[derive(Object)]
 #[oai(example)]
 pub struct PlanInfo {
@@ -47,6 +48,7 @@ impl From<&Plan> for PlanInfo {
     }
 }
 
+/// One credit purchase and what was refunded of it.
 #[derive(Object)]
 pub struct PurchaseInfo {
     pub id: String,
@@ -88,6 +90,7 @@ impl From<EntryKind> for LedgerKind {
     }
 }
 
+/// One change of the credit balance.
 #[derive(Object)]
 #[oai(example)]
 pub struct LedgerEntry {
@@ -101,6 +104,7 @@ pub struct LedgerEntry {
     pub created_at: String,
 }
 
+/// The account's plan, credits, purchases and credit history.
 #[derive(Object)]
 #[oai(example)]
 pub struct BillingOverview {
@@ -127,6 +131,7 @@ pub struct CheckoutRequest {
     pub plan: Text,
 }
 
+/// A Stripe Checkout session to send the customer to.
 #[derive(Object)]
 #[oai(example)]
 pub struct CheckoutStarted {
@@ -135,6 +140,7 @@ pub struct CheckoutStarted {
     pub session_id: String,
 }
 
+/// A link to the Stripe Billing Portal.
 #[derive(Object)]
 #[oai(example)]
 pub struct PortalLink {

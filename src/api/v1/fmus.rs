@@ -160,6 +160,7 @@ impl From<FmuRecord> for Fmu {
 }
 
 #[derive(Multipart)]
+#[oai(deny_unknown_fields)]
 pub struct FmuUpload {
     /// The `.fmu` file.
     pub file: Upload,
@@ -167,10 +168,10 @@ pub struct FmuUpload {
 
 #[derive(ApiResponse)]
 enum UploadResponse {
-    /// Stored.
+    /// Stored: the FMU is now among yours.
     #[oai(status = 201)]
     Created(Json<Fmu>),
-    /// You had already uploaded these exact bytes: the same FMU is returned.
+    /// You had already uploaded these exact bytes: the same FMU is returned, unchanged.
     #[oai(status = 200)]
     Existing(Json<Fmu>),
 }
@@ -208,7 +209,8 @@ impl FmusApi {
     ///
     /// Send a multipart form with the file in the field `file`, with a `Content-Length`. The
     /// archive is checked (paths, sizes, `modelDescription.xml`) before anything is stored. The
-    /// same bytes uploaded twice give the same id: 201 the first time, 200 after.
+    /// same bytes always give the same id (their SHA-256): 201 when the FMU is new among yours, 200
+    /// when you had uploaded it before.
     #[oai(path = "/fmus", method = "post", operation_id = "uploadFmu")]
     async fn upload(
         &self,

@@ -18,6 +18,7 @@ enum Tag {
     Keys,
 }
 
+/// An API key (never its secret).
 #[derive(Object)]
 #[oai(example)]
 pub struct ApiKeyInfo {
@@ -55,11 +56,16 @@ impl From<KeyRow> for ApiKeyInfo {
 #[derive(Object)]
 #[oai(deny_unknown_fields, example)]
 pub struct NewKeyRequest {
-    /// A name to tell keys apart (at most 64 characters); default "API key".
-    #[oai(skip_serializing_if_is_none)]
+    /// A name to tell keys apart: at most 64 characters, none of them a control character;
+    /// default "API key".
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")
+    )]
     pub label: Option<Text>,
 }
 
+/// A new API key with its secret, shown this once.
 #[derive(Object)]
 #[oai(example)]
 pub struct CreatedKey {
@@ -68,6 +74,7 @@ pub struct CreatedKey {
     pub api_key: String,
 }
 
+/// The root public key API keys are signed with.
 #[derive(Object)]
 #[oai(example)]
 pub struct PublicKeyInfo {
@@ -85,14 +92,14 @@ enum CreateResponse {
 declare_errors! {
     /// `GET /keys`.
     ListKeysErrors: [UNAUTHORIZED, FORBIDDEN];
-    /// `POST /keys`: a label too long is 422.
+    /// `POST /keys`: a label too long or with a control character is 400 (the spec states
+    /// both).
     CreateKeyErrors: [
         BAD_REQUEST,
         UNAUTHORIZED,
         FORBIDDEN,
         PAYLOAD_TOO_LARGE,
         UNSUPPORTED_MEDIA_TYPE,
-        UNPROCESSABLE_ENTITY,
     ];
     /// `POST /keys/{id}/revoke`.
     RevokeKeyErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];

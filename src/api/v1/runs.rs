@@ -129,11 +129,9 @@ pub struct RunCreate {
     /// Input signals, at most 100.
     #[oai(skip_serializing_if_is_none, validator(max_items = 100))]
     pub inputs: Option<Vec<Signal>>,
-    /// Wall-clock limit in seconds, > 0 (default and maximum: the plan's limit).
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(minimum(value = "0", exclusive = true))
-    )]
+    /// Wall-clock limit in seconds, at least 1 (default and maximum: the server's limit,
+    /// stated as this field's `maximum`).
+    #[oai(skip_serializing_if_is_none, validator(minimum(value = "1")))]
     pub timeout: Option<f64>,
 }
 
@@ -205,6 +203,7 @@ impl From<crate::domain::runs::charging::FailureKind> for FailureKind {
     }
 }
 
+/// A simulation run: its status, settings, charge and (when small) results.
 #[derive(Object)]
 #[oai(example)]
 pub struct Run {
@@ -325,10 +324,15 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             serde_json::Value::String(s) => s,
+            // The spec says so: a request that sends anything else does not match it.
             other => {
-                return Err(AppError::Invalid(format!(
+                let message = format!(
                     "start value for '{name}' must be a number, boolean or string, not {other}"
-                )));
+                );
+                return Err(AppError::Malformed(Problems(vec![Problem::new(
+                    &format!("start_values.{name}"),
+                    message,
+                )])));
             }
         };
         start_values.push((name, literal));
@@ -458,6 +462,7 @@ impl poem::IntoResponse for ResultStream {
     }
 }
 
+/// One page of runs, newest first.
 #[derive(Object)]
 #[oai(example)]
 pub struct RunList {
@@ -580,6 +585,18 @@ impl RunsApi {
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: JsonBody<RunCreate>,
     ) -> Result<CreateResponse, OpError<CreateRunErrors>> {
+        let longest = state.config.max_run_time.as_secs_f64();
+        if let Some(timeout) = body.0.timeout.filter(|t| *t > longest) {
+            // The spec states this server's limit as the field's maximum.
+            let message = format!(
+                "timeout must be at most {} s, not {}",
+                Number(longest),
+                Number(timeout)
+            );
+            return Err(
+                AppError::Malformed(Problems(vec![Problem::new("timeout", message)])).into(),
+            );
+        }
         let new = new_run(body.0, None)?;
         let idempotency = idempotency_key
             .0
@@ -637,12 +654,18 @@ impl RunsApi {
         auth: Authed<ReadRuns>,
         id: Path<String>,
         format: Query<Option<ResultFormat>>,
-        accept: Header<Option<String>>,
+        // Read from the request, not declared as a parameter: OpenAPI ignores an `Accept`
+        // parameter (the answer's media types say what can be asked for).
+        req: &poem::Request,
     ) -> Result<ResultStream, OpError<GetRunResultErrors>> {
+        let accept = req
+            .headers()
+            .get(poem::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
         let format = match format.0 {
             Some(ResultFormat::Json) => Format::Json,
             Some(ResultFormat::Csv) => Format::Csv,
-            None => negotiate(accept.0.as_deref()).ok_or_else(|| {
+            None => negotiate(accept).ok_or_else(|| {
                 ApiError::not_acceptable(
                     "results are sent as application/json or text/csv; the Accept header \
                      allows neither",

@@ -35,6 +35,7 @@ pub enum Order {
     Desc,
 }
 
+/// One charged run.
 #[derive(Object)]
 #[oai(example)]
 pub struct UsageItem {
@@ -61,6 +62,7 @@ impl From<UsageRow> for UsageItem {
     }
 }
 
+/// One page of usage rows.
 #[derive(Object)]
 #[oai(example)]
 pub struct UsageList {
