@@ -330,7 +330,7 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
                     "start value for '{name}' must be a number, boolean or string, not {other}"
                 );
                 return Err(AppError::Malformed(Problems(vec![Problem::new(
-                    &format!("start_values.{name}"),
+                    format!("start_values.{name}"),
                     message,
                 )])));
             }
