@@ -21,6 +21,7 @@ use super::fmi_version::{Fmi2, Fmi3, FmiVersion};
 use super::protocol::{Column, InputSignal, Interface, Job, SimOutput, Solver};
 use super::solver::DormandPrinceFactory;
 use crate::fmi::archive::MODEL_DESCRIPTION;
+use crate::format::Number;
 
 /// Recorded time points and one column per recorded variable.
 pub(super) type Series = (Vec<f64>, Vec<Column>);
@@ -63,6 +64,17 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
         FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path)?,
         FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
     };
+    // Values may be NaN or ±∞ (legal results); a time point may not, and the server refuses
+    // one (`protocol::copy_values`): say so here, where it can be explained.
+    if let Some(i) = time.iter().position(|t| !t.is_finite()) {
+        let after = i
+            .checked_sub(1)
+            .map_or(String::new(), |p| format!(" after t = {}", Number(time[p])));
+        return Err(EngineError::Simulation(format!(
+            "the simulation time became {}{after}",
+            Number(time[i])
+        )));
+    }
     // The estimate checked before the run can be off by a point or two; the server refuses
     // more than the cap, so the worker says so itself rather than sending it.
     let values = result_values(time.len() as u64, columns.len() as u64);

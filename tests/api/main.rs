@@ -16,6 +16,7 @@ mod hostile;
 mod hostile_requests;
 mod keys;
 mod metrics;
+mod non_finite;
 mod openapi;
 mod results;
 mod run_types;

@@ -14,6 +14,7 @@ use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::body::JsonBody;
 use crate::api::choice::{Choice, Names};
 use crate::api::error::{ApiError, OpError, declare_errors};
+use crate::api::result_number::ResultNumber;
 use crate::api::text::Text;
 use crate::domain::error::AppError;
 use crate::domain::ids::RunId;
@@ -167,10 +168,13 @@ impl RunCreate {
 #[derive(Object)]
 #[oai(example)]
 pub struct RunResult {
+    /// The output points, always finite.
     pub time: Vec<f64>,
     /// Variable names in the order they were asked for.
     pub variables: Vec<String>,
-    pub columns: HashMap<String, Vec<f64>>,
+    /// One value per output point for each variable: a number, or for a value that is not
+    /// finite (a legal simulation result) the string `NaN`, `Infinity` or `-Infinity`.
+    pub columns: HashMap<String, Vec<ResultNumber>>,
 }
 
 /// Why a failed run failed (see the README's table of who pays for what).
@@ -278,7 +282,7 @@ fn result_view(output: crate::sim::protocol::SimOutput) -> RunResult {
         columns: output
             .columns
             .into_iter()
-            .map(|c| (c.name, c.values))
+            .map(|c| (c.name, c.values.into_iter().map(ResultNumber).collect()))
             .collect(),
     }
 }
