@@ -14,6 +14,7 @@ mod first_run;
 mod fmus;
 mod hostile;
 mod hostile_requests;
+mod inputs;
 mod keys;
 mod metrics;
 mod non_finite;

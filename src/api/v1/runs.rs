@@ -37,7 +37,8 @@ enum Tag {
 pub struct Signal {
     /// An input variable.
     pub name: Text,
-    /// Times, non-decreasing.
+    /// Times, non-decreasing. A time given twice is a step: the first of its values holds
+    /// just before it, the second from it on.
     pub t: Vec<f64>,
     /// Values at those times (linear between them for continuous inputs, held for discrete).
     pub u: Vec<f64>,
