@@ -75,8 +75,9 @@ pub const HOSTILE_DEFINES: [&str; 20] = [
     "HOSTILE_THREAD_BOMB",
 ];
 
-/// Compiles `model` ("BouncingBall", "VanDerPol", "Dahlquist", "Integrator", or "Hostile") for
-/// `version` with the extra C defines, and writes `<out_dir>/<file_name>.fmu`. Returns its path.
+/// Compiles `model` ("BouncingBall", "VanDerPol", "Dahlquist", "Integrator", "Hostile", or the
+/// test model "Echo") for `version` with the extra C defines, and writes
+/// `<out_dir>/<file_name>.fmu`. Returns its path.
 pub fn build_fmu(
     fmus_dir: &Path,
     model: &str,
@@ -740,6 +741,30 @@ mod model {
                 ]),
                 event_indicators: vec![],
                 stop_time: 5.0,
+                step_size: 0.1,
+            },
+            // For the tests of input signals only (not in LIBRARY_MODELS).
+            "Echo" => Spec {
+                name: "Echo",
+                source: "Echo",
+                description: "Echoes its inputs: yu = u, yk = k; der(x) = u".to_owned(),
+                vars: vars(&[
+                    TIME,
+                    (
+                        "u",
+                        Input { discrete: false },
+                        0.0,
+                        None,
+                        "Continuous input",
+                    ),
+                    ("k", Input { discrete: true }, 0.0, None, "Discrete input"),
+                    ("x", State { output: false }, 0.0, None, "Integral of u"),
+                    ("der(x)", Derivative { of: 3 }, 0.0, None, "Derivative of x"),
+                    ("yu", Output, 0.0, None, "Output, yu = u"),
+                    ("yk", Output, 0.0, None, "Output, yk = k"),
+                ]),
+                event_indicators: vec![],
+                stop_time: 2.0,
                 step_size: 0.1,
             },
             _ => return None,

@@ -3,6 +3,10 @@
 //! - [`Number`] writes a float in its shortest round-trip form: the fewest digits that read
 //!   back as the same `f64`, in plain notation for everyday magnitudes and in exponent notation
 //!   otherwise (`2.47e-321`, not a 326-character decimal; `1e300`, not 301 digits).
+//! - Non-finite values (legal simulation results) are written as FMPy writes them in CSV
+//!   (`nan`, `inf`, `-inf`), and in JSON, which has no such numbers, as the strings
+//!   [`NON_FINITE_NAMES`] (`"NaN"`, `"Infinity"`, `"-Infinity"`: JavaScript's names, which
+//!   Python's `json` reads too) in place of the number ([`JsonNumber`]).
 //! - [`csv_cell`] neutralises user text that a spreadsheet would run as a formula (OWASP "CSV
 //!   injection"): a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
 //!   leading `'`. Numbers never pass through it: a negative number is not a formula.
@@ -11,7 +15,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// A float written in its shortest round-trip form (see the module docs). Non-finite values
-/// are written as Rust writes them (`NaN`, `inf`, `-inf`).
+/// are written as FMPy writes them in CSV (`nan`, `inf`, `-inf`), which Rust, Python and
+/// spreadsheets read back.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Number(pub f64);
 
@@ -19,12 +24,55 @@ impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.0;
         let magnitude = v.abs();
+        if v.is_nan() {
+            // Rust writes `NaN` (and never a sign); FMPy (numpy) writes `nan`.
+            return f.write_str("nan");
+        }
         // Rust's `{}` and `{:e}` both print the shortest digits that round-trip; `{}` never
-        // switches to an exponent, so it is only short for moderate magnitudes.
+        // switches to an exponent, so it is only short for moderate magnitudes. Infinities
+        // are `inf` and `-inf`, as FMPy writes them.
         if !v.is_finite() || v == 0.0 || (1e-5..1e16).contains(&magnitude) {
             write!(f, "{v}")
         } else {
             write!(f, "{v:e}")
+        }
+    }
+}
+
+/// What JSON results write in place of a non-finite number: NaN, +∞, −∞.
+pub const NON_FINITE_NAMES: [&str; 3] = ["NaN", "Infinity", "-Infinity"];
+
+/// The JSON name of a non-finite value (one of [`NON_FINITE_NAMES`]); `None` for a number
+/// JSON can write.
+pub fn non_finite_name(v: f64) -> Option<&'static str> {
+    match v {
+        v if v.is_nan() => Some(NON_FINITE_NAMES[0]),
+        f64::INFINITY => Some(NON_FINITE_NAMES[1]),
+        f64::NEG_INFINITY => Some(NON_FINITE_NAMES[2]),
+        _ => None,
+    }
+}
+
+/// The value a non-finite name stands for (the inverse of [`non_finite_name`]).
+pub fn from_non_finite_name(name: &str) -> Option<f64> {
+    match name {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// A result value as JSON: the number, or for a non-finite value its name as a string
+/// (serde_json alone would write `null`, losing which one it was, or drop it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JsonNumber(pub f64);
+
+impl serde::Serialize for JsonNumber {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match non_finite_name(self.0) {
+            Some(name) => serializer.serialize_str(name),
+            None => serializer.serialize_f64(self.0),
         }
     }
 }
@@ -56,8 +104,10 @@ mod tests {
             (1e16, "1e16"),
             (-1e300, "-1e300"),
             (f64::MAX, "1.7976931348623157e308"),
-            (f64::NAN, "NaN"),
+            (f64::NAN, "nan"),
+            (-f64::NAN, "nan"),
             (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
         ];
         for (v, text) in cases {
             assert_eq!(Number(v).to_string(), text, "{v:?}");
@@ -74,6 +124,28 @@ mod tests {
             assert_eq!(text.parse::<f64>().unwrap(), v, "{text}");
             assert!(text.len() <= 24, "{text} is not short");
         }
+    }
+
+    #[test]
+    fn non_finite_values_read_back_from_csv_and_json() {
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let csv: f64 = Number(v).to_string().parse().unwrap();
+            assert!(csv == v || (csv.is_nan() && v.is_nan()), "{v}");
+            let json = serde_json::to_string(&JsonNumber(v)).unwrap();
+            let name: String = serde_json::from_str(&json).unwrap();
+            let back = from_non_finite_name(&name).unwrap();
+            assert!(back == v || (back.is_nan() && v.is_nan()), "{json}");
+        }
+        assert_eq!(
+            serde_json::to_string(&[JsonNumber(1.5), JsonNumber(f64::NEG_INFINITY)]).unwrap(),
+            r#"[1.5,"-Infinity"]"#
+        );
+        assert_eq!(non_finite_name(-0.0), None);
+        assert_eq!(
+            from_non_finite_name("nan"),
+            None,
+            "the JSON names are exact"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::fmi_version::{Fmi2, Fmi3, FmiVersion};
 use super::protocol::{Column, InputSignal, Interface, Job, SimOutput, Solver};
 use super::solver::DormandPrinceFactory;
 use crate::fmi::archive::MODEL_DESCRIPTION;
+use crate::format::Number;
 
 /// Recorded time points and one column per recorded variable.
 pub(super) type Series = (Vec<f64>, Vec<Column>);
@@ -63,6 +64,17 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
         FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path)?,
         FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
     };
+    // Values may be NaN or ±∞ (legal results); a time point may not, and the server refuses
+    // one (`protocol::copy_values`): say so here, where it can be explained.
+    if let Some(i) = time.iter().position(|t| !t.is_finite()) {
+        let after = i
+            .checked_sub(1)
+            .map_or(String::new(), |p| format!(" after t = {}", Number(time[p])));
+        return Err(EngineError::Simulation(format!(
+            "the simulation time became {}{after}",
+            Number(time[i])
+        )));
+    }
     // The estimate checked before the run can be off by a point or two; the server refuses
     // more than the cap, so the worker says so itself rather than sending it.
     let values = result_values(time.len() as u64, columns.len() as u64);
@@ -102,30 +114,84 @@ fn communication_step(job: &Job) -> f64 {
     }
 }
 
-/// The union of all signals' time points, sorted, for the single input table fmi-rs reads.
-fn input_times(signals: &[InputSignal]) -> Vec<f64> {
+/// Which value of a signal at a time point is meant. A signal that repeats a time steps
+/// there: its left value (the first given for that time) holds just before it, its right
+/// value (the last) at and after it, as FMI tools read a repeated time. At any other time
+/// both are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Left,
+    Right,
+}
+
+/// The rows of the single input table fmi-rs reads, as (time, side): every time point of
+/// any signal, sorted, once, and twice (left, then right) where some signal steps. fmi-rs
+/// takes two rows with the same time as a step: an event there, before which continuous
+/// inputs reach the left row's values and from which on they start from the right row's.
+///
+/// A step at or before the start time keeps only its right row: its left value would lie
+/// before the run, so the run starts with the right one. And fmi-rs interpolates between a
+/// row and the next, so a table that begins or ends with a step's two rows (or has a single
+/// row) would divide by the zero time between them: a row earlier than the first and one
+/// later than the last keep every step inside (the signals are constant beyond their ends,
+/// so these rows change no value).
+fn table_rows(signals: &[InputSignal], start_time: f64) -> Vec<(f64, Side)> {
+    let mut steps: Vec<f64> = signals
+        .iter()
+        .flat_map(|s| s.t.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]))
+        .filter(|&t| t > start_time)
+        .collect();
+    steps.sort_by(f64::total_cmp);
     let mut times: Vec<f64> = signals.iter().flat_map(|s| s.t.iter().copied()).collect();
     times.sort_by(f64::total_cmp);
     times.dedup();
-    times
+    let mut rows = Vec::with_capacity(times.len() + steps.len() + 2);
+    for t in times {
+        if steps.binary_search_by(|s| s.total_cmp(&t)).is_ok() {
+            rows.push((t, Side::Left));
+        }
+        rows.push((t, Side::Right));
+    }
+    // A distinct time beyond `t`, in the direction of `sign`.
+    let beyond = |t: f64, sign: f64| t + sign * t.abs().max(1.0);
+    if let Some(&(first, Side::Left)) = rows.first() {
+        rows.insert(0, (beyond(first, -1.0), Side::Right));
+    }
+    let ends_with_step = rows.len() >= 2 && rows[rows.len() - 2].1 == Side::Left;
+    if let Some(&(last, _)) = rows.last()
+        && (rows.len() == 1 || ends_with_step)
+    {
+        rows.push((beyond(last, 1.0), Side::Right));
+    }
+    rows
 }
 
-/// The signal's value at `t`: linear between points (continuous) or the last value at or
-/// before `t` (discrete); constant beyond the ends.
-fn sample(signal: &InputSignal, t: f64, continuous: bool) -> f64 {
+/// The signal's value at `t` from `side`: linear between points (continuous) or the last
+/// value before (left) or at or before (right) `t` (discrete); constant beyond the ends. At
+/// a repeated time the left value is the first given for it and the right value the last.
+fn sample(signal: &InputSignal, t: f64, continuous: bool, side: Side) -> f64 {
     let (ts, us) = (&signal.t, &signal.u);
-    match ts.iter().position(|&ti| ti > t) {
-        None => us.last().copied().unwrap_or(0.0),
-        Some(0) => us.first().copied().unwrap_or(0.0),
-        Some(i) if continuous => {
-            let (t0, t1, u0, u1) = (ts[i - 1], ts[i], us[i - 1], us[i]);
-            if t1 > t0 {
-                u0 + (u1 - u0) * (t - t0) / (t1 - t0)
-            } else {
-                u1
-            }
+    let (Some(&first), Some(&last)) = (us.first(), us.last()) else {
+        return 0.0;
+    };
+    // How many points lie before `t` (left), or at or before it (right).
+    let before = match side {
+        Side::Left => ts.partition_point(|&ti| ti < t),
+        Side::Right => ts.partition_point(|&ti| ti <= t),
+    };
+    match (before, side) {
+        (0, _) => first,
+        (n, _) if n == ts.len() => last,
+        (n, _) if !continuous => us[n - 1],
+        // ts[n - 1] < t <= ts[n]: at the point itself, its (first) value.
+        (n, Side::Left) if ts[n] == t => us[n],
+        // ts[n - 1] <= t < ts[n]: at the point itself, its (last) value.
+        (n, Side::Right) if ts[n - 1] == t => us[n - 1],
+        // Strictly between two points, so ts[n] > ts[n - 1].
+        (n, _) => {
+            let (t0, t1, u0, u1) = (ts[n - 1], ts[n], us[n - 1], us[n]);
+            u0 + (u1 - u0) * (t - t0) / (t1 - t0)
         }
-        Some(i) => us[i - 1],
     }
 }
 
@@ -184,8 +250,8 @@ fn too_many(job: &Job, columns: usize) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// The input table fmi-rs reads: one row per time point of any signal, each signal sampled
-/// there. `variable(name)` gives a signal's variable index and whether it is continuous;
+/// The input table fmi-rs reads: one row per time point of any signal (two at a step, see
+/// [`table_rows`]), each signal sampled there. `variable(name)` gives a signal's variable index and whether it is continuous;
 /// `value(index, u)` turns a sample into the model's type.
 fn input_rows<V>(
     job: &Job,
@@ -197,20 +263,22 @@ fn input_rows<V>(
         .iter()
         .map(|s| variable(&s.name))
         .collect::<Result<_, _>>()?;
-    let times = input_times(&job.inputs);
-    let mut rows = Vec::with_capacity(times.len());
-    for &t in &times {
+    let points = table_rows(&job.inputs, job.start_time);
+    let mut rows = Vec::with_capacity(points.len());
+    for &(t, side) in &points {
         let row = job
             .inputs
             .iter()
             .zip(&vars)
-            .map(|(signal, &(i, continuous))| value(i, &signal.name, sample(signal, t, continuous)))
+            .map(|(signal, &(i, continuous))| {
+                value(i, &signal.name, sample(signal, t, continuous, side))
+            })
             .collect::<Result<Vec<V>, _>>()?;
         rows.push(row);
     }
     Ok(InputTable {
         indices: vars.into_iter().map(|(i, _)| i).collect(),
-        time: times,
+        time: points.into_iter().map(|(t, _)| t).collect(),
         rows,
     })
 }
@@ -309,20 +377,85 @@ mod tests {
     #[test]
     fn continuous_inputs_interpolate_and_discrete_ones_hold() {
         let s = signal(&[0.0, 1.0, 3.0], &[0.0, 2.0, 0.0]);
-        assert_eq!(sample(&s, 0.5, true), 1.0);
-        assert_eq!(sample(&s, 2.0, true), 1.0);
-        assert_eq!(sample(&s, 0.5, false), 0.0);
-        assert_eq!(sample(&s, 2.0, false), 2.0);
-        assert_eq!(sample(&s, -1.0, true), 0.0);
-        assert_eq!(sample(&s, 9.0, true), 0.0);
+        for side in [Side::Left, Side::Right] {
+            assert_eq!(sample(&s, 0.5, true, side), 1.0);
+            assert_eq!(sample(&s, 2.0, true, side), 1.0);
+            assert_eq!(sample(&s, 1.0, true, side), 2.0);
+            assert_eq!(sample(&s, 0.5, false, side), 0.0);
+            assert_eq!(sample(&s, 2.0, false, side), 2.0);
+            assert_eq!(sample(&s, -1.0, true, side), 0.0);
+            assert_eq!(sample(&s, 9.0, true, side), 0.0);
+        }
+        // A discrete input changes at its point: the old value just before it.
+        assert_eq!(sample(&s, 1.0, false, Side::Left), 0.0);
+        assert_eq!(sample(&s, 1.0, false, Side::Right), 2.0);
+    }
+
+    /// A repeated time is a step: the first value just before it, the last from it on; on
+    /// either side of it the signal interpolates towards (or from) the value on that side.
+    #[test]
+    fn a_repeated_time_is_a_step_from_the_left_value_to_the_right_one() {
+        let s = signal(&[0.0, 1.0, 1.0, 2.0], &[0.0, 0.0, 1.0, 3.0]);
+        for continuous in [true, false] {
+            assert_eq!(sample(&s, 1.0, continuous, Side::Left), 0.0);
+            assert_eq!(sample(&s, 1.0, continuous, Side::Right), 1.0);
+            assert_eq!(sample(&s, 0.5, continuous, Side::Right), 0.0);
+        }
+        assert_eq!(sample(&s, 1.5, true, Side::Left), 2.0);
+        assert_eq!(sample(&s, 1.5, false, Side::Left), 1.0);
+        // A step at the first or the last point.
+        let s = signal(&[0.0, 0.0], &[1.0, 2.0]);
+        assert_eq!(sample(&s, 0.0, true, Side::Left), 1.0);
+        assert_eq!(sample(&s, 0.0, true, Side::Right), 2.0);
+        assert_eq!(sample(&s, 5.0, true, Side::Left), 2.0);
+    }
+
+    #[test]
+    fn the_table_holds_a_step_twice_and_never_begins_or_ends_with_one() {
+        use Side::{Left, Right};
+        let step = signal(&[0.0, 1.0, 1.0, 2.0], &[0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(
+            table_rows(std::slice::from_ref(&step), 0.0),
+            [(0.0, Right), (1.0, Left), (1.0, Right), (2.0, Right)]
+        );
+        // At the start time the run starts with the right value: no left row.
+        assert_eq!(
+            table_rows(std::slice::from_ref(&step), 1.0),
+            [(0.0, Right), (1.0, Right), (2.0, Right)]
+        );
+        // A step at either end, or a single point, gets a row beyond it.
+        let ends = signal(&[1.0, 1.0], &[0.0, 1.0]);
+        assert_eq!(
+            table_rows(&[ends], 0.0),
+            [(0.0, Right), (1.0, Left), (1.0, Right), (2.0, Right)]
+        );
+        assert_eq!(
+            table_rows(&[signal(&[-4.0], &[1.0])], 0.0),
+            [(-4.0, Right), (0.0, Right)]
+        );
+        // Steps of two signals at one time share their rows.
+        let other = InputSignal {
+            name: "k".into(),
+            ..signal(&[0.5, 1.0, 1.0], &[2.0, 2.0, 3.0])
+        };
+        assert_eq!(
+            table_rows(&[step, other], 0.0),
+            [
+                (0.0, Right),
+                (0.5, Right),
+                (1.0, Left),
+                (1.0, Right),
+                (2.0, Right)
+            ]
+        );
     }
 
     /// The fast loop and fmi-rs's own driver run every demo model (FMI 2 and 3; Integrator
-    /// with a continuous and a discrete input whose changes fall between output points, so
-    /// variable communication steps and the step counting are exercised) and must give the
-    /// same time points and values to the bit. Tolerance zero: both make the same FMU calls
-    /// with the same arguments in the same order on a deterministic model, so any difference
-    /// at all means the fast loop has drifted from fmi-rs.
+    /// with a continuous and a discrete input whose changes and steps fall between output
+    /// points, so variable communication steps and the step counting are exercised) and must
+    /// give the same time points and values to the bit. Tolerance zero: both make the same
+    /// FMU calls with the same arguments in the same order on a deterministic model, so any
+    /// difference at all means the fast loop has drifted from fmi-rs.
     #[test]
     fn the_fast_loop_agrees_with_fmi_rs_on_every_demo_model() {
         use crate::fmi::archive::{self, MODEL_DESCRIPTION};
@@ -340,15 +473,16 @@ mod tests {
             let info = describe::describe(&dir).unwrap();
             let inputs = if *model == "Integrator" {
                 vec![
+                    // Steps (a repeated time) in both, between output points.
                     InputSignal {
                         name: "u".into(),
-                        t: vec![0.0, 0.35, 1.25],
-                        u: vec![0.0, 1.0, -2.0],
+                        t: vec![0.0, 0.35, 0.35, 1.25],
+                        u: vec![0.0, 1.0, 0.5, -2.0],
                     },
                     InputSignal {
                         name: "k".into(),
-                        t: vec![0.0, 0.55],
-                        u: vec![1.0, 3.0],
+                        t: vec![0.0, 0.55, 0.55, 1.45],
+                        u: vec![1.0, 1.0, 3.0, 2.0],
                     },
                 ]
             } else {
@@ -412,6 +546,7 @@ mod tests {
     fn input_times_are_the_sorted_union() {
         let a = signal(&[0.0, 2.0], &[0.0, 0.0]);
         let b = signal(&[1.0, 2.0], &[0.0, 0.0]);
-        assert_eq!(input_times(&[a, b]), vec![0.0, 1.0, 2.0]);
+        let times: Vec<f64> = table_rows(&[a, b], 0.0).iter().map(|r| r.0).collect();
+        assert_eq!(times, vec![0.0, 1.0, 2.0]);
     }
 }

@@ -481,6 +481,13 @@ enum InputError<'a> {
     NotFinite { name: &'a str },
     #[error("the times of input '{name}' must not decrease")]
     Decreasing { name: &'a str },
+    /// A step gives its time twice: the value just before it, then the value from it on. A
+    /// third value would hold for no time at all.
+    #[error(
+        "input '{name}' gives the time {} more than twice: a step repeats its time once (the value just before it, then the value from it on)",
+        Number(*time)
+    )]
+    ThreeTimes { name: &'a str, time: f64 },
 }
 
 fn check_input<'a>(info: &'a ModelInfo, s: &'a InputSignal) -> Result<(), InputError<'a>> {
@@ -500,6 +507,9 @@ fn check_input<'a>(info: &'a ModelInfo, s: &'a InputSignal) -> Result<(), InputE
     }
     if s.t.windows(2).any(|w| w[1] < w[0]) {
         return Err(InputError::Decreasing { name });
+    }
+    if let Some(w) = s.t.windows(3).find(|w| w[0] == w[2]) {
+        return Err(InputError::ThreeTimes { name, time: w[0] });
     }
     Ok(())
 }

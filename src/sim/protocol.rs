@@ -276,8 +276,74 @@ pub fn check_done(columns: &[String], rows: u64, max_values: u64) -> Result<(), 
     Ok(())
 }
 
+/// Checks the time column (the first `rows` values) as its bytes pass: every time point a
+/// finite number. A result's values may be NaN or ±∞ (legal simulation results, written by
+/// name), its times may not: they are plain numbers in every format, and the worker's own
+/// engine never sends others ([`super::engine::simulate`]).
+struct TimeCheck {
+    /// Bytes of the time column still to come.
+    left: u64,
+    /// The start of a value split across reads.
+    carry: [u8; 8],
+    carried: usize,
+    row: u64,
+}
+
+impl TimeCheck {
+    fn new(rows: u64) -> TimeCheck {
+        TimeCheck {
+            left: rows.saturating_mul(8),
+            carry: [0; 8],
+            carried: 0,
+            row: 0,
+        }
+    }
+
+    /// Checks the time values among the next `bytes` of the stream.
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), ProtocolError> {
+        let take = bytes
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        self.left -= take as u64;
+        let mut bytes = &bytes[..take];
+        if self.carried > 0 {
+            let n = (8 - self.carried).min(bytes.len());
+            self.carry[self.carried..self.carried + n].copy_from_slice(&bytes[..n]);
+            self.carried += n;
+            bytes = &bytes[n..];
+            if self.carried < 8 {
+                return Ok(());
+            }
+            self.carried = 0;
+            self.check(self.carry)?;
+        }
+        let mut values = bytes.chunks_exact(8);
+        for value in &mut values {
+            self.check(value.try_into().expect("chunks of 8"))?;
+        }
+        let rest = values.remainder();
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carried = rest.len();
+        Ok(())
+    }
+
+    fn check(&mut self, bytes: [u8; 8]) -> Result<(), ProtocolError> {
+        let t = f64::from_le_bytes(bytes);
+        if !t.is_finite() {
+            return Err(ProtocolError::Malformed(format!(
+                "time point {} is {}, not a finite number",
+                self.row,
+                crate::format::Number(t)
+            )));
+        }
+        self.row += 1;
+        Ok(())
+    }
+}
+
 /// Copies the binary values that follow a checked `Done` (`rows` × (`columns` + 1) `f64`s)
-/// from `reader` to `out` as they arrive, never holding more than one buffer of them.
+/// from `reader` to `out` as they arrive, never holding more than one buffer of them; a
+/// time point that is not a finite number is refused ([`TimeCheck`]).
 pub fn copy_values(
     reader: &mut impl BufRead,
     rows: u64,
@@ -289,6 +355,7 @@ pub fn copy_values(
         .and_then(|v| v.checked_mul(8))
         .ok_or_else(|| ProtocolError::Malformed("the announced result size overflows".into()))?;
     let total = left;
+    let mut times = TimeCheck::new(rows);
     while left > 0 {
         let chunk = reader
             .fill_buf()
@@ -300,6 +367,7 @@ pub fn copy_values(
             )));
         }
         let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        times.feed(&chunk[..n])?;
         out.write_all(&chunk[..n])
             .map_err(|e| ProtocolError::Storage(e.to_string()))?;
         reader.consume(n);
@@ -455,6 +523,40 @@ mod tests {
         let stored = super::super::result_file::ResultFile::open(&path).unwrap();
         let back = stored.read_all().unwrap();
         assert_eq!((back.time, back.columns), (output.time, output.columns));
+    }
+
+    /// Values may be NaN or ±∞ (kept as sent); a time point may not, wherever the reads split
+    /// it.
+    #[test]
+    fn non_finite_values_pass_and_non_finite_times_are_refused() {
+        let values = vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+        let output = |time: Vec<f64>| SimOutput {
+            time,
+            columns: vec![Column {
+                name: "x".into(),
+                values: values.clone(),
+            }],
+            log: String::new(),
+        };
+        let mut bytes = wire(&[started()]);
+        send_output(&mut bytes, output(vec![0.0, 1.0, 2.0])).unwrap();
+        let (heard, results) = hear(&bytes, 100);
+        assert_eq!(heard.broken, None);
+        assert!(results.ends_with(&f64::NEG_INFINITY.to_le_bytes()));
+
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut bytes = wire(&[started()]);
+            send_output(&mut bytes, output(vec![0.0, 1.0, bad])).unwrap();
+            // Read one byte at a time too, so every value is split across reads.
+            for capacity in [8192, 1] {
+                let mut reader = std::io::BufReader::with_capacity(capacity, &bytes[..]);
+                let heard = read_conversation(&mut reader, Some(&mut Vec::new()), 100);
+                assert!(
+                    malformed(&heard).contains("time point 2 is"),
+                    "{bad} {capacity}: {heard:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Column, SimOutput};
-use crate::format::{Number, csv_cell};
+use crate::format::{Number, csv_cell, non_finite_name};
 
 /// The `format` of the header line.
 const FORMAT: &str = "fmu-gateway-result/1";
@@ -75,7 +75,8 @@ pub struct ResultFile {
 /// The formats results are served in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// `{"time":[…],"variables":[…],"columns":{name:[…]}}`, the API's `RunResult`.
+    /// `{"time":[…],"variables":[…],"columns":{name:[…]}}`, the API's `RunResult`; a
+    /// non-finite value is the string `"NaN"`, `"Infinity"` or `"-Infinity"`.
     Json,
     /// A header `time,<variable>,…` (names neutralised against formulas), then one row per
     /// time point.
@@ -328,11 +329,15 @@ impl Cursor {
                     if self.row + i as u64 > 0 {
                         buf.push(b',');
                     }
-                    // As serde_json writes numbers: shortest round-trip, null if not finite.
-                    if v.is_finite() {
-                        buf.extend_from_slice(number.format_finite(*v).as_bytes());
-                    } else {
-                        buf.extend_from_slice(b"null");
+                    // As serde_json writes numbers (shortest round-trip); a non-finite value
+                    // by its name, as `format::JsonNumber` writes it.
+                    match non_finite_name(*v) {
+                        None => buf.extend_from_slice(number.format_finite(*v).as_bytes()),
+                        Some(name) => {
+                            buf.push(b'"');
+                            buf.extend_from_slice(name.as_bytes());
+                            buf.push(b'"');
+                        }
                     }
                 }
                 self.row += n as u64;
@@ -372,7 +377,7 @@ impl Cursor {
             w.flush()?;
             self.started = true;
         }
-        // Numbers need no quoting: they are digits, signs, '.', 'e', "NaN" or "inf".
+        // Numbers need no quoting: they are digits, signs, '.', 'e', "nan" or "inf".
         let chunk_rows = (READ_VALUES / width).max(1);
         while buf.len() < CHUNK_BYTES && self.row < header.rows {
             let room = (CHUNK_BYTES - buf.len()) / (MAX_VALUE_BYTES * width);
@@ -437,7 +442,7 @@ mod tests {
         );
         assert_eq!(
             text(&file, Format::Csv),
-            "time,h,\"'=HYPERLINK(\"\"x\"\")\"\n0,1,1e300\n0.5,2.47e-321,NaN\n1,-2.5,-0\n"
+            "time,h,\"'=HYPERLINK(\"\"x\"\")\"\n0,1,1e300\n0.5,2.47e-321,nan\n1,-2.5,-0\n"
         );
     }
 
@@ -450,10 +455,27 @@ mod tests {
         let json = text(&file, Format::Json);
         assert_eq!(
             json,
-            r#"{"time":[0.0,0.5],"variables":["h","v"],"columns":{"h":[1.0,2.47e-321],"v":[null,-3.0]}}"#
+            r#"{"time":[0.0,0.5],"variables":["h","v"],"columns":{"h":[1.0,2.47e-321],"v":["Infinity",-3.0]}}"#
         );
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed["columns"]["h"][1], serde_json::json!(2.47e-321));
+    }
+
+    /// NaN and ±∞ are kept in the file and written by name in both formats: JSON strings
+    /// (JSON has no such numbers) and CSV as FMPy writes them.
+    #[test]
+    fn non_finite_values_are_written_by_name() {
+        let (_dir, file) = stored(
+            &[0.0, 1.0, 2.0],
+            &[("x", &[f64::NAN, f64::INFINITY, f64::NEG_INFINITY])],
+        );
+        assert_eq!(
+            text(&file, Format::Json),
+            r#"{"time":[0.0,1.0,2.0],"variables":["x"],"columns":{"x":["NaN","Infinity","-Infinity"]}}"#
+        );
+        assert_eq!(text(&file, Format::Csv), "time,x\n0,nan\n1,inf\n2,-inf\n");
+        let back = file.read_all().unwrap().columns[0].values.clone();
+        assert!(back[0].is_nan() && back[1] == f64::INFINITY && back[2] == f64::NEG_INFINITY);
     }
 
     #[test]

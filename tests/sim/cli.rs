@@ -153,6 +153,62 @@ fn the_cli_reads_inputs_from_csv_and_explains_errors() {
     );
 }
 
+/// The CLI's CSV holds non-finite values as FMPy writes them, and its input file takes a
+/// step as a repeated time, as the API does.
+#[test]
+fn the_cli_writes_non_finite_values_as_fmpy_and_reads_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = write_library("VanDerPol", "3.0", dir.path());
+    let out = Command::new(EXE)
+        .args(["fmu", "simulate"])
+        .arg(&fmu)
+        .args([
+            "--interface",
+            "me",
+            "--solver",
+            "euler",
+            "--step-size",
+            "0.1",
+        ])
+        .args(["--output-interval", "0.1", "--stop-time", "2.1"])
+        .args(["--start", "mu=10", "--start", "x0=-2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 23, "{csv}");
+    assert!(
+        csv.ends_with(",-1.2414792343054024e204,inf\n2,inf,nan\n2.1,nan,nan\n"),
+        "{csv}"
+    );
+
+    // u steps from 0 to 1 at t = 1: y = ∫u is 0 until then.
+    let fmu = write_library("Integrator", "3.0", dir.path());
+    let input = dir.path().join("step.csv");
+    std::fs::write(&input, "time,u\n0,0\n1,0\n1,1\n2,1\n").unwrap();
+    let out = Command::new(EXE)
+        .args(["fmu", "simulate"])
+        .arg(&fmu)
+        .args(["--stop-time", "2", "--output-interval", "0.5", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let y: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(y.len(), 5, "{csv}");
+    for (i, y) in y.iter().enumerate() {
+        let exact = (i as f64 * 0.5 - 1.0).max(0.0);
+        assert!((y - exact).abs() < 1e-9, "{csv}");
+    }
+}
+
 #[test]
 fn the_cli_takes_the_spellings_every_face_takes_and_names_the_allowed_ones() {
     let dir = tempfile::tempdir().unwrap();

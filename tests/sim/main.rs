@@ -7,4 +7,5 @@ mod common;
 mod accuracy;
 mod cli;
 mod hostile;
+mod inputs;
 mod support;

@@ -18,6 +18,7 @@ use crate::domain::error::AppError;
 use crate::domain::fmus;
 use crate::domain::ids::RunId;
 use crate::domain::runs::{self, RunStatus, Starter};
+use crate::format::JsonNumber;
 use crate::state::State;
 use crate::store::runs::RunRow;
 
@@ -53,8 +54,9 @@ struct SignalBody {
 struct Summary {
     run_id: String,
     status: RunStatus,
-    /// The last value of each recorded variable.
-    key_results: BTreeMap<String, f64>,
+    /// The last value of each recorded variable (`"NaN"`, `"Infinity"` or `"-Infinity"` for
+    /// one that is not finite, as in the JSON results).
+    key_results: BTreeMap<String, JsonNumber>,
     provenance: Value,
     artifacts: Value,
     summary_url: String,
@@ -66,7 +68,10 @@ struct Summary {
 
 /// `last_values`: the last value of each recorded variable (read from the stored result).
 fn summary(state: &State, run: &RunRow, last_values: Vec<(String, f64)>) -> Summary {
-    let key_results = last_values.into_iter().collect();
+    let key_results = last_values
+        .into_iter()
+        .map(|(name, v)| (name, JsonNumber(v)))
+        .collect();
     let settings: Value = serde_json::from_str(&run.settings).unwrap_or(Value::Null);
     let base = &state.config.public_url;
     Summary {

@@ -16,6 +16,7 @@ use super::fmus::{DefaultExperiment, Fmu, FmuInterface, FmuVariable};
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{Run, RunCreate, RunList, RunResult, RunStatusName};
 use super::usage::{UsageItem, UsageList};
+use crate::api::result_number::ResultNumber;
 use crate::api::text::Text;
 use crate::request::{ErrorBody, ErrorCode, FieldProblem};
 
@@ -175,14 +176,18 @@ impl Example for RunCreate {
     }
 }
 
+fn numbers(values: &[f64]) -> Vec<ResultNumber> {
+    values.iter().copied().map(ResultNumber).collect()
+}
+
 impl Example for RunResult {
     fn example() -> Self {
         RunResult {
             time: vec![0.0, 0.01, 0.02],
             variables: vec!["h".into(), "v".into()],
             columns: HashMap::from([
-                ("h".to_string(), vec![1.0, 0.9995095, 0.998038]),
-                ("v".to_string(), vec![0.0, -0.0981, -0.1962]),
+                ("h".to_string(), numbers(&[1.0, 0.9995095, 0.998038])),
+                ("v".to_string(), numbers(&[0.0, -0.0981, -0.1962])),
             ]),
         }
     }

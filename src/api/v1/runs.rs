@@ -14,6 +14,7 @@ use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::body::JsonBody;
 use crate::api::choice::{Choice, Names};
 use crate::api::error::{ApiError, OpError, declare_errors};
+use crate::api::result_number::ResultNumber;
 use crate::api::text::Text;
 use crate::domain::error::AppError;
 use crate::domain::ids::RunId;
@@ -36,7 +37,8 @@ enum Tag {
 pub struct Signal {
     /// An input variable.
     pub name: Text,
-    /// Times, non-decreasing.
+    /// Times, non-decreasing. A time given twice is a step: the first of its values holds
+    /// just before it, the second from it on.
     pub t: Vec<f64>,
     /// Values at those times (linear between them for continuous inputs, held for discrete).
     pub u: Vec<f64>,
@@ -165,10 +167,13 @@ impl RunCreate {
 #[derive(Object)]
 #[oai(example)]
 pub struct RunResult {
+    /// The output points, always finite.
     pub time: Vec<f64>,
     /// Variable names in the order they were asked for.
     pub variables: Vec<String>,
-    pub columns: HashMap<String, Vec<f64>>,
+    /// One value per output point for each variable: a number, or for a value that is not
+    /// finite (a legal simulation result) the string `NaN`, `Infinity` or `-Infinity`.
+    pub columns: HashMap<String, Vec<ResultNumber>>,
 }
 
 /// Why a failed run failed (see the README's table of who pays for what).
@@ -277,7 +282,7 @@ fn result_view(output: crate::sim::protocol::SimOutput) -> RunResult {
         columns: output
             .columns
             .into_iter()
-            .map(|c| (c.name, c.values))
+            .map(|c| (c.name, c.values.into_iter().map(ResultNumber).collect()))
             .collect(),
     }
 }
