@@ -5,11 +5,15 @@ use std::fs;
 use std::io::{Cursor, Write};
 use std::path::Path;
 
-use fmu_gateway::fmi::archive::{self, ArchiveError, Limits};
+use fmu_gateway::fmi::archive::{self, ArchiveError, ArchiveWarning, Limits};
 use fmu_gateway::fmi::describe::{
     self, DefaultExperiment, DescribeError, Interface, ModelInfo, Variable,
 };
 use tempfile::TempDir;
+
+#[path = "common/archives.rs"]
+#[allow(dead_code)]
+mod archives;
 
 const FMI2_BOUNCING_BALL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <fmiModelDescription
@@ -374,6 +378,7 @@ fn describes_an_fmi2_model_with_both_interfaces() {
             ),
         ],
         platforms: vec!["linux64".into(), "win64".into()],
+        warnings: vec![],
     };
     // `e` declares min="0.5" max="1".
     let mut expected = expected;
@@ -617,6 +622,7 @@ fn describes_an_fmi3_model_with_both_interfaces() {
             ),
         ],
         platforms: vec!["x86_64-linux".into(), "x86_64-windows".into()],
+        warnings: vec![],
     };
     // The array parameter `arr` has one <Dimension>.
     let mut expected = expected;
@@ -966,4 +972,53 @@ fn a_model_description_over_the_size_bound_is_refused_unparsed() {
         matches!(err, DescribeError::TooLarge { size, limit: l } if size == limit as u64 + 1 && l == limit as u64),
         "{err}"
     );
+}
+
+#[test]
+fn an_fmu_listing_an_entry_twice_goes_from_zip_to_model_info_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fmu = tmp.path().join("twice.fmu");
+    let license = b"MIT or Apache-2.0, at your option".repeat(10);
+    fs::write(
+        &fmu,
+        archives::with_entry_twice(
+            archives::library_fmu("Dahlquist", "2.0"),
+            "extra/LICENSE.txt",
+            &license,
+            &license,
+        ),
+    )
+    .unwrap();
+    let dest = tmp.path().join("extracted");
+    let extracted = archive::extract(&fmu, &dest, &Limits::default()).unwrap();
+    assert_eq!(
+        extracted.warnings,
+        [ArchiveWarning::DuplicateEntry {
+            entry: "extra/LICENSE.txt".into(),
+            copies: 2
+        }]
+    );
+    assert_eq!(fs::read(dest.join("extra/LICENSE.txt")).unwrap(), license);
+    let info = describe::describe(&dest).unwrap();
+    describe::check_platform(&dest, &info).unwrap();
+    assert_eq!(info.model_name, "Dahlquist");
+
+    // Different bytes under the name: refused, and nothing is left in the destination.
+    fs::write(
+        &fmu,
+        archives::with_entry_twice(
+            archives::library_fmu("Dahlquist", "2.0"),
+            "extra/LICENSE.txt",
+            b"MIT",
+            b"GPL",
+        ),
+    )
+    .unwrap();
+    let dest = tmp.path().join("refused");
+    let err = archive::extract(&fmu, &dest, &Limits::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "entry 'extra/LICENSE.txt' appears twice with different contents (same size, different CRC-32)"
+    );
+    assert!(!dest.exists(), "the destination this call made is gone");
 }

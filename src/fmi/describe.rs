@@ -21,7 +21,7 @@ use fmi_rs::model_description::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::archive::MODEL_DESCRIPTION;
+use super::archive::{ArchiveWarning, MODEL_DESCRIPTION};
 
 /// Larger model descriptions are refused rather than parsed: the XML tree takes several times the
 /// file size in memory. The biggest real ones (hundreds of thousands of variables) stay well
@@ -51,6 +51,10 @@ pub struct ModelInfo {
     pub variables: Vec<Variable>,
     /// Directories found under `binaries/`, sorted ("x86_64-linux", "linux64", "win64", ...).
     pub platforms: Vec<String>,
+    /// What the archive checks accepted with a remark (an entry listed twice with identical
+    /// bytes…). Set by whoever extracted the archive; [`describe`] only reads the directory.
+    #[serde(default)]
+    pub warnings: Vec<ArchiveWarning>,
 }
 
 /// One FMI interface (Co-Simulation or Model Exchange). Capabilities that an interface or FMI
@@ -532,6 +536,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
         units: md.unitDefintions.iter().map(|u| u.name.clone()).collect(),
         variables,
         platforms: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 
@@ -646,6 +651,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
         units: md.unitDefinitions.iter().map(|u| u.name.clone()).collect(),
         variables,
         platforms: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 

@@ -307,3 +307,67 @@ fn a_failed_run_prints_the_fmus_log() {
         "the FMU's own message: {stderr}"
     );
 }
+
+/// Runs `fmu <task> <file>`: exit code, stdout, stderr.
+fn fmu_command(task: &str, file: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = Command::new(EXE)
+        .args(["fmu", task])
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_and_info_report_an_entry_listed_twice_and_refuse_different_copies() {
+    use crate::common::archives;
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = dir.path().join("twice.fmu");
+    let bytes = archives::with_entry_twice(
+        archives::library_fmu("BouncingBall", "3.0"),
+        "extra/notes.txt",
+        b"identical",
+        b"identical",
+    );
+    std::fs::write(&fmu, bytes).unwrap();
+    let warning = "entry 'extra/notes.txt' appears 2 times in the archive with identical contents; it was extracted once";
+
+    let (code, stdout, stderr) = fmu_command("validate", &fmu);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "{} is a valid FMI 3.0 FMU (BouncingBall) that runs on this platform\nwarning: {warning}\n",
+            fmu.display()
+        )
+    );
+    let (code, stdout, stderr) = fmu_command("info", &fmu);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("Warning ") && l.ends_with(warning)),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        &fmu,
+        archives::with_entry_twice(
+            archives::library_fmu("BouncingBall", "3.0"),
+            "extra/notes.txt",
+            b"one",
+            b"two",
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = fmu_command("validate", &fmu);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: entry 'extra/notes.txt' appears twice with different contents (same size, different CRC-32)\n"
+    );
+}
