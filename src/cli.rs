@@ -99,11 +99,17 @@ pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
     let interfaces: Vec<&str> = [
         i.co_simulation.as_ref().map(|_| "Co-Simulation"),
         i.model_exchange.as_ref().map(|_| "Model Exchange"),
+        i.scheduled_execution
+            .as_ref()
+            .map(|_| "Scheduled Execution"),
     ]
     .into_iter()
     .flatten()
     .collect();
     line(&mut out, "Interfaces", &interfaces.join(", "));
+    if let Some(problem) = i.unrunnable() {
+        line(&mut out, "Cannot run", &problem.to_string());
+    }
     line(&mut out, "Platforms", &i.platforms.join(", "));
     for warning in &i.warnings {
         line(&mut out, "Warning", &warning.to_string());

@@ -459,3 +459,42 @@ async fn an_fmu_listing_an_entry_twice_with_different_bytes_is_refused_naming_it
     }
     assert_eq!(stored_files(&app), before, "nothing was left behind");
 }
+
+#[tokio::test]
+async fn an_fmu_with_only_scheduled_execution_is_refused_for_what_it_is() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let before = stored_files(&app);
+    let bouncing_ball = archives::library_fmu("BouncingBall", "3.0");
+    // Its binary is a real one, built from our sources; only the interface it declares changes.
+    let scheduled = archives::with_interfaces(
+        bouncing_ball,
+        r#"<ScheduledExecution modelIdentifier="BouncingBall" canGetAndSetFMUState="true"/>"#,
+    );
+    let resp = app.upload_fmu(&account.api_key, scheduled).await;
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(
+        err["message"],
+        "this FMU implements only Scheduled Execution, which this server does not run yet (it runs Co-Simulation and Model Exchange)"
+    );
+
+    // Declaring no interface at all is a broken file, and says so in the standard's words.
+    let none = archives::with_interfaces(bouncing_ball, "");
+    let resp = app.upload_fmu(&account.api_key, none).await;
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(
+        err["message"],
+        "modelDescription.xml breaks the FMI 3.0 standard: No interface type defined."
+    );
+    assert_eq!(stored_files(&app), before, "nothing was left behind");
+
+    // Scheduled Execution beside Co-Simulation is fine: the server runs the Co-Simulation.
+    let both = archives::with_interfaces(
+        bouncing_ball,
+        r#"<CoSimulation modelIdentifier="BouncingBall" canHandleVariableCommunicationStepSize="true"/><ScheduledExecution modelIdentifier="BouncingBall"/>"#,
+    );
+    let resp = app.upload_fmu(&account.api_key, both).await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+}

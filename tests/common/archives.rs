@@ -1,5 +1,5 @@
-//! FMUs the zip writer will not make: library models repacked with an entry listed twice, to
-//! drive the archive checks end to end.
+//! FMUs the zip writer will not make: library models repacked with an entry listed twice, or
+//! with their interfaces rewritten, to drive the archive and interface checks end to end.
 
 use std::io::{Cursor, Read, Write};
 
@@ -82,4 +82,29 @@ pub fn rename_entry(bytes: &mut [u8], from: &str, to: &str) {
         renamed, 2,
         "expected a local and a central header for {from}"
     );
+}
+
+/// `fmu` (FMI 3) with its `<CoSimulation>` and `<ModelExchange>` elements replaced by
+/// `interfaces` (XML, possibly empty), binaries untouched.
+pub fn with_interfaces(fmu: &[u8], interfaces: &str) -> Vec<u8> {
+    let files: Vec<(String, Vec<u8>)> = files_of(fmu)
+        .into_iter()
+        .map(|(name, data)| {
+            if name != "modelDescription.xml" {
+                return (name, data);
+            }
+            let mut xml = String::from_utf8(data).unwrap();
+            let at = xml
+                .find("<ModelExchange")
+                .expect("a Model Exchange element");
+            xml.insert_str(at, interfaces);
+            for element in ["<ModelExchange", "<CoSimulation"] {
+                let start = xml.find(element).unwrap();
+                let end = start + xml[start..].find("/>").unwrap() + 2;
+                xml.replace_range(start..end, "");
+            }
+            (name, xml.into_bytes())
+        })
+        .collect();
+    zip_of(&files)
 }

@@ -244,8 +244,9 @@ impl FmusApi {
     /// Send a multipart form with the file in the field `file`, with a `Content-Length`. The
     /// archive is checked (paths, sizes, `modelDescription.xml`) before anything is stored; an
     /// entry listed twice with identical bytes is accepted and named in `warnings`, different
-    /// bytes under one name are refused. The same bytes uploaded twice give the same id: 201 the
-    /// first time, 200 after.
+    /// bytes under one name are refused. The FMU must offer Co-Simulation or Model Exchange (one
+    /// with only Scheduled Execution is refused). The same bytes uploaded twice give the same
+    /// id: 201 the first time, 200 after.
     #[oai(path = "/fmus", method = "post", operation_id = "uploadFmu")]
     async fn upload(
         &self,
