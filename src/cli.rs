@@ -72,8 +72,9 @@ pub fn open(path: &Path) -> Result<Opened, CliError> {
         .tempdir()
         .map_err(CliError::TempDir)?;
     let target = dir.path().join("fmu");
-    archive::extract(path, &target, &archive::Limits::default())?;
-    let info = describe::describe(&target)?;
+    let extracted = archive::extract(path, &target, &archive::Limits::default())?;
+    let mut info = describe::describe(&target)?;
+    info.warnings = extracted.warnings;
     Ok(Opened { dir, info })
 }
 
@@ -98,12 +99,21 @@ pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
     let interfaces: Vec<&str> = [
         i.co_simulation.as_ref().map(|_| "Co-Simulation"),
         i.model_exchange.as_ref().map(|_| "Model Exchange"),
+        i.scheduled_execution
+            .as_ref()
+            .map(|_| "Scheduled Execution"),
     ]
     .into_iter()
     .flatten()
     .collect();
     line(&mut out, "Interfaces", &interfaces.join(", "));
+    if let Some(problem) = i.unrunnable() {
+        line(&mut out, "Cannot run", &problem.to_string());
+    }
     line(&mut out, "Platforms", &i.platforms.join(", "));
+    for warning in &i.warnings {
+        line(&mut out, "Warning", &warning.to_string());
+    }
     if let Some(e) = &i.default_experiment {
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| v.to_string());
         line(
@@ -138,16 +148,21 @@ pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
     Ok(out)
 }
 
-/// `fmu validate`: the checks an upload goes through.
+/// `fmu validate`: the checks an upload goes through, and the warnings an upload reports (one
+/// line each, after the verdict).
 pub fn validate(path: &Path) -> Result<String, CliError> {
     let opened = open(path)?;
     describe::check_platform(&opened.dir.path().join("fmu"), &opened.info)?;
-    Ok(format!(
+    let mut out = format!(
         "{} is a valid FMI {} FMU ({}) that runs on this platform",
         path.display(),
         opened.info.fmi_version,
         opened.info.model_name
-    ))
+    );
+    for warning in &opened.info.warnings {
+        out.push_str(&format!("\nwarning: {warning}"));
+    }
+    Ok(out)
 }
 
 /// The run settings `fmu simulate` takes as flags (flattened into its command): the CLI's

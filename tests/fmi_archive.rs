@@ -5,11 +5,16 @@ use std::fs;
 use std::io::{Cursor, Write};
 use std::path::Path;
 
-use fmu_gateway::fmi::archive::{self, ArchiveError, Limits};
+use fmu_gateway::fmi::archive::{self, ArchiveError, ArchiveWarning, Limits};
 use fmu_gateway::fmi::describe::{
     self, DefaultExperiment, DescribeError, Interface, ModelInfo, Variable,
 };
+use fmu_gateway::sim::plan::{self, RunSettings};
 use tempfile::TempDir;
+
+#[path = "common/archives.rs"]
+#[allow(dead_code)]
+mod archives;
 
 const FMI2_BOUNCING_BALL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <fmiModelDescription
@@ -374,6 +379,8 @@ fn describes_an_fmi2_model_with_both_interfaces() {
             ),
         ],
         platforms: vec!["linux64".into(), "win64".into()],
+        scheduled_execution: None,
+        warnings: vec![],
     };
     // `e` declares min="0.5" max="1".
     let mut expected = expected;
@@ -617,6 +624,8 @@ fn describes_an_fmi3_model_with_both_interfaces() {
             ),
         ],
         platforms: vec!["x86_64-linux".into(), "x86_64-windows".into()],
+        scheduled_execution: None,
+        warnings: vec![],
     };
     // The array parameter `arr` has one <Dimension>.
     let mut expected = expected;
@@ -966,4 +975,154 @@ fn a_model_description_over_the_size_bound_is_refused_unparsed() {
         matches!(err, DescribeError::TooLarge { size, limit: l } if size == limit as u64 + 1 && l == limit as u64),
         "{err}"
     );
+}
+
+/// FMI 3 with only `<ScheduledExecution>`: valid by the standard, not run by this server.
+const FMI3_SCHEDULED_ONLY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<fmiModelDescription fmiVersion="3.0" modelName="Clocked" instantiationToken="{4C6A2F3E-1D0B-4E8F-9A7C-2B5D8E1F0A93}">
+  <ScheduledExecution modelIdentifier="Clocked" canGetAndSetFMUState="true"
+    providesDirectionalDerivatives="true"/>
+  <ModelVariables>
+    <Float64 name="time" valueReference="0" causality="independent" variability="continuous"/>
+    <Clock name="tick" valueReference="1" causality="input" intervalVariability="constant"
+      intervalDecimal="0.1"/>
+    <Float64 name="y" valueReference="2" causality="output" variability="discrete"
+      clocks="1" initial="exact" start="0"/>
+  </ModelVariables>
+  <ModelStructure>
+    <Output valueReference="2"/>
+  </ModelStructure>
+</fmiModelDescription>
+"#;
+
+#[test]
+fn an_fmu_with_only_scheduled_execution_is_refused_for_what_it_is() {
+    let dir = fmu_dir(FMI3_SCHEDULED_ONLY, &["binaries/x86_64-linux/Clocked.so"]);
+    let info = describe::describe(dir.path()).unwrap();
+    assert_eq!(info.co_simulation, None);
+    assert_eq!(info.model_exchange, None);
+    assert_eq!(
+        info.scheduled_execution,
+        Some(Interface {
+            model_identifier: "Clocked".into(),
+            can_handle_variable_communication_step_size: false,
+            can_get_and_set_fmu_state: true,
+            needs_completed_integrator_step: false,
+            provides_directional_derivatives: true,
+            has_event_mode: false,
+        })
+    );
+    assert_eq!(info.default_interface(), None);
+    let message = "this FMU implements only Scheduled Execution, which this server does not run yet (it runs Co-Simulation and Model Exchange)";
+
+    let err = describe::check_platform(dir.path(), &info).unwrap_err();
+    assert!(
+        matches!(err, DescribeError::OnlyScheduledExecution),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), message);
+
+    // A run request is refused the same way, on its `interface` field.
+    let problems = plan::plan(&info, dir.path(), &RunSettings::default()).unwrap_err();
+    assert!(
+        problems
+            .0
+            .iter()
+            .any(|p| p.field == "interface" && p.message == message),
+        "{problems:?}"
+    );
+
+    // Its identifier names a file too, so it is checked like the others.
+    let evil =
+        FMI3_SCHEDULED_ONLY.replace("modelIdentifier=\"Clocked\"", "modelIdentifier=\"../x\"");
+    let dir = fmu_dir(&evil, &[]);
+    assert!(matches!(
+        describe::describe(dir.path()),
+        Err(DescribeError::BadModelIdentifier(_))
+    ));
+
+    // The info the registry stores keeps it; info stored before it existed reads as none.
+    let json = serde_json::to_value(&info).unwrap();
+    assert_eq!(json["scheduled_execution"]["model_identifier"], "Clocked");
+    let mut old = json.clone();
+    old.as_object_mut().unwrap().remove("scheduled_execution");
+    old.as_object_mut().unwrap().remove("warnings");
+    let old: ModelInfo = serde_json::from_value(old).unwrap();
+    assert_eq!(old.scheduled_execution, None);
+    assert!(old.warnings.is_empty());
+}
+
+#[test]
+fn an_fmu_with_no_interface_at_all_is_refused_as_broken() {
+    let none = FMI3_SCHEDULED_ONLY.replace(
+        "  <ScheduledExecution modelIdentifier=\"Clocked\" canGetAndSetFMUState=\"true\"\n    providesDirectionalDerivatives=\"true\"/>\n",
+        "",
+    );
+    assert!(!none.contains("ScheduledExecution"));
+    let dir = fmu_dir(&none, &[]);
+    let err = describe::describe(dir.path()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "modelDescription.xml breaks the FMI 3.0 standard: No interface type defined."
+    );
+
+    // Model info that lost its interfaces (it can only come from elsewhere than describe)
+    // gets the plain message, not the Scheduled Execution one.
+    let dir = fmu_dir(FMI3_CS_ONLY, &["binaries/x86_64-linux/Stair.so"]);
+    let mut info = describe::describe(dir.path()).unwrap();
+    info.co_simulation = None;
+    let err = describe::check_platform(dir.path(), &info).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the FMU implements neither Co-Simulation nor Model Exchange, so this server cannot run it"
+    );
+}
+
+#[test]
+fn an_fmu_listing_an_entry_twice_goes_from_zip_to_model_info_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fmu = tmp.path().join("twice.fmu");
+    let license = b"MIT or Apache-2.0, at your option".repeat(10);
+    fs::write(
+        &fmu,
+        archives::with_entry_twice(
+            archives::library_fmu("Dahlquist", "2.0"),
+            "extra/LICENSE.txt",
+            &license,
+            &license,
+        ),
+    )
+    .unwrap();
+    let dest = tmp.path().join("extracted");
+    let extracted = archive::extract(&fmu, &dest, &Limits::default()).unwrap();
+    assert_eq!(
+        extracted.warnings,
+        [ArchiveWarning::DuplicateEntry {
+            entry: "extra/LICENSE.txt".into(),
+            copies: 2
+        }]
+    );
+    assert_eq!(fs::read(dest.join("extra/LICENSE.txt")).unwrap(), license);
+    let info = describe::describe(&dest).unwrap();
+    describe::check_platform(&dest, &info).unwrap();
+    assert_eq!(info.model_name, "Dahlquist");
+
+    // Different bytes under the name: refused, and nothing is left in the destination.
+    fs::write(
+        &fmu,
+        archives::with_entry_twice(
+            archives::library_fmu("Dahlquist", "2.0"),
+            "extra/LICENSE.txt",
+            b"MIT",
+            b"GPL",
+        ),
+    )
+    .unwrap();
+    let dest = tmp.path().join("refused");
+    let err = archive::extract(&fmu, &dest, &Limits::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "entry 'extra/LICENSE.txt' appears twice with different contents (same size, different CRC-32)"
+    );
+    assert!(!dest.exists(), "the destination this call made is gone");
 }

@@ -276,9 +276,12 @@ fn tree_size(dir: &Path) -> u64 {
 fn install(data_dir: &Path, file: &Path, id: &FmuId, limits: &Limits) -> Result<(ModelInfo, u64)> {
     let dir = temp_path(data_dir, "extract");
     let checked = (|| -> Result<ModelInfo> {
-        archive::extract(file, &dir, limits)?;
-        let info = describe::describe(&dir)?;
+        let extracted = archive::extract(file, &dir, limits)?;
+        let mut info = describe::describe(&dir)?;
         describe::check_platform(&dir, &info)?;
+        // Kept with the FMU, so a later upload of the same bytes (which is not extracted
+        // again) and every read of it show them too.
+        info.warnings = extracted.warnings;
         Ok(info)
     })();
     let info = match checked {

@@ -6,6 +6,12 @@
 //! the bytes actually produced), and compression ratio. Every entry name is validated before a
 //! single byte is written.
 //!
+//! An entry listed more than once (some FMU exporters add files twice) is accepted when every
+//! copy is the same kind of entry with the same size, CRC-32 and bytes: it is extracted once and
+//! reported as an [`ArchiveWarning`]. Copies that differ are refused, because which one a tool
+//! extracts would be a guess. The central directory is therefore read entry by entry, copies
+//! included ([`ZipIterable`]), not through a map keyed by name that would keep only one of them.
+//!
 //! This module must never:
 //! - write outside the destination directory (no absolute paths, no `..`, no drive letters or
 //!   backslashes, no symbolic links, no device files or FIFOs);
@@ -13,14 +19,17 @@
 //! - trust a size from a zip header without also counting the bytes it writes;
 //! - leave a half-extracted tree behind: on any error the destination is emptied again.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use zip::{CompressionMethod, ZipArchive};
+use serde::{Deserialize, Serialize};
+use zip::read::{Config, OwnedZipFileEntry};
+use zip::unstable::read::ZipIterable;
+use zip::{CompressionMethod, ZipReadOptions};
 
 /// The name every FMU must have at the top of the archive.
 pub const MODEL_DESCRIPTION: &str = "modelDescription.xml";
@@ -88,13 +97,36 @@ pub enum ArchiveError {
     #[error("entry '{entry}' has an invalid name: {reason}")]
     InvalidName { entry: String, reason: &'static str },
 
-    #[error("entry '{entry}' appears more than once in the archive")]
-    Duplicate { entry: String },
+    /// The archive lists one name twice (or more) and the copies differ, so which one a tool
+    /// extracts is a guess.
+    #[error("entry '{entry}' appears twice with different contents ({difference})")]
+    DuplicateDiffers {
+        entry: String,
+        difference: Difference,
+    },
 
-    /// The central directory repeats a name. The zip reader keeps only one of them, so which
-    /// one a tool extracts is ambiguous (and the entry count would be understated).
-    #[error("the archive lists the same entry name more than once")]
-    DuplicateNames,
+    /// Two entries land on one path, one as a file and the other as a folder: the same name
+    /// twice with different types, or `a` and `a/`.
+    #[error("{}", FileAndFolder { entry, other })]
+    FileAndFolder {
+        /// The later entry.
+        entry: String,
+        /// The earlier entry at the same path.
+        other: String,
+    },
+
+    /// An entry of the central directory cannot be parsed; entries have no name until they are.
+    #[error(
+        "entry {position} of the archive's directory cannot be read{}: {detail}",
+        After(.after)
+    )]
+    BadDirectoryEntry {
+        /// 1-based position in the central directory.
+        position: usize,
+        /// The name of the entry before it, to find it by.
+        after: Option<String>,
+        detail: String,
+    },
 
     #[error("entry '{entry}' is a symbolic link; links are not allowed")]
     Link { entry: String },
@@ -117,8 +149,16 @@ pub enum ArchiveError {
         limit: u64,
     },
 
-    #[error("the archive expands to {}; the limit is {}", Bytes(*.size), Bytes(*.limit))]
-    TotalTooLarge { size: u64, limit: u64 },
+    #[error(
+        "the archive expands to more than its limit of {}: with entry '{entry}' it reaches {}",
+        Bytes(*.limit), Bytes(*.size)
+    )]
+    TotalTooLarge {
+        /// The entry that takes the running total over the limit.
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
 
     #[error(
         "entry '{entry}' expands to more than {limit} times its compressed size ({} from {}): this looks like a zip bomb",
@@ -156,6 +196,96 @@ pub enum ArchiveError {
     },
 }
 
+/// How two copies of one entry differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Difference {
+    /// Their uncompressed sizes, as the headers declare them.
+    Size { first: u64, second: u64 },
+    /// Same size, different CRC-32 in the headers.
+    Crc,
+    /// Same size and CRC-32, but the bytes differ from this offset on (or one copy ends there).
+    Bytes { offset: u64 },
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Difference::Size { first, second } => {
+                write!(f, "{} and {}", Bytes(*first), Bytes(*second))
+            }
+            Difference::Crc => f.write_str("same size, different CRC-32"),
+            Difference::Bytes { offset } => {
+                write!(
+                    f,
+                    "same size and CRC-32, different bytes from byte {offset}"
+                )
+            }
+        }
+    }
+}
+
+struct FileAndFolder<'a> {
+    entry: &'a str,
+    other: &'a str,
+}
+
+impl fmt::Display for FileAndFolder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.entry == self.other {
+            write!(
+                f,
+                "entry '{}' appears twice, once as a file and once as a folder",
+                self.entry
+            )
+        } else {
+            write!(
+                f,
+                "entries '{}' and '{}' extract to the same path, one as a file and one as a folder",
+                self.other, self.entry
+            )
+        }
+    }
+}
+
+struct After<'a>(&'a Option<String>);
+
+impl fmt::Display for After<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " (the one after '{name}')"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Something an archive does that we accept but its author may want to fix. It travels with
+/// the FMU (the registry keeps it in the model info) so every answer about the FMU can show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ArchiveWarning {
+    /// The entry is listed `copies` times, every copy identical (kind, size, CRC-32, bytes).
+    DuplicateEntry { entry: String, copies: usize },
+}
+
+impl fmt::Display for ArchiveWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArchiveWarning::DuplicateEntry { entry, copies } => write!(
+                f,
+                "entry '{entry}' appears {copies} times in the archive with identical contents; it was extracted once"
+            ),
+        }
+    }
+}
+
+/// What [`extract`] accepted with a remark.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// In archive order; empty for a clean archive.
+    pub warnings: Vec<ArchiveWarning>,
+}
+
 impl ArchiveError {
     fn io(context: impl Into<String>, source: io::Error) -> Self {
         ArchiveError::Io {
@@ -188,9 +318,9 @@ impl fmt::Display for Bytes {
     }
 }
 
-/// What an entry turns into on disk, decided before anything is written.
+/// What an entry turns into on disk, decided before anything is written. The plan has one item
+/// per central-directory entry, in the same order.
 struct Planned {
-    index: usize,
     /// The name as stored in the archive, for messages.
     name: String,
     /// Relative path below the destination, made only of normal components.
@@ -198,15 +328,20 @@ struct Planned {
     is_dir: bool,
     /// Uncompressed size from the central directory; the copy is capped at this.
     declared: u64,
+    /// CRC-32 from the central directory (the zip reader checks the bytes against it).
+    crc32: u32,
+    /// The position in the plan of an earlier entry at the same path: this one is a copy,
+    /// compared with what that one wrote instead of being written.
+    copy_of: Option<usize>,
 }
 
 /// Extracts the FMU at `archive` into `dest` and checks that it has a top-level
-/// `modelDescription.xml`.
+/// `modelDescription.xml`. Returns what was accepted with a warning (identical duplicates).
 ///
 /// `dest` should be a fresh directory the caller created (it is created if it does not exist);
 /// it must be empty and must not be a symbolic link. On error `dest` is left empty, so the
 /// caller can simply remove it.
-pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), ArchiveError> {
+pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<Extracted, ArchiveError> {
     // Size first: refuse big uploads before the zip parser reads anything.
     let file = File::open(archive).map_err(|e| ArchiveError::io("cannot open the archive", e))?;
     let size = file
@@ -220,22 +355,12 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Archi
         });
     }
 
-    let mut zip = ZipArchive::new(io::BufReader::new(file))
-        .map_err(|e| ArchiveError::NotZip(e.to_string()))?;
-    if zip.has_duplicate_names() {
-        return Err(ArchiveError::DuplicateNames);
-    }
-    if zip.len() > limits.max_entries {
-        return Err(ArchiveError::TooManyEntries {
-            count: zip.len(),
-            limit: limits.max_entries,
-        });
-    }
-
-    let plan = plan(&zip, limits)?;
+    let entries = central_directory(&file, limits)?;
+    let plan = plan(&entries, limits)?;
 
     let created_dest = prepare_destination(dest)?;
-    let result = write_entries(&mut zip, &plan, dest, limits);
+    let mut reader = io::BufReader::new(&file);
+    let result = write_entries(&mut reader, &entries, &plan, dest, limits);
     if result.is_err() {
         // Best effort: the original error is what the caller needs to see.
         if created_dest {
@@ -244,111 +369,206 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Archi
             let _ = empty_directory(dest);
         }
     }
-    result
+    result?;
+    Ok(Extracted {
+        warnings: duplicate_warnings(&plan),
+    })
 }
 
-/// Validates every entry (name, type, sizes, ratio) and returns what to write. Nothing touches
-/// the file system here, so a bad entry anywhere in the archive means nothing is written.
-fn plan<R: io::Read + io::Seek>(
-    zip: &ZipArchive<R>,
-    limits: &Limits,
-) -> Result<Vec<Planned>, ArchiveError> {
-    let mut plan = Vec::with_capacity(zip.len());
-    let mut seen = HashSet::with_capacity(zip.len());
+/// Every entry of the central directory in order, copies of one name included. The count is
+/// checked before any entry is read, so a huge directory costs nothing.
+fn central_directory(file: &File, limits: &Limits) -> Result<Vec<OwnedZipFileEntry>, ArchiveError> {
+    let mut zip = ZipIterable::try_new(io::BufReader::new(file), Config::default())
+        .map_err(|e| ArchiveError::NotZip(e.to_string()))?;
+    if zip.len() > limits.max_entries {
+        return Err(ArchiveError::TooManyEntries {
+            count: zip.len(),
+            limit: limits.max_entries,
+        });
+    }
+    let mut entries: Vec<OwnedZipFileEntry> = Vec::with_capacity(zip.len());
+    let files = zip
+        .files()
+        .map_err(|e| ArchiveError::NotZip(e.to_string()))?;
+    for entry in files {
+        match entry {
+            Ok(entry) => entries.push(entry.into()),
+            Err(e) => {
+                return Err(ArchiveError::BadDirectoryEntry {
+                    position: entries.len() + 1,
+                    after: entries.last().map(entry_name),
+                    detail: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// The entry's name for messages: UTF-8 (or CP437) as the zip reader decodes it, else lossy.
+fn entry_name(entry: &OwnedZipFileEntry) -> String {
+    match entry.name() {
+        Ok(name) => name.into_owned(),
+        Err(_) => String::from_utf8_lossy(entry.name_raw()).into_owned(),
+    }
+}
+
+/// Validates every entry (name, type, sizes, ratio, copies) and returns what to write. Nothing
+/// touches the file system here, so a bad entry anywhere in the archive means nothing is
+/// written.
+fn plan(entries: &[OwnedZipFileEntry], limits: &Limits) -> Result<Vec<Planned>, ArchiveError> {
+    let mut plan: Vec<Planned> = Vec::with_capacity(entries.len());
+    let mut first_at: HashMap<PathBuf, usize> = HashMap::with_capacity(entries.len());
+    // Copies count too: each one is decompressed to be compared.
     let mut total: u64 = 0;
     let mut has_model_description = false;
 
-    for index in 0..zip.len() {
-        let entry = zip
-            .by_index_data(index)
-            .map_err(|e| ArchiveError::NotZip(e.to_string()))?;
-        let raw = entry.name_raw();
-        let name = match entry.name() {
-            Ok(name) => name.into_owned(),
-            Err(_) => String::from_utf8_lossy(raw).into_owned(),
-        };
-        if raw.contains(&0) || name.contains('\0') {
-            return Err(ArchiveError::InvalidName {
-                entry: name.replace('\0', "\\0"),
-                reason: "it contains a NUL byte",
-            });
-        }
-        let (path, name_is_dir) = validate_name(&name)?;
-
-        let is_dir = match entry.unix_mode().map(|mode| mode & S_IFMT) {
-            None | Some(0) => name_is_dir,
-            Some(S_IFREG) if !name_is_dir => false,
-            // A regular-file mode on a name ending in '/' is a sloppy archiver, not an attack.
-            Some(S_IFREG) | Some(S_IFDIR) => true,
-            Some(S_IFLNK) => return Err(ArchiveError::Link { entry: name }),
-            Some(other) => {
-                return Err(ArchiveError::SpecialFile {
-                    entry: name,
-                    kind: special_kind(other),
-                });
-            }
-        };
-
-        if entry.encrypted() {
-            return Err(ArchiveError::Encrypted { entry: name });
-        }
-        let compression = entry.compression();
-        if !is_dir
-            && compression != CompressionMethod::Stored
-            && compression != CompressionMethod::Deflated
-        {
-            return Err(ArchiveError::UnsupportedCompression {
-                entry: name,
-                method: format!("{compression:?}"),
-            });
-        }
-
-        let declared = if is_dir { 0 } else { entry.size() };
-        if declared > limits.max_entry_uncompressed {
-            return Err(ArchiveError::EntryTooLarge {
-                entry: name,
-                size: declared,
-                limit: limits.max_entry_uncompressed,
-            });
-        }
-        let compressed = entry.compressed_size();
-        if declared >= RATIO_CHECK_MIN_BYTES
-            && declared / compressed.max(1) > limits.max_compression_ratio
-        {
-            return Err(ArchiveError::CompressionRatio {
-                entry: name,
-                size: declared,
-                compressed,
-                limit: limits.max_compression_ratio,
-            });
-        }
-        total = total.saturating_add(declared);
+    for entry in entries {
+        let mut item = check_entry(entry, limits)?;
+        total = total.saturating_add(item.declared);
         if total > limits.max_total_uncompressed {
             return Err(ArchiveError::TotalTooLarge {
+                entry: item.name,
                 size: total,
                 limit: limits.max_total_uncompressed,
             });
         }
-
-        if !seen.insert(path.clone()) {
-            return Err(ArchiveError::Duplicate { entry: name });
+        match first_at.get(&item.path) {
+            Some(&first) => {
+                check_same_kind_and_header(&plan[first], &item)?;
+                item.copy_of = Some(first);
+            }
+            None => {
+                first_at.insert(item.path.clone(), plan.len());
+            }
         }
-        if !is_dir && path == Path::new(MODEL_DESCRIPTION) {
+        if !item.is_dir && item.path == Path::new(MODEL_DESCRIPTION) {
             has_model_description = true;
         }
-        plan.push(Planned {
-            index,
-            name,
-            path,
-            is_dir,
-            declared,
-        });
+        plan.push(item);
     }
 
     if !has_model_description {
         return Err(ArchiveError::MissingModelDescription);
     }
     Ok(plan)
+}
+
+/// One entry on its own: its name, its type (file or folder only), encryption, compression
+/// method and sizes.
+fn check_entry(entry: &OwnedZipFileEntry, limits: &Limits) -> Result<Planned, ArchiveError> {
+    let name = entry_name(entry);
+    if entry.name_raw().contains(&0) || name.contains('\0') {
+        return Err(ArchiveError::InvalidName {
+            entry: name.replace('\0', "\\0"),
+            reason: "it contains a NUL byte",
+        });
+    }
+    let (path, name_is_dir) = validate_name(&name)?;
+
+    let is_dir = match entry.unix_mode().map(|mode| mode & S_IFMT) {
+        None | Some(0) => name_is_dir,
+        Some(S_IFREG) if !name_is_dir => false,
+        // A regular-file mode on a name ending in '/' is a sloppy archiver, not an attack.
+        Some(S_IFREG) | Some(S_IFDIR) => true,
+        Some(S_IFLNK) => return Err(ArchiveError::Link { entry: name }),
+        Some(other) => {
+            return Err(ArchiveError::SpecialFile {
+                entry: name,
+                kind: special_kind(other),
+            });
+        }
+    };
+
+    if entry.encrypted() {
+        return Err(ArchiveError::Encrypted { entry: name });
+    }
+    let compression = entry.compression();
+    if !is_dir
+        && compression != CompressionMethod::Stored
+        && compression != CompressionMethod::Deflated
+    {
+        return Err(ArchiveError::UnsupportedCompression {
+            entry: name,
+            method: format!("{compression:?}"),
+        });
+    }
+
+    let declared = if is_dir { 0 } else { entry.size() };
+    if declared > limits.max_entry_uncompressed {
+        return Err(ArchiveError::EntryTooLarge {
+            entry: name,
+            size: declared,
+            limit: limits.max_entry_uncompressed,
+        });
+    }
+    let compressed = entry.compressed_size();
+    if declared >= RATIO_CHECK_MIN_BYTES
+        && declared / compressed.max(1) > limits.max_compression_ratio
+    {
+        return Err(ArchiveError::CompressionRatio {
+            entry: name,
+            size: declared,
+            compressed,
+            limit: limits.max_compression_ratio,
+        });
+    }
+    Ok(Planned {
+        name,
+        path,
+        is_dir,
+        declared,
+        crc32: entry.crc32(),
+        copy_of: None,
+    })
+}
+
+/// A second entry at a path already planned must be the same kind of entry and, for a file,
+/// declare the same size and CRC-32; its bytes are compared when it is read.
+fn check_same_kind_and_header(first: &Planned, copy: &Planned) -> Result<(), ArchiveError> {
+    if first.is_dir != copy.is_dir {
+        return Err(ArchiveError::FileAndFolder {
+            entry: copy.name.clone(),
+            other: first.name.clone(),
+        });
+    }
+    let difference = if first.is_dir {
+        None
+    } else if first.declared != copy.declared {
+        Some(Difference::Size {
+            first: first.declared,
+            second: copy.declared,
+        })
+    } else if first.crc32 != copy.crc32 {
+        Some(Difference::Crc)
+    } else {
+        None
+    };
+    match difference {
+        Some(difference) => Err(ArchiveError::DuplicateDiffers {
+            entry: copy.name.clone(),
+            difference,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One warning per entry listed more than once, in the order of their first copies.
+fn duplicate_warnings(plan: &[Planned]) -> Vec<ArchiveWarning> {
+    let mut copies = vec![1usize; plan.len()];
+    for item in plan {
+        if let Some(first) = item.copy_of {
+            copies[first] += 1;
+        }
+    }
+    plan.iter()
+        .zip(copies)
+        .filter(|(_, copies)| *copies > 1)
+        .map(|(item, copies)| ArchiveWarning::DuplicateEntry {
+            entry: item.name.clone(),
+            copies,
+        })
+        .collect()
 }
 
 /// Turns an entry name into a relative path of normal components, or says why it cannot be one.
@@ -453,86 +673,211 @@ fn empty_directory(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes the planned entries in archive order. A copy of an earlier entry is read and compared
+/// with what that entry wrote; nothing is written for it.
 fn write_entries<R: io::Read + io::Seek>(
-    zip: &mut ZipArchive<R>,
+    reader: &mut R,
+    entries: &[OwnedZipFileEntry],
     plan: &[Planned],
     dest: &Path,
     limits: &Limits,
 ) -> Result<(), ArchiveError> {
     let mut dirs = DirBuilder::new();
     dirs.recursive(true).mode(0o755);
-    let mut written_total: u64 = 0;
+    // Bytes decompressed so far, copies included: the total limit bounds the work, not only
+    // the disk.
+    let mut read_total: u64 = 0;
 
-    for item in plan {
+    for (item, entry) in plan.iter().zip(entries) {
         let target = dest.join(&item.path);
         if item.is_dir {
-            dirs.create(&target)
-                .map_err(|e| ArchiveError::io(format!("creating '{}'", item.name), e))?;
+            if item.copy_of.is_none() {
+                dirs.create(&target)
+                    .map_err(|e| ArchiveError::io(format!("creating '{}'", item.name), e))?;
+            }
             continue;
         }
-        if let Some(parent) = target.parent() {
-            dirs.create(parent).map_err(|e| {
-                ArchiveError::io(format!("creating the folder of '{}'", item.name), e)
-            })?;
-        }
-        // create_new: never replace or write through anything already there (O_EXCL also
-        // refuses a symlink in the final component).
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&target)
-            .map_err(|e| ArchiveError::io(format!("creating '{}'", item.name), e))?;
-
-        let mut entry = zip
-            .by_index(item.index)
+        let mut src = entry
+            .as_ref()
+            .with_reader(reader, ZipReadOptions::new())
             .map_err(|e| ArchiveError::Corrupt {
                 entry: item.name.clone(),
                 detail: e.to_string(),
             })?;
         // The header size was checked against the limits; the cap makes sure the bytes that
         // actually come out cannot exceed it, whatever the header claimed.
-        let remaining_total = limits.max_total_uncompressed.saturating_sub(written_total);
-        let cap = item
-            .declared
-            .min(limits.max_entry_uncompressed)
-            .min(remaining_total);
-        let written = match copy_capped(&mut entry, &mut out, cap) {
-            Ok(n) => n,
-            // The zip reader counts too and stops a lying entry before our cap does.
-            Err(CopyError::Read(e)) if is_oversize_error(&e) => {
-                return Err(ArchiveError::SizeMismatch {
-                    entry: item.name.clone(),
-                    declared: item.declared,
-                });
-            }
-            Err(CopyError::Read(e)) => {
-                return Err(ArchiveError::Corrupt {
-                    entry: item.name.clone(),
-                    detail: e.to_string(),
-                });
-            }
-            Err(CopyError::Write(e)) => {
-                return Err(ArchiveError::io(format!("writing '{}'", item.name), e));
-            }
-            Err(CopyError::Exceeded) if cap < item.declared => {
-                return Err(ArchiveError::TotalTooLarge {
-                    size: written_total.saturating_add(cap).saturating_add(1),
-                    limit: limits.max_total_uncompressed,
-                });
-            }
-            Err(CopyError::Exceeded) => {
-                return Err(ArchiveError::SizeMismatch {
-                    entry: item.name.clone(),
-                    declared: item.declared,
-                });
-            }
+        let remaining_total = limits.max_total_uncompressed.saturating_sub(read_total);
+        let copy = Capped {
+            cap: item
+                .declared
+                .min(limits.max_entry_uncompressed)
+                .min(remaining_total),
+            read_before: read_total,
+            limit: limits.max_total_uncompressed,
         };
-        written_total = written_total.saturating_add(written);
-        out.flush()
-            .map_err(|e| ArchiveError::io(format!("writing '{}'", item.name), e))?;
+        let read = if item.copy_of.is_some() {
+            compare_copy(&mut src, &target, item, &copy)?
+        } else {
+            write_file(&mut src, &target, item, &copy, &dirs)?
+        };
+        read_total = read_total.saturating_add(read);
     }
     Ok(())
+}
+
+/// How much one entry may produce, and what was read before it (for the message when the
+/// total limit is what stops it).
+struct Capped {
+    cap: u64,
+    read_before: u64,
+    limit: u64,
+}
+
+/// Writes a new file for `item` with the entry's bytes; returns how many.
+fn write_file(
+    src: &mut impl Read,
+    target: &Path,
+    item: &Planned,
+    copy: &Capped,
+    dirs: &DirBuilder,
+) -> Result<u64, ArchiveError> {
+    if let Some(parent) = target.parent() {
+        dirs.create(parent)
+            .map_err(|e| ArchiveError::io(format!("creating the folder of '{}'", item.name), e))?;
+    }
+    // create_new: never replace or write through anything already there (O_EXCL also
+    // refuses a symlink in the final component).
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(target)
+        .map_err(|e| ArchiveError::io(format!("creating '{}'", item.name), e))?;
+    let writing = || format!("writing '{}'", item.name);
+    let written = copy_entry(src, &mut out, item, copy, writing)?;
+    out.flush().map_err(|e| ArchiveError::io(writing(), e))?;
+    Ok(written)
+}
+
+/// Reads a copy of an entry already written to `target` and checks that its bytes are that
+/// file's, byte for byte, to the end; returns how many bytes it read.
+fn compare_copy(
+    src: &mut impl Read,
+    target: &Path,
+    item: &Planned,
+    copy: &Capped,
+) -> Result<u64, ArchiveError> {
+    let reading = || format!("reading the first copy of '{}'", item.name);
+    let first = File::open(target).map_err(|e| ArchiveError::io(reading(), e))?;
+    let mut same = SameBytes::new(io::BufReader::new(first));
+    let compared = copy_entry(src, &mut same, item, copy, reading);
+    let differs = |offset| ArchiveError::DuplicateDiffers {
+        entry: item.name.clone(),
+        difference: Difference::Bytes { offset },
+    };
+    if let Some(offset) = same.differs_at {
+        return Err(differs(offset));
+    }
+    let read = compared?;
+    if !same.at_end().map_err(|e| ArchiveError::io(reading(), e))? {
+        return Err(differs(read));
+    }
+    Ok(read)
+}
+
+/// Copies one entry under its cap and turns what can go wrong into the entry's error.
+fn copy_entry(
+    src: &mut impl Read,
+    dst: &mut impl Write,
+    item: &Planned,
+    copy: &Capped,
+    writing: impl Fn() -> String,
+) -> Result<u64, ArchiveError> {
+    match copy_capped(src, dst, copy.cap) {
+        Ok(n) => Ok(n),
+        // The zip reader counts too and stops a lying entry before our cap does.
+        Err(CopyError::Read(e)) if is_oversize_error(&e) => Err(ArchiveError::SizeMismatch {
+            entry: item.name.clone(),
+            declared: item.declared,
+        }),
+        Err(CopyError::Read(e)) => Err(ArchiveError::Corrupt {
+            entry: item.name.clone(),
+            detail: e.to_string(),
+        }),
+        Err(CopyError::Write(e)) => Err(ArchiveError::io(writing(), e)),
+        Err(CopyError::Exceeded) if copy.cap < item.declared => Err(ArchiveError::TotalTooLarge {
+            entry: item.name.clone(),
+            size: copy.read_before.saturating_add(copy.cap).saturating_add(1),
+            limit: copy.limit,
+        }),
+        Err(CopyError::Exceeded) => Err(ArchiveError::SizeMismatch {
+            entry: item.name.clone(),
+            declared: item.declared,
+        }),
+    }
+}
+
+/// A sink that compares what it is given with the bytes of an existing file instead of
+/// writing them. At the first difference it records the offset and fails the write.
+struct SameBytes<R> {
+    first: R,
+    offset: u64,
+    differs_at: Option<u64>,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> SameBytes<R> {
+    fn new(first: R) -> Self {
+        SameBytes {
+            first,
+            offset: 0,
+            differs_at: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Whether the file has no bytes left after those compared.
+    fn at_end(&mut self) -> io::Result<bool> {
+        let mut one = [0u8; 1];
+        Ok(read_full(&mut self.first, &mut one)? == 0)
+    }
+}
+
+impl<R: Read> Write for SameBytes<R> {
+    fn write(&mut self, given: &[u8]) -> io::Result<usize> {
+        self.buf.resize(given.len(), 0);
+        let n = read_full(&mut self.first, &mut self.buf)?;
+        // Slice equality first (a memcmp); the offset is only looked for once they differ.
+        if self.buf[..n] != *given {
+            let at = given
+                .iter()
+                .zip(&self.buf[..n])
+                .position(|(a, b)| a != b)
+                .unwrap_or(n);
+            self.differs_at = Some(self.offset + at as u64);
+            return Err(io::Error::other("the copies differ"));
+        }
+        self.offset += given.len() as u64;
+        Ok(given.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads until `buf` is full or the source ends; returns how many bytes were read.
+fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match src.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Whether a read error is the zip reader's own "more bytes than declared" check. Matching the
@@ -620,7 +965,7 @@ mod tests {
         }
     }
 
-    fn run(bytes: &[u8], limits: &Limits) -> (Case, Result<(), ArchiveError>) {
+    fn run(bytes: &[u8], limits: &Limits) -> (Case, Result<Extracted, ArchiveError>) {
         let c = case(bytes);
         let result = extract(&c.archive, &c.dest, limits);
         (c, result)
@@ -1006,28 +1351,320 @@ mod tests {
         }
     }
 
+    /// Renames entry `from` to `to` (same length) in its local and central headers: the zip
+    /// writer refuses to write one name twice, so tests write a stand-in name and rename it.
+    fn rename_entry(bytes: &mut [u8], from: &str, to: &str) {
+        assert_eq!(from.len(), to.len(), "a rename keeps the length");
+        patch_headers(bytes, from, |b, central, at| {
+            let name_at = if central { at + 46 } else { at + 30 };
+            b[name_at..name_at + to.len()].copy_from_slice(to.as_bytes());
+        });
+    }
+
+    fn warnings(result: Result<Extracted, ArchiveError>) -> Vec<String> {
+        result
+            .unwrap()
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     #[test]
-    fn refuses_duplicate_entries() {
-        // The zip writer refuses duplicates, so make two names and then rename one.
+    fn an_entry_listed_twice_with_identical_bytes_is_extracted_once_with_a_warning() {
+        let data = b"same bytes in every copy".repeat(100);
+        let mut bytes = zip_bytes(&[
+            (MODEL_DESCRIPTION, MD),
+            ("extra/", b""),
+            ("extra/a.txt", &data),
+            ("extra/b.txt", &data),
+            ("extra/c.txt", &data),
+            ("extrb/", b""),
+            ("other.txt", b"x"),
+        ]);
+        rename_entry(&mut bytes, "extra/b.txt", "extra/a.txt");
+        rename_entry(&mut bytes, "extra/c.txt", "extra/a.txt");
+        rename_entry(&mut bytes, "extrb/", "extra/");
+        let (c, result) = run(&bytes, &Limits::default());
+        assert_eq!(
+            warnings(result),
+            [
+                "entry 'extra/' appears 2 times in the archive with identical contents; it was extracted once",
+                "entry 'extra/a.txt' appears 3 times in the archive with identical contents; it was extracted once",
+            ]
+        );
+        assert_eq!(fs::read(c.dest.join("extra/a.txt")).unwrap(), data);
+        let mut names: Vec<_> = fs::read_dir(c.dest.join("extra"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.txt"]);
+        assert_eq!(fs::read(c.dest.join("other.txt")).unwrap(), b"x");
+
+        // A clean archive has no warnings.
+        let (_c, result) = run(&zip_bytes(&[(MODEL_DESCRIPTION, MD)]), &Limits::default());
+        assert_eq!(result.unwrap(), Extracted::default());
+    }
+
+    #[test]
+    fn identical_copies_may_be_compressed_differently() {
+        // The bytes that come out are compared, not the bytes stored.
+        let data = b"0123456789".repeat(1000);
+        let mut w = ZipWriter::new(Cursor::new(Vec::new()));
+        w.start_file(MODEL_DESCRIPTION, deflated()).unwrap();
+        w.write_all(MD).unwrap();
+        w.start_file("a.bin", deflated()).unwrap();
+        w.write_all(&data).unwrap();
+        let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        w.start_file("b.bin", stored).unwrap();
+        w.write_all(&data).unwrap();
+        let mut bytes = w.finish().unwrap().into_inner();
+        rename_entry(&mut bytes, "b.bin", "a.bin");
+        let (c, result) = run(&bytes, &Limits::default());
+        assert_eq!(warnings(result).len(), 1);
+        assert_eq!(fs::read(c.dest.join("a.bin")).unwrap(), data);
+    }
+
+    #[test]
+    fn copies_with_different_contents_are_refused_naming_the_entry() {
+        // Different sizes: refused from the headers, before anything is written.
+        let mut bytes = zip_bytes(&[
+            (MODEL_DESCRIPTION, MD),
+            ("x/a.txt", b"1"),
+            ("x/b.txt", b"22"),
+        ]);
+        rename_entry(&mut bytes, "x/b.txt", "x/a.txt");
+        let (c, result) = run(&bytes, &Limits::default());
+        let err = result.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "entry 'x/a.txt' appears twice with different contents (1 bytes and 2 bytes)"
+        );
+        assert_empty(&c.dest);
+
+        // Same size, different CRC-32.
         let mut bytes = zip_bytes(&[(MODEL_DESCRIPTION, MD), ("a.txt", b"1"), ("b.txt", b"2")]);
-        let mut i = 0;
-        while let Some(pos) = bytes[i..].windows(5).position(|w| w == b"b.txt") {
-            bytes[i + pos] = b'a';
-            i += pos + 5;
-        }
+        rename_entry(&mut bytes, "b.txt", "a.txt");
+        let (c, result) = run(&bytes, &Limits::default());
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::DuplicateDiffers { entry, difference: Difference::Crc } if entry == "a.txt"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "entry 'a.txt' appears twice with different contents (same size, different CRC-32)"
+        );
+        assert_empty(&c.dest);
+
+        // Same size and a forged CRC-32 that matches: the bytes are compared, and the first
+        // difference is found before the zip reader's own CRC check would run.
+        let first = b"aaaa-first-copy".repeat(50);
+        let mut second = first.clone();
+        second[700] = b'!';
+        let mut bytes = zip_bytes(&[
+            (MODEL_DESCRIPTION, MD),
+            ("a.bin", &first),
+            ("b.bin", &second),
+        ]);
+        let crc = crc32_of(&bytes, "a.bin");
+        patch_crc(&mut bytes, "b.bin", crc);
+        rename_entry(&mut bytes, "b.bin", "a.bin");
+        let (c, result) = run(&bytes, &Limits::default());
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::DuplicateDiffers { entry, difference: Difference::Bytes { offset: 700 } } if entry == "a.bin"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "entry 'a.bin' appears twice with different contents (same size and CRC-32, different bytes from byte 700)"
+        );
+        assert_empty(&c.dest);
+    }
+
+    #[test]
+    fn a_name_that_is_a_file_and_a_folder_is_refused() {
+        // The same name twice, the second copy marked as a directory by its mode.
+        let mut bytes = zip_bytes(&[(MODEL_DESCRIPTION, MD), ("a", b""), ("b", b"")]);
+        patch_unix_mode(&mut bytes, "b", 0o040_755);
+        rename_entry(&mut bytes, "b", "a");
+        let (c, result) = run(&bytes, &Limits::default());
+        let err = result.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "entry 'a' appears twice, once as a file and once as a folder"
+        );
+        assert_empty(&c.dest);
+
+        // Different names that land on one path: a file "a" and a directory "a/".
+        let bytes = zip_bytes(&[(MODEL_DESCRIPTION, MD), ("a", b"1"), ("a/", b"")]);
+        let (c, result) = run(&bytes, &Limits::default());
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::FileAndFolder { entry, other } if entry == "a/" && other == "a"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "entries 'a' and 'a/' extract to the same path, one as a file and one as a folder"
+        );
+        assert_empty(&c.dest);
+    }
+
+    #[test]
+    fn a_copy_that_is_a_link_is_refused_as_a_link() {
+        let mut w = ZipWriter::new(Cursor::new(Vec::new()));
+        w.start_file(MODEL_DESCRIPTION, deflated()).unwrap();
+        w.write_all(MD).unwrap();
+        w.start_file("extra/a.txt", deflated()).unwrap();
+        w.write_all(b"/etc/passwd").unwrap();
+        w.add_symlink("extra/b.txt", "/etc/passwd", deflated())
+            .unwrap();
+        let mut bytes = w.finish().unwrap().into_inner();
+        rename_entry(&mut bytes, "extra/b.txt", "extra/a.txt");
+        let (c, result) = run(&bytes, &Limits::default());
+        let err = result.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "entry 'extra/a.txt' is a symbolic link; links are not allowed"
+        );
+        assert_empty(&c.dest);
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_are_two_files() {
+        // Linux file names are case-sensitive, and the worker reads the FMU on Linux: two
+        // entries, two files, nothing to warn about.
+        let bytes = zip_bytes(&[
+            (MODEL_DESCRIPTION, MD),
+            ("extra/README.txt", b"upper"),
+            ("extra/readme.txt", b"lower"),
+        ]);
+        let (c, result) = run(&bytes, &Limits::default());
+        assert_eq!(result.unwrap(), Extracted::default());
+        assert_eq!(fs::read(c.dest.join("extra/README.txt")).unwrap(), b"upper");
+        assert_eq!(fs::read(c.dest.join("extra/readme.txt")).unwrap(), b"lower");
+    }
+
+    #[test]
+    fn copies_count_against_the_limits() {
+        // Every copy is decompressed to be compared, so each one counts toward the total.
+        let data = vec![7u8; 10_000];
+        let mut bytes = zip_bytes(&[
+            (MODEL_DESCRIPTION, MD),
+            ("a.bin", &data),
+            ("b.bin", &data),
+            ("c.bin", &data),
+        ]);
+        rename_entry(&mut bytes, "b.bin", "a.bin");
+        rename_entry(&mut bytes, "c.bin", "a.bin");
+        let limits = Limits {
+            max_total_uncompressed: 25_000,
+            ..Limits::default()
+        };
+        let (c, result) = run(&bytes, &limits);
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::TotalTooLarge { entry, size: 30_022, limit: 25_000 } if entry == "a.bin"),
+            "{err:?}"
+        );
+        assert_empty(&c.dest);
+        // So does the entry count.
+        let limits = Limits {
+            max_entries: 3,
+            ..Limits::default()
+        };
+        let (_c, result) = run(&bytes, &limits);
+        assert!(matches!(
+            result,
+            Err(ArchiveError::TooManyEntries { count: 4, limit: 3 })
+        ));
+
+        // A copy whose headers agree with the first copy's (size and CRC) but whose data
+        // inflates further is stopped at the size it declares.
+        let honest = vec![b'q'; 10];
+        let liar = vec![b'q'; 100_000];
+        let mut bytes = zip_bytes(&[
+            (MODEL_DESCRIPTION, MD),
+            ("a.bin", &honest),
+            ("b.bin", &liar),
+        ]);
+        patch_declared_size(&mut bytes, "b.bin", 10);
+        let crc = crc32_of(&bytes, "a.bin");
+        patch_crc(&mut bytes, "b.bin", crc);
+        rename_entry(&mut bytes, "b.bin", "a.bin");
         let (c, result) = run(&bytes, &Limits::default());
         assert!(
-            matches!(result, Err(ArchiveError::DuplicateNames)),
+            matches!(&result, Err(ArchiveError::SizeMismatch { entry, declared: 10 }) if entry == "a.bin"),
             "{result:?}"
         );
         assert_empty(&c.dest);
 
-        // Different names that land on the same path: a file and a directory "a".
-        let bytes = zip_bytes(&[(MODEL_DESCRIPTION, MD), ("a", b"1"), ("a/", b"")]);
+        // And a bomb stays a bomb when it is listed twice.
+        let zeros = vec![0u8; 50_000_000];
+        let mut bytes = zip_bytes(&[
+            (MODEL_DESCRIPTION, MD),
+            ("a.bin", &zeros),
+            ("b.bin", &zeros),
+        ]);
+        rename_entry(&mut bytes, "b.bin", "a.bin");
         let (c, result) = run(&bytes, &Limits::default());
         assert!(
-            matches!(&result, Err(ArchiveError::Duplicate { entry }) if entry == "a/"),
+            matches!(result, Err(ArchiveError::CompressionRatio { .. })),
             "{result:?}"
+        );
+        assert_empty(&c.dest);
+    }
+
+    /// The CRC-32 the central directory gives the entry `name`.
+    fn crc32_of(bytes: &[u8], name: &str) -> u32 {
+        let mut crc = None;
+        let mut copy = bytes.to_vec();
+        patch_headers(&mut copy, name, |b, central, at| {
+            if central {
+                crc = Some(u32::from_le_bytes(b[at + 16..at + 20].try_into().unwrap()));
+            }
+        });
+        crc.unwrap()
+    }
+
+    /// Rewrites the CRC-32 of entry `name` in both headers, leaving its data alone.
+    fn patch_crc(bytes: &mut [u8], name: &str, crc: u32) {
+        patch_headers(bytes, name, |b, central, at| {
+            let at = if central { at + 16 } else { at + 14 };
+            b[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        });
+    }
+
+    #[test]
+    fn an_unreadable_directory_entry_is_named_by_its_position() {
+        let mut bytes = zip_bytes(&[(MODEL_DESCRIPTION, MD), ("a.txt", b"1"), ("b.txt", b"2")]);
+        // Break the signature of the third central header.
+        let mut seen = 0;
+        let mut i = 0;
+        while i + 4 <= bytes.len() {
+            if bytes[i..i + 4] == 0x0201_4b50u32.to_le_bytes() {
+                seen += 1;
+                if seen == 3 {
+                    bytes[i] = b'X';
+                    break;
+                }
+            }
+            i += 1;
+        }
+        let (c, result) = run(&bytes, &Limits::default());
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::BadDirectoryEntry { position: 3, after: Some(a), .. } if a == "a.txt"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(
+                "entry 3 of the archive's directory cannot be read (the one after 'a.txt'): "
+            ),
+            "{err}"
         );
         assert_empty(&c.dest);
     }

@@ -21,7 +21,7 @@ use fmi_rs::model_description::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::archive::MODEL_DESCRIPTION;
+use super::archive::{ArchiveWarning, MODEL_DESCRIPTION};
 
 /// Larger model descriptions are refused rather than parsed: the XML tree takes several times the
 /// file size in memory. The biggest real ones (hundreds of thousands of variables) stay well
@@ -44,6 +44,10 @@ pub struct ModelInfo {
     pub generation_tool: Option<String>,
     pub co_simulation: Option<Interface>,
     pub model_exchange: Option<Interface>,
+    /// FMI 3 Scheduled Execution, which this server does not run: known so that an FMU that
+    /// offers nothing else is refused for what it is, not as a broken file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_execution: Option<Interface>,
     pub default_experiment: Option<DefaultExperiment>,
     /// Names of the units in `<UnitDefinitions>`, in file order.
     pub units: Vec<String>,
@@ -51,10 +55,14 @@ pub struct ModelInfo {
     pub variables: Vec<Variable>,
     /// Directories found under `binaries/`, sorted ("x86_64-linux", "linux64", "win64", ...).
     pub platforms: Vec<String>,
+    /// What the archive checks accepted with a remark (an entry listed twice with identical
+    /// bytes…). Set by whoever extracted the archive; [`describe`] only reads the directory.
+    #[serde(default)]
+    pub warnings: Vec<ArchiveWarning>,
 }
 
-/// One FMI interface (Co-Simulation or Model Exchange). Capabilities that an interface or FMI
-/// version does not have are `false`.
+/// One FMI interface (Co-Simulation, Model Exchange or Scheduled Execution). Capabilities that
+/// an interface or FMI version does not have are `false`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Interface {
     /// Base name of the shared library in `binaries/<platform>/`.
@@ -177,6 +185,11 @@ pub enum DescribeError {
     NoInterface,
 
     #[error(
+        "this FMU implements only Scheduled Execution, which this server does not run yet (it runs Co-Simulation and Model Exchange)"
+    )]
+    OnlyScheduledExecution,
+
+    #[error(
         "the FMU has no binary for this server (Linux x86-64): {missing} is missing; {}",
         Platforms(.platforms)
     )]
@@ -217,6 +230,18 @@ impl ModelInfo {
             Some("me")
         } else {
             None
+        }
+    }
+
+    /// Why this server cannot run the FMU whatever the request asks: it offers no interface
+    /// that the engine runs. `None` when it offers Co-Simulation or Model Exchange.
+    pub fn unrunnable(&self) -> Option<DescribeError> {
+        if self.co_simulation.is_some() || self.model_exchange.is_some() {
+            None
+        } else if self.scheduled_execution.is_some() {
+            Some(DescribeError::OnlyScheduledExecution)
+        } else {
+            Some(DescribeError::NoInterface)
         }
     }
 
@@ -291,9 +316,13 @@ pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
         return Err(DescribeError::UnsupportedVersion(version));
     };
 
-    for interface in [&info.co_simulation, &info.model_exchange]
-        .into_iter()
-        .flatten()
+    for interface in [
+        &info.co_simulation,
+        &info.model_exchange,
+        &info.scheduled_execution,
+    ]
+    .into_iter()
+    .flatten()
     {
         check_identifier(&interface.model_identifier)?;
     }
@@ -339,22 +368,22 @@ pub fn refuse_declarations(text: &str) -> Result<(), DescribeError> {
     Ok(())
 }
 
-/// Checks that the binary this server loads is there for every interface the FMU declares:
-/// FMI 3 `binaries/x86_64-linux/<id>.so`, FMI 2 `binaries/linux64/<id>.so`.
+/// Checks that the FMU offers an interface this server runs (Co-Simulation or Model Exchange)
+/// and that the binary this server loads is there for each of them: FMI 3
+/// `binaries/x86_64-linux/<id>.so`, FMI 2 `binaries/linux64/<id>.so`.
 pub fn check_platform(dir: &Path, info: &ModelInfo) -> Result<(), DescribeError> {
     let platform = if info.is_fmi3() {
         FMI3_PLATFORM
     } else {
         FMI2_PLATFORM
     };
-    let interfaces: Vec<&Interface> = [&info.co_simulation, &info.model_exchange]
+    if let Some(problem) = info.unrunnable() {
+        return Err(problem);
+    }
+    for interface in [&info.co_simulation, &info.model_exchange]
         .into_iter()
         .flatten()
-        .collect();
-    if interfaces.is_empty() {
-        return Err(DescribeError::NoInterface);
-    }
-    for interface in interfaces {
+    {
         // ModelInfo may come from the database rather than from describe(): check again before
         // the identifier becomes part of a path.
         check_identifier(&interface.model_identifier)?;
@@ -524,6 +553,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             provides_directional_derivatives: me.providesDirectionalDerivative,
             has_event_mode: false,
         }),
+        scheduled_execution: None,
         default_experiment: md
             .defaultExperiment
             .as_ref()
@@ -532,6 +562,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
         units: md.unitDefintions.iter().map(|u| u.name.clone()).collect(),
         variables,
         platforms: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 
@@ -638,6 +669,14 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             provides_directional_derivatives: me.providesDirectionalDerivatives,
             has_event_mode: false,
         }),
+        scheduled_execution: md.scheduledExecution.as_ref().map(|se| Interface {
+            model_identifier: se.modelIdentifier.clone(),
+            can_handle_variable_communication_step_size: false,
+            can_get_and_set_fmu_state: se.canGetAndSetFMUState,
+            needs_completed_integrator_step: false,
+            provides_directional_derivatives: se.providesDirectionalDerivatives,
+            has_event_mode: false,
+        }),
         default_experiment: md
             .defaultExperiment
             .as_ref()
@@ -646,6 +685,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
         units: md.unitDefinitions.iter().map(|u| u.name.clone()).collect(),
         variables,
         platforms: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 

@@ -5,7 +5,7 @@
 use crate::format::Number;
 use std::path::Path;
 
-use crate::fmi::describe::{ModelInfo, Variable};
+use crate::fmi::describe::{DescribeError, ModelInfo, Variable};
 
 use super::protocol::{InputSignal, Interface, Job, PROTOCOL_VERSION, Solver};
 
@@ -102,10 +102,8 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         None if info.co_simulation.is_some() => Interface::Cs,
         None if info.model_exchange.is_some() => Interface::Me,
         None => {
-            problem(
-                "interface",
-                "the FMU declares neither Co-Simulation nor Model Exchange".into(),
-            );
+            let why = info.unrunnable().unwrap_or(DescribeError::NoInterface);
+            problem("interface", why.to_string());
             Interface::Cs
         }
     };

@@ -2,9 +2,11 @@
 
 use std::io::Write;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::common::{Api, TestApp, api_client, fresh_fmu, page_text, spawn_app, spawn_app_with};
+use crate::common::{
+    Api, TestApp, api_client, archives, fresh_fmu, page_text, spawn_app, spawn_app_with,
+};
 
 /// A zip with the given (name, contents) entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -402,4 +404,132 @@ async fn an_upload_form_with_another_part_is_refused() {
             .iter()
             .all(|f| f["file_name"].is_null())
     );
+}
+
+#[tokio::test]
+async fn an_fmu_listing_an_entry_twice_with_identical_bytes_is_stored_with_a_warning_and_runs() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    // What some exporters write: a file under extra/ listed twice, byte for byte the same.
+    let notes = b"exported twice by the tool".repeat(20);
+    let bytes = archives::with_entry_twice(
+        archives::library_fmu("BouncingBall", "3.0"),
+        "extra/notes.txt",
+        &notes,
+        &notes,
+    );
+    let warning = json!([{
+        "code": "duplicate_entry",
+        "message": "entry 'extra/notes.txt' appears 2 times in the archive with identical contents; it was extracted once"
+    }]);
+
+    let resp = app.upload_fmu(&account.api_key, bytes.clone()).await;
+    assert_eq!(resp.status(), 201);
+    let fmu: Value = resp.json().await.unwrap();
+    assert_eq!(fmu["warnings"], warning, "{fmu}");
+    let id = fmu["id"].as_str().unwrap().to_string();
+    let extracted = app.data_dir.join("fmus").join(&id).join("extra");
+    assert_eq!(std::fs::read(extracted.join("notes.txt")).unwrap(), notes);
+    assert_eq!(std::fs::read_dir(&extracted).unwrap().count(), 1);
+
+    // The warning stays with the FMU: the same bytes again (not extracted again), and a read.
+    let again = app.upload_fmu(&account.api_key, bytes).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["warnings"], warning);
+    let read = app
+        .get_json(&format!("/api/v1/fmus/{id}"), &account.api_key)
+        .await;
+    assert_eq!(read["warnings"], warning);
+    // A clean FMU says so with an empty list, never null or nothing.
+    let library = app
+        .get_json("/api/v1/fmus/lib:BouncingBall", &account.api_key)
+        .await;
+    assert_eq!(library["warnings"], json!([]));
+    // The model's page in the dashboard shows it too.
+    let client = crate::common::browser();
+    app.browser_login(&client, &account).await;
+    let page = page_text(&client, app.at(&format!("/library/{id}"))).await;
+    assert!(
+        page.contains("<dt>Warning</dt><dd>entry 'extra/notes.txt' appears 2 times in the archive"),
+        "{page}"
+    );
+
+    let run = app
+        .run(
+            &account.api_key,
+            &json!({ "fmu_id": id, "stop_time": 0.4, "output_interval": 0.1 }),
+        )
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let result = app
+        .get_json(run["result_url"].as_str().unwrap(), &account.api_key)
+        .await;
+    let h = result["columns"]["h"].as_array().expect("h recorded");
+    // Dropped from 1 m, falling freely until t = 0.4 (it lands at 0.45): h = 1 - g t^2 / 2.
+    let last = h.last().unwrap().as_f64().unwrap();
+    assert!((last - (1.0 - 9.81 * 0.16 / 2.0)).abs() < 1e-6, "{h:?}");
+}
+
+#[tokio::test]
+async fn an_fmu_listing_an_entry_twice_with_different_bytes_is_refused_naming_it() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let before = stored_files(&app);
+    let bouncing_ball = archives::library_fmu("BouncingBall", "3.0");
+    for (second, difference) in [
+        (&b"version two"[..], "same size, different CRC-32"),
+        (&b"version 2"[..], "11 bytes and 9 bytes"),
+    ] {
+        let bytes =
+            archives::with_entry_twice(bouncing_ball, "extra/notes.txt", b"version one", second);
+        let resp = app.upload_fmu(&account.api_key, bytes).await;
+        assert_eq!(resp.status(), 422);
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["code"], "invalid_request");
+        assert_eq!(
+            err["message"],
+            format!("entry 'extra/notes.txt' appears twice with different contents ({difference})")
+        );
+    }
+    assert_eq!(stored_files(&app), before, "nothing was left behind");
+}
+
+#[tokio::test]
+async fn an_fmu_with_only_scheduled_execution_is_refused_for_what_it_is() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let before = stored_files(&app);
+    let bouncing_ball = archives::library_fmu("BouncingBall", "3.0");
+    // Its binary is a real one, built from our sources; only the interface it declares changes.
+    let scheduled = archives::with_interfaces(
+        bouncing_ball,
+        r#"<ScheduledExecution modelIdentifier="BouncingBall" canGetAndSetFMUState="true"/>"#,
+    );
+    let resp = app.upload_fmu(&account.api_key, scheduled).await;
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(
+        err["message"],
+        "this FMU implements only Scheduled Execution, which this server does not run yet (it runs Co-Simulation and Model Exchange)"
+    );
+
+    // Declaring no interface at all is a broken file, and says so in the standard's words.
+    let none = archives::with_interfaces(bouncing_ball, "");
+    let resp = app.upload_fmu(&account.api_key, none).await;
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(
+        err["message"],
+        "modelDescription.xml breaks the FMI 3.0 standard: No interface type defined."
+    );
+    assert_eq!(stored_files(&app), before, "nothing was left behind");
+
+    // Scheduled Execution beside Co-Simulation is fine: the server runs the Co-Simulation.
+    let both = archives::with_interfaces(
+        bouncing_ball,
+        r#"<CoSimulation modelIdentifier="BouncingBall" canHandleVariableCommunicationStepSize="true"/><ScheduledExecution modelIdentifier="BouncingBall"/>"#,
+    );
+    let resp = app.upload_fmu(&account.api_key, both).await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
 }

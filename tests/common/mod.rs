@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod archives;
 pub mod stripe;
 
 pub use api::Api;

@@ -363,3 +363,115 @@ fn a_failed_run_prints_the_fmus_log() {
         "the FMU's own message: {stderr}"
     );
 }
+
+/// Runs `fmu <task> <file>`: exit code, stdout, stderr.
+fn fmu_command(task: &str, file: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = Command::new(EXE)
+        .args(["fmu", task])
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_and_info_report_an_entry_listed_twice_and_refuse_different_copies() {
+    use crate::common::archives;
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = dir.path().join("twice.fmu");
+    let bytes = archives::with_entry_twice(
+        archives::library_fmu("BouncingBall", "3.0"),
+        "extra/notes.txt",
+        b"identical",
+        b"identical",
+    );
+    std::fs::write(&fmu, bytes).unwrap();
+    let warning = "entry 'extra/notes.txt' appears 2 times in the archive with identical contents; it was extracted once";
+
+    let (code, stdout, stderr) = fmu_command("validate", &fmu);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "{} is a valid FMI 3.0 FMU (BouncingBall) that runs on this platform\nwarning: {warning}\n",
+            fmu.display()
+        )
+    );
+    let (code, stdout, stderr) = fmu_command("info", &fmu);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("Warning ") && l.ends_with(warning)),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        &fmu,
+        archives::with_entry_twice(
+            archives::library_fmu("BouncingBall", "3.0"),
+            "extra/notes.txt",
+            b"one",
+            b"two",
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = fmu_command("validate", &fmu);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: entry 'extra/notes.txt' appears twice with different contents (same size, different CRC-32)\n"
+    );
+}
+
+#[test]
+fn validate_refuses_and_info_explains_an_fmu_with_only_scheduled_execution() {
+    use crate::common::archives;
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = dir.path().join("scheduled.fmu");
+    let bytes = archives::with_interfaces(
+        archives::library_fmu("BouncingBall", "3.0"),
+        r#"<ScheduledExecution modelIdentifier="BouncingBall"/>"#,
+    );
+    std::fs::write(&fmu, bytes).unwrap();
+    let message = "this FMU implements only Scheduled Execution, which this server does not run yet (it runs Co-Simulation and Model Exchange)";
+
+    let (code, _, stderr) = fmu_command("validate", &fmu);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr, format!("error: {message}\n"));
+
+    // info describes it (that is its job) and says why it cannot run here.
+    let (code, stdout, stderr) = fmu_command("info", &fmu);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "Interfaces            Scheduled Execution"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == format!("Cannot run            {message}")),
+        "{stdout}"
+    );
+
+    // An FMU with nothing declared is a broken file, for validate and info alike.
+    std::fs::write(
+        &fmu,
+        archives::with_interfaces(archives::library_fmu("BouncingBall", "3.0"), ""),
+    )
+    .unwrap();
+    for task in ["validate", "info"] {
+        let (code, _, stderr) = fmu_command(task, &fmu);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert_eq!(
+            stderr,
+            "error: modelDescription.xml breaks the FMI 3.0 standard: No interface type defined.\n"
+        );
+    }
+}

@@ -12,12 +12,13 @@ use super::billing::{
     BillingOverview, CheckoutRequest, CheckoutStarted, LedgerEntry, LedgerKind, PlanInfo,
     PortalLink,
 };
-use super::fmus::{DefaultExperiment, Fmu, FmuInterface, FmuVariable};
+use super::fmus::{DefaultExperiment, Fmu, FmuInterface, FmuVariable, FmuWarning};
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{Run, RunCreate, RunList, RunResult, RunStatusName};
 use super::usage::{UsageItem, UsageList};
 use crate::api::result_number::ResultNumber;
 use crate::api::text::Text;
+use crate::fmi::archive::ArchiveWarning;
 use crate::request::{ErrorBody, ErrorCode, FieldProblem};
 
 const KEY_ID: &str = "key_485b109f936e739b";
@@ -159,7 +160,17 @@ impl Example for Fmu {
             platforms: vec!["x86_64-linux".into()],
             units: vec!["s".into(), "m".into(), "m/s".into(), "m/s2".into()],
             variables: vec![FmuVariable::example()],
+            warnings: vec![],
         }
+    }
+}
+
+impl Example for FmuWarning {
+    fn example() -> Self {
+        FmuWarning::from(&ArchiveWarning::DuplicateEntry {
+            entry: "extra/license.txt".into(),
+            copies: 2,
+        })
     }
 }
 

@@ -3,12 +3,13 @@
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
-use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Enum, Multipart, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageFmus, ReadFmus};
 use crate::api::error::{OpError, declare_errors};
 use crate::domain::fmus::{self, FmuRecord, Stored};
 use crate::domain::ids::FmuId;
+use crate::fmi::archive::ArchiveWarning;
 use crate::fmi::describe::{self, ModelInfo};
 use crate::state::State;
 
@@ -74,6 +75,35 @@ pub struct FmuVariable {
     pub description: Option<String>,
 }
 
+/// What kind of remark a warning is: `duplicate_entry`, an archive entry listed more than once
+/// with identical bytes (extracted once).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum FmuWarningCode {
+    DuplicateEntry,
+}
+
+/// Something the upload checks accepted but the FMU's author may want to fix.
+#[derive(Object)]
+#[oai(example)]
+pub struct FmuWarning {
+    pub code: FmuWarningCode,
+    /// Says what was found and names the entry.
+    pub message: String,
+}
+
+impl From<&ArchiveWarning> for FmuWarning {
+    fn from(w: &ArchiveWarning) -> Self {
+        let code = match w {
+            ArchiveWarning::DuplicateEntry { .. } => FmuWarningCode::DuplicateEntry,
+        };
+        FmuWarning {
+            code,
+            message: w.to_string(),
+        }
+    }
+}
+
 /// An FMU with its model description.
 #[derive(Object)]
 #[oai(example)]
@@ -104,6 +134,9 @@ pub struct Fmu {
     pub platforms: Vec<String>,
     pub units: Vec<String>,
     pub variables: Vec<FmuVariable>,
+    /// What the upload checks accepted with a remark, found when the file was first checked
+    /// (so a second upload of the same bytes shows them too); empty for a clean FMU.
+    pub warnings: Vec<FmuWarning>,
 }
 
 impl From<FmuRecord> for Fmu {
@@ -118,6 +151,7 @@ impl From<FmuRecord> for Fmu {
             units,
             variables,
             platforms,
+            warnings,
             ..
         } = r.info;
         Fmu {
@@ -155,6 +189,7 @@ impl From<FmuRecord> for Fmu {
                     description: v.description,
                 })
                 .collect(),
+            warnings: warnings.iter().map(Into::into).collect(),
         }
     }
 }
@@ -208,9 +243,11 @@ impl FmusApi {
     /// Uploads an FMU (FMI 2.0 or 3.0 with a Linux x86-64 binary).
     ///
     /// Send a multipart form with the file in the field `file`, with a `Content-Length`. The
-    /// archive is checked (paths, sizes, `modelDescription.xml`) before anything is stored. The
-    /// same bytes always give the same id (their SHA-256): 201 when the FMU is new among yours, 200
-    /// when you had uploaded it before.
+    /// archive is checked (paths, sizes, `modelDescription.xml`) before anything is stored; an
+    /// entry listed twice with identical bytes is accepted and named in `warnings`, different
+    /// bytes under one name are refused. The FMU must offer Co-Simulation or Model Exchange (one
+    /// with only Scheduled Execution is refused). The same bytes always give the same id (their
+    /// SHA-256): 201 when the FMU is new among yours, 200 when you had uploaded it before.
     #[oai(path = "/fmus", method = "post", operation_id = "uploadFmu")]
     async fn upload(
         &self,
