@@ -45,41 +45,76 @@ pub fn json_error(status: StatusCode, code: ErrorCode, message: impl Into<String
     .into_response()
 }
 
-/// Every `code` an error body can carry. The one list: the spec's enums (one per status, see
-/// `api::spec`), the README's table (tested against [`ErrorCode::ALL`]) and every answer are
-/// made from it, so a code cannot be sent without being documented.
-#[derive(poem_openapi::Enum, serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidSignature,
-    MissingApiKey,
-    InvalidApiKey,
-    ExpiredApiKey,
-    RevokedApiKey,
-    BadCredentials,
-    InsufficientCredits,
-    KeyRestricted,
-    CsrfFailed,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    NotAcceptable,
-    Conflict,
-    ResultExpired,
-    LengthRequired,
-    PayloadTooLarge,
-    StorageQuotaExceeded,
-    UriTooLong,
-    UnsupportedMediaType,
-    RateLimited,
-    TooManyActiveRuns,
-    HeadersTooLarge,
-    Internal,
-    PaymentProviderError,
-    ServiceUnavailable,
-    BillingNotConfigured,
+/// Defines [`ErrorCode`] from one table: each code once, with the statuses it is sent with
+/// and what it means.
+macro_rules! error_codes {
+    ($($code:ident => [$($status:literal),+], $meaning:literal;)*) => {
+        // The one list: the spec's enums (one per status, see `api::spec`), the README's
+        // table (tested against `ErrorCode::ALL`) and every answer are made from it, so a
+        // code cannot be sent without being documented.
+        /// Every `code` an error body can carry; each error status's body lists the ones that
+        /// status carries, and the README says what each means.
+        #[derive(poem_openapi::Enum, serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+        #[oai(rename_all = "snake_case")]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($code,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$code),*];
+
+            pub fn info(self) -> CodeInfo {
+                match self {
+                    $(ErrorCode::$code => CodeInfo {
+                        statuses: &[$($status),+],
+                        meaning: $meaning,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidRequest => [400, 422],
+        "400: the request does not match the spec (malformed JSON, a wrong type, an unknown \
+         field or query value); 422: it does, but cannot be done as asked (settings the model \
+         refuses, a short password…). `problems` lists each field at fault when there are \
+         several.";
+    InvalidSignature => [400], "a Stripe webhook whose signature does not verify";
+    MissingApiKey => [401], "no API key (or session) was sent";
+    InvalidApiKey => [401], "the API key is not one of ours";
+    ExpiredApiKey => [401], "the API key has expired";
+    RevokedApiKey => [401], "the API key was revoked";
+    BadCredentials => [401], "wrong email or password";
+    InsufficientCredits => [402], "the balance cannot pay for the run: buy credits";
+    KeyRestricted => [403],
+        "the key is valid but its restrictions (attenuation) forbid this request";
+    CsrfFailed => [403], "a browser form without its security token, or cross-site";
+    Forbidden => [403], "`/metrics` without the metrics token";
+    NotFound => [404], "no such thing, or it belongs to someone else";
+    MethodNotAllowed => [405], "the path exists, the method does not (see `Allow`)";
+    NotAcceptable => [406], "`Accept` allows none of the media types served";
+    Conflict => [409],
+        "the request conflicts with the current state (already exists, already finished, no \
+         results yet)";
+    ResultExpired => [410], "the run's results were removed after retention";
+    LengthRequired => [411], "an upload without `Content-Length`";
+    PayloadTooLarge => [413], "the body is larger than the limit";
+    StorageQuotaExceeded => [413], "the upload would exceed the account's storage";
+    UriTooLong => [414], "the request line is too long";
+    UnsupportedMediaType => [415], "the body is not of a content type the route takes";
+    RateLimited => [429], "too many requests: retry after `Retry-After` seconds";
+    TooManyActiveRuns => [429],
+        "the account has as many runs in progress as it may: retry after `Retry-After`";
+    HeadersTooLarge => [431], "the request's headers are too large or too many";
+    Internal => [500], "something broke on our side; it has been logged";
+    PaymentProviderError => [502],
+        "the payment provider refused or did not answer; nothing was charged";
+    ServiceUnavailable => [503],
+        "simulations are unavailable for now (self-test failing, disk low)";
+    BillingNotConfigured => [503], "this server has no payment provider configured";
 }
 
 /// What one [`ErrorCode`] means and the statuses it is sent with.
@@ -89,103 +124,6 @@ pub struct CodeInfo {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = {
-        use ErrorCode::*;
-        [
-            InvalidRequest,
-            InvalidSignature,
-            MissingApiKey,
-            InvalidApiKey,
-            ExpiredApiKey,
-            RevokedApiKey,
-            BadCredentials,
-            InsufficientCredits,
-            KeyRestricted,
-            CsrfFailed,
-            Forbidden,
-            NotFound,
-            MethodNotAllowed,
-            NotAcceptable,
-            Conflict,
-            ResultExpired,
-            LengthRequired,
-            PayloadTooLarge,
-            StorageQuotaExceeded,
-            UriTooLong,
-            UnsupportedMediaType,
-            RateLimited,
-            TooManyActiveRuns,
-            HeadersTooLarge,
-            Internal,
-            PaymentProviderError,
-            ServiceUnavailable,
-            BillingNotConfigured,
-        ]
-    };
-
-    pub fn info(self) -> CodeInfo {
-        use ErrorCode::*;
-        let (statuses, meaning): (&'static [u16], _) = match self {
-            InvalidRequest => (
-                &[400, 422],
-                "400: the request does not match the spec (malformed JSON, a wrong type, an \
-                 unknown field or query value); 422: it does, but cannot be done as asked \
-                 (settings the model refuses, a short password…). `problems` lists each field \
-                 at fault when there are several.",
-            ),
-            InvalidSignature => (&[400], "a Stripe webhook whose signature does not verify"),
-            MissingApiKey => (&[401], "no API key (or session) was sent"),
-            InvalidApiKey => (&[401], "the API key is not one of ours"),
-            ExpiredApiKey => (&[401], "the API key has expired"),
-            RevokedApiKey => (&[401], "the API key was revoked"),
-            BadCredentials => (&[401], "wrong email or password"),
-            InsufficientCredits => (&[402], "the balance cannot pay for the run: buy credits"),
-            KeyRestricted => (
-                &[403],
-                "the key is valid but its restrictions (attenuation) forbid this request",
-            ),
-            CsrfFailed => (
-                &[403],
-                "a browser form without its security token, or cross-site",
-            ),
-            Forbidden => (&[403], "`/metrics` without the metrics token"),
-            NotFound => (&[404], "no such thing, or it belongs to someone else"),
-            MethodNotAllowed => (&[405], "the path exists, the method does not (see `Allow`)"),
-            NotAcceptable => (&[406], "`Accept` allows none of the media types served"),
-            Conflict => (
-                &[409],
-                "the request conflicts with the current state (already exists, already \
-                 finished, no results yet)",
-            ),
-            ResultExpired => (&[410], "the run's results were removed after retention"),
-            LengthRequired => (&[411], "an upload without `Content-Length`"),
-            PayloadTooLarge => (&[413], "the body is larger than the limit"),
-            StorageQuotaExceeded => (&[413], "the upload would exceed the account's storage"),
-            UriTooLong => (&[414], "the request line is too long"),
-            UnsupportedMediaType => (&[415], "the body is not of a content type the route takes"),
-            RateLimited => (
-                &[429],
-                "too many requests: retry after `Retry-After` seconds",
-            ),
-            TooManyActiveRuns => (
-                &[429],
-                "the account has as many runs in progress as it may: retry after `Retry-After`",
-            ),
-            HeadersTooLarge => (&[431], "the request's headers are too large or too many"),
-            Internal => (&[500], "something broke on our side; it has been logged"),
-            PaymentProviderError => (
-                &[502],
-                "the payment provider refused or did not answer; nothing was charged",
-            ),
-            ServiceUnavailable => (
-                &[503],
-                "simulations are unavailable for now (self-test failing, disk low)",
-            ),
-            BillingNotConfigured => (&[503], "this server has no payment provider configured"),
-        };
-        CodeInfo { statuses, meaning }
-    }
-
     /// The code's wire name (`invalid_request`, …), as serialised.
     pub fn name(self) -> String {
         match serde_json::to_value(self) {

@@ -66,7 +66,7 @@ fn the_readmes_error_code_table_lists_every_code_the_server_sends() {
     const BEGIN: &str = "<!-- error codes: generated from ErrorCode by tests/api/openapi.rs -->\n";
     const END: &str = "<!-- end of error codes -->";
     let mut table = String::from("| `code` | Status | Meaning |\n|---|---|---|\n");
-    for code in ErrorCode::ALL {
+    for &code in ErrorCode::ALL {
         let info = code.info();
         let statuses: Vec<String> = info.statuses.iter().map(u16::to_string).collect();
         let meaning = info
