@@ -142,27 +142,15 @@ const ERROR_BODY: &str = "#/components/schemas/ErrorBody";
 
 fn error_bodies_per_status(doc: &mut Value) {
     let mut used = std::collections::BTreeSet::new();
-    if let Some(paths) = doc["paths"].as_object_mut() {
-        for operation in paths.values_mut().filter_map(Value::as_object_mut) {
-            for op in operation.values_mut() {
-                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
-                    continue;
-                };
-                for (status, response) in responses.iter_mut() {
-                    let Ok(status) = status.parse::<u16>() else {
-                        continue;
-                    };
-                    let Some(content) = response.get_mut("content").and_then(Value::as_object_mut)
-                    else {
-                        continue;
-                    };
-                    for media in content.values_mut() {
-                        if media["schema"]["$ref"] == ERROR_BODY {
-                            media["schema"] = json!({"$ref": error_schema_ref(status)});
-                            used.insert(status);
-                        }
-                    }
-                }
+    for (status, response) in responses_mut(doc) {
+        let Ok(status) = status.parse::<u16>() else {
+            continue;
+        };
+        let contents = response.get_mut("content").and_then(Value::as_object_mut);
+        for media in contents.into_iter().flat_map(|c| c.values_mut()) {
+            if media["schema"]["$ref"] == ERROR_BODY {
+                media["schema"] = json!({"$ref": error_schema_ref(status)});
+                used.insert(status);
             }
         }
     }
@@ -193,34 +181,42 @@ fn error_bodies_per_status(doc: &mut Value) {
     }
 }
 
+/// Every operation of the document (`paths.<path>.<method>`).
+fn operations_mut(doc: &mut Value) -> impl Iterator<Item = &mut Value> {
+    // (`get_mut`, not indexing: indexing a Value mutably adds the key it looks for.)
+    doc.get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|methods| methods.values_mut())
+}
+
+/// Every answer of every operation, with its status.
+fn responses_mut(doc: &mut Value) -> impl Iterator<Item = (&String, &mut Value)> {
+    operations_mut(doc)
+        .filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut))
+        .flat_map(|responses| responses.iter_mut())
+}
+
 fn error_schema_ref(status: u16) -> String {
     format!("#/components/schemas/Error{status}")
 }
 
 fn describe_responses(doc: &mut Value) {
     let schemas = doc["components"]["schemas"].clone();
-    let Some(paths) = doc["paths"].as_object_mut() else {
-        return;
-    };
-    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
-        for op in operation.values_mut() {
-            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
-                continue;
-            };
-            for (status, response) in responses.iter_mut() {
-                if response["description"]
-                    .as_str()
-                    .is_some_and(|d| !d.is_empty())
-                {
-                    continue;
-                }
-                let description = match status.as_str() {
-                    "204" => "Done; there is nothing to return.".to_string(),
-                    _ => answer_description(response, &schemas),
-                };
-                response["description"] = json!(description);
-            }
+    for (status, response) in responses_mut(doc) {
+        if response["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+        {
+            continue;
         }
+        let description = match status.as_str() {
+            "204" => "Done; there is nothing to return.".to_string(),
+            _ => answer_description(response, &schemas),
+        };
+        response["description"] = json!(description);
     }
 }
 
@@ -265,30 +261,20 @@ fn lower_first(text: &str) -> String {
 
 fn close_request_objects(doc: &mut Value) {
     let mut pending: Vec<String> = Vec::new();
-    for operation in doc["paths"]
-        .as_object_mut()
-        .into_iter()
-        .flat_map(|p| p.values_mut())
-    {
-        for op in operation
-            .as_object_mut()
-            .into_iter()
-            .flat_map(|o| o.values_mut())
-        {
-            collect_refs(&op["requestBody"], &mut pending);
-            // An inline body (the upload's multipart form) is closed where it stands.
-            // (`get_mut`, not indexing: indexing a Value mutably adds the key it looks for.)
-            let contents = op
-                .get_mut("requestBody")
-                .and_then(|b| b.get_mut("content"))
-                .and_then(Value::as_object_mut);
-            for media in contents.into_iter().flat_map(|c| c.values_mut()) {
-                if let Some(form) = media["schema"].as_object_mut()
-                    && form.contains_key("properties")
-                {
-                    form.entry("additionalProperties")
-                        .or_insert(Value::Bool(false));
-                }
+    for op in operations_mut(doc) {
+        collect_refs(&op["requestBody"], &mut pending);
+        // An inline body (the upload's multipart form) is closed where it stands.
+        // (`get_mut`, not indexing: indexing a Value mutably adds the key it looks for.)
+        let contents = op
+            .get_mut("requestBody")
+            .and_then(|b| b.get_mut("content"))
+            .and_then(Value::as_object_mut);
+        for media in contents.into_iter().flat_map(|c| c.values_mut()) {
+            if let Some(form) = media["schema"].as_object_mut()
+                && form.contains_key("properties")
+            {
+                form.entry("additionalProperties")
+                    .or_insert(Value::Bool(false));
             }
         }
     }
@@ -339,36 +325,26 @@ fn link_operations(doc: &mut Value) {
             &["revokeKey"],
         ),
     ];
-    for operation in doc["paths"]
-        .as_object_mut()
-        .into_iter()
-        .flat_map(|p| p.values_mut())
-    {
-        for op in operation
-            .as_object_mut()
-            .into_iter()
-            .flat_map(|o| o.values_mut())
-        {
-            let Some((_, statuses, id, targets)) =
-                LINKS.iter().find(|(from, ..)| op["operationId"] == *from)
-            else {
-                continue;
-            };
-            for status in *statuses {
-                let links: Map<String, Value> = targets
-                    .iter()
-                    .map(|to| {
-                        let link = json!({"operationId": to, "parameters": {"id": id}});
-                        (to.to_string(), link)
-                    })
-                    .collect();
-                if let Some(response) = op
-                    .get_mut("responses")
-                    .and_then(|r| r.get_mut(*status))
-                    .and_then(Value::as_object_mut)
-                {
-                    response.insert("links".into(), Value::Object(links));
-                }
+    for op in operations_mut(doc) {
+        let Some((_, statuses, id, targets)) =
+            LINKS.iter().find(|(from, ..)| op["operationId"] == *from)
+        else {
+            continue;
+        };
+        for status in *statuses {
+            let links: Map<String, Value> = targets
+                .iter()
+                .map(|to| {
+                    let link = json!({"operationId": to, "parameters": {"id": id}});
+                    (to.to_string(), link)
+                })
+                .collect();
+            if let Some(response) = op
+                .get_mut("responses")
+                .and_then(|r| r.get_mut(*status))
+                .and_then(Value::as_object_mut)
+            {
+                response.insert("links".into(), Value::Object(links));
             }
         }
     }
