@@ -144,8 +144,24 @@ pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
             v.unit.as_deref().unwrap_or(""),
             v.description.as_deref().unwrap_or("")
         ));
+        for a in &v.aliases {
+            out.push_str(&alias_line(a));
+        }
     }
     Ok(out)
+}
+
+/// One alias under the variable it names: `  alias height [ft]: Height of the ball`.
+fn alias_line(a: &describe::Alias) -> String {
+    let unit = a
+        .display_unit
+        .as_deref()
+        .map_or(String::new(), |u| format!(" [{u}]"));
+    let description = a
+        .description
+        .as_deref()
+        .map_or(String::new(), |d| format!(": {d}"));
+    format!("  alias {}{unit}{description}\n", a.name)
 }
 
 /// `fmu validate`: the checks an upload goes through, and the warnings an upload reports (one

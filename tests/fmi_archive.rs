@@ -199,6 +199,7 @@ fn var(
         min: None,
         max: None,
         dimensions: 0,
+        aliases: vec![],
     }
 }
 

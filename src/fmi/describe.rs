@@ -117,6 +117,20 @@ pub struct Variable {
     /// FMI 3 array dimensions (`<Dimension>` elements); 0 for a scalar.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dimensions: usize,
+    /// Other names for this variable, usable wherever its name is (see [`aliases`] for the
+    /// FMI 2 rule). Models stored before aliases were read have none.
+    #[serde(default)]
+    pub aliases: Vec<Alias>,
+}
+
+/// Another name for a variable: an FMI 3 `<Alias>` element, or an FMI 2 variable sharing the
+/// variable's value reference and type.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Alias {
+    pub name: String,
+    pub description: Option<String>,
+    /// FMI 3 `displayUnit`; FMI 2 aliases have none.
+    pub display_unit: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -247,6 +261,17 @@ impl ModelInfo {
 
     pub fn variable(&self, name: &str) -> Option<&Variable> {
         self.variables.iter().find(|v| v.name == name)
+    }
+
+    /// The variable a name stands for: the one that has an alias of that name, else the
+    /// variable of that name. An FMI 2 alias is also a variable of its own, but resolves to
+    /// its base: the base is the one that carries the start value, causality and bounds that
+    /// a request is checked against, and both reach the FMU as the same value reference.
+    pub fn resolve(&self, name: &str) -> Option<&Variable> {
+        self.variables
+            .iter()
+            .find(|v| v.aliases.iter().any(|a| a.name == name))
+            .or_else(|| self.variable(name))
     }
 
     /// Variables with causality "output", in file order: what a simulation records by default.
@@ -528,8 +553,23 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             min: fmi2_bounds(&v.variableType).0,
             max: fmi2_bounds(&v.variableType).1,
             dimensions: 0,
+            aliases: Vec::new(),
         })
         .collect();
+    let derivatives: Vec<bool> = md
+        .modelVariables
+        .iter()
+        .map(|v| {
+            matches!(
+                v.variableType,
+                fmi2::VariableType::Real {
+                    derivative: Some(_),
+                    ..
+                }
+            )
+        })
+        .collect();
+    let variables = with_fmi2_aliases(variables, &derivatives);
 
     Ok(ModelInfo {
         fmi_version: version.to_owned(),
@@ -644,8 +684,10 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             min: fmi3_bounds(&v.variableType).0,
             max: fmi3_bounds(&v.variableType).1,
             dimensions: v.dimensions.len(),
+            aliases: Vec::new(),
         })
         .collect();
+    let variables = with_fmi3_aliases(variables, text, version)?;
 
     Ok(ModelInfo {
         fmi_version: md.fmiVersion.clone(),
@@ -687,6 +729,111 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
         platforms: Vec::new(),
         warnings: Vec::new(),
     })
+}
+
+/// FMI 2 has no alias element: variables that share a value reference and a type are one
+/// value under several names. The first of them in file order that is not a derivative
+/// (`<Real derivative=..>`), or the first if all are, is the base; the others become its
+/// aliases, in file order. Every variable stays in the list as it was, so nothing that names
+/// an FMI 2 variable changes.
+fn with_fmi2_aliases(mut variables: Vec<Variable>, derivatives: &[bool]) -> Vec<Variable> {
+    let mut groups: std::collections::HashMap<(u32, &str), Vec<usize>> = Default::default();
+    for (i, v) in variables.iter().enumerate() {
+        groups
+            .entry((v.value_reference, v.r#type.as_str()))
+            .or_default()
+            .push(i);
+    }
+    let mut bases: Vec<(usize, Vec<Alias>)> = groups
+        .into_values()
+        .filter(|members| members.len() > 1)
+        .map(|members| {
+            let base = members
+                .iter()
+                .copied()
+                .find(|&i| !derivatives.get(i).copied().unwrap_or(false))
+                .unwrap_or(members[0]);
+            let aliases = members
+                .iter()
+                .filter(|&&i| i != base)
+                .map(|&i| Alias {
+                    name: variables[i].name.clone(),
+                    description: variables[i].description.clone(),
+                    display_unit: None,
+                })
+                .collect();
+            (base, aliases)
+        })
+        .collect();
+    bases.sort_by_key(|(base, _)| *base);
+    for (base, aliases) in bases {
+        variables[base].aliases = aliases;
+    }
+    variables
+}
+
+/// FMI 3 `<Alias name=.. description=.. displayUnit=..>` children of each variable, read from
+/// the text (fmi-rs does not keep them). Variables are the element children of
+/// `<ModelVariables>`, in the same order as fmi-rs lists them.
+fn with_fmi3_aliases(
+    mut variables: Vec<Variable>,
+    text: &str,
+    version: &str,
+) -> Result<Vec<Variable>, DescribeError> {
+    let doc = roxmltree::Document::parse(text).map_err(|e| DescribeError::Xml(e.to_string()))?;
+    let elements = doc
+        .root_element()
+        .children()
+        .filter(|n| n.has_tag_name("ModelVariables"))
+        .flat_map(|mv| mv.children().filter(roxmltree::Node::is_element));
+    for element in elements {
+        let aliases: Vec<Alias> = element
+            .children()
+            .filter(|n| n.has_tag_name("Alias"))
+            .map(|a| Alias {
+                name: a.attribute("name").unwrap_or_default().to_owned(),
+                description: a.attribute("description").map(str::to_owned),
+                display_unit: a.attribute("displayUnit").map(str::to_owned),
+            })
+            .collect();
+        if aliases.is_empty() {
+            continue;
+        }
+        let name = element.attribute("name").unwrap_or_default();
+        if let Some(v) = variables.iter_mut().find(|v| v.name == name) {
+            v.aliases = aliases;
+        }
+    }
+    check_fmi3_alias_names(&variables, version)?;
+    Ok(variables)
+}
+
+/// An alias must be a name of its own: not empty, not another variable's or alias's name
+/// (FMI 3 requires names to be unique), or a request naming it would be ambiguous.
+fn check_fmi3_alias_names(variables: &[Variable], version: &str) -> Result<(), DescribeError> {
+    let mut seen: std::collections::HashSet<&str> =
+        variables.iter().map(|v| v.name.as_str()).collect();
+    let mut problems = Vec::new();
+    for v in variables {
+        for a in &v.aliases {
+            if a.name.is_empty() {
+                problems.push(format!("an <Alias> of '{}' has no name", v.name));
+            } else if !seen.insert(&a.name) {
+                problems.push(format!(
+                    "the <Alias> '{}' of '{}' is not a unique name",
+                    a.name, v.name
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DescribeError::Invalid {
+            version: version.to_owned(),
+            problems,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
         FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path)?,
         FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
     };
+    let columns = name_columns(columns, &job.columns)?;
     // Values may be NaN or ±∞ (legal results); a time point may not, and the server refuses
     // one (`protocol::copy_values`): say so here, where it can be explained.
     if let Some(i) = time.iter().position(|t| !t.is_finite()) {
@@ -90,6 +91,25 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
         columns,
         log: String::new(),
     })
+}
+
+/// Gives each column the name the caller asked for (`job.columns`), which differs from the
+/// variable's own name where an alias was asked for.
+fn name_columns(mut columns: Vec<Column>, names: &[String]) -> Result<Vec<Column>, EngineError> {
+    if names.is_empty() {
+        return Ok(columns);
+    }
+    if names.len() != columns.len() {
+        return Err(EngineError::Request(format!(
+            "the job names {} columns for {} outputs",
+            names.len(),
+            columns.len()
+        )));
+    }
+    for (column, name) in columns.iter_mut().zip(names) {
+        column.name.clone_from(name);
+    }
+    Ok(columns)
 }
 
 fn solver_factory_dp(job: &Job) -> DormandPrinceFactory {

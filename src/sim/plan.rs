@@ -184,6 +184,7 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         );
     }
     let mut seen = std::collections::HashSet::new();
+    let mut set = SetNames::default();
     for (name, literal) in &s.start_values {
         let field = format!("start_values.{name}");
         if !seen.insert(name.as_str()) {
@@ -193,13 +194,15 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             );
         } else if let Err(e) = check_start_value(info, name, literal) {
             problem(&field, e.to_string());
+        } else if let Err(message) = set.claim(info, "start_values", name) {
+            problem(&field, message);
         }
     }
     let outputs = recorded(info, &s.outputs);
     let mut seen = std::collections::HashSet::new();
     for name in &outputs {
         let field = format!("outputs.{name}");
-        match info.variable(name) {
+        match info.resolve(name) {
             None => problem(
                 &field,
                 format!("the model has no variable '{name}' to record"),
@@ -238,6 +241,7 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         }
     }
     let mut seen = std::collections::HashSet::new();
+    let mut set = SetNames::default();
     for signal in &s.inputs {
         let field = format!("inputs.{}", signal.name);
         if !seen.insert(signal.name.as_str()) {
@@ -247,6 +251,8 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             );
         } else if let Err(e) = check_input(info, signal) {
             problem(&field, e.to_string());
+        } else if let Err(message) = set.claim(info, "inputs", &signal.name) {
+            problem(&field, message);
         }
     }
     if !problems.is_empty() {
@@ -263,12 +269,63 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         output_interval,
         step_size: s.step_size,
         tolerance,
-        start_values: s.start_values.clone(),
-        outputs: outputs.into_iter().cloned().collect(),
-        inputs: s.inputs.clone(),
+        start_values: s
+            .start_values
+            .iter()
+            .map(|(name, literal)| (variable_name(info, name), literal.clone()))
+            .collect(),
+        outputs: outputs
+            .iter()
+            .map(|name| variable_name(info, name))
+            .collect(),
+        columns: outputs.into_iter().cloned().collect(),
+        inputs: s
+            .inputs
+            .iter()
+            .map(|signal| InputSignal {
+                name: variable_name(info, &signal.name),
+                ..signal.clone()
+            })
+            .collect(),
         log_limit: 64 * 1024,
         limits: Default::default(),
     })
+}
+
+/// The name the worker knows a checked name by: an FMI 3 alias becomes its variable's name
+/// (the model description the worker reads has no aliases); any other name stays as it is.
+fn variable_name(info: &ModelInfo, name: &str) -> String {
+    info.resolve(name)
+        .map_or(name, |v| v.name.as_str())
+        .to_owned()
+}
+
+/// The names a request sets values by (start values, inputs), by the value each stands for:
+/// a variable and its alias name one value, and setting it twice in one request is refused,
+/// naming both fields, rather than letting one silently win.
+#[derive(Default)]
+struct SetNames<'a> {
+    /// (value reference, type) → the first name given for it.
+    first: std::collections::HashMap<(u32, &'a str), &'a str>,
+}
+
+impl<'a> SetNames<'a> {
+    fn claim(&mut self, info: &'a ModelInfo, part: &str, name: &'a str) -> Result<(), String> {
+        let Some(var) = info.resolve(name) else {
+            return Ok(());
+        };
+        match self.first.entry((var.value_reference, var.r#type.as_str())) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(name);
+                Ok(())
+            }
+            std::collections::hash_map::Entry::Occupied(e) => Err(format!(
+                "{part}.{} and {part}.{name} set the same variable ('{}'; one is an alias of the other): give only one",
+                e.get(),
+                var.name
+            )),
+        }
+    }
 }
 
 /// The variables a run records: those asked for, else the model's outputs, else every
@@ -406,7 +463,7 @@ fn check_start_value<'a>(
     literal: &'a str,
 ) -> Result<(), StartValueError<'a>> {
     let var = info
-        .variable(name)
+        .resolve(name)
         .ok_or(StartValueError::NoVariable { name })?;
     let settable = matches!(
         var.causality.as_str(),
@@ -490,7 +547,7 @@ enum InputError<'a> {
 
 fn check_input<'a>(info: &'a ModelInfo, s: &'a InputSignal) -> Result<(), InputError<'a>> {
     let name = s.name.as_str();
-    let var = info.variable(name).ok_or(InputError::NoVariable { name })?;
+    let var = info.resolve(name).ok_or(InputError::NoVariable { name })?;
     if var.causality != "input" {
         return Err(InputError::NotAnInput {
             name,

@@ -140,6 +140,10 @@ pub struct Job {
     pub start_values: Vec<(String, String)>,
     /// Variables to record, in order.
     pub outputs: Vec<String>,
+    /// The result's column names, one per output: the names the caller asked for, so an alias
+    /// names its own column. Empty: the variables' own names.
+    #[serde(default)]
+    pub columns: Vec<String>,
     pub inputs: Vec<InputSignal>,
     /// Most bytes of the FMU's log to send back.
     pub log_limit: usize,

@@ -166,6 +166,7 @@ impl WorkerPool {
             tolerance: 1e-6,
             start_values: vec![],
             outputs: vec![super::worker::PROBE.to_string()],
+            columns: vec![],
             inputs: vec![],
             log_limit: 0,
             limits: self.config.limits,

@@ -187,7 +187,7 @@ pub async fn model(
         table #variables {
             thead { tr {
                 th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Causality" } th scope="col" { "Variability" }
-                th scope="col" { "Start" } th scope="col" { "Unit" } th scope="col" { "Description" }
+                th scope="col" { "Start" } th scope="col" { "Unit" } th scope="col" { "Description" } th scope="col" { "Aliases" }
             } }
             tbody {
                 @for v in &i.variables {
@@ -195,6 +195,13 @@ pub async fn model(
                         td { code { (v.name) } } td { (v.r#type) } td { (v.causality) } td { (v.variability) }
                         td { (v.start.as_deref().unwrap_or("")) } td { (v.unit.as_deref().unwrap_or("")) }
                         td { (v.description.as_deref().unwrap_or("")) }
+                        td.aliases {
+                            @for (n, a) in v.aliases.iter().enumerate() {
+                                @if n > 0 { ", " }
+                                code title=[a.description.as_deref()] { (a.name) }
+                                @if let Some(unit) = &a.display_unit { " (" (unit) ")" }
+                            }
+                        }
                     }
                 }
             }

@@ -415,6 +415,7 @@ async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason()
         tolerance: 1e-6,
         start_values: vec![],
         outputs: vec!["x".into()],
+        columns: vec![],
         inputs: vec![],
         log_limit: 1024,
         limits: Default::default(),

@@ -108,3 +108,54 @@ pub fn with_interfaces(fmu: &[u8], interfaces: &str) -> Vec<u8> {
         .collect();
     zip_of(&files)
 }
+
+/// `fmu` with its `modelDescription.xml` rewritten by `edit`, every other file untouched.
+pub fn with_model_description(fmu: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let files: Vec<(String, Vec<u8>)> = files_of(fmu)
+        .into_iter()
+        .map(|(name, data)| {
+            if name != "modelDescription.xml" {
+                return (name, data);
+            }
+            let xml = String::from_utf8(data).unwrap();
+            (name, edit(&xml).into_bytes())
+        })
+        .collect();
+    zip_of(&files)
+}
+
+/// The library's BouncingBall (`version` "3.0" or "2.0") with a second name, `height`, for
+/// its `h`: FMI 3 an `<Alias name="height" description="Height of the ball"/>` under `h`;
+/// FMI 2 a ScalarVariable `height` with `h`'s value reference, appended after the others so
+/// the indices `<ModelStructure>` uses stay as they are.
+pub fn bouncing_ball_with_alias(version: &str) -> Vec<u8> {
+    with_model_description(library_fmu("BouncingBall", version), |xml| {
+        let mut xml = xml.to_string();
+        if version == "3.0" {
+            xml = with_fmi3_alias(
+                &xml,
+                "h",
+                r#"<Alias name="height" description="Height of the ball"/>"#,
+            );
+        } else {
+            let at = xml.find("</ModelVariables>").expect("ModelVariables");
+            xml.insert_str(
+                at,
+                "<ScalarVariable name=\"height\" valueReference=\"1\" description=\"Height of the ball\" causality=\"local\" variability=\"continuous\"><Real unit=\"m\"/></ScalarVariable>\n",
+            );
+        }
+        xml
+    })
+}
+
+/// FMI 3 model description `xml` with `alias` (an `<Alias …/>` element) added under the
+/// Float64 variable `variable`, which the library writes as an empty element.
+pub fn with_fmi3_alias(xml: &str, variable: &str, alias: &str) -> String {
+    let start = xml
+        .find(&format!("<Float64 name=\"{variable}\" "))
+        .unwrap_or_else(|| panic!("no Float64 {variable}"));
+    let end = start + xml[start..].find("/>").unwrap();
+    let mut xml = xml.to_string();
+    xml.replace_range(end..end + 2, &format!(">{alias}</Float64>"));
+    xml
+}

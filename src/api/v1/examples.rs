@@ -12,7 +12,7 @@ use super::billing::{
     BillingOverview, CheckoutRequest, CheckoutStarted, LedgerEntry, LedgerKind, PlanInfo,
     PortalLink,
 };
-use super::fmus::{DefaultExperiment, Fmu, FmuInterface, FmuVariable, FmuWarning};
+use super::fmus::{DefaultExperiment, Fmu, FmuAlias, FmuInterface, FmuVariable, FmuWarning};
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{Run, RunCreate, RunList, RunResult, RunStatusName};
 use super::usage::{UsageItem, UsageList};
@@ -130,6 +130,17 @@ impl Example for FmuVariable {
             start: Some("1".into()),
             unit: Some("m".into()),
             description: Some("Height of the ball".into()),
+            aliases: vec![FmuAlias::example()],
+        }
+    }
+}
+
+impl Example for FmuAlias {
+    fn example() -> Self {
+        FmuAlias {
+            name: "height_ft".into(),
+            description: Some("Height of the ball, shown in feet".into()),
+            display_unit: Some("ft".into()),
         }
     }
 }

@@ -73,6 +73,25 @@ pub struct FmuVariable {
     pub unit: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub description: Option<String>,
+    /// Other names for this variable, usable wherever its name is (`outputs`, `start_values`,
+    /// `inputs`; a column recorded under an alias carries the alias's name). Always present,
+    /// often empty. FMI 3: the variable's `<Alias>` elements. FMI 2: the other variables with
+    /// the same value reference and type, which are also listed as variables themselves; they
+    /// are listed as aliases of the first of them in file order that is not a derivative.
+    pub aliases: Vec<FmuAlias>,
+}
+
+/// Another name for a variable.
+#[derive(Object)]
+#[oai(example)]
+pub struct FmuAlias {
+    pub name: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub description: Option<String>,
+    /// FMI 3 `displayUnit`: the unit this name is meant to be shown in. Values recorded under
+    /// the alias are in the variable's own unit.
+    #[oai(skip_serializing_if_is_none)]
+    pub display_unit: Option<String>,
 }
 
 /// What kind of remark a warning is: `duplicate_entry`, an archive entry listed more than once
@@ -187,6 +206,15 @@ impl From<FmuRecord> for Fmu {
                     start: v.start,
                     unit: v.unit,
                     description: v.description,
+                    aliases: v
+                        .aliases
+                        .into_iter()
+                        .map(|a| FmuAlias {
+                            name: a.name,
+                            description: a.description,
+                            display_unit: a.display_unit,
+                        })
+                        .collect(),
                 })
                 .collect(),
             warnings: warnings.iter().map(Into::into).collect(),

@@ -183,9 +183,11 @@ pub async fn start(
         output_interval: job.output_interval,
         step_size: job.step_size,
         tolerance: job.tolerance,
-        start_values: job.start_values.clone(),
-        outputs: job.outputs.clone(),
-        inputs: job.inputs.iter().map(|s| s.name.clone()).collect(),
+        // The names as the caller gave them (an alias stays an alias); the job has resolved
+        // them to the variables the worker knows.
+        start_values: new.settings.start_values.clone(),
+        outputs: job.columns.clone(),
+        inputs: new.settings.inputs.iter().map(|s| s.name.clone()).collect(),
         timeout_seconds: timeout.as_secs_f64(),
     };
     let request_hash = hash_request(&record.id, &stored, &job.inputs);
