@@ -780,6 +780,11 @@ fn with_fmi3_aliases(
     text: &str,
     version: &str,
 ) -> Result<Vec<Variable>, DescribeError> {
+    // A second parse of a large description costs its memory again: only when there is
+    // something to find.
+    if !text.contains("<Alias") {
+        return Ok(variables);
+    }
     let doc = roxmltree::Document::parse(text).map_err(|e| DescribeError::Xml(e.to_string()))?;
     let elements = doc
         .root_element()
@@ -852,6 +857,105 @@ mod tests {
         );
         assert_eq!(xml_name(fmi2::Variability::Continuous), "continuous");
         assert_eq!(xml_name(fmi2::Initial::Exact), "exact");
+    }
+
+    fn real(name: &str, value_reference: u32) -> Variable {
+        Variable {
+            name: name.into(),
+            value_reference,
+            r#type: "Real".into(),
+            causality: "local".into(),
+            variability: "continuous".into(),
+            initial: None,
+            start: None,
+            unit: None,
+            description: Some(format!("about {name}")),
+            min: None,
+            max: None,
+            dimensions: 0,
+            aliases: Vec::new(),
+        }
+    }
+
+    fn alias_names(v: &Variable) -> Vec<&str> {
+        v.aliases.iter().map(|a| a.name.as_str()).collect()
+    }
+
+    #[test]
+    fn fmi2_aliases_go_to_the_first_variable_of_a_value_reference_that_is_not_a_derivative() {
+        let mut flag = real("flag", 2);
+        flag.r#type = "Boolean".into();
+        let variables = vec![
+            real("der(x)", 2),
+            real("x", 1),
+            real("v", 2),
+            real("speed", 2),
+            flag,
+            real("y", 1),
+        ];
+        let derivatives = [true, false, false, false, false, false];
+        let out = with_fmi2_aliases(variables, &derivatives);
+        // Every variable is still listed, in file order.
+        let names: Vec<&str> = out.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["der(x)", "x", "v", "speed", "flag", "y"]);
+        assert_eq!(alias_names(&out[1]), ["y"]);
+        // der(x) comes first but is a derivative: v is the base.
+        assert_eq!(alias_names(&out[2]), ["der(x)", "speed"]);
+        assert_eq!(
+            out[2].aliases[0].description.as_deref(),
+            Some("about der(x)")
+        );
+        // Another type under the same value reference is another value.
+        for i in [0, 3, 4, 5] {
+            assert!(out[i].aliases.is_empty(), "{}", out[i].name);
+        }
+        // Aliases resolve to their base.
+        let info = ModelInfo {
+            fmi_version: "2.0".into(),
+            model_name: "m".into(),
+            instantiation_token: "t".into(),
+            description: None,
+            generation_tool: None,
+            co_simulation: None,
+            model_exchange: None,
+            scheduled_execution: None,
+            default_experiment: None,
+            units: Vec::new(),
+            variables: out,
+            platforms: Vec::new(),
+            warnings: Vec::new(),
+        };
+        assert_eq!(info.resolve("speed").unwrap().name, "v");
+        assert_eq!(info.resolve("der(x)").unwrap().name, "v");
+        assert_eq!(info.resolve("flag").unwrap().name, "flag");
+        assert!(info.resolve("nope").is_none());
+    }
+
+    #[test]
+    fn fmi3_aliases_are_read_and_must_be_unique_names() {
+        let xml = |alias: &str| {
+            format!(
+                r#"<fmiModelDescription fmiVersion="3.0"><ModelVariables>
+                <Float64 name="h" valueReference="1"><Alias name="{alias}" description="d" displayUnit="ft"/></Float64>
+                <Float64 name="v" valueReference="2"/>
+                </ModelVariables></fmiModelDescription>"#
+            )
+        };
+        let variables = || vec![real("h", 1), real("v", 2)];
+        let out = with_fmi3_aliases(variables(), &xml("height"), "3.0").unwrap();
+        assert_eq!(
+            out[0].aliases,
+            [Alias {
+                name: "height".into(),
+                description: Some("d".into()),
+                display_unit: Some("ft".into()),
+            }]
+        );
+        assert!(out[1].aliases.is_empty());
+        for taken in ["v", ""] {
+            let err = with_fmi3_aliases(variables(), &xml(taken), "3.0").unwrap_err();
+            assert!(matches!(err, DescribeError::Invalid { .. }), "{err}");
+        }
     }
 
     #[test]

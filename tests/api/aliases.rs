@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::common::archives::{
     bouncing_ball_with_alias, library_fmu, with_fmi3_alias, with_model_description,
 };
-use crate::common::{Api, TestApp, spawn_app};
+use crate::common::{Api, TestApp, page_text, spawn_app};
 
 fn numbers(v: &Value) -> Vec<f64> {
     v.as_array()
@@ -80,6 +80,14 @@ async fn an_alias_is_listed_and_records_sets_and_is_refused_beside_its_variable(
             .iter()
             .map(|v| v["name"].as_str().unwrap())
             .collect();
+        // The model's page in the dashboard shows the alias beside its variable.
+        let client = crate::common::browser();
+        app.browser_login(&client, &account).await;
+        let page = page_text(&client, app.at(&format!("/library/{id}"))).await;
+        assert!(
+            page.contains(r#"<code title="Height of the ball">height</code>"#),
+            "FMI {version}: {page}"
+        );
         if version == "2.0" {
             // The FMI 2 alias is still a variable of its own, as it was listed before.
             assert_eq!(

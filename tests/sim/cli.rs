@@ -475,3 +475,70 @@ fn validate_refuses_and_info_explains_an_fmu_with_only_scheduled_execution() {
         );
     }
 }
+
+#[test]
+fn info_lists_an_alias_and_simulate_records_and_sets_through_it() {
+    use crate::common::archives;
+    let dir = tempfile::tempdir().unwrap();
+    for version in ["3.0", "2.0"] {
+        let fmu = dir.path().join(format!("alias-{version}.fmu"));
+        std::fs::write(&fmu, archives::bouncing_ball_with_alias(version)).unwrap();
+        let (code, stdout, stderr) = fmu_command("info", &fmu);
+        assert_eq!(code, Some(0), "{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        let h = lines
+            .iter()
+            .position(|l| l.starts_with("h "))
+            .unwrap_or_else(|| panic!("no h in {stdout}"));
+        assert_eq!(
+            lines[h + 1],
+            "  alias height: Height of the ball",
+            "FMI {version}: {stdout}"
+        );
+
+        let csv_path = dir.path().join(format!("alias-{version}.csv"));
+        let out = Command::new(EXE)
+            .args(["fmu", "simulate"])
+            .arg(&fmu)
+            .args([
+                "--stop-time",
+                "0.5",
+                "--output-interval",
+                "0.1",
+                "--start",
+                "height=2",
+                "--output",
+                "height",
+                "-o",
+            ])
+            .arg(&csv_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "FMI {version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let csv = std::fs::read_to_string(&csv_path).unwrap();
+        let mut rows = csv.lines();
+        assert_eq!(rows.next(), Some("time,height"), "FMI {version}: {csv}");
+        // h starts at 2 and falls freely: 2 - g t² / 2 at t = 0.5.
+        let first: Vec<f64> = rows
+            .next()
+            .unwrap()
+            .split(',')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(first, [0.0, 2.0], "FMI {version}: {csv}");
+        let last: Vec<f64> = rows
+            .last()
+            .unwrap()
+            .split(',')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(
+            (last[1] - (2.0 - 9.81 * 0.25 / 2.0)).abs() < 1e-6,
+            "FMI {version}: {csv}"
+        );
+    }
+}
