@@ -731,8 +731,9 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
     })
 }
 
-/// FMI 2 has no alias element: variables that share a value reference and a type are one
-/// value under several names. The first of them in file order that is not a derivative
+/// FMI 2 has no alias element or attribute (the FMI 2.0.5 schema only says a valueReference
+/// is "not necessarily unique"; `alias="negatedAlias"` was FMI 1): variables that share a
+/// value reference and a type are one value under several names. The first of them in file order that is not a derivative
 /// (`<Real derivative=..>`), or the first if all are, is the base; the others become its
 /// aliases, in file order. Every variable stays in the list as it was, so nothing that names
 /// an FMI 2 variable changes.

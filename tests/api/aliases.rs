@@ -118,6 +118,10 @@ async fn an_alias_is_listed_and_records_sets_and_is_refused_beside_its_variable(
             .await
             .unwrap();
         assert_eq!(csv.lines().next(), Some("time,height"), "FMI {version}");
+        // Both names in one run: two columns of the same values.
+        let (_, both) = ball_run(&app, key, id, json!({ "outputs": ["h", "height"] })).await;
+        assert_eq!(numbers(&both["columns"]["h"]), h, "FMI {version}");
+        assert_eq!(numbers(&both["columns"]["height"]), h, "FMI {version}");
         // The run's settings say what was asked.
         let run = app.get_json(&format!("/api/v1/runs/{run_id}"), key).await;
         assert_eq!(
