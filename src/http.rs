@@ -22,19 +22,9 @@ use crate::web::{self, paths};
 /// Builds the whole application around the shared state.
 pub fn app(state: State) -> impl Endpoint {
     let public_url = state.config.public_url.clone();
-    let plans: Vec<&str> = state
-        .config
-        .paid_plans
-        .iter()
-        .map(|p| p.id.as_str())
-        .collect();
-    let configured = api::spec::Configured {
-        plan_ids: &plans,
-        max_run_seconds: state.config.max_run_time.as_secs_f64(),
-    };
     let access_log = crate::telemetry::AccessLogger::new(&state.config.logging);
     merge(web::routes(), compat::routes())
-        .nest("/api", api::v1::routes(&public_url, &configured))
+        .nest("/api", api::v1::routes(&public_url, &state.config))
         .nest("/", web::fallback())
         .at("/assets/:name", get(web::assets::serve))
         .at("/health", get(health))

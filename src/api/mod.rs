@@ -18,12 +18,7 @@ pub mod v1;
 /// With the default configuration: a server's own settings are in what it serves.
 pub fn spec_json() -> String {
     let config = crate::config::Config::local(".".into());
-    let plans: Vec<&str> = config.paid_plans.iter().map(|p| p.id.as_str()).collect();
-    let configured = spec::Configured {
-        plan_ids: &plans,
-        max_run_seconds: config.max_run_time.as_secs_f64(),
-    };
-    spec::refine(&v1::service("http://localhost:8080").spec(), &configured)
+    spec::refine(&v1::service("http://localhost:8080").spec(), &config)
 }
 
 /// An RFC 3339 time for JSON answers.

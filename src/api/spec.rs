@@ -20,25 +20,22 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::config::Config;
 use crate::request::ErrorCode;
 
-/// What the spec states that this server's configuration decides (so the document is made
-/// at start-up, from it).
-pub struct Configured<'a> {
-    /// The plans for sale: `CheckoutRequest.plan`'s enum.
-    pub plan_ids: &'a [&'a str],
-    /// The longest a run may take: `RunCreate.timeout`'s maximum.
-    pub max_run_seconds: f64,
-}
-
-/// The document served at `/api/openapi.json`, from poem-openapi's `spec()` text.
-pub fn refine(generated: &str, configured: &Configured<'_>) -> String {
+/// The document served at `/api/openapi.json`, from poem-openapi's `spec()` text and what
+/// this server's configuration decides (so the document is made at start-up, from it): the
+/// plans for sale are `CheckoutRequest.plan`'s enum, the longest run `RunCreate.timeout`'s
+/// maximum.
+pub fn refine(generated: &str, config: &Config) -> String {
     let mut doc: Value = serde_json::from_str(generated).expect("poem-openapi writes JSON");
     let schemas = &mut doc["components"]["schemas"];
-    if !configured.plan_ids.is_empty() {
-        schemas["CheckoutRequest"]["properties"]["plan"]["enum"] = json!(configured.plan_ids);
+    let plan_ids: Vec<&str> = config.paid_plans.iter().map(|p| p.id.as_str()).collect();
+    if !plan_ids.is_empty() {
+        schemas["CheckoutRequest"]["properties"]["plan"]["enum"] = json!(plan_ids);
     }
-    schemas["RunCreate"]["properties"]["timeout"]["maximum"] = json!(configured.max_run_seconds);
+    schemas["RunCreate"]["properties"]["timeout"]["maximum"] =
+        json!(config.max_run_time.as_secs_f64());
     // A start value is one number, boolean or string (poem-openapi can only say "anything").
     schemas["RunCreate"]["properties"]["start_values"]["additionalProperties"] = json!({
         "oneOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}]
@@ -476,11 +473,11 @@ mod tests {
     #[test]
     fn the_plans_for_sale_and_the_longest_run_are_stated() {
         let generated = crate::api::v1::service("http://x").spec();
-        let configured = Configured {
-            plan_ids: &["team"],
-            max_run_seconds: 60.0,
-        };
-        let doc: Value = serde_json::from_str(&refine(&generated, &configured)).unwrap();
+        let mut config = Config::local(".".into());
+        config.paid_plans.truncate(1);
+        config.paid_plans[0].id = "team".into();
+        config.max_run_time = std::time::Duration::from_secs(60);
+        let doc: Value = serde_json::from_str(&refine(&generated, &config)).unwrap();
         let plan = &doc["components"]["schemas"]["CheckoutRequest"]["properties"]["plan"];
         assert_eq!(plan["enum"], json!(["team"]));
         let timeout = &doc["components"]["schemas"]["RunCreate"]["properties"]["timeout"];

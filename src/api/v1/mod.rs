@@ -52,13 +52,10 @@ pub fn service(
 
 /// What `http` nests at `/api`: the v1 operations, the spec and the interactive docs, with
 /// every error (an unknown path under `/api` too) in our JSON shape.
-pub fn routes(
-    public_url: &str,
-    configured: &crate::api::spec::Configured<'_>,
-) -> impl Endpoint + use<> {
+pub fn routes(public_url: &str, config: &crate::config::Config) -> impl Endpoint + use<> {
     let api = service(public_url);
     let generated = api.spec();
-    let spec = crate::api::spec::refine(&generated, configured);
+    let spec = crate::api::spec::refine(&generated, config);
     let methods = crate::api::spec::PathMethods::of(&spec);
     // Swagger UI embeds the document it is given: give it the refined one.
     let docs = api
