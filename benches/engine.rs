@@ -26,7 +26,14 @@ use fmi_rs::fmi3::native::NativeLibrary;
 use fmu_gateway::fmi::describe::ModelInfo;
 use fmu_gateway::fmi::{archive, describe, library::DEMO_FMUS};
 use fmu_gateway::sim::plan::{RunSettings, plan};
-use fmu_gateway::sim::protocol::{Column, Interface};
+use fmu_gateway::sim::protocol::Interface;
+
+/// A column as the previous version stored results (one JSON document).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Column {
+    name: String,
+    values: Vec<f64>,
+}
 use fmu_gateway::sim::result_file::Format;
 use fmu_gateway::sim::runner::{PoolConfig, WorkerPool};
 
@@ -196,7 +203,18 @@ async fn result_streaming(pool: &WorkerPool, dir: &Path) {
     let legacy = dir.join("legacy.json");
     std::fs::write(
         &legacy,
-        serde_json::to_vec(&(&output.time, &output.columns)).unwrap(),
+        serde_json::to_vec(&(
+            &output.time,
+            output
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    values: c.values.as_floats().unwrap().to_vec(),
+                })
+                .collect::<Vec<_>>(),
+        ))
+        .unwrap(),
     )
     .unwrap();
     drop(output);

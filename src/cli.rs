@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::fmi::archive::{self, ArchiveError};
 use crate::fmi::describe::{self, DescribeError};
 use crate::sim::plan::{self, Problems, RunSettings};
-use crate::sim::protocol::{InputSignal, Interface, Solver};
+use crate::sim::protocol::{CsOptions, InputSignal, Interface, Solver};
 use crate::sim::runner::{PoolConfig, SimError, WorkerPool};
 
 /// Why an `fmu` command failed. `main` prints it and chooses the exit status; the messages
@@ -137,7 +137,7 @@ pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
             "{:<24} {:>6} {:<10} {:<12} {:<11} {:<10} {:<8} {}\n",
             v.name,
             v.value_reference,
-            v.r#type,
+            v.type_with_shape(),
             v.causality,
             v.variability,
             v.start.as_deref().unwrap_or(""),
@@ -146,6 +146,14 @@ pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
         ));
         for a in &v.aliases {
             out.push_str(&alias_line(a));
+        }
+        if !v.items.is_empty() {
+            let items: Vec<String> = v
+                .items
+                .iter()
+                .map(|i| format!("{} = {}", i.value, i.name))
+                .collect();
+            out.push_str(&format!("  items {}\n", items.join(", ")));
         }
     }
     Ok(out)
@@ -206,7 +214,9 @@ pub struct RunFlags {
     /// Relative tolerance.
     #[arg(long)]
     pub tolerance: Option<f64>,
-    /// A start value, `name=value` (repeatable).
+    /// A start value, `name=value` (repeatable). An array's value is a JSON array
+    /// (`x0=[1,2,3]`, nested as its shape or flat) or its elements separated by spaces; an
+    /// enumeration's an item name.
     #[arg(long = "start")]
     pub start: Vec<String>,
     /// A variable to record (repeatable; default: the outputs).
@@ -215,6 +225,18 @@ pub struct RunFlags {
     /// Input signals: CSV with a `time` column and one column per input.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Record only the output points, not a row just before and after each event.
+    #[arg(long)]
+    pub no_record_events: bool,
+    /// FMI 3 Co-Simulation: the FMU may return early from a step at an event.
+    #[arg(long)]
+    pub early_return_allowed: bool,
+    /// FMI 3 Co-Simulation: handle the FMU's events in event mode (recording them).
+    #[arg(long)]
+    pub event_mode_used: bool,
+    /// FMI 3 Co-Simulation: let the FMU call back at intermediate points within a step.
+    #[arg(long)]
+    pub intermediate_update: bool,
 }
 
 impl RunFlags {
@@ -245,6 +267,12 @@ impl RunFlags {
             start_values,
             outputs: self.output.clone(),
             inputs,
+            record_events: self.no_record_events.then_some(false),
+            cs_options: CsOptions {
+                early_return_allowed: self.early_return_allowed,
+                event_mode_used: self.event_mode_used,
+                intermediate_update: self.intermediate_update,
+            },
         })
     }
 }

@@ -39,6 +39,35 @@ impl fmt::Display for Number {
     }
 }
 
+/// A Float32 value written as [`Number`] writes a float: the shortest text that reads back as
+/// the same Float32 (`0.1`, not the `0.10000000149011612` its widening to f64 would print).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Number32(pub f32);
+
+impl fmt::Display for Number32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            return f.write_str("nan");
+        }
+        if !v.is_finite() || v == 0.0 || (1e-5..1e16).contains(&v.abs()) {
+            write!(f, "{v}")
+        } else {
+            write!(f, "{v:e}")
+        }
+    }
+}
+
+/// `field` as RFC 4180 writes it: as it is, or in double quotes (inner quotes doubled) when
+/// it holds a comma, a quote or a line break, so any text survives a CSV reader unchanged.
+pub fn csv_quoted(field: &str) -> Cow<'_, str> {
+    if field.contains([',', '"', '\n', '\r']) {
+        Cow::Owned(format!("\"{}\"", field.replace('"', "\"\"")))
+    } else {
+        Cow::Borrowed(field)
+    }
+}
+
 /// What JSON results write in place of a non-finite number: NaN, +∞, −∞.
 pub const NON_FINITE_NAMES: [&str; 3] = ["NaN", "Infinity", "-Infinity"];
 
@@ -124,6 +153,27 @@ mod tests {
             assert_eq!(text.parse::<f64>().unwrap(), v, "{text}");
             assert!(text.len() <= 24, "{text} is not short");
         }
+    }
+
+    #[test]
+    fn float32_values_are_shortest_for_their_own_type() {
+        for (v, text) in [
+            (0.1f32, "0.1"),
+            (-2.5, "-2.5"),
+            (3.4028235e38, "3.4028235e38"),
+        ] {
+            assert_eq!(Number32(v).to_string(), text);
+            assert_eq!(text.parse::<f32>().unwrap(), v);
+        }
+        assert_eq!(Number32(f32::NAN).to_string(), "nan");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_as_rfc_4180_says() {
+        assert_eq!(csv_quoted("plain text"), "plain text");
+        assert_eq!(csv_quoted("a,b"), "\"a,b\"");
+        assert_eq!(csv_quoted("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_quoted("two\nlines"), "\"two\nlines\"");
     }
 
     #[test]

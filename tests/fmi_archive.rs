@@ -199,6 +199,8 @@ fn var(
         min: None,
         max: None,
         dimensions: 0,
+        shape: vec![],
+        items: vec![],
         aliases: vec![],
     }
 }

@@ -89,6 +89,78 @@ impl ParseFromJSON for ResultNumber {
     }
 }
 
+/// One value of a result column, of the column's type: a number (or the name of a
+/// non-finite one), an integer, a Boolean, a string (a String's text, a Binary's bytes in
+/// lowercase hex, an enumeration's item name), or for an array variable an array of these
+/// nested as its shape. The streamed result (`sim::result_file`) writes the same JSON; an
+/// inline result is that JSON read back, so the two cannot differ.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultValue(pub serde_json::Value);
+
+impl Type for ResultValue {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = serde_json::Value;
+    type RawElementValueType = serde_json::Value;
+
+    fn name() -> Cow<'static, str> {
+        "ResultValue".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let array = MetaSchema {
+            description: Some("An array variable's value, nested as its shape."),
+            items: Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema::ANY)))),
+            ..MetaSchema::new("array")
+        };
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some(
+                "A value of the column's type (see `types`): a number, or for a float that is \
+                 not finite the string `NaN`, `Infinity` or `-Infinity`; an integer; a \
+                 boolean; a string (String text, Binary as lowercase hex, an enumeration's item \
+                 name); for an array variable, an array of these nested as its shape.",
+            ),
+            one_of: vec![
+                f64::schema_ref(),
+                NonFiniteNumber::schema_ref(),
+                i64::schema_ref(),
+                bool::schema_ref(),
+                String::schema_ref(),
+                MetaSchemaRef::Inline(Box::new(array)),
+            ],
+            ..MetaSchema::ANY
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        NonFiniteNumber::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&serde_json::Value> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a serde_json::Value> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ToJSON for ResultValue {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(self.0.clone())
+    }
+}
+
+impl ParseFromJSON for ResultValue {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            v @ (serde_json::Value::Null | serde_json::Value::Object(_)) => {
+                Err(ParseError::expected_type(v))
+            }
+            v => Ok(ResultValue(v)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

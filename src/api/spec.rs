@@ -36,9 +36,14 @@ pub fn refine(generated: &str, config: &Config) -> String {
     }
     schemas["RunCreate"]["properties"]["timeout"]["maximum"] =
         json!(config.max_run_time.as_secs_f64());
-    // A start value is one number, boolean or string (poem-openapi can only say "anything").
+    // A start value is a number, boolean or string, or for an array variable an array of
+    // them, flat or nested as its shape (poem-openapi can only say "anything").
+    let element = json!({"oneOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}]});
     schemas["RunCreate"]["properties"]["start_values"]["additionalProperties"] = json!({
-        "oneOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}]
+        "oneOf": [
+            {"type": "number"}, {"type": "boolean"}, {"type": "string"},
+            {"type": "array", "items": {"oneOf": [element, {"type": "array"}]}}
+        ]
     });
     let schemas = doc["components"]["schemas"].clone();
     unwrap_refs(&mut doc, &schemas, false);

@@ -117,6 +117,13 @@ pub struct Variable {
     /// FMI 3 array dimensions (`<Dimension>` elements); 0 for a scalar.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dimensions: usize,
+    /// The size of each dimension, outermost first (row-major, as FMI stores arrays); empty
+    /// for a scalar. Models stored before shapes were read have none for their arrays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shape: Vec<Dimension>,
+    /// An enumeration's items, from its declared type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
     /// Other names for this variable, usable wherever its name is (see [`aliases`] for the
     /// FMI 2 rule). Models stored before aliases were read have none.
     #[serde(default)]
@@ -133,16 +140,49 @@ pub struct Alias {
     pub display_unit: Option<String>,
 }
 
+/// The size of one array dimension.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// `<Dimension start="3"/>`.
+    Fixed(u64),
+    /// `<Dimension valueReference=".."/>`: the value of this structural parameter.
+    Parameter(String),
+}
+
+/// An enumeration item: the name users give and see, the value the FMU uses.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Item {
+    pub name: String,
+    pub value: i64,
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
 impl Variable {
-    /// Whether the engine can record this variable as a column of numbers: a scalar of a
-    /// numeric or Boolean type. Strings, binaries, clocks and arrays cannot be (yet), and a
-    /// request for them is refused rather than answered with altered data.
+    /// Whether the engine can record this variable: any type but a Clock (which has no value
+    /// between events), scalar or an array whose shape is known.
     pub fn is_recordable(&self) -> bool {
-        self.dimensions == 0 && !matches!(self.r#type.as_str(), "String" | "Binary" | "Clock")
+        self.r#type != "Clock" && self.shape.len() == self.dimensions
+    }
+
+    /// Its type with an array's shape, as people read it: `Float64`, `Float64[3]`,
+    /// `Float64[n]` (sized by the structural parameter `n`), `Float64[2,3]`.
+    pub fn type_with_shape(&self) -> String {
+        if self.shape.is_empty() {
+            return self.r#type.clone();
+        }
+        let dims: Vec<String> = self
+            .shape
+            .iter()
+            .map(|d| match d {
+                Dimension::Fixed(n) => n.to_string(),
+                Dimension::Parameter(p) => p.clone(),
+            })
+            .collect();
+        format!("{}[{}]", self.r#type, dims.join(","))
     }
 }
 
@@ -280,7 +320,7 @@ impl ModelInfo {
     }
 
     /// Major FMI version: 3 for "3.x", otherwise 2 (describe accepts nothing else).
-    fn is_fmi3(&self) -> bool {
+    pub fn is_fmi3(&self) -> bool {
         self.fmi_version.starts_with("3.")
     }
 }
@@ -553,6 +593,8 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             min: fmi2_bounds(&v.variableType).0,
             max: fmi2_bounds(&v.variableType).1,
             dimensions: 0,
+            shape: Vec::new(),
+            items: fmi2_items(&md, &v.variableType),
             aliases: Vec::new(),
         })
         .collect();
@@ -641,6 +683,65 @@ fn fmi3_bounds(t: &fmi3::VariableType) -> (Option<f64>, Option<f64>) {
     }
 }
 
+/// The items of an FMI 2 enumeration's declared type.
+fn fmi2_items(md: &fmi2::ModelDescription, t: &fmi2::VariableType) -> Vec<Item> {
+    let fmi2::VariableType::Enumeration { declaredType, .. } = t else {
+        return Vec::new();
+    };
+    match md.get_type_definition(declaredType) {
+        Some(fmi2::SimpleType::Enumeration { items, .. }) => items
+            .iter()
+            .map(|i| Item {
+                name: i.name.clone(),
+                value: i64::from(i.value),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The items of an FMI 3 enumeration's declared type.
+fn fmi3_items(md: &fmi3::ModelDescription, t: &fmi3::VariableType) -> Vec<Item> {
+    let fmi3::VariableType::Enumeration { declaredType, .. } = t else {
+        return Vec::new();
+    };
+    match md.get_type_definition(declaredType) {
+        Some(fmi3::TypeDefinition::Enumeration { items, .. }) => items
+            .iter()
+            .map(|i| Item {
+                name: i.name.clone(),
+                value: i.value,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An FMI 3 array's dimensions; a dimension whose value reference names no variable is an
+/// error naming the array.
+fn fmi3_shape(
+    md: &fmi3::ModelDescription,
+    v: &fmi3::ModelVariable,
+    version: &str,
+) -> Result<Vec<Dimension>, DescribeError> {
+    v.dimensions
+        .iter()
+        .map(|d| match d {
+            fmi3::Dimension::Fixed { start } => Ok(Dimension::Fixed(*start as u64)),
+            fmi3::Dimension::Variable { valueReference } => md
+                .variable_by_value_reference(*valueReference)
+                .map(|p| Dimension::Parameter(p.name.clone()))
+                .map_err(|_| DescribeError::Invalid {
+                    version: version.to_owned(),
+                    problems: vec![format!(
+                        "a <Dimension> of '{}' refers to value reference {valueReference}, which no variable has",
+                        v.name
+                    )],
+                }),
+        })
+        .collect()
+}
+
 /// The `start` of an FMI 3 variable as written in the file.
 fn fmi3_start(t: &fmi3::VariableType) -> Option<String> {
     use fmi3::VariableType as T;
@@ -671,22 +772,26 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
     let variables = md
         .modelVariables
         .iter()
-        .map(|v| Variable {
-            name: v.name.clone(),
-            value_reference: v.valueReference,
-            r#type: v.variableType.name().to_owned(),
-            causality: xml_name(v.causality),
-            variability: xml_name(v.variability),
-            initial: v.initial.map(xml_name),
-            start: fmi3_start(&v.variableType),
-            unit: md.get_unit(v).map(str::to_owned),
-            description: v.description.clone(),
-            min: fmi3_bounds(&v.variableType).0,
-            max: fmi3_bounds(&v.variableType).1,
-            dimensions: v.dimensions.len(),
-            aliases: Vec::new(),
+        .map(|v| {
+            Ok(Variable {
+                name: v.name.clone(),
+                value_reference: v.valueReference,
+                r#type: v.variableType.name().to_owned(),
+                causality: xml_name(v.causality),
+                variability: xml_name(v.variability),
+                initial: v.initial.map(xml_name),
+                start: fmi3_start(&v.variableType),
+                unit: md.get_unit(v).map(str::to_owned),
+                description: v.description.clone(),
+                min: fmi3_bounds(&v.variableType).0,
+                max: fmi3_bounds(&v.variableType).1,
+                dimensions: v.dimensions.len(),
+                shape: fmi3_shape(&md, v, version)?,
+                items: fmi3_items(&md, &v.variableType),
+                aliases: Vec::new(),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, DescribeError>>()?;
     let variables = with_fmi3_aliases(variables, text, version)?;
 
     Ok(ModelInfo {
@@ -874,6 +979,8 @@ mod tests {
             min: None,
             max: None,
             dimensions: 0,
+            shape: vec![],
+            items: vec![],
             aliases: Vec::new(),
         }
     }

@@ -1,58 +1,83 @@
-//! A lean Co-Simulation loop for the common case: every recorded variable a scalar Float64
-//! (FMI 3) or Real (FMI 2), no event mode.
+//! A lean Co-Simulation loop for the common case: no event mode, no structural parameters.
 //!
 //! It makes the same calls in the same order as fmi-rs's `cs::simulate` without event mode
-//! (start values, initialisation with inputs, then set inputs → doStep → record), but reads
-//! all outputs with one `get` call into columns that were sized up front, instead of
-//! allocating a row of boxed values per step. On the cheapest models that per-step
-//! bookkeeping cost several times the model itself (benches/engine.rs). Anything this loop
-//! does not handle goes to fmi-rs's driver, so behaviour never depends on which one ran
+//! (start values, initialisation with inputs, then set inputs → doStep → record), but records
+//! straight into columns that were sized up front, instead of allocating a row of boxed values
+//! per step: when every output is a scalar real, with one `get` call for all of them. On the
+//! cheapest models that per-step bookkeeping cost several times the model itself
+//! (benches/engine.rs). Every get is checked (fmi-rs's recorder ignores a failed one, which
+//! would record a zero). Anything this loop does not handle goes to fmi-rs's driver, so
+//! behaviour never depends on which one ran
 //! (`engine::tests::the_fast_loop_agrees_with_fmi_rs_on_every_demo_model` checks it). Written
 //! once for FMI 2 and 3 over [`FmiVersion`].
 
+use std::ops::Range;
 use std::path::Path;
 
 use fmi_rs::sim::{next_communication_point, next_regular_point, relative_eq, relative_lt};
 
-use super::engine::{EngineError, Series};
+use super::engine::{EngineError, Series, column_ranges, empty_columns};
 use super::fmi_version::FmiVersion;
-use super::protocol::{Column, Job};
+use super::protocol::Job;
+use super::recorded::{Column, Values};
 
 /// Preallocated output columns, filled one time point at a time.
 struct Columns {
     time: Vec<f64>,
-    values: Vec<Vec<f64>>,
-    buffer: Vec<f64>,
+    columns: Vec<Column>,
+    /// Each output's element columns.
+    ranges: Vec<Range<usize>>,
+    /// When every output is a scalar real: their value references and a buffer for one
+    /// `get` of them all.
+    reals: Option<(Vec<u32>, Vec<f64>)>,
 }
 
 impl Columns {
-    fn new(job: &Job, count: usize) -> Columns {
+    fn new<F: FmiVersion>(job: &Job, md: &F::Description, outputs: &[usize]) -> Columns {
         let points = (((job.stop_time - job.start_time)
             / job.step_size.unwrap_or(job.output_interval))
         .ceil() as usize)
             .saturating_add(2);
         let points = points.min(super::engine::MAX_VALUES);
+        let reals = outputs.iter().all(|&i| F::is_scalar_real(md, i)).then(|| {
+            let vrs: Vec<u32> = outputs.iter().map(|&i| F::value_reference(md, i)).collect();
+            let buffer = vec![0.0; vrs.len()];
+            (vrs, buffer)
+        });
         Columns {
             time: Vec::with_capacity(points),
-            values: (0..count).map(|_| Vec::with_capacity(points)).collect(),
-            buffer: vec![0.0; count],
+            columns: empty_columns(job, points),
+            ranges: column_ranges(job),
+            reals,
         }
     }
 
-    fn push(&mut self, time: f64) {
+    /// Records every output at `time`.
+    fn record<F: FmiVersion>(
+        &mut self,
+        fmu: &F::Instance,
+        md: &F::Description,
+        outputs: &[usize],
+        time: f64,
+    ) -> Result<(), EngineError> {
+        if let Some((vrs, buffer)) = &mut self.reals {
+            F::get_reals(fmu, vrs, buffer)?;
+            for (column, v) in self.columns.iter_mut().zip(buffer.iter()) {
+                if let Values::Float(c) = &mut column.values {
+                    c.push(*v);
+                }
+            }
+        } else {
+            for (&i, range) in outputs.iter().zip(&self.ranges) {
+                F::record(fmu, md, i, &mut self.columns[range.clone()])?;
+            }
+        }
         self.time.push(time);
-        for (column, v) in self.values.iter_mut().zip(&self.buffer) {
-            column.push(*v);
-        }
+        Ok(())
     }
 
-    fn finish(self, names: Vec<String>) -> Series {
-        let columns = names
-            .into_iter()
-            .zip(self.values)
-            .map(|(name, values)| Column { name, values })
-            .collect();
-        (self.time, columns)
+    fn finish(self) -> Series {
+        (self.time, self.columns)
     }
 }
 
@@ -85,7 +110,7 @@ pub(super) fn run<F: FmiVersion>(
     let Some(variable_steps) = F::variable_steps(md) else {
         return Ok(None);
     };
-    if !F::fast_loop_fits(md, job, outputs) {
+    if !F::fast_loop_fits(md, job) {
         return Ok(None);
     }
     let fmu = F::instantiate(job, md, log_path)?;
@@ -99,10 +124,8 @@ pub(super) fn run<F: FmiVersion>(
     }
     F::exit_initialization(&fmu)?;
 
-    let vrs: Vec<u32> = outputs.iter().map(|&i| F::value_reference(md, i)).collect();
-    let mut columns = Columns::new(job, vrs.len());
-    F::get_reals(&fmu, &vrs, &mut columns.buffer)?;
-    columns.push(time);
+    let mut columns = Columns::new::<F>(job, md, outputs);
+    columns.record::<F>(&fmu, md, outputs, time)?;
     let h = job.step_size.unwrap_or(job.output_interval);
     let mut n_steps = 0i32;
     while relative_lt(time, job.stop_time, job.tolerance) {
@@ -121,16 +144,11 @@ pub(super) fn run<F: FmiVersion>(
         if relative_eq(time, counted_at, job.tolerance) {
             n_steps = n_steps.saturating_add(1);
         }
-        F::get_reals(&fmu, &vrs, &mut columns.buffer)?;
-        columns.push(time);
+        columns.record::<F>(&fmu, md, outputs, time)?;
         if step.terminate {
             break;
         }
     }
     F::terminate(&fmu)?;
-    let names = outputs
-        .iter()
-        .map(|&i| F::name(md, i).to_string())
-        .collect();
-    Ok(Some(columns.finish(names)))
+    Ok(Some(columns.finish()))
 }

@@ -18,7 +18,8 @@ use fmi_rs::sim::solver::ForwardEulerFactory;
 
 use super::cs_loop;
 use super::fmi_version::{Fmi2, Fmi3, FmiVersion};
-use super::protocol::{Column, InputSignal, Interface, Job, SimOutput, Solver};
+use super::protocol::{InputSignal, Interface, Job, SimOutput, Solver};
+use super::recorded::{Column, Values, element_columns};
 use super::solver::DormandPrinceFactory;
 use crate::fmi::archive::MODEL_DESCRIPTION;
 use crate::format::Number;
@@ -60,11 +61,22 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
     let md_path = dir.join(MODEL_DESCRIPTION);
     let log_path = Path::new(&job.scratch_dir).join("fmu.log");
     let version = peek_fmi_major_version(&md_path)?;
-    let (time, columns) = match version {
+    let (mut time, columns) = match version {
         FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path)?,
         FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
     };
-    let columns = name_columns(columns, &job.columns)?;
+    let mut columns = name_columns(columns, job)?;
+    if !job.record_events {
+        let keep = output_points(&time, job);
+        let mut i = 0;
+        time.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        for column in &mut columns {
+            column.values.retain_rows(&keep);
+        }
+    }
     // Values may be NaN or ±∞ (legal results); a time point may not, and the server refuses
     // one (`protocol::copy_values`): say so here, where it can be explained.
     if let Some(i) = time.iter().position(|t| !t.is_finite()) {
@@ -88,28 +100,82 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
     }
     Ok(SimOutput {
         time,
+        variables: job.recorded.clone(),
         columns,
         log: String::new(),
     })
 }
 
-/// Gives each column the name the caller asked for (`job.columns`), which differs from the
-/// variable's own name where an alias was asked for.
-fn name_columns(mut columns: Vec<Column>, names: &[String]) -> Result<Vec<Column>, EngineError> {
-    if names.is_empty() {
-        return Ok(columns);
-    }
-    if names.len() != columns.len() {
-        return Err(EngineError::Request(format!(
-            "the job names {} columns for {} outputs",
-            names.len(),
-            columns.len()
+/// Names each column after its element of the job's recorded variables (`job.recorded`: the
+/// names the caller asked for, so an alias names its own column; `y[1]`, `y[2]`, … for an
+/// array), checking that the run recorded exactly those columns in their types.
+fn name_columns(mut columns: Vec<Column>, job: &Job) -> Result<Vec<Column>, EngineError> {
+    let elements = element_columns(&job.recorded);
+    if elements.len() != columns.len() {
+        return Err(EngineError::Simulation(format!(
+            "the run recorded {} columns for {} expected",
+            columns.len(),
+            elements.len()
         )));
     }
-    for (column, name) in columns.iter_mut().zip(names) {
-        column.name.clone_from(name);
+    for (column, (variable, name)) in columns.iter_mut().zip(elements) {
+        if column.values.storage() != job.recorded[variable].r#type.storage() {
+            return Err(EngineError::Simulation(format!(
+                "'{name}' was recorded in another type than {:?}",
+                job.recorded[variable].r#type
+            )));
+        }
+        column.name = name;
     }
     Ok(columns)
+}
+
+/// Columns for the job's recorded variables, one per element, empty, in their storage.
+pub(super) fn empty_columns(job: &Job, capacity: usize) -> Vec<Column> {
+    element_columns(&job.recorded)
+        .into_iter()
+        .map(|(variable, name)| Column {
+            name,
+            values: Values::new(job.recorded[variable].r#type.storage(), capacity),
+        })
+        .collect()
+}
+
+/// For each output, the range of its element columns among [`empty_columns`].
+pub(super) fn column_ranges(job: &Job) -> Vec<std::ops::Range<usize>> {
+    let mut start = 0;
+    job.recorded
+        .iter()
+        .map(|v| {
+            let n = v.elements().unwrap_or(0) as usize;
+            start += n;
+            start - n..start
+        })
+        .collect()
+}
+
+/// Why a value of output `name` with `found` elements was refused: a value of another size
+/// than the variable's shape is an error, never cut or padded.
+pub(super) fn size_mismatch(name: &str, found: usize, expected: usize) -> EngineError {
+    EngineError::Simulation(format!(
+        "'{name}' has {found} elements where its shape gives {expected}"
+    ))
+}
+
+/// Which recorded rows are output points (the rows kept when events are not recorded): rows
+/// at `start + n · interval` or at the stop time, the last of several at one time (after an
+/// event there). Rows the driver added at an event, or where an input changed, are not.
+fn output_points(time: &[f64], job: &Job) -> Vec<bool> {
+    let h = communication_step(job);
+    let on_grid = |t: f64| {
+        let n = ((t - job.start_time) / h).round();
+        let point = job.start_time + n * h;
+        fmi_rs::sim::relative_eq(t, point, job.tolerance)
+            || fmi_rs::sim::relative_eq(t, job.stop_time, job.tolerance)
+    };
+    (0..time.len())
+        .map(|i| on_grid(time[i]) && time.get(i + 1) != Some(&time[i]))
+        .collect()
 }
 
 fn solver_factory_dp(job: &Job) -> DormandPrinceFactory {
@@ -230,34 +296,8 @@ fn select_outputs(
     job.outputs.iter().map(|n| index(n)).collect()
 }
 
-/// Recorded rows (one value per variable) turned into columns of numbers.
-pub(super) fn to_columns<V>(
-    names: Vec<String>,
-    rows: &[Vec<V>],
-    number: impl Fn(&V) -> Option<f64>,
-) -> Result<Vec<Column>, EngineError> {
-    let mut columns: Vec<Column> = names
-        .into_iter()
-        .map(|name| Column {
-            name,
-            values: Vec::with_capacity(rows.len()),
-        })
-        .collect();
-    for row in rows {
-        for (column, value) in columns.iter_mut().zip(row) {
-            let v = number(value).ok_or_else(|| {
-                EngineError::Request(format!(
-                    "'{}' is not numeric and cannot be recorded",
-                    column.name
-                ))
-            })?;
-            column.values.push(v);
-        }
-    }
-    Ok(columns)
-}
-
-fn too_many(job: &Job, columns: usize) -> Result<(), EngineError> {
+fn too_many(job: &Job) -> Result<(), EngineError> {
+    let columns = element_columns(&job.recorded).len();
     let points = ((job.stop_time - job.start_time) / communication_step(job))
         .abs()
         .ceil() as usize
@@ -343,7 +383,7 @@ fn prepare<F: FmiVersion>(job: &Job, md_path: &Path) -> Result<Prepared<F>, Engi
             .ok_or_else(|| EngineError::Request(format!("the model has no variable '{name}'")))
     };
     let outputs = select_outputs(job, index)?;
-    too_many(job, outputs.len())?;
+    too_many(job)?;
     let input = if job.inputs.is_empty() {
         None
     } else {
@@ -366,6 +406,9 @@ fn with_driver<F: FmiVersion>(
 ) -> Result<Series, EngineError> {
     let Prepared { md, outputs, input } = prepared;
     let recorder = Arc::new(F::recorder(&md, outputs));
+    if let Some(why) = F::driver_cannot_set(job, &md) {
+        return Err(EngineError::Request(why));
+    }
     let settings = F::settings(job, &md, communication_step(job), log_path);
     let result = match (job.interface, job.solver) {
         (Interface::Cs, _) => F::co_simulation(&settings, input, recorder.clone()),
@@ -379,7 +422,23 @@ fn with_driver<F: FmiVersion>(
     result?;
     let recorder = Arc::try_unwrap(recorder)
         .map_err(|_| EngineError::Simulation("the recorder is still in use".into()))?;
-    F::recorded(recorder)
+    let (time, rows) = F::recorded(recorder);
+    let mut columns = empty_columns(job, time.len());
+    let ranges = column_ranges(job);
+    for row in &rows {
+        for ((value, range), name) in row.iter().zip(&ranges).zip(&job.outputs) {
+            F::append(value, &mut columns[range.clone()])
+                .map_err(|found| size_mismatch(name, found, range.len()))?;
+        }
+        if row.len() != ranges.len() {
+            return Err(EngineError::Simulation(format!(
+                "a recorded row has {} values for {} outputs",
+                row.len(),
+                ranges.len()
+            )));
+        }
+    }
+    Ok((time, columns))
 }
 
 #[cfg(test)]
@@ -534,7 +593,7 @@ mod tests {
             for (f, d) in fast.1.iter().zip(&driver.1) {
                 assert_eq!(f.name, d.name, "{case}");
                 assert!(
-                    same(&f.values, &d.values),
+                    same(f.values.as_floats().unwrap(), d.values.as_floats().unwrap()),
                     "{case}: {}\nfast:   {:?}\ndriver: {:?}",
                     f.name,
                     f.values,

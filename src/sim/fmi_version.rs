@@ -17,7 +17,8 @@ use fmi_rs::sim::solver::SolverFactory;
 use fmi_rs::sim::{fmi2 as sim2, fmi3 as sim3};
 
 use super::engine::{EngineError, InputTable};
-use super::protocol::{Column, Job};
+use super::protocol::Job;
+use super::recorded::{Column, Values};
 
 /// A Co-Simulation step's outcome: the time reached and whether the FMU asked to stop.
 pub(super) struct Step {
@@ -49,7 +50,6 @@ pub(super) trait FmiVersion {
 
     fn read(md_path: &Path) -> Result<Self::Description, ModelDescriptionError>;
     fn index(md: &Self::Description, name: &str) -> Option<usize>;
-    fn name(md: &Self::Description, index: usize) -> &str;
     fn value_reference(md: &Self::Description, index: usize) -> u32;
     /// Whether the variable is continuous (inputs interpolate) rather than discrete (hold).
     fn continuous(md: &Self::Description, index: usize) -> bool;
@@ -87,16 +87,32 @@ pub(super) trait FmiVersion {
         input: Option<Arc<Self::Input>>,
         recorder: Arc<Self::Recorder>,
     ) -> Result<(), SimulationError>;
-    /// The recorded time points and columns; an error for a value that is not a number.
-    fn recorded(recorder: Self::Recorder) -> Result<(Vec<f64>, Vec<Column>), EngineError>;
+    /// The recorded time points and rows (one value per output).
+    fn recorded(recorder: Self::Recorder) -> (Vec<f64>, Vec<Vec<Self::Value>>);
+    /// Appends each element of `value` to its column (`columns`, one per element, in the
+    /// storage of the output's type); `Err(elements found)` if it has another number of
+    /// elements, or a type the columns do not hold.
+    fn append(value: &Self::Value, columns: &mut [Column]) -> Result<(), usize>;
+    /// Why fmi-rs's driver cannot set the job's start values as asked, if it cannot: its FMI 3
+    /// start values are split at spaces, so a String with a space would arrive as another
+    /// value.
+    fn driver_cannot_set(job: &Job, md: &Self::Description) -> Option<String>;
 
     // The fast loop's calls.
 
     /// `Some(can take variable communication steps)` for a Co-Simulation model.
     fn variable_steps(md: &Self::Description) -> Option<bool>;
-    /// Whether the fast loop can run this job: every output a scalar real it reads with one
-    /// call, and nothing only fmi-rs's driver handles.
-    fn fast_loop_fits(md: &Self::Description, job: &Job, outputs: &[usize]) -> bool;
+    /// Whether the fast loop can run this job: nothing only fmi-rs's driver handles.
+    fn fast_loop_fits(md: &Self::Description, job: &Job) -> bool;
+    /// Whether the variable is a scalar real, which the fast loop reads with one call for all.
+    fn is_scalar_real(md: &Self::Description, index: usize) -> bool;
+    /// Reads the variable's value (every element) and appends it to its columns.
+    fn record(
+        fmu: &Self::Instance,
+        md: &Self::Description,
+        index: usize,
+        columns: &mut [Column],
+    ) -> Result<(), EngineError>;
     fn instantiate(
         job: &Job,
         md: &Self::Description,
@@ -125,6 +141,17 @@ pub(super) trait FmiVersion {
     ) -> Result<(), SimulationError>;
     fn do_step(fmu: &Self::Instance, time: f64, next: f64) -> Result<Step, SimulationError>;
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError>;
+}
+
+/// Why an FMI 3 String start value with a space cannot be set on a run that fmi-rs's driver
+/// runs (Model Exchange, or structural parameters set): its parser splits literals at spaces.
+pub const DRIVER_STRINGS: &str = "a String start value with spaces can only be set in a Co-Simulation run that sets no structural parameter (FMI 3)";
+
+/// Whether `name` is an FMI 3 structural parameter.
+fn structural(md: &fmi_rs::model_description::fmi3::ModelDescription, name: &str) -> bool {
+    use fmi_rs::model_description::fmi3::Causality;
+    md.variable_by_name(name)
+        .is_ok_and(|v| v.causality == Causality::StructuralParameter)
 }
 
 /// FMI 2.0.
@@ -164,9 +191,14 @@ impl Fmi2 {
         sim2::set_variable_value(fmu, vr, value).map(drop)
     }
 
-    /// A recorded value as a number (every FMI 2 value is a scalar).
-    fn number(v: &sim2::VariableValue) -> Option<f64> {
-        v.to_f64()
+    /// A String start value is the whole literal, spaces and all.
+    fn whole_string(
+        var: &fmi_rs::model_description::fmi2::ScalarVariable,
+        literal: &str,
+    ) -> Option<sim2::VariableValue> {
+        use fmi_rs::model_description::fmi2::VariableType;
+        matches!(var.variableType, VariableType::String { .. })
+            .then(|| sim2::VariableValue::String(literal.to_owned()))
     }
 }
 
@@ -180,9 +212,15 @@ impl Fmi3 {
         sim3::call(sim3::set_variable_value(fmu, vr, value)).map(drop)
     }
 
-    /// A recorded value as a number: the first element (the recorder keeps arrays too).
-    fn number(v: &sim3::VariableValue) -> Option<f64> {
-        v.as_f64().and_then(|v| v.first().copied())
+    /// A scalar String start value is the whole literal, spaces and all (fmi-rs's parser
+    /// splits every literal at spaces, for arrays).
+    fn whole_string(
+        var: &fmi_rs::model_description::fmi3::ModelVariable,
+        literal: &str,
+    ) -> Option<sim3::VariableValue> {
+        use fmi_rs::model_description::fmi3::VariableType;
+        (matches!(var.variableType, VariableType::String { .. }) && var.dimensions.is_empty())
+            .then(|| sim3::VariableValue::String(vec![literal.to_owned()]))
     }
 }
 
@@ -192,7 +230,7 @@ impl Fmi3 {
 /// this text is written once and expanded in each impl with that version's modules (and the
 /// driver settings only FMI 3 has).
 macro_rules! same_in_both_versions {
-    ($sim:ident, $md:ident, settings { $($setting:ident: $value:expr),* $(,)? }) => {
+    ($sim:ident, $md:ident, settings($job:ident) { $($setting:ident: $value:expr),* $(,)? }) => {
         type Description = fmi_rs::model_description::$md::ModelDescription;
         type Value = $sim::VariableValue;
         type Input = $sim::input::StaticInput;
@@ -205,10 +243,6 @@ macro_rules! same_in_both_versions {
 
         fn index(md: &Self::Description, name: &str) -> Option<usize> {
             md.variable_index_by_name(name).ok()
-        }
-
-        fn name(md: &Self::Description, index: usize) -> &str {
-            &md.modelVariables[index].name
         }
 
         fn value_reference(md: &Self::Description, index: usize) -> u32 {
@@ -235,11 +269,12 @@ macro_rules! same_in_both_versions {
         }
 
         fn settings(
-            job: &Job,
+            $job: &Job,
             md: &Arc<Self::Description>,
             output_interval: f64,
             log_path: &Path,
         ) -> Self::Settings {
+            let job = $job;
             $sim::SimulationSettings {
                 unzipdir: job.fmu_dir.clone().into(),
                 model_description: md.clone(),
@@ -254,8 +289,8 @@ macro_rules! same_in_both_versions {
                 start_values: job.start_values.clone(),
                 log_fmi_calls: false,
                 input_file: None,
-                early_return_allowed: false,
-                event_mode_used: false,
+                early_return_allowed: job.cs_options.early_return_allowed,
+                event_mode_used: job.cs_options.event_mode_used,
                 log_file: Some(log_path.to_path_buf()),
                 initial_fmu_state_file: None,
                 final_fmu_state_file: None,
@@ -263,11 +298,9 @@ macro_rules! same_in_both_versions {
             }
         }
 
-        fn recorded(recorder: Self::Recorder) -> Result<(Vec<f64>, Vec<Column>), EngineError> {
+        fn recorded(recorder: Self::Recorder) -> (Vec<f64>, Vec<Vec<Self::Value>>) {
             let trajectories = recorder.into_trajectories();
-            let names = trajectories.variables().map(|v| v.name.clone()).collect();
-            let columns = super::engine::to_columns(names, &trajectories.rows, Self::number)?;
-            Ok((trajectories.time, columns))
+            (trajectories.time, trajectories.rows)
         }
 
         fn co_simulation(
@@ -302,8 +335,11 @@ macro_rules! same_in_both_versions {
             let var = md
                 .variable_by_name(name)
                 .map_err(|e| EngineError::Request(e.to_string()))?;
-            let value = $sim::parse_variable_value(&var.variableType, literal)
-                .map_err(|e| start_value_error(name, e))?;
+            let value = match Self::whole_string(var, literal) {
+                Some(value) => value,
+                None => $sim::parse_variable_value(&var.variableType, literal)
+                    .map_err(|e| start_value_error(name, e))?,
+            };
             Self::set_value(fmu, var.valueReference, &value)?;
             Ok(())
         }
@@ -324,7 +360,7 @@ macro_rules! same_in_both_versions {
 }
 
 impl FmiVersion for Fmi2 {
-    same_in_both_versions!(sim2, fmi2, settings {});
+    same_in_both_versions!(sim2, fmi2, settings(job) {});
 
     type Instance = Arc<fmi_rs::fmi2::FMU2<fmi_rs::fmi2::CS>>;
 
@@ -350,11 +386,72 @@ impl FmiVersion for Fmi2 {
         })
     }
 
-    fn fast_loop_fits(md: &Self::Description, _job: &Job, outputs: &[usize]) -> bool {
+    fn fast_loop_fits(_md: &Self::Description, _job: &Job) -> bool {
+        true
+    }
+
+    fn is_scalar_real(md: &Self::Description, index: usize) -> bool {
         use fmi_rs::model_description::fmi2::VariableType;
-        outputs
-            .iter()
-            .all(|&i| matches!(md.modelVariables[i].variableType, VariableType::Real { .. }))
+        matches!(
+            md.modelVariables[index].variableType,
+            VariableType::Real { .. }
+        )
+    }
+
+    fn record(
+        fmu: &Self::Instance,
+        md: &Self::Description,
+        index: usize,
+        columns: &mut [Column],
+    ) -> Result<(), EngineError> {
+        use fmi_rs::model_description::fmi2::VariableType;
+        use sim2::VariableValue as V;
+        let var = &md.modelVariables[index];
+        let vr = [var.valueReference];
+        let value = match var.variableType {
+            VariableType::Real { .. } => {
+                let mut v = [0.0];
+                call2(fmu.getReal(&vr, &mut v))?;
+                V::Real(v[0])
+            }
+            VariableType::Integer { .. } | VariableType::Enumeration { .. } => {
+                let mut v = [0];
+                call2(fmu.getInteger(&vr, &mut v))?;
+                V::Integer(v[0])
+            }
+            VariableType::Boolean { .. } => {
+                let mut v = [0];
+                call2(fmu.getBoolean(&vr, &mut v))?;
+                V::Boolean(v[0])
+            }
+            VariableType::String { .. } => {
+                let mut v = [String::new()];
+                call2(fmu.getString(&vr, &mut v))?;
+                V::String(std::mem::take(&mut v[0]))
+            }
+        };
+        Self::append(&value, columns)
+            .map_err(|found| super::engine::size_mismatch(&var.name, found, columns.len()))
+    }
+
+    fn append(value: &Self::Value, columns: &mut [Column]) -> Result<(), usize> {
+        use sim2::VariableValue as V;
+        let [column] = columns else {
+            return Err(1);
+        };
+        match (value.clone(), &mut column.values) {
+            (V::Real(x), Values::Float(c)) => c.push(x),
+            (V::Integer(x), Values::Int(c)) => c.push(i64::from(x)),
+            (V::Boolean(x), Values::Bool(c)) => c.push(x != 0),
+            (V::String(x), Values::Text(c)) => c.push(x),
+            _ => return Err(1),
+        }
+        Ok(())
+    }
+
+    /// fmi-rs's FMI 2 driver sets a String start value whole.
+    fn driver_cannot_set(_job: &Job, _md: &Self::Description) -> Option<String> {
+        None
     }
 
     fn instantiate(
@@ -428,11 +525,11 @@ impl FmiVersion for Fmi3 {
     same_in_both_versions!(
         sim3,
         fmi3,
-        settings {
+        settings(job) {
             library_kind: fmi_rs::fmi3::LibraryKind::Native,
             enable_dae: false,
             visible: false,
-            intermediate_update: false,
+            intermediate_update: job.cs_options.intermediate_update,
         }
     );
 
@@ -448,11 +545,21 @@ impl FmiVersion for Fmi3 {
     ) -> Result<Self::Value, EngineError> {
         use fmi_rs::model_description::fmi3::VariableType;
         use sim3::VariableValue as V;
+        // The plan has checked that a sample of an integer type is a whole number in the
+        // type's range, so these conversions are exact.
         Ok(match &md.modelVariables[index].variableType {
             VariableType::Float64 { .. } => V::Float64(vec![u]),
             VariableType::Float32 { .. } => V::Float32(vec![u as f32]),
-            VariableType::Int32 { .. } => V::Int32(vec![u.round() as i32]),
-            VariableType::Int64 { .. } => V::Int64(vec![u.round() as i64]),
+            VariableType::Int8 { .. } => V::Int8(vec![u as i8]),
+            VariableType::UInt8 { .. } => V::UInt8(vec![u as u8]),
+            VariableType::Int16 { .. } => V::Int16(vec![u as i16]),
+            VariableType::UInt16 { .. } => V::UInt16(vec![u as u16]),
+            VariableType::Int32 { .. } => V::Int32(vec![u as i32]),
+            VariableType::UInt32 { .. } => V::UInt32(vec![u as u32]),
+            VariableType::Int64 { .. } | VariableType::Enumeration { .. } => {
+                V::Int64(vec![u as i64])
+            }
+            VariableType::UInt64 { .. } => V::UInt64(vec![u as u64]),
             VariableType::Boolean { .. } => V::Boolean(vec![u != 0.0]),
             _ => {
                 return Err(EngineError::Request(format!(
@@ -462,20 +569,103 @@ impl FmiVersion for Fmi3 {
         })
     }
 
-    /// Structural parameters can change array sizes, which only fmi-rs's recorder follows.
-    fn fast_loop_fits(md: &Self::Description, job: &Job, outputs: &[usize]) -> bool {
-        use fmi_rs::model_description::fmi3::{Causality, VariableType};
-        let scalar_float = |&i: &usize| {
-            matches!(
-                md.modelVariables[i].variableType,
-                VariableType::Float64 { .. }
-            ) && md.modelVariables[i].dimensions.is_empty()
+    /// Structural parameters are set in configuration mode, which only fmi-rs's driver
+    /// enters.
+    fn fast_loop_fits(md: &Self::Description, job: &Job) -> bool {
+        !job.start_values.iter().any(|(n, _)| structural(md, n)) && job.cs_options.is_default()
+    }
+
+    fn is_scalar_real(md: &Self::Description, index: usize) -> bool {
+        use fmi_rs::model_description::fmi3::VariableType;
+        let var = &md.modelVariables[index];
+        matches!(var.variableType, VariableType::Float64 { .. }) && var.dimensions.is_empty()
+    }
+
+    fn record(
+        fmu: &Self::Instance,
+        md: &Self::Description,
+        index: usize,
+        columns: &mut [Column],
+    ) -> Result<(), EngineError> {
+        use fmi_rs::model_description::fmi3::VariableType as T;
+        use sim3::VariableValue as V;
+        let var = &md.modelVariables[index];
+        let vr = [var.valueReference];
+        let n = columns.len();
+        macro_rules! get {
+            ($get:ident, $variant:ident, $zero:expr) => {{
+                let mut v = vec![$zero; n];
+                sim3::call(fmu.$get(&vr, &mut v))?;
+                V::$variant(v)
+            }};
+        }
+        let value = match var.variableType {
+            T::Float64 { .. } => get!(getFloat64, Float64, 0.0),
+            T::Float32 { .. } => get!(getFloat32, Float32, 0.0),
+            T::Int8 { .. } => get!(getInt8, Int8, 0),
+            T::UInt8 { .. } => get!(getUInt8, UInt8, 0),
+            T::Int16 { .. } => get!(getInt16, Int16, 0),
+            T::UInt16 { .. } => get!(getUInt16, UInt16, 0),
+            T::Int32 { .. } => get!(getInt32, Int32, 0),
+            T::UInt32 { .. } => get!(getUInt32, UInt32, 0),
+            T::Int64 { .. } | T::Enumeration { .. } => get!(getInt64, Int64, 0),
+            T::UInt64 { .. } => get!(getUInt64, UInt64, 0),
+            T::Boolean { .. } => get!(getBoolean, Boolean, false),
+            T::String { .. } => get!(getString, String, String::new()),
+            T::Binary { .. } => get!(getBinary, Binary, Vec::new()),
+            T::Clock { .. } => {
+                return Err(EngineError::Request(format!(
+                    "'{}' is a clock, which has no value to record",
+                    var.name
+                )));
+            }
         };
-        let structural = job.start_values.iter().any(|(n, _)| {
-            md.variable_by_name(n)
-                .is_ok_and(|v| v.causality == Causality::StructuralParameter)
-        });
-        outputs.iter().all(scalar_float) && !structural
+        Self::append(&value, columns)
+            .map_err(|found| super::engine::size_mismatch(&var.name, found, n))
+    }
+
+    fn append(value: &Self::Value, columns: &mut [Column]) -> Result<(), usize> {
+        use sim3::VariableValue as V;
+        if value.len() != columns.len() {
+            return Err(value.len());
+        }
+        /// Pushes each element into its column, converted by `$f`, if the column holds `$to`.
+        macro_rules! push {
+            ($values:expr, $to:ident, $f:expr) => {{
+                for (x, column) in $values.iter().zip(columns.iter_mut()) {
+                    let Values::$to(c) = &mut column.values else {
+                        return Err(value.len());
+                    };
+                    c.push($f(x));
+                }
+            }};
+        }
+        match value {
+            V::Float64(v) => push!(v, Float, |x: &f64| *x),
+            V::Float32(v) => push!(v, Float, |x: &f32| f64::from(*x)),
+            V::Int8(v) => push!(v, Int, |x: &i8| i64::from(*x)),
+            V::UInt8(v) => push!(v, Int, |x: &u8| i64::from(*x)),
+            V::Int16(v) => push!(v, Int, |x: &i16| i64::from(*x)),
+            V::UInt16(v) => push!(v, Int, |x: &u16| i64::from(*x)),
+            V::Int32(v) => push!(v, Int, |x: &i32| i64::from(*x)),
+            V::UInt32(v) => push!(v, Int, |x: &u32| i64::from(*x)),
+            V::Int64(v) => push!(v, Int, |x: &i64| *x),
+            V::UInt64(v) => push!(v, UInt, |x: &u64| *x),
+            V::Boolean(v) => push!(v, Bool, |x: &bool| *x),
+            V::String(v) => push!(v, Text, |x: &String| x.clone()),
+            V::Binary(v) => push!(v, Bytes, |x: &Vec<u8>| x.clone()),
+        }
+        Ok(())
+    }
+
+    fn driver_cannot_set(job: &Job, md: &Self::Description) -> Option<String> {
+        use fmi_rs::model_description::fmi3::VariableType;
+        job.start_values.iter().find_map(|(name, literal)| {
+            let var = md.variable_by_name(name).ok()?;
+            (matches!(var.variableType, VariableType::String { .. })
+                && literal.contains(char::is_whitespace))
+            .then(|| format!("{}: {name}", DRIVER_STRINGS))
+        })
     }
 
     fn instantiate(

@@ -4,8 +4,10 @@
 mod cs_loop;
 pub mod engine;
 mod fmi_version;
+pub mod literals;
 pub mod plan;
 pub mod protocol;
+pub mod recorded;
 pub mod result_file;
 pub mod runner;
 pub mod sandbox;

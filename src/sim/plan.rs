@@ -7,7 +7,9 @@ use std::path::Path;
 
 use crate::fmi::describe::{DescribeError, ModelInfo, Variable};
 
-use super::protocol::{InputSignal, Interface, Job, PROTOCOL_VERSION, Solver};
+use super::literals::{self, Sizes};
+use super::protocol::{CsOptions, InputSignal, Interface, Job, PROTOCOL_VERSION, Solver};
+use super::recorded::Recorded;
 
 /// What the caller asked for; `None` means "use the model's default".
 #[derive(Clone, Debug, Default)]
@@ -23,6 +25,10 @@ pub struct RunSettings {
     pub start_values: Vec<(String, String)>,
     pub outputs: Vec<String>,
     pub inputs: Vec<InputSignal>,
+    /// Record events (just before and after each); default yes.
+    pub record_events: Option<bool>,
+    /// FMI 3 Co-Simulation options.
+    pub cs_options: CsOptions,
 }
 
 /// Output points a run may have at most.
@@ -183,8 +189,10 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             ),
         );
     }
+    let sizes = Sizes::new(info, &s.start_values);
     let mut seen = std::collections::HashSet::new();
     let mut set = SetNames::default();
+    let mut start_values = Vec::with_capacity(s.start_values.len());
     for (name, literal) in &s.start_values {
         let field = format!("start_values.{name}");
         if !seen.insert(name.as_str()) {
@@ -192,14 +200,44 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
                 &field,
                 format!("'{name}' is given more than one start value"),
             );
-        } else if let Err(e) = check_start_value(info, name, literal) {
-            problem(&field, e.to_string());
-        } else if let Err(message) = set.claim(info, "start_values", name) {
-            problem(&field, message);
+        } else {
+            match check_start_value(info, &sizes, name, literal) {
+                Err(e) => problem(&field, e.to_string()),
+                Ok(_)
+                    if interface == Interface::Me
+                        && info.is_fmi3()
+                        && literal.contains(char::is_whitespace)
+                        && info.resolve(name).is_some_and(|v| v.r#type == "String") =>
+                {
+                    problem(&field, super::fmi_version::DRIVER_STRINGS.to_owned())
+                }
+                Ok(worker_literal) => {
+                    if let Err(message) = set.claim(info, "start_values", name) {
+                        problem(&field, message);
+                    }
+                    start_values.push((variable_name(info, name), worker_literal));
+                }
+            }
         }
+    }
+    if info.is_fmi3()
+        && interface == Interface::Cs
+        && s.start_values.iter().any(|(n, _)| {
+            info.resolve(n)
+                .is_some_and(|v| v.causality == "structuralParameter")
+        })
+        && let Some((name, _)) = s.start_values.iter().find(|(n, l)| {
+            l.contains(char::is_whitespace) && info.resolve(n).is_some_and(|v| v.r#type == "String")
+        })
+    {
+        problem(
+            &format!("start_values.{name}"),
+            super::fmi_version::DRIVER_STRINGS.to_owned(),
+        );
     }
     let outputs = recorded(info, &s.outputs);
     let mut seen = std::collections::HashSet::new();
+    let mut recorded_variables = Vec::with_capacity(outputs.len());
     for name in &outputs {
         let field = format!("outputs.{name}");
         match info.resolve(name) {
@@ -210,31 +248,29 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             Some(_) if !seen.insert(name.as_str()) => {
                 problem(&field, format!("'{name}' is asked for more than once"))
             }
-            Some(v) if !v.is_recordable() => problem(
-                &field,
-                format!(
-                    "'{name}' ({}{}) cannot be recorded: only scalar numbers and Booleans can; choose the outputs to record",
-                    v.r#type,
-                    if v.dimensions > 0 { " array" } else { "" }
-                ),
-            ),
-            Some(_) => {}
+            Some(v) => match recorded_as(&sizes, v, name) {
+                Ok(r) => recorded_variables.push(r),
+                Err(message) => problem(&field, format!("{message}; choose the outputs to record")),
+            },
         }
     }
+    let columns: u64 = recorded_variables
+        .iter()
+        .map(|v| v.elements().unwrap_or(u64::MAX))
+        .fold(0u64, u64::saturating_add);
     if span_ok && output_interval > 0.0 && output_interval.is_finite() {
         let step = match (interface, s.step_size) {
             (Interface::Cs, Some(h)) if h > 0.0 => h,
             _ => output_interval,
         };
         let points = (span / step).ceil() + 1.0;
-        let values = points * outputs.len().max(1) as f64;
+        let values = points * columns.max(1) as f64;
         if values > super::engine::MAX_VALUES as f64 {
             problem(
                 "outputs",
                 format!(
-                    "{} output points × {} variables is more than {} values: use a larger output interval or fewer outputs",
+                    "{} output points × {columns} columns is more than {} values: use a larger output interval or fewer outputs",
                     Number(points),
-                    outputs.len(),
                     super::engine::MAX_VALUES
                 ),
             );
@@ -255,6 +291,9 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             problem(&field, message);
         }
     }
+    for (field, why) in cs_option_problems(info, interface, s.cs_options) {
+        problem(field, why);
+    }
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
@@ -269,16 +308,12 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         output_interval,
         step_size: s.step_size,
         tolerance,
-        start_values: s
-            .start_values
-            .iter()
-            .map(|(name, literal)| (variable_name(info, name), literal.clone()))
-            .collect(),
+        start_values,
         outputs: outputs
             .iter()
             .map(|name| variable_name(info, name))
             .collect(),
-        columns: outputs.into_iter().cloned().collect(),
+        recorded: recorded_variables,
         inputs: s
             .inputs
             .iter()
@@ -287,9 +322,48 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
                 ..signal.clone()
             })
             .collect(),
+        record_events: s.record_events.unwrap_or(true),
+        cs_options: s.cs_options,
         log_limit: 64 * 1024,
         limits: Default::default(),
     })
+}
+
+/// The FMI 3 Co-Simulation options are for FMI 3 Co-Simulation runs, and event mode for an
+/// FMU that has it.
+fn cs_option_problems(
+    info: &ModelInfo,
+    interface: Interface,
+    options: CsOptions,
+) -> Vec<(&'static str, String)> {
+    let asked = [
+        ("early_return_allowed", options.early_return_allowed),
+        ("event_mode_used", options.event_mode_used),
+        ("intermediate_update", options.intermediate_update),
+    ];
+    let mut problems = Vec::new();
+    for (field, on) in asked {
+        if on && (interface != Interface::Cs || !info.is_fmi3()) {
+            problems.push((
+                field,
+                format!("{field} is an option of FMI 3 Co-Simulation runs"),
+            ));
+        }
+    }
+    if options.event_mode_used
+        && interface == Interface::Cs
+        && info.is_fmi3()
+        && !info
+            .co_simulation
+            .as_ref()
+            .is_some_and(|cs| cs.has_event_mode)
+    {
+        problems.push((
+            "event_mode_used",
+            "this FMU does not have an event mode in Co-Simulation (hasEventMode)".into(),
+        ));
+    }
+    problems
 }
 
 /// The name the worker knows a checked name by: an FMI 3 alias becomes its variable's name
@@ -329,7 +403,8 @@ impl<'a> SetNames<'a> {
 }
 
 /// The variables a run records: those asked for, else the model's outputs, else every
-/// variable but the independent one (the engine's rule, so it can be checked here).
+/// variable but the independent one that has a value to record (the engine's rule, so it
+/// can be checked here).
 pub fn recorded<'a>(info: &'a ModelInfo, asked: &'a [String]) -> Vec<&'a String> {
     if !asked.is_empty() {
         return asked.iter().collect();
@@ -340,9 +415,21 @@ pub fn recorded<'a>(info: &'a ModelInfo, asked: &'a [String]) -> Vec<&'a String>
     }
     info.variables
         .iter()
-        .filter(|v| v.causality != "independent")
+        .filter(|v| v.causality != "independent" && v.is_recordable())
         .map(|v| &v.name)
         .collect()
+}
+
+/// What variable `var`, asked for as `name`, is recorded as: its type, its shape (with the
+/// sizes this request gives structural parameters) and an enumeration's items.
+fn recorded_as(sizes: &Sizes<'_>, var: &Variable, name: &str) -> Result<Recorded, String> {
+    let r#type = literals::value_type(var)?;
+    Ok(Recorded {
+        name: name.to_owned(),
+        r#type,
+        shape: sizes.shape(var)?,
+        items: var.items.clone(),
+    })
 }
 
 /// The request's counts and sizes against their maximums (the `MAX_…` constants above).
@@ -435,33 +522,20 @@ enum StartValueError<'a> {
         variability: &'a str,
         causality: &'a str,
     },
-    #[error("start value '{literal}' for '{name}' is not {expected}")]
-    WrongType {
-        name: &'a str,
-        literal: &'a str,
-        expected: &'static str,
-    },
-    #[error("start value {literal} for '{name}' is below its minimum {}", Number(*min))]
-    BelowMinimum {
-        name: &'a str,
-        literal: &'a str,
-        min: f64,
-    },
-    #[error("start value {literal} for '{name}' is above its maximum {}", Number(*max))]
-    AboveMaximum {
-        name: &'a str,
-        literal: &'a str,
-        max: f64,
-    },
+    /// Its type, range or shape (see `sim::literals`).
+    #[error("{0}")]
+    Value(String),
 }
 
 /// A start value must name a variable the FMI standard lets an importer set before
-/// initialisation, with a literal of the variable's type within its `min` and `max`.
+/// initialisation, with a literal of the variable's type within its `min` and `max` (and for
+/// an array, its shape). Returns the literal the worker sets.
 fn check_start_value<'a>(
     info: &'a ModelInfo,
+    sizes: &Sizes<'_>,
     name: &'a str,
     literal: &'a str,
-) -> Result<(), StartValueError<'a>> {
+) -> Result<String, StartValueError<'a>> {
     let var = info
         .resolve(name)
         .ok_or(StartValueError::NoVariable { name })?;
@@ -477,50 +551,8 @@ fn check_start_value<'a>(
             causality: &var.causality,
         });
     }
-    let value = check_literal(var, literal).map_err(|expected| StartValueError::WrongType {
-        name,
-        literal,
-        expected,
-    })?;
-    if let Some(value) = value {
-        if let Some(min) = var.min
-            && value < min
-        {
-            return Err(StartValueError::BelowMinimum { name, literal, min });
-        }
-        if let Some(max) = var.max
-            && value > max
-        {
-            return Err(StartValueError::AboveMaximum { name, literal, max });
-        }
-    }
-    Ok(())
-}
-
-/// Checks a literal against the variable's type; the number it denotes, for range checks.
-fn check_literal(var: &Variable, literal: &str) -> Result<Option<f64>, &'static str> {
-    let t = literal.trim();
-    match var.r#type.as_str() {
-        "Real" | "Float64" | "Float32" => t
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite())
-            .map(Some)
-            .ok_or("a number"),
-        "Integer" | "Enumeration" | "Int8" | "Int16" | "Int32" | "Int64" => t
-            .parse::<i64>()
-            .map(|v| Some(v as f64))
-            .map_err(|_| "a whole number"),
-        "UInt8" | "UInt16" | "UInt32" | "UInt64" => t
-            .parse::<u64>()
-            .map(|v| Some(v as f64))
-            .map_err(|_| "a whole number, 0 or more"),
-        "Boolean" => matches!(t, "true" | "false" | "1" | "0")
-            .then_some(None)
-            .ok_or("true or false"),
-        "String" => Ok(None),
-        _ => Err("a supported type"),
-    }
+    let shape = sizes.shape(var).map_err(StartValueError::Value)?;
+    literals::start_literal(var, &shape, literal).map_err(StartValueError::Value)
 }
 
 /// Why an input signal is refused: the message of its [`Problem`].
@@ -543,6 +575,9 @@ enum InputError<'a> {
         Number(*time)
     )]
     ThreeTimes { name: &'a str, time: f64 },
+    /// A value the input's type cannot hold (see `sim::literals::input_sample`).
+    #[error("{0}")]
+    Value(String),
 }
 
 fn check_input<'a>(info: &'a ModelInfo, s: &'a InputSignal) -> Result<(), InputError<'a>> {
@@ -565,6 +600,13 @@ fn check_input<'a>(info: &'a ModelInfo, s: &'a InputSignal) -> Result<(), InputE
     }
     if let Some(w) = s.t.windows(3).find(|w| w[0] == w[2]) {
         return Err(InputError::ThreeTimes { name, time: w[0] });
+    }
+    if let Some(Err(message)) =
+        s.u.iter()
+            .map(|&u| literals::input_sample(var, u))
+            .find(Result::is_err)
+    {
+        return Err(InputError::Value(message));
     }
     Ok(())
 }

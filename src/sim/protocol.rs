@@ -10,6 +10,8 @@ use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::recorded::{Column, Recorded, blob_bytes, element_columns, write_cells};
+
 /// Bumped on any incompatible change; a worker refuses a job of another version.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -119,6 +121,30 @@ pub struct InputSignal {
     pub u: Vec<f64>,
 }
 
+/// FMI 3 Co-Simulation options, as fmusim 0.8 offers them (`--early-return-allowed`,
+/// `--event-mode-used`, `--intermediate-update`). All off by default: the FMU then handles
+/// its events inside `fmi3DoStep`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsOptions {
+    /// The FMU may return from `fmi3DoStep` before the communication point (at an event).
+    #[serde(default)]
+    pub early_return_allowed: bool,
+    /// The importer enters event mode for the FMU's events (needs `hasEventMode`), so they
+    /// are recorded just before and just after.
+    #[serde(default)]
+    pub event_mode_used: bool,
+    /// The FMU calls back at intermediate points within a step, where inputs are set and
+    /// outputs recorded.
+    #[serde(default)]
+    pub intermediate_update: bool,
+}
+
+impl CsOptions {
+    pub fn is_default(&self) -> bool {
+        *self == CsOptions::default()
+    }
+}
+
 /// Everything a worker needs to run one simulation. All defaults are resolved by the parent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -138,30 +164,33 @@ pub struct Job {
     pub tolerance: f64,
     /// Start values by variable name, as literals (type-checked by the parent).
     pub start_values: Vec<(String, String)>,
-    /// Variables to record, in order.
+    /// Variables to record, in order, as the model description names them.
     pub outputs: Vec<String>,
-    /// The result's column names, one per output: the names the caller asked for, so an alias
-    /// names its own column. Empty: the variables' own names.
-    #[serde(default)]
-    pub columns: Vec<String>,
+    /// What each output is recorded as, in the same order: the name the caller asked for (so
+    /// an alias names its own column), its type and its shape (sizes that structural
+    /// parameters set are resolved by the parent). The engine refuses a value that does not
+    /// fit it rather than record it altered.
+    pub recorded: Vec<Recorded>,
     pub inputs: Vec<InputSignal>,
+    /// Record each event twice, just before and just after it (same time), as FMPy's
+    /// `record_events` does; otherwise only the output points.
+    pub record_events: bool,
+    /// FMI 3 Co-Simulation options.
+    #[serde(default)]
+    pub cs_options: CsOptions,
     /// Most bytes of the FMU's log to send back.
     pub log_limit: usize,
     /// Resource limits the worker applies to itself before loading the FMU.
     pub limits: super::sandbox::Limits,
 }
 
-/// One recorded variable.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Column {
-    pub name: String,
-    pub values: Vec<f64>,
-}
-
 /// A finished simulation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SimOutput {
     pub time: Vec<f64>,
+    /// The recorded variables, in order.
+    pub variables: Vec<Recorded>,
+    /// Their columns, one per element ([`super::recorded::element_columns`]).
     pub columns: Vec<Column>,
     /// The FMU's log messages (truncated to the job's limit).
     pub log: String,
@@ -173,12 +202,16 @@ pub struct SimOutput {
 pub enum Message {
     /// The sandbox is in place and the FMU is about to load; lists the active layers.
     Started { sandbox: Vec<String> },
-    /// The results follow this line as raw little-endian `f64`s: `rows` time values, then
-    /// `rows` values of each column in order. Binary because formatting and parsing millions
-    /// of numbers as JSON text cost more than simulating them (benches/engine.rs).
+    /// The results follow this line in binary, exactly as a result file stores them after
+    /// its header (`sim::result_file`): `rows` time values (little-endian `f64`), then `rows`
+    /// cells of each column in order, then `blob_bytes` of String and Binary values. Binary
+    /// because formatting and parsing millions of numbers as JSON text cost more than
+    /// simulating them (benches/engine.rs).
     Done {
-        columns: Vec<String>,
+        variables: Vec<Recorded>,
         rows: u64,
+        #[serde(default)]
+        blob_bytes: u64,
         log: String,
     },
     /// The simulation failed in a way the FMU or the request explains.
@@ -192,29 +225,41 @@ pub fn send(out: &mut impl Write, message: &Message) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Writes the results: the `Done` line, then the values.
+/// Writes the results: the `Done` line, then the values. Refuses an output whose columns do
+/// not match its variables (count, length, storage): the parent would refuse it anyway.
 pub fn send_output(out: &mut impl Write, output: SimOutput) -> std::io::Result<()> {
     let rows = output.time.len();
-    if output.columns.iter().any(|c| c.values.len() != rows) {
-        return Err(std::io::Error::other(
-            "a column has a different length than time",
-        ));
+    let elements = element_columns(&output.variables);
+    if elements.len() != output.columns.len() {
+        return Err(std::io::Error::other(format!(
+            "{} columns for variables of {} elements",
+            output.columns.len(),
+            elements.len()
+        )));
     }
-    let columns = output.columns.iter().map(|c| c.name.clone()).collect();
+    for ((variable, _), column) in elements.iter().zip(&output.columns) {
+        let storage = output.variables[*variable].r#type.storage();
+        if column.values.len() != rows || column.values.storage() != storage {
+            return Err(std::io::Error::other(format!(
+                "column '{}' does not fit its variable",
+                column.name
+            )));
+        }
+    }
     serde_json::to_writer(
         &mut *out,
         &Message::Done {
-            columns,
+            blob_bytes: blob_bytes(&output.columns),
+            variables: output.variables,
             rows: rows as u64,
             log: output.log,
         },
     )?;
     out.write_all(b"\n")?;
-    for values in std::iter::once(&output.time).chain(output.columns.iter().map(|c| &c.values)) {
-        for v in values {
-            out.write_all(&v.to_le_bytes())?;
-        }
+    for t in &output.time {
+        out.write_all(&t.to_le_bytes())?;
     }
+    write_cells(&output.columns, out)?;
     out.flush()
 }
 
@@ -261,23 +306,52 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Option<Message>, Protoc
         .map_err(|e| ProtocolError::Malformed(format!("unreadable worker message: {e}")))
 }
 
+/// Most bytes of String and Binary values one result may hold (its blob).
+pub const MAX_BLOB_BYTES: u64 = 256 << 20;
+
+/// Most elements one array variable may have (a shape larger than this is refused before
+/// its element names are made).
+pub const MAX_ELEMENTS: u64 = super::engine::MAX_VALUES as u64;
+
 /// Checks what a `Done` announces before any value is read: at most `max_values` values (the
-/// engine's own rule, [`super::engine::result_values`]) and no output name twice.
-pub fn check_done(columns: &[String], rows: u64, max_values: u64) -> Result<(), ProtocolError> {
-    let values = super::engine::result_values(rows, columns.len() as u64);
+/// engine's own rule, [`super::engine::result_values`]), at most [`MAX_BLOB_BYTES`] of text,
+/// and no column name twice. Returns the bytes of values that follow.
+pub fn check_done(
+    variables: &[Recorded],
+    rows: u64,
+    blob_bytes: u64,
+    max_values: u64,
+) -> Result<u64, ProtocolError> {
+    let mut columns = 0u64;
+    let mut cell_bytes = 8u64; // time
+    for v in variables {
+        let n = v.elements().filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| {
+            ProtocolError::Malformed(format!("'{}' has an impossible shape", v.name))
+        })?;
+        columns += n;
+        cell_bytes += n * v.r#type.cell_bytes();
+    }
+    let values = super::engine::result_values(rows, columns);
     if values > max_values {
         return Err(ProtocolError::Malformed(format!(
-            "the worker announced {rows} rows × {} columns = {values} values; at most {max_values} are accepted",
-            columns.len()
+            "the worker announced {rows} rows × {columns} columns = {values} values; at most {max_values} are accepted"
         )));
     }
-    let mut seen = std::collections::HashSet::with_capacity(columns.len());
-    if let Some(twice) = columns.iter().find(|c| !seen.insert(c.as_str())) {
+    if blob_bytes > MAX_BLOB_BYTES {
+        return Err(ProtocolError::Malformed(format!(
+            "the worker announced {blob_bytes} bytes of text; at most {MAX_BLOB_BYTES} are accepted"
+        )));
+    }
+    let names = element_columns(variables);
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    if let Some((_, twice)) = names.iter().find(|(_, c)| !seen.insert(c.as_str())) {
         return Err(ProtocolError::Malformed(format!(
             "the worker named the output '{twice}' twice"
         )));
     }
-    Ok(())
+    rows.checked_mul(cell_bytes)
+        .and_then(|b| b.checked_add(blob_bytes))
+        .ok_or_else(|| ProtocolError::Malformed("the announced result size overflows".into()))
 }
 
 /// Checks the time column (the first `rows` values) as its bytes pass: every time point a
@@ -345,20 +419,16 @@ impl TimeCheck {
     }
 }
 
-/// Copies the binary values that follow a checked `Done` (`rows` × (`columns` + 1) `f64`s)
-/// from `reader` to `out` as they arrive, never holding more than one buffer of them; a
-/// time point that is not a finite number is refused ([`TimeCheck`]).
+/// Copies the `total` bytes of values that follow a checked `Done` ([`check_done`]) from
+/// `reader` to `out` as they arrive, never holding more than one buffer of them; a time point
+/// (the first `rows` values) that is not a finite number is refused ([`TimeCheck`]).
 pub fn copy_values(
     reader: &mut impl BufRead,
     rows: u64,
-    columns: usize,
+    total: u64,
     out: &mut impl Write,
 ) -> Result<(), ProtocolError> {
-    let mut left = rows
-        .checked_mul(columns as u64 + 1)
-        .and_then(|v| v.checked_mul(8))
-        .ok_or_else(|| ProtocolError::Malformed("the announced result size overflows".into()))?;
-    let total = left;
+    let mut left = total;
     let mut times = TimeCheck::new(rows);
     while left > 0 {
         let chunk = reader
@@ -385,7 +455,7 @@ pub fn copy_values(
 pub enum End {
     /// The results (already copied to the parent's result file).
     Done {
-        columns: Vec<String>,
+        variables: Vec<Recorded>,
         rows: u64,
         log: String,
     },
@@ -435,10 +505,16 @@ pub fn read_conversation(
             Message::Done { .. } if heard.sandbox.is_none() => {
                 break ProtocolError::Malformed("the worker sent results before it started".into());
             }
-            Message::Done { columns, rows, log } => {
-                if let Err(e) = check_done(&columns, rows, max_values) {
-                    break e;
-                }
+            Message::Done {
+                variables,
+                rows,
+                blob_bytes,
+                log,
+            } => {
+                let total = match check_done(&variables, rows, blob_bytes, max_values) {
+                    Ok(total) => total,
+                    Err(e) => break e,
+                };
                 let Some(out) = results.as_mut() else {
                     break ProtocolError::Malformed(
                         "the worker sent results nobody asked for".into(),
@@ -446,15 +522,20 @@ pub fn read_conversation(
                 };
                 let header = super::result_file::Header {
                     rows,
-                    columns: columns.clone(),
+                    variables: variables.clone(),
+                    blob_bytes,
                 };
                 if let Err(e) = header.write(out) {
                     break ProtocolError::Storage(e.to_string());
                 }
-                if let Err(e) = copy_values(reader, rows, columns.len(), out) {
+                if let Err(e) = copy_values(reader, rows, total, out) {
                     break e;
                 }
-                heard.end = Some(End::Done { columns, rows, log });
+                heard.end = Some(End::Done {
+                    variables,
+                    rows,
+                    log,
+                });
                 return heard;
             }
         }
@@ -466,6 +547,10 @@ pub fn read_conversation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn float(name: &str) -> Recorded {
+        Recorded::scalar(name, super::super::recorded::ValueType::Float64)
+    }
 
     fn started() -> Message {
         Message::Started {
@@ -500,12 +585,28 @@ mod tests {
 
     #[test]
     fn results_are_copied_to_the_result_file_as_sent() {
+        use super::super::recorded::{ValueType, Values};
         let output = SimOutput {
             time: vec![0.0, 0.5, 1.0],
-            columns: vec![Column {
-                name: "h".into(),
-                values: vec![1.0, f64::MIN_POSITIVE, -2.5],
-            }],
+            variables: vec![
+                Recorded::scalar("h", ValueType::Float64),
+                Recorded::scalar("n", ValueType::UInt64),
+                Recorded::scalar("s", ValueType::String),
+            ],
+            columns: vec![
+                Column {
+                    name: "h".into(),
+                    values: Values::Float(vec![1.0, f64::MIN_POSITIVE, -2.5]),
+                },
+                Column {
+                    name: "n".into(),
+                    values: Values::UInt(vec![0, u64::MAX, 7]),
+                },
+                Column {
+                    name: "s".into(),
+                    values: Values::Text(vec!["a b".into(), String::new(), "ü,\"".into()]),
+                },
+            ],
             log: "ok".into(),
         };
         let mut bytes = wire(&[started()]);
@@ -516,7 +617,7 @@ mod tests {
         assert_eq!(
             heard.end,
             Some(End::Done {
-                columns: vec!["h".into()],
+                variables: output.variables.clone(),
                 rows: 3,
                 log: "ok".into()
             })
@@ -536,9 +637,13 @@ mod tests {
         let values = vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
         let output = |time: Vec<f64>| SimOutput {
             time,
+            variables: vec![Recorded::scalar(
+                "x",
+                super::super::recorded::ValueType::Float64,
+            )],
             columns: vec![Column {
                 name: "x".into(),
-                values: values.clone(),
+                values: super::super::recorded::Values::Float(values.clone()),
             }],
             log: String::new(),
         };
@@ -581,8 +686,9 @@ mod tests {
     fn the_parent_enforces_the_engines_cap() {
         let cap = super::super::engine::MAX_VALUES as u64;
         let done = |rows: u64, columns: usize| Message::Done {
-            columns: (0..columns).map(|i| format!("x{i}")).collect(),
+            variables: (0..columns).map(|i| float(&format!("x{i}"))).collect(),
             rows,
+            blob_bytes: 0,
             log: String::new(),
         };
         // One over the cap is refused before any value is read; the cap itself is accepted
@@ -602,8 +708,9 @@ mod tests {
     #[test]
     fn duplicate_output_names_are_refused() {
         let done = Message::Done {
-            columns: vec!["h".into(), "v".into(), "h".into()],
+            variables: vec![float("h"), float("v"), float("h")],
             rows: 1,
+            blob_bytes: 0,
             log: String::new(),
         };
         let (heard, results) = hear(&wire(&[started(), done]), 100);
@@ -614,8 +721,9 @@ mod tests {
     #[test]
     fn messages_out_of_order_are_refused_and_truncation_is_reported() {
         let done = Message::Done {
-            columns: vec!["x".into()],
+            variables: vec![float("x")],
             rows: 2,
+            blob_bytes: 0,
             log: String::new(),
         };
         let (heard, _) = hear(&wire(std::slice::from_ref(&done)), 100);
@@ -650,8 +758,9 @@ mod tests {
     #[test]
     fn results_nobody_asked_for_are_refused() {
         let done = Message::Done {
-            columns: vec!["x".into()],
+            variables: vec![float("x")],
             rows: 0,
+            blob_bytes: 0,
             log: String::new(),
         };
         let bytes = wire(&[started(), done]);

@@ -1,12 +1,15 @@
 //! A run's results on disk, and their conversion to JSON and CSV a chunk at a time.
 //!
-//! A result file is one JSON header line, `{"format":"fmu-gateway-result/1","rows":N,
-//! "columns":[names]}`, followed by the values as little-endian `f64`s, column by column:
-//! `rows` time values, then `rows` values of each column in order — exactly what the worker
-//! sends after `Done`, so the parent copies them to disk as they arrive and never holds them.
-//! Any value is reachable with one positioned read, so JSON (column by column) and CSV (row
-//! chunks across the columns) are both produced in bounded chunks: the server's memory per
-//! download is a chunk, however large the result (up to the engine's cap).
+//! A result file is one JSON header line, `{"format":"fmu-gateway-result/2","rows":N,
+//! "variables":[{name,type,shape?,items?}…],"blob_bytes":B}`, followed by the values: `rows`
+//! time values (little-endian `f64`), then the cells of each column in order (one column per
+//! variable element, [`recorded::element_columns`]; 8 bytes a number or Boolean, 16 a String
+//! or Binary: offset and length in the blob), then the blob of String and Binary bytes —
+//! exactly what the worker sends after `Done`, so the parent copies it to disk as it arrives
+//! and never holds it. Any value is reachable with one positioned read, so JSON (variable by
+//! variable) and CSV (row chunks across the columns) are both produced in bounded chunks: the
+//! server's memory per download is a chunk, however large the result (up to the engine's
+//! cap). Files of the first format (`/1`: Float64 scalars only, no blob) are still read.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, Write};
@@ -17,32 +20,52 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Column, SimOutput};
-use crate::format::{Number, csv_cell, non_finite_name};
+use super::protocol::SimOutput;
+use super::recorded::{self, Column, Recorded, Storage, ValueType, Values, element_columns};
+use crate::format::{Number, csv_cell, csv_quoted};
 
 /// The `format` of the header line.
-const FORMAT: &str = "fmu-gateway-result/1";
+const FORMAT: &str = "fmu-gateway-result/2";
+/// The first format: Float64 scalars, their names as `columns`.
+const FORMAT_V1: &str = "fmu-gateway-result/1";
 /// Bytes a chunk of converted output is filled to before it is handed on.
 pub const CHUNK_BYTES: usize = 64 << 10;
 /// Values read from disk at once.
 const READ_VALUES: usize = 8 << 10;
-/// Longest a written value can be (`-2.2250738585072014e-308,`): reads are sized by it so a
-/// chunk overshoots [`CHUNK_BYTES`] by at most one row.
+/// Longest a written number can be (`-2.2250738585072014e-308,`): reads are sized by it so
+/// a chunk overshoots [`CHUNK_BYTES`] by at most one row (or one long text value).
 const MAX_VALUE_BYTES: usize = 25;
 
 /// What a result file holds, from its header line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     pub rows: u64,
-    /// Variable names, in the order they were asked for (time is not among them).
-    pub columns: Vec<String>,
+    /// The recorded variables, in the order they were asked for (time is not among them).
+    pub variables: Vec<Recorded>,
+    /// Bytes of String and Binary values after the cells.
+    #[serde(default)]
+    pub blob_bytes: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct HeaderLine<'a> {
     format: &'a str,
     #[serde(flatten)]
-    header: Header,
+    header: &'a Header,
+}
+
+/// A header line of either format.
+#[derive(Deserialize)]
+struct AnyHeaderLine {
+    format: String,
+    rows: u64,
+    #[serde(default)]
+    variables: Vec<Recorded>,
+    #[serde(default)]
+    blob_bytes: u64,
+    /// The first format's variable names.
+    #[serde(default)]
+    columns: Vec<String>,
 }
 
 impl Header {
@@ -50,18 +73,39 @@ impl Header {
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         let line = HeaderLine {
             format: FORMAT,
-            header: self.clone(),
+            header: self,
         };
         serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")
     }
 
-    /// Bytes of values that follow the header.
-    fn data_bytes(&self) -> Option<u64> {
-        self.rows
-            .checked_mul(self.columns.len() as u64 + 1)?
-            .checked_mul(8)
+    /// The header of a result with only Float64 scalars (the first format's).
+    pub fn floats(rows: u64, names: &[String]) -> Header {
+        Header {
+            rows,
+            variables: names
+                .iter()
+                .map(|n| Recorded::scalar(n.clone(), ValueType::Float64))
+                .collect(),
+            blob_bytes: 0,
+        }
     }
+
+    /// Variable names, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.variables.iter().map(|v| v.name.clone()).collect()
+    }
+}
+
+/// Where one column's cells are.
+#[derive(Clone, Debug)]
+struct ColumnAt {
+    /// The variable it belongs to (an index into the header's variables).
+    variable: usize,
+    name: String,
+    r#type: ValueType,
+    /// File offset of its first cell.
+    offset: u64,
 }
 
 /// An open, checked result file.
@@ -69,17 +113,22 @@ impl Header {
 pub struct ResultFile {
     file: File,
     header: Header,
+    /// The element columns, in order (time not among them).
+    columns: Vec<ColumnAt>,
     data_start: u64,
+    blob_start: u64,
 }
 
 /// The formats results are served in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// `{"time":[…],"variables":[…],"columns":{name:[…]}}`, the API's `RunResult`; a
-    /// non-finite value is the string `"NaN"`, `"Infinity"` or `"-Infinity"`.
+    /// `{"time":[…],"variables":[…],"types":{name:{type,shape?}},"columns":{name:[…]}}`, the
+    /// API's `RunResult`: each value in its type (a non-finite float is the string `"NaN"`,
+    /// `"Infinity"` or `"-Infinity"`; Binary is hex; an enumeration its item's name), an
+    /// array's values nested by its shape.
     Json,
-    /// A header `time,<variable>,…` (names neutralised against formulas), then one row per
-    /// time point.
+    /// A header `time,<column>,…` (names neutralised against formulas; an array's elements
+    /// `y[1]`, `y[2]`, …), then one row per time point, text quoted per RFC 4180.
     Csv,
 }
 
@@ -105,15 +154,40 @@ impl ResultFile {
         if line.last() != Some(&b'\n') {
             return Err(damaged("no header line"));
         }
-        let parsed: HeaderLine<'_> = serde_json::from_slice(&line).map_err(damaged)?;
-        if parsed.format != FORMAT {
-            return Err(damaged(format!("unknown format {}", parsed.format)));
-        }
-        let header = parsed.header;
+        let parsed: AnyHeaderLine = serde_json::from_slice(&line).map_err(damaged)?;
+        let header = match parsed.format.as_str() {
+            FORMAT => Header {
+                rows: parsed.rows,
+                variables: parsed.variables,
+                blob_bytes: parsed.blob_bytes,
+            },
+            FORMAT_V1 => Header::floats(parsed.rows, &parsed.columns),
+            other => return Err(damaged(format!("unknown format {other}"))),
+        };
         let data_start = line.len() as u64;
-        let expected = header
-            .data_bytes()
+        let mut offset = header
+            .rows
+            .checked_mul(8)
             .and_then(|b| b.checked_add(data_start))
+            .ok_or_else(|| damaged("impossible size"))?;
+        let mut columns = Vec::new();
+        for (variable, name) in element_columns(&header.variables) {
+            let r#type = header.variables[variable].r#type;
+            columns.push(ColumnAt {
+                variable,
+                name,
+                r#type,
+                offset,
+            });
+            offset = header
+                .rows
+                .checked_mul(r#type.cell_bytes())
+                .and_then(|b| b.checked_add(offset))
+                .ok_or_else(|| damaged("impossible size"))?;
+        }
+        let blob_start = offset;
+        let expected = offset
+            .checked_add(header.blob_bytes)
             .ok_or_else(|| damaged("impossible size"))?;
         let actual = file.metadata()?.len();
         if actual != expected {
@@ -122,7 +196,9 @@ impl ResultFile {
         Ok(ResultFile {
             file,
             header,
+            columns,
             data_start,
+            blob_start,
         })
     }
 
@@ -130,36 +206,107 @@ impl ResultFile {
         &self.header
     }
 
-    /// Time points × (variables + time): what the file holds.
+    /// Time points × (columns + time): what the file holds.
     pub fn values(&self) -> u64 {
         self.header
             .rows
-            .saturating_mul(self.header.columns.len() as u64 + 1)
+            .saturating_mul(self.columns.len() as u64 + 1)
     }
 
-    /// Fills `out` with values of column `column` (0 is time, then the variables) from `row`.
-    fn read(&self, column: usize, row: u64, out: &mut [f64]) -> io::Result<()> {
+    /// Time values from `row` into `out`.
+    fn read_time(&self, row: u64, out: &mut [f64]) -> io::Result<()> {
         let mut bytes = vec![0u8; out.len() * 8];
-        let offset = self.data_start + (column as u64 * self.header.rows + row) * 8;
-        self.file.read_exact_at(&mut bytes, offset)?;
+        self.file
+            .read_exact_at(&mut bytes, self.data_start + row * 8)?;
         for (v, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut le = [0u8; 8];
-            le.copy_from_slice(b);
-            *v = f64::from_le_bytes(le);
+            *v = f64::from_le_bytes(b.try_into().expect("chunks of 8"));
         }
         Ok(())
     }
 
-    /// The last value of each variable (none for a result without rows).
+    /// Up to `n` values of element column `column` from `row` (at least one if `n` > 0 and
+    /// rows remain): fewer where String or Binary values would exceed a chunk's bytes.
+    fn read(&self, column: usize, row: u64, n: usize) -> io::Result<Values> {
+        let at = &self.columns[column];
+        let cell = at.r#type.cell_bytes();
+        let mut bytes = vec![0u8; n * cell as usize];
+        self.file
+            .read_exact_at(&mut bytes, at.offset + row * cell)?;
+        let words = bytes
+            .chunks_exact(8)
+            .map(|b| <[u8; 8]>::try_from(b).expect("chunks of 8"));
+        Ok(match at.r#type.storage() {
+            Storage::Float => Values::Float(words.map(f64::from_le_bytes).collect()),
+            Storage::Int => Values::Int(words.map(i64::from_le_bytes).collect()),
+            Storage::UInt => Values::UInt(words.map(u64::from_le_bytes).collect()),
+            Storage::Bool => Values::Bool(
+                words
+                    .map(|w| match u64::from_le_bytes(w) {
+                        0 => Ok(false),
+                        1 => Ok(true),
+                        other => Err(damaged(format!("{other} in Boolean column '{}'", at.name))),
+                    })
+                    .collect::<io::Result<_>>()?,
+            ),
+            storage => {
+                let words: Vec<u64> = words.map(u64::from_le_bytes).collect();
+                let parts = self.read_blob(&at.name, &words)?;
+                if storage == Storage::Bytes {
+                    Values::Bytes(parts)
+                } else {
+                    Values::Text(
+                        parts
+                            .into_iter()
+                            .map(|p| {
+                                String::from_utf8(p).map_err(|_| {
+                                    damaged(format!("text in '{}' is not UTF-8", at.name))
+                                })
+                            })
+                            .collect::<io::Result<_>>()?,
+                    )
+                }
+            }
+        })
+    }
+
+    /// The blob slices that (offset, length) pairs name, as many as fit in a chunk (at least
+    /// one).
+    fn read_blob(&self, column: &str, pairs: &[u64]) -> io::Result<Vec<Vec<u8>>> {
+        let mut parts = Vec::new();
+        let mut taken = 0u64;
+        for pair in pairs.chunks_exact(2) {
+            let (offset, len) = (pair[0], pair[1]);
+            if offset
+                .checked_add(len)
+                .is_none_or(|end| end > self.header.blob_bytes)
+            {
+                return Err(damaged(format!(
+                    "a value of '{column}' lies outside the file"
+                )));
+            }
+            if !parts.is_empty() && taken + len > CHUNK_BYTES as u64 {
+                break;
+            }
+            let mut part = vec![0u8; len as usize];
+            self.file
+                .read_exact_at(&mut part, self.blob_start + offset)?;
+            taken += len;
+            parts.push(part);
+        }
+        Ok(parts)
+    }
+
+    /// The last value of each numeric column (Booleans as 0 and 1); String and Binary
+    /// columns have no number and are not listed. None for a result without rows.
     pub fn last_values(&self) -> io::Result<Vec<(String, f64)>> {
         let Some(last) = self.header.rows.checked_sub(1) else {
             return Ok(vec![]);
         };
-        let mut v = [0.0];
-        let mut out = Vec::with_capacity(self.header.columns.len());
-        for (i, name) in self.header.columns.iter().enumerate() {
-            self.read(i + 1, last, &mut v)?;
-            out.push((name.clone(), v[0]));
+        let mut out = Vec::with_capacity(self.columns.len());
+        for (i, at) in self.columns.iter().enumerate() {
+            if let Some(v) = self.read(i, last, 1)?.number(0) {
+                out.push((at.name.clone(), v));
+            }
         }
         Ok(out)
     }
@@ -173,29 +320,33 @@ impl ResultFile {
             .step_by(stride as usize)
             .chain((rows > 0 && !(rows - 1).is_multiple_of(stride)).then(|| rows - 1))
             .collect();
-        let column = |c: usize| -> io::Result<Vec<f64>> {
-            if stride == 1 {
-                let mut all = vec![0.0; rows as usize];
-                self.read(c, 0, &mut all)?;
-                return Ok(all);
+        let mut time = vec![0.0; picked.len()];
+        if stride == 1 {
+            self.read_time(0, &mut time)?;
+        } else {
+            for (t, &r) in time.iter_mut().zip(&picked) {
+                self.read_time(r, std::slice::from_mut(t))?;
             }
-            let mut v = [0.0];
-            picked
-                .iter()
-                .map(|&r| self.read(c, r, &mut v).map(|()| v[0]))
-                .collect()
-        };
-        let time = column(0)?;
-        let columns = (0..self.header.columns.len())
-            .map(|i| {
-                Ok(Column {
-                    name: self.header.columns[i].clone(),
-                    values: column(i + 1)?,
-                })
-            })
-            .collect::<io::Result<_>>()?;
+        }
+        let mut columns = Vec::with_capacity(self.columns.len());
+        for (c, at) in self.columns.iter().enumerate() {
+            let mut values = Values::new(at.r#type.storage(), picked.len());
+            let mut i = 0;
+            while i < picked.len() {
+                // Consecutive rows are read together; picked rows apart one at a time.
+                let n = if stride == 1 { picked.len() - i } else { 1 };
+                let got = self.read(c, picked[i], n)?;
+                i += got.len().max(1);
+                append(&mut values, got);
+            }
+            columns.push(Column {
+                name: at.name.clone(),
+                values,
+            });
+        }
         Ok(SimOutput {
             time,
+            variables: self.header.variables.clone(),
             columns,
             log: String::new(),
         })
@@ -261,10 +412,8 @@ impl ResultFile {
         let (time, columns): (Vec<Option<f64>>, Vec<LegacyColumn>) =
             serde_json::from_slice(&text).map_err(damaged)?;
         drop(text);
-        let header = Header {
-            rows: time.len() as u64,
-            columns: columns.iter().map(|c| c.name.clone()).collect(),
-        };
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let header = Header::floats(time.len() as u64, &names);
         if columns.iter().any(|c| c.values.len() != time.len()) {
             return Err(damaged("a column has a different length than time"));
         }
@@ -282,15 +431,63 @@ impl ResultFile {
     }
 }
 
+/// Appends `more` to `values` (both of one storage).
+fn append(values: &mut Values, more: Values) {
+    match (values, more) {
+        (Values::Float(a), Values::Float(b)) => a.extend(b),
+        (Values::Int(a), Values::Int(b)) => a.extend(b),
+        (Values::UInt(a), Values::UInt(b)) => a.extend(b),
+        (Values::Bool(a), Values::Bool(b)) => a.extend(b),
+        (Values::Text(a), Values::Text(b)) => a.extend(b),
+        (Values::Bytes(a), Values::Bytes(b)) => a.extend(b),
+        _ => unreachable!("a column is read in its own storage"),
+    }
+}
+
+/// Writes `count` values from `values[first..]` nested by `shape` (row-major): `[[a,b],[c,d]]`.
+fn write_nested(
+    variable: &Recorded,
+    shape: &[u64],
+    elements: &[Values],
+    first: usize,
+    row: usize,
+    buf: &mut Vec<u8>,
+) {
+    buf.push(b'[');
+    match shape {
+        [] => {}
+        [n] => {
+            for e in 0..*n as usize {
+                if e > 0 {
+                    buf.push(b',');
+                }
+                recorded::write_json(variable, &elements[first + e], row, buf);
+            }
+        }
+        [n, rest @ ..] => {
+            let block: u64 = rest.iter().product();
+            for i in 0..*n as usize {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                let start = first + i * block as usize;
+                write_nested(variable, rest, elements, start, row, buf);
+            }
+        }
+    }
+    buf.push(b']');
+}
+
 /// Where a conversion has got to; [`Cursor::next`] appends the next chunk.
 #[derive(Debug)]
 struct Cursor {
     format: Format,
     started: bool,
-    /// JSON: 0 is time, then the variables; past the last, finished. CSV: unused.
+    /// JSON: 0 is time, then the variables (1-based); past the last, finished.
+    variable: usize,
+    /// JSON: the first element column of the current variable.
     column: usize,
     row: u64,
-    values: Vec<f64>,
 }
 
 impl Cursor {
@@ -298,9 +495,9 @@ impl Cursor {
         Cursor {
             format,
             started: false,
+            variable: 0,
             column: 0,
             row: 0,
-            values: Vec::new(),
         }
     }
 
@@ -312,6 +509,13 @@ impl Cursor {
         }
     }
 
+    /// Rows to read for a chunk whose rows take about `row_bytes` each.
+    fn rows_for(&self, file: &ResultFile, buf: &[u8], row_bytes: usize) -> usize {
+        let room = CHUNK_BYTES.saturating_sub(buf.len()) / row_bytes.max(1);
+        let left = file.header.rows - self.row;
+        left.min(room.clamp(1, READ_VALUES) as u64) as usize
+    }
+
     fn next_json(&mut self, file: &ResultFile, buf: &mut Vec<u8>) -> io::Result<bool> {
         let header = &file.header;
         if !self.started {
@@ -321,81 +525,118 @@ impl Cursor {
         let mut number = ryu::Buffer::new();
         while buf.len() < CHUNK_BYTES {
             if self.row < header.rows {
-                let room = (CHUNK_BYTES - buf.len()) / MAX_VALUE_BYTES;
-                let n = (header.rows - self.row).min(room.clamp(1, READ_VALUES) as u64) as usize;
-                self.values.resize(n, 0.0);
-                file.read(self.column, self.row, &mut self.values)?;
-                for (i, v) in self.values.iter().enumerate() {
-                    if self.row + i as u64 > 0 {
-                        buf.push(b',');
-                    }
-                    // As serde_json writes numbers (shortest round-trip); a non-finite value
-                    // by its name, as `format::JsonNumber` writes it.
-                    match non_finite_name(*v) {
-                        None => buf.extend_from_slice(number.format_finite(*v).as_bytes()),
-                        Some(name) => {
-                            buf.push(b'"');
-                            buf.extend_from_slice(name.as_bytes());
-                            buf.push(b'"');
+                if self.variable == 0 {
+                    let n = self.rows_for(file, buf, MAX_VALUE_BYTES);
+                    let mut time = vec![0.0; n];
+                    file.read_time(self.row, &mut time)?;
+                    for (i, t) in time.iter().enumerate() {
+                        if self.row + i as u64 > 0 {
+                            buf.push(b',');
                         }
+                        buf.extend_from_slice(number.format_finite(*t).as_bytes());
                     }
+                    self.row += n as u64;
+                } else {
+                    self.json_rows(file, buf)?;
                 }
-                self.row += n as u64;
                 continue;
             }
             buf.push(b']');
-            if self.column == 0 {
+            if self.variable == 0 {
                 buf.extend_from_slice(b",\"variables\":");
-                serde_json::to_writer(&mut *buf, &header.columns)?;
-                buf.extend_from_slice(b",\"columns\":{");
+                serde_json::to_writer(&mut *buf, &header.names())?;
+                buf.extend_from_slice(b",\"types\":{");
+                for (i, v) in header.variables.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    serde_json::to_writer(&mut *buf, &v.name)?;
+                    buf.extend_from_slice(b":{\"type\":");
+                    serde_json::to_writer(&mut *buf, &v.r#type)?;
+                    if !v.shape.is_empty() {
+                        buf.extend_from_slice(b",\"shape\":");
+                        serde_json::to_writer(&mut *buf, &v.shape)?;
+                    }
+                    buf.push(b'}');
+                }
+                buf.extend_from_slice(b"},\"columns\":{");
+            } else {
+                self.column += header.variables[self.variable - 1].elements().unwrap_or(0) as usize;
             }
-            self.column += 1;
+            self.variable += 1;
             self.row = 0;
-            let Some(name) = header.columns.get(self.column - 1) else {
+            let Some(variable) = header.variables.get(self.variable - 1) else {
                 buf.extend_from_slice(b"}}");
                 return Ok(false);
             };
-            if self.column > 1 {
+            if self.variable > 1 {
                 buf.push(b',');
             }
-            serde_json::to_writer(&mut *buf, name)?;
+            serde_json::to_writer(&mut *buf, &variable.name)?;
             buf.extend_from_slice(b":[");
         }
         Ok(true)
     }
 
+    /// The next rows of the current variable, as values (scalar) or nested arrays.
+    fn json_rows(&mut self, file: &ResultFile, buf: &mut Vec<u8>) -> io::Result<()> {
+        let variable = &file.header.variables[self.variable - 1];
+        let count = variable.elements().unwrap_or(0) as usize;
+        let n = self.rows_for(file, buf, MAX_VALUE_BYTES * count.max(1));
+        let mut elements = Vec::with_capacity(count);
+        let mut got = n;
+        for e in 0..count {
+            let values = file.read(self.column + e, self.row, got)?;
+            got = got.min(values.len());
+            elements.push(values);
+        }
+        for r in 0..got {
+            if self.row + r as u64 > 0 {
+                buf.push(b',');
+            }
+            if variable.shape.is_empty() {
+                recorded::write_json(variable, &elements[0], r, buf);
+            } else {
+                write_nested(variable, &variable.shape, &elements, 0, r, buf);
+            }
+        }
+        self.row += got.max(1) as u64;
+        Ok(())
+    }
+
     fn next_csv(&mut self, file: &ResultFile, buf: &mut Vec<u8>) -> io::Result<bool> {
         let header = &file.header;
-        let width = header.columns.len() + 1;
+        let width = file.columns.len() + 1;
         if !self.started {
-            let mut w = csv::Writer::from_writer(&mut *buf);
-            w.write_field("time")?;
-            for name in &header.columns {
-                w.write_field(csv_cell(name).as_bytes())?;
+            buf.extend_from_slice(b"time");
+            for at in &file.columns {
+                buf.push(b',');
+                buf.extend_from_slice(csv_quoted(&csv_cell(&at.name)).as_bytes());
             }
-            w.write_record(None::<&[u8]>)?;
-            w.flush()?;
+            buf.push(b'\n');
             self.started = true;
         }
-        // Numbers need no quoting: they are digits, signs, '.', 'e', "nan" or "inf".
-        let chunk_rows = (READ_VALUES / width).max(1);
         while buf.len() < CHUNK_BYTES && self.row < header.rows {
-            let room = (CHUNK_BYTES - buf.len()) / (MAX_VALUE_BYTES * width);
-            let n = (header.rows - self.row).min(room.clamp(1, chunk_rows) as u64) as usize;
-            self.values.resize(n * width, 0.0);
-            for (c, column) in self.values.chunks_exact_mut(n).enumerate() {
-                file.read(c, self.row, column)?;
+            let n = self.rows_for(file, buf, MAX_VALUE_BYTES * width);
+            let n = n.min((READ_VALUES / width).max(1));
+            let mut time = vec![0.0; n];
+            file.read_time(self.row, &mut time)?;
+            let mut got = n;
+            let mut columns = Vec::with_capacity(file.columns.len());
+            for c in 0..file.columns.len() {
+                let values = file.read(c, self.row, got)?;
+                got = got.min(values.len());
+                columns.push(values);
             }
-            for r in 0..n {
-                for c in 0..width {
-                    if c > 0 {
-                        buf.push(b',');
-                    }
-                    write!(buf, "{}", Number(self.values[c * n + r]))?;
+            for (r, t) in time.iter().enumerate().take(got) {
+                write!(buf, "{}", Number(*t))?;
+                for (at, values) in file.columns.iter().zip(&columns) {
+                    buf.push(b',');
+                    recorded::write_csv(&header.variables[at.variable], values, r, buf);
                 }
                 buf.push(b'\n');
             }
-            self.row += n as u64;
+            self.row += got.max(1) as u64;
         }
         Ok(self.row < header.rows)
     }
@@ -409,12 +650,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.result");
         let mut out = File::create(&path).unwrap();
-        Header {
-            rows: time.len() as u64,
-            columns: columns.iter().map(|(n, _)| n.to_string()).collect(),
-        }
-        .write(&mut out)
-        .unwrap();
+        let names: Vec<String> = columns.iter().map(|(n, _)| n.to_string()).collect();
+        Header::floats(time.len() as u64, &names)
+            .write(&mut out)
+            .unwrap();
         for values in std::iter::once(time).chain(columns.iter().map(|(_, v)| *v)) {
             for v in values {
                 out.write_all(&v.to_le_bytes()).unwrap();
@@ -455,7 +694,7 @@ mod tests {
         let json = text(&file, Format::Json);
         assert_eq!(
             json,
-            r#"{"time":[0.0,0.5],"variables":["h","v"],"columns":{"h":[1.0,2.47e-321],"v":["Infinity",-3.0]}}"#
+            r#"{"time":[0.0,0.5],"variables":["h","v"],"types":{"h":{"type":"float64"},"v":{"type":"float64"}},"columns":{"h":[1.0,2.47e-321],"v":["Infinity",-3.0]}}"#
         );
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed["columns"]["h"][1], serde_json::json!(2.47e-321));
@@ -471,10 +710,11 @@ mod tests {
         );
         assert_eq!(
             text(&file, Format::Json),
-            r#"{"time":[0.0,1.0,2.0],"variables":["x"],"columns":{"x":["NaN","Infinity","-Infinity"]}}"#
+            r#"{"time":[0.0,1.0,2.0],"variables":["x"],"types":{"x":{"type":"float64"}},"columns":{"x":["NaN","Infinity","-Infinity"]}}"#
         );
         assert_eq!(text(&file, Format::Csv), "time,x\n0,nan\n1,inf\n2,-inf\n");
-        let back = file.read_all().unwrap().columns[0].values.clone();
+        let all = file.read_all().unwrap();
+        let back = all.columns[0].values.as_floats().unwrap();
         assert!(back[0].is_nan() && back[1] == f64::INFINITY && back[2] == f64::NEG_INFINITY);
     }
 
@@ -529,14 +769,14 @@ mod tests {
         assert_eq!(file.last_values().unwrap(), vec![("a".to_string(), 9.0)]);
         let sample = file.sampled(2).unwrap();
         assert_eq!(sample.time, vec![0.0, 3.0, 4.0]);
-        assert_eq!(sample.columns[0].values, vec![5.0, 8.0, 9.0]);
+        assert_eq!(sample.columns[0].values, Values::Float(vec![5.0, 8.0, 9.0]));
         assert_eq!(file.read_all().unwrap().time.len(), 5);
 
         let (_dir, empty) = stored(&[], &[("a", &[])]);
         assert!(empty.last_values().unwrap().is_empty());
         assert_eq!(
             text(&empty, Format::Json),
-            r#"{"time":[],"variables":["a"],"columns":{"a":[]}}"#
+            r#"{"time":[],"variables":["a"],"types":{"a":{"type":"float64"}},"columns":{"a":[]}}"#
         );
         assert_eq!(text(&empty, Format::Csv), "time,a\n");
     }
@@ -566,7 +806,8 @@ mod tests {
         let out = file.read_all().unwrap();
         assert_eq!(out.time, vec![0.0, 0.5]);
         assert_eq!(out.columns[0].name, "h");
-        assert_eq!(out.columns[0].values[0], 1.0);
-        assert!(out.columns[0].values[1].is_nan());
+        let values = out.columns[0].values.as_floats().unwrap();
+        assert_eq!(values[0], 1.0);
+        assert!(values[1].is_nan());
     }
 }

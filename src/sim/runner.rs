@@ -166,8 +166,10 @@ impl WorkerPool {
             tolerance: 1e-6,
             start_values: vec![],
             outputs: vec![super::worker::PROBE.to_string()],
-            columns: vec![],
+            recorded: vec![],
             inputs: vec![],
+            record_events: false,
+            cs_options: Default::default(),
             log_limit: 0,
             limits: self.config.limits,
         };

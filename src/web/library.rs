@@ -192,7 +192,14 @@ pub async fn model(
             tbody {
                 @for v in &i.variables {
                     tr {
-                        td { code { (v.name) } } td { (v.r#type) } td { (v.causality) } td { (v.variability) }
+                        td { code { (v.name) } }
+                        td {
+                            (v.type_with_shape())
+                            @if !v.items.is_empty() {
+                                " (" @for (n, item) in v.items.iter().enumerate() { @if n > 0 { ", " } (item.value) " = " (item.name) } ")"
+                            }
+                        }
+                        td { (v.causality) } td { (v.variability) }
                         td { (v.start.as_deref().unwrap_or("")) } td { (v.unit.as_deref().unwrap_or("")) }
                         td { (v.description.as_deref().unwrap_or("")) }
                         td.aliases {

@@ -374,6 +374,20 @@ fn day(ms: i64) -> Markup {
     html! { time datetime=(exact) { (exact.get(..10).unwrap_or(&exact)) } }
 }
 
+/// The columns a plot can draw (numbers, Booleans as 0 and 1, enumerations by value), and
+/// the names of those it cannot (String and Binary).
+fn plottable(out: &crate::sim::protocol::SimOutput) -> (Vec<(String, Vec<f64>)>, Vec<String>) {
+    let mut numbers = Vec::new();
+    let mut text = Vec::new();
+    for column in &out.columns {
+        match column.values.numbers() {
+            Some(values) => numbers.push((column.name.clone(), values)),
+            None => text.push(column.name.clone()),
+        }
+    }
+    (numbers, text)
+}
+
 /// The run's status, plot, log and download: the run page's body and the fragment htmx polls
 /// while the run is unfinished.
 fn run_details(
@@ -390,8 +404,14 @@ fn run_details(
             }
             @if let Some(error) = &run.error { (layout::alert("error", error)) }
             @if let Some(out) = output {
-                @let series: Vec<(&str, &[f64])> = out.columns.iter().map(|c| (c.name.as_str(), c.values.as_slice())).collect();
-                figure { (charts::line_plot(&out.time, &series, &PlotOptions { title: Some(run.fmu_name.clone()), ..PlotOptions::default() })) }
+                @let (numbers, text) = plottable(out);
+                @let series: Vec<(&str, &[f64])> = numbers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+                @if !series.is_empty() {
+                    figure { (charts::line_plot(&out.time, &series, &PlotOptions { title: Some(run.fmu_name.clone()), ..PlotOptions::default() })) }
+                }
+                @if !text.is_empty() {
+                    p #not-plotted.muted { "Text values are not plotted (they are in the CSV): " (text.join(", ")) }
+                }
                 p { a.button href=(paths::run_csv(&run.id)) download { "Download CSV" } }
             }
             @if let Some(removed) = run.result_removed_at {

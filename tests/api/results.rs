@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use fmu_gateway::sim::recorded::Values;
 use fmu_gateway::sim::result_file::ResultFile;
 use serde_json::{Value, json};
 
@@ -358,7 +359,15 @@ async fn a_result_stored_by_the_previous_version_is_still_served() {
     std::fs::remove_file(&stored).unwrap();
     std::fs::write(
         runs.join(format!("{id}.json")),
-        serde_json::to_vec(&(&output.time, &output.columns)).unwrap(),
+        serde_json::to_vec(&(
+            &output.time,
+            output
+                .columns
+                .iter()
+                .map(|c| json!({"name": c.name, "values": c.values.as_floats().unwrap()}))
+                .collect::<Vec<_>>(),
+        ))
+        .unwrap(),
     )
     .unwrap();
 
@@ -415,8 +424,10 @@ async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason()
         tolerance: 1e-6,
         start_values: vec![],
         outputs: vec!["x".into()],
-        columns: vec![],
+        recorded: vec![],
         inputs: vec![],
+        record_events: true,
+        cs_options: Default::default(),
         log_limit: 1024,
         limits: Default::default(),
     };
@@ -445,14 +456,14 @@ async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason()
         (
             "duplicate",
             format!(
-                "{started}\nprintf '{{\"type\":\"done\",\"columns\":[\"x\",\"x\"],\"rows\":1,\"log\":\"\"}}\\n'\nsleep 30"
+                "{started}\nprintf '{{\"type\":\"done\",\"variables\":[{{\"name\":\"x\",\"type\":\"float64\"}},{{\"name\":\"x\",\"type\":\"float64\"}}],\"rows\":1,\"log\":\"\"}}\\n'\nsleep 30"
             ),
             "the worker named the output 'x' twice",
         ),
         (
             "over-cap",
             format!(
-                "{started}\nprintf '{{\"type\":\"done\",\"columns\":[\"x\"],\"rows\":20000001,\"log\":\"\"}}\\n'\nsleep 30"
+                "{started}\nprintf '{{\"type\":\"done\",\"variables\":[{{\"name\":\"x\",\"type\":\"float64\"}}],\"rows\":20000001,\"log\":\"\"}}\\n'\nsleep 30"
             ),
             "at most 20000000 are accepted",
         ),
@@ -475,7 +486,7 @@ async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason()
     // A worker that keeps writing after a valid answer: the answer counts, the rest is not
     // read (the channel is closed, so the writer ends).
     let answer = format!(
-        "{started}\nprintf '{{\"type\":\"done\",\"columns\":[\"x\"],\"rows\":1,\"log\":\"ok\"}}\\n'\nprintf '\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\360\\077'\nyes"
+        "{started}\nprintf '{{\"type\":\"done\",\"variables\":[{{\"name\":\"x\",\"type\":\"float64\"}}],\"rows\":1,\"log\":\"ok\"}}\\n'\nprintf '\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\360\\077'\nyes"
     );
     let (outcome, took) = run(fake_worker(dir.path(), "chatty", &answer)).await;
     let outcome = outcome.unwrap();
@@ -484,6 +495,6 @@ async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason()
     let output = outcome.result.read_all().unwrap();
     assert_eq!(
         (output.time, output.columns[0].values.clone()),
-        (vec![0.0], vec![1.0])
+        (vec![0.0], Values::Float(vec![1.0]))
     );
 }

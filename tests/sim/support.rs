@@ -92,11 +92,13 @@ pub async fn simulate(
 }
 
 pub fn column<'a>(out: &'a SimOutput, name: &str) -> &'a [f64] {
-    &out.columns
+    out.columns
         .iter()
         .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("no column {name}"))
         .values
+        .as_floats()
+        .unwrap_or_else(|| panic!("column {name} is not a float column"))
 }
 
 pub const VERSIONS: [&str; 2] = ["3.0", "2.0"];

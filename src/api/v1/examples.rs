@@ -12,11 +12,13 @@ use super::billing::{
     BillingOverview, CheckoutRequest, CheckoutStarted, LedgerEntry, LedgerKind, PlanInfo,
     PortalLink,
 };
-use super::fmus::{DefaultExperiment, Fmu, FmuAlias, FmuInterface, FmuVariable, FmuWarning};
+use super::fmus::{
+    DefaultExperiment, Fmu, FmuAlias, FmuDimension, FmuInterface, FmuItem, FmuVariable, FmuWarning,
+};
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
-use super::runs::{Run, RunCreate, RunList, RunResult, RunStatusName};
+use super::runs::{ResultType, Run, RunCreate, RunList, RunResult, RunStatusName, ValueTypeName};
 use super::usage::{UsageItem, UsageList};
-use crate::api::result_number::ResultNumber;
+use crate::api::result_number::ResultValue;
 use crate::api::text::Text;
 use crate::fmi::archive::ArchiveWarning;
 use crate::request::{ErrorBody, ErrorCode, FieldProblem};
@@ -130,7 +132,29 @@ impl Example for FmuVariable {
             start: Some("1".into()),
             unit: Some("m".into()),
             description: Some("Height of the ball".into()),
+            min: Some(0.0),
+            max: None,
+            shape: None,
+            items: None,
             aliases: vec![FmuAlias::example()],
+        }
+    }
+}
+
+impl Example for FmuDimension {
+    fn example() -> Self {
+        FmuDimension {
+            size: Some(3),
+            parameter: Some("n".into()),
+        }
+    }
+}
+
+impl Example for FmuItem {
+    fn example() -> Self {
+        FmuItem {
+            name: "Option 1".into(),
+            value: 1,
         }
     }
 }
@@ -198,8 +222,15 @@ impl Example for RunCreate {
     }
 }
 
-fn numbers(values: &[f64]) -> Vec<ResultNumber> {
-    values.iter().copied().map(ResultNumber).collect()
+fn float64() -> ResultType {
+    ResultType {
+        r#type: ValueTypeName::Float64,
+        shape: None,
+    }
+}
+
+fn numbers(values: &[f64]) -> Vec<ResultValue> {
+    values.iter().map(|&v| ResultValue(json!(v))).collect()
 }
 
 impl Example for RunResult {
@@ -207,6 +238,7 @@ impl Example for RunResult {
         RunResult {
             time: vec![0.0, 0.01, 0.02],
             variables: vec!["h".into(), "v".into()],
+            types: HashMap::from([("h".to_string(), float64()), ("v".to_string(), float64())]),
             columns: HashMap::from([
                 ("h".to_string(), numbers(&[1.0, 0.9995095, 0.998038])),
                 ("v".to_string(), numbers(&[0.0, -0.0981, -0.1962])),

@@ -1,5 +1,7 @@
 //! `/api/v1/fmus`: upload FMUs, list and inspect them (with the built-in library), delete.
 
+use std::collections::HashMap;
+
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
@@ -73,12 +75,45 @@ pub struct FmuVariable {
     pub unit: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub description: Option<String>,
+    /// The `min` the variable declares (numbers only); start values below it are refused.
+    #[oai(skip_serializing_if_is_none)]
+    pub min: Option<f64>,
+    /// The `max` the variable declares (numbers only); start values above it are refused.
+    #[oai(skip_serializing_if_is_none)]
+    pub max: Option<f64>,
+    /// An FMI 3 array's dimensions, outermost first (absent for a scalar). Its start value is
+    /// a JSON array (flat, or nested as the shape); it is recorded element by element.
+    #[oai(skip_serializing_if_is_none)]
+    pub shape: Option<Vec<FmuDimension>>,
+    /// An enumeration's items: start values and results name them.
+    #[oai(skip_serializing_if_is_none)]
+    pub items: Option<Vec<FmuItem>>,
     /// Other names for this variable, usable wherever its name is (`outputs`, `start_values`,
     /// `inputs`; a column recorded under an alias carries the alias's name). Always present,
     /// often empty. FMI 3: the variable's `<Alias>` elements. FMI 2: the other variables with
     /// the same value reference and type, which are also listed as variables themselves; they
     /// are listed as aliases of the first of them in file order that is not a derivative.
     pub aliases: Vec<FmuAlias>,
+}
+
+/// One dimension of an array variable.
+#[derive(Object)]
+#[oai(example)]
+pub struct FmuDimension {
+    /// Its size: fixed, or the start value of the structural parameter that sets it.
+    #[oai(skip_serializing_if_is_none)]
+    pub size: Option<u64>,
+    /// The structural parameter that sets it (give it a start value to resize the array).
+    #[oai(skip_serializing_if_is_none)]
+    pub parameter: Option<String>,
+}
+
+/// An enumeration item.
+#[derive(Object)]
+#[oai(example)]
+pub struct FmuItem {
+    pub name: String,
+    pub value: i64,
 }
 
 /// Another name for a variable.
@@ -160,6 +195,7 @@ pub struct Fmu {
 
 impl From<FmuRecord> for Fmu {
     fn from(r: FmuRecord) -> Self {
+        let sizes = describe_sizes(&r.info);
         let ModelInfo {
             instantiation_token,
             description,
@@ -206,6 +242,32 @@ impl From<FmuRecord> for Fmu {
                     start: v.start,
                     unit: v.unit,
                     description: v.description,
+                    min: v.min,
+                    max: v.max,
+                    shape: (!v.shape.is_empty()).then(|| {
+                        v.shape
+                            .iter()
+                            .map(|d| match d {
+                                describe::Dimension::Fixed(n) => FmuDimension {
+                                    size: Some(*n),
+                                    parameter: None,
+                                },
+                                describe::Dimension::Parameter(p) => FmuDimension {
+                                    size: sizes(p),
+                                    parameter: Some(p.clone()),
+                                },
+                            })
+                            .collect()
+                    }),
+                    items: (!v.items.is_empty()).then(|| {
+                        v.items
+                            .iter()
+                            .map(|i| FmuItem {
+                                name: i.name.clone(),
+                                value: i.value,
+                            })
+                            .collect()
+                    }),
                     aliases: v
                         .aliases
                         .into_iter()
@@ -220,6 +282,17 @@ impl From<FmuRecord> for Fmu {
             warnings: warnings.iter().map(Into::into).collect(),
         }
     }
+}
+
+/// The start values of the model's structural parameters, by name: the sizes they give.
+fn describe_sizes(info: &ModelInfo) -> impl Fn(&str) -> Option<u64> + use<> {
+    let starts: HashMap<String, u64> = info
+        .variables
+        .iter()
+        .filter(|v| v.causality == "structuralParameter")
+        .filter_map(|v| Some((v.name.clone(), v.start.as_deref()?.trim().parse().ok()?)))
+        .collect();
+    move |name| starts.get(name).copied()
 }
 
 #[derive(Multipart)]

@@ -9,19 +9,20 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::types::Any;
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+use serde::Deserialize;
 
 use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::body::JsonBody;
 use crate::api::choice::{Choice, Names};
 use crate::api::error::{ApiError, OpError, declare_errors};
-use crate::api::result_number::ResultNumber;
+use crate::api::result_number::ResultValue;
 use crate::api::text::Text;
 use crate::domain::error::AppError;
 use crate::domain::ids::RunId;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter, StoredSettings};
 use crate::format::Number;
 use crate::sim::plan::{Problem, Problems, RunSettings};
-use crate::sim::protocol::{InputSignal, Interface, Solver};
+use crate::sim::protocol::{CsOptions, InputSignal, Interface, Solver};
 use crate::sim::result_file::{Format, ResultFile};
 use crate::state::State;
 use crate::store::runs::RunRow;
@@ -122,7 +123,9 @@ pub struct RunCreate {
         )
     )]
     pub tolerance: Option<f64>,
-    /// Start values by variable name (numbers, booleans or strings), at most 1 000.
+    /// Start values by variable name, at most 1 000: a number, boolean or string (an
+    /// enumeration by item name or value, a Binary as hex), or for an array variable an
+    /// array of them, flat or nested as its shape.
     #[oai(skip_serializing_if_is_none, validator(max_properties = 1000))]
     pub start_values: Option<HashMap<String, Any<serde_json::Value>>>,
     /// Variables to record (default: the model's outputs), at most 1 000.
@@ -135,6 +138,22 @@ pub struct RunCreate {
     /// stated as this field's `maximum`).
     #[oai(skip_serializing_if_is_none, validator(minimum(value = "1")))]
     pub timeout: Option<f64>,
+    /// Record each event twice, just before and just after it, at the same time (as FMPy's
+    /// `record_events`; default `true`). `false`: only the output points.
+    #[oai(skip_serializing_if_is_none)]
+    pub record_events: Option<bool>,
+    /// FMI 3 Co-Simulation: the FMU may return early from a step at an event (default
+    /// `false`).
+    #[oai(skip_serializing_if_is_none)]
+    pub early_return_allowed: Option<bool>,
+    /// FMI 3 Co-Simulation: handle the FMU's events in event mode, recording them (needs an
+    /// FMU with `hasEventMode`; default `false`).
+    #[oai(skip_serializing_if_is_none)]
+    pub event_mode_used: Option<bool>,
+    /// FMI 3 Co-Simulation: let the FMU call back at intermediate points within a step
+    /// (default `false`).
+    #[oai(skip_serializing_if_is_none)]
+    pub intermediate_update: Option<bool>,
 }
 
 impl RunCreate {
@@ -159,6 +178,10 @@ impl RunCreate {
             outputs: None,
             inputs: None,
             timeout: None,
+            record_events: None,
+            early_return_allowed: None,
+            event_mode_used: None,
+            intermediate_update: None,
         }
     }
 }
@@ -167,13 +190,56 @@ impl RunCreate {
 #[derive(Object)]
 #[oai(example)]
 pub struct RunResult {
-    /// The output points, always finite.
+    /// The output points, always finite. An event is recorded twice: just before it and
+    /// just after it, at the same time.
     pub time: Vec<f64>,
     /// Variable names in the order they were asked for.
     pub variables: Vec<String>,
-    /// One value per output point for each variable: a number, or for a value that is not
-    /// finite (a legal simulation result) the string `NaN`, `Infinity` or `-Infinity`.
-    pub columns: HashMap<String, Vec<ResultNumber>>,
+    /// Each variable's type, and an array's shape.
+    pub types: HashMap<String, ResultType>,
+    /// One value per output point for each variable, in its type: a number (for a value
+    /// that is not finite, a legal simulation result, the string `NaN`, `Infinity` or
+    /// `-Infinity`), an integer, a boolean, a string (Binary as lowercase hex, an enumeration
+    /// by item name), or an array's values nested as its shape.
+    pub columns: HashMap<String, Vec<ResultValue>>,
+}
+
+/// The type of a recorded variable, as FMI 3 names its types (FMI 2's Real is `float64`,
+/// its Integer `int32`).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum ValueTypeName {
+    Float64,
+    Float32,
+    Int8,
+    UInt8,
+    Int16,
+    UInt16,
+    Int32,
+    UInt32,
+    Int64,
+    UInt64,
+    Boolean,
+    String,
+    Binary,
+    Enumeration,
+}
+
+/// A recorded variable's type and shape.
+#[derive(Object, Clone, Debug, Deserialize)]
+pub struct ResultType {
+    /// Its type. JSON results give Binary values as lowercase hex and enumeration values by
+    /// item name; CSV gives enumerations by value.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub r#type: ValueTypeName,
+    /// An array's size in each dimension, outermost first (absent for a scalar). CSV
+    /// results give its elements as columns `y[1]`, `y[2]`, … (`A[1,1]`, `A[1,2]`, … for two
+    /// dimensions, row-major).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub shape: Option<Vec<u64>>,
 }
 
 /// Why a failed run failed (see the README's table of who pays for what).
@@ -274,17 +340,29 @@ fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
     }
 }
 
-fn result_view(output: crate::sim::protocol::SimOutput) -> RunResult {
-    let variables = output.columns.iter().map(|c| c.name.clone()).collect();
-    RunResult {
-        time: output.time,
-        variables,
-        columns: output
+/// The inline result: the result file's own JSON (what `GET …/result` streams) read back,
+/// so the two answers cannot differ.
+fn result_view(file: &ResultFile) -> std::io::Result<RunResult> {
+    #[derive(Deserialize)]
+    struct Streamed {
+        time: Vec<f64>,
+        variables: Vec<String>,
+        types: HashMap<String, ResultType>,
+        columns: HashMap<String, Vec<serde_json::Value>>,
+    }
+    let mut json = Vec::new();
+    file.write_to(crate::sim::result_file::Format::Json, &mut json)?;
+    let streamed: Streamed = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
+    Ok(RunResult {
+        time: streamed.time,
+        variables: streamed.variables,
+        types: streamed.types,
+        columns: streamed
             .columns
             .into_iter()
-            .map(|c| (c.name, c.values.into_iter().map(ResultNumber).collect()))
+            .map(|(name, values)| (name, values.into_iter().map(ResultValue).collect()))
             .collect(),
-    }
+    })
 }
 
 /// The value of an optional enum field, or `None` with its problem noted.
@@ -329,10 +407,12 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             serde_json::Value::String(s) => s,
+            // An array variable's elements, checked against its shape by the plan.
+            array @ serde_json::Value::Array(_) => array.to_string(),
             // The spec says so: a request that sends anything else does not match it.
             other => {
                 let message = format!(
-                    "start value for '{name}' must be a number, boolean or string, not {other}"
+                    "start value for '{name}' must be a number, boolean, string or array, not {other}"
                 );
                 return Err(AppError::Malformed(Problems(vec![Problem::new(
                     format!("start_values.{name}"),
@@ -385,6 +465,12 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
                     u: s.u,
                 })
                 .collect(),
+            record_events: body.record_events,
+            cs_options: CsOptions {
+                early_return_allowed: body.early_return_allowed.unwrap_or(false),
+                event_mode_used: body.event_mode_used.unwrap_or(false),
+                intermediate_update: body.intermediate_update.unwrap_or(false),
+            },
         },
         timeout,
         name,
@@ -480,10 +566,9 @@ pub struct RunList {
 /// The inline result of a run's answer: small results only ([`INLINE_RESULT_VALUES`]).
 fn inline_result(result: Option<ResultFile>) -> Result<Option<RunResult>, AppError> {
     match result {
-        Some(file) if file.values() <= INLINE_RESULT_VALUES => file
-            .read_all()
-            .map(|output| Some(result_view(output)))
-            .map_err(AppError::from),
+        Some(file) if file.values() <= INLINE_RESULT_VALUES => {
+            result_view(&file).map(Some).map_err(AppError::from)
+        }
         _ => Ok(None),
     }
 }

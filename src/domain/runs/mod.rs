@@ -23,7 +23,7 @@ use crate::domain::error::{AppError, AppResult};
 use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::ids::{Credits, FmuId, KeyId, RunId, UserId};
 use crate::sim::plan::{self, RunSettings};
-use crate::sim::protocol::{Interface, Solver};
+use crate::sim::protocol::{CsOptions, Interface, Solver};
 use crate::sim::result_file::ResultFile;
 use crate::sim::runner::SimError;
 use crate::state::State;
@@ -69,6 +69,19 @@ pub struct StoredSettings {
     pub outputs: Vec<String>,
     pub inputs: Vec<String>,
     pub timeout_seconds: f64,
+    /// Left out when on (the default), so settings stored before it hash the same.
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    pub record_events: bool,
+    #[serde(default, skip_serializing_if = "CsOptions::is_default")]
+    pub cs_options: CsOptions,
+}
+
+fn on() -> bool {
+    true
+}
+
+fn is_on(b: &bool) -> bool {
+    *b
 }
 
 /// A run that has started: its row.
@@ -186,9 +199,11 @@ pub async fn start(
         // The names as the caller gave them (an alias stays an alias); the job has resolved
         // them to the variables the worker knows.
         start_values: new.settings.start_values.clone(),
-        outputs: job.columns.clone(),
+        outputs: job.recorded.iter().map(|v| v.name.clone()).collect(),
         inputs: new.settings.inputs.iter().map(|s| s.name.clone()).collect(),
         timeout_seconds: timeout.as_secs_f64(),
+        record_events: job.record_events,
+        cs_options: job.cs_options,
     };
     let request_hash = hash_request(&record.id, &stored, &job.inputs);
     let name = new
@@ -608,7 +623,12 @@ pub async fn self_test(state: &State) -> Result<Duration, String> {
     let end = output
         .columns
         .first()
-        .and_then(|c| c.values.last().copied())
+        .and_then(|c| {
+            c.values
+                .len()
+                .checked_sub(1)
+                .and_then(|i| c.values.number(i))
+        })
         .zip(output.time.last().copied());
     match end {
         Some((x, t)) if (x - (-t).exp()).abs() < 1e-6 && (t - 0.1).abs() < 1e-9 => {
