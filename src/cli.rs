@@ -225,6 +225,9 @@ pub struct RunFlags {
     /// Input signals: CSV with a `time` column and one column per input.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Give float results in their display units (converted as FMI says).
+    #[arg(long)]
+    pub display_units: bool,
     /// Record only the output points, not a row just before and after each event.
     #[arg(long)]
     pub no_record_events: bool,
@@ -268,6 +271,7 @@ impl RunFlags {
             outputs: self.output.clone(),
             inputs,
             record_events: self.no_record_events.then_some(false),
+            display_units: self.display_units,
             cs_options: CsOptions {
                 early_return_allowed: self.early_return_allowed,
                 event_mode_used: self.event_mode_used,

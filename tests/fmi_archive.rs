@@ -7,7 +7,8 @@ use std::path::Path;
 
 use fmu_gateway::fmi::archive::{self, ArchiveError, ArchiveWarning, Limits};
 use fmu_gateway::fmi::describe::{
-    self, DefaultExperiment, DescribeError, Interface, ModelInfo, Variable,
+    self, DefaultExperiment, DescribeError, DisplayUnit, Interface, ModelInfo, UnitDefinition,
+    Variable,
 };
 use fmu_gateway::sim::plan::{self, RunSettings};
 use tempfile::TempDir;
@@ -29,7 +30,7 @@ const FMI2_BOUNCING_BALL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
   <CoSimulation modelIdentifier="BouncingBall" canHandleVariableCommunicationStepSize="true"
     canGetAndSetFMUstate="true" providesDirectionalDerivative="true"/>
   <UnitDefinitions>
-    <Unit name="m"><BaseUnit m="1"/></Unit>
+    <Unit name="m"><BaseUnit m="1"/><DisplayUnit name="ft" factor="3.280839895"/></Unit>
     <Unit name="m/s"><BaseUnit m="1" s="-1"/></Unit>
     <Unit name="m/s2"><BaseUnit m="1" s="-2"/></Unit>
   </UnitDefinitions>
@@ -103,7 +104,7 @@ const FMI3_FEEDTHROUGH: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
     canGetAndSetFMUState="false" hasEventMode="true"/>
   <UnitDefinitions>
     <Unit name="s"><BaseUnit s="1"/></Unit>
-    <Unit name="rad/s"><BaseUnit s="-1" rad="1"/></Unit>
+    <Unit name="rad/s"><BaseUnit s="-1" rad="1"/><DisplayUnit name="degC-like" factor="2" offset="-1"/></Unit>
   </UnitDefinitions>
   <TypeDefinitions>
     <Float64Type name="AngularVelocity" quantity="AngularVelocity" unit="rad/s"/>
@@ -195,6 +196,7 @@ fn var(
         initial: initial.map(Into::into),
         start: start.map(Into::into),
         unit: unit.map(Into::into),
+        display_unit: None,
         description: description.map(Into::into),
         min: None,
         max: None,
@@ -244,6 +246,22 @@ fn describes_an_fmi2_model_with_both_interfaces() {
             step_size: Some(0.01),
         }),
         units: vec!["m".into(), "m/s".into(), "m/s2".into()],
+        unit_definitions: ["m", "m/s", "m/s2"]
+            .into_iter()
+            .map(|name| UnitDefinition {
+                name: name.into(),
+                display_units: if name == "m" {
+                    vec![DisplayUnit {
+                        name: "ft".into(),
+                        factor: 3.280839895,
+                        offset: 0.0,
+                        inverse: false,
+                    }]
+                } else {
+                    vec![]
+                },
+            })
+            .collect(),
         variables: vec![
             var(
                 "time",
@@ -478,6 +496,21 @@ fn describes_an_fmi3_model_with_both_interfaces() {
             step_size: Some(0.5),
         }),
         units: vec!["s".into(), "rad/s".into()],
+        unit_definitions: vec![
+            UnitDefinition {
+                name: "s".into(),
+                display_units: vec![],
+            },
+            UnitDefinition {
+                name: "rad/s".into(),
+                display_units: vec![DisplayUnit {
+                    name: "degC-like".into(),
+                    factor: 2.0,
+                    offset: -1.0,
+                    inverse: false,
+                }],
+            },
+        ],
         variables: vec![
             var(
                 "time",
@@ -630,14 +663,31 @@ fn describes_an_fmi3_model_with_both_interfaces() {
         scheduled_execution: None,
         warnings: vec![],
     };
-    // The array parameter `arr` has one <Dimension>.
+    // The array parameter `arr` has one <Dimension>, sized by the structural parameter `n`;
+    // the enumeration lists its type's items.
     let mut expected = expected;
-    expected
+    let arr = expected
         .variables
         .iter_mut()
         .find(|v| v.name == "arr")
-        .unwrap()
-        .dimensions = 1;
+        .unwrap();
+    arr.dimensions = 1;
+    arr.shape = vec![describe::Dimension::Parameter("n".into())];
+    let e = expected
+        .variables
+        .iter_mut()
+        .find(|v| v.name == "Enumeration_input")
+        .unwrap();
+    e.items = vec![
+        describe::Item {
+            name: "first".into(),
+            value: 1,
+        },
+        describe::Item {
+            name: "second".into(),
+            value: 2,
+        },
+    ];
     assert_eq!(info, expected);
     assert_eq!(info.default_interface(), Some("cs"));
     let outputs: Vec<&str> = info.outputs().map(|v| v.name.as_str()).collect();

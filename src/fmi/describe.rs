@@ -51,6 +51,9 @@ pub struct ModelInfo {
     pub default_experiment: Option<DefaultExperiment>,
     /// Names of the units in `<UnitDefinitions>`, in file order.
     pub units: Vec<String>,
+    /// The units with the display units each can be shown in (for results in display units).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unit_definitions: Vec<UnitDefinition>,
     /// Model variables in file order (FMI 2 indices are positions in this list, plus one).
     pub variables: Vec<Variable>,
     /// Directories found under `binaries/`, sorted ("x86_64-linux", "linux64", "win64", ...).
@@ -108,6 +111,9 @@ pub struct Variable {
     pub start: Option<String>,
     /// The variable's unit, or the unit of its declared type.
     pub unit: Option<String>,
+    /// The unit it is meant to be shown in (its `displayUnit`, or its declared type's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_unit: Option<String>,
     pub description: Option<String>,
     /// The `min` and `max` attributes, where the variable declares them (numbers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +144,56 @@ pub struct Alias {
     pub description: Option<String>,
     /// FMI 3 `displayUnit`; FMI 2 aliases have none.
     pub display_unit: Option<String>,
+}
+
+/// A unit of `<UnitDefinitions>` and the display units it can be shown in.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UnitDefinition {
+    pub name: String,
+    pub display_units: Vec<DisplayUnit>,
+}
+
+/// A `<DisplayUnit>`: a value in it is `factor · value + offset` (FMI 2 and 3); FMI 3 also
+/// has `inverse` ones.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DisplayUnit {
+    pub name: String,
+    pub factor: f64,
+    pub offset: f64,
+    #[serde(default)]
+    pub inverse: bool,
+}
+
+impl ModelInfo {
+    /// The display unit `name` of the unit `unit`.
+    pub fn display_unit(&self, unit: &str, name: &str) -> Option<&DisplayUnit> {
+        self.unit_definitions
+            .iter()
+            .find(|u| u.name == unit)?
+            .display_units
+            .iter()
+            .find(|d| d.name == name)
+    }
+}
+
+/// Our copy of fmi-rs's unit definitions (the same struct for FMI 2 and 3).
+fn unit_definitions(units: &[fmi_rs::model_description::Unit]) -> Vec<UnitDefinition> {
+    units
+        .iter()
+        .map(|u| UnitDefinition {
+            name: u.name.clone(),
+            display_units: u
+                .displayUnits
+                .iter()
+                .map(|d| DisplayUnit {
+                    name: d.name.clone(),
+                    factor: d.factor,
+                    offset: d.offset,
+                    inverse: d.inverse,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The size of one array dimension.
@@ -589,6 +645,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             initial: v.initial.map(xml_name),
             start: v.variableType.start().clone(),
             unit: md.get_unit(v).map(str::to_owned),
+            display_unit: fmi2_display_unit(&md, &v.variableType),
             description: v.description.clone(),
             min: fmi2_bounds(&v.variableType).0,
             max: fmi2_bounds(&v.variableType).1,
@@ -642,6 +699,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             .map(|de| default_experiment(version, de))
             .transpose()?,
         units: md.unitDefintions.iter().map(|u| u.name.clone()).collect(),
+        unit_definitions: unit_definitions(&md.unitDefintions),
         variables,
         platforms: Vec::new(),
         warnings: Vec::new(),
@@ -681,6 +739,48 @@ fn fmi3_bounds(t: &fmi3::VariableType) -> (Option<f64>, Option<f64>) {
         T::UInt64 { min, max, .. } => (min.map(|v| v as f64), max.map(|v| v as f64)),
         _ => (None, None),
     }
+}
+
+/// An FMI 2 Real's `displayUnit`, or its declared type's.
+fn fmi2_display_unit(md: &fmi2::ModelDescription, t: &fmi2::VariableType) -> Option<String> {
+    let fmi2::VariableType::Real {
+        displayUnit,
+        declaredType,
+        ..
+    } = t
+    else {
+        return None;
+    };
+    displayUnit
+        .clone()
+        .or_else(|| match md.get_type_definition(declaredType.as_deref()?)? {
+            fmi2::SimpleType::Real { displayUnit, .. } => displayUnit.clone(),
+            _ => None,
+        })
+}
+
+/// An FMI 3 float's `displayUnit`, or its declared type's.
+fn fmi3_display_unit(md: &fmi3::ModelDescription, t: &fmi3::VariableType) -> Option<String> {
+    let (fmi3::VariableType::Float32 {
+        displayUnit,
+        declaredType,
+        ..
+    }
+    | fmi3::VariableType::Float64 {
+        displayUnit,
+        declaredType,
+        ..
+    }) = t
+    else {
+        return None;
+    };
+    displayUnit
+        .clone()
+        .or_else(|| match md.get_type_definition(declaredType.as_deref()?)? {
+            fmi3::TypeDefinition::Float32 { displayUnit, .. }
+            | fmi3::TypeDefinition::Float64 { displayUnit, .. } => displayUnit.clone(),
+            _ => None,
+        })
 }
 
 /// The items of an FMI 2 enumeration's declared type.
@@ -782,6 +882,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
                 initial: v.initial.map(xml_name),
                 start: fmi3_start(&v.variableType),
                 unit: md.get_unit(v).map(str::to_owned),
+                display_unit: fmi3_display_unit(&md, &v.variableType),
                 description: v.description.clone(),
                 min: fmi3_bounds(&v.variableType).0,
                 max: fmi3_bounds(&v.variableType).1,
@@ -830,6 +931,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             .map(|de| default_experiment(version, de))
             .transpose()?,
         units: md.unitDefinitions.iter().map(|u| u.name.clone()).collect(),
+        unit_definitions: unit_definitions(&md.unitDefinitions),
         variables,
         platforms: Vec::new(),
         warnings: Vec::new(),
@@ -975,6 +1077,7 @@ mod tests {
             initial: None,
             start: None,
             unit: None,
+            display_unit: None,
             description: Some(format!("about {name}")),
             min: None,
             max: None,
@@ -1019,6 +1122,7 @@ mod tests {
         }
         // Aliases resolve to their base.
         let info = ModelInfo {
+            unit_definitions: vec![],
             fmi_version: "2.0".into(),
             model_name: "m".into(),
             instantiation_token: "t".into(),

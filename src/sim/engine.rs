@@ -66,6 +66,7 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
         FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
     };
     let mut columns = name_columns(columns, job)?;
+    to_display_units(&mut columns, job);
     if !job.record_events {
         let keep = output_points(&time, job);
         let mut i = 0;
@@ -160,6 +161,19 @@ pub(super) fn size_mismatch(name: &str, found: usize, expected: usize) -> Engine
     EngineError::Simulation(format!(
         "'{name}' has {found} elements where its shape gives {expected}"
     ))
+}
+
+/// Converts the columns of variables recorded in a display unit (`Recorded::display`).
+fn to_display_units(columns: &mut [Column], job: &Job) {
+    for ((variable, _), column) in element_columns(&job.recorded).iter().zip(columns) {
+        if let (Some(scale), Values::Float(values)) =
+            (job.recorded[*variable].display, &mut column.values)
+        {
+            for v in values {
+                *v = scale.factor * *v + scale.offset;
+            }
+        }
+    }
 }
 
 /// Which recorded rows are output points (the rows kept when events are not recorded): rows

@@ -9,7 +9,7 @@ use crate::fmi::describe::{DescribeError, ModelInfo, Variable};
 
 use super::literals::{self, Sizes};
 use super::protocol::{CsOptions, InputSignal, Interface, Job, PROTOCOL_VERSION, Solver};
-use super::recorded::Recorded;
+use super::recorded::{Recorded, Scale};
 
 /// What the caller asked for; `None` means "use the model's default".
 #[derive(Clone, Debug, Default)]
@@ -27,6 +27,8 @@ pub struct RunSettings {
     pub inputs: Vec<InputSignal>,
     /// Record events (just before and after each); default yes.
     pub record_events: Option<bool>,
+    /// Give float results in their display units (default: the model's units).
+    pub display_units: bool,
     /// FMI 3 Co-Simulation options.
     pub cs_options: CsOptions,
 }
@@ -248,7 +250,7 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             Some(_) if !seen.insert(name.as_str()) => {
                 problem(&field, format!("'{name}' is asked for more than once"))
             }
-            Some(v) => match recorded_as(&sizes, v, name) {
+            Some(v) => match recorded_as(info, &sizes, v, name, s.display_units) {
                 Ok(r) => recorded_variables.push(r),
                 Err(message) => problem(&field, format!("{message}; choose the outputs to record")),
             },
@@ -421,15 +423,47 @@ pub fn recorded<'a>(info: &'a ModelInfo, asked: &'a [String]) -> Vec<&'a String>
 }
 
 /// What variable `var`, asked for as `name`, is recorded as: its type, its shape (with the
-/// sizes this request gives structural parameters) and an enumeration's items.
-fn recorded_as(sizes: &Sizes<'_>, var: &Variable, name: &str) -> Result<Recorded, String> {
+/// sizes this request gives structural parameters), an enumeration's items, and its unit —
+/// with `display_units`, the display unit of the name asked for (an alias's own, else the
+/// variable's) and the conversion to it.
+fn recorded_as(
+    info: &ModelInfo,
+    sizes: &Sizes<'_>,
+    var: &Variable,
+    name: &str,
+    display_units: bool,
+) -> Result<Recorded, String> {
     let r#type = literals::value_type(var)?;
-    Ok(Recorded {
+    let mut recorded = Recorded {
         name: name.to_owned(),
         r#type,
         shape: sizes.shape(var)?,
         items: var.items.clone(),
-    })
+        unit: var.unit.clone(),
+        display: None,
+    };
+    let display_name = var
+        .aliases
+        .iter()
+        .find(|a| a.name == name)
+        .and_then(|a| a.display_unit.as_deref())
+        .or(var.display_unit.as_deref());
+    if let (true, Some(unit), Some(display_name)) = (display_units, &var.unit, display_name) {
+        let display = info.display_unit(unit, display_name).ok_or_else(|| {
+            format!("'{name}' has the display unit '{display_name}', which the unit '{unit}' does not define")
+        })?;
+        if display.inverse {
+            return Err(format!(
+                "'{name}' has an inverse display unit ('{display_name}'), which this server does not convert to: ask for the model's units"
+            ));
+        }
+        recorded.unit = Some(display.name.clone());
+        recorded.display = Some(Scale {
+            factor: display.factor,
+            offset: display.offset,
+        });
+    }
+    Ok(recorded)
 }
 
 /// The request's counts and sizes against their maximums (the `MAX_…` constants above).

@@ -126,7 +126,7 @@ pub use crate::fmi::describe::Item;
 
 /// One recorded variable: its name (the one the caller asked for, so an alias names its own
 /// column), type and shape.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
     pub name: String,
     #[serde(rename = "type")]
@@ -137,6 +137,20 @@ pub struct Recorded {
     /// An enumeration's items, to show values by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<Item>,
+    /// The unit its values are in: the model's unit, or the display unit asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Set when the values are converted from the model's unit to a display unit: each
+    /// value becomes `factor · value + offset` (the FMI rule), done by the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<Scale>,
+}
+
+/// A display unit's conversion from the model's unit.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scale {
+    pub factor: f64,
+    pub offset: f64,
 }
 
 impl Recorded {
@@ -146,6 +160,8 @@ impl Recorded {
             r#type,
             shape: Vec::new(),
             items: Vec::new(),
+            unit: None,
+            display: None,
         }
     }
 

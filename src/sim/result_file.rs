@@ -37,7 +37,7 @@ const READ_VALUES: usize = 8 << 10;
 const MAX_VALUE_BYTES: usize = 25;
 
 /// What a result file holds, from its header line.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     pub rows: u64,
     /// The recorded variables, in the order they were asked for (time is not among them).
@@ -556,6 +556,10 @@ impl Cursor {
                     if !v.shape.is_empty() {
                         buf.extend_from_slice(b",\"shape\":");
                         serde_json::to_writer(&mut *buf, &v.shape)?;
+                    }
+                    if let Some(unit) = &v.unit {
+                        buf.extend_from_slice(b",\"unit\":");
+                        serde_json::to_writer(&mut *buf, unit)?;
                     }
                     buf.push(b'}');
                 }

@@ -222,10 +222,11 @@ impl Example for RunCreate {
     }
 }
 
-fn float64() -> ResultType {
+fn float64(unit: &str) -> ResultType {
     ResultType {
         r#type: ValueTypeName::Float64,
         shape: None,
+        unit: Some(unit.into()),
     }
 }
 
@@ -238,7 +239,10 @@ impl Example for RunResult {
         RunResult {
             time: vec![0.0, 0.01, 0.02],
             variables: vec!["h".into(), "v".into()],
-            types: HashMap::from([("h".to_string(), float64()), ("v".to_string(), float64())]),
+            types: HashMap::from([
+                ("h".to_string(), float64("m")),
+                ("v".to_string(), float64("m/s")),
+            ]),
             columns: HashMap::from([
                 ("h".to_string(), numbers(&[1.0, 0.9995095, 0.998038])),
                 ("v".to_string(), numbers(&[0.0, -0.0981, -0.1962])),

@@ -142,6 +142,11 @@ pub struct RunCreate {
     /// `record_events`; default `true`). `false`: only the output points.
     #[oai(skip_serializing_if_is_none)]
     pub record_events: Option<bool>,
+    /// Give float results in their display units (a variable's `displayUnit`, or the one of
+    /// the alias asked for), converted as FMI says (`factor · value + offset`); each
+    /// result's `types` names the unit. Default `false`: the model's units.
+    #[oai(skip_serializing_if_is_none)]
+    pub display_units: Option<bool>,
     /// FMI 3 Co-Simulation: the FMU may return early from a step at an event (default
     /// `false`).
     #[oai(skip_serializing_if_is_none)]
@@ -179,6 +184,7 @@ impl RunCreate {
             inputs: None,
             timeout: None,
             record_events: None,
+            display_units: None,
             early_return_allowed: None,
             event_mode_used: None,
             intermediate_update: None,
@@ -240,6 +246,10 @@ pub struct ResultType {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default)]
     pub shape: Option<Vec<u64>>,
+    /// The unit its values are in: the model's, or with `display_units` the display unit.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 /// Why a failed run failed (see the README's table of who pays for what).
@@ -466,6 +476,7 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
                 })
                 .collect(),
             record_events: body.record_events,
+            display_units: body.display_units.unwrap_or(false),
             cs_options: CsOptions {
                 early_return_allowed: body.early_return_allowed.unwrap_or(false),
                 event_mode_used: body.event_mode_used.unwrap_or(false),

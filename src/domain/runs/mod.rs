@@ -74,6 +74,12 @@ pub struct StoredSettings {
     pub record_events: bool,
     #[serde(default, skip_serializing_if = "CsOptions::is_default")]
     pub cs_options: CsOptions,
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub display_units: bool,
+}
+
+fn is_off(b: &bool) -> bool {
+    !*b
 }
 
 fn on() -> bool {
@@ -204,6 +210,7 @@ pub async fn start(
         timeout_seconds: timeout.as_secs_f64(),
         record_events: job.record_events,
         cs_options: job.cs_options,
+        display_units: new.settings.display_units,
     };
     let request_hash = hash_request(&record.id, &stored, &job.inputs);
     let name = new
