@@ -228,6 +228,7 @@ fn describes_an_fmi2_model_with_both_interfaces() {
         has_event_mode: false,
     };
     let expected = ModelInfo {
+        describe_version: describe::DESCRIBE_VERSION,
         fmi_version: "2.0".into(),
         model_name: "BouncingBall".into(),
         instantiation_token: "{1AE5E10D-9521-4DE3-80B9-D0EAAA7D5AF1}".into(),
@@ -468,6 +469,7 @@ fn describes_an_fmi3_model_with_both_interfaces() {
     let info = describe::describe(dir.path()).unwrap();
 
     let expected = ModelInfo {
+        describe_version: describe::DESCRIBE_VERSION,
         fmi_version: "3.0".into(),
         model_name: "Feedthrough".into(),
         instantiation_token: "{37B954F1-CC86-4D8F-B97F-C7C36F6670D2}".into(),

@@ -424,7 +424,38 @@ pub async fn resolve(state: &State, user_id: &UserId, reference: &str) -> Result
                 .await?
         }
     };
-    FmuRecord::from_row(row.ok_or(RegistryError::NotFound)?)
+    let record = FmuRecord::from_row(row.ok_or(RegistryError::NotFound)?)?;
+    if record.info.describe_version < describe::DESCRIBE_VERSION {
+        return describe_again(state, record).await;
+    }
+    Ok(record)
+}
+
+/// Describes a record stored by an earlier version again from its files, and stores the new
+/// description: what was added since (array shapes, enumeration items, display units) is then
+/// known. The warnings found when it was extracted are kept. If its files cannot be described
+/// any more, the record is used as it was (and a run that needs what it lacks says so).
+async fn describe_again(state: &State, mut record: FmuRecord) -> Result<FmuRecord> {
+    let data_dir = state.config.data_dir.clone();
+    let id = record.id.clone();
+    let fresh = tokio::task::spawn_blocking(move || {
+        extracted_dir(&data_dir, &id).map(|dir| describe::describe(&dir))
+    })
+    .await;
+    match fresh {
+        Ok(Ok(Ok(mut info))) => {
+            info.warnings = std::mem::take(&mut record.info.warnings);
+            match serde_json::to_string(&info) {
+                Ok(json) => state.store.update_fmu_info(&record.id, json).await?,
+                Err(e) => tracing::error!(error = %e, "serialising a model description"),
+            }
+            record.info = info;
+        }
+        other => {
+            tracing::warn!(fmu = %record.id, outcome = ?other.map(|r| r.map(|d| d.err())), "an FMU stored by an earlier version could not be described again");
+        }
+    }
+    Ok(record)
 }
 
 /// Library models and the user's uploads.

@@ -32,9 +32,17 @@ pub const MAX_MODEL_DESCRIPTION_BYTES: u64 = 64 * 1024 * 1024;
 const FMI3_PLATFORM: &str = "x86_64-linux";
 const FMI2_PLATFORM: &str = "linux64";
 
+/// The version of what [`describe`] reads. A record stored by an earlier version lacks what
+/// was added since (array shapes, enumeration items, display units), and is described again
+/// from its files when next used (`domain::fmus::resolve`).
+pub const DESCRIBE_VERSION: u32 = 2;
+
 /// What the registry knows about an FMU, independent of the FMI version it was written for.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ModelInfo {
+    /// [`DESCRIBE_VERSION`] when it was described; 0 for records older than the field.
+    #[serde(default)]
+    pub describe_version: u32,
     /// `fmiVersion` as written in the file: "2.0", or "3.0", "3.0.1", ...
     pub fmi_version: String,
     pub model_name: String,
@@ -448,6 +456,7 @@ pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
         check_identifier(&interface.model_identifier)?;
     }
     info.platforms = platforms(dir)?;
+    info.describe_version = DESCRIBE_VERSION;
     Ok(info)
 }
 
@@ -671,6 +680,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
     let variables = with_fmi2_aliases(variables, &derivatives);
 
     Ok(ModelInfo {
+        describe_version: 0,
         fmi_version: version.to_owned(),
         model_name: md.modelName.clone(),
         instantiation_token: md.guid.clone(),
@@ -896,6 +906,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
     let variables = with_fmi3_aliases(variables, text, version)?;
 
     Ok(ModelInfo {
+        describe_version: 0,
         fmi_version: md.fmiVersion.clone(),
         model_name: md.modelName.clone(),
         instantiation_token: md.instantiationToken.clone(),
@@ -1122,6 +1133,7 @@ mod tests {
         }
         // Aliases resolve to their base.
         let info = ModelInfo {
+            describe_version: DESCRIBE_VERSION,
             unit_definitions: vec![],
             fmi_version: "2.0".into(),
             model_name: "m".into(),

@@ -244,6 +244,17 @@ impl Store {
         exists(&*self.conn()?, id)
     }
 
+    /// Replaces an FMU's stored description (JSON of `fmi::describe::ModelInfo`), when it was
+    /// described again from its files.
+    pub async fn update_fmu_info(&self, id: &FmuId, info: String) -> StoreResult<()> {
+        let id = id.clone();
+        self.run(move |conn| {
+            conn.execute("UPDATE fmus SET info = ?1 WHERE id = ?2", params![info, id])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records an uploaded FMU's metadata (its files are in place); a known id is left as is.
     pub async fn add_fmu(&self, fmu: NewFmu) -> StoreResult<()> {
         self.run(move |conn| insert(conn, &fmu, None)).await
