@@ -218,7 +218,7 @@ static bool check_type(Instance *m, const char *function, VarType type, unsigned
     const VarType actual = MODEL.vars[vr].type;
     if (actual == type || (actual == T_ENUMERATION && type == ENUMERATION_CARRIER)) return true;
     model_log(m, ST_ERROR, "logStatusError",
-              "%s: variable %s (value reference %u) is a %s, not a %s.", function,
+              "%s: variable %s (value reference %u) is of type %s, not %s.", function,
               MODEL.vars[vr].name, vr, type_name(actual), type_name(type));
     return false;
 }
