@@ -49,12 +49,13 @@ impl FmiVersion {
 }
 
 /// The models of the built-in library (the `Hostile` sandbox variants are not part of it).
-pub const LIBRARY_MODELS: [&str; 5] = [
+pub const LIBRARY_MODELS: [&str; 6] = [
     "BouncingBall",
     "VanDerPol",
     "Dahlquist",
     "Integrator",
     "Feedthrough",
+    "StateSpace",
 ];
 
 /// The C defines that turn Dahlquist into a `Hostile` model (exactly one is used at a time).
@@ -386,6 +387,8 @@ fn attributes(var: &model::Var) -> (&'static str, &'static str, Option<&'static 
         Derivative { .. } => ("local", "continuous", None, false),
         Output => ("output", "continuous", None, false),
         DiscreteOutput => ("output", "discrete", None, false),
+        Structural => ("structuralParameter", "fixed", None, true),
+        CalculatedState => ("local", "continuous", Some("calculated"), false),
         Flag => ("output", "discrete", Some("exact"), true),
     }
 }
@@ -397,7 +400,10 @@ fn is_output(var: &model::Var) -> bool {
 fn is_initial_unknown(var: &model::Var) -> bool {
     matches!(
         var.kind,
-        model::Kind::Derivative { .. } | model::Kind::Output | model::Kind::DiscreteOutput
+        model::Kind::Derivative { .. }
+            | model::Kind::Output
+            | model::Kind::DiscreteOutput
+            | model::Kind::CalculatedState
     )
 }
 
@@ -406,6 +412,11 @@ fn start_attribute(var: &model::Var) -> String {
     match (var.ty, &var.start) {
         (model::Type::Boolean, model::Start::Number(x)) => (*x != 0.0).to_string(),
         (_, model::Start::Number(x)) => x.to_string(),
+        (_, model::Start::Array(values)) => values
+            .iter()
+            .map(f64::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
         (_, model::Start::Text(text)) => escape(text),
         (_, model::Start::Bytes(bytes)) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
     }
@@ -419,7 +430,7 @@ fn variable_fmi3(xml: &mut String, spec: &model::Spec, var: &model::Var) {
     let _ = write!(
         xml,
         "    <{element} name=\"{}\" valueReference=\"{}\" causality=\"{causality}\" variability=\"{variability}\"",
-        escape(var.name),
+        escape(&var.name),
         var.vr
     );
     if let Some(initial) = initial {
@@ -440,12 +451,12 @@ fn variable_fmi3(xml: &mut String, spec: &model::Spec, var: &model::Var) {
     if let Some(unit) = var.unit {
         let _ = write!(xml, " unit=\"{}\"", escape(unit));
     }
-    if let Some((min, max)) = model::bounds(spec.name, var.name) {
+    if let Some((min, max)) = model::bounds(spec.name, &var.name) {
         let _ = write!(xml, " min=\"{min}\" max=\"{max}\"");
     }
     let _ = write!(xml, " description=\"{}\"", escape(var.description));
     let aliases: Vec<&model::Alias> = spec.aliases.iter().filter(|a| a.of == var.vr).collect();
-    if aliases.is_empty() && !(has_start && start_element) {
+    if aliases.is_empty() && var.dims.is_empty() && !(has_start && start_element) {
         xml.push_str("/>\n");
         return;
     }
@@ -462,6 +473,9 @@ fn variable_fmi3(xml: &mut String, spec: &model::Spec, var: &model::Var) {
         }
         xml.push_str("/>\n");
     }
+    for dim in &var.dims {
+        let _ = writeln!(xml, "      <Dimension valueReference=\"{dim}\"/>");
+    }
     if has_start && start_element {
         let _ = writeln!(xml, "      <Start value=\"{}\"/>", start_attribute(var));
     }
@@ -473,10 +487,11 @@ fn model_description_fmi3(spec: &model::Spec, token: &str) -> String {
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<fmiModelDescription fmiVersion=\"3.0\" modelName=\"{}\" description=\"{}\"\n  instantiationToken=\"{}\" generationTool=\"FMU Gateway demo models\"\n  variableNamingConvention=\"flat\">",
+        "<fmiModelDescription fmiVersion=\"3.0\" modelName=\"{}\" description=\"{}\"\n  instantiationToken=\"{}\" generationTool=\"FMU Gateway demo models\"\n  variableNamingConvention=\"{}\">",
         spec.name,
         escape(&spec.description),
-        token
+        token,
+        spec.naming_convention()
     );
     let _ = writeln!(
         xml,
@@ -529,10 +544,11 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<fmiModelDescription fmiVersion=\"2.0\" modelName=\"{}\" description=\"{}\"\n  guid=\"{}\" generationTool=\"FMU Gateway demo models\"\n  variableNamingConvention=\"flat\" numberOfEventIndicators=\"{}\">",
+        "<fmiModelDescription fmiVersion=\"2.0\" modelName=\"{}\" description=\"{}\"\n  guid=\"{}\" generationTool=\"FMU Gateway demo models\"\n  variableNamingConvention=\"{}\" numberOfEventIndicators=\"{}\">",
         spec.name,
         escape(&spec.description),
         token,
+        spec.naming_convention(),
         spec.event_indicators.len()
     );
     let _ = writeln!(
@@ -557,7 +573,7 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
         let _ = write!(
             xml,
             "    <ScalarVariable name=\"{}\" valueReference=\"{}\" description=\"{}\" causality=\"{causality}\" variability=\"{variability}\"",
-            escape(var.name),
+            escape(&var.name),
             var.vr,
             escape(var.description)
         );
@@ -579,7 +595,7 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
         if let Some(unit) = var.unit {
             let _ = write!(xml, " unit=\"{}\"", escape(unit));
         }
-        if let Some((min, max)) = model::bounds(spec.name, var.name) {
+        if let Some((min, max)) = model::bounds(spec.name, &var.name) {
             let _ = write!(xml, " min=\"{min}\" max=\"{max}\"");
         }
         xml.push_str("/>\n    </ScalarVariable>\n");
@@ -652,6 +668,8 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
 /// Variable tables of the models. They must match the `VarSpec` tables in
 /// `fmus/src/models/*.c`: same names, and value reference = position in the table.
 mod model {
+    use std::borrow::Cow;
+
     use super::FmiVersion;
 
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -676,6 +694,10 @@ mod model {
         Output,
         /// a calculated discrete output (every type but Float32 and Float64 is discrete)
         DiscreteOutput,
+        /// a structural parameter (UInt64, fixed) that sizes arrays
+        Structural,
+        /// a continuous state the FMU computes from parameters at initialization
+        CalculatedState,
         /// a discrete output with start 0 that only the FMU writes (`breach`)
         Flag,
     }
@@ -744,16 +766,21 @@ mod model {
         Number(f64),
         Text(&'static str),
         Bytes(&'static [u8]),
+        /// the elements of an array at its default size, row-major
+        Array(Vec<f64>),
     }
 
     pub struct Var {
-        pub name: &'static str,
+        /// generated for the flattened FMI 2 StateSpace, written out for the rest
+        pub name: Cow<'static, str>,
         pub vr: u32,
         pub kind: Kind,
         pub ty: Type,
         pub start: Start,
         pub unit: Option<&'static str>,
         pub description: &'static str,
+        /// array dimensions: value references of the structural parameters (FMI 3)
+        pub dims: Vec<u32>,
     }
 
     /// Another name for variable `of` (FMI 3 `<Alias>`, FMI 2 a variable sharing its value
@@ -779,9 +806,21 @@ mod model {
         pub vars: Vec<Var>,
         pub aliases: Vec<Alias>,
         pub enumeration: Option<Enumeration>,
+        /// FMI 2 names like `x[1]` and `A[1,2]` need the "structured" naming convention
+        pub structured_names: bool,
         pub event_indicators: Vec<u32>,
         pub stop_time: f64,
         pub step_size: f64,
+    }
+
+    impl Spec {
+        pub fn naming_convention(&self) -> &'static str {
+            if self.structured_names {
+                "structured"
+            } else {
+                "flat"
+            }
+        }
     }
 
     type Row = (&'static str, Kind, f64, Option<&'static str>, &'static str);
@@ -790,13 +829,14 @@ mod model {
         rows.iter()
             .enumerate()
             .map(|(vr, &(name, kind, start, unit, description))| Var {
-                name,
+                name: name.into(),
                 vr: vr as u32,
                 kind,
                 ty: Type::Float64,
                 start: Start::Number(start),
                 unit,
                 description,
+                dims: vec![],
             })
             .collect()
     }
@@ -812,6 +852,7 @@ mod model {
                 Some((-10.0, 10.0))
             }
             ("Feedthrough", "Enumeration_input") => Some((1.0, 2.0)),
+            ("StateSpace", "m" | "n" | "r") => Some((1.0, 16.0)),
             _ => None,
         }
     }
@@ -878,6 +919,7 @@ mod model {
                     description: "Height of the ball, shown in feet",
                 }],
                 enumeration: None,
+                structured_names: false,
                 event_indicators: vec![1],
                 stop_time: 3.0,
                 step_size: 0.01,
@@ -916,6 +958,7 @@ mod model {
                 ]),
                 aliases: vec![],
                 enumeration: None,
+                structured_names: false,
                 event_indicators: vec![],
                 stop_time: 20.0,
                 step_size: 0.01,
@@ -958,6 +1001,7 @@ mod model {
                     vars: vars(&rows),
                     aliases: vec![],
                     enumeration: None,
+                    structured_names: false,
                     event_indicators: vec![],
                     stop_time: 10.0,
                     step_size: 0.1,
@@ -989,6 +1033,7 @@ mod model {
                 ]),
                 aliases: vec![],
                 enumeration: None,
+                structured_names: false,
                 event_indicators: vec![],
                 stop_time: 5.0,
                 step_size: 0.1,
@@ -1015,11 +1060,13 @@ mod model {
                 ]),
                 aliases: vec![],
                 enumeration: None,
+                structured_names: false,
                 event_indicators: vec![],
                 stop_time: 2.0,
                 step_size: 0.1,
             },
             "Feedthrough" => feedthrough(version),
+            "StateSpace" => state_space(version),
             _ => return None,
         };
         Some(spec)
@@ -1030,24 +1077,26 @@ mod model {
     fn feedthrough(version: FmiVersion) -> Spec {
         use Kind::*;
         let mut vars = vec![Var {
-            name: "time",
+            name: "time".into(),
             vr: 0,
             kind: Time,
             ty: Type::Float64,
             start: Start::Number(0.0),
             unit: Some("s"),
             description: "Simulation time",
+            dims: vec![],
         }];
         let mut add = |name: &'static str, kind: Kind, ty: Type, start: Start, description| {
             let vr = vars.len() as u32;
             vars.push(Var {
-                name,
+                name: name.into(),
                 vr,
                 kind,
                 ty,
                 start,
                 unit: None,
                 description,
+                dims: vec![],
             });
         };
         let discrete = Input { discrete: true };
@@ -1238,8 +1287,208 @@ mod model {
                 name: "Option",
                 items: &[("Option 1", 1), ("Option 2", 2)],
             }),
+            structured_names: false,
             event_indicators: vec![],
             stop_time: 1.0,
+            step_size: 0.1,
+        }
+    }
+
+    /// StateSpace's default sizes (m inputs, n states, r outputs) and the defaults of
+    /// `fmus/src/models/StateSpace.c` for them: A upper triangular, diagonal -1 … -n, with
+    /// A[1,2] = 0.5; B and C identity where they have a diagonal; D = 0; x0 = 1 … n.
+    pub const STATE_SPACE_SIZE: usize = 3;
+
+    #[allow(clippy::type_complexity)]
+    pub fn state_space_defaults(
+        m: usize,
+        n: usize,
+        r: usize,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let eye = |i: usize, j: usize| if i == j { 1.0 } else { 0.0 };
+        let mut a: Vec<f64> = (0..n * n)
+            .map(|k| {
+                if k / n == k % n {
+                    -((k / n + 1) as f64)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        if n > 1 {
+            a[1] = 0.5;
+        }
+        let b = (0..n * m).map(|k| eye(k / m, k % m)).collect();
+        let c = (0..r * n).map(|k| eye(k / n, k % n)).collect();
+        let d = vec![0.0; r * m];
+        let x0 = (1..=n).map(|i| i as f64).collect();
+        (a, b, c, d, x0)
+    }
+
+    /// StateSpace's variables in the order of `fmus/src/models/StateSpace.c`: FMI 3 with
+    /// arrays sized by m, n and r; FMI 2 flattened at the default sizes.
+    fn state_space(version: FmiVersion) -> Spec {
+        use Kind::*;
+        let size = STATE_SPACE_SIZE;
+        let (a, b, c, d, x0) = state_space_defaults(size, size, size);
+        let u = vec![0.0; size];
+        let zeros = vec![0.0; size];
+        // (name, kind, dims as value references of m (1), n (2), r (3), defaults, description)
+        let arrays: [(&'static str, Kind, [u32; 2], Vec<f64>, &'static str); 9] = [
+            (
+                "A",
+                Parameter { tunable: false },
+                [2, 2],
+                a,
+                "State matrix (n x n)",
+            ),
+            (
+                "B",
+                Parameter { tunable: false },
+                [2, 1],
+                b,
+                "Input matrix (n x m)",
+            ),
+            (
+                "C",
+                Parameter { tunable: false },
+                [3, 2],
+                c,
+                "Output matrix (r x n)",
+            ),
+            (
+                "D",
+                Parameter { tunable: false },
+                [3, 1],
+                d,
+                "Feedthrough matrix (r x m)",
+            ),
+            (
+                "x0",
+                Parameter { tunable: false },
+                [2, 0],
+                x0,
+                "Initial state (n)",
+            ),
+            ("u", Input { discrete: false }, [1, 0], u, "Input (m)"),
+            (
+                "y",
+                Output,
+                [3, 0],
+                zeros.clone(),
+                "Output, y = C x + D u (r)",
+            ),
+            (
+                "x",
+                CalculatedState,
+                [2, 0],
+                zeros.clone(),
+                "State, x(0) = x0 (n)",
+            ),
+            (
+                "der(x)",
+                Derivative { of: 0 },
+                [2, 0],
+                zeros,
+                "der(x) = A x + B u (n)",
+            ),
+        ];
+        let mut vars = vec![Var {
+            name: "time".into(),
+            vr: 0,
+            kind: Time,
+            ty: Type::Float64,
+            start: Start::Number(0.0),
+            unit: Some("s"),
+            description: "Simulation time",
+            dims: vec![],
+        }];
+        match version {
+            FmiVersion::V3 => {
+                for (name, description) in [
+                    ("m", "Number of inputs"),
+                    ("n", "Number of states"),
+                    ("r", "Number of outputs"),
+                ] {
+                    vars.push(Var {
+                        name: name.into(),
+                        vr: vars.len() as u32,
+                        kind: Structural,
+                        ty: Type::UInt64,
+                        start: Start::Number(size as f64),
+                        unit: None,
+                        description,
+                        dims: vec![],
+                    });
+                }
+                let x_vr = vars.len() as u32 + 7;
+                for (name, kind, dims, start, description) in arrays {
+                    let kind = match kind {
+                        Derivative { .. } => Derivative { of: x_vr },
+                        other => other,
+                    };
+                    vars.push(Var {
+                        name: name.into(),
+                        vr: vars.len() as u32,
+                        kind,
+                        ty: Type::Float64,
+                        start: Start::Array(start),
+                        unit: None,
+                        description,
+                        dims: dims.into_iter().filter(|&d| d != 0).collect(),
+                    });
+                }
+            }
+            FmiVersion::V2 => {
+                // flattened row by row: A[1,1], A[1,2], …, with 1-based structured names
+                let mut x_vr = 0;
+                for (name, kind, dims, start, description) in arrays {
+                    let columns = if dims[1] == 0 { 1 } else { size };
+                    for (k, value) in start.into_iter().enumerate() {
+                        let (i, j) = (k / columns + 1, k % columns + 1);
+                        let element = if dims[1] == 0 {
+                            match name {
+                                "der(x)" => format!("der(x[{i}])"),
+                                _ => format!("{name}[{i}]"),
+                            }
+                        } else {
+                            format!("{name}[{i},{j}]")
+                        };
+                        let vr = vars.len() as u32;
+                        let kind = match kind {
+                            CalculatedState if k == 0 => {
+                                x_vr = vr;
+                                kind
+                            }
+                            Derivative { .. } => Derivative {
+                                of: x_vr + k as u32,
+                            },
+                            other => other,
+                        };
+                        vars.push(Var {
+                            name: Cow::Owned(element),
+                            vr,
+                            kind,
+                            ty: Type::Float64,
+                            start: Start::Number(value),
+                            unit: None,
+                            description,
+                            dims: vec![],
+                        });
+                    }
+                }
+            }
+        }
+        Spec {
+            name: "StateSpace",
+            source: "StateSpace",
+            description: "Linear state-space model der(x) = A x + B u, y = C x + D u".to_owned(),
+            vars,
+            aliases: vec![],
+            enumeration: None,
+            structured_names: version == FmiVersion::V2,
+            event_indicators: vec![],
+            stop_time: 5.0,
             step_size: 0.1,
         }
     }

@@ -238,12 +238,100 @@ def check_texts(path, version, md, interface):
         shutil.rmtree(unzipdir, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------------- StateSpace
+
+def state_space_defaults(m, n, r):
+    """The defaults of fmus/src/models/StateSpace.c for m inputs, n states, r outputs."""
+    a = np.diag(-np.arange(1.0, n + 1))
+    if n > 1:
+        a[0, 1] = 0.5
+    return a, np.eye(n, m), np.eye(r, n), np.zeros((r, m)), np.arange(1.0, n + 1)
+
+
+def state_space_solution(a, b, c, d, x0, u, t):
+    """y(t) = C x(t) + D u for constant u, with the matrix exponential from numpy's
+    eigendecomposition (A has distinct eigenvalues):
+    x(t) = e^(At) x0 + A^-1 (e^(At) - I) B u."""
+    eigenvalues, vectors = np.linalg.eig(a)
+    inverse = np.linalg.inv(vectors)
+    ys = []
+    for time in t:
+        exp_at = np.real(vectors @ np.diag(np.exp(eigenvalues * time)) @ inverse)
+        x = exp_at @ x0 + np.linalg.solve(a, (exp_at - np.eye(len(x0))) @ (b @ u))
+        ys.append(c @ x + d @ u)
+    return np.array(ys)
+
+
+def check_state_space(path, version, md):
+    a, b, c, d, x0 = state_space_defaults(3, 3, 3)
+    u = np.array([1.0, -2.0, 0.5])
+    if version == "3.0":
+        start_values = {"u": list(u)}
+        columns = lambda r: r["y"]
+    else:
+        start_values = {f"u[{i + 1}]": u[i] for i in range(3)}
+        columns = lambda r: np.stack([r[f"y[{i + 1}]"] for i in range(3)], axis=1)
+    for interface, rtol in [("CoSimulation", CS_RTOL), ("ModelExchange", ME_RTOL)]:
+        for inputs in [{}, start_values]:
+            r = simulate_fmu(path, fmi_type=interface, stop_time=5.0, output_interval=0.1,
+                             start_values=inputs, relative_tolerance=1e-8)
+            y = columns(r)
+            check(y.shape == (len(r), 3), f"{interface}: y has 3 columns")
+            expected = state_space_solution(a, b, c, d, x0, u if inputs else np.zeros(3), r["time"])
+            check(close(y, expected, rtol, 1e-8), f"{interface}, u = {'given' if inputs else 0}: y = C e^(At) x0 + ...")
+    if version == "3.0":
+        for n in [2, 5]:
+            check_resized_state_space(path, md, n)
+
+
+def check_resized_state_space(path, md, n):
+    """With m = 3, n = r = `n` set in Configuration Mode (FMPy's simulate_fmu sizes its
+    results from the XML, so this drives FMPy's FMU classes): the arrays take the new size,
+    the state vector has n elements, y follows the closed form."""
+    vr = {v.name: v.valueReference for v in md.modelVariables}
+    unzipdir = extract(path)
+    try:
+        fmu = instantiate_fmu(unzipdir, md, fmi_type="CoSimulation")
+        fmu.enterConfigurationMode()
+        try:
+            fmu.setUInt64([vr["n"]], [17])
+            check(False, "n = 17 (above the limit 16) is refused")
+        except Exception:
+            pass
+        fmu.setUInt64([vr["n"], vr["r"]], [n, n])
+        fmu.exitConfigurationMode()
+        a, b, c, d, x0 = state_space_defaults(3, n, n)
+        check(np.array_equal(fmu.getFloat64([vr["A"]], nValues=n * n), a.flatten()), f"n = {n}: A is {n} x {n}, row-major")
+        check(np.array_equal(fmu.getFloat64([vr["x0"]], nValues=n), x0), f"n = {n}: x0 has {n} elements")
+        fmu.enterInitializationMode()
+        fmu.exitInitializationMode()
+        times = np.linspace(0.0, 2.0, 21)
+        ys = [fmu.getFloat64([vr["y"]], nValues=n)]
+        for t0, t1 in zip(times, times[1:]):
+            fmu.doStep(currentCommunicationPoint=t0, communicationStepSize=t1 - t0)
+            ys.append(fmu.getFloat64([vr["y"]], nValues=n))
+        expected = state_space_solution(a, b, c, d, x0, np.zeros(3), times)
+        check(close(np.array(ys), expected, CS_RTOL, 1e-8), f"n = {n}: CS y = C e^(At) x0")
+        fmu.terminate()
+        fmu.freeInstance()
+
+        fmu = instantiate_fmu(unzipdir, md, fmi_type="ModelExchange")
+        fmu.enterConfigurationMode()
+        fmu.setUInt64([vr["n"]], [n])
+        fmu.exitConfigurationMode()
+        check(fmu.getNumberOfContinuousStates() == n, f"n = {n}: ME has {n} continuous states")
+        fmu.freeInstance()
+    finally:
+        shutil.rmtree(unzipdir, ignore_errors=True)
+
+
 CHECKS = {
     "BouncingBall": check_bouncing_ball,
     "Dahlquist": check_dahlquist,
     "VanDerPol": check_van_der_pol,
     "Integrator": check_integrator,
     "Feedthrough": check_feedthrough,
+    "StateSpace": check_state_space,
 }
 
 

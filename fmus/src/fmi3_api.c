@@ -156,7 +156,7 @@ FGW_EXPORT fmi3Status fmi3Reset(fmi3Instance instance) {
 static fmi3Status check_sizes(Instance *m, const char *function, size_t nvr, size_t nValues) {
     if (nvr == nValues) return fmi3OK;
     model_log(m, ST_ERROR, "logStatusError",
-              "%s: %zu values for %zu value references (these variables are scalars).", function,
+              "%s: %zu values for %zu value references (only Float64 variables are arrays).", function,
               nValues, nvr);
     return fmi3Error;
 }
@@ -164,15 +164,13 @@ static fmi3Status check_sizes(Instance *m, const char *function, size_t nvr, siz
 FGW_EXPORT fmi3Status fmi3GetFloat64(fmi3Instance instance, const fmi3ValueReference vr[],
                                      size_t nvr, fmi3Float64 values[], size_t nValues) {
     INSTANCE;
-    if (check_sizes(m, "fmi3GetFloat64", nvr, nValues) != fmi3OK) return fmi3Error;
-    return (fmi3Status)model_get_float(m, vr, nvr, values);
+    return (fmi3Status)model_get_float64(m, vr, nvr, values, nValues);
 }
 
 FGW_EXPORT fmi3Status fmi3SetFloat64(fmi3Instance instance, const fmi3ValueReference vr[],
                                      size_t nvr, const fmi3Float64 values[], size_t nValues) {
     INSTANCE;
-    if (check_sizes(m, "fmi3SetFloat64", nvr, nValues) != fmi3OK) return fmi3Error;
-    return (fmi3Status)model_set_float(m, vr, nvr, values);
+    return (fmi3Status)model_set_float64(m, vr, nvr, values, nValues);
 }
 
 /* Typed getters and setters: each converts between its C type and the core's Value. A set
@@ -429,11 +427,13 @@ FGW_EXPORT fmi3Status fmi3GetAdjointDerivative(
 /* ---------------------------------------------------------- configuration mode and clocks */
 
 FGW_EXPORT fmi3Status fmi3EnterConfigurationMode(fmi3Instance instance) {
-    return unsupported(instance, "fmi3EnterConfigurationMode (no structural parameters)");
+    INSTANCE;
+    return (fmi3Status)model_enter_configuration(m);
 }
 
 FGW_EXPORT fmi3Status fmi3ExitConfigurationMode(fmi3Instance instance) {
-    return unsupported(instance, "fmi3ExitConfigurationMode (no structural parameters)");
+    INSTANCE;
+    return (fmi3Status)model_exit_configuration(m);
 }
 
 FGW_EXPORT fmi3Status fmi3GetIntervalDecimal(fmi3Instance instance,
@@ -612,9 +612,8 @@ FGW_EXPORT fmi3Status fmi3GetNumberOfEventIndicators(fmi3Instance instance,
 FGW_EXPORT fmi3Status fmi3GetNumberOfContinuousStates(fmi3Instance instance,
                                                       size_t *nContinuousStates) {
     INSTANCE;
-    (void)m;
     if (!nContinuousStates) return fmi3Error;
-    *nContinuousStates = MODEL.nx;
+    *nContinuousStates = model_nx(&m->d);
     return fmi3OK;
 }
 

@@ -40,6 +40,7 @@ static const char *mode_name(Mode mode) {
     case MODE_CONTINUOUS_TIME: return "Continuous-Time Mode";
     case MODE_STEP: return "Step Mode";
     case MODE_TERMINATED: return "Terminated";
+    case MODE_CONFIGURATION: return "Configuration Mode";
     }
     return "?";
 }
@@ -68,21 +69,70 @@ static bool is_text(VarType type);
 
 /* ---------------------------------------------------------------- states and derived values */
 
+size_t model_size(const ModelData *d, unsigned vr) {
+    size_t size = 1;
+    for (int k = 0; k < 2; k++) {
+        const unsigned dim = MODEL.vars[vr].dims[k];
+        if (dim) size *= (size_t)d->u[dim];
+    }
+    return size;
+}
+
+static bool is_array(unsigned vr) { return MODEL.vars[vr].dims[0] != 0; }
+
+double *model_values(ModelData *d, unsigned vr) {
+    if (!is_array(vr)) return &d->v[vr];
+    size_t offset = 0;
+    for (unsigned k = 0; k < vr; k++)
+        if (is_array(k)) offset += model_size(d, k);
+    return &d->array[offset];
+}
+
+/* All arrays together, for the capacity check when the structural parameters change. */
+static size_t array_values(const ModelData *d) {
+    size_t total = 0;
+    for (unsigned vr = 0; vr < MODEL.n_vars; vr++)
+        if (is_array(vr)) total += model_size(d, vr);
+    return total;
+}
+
+size_t model_nx(const ModelData *d) {
+    size_t nx = 0;
+    for (size_t i = 0; i < MODEL.nx; i++) nx += model_size(d, MODEL.state_vrs[i]);
+    return nx;
+}
+
+/* Copies between the state variables (in order, arrays element by element) and x. */
 static void read_states(const ModelData *d, double *x) {
-    for (size_t i = 0; i < MODEL.nx; i++) x[i] = d->v[MODEL.state_vrs[i]];
+    for (size_t i = 0; i < MODEL.nx; i++) {
+        const unsigned vr = MODEL.state_vrs[i];
+        const size_t size = model_size(d, vr);
+        memcpy(x, model_values((ModelData *)d, vr), size * sizeof *x);
+        x += size;
+    }
 }
 
-static void write_states(ModelData *d, const double *x) {
-    for (size_t i = 0; i < MODEL.nx; i++) d->v[MODEL.state_vrs[i]] = x[i];
+static void write_vars(ModelData *d, const unsigned *vrs, const double *x) {
+    for (size_t i = 0; i < MODEL.nx; i++) {
+        const size_t size = model_size(d, vrs[i]);
+        memcpy(model_values(d, vrs[i]), x, size * sizeof *x);
+        x += size;
+    }
 }
 
-/* Recomputes time, derivatives and calculated outputs from the current states. */
+static void write_states(ModelData *d, const double *x) { write_vars(d, MODEL.state_vrs, x); }
+
+/* Recomputes time, derivatives and calculated outputs from the current states (and, until
+   initialization ends, the states the model calculates from its parameters). */
 static void refresh(ModelData *d) {
     double x[MAX_STATES] = {0}, dx[MAX_STATES] = {0};
     d->v[0] = d->time;
+    const bool initializing = d->mode == MODE_INSTANTIATED || d->mode == MODE_INITIALIZATION ||
+                              d->mode == MODE_CONFIGURATION;
+    if (initializing && MODEL.initialize) MODEL.initialize(d);
     read_states(d, x);
     if (MODEL.nx > 0) MODEL.derivatives(d, d->time, x, dx);
-    for (size_t i = 0; i < MODEL.nx; i++) d->v[MODEL.derivative_vrs[i]] = dx[i];
+    write_vars(d, MODEL.derivative_vrs, dx);
     if (MODEL.outputs) MODEL.outputs(d);
 }
 
@@ -106,7 +156,9 @@ static bool apply_event(Instance *m) {
 /* Gives variable `vr` its start value from the model's table. */
 static void set_start(ModelData *d, unsigned vr) {
     const VarSpec *var = &MODEL.vars[vr];
-    if (is_float(var->type)) {
+    if (is_array(vr)) {
+        return; /* the model's configure gives arrays their start values */
+    } else if (is_float(var->type)) {
         d->v[vr] = var->start;
     } else if (is_unsigned(var->type)) {
         d->u[vr] = (uint64_t)var->start;
@@ -123,6 +175,7 @@ static void set_start(ModelData *d, unsigned vr) {
 void model_reset(Instance *m) {
     memset(&m->d, 0, sizeof m->d);
     for (unsigned vr = 0; vr < MODEL.n_vars; vr++) set_start(&m->d, vr);
+    if (MODEL.configure) MODEL.configure(&m->d);
     m->d.mode = MODE_INSTANTIATED;
     m->last_successful_time = 0;
     refresh(&m->d);
@@ -235,6 +288,15 @@ Status model_reject_vrs(Instance *m, const char *function, const unsigned *vrs, 
     return ST_OK;
 }
 
+/* Elements of the variables together (value references already checked). */
+static size_t element_count(Instance *m, const unsigned *vrs, size_t nvr) {
+    size_t n = 0;
+    for (size_t k = 0; k < nvr; k++) n += model_size(&m->d, vrs[k]);
+    return n;
+}
+
+static bool check_count(Instance *m, const char *function, size_t given, size_t expected);
+
 Status model_get_value(Instance *m, const char *function, VarType type, unsigned vr,
                        Value *value) {
     if (!check_type(m, function, type, vr)) return ST_ERROR;
@@ -264,6 +326,49 @@ Status model_get_float(Instance *m, const unsigned *vrs, size_t n, double *value
     return ST_OK;
 }
 
+Status model_get_float64(Instance *m, const unsigned *vrs, size_t nvr, double *values,
+                         size_t n_values) {
+    if (nvr > 0 && (!vrs || !values)) return ST_ERROR;
+    for (size_t k = 0; k < nvr; k++)
+        if (!check_type(m, "fmi3GetFloat64", T_FLOAT64, vrs[k])) return ST_ERROR;
+    if (!check_count(m, "fmi3GetFloat64", n_values, element_count(m, vrs, nvr))) return ST_ERROR;
+    refresh(&m->d);
+    size_t at = 0;
+    for (size_t k = 0; k < nvr; k++) {
+        const size_t size = model_size(&m->d, vrs[k]);
+        memcpy(values + at, model_values(&m->d, vrs[k]), size * sizeof *values);
+        at += size;
+    }
+    return ST_OK;
+}
+
+Status model_set_float64(Instance *m, const unsigned *vrs, size_t nvr, const double *values,
+                         size_t n_values) {
+    if (nvr > 0 && (!vrs || !values)) return ST_ERROR;
+    /* check everything first so that a failing call changes nothing */
+    for (size_t k = 0; k < nvr; k++)
+        if (!check_type(m, "fmi3SetFloat64", T_FLOAT64, vrs[k])) return ST_ERROR;
+    if (!check_count(m, "fmi3SetFloat64", n_values, element_count(m, vrs, nvr))) return ST_ERROR;
+    size_t at = 0;
+    for (size_t k = 0; k < nvr; k++) {
+        const size_t size = model_size(&m->d, vrs[k]);
+        for (size_t e = 0; e < size; e++) {
+            Value value = {.f = values[at + e]};
+            if (model_check_set(m, "fmi3SetFloat64", T_FLOAT64, vrs[k], value) != ST_OK)
+                return ST_ERROR;
+        }
+        at += size;
+    }
+    at = 0;
+    for (size_t k = 0; k < nvr; k++) {
+        const size_t size = model_size(&m->d, vrs[k]);
+        memcpy(model_values(&m->d, vrs[k]), values + at, size * sizeof *values);
+        at += size;
+    }
+    refresh(&m->d);
+    return ST_OK;
+}
+
 static unsigned settable_modes(VarKind kind) {
     switch (kind) {
     case K_PARAMETER_FIXED:
@@ -274,6 +379,7 @@ static unsigned settable_modes(VarKind kind) {
     case K_INPUT_CONTINUOUS:
         return M(MODE_INSTANTIATED) | M(MODE_INITIALIZATION) | M(MODE_EVENT) |
                M(MODE_CONTINUOUS_TIME) | M(MODE_STEP);
+    case K_STRUCTURAL: return M(MODE_CONFIGURATION);
     default: return 0;
     }
 }
@@ -366,6 +472,39 @@ Status model_set_float(Instance *m, const unsigned *vrs, size_t n, const double 
 
 /* ------------------------------------------------------------------------------------ modes */
 
+static bool has_structural_parameters(void) {
+    for (unsigned vr = 0; vr < MODEL.n_vars; vr++)
+        if (MODEL.vars[vr].kind == K_STRUCTURAL) return true;
+    return false;
+}
+
+Status model_enter_configuration(Instance *m) {
+    if (!has_structural_parameters()) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "EnterConfigurationMode: this FMU has no structural parameters.");
+        return ST_ERROR;
+    }
+    if (!model_check_mode(m, "EnterConfigurationMode", M(MODE_INSTANTIATED))) return ST_ERROR;
+    m->d.mode = MODE_CONFIGURATION;
+    return ST_OK;
+}
+
+/* The arrays take the start values for the new sizes (values set before are replaced). */
+Status model_exit_configuration(Instance *m) {
+    if (!model_check_mode(m, "ExitConfigurationMode", M(MODE_CONFIGURATION))) return ST_ERROR;
+    if (array_values(&m->d) > MAX_ARRAY_VALUES || model_nx(&m->d) > MAX_STATES) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "ExitConfigurationMode: the structural parameters ask for %zu array elements "
+                  "and %zu states; this FMU holds at most %d and %d.",
+                  array_values(&m->d), model_nx(&m->d), MAX_ARRAY_VALUES, MAX_STATES);
+        return ST_ERROR;
+    }
+    if (MODEL.configure) MODEL.configure(&m->d);
+    m->d.mode = MODE_INSTANTIATED;
+    refresh(&m->d);
+    return ST_OK;
+}
+
 Status model_enter_initialization(Instance *m, double start_time) {
     if (!model_check_mode(m, "EnterInitializationMode", M(MODE_INSTANTIATED))) return ST_ERROR;
     m->d.time = start_time;
@@ -452,21 +591,21 @@ static bool check_count(Instance *m, const char *function, size_t given, size_t 
 Status model_set_states(Instance *m, const double *x, size_t nx) {
     if (!model_check_mode(m, "SetContinuousStates", M(MODE_EVENT) | M(MODE_CONTINUOUS_TIME)))
         return ST_ERROR;
-    if (!check_count(m, "SetContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (!check_count(m, "SetContinuousStates", nx, model_nx(&m->d))) return ST_ERROR;
     if (nx > 0 && !x) return ST_ERROR;
     write_states(&m->d, x);
     return ST_OK;
 }
 
 Status model_get_states(Instance *m, double *x, size_t nx) {
-    if (!check_count(m, "GetContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (!check_count(m, "GetContinuousStates", nx, model_nx(&m->d))) return ST_ERROR;
     if (nx > 0 && !x) return ST_ERROR;
     read_states(&m->d, x);
     return ST_OK;
 }
 
 Status model_get_derivatives(Instance *m, double *dx, size_t nx) {
-    if (!check_count(m, "GetContinuousStateDerivatives", nx, MODEL.nx)) return ST_ERROR;
+    if (!check_count(m, "GetContinuousStateDerivatives", nx, model_nx(&m->d))) return ST_ERROR;
     if (nx > 0 && !dx) return ST_ERROR;
     if (m->interface == IF_MODEL_EXCHANGE) {
         Status status = model_hostile(m);
@@ -488,7 +627,7 @@ Status model_get_event_indicators(Instance *m, double *z, size_t nz) {
 }
 
 Status model_get_nominals(Instance *m, double *nominals, size_t nx) {
-    if (!check_count(m, "GetNominalsOfContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (!check_count(m, "GetNominalsOfContinuousStates", nx, model_nx(&m->d))) return ST_ERROR;
     if (nx > 0 && !nominals) return ST_ERROR;
     for (size_t i = 0; i < nx; i++) nominals[i] = 1.0;
     return ST_OK;
@@ -499,7 +638,7 @@ Status model_get_nominals(Instance *m, double *nominals, size_t nx) {
 /* One classical Runge-Kutta step of size h from (t, x0). */
 static void rk4(const ModelData *d, double t, const double *x0, double h, double *x1) {
     double k1[MAX_STATES], k2[MAX_STATES], k3[MAX_STATES], k4[MAX_STATES], x[MAX_STATES];
-    size_t n = MODEL.nx;
+    size_t n = model_nx(d);
     if (n == 0) return;
     MODEL.derivatives(d, t, x0, k1);
     for (size_t i = 0; i < n; i++) x[i] = x0[i] + 0.5 * h * k1[i];
@@ -560,7 +699,7 @@ Status model_do_step(Instance *m, double current_time, double step_size, bool st
         read_states(d, x0);
         indicators(d, t, x0, z0);
         rk4(d, t, x0, h, x1);
-        for (size_t i = 0; i < MODEL.nx; i++) {
+        for (size_t i = 0; i < model_nx(d); i++) {
             if (!isfinite(x1[i])) {
                 /* e.g. Dahlquist with k = 1e6: explicit RK4 at 1 ms substeps is unstable */
                 model_log(m, ST_ERROR, "logStatusError",

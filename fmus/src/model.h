@@ -41,7 +41,8 @@
 #define MAX_VARS 64
 #define MAX_TEXTS 4        /* String and Binary variables per model */
 #define MAX_TEXT_SIZE 1024 /* bytes per String (with its terminating NUL) or Binary value */
-#define MAX_STATES 4
+#define MAX_ARRAY_VALUES 1152 /* elements of all Float64 arrays together */
+#define MAX_STATES 16 /* continuous state elements (array states count element by element) */
 #define MAX_INDICATORS 4
 #define MAX_INTERNAL 4
 
@@ -58,7 +59,9 @@ typedef enum {
     K_STATE,             /* start value settable before initialization ends */
     K_DERIVATIVE,        /* calculated */
     K_OUTPUT_CALCULATED, /* calculated */
-    K_OUTPUT_FLAG        /* discrete output with a start value, written by the FMU only */
+    K_OUTPUT_FLAG,       /* discrete output with a start value, written by the FMU only */
+    K_STRUCTURAL,        /* structural parameter (fixed): settable in Configuration Mode only */
+    K_STATE_CALCULATED   /* continuous state computed from parameters during initialization */
 } VarKind;
 
 /* The FMI type of a variable. Float64 is zero so that tables which leave it out mean Float64.
@@ -89,6 +92,11 @@ typedef struct {
     size_t start_size;
     bool bounded;          /* min and max are declared and enforced on every set */
     double min, max;
+    /* Float64 arrays (FMI 3): the value references of the structural parameters that give
+       the dimensions, 0 where there is none; a scalar has dims[0] == 0. Arrays live in
+       ModelData.array in table order, row-major, and take their start values from the
+       model's `configure`. */
+    unsigned dims[2];
 } VarSpec;
 
 /* A String (with its NUL) or Binary value, held in the instance. */
@@ -114,7 +122,8 @@ typedef enum {
     MODE_EVENT,           /* ME event mode, or CS event mode when eventModeUsed */
     MODE_CONTINUOUS_TIME, /* ME */
     MODE_STEP,            /* CS */
-    MODE_TERMINATED
+    MODE_TERMINATED,
+    MODE_CONFIGURATION /* structural parameters are set here (entered from Instantiated) */
 } Mode;
 
 typedef enum { IF_MODEL_EXCHANGE, IF_CO_SIMULATION } Interface;
@@ -125,6 +134,7 @@ typedef struct {
     int64_t i[MAX_VARS];              /* signed integers, Booleans, enumerations */
     uint64_t u[MAX_VARS];             /* unsigned integers */
     Text text[MAX_TEXTS];             /* Strings and Binaries, in table order (model_text) */
+    double array[MAX_ARRAY_VALUES];   /* Float64 arrays, in table order (model_values) */
     double internal[MAX_INTERNAL];    /* model-private discrete state */
     double time;
     Mode mode;
@@ -136,7 +146,7 @@ typedef struct ModelDef {
     const char *name;
     size_t n_vars;
     const VarSpec *vars;
-    size_t nx;
+    size_t nx;                      /* number of state variables (each a scalar or an array) */
     const unsigned *state_vrs;      /* continuous states */
     const unsigned *derivative_vrs; /* their derivatives, same order */
     size_t nz;                      /* number of event indicators */
@@ -150,6 +160,12 @@ typedef struct ModelDef {
     bool (*on_event)(ModelData *d, char *message, size_t message_size);
     /* computes calculated outputs in d->v from the current states; may be NULL */
     void (*outputs)(ModelData *d);
+    /* gives the arrays their start values for the current structural parameters (at reset
+       and when Configuration Mode ends); may be NULL */
+    void (*configure)(ModelData *d);
+    /* computes K_STATE_CALCULATED states from parameters; called until initialization ends;
+       may be NULL */
+    void (*initialize)(ModelData *d);
 } ModelDef;
 
 /* Every model file defines exactly one of these. */
@@ -201,6 +217,21 @@ Status model_check_set(Instance *m, const char *function, VarType type, unsigned
                        Value value);
 void model_store(Instance *m, unsigned vr, Value value);
 void model_values_changed(Instance *m);
+/* Float64 arrays (FMI 3). A scalar Float64 is an array of one element, so models read every
+   Float64 variable through model_values. */
+size_t model_size(const ModelData *d, unsigned vr);
+double *model_values(ModelData *d, unsigned vr);
+/* Number of continuous state elements. */
+size_t model_nx(const ModelData *d);
+/* fmi3Get/SetFloat64: nValues is the total number of elements, arrays row-major. */
+Status model_get_float64(Instance *m, const unsigned *vrs, size_t nvr, double *values,
+                         size_t n_values);
+Status model_set_float64(Instance *m, const unsigned *vrs, size_t nvr, const double *values,
+                         size_t n_values);
+/* Configuration Mode, for models with structural parameters. */
+Status model_enter_configuration(Instance *m);
+Status model_exit_configuration(Instance *m);
+
 /* The String/Binary slot of variable `vr` (which must be one). */
 Text *model_text(ModelData *d, unsigned vr);
 
