@@ -922,3 +922,138 @@ fn bouncing_ball_has_units_display_units_and_the_alias_h_ft() {
     let results = simulate2(&built, Run::Cs, &exp);
     assert_eq!(results.column(0), results.column(1), "h_ft reads h");
 }
+
+// ----------------------------------------------------------------------------------- StateSpace
+
+/// The state of StateSpace with its defaults (A upper triangular, diagonal -1 … -n, A[1,2] =
+/// 0.5, B = I, x0 = 1 … n) and input u, solved by hand: x_i' = -i x_i + u_i, plus x_2 / 2
+/// in x_1'. With u = 0: x_i = i e^(-i t) for i ≥ 2, and x_1 = 2 e^(-t) - e^(-2t) (n ≥ 2).
+fn state_space_closed_form(n: usize, u: &[f64], t: f64) -> Vec<f64> {
+    let exact = |i: usize| {
+        let (rate, x0) = (i as f64, i as f64);
+        let steady = u.get(i - 1).copied().unwrap_or(0.0) / rate;
+        steady + (x0 - steady) * (-rate * t).exp()
+    };
+    let mut x: Vec<f64> = (1..=n).map(exact).collect();
+    if n > 1 {
+        assert!(
+            u.iter().all(|&u| u == 0.0),
+            "the coupled closed form is for u = 0"
+        );
+        x[0] = 2.0 * (-t).exp() - (-2.0 * t).exp();
+    }
+    x
+}
+
+fn float64s(value: &V3) -> &[f64] {
+    match value {
+        V3::Float64(values) => values,
+        other => panic!("not Float64: {other:?}"),
+    }
+}
+
+#[test]
+fn state_space_fmi3_arrays_follow_the_closed_form_at_any_size() {
+    let built = build("StateSpace", FmiVersion::V3, &[]);
+    // default sizes (3), resized by the structural parameters, and u as an input
+    let cases: [(usize, &[(&str, &str)], &[f64]); 4] = [
+        (3, &[], &[]),
+        (2, &[("n", "2"), ("r", "2")], &[]),
+        (5, &[("n", "5"), ("r", "5")], &[]),
+        (1, &[("n", "1"), ("r", "1"), ("m", "1"), ("u", "4")], &[4.0]),
+    ];
+    for (n, start_values, u) in cases {
+        for run in [Run::Cs, Run::MeEuler(1e-4)] {
+            let tolerance = if matches!(run, Run::Cs) { 1e-9 } else { 1e-3 };
+            let exp = Experiment {
+                stop_time: 2.0,
+                output_interval: 0.1,
+                start_values,
+                record: &["y", "x", "A"],
+            };
+            let (time, rows, _) = simulate3_rows(&built, run, &exp);
+            assert_eq!(time.len(), 21);
+            for (t, row) in time.iter().zip(&rows) {
+                let (y, x, a) = (float64s(&row[0]), float64s(&row[1]), float64s(&row[2]));
+                let expected = state_space_closed_form(n, u, *t);
+                assert_eq!((y.len(), x.len(), a.len()), (n, n, n * n), "n = {n}");
+                for (i, (y, want)) in y.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (y - want).abs() < tolerance * want.abs().max(1.0),
+                        "n = {n}, t = {t}: y[{i}] = {y}, expected {want}"
+                    );
+                }
+                assert_eq!(x, y, "C = I, D = 0");
+                assert_eq!(a[0], -1.0);
+                assert_eq!(a[n * n - 1], -(n as f64), "A[n,n], row-major");
+            }
+        }
+    }
+}
+
+#[test]
+fn state_space_fmi3_structural_parameters_are_bounded_and_arrays_are_counted() {
+    let built = build("StateSpace", FmiVersion::V3, &[]);
+    let md = md3(&built);
+    let vr = |name| vr3(&md, name);
+    let fmu = fmi_rs::fmi3::builder::FMU3Builder::new(&built.fmu)
+        .unwrap()
+        .instantiate_me("test")
+        .unwrap();
+    // structural parameters are set in Configuration Mode only, up to 16
+    assert_eq!(fmu.setUInt64(&[vr("n")], &[4]), fmi3Status::Error);
+    assert_eq!(fmu.enterConfigurationMode(), fmi3Status::Ok);
+    assert_eq!(fmu.setUInt64(&[vr("n")], &[17]), fmi3Status::Error);
+    assert_eq!(fmu.setUInt64(&[vr("n")], &[0]), fmi3Status::Error);
+    assert_eq!(fmu.setUInt64(&[vr("n")], &[16]), fmi3Status::Ok);
+    assert_eq!(fmu.exitConfigurationMode(), fmi3Status::Ok);
+    let mut nx = 0;
+    assert_eq!(fmu.getNumberOfContinuousStates(&mut nx), fmi3Status::Ok);
+    assert_eq!(nx, 16, "array states count element by element");
+    // get and set take every element: x0 has 16 now, A 16 x 16
+    let mut x0 = vec![0.0; 16];
+    assert_eq!(fmu.getFloat64(&[vr("x0")], &mut x0), fmi3Status::Ok);
+    assert_eq!(x0, (1..=16).map(f64::from).collect::<Vec<_>>());
+    let mut short = vec![0.0; 15];
+    assert_eq!(fmu.getFloat64(&[vr("x0")], &mut short), fmi3Status::Error);
+    let ones = vec![1.0; 16 * 16];
+    assert_eq!(fmu.setFloat64(&[vr("A")], &ones[..255]), fmi3Status::Error);
+    assert_eq!(fmu.setFloat64(&[vr("A")], &ones), fmi3Status::Ok);
+    let mut a = vec![0.0; 16 * 16];
+    assert_eq!(fmu.getFloat64(&[vr("A")], &mut a), fmi3Status::Ok);
+    assert_eq!(a, ones);
+    // several variables in one call, one after the other
+    let mut both = vec![0.0; 16 + 3];
+    assert_eq!(
+        fmu.getFloat64(&[vr("x0"), vr("u")], &mut both),
+        fmi3Status::Ok
+    );
+    assert_eq!(both[15], 16.0);
+    assert_eq!(&both[16..], [0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn state_space_fmi2_is_flattened_with_structured_names() {
+    let built = build("StateSpace", FmiVersion::V2, &[]);
+    let md = md2(&built);
+    let names: Vec<&str> = md.modelVariables.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(&names[..4], ["time", "A[1,1]", "A[1,2]", "A[1,3]"]);
+    assert!(names.contains(&"der(x[3])") && names.contains(&"y[3]"));
+    for run in [Run::Cs, Run::MeEuler(1e-4)] {
+        let tolerance = if matches!(run, Run::Cs) { 1e-9 } else { 1e-3 };
+        let exp = Experiment {
+            stop_time: 2.0,
+            output_interval: 0.1,
+            start_values: &[],
+            record: &["y[1]", "y[2]", "y[3]"],
+        };
+        let results = simulate2(&built, run, &exp);
+        for (row, t) in results.time.iter().enumerate() {
+            let expected = state_space_closed_form(3, &[], *t);
+            for (i, want) in expected.iter().enumerate() {
+                let y = results.column(i)[row];
+                assert!((y - want).abs() < tolerance, "t = {t}: y[{}] = {y}", i + 1);
+            }
+        }
+    }
+}
