@@ -1294,17 +1294,21 @@ mod model {
         }
     }
 
-    /// StateSpace's default sizes (m inputs, n states, r outputs) and the defaults of
-    /// `fmus/src/models/StateSpace.c` for them: A upper triangular, diagonal -1 … -n, with
-    /// A[1,2] = 0.5; B and C identity where they have a diagonal; D = 0; x0 = 1 … n.
-    pub const STATE_SPACE_SIZE: usize = 3;
+    /// StateSpace's default sizes (m inputs, n states, r outputs).
+    const STATE_SPACE_SIZE: usize = 3;
 
-    #[allow(clippy::type_complexity)]
-    pub fn state_space_defaults(
-        m: usize,
-        n: usize,
-        r: usize,
-    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    /// StateSpace's parameter defaults, row-major, as `fmus/src/models/StateSpace.c` sets
+    /// them: A upper triangular, diagonal -1 … -n, with A[1,2] = 0.5; B and C identity where
+    /// they have a diagonal; D = 0; x0 = 1 … n.
+    struct StateSpaceDefaults {
+        a: Vec<f64>,
+        b: Vec<f64>,
+        c: Vec<f64>,
+        d: Vec<f64>,
+        x0: Vec<f64>,
+    }
+
+    fn state_space_defaults(m: usize, n: usize, r: usize) -> StateSpaceDefaults {
         let eye = |i: usize, j: usize| if i == j { 1.0 } else { 0.0 };
         let mut a: Vec<f64> = (0..n * n)
             .map(|k| {
@@ -1318,11 +1322,23 @@ mod model {
         if n > 1 {
             a[1] = 0.5;
         }
-        let b = (0..n * m).map(|k| eye(k / m, k % m)).collect();
-        let c = (0..r * n).map(|k| eye(k / n, k % n)).collect();
-        let d = vec![0.0; r * m];
-        let x0 = (1..=n).map(|i| i as f64).collect();
-        (a, b, c, d, x0)
+        StateSpaceDefaults {
+            a,
+            b: (0..n * m).map(|k| eye(k / m, k % m)).collect(),
+            c: (0..r * n).map(|k| eye(k / n, k % n)).collect(),
+            d: vec![0.0; r * m],
+            x0: (1..=n).map(|i| i as f64).collect(),
+        }
+    }
+
+    /// One of StateSpace's arrays: its FMI 3 dimensions as value references of m (1), n (2)
+    /// and r (3), 0 for none, and its start values at the default sizes.
+    struct ArrayVar {
+        name: &'static str,
+        kind: Kind,
+        dims: [u32; 2],
+        start: Vec<f64>,
+        description: &'static str,
     }
 
     /// StateSpace's variables in the order of `fmus/src/models/StateSpace.c`: FMI 3 with
@@ -1330,62 +1346,39 @@ mod model {
     fn state_space(version: FmiVersion) -> Spec {
         use Kind::*;
         let size = STATE_SPACE_SIZE;
-        let (a, b, c, d, x0) = state_space_defaults(size, size, size);
-        let u = vec![0.0; size];
+        let defaults = state_space_defaults(size, size, size);
         let zeros = vec![0.0; size];
-        // (name, kind, dims as value references of m (1), n (2), r (3), defaults, description)
-        let arrays: [(&'static str, Kind, [u32; 2], Vec<f64>, &'static str); 9] = [
-            (
-                "A",
-                Parameter { tunable: false },
-                [2, 2],
-                a,
-                "State matrix (n x n)",
-            ),
-            (
-                "B",
-                Parameter { tunable: false },
-                [2, 1],
-                b,
-                "Input matrix (n x m)",
-            ),
-            (
-                "C",
-                Parameter { tunable: false },
-                [3, 2],
-                c,
-                "Output matrix (r x n)",
-            ),
-            (
-                "D",
-                Parameter { tunable: false },
-                [3, 1],
-                d,
-                "Feedthrough matrix (r x m)",
-            ),
-            (
-                "x0",
-                Parameter { tunable: false },
-                [2, 0],
-                x0,
-                "Initial state (n)",
-            ),
-            ("u", Input { discrete: false }, [1, 0], u, "Input (m)"),
-            (
+        let array = |name, kind, dims, start, description| ArrayVar {
+            name,
+            kind,
+            dims,
+            start,
+            description,
+        };
+        let fixed = Parameter { tunable: false };
+        let continuous = Input { discrete: false };
+        let arrays = [
+            array("A", fixed, [2, 2], defaults.a, "State matrix (n x n)"),
+            array("B", fixed, [2, 1], defaults.b, "Input matrix (n x m)"),
+            array("C", fixed, [3, 2], defaults.c, "Output matrix (r x n)"),
+            array("D", fixed, [3, 1], defaults.d, "Feedthrough matrix (r x m)"),
+            array("x0", fixed, [2, 0], defaults.x0, "Initial state (n)"),
+            array("u", continuous, [1, 0], zeros.clone(), "Input (m)"),
+            array(
                 "y",
                 Output,
                 [3, 0],
                 zeros.clone(),
                 "Output, y = C x + D u (r)",
             ),
-            (
+            array(
                 "x",
                 CalculatedState,
                 [2, 0],
                 zeros.clone(),
                 "State, x(0) = x0 (n)",
             ),
-            (
+            array(
                 "der(x)",
                 Derivative { of: 0 },
                 [2, 0],
@@ -1422,7 +1415,14 @@ mod model {
                     });
                 }
                 let x_vr = vars.len() as u32 + 7;
-                for (name, kind, dims, start, description) in arrays {
+                for ArrayVar {
+                    name,
+                    kind,
+                    dims,
+                    start,
+                    description,
+                } in arrays
+                {
                     let kind = match kind {
                         Derivative { .. } => Derivative { of: x_vr },
                         other => other,
@@ -1442,7 +1442,14 @@ mod model {
             FmiVersion::V2 => {
                 // flattened row by row: A[1,1], A[1,2], …, with 1-based structured names
                 let mut x_vr = 0;
-                for (name, kind, dims, start, description) in arrays {
+                for ArrayVar {
+                    name,
+                    kind,
+                    dims,
+                    start,
+                    description,
+                } in arrays
+                {
                     let columns = if dims[1] == 0 { 1 } else { size };
                     for (k, value) in start.into_iter().enumerate() {
                         let (i, j) = (k / columns + 1, k % columns + 1);

@@ -643,7 +643,10 @@ fn feedthrough3_starts() -> Vec<(&'static str, V3)> {
 
 /// Start values at the ends of each type's range (fmi-rs literals; its String and Binary
 /// literals cannot hold spaces) and the outputs they must produce.
-fn feedthrough3_extremes() -> (Vec<(&'static str, &'static str)>, Vec<(&'static str, V3)>) {
+/// Start values as fmi-rs takes them: (name, literal).
+type Literals = Vec<(&'static str, &'static str)>;
+
+fn feedthrough3_extremes() -> (Literals, Vec<(&'static str, V3)>) {
     let inputs = vec![
         ("Float32_continuous_input", "3.4028235e38"),
         ("Float32_discrete_input", "1.1754944e-38"),
@@ -956,11 +959,15 @@ fn float64s(value: &V3) -> &[f64] {
 fn state_space_fmi3_arrays_follow_the_closed_form_at_any_size() {
     let built = build("StateSpace", FmiVersion::V3, &[]);
     // default sizes (3), resized by the structural parameters, and u as an input
-    let cases: [(usize, &[(&str, &str)], &[f64]); 4] = [
-        (3, &[], &[]),
-        (2, &[("n", "2"), ("r", "2")], &[]),
-        (5, &[("n", "5"), ("r", "5")], &[]),
-        (1, &[("n", "1"), ("r", "1"), ("m", "1"), ("u", "4")], &[4.0]),
+    let cases: [(usize, Literals, &[f64]); 4] = [
+        (3, vec![], &[]),
+        (2, vec![("n", "2"), ("r", "2")], &[]),
+        (5, vec![("n", "5"), ("r", "5")], &[]),
+        (
+            1,
+            vec![("n", "1"), ("r", "1"), ("m", "1"), ("u", "4")],
+            &[4.0],
+        ),
     ];
     for (n, start_values, u) in cases {
         for run in [Run::Cs, Run::MeEuler(1e-4)] {
@@ -968,7 +975,7 @@ fn state_space_fmi3_arrays_follow_the_closed_form_at_any_size() {
             let exp = Experiment {
                 stop_time: 2.0,
                 output_interval: 0.1,
-                start_values,
+                start_values: &start_values,
                 record: &["y", "x", "A"],
             };
             let (time, rows, _) = simulate3_rows(&built, run, &exp);
