@@ -152,7 +152,6 @@ static bool apply_event(Instance *m) {
 
 /* ------------------------------------------------------------------------------- lifecycle */
 
-
 /* Gives variable `vr` its start value from the model's table. */
 static void set_start(ModelData *d, unsigned vr) {
     const VarSpec *var = &MODEL.vars[vr];
