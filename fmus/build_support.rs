@@ -49,7 +49,14 @@ impl FmiVersion {
 }
 
 /// The models of the built-in library (the `Hostile` sandbox variants are not part of it).
-pub const LIBRARY_MODELS: [&str; 4] = ["BouncingBall", "VanDerPol", "Dahlquist", "Integrator"];
+pub const LIBRARY_MODELS: [&str; 6] = [
+    "BouncingBall",
+    "VanDerPol",
+    "Dahlquist",
+    "Integrator",
+    "Feedthrough",
+    "StateSpace",
+];
 
 /// The C defines that turn Dahlquist into a `Hostile` model (exactly one is used at a time).
 pub const HOSTILE_DEFINES: [&str; 20] = [
@@ -114,7 +121,7 @@ pub fn build_fmu(
             )));
         }
     }
-    let spec = model::spec(model, hostile.first().copied())
+    let spec = model::spec(model, hostile.first().copied(), version)
         .ok_or_else(|| invalid(format!("unknown model {model:?}")))?;
 
     let token = instantiation_token(model, version, defines);
@@ -187,9 +194,10 @@ fn compile(
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
     let mut words = cc.split_whitespace();
     let program = words.next().unwrap_or("cc");
-    let api = match version {
-        FmiVersion::V3 => "fmi3_api.c",
-        FmiVersion::V2 => "fmi2_api.c",
+    // the define lets a model file hold a different variable table per FMI version
+    let (api, version_define) = match version {
+        FmiVersion::V3 => ("fmi3_api.c", "-DFGW_FMI3"),
+        FmiVersion::V2 => ("fmi2_api.c", "-DFGW_FMI2"),
     };
     let output = std::path::absolute(output)?;
     let mut command = Command::new(program);
@@ -200,6 +208,7 @@ fn compile(
         .args(["-shared", "-fPIC", "-O2", "-std=c99", "-Wall"])
         .args(["-D_GNU_SOURCE", "-fvisibility=hidden", "-I."])
         .arg(format!("-DINSTANTIATION_TOKEN=\"{token}\""))
+        .arg(version_define)
         .args(defines.iter().map(|d| format!("-D{d}")))
         .arg(format!("models/{}.c", spec.source))
         .args(["model.c", api, "-o"])
@@ -267,6 +276,17 @@ fn units(spec: &model::Spec) -> Vec<&'static str> {
     units
 }
 
+/// The display unit a unit offers: name and `factor`, where (as FMI defines it) the value in
+/// the display unit = factor * the value in the unit. One foot is 0.3048 m, so 1 m is
+/// 1/0.3048 ft; 1 m/s is 3.6 km/h.
+fn display_unit(unit: &str) -> Option<(&'static str, f64)> {
+    match unit {
+        "m" => Some(("ft", 1.0 / 0.3048)),
+        "m/s" => Some(("km/h", 3.6)),
+        _ => None,
+    }
+}
+
 fn unit_definitions(xml: &mut String, spec: &model::Spec) {
     let units = units(spec);
     if units.is_empty() {
@@ -274,14 +294,58 @@ fn unit_definitions(xml: &mut String, spec: &model::Spec) {
     }
     xml.push_str("  <UnitDefinitions>\n");
     for unit in units {
-        let _ = writeln!(
+        let _ = write!(
             xml,
-            "    <Unit name=\"{}\"><BaseUnit {}/></Unit>",
+            "    <Unit name=\"{}\"><BaseUnit {}/>",
             escape(unit),
             base_unit(unit)
         );
+        if let Some((name, factor)) = display_unit(unit) {
+            let _ = write!(
+                xml,
+                "<DisplayUnit name=\"{}\" factor=\"{factor}\"/>",
+                escape(name)
+            );
+        }
+        xml.push_str("</Unit>\n");
     }
     xml.push_str("  </UnitDefinitions>\n");
+}
+
+/// The enumeration type of the model (FMI 3 `EnumerationType`, FMI 2 `SimpleType`).
+fn type_definitions(xml: &mut String, spec: &model::Spec, version: FmiVersion) {
+    let Some(enumeration) = &spec.enumeration else {
+        return;
+    };
+    xml.push_str("  <TypeDefinitions>\n");
+    match version {
+        FmiVersion::V3 => {
+            let _ = writeln!(
+                xml,
+                "    <EnumerationType name=\"{}\">",
+                escape(enumeration.name)
+            );
+        }
+        FmiVersion::V2 => {
+            let _ = writeln!(
+                xml,
+                "    <SimpleType name=\"{}\">\n      <Enumeration>",
+                escape(enumeration.name)
+            );
+        }
+    }
+    for (name, value) in enumeration.items {
+        let _ = writeln!(
+            xml,
+            "      <Item name=\"{}\" value=\"{value}\"/>",
+            escape(name)
+        );
+    }
+    xml.push_str(match version {
+        FmiVersion::V3 => "    </EnumerationType>\n",
+        FmiVersion::V2 => "      </Enumeration>\n    </SimpleType>\n",
+    });
+    xml.push_str("  </TypeDefinitions>\n");
 }
 
 fn common_header(xml: &mut String, spec: &model::Spec) {
@@ -322,6 +386,9 @@ fn attributes(var: &model::Var) -> (&'static str, &'static str, Option<&'static 
         ),
         Derivative { .. } => ("local", "continuous", None, false),
         Output => ("output", "continuous", None, false),
+        DiscreteOutput => ("output", "discrete", None, false),
+        Structural => ("structuralParameter", "fixed", None, true),
+        CalculatedState => ("local", "continuous", Some("calculated"), false),
         Flag => ("output", "discrete", Some("exact"), true),
     }
 }
@@ -333,8 +400,86 @@ fn is_output(var: &model::Var) -> bool {
 fn is_initial_unknown(var: &model::Var) -> bool {
     matches!(
         var.kind,
-        model::Kind::Derivative { .. } | model::Kind::Output
+        model::Kind::Derivative { .. }
+            | model::Kind::Output
+            | model::Kind::DiscreteOutput
+            | model::Kind::CalculatedState
     )
+}
+
+/// The start value as an XML attribute value (numbers, Booleans, enumerations).
+fn start_attribute(var: &model::Var) -> String {
+    match (var.ty, &var.start) {
+        (model::Type::Boolean, model::Start::Number(x)) => (*x != 0.0).to_string(),
+        (_, model::Start::Number(x)) => x.to_string(),
+        (_, model::Start::Array(values)) => values
+            .iter()
+            .map(f64::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+        (_, model::Start::Text(text)) => escape(text),
+        (_, model::Start::Bytes(bytes)) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// One FMI 3 variable element: `<Float64 …/>`, `<Int8 …/>`, … with its `<Start>` (String,
+/// Binary) and `<Alias>` children.
+fn variable_fmi3(xml: &mut String, spec: &model::Spec, var: &model::Var) {
+    let (causality, variability, initial, has_start) = attributes(var);
+    let element = var.ty.fmi3_element();
+    let _ = write!(
+        xml,
+        "    <{element} name=\"{}\" valueReference=\"{}\" causality=\"{causality}\" variability=\"{variability}\"",
+        escape(&var.name),
+        var.vr
+    );
+    if let Some(initial) = initial {
+        let _ = write!(xml, " initial=\"{initial}\"");
+    }
+    if var.ty == model::Type::Enumeration
+        && let Some(enumeration) = &spec.enumeration
+    {
+        let _ = write!(xml, " declaredType=\"{}\"", escape(enumeration.name));
+    }
+    let start_element = var.ty.start_is_element();
+    if has_start && !start_element {
+        let _ = write!(xml, " start=\"{}\"", start_attribute(var));
+    }
+    if let model::Kind::Derivative { of } = var.kind {
+        let _ = write!(xml, " derivative=\"{of}\"");
+    }
+    if let Some(unit) = var.unit {
+        let _ = write!(xml, " unit=\"{}\"", escape(unit));
+    }
+    if let Some((min, max)) = model::bounds(spec.name, &var.name) {
+        let _ = write!(xml, " min=\"{min}\" max=\"{max}\"");
+    }
+    let _ = write!(xml, " description=\"{}\"", escape(var.description));
+    let aliases: Vec<&model::Alias> = spec.aliases.iter().filter(|a| a.of == var.vr).collect();
+    if aliases.is_empty() && var.dims.is_empty() && !(has_start && start_element) {
+        xml.push_str("/>\n");
+        return;
+    }
+    xml.push_str(">\n");
+    for alias in aliases {
+        let _ = write!(
+            xml,
+            "      <Alias name=\"{}\" description=\"{}\"",
+            escape(alias.name),
+            escape(alias.description)
+        );
+        if let Some(display_unit) = alias.display_unit {
+            let _ = write!(xml, " displayUnit=\"{}\"", escape(display_unit));
+        }
+        xml.push_str("/>\n");
+    }
+    for dim in &var.dims {
+        let _ = writeln!(xml, "      <Dimension valueReference=\"{dim}\"/>");
+    }
+    if has_start && start_element {
+        let _ = writeln!(xml, "      <Start value=\"{}\"/>", start_attribute(var));
+    }
+    let _ = writeln!(xml, "    </{element}>");
 }
 
 fn model_description_fmi3(spec: &model::Spec, token: &str) -> String {
@@ -342,10 +487,11 @@ fn model_description_fmi3(spec: &model::Spec, token: &str) -> String {
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<fmiModelDescription fmiVersion=\"3.0\" modelName=\"{}\" description=\"{}\"\n  instantiationToken=\"{}\" generationTool=\"FMU Gateway demo models\"\n  variableNamingConvention=\"flat\">",
+        "<fmiModelDescription fmiVersion=\"3.0\" modelName=\"{}\" description=\"{}\"\n  instantiationToken=\"{}\" generationTool=\"FMU Gateway demo models\"\n  variableNamingConvention=\"{}\">",
         spec.name,
         escape(&spec.description),
-        token
+        token,
+        spec.naming_convention()
     );
     let _ = writeln!(
         xml,
@@ -358,33 +504,12 @@ fn model_description_fmi3(spec: &model::Spec, token: &str) -> String {
         spec.name
     );
     unit_definitions(&mut xml, spec);
+    type_definitions(&mut xml, spec, FmiVersion::V3);
     common_header(&mut xml, spec);
 
     xml.push_str("  <ModelVariables>\n");
     for var in &spec.vars {
-        let (causality, variability, initial, has_start) = attributes(var);
-        let _ = write!(
-            xml,
-            "    <Float64 name=\"{}\" valueReference=\"{}\" causality=\"{causality}\" variability=\"{variability}\"",
-            escape(var.name),
-            var.vr
-        );
-        if let Some(initial) = initial {
-            let _ = write!(xml, " initial=\"{initial}\"");
-        }
-        if has_start {
-            let _ = write!(xml, " start=\"{}\"", var.start);
-        }
-        if let model::Kind::Derivative { of } = var.kind {
-            let _ = write!(xml, " derivative=\"{of}\"");
-        }
-        if let Some(unit) = var.unit {
-            let _ = write!(xml, " unit=\"{}\"", escape(unit));
-        }
-        if let Some((min, max)) = model::bounds(spec.name, var.name) {
-            let _ = write!(xml, " min=\"{min}\" max=\"{max}\"");
-        }
-        let _ = writeln!(xml, " description=\"{}\"/>", escape(var.description));
+        variable_fmi3(&mut xml, spec, var);
     }
     xml.push_str("  </ModelVariables>\n");
 
@@ -419,10 +544,11 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<fmiModelDescription fmiVersion=\"2.0\" modelName=\"{}\" description=\"{}\"\n  guid=\"{}\" generationTool=\"FMU Gateway demo models\"\n  variableNamingConvention=\"flat\" numberOfEventIndicators=\"{}\">",
+        "<fmiModelDescription fmiVersion=\"2.0\" modelName=\"{}\" description=\"{}\"\n  guid=\"{}\" generationTool=\"FMU Gateway demo models\"\n  variableNamingConvention=\"{}\" numberOfEventIndicators=\"{}\">",
         spec.name,
         escape(&spec.description),
         token,
+        spec.naming_convention(),
         spec.event_indicators.len()
     );
     let _ = writeln!(
@@ -436,25 +562,32 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
         spec.name
     );
     unit_definitions(&mut xml, spec);
+    type_definitions(&mut xml, spec, FmiVersion::V2);
     common_header(&mut xml, spec);
 
     xml.push_str("  <ModelVariables>\n");
     for var in &spec.vars {
         let (causality, variability, initial, has_start) = attributes(var);
+        let element = var.ty.fmi2_element();
         let _ = writeln!(xml, "    <!-- index {} -->", index(var));
         let _ = write!(
             xml,
             "    <ScalarVariable name=\"{}\" valueReference=\"{}\" description=\"{}\" causality=\"{causality}\" variability=\"{variability}\"",
-            escape(var.name),
+            escape(&var.name),
             var.vr,
             escape(var.description)
         );
         if let Some(initial) = initial {
             let _ = write!(xml, " initial=\"{initial}\"");
         }
-        xml.push_str(">\n      <Real");
+        let _ = write!(xml, ">\n      <{element}");
+        if var.ty == model::Type::Enumeration
+            && let Some(enumeration) = &spec.enumeration
+        {
+            let _ = write!(xml, " declaredType=\"{}\"", escape(enumeration.name));
+        }
         if has_start {
-            let _ = write!(xml, " start=\"{}\"", var.start);
+            let _ = write!(xml, " start=\"{}\"", start_attribute(var));
         }
         if let model::Kind::Derivative { of } = var.kind {
             let _ = write!(xml, " derivative=\"{}\"", of + 1);
@@ -462,8 +595,35 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
         if let Some(unit) = var.unit {
             let _ = write!(xml, " unit=\"{}\"", escape(unit));
         }
-        if let Some((min, max)) = model::bounds(spec.name, var.name) {
+        if let Some((min, max)) = model::bounds(spec.name, &var.name) {
             let _ = write!(xml, " min=\"{min}\" max=\"{max}\"");
+        }
+        xml.push_str("/>\n    </ScalarVariable>\n");
+    }
+    // FMI 2 aliases are variables of their own that share the value reference; listed last
+    // so that every other variable's index stays value reference + 1
+    for (k, alias) in spec.aliases.iter().enumerate() {
+        let of = &spec.vars[alias.of as usize];
+        let _ = writeln!(
+            xml,
+            "    <!-- index {}: alias of {} -->",
+            spec.vars.len() + k + 1,
+            of.name
+        );
+        let _ = write!(
+            xml,
+            "    <ScalarVariable name=\"{}\" valueReference=\"{}\" description=\"{}\" causality=\"local\" variability=\"{}\">\n      <{}",
+            escape(alias.name),
+            alias.of,
+            escape(alias.description),
+            attributes(of).1,
+            of.ty.fmi2_element()
+        );
+        if let Some(unit) = of.unit {
+            let _ = write!(xml, " unit=\"{}\"", escape(unit));
+        }
+        if let Some(display_unit) = alias.display_unit {
+            let _ = write!(xml, " displayUnit=\"{}\"", escape(display_unit));
         }
         xml.push_str("/>\n    </ScalarVariable>\n");
     }
@@ -508,6 +668,10 @@ fn model_description_fmi2(spec: &model::Spec, token: &str) -> String {
 /// Variable tables of the models. They must match the `VarSpec` tables in
 /// `fmus/src/models/*.c`: same names, and value reference = position in the table.
 mod model {
+    use std::borrow::Cow;
+
+    use super::FmiVersion;
+
     #[derive(Debug, Clone, Copy, PartialEq)]
     pub enum Kind {
         /// the independent variable `time`
@@ -528,17 +692,110 @@ mod model {
         },
         /// a calculated continuous output
         Output,
+        /// a calculated discrete output (every type but Float32 and Float64 is discrete)
+        DiscreteOutput,
+        /// a structural parameter (UInt64, fixed) that sizes arrays
+        Structural,
+        /// a continuous state the FMU computes from parameters at initialization
+        CalculatedState,
         /// a discrete output with start 0 that only the FMU writes (`breach`)
         Flag,
     }
 
+    /// The FMI type of a variable; mirrors `VarType` in `fmus/src/model.h`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Type {
+        Float64,
+        Float32,
+        Int8,
+        UInt8,
+        Int16,
+        UInt16,
+        Int32,
+        UInt32,
+        Int64,
+        UInt64,
+        Boolean,
+        String,
+        Binary,
+        Enumeration,
+    }
+
+    impl Type {
+        /// The FMI 3 element name.
+        pub fn fmi3_element(self) -> &'static str {
+            match self {
+                Type::Float64 => "Float64",
+                Type::Float32 => "Float32",
+                Type::Int8 => "Int8",
+                Type::UInt8 => "UInt8",
+                Type::Int16 => "Int16",
+                Type::UInt16 => "UInt16",
+                Type::Int32 => "Int32",
+                Type::UInt32 => "UInt32",
+                Type::Int64 => "Int64",
+                Type::UInt64 => "UInt64",
+                Type::Boolean => "Boolean",
+                Type::String => "String",
+                Type::Binary => "Binary",
+                Type::Enumeration => "Enumeration",
+            }
+        }
+
+        /// The FMI 2 element name (the FMI 2 models use only these types).
+        pub fn fmi2_element(self) -> &'static str {
+            match self {
+                Type::Float64 => "Real",
+                Type::Int32 => "Integer",
+                Type::Boolean => "Boolean",
+                Type::String => "String",
+                Type::Enumeration => "Enumeration",
+                other => panic!("FMI 2 has no type {other:?}"),
+            }
+        }
+
+        /// FMI 3 gives String and Binary start values as `<Start value=…/>` elements.
+        pub fn start_is_element(self) -> bool {
+            matches!(self, Type::String | Type::Binary)
+        }
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Start {
+        /// numbers, Booleans (0 or 1) and enumerations
+        Number(f64),
+        Text(&'static str),
+        Bytes(&'static [u8]),
+        /// the elements of an array at its default size, row-major
+        Array(Vec<f64>),
+    }
+
     pub struct Var {
-        pub name: &'static str,
+        /// generated for the flattened FMI 2 StateSpace, written out for the rest
+        pub name: Cow<'static, str>,
         pub vr: u32,
         pub kind: Kind,
-        pub start: f64,
+        pub ty: Type,
+        pub start: Start,
         pub unit: Option<&'static str>,
         pub description: &'static str,
+        /// array dimensions: value references of the structural parameters (FMI 3)
+        pub dims: Vec<u32>,
+    }
+
+    /// Another name for variable `of` (FMI 3 `<Alias>`, FMI 2 a variable sharing its value
+    /// reference), optionally shown in a display unit.
+    pub struct Alias {
+        pub name: &'static str,
+        pub of: u32,
+        pub display_unit: Option<&'static str>,
+        pub description: &'static str,
+    }
+
+    /// An enumeration type: its name and items (name, value).
+    pub struct Enumeration {
+        pub name: &'static str,
+        pub items: &'static [(&'static str, i64)],
     }
 
     pub struct Spec {
@@ -547,9 +804,23 @@ mod model {
         pub source: &'static str,
         pub description: String,
         pub vars: Vec<Var>,
+        pub aliases: Vec<Alias>,
+        pub enumeration: Option<Enumeration>,
+        /// FMI 2 names like `x[1]` and `A[1,2]` need the "structured" naming convention
+        pub structured_names: bool,
         pub event_indicators: Vec<u32>,
         pub stop_time: f64,
         pub step_size: f64,
+    }
+
+    impl Spec {
+        pub fn naming_convention(&self) -> &'static str {
+            if self.structured_names {
+                "structured"
+            } else {
+                "flat"
+            }
+        }
     }
 
     type Row = (&'static str, Kind, f64, Option<&'static str>, &'static str);
@@ -558,12 +829,14 @@ mod model {
         rows.iter()
             .enumerate()
             .map(|(vr, &(name, kind, start, unit, description))| Var {
-                name,
+                name: name.into(),
                 vr: vr as u32,
                 kind,
-                start,
+                ty: Type::Float64,
+                start: Start::Number(start),
                 unit,
                 description,
+                dims: vec![],
             })
             .collect()
     }
@@ -575,11 +848,16 @@ mod model {
     pub fn bounds(model: &str, variable: &str) -> Option<(f64, f64)> {
         match (model, variable) {
             ("BouncingBall", "e") => Some((0.0, 1.0)),
+            ("Feedthrough", "Float64_fixed_parameter" | "Float64_tunable_parameter") => {
+                Some((-10.0, 10.0))
+            }
+            ("Feedthrough", "Enumeration_input") => Some((1.0, 2.0)),
+            ("StateSpace", "m" | "n" | "r") => Some((1.0, 16.0)),
             _ => None,
         }
     }
 
-    pub fn spec(model: &str, hostile: Option<&str>) -> Option<Spec> {
+    pub fn spec(model: &str, hostile: Option<&str>, version: FmiVersion) -> Option<Spec> {
         use Kind::*;
         let spec = match model {
             "BouncingBall" => Spec {
@@ -634,6 +912,14 @@ mod model {
                         "Coefficient of restitution",
                     ),
                 ]),
+                aliases: vec![Alias {
+                    name: "h_ft",
+                    of: 1,
+                    display_unit: Some("ft"),
+                    description: "Height of the ball, shown in feet",
+                }],
+                enumeration: None,
+                structured_names: false,
                 event_indicators: vec![1],
                 stop_time: 3.0,
                 step_size: 0.01,
@@ -670,6 +956,9 @@ mod model {
                         "Damping parameter",
                     ),
                 ]),
+                aliases: vec![],
+                enumeration: None,
+                structured_names: false,
                 event_indicators: vec![],
                 stop_time: 20.0,
                 step_size: 0.01,
@@ -710,6 +999,9 @@ mod model {
                     source: "Dahlquist",
                     description,
                     vars: vars(&rows),
+                    aliases: vec![],
+                    enumeration: None,
+                    structured_names: false,
                     event_indicators: vec![],
                     stop_time: 10.0,
                     step_size: 0.1,
@@ -739,6 +1031,9 @@ mod model {
                     ("der(x)", Derivative { of: 3 }, 0.0, None, "Derivative of x"),
                     ("y", Output, 0.0, None, "Output, y = x"),
                 ]),
+                aliases: vec![],
+                enumeration: None,
+                structured_names: false,
                 event_indicators: vec![],
                 stop_time: 5.0,
                 step_size: 0.1,
@@ -763,12 +1058,445 @@ mod model {
                     ("yu", Output, 0.0, None, "Output, yu = u"),
                     ("yk", Output, 0.0, None, "Output, yk = k"),
                 ]),
+                aliases: vec![],
+                enumeration: None,
+                structured_names: false,
                 event_indicators: vec![],
                 stop_time: 2.0,
                 step_size: 0.1,
             },
+            "Feedthrough" => feedthrough(version),
+            "StateSpace" => state_space(version),
             _ => return None,
         };
         Some(spec)
+    }
+
+    /// Feedthrough's variables in the order of `fmus/src/models/Feedthrough.c` (per version):
+    /// for each type an input and an output that repeats it.
+    fn feedthrough(version: FmiVersion) -> Spec {
+        use Kind::*;
+        let mut vars = vec![Var {
+            name: "time".into(),
+            vr: 0,
+            kind: Time,
+            ty: Type::Float64,
+            start: Start::Number(0.0),
+            unit: Some("s"),
+            description: "Simulation time",
+            dims: vec![],
+        }];
+        let mut add = |name: &'static str, kind: Kind, ty: Type, start: Start, description| {
+            let vr = vars.len() as u32;
+            vars.push(Var {
+                name: name.into(),
+                vr,
+                kind,
+                ty,
+                start,
+                unit: None,
+                description,
+                dims: vec![],
+            });
+        };
+        let discrete = Input { discrete: true };
+        let continuous = Input { discrete: false };
+        let number = Start::Number;
+        let mut pair = |input: &'static str, output: &'static str, kind, ty, start| {
+            let output_kind = if matches!(ty, Type::Float64 | Type::Float32) && kind == continuous {
+                Output
+            } else {
+                DiscreteOutput
+            };
+            add(input, kind, ty, start, "Input");
+            add(
+                output,
+                output_kind,
+                ty,
+                Start::Number(0.0),
+                "Output, equal to the input",
+            );
+        };
+        let text = "Hello, FMU Gateway & <friends>";
+        match version {
+            FmiVersion::V3 => {
+                use Type::*;
+                pair(
+                    "Float32_continuous_input",
+                    "Float32_continuous_output",
+                    continuous,
+                    Float32,
+                    number(1.25),
+                );
+                pair(
+                    "Float32_discrete_input",
+                    "Float32_discrete_output",
+                    discrete,
+                    Float32,
+                    number(2.75),
+                );
+                pair(
+                    "Float64_continuous_input",
+                    "Float64_continuous_output",
+                    continuous,
+                    Float64,
+                    number(3.25),
+                );
+                pair(
+                    "Float64_discrete_input",
+                    "Float64_discrete_output",
+                    discrete,
+                    Float64,
+                    number(4.5),
+                );
+                pair("Int8_input", "Int8_output", discrete, Int8, number(-100.0));
+                pair(
+                    "UInt8_input",
+                    "UInt8_output",
+                    discrete,
+                    UInt8,
+                    number(200.0),
+                );
+                pair(
+                    "Int16_input",
+                    "Int16_output",
+                    discrete,
+                    Int16,
+                    number(-30000.0),
+                );
+                pair(
+                    "UInt16_input",
+                    "UInt16_output",
+                    discrete,
+                    UInt16,
+                    number(60000.0),
+                );
+                pair("Int32_input", "Int32_output", discrete, Int32, number(-2e9));
+                pair(
+                    "UInt32_input",
+                    "UInt32_output",
+                    discrete,
+                    UInt32,
+                    number(4e9),
+                );
+                pair(
+                    "Int64_input",
+                    "Int64_output",
+                    discrete,
+                    Int64,
+                    number(-9e18),
+                );
+                pair(
+                    "UInt64_input",
+                    "UInt64_output",
+                    discrete,
+                    UInt64,
+                    number(18e18),
+                );
+                pair(
+                    "Boolean_input",
+                    "Boolean_output",
+                    discrete,
+                    Boolean,
+                    number(1.0),
+                );
+                pair(
+                    "String_input",
+                    "String_output",
+                    discrete,
+                    String,
+                    Start::Text(text),
+                );
+                pair(
+                    "Binary_input",
+                    "Binary_output",
+                    discrete,
+                    Binary,
+                    Start::Bytes(&[0x00, 0xff, 0x10, 0x42]),
+                );
+                pair(
+                    "Enumeration_input",
+                    "Enumeration_output",
+                    discrete,
+                    Enumeration,
+                    number(2.0),
+                );
+            }
+            FmiVersion::V2 => {
+                use Type::*;
+                pair(
+                    "Float64_continuous_input",
+                    "Float64_continuous_output",
+                    continuous,
+                    Float64,
+                    number(3.25),
+                );
+                pair(
+                    "Float64_discrete_input",
+                    "Float64_discrete_output",
+                    discrete,
+                    Float64,
+                    number(4.5),
+                );
+                pair("Int32_input", "Int32_output", discrete, Int32, number(-2e9));
+                pair(
+                    "Boolean_input",
+                    "Boolean_output",
+                    discrete,
+                    Boolean,
+                    number(1.0),
+                );
+                // FMI 2 strings cannot be inputs
+                pair(
+                    "String_parameter",
+                    "String_output",
+                    Parameter { tunable: false },
+                    String,
+                    Start::Text(text),
+                );
+                pair(
+                    "Enumeration_input",
+                    "Enumeration_output",
+                    discrete,
+                    Enumeration,
+                    number(2.0),
+                );
+            }
+        }
+        add(
+            "Float64_fixed_parameter",
+            Parameter { tunable: false },
+            Type::Float64,
+            number(1.5),
+            "Fixed parameter",
+        );
+        add(
+            "Float64_tunable_parameter",
+            Parameter { tunable: true },
+            Type::Float64,
+            number(2.5),
+            "Tunable parameter",
+        );
+        Spec {
+            name: "Feedthrough",
+            source: "Feedthrough",
+            description: "For every variable type an input and an output that equals it".to_owned(),
+            vars,
+            aliases: vec![],
+            enumeration: Some(Enumeration {
+                name: "Option",
+                items: &[("Option 1", 1), ("Option 2", 2)],
+            }),
+            structured_names: false,
+            event_indicators: vec![],
+            stop_time: 1.0,
+            step_size: 0.1,
+        }
+    }
+
+    /// StateSpace's default sizes (m inputs, n states, r outputs).
+    const STATE_SPACE_SIZE: usize = 3;
+
+    /// StateSpace's parameter defaults, row-major, as `fmus/src/models/StateSpace.c` sets
+    /// them: A upper triangular, diagonal -1 … -n, with A[1,2] = 0.5; B and C identity where
+    /// they have a diagonal; D = 0; x0 = 1 … n.
+    struct StateSpaceDefaults {
+        a: Vec<f64>,
+        b: Vec<f64>,
+        c: Vec<f64>,
+        d: Vec<f64>,
+        x0: Vec<f64>,
+    }
+
+    fn state_space_defaults(m: usize, n: usize, r: usize) -> StateSpaceDefaults {
+        let eye = |i: usize, j: usize| if i == j { 1.0 } else { 0.0 };
+        let mut a: Vec<f64> = (0..n * n)
+            .map(|k| {
+                if k / n == k % n {
+                    -((k / n + 1) as f64)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        if n > 1 {
+            a[1] = 0.5;
+        }
+        StateSpaceDefaults {
+            a,
+            b: (0..n * m).map(|k| eye(k / m, k % m)).collect(),
+            c: (0..r * n).map(|k| eye(k / n, k % n)).collect(),
+            d: vec![0.0; r * m],
+            x0: (1..=n).map(|i| i as f64).collect(),
+        }
+    }
+
+    /// One of StateSpace's arrays: its FMI 3 dimensions as value references of m (1), n (2)
+    /// and r (3), 0 for none, and its start values at the default sizes.
+    struct ArrayVar {
+        name: &'static str,
+        kind: Kind,
+        dims: [u32; 2],
+        start: Vec<f64>,
+        description: &'static str,
+    }
+
+    /// StateSpace's variables in the order of `fmus/src/models/StateSpace.c`: FMI 3 with
+    /// arrays sized by m, n and r; FMI 2 flattened at the default sizes.
+    fn state_space(version: FmiVersion) -> Spec {
+        use Kind::*;
+        let size = STATE_SPACE_SIZE;
+        let defaults = state_space_defaults(size, size, size);
+        let zeros = vec![0.0; size];
+        let array = |name, kind, dims, start, description| ArrayVar {
+            name,
+            kind,
+            dims,
+            start,
+            description,
+        };
+        let fixed = Parameter { tunable: false };
+        let continuous = Input { discrete: false };
+        let arrays = [
+            array("A", fixed, [2, 2], defaults.a, "State matrix (n x n)"),
+            array("B", fixed, [2, 1], defaults.b, "Input matrix (n x m)"),
+            array("C", fixed, [3, 2], defaults.c, "Output matrix (r x n)"),
+            array("D", fixed, [3, 1], defaults.d, "Feedthrough matrix (r x m)"),
+            array("x0", fixed, [2, 0], defaults.x0, "Initial state (n)"),
+            array("u", continuous, [1, 0], zeros.clone(), "Input (m)"),
+            array(
+                "y",
+                Output,
+                [3, 0],
+                zeros.clone(),
+                "Output, y = C x + D u (r)",
+            ),
+            array(
+                "x",
+                CalculatedState,
+                [2, 0],
+                zeros.clone(),
+                "State, x(0) = x0 (n)",
+            ),
+            array(
+                "der(x)",
+                Derivative { of: 0 },
+                [2, 0],
+                zeros,
+                "der(x) = A x + B u (n)",
+            ),
+        ];
+        let mut vars = vec![Var {
+            name: "time".into(),
+            vr: 0,
+            kind: Time,
+            ty: Type::Float64,
+            start: Start::Number(0.0),
+            unit: Some("s"),
+            description: "Simulation time",
+            dims: vec![],
+        }];
+        match version {
+            FmiVersion::V3 => {
+                for (name, description) in [
+                    ("m", "Number of inputs"),
+                    ("n", "Number of states"),
+                    ("r", "Number of outputs"),
+                ] {
+                    vars.push(Var {
+                        name: name.into(),
+                        vr: vars.len() as u32,
+                        kind: Structural,
+                        ty: Type::UInt64,
+                        start: Start::Number(size as f64),
+                        unit: None,
+                        description,
+                        dims: vec![],
+                    });
+                }
+                let x_vr = vars.len() as u32 + 7;
+                for ArrayVar {
+                    name,
+                    kind,
+                    dims,
+                    start,
+                    description,
+                } in arrays
+                {
+                    let kind = match kind {
+                        Derivative { .. } => Derivative { of: x_vr },
+                        other => other,
+                    };
+                    vars.push(Var {
+                        name: name.into(),
+                        vr: vars.len() as u32,
+                        kind,
+                        ty: Type::Float64,
+                        start: Start::Array(start),
+                        unit: None,
+                        description,
+                        dims: dims.into_iter().filter(|&d| d != 0).collect(),
+                    });
+                }
+            }
+            FmiVersion::V2 => {
+                // flattened row by row: A[1,1], A[1,2], …, with 1-based structured names
+                let mut x_vr = 0;
+                for ArrayVar {
+                    name,
+                    kind,
+                    dims,
+                    start,
+                    description,
+                } in arrays
+                {
+                    let columns = if dims[1] == 0 { 1 } else { size };
+                    for (k, value) in start.into_iter().enumerate() {
+                        let (i, j) = (k / columns + 1, k % columns + 1);
+                        let element = if dims[1] == 0 {
+                            match name {
+                                "der(x)" => format!("der(x[{i}])"),
+                                _ => format!("{name}[{i}]"),
+                            }
+                        } else {
+                            format!("{name}[{i},{j}]")
+                        };
+                        let vr = vars.len() as u32;
+                        let kind = match kind {
+                            CalculatedState if k == 0 => {
+                                x_vr = vr;
+                                kind
+                            }
+                            Derivative { .. } => Derivative {
+                                of: x_vr + k as u32,
+                            },
+                            other => other,
+                        };
+                        vars.push(Var {
+                            name: Cow::Owned(element),
+                            vr,
+                            kind,
+                            ty: Type::Float64,
+                            start: Start::Number(value),
+                            unit: None,
+                            description,
+                            dims: vec![],
+                        });
+                    }
+                }
+            }
+        }
+        Spec {
+            name: "StateSpace",
+            source: "StateSpace",
+            description: "Linear state-space model der(x) = A x + B u, y = C x + D u".to_owned(),
+            vars,
+            aliases: vec![],
+            enumeration: None,
+            structured_names: version == FmiVersion::V2,
+            event_indicators: vec![],
+            stop_time: 5.0,
+            step_size: 0.1,
+        }
     }
 }

@@ -99,6 +99,19 @@ struct Experiment<'a> {
 }
 
 fn simulate3(built: &Built, run: Run, exp: &Experiment) -> (Results, Vec<f64>) {
+    let (time, rows, events) = simulate3_rows(built, run, exp);
+    let columns = (0..exp.record.len())
+        .map(|i| rows.iter().map(|row| row[i].as_f64().unwrap()[0]).collect())
+        .collect();
+    (Results { time, columns }, events)
+}
+
+/// The recorded times, typed rows (one value per recorded variable, arrays whole) and events.
+fn simulate3_rows(
+    built: &Built,
+    run: Run,
+    exp: &Experiment,
+) -> (Vec<f64>, Vec<Vec<sim3::VariableValue>>, Vec<f64>) {
     let md = md3(built);
     let indices: Vec<usize> = exp
         .record
@@ -154,25 +167,30 @@ fn simulate3(built: &Built, run: Run, exp: &Experiment) -> (Results, Vec<f64>) {
         ),
     }
     .unwrap_or_else(|e| panic!("{} FMI 3 simulation failed: {e}", md.modelName));
-    let trajectories = recorder.trajectories.borrow();
+    let mut trajectories = recorder.trajectories.borrow_mut();
     trajectories.validate().unwrap();
-    let columns = (0..indices.len())
-        .map(|i| {
-            trajectories
-                .rows
-                .iter()
-                .map(|row| row[i].as_f64().unwrap()[0])
-                .collect()
-        })
-        .collect();
-    let results = Results {
-        time: trajectories.time.clone(),
-        columns,
-    };
-    (results, trajectories.events())
+    let events = trajectories.events();
+    (
+        std::mem::take(&mut trajectories.time),
+        std::mem::take(&mut trajectories.rows),
+        events,
+    )
 }
 
 fn simulate2(built: &Built, run: Run, exp: &Experiment) -> Results {
+    let (time, rows) = simulate2_rows(built, run, exp);
+    let columns = (0..exp.record.len())
+        .map(|i| rows.iter().map(|row| row[i].to_f64().unwrap()).collect())
+        .collect();
+    Results { time, columns }
+}
+
+/// The recorded times and typed rows (one value per recorded variable).
+fn simulate2_rows(
+    built: &Built,
+    run: Run,
+    exp: &Experiment,
+) -> (Vec<f64>, Vec<Vec<sim2::VariableValue>>) {
     let md = md2(built);
     let indices: Vec<usize> = exp
         .record
@@ -225,19 +243,7 @@ fn simulate2(built: &Built, run: Run, exp: &Experiment) -> Results {
     }
     .unwrap_or_else(|e| panic!("{} FMI 2 simulation failed: {e}", md.modelName));
     let trajectories = recorder.trajectories.borrow();
-    let columns = (0..indices.len())
-        .map(|i| {
-            trajectories
-                .rows
-                .iter()
-                .map(|row| row[i].to_f64().unwrap())
-                .collect()
-        })
-        .collect();
-    Results {
-        time: trajectories.time.clone(),
-        columns,
-    }
+    (trajectories.time.clone(), trajectories.rows.clone())
 }
 
 fn simulate(version: FmiVersion, built: &Built, run: Run, exp: &Experiment) -> Results {
@@ -597,4 +603,464 @@ fn hostile_variants_build() {
         )
         .is_err()
     );
+}
+
+// ---------------------------------------------------------------------------------- Feedthrough
+
+use sim2::VariableValue as V2;
+use sim3::VariableValue as V3;
+
+/// String_input's start value (Feedthrough, both versions).
+const TEXT: &str = "Hello, FMU Gateway & <friends>";
+
+/// Feedthrough's FMI 3 outputs with the start values of their inputs.
+fn feedthrough3_starts() -> Vec<(&'static str, V3)> {
+    vec![
+        ("Float32_continuous_output", V3::Float32(vec![1.25])),
+        ("Float32_discrete_output", V3::Float32(vec![2.75])),
+        ("Float64_continuous_output", V3::Float64(vec![3.25])),
+        ("Float64_discrete_output", V3::Float64(vec![4.5])),
+        ("Int8_output", V3::Int8(vec![-100])),
+        ("UInt8_output", V3::UInt8(vec![200])),
+        ("Int16_output", V3::Int16(vec![-30000])),
+        ("UInt16_output", V3::UInt16(vec![60000])),
+        ("Int32_output", V3::Int32(vec![-2_000_000_000])),
+        ("UInt32_output", V3::UInt32(vec![4_000_000_000])),
+        ("Int64_output", V3::Int64(vec![-9_000_000_000_000_000_000])),
+        (
+            "UInt64_output",
+            V3::UInt64(vec![18_000_000_000_000_000_000]),
+        ),
+        ("Boolean_output", V3::Boolean(vec![true])),
+        ("String_output", V3::String(vec![TEXT.to_owned()])),
+        (
+            "Binary_output",
+            V3::Binary(vec![vec![0x00, 0xff, 0x10, 0x42]]),
+        ),
+        ("Enumeration_output", V3::Int64(vec![2])),
+    ]
+}
+
+/// Start values at the ends of each type's range (fmi-rs literals; its String and Binary
+/// literals cannot hold spaces) and the outputs they must produce.
+/// Start values as fmi-rs takes them: (name, literal).
+type Literals = Vec<(&'static str, &'static str)>;
+
+fn feedthrough3_extremes() -> (Literals, Vec<(&'static str, V3)>) {
+    let inputs = vec![
+        ("Float32_continuous_input", "3.4028235e38"),
+        ("Float32_discrete_input", "1.1754944e-38"),
+        ("Float64_continuous_input", "-1.7976931348623157e308"),
+        ("Float64_discrete_input", "5e-324"),
+        ("Int8_input", "-128"),
+        ("UInt8_input", "255"),
+        ("Int16_input", "-32768"),
+        ("UInt16_input", "65535"),
+        ("Int32_input", "-2147483648"),
+        ("UInt32_input", "4294967295"),
+        ("Int64_input", "-9223372036854775808"),
+        ("UInt64_input", "18446744073709551615"),
+        ("Boolean_input", "false"),
+        ("String_input", "ünïcode☃"),
+        ("Binary_input", "deadbeef0000"),
+        ("Enumeration_input", "1"),
+    ];
+    let outputs = vec![
+        ("Float32_continuous_output", V3::Float32(vec![f32::MAX])),
+        (
+            "Float32_discrete_output",
+            V3::Float32(vec![f32::MIN_POSITIVE]),
+        ),
+        ("Float64_continuous_output", V3::Float64(vec![f64::MIN])),
+        ("Float64_discrete_output", V3::Float64(vec![5e-324])),
+        ("Int8_output", V3::Int8(vec![i8::MIN])),
+        ("UInt8_output", V3::UInt8(vec![u8::MAX])),
+        ("Int16_output", V3::Int16(vec![i16::MIN])),
+        ("UInt16_output", V3::UInt16(vec![u16::MAX])),
+        ("Int32_output", V3::Int32(vec![i32::MIN])),
+        ("UInt32_output", V3::UInt32(vec![u32::MAX])),
+        ("Int64_output", V3::Int64(vec![i64::MIN])),
+        ("UInt64_output", V3::UInt64(vec![u64::MAX])),
+        ("Boolean_output", V3::Boolean(vec![false])),
+        ("String_output", V3::String(vec!["ünïcode☃".to_owned()])),
+        (
+            "Binary_output",
+            V3::Binary(vec![vec![0xde, 0xad, 0xbe, 0xef, 0, 0]]),
+        ),
+        ("Enumeration_output", V3::Int64(vec![1])),
+    ];
+    (inputs, outputs)
+}
+
+/// Every recorded row holds exactly the expected value of every output.
+fn assert_rows<V: PartialEq + std::fmt::Debug>(
+    label: &str,
+    rows: &[Vec<V>],
+    expected: &[(&str, V)],
+) {
+    assert!(rows.len() > 1, "{label}: {} rows", rows.len());
+    for row in rows {
+        for ((name, want), got) in expected.iter().zip(row) {
+            assert_eq!(got, want, "{label}: {name}");
+        }
+    }
+}
+
+#[test]
+fn feedthrough_fmi3_outputs_equal_their_inputs_exactly_in_every_type() {
+    let built = build("Feedthrough", FmiVersion::V3, &[]);
+    let (inputs, extremes) = feedthrough3_extremes();
+    for run in [Run::Cs, Run::CsEventMode, Run::MeEuler(0.1)] {
+        let starts = feedthrough3_starts();
+        let record: Vec<&str> = starts.iter().map(|(name, _)| *name).collect();
+        let exp = Experiment {
+            stop_time: 1.0,
+            output_interval: 0.1,
+            start_values: &[],
+            record: &record,
+        };
+        let (_, rows, _) = simulate3_rows(&built, run, &exp);
+        assert_rows("start values", &rows, &starts);
+
+        let exp = Experiment {
+            start_values: &inputs,
+            ..exp
+        };
+        let (_, rows, _) = simulate3_rows(&built, run, &exp);
+        assert_rows("extreme values", &rows, &extremes);
+    }
+}
+
+#[test]
+fn feedthrough_fmi2_outputs_equal_their_inputs_exactly_in_every_type() {
+    let built = build("Feedthrough", FmiVersion::V2, &[]);
+    let starts = [
+        ("Float64_continuous_output", V2::Real(3.25)),
+        ("Float64_discrete_output", V2::Real(4.5)),
+        ("Int32_output", V2::Integer(-2_000_000_000)),
+        ("Boolean_output", V2::Boolean(1)),
+        ("String_output", V2::String(TEXT.to_owned())),
+        ("Enumeration_output", V2::Integer(2)),
+    ];
+    let extremes = [
+        ("Float64_continuous_output", V2::Real(f64::MIN)),
+        ("Float64_discrete_output", V2::Real(5e-324)),
+        ("Int32_output", V2::Integer(i32::MAX)),
+        ("Boolean_output", V2::Boolean(0)),
+        (
+            "String_output",
+            V2::String("a string, with spaces".to_owned()),
+        ),
+        ("Enumeration_output", V2::Integer(1)),
+    ];
+    let record: Vec<&str> = starts.iter().map(|(name, _)| *name).collect();
+    for run in [Run::Cs, Run::MeEuler(0.1)] {
+        let exp = Experiment {
+            stop_time: 1.0,
+            output_interval: 0.1,
+            start_values: &[],
+            record: &record,
+        };
+        let (_, rows) = simulate2_rows(&built, run, &exp);
+        assert_rows("start values", &rows, &starts);
+        let exp = Experiment {
+            start_values: &[
+                ("Float64_continuous_input", "-1.7976931348623157e308"),
+                ("Float64_discrete_input", "5e-324"),
+                ("Int32_input", "2147483647"),
+                ("Boolean_input", "false"),
+                ("String_parameter", "a string, with spaces"),
+                ("Enumeration_input", "1"),
+            ],
+            ..exp
+        };
+        let (_, rows) = simulate2_rows(&built, run, &exp);
+        assert_rows("extreme values", &rows, &extremes);
+    }
+}
+
+/// The value reference of a variable of an FMI 3 model description.
+fn vr3(md: &md3::ModelDescription, name: &str) -> u32 {
+    md.modelVariables
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no variable {name}"))
+        .valueReference
+}
+
+#[test]
+fn feedthrough_typed_access_is_checked_and_fmu_state_keeps_every_type() {
+    let built = build("Feedthrough", FmiVersion::V3, &[]);
+    let md = md3(&built);
+    let vr = |name| vr3(&md, name);
+    let fmu = fmi_rs::fmi3::builder::FMU3Builder::new(&built.fmu)
+        .unwrap()
+        .instantiate_cs("test")
+        .unwrap();
+
+    // the wrong type, an unknown value reference, outside min/max: errors that change nothing
+    let mut int8 = [0i8];
+    assert_eq!(
+        fmu.getInt8(&[vr("Float64_continuous_input")], &mut int8),
+        fmi3Status::Error
+    );
+    assert_eq!(fmu.getInt8(&[999], &mut int8), fmi3Status::Error);
+    assert_eq!(fmu.setInt32(&[vr("Int8_input")], &[1]), fmi3Status::Error);
+    assert_eq!(
+        fmu.setInt64(&[vr("Enumeration_input")], &[3]),
+        fmi3Status::Error
+    );
+    assert_eq!(
+        fmu.setFloat64(
+            &[
+                vr("Float64_fixed_parameter"),
+                vr("Float64_tunable_parameter")
+            ],
+            &[1.0, 10.5]
+        ),
+        fmi3Status::Error
+    );
+    let mut float64 = [0.0];
+    assert_eq!(
+        fmu.getFloat64(&[vr("Float64_fixed_parameter")], &mut float64),
+        fmi3Status::Ok
+    );
+    assert_eq!(float64, [1.5], "a refused set changes nothing");
+    let too_long = "x".repeat(1024); // 1025 bytes with the NUL
+    assert_eq!(
+        fmu.setString(&[vr("String_input")], &[&too_long]),
+        fmi3Status::Error
+    );
+    let fits = "y".repeat(1023);
+    assert_eq!(
+        fmu.setString(&[vr("String_input")], &[&fits]),
+        fmi3Status::Ok
+    );
+    let mut text = [String::new()];
+    assert_eq!(
+        fmu.getString(&[vr("String_output")], &mut text),
+        fmi3Status::Ok
+    );
+    assert_eq!(text[0], fits);
+    // outputs cannot be set
+    assert_eq!(fmu.setInt8(&[vr("Int8_output")], &[1]), fmi3Status::Error);
+
+    // an FMU state holds every type, also through serialization
+    let mut state = std::ptr::null_mut();
+    assert_eq!(fmu.getFMUState(&mut state), fmi3Status::Ok);
+    let mut size = 0;
+    assert_eq!(fmu.serializedFMUStateSize(state, &mut size), fmi3Status::Ok);
+    let mut bytes = vec![0u8; size];
+    assert_eq!(fmu.serializeFMUState(state, &mut bytes), fmi3Status::Ok);
+    assert_eq!(fmu.setUInt64(&[vr("UInt64_input")], &[7]), fmi3Status::Ok);
+    assert_eq!(
+        fmu.setString(&[vr("String_input")], &["changed"]),
+        fmi3Status::Ok
+    );
+    assert_eq!(
+        fmu.setBinary(&[vr("Binary_input")], &[&[1, 2, 3]]),
+        fmi3Status::Ok
+    );
+    let mut binary = [vec![]];
+    assert_eq!(
+        fmu.getBinary(&[vr("Binary_output")], &mut binary),
+        fmi3Status::Ok
+    );
+    assert_eq!(binary[0], [1, 2, 3]);
+    let mut restored = std::ptr::null_mut();
+    assert_eq!(
+        fmu.deserializeFMUState(&bytes, &mut restored),
+        fmi3Status::Ok
+    );
+    assert_eq!(fmu.setFMUState(restored), fmi3Status::Ok);
+    let mut uint64 = [0u64];
+    assert_eq!(
+        fmu.getUInt64(&[vr("UInt64_output")], &mut uint64),
+        fmi3Status::Ok
+    );
+    assert_eq!(uint64, [18_000_000_000_000_000_000]);
+    assert_eq!(
+        fmu.getString(&[vr("String_output")], &mut text),
+        fmi3Status::Ok
+    );
+    assert_eq!(text[0], fits);
+    assert_eq!(
+        fmu.getBinary(&[vr("Binary_output")], &mut binary),
+        fmi3Status::Ok
+    );
+    assert_eq!(binary[0], [0x00, 0xff, 0x10, 0x42]);
+    assert_eq!(fmu.freeFMUState(&mut state), fmi3Status::Ok);
+    assert_eq!(fmu.freeFMUState(&mut restored), fmi3Status::Ok);
+}
+
+#[test]
+fn bouncing_ball_has_units_display_units_and_the_alias_h_ft() {
+    let built = build("BouncingBall", FmiVersion::V3, &[]);
+    let xml = std::fs::read_to_string(built.unzipdir.join("modelDescription.xml")).unwrap();
+    assert!(xml.contains(r#"<Unit name="m"><BaseUnit m="1"/><DisplayUnit name="ft" factor="3.280839895013123"/></Unit>"#), "{xml}");
+    assert!(xml.contains(r#"<DisplayUnit name="km/h" factor="3.6"/>"#));
+    assert!(xml.contains(
+        r#"<Alias name="h_ft" description="Height of the ball, shown in feet" displayUnit="ft"/>"#
+    ));
+    let md = md3(&built);
+    for (name, want) in [("h", "m"), ("v", "m/s"), ("g", "m/s2")] {
+        let var = md.modelVariables.iter().find(|v| v.name == name).unwrap();
+        let md3::VariableType::Float64 { unit, .. } = &var.variableType else {
+            panic!("{name} is not a Float64");
+        };
+        assert_eq!(unit.as_deref(), Some(want), "{name}");
+    }
+
+    let built = build("BouncingBall", FmiVersion::V2, &[]);
+    let md = md2(&built);
+    let h = md.modelVariables.iter().find(|v| v.name == "h").unwrap();
+    let h_ft = md.modelVariables.iter().find(|v| v.name == "h_ft").unwrap();
+    assert_eq!(h_ft.valueReference, h.valueReference);
+    let exp = Experiment {
+        stop_time: 1.0,
+        output_interval: 0.1,
+        start_values: &[],
+        record: &["h", "h_ft"],
+    };
+    let results = simulate2(&built, Run::Cs, &exp);
+    assert_eq!(results.column(0), results.column(1), "h_ft reads h");
+}
+
+// ----------------------------------------------------------------------------------- StateSpace
+
+/// The state of StateSpace with its defaults (A upper triangular, diagonal -1 … -n, A[1,2] =
+/// 0.5, B = I, x0 = 1 … n) and input u, solved by hand: x_i' = -i x_i + u_i, plus x_2 / 2
+/// in x_1'. With u = 0: x_i = i e^(-i t) for i ≥ 2, and x_1 = 2 e^(-t) - e^(-2t) (n ≥ 2).
+fn state_space_closed_form(n: usize, u: &[f64], t: f64) -> Vec<f64> {
+    let exact = |i: usize| {
+        let (rate, x0) = (i as f64, i as f64);
+        let steady = u.get(i - 1).copied().unwrap_or(0.0) / rate;
+        steady + (x0 - steady) * (-rate * t).exp()
+    };
+    let mut x: Vec<f64> = (1..=n).map(exact).collect();
+    if n > 1 {
+        assert!(
+            u.iter().all(|&u| u == 0.0),
+            "the coupled closed form is for u = 0"
+        );
+        x[0] = 2.0 * (-t).exp() - (-2.0 * t).exp();
+    }
+    x
+}
+
+fn float64s(value: &V3) -> &[f64] {
+    match value {
+        V3::Float64(values) => values,
+        other => panic!("not Float64: {other:?}"),
+    }
+}
+
+#[test]
+fn state_space_fmi3_arrays_follow_the_closed_form_at_any_size() {
+    let built = build("StateSpace", FmiVersion::V3, &[]);
+    // default sizes (3), resized by the structural parameters, and u as an input
+    let cases: [(usize, Literals, &[f64]); 4] = [
+        (3, vec![], &[]),
+        (2, vec![("n", "2"), ("r", "2")], &[]),
+        (5, vec![("n", "5"), ("r", "5")], &[]),
+        (
+            1,
+            vec![("n", "1"), ("r", "1"), ("m", "1"), ("u", "4")],
+            &[4.0],
+        ),
+    ];
+    for (n, start_values, u) in cases {
+        for run in [Run::Cs, Run::MeEuler(1e-4)] {
+            let tolerance = if matches!(run, Run::Cs) { 1e-9 } else { 1e-3 };
+            let exp = Experiment {
+                stop_time: 2.0,
+                output_interval: 0.1,
+                start_values: &start_values,
+                record: &["y", "x", "A"],
+            };
+            let (time, rows, _) = simulate3_rows(&built, run, &exp);
+            assert_eq!(time.len(), 21);
+            for (t, row) in time.iter().zip(&rows) {
+                let (y, x, a) = (float64s(&row[0]), float64s(&row[1]), float64s(&row[2]));
+                let expected = state_space_closed_form(n, u, *t);
+                assert_eq!((y.len(), x.len(), a.len()), (n, n, n * n), "n = {n}");
+                for (i, (y, want)) in y.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (y - want).abs() < tolerance * want.abs().max(1.0),
+                        "n = {n}, t = {t}: y[{i}] = {y}, expected {want}"
+                    );
+                }
+                assert_eq!(x, y, "C = I, D = 0");
+                assert_eq!(a[0], -1.0);
+                assert_eq!(a[n * n - 1], -(n as f64), "A[n,n], row-major");
+            }
+        }
+    }
+}
+
+#[test]
+fn state_space_fmi3_structural_parameters_are_bounded_and_arrays_are_counted() {
+    let built = build("StateSpace", FmiVersion::V3, &[]);
+    let md = md3(&built);
+    let vr = |name| vr3(&md, name);
+    let fmu = fmi_rs::fmi3::builder::FMU3Builder::new(&built.fmu)
+        .unwrap()
+        .instantiate_me("test")
+        .unwrap();
+    // structural parameters are set in Configuration Mode only, up to 16
+    assert_eq!(fmu.setUInt64(&[vr("n")], &[4]), fmi3Status::Error);
+    assert_eq!(fmu.enterConfigurationMode(), fmi3Status::Ok);
+    assert_eq!(fmu.setUInt64(&[vr("n")], &[17]), fmi3Status::Error);
+    assert_eq!(fmu.setUInt64(&[vr("n")], &[0]), fmi3Status::Error);
+    assert_eq!(fmu.setUInt64(&[vr("n")], &[16]), fmi3Status::Ok);
+    assert_eq!(fmu.exitConfigurationMode(), fmi3Status::Ok);
+    let mut nx = 0;
+    assert_eq!(fmu.getNumberOfContinuousStates(&mut nx), fmi3Status::Ok);
+    assert_eq!(nx, 16, "array states count element by element");
+    // get and set take every element: x0 has 16 now, A 16 x 16
+    let mut x0 = vec![0.0; 16];
+    assert_eq!(fmu.getFloat64(&[vr("x0")], &mut x0), fmi3Status::Ok);
+    assert_eq!(x0, (1..=16).map(f64::from).collect::<Vec<_>>());
+    let mut short = vec![0.0; 15];
+    assert_eq!(fmu.getFloat64(&[vr("x0")], &mut short), fmi3Status::Error);
+    let ones = vec![1.0; 16 * 16];
+    assert_eq!(fmu.setFloat64(&[vr("A")], &ones[..255]), fmi3Status::Error);
+    assert_eq!(fmu.setFloat64(&[vr("A")], &ones), fmi3Status::Ok);
+    let mut a = vec![0.0; 16 * 16];
+    assert_eq!(fmu.getFloat64(&[vr("A")], &mut a), fmi3Status::Ok);
+    assert_eq!(a, ones);
+    // several variables in one call, one after the other
+    let mut both = vec![0.0; 16 + 3];
+    assert_eq!(
+        fmu.getFloat64(&[vr("x0"), vr("u")], &mut both),
+        fmi3Status::Ok
+    );
+    assert_eq!(both[15], 16.0);
+    assert_eq!(&both[16..], [0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn state_space_fmi2_is_flattened_with_structured_names() {
+    let built = build("StateSpace", FmiVersion::V2, &[]);
+    let md = md2(&built);
+    let names: Vec<&str> = md.modelVariables.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(&names[..4], ["time", "A[1,1]", "A[1,2]", "A[1,3]"]);
+    assert!(names.contains(&"der(x[3])") && names.contains(&"y[3]"));
+    for run in [Run::Cs, Run::MeEuler(1e-4)] {
+        let tolerance = if matches!(run, Run::Cs) { 1e-9 } else { 1e-3 };
+        let exp = Experiment {
+            stop_time: 2.0,
+            output_interval: 0.1,
+            start_values: &[],
+            record: &["y[1]", "y[2]", "y[3]"],
+        };
+        let results = simulate2(&built, run, &exp);
+        for (row, t) in results.time.iter().enumerate() {
+            let expected = state_space_closed_form(3, &[], *t);
+            for (i, want) in expected.iter().enumerate() {
+                let y = results.column(i)[row];
+                assert!((y - want).abs() < tolerance, "t = {t}: y[{}] = {y}", i + 1);
+            }
+        }
+    }
 }

@@ -129,48 +129,47 @@ FGW_EXPORT fmi2Status fmi2SetReal(fmi2Component c, const fmi2ValueReference vr[]
     return (fmi2Status)model_set_float(m, vr, nvr, value);
 }
 
-/* The models have Real variables only: the other types reject their value references. */
-FGW_EXPORT fmi2Status fmi2GetInteger(fmi2Component c, const fmi2ValueReference vr[], size_t nvr,
-                                     fmi2Integer value[]) {
-    INSTANCE;
-    (void)value;
-    return (fmi2Status)model_reject_vrs(m, "fmi2GetInteger", vr, nvr);
-}
+/* Integer (Int32 and Enumeration variables), Boolean and String: each converts between its C
+   type and the core's Value. A set checks every value before it stores any, so a call that
+   fails changes nothing. */
+#define GET_TYPED(NAME, CTYPE, VTYPE, CONVERT)                                                 \
+    FGW_EXPORT fmi2Status NAME(fmi2Component c, const fmi2ValueReference vr[], size_t nvr,     \
+                               CTYPE value[]) {                                                \
+        INSTANCE;                                                                              \
+        if (nvr > 0 && (!vr || !value)) return fmi2Error;                                      \
+        model_values_changed(m);                                                               \
+        for (size_t k = 0; k < nvr; k++) {                                                     \
+            Value v;                                                                           \
+            if (model_get_value(m, #NAME, VTYPE, vr[k], &v) != ST_OK) return fmi2Error;        \
+            value[k] = CONVERT;                                                                \
+        }                                                                                      \
+        return fmi2OK;                                                                         \
+    }
+#define SET_TYPED(NAME, CTYPE, VTYPE, CONVERT)                                                 \
+    FGW_EXPORT fmi2Status NAME(fmi2Component c, const fmi2ValueReference vr[], size_t nvr,     \
+                               const CTYPE value[]) {                                          \
+        INSTANCE;                                                                              \
+        if (nvr > 0 && (!vr || !value)) return fmi2Error;                                      \
+        for (size_t k = 0; k < nvr; k++) {                                                     \
+            const CTYPE x = value[k];                                                          \
+            if (model_check_set(m, #NAME, VTYPE, vr[k], CONVERT) != ST_OK) return fmi2Error;   \
+        }                                                                                      \
+        for (size_t k = 0; k < nvr; k++) {                                                     \
+            const CTYPE x = value[k];                                                          \
+            model_store(m, vr[k], CONVERT);                                                    \
+        }                                                                                      \
+        model_values_changed(m);                                                               \
+        return fmi2OK;                                                                         \
+    }
 
-FGW_EXPORT fmi2Status fmi2GetBoolean(fmi2Component c, const fmi2ValueReference vr[], size_t nvr,
-                                     fmi2Boolean value[]) {
-    INSTANCE;
-    (void)value;
-    return (fmi2Status)model_reject_vrs(m, "fmi2GetBoolean", vr, nvr);
-}
-
-FGW_EXPORT fmi2Status fmi2GetString(fmi2Component c, const fmi2ValueReference vr[], size_t nvr,
-                                    fmi2String value[]) {
-    INSTANCE;
-    (void)value;
-    return (fmi2Status)model_reject_vrs(m, "fmi2GetString", vr, nvr);
-}
-
-FGW_EXPORT fmi2Status fmi2SetInteger(fmi2Component c, const fmi2ValueReference vr[], size_t nvr,
-                                     const fmi2Integer value[]) {
-    INSTANCE;
-    (void)value;
-    return (fmi2Status)model_reject_vrs(m, "fmi2SetInteger", vr, nvr);
-}
-
-FGW_EXPORT fmi2Status fmi2SetBoolean(fmi2Component c, const fmi2ValueReference vr[], size_t nvr,
-                                     const fmi2Boolean value[]) {
-    INSTANCE;
-    (void)value;
-    return (fmi2Status)model_reject_vrs(m, "fmi2SetBoolean", vr, nvr);
-}
-
-FGW_EXPORT fmi2Status fmi2SetString(fmi2Component c, const fmi2ValueReference vr[], size_t nvr,
-                                    const fmi2String value[]) {
-    INSTANCE;
-    (void)value;
-    return (fmi2Status)model_reject_vrs(m, "fmi2SetString", vr, nvr);
-}
+GET_TYPED(fmi2GetInteger, fmi2Integer, T_INT32, (fmi2Integer)v.i)
+GET_TYPED(fmi2GetBoolean, fmi2Boolean, T_BOOLEAN, v.i ? fmi2True : fmi2False)
+/* the string points into the instance: valid until the variable is set again */
+GET_TYPED(fmi2GetString, fmi2String, T_STRING, (fmi2String)v.text.bytes)
+SET_TYPED(fmi2SetInteger, fmi2Integer, T_INT32, ((Value){.i = x}))
+SET_TYPED(fmi2SetBoolean, fmi2Boolean, T_BOOLEAN, ((Value){.i = x != fmi2False}))
+SET_TYPED(fmi2SetString, fmi2String, T_STRING,
+          ((Value){.text = {(const unsigned char *)x, x ? strlen(x) + 1 : 0}}))
 
 /* ------------------------------------------------------------------------------- FMU state */
 

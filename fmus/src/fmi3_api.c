@@ -156,7 +156,7 @@ FGW_EXPORT fmi3Status fmi3Reset(fmi3Instance instance) {
 static fmi3Status check_sizes(Instance *m, const char *function, size_t nvr, size_t nValues) {
     if (nvr == nValues) return fmi3OK;
     model_log(m, ST_ERROR, "logStatusError",
-              "%s: %zu values for %zu value references (all variables are scalars).", function,
+              "%s: %zu values for %zu value references (only Float64 variables are arrays).", function,
               nValues, nvr);
     return fmi3Error;
 }
@@ -164,76 +164,136 @@ static fmi3Status check_sizes(Instance *m, const char *function, size_t nvr, siz
 FGW_EXPORT fmi3Status fmi3GetFloat64(fmi3Instance instance, const fmi3ValueReference vr[],
                                      size_t nvr, fmi3Float64 values[], size_t nValues) {
     INSTANCE;
-    if (check_sizes(m, "fmi3GetFloat64", nvr, nValues) != fmi3OK) return fmi3Error;
-    return (fmi3Status)model_get_float(m, vr, nvr, values);
+    return (fmi3Status)model_get_float64(m, vr, nvr, values, nValues);
 }
 
 FGW_EXPORT fmi3Status fmi3SetFloat64(fmi3Instance instance, const fmi3ValueReference vr[],
                                      size_t nvr, const fmi3Float64 values[], size_t nValues) {
     INSTANCE;
-    if (check_sizes(m, "fmi3SetFloat64", nvr, nValues) != fmi3OK) return fmi3Error;
-    return (fmi3Status)model_set_float(m, vr, nvr, values);
+    return (fmi3Status)model_set_float64(m, vr, nvr, values, nValues);
 }
 
-/* The models have Float64 variables only: every other type rejects its value references. */
-#define REJECT_GET(NAME, TYPE)                                                                 \
+/* Typed getters and setters: each converts between its C type and the core's Value. A set
+   checks every value before it stores any, so a call that fails changes nothing. */
+#define GET_TYPED(NAME, CTYPE, VTYPE, FIELD)                                                   \
     FGW_EXPORT fmi3Status NAME(fmi3Instance instance, const fmi3ValueReference vr[],           \
-                               size_t nvr, TYPE values[], size_t nValues) {                    \
+                               size_t nvr, CTYPE values[], size_t nValues) {                   \
         INSTANCE;                                                                              \
-        (void)values;                                                                          \
-        (void)nValues;                                                                         \
-        return (fmi3Status)model_reject_vrs(m, #NAME, vr, nvr);                                \
+        if (check_sizes(m, #NAME, nvr, nValues) != fmi3OK) return fmi3Error;                   \
+        if (nvr > 0 && (!vr || !values)) return fmi3Error;                                     \
+        model_values_changed(m);                                                               \
+        for (size_t k = 0; k < nvr; k++) {                                                     \
+            Value value;                                                                       \
+            if (model_get_value(m, #NAME, VTYPE, vr[k], &value) != ST_OK) return fmi3Error;    \
+            values[k] = (CTYPE)value.FIELD;                                                    \
+        }                                                                                      \
+        return fmi3OK;                                                                         \
     }
-#define REJECT_SET(NAME, TYPE)                                                                 \
+#define SET_TYPED(NAME, CTYPE, VTYPE, FIELD, STORAGE)                                          \
     FGW_EXPORT fmi3Status NAME(fmi3Instance instance, const fmi3ValueReference vr[],           \
-                               size_t nvr, const TYPE values[], size_t nValues) {              \
+                               size_t nvr, const CTYPE values[], size_t nValues) {             \
         INSTANCE;                                                                              \
-        (void)values;                                                                          \
-        (void)nValues;                                                                         \
-        return (fmi3Status)model_reject_vrs(m, #NAME, vr, nvr);                                \
+        if (check_sizes(m, #NAME, nvr, nValues) != fmi3OK) return fmi3Error;                   \
+        if (nvr > 0 && (!vr || !values)) return fmi3Error;                                     \
+        for (size_t k = 0; k < nvr; k++) {                                                     \
+            Value value = {.FIELD = (STORAGE)values[k]};                                       \
+            if (model_check_set(m, #NAME, VTYPE, vr[k], value) != ST_OK) return fmi3Error;     \
+        }                                                                                      \
+        for (size_t k = 0; k < nvr; k++) model_store(m, vr[k], (Value){.FIELD = (STORAGE)values[k]}); \
+        model_values_changed(m);                                                               \
+        return fmi3OK;                                                                         \
     }
 
-REJECT_GET(fmi3GetFloat32, fmi3Float32)
-REJECT_GET(fmi3GetInt8, fmi3Int8)
-REJECT_GET(fmi3GetUInt8, fmi3UInt8)
-REJECT_GET(fmi3GetInt16, fmi3Int16)
-REJECT_GET(fmi3GetUInt16, fmi3UInt16)
-REJECT_GET(fmi3GetInt32, fmi3Int32)
-REJECT_GET(fmi3GetUInt32, fmi3UInt32)
-REJECT_GET(fmi3GetInt64, fmi3Int64)
-REJECT_GET(fmi3GetUInt64, fmi3UInt64)
-REJECT_GET(fmi3GetBoolean, fmi3Boolean)
-REJECT_GET(fmi3GetString, fmi3String)
-REJECT_SET(fmi3SetFloat32, fmi3Float32)
-REJECT_SET(fmi3SetInt8, fmi3Int8)
-REJECT_SET(fmi3SetUInt8, fmi3UInt8)
-REJECT_SET(fmi3SetInt16, fmi3Int16)
-REJECT_SET(fmi3SetUInt16, fmi3UInt16)
-REJECT_SET(fmi3SetInt32, fmi3Int32)
-REJECT_SET(fmi3SetUInt32, fmi3UInt32)
-REJECT_SET(fmi3SetInt64, fmi3Int64)
-REJECT_SET(fmi3SetUInt64, fmi3UInt64)
-REJECT_SET(fmi3SetBoolean, fmi3Boolean)
-REJECT_SET(fmi3SetString, fmi3String)
+GET_TYPED(fmi3GetFloat32, fmi3Float32, T_FLOAT32, f)
+GET_TYPED(fmi3GetInt8, fmi3Int8, T_INT8, i)
+GET_TYPED(fmi3GetUInt8, fmi3UInt8, T_UINT8, u)
+GET_TYPED(fmi3GetInt16, fmi3Int16, T_INT16, i)
+GET_TYPED(fmi3GetUInt16, fmi3UInt16, T_UINT16, u)
+GET_TYPED(fmi3GetInt32, fmi3Int32, T_INT32, i)
+GET_TYPED(fmi3GetUInt32, fmi3UInt32, T_UINT32, u)
+GET_TYPED(fmi3GetInt64, fmi3Int64, T_INT64, i)
+GET_TYPED(fmi3GetUInt64, fmi3UInt64, T_UINT64, u)
+GET_TYPED(fmi3GetBoolean, fmi3Boolean, T_BOOLEAN, i)
+SET_TYPED(fmi3SetFloat32, fmi3Float32, T_FLOAT32, f, double)
+SET_TYPED(fmi3SetInt8, fmi3Int8, T_INT8, i, int64_t)
+SET_TYPED(fmi3SetUInt8, fmi3UInt8, T_UINT8, u, uint64_t)
+SET_TYPED(fmi3SetInt16, fmi3Int16, T_INT16, i, int64_t)
+SET_TYPED(fmi3SetUInt16, fmi3UInt16, T_UINT16, u, uint64_t)
+SET_TYPED(fmi3SetInt32, fmi3Int32, T_INT32, i, int64_t)
+SET_TYPED(fmi3SetUInt32, fmi3UInt32, T_UINT32, u, uint64_t)
+SET_TYPED(fmi3SetInt64, fmi3Int64, T_INT64, i, int64_t)
+SET_TYPED(fmi3SetUInt64, fmi3UInt64, T_UINT64, u, uint64_t)
+SET_TYPED(fmi3SetBoolean, fmi3Boolean, T_BOOLEAN, i, int64_t)
+
+/* Strings and binaries are copied into the instance; the pointers handed out point into it
+   and stay valid until the next call that sets the variable (the standard asks for the next
+   call of any function). */
+FGW_EXPORT fmi3Status fmi3GetString(fmi3Instance instance, const fmi3ValueReference vr[],
+                                    size_t nvr, fmi3String values[], size_t nValues) {
+    INSTANCE;
+    if (check_sizes(m, "fmi3GetString", nvr, nValues) != fmi3OK) return fmi3Error;
+    if (nvr > 0 && (!vr || !values)) return fmi3Error;
+    model_values_changed(m);
+    for (size_t k = 0; k < nvr; k++) {
+        Value value;
+        if (model_get_value(m, "fmi3GetString", T_STRING, vr[k], &value) != ST_OK)
+            return fmi3Error;
+        values[k] = (fmi3String)value.text.bytes;
+    }
+    return fmi3OK;
+}
+
+FGW_EXPORT fmi3Status fmi3SetString(fmi3Instance instance, const fmi3ValueReference vr[],
+                                    size_t nvr, const fmi3String values[], size_t nValues) {
+    INSTANCE;
+    if (check_sizes(m, "fmi3SetString", nvr, nValues) != fmi3OK) return fmi3Error;
+    if (nvr > 0 && (!vr || !values)) return fmi3Error;
+    for (size_t k = 0; k < nvr; k++) {
+        Value value = {.text = {(const unsigned char *)values[k],
+                                values[k] ? strlen(values[k]) + 1 : 0}};
+        if (model_check_set(m, "fmi3SetString", T_STRING, vr[k], value) != ST_OK)
+            return fmi3Error;
+    }
+    for (size_t k = 0; k < nvr; k++) {
+        Value value = {.text = {(const unsigned char *)values[k], strlen(values[k]) + 1}};
+        model_store(m, vr[k], value);
+    }
+    model_values_changed(m);
+    return fmi3OK;
+}
 
 FGW_EXPORT fmi3Status fmi3GetBinary(fmi3Instance instance, const fmi3ValueReference vr[],
                                     size_t nvr, size_t valueSizes[], fmi3Binary values[],
                                     size_t nValues) {
     INSTANCE;
-    (void)valueSizes;
-    (void)values;
-    (void)nValues;
-    return (fmi3Status)model_reject_vrs(m, "fmi3GetBinary", vr, nvr);
+    if (check_sizes(m, "fmi3GetBinary", nvr, nValues) != fmi3OK) return fmi3Error;
+    if (nvr > 0 && (!vr || !values || !valueSizes)) return fmi3Error;
+    model_values_changed(m);
+    for (size_t k = 0; k < nvr; k++) {
+        Value value;
+        if (model_get_value(m, "fmi3GetBinary", T_BINARY, vr[k], &value) != ST_OK)
+            return fmi3Error;
+        values[k] = value.text.bytes;
+        valueSizes[k] = value.text.size;
+    }
+    return fmi3OK;
 }
 
 FGW_EXPORT fmi3Status fmi3SetBinary(fmi3Instance instance, const fmi3ValueReference vr[],
                                     size_t nvr, const size_t valueSizes[],
                                     const fmi3Binary values[], size_t nValues) {
     INSTANCE;
-    (void)valueSizes;
-    (void)values;
-    (void)nValues;
-    return (fmi3Status)model_reject_vrs(m, "fmi3SetBinary", vr, nvr);
+    if (check_sizes(m, "fmi3SetBinary", nvr, nValues) != fmi3OK) return fmi3Error;
+    if (nvr > 0 && (!vr || !values || !valueSizes)) return fmi3Error;
+    for (size_t k = 0; k < nvr; k++) {
+        Value value = {.text = {values[k], valueSizes[k]}};
+        if (model_check_set(m, "fmi3SetBinary", T_BINARY, vr[k], value) != ST_OK)
+            return fmi3Error;
+    }
+    for (size_t k = 0; k < nvr; k++)
+        model_store(m, vr[k], (Value){.text = {values[k], valueSizes[k]}});
+    model_values_changed(m);
+    return fmi3OK;
 }
 
 FGW_EXPORT fmi3Status fmi3GetClock(fmi3Instance instance, const fmi3ValueReference vr[],
@@ -367,11 +427,13 @@ FGW_EXPORT fmi3Status fmi3GetAdjointDerivative(
 /* ---------------------------------------------------------- configuration mode and clocks */
 
 FGW_EXPORT fmi3Status fmi3EnterConfigurationMode(fmi3Instance instance) {
-    return unsupported(instance, "fmi3EnterConfigurationMode (no structural parameters)");
+    INSTANCE;
+    return (fmi3Status)model_enter_configuration(m);
 }
 
 FGW_EXPORT fmi3Status fmi3ExitConfigurationMode(fmi3Instance instance) {
-    return unsupported(instance, "fmi3ExitConfigurationMode (no structural parameters)");
+    INSTANCE;
+    return (fmi3Status)model_exit_configuration(m);
 }
 
 FGW_EXPORT fmi3Status fmi3GetIntervalDecimal(fmi3Instance instance,
@@ -550,9 +612,8 @@ FGW_EXPORT fmi3Status fmi3GetNumberOfEventIndicators(fmi3Instance instance,
 FGW_EXPORT fmi3Status fmi3GetNumberOfContinuousStates(fmi3Instance instance,
                                                       size_t *nContinuousStates) {
     INSTANCE;
-    (void)m;
     if (!nContinuousStates) return fmi3Error;
-    *nContinuousStates = MODEL.nx;
+    *nContinuousStates = model_nx(&m->d);
     return fmi3OK;
 }
 

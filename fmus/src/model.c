@@ -40,6 +40,7 @@ static const char *mode_name(Mode mode) {
     case MODE_CONTINUOUS_TIME: return "Continuous-Time Mode";
     case MODE_STEP: return "Step Mode";
     case MODE_TERMINATED: return "Terminated";
+    case MODE_CONFIGURATION: return "Configuration Mode";
     }
     return "?";
 }
@@ -62,23 +63,76 @@ bool model_check_mode(Instance *m, const char *function, unsigned allowed) {
     return false;
 }
 
+static bool is_float(VarType type);
+static bool is_unsigned(VarType type);
+static bool is_text(VarType type);
+
 /* ---------------------------------------------------------------- states and derived values */
 
+size_t model_size(const ModelData *d, unsigned vr) {
+    size_t size = 1;
+    for (int k = 0; k < 2; k++) {
+        const unsigned dim = MODEL.vars[vr].dims[k];
+        if (dim) size *= (size_t)d->u[dim];
+    }
+    return size;
+}
+
+static bool is_array(unsigned vr) { return MODEL.vars[vr].dims[0] != 0; }
+
+double *model_values(ModelData *d, unsigned vr) {
+    if (!is_array(vr)) return &d->v[vr];
+    size_t offset = 0;
+    for (unsigned k = 0; k < vr; k++)
+        if (is_array(k)) offset += model_size(d, k);
+    return &d->array[offset];
+}
+
+/* All arrays together, for the capacity check when the structural parameters change. */
+static size_t array_values(const ModelData *d) {
+    size_t total = 0;
+    for (unsigned vr = 0; vr < MODEL.n_vars; vr++)
+        if (is_array(vr)) total += model_size(d, vr);
+    return total;
+}
+
+size_t model_nx(const ModelData *d) {
+    size_t nx = 0;
+    for (size_t i = 0; i < MODEL.nx; i++) nx += model_size(d, MODEL.state_vrs[i]);
+    return nx;
+}
+
+/* Copies between the state variables (in order, arrays element by element) and x. */
 static void read_states(const ModelData *d, double *x) {
-    for (size_t i = 0; i < MODEL.nx; i++) x[i] = d->v[MODEL.state_vrs[i]];
+    for (size_t i = 0; i < MODEL.nx; i++) {
+        const unsigned vr = MODEL.state_vrs[i];
+        const size_t size = model_size(d, vr);
+        memcpy(x, model_values((ModelData *)d, vr), size * sizeof *x);
+        x += size;
+    }
 }
 
-static void write_states(ModelData *d, const double *x) {
-    for (size_t i = 0; i < MODEL.nx; i++) d->v[MODEL.state_vrs[i]] = x[i];
+static void write_vars(ModelData *d, const unsigned *vrs, const double *x) {
+    for (size_t i = 0; i < MODEL.nx; i++) {
+        const size_t size = model_size(d, vrs[i]);
+        memcpy(model_values(d, vrs[i]), x, size * sizeof *x);
+        x += size;
+    }
 }
 
-/* Recomputes time, derivatives and calculated outputs from the current states. */
+static void write_states(ModelData *d, const double *x) { write_vars(d, MODEL.state_vrs, x); }
+
+/* Recomputes time, derivatives and calculated outputs from the current states (and, until
+   initialization ends, the states the model calculates from its parameters). */
 static void refresh(ModelData *d) {
     double x[MAX_STATES] = {0}, dx[MAX_STATES] = {0};
     d->v[0] = d->time;
+    const bool initializing = d->mode == MODE_INSTANTIATED || d->mode == MODE_INITIALIZATION ||
+                              d->mode == MODE_CONFIGURATION;
+    if (initializing && MODEL.initialize) MODEL.initialize(d);
     read_states(d, x);
-    MODEL.derivatives(d, d->time, x, dx);
-    for (size_t i = 0; i < MODEL.nx; i++) d->v[MODEL.derivative_vrs[i]] = dx[i];
+    if (MODEL.nx > 0) MODEL.derivatives(d, d->time, x, dx);
+    write_vars(d, MODEL.derivative_vrs, dx);
     if (MODEL.outputs) MODEL.outputs(d);
 }
 
@@ -98,9 +152,29 @@ static bool apply_event(Instance *m) {
 
 /* ------------------------------------------------------------------------------- lifecycle */
 
+/* Gives variable `vr` its start value from the model's table. */
+static void set_start(ModelData *d, unsigned vr) {
+    const VarSpec *var = &MODEL.vars[vr];
+    if (is_array(vr)) {
+        return; /* the model's configure gives arrays their start values */
+    } else if (is_float(var->type)) {
+        d->v[vr] = var->start;
+    } else if (is_unsigned(var->type)) {
+        d->u[vr] = (uint64_t)var->start;
+    } else if (is_text(var->type)) {
+        Text *text = model_text(d, vr);
+        const char *start = var->start_text ? var->start_text : "";
+        text->size = var->type == T_STRING ? strlen(start) + 1 : var->start_size;
+        memcpy(text->bytes, start, text->size);
+    } else {
+        d->i[vr] = (int64_t)var->start;
+    }
+}
+
 void model_reset(Instance *m) {
     memset(&m->d, 0, sizeof m->d);
-    for (size_t i = 0; i < MODEL.n_vars; i++) m->d.v[i] = MODEL.vars[i].start;
+    for (unsigned vr = 0; vr < MODEL.n_vars; vr++) set_start(&m->d, vr);
+    if (MODEL.configure) MODEL.configure(&m->d);
     m->d.mode = MODE_INSTANTIATED;
     m->last_successful_time = 0;
     refresh(&m->d);
@@ -108,6 +182,9 @@ void model_reset(Instance *m) {
 
 Instance *model_new(const char *instance_name, Interface interface, bool logging_on,
                     LogFunction log, void *glue) {
+    size_t texts = 0;
+    for (unsigned vr = 0; vr < MODEL.n_vars; vr++) texts += is_text(MODEL.vars[vr].type);
+    if (MODEL.n_vars > MAX_VARS || texts > MAX_TEXTS) return NULL; /* a table too big */
     Instance *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     const char *name = instance_name ? instance_name : "";
@@ -134,9 +211,67 @@ void model_free(Instance *m) {
 
 /* ------------------------------------------------------------------------ variable access */
 
+static const char *type_name(VarType type) {
+    switch (type) {
+    case T_FLOAT64: return "Float64";
+    case T_FLOAT32: return "Float32";
+    case T_INT8: return "Int8";
+    case T_UINT8: return "UInt8";
+    case T_INT16: return "Int16";
+    case T_UINT16: return "UInt16";
+    case T_INT32: return "Int32";
+    case T_UINT32: return "UInt32";
+    case T_INT64: return "Int64";
+    case T_UINT64: return "UInt64";
+    case T_BOOLEAN: return "Boolean";
+    case T_STRING: return "String";
+    case T_BINARY: return "Binary";
+    case T_ENUMERATION: return "Enumeration";
+    }
+    return "?";
+}
+
+static bool is_float(VarType type) { return type == T_FLOAT64 || type == T_FLOAT32; }
+
+static bool is_unsigned(VarType type) {
+    return type == T_UINT8 || type == T_UINT16 || type == T_UINT32 || type == T_UINT64;
+}
+
+static bool is_text(VarType type) { return type == T_STRING || type == T_BINARY; }
+
+Text *model_text(ModelData *d, unsigned vr) {
+    size_t slot = 0;
+    for (unsigned k = 0; k < vr; k++) slot += is_text(MODEL.vars[k].type);
+    return &d->text[slot];
+}
+
+void model_copy_value(ModelData *d, unsigned from, unsigned to) {
+    const VarType type = MODEL.vars[from].type;
+    if (is_float(type)) {
+        d->v[to] = d->v[from];
+    } else if (is_unsigned(type)) {
+        d->u[to] = d->u[from];
+    } else if (is_text(type)) {
+        *model_text(d, to) = *model_text(d, from);
+    } else {
+        d->i[to] = d->i[from];
+    }
+}
+
 static bool check_vr(Instance *m, const char *function, unsigned vr) {
     if (vr < MODEL.n_vars) return true;
     model_log(m, ST_ERROR, "logStatusError", "%s: unknown value reference %u.", function, vr);
+    return false;
+}
+
+/* The variable exists and `function`, which handles `type`, may access it. */
+static bool check_type(Instance *m, const char *function, VarType type, unsigned vr) {
+    if (!check_vr(m, function, vr)) return false;
+    const VarType actual = MODEL.vars[vr].type;
+    if (actual == type || (actual == T_ENUMERATION && type == ENUMERATION_CARRIER)) return true;
+    model_log(m, ST_ERROR, "logStatusError",
+              "%s: variable %s (value reference %u) is of type %s, not %s.", function,
+              MODEL.vars[vr].name, vr, type_name(actual), type_name(type));
     return false;
 }
 
@@ -152,13 +287,84 @@ Status model_reject_vrs(Instance *m, const char *function, const unsigned *vrs, 
     return ST_OK;
 }
 
+/* Elements of the variables together (value references already checked). */
+static size_t element_count(Instance *m, const unsigned *vrs, size_t nvr) {
+    size_t n = 0;
+    for (size_t k = 0; k < nvr; k++) n += model_size(&m->d, vrs[k]);
+    return n;
+}
+
+static bool check_count(Instance *m, const char *function, size_t given, size_t expected);
+
+Status model_get_value(Instance *m, const char *function, VarType type, unsigned vr,
+                       Value *value) {
+    if (!check_type(m, function, type, vr)) return ST_ERROR;
+    const VarType actual = MODEL.vars[vr].type;
+    if (is_float(actual)) {
+        value->f = m->d.v[vr];
+    } else if (is_unsigned(actual)) {
+        value->u = m->d.u[vr];
+    } else if (is_text(actual)) {
+        const Text *text = model_text(&m->d, vr);
+        value->text.bytes = text->bytes;
+        value->text.size = text->size;
+    } else {
+        value->i = m->d.i[vr];
+    }
+    return ST_OK;
+}
+
 Status model_get_float(Instance *m, const unsigned *vrs, size_t n, double *values) {
     if (n > 0 && (!vrs || !values)) return ST_ERROR;
     refresh(&m->d);
     for (size_t i = 0; i < n; i++) {
-        if (!check_vr(m, "get", vrs[i])) return ST_ERROR;
-        values[i] = m->d.v[vrs[i]];
+        Value value;
+        if (model_get_value(m, "get", T_FLOAT64, vrs[i], &value) != ST_OK) return ST_ERROR;
+        values[i] = value.f;
     }
+    return ST_OK;
+}
+
+Status model_get_float64(Instance *m, const unsigned *vrs, size_t nvr, double *values,
+                         size_t n_values) {
+    if (nvr > 0 && (!vrs || !values)) return ST_ERROR;
+    for (size_t k = 0; k < nvr; k++)
+        if (!check_type(m, "fmi3GetFloat64", T_FLOAT64, vrs[k])) return ST_ERROR;
+    if (!check_count(m, "fmi3GetFloat64", n_values, element_count(m, vrs, nvr))) return ST_ERROR;
+    refresh(&m->d);
+    size_t at = 0;
+    for (size_t k = 0; k < nvr; k++) {
+        const size_t size = model_size(&m->d, vrs[k]);
+        memcpy(values + at, model_values(&m->d, vrs[k]), size * sizeof *values);
+        at += size;
+    }
+    return ST_OK;
+}
+
+Status model_set_float64(Instance *m, const unsigned *vrs, size_t nvr, const double *values,
+                         size_t n_values) {
+    if (nvr > 0 && (!vrs || !values)) return ST_ERROR;
+    /* check everything first so that a failing call changes nothing */
+    for (size_t k = 0; k < nvr; k++)
+        if (!check_type(m, "fmi3SetFloat64", T_FLOAT64, vrs[k])) return ST_ERROR;
+    if (!check_count(m, "fmi3SetFloat64", n_values, element_count(m, vrs, nvr))) return ST_ERROR;
+    size_t at = 0;
+    for (size_t k = 0; k < nvr; k++) {
+        const size_t size = model_size(&m->d, vrs[k]);
+        for (size_t e = 0; e < size; e++) {
+            Value value = {.f = values[at + e]};
+            if (model_check_set(m, "fmi3SetFloat64", T_FLOAT64, vrs[k], value) != ST_OK)
+                return ST_ERROR;
+        }
+        at += size;
+    }
+    at = 0;
+    for (size_t k = 0; k < nvr; k++) {
+        const size_t size = model_size(&m->d, vrs[k]);
+        memcpy(model_values(&m->d, vrs[k]), values + at, size * sizeof *values);
+        at += size;
+    }
+    refresh(&m->d);
     return ST_OK;
 }
 
@@ -172,40 +378,131 @@ static unsigned settable_modes(VarKind kind) {
     case K_INPUT_CONTINUOUS:
         return M(MODE_INSTANTIATED) | M(MODE_INITIALIZATION) | M(MODE_EVENT) |
                M(MODE_CONTINUOUS_TIME) | M(MODE_STEP);
+    case K_STRUCTURAL: return M(MODE_CONFIGURATION);
     default: return 0;
     }
 }
+
+/* The numeric value as a double, for the min/max check (exact for the bounds we declare). */
+static double numeric(VarType type, Value value) {
+    if (is_float(type)) return value.f;
+    if (is_unsigned(type)) return (double)value.u;
+    return (double)value.i;
+}
+
+/* A value the variable's declaration allows: finite, within min/max, a text that fits. */
+static bool check_value(Instance *m, const VarSpec *var, Value value) {
+    if (is_text(var->type)) {
+        if (!value.text.bytes && (var->type == T_STRING || value.text.size > 0)) {
+            model_log(m, ST_ERROR, "logStatusError", "Variable %s: the value is a null pointer.",
+                      var->name);
+            return false;
+        }
+        if (value.text.size > MAX_TEXT_SIZE) {
+            model_log(m, ST_ERROR, "logStatusError",
+                      "Variable %s: a value of %zu bytes exceeds this FMU's limit of %d bytes.",
+                      var->name, value.text.size, MAX_TEXT_SIZE);
+            return false;
+        }
+        return true;
+    }
+    if (is_float(var->type) && !isfinite(value.f)) {
+        model_log(m, ST_ERROR, "logStatusError", "Value %g for variable %s is not finite.",
+                  value.f, var->name);
+        return false;
+    }
+    const double x = numeric(var->type, value);
+    if (var->bounded && (x < var->min || x > var->max)) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "Value %.17g for variable %s is outside [%.17g, %.17g] (min, max).", x,
+                  var->name, var->min, var->max);
+        return false;
+    }
+    return true;
+}
+
+Status model_check_set(Instance *m, const char *function, VarType type, unsigned vr,
+                       Value value) {
+    if (!check_type(m, function, type, vr)) return ST_ERROR;
+    const VarSpec *var = &MODEL.vars[vr];
+    unsigned allowed = settable_modes(var->kind);
+    if (allowed == 0) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "Variable %s (value reference %u) cannot be set.", var->name, vr);
+        return ST_ERROR;
+    }
+    if (!(allowed & M(m->d.mode))) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "Variable %s (value reference %u) cannot be set in %s.", var->name, vr,
+                  mode_name(m->d.mode));
+        return ST_ERROR;
+    }
+    return check_value(m, var, value) ? ST_OK : ST_ERROR;
+}
+
+void model_store(Instance *m, unsigned vr, Value value) {
+    const VarType type = MODEL.vars[vr].type;
+    if (is_float(type)) {
+        m->d.v[vr] = value.f;
+    } else if (is_unsigned(type)) {
+        m->d.u[vr] = value.u;
+    } else if (is_text(type)) {
+        Text *text = model_text(&m->d, vr);
+        if (value.text.size > 0) memcpy(text->bytes, value.text.bytes, value.text.size);
+        text->size = value.text.size;
+    } else {
+        m->d.i[vr] = value.i;
+    }
+}
+
+void model_values_changed(Instance *m) { refresh(&m->d); }
 
 Status model_set_float(Instance *m, const unsigned *vrs, size_t n, const double *values) {
     if (n > 0 && (!vrs || !values)) return ST_ERROR;
     /* check everything first so that a failing call changes nothing */
     for (size_t i = 0; i < n; i++) {
-        if (!check_vr(m, "set", vrs[i])) return ST_ERROR;
-        const VarSpec *var = &MODEL.vars[vrs[i]];
-        unsigned allowed = settable_modes(var->kind);
-        if (allowed == 0) {
-            model_log(m, ST_ERROR, "logStatusError",
-                      "Variable %s (value reference %u) cannot be set.", var->name, vrs[i]);
+        if (model_check_set(m, "set", T_FLOAT64, vrs[i], (Value){.f = values[i]}) != ST_OK)
             return ST_ERROR;
-        }
-        if (!(allowed & M(m->d.mode))) {
-            model_log(m, ST_ERROR, "logStatusError",
-                      "Variable %s (value reference %u) cannot be set in %s.", var->name,
-                      vrs[i], mode_name(m->d.mode));
-            return ST_ERROR;
-        }
-        if (!isfinite(values[i])) {
-            model_log(m, ST_ERROR, "logStatusError", "Value %g for variable %s is not finite.",
-                      values[i], var->name);
-            return ST_ERROR;
-        }
     }
-    for (size_t i = 0; i < n; i++) m->d.v[vrs[i]] = values[i];
-    refresh(&m->d);
+    for (size_t i = 0; i < n; i++) model_store(m, vrs[i], (Value){.f = values[i]});
+    model_values_changed(m);
     return ST_OK;
 }
 
 /* ------------------------------------------------------------------------------------ modes */
+
+static bool has_structural_parameters(void) {
+    for (unsigned vr = 0; vr < MODEL.n_vars; vr++)
+        if (MODEL.vars[vr].kind == K_STRUCTURAL) return true;
+    return false;
+}
+
+Status model_enter_configuration(Instance *m) {
+    if (!has_structural_parameters()) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "EnterConfigurationMode: this FMU has no structural parameters.");
+        return ST_ERROR;
+    }
+    if (!model_check_mode(m, "EnterConfigurationMode", M(MODE_INSTANTIATED))) return ST_ERROR;
+    m->d.mode = MODE_CONFIGURATION;
+    return ST_OK;
+}
+
+/* The arrays take the start values for the new sizes (values set before are replaced). */
+Status model_exit_configuration(Instance *m) {
+    if (!model_check_mode(m, "ExitConfigurationMode", M(MODE_CONFIGURATION))) return ST_ERROR;
+    if (array_values(&m->d) > MAX_ARRAY_VALUES || model_nx(&m->d) > MAX_STATES) {
+        model_log(m, ST_ERROR, "logStatusError",
+                  "ExitConfigurationMode: the structural parameters ask for %zu array elements "
+                  "and %zu states; this FMU holds at most %d and %d.",
+                  array_values(&m->d), model_nx(&m->d), MAX_ARRAY_VALUES, MAX_STATES);
+        return ST_ERROR;
+    }
+    if (MODEL.configure) MODEL.configure(&m->d);
+    m->d.mode = MODE_INSTANTIATED;
+    refresh(&m->d);
+    return ST_OK;
+}
 
 Status model_enter_initialization(Instance *m, double start_time) {
     if (!model_check_mode(m, "EnterInitializationMode", M(MODE_INSTANTIATED))) return ST_ERROR;
@@ -293,21 +590,21 @@ static bool check_count(Instance *m, const char *function, size_t given, size_t 
 Status model_set_states(Instance *m, const double *x, size_t nx) {
     if (!model_check_mode(m, "SetContinuousStates", M(MODE_EVENT) | M(MODE_CONTINUOUS_TIME)))
         return ST_ERROR;
-    if (!check_count(m, "SetContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (!check_count(m, "SetContinuousStates", nx, model_nx(&m->d))) return ST_ERROR;
     if (nx > 0 && !x) return ST_ERROR;
     write_states(&m->d, x);
     return ST_OK;
 }
 
 Status model_get_states(Instance *m, double *x, size_t nx) {
-    if (!check_count(m, "GetContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (!check_count(m, "GetContinuousStates", nx, model_nx(&m->d))) return ST_ERROR;
     if (nx > 0 && !x) return ST_ERROR;
     read_states(&m->d, x);
     return ST_OK;
 }
 
 Status model_get_derivatives(Instance *m, double *dx, size_t nx) {
-    if (!check_count(m, "GetContinuousStateDerivatives", nx, MODEL.nx)) return ST_ERROR;
+    if (!check_count(m, "GetContinuousStateDerivatives", nx, model_nx(&m->d))) return ST_ERROR;
     if (nx > 0 && !dx) return ST_ERROR;
     if (m->interface == IF_MODEL_EXCHANGE) {
         Status status = model_hostile(m);
@@ -315,7 +612,7 @@ Status model_get_derivatives(Instance *m, double *dx, size_t nx) {
     }
     double x[MAX_STATES] = {0};
     read_states(&m->d, x);
-    MODEL.derivatives(&m->d, m->d.time, x, dx);
+    if (nx > 0) MODEL.derivatives(&m->d, m->d.time, x, dx);
     return ST_OK;
 }
 
@@ -329,7 +626,7 @@ Status model_get_event_indicators(Instance *m, double *z, size_t nz) {
 }
 
 Status model_get_nominals(Instance *m, double *nominals, size_t nx) {
-    if (!check_count(m, "GetNominalsOfContinuousStates", nx, MODEL.nx)) return ST_ERROR;
+    if (!check_count(m, "GetNominalsOfContinuousStates", nx, model_nx(&m->d))) return ST_ERROR;
     if (nx > 0 && !nominals) return ST_ERROR;
     for (size_t i = 0; i < nx; i++) nominals[i] = 1.0;
     return ST_OK;
@@ -340,7 +637,8 @@ Status model_get_nominals(Instance *m, double *nominals, size_t nx) {
 /* One classical Runge-Kutta step of size h from (t, x0). */
 static void rk4(const ModelData *d, double t, const double *x0, double h, double *x1) {
     double k1[MAX_STATES], k2[MAX_STATES], k3[MAX_STATES], k4[MAX_STATES], x[MAX_STATES];
-    size_t n = MODEL.nx;
+    size_t n = model_nx(d);
+    if (n == 0) return;
     MODEL.derivatives(d, t, x0, k1);
     for (size_t i = 0; i < n; i++) x[i] = x0[i] + 0.5 * h * k1[i];
     MODEL.derivatives(d, t + 0.5 * h, x, k2);
@@ -400,7 +698,7 @@ Status model_do_step(Instance *m, double current_time, double step_size, bool st
         read_states(d, x0);
         indicators(d, t, x0, z0);
         rk4(d, t, x0, h, x1);
-        for (size_t i = 0; i < MODEL.nx; i++) {
+        for (size_t i = 0; i < model_nx(d); i++) {
             if (!isfinite(x1[i])) {
                 /* e.g. Dahlquist with k = 1e6: explicit RK4 at 1 ms substeps is unstable */
                 model_log(m, ST_ERROR, "logStatusError",
@@ -455,7 +753,7 @@ Status model_do_step(Instance *m, double current_time, double step_size, bool st
 
 /* -------------------------------------------------------------------------------- FMU state */
 
-static const unsigned char STATE_MAGIC[8] = {'F', 'G', 'W', 'S', 'T', 'A', 'T', '1'};
+static const unsigned char STATE_MAGIC[8] = {'F', 'G', 'W', 'S', 'T', 'A', 'T', '2'};
 
 void *model_state_save(Instance *m) {
     ModelData *copy = malloc(sizeof *copy);

@@ -1,8 +1,11 @@
 /*
  * Shared core of the FMU Gateway demo models.
  *
- * Every model keeps all of its variables in one array of doubles indexed by value reference
- * (value reference 0 is always `time`). A model file describes its variables with a table of
+ * Every model keeps its variables in arrays indexed by value reference (value reference 0 is
+ * always `time`): Float64 and Float32 values in `v` (doubles; a Float32 is exact in a double),
+ * signed integers, Booleans and enumerations in `i`, unsigned integers in `u`, and strings and
+ * binaries in fixed-size `text` slots (so that an FMU state stays plain data that can be
+ * copied and serialized). A model file describes its variables with a table of
  * VarSpec entries and provides a few callbacks (derivatives, event indicators, the event reset,
  * calculated outputs). The FMI 3.0 and FMI 2.0 glue files (fmi3_api.c, fmi2_api.c) map the
  * standard API onto the functions declared here; this core owns the modes, the access rules
@@ -13,8 +16,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define FGW_EXPORT __attribute__((visibility("default")))
+
+/* The build defines FGW_FMI3 or FGW_FMI2: the type that carries enumeration values. */
+#ifdef FGW_FMI2
+#define ENUMERATION_CARRIER T_INT32
+#else
+#define ENUMERATION_CARRIER T_INT64
+#endif
 
 /* Set when compiled as one of the hostile sandbox test variants. */
 #if defined(HOSTILE_SEGFAULT) || defined(HOSTILE_LOOP) || defined(HOSTILE_ALLOC) ||           \
@@ -27,8 +38,11 @@
 #define FGW_HOSTILE 1
 #endif
 
-#define MAX_VARS 16
-#define MAX_STATES 4
+#define MAX_VARS 64
+#define MAX_TEXTS 4        /* String and Binary variables per model */
+#define MAX_TEXT_SIZE 1024 /* bytes per String (with its terminating NUL) or Binary value */
+#define MAX_ARRAY_VALUES 1152 /* elements of all Float64 arrays together */
+#define MAX_STATES 16 /* continuous state elements (array states count element by element) */
 #define MAX_INDICATORS 4
 #define MAX_INTERNAL 4
 
@@ -45,14 +59,62 @@ typedef enum {
     K_STATE,             /* start value settable before initialization ends */
     K_DERIVATIVE,        /* calculated */
     K_OUTPUT_CALCULATED, /* calculated */
-    K_OUTPUT_FLAG        /* discrete output with a start value, written by the FMU only */
+    K_OUTPUT_FLAG,       /* discrete output with a start value, written by the FMU only */
+    K_STRUCTURAL,        /* structural parameter (fixed): settable in Configuration Mode only */
+    K_STATE_CALCULATED   /* continuous state computed from parameters during initialization */
 } VarKind;
+
+/* The FMI type of a variable. Float64 is zero so that tables which leave it out mean Float64.
+   FMI 2.0 maps Real to Float64, Integer to Int32. */
+typedef enum {
+    T_FLOAT64 = 0,
+    T_FLOAT32,
+    T_INT8,
+    T_UINT8,
+    T_INT16,
+    T_UINT16,
+    T_INT32,
+    T_UINT32,
+    T_INT64,
+    T_UINT64,
+    T_BOOLEAN,
+    T_STRING,
+    T_BINARY,
+    T_ENUMERATION /* an Int64 (FMI 3) or Integer (FMI 2) value of a declared type */
+} VarType;
 
 typedef struct {
     const char *name;
     VarKind kind;
-    double start;
+    double start;          /* numeric start (integers and Booleans too: 0 or 1) */
+    VarType type;          /* T_FLOAT64 unless stated */
+    const char *start_text; /* String: the start text; Binary: start_size bytes */
+    size_t start_size;
+    bool bounded;          /* min and max are declared and enforced on every set */
+    double min, max;
+    /* Float64 arrays (FMI 3): the value references of the structural parameters that give
+       the dimensions, 0 where there is none; a scalar has dims[0] == 0. Arrays live in
+       ModelData.array in table order, row-major, and take their start values from the
+       model's `configure`. */
+    unsigned dims[2];
 } VarSpec;
+
+/* A String (with its NUL) or Binary value, held in the instance. */
+typedef struct {
+    size_t size;
+    unsigned char bytes[MAX_TEXT_SIZE];
+} Text;
+
+/* One value of any type, as passed between the glue and the core. */
+typedef union {
+    double f;         /* Float64, Float32 */
+    int64_t i;        /* signed integers, Boolean (0/1), Enumeration */
+    uint64_t u;       /* unsigned integers */
+    struct {
+        const unsigned char *bytes;
+        size_t size;  /* String: strlen + 1 */
+    } text;           /* String, Binary */
+} Value;
 
 typedef enum {
     MODE_INSTANTIATED,
@@ -60,14 +122,19 @@ typedef enum {
     MODE_EVENT,           /* ME event mode, or CS event mode when eventModeUsed */
     MODE_CONTINUOUS_TIME, /* ME */
     MODE_STEP,            /* CS */
-    MODE_TERMINATED
+    MODE_TERMINATED,
+    MODE_CONFIGURATION /* structural parameters are set here (entered from Instantiated) */
 } Mode;
 
 typedef enum { IF_MODEL_EXCHANGE, IF_CO_SIMULATION } Interface;
 
 /* Everything that makes up the state of an instance; plain data so it can be copied. */
 typedef struct {
-    double v[MAX_VARS];               /* variables by value reference, v[0] == time */
+    double v[MAX_VARS];               /* Float64/Float32 by value reference, v[0] == time */
+    int64_t i[MAX_VARS];              /* signed integers, Booleans, enumerations */
+    uint64_t u[MAX_VARS];             /* unsigned integers */
+    Text text[MAX_TEXTS];             /* Strings and Binaries, in table order (model_text) */
+    double array[MAX_ARRAY_VALUES];   /* Float64 arrays, in table order (model_values) */
     double internal[MAX_INTERNAL];    /* model-private discrete state */
     double time;
     Mode mode;
@@ -79,7 +146,7 @@ typedef struct ModelDef {
     const char *name;
     size_t n_vars;
     const VarSpec *vars;
-    size_t nx;
+    size_t nx;                      /* number of state variables (each a scalar or an array) */
     const unsigned *state_vrs;      /* continuous states */
     const unsigned *derivative_vrs; /* their derivatives, same order */
     size_t nz;                      /* number of event indicators */
@@ -93,6 +160,12 @@ typedef struct ModelDef {
     bool (*on_event)(ModelData *d, char *message, size_t message_size);
     /* computes calculated outputs in d->v from the current states; may be NULL */
     void (*outputs)(ModelData *d);
+    /* gives the arrays their start values for the current structural parameters (at reset
+       and when Configuration Mode ends); may be NULL */
+    void (*configure)(ModelData *d);
+    /* computes K_STATE_CALCULATED states from parameters; called until initialization ends;
+       may be NULL */
+    void (*initialize)(ModelData *d);
 } ModelDef;
 
 /* Every model file defines exactly one of these. */
@@ -128,10 +201,43 @@ void model_log(Instance *m, Status status, const char *category, const char *fmt
 bool model_check_mode(Instance *m, const char *function, unsigned allowed);
 #define M(mode) (1u << (mode))
 
-/* Variable access by value reference */
+/* Variable access by value reference. Every access is type-checked: a value reference of
+   another type (or an unknown one) is an error with a log message naming the function. */
 Status model_get_float(Instance *m, const unsigned *vrs, size_t n, double *values);
 Status model_set_float(Instance *m, const unsigned *vrs, size_t n, const double *values);
 Status model_reject_vrs(Instance *m, const char *function, const unsigned *vrs, size_t n);
+
+/* Typed access, one value at a time. A set is done in three steps so that a call that fails
+   changes nothing: model_check_set for every value, then model_store for every value, then
+   model_values_changed once. `type` is what the calling function handles; Enumeration
+   variables are read and written by the Int64 functions (FMI 3) or Integer ones (FMI 2). */
+Status model_get_value(Instance *m, const char *function, VarType type, unsigned vr,
+                       Value *value);
+Status model_check_set(Instance *m, const char *function, VarType type, unsigned vr,
+                       Value value);
+void model_store(Instance *m, unsigned vr, Value value);
+void model_values_changed(Instance *m);
+/* Float64 arrays (FMI 3). A scalar Float64 is an array of one element, so models read every
+   Float64 variable through model_values. */
+size_t model_size(const ModelData *d, unsigned vr);
+double *model_values(ModelData *d, unsigned vr);
+/* Number of continuous state elements. */
+size_t model_nx(const ModelData *d);
+/* fmi3Get/SetFloat64: nValues is the total number of elements, arrays row-major. */
+Status model_get_float64(Instance *m, const unsigned *vrs, size_t nvr, double *values,
+                         size_t n_values);
+Status model_set_float64(Instance *m, const unsigned *vrs, size_t nvr, const double *values,
+                         size_t n_values);
+/* Configuration Mode, for models with structural parameters. */
+Status model_enter_configuration(Instance *m);
+Status model_exit_configuration(Instance *m);
+
+/* The String/Binary slot of variable `vr` (which must be one). */
+Text *model_text(ModelData *d, unsigned vr);
+
+/* Copies the value of variable `from` to variable `to` (of the same type), for models whose
+   outputs repeat their inputs. */
+void model_copy_value(ModelData *d, unsigned from, unsigned to);
 
 /* Modes */
 Status model_enter_initialization(Instance *m, double start_time);

@@ -588,6 +588,14 @@ mod tests {
                 inputs,
                 ..Default::default()
             };
+            if AWAITING_TYPED_VALUES.contains(&(*model, *version)) {
+                // Strings, binaries and arrays cannot be recorded yet: refused, not dropped.
+                assert!(
+                    plan(&info, &dir, &settings).is_err(),
+                    "{model} {version} runs now: compare it"
+                );
+                continue;
+            }
             let job = plan(&info, &dir, &settings).unwrap();
             let md_path = dir.join(MODEL_DESCRIPTION);
             let (fast, driver) = if version.starts_with('3') {
@@ -616,9 +624,18 @@ mod tests {
             }
             compared.push(case);
         }
-        // Every library model, in both versions.
-        assert_eq!(compared.len(), 8, "{compared:?}");
+        // Every library model the server runs, in both versions.
+        assert_eq!(compared.len(), 9, "{compared:?}");
     }
+
+    /// Library models (name, FMI version) with variables the value pipeline does not record
+    /// yet (Feedthrough: String and Binary outputs; StateSpace FMI 3: arrays). Issue 13's
+    /// rewrite makes them run; then the test above fails on them until they leave this list.
+    const AWAITING_TYPED_VALUES: [(&str, &str); 3] = [
+        ("Feedthrough", "3.0"),
+        ("Feedthrough", "2.0"),
+        ("StateSpace", "3.0"),
+    ];
 
     /// The job run by the fast loop and by fmi-rs's driver.
     fn both_loops<F: FmiVersion>(job: &Job, md_path: &Path, log: &Path) -> (Series, Series) {

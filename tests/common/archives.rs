@@ -149,13 +149,19 @@ pub fn bouncing_ball_with_alias(version: &str) -> Vec<u8> {
 }
 
 /// FMI 3 model description `xml` with `alias` (an `<Alias …/>` element) added under the
-/// Float64 variable `variable`, which the library writes as an empty element.
+/// Float64 variable `variable`, after the aliases it has (the library's BouncingBall gives h
+/// the alias h_ft).
 pub fn with_fmi3_alias(xml: &str, variable: &str, alias: &str) -> String {
     let start = xml
         .find(&format!("<Float64 name=\"{variable}\" "))
         .unwrap_or_else(|| panic!("no Float64 {variable}"));
-    let end = start + xml[start..].find("/>").unwrap();
+    let tag_end = start + xml[start..].find('>').unwrap();
     let mut xml = xml.to_string();
-    xml.replace_range(end..end + 2, &format!(">{alias}</Float64>"));
+    if xml[..tag_end].ends_with('/') {
+        xml.replace_range(tag_end - 1..tag_end + 1, &format!(">{alias}</Float64>"));
+    } else {
+        let close = tag_end + xml[tag_end..].find("</Float64>").unwrap();
+        xml.insert_str(close, alias);
+    }
     xml
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Cross-checks every demo FMU of the built-in library (fmus/, FMI 3.0 and 2.0) with FMPy from
+# PyPI (scripts/fmpy-venv.sh): builds them into target/fmpy-check with
+# examples/build_demo_fmus.rs, then runs scripts/fmpy-check.py on them. Fails on any mismatch.
+# Usage: scripts/fmpy-check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=$(scripts/fmpy-venv.sh)
+dir=target/fmpy-check
+rm -rf "$dir"
+cargo run --locked --quiet --example build_demo_fmus -- "$dir" >/dev/null
+"$python" scripts/fmpy-check.py "$dir"
