@@ -150,7 +150,8 @@ pub struct Variable {
 pub struct Alias {
     pub name: String,
     pub description: Option<String>,
-    /// FMI 3 `displayUnit`; FMI 2 aliases have none.
+    /// The unit this name is meant to be shown in: FMI 3 `displayUnit` on the `<Alias>`; FMI 2
+    /// the alias variable's own `displayUnit`.
     pub display_unit: Option<String>,
 }
 
@@ -978,7 +979,8 @@ fn with_fmi2_aliases(mut variables: Vec<Variable>, derivatives: &[bool]) -> Vec<
                 .map(|&i| Alias {
                     name: variables[i].name.clone(),
                     description: variables[i].description.clone(),
-                    display_unit: None,
+                    // The alias variable's own `displayUnit` (or its declared type's).
+                    display_unit: variables[i].display_unit.clone(),
                 })
                 .collect();
             (base, aliases)

@@ -588,14 +588,6 @@ mod tests {
                 inputs,
                 ..Default::default()
             };
-            if AWAITING_TYPED_VALUES.contains(&(*model, *version)) {
-                // Strings, binaries and arrays cannot be recorded yet: refused, not dropped.
-                assert!(
-                    plan(&info, &dir, &settings).is_err(),
-                    "{model} {version} runs now: compare it"
-                );
-                continue;
-            }
             let job = plan(&info, &dir, &settings).unwrap();
             let md_path = dir.join(MODEL_DESCRIPTION);
             let (fast, driver) = if version.starts_with('3') {
@@ -615,7 +607,7 @@ mod tests {
             for (f, d) in fast.1.iter().zip(&driver.1) {
                 assert_eq!(f.name, d.name, "{case}");
                 assert!(
-                    same(f.values.as_floats().unwrap(), d.values.as_floats().unwrap()),
+                    same_values(&f.values, &d.values),
                     "{case}: {}\nfast:   {:?}\ndriver: {:?}",
                     f.name,
                     f.values,
@@ -624,18 +616,18 @@ mod tests {
             }
             compared.push(case);
         }
-        // Every library model the server runs, in both versions.
-        assert_eq!(compared.len(), 9, "{compared:?}");
+        // Every library model, in both versions (Feedthrough with every type, StateSpace
+        // with arrays).
+        assert_eq!(compared.len(), DEMO_FMUS.len(), "{compared:?}");
     }
 
-    /// Library models (name, FMI version) with variables the value pipeline does not record
-    /// yet (Feedthrough: String and Binary outputs; StateSpace FMI 3: arrays). Issue 13's
-    /// rewrite makes them run; then the test above fails on them until they leave this list.
-    const AWAITING_TYPED_VALUES: [(&str, &str); 3] = [
-        ("Feedthrough", "3.0"),
-        ("Feedthrough", "2.0"),
-        ("StateSpace", "3.0"),
-    ];
+    /// Equal columns: floats to the bit, other values exactly.
+    fn same_values(a: &Values, b: &Values) -> bool {
+        match (a, b) {
+            (Values::Float(a), Values::Float(b)) => same(a, b),
+            _ => a == b,
+        }
+    }
 
     /// The job run by the fast loop and by fmi-rs's driver.
     fn both_loops<F: FmiVersion>(job: &Job, md_path: &Path, log: &Path) -> (Series, Series) {

@@ -63,13 +63,10 @@ async fn an_alias_is_listed_and_records_sets_and_is_refused_beside_its_variable(
         let fmu = upload(&app, key, bouncing_ball_with_alias(version)).await;
         let id = fmu["id"].as_str().unwrap();
         let listed = app.get_json(&format!("/api/v1/fmus/{id}"), key).await;
-        // The library's BouncingBall has its own alias of h, h_ft, shown in feet (the server
-        // lists the display unit of FMI 3 aliases only).
-        let mut h_ft =
-            json!({ "name": "h_ft", "description": "Height of the ball, shown in feet" });
-        if version == "3.0" {
-            h_ft["display_unit"] = json!("ft");
-        }
+        // The library's BouncingBall has its own alias of h, h_ft, shown in feet (FMI 3: the
+        // <Alias>'s displayUnit; FMI 2: the alias variable's).
+        let h_ft = json!({ "name": "h_ft", "description": "Height of the ball, shown in feet",
+                           "display_unit": "ft" });
         assert_eq!(
             variable(&listed, "h")["aliases"],
             json!([h_ft, { "name": "height", "description": "Height of the ball" }]),

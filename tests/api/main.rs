@@ -24,5 +24,6 @@ mod results;
 mod run_types;
 mod runs;
 mod security;
+mod types;
 mod usage;
 mod wire;

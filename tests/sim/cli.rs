@@ -490,13 +490,9 @@ fn info_lists_an_alias_and_simulate_records_and_sets_through_it() {
             .iter()
             .position(|l| l.starts_with("h "))
             .unwrap_or_else(|| panic!("no h in {stdout}"));
-        // the library's BouncingBall has its own alias h_ft (the CLI shows the display unit
-        // of FMI 3 aliases)
-        let h_ft = if version == "3.0" {
-            "  alias h_ft [ft]: Height of the ball, shown in feet"
-        } else {
-            "  alias h_ft: Height of the ball, shown in feet"
-        };
+        // the library's BouncingBall has its own alias h_ft, shown in feet (FMI 3: the
+        // <Alias>'s displayUnit; FMI 2: the alias variable's)
+        let h_ft = "  alias h_ft [ft]: Height of the ball, shown in feet";
         assert_eq!(
             lines[h + 1..h + 3],
             [h_ft, "  alias height: Height of the ball"],

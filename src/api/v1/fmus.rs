@@ -123,8 +123,9 @@ pub struct FmuAlias {
     pub name: String,
     #[oai(skip_serializing_if_is_none)]
     pub description: Option<String>,
-    /// FMI 3 `displayUnit`: the unit this name is meant to be shown in. Values recorded under
-    /// the alias are in the variable's own unit.
+    /// The unit this name is meant to be shown in (FMI 3: the `<Alias>`'s `displayUnit`; FMI 2:
+    /// the alias variable's). Values recorded under the alias are in the variable's own unit,
+    /// or in this one with `display_units`.
     #[oai(skip_serializing_if_is_none)]
     pub display_unit: Option<String>,
 }
