@@ -24,5 +24,6 @@ mod results;
 mod run_types;
 mod runs;
 mod security;
+mod stiff;
 mod usage;
 mod wire;
