@@ -578,7 +578,7 @@ mod tests {
             compared.push(case);
         }
         // Every library model, in both versions.
-        assert_eq!(compared.len(), 8, "{compared:?}");
+        assert_eq!(compared.len(), 10, "{compared:?}");
     }
 
     /// The job run by the fast loop and by fmi-rs's driver.

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Api, TestApp, spawn_app};
+use crate::common::{Api, TestApp, browser, spawn_app};
 
 /// Runs `body`, which finishes within the request: the answer, with its result inline.
 async fn run_inline(app: &TestApp, key: &str, body: Value) -> Value {
@@ -115,4 +115,67 @@ async fn a_solver_that_gives_up_fails_the_run_saying_why_and_when() {
             "{solver}: {run}"
         );
     }
+}
+
+/// The dashboard's run form offers the Model Exchange solvers and runs the one chosen; an
+/// unknown one comes back beside its field.
+#[tokio::test]
+async fn the_dashboard_form_offers_the_solvers_and_runs_the_chosen_one() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let client = browser();
+    let csrf = app.browser_login(&client, &account).await;
+    let page = client
+        .get(app.at("/runs?fmu=lib:Robertson"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"solver\""), "{page}");
+    for solver in ["auto", "dormand_prince", "bdf"] {
+        assert!(
+            page.contains(&format!("value=\"{solver}\"")),
+            "{solver}: {page}"
+        );
+    }
+    let post = |solver: &'static str| {
+        let (client, url, csrf) = (client.clone(), app.at("/runs"), csrf.clone());
+        async move {
+            client
+                .post(url)
+                .form(&[
+                    ("csrf_token", csrf.as_str()),
+                    ("fmu", "lib:Robertson"),
+                    ("stop_time", "40"),
+                    ("output_interval", "4"),
+                    ("interface", "me"),
+                    ("solver", solver),
+                    ("output", "y2"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let resp = post("rk4").await;
+    assert_eq!(resp.status(), 422);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("id=\"error-solver\""), "{page}");
+    assert_eq!(app.count("runs", []), 0, "no run was recorded");
+    let resp = post("bdf").await;
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
+    let stored: String = app
+        .state
+        .store
+        .conn()
+        .unwrap()
+        .query_row(
+            "SELECT json_extract(settings, '$.solver') FROM runs",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, "bdf");
 }
