@@ -276,3 +276,26 @@ fn the_cli_runs_robertson_with_bdf_and_auto() {
         });
     }
 }
+
+/// Dormand–Prince alone on Robertson to t = 1e8 crawls (its steps are held near the stability
+/// limit, ~1e-4 and shrinking as the model stiffens): it ends at the CPU limit, reported as
+/// such — not as running out of memory, which the issue saw.
+#[tokio::test]
+async fn the_explicit_solver_on_a_stiff_model_ends_at_the_cpu_limit_not_out_of_memory() {
+    let opened = open_library("Robertson", "3.0");
+    let settings = RunSettings {
+        interface: Some(Interface::Me),
+        solver: Some(Solver::DormandPrince),
+        stop_time: Some(1e8),
+        output_interval: Some(2e5),
+        ..RunSettings::default()
+    };
+    let limits = Limits {
+        cpu_seconds: 3,
+        ..Limits::default()
+    };
+    let err = run(&opened, settings, Duration::from_secs(60), limits)
+        .await
+        .expect_err("Dormand-Prince cannot finish this in 3 s");
+    assert!(matches!(err, SimError::CpuLimit(3)), "{err:?}");
+}
