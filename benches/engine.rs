@@ -5,7 +5,10 @@
 //!   driven by a plain doStep + getFloat64 loop: the physical limit;
 //! - the same run through the service's path (sandboxed worker process, fmi-rs's driver and
 //!   recorder, results back as JSON): cost per step and its ratio to the native loop;
-//! - Model Exchange per output point (Van der Pol with our Dormand–Prince);
+//! - Model Exchange per output point (Van der Pol with the default solver, `auto`);
+//! - a stiff model: Robertson's kinetics (Model Exchange) to t = 1e8 with 500 output points,
+//!   with `auto` (Dormand–Prince switching to BDF) and `bdf` (scripts/bench-stiff.sh sets the
+//!   same run against FMPy with CVODE);
 //! - the fixed cost of a small run end to end (spawn worker, load, 100 steps, results back):
 //!   p50 and p99 over repeated runs;
 //! - result streaming: a 1M-point BouncingBall result (6 variables) written as CSV and as JSON
@@ -14,7 +17,7 @@
 //!   of this process (VmHWM, reset before each case through /proc/self/clear_refs).
 //!
 //! Settings: BENCH_STEPS (default 200000), BENCH_SMALL_RUNS (default 40); BENCH_ONLY=results
-//! runs only the result streaming part.
+//! runs only the result streaming part, BENCH_ONLY=stiff only the stiff model.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use fmi_rs::fmi3::native::NativeLibrary;
 use fmu_gateway::fmi::describe::ModelInfo;
 use fmu_gateway::fmi::{archive, describe, library::DEMO_FMUS};
 use fmu_gateway::sim::plan::{RunSettings, plan};
-use fmu_gateway::sim::protocol::Interface;
+use fmu_gateway::sim::protocol::{Interface, Solver};
 
 /// A column as the previous version stored results (one JSON document).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -244,8 +247,47 @@ async fn result_streaming(pool: &WorkerPool, dir: &Path) {
     );
 }
 
+/// Robertson to t = 1e8 with 500 output points in Model Exchange: time in the worker per
+/// solver, and the final y1 (CS with a tight tolerance gives 2.0824e-5).
+async fn stiff_model(pool: &WorkerPool, dir: &Path) {
+    let robertson = open("Robertson", dir);
+    for solver in [Solver::Auto, Solver::Bdf] {
+        let settings = RunSettings {
+            interface: Some(Interface::Me),
+            solver: Some(solver),
+            stop_time: Some(1e8),
+            output_interval: Some(2e5),
+            tolerance: Some(1e-6),
+            ..Default::default()
+        };
+        let job = plan(&robertson, &dir.join("Robertson"), &settings).unwrap();
+        let outcome = pool.run(job, Duration::from_secs(600)).await.unwrap();
+        let output = outcome.result.read_all().unwrap();
+        let y1 = output.columns.iter().find(|c| c.name == "y1").unwrap();
+        println!(
+            "ME Robertson to t = 1e8, {} points, {:<4}: {:>8.2} ms in the worker, y1(1e8) = {:.5e}",
+            output.time.len(),
+            solver.as_str(),
+            outcome.elapsed.as_secs_f64() * 1e3,
+            y1.values.as_floats().unwrap().last().unwrap()
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("stiff") {
+        let tmp = tempfile::tempdir().unwrap();
+        let pool = WorkerPool::new(PoolConfig {
+            exe: env!("CARGO_BIN_EXE_fmu-gateway").into(),
+            scratch_root: tmp.path().join("scratch"),
+            workers: 1,
+            limits: Default::default(),
+            log_limit: 64 * 1024,
+        });
+        stiff_model(&pool, tmp.path()).await;
+        return;
+    }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("results") {
         let tmp = tempfile::tempdir().unwrap();
         let pool = WorkerPool::new(PoolConfig {
@@ -312,6 +354,8 @@ async fn main() {
         outcome.elapsed.as_secs_f64() / outcome.result.header().rows as f64 * 1e6,
         outcome.result.header().rows
     );
+
+    stiff_model(&pool, tmp.path()).await;
 
     let small = RunSettings {
         interface: Some(Interface::Cs),

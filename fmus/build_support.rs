@@ -49,13 +49,14 @@ impl FmiVersion {
 }
 
 /// The models of the built-in library (the `Hostile` sandbox variants are not part of it).
-pub const LIBRARY_MODELS: [&str; 6] = [
+pub const LIBRARY_MODELS: [&str; 7] = [
     "BouncingBall",
     "VanDerPol",
     "Dahlquist",
     "Integrator",
     "Feedthrough",
     "StateSpace",
+    "Robertson",
 ];
 
 /// The C defines that turn Dahlquist into a `Hostile` model (exactly one is used at a time).
@@ -1037,6 +1038,86 @@ mod model {
                 event_indicators: vec![],
                 stop_time: 5.0,
                 step_size: 0.1,
+            },
+            "Robertson" => Spec {
+                name: "Robertson",
+                source: "Robertson",
+                description: "Robertson's stiff chemical kinetics: der(y1) = -k1*y1 + k3*y2*y3, \
+                              der(y2) = k1*y1 - k3*y2*y3 - k2*y2^2, der(y3) = k2*y2^2 (stiff: in \
+                              Model Exchange, the auto solver continues with BDF)"
+                    .to_owned(),
+                vars: vars(&[
+                    TIME,
+                    (
+                        "y1",
+                        State { output: true },
+                        1.0,
+                        None,
+                        "Concentration of A",
+                    ),
+                    (
+                        "der(y1)",
+                        Derivative { of: 1 },
+                        0.0,
+                        None,
+                        "Derivative of y1",
+                    ),
+                    (
+                        "y2",
+                        State { output: true },
+                        0.0,
+                        None,
+                        "Concentration of B",
+                    ),
+                    (
+                        "der(y2)",
+                        Derivative { of: 3 },
+                        0.0,
+                        None,
+                        "Derivative of y2",
+                    ),
+                    (
+                        "y3",
+                        State { output: true },
+                        0.0,
+                        None,
+                        "Concentration of C",
+                    ),
+                    (
+                        "der(y3)",
+                        Derivative { of: 5 },
+                        0.0,
+                        None,
+                        "Derivative of y3",
+                    ),
+                    (
+                        "k1",
+                        Parameter { tunable: false },
+                        0.04,
+                        None,
+                        "Rate of A -> B",
+                    ),
+                    (
+                        "k2",
+                        Parameter { tunable: false },
+                        3e7,
+                        None,
+                        "Rate of 2B -> B + C",
+                    ),
+                    (
+                        "k3",
+                        Parameter { tunable: false },
+                        1e4,
+                        None,
+                        "Rate of B + C -> A + C",
+                    ),
+                ]),
+                aliases: vec![],
+                enumeration: None,
+                structured_names: false,
+                event_indicators: vec![],
+                stop_time: 40.0,
+                step_size: 0.4,
             },
             // For the tests of input signals only (not in LIBRARY_MODELS).
             "Echo" => Spec {

@@ -197,8 +197,9 @@ pub struct RunFlags {
     /// model-exchange.
     #[arg(long, value_parser = str::parse::<Interface>)]
     pub interface: Option<Interface>,
-    /// Model Exchange solver: dormand-prince (adaptive, default; also dopri) or euler
-    /// (fixed step).
+    /// Model Exchange solver: auto (default: Dormand-Prince, BDF once the model proves
+    /// stiff), dormand-prince (also dopri), bdf (implicit, for stiff models) or euler (fixed
+    /// step).
     #[arg(long, value_parser = str::parse::<Solver>)]
     pub solver: Option<Solver>,
     #[arg(long)]

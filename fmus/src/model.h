@@ -151,6 +151,10 @@ typedef struct ModelDef {
     const unsigned *derivative_vrs; /* their derivatives, same order */
     size_t nz;                      /* number of event indicators */
     int breach_vr;                  /* value reference of `breach` (hostile variants) or -1 */
+    /* Stiff: Co-Simulation integrates with the implicit Rosenbrock method (stiff_step in
+       model.c) instead of RK4, whose stability would need absurdly small substeps. Stiff
+       models have no event indicators (nz == 0). */
+    bool stiff;
     /* dx = f(t, x) using parameters and inputs from d->v */
     void (*derivatives)(const ModelData *d, double t, const double *x, double *dx);
     /* z = g(t, x); may be NULL when nz == 0 */

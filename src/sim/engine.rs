@@ -16,11 +16,12 @@ use fmi_rs::model_description::{FMIMajorVersion, ModelDescriptionError, peek_fmi
 use fmi_rs::sim::SimulationError;
 use fmi_rs::sim::solver::ForwardEulerFactory;
 
+use super::bdf::BdfFactory;
 use super::cs_loop;
 use super::fmi_version::{Fmi2, Fmi3, FmiVersion};
 use super::protocol::{InputSignal, Interface, Job, SimOutput, Solver};
 use super::recorded::{Column, Values, element_columns};
-use super::solver::DormandPrinceFactory;
+use super::solver::{AutoFactory, DormandPrinceFactory};
 use crate::fmi::archive::MODEL_DESCRIPTION;
 use crate::format::Number;
 
@@ -204,6 +205,22 @@ fn euler(job: &Job) -> Result<ForwardEulerFactory, EngineError> {
         .step_size
         .ok_or_else(|| EngineError::Request("the Euler solver needs a step size".into()))?;
     Ok(ForwardEulerFactory { fixed_step_size: h })
+}
+
+/// Tells the run's log that the automatic solver switched to BDF at `t`. Written after the
+/// run (the FMU's logger holds the file while it runs), so it is the log's last line.
+fn log_switch_to_bdf(log_path: &Path, t: f64) -> Result<(), EngineError> {
+    use std::io::Write;
+    let line = format!(
+        "[INFO] [solver] stiffness detected at t = {}: continuing with BDF",
+        Number(t)
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log_path)
+        .and_then(|mut file| writeln!(file, "{line}"))
+        .map_err(|e| EngineError::Simulation(format!("the FMU log: {e}")))
 }
 
 /// The communication step for Co-Simulation: the step size if given, else the output interval.
@@ -428,6 +445,23 @@ fn with_driver<F: FmiVersion>(
         (Interface::Cs, _) => F::co_simulation(&settings, input, recorder.clone()),
         (Interface::Me, Solver::DormandPrince) => {
             F::model_exchange(&settings, &solver_factory_dp(job), input, recorder.clone())
+        }
+        (Interface::Me, Solver::Bdf) => {
+            let bdf = BdfFactory {
+                max_step: job.step_size,
+            };
+            F::model_exchange(&settings, &bdf, input, recorder.clone())
+        }
+        (Interface::Me, Solver::Auto) => {
+            let auto = AutoFactory {
+                max_step: job.step_size,
+                ..AutoFactory::default()
+            };
+            let result = F::model_exchange(&settings, &auto, input, recorder.clone());
+            if let Some(t) = auto.switched_at.get() {
+                log_switch_to_bdf(log_path, t)?;
+            }
+            result
         }
         (Interface::Me, Solver::Euler) => {
             F::model_exchange(&settings, &euler(job)?, input, recorder.clone())

@@ -1,6 +1,7 @@
 //! Simulation: the worker protocol, the sandboxed worker process, the pool that runs workers
 //! for the server, the engine the worker drives (fmi-rs), and our Model Exchange solver.
 
+mod bdf;
 mod cs_loop;
 pub mod engine;
 mod fmi_version;

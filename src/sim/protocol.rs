@@ -27,9 +27,15 @@ pub enum Interface {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Solver {
-    /// Adaptive Dormand–Prince 5(4) with event location (Model Exchange).
+    /// Dormand–Prince while the model is not stiff, BDF from the point where Hairer's
+    /// stiffness test fires (logged in the run's FMU log): the default, because a caller
+    /// rarely knows in advance whether a model is stiff.
     #[default]
+    Auto,
+    /// Adaptive Dormand–Prince 5(4) with event location (Model Exchange).
     DormandPrince,
+    /// Variable-order (1–5) BDF/NDF with a finite-difference Jacobian, for stiff models.
+    Bdf,
     /// Fixed-step forward Euler with the step size given.
     Euler,
 }
@@ -46,11 +52,13 @@ const INTERFACE_SPELLINGS: [(Interface, &[&str]); 2] = [
 ];
 
 /// As [`INTERFACE_SPELLINGS`]: `dormand-prince` was the API's, `dopri` and `dopri5` the CLI's.
-const SOLVER_SPELLINGS: [(Solver, &[&str]); 2] = [
+const SOLVER_SPELLINGS: [(Solver, &[&str]); 4] = [
+    (Solver::Auto, &["auto"]),
     (
         Solver::DormandPrince,
         &["dormand_prince", "dopri", "dopri5"],
     ),
+    (Solver::Bdf, &["bdf"]),
     (Solver::Euler, &["euler"]),
 ];
 
@@ -92,21 +100,23 @@ impl Solver {
     /// The canonical (serde) name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Solver::Auto => "auto",
             Solver::DormandPrince => "dormand_prince",
+            Solver::Bdf => "bdf",
             Solver::Euler => "euler",
         }
     }
 }
 
-/// The one parser of a solver for every face: `dormand_prince` (also `dopri`, `dopri5`) or
-/// `euler`, in any case, with `-` or `_`.
+/// The one parser of a solver for every face: `auto`, `dormand_prince` (also `dopri`,
+/// `dopri5`), `bdf` or `euler`, in any case, with `-` or `_`.
 impl std::str::FromStr for Solver {
     type Err = crate::domain::Invalid;
 
     fn from_str(s: &str) -> Result<Solver, Self::Err> {
         spelled(&SOLVER_SPELLINGS, s).ok_or_else(|| {
             crate::domain::Invalid(format!(
-                "solver must be dormand_prince (or dopri) or euler, not '{s}'"
+                "solver must be auto, dormand_prince (or dopri), bdf or euler, not '{s}'"
             ))
         })
     }
@@ -821,11 +831,19 @@ mod tests {
             ("dopri", Solver::DormandPrince),
             ("DOPRI5", Solver::DormandPrince),
             ("Euler", Solver::Euler),
+            ("auto", Solver::Auto),
+            ("bdf", Solver::Bdf),
+            ("BDF", Solver::Bdf),
         ];
         for (spelling, solver) in cases {
             assert_eq!(Solver::from_str(spelling), Ok(solver), "{spelling}");
         }
-        for solver in [Solver::DormandPrince, Solver::Euler] {
+        for solver in [
+            Solver::Auto,
+            Solver::DormandPrince,
+            Solver::Bdf,
+            Solver::Euler,
+        ] {
             let json = serde_json::to_value(solver).unwrap();
             assert_eq!(json, serde_json::Value::String(solver.as_str().into()));
             assert_eq!(solver.as_str().parse(), Ok(solver));
@@ -841,7 +859,9 @@ mod tests {
             let err = Solver::from_str(bad).unwrap_err();
             assert_eq!(
                 err.0,
-                format!("solver must be dormand_prince (or dopri) or euler, not '{bad}'")
+                format!(
+                    "solver must be auto, dormand_prince (or dopri), bdf or euler, not '{bad}'"
+                )
             );
         }
     }

@@ -19,11 +19,15 @@
 //! * After every event the driver calls `reset(time)`; the states may have jumped, so the
 //!   solver reloads them from the FMU and forgets everything but its step-size hint.
 
+use std::cell::Cell;
 use std::fmt;
 use std::mem;
+use std::rc::Rc;
 
 use fmi_rs::sim::SimulationError;
 use fmi_rs::sim::solver::{Dae, Ode, Solver, SolverFactory};
+
+use super::bdf::{Bdf, BdfFactory};
 
 /// Fixed-step forward Euler from fmi-rs, for callers that want a fixed step size.
 pub use fmi_rs::sim::solver::ForwardEulerFactory as EulerFactory;
@@ -163,6 +167,11 @@ pub struct DormandPrince<T> {
     n_accepted: u64,
     n_rejected: u64,
     n_events: u64,
+
+    /// The stiffness test, when the caller can switch to an implicit method.
+    stiffness: Option<StiffnessTest>,
+    /// Estimate of h·|λ| from the last attempted step (for the stiffness test).
+    h_lambda: f64,
 }
 
 /// Creates [`DormandPrince`] solvers for the fmi-rs Model Exchange drivers.
@@ -172,6 +181,60 @@ pub struct DormandPrinceFactory {
     pub max_step: Option<f64>,
     /// First step to try instead of Hairer's estimate.
     pub initial_step: Option<f64>,
+}
+
+/// Hairer & Wanner's stiffness test for DOPRI5 (Solving ODEs II, IV.2): h·|λ| estimated from
+/// the last two stages stays above this (the stability boundary of the method is near 3.3) …
+const STIFF_H_LAMBDA: f64 = 3.25;
+/// … for this many accepted steps in a row: the step size is limited by stability, not
+/// accuracy, and an implicit method would take far longer steps.
+const STIFF_STEPS: u32 = 15;
+/// Accepted steps below the boundary that clear the count (Hairer's `nonsti` = 6).
+const NON_STIFF_STEPS: u32 = 6;
+
+/// Counts the accepted steps whose size stability limits (see [`STIFF_H_LAMBDA`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct StiffnessTest {
+    stiff_in_a_row: u32,
+    non_stiff_in_a_row: u32,
+}
+
+impl StiffnessTest {
+    /// Takes the estimate of h·|λ| of one accepted step; `true` once the model is stiff.
+    fn record(&mut self, h_lambda: f64) -> bool {
+        if h_lambda > STIFF_H_LAMBDA {
+            self.non_stiff_in_a_row = 0;
+            self.stiff_in_a_row += 1;
+        } else {
+            self.non_stiff_in_a_row += 1;
+            if self.non_stiff_in_a_row >= NON_STIFF_STEPS {
+                self.stiff_in_a_row = 0;
+            }
+        }
+        self.stiff_in_a_row >= STIFF_STEPS
+    }
+}
+
+/// How a call of [`DormandPrince::advance`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// At `next_time`.
+    Reached,
+    /// At a state event before it.
+    Event,
+    /// Before it, at an accepted point, because the stiffness test fired (only when
+    /// testing): the caller continues with an implicit method.
+    Stiff,
+}
+
+/// Where Dormand–Prince stopped, for a solver that continues from there.
+pub(super) struct Handover<T> {
+    pub ode: T,
+    pub t: f64,
+    pub x: Vec<f64>,
+    pub nominals: Vec<f64>,
+    pub rtol: f64,
+    pub h: Option<f64>,
 }
 
 impl SolverFactory for DormandPrinceFactory {
@@ -250,6 +313,8 @@ impl<T: Ode> DormandPrince<T> {
             n_accepted: 0,
             n_rejected: 0,
             n_events: 0,
+            stiffness: None,
+            h_lambda: 0.0,
         };
         solver.load_state()?;
         Ok(solver)
@@ -279,8 +344,8 @@ impl<T: Ode> DormandPrince<T> {
         Ok(())
     }
 
-    /// Integrates towards `next_time`; returns whether it stopped early at a state event.
-    fn advance(&mut self, next_time: f64) -> Result<bool, SimulationError> {
+    /// Integrates towards `next_time`; says where it stopped.
+    fn advance(&mut self, next_time: f64) -> Result<Outcome, SimulationError> {
         if !next_time.is_finite() {
             return Err(parameter(format!(
                 "next time must be finite, got {next_time}"
@@ -291,7 +356,7 @@ impl<T: Ode> DormandPrince<T> {
             // The driver may ask for the current time again (e.g. a time event right at an
             // output point); going backwards, however, is a caller bug.
             if -span <= root_tolerance(self.t) {
-                return Ok(false);
+                return Ok(Outcome::Reached);
             }
             return Err(parameter(format!(
                 "next time ({next_time}) is before the current time ({})",
@@ -351,11 +416,17 @@ impl<T: Ode> DormandPrince<T> {
                 if self.crossed_in_step(t_new)? {
                     let t_event = self.locate_event(h, t_new)?;
                     self.commit_event(t_event);
-                    return Ok(true);
+                    return Ok(Outcome::Event);
                 }
                 self.commit_step(t_new);
                 if last {
-                    return Ok(false);
+                    return Ok(Outcome::Reached);
+                }
+                let h_lambda = self.h_lambda;
+                if let Some(test) = self.stiffness.as_mut()
+                    && test.record(h_lambda)
+                {
+                    return Ok(Outcome::Stiff);
                 }
                 rejected_last = false;
             } else {
@@ -448,7 +519,27 @@ impl<T: Ode> DormandPrince<T> {
             combine(y, &self.x, h, row, done);
             self.ode.f(t_s, y, k_s)?;
         }
+        if self.stiffness.is_some() {
+            self.h_lambda = h * self.stiffness_ratio();
+        }
         Ok(self.error_norm(h))
+    }
+
+    /// |f(x_new) − f(x_6)| / |x_new − x_6| over the last two stages (both at t + h): a lower
+    /// estimate of the Jacobian's dominant eigenvalue's modulus (Hairer's DOPRI5 test).
+    fn stiffness_ratio(&self) -> f64 {
+        let mut num = 0.0;
+        let mut den = 0.0;
+        for (((k6, k5), x_new), x6) in self.k[6]
+            .iter()
+            .zip(&self.k[5])
+            .zip(&self.x_new)
+            .zip(&self.x_stage)
+        {
+            num += (k6 - k5).powi(2);
+            den += (x_new - x6).powi(2);
+        }
+        if den > 0.0 { (num / den).sqrt() } else { 0.0 }
     }
 
     /// RMS of the local error estimate, each state scaled by atol + rtol·|x|.
@@ -605,8 +696,146 @@ impl<T: Ode> Solver for DormandPrince<T> {
     }
 
     fn step(&mut self, next_time: f64) -> Result<(f64, &[f64], bool), SimulationError> {
-        let state_event = self.advance(next_time)?;
-        Ok((self.t, &self.x, state_event))
+        // Without the stiffness test `advance` never stops for stiffness.
+        let outcome = self.advance(next_time)?;
+        Ok((self.t, &self.x, outcome == Outcome::Event))
+    }
+}
+
+impl<T: Ode> DormandPrince<T> {
+    /// Creates a solver that runs the stiffness test (for [`Auto`]).
+    fn with_stiffness_test(
+        ode: T,
+        start_time: f64,
+        relative_tolerance: f64,
+        options: &DormandPrinceFactory,
+    ) -> Result<Self, SimulationError> {
+        let mut solver = Self::new(ode, start_time, relative_tolerance, options)?;
+        solver.stiffness = Some(StiffnessTest::default());
+        Ok(solver)
+    }
+
+    /// The model and the last accepted point, for a solver that continues from there.
+    fn into_handover(self) -> Handover<T> {
+        Handover {
+            ode: self.ode,
+            t: self.t,
+            x: self.x,
+            nominals: self.nominals,
+            rtol: self.rtol,
+            h: self.h,
+        }
+    }
+}
+
+/// Creates [`Auto`] solvers: Dormand–Prince with Hairer's stiffness test, continuing with
+/// BDF from the point where the test fires. The default for Model Exchange: non-stiff models
+/// keep the explicit method's cheap steps, stiff ones finish instead of crawling.
+#[derive(Debug, Clone, Default)]
+pub struct AutoFactory {
+    /// Largest step either method may take.
+    pub max_step: Option<f64>,
+    /// Set to the time of the switch to BDF when it happens, so that the engine can say so
+    /// in the run's log (the solver cannot write there itself).
+    pub switched_at: Rc<Cell<Option<f64>>>,
+}
+
+impl SolverFactory for AutoFactory {
+    fn create<'a, O: Ode + 'a, D: Dae + 'a>(
+        &self,
+        start_time: f64,
+        relative_tolerance: f64,
+        ode: O,
+        dae: Option<D>,
+    ) -> Result<Box<dyn Solver + 'a>, SimulationError> {
+        if dae.is_some() {
+            return Err(SimulationError::Solver(
+                "the automatic solver cannot integrate DAEs; disable DAE mode".to_owned(),
+            ));
+        }
+        let options = DormandPrinceFactory {
+            max_step: self.max_step,
+            initial_step: None,
+        };
+        let explicit =
+            DormandPrince::with_stiffness_test(ode, start_time, relative_tolerance, &options)?;
+        Ok(Box::new(Auto {
+            phase: Phase::Explicit(explicit),
+            bdf: BdfFactory {
+                max_step: self.max_step,
+            },
+            switched_at: Rc::clone(&self.switched_at),
+        }))
+    }
+}
+
+/// Which method [`Auto`] is running.
+enum Phase<T> {
+    Explicit(DormandPrince<T>),
+    Implicit(Bdf<T>),
+    /// Only while handing over; a failed handover leaves it here and the run fails.
+    Switching,
+}
+
+/// Dormand–Prince until its stiffness test fires, BDF from then on; see [`AutoFactory`].
+pub struct Auto<T> {
+    phase: Phase<T>,
+    bdf: BdfFactory,
+    switched_at: Rc<Cell<Option<f64>>>,
+}
+
+impl<T: Ode> Auto<T> {
+    /// Continues with BDF from Dormand–Prince's last accepted point.
+    fn switch_to_bdf(&mut self) -> Result<(), SimulationError> {
+        let Phase::Explicit(explicit) = mem::replace(&mut self.phase, Phase::Switching) else {
+            return Err(switch_failed());
+        };
+        let h = explicit.into_handover();
+        self.switched_at.set(Some(h.t));
+        let bdf = Bdf::continue_from(h.ode, h.t, &h.x, &h.nominals, h.rtol, &self.bdf, h.h)?;
+        self.phase = Phase::Implicit(bdf);
+        Ok(())
+    }
+}
+
+fn switch_failed() -> SimulationError {
+    SimulationError::Solver("the switch from Dormand-Prince to BDF failed".to_owned())
+}
+
+impl<T: Ode> Solver for Auto<T> {
+    fn reset(&mut self, time: f64) -> Result<(), SimulationError> {
+        match &mut self.phase {
+            Phase::Explicit(solver) => solver.reset(time),
+            Phase::Implicit(solver) => solver.reset(time),
+            Phase::Switching => Err(switch_failed()),
+        }
+    }
+
+    fn step(&mut self, next_time: f64) -> Result<(f64, &[f64], bool), SimulationError> {
+        let mut event = match &mut self.phase {
+            Phase::Explicit(solver) => match solver.advance(next_time)? {
+                Outcome::Reached => Some(false),
+                Outcome::Event => Some(true),
+                Outcome::Stiff => None,
+            },
+            Phase::Implicit(solver) => Some(solver.advance(next_time)?),
+            Phase::Switching => return Err(switch_failed()),
+        };
+        if event.is_none() {
+            self.switch_to_bdf()?;
+            if let Phase::Implicit(solver) = &mut self.phase {
+                event = Some(solver.advance(next_time)?);
+            }
+        }
+        let event = event.ok_or_else(switch_failed)?;
+        match &self.phase {
+            Phase::Explicit(solver) => Ok((solver.t, &solver.x, event)),
+            Phase::Implicit(solver) => {
+                let (t, x) = solver.point();
+                Ok((t, x, event))
+            }
+            Phase::Switching => Err(switch_failed()),
+        }
     }
 }
 
@@ -632,17 +861,17 @@ enum Side {
 }
 
 /// The sign-change convention shared with fmi-rs's ForwardEuler: zero counts as negative.
-fn crossed(pre: f64, z: f64) -> bool {
+pub(super) fn crossed(pre: f64, z: f64) -> bool {
     (pre <= 0.0 && z > 0.0) || (pre > 0.0 && z <= 0.0)
 }
 
-fn any_crossing(pre: &[f64], z: &[f64]) -> bool {
+pub(super) fn any_crossing(pre: &[f64], z: &[f64]) -> bool {
     pre.iter().zip(z).any(|(pre, z)| crossed(*pre, *z))
 }
 
 /// The earliest secant estimate, over the indicators that change sign across the bracket,
 /// of where they cross zero; the midpoint if no estimate is usable.
-fn earliest_secant_root(left: (f64, &[f64], f64), right: (f64, &[f64], f64)) -> f64 {
+pub(super) fn earliest_secant_root(left: (f64, &[f64], f64), right: (f64, &[f64], f64)) -> f64 {
     let (t_left, z_left, w_left) = left;
     let (t_right, z_right, w_right) = right;
     let estimate = z_left
@@ -700,18 +929,18 @@ fn step_size_after_reject(h: f64, err: f64) -> f64 {
 }
 
 /// Resolution of event times near `t`.
-fn root_tolerance(t: f64) -> f64 {
+pub(super) fn root_tolerance(t: f64) -> f64 {
     ROOT_TOLERANCE * t.abs().max(1.0)
 }
 
 /// Smallest step the controller may ask for near `t` before the integration is hopeless.
-fn min_step(t: f64) -> f64 {
+pub(super) fn min_step(t: f64) -> f64 {
     MIN_STEP_ULPS * f64::EPSILON * t.abs().max(1.0)
 }
 
 /// A state's nominal as used in its absolute tolerance: FMI's default 1 if the model's is
 /// unusable, and never below [`MIN_NOMINAL`].
-fn usable_nominal(nominal: f64) -> f64 {
+pub(super) fn usable_nominal(nominal: f64) -> f64 {
     let nominal = nominal.abs();
     if nominal.is_finite() {
         nominal.max(MIN_NOMINAL)
@@ -720,7 +949,7 @@ fn usable_nominal(nominal: f64) -> f64 {
     }
 }
 
-fn checked_relative_tolerance(rtol: f64) -> Result<f64, SimulationError> {
+pub(super) fn checked_relative_tolerance(rtol: f64) -> Result<f64, SimulationError> {
     if rtol.is_finite() && rtol > 0.0 {
         Ok(rtol.max(MIN_RTOL))
     } else {
@@ -730,7 +959,7 @@ fn checked_relative_tolerance(rtol: f64) -> Result<f64, SimulationError> {
     }
 }
 
-fn positive(name: &str, value: f64) -> Result<f64, SimulationError> {
+pub(super) fn positive(name: &str, value: f64) -> Result<f64, SimulationError> {
     if value > 0.0 && !value.is_nan() {
         Ok(value)
     } else {
@@ -738,7 +967,7 @@ fn positive(name: &str, value: f64) -> Result<f64, SimulationError> {
     }
 }
 
-fn parameter(message: String) -> SimulationError {
+pub(super) fn parameter(message: String) -> SimulationError {
     SimulationError::Parameter(message)
 }
 
@@ -1289,6 +1518,55 @@ mod tests {
             assert!(ratios.1 > 24.0, "the estimate needs ~32");
             assert!(ratios.2 > 24.0, "4th-order dense output needs ~32");
         }
+        Ok(())
+    }
+    /// Van der Pol with the given µ, from (2, 0), under the automatic solver to `stop`;
+    /// returns where it switched to BDF (if it did) and the final x0.
+    fn auto_van_der_pol(
+        rhs: fn(f64, &[f64], &mut [f64]),
+        stop: f64,
+    ) -> Result<(Option<f64>, f64), SimulationError> {
+        use crate::sim::bdf::tests::System;
+        let factory = AutoFactory::default();
+        let mut solver =
+            factory.create(0.0, 1e-6, System::new(&[2.0, 0.0], rhs), None::<DummyDae>)?;
+        let mut x0 = 2.0;
+        for i in 1..=100 {
+            let (_, x, event) = solver.step(stop * f64::from(i) / 100.0)?;
+            assert!(!event);
+            x0 = x[0];
+        }
+        Ok((factory.switched_at.get(), x0))
+    }
+
+    #[test]
+    fn stiffness_test_keeps_a_non_stiff_model_on_dormand_prince() -> TestResult {
+        let (switched, x0) = auto_van_der_pol(
+            |_, x, d| {
+                d[0] = x[1];
+                d[1] = (1.0 - x[0] * x[0]) * x[1] - x[0];
+            },
+            20.0,
+        )?;
+        println!("van der Pol µ = 1: switched at {switched:?}, x0(20) = {x0}");
+        assert_eq!(switched, None);
+        Ok(())
+    }
+
+    #[test]
+    fn stiffness_test_switches_a_stiff_model_to_bdf() -> TestResult {
+        let (switched, x0) = auto_van_der_pol(
+            |_, x, d| {
+                d[0] = x[1];
+                d[1] = 1000.0 * (1.0 - x[0] * x[0]) * x[1] - x[0];
+            },
+            3000.0,
+        )?;
+        println!("van der Pol µ = 1000: switched at {switched:?}, x0(3000) = {x0}");
+        let t = switched.expect("µ = 1000 is stiff");
+        assert!(t < 10.0, "switched late, at {t}");
+        // x0 stays on the slow manifold |x0| in [1, 2] away from the fast jumps.
+        assert!(x0.abs() <= 2.1, "{x0}");
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ use crate::domain::ids::RunId;
 use crate::domain::rfc3339_ms;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter};
 use crate::sim::plan::{Problem, RunSettings};
-use crate::sim::protocol::Interface;
+use crate::sim::protocol::{Interface, Solver};
 use crate::state::State;
 use crate::store::runs::RunRow;
 
@@ -60,6 +60,7 @@ pub struct Entered {
     stop_time: Option<String>,
     output_interval: Option<String>,
     interface: Option<String>,
+    solver: Option<String>,
     start_values: Vec<(String, String)>,
     /// `None`: the form was not sent yet (the model's outputs are checked).
     outputs: Option<Vec<String>>,
@@ -136,6 +137,16 @@ fn model_fields(model: Option<&FmuRecord>, entered: &Entered, problems: &[Proble
                         @if m.info.model_exchange.is_some() { option value=(Interface::Me.as_str()) selected[picked == Some(Interface::Me)] { "Model Exchange" } }
                     }
                     (problems.next_to("interface"))
+                    @if m.info.model_exchange.is_some() {
+                        label for="solver" { "Solver (Model Exchange)" }
+                        @let solver = entered.solver.as_deref().and_then(|v| v.parse::<Solver>().ok()).unwrap_or_default();
+                        select #solver name="solver" aria-describedby=[problems.described_by("solver")] {
+                            @for (choice, label) in FORM_SOLVERS {
+                                option value=(choice.as_str()) selected[solver == choice] { (label) }
+                            }
+                        }
+                        (problems.next_to("solver"))
+                    }
                 }
                 fieldset {
                     legend { "Start values" }
@@ -287,6 +298,7 @@ pub async fn create(
             "stop_time" => entered.stop_time = Some(value),
             "output_interval" => entered.output_interval = Some(value),
             "interface" => entered.interface = Some(value),
+            "solver" => entered.solver = Some(value),
             "output" => entered.outputs.get_or_insert_with(Vec::new).push(value),
             k if k.starts_with("start.") && !value.trim().is_empty() => {
                 let name = k["start.".len()..].to_string();
@@ -321,6 +333,14 @@ pub async fn create(
     ))
 }
 
+/// The solvers the run form offers, with their labels. Euler is left out: it needs a step
+/// size, which the form does not ask for (the API and the CLI offer it).
+const FORM_SOLVERS: [(Solver, &str); 3] = [
+    (Solver::Auto, "Automatic (Dormand–Prince, BDF once stiff)"),
+    (Solver::DormandPrince, "Dormand–Prince (explicit)"),
+    (Solver::Bdf, "BDF (implicit, for stiff models)"),
+];
+
 /// The run settings the form asks for, and the fields that are not even numbers.
 fn settings_from(entered: &Entered) -> (RunSettings, Vec<Problem>) {
     let mut problems = Vec::new();
@@ -346,6 +366,16 @@ fn settings_from(entered: &Entered) -> (RunSettings, Vec<Problem>) {
                 Ok(interface) => Some(interface),
                 Err(invalid) => {
                     problems.push(Problem::new("interface", invalid.0));
+                    None
+                }
+            },
+        },
+        solver: match entered.solver.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => match v.parse::<Solver>() {
+                Ok(solver) => Some(solver),
+                Err(invalid) => {
+                    problems.push(Problem::new("solver", invalid.0));
                     None
                 }
             },

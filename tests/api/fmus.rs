@@ -48,7 +48,13 @@ async fn a_fresh_start_serves_the_library_in_both_fmi_versions() {
         .iter()
         .filter_map(|f| f["library_id"].as_str())
         .collect();
-    for model in ["BouncingBall", "VanDerPol", "Dahlquist", "Integrator"] {
+    for model in [
+        "BouncingBall",
+        "VanDerPol",
+        "Dahlquist",
+        "Integrator",
+        "Robertson",
+    ] {
         assert!(ids.contains(&format!("lib:{model}").as_str()), "{ids:?}");
         assert!(
             ids.contains(&format!("lib:{model}@fmi2").as_str()),

@@ -27,7 +27,7 @@ async fn problems(resp: reqwest::Response) -> Vec<(String, String)> {
 
 const BAD_INTERFACE: &str =
     "interface must be cs or me (or co_simulation, model_exchange), not 'xx'";
-const BAD_SOLVER: &str = "solver must be dormand_prince (or dopri) or euler, not 'rk4'";
+const BAD_SOLVER: &str = "solver must be auto, dormand_prince (or dopri), bdf or euler, not 'rk4'";
 
 #[tokio::test]
 async fn an_unknown_interface_solver_or_status_filter_is_a_400_naming_the_field_and_changes_nothing()
@@ -95,9 +95,13 @@ async fn every_spelling_a_face_accepted_still_runs_and_is_stored_by_its_canonica
     let key = &account.api_key;
     // (interface, solver) as sent → as stored and shown.
     let cases = [
-        (json!("cs"), Value::Null, "cs", "dormand_prince"),
-        (json!("CS"), Value::Null, "cs", "dormand_prince"),
-        (json!("co_simulation"), Value::Null, "cs", "dormand_prince"),
+        // No solver: the default, `auto` (Co-Simulation ignores it).
+        (json!("cs"), Value::Null, "cs", "auto"),
+        (json!("CS"), Value::Null, "cs", "auto"),
+        (json!("co_simulation"), Value::Null, "cs", "auto"),
+        (json!("me"), Value::Null, "me", "auto"),
+        (json!("me"), json!("AUTO"), "me", "auto"),
+        (json!("me"), json!("bdf"), "me", "bdf"),
         (json!("me"), json!("dormand-prince"), "me", "dormand_prince"),
         (
             json!("model-exchange"),

@@ -233,6 +233,8 @@ fn the_cli_takes_the_spellings_every_face_takes_and_names_the_allowed_ones() {
         ("model-exchange", "dopri"),
         ("model_exchange", "dormand_prince"),
         ("ME", "Euler"),
+        ("me", "bdf"),
+        ("me", "Auto"),
         ("co-simulation", "dopri5"),
         ("cs", "dormand-prince"),
     ] {
@@ -254,7 +256,7 @@ fn the_cli_takes_the_spellings_every_face_takes_and_names_the_allowed_ones() {
         (
             "me",
             "rk4",
-            "solver must be dormand_prince (or dopri) or euler, not 'rk4'",
+            "solver must be auto, dormand_prince (or dopri), bdf or euler, not 'rk4'",
         ),
     ] {
         let out = simulate(interface, solver);

@@ -8,4 +8,5 @@ mod accuracy;
 mod cli;
 mod hostile;
 mod inputs;
+mod stiff;
 mod support;

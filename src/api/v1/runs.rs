@@ -58,12 +58,16 @@ impl Names for InterfaceName {
     type Domain = Interface;
 }
 
-/// The Model Exchange solver: `dormand_prince` (adaptive, with event location) or `euler`
-/// (fixed step). Requests may also say `dopri`.
+/// The Model Exchange solver: `auto` (Dormand–Prince, switching to BDF when the model turns
+/// out stiff; the default), `dormand_prince` (adaptive explicit, with event location), `bdf`
+/// (variable-order implicit, for stiff models) or `euler` (fixed step). Requests may also
+/// say `dopri`.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[oai(rename = "Solver", rename_all = "snake_case", remote = "Solver")]
 pub enum SolverName {
+    Auto,
     DormandPrince,
+    Bdf,
     Euler,
 }
 
@@ -95,7 +99,8 @@ pub struct RunCreate {
     /// `cs` or `me` (default: Co-Simulation when the FMU has it).
     #[oai(skip_serializing_if_is_none)]
     pub interface: Option<Choice<InterfaceName>>,
-    /// Model Exchange solver: `dormand_prince` (adaptive, default) or `euler` (fixed step).
+    /// Model Exchange solver: `auto` (default: Dormand–Prince, BDF once the model proves
+    /// stiff), `dormand_prince`, `bdf` or `euler` (fixed step).
     #[oai(skip_serializing_if_is_none)]
     pub solver: Option<Choice<SolverName>>,
     #[oai(skip_serializing_if_is_none)]
