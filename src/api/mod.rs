@@ -9,7 +9,7 @@ pub mod body;
 pub mod choice;
 pub mod compat;
 pub mod error;
-pub mod result_number;
+pub mod result_value;
 pub mod spec;
 pub mod text;
 pub mod v1;

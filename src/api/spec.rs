@@ -38,11 +38,17 @@ pub fn refine(generated: &str, config: &Config) -> String {
         json!(config.max_run_time.as_secs_f64());
     // A start value is a number, boolean or string, or for an array variable an array of
     // them, flat or nested as its shape (poem-openapi can only say "anything").
-    let element = json!({"oneOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}]});
+    // An element is a number, boolean or string, or a row of numbers (a matrix nested as its
+    // shape); the server also takes deeper nesting and rows of other types, which client
+    // generators cannot express as a union within a union.
+    let element = json!({"oneOf": [
+        {"type": "number"}, {"type": "boolean"}, {"type": "string"},
+        {"type": "array", "items": {"type": "number"}}
+    ]});
     schemas["RunCreate"]["properties"]["start_values"]["additionalProperties"] = json!({
         "oneOf": [
             {"type": "number"}, {"type": "boolean"}, {"type": "string"},
-            {"type": "array", "items": {"oneOf": [element, {"type": "array"}]}}
+            {"type": "array", "items": element}
         ]
     });
     let schemas = doc["components"]["schemas"].clone();

@@ -18,7 +18,7 @@ use super::fmus::{
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{ResultType, Run, RunCreate, RunList, RunResult, RunStatusName, ValueTypeName};
 use super::usage::{UsageItem, UsageList};
-use crate::api::result_number::ResultValue;
+use crate::api::result_value::ResultValue;
 use crate::api::text::Text;
 use crate::fmi::archive::ArchiveWarning;
 use crate::request::{ErrorBody, ErrorCode, FieldProblem};

@@ -15,7 +15,7 @@ use crate::api::auth::{ApiKey, Authed, ReadRuns};
 use crate::api::body::JsonBody;
 use crate::api::choice::{Choice, Names};
 use crate::api::error::{ApiError, OpError, declare_errors};
-use crate::api::result_number::ResultValue;
+use crate::api::result_value::ResultValue;
 use crate::api::text::Text;
 use crate::domain::error::AppError;
 use crate::domain::ids::RunId;
