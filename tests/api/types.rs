@@ -696,3 +696,46 @@ async fn display_units_convert_as_fmi_defines_and_say_so() {
         assert_eq!(from_csv, feet, "{fmu}");
     }
 }
+
+/// The model pages and `fmu info` show an array's shape (its structural parameter by name)
+/// and an enumeration's items.
+#[tokio::test]
+async fn shapes_and_items_are_shown_on_the_model_page_and_by_fmu_info() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let client = crate::common::browser();
+    app.browser_login(&client, &account).await;
+    let page = crate::common::page_text(&client, app.at("/library/lib:StateSpace")).await;
+    assert!(page.contains("Float64[n,n]"), "A is n × n: {page}");
+    assert!(page.contains("Float64[r]"), "y has r elements");
+    let page = crate::common::page_text(&client, app.at("/library/lib:Feedthrough")).await;
+    assert!(page.contains("1 = Option 1, 2 = Option 2"), "{page}");
+
+    let dir = tempfile::tempdir().unwrap();
+    for (model, bytes) in fmu_gateway::fmi::library::DEMO_FMUS
+        .iter()
+        .filter(|(m, v, _)| (*m == "StateSpace" || *m == "Feedthrough") && v.starts_with('3'))
+        .map(|(m, _, b)| (m, b))
+    {
+        let path = dir.path().join(format!("{model}.fmu"));
+        std::fs::write(&path, bytes).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+            .args(["fmu", "info"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        if *model == "StateSpace" {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("A ") && l.contains("Float64[n,n]")),
+                "{text}"
+            );
+        } else {
+            assert!(
+                text.contains("  items 1 = Option 1, 2 = Option 2"),
+                "{text}"
+            );
+        }
+    }
+}
