@@ -25,6 +25,16 @@ async fn results(app: &TestApp, key: &str, run: &Value) -> (Value, Vec<Vec<Strin
     (json, records)
 }
 
+/// The variable named `name` of an FMU as the API lists it.
+fn variable<'a>(fmu: &'a Value, name: &str) -> &'a Value {
+    fmu["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no variable {name}"))
+}
+
 /// The CSV column named `name`, every row.
 fn csv_column(records: &[Vec<String>], name: &str) -> Vec<String> {
     let i = records[0]
@@ -416,12 +426,7 @@ async fn array_outputs_keep_every_element_with_their_shape() {
     let key = &account.api_key;
     // The model page and the API show the shape.
     let fmu = app.get_json("/api/v1/fmus/lib:StateSpace", key).await;
-    let y = fmu["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "y")
-        .unwrap();
+    let y = variable(&fmu, "y");
     assert_eq!(y["shape"], json!([{ "size": 3, "parameter": "r" }]));
     for (interface, sizes) in [("cs", None), ("me", None), ("cs", Some(2)), ("me", Some(2))] {
         let mut body = json!({
@@ -621,12 +626,7 @@ async fn a_model_stored_by_an_earlier_version_is_described_again() {
         .unwrap();
     }
     let fmu = app.get_json("/api/v1/fmus/lib:StateSpace", key).await;
-    let x0 = fmu["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "x0")
-        .unwrap();
+    let x0 = variable(&fmu, "x0");
     assert_eq!(x0["shape"], json!([{ "size": 3, "parameter": "n" }]));
     let stored: String = app
         .state
