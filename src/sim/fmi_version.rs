@@ -663,6 +663,7 @@ impl FmiVersion for Fmi3 {
         job.start_values.iter().find_map(|(name, literal)| {
             let var = md.variable_by_name(name).ok()?;
             (matches!(var.variableType, VariableType::String { .. })
+                && var.dimensions.is_empty()
                 && literal.contains(char::is_whitespace))
             .then(|| format!("{}: {name}", DRIVER_STRINGS))
         })

@@ -209,7 +209,7 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
                     if interface == Interface::Me
                         && info.is_fmi3()
                         && literal.contains(char::is_whitespace)
-                        && info.resolve(name).is_some_and(|v| v.r#type == "String") =>
+                        && info.resolve(name).is_some_and(scalar_string) =>
                 {
                     problem(&field, super::fmi_version::DRIVER_STRINGS.to_owned())
                 }
@@ -229,7 +229,7 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
                 .is_some_and(|v| v.causality == "structuralParameter")
         })
         && let Some((name, _)) = s.start_values.iter().find(|(n, l)| {
-            l.contains(char::is_whitespace) && info.resolve(n).is_some_and(|v| v.r#type == "String")
+            l.contains(char::is_whitespace) && info.resolve(n).is_some_and(scalar_string)
         })
     {
         problem(
@@ -402,6 +402,12 @@ impl<'a> SetNames<'a> {
             )),
         }
     }
+}
+
+/// Whether the variable is a scalar String: an array's elements cannot hold spaces at all
+/// (`sim::literals`), so only a scalar's spaces matter to fmi-rs's drivers.
+fn scalar_string(v: &Variable) -> bool {
+    v.r#type == "String" && v.dimensions == 0
 }
 
 /// The variables a run records: those asked for, else the model's outputs, else every
