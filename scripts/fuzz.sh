@@ -31,6 +31,9 @@ cargo fuzz build -s none
 for target in "${targets[@]}"; do
   echo "== fuzz $target for ${seconds}s"
   mkdir -p "corpus/$target"
+  # Hand-made inputs that reach deep paths a fresh corpus would take long to find (e.g. a
+  # typed result the protocol accepts).
+  if [ -d "seeds/$target" ]; then cp seeds/"$target"/* "corpus/$target/"; fi
   cargo fuzz run -s none "$target" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     -seed="${FUZZ_SEED:-0}"

@@ -296,6 +296,26 @@ impl ResultFile {
         Ok(parts)
     }
 
+    /// Reads every Boolean, String and Binary value once, so a file whose values no reader
+    /// could serve is found when it is stored, not when it is downloaded. Numbers need no
+    /// check (every bit pattern is a value).
+    pub fn check_values(&self) -> io::Result<()> {
+        for (c, at) in self.columns.iter().enumerate() {
+            if matches!(
+                at.r#type.storage(),
+                Storage::Float | Storage::Int | Storage::UInt
+            ) {
+                continue;
+            }
+            let mut row = 0;
+            while row < self.header.rows {
+                let n = (self.header.rows - row).min(READ_VALUES as u64) as usize;
+                row += self.read(c, row, n)?.len().max(1) as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// The last value of each numeric column (Booleans as 0 and 1); String and Binary
     /// columns have no number and are not listed. None for a result without rows.
     pub fn last_values(&self) -> io::Result<Vec<(String, f64)>> {
@@ -797,6 +817,49 @@ mod tests {
         assert!(ResultFile::open(&path).is_err());
         std::fs::write(&path, b"no newline").unwrap();
         assert!(ResultFile::open(&path).is_err());
+    }
+
+    /// Booleans that are not 0 or 1, and text outside the blob or not UTF-8, are found by
+    /// `check_values` (which the runner calls before it keeps a result), not served.
+    #[test]
+    fn values_no_reader_could_serve_are_found_before_they_are_kept() {
+        use crate::sim::recorded::Recorded;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.result");
+        let write = |r#type: ValueType, cells: &[u64], blob: &[u8]| {
+            let mut out = File::create(&path).unwrap();
+            Header {
+                rows: 1,
+                variables: vec![Recorded::scalar("x", r#type)],
+                blob_bytes: blob.len() as u64,
+            }
+            .write(&mut out)
+            .unwrap();
+            out.write_all(&0.0f64.to_le_bytes()).unwrap();
+            for c in cells {
+                out.write_all(&c.to_le_bytes()).unwrap();
+            }
+            out.write_all(blob).unwrap();
+            ResultFile::open(&path).unwrap()
+        };
+        assert!(write(ValueType::Boolean, &[1], b"").check_values().is_ok());
+        assert!(
+            write(ValueType::String, &[0, 2], b"ok")
+                .check_values()
+                .is_ok()
+        );
+        for (r#type, cells, blob) in [
+            (ValueType::Boolean, vec![7], &b""[..]),
+            (ValueType::String, vec![1, 2], &b"ok"[..]),
+            (ValueType::String, vec![u64::MAX, 2], &b"ok"[..]),
+            (ValueType::String, vec![0, 2], &b"\xff\xfe"[..]),
+            (ValueType::Binary, vec![0, 3], &b"ok"[..]),
+        ] {
+            let file = write(r#type, &cells, blob);
+            let e = file.check_values().unwrap_err();
+            assert!(e.to_string().contains("damaged"), "{type:?} {cells:?}: {e}");
+            assert!(file.write_to(Format::Json, &mut Vec::new()).is_err());
+        }
     }
 
     #[test]

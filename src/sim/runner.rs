@@ -343,6 +343,12 @@ impl Ended {
                     .and_then(|file| file)
                     .and_then(ResultFile::from_file)
                     .map_err(|e| SimError::Internal(format!("storing the results: {e}")))?;
+                // Values the worker sent that no reader could serve (a Boolean that is not 0
+                // or 1, text outside the blob or not UTF-8): the model's doing, as a malformed
+                // answer is, and refused now rather than stored unreadable.
+                result.check_values().map_err(|e| {
+                    SimError::Crashed(format!("its worker sent unreadable results ({e})"))
+                })?;
                 Ok(RunOutcome {
                     result,
                     log,
