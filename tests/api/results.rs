@@ -483,6 +483,29 @@ async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason()
         assert!(took < Duration::from_secs(10), "{name}: {took:?}");
     }
 
+    // Results that pass the protocol but that no reader could serve: a Boolean of 7, a
+    // String whose bytes lie outside the blob. The run fails when they arrive.
+    for (name, variable, cell) in [
+        ("boolean", "boolean", r"\007\000\000\000\000\000\000\000"),
+        (
+            "text",
+            "string",
+            r"\011\000\000\000\000\000\000\000\001\000\000\000\000\000\000\000",
+        ),
+    ] {
+        let answer = format!(
+            "{started}\nprintf '{{\"type\":\"done\",\"variables\":[{{\"name\":\"x\",\"type\":\"{variable}\"}}],\"rows\":1,\"blob_bytes\":1,\"log\":\"\"}}\\n'\nprintf '\\000\\000\\000\\000\\000\\000\\000\\000{cell}x'"
+        );
+        let (outcome, _) = run(fake_worker(dir.path(), name, &answer)).await;
+        match outcome {
+            Err(SimError::Crashed(message)) => assert!(
+                message.contains("unreadable results") && message.contains("damaged"),
+                "{name}: {message}"
+            ),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
     // A worker that keeps writing after a valid answer: the answer counts, the rest is not
     // read (the channel is closed, so the writer ends).
     let answer = format!(
