@@ -774,3 +774,58 @@ async fn the_keys_page_shows_sessions_per_key_and_a_run_says_how_long_its_result
         }
     }
 }
+
+/// A run of a model with every type: its numbers are plotted, its String and Binary outputs
+/// named as not plotted (they are in the CSV); an array model's page shows each array's shape
+/// by its structural parameters. At phone and desktop widths.
+#[tokio::test]
+async fn typed_results_are_plotted_or_named_and_array_shapes_are_shown() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let run: Value = app
+        .create_run(
+            &account.api_key,
+            &serde_json::json!({"fmu_id": "lib:Feedthrough", "stop_time": 1}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    for (width, height, label) in [(390, 844, "phone"), (1400, 1000, "desktop")] {
+        c.set_window_size(width, height).await.unwrap();
+        c.goto(&app.at(&format!("/runs/{}", run["id"].as_str().unwrap())))
+            .await
+            .unwrap();
+        let not_plotted = c
+            .find(Locator::Id("not-plotted"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            not_plotted.contains("String_output") && not_plotted.contains("Binary_output"),
+            "{not_plotted}"
+        );
+        c.find(Locator::Css("figure svg")).await.unwrap();
+        screenshot(c, &format!("typed-run-{label}")).await;
+
+        c.goto(&app.at("/library/lib:StateSpace")).await.unwrap();
+        let table = c
+            .find(Locator::Id("variables"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            table.contains("Float64[n,n]") && table.contains("Float64[r]"),
+            "{table}"
+        );
+        screenshot(c, &format!("array-model-{label}")).await;
+    }
+}
