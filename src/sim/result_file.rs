@@ -97,6 +97,16 @@ impl Header {
     }
 }
 
+/// What a plot of a result draws ([`ResultFile::plot_sample`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlotSample {
+    pub time: Vec<f64>,
+    /// Each numeric column by name.
+    pub series: Vec<(String, Vec<f64>)>,
+    /// The String and Binary columns, which a plot cannot draw.
+    pub text: Vec<String>,
+}
+
 /// Where one column's cells are.
 #[derive(Clone, Debug)]
 struct ColumnAt {
@@ -334,6 +344,42 @@ impl ResultFile {
     /// Every `stride`-th row (and the last one), at most about `max_rows` of them: enough for a
     /// plot without loading a large result.
     pub fn sampled(&self, max_rows: u64) -> io::Result<SimOutput> {
+        let (time, columns) = self.sample(max_rows, |_| true)?;
+        Ok(SimOutput {
+            time,
+            variables: self.header.variables.clone(),
+            columns,
+            log: String::new(),
+        })
+    }
+
+    /// What a plot draws: the numeric columns sampled as [`ResultFile::sampled`] samples, as
+    /// numbers (Booleans 0 and 1, enumerations by value). String and Binary columns are only
+    /// named, never read: a plot cannot draw them, and their bytes could be large.
+    pub fn plot_sample(&self, max_rows: u64) -> io::Result<PlotSample> {
+        let numeric = |at: &ColumnAt| at.r#type.is_numeric();
+        let (time, columns) = self.sample(max_rows, numeric)?;
+        Ok(PlotSample {
+            time,
+            series: columns
+                .into_iter()
+                .filter_map(|c| Some((c.name, c.values.numbers()?)))
+                .collect(),
+            text: self
+                .columns
+                .iter()
+                .filter(|at| !numeric(at))
+                .map(|at| at.name.clone())
+                .collect(),
+        })
+    }
+
+    /// The sampled time points and the sampled columns that `include` picks.
+    fn sample(
+        &self,
+        max_rows: u64,
+        include: impl Fn(&ColumnAt) -> bool,
+    ) -> io::Result<(Vec<f64>, Vec<Column>)> {
         let rows = self.header.rows;
         let stride = rows.div_ceil(max_rows.max(1)).max(1);
         let picked: Vec<u64> = (0..rows)
@@ -349,7 +395,12 @@ impl ResultFile {
             }
         }
         let mut columns = Vec::with_capacity(self.columns.len());
-        for (c, at) in self.columns.iter().enumerate() {
+        for (c, at) in self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, at)| include(at))
+        {
             let mut values = Values::new(at.r#type.storage(), picked.len());
             let mut i = 0;
             while i < picked.len() {
@@ -364,12 +415,7 @@ impl ResultFile {
                 values,
             });
         }
-        Ok(SimOutput {
-            time,
-            variables: self.header.variables.clone(),
-            columns,
-            log: String::new(),
-        })
+        Ok((time, columns))
     }
 
     /// The whole result in memory: for small results only (the inline answer, the start-up
@@ -860,6 +906,39 @@ mod tests {
             assert!(e.to_string().contains("damaged"), "{type:?} {cells:?}: {e}");
             assert!(file.write_to(Format::Json, &mut Vec::new()).is_err());
         }
+    }
+
+    /// A plot gets the numeric columns as numbers and only the names of the text ones, whose
+    /// bytes it never reads (here they point outside the blob and would fail a read).
+    #[test]
+    fn a_plot_sample_reads_numbers_and_only_names_text() {
+        use crate::sim::recorded::Recorded;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.result");
+        let mut out = File::create(&path).unwrap();
+        Header {
+            rows: 2,
+            variables: vec![
+                Recorded::scalar("on", ValueType::Boolean),
+                Recorded::scalar("s", ValueType::String),
+            ],
+            blob_bytes: 0,
+        }
+        .write(&mut out)
+        .unwrap();
+        for word in [0u64.to_le_bytes(), 1f64.to_bits().to_le_bytes()] {
+            out.write_all(&word).unwrap(); // time 0, 1
+        }
+        for word in [0u64, 1, 99, 1, 99, 1] {
+            out.write_all(&word.to_le_bytes()).unwrap(); // on: false, true; s: out of the blob
+        }
+        drop(out);
+        let file = ResultFile::open(&path).unwrap();
+        let sample = file.plot_sample(10).unwrap();
+        assert_eq!(sample.time, vec![0.0, 1.0]);
+        assert_eq!(sample.series, vec![("on".to_string(), vec![0.0, 1.0])]);
+        assert_eq!(sample.text, vec!["s".to_string()]);
+        assert!(file.sampled(10).is_err(), "reading the text would fail");
     }
 
     #[test]

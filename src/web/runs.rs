@@ -404,25 +404,11 @@ fn day(ms: i64) -> Markup {
     html! { time datetime=(exact) { (exact.get(..10).unwrap_or(&exact)) } }
 }
 
-/// The columns a plot can draw (numbers, Booleans as 0 and 1, enumerations by value), and
-/// the names of those it cannot (String and Binary).
-fn plottable(out: &crate::sim::protocol::SimOutput) -> (Vec<(String, Vec<f64>)>, Vec<String>) {
-    let mut numbers = Vec::new();
-    let mut text = Vec::new();
-    for column in &out.columns {
-        match column.values.numbers() {
-            Some(values) => numbers.push((column.name.clone(), values)),
-            None => text.push(column.name.clone()),
-        }
-    }
-    (numbers, text)
-}
-
 /// The run's status, plot, log and download: the run page's body and the fragment htmx polls
 /// while the run is unfinished.
 fn run_details(
     run: &RunRow,
-    output: Option<&crate::sim::protocol::SimOutput>,
+    output: Option<&crate::sim::result_file::PlotSample>,
     expires: Option<i64>,
 ) -> Markup {
     let poll = unfinished(run).then(|| paths::run(&run.id));
@@ -434,13 +420,12 @@ fn run_details(
             }
             @if let Some(error) = &run.error { (layout::alert("error", error)) }
             @if let Some(out) = output {
-                @let (numbers, text) = plottable(out);
-                @let series: Vec<(&str, &[f64])> = numbers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+                @let series: Vec<(&str, &[f64])> = out.series.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
                 @if !series.is_empty() {
                     figure { (charts::line_plot(&out.time, &series, &PlotOptions { title: Some(run.fmu_name.clone()), ..PlotOptions::default() })) }
                 }
-                @if !text.is_empty() {
-                    p #not-plotted.muted { "Text values are not plotted (they are in the CSV): " (text.join(", ")) }
+                @if !out.text.is_empty() {
+                    p #not-plotted.muted { "Text values are not plotted (they are in the CSV): " (out.text.join(", ")) }
                 }
                 p { a.button href=(paths::run_csv(&run.id)) download { "Download CSV" } }
             }
@@ -466,7 +451,7 @@ pub async fn show(
     let run = runs::get(&state.store, &s.user.id, &id).await?;
     let output = if let Some(result) = runs::kept_result(&state, &run).await? {
         // A plot needs a few thousand points, not every one of a large result.
-        let sample = tokio::task::spawn_blocking(move || result.sampled(PLOT_ROWS))
+        let sample = tokio::task::spawn_blocking(move || result.plot_sample(PLOT_ROWS))
             .await
             .map_err(AppError::from)?
             .map_err(AppError::from)?;
