@@ -71,11 +71,7 @@ impl<'a> Sizes<'a> {
             return Err(format!(
                 "'{}' would have {} elements, more than the {MAX_ARRAY_ELEMENTS} an array may have",
                 var.name,
-                shape
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" × ")
+                shape_text(&shape)
             ));
         }
         Ok(shape)

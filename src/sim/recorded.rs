@@ -115,11 +115,6 @@ impl ValueType {
     pub fn is_numeric(self) -> bool {
         !matches!(self.storage(), Storage::Text | Storage::Bytes)
     }
-
-    /// Whether it takes only discrete values (drawn as steps, never interpolated).
-    pub fn is_discrete(self) -> bool {
-        !matches!(self.storage(), Storage::Float)
-    }
 }
 
 pub use crate::fmi::describe::Item;
