@@ -27,4 +27,5 @@ mod security;
 mod stiff;
 mod types;
 mod usage;
+mod validation;
 mod wire;

@@ -8,6 +8,7 @@ pub mod fmus;
 pub mod keys;
 pub mod runs;
 pub mod usage;
+pub mod validation;
 
 use poem::endpoint::make_sync;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
