@@ -216,7 +216,7 @@ pub async fn add_upload(
                 })?;
             if let Some(report) = info.validation
                 && strictness == Strictness::Strict
-                && report.errors().next().is_some()
+                && report.has_errors()
             {
                 return Err(RegistryError::Refused(Box::new(report)));
             }
@@ -347,16 +347,11 @@ fn check(data_dir: &Path, file: &Path, limits: &Limits) -> Result<Checked> {
 fn check_in(dir: &Path, file: &Path, limits: &Limits) -> Result<ModelInfo> {
     let extracted = archive::extract(file, dir, limits)?;
     let problems = validation::check_files(dir, &extracted.warnings)?;
-    let report = Report {
-        version: validation::VALIDATION_VERSION,
-        problems,
-        smoke_tests: Vec::new(),
-        checked_at: store::now_ms(),
-    };
+    let report = Report::new(problems, store::now_ms());
     let mut info = match describe::describe_with(dir, describe::Rules::Report) {
         Ok(info) => info,
         // What no parser reads is refused whatever the strictness; the report says where.
-        Err(_) if report.errors().next().is_some() => {
+        Err(_) if report.has_errors() => {
             return Err(RegistryError::Refused(Box::new(report)));
         }
         Err(e) => return Err(e.into()),
@@ -376,15 +371,14 @@ async fn smoke_test(
     mut checked: Checked,
     strictness: Strictness,
 ) -> Result<Checked> {
-    let refuse = |checked: &mut Checked| {
-        strictness == Strictness::Strict && checked.report().errors().next().is_some()
-    };
+    let refuse =
+        |checked: &mut Checked| strictness == Strictness::Strict && checked.report().has_errors();
     if refuse(&mut checked) {
         return Err(RegistryError::Refused(Box::new(checked.report().clone())));
     }
     let tests = crate::sim::smoke::run(&state.workers, &checked.info, &checked.dir).await;
     let failed = crate::sim::smoke::problems(&tests);
-    checked.report().problems.extend(failed);
+    checked.report().extend(failed);
     checked.report().smoke_tests = tests;
     if refuse(&mut checked) {
         return Err(RegistryError::Refused(Box::new(checked.report().clone())));
@@ -576,12 +570,7 @@ pub async fn validation_report(state: &State, user_id: &UserId, reference: &str)
     tokio::task::spawn_blocking(move || {
         let dir = extracted_dir(&data_dir, &record.id)?;
         let problems = validation::check_files(&dir, &record.info.warnings)?;
-        Ok(Report {
-            version: validation::VALIDATION_VERSION,
-            problems,
-            smoke_tests: Vec::new(),
-            checked_at: store::now_ms(),
-        })
+        Ok(Report::new(problems, store::now_ms()))
     })
     .await?
 }
@@ -624,7 +613,7 @@ pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> 
                 .info
                 .validation
                 .as_ref()
-                .is_some_and(|r| r.errors().next().is_some())
+                .is_some_and(Report::has_errors)
             {
                 return Err(RegistryError::Refused(Box::new(
                     checked.info.validation.clone().unwrap_or_default(),

@@ -117,9 +117,9 @@ impl Problem {
         }
     }
 
-    fn at(mut self, pos: roxmltree::TextPos) -> Problem {
-        self.line = Some(pos.row);
-        self.column = Some(pos.col);
+    fn at(mut self, (line, column): (u32, u32)) -> Problem {
+        self.line = Some(line);
+        self.column = Some(column);
         self
     }
 }
@@ -150,14 +150,28 @@ pub fn has_errors(problems: &[Problem]) -> bool {
 /// The version of the checks: a report made by an older one may miss problems found now.
 pub const VALIDATION_VERSION: u32 = 1;
 
+/// Problems a report lists at most. A generated model description can break one rule on each
+/// of its hundred thousand variables: the report (stored with the FMU, sent in a refusal)
+/// lists the first ones and counts the rest by severity, so it stays small and says so.
+pub const MAX_PROBLEMS: usize = 1_000;
+
+/// Errors a refusal's message names (the answer's `problems` lists them all).
+const SUMMARY_ERRORS: usize = 5;
+
 /// Everything found when an FMU was first checked: the problems of its files (archive and
 /// model description) and, for uploads, the smoke test of each interface in the sandbox.
 /// Stored with the FMU, so every later upload of the same bytes gets the same verdict.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub version: u32,
-    /// In file order: archive problems first, then the model description by line.
+    /// In file order: archive problems first, then the model description by line; at most
+    /// [`MAX_PROBLEMS`].
     pub problems: Vec<Problem>,
+    /// Problems found beyond [`MAX_PROBLEMS`], by severity.
+    #[serde(default)]
+    pub omitted_errors: u64,
+    #[serde(default)]
+    pub omitted_warnings: u64,
     /// One per interface the FMU offers; empty when none ran (built-in models, which the
     /// start-up self-test runs instead).
     #[serde(default)]
@@ -167,6 +181,43 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of `problems` (listing the first [`MAX_PROBLEMS`]), made now.
+    pub fn new(problems: Vec<Problem>, checked_at: i64) -> Report {
+        let mut report = Report {
+            version: VALIDATION_VERSION,
+            checked_at,
+            ..Report::default()
+        };
+        report.extend(problems);
+        report
+    }
+
+    /// Adds problems, counting those beyond [`MAX_PROBLEMS`] instead of listing them.
+    pub fn extend(&mut self, problems: impl IntoIterator<Item = Problem>) {
+        for p in problems {
+            if self.problems.len() < MAX_PROBLEMS {
+                self.problems.push(p);
+            } else if p.severity == Severity::Error {
+                self.omitted_errors += 1;
+            } else {
+                self.omitted_warnings += 1;
+            }
+        }
+    }
+
+    /// Whether it has an error, listed or not: what refuses a strict upload.
+    pub fn has_errors(&self) -> bool {
+        self.omitted_errors > 0 || self.errors().next().is_some()
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors().count() as u64 + self.omitted_errors
+    }
+
+    pub fn warning_count(&self) -> u64 {
+        self.warnings().count() as u64 + self.omitted_warnings
+    }
+
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
         self.problems
             .iter()
@@ -179,14 +230,24 @@ impl Report {
             .filter(|p| p.severity == Severity::Warning)
     }
 
-    /// The errors in one line each, for a refusal's message.
+    /// The first errors in one line each, for a refusal's message.
     pub fn error_summary(&self) -> String {
-        let errors: Vec<String> = self.errors().map(Problem::to_string).collect();
+        let count = self.error_count();
+        let named: Vec<String> = self
+            .errors()
+            .take(SUMMARY_ERRORS)
+            .map(Problem::to_string)
+            .collect();
+        let more = count - named.len() as u64;
         format!(
-            "the FMU has {} error{}: {}",
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" },
-            errors.join("; ")
+            "the FMU has {count} error{}: {}{}",
+            if count == 1 { "" } else { "s" },
+            named.join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -272,6 +333,7 @@ pub fn check_model_description(text: &str) -> Vec<Problem> {
         .ok()
         .and_then(|d| d.root_element().attribute("fmiVersion").map(str::to_owned))
         .unwrap_or_default();
+    let lines = Lines::of(text);
     match crate::fmi::describe::rule_problems(text, &version) {
         Err(e) => problems.push(Problem::new(
             Code::ModelDescriptionUnreadable,
@@ -285,7 +347,7 @@ pub fn check_model_description(text: &str) -> Vec<Problem> {
                 .filter_map(|p| p.line)
                 .collect();
             for (offset, message) in found {
-                let pos = offset.map(|o| text_pos(text, o));
+                let pos = offset.map(|o| lines.pos(o));
                 let said = pos.is_some_and(|(line, _)| ours.contains(&line));
                 if !said {
                     let mut p = Problem::new(Code::FmiRule, "", message);
@@ -302,12 +364,31 @@ pub fn check_model_description(text: &str) -> Vec<Problem> {
     problems
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn text_pos(text: &str, offset: usize) -> (u32, u32) {
-    let before = &text[..text.floor_char_boundary(offset.min(text.len()))];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line as u32, column as u32)
+/// Where each line of a text starts, to turn byte offsets into lines and columns in
+/// logarithmic time: a generated model description can have a problem on each of 100,000
+/// lines, and scanning from the start for each (as `roxmltree::Document::text_pos_at` does)
+/// would be quadratic.
+struct Lines<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> Lines<'t> {
+    fn of(text: &'t str) -> Lines<'t> {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Lines { text, starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    fn pos(&self, offset: usize) -> (u32, u32) {
+        let offset = self.text.floor_char_boundary(offset.min(self.text.len()));
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let column = self.text[start..offset].chars().count() + 1;
+        (line as u32, column as u32)
+    }
 }
 
 /// Checks a model description's text (FMI 2.0 or 3.0) against the rules users hit most, each
@@ -323,7 +404,7 @@ pub fn check_xml(text: &str) -> Vec<Problem> {
                     "modelDescription.xml",
                     e.to_string(),
                 )
-                .at(pos),
+                .at((pos.row, pos.col)),
             ];
         }
     };
@@ -332,7 +413,8 @@ pub fn check_xml(text: &str) -> Vec<Problem> {
         .attribute("fmiVersion")
         .is_some_and(|v| v.starts_with("3."));
     let mut checker = Checker {
-        doc: &doc,
+        nodes: std::marker::PhantomData,
+        lines: Lines::of(text),
         fmi3,
         problems: Vec::new(),
     };
@@ -411,14 +493,16 @@ struct Var<'a, 'input> {
 }
 
 struct Checker<'a, 'input> {
-    doc: &'a Document<'input>,
+    /// The document's nodes (`Node<'a, 'input>`) are borrowed for `'a`.
+    nodes: std::marker::PhantomData<&'a Document<'input>>,
+    lines: Lines<'input>,
     fmi3: bool,
     problems: Vec<Problem>,
 }
 
 impl<'a, 'input> Checker<'a, 'input> {
     fn push(&mut self, code: Code, node: Node, subject: String, message: String) {
-        let pos = self.doc.text_pos_at(node.range().start);
+        let pos = self.lines.pos(node.range().start);
         self.problems
             .push(Problem::new(code, subject, message).at(pos));
     }
@@ -435,7 +519,7 @@ impl<'a, 'input> Checker<'a, 'input> {
         let start = node
             .attribute_node(attribute)
             .map_or(node.range().start, |a| a.range().start);
-        let pos = self.doc.text_pos_at(start);
+        let pos = self.lines.pos(start);
         self.problems
             .push(Problem::new(code, subject, message).at(pos));
     }

@@ -174,9 +174,10 @@ pub async fn upload(
 /// The model's validation report: the verdict, each problem with its code and position, and
 /// the smoke test of each interface with its log.
 fn validation_section(report: &validation::Report) -> Markup {
-    let errors = report.errors().count();
-    let warnings = report.warnings().count();
-    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let errors = report.error_count();
+    let warnings = report.warning_count();
+    let omitted = report.omitted_errors + report.omitted_warnings;
+    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     html! {
         section #validation aria-labelledby="validation-title" {
             h2 #validation-title { "Validation" }
@@ -209,6 +210,9 @@ fn validation_section(report: &validation::Report) -> Markup {
                             }
                         }
                     }
+                }
+                @if omitted > 0 {
+                    p { "The first " (report.problems.len()) " problems are listed; " (omitted) " more were found." }
                 }
             }
             @if report.smoke_tests.is_empty() {

@@ -156,9 +156,13 @@ pub struct ValidationReport {
     pub valid: bool,
     /// Accepted despite errors, because it was uploaded with `lenient=true`.
     pub lenient: bool,
-    pub errors: u32,
-    pub warnings: u32,
-    /// Errors and warnings, archive first, then `modelDescription.xml` by line.
+    /// Errors found, listed or not.
+    pub errors: u64,
+    /// Warnings found, listed or not.
+    pub warnings: u64,
+    /// Errors and warnings, archive first, then `modelDescription.xml` by line: the first
+    /// 1,000 (a generated model can break a rule on each of its variables); `errors` and
+    /// `warnings` count them all.
     pub problems: Vec<ValidationProblem>,
     /// Empty for built-in models (the start-up self-test runs them).
     pub smoke_tests: Vec<SmokeTest>,
@@ -167,12 +171,12 @@ pub struct ValidationReport {
 
 impl From<&Report> for ValidationReport {
     fn from(r: &Report) -> Self {
-        let errors = r.errors().count() as u32;
+        let errors = r.error_count();
         ValidationReport {
             valid: errors == 0,
             lenient: errors > 0,
             errors,
-            warnings: r.warnings().count() as u32,
+            warnings: r.warning_count(),
             problems: r.problems.iter().map(Into::into).collect(),
             smoke_tests: r
                 .smoke_tests
