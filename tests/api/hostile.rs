@@ -167,6 +167,29 @@ async fn every_attack_of_the_corpus_is_blocked_and_charged_while_the_server_serv
         ),
         (vec!["HOSTILE_FORK_BOMB".into()], "blocked: fork"),
     ];
+    // Uploaded as it is, each attack is refused: its smoke test ran it in the sandbox, which
+    // blocked it there too. (The runs below take them leniently, to prove the runs' sandbox.)
+    let resp = server
+        .upload_fmu(
+            &server.key,
+            crate::common::hostile_fmu(&["HOSTILE_KILL_PARENT", &pid]),
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    let refused: Value = resp.json().await.unwrap();
+    assert_eq!(
+        refused["problems"][0]["code"], "smoke_test_failed",
+        "{refused}"
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked: getppid() = 0"),
+        "{refused}"
+    );
+    server.assert_healthy().await;
+
     let disk_before = disk_free(&server.data);
     let mut credits = server.credits().await;
     for (defines, says) in &attacks {

@@ -829,3 +829,127 @@ async fn typed_results_are_plotted_or_named_and_array_shapes_are_shown() {
         screenshot(c, &format!("array-model-{label}")).await;
     }
 }
+
+/// An upload whose model description breaks a rule: refused on the Library page with the
+/// error's code and line; with "lenient" ticked, accepted, and the model's page shows its
+/// validation report (problems and smoke tests). At phone and desktop widths.
+#[tokio::test]
+async fn an_invalid_upload_is_refused_with_its_problem_and_a_lenient_one_shows_its_report() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("OutOfRange.fmu");
+    std::fs::write(
+        &file,
+        common::archives::with_model_description(
+            common::archives::library_fmu("BouncingBall", "3.0"),
+            |xml| {
+                xml.replacen(
+                    r#"start="0.7" min="0" max="1""#,
+                    r#"start="1.7" min="0" max="1""#,
+                    1,
+                )
+            },
+        ),
+    )
+    .unwrap();
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    let upload = |lenient: bool| {
+        let file = file.display().to_string();
+        async move {
+            c.goto(&app.at("/library")).await.unwrap();
+            if lenient {
+                c.find(Locator::Css("input[name=lenient]"))
+                    .await
+                    .unwrap()
+                    .click()
+                    .await
+                    .unwrap();
+            }
+            c.find(Locator::Css("#fmu-file"))
+                .await
+                .unwrap()
+                .send_keys(&file)
+                .await
+                .unwrap();
+            c.find(Locator::Css(
+                "form[enctype='multipart/form-data'] button[type=submit]",
+            ))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        }
+    };
+    upload(false).await;
+    let flash = eventually("the refusal", || async {
+        let text = c.find(Locator::Id("flash")).await.ok()?.text().await.ok()?;
+        (!text.is_empty()).then_some(text)
+    })
+    .await;
+    assert!(
+        flash.contains("start_out_of_range") && flash.contains("start=1.7 is above max=1"),
+        "{flash}"
+    );
+
+    upload(true).await;
+    eventually("the upload in the table", || async {
+        let text = c
+            .find(Locator::Css("#library-table"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("uploaded").then_some(())
+    })
+    .await;
+    let href = c
+        .find(Locator::XPath(
+            "//div[@id='library-table']//tr[contains(., 'uploaded')]//a",
+        ))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    for (width, height, label) in [(390, 844, "phone"), (1400, 1000, "desktop")] {
+        c.set_window_size(width, height).await.unwrap();
+        c.goto(&app.at(&href)).await.unwrap();
+        let section = c.find(Locator::Id("validation")).await.unwrap();
+        let text = section.text().await.unwrap();
+        assert!(
+            text.contains("Accepted despite 1 error")
+                && text.contains("start_out_of_range")
+                && text.contains("Smoke test, co simulation: passed")
+                && text.contains("Smoke test, model exchange: passed"),
+            "{text}"
+        );
+        // The report fits the screen: its table scrolls inside its own box.
+        let overflow = c
+            .execute(
+                "const s = document.getElementById('validation'); \
+                 return s.getBoundingClientRect().right - document.documentElement.clientWidth;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap();
+        assert!(
+            overflow <= 0.5,
+            "{label}: the report sticks out by {overflow} px"
+        );
+        c.execute(
+            "document.getElementById('validation').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+        screenshot(c, &format!("validation-report-{label}")).await;
+    }
+}

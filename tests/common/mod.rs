@@ -367,22 +367,27 @@ impl UserServer {
     /// uploads it; returns its id. Its attack fails the upload's smoke test (the sandbox
     /// blocks it there too), so it is uploaded as lenient: these tests are about runs.
     pub async fn upload_hostile(&self, defines: &[&str]) -> String {
-        let out = tempfile::tempdir().unwrap();
-        let fmus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fmus");
-        let path = build_support::build_fmu(
-            &fmus,
-            "Hostile",
-            build_support::FmiVersion::V3,
-            defines,
-            out.path(),
-            &defines[0].to_lowercase(),
-        )
-        .expect("the hostile FMU builds");
         let resp = self
-            .upload_fmu_with(&self.key, "?lenient=true", std::fs::read(path).unwrap())
+            .upload_fmu_with(&self.key, "?lenient=true", hostile_fmu(defines))
             .await;
         assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
         let body: Value = resp.json().await.unwrap();
         body["id"].as_str().unwrap().to_string()
     }
+}
+
+/// The Hostile model (FMI 3) built with `defines` (an attack, then its targets).
+pub fn hostile_fmu(defines: &[&str]) -> Vec<u8> {
+    let out = tempfile::tempdir().unwrap();
+    let fmus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fmus");
+    let path = build_support::build_fmu(
+        &fmus,
+        "Hostile",
+        build_support::FmiVersion::V3,
+        defines,
+        out.path(),
+        &defines[0].to_lowercase(),
+    )
+    .expect("the hostile FMU builds");
+    std::fs::read(path).unwrap()
 }
