@@ -901,10 +901,16 @@ void *model_state_save(Instance *m) {
     return copy;
 }
 
+/* An instance that was just instantiated takes the state's mode too, as fmusim expects of
+   --initial-fmu-state-file: it restores the state instead of initialising and steps on from
+   there. Any other instance keeps its mode (a state set back within a run). */
 void model_state_restore(Instance *m, const void *state) {
     Mode mode = m->d.mode;
     memcpy(&m->d, state, sizeof m->d);
-    m->d.mode = mode;
+    const bool running = m->d.mode == MODE_STEP || m->d.mode == MODE_EVENT ||
+                         m->d.mode == MODE_CONTINUOUS_TIME;
+    if (!(mode == MODE_INSTANTIATED && running)) m->d.mode = mode;
+    m->last_successful_time = m->d.time;
     refresh(&m->d);
 }
 
@@ -915,6 +921,30 @@ void model_state_serialize(const void *state, unsigned char *buffer) {
     memcpy(buffer + sizeof STATE_MAGIC, state, sizeof(ModelData));
 }
 
+/* Why a deserialised state cannot be used, or NULL: every size in it is one the instance's
+   own code could have made, so reading it back can never index past its buffers (the bytes
+   come from outside: a file a user uploaded). */
+static const char *state_problem(const ModelData *d) {
+    for (unsigned vr = 0; vr < MODEL.n_vars; vr++) {
+        for (int k = 0; k < 2; k++) {
+            const unsigned dim = MODEL.vars[vr].dims[k];
+            if (dim && d->u[dim] > MAX_ARRAY_VALUES) return "an array dimension is too large";
+        }
+        if (is_text(MODEL.vars[vr].type)) {
+            const Text *text = model_text((ModelData *)d, vr);
+            if (text->size > MAX_TEXT_SIZE) return "a String or Binary value is too long";
+            if (MODEL.vars[vr].type == T_STRING &&
+                (text->size == 0 || text->bytes[text->size - 1] != 0))
+                return "a String value is not terminated";
+        }
+    }
+    if (array_values(d) > MAX_ARRAY_VALUES || model_nx(d) > MAX_STATES)
+        return "its arrays are larger than this FMU holds";
+    if (!isfinite(d->time)) return "its time is not a finite number";
+    if ((unsigned)d->mode > MODE_CONFIGURATION) return "its mode is unknown";
+    return NULL;
+}
+
 void *model_state_deserialize(Instance *m, const unsigned char *buffer, size_t size) {
     if (size != model_state_serialized_size() ||
         memcmp(buffer, STATE_MAGIC, sizeof STATE_MAGIC) != 0) {
@@ -923,7 +953,14 @@ void *model_state_deserialize(Instance *m, const unsigned char *buffer, size_t s
         return NULL;
     }
     ModelData *copy = malloc(sizeof *copy);
-    if (copy) memcpy(copy, buffer + sizeof STATE_MAGIC, sizeof *copy);
+    if (!copy) return NULL;
+    memcpy(copy, buffer + sizeof STATE_MAGIC, sizeof *copy);
+    const char *problem = state_problem(copy);
+    if (problem) {
+        model_log(m, ST_ERROR, "logStatusError", "Serialized FMU state is invalid: %s.", problem);
+        free(copy);
+        return NULL;
+    }
     return copy;
 }
 
