@@ -33,9 +33,10 @@ const FMI3_PLATFORM: &str = "x86_64-linux";
 const FMI2_PLATFORM: &str = "linux64";
 
 /// The version of what [`describe`] reads. A record stored by an earlier version lacks what
-/// was added since (array shapes, enumeration items, display units), and is described again
+/// was added since (array shapes, enumeration items, display units, whether the FMU can
+/// serialise its state), and is described again
 /// from its files when next used (`domain::fmus::resolve`).
-pub const DESCRIBE_VERSION: u32 = 2;
+pub const DESCRIBE_VERSION: u32 = 3;
 
 /// What the registry knows about an FMU, independent of the FMI version it was written for.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -81,6 +82,11 @@ pub struct Interface {
     /// CS only.
     pub can_handle_variable_communication_step_size: bool,
     pub can_get_and_set_fmu_state: bool,
+    /// FMI 2 `canSerializeFMUstate`, FMI 3 `canSerializeFMUState`: with
+    /// `can_get_and_set_fmu_state`, what saving a run's final state or starting from a saved
+    /// one needs. Absent in records described before the field (they are described again).
+    #[serde(default)]
+    pub can_serialize_fmu_state: bool,
     /// ME only: FMI 3 `needsCompletedIntegratorStep`, FMI 2 `!completedIntegratorStepNotNeeded`.
     pub needs_completed_integrator_step: bool,
     pub provides_directional_derivatives: bool,
@@ -691,6 +697,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             model_identifier: cs.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: cs.canHandleVariableCommunicationStepSize,
             can_get_and_set_fmu_state: cs.canGetAndSetFMUstate,
+            can_serialize_fmu_state: cs.canSerializeFMUstate,
             needs_completed_integrator_step: false,
             provides_directional_derivatives: cs.providesDirectionalDerivative,
             has_event_mode: false,
@@ -699,6 +706,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             model_identifier: me.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: me.canGetAndSetFMUstate,
+            can_serialize_fmu_state: me.canSerializeFMUstate,
             needs_completed_integrator_step: !me.completedIntegratorStepNotNeeded,
             provides_directional_derivatives: me.providesDirectionalDerivative,
             has_event_mode: false,
@@ -917,6 +925,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             model_identifier: cs.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: cs.canHandleVariableCommunicationStepSize,
             can_get_and_set_fmu_state: cs.canGetAndSetFMUState,
+            can_serialize_fmu_state: cs.canSerializeFMUState,
             needs_completed_integrator_step: false,
             provides_directional_derivatives: cs.providesDirectionalDerivatives,
             has_event_mode: cs.hasEventMode,
@@ -925,6 +934,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             model_identifier: me.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: me.canGetAndSetFMUState,
+            can_serialize_fmu_state: me.canSerializeFMUState,
             needs_completed_integrator_step: me.needsCompletedIntegratorStep,
             provides_directional_derivatives: me.providesDirectionalDerivatives,
             has_event_mode: false,
@@ -933,6 +943,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             model_identifier: se.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: se.canGetAndSetFMUState,
+            can_serialize_fmu_state: se.canSerializeFMUState,
             needs_completed_integrator_step: false,
             provides_directional_derivatives: se.providesDirectionalDerivatives,
             has_event_mode: false,

@@ -26,6 +26,9 @@ pub struct FmuInterface {
     pub model_identifier: String,
     pub can_handle_variable_communication_step_size: bool,
     pub can_get_and_set_fmu_state: bool,
+    /// With `can_get_and_set_fmu_state`: runs of this interface can save their final state
+    /// (`save_final_state`) and start from a saved one (`initial_state`).
+    pub can_serialize_fmu_state: bool,
     pub needs_completed_integrator_step: bool,
     pub provides_directional_derivatives: bool,
     pub has_event_mode: bool,
@@ -38,6 +41,7 @@ impl From<&describe::Interface> for FmuInterface {
             can_handle_variable_communication_step_size: i
                 .can_handle_variable_communication_step_size,
             can_get_and_set_fmu_state: i.can_get_and_set_fmu_state,
+            can_serialize_fmu_state: i.can_serialize_fmu_state,
             needs_completed_integrator_step: i.needs_completed_integrator_step,
             provides_directional_derivatives: i.provides_directional_derivatives,
             has_event_mode: i.has_event_mode,
