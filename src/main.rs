@@ -278,6 +278,7 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
             }
             let args = cli::SimulateArgs {
                 fmu,
+                final_state: run.final_state.clone(),
                 settings: run.settings()?,
                 timeout: std::time::Duration::try_from_secs_f64(timeout)
                     .map_err(|_| CliError::TimeoutTooLong(timeout))?,

@@ -141,6 +141,11 @@ pub(super) trait FmiVersion {
     ) -> Result<(), SimulationError>;
     fn do_step(fmu: &Self::Instance, time: f64, next: f64) -> Result<Step, SimulationError>;
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError>;
+    /// Gets and serialises the instance's state (fmusim's `--final-fmu-state-file`).
+    fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError>;
+    /// Deserialises a state and sets the instance to it, instead of initialising it
+    /// (fmusim's `--initial-fmu-state-file`).
+    fn restore_state(fmu: &Self::Instance, bytes: &[u8]) -> Result<(), SimulationError>;
 }
 
 /// Why an FMI 3 String start value with a space cannot be set on a run that fmi-rs's driver
@@ -519,6 +524,14 @@ impl FmiVersion for Fmi2 {
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError> {
         call2(fmu.terminate()).map(drop)
     }
+
+    fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError> {
+        super::fmu_state::fmi2::save(fmu)
+    }
+
+    fn restore_state(fmu: &Self::Instance, bytes: &[u8]) -> Result<(), SimulationError> {
+        super::fmu_state::fmi2::restore(fmu, bytes)
+    }
 }
 
 impl FmiVersion for Fmi3 {
@@ -743,5 +756,13 @@ impl FmiVersion for Fmi3 {
 
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError> {
         sim3::call(fmu.terminate()).map(drop)
+    }
+
+    fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError> {
+        super::fmu_state::fmi3::save(fmu)
+    }
+
+    fn restore_state(fmu: &Self::Instance, bytes: &[u8]) -> Result<(), SimulationError> {
+        super::fmu_state::fmi3::restore(fmu, bytes)
     }
 }

@@ -5,6 +5,7 @@ mod bdf;
 mod cs_loop;
 pub mod engine;
 mod fmi_version;
+pub mod fmu_state;
 pub mod literals;
 pub mod plan;
 pub mod protocol;
