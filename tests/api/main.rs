@@ -24,6 +24,7 @@ mod results;
 mod run_types;
 mod runs;
 mod security;
+mod states;
 mod stiff;
 mod types;
 mod usage;

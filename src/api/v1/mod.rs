@@ -7,6 +7,7 @@ mod examples;
 pub mod fmus;
 pub mod keys;
 pub mod runs;
+pub mod states;
 pub mod usage;
 
 use poem::endpoint::make_sync;
@@ -25,6 +26,7 @@ pub fn service(
         usage::UsageApi,
         fmus::FmusApi,
         runs::RunsApi,
+        states::StatesApi,
         billing::BillingApi,
     ),
     (),
@@ -36,6 +38,7 @@ pub fn service(
             usage::UsageApi,
             fmus::FmusApi,
             runs::RunsApi,
+            states::StatesApi,
             billing::BillingApi,
         ),
         "FMU Gateway API",
