@@ -90,7 +90,8 @@ declare_errors! {
     GetRunStateErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
     /// `POST /states`: an unknown FMU is 404, one that cannot restore states (or an empty
     /// file, a time that is not finite) 422, a file over the size limit or the storage quota
-    /// 413, one without a `Content-Length` 411.
+    /// 413, one without a `Content-Length` 411. The body is taken as bytes whatever its
+    /// content type says.
     UploadStateErrors: [
         BAD_REQUEST,
         UNAUTHORIZED,
@@ -98,7 +99,6 @@ declare_errors! {
         NOT_FOUND,
         LENGTH_REQUIRED,
         PAYLOAD_TOO_LARGE,
-        UNSUPPORTED_MEDIA_TYPE,
         UNPROCESSABLE_ENTITY,
     ];
     /// `GET /states`.
@@ -151,6 +151,9 @@ impl StatesApi {
     }
 
     /// Your saved FMU states, newest first.
+    ///
+    /// Each names the FMU it belongs to and the simulation time it holds; start a run from
+    /// one with `initial_state` set to its id.
     #[oai(path = "/states", method = "get", operation_id = "listStates")]
     async fn list(
         &self,
