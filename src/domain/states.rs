@@ -216,18 +216,6 @@ pub async fn keep_run_state(
     }
 }
 
-/// Why an FMU cannot save or restore states through `interface`, if it cannot.
-fn incapable(record: &FmuRecord) -> Option<String> {
-    let capable = record
-        .info
-        .co_simulation
-        .as_ref()
-        .is_some_and(|cs| cs.can_get_and_set_fmu_state && cs.can_serialize_fmu_state);
-    (!capable).then(|| {
-        "this FMU cannot restore a state: its Co-Simulation interface does not declare both canGetAndSetFMUState and canSerializeFMUState".to_string()
-    })
-}
-
 /// Uploads a state file (fmusim's `--final-fmu-state-file`, or one downloaded from a run)
 /// for the user's FMU `fmu` (an id or library id), saved at simulation time `time`. States
 /// are restored into Co-Simulation runs only (see [`crate::sim::fmu_state`]).
@@ -240,7 +228,7 @@ pub async fn upload(
 ) -> AppResult<StateRow> {
     let record = fmus::resolve(state, user_id, fmu).await?;
     let mut problems = Vec::new();
-    if let Some(why) = incapable(&record) {
+    if let Some(why) = crate::sim::fmu_state::cannot_serialise(&record.info) {
         problems.push(Problem::new("fmu", why));
     }
     if !time.is_finite() {

@@ -73,22 +73,10 @@ impl StateSettings {
         if interface != Interface::Cs || !settings.cs_options.is_default() || structural {
             problems.push((field, STATES_NEED_FAST_LOOP.to_owned()));
         }
-        let capable = info
-            .co_simulation
-            .as_ref()
-            .is_some_and(|cs| cs.can_get_and_set_fmu_state && cs.can_serialize_fmu_state);
-        if interface == Interface::Cs && !capable {
-            let (get_set, serialize) = if info.is_fmi3() {
-                ("canGetAndSetFMUState", "canSerializeFMUState")
-            } else {
-                ("canGetAndSetFMUstate", "canSerializeFMUstate")
-            };
-            problems.push((
-                field,
-                format!(
-                    "this FMU cannot save or restore its state: its Co-Simulation interface does not declare both {get_set} and {serialize}"
-                ),
-            ));
+        if interface == Interface::Cs
+            && let Some(why) = cannot_serialise(info)
+        {
+            problems.push((field, why));
         }
         if let Some(state) = &self.initial
             && state.time != start_time
@@ -104,6 +92,25 @@ impl StateSettings {
         }
         problems
     }
+}
+
+/// Why this FMU cannot save or restore its state in Co-Simulation, naming the capability
+/// its model description lacks (as its FMI version spells it), if it cannot.
+pub fn cannot_serialise(info: &ModelInfo) -> Option<String> {
+    let capable = info
+        .co_simulation
+        .as_ref()
+        .is_some_and(|cs| cs.can_get_and_set_fmu_state && cs.can_serialize_fmu_state);
+    let (get_set, serialize) = if info.is_fmi3() {
+        ("canGetAndSetFMUState", "canSerializeFMUState")
+    } else {
+        ("canGetAndSetFMUstate", "canSerializeFMUstate")
+    };
+    (!capable).then(|| {
+        format!(
+            "this FMU cannot save or restore its state: its Co-Simulation interface does not declare both {get_set} and {serialize}"
+        )
+    })
 }
 
 /// Bytes as a hex string in JSON (the job is one JSON line).

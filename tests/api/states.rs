@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use crate::common::archives::{library_fmu, with_model_description};
 use crate::common::{Api, TestApp, api_client, fresh_fmu, spawn_app, spawn_app_with};
 
 /// `POST /api/v1/states?fmu=…&time=…` with `bytes`.
@@ -394,4 +395,49 @@ async fn a_hostile_state_file_fails_its_run_cleanly() {
         )
         .await;
     assert_eq!(after["status"], "succeeded", "{after}");
+}
+
+/// An FMU that does not declare it can serialise its state: saving or starting from a state
+/// is a 422 naming the capability, and so is uploading a state for it.
+#[tokio::test]
+async fn an_fmu_that_cannot_serialise_its_state_is_refused_by_name() {
+    let app = spawn_app().await;
+    let key = app.register().await.api_key;
+    for (version, attribute) in [
+        ("3.0", "canSerializeFMUState"),
+        ("2.0", "canSerializeFMUstate"),
+    ] {
+        let bytes = with_model_description(library_fmu("Dahlquist", version), |xml| {
+            xml.replace(
+                &format!(r#"{attribute}="true""#),
+                &format!(r#"{attribute}="false""#),
+            )
+        });
+        let resp = app.upload_fmu(&key, bytes).await;
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        let fmu: Value = resp.json().await.unwrap();
+        let id = fmu["id"].as_str().unwrap();
+        assert_eq!(
+            fmu["co_simulation"]["can_serialize_fmu_state"], false,
+            "{fmu}"
+        );
+        let (field, message) = refused(
+            &app,
+            &key,
+            json!({ "fmu_id": id, "stop_time": 1.0, "save_final_state": true }),
+        )
+        .await;
+        assert_eq!(field, "save_final_state");
+        assert!(message.contains(attribute), "{message}");
+        let resp = upload_state(&app, &key, id, 0.0, vec![1, 2, 3]).await;
+        assert_eq!(resp.status(), 422);
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["problems"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(attribute),
+            "{body}"
+        );
+    }
 }

@@ -590,7 +590,14 @@ fn simulate_saves_a_final_state_and_starts_from_it() {
             &fmu,
             &[
                 &grid[..],
-                &["--start-time", "1", "--stop-time", "2", "--initial-state", state_arg],
+                &[
+                    "--start-time",
+                    "1",
+                    "--stop-time",
+                    "2",
+                    "--initial-state",
+                    state_arg,
+                ],
             ]
             .concat(),
         );
