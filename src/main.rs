@@ -61,6 +61,8 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+// Parsed once from the command line and matched at once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum FmuTask {
     /// Show the model description: interfaces, default experiment, variables.
     Info {

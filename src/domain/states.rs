@@ -165,7 +165,7 @@ async fn keep(
     };
     let quota = i64::try_from(state.config.storage_quota_bytes).unwrap_or(i64::MAX);
     match state.store.add_state(row.clone(), quota).await {
-        Ok(StateAdded::Added(row)) => Ok(row),
+        Ok(StateAdded::Added(row)) => Ok(*row),
         Ok(StateAdded::OverQuota { used }) => {
             remove_file_if_unused(state, &row.sha256).await;
             Err(KeepError::OverQuota(over_quota(

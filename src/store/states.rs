@@ -48,7 +48,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StateRow> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StateAdded {
     /// Recorded (or the user already had it: same FMU, same bytes); the row as it now is.
-    Added(StateRow),
+    Added(Box<StateRow>),
     /// It would take the user's storage past the quota: nothing was recorded.
     OverQuota { used: i64 },
 }
@@ -99,7 +99,7 @@ fn add(conn: &mut Connection, row: &StateRow, quota: i64) -> StoreResult<StateAd
     }
     let stored = get(&tx, &row.user_id, &row.id)?;
     tx.commit()?;
-    Ok(StateAdded::Added(stored.expect("just recorded")))
+    Ok(StateAdded::Added(Box::new(stored.expect("just recorded"))))
 }
 
 /// Bytes the user's saved states take (each counts in full, as each upload does).
