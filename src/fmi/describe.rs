@@ -63,6 +63,10 @@ pub struct ModelInfo {
     /// The units with the display units each can be shown in (for results in display units).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unit_definitions: Vec<UnitDefinition>,
+    /// The names in `<LogCategories>`, in file order: what a run may enable
+    /// (`log_categories`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_categories: Vec<String>,
     /// Model variables in file order (FMI 2 indices are positions in this list, plus one).
     pub variables: Vec<Variable>,
     /// Directories found under `binaries/`, sorted ("x86_64-linux", "linux64", "win64", ...).
@@ -719,6 +723,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             .transpose()?,
         units: md.unitDefintions.iter().map(|u| u.name.clone()).collect(),
         unit_definitions: unit_definitions(&md.unitDefintions),
+        log_categories: md.logCategories.iter().map(|c| c.name.clone()).collect(),
         variables,
         platforms: Vec::new(),
         warnings: Vec::new(),
@@ -955,6 +960,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
             .transpose()?,
         units: md.unitDefinitions.iter().map(|u| u.name.clone()).collect(),
         unit_definitions: unit_definitions(&md.unitDefinitions),
+        log_categories: md.logCategories.iter().map(|c| c.name.clone()).collect(),
         variables,
         platforms: Vec::new(),
         warnings: Vec::new(),
@@ -1148,6 +1154,7 @@ mod tests {
         let info = ModelInfo {
             describe_version: DESCRIBE_VERSION,
             unit_definitions: vec![],
+            log_categories: vec![],
             fmi_version: "2.0".into(),
             model_name: "m".into(),
             instantiation_token: "t".into(),

@@ -165,5 +165,11 @@ pub(super) fn run<F: FmiVersion>(
         None
     };
     F::terminate(&fmu)?;
+    // Frees the instance (fmi-rs does when the last reference goes; for FMI 3 without
+    // logging it).
+    drop(fmu);
+    if job.log_fmi_calls && !F::LOGS_FREE {
+        super::call_log::note_free(log_path, F::CALL_PREFIX);
+    }
     Ok(Some((columns.finish(), final_state)))
 }

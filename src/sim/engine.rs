@@ -414,7 +414,11 @@ fn run<F: FmiVersion>(
     if job.initial_state.is_some() || job.save_final_state {
         return Err(EngineError::Request(STATES_NEED_FAST_LOOP.into()));
     }
-    with_driver(job, prepared, log_path).map(|series| (series, None))
+    let ran = with_driver(job, prepared, log_path);
+    if job.log_fmi_calls {
+        super::call_log::note_driver_calls(log_path);
+    }
+    ran.map(|series| (series, None))
 }
 
 /// Reads the model description, resolves the outputs and builds the input table.

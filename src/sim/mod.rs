@@ -2,6 +2,7 @@
 //! for the server, the engine the worker drives (fmi-rs), and our Model Exchange solver.
 
 mod bdf;
+pub mod call_log;
 mod cs_loop;
 pub mod engine;
 mod fmi_version;

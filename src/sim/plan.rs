@@ -33,6 +33,8 @@ pub struct RunSettings {
     pub cs_options: CsOptions,
     /// FMU states (fmusim's `--initial-fmu-state-file` / `--final-fmu-state-file`).
     pub states: super::fmu_state::StateSettings,
+    /// FMI call logging and the FMU's log categories.
+    pub logging: super::call_log::LogSettings,
 }
 
 /// Output points a run may have at most.
@@ -306,6 +308,10 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
     for (field, why) in s.states.problems(info, interface, s, start_time) {
         problem(field, why);
     }
+    let fast_loop = super::call_log::fast_loop(info, interface, s);
+    for (field, why) in s.logging.problems(info, fast_loop) {
+        problem(&field, why);
+    }
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
@@ -338,6 +344,8 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         cs_options: s.cs_options,
         initial_state: s.states.initial.clone(),
         save_final_state: s.states.save_final,
+        log_fmi_calls: s.logging.fmi_calls,
+        log_categories: s.logging.categories.clone(),
         log_limit: 64 * 1024,
         limits: Default::default(),
     })

@@ -197,6 +197,12 @@ pub struct Job {
     /// `--final-fmu-state-file`), and send it after the results.
     #[serde(default)]
     pub save_final_state: bool,
+    /// Record every FMI call with its arguments and status (fmusim's `--log-fmi-calls`).
+    #[serde(default)]
+    pub log_fmi_calls: bool,
+    /// The FMU's log categories to enable (all when empty); checked by the parent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_categories: Vec<String>,
     /// Most bytes of the FMU's log to send back.
     pub log_limit: usize,
     /// Resource limits the worker applies to itself before loading the FMU.

@@ -174,6 +174,8 @@ impl WorkerPool {
             cs_options: Default::default(),
             initial_state: None,
             save_final_state: false,
+            log_fmi_calls: false,
+            log_categories: vec![],
             log_limit: 0,
             limits: self.config.limits,
         };

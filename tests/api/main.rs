@@ -7,6 +7,7 @@ mod access_log;
 mod accounts;
 mod aliases;
 mod billing;
+mod call_log;
 mod charging;
 mod contract;
 mod deploy;

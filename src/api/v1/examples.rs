@@ -174,6 +174,11 @@ impl Example for FmuAlias {
 impl Example for Fmu {
     fn example() -> Self {
         Fmu {
+            log_categories: vec![
+                "logEvents".into(),
+                "logStatusWarning".into(),
+                "logStatusError".into(),
+            ],
             id: FMU_HASH.into(),
             library_id: Some("lib:BouncingBall".into()),
             model_name: "BouncingBall".into(),

@@ -196,6 +196,8 @@ pub struct Fmu {
     /// What the upload checks accepted with a remark, found when the file was first checked
     /// (so a second upload of the same bytes shows them too); empty for a clean FMU.
     pub warnings: Vec<FmuWarning>,
+    /// The model's `<LogCategories>`: what a run may enable with `log_categories`.
+    pub log_categories: Vec<String>,
 }
 
 impl From<FmuRecord> for Fmu {
@@ -212,6 +214,7 @@ impl From<FmuRecord> for Fmu {
             variables,
             platforms,
             warnings,
+            log_categories,
             ..
         } = r.info;
         Fmu {
@@ -233,6 +236,7 @@ impl From<FmuRecord> for Fmu {
                 tolerance: e.tolerance,
                 step_size: e.step_size,
             }),
+            log_categories,
             platforms,
             units,
             variables: variables

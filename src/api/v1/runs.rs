@@ -176,6 +176,17 @@ pub struct RunCreate {
     /// `initial_state`.
     #[oai(skip_serializing_if_is_none)]
     pub save_final_state: Option<bool>,
+    // Logging (fmusim's --log-fmi-calls and the FMU's log categories).
+    /// Record every FMI call the run makes, with its arguments and status, in the run's log
+    /// (default `false`); at most 1 MiB of calls, then the log says it stopped. Calls that
+    /// fmi-rs's driver makes (Model Exchange, FMI 3 Co-Simulation options, structural
+    /// parameters) are not recorded, and the log says so.
+    #[oai(skip_serializing_if_is_none)]
+    pub log_fmi_calls: Option<bool>,
+    /// The FMU's log categories to enable (its `<LogCategories>`, as `GET /fmus/{id}` lists
+    /// them); default: all. FMI 3 Co-Simulation only.
+    #[oai(skip_serializing_if_is_none, validator(max_items = 100))]
+    pub log_categories: Option<Vec<Text>>,
 }
 
 impl RunCreate {
@@ -207,6 +218,8 @@ impl RunCreate {
             intermediate_update: None,
             initial_state: None,
             save_final_state: None,
+            log_fmi_calls: None,
+            log_categories: None,
         }
     }
 }
@@ -506,6 +519,15 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
                 intermediate_update: body.intermediate_update.unwrap_or(false),
             },
             states: Default::default(),
+            logging: crate::sim::call_log::LogSettings {
+                fmi_calls: body.log_fmi_calls.unwrap_or(false),
+                categories: body
+                    .log_categories
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| c.0)
+                    .collect(),
+            },
         },
         timeout,
         name,

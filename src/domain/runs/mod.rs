@@ -85,6 +85,11 @@ pub struct StoredSettings {
     pub initial_state: Option<String>,
     #[serde(default, skip_serializing_if = "is_off")]
     pub save_final_state: bool,
+    // Logging, left out when unused (same reason).
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub log_fmi_calls: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_categories: Vec<String>,
 }
 
 fn is_off(b: &bool) -> bool {
@@ -224,6 +229,8 @@ pub async fn start(
         display_units: new.settings.display_units,
         initial_state: new.states.initial.as_ref().map(|r| r.trim().to_string()),
         save_final_state: job.save_final_state,
+        log_fmi_calls: job.log_fmi_calls,
+        log_categories: job.log_categories.clone(),
     };
     let request_hash = hash_request(&record.id, &stored, &job.inputs);
     let name = new
