@@ -22,6 +22,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once from the command line and matched at once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve the dashboard and the API.
     Serve {
