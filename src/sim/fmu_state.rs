@@ -6,7 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::RunSettings;
 use super::protocol::Interface;
 use crate::fmi::describe::ModelInfo;
 use crate::format::Number;
@@ -49,11 +48,13 @@ impl StateSettings {
     /// What is wrong with using states in this run, as (field, message): the interface must
     /// be Co-Simulation run by our own loop, the FMU must be able to get, set and serialise
     /// its state, and an explicit start time must be the state's.
+    /// `fast_loop`: whether the engine's own Co-Simulation loop runs the request
+    /// ([`super::call_log::fast_loop`]).
     pub fn problems(
         &self,
         info: &ModelInfo,
         interface: Interface,
-        settings: &RunSettings,
+        fast_loop: bool,
         start_time: f64,
     ) -> Vec<(&'static str, String)> {
         let field = if self.initial.is_some() {
@@ -65,12 +66,7 @@ impl StateSettings {
         if !self.is_used() {
             return problems;
         }
-        let structural = info.is_fmi3()
-            && settings.start_values.iter().any(|(n, _)| {
-                info.resolve(n)
-                    .is_some_and(|v| v.causality == "structuralParameter")
-            });
-        if interface != Interface::Cs || !settings.cs_options.is_default() || structural {
+        if !fast_loop {
             problems.push((field, STATES_NEED_FAST_LOOP.to_owned()));
         }
         if interface == Interface::Cs

@@ -305,10 +305,10 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
     for (field, why) in cs_option_problems(info, interface, s.cs_options) {
         problem(field, why);
     }
-    for (field, why) in s.states.problems(info, interface, s, start_time) {
+    let fast_loop = super::call_log::fast_loop(info, interface, s);
+    for (field, why) in s.states.problems(info, interface, fast_loop, start_time) {
         problem(field, why);
     }
-    let fast_loop = super::call_log::fast_loop(info, interface, s);
     for (field, why) in s.logging.problems(info, fast_loop) {
         problem(&field, why);
     }
