@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::fmi::archive::{self, ArchiveError};
 use crate::fmi::describe::{self, DescribeError};
+use crate::fmi::validation;
 use crate::sim::fmu_state::{SavedState, StateSettings, check_size};
 use crate::sim::plan::{self, Problems, RunSettings};
 use crate::sim::protocol::{CsOptions, InputSignal, Interface, Solver};
@@ -22,6 +23,9 @@ pub enum CliError {
     Archive(#[from] ArchiveError),
     #[error("{0}")]
     Describe(#[from] DescribeError),
+    /// `fmu validate` found errors: the whole report.
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
     /// A `--start` flag that is not `name=value`.
@@ -179,21 +183,95 @@ fn alias_line(a: &describe::Alias) -> String {
     format!("  alias {}{unit}{description}\n", a.name)
 }
 
-/// `fmu validate`: the checks an upload goes through, and the warnings an upload reports (one
-/// line each, after the verdict).
-pub fn validate(path: &Path) -> Result<String, CliError> {
-    let opened = open(path)?;
-    describe::check_platform(&opened.dir.path().join("fmu"), &opened.info)?;
-    let mut out = format!(
-        "{} is a valid FMI {} FMU ({}) that runs on this platform",
-        path.display(),
-        opened.info.fmi_version,
-        opened.info.model_name
-    );
-    for warning in &opened.info.warnings {
-        out.push_str(&format!("\nwarning: {warning}"));
+/// `fmu validate`: the checks an upload goes through — the archive, the model description
+/// against the standard's rules, a smoke test of each interface in the sandboxed worker — and
+/// the report an upload stores: the verdict, then one line per problem and per smoke test.
+/// Errors are `Err(CliError::Invalid)` (exit status 1) unless `lenient`, as for an upload.
+pub async fn validate(path: &Path, lenient: bool) -> Result<String, CliError> {
+    let dir = tempfile::Builder::new()
+        .prefix("fmu-gateway-")
+        .tempdir()
+        .map_err(CliError::TempDir)?;
+    let target = dir.path().join("fmu");
+    let extracted = archive::extract(path, &target, &archive::Limits::default())?;
+    let mut problems = validation::check_files(&target, &extracted.warnings)?;
+    // What cannot be read or run ends the report, after the problems found so far.
+    let unrunnable = |problems: &[validation::Problem], e: DescribeError| {
+        if problems.is_empty() {
+            CliError::Describe(e)
+        } else {
+            CliError::Invalid(format!("{}\n{e}", report_text(path, None, problems, &[])))
+        }
+    };
+    let info = describe::describe_with(&target, describe::Rules::Report)
+        .map_err(|e| unrunnable(&problems, e))?;
+    describe::check_platform(&target, &info).map_err(|e| unrunnable(&problems, e))?;
+    let pool = local_pool(dir.path())?;
+    let smoke = crate::sim::smoke::run(&pool, &info, &target).await;
+    problems.extend(crate::sim::smoke::problems(&smoke));
+    let text = report_text(path, Some(&info), &problems, &smoke);
+    if validation::has_errors(&problems) && !lenient {
+        return Err(CliError::Invalid(text));
     }
-    Ok(out)
+    Ok(text)
+}
+
+/// A validation report for a terminal: the verdict, then one line per problem and per smoke
+/// test.
+fn report_text(
+    path: &Path,
+    info: Option<&describe::ModelInfo>,
+    problems: &[validation::Problem],
+    smoke: &[validation::SmokeTest],
+) -> String {
+    let count = |severity| problems.iter().filter(|p| p.severity == severity).count();
+    let (errors, warnings) = (
+        count(validation::Severity::Error),
+        count(validation::Severity::Warning),
+    );
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let model = info.map_or(String::new(), |i| {
+        format!(" (FMI {} model {})", i.fmi_version, i.model_name)
+    });
+    let verdict = if errors == 0 { "valid" } else { "invalid" };
+    let mut out = format!(
+        "{}{model}: {verdict}, {}, {}",
+        path.display(),
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    );
+    for p in problems {
+        out.push_str(&format!("\n{p}"));
+    }
+    for t in smoke {
+        let outcome = match t.outcome {
+            validation::SmokeOutcome::Passed => "passed",
+            validation::SmokeOutcome::Failed => "failed",
+            validation::SmokeOutcome::Skipped => "skipped",
+        };
+        out.push_str(&format!(
+            "\nsmoke test {}: {outcome} ({} to {}) in {} ms",
+            t.interface.as_str(),
+            crate::format::Number(t.start_time),
+            crate::format::Number(t.stop_time),
+            t.duration_ms
+        ));
+        if let Some(m) = &t.message {
+            out.push_str(&format!(": {m}"));
+        }
+    }
+    out
+}
+
+/// A pool of one sandboxed worker with scratch space under `dir`, as `fmu simulate` uses.
+fn local_pool(dir: &Path) -> Result<Arc<WorkerPool>, CliError> {
+    Ok(WorkerPool::new(PoolConfig {
+        exe: std::env::current_exe().map_err(CliError::CurrentExe)?,
+        scratch_root: dir.join("scratch"),
+        workers: 1,
+        limits: Default::default(),
+        log_limit: 64 * 1024,
+    }))
 }
 
 /// The run settings `fmu simulate` takes as flags (flattened into its command): the CLI's
@@ -352,14 +430,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, CliError> {
     describe::check_platform(&fmu_dir, &opened.info)?;
     let settings = args.settings;
     let job = plan::plan(&opened.info, &fmu_dir, &settings)?;
-    let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
-    let pool = WorkerPool::new(PoolConfig {
-        exe,
-        scratch_root: opened.dir.path().join("scratch"),
-        workers: 1,
-        limits: Default::default(),
-        log_limit: 64 * 1024,
-    });
+    let pool = local_pool(opened.dir.path())?;
     let outcome = Arc::clone(&pool).run(job, args.timeout).await?;
     if settings.logging.fmi_calls || !settings.logging.categories.is_empty() {
         eprint!("{}", outcome.log);

@@ -73,8 +73,15 @@ enum FmuTask {
         #[arg(long)]
         json: bool,
     },
-    /// Check that the FMU is well formed and runs on this platform.
-    Validate { fmu: PathBuf },
+    /// Validate the FMU as an upload is: the archive, the model description against the
+    /// standard's rules, and a smoke test of each interface in the sandbox. Prints the report;
+    /// exits 1 when it has errors.
+    Validate {
+        fmu: PathBuf,
+        /// Report errors but exit 0, as a lenient upload accepts them.
+        #[arg(long)]
+        lenient: bool,
+    },
     /// Simulate in a sandboxed worker and write the results as CSV (`time,<variable>,…`).
     Simulate {
         fmu: PathBuf,
@@ -270,7 +277,7 @@ async fn run(command: Command) -> Result<(), Failure> {
 async fn fmu(task: FmuTask) -> Result<(), CliError> {
     match task {
         FmuTask::Info { fmu, json } => print!("{}", cli::info(&fmu, json)?),
-        FmuTask::Validate { fmu } => println!("{}", cli::validate(&fmu)?),
+        FmuTask::Validate { fmu, lenient } => println!("{}", cli::validate(&fmu, lenient).await?),
         FmuTask::Simulate {
             fmu,
             run,

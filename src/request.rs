@@ -28,9 +28,21 @@ pub struct ErrorBody {
 #[derive(Object, Debug, Clone, serde::Serialize)]
 pub struct FieldProblem {
     /// The field at fault: `stop_time`, `start_values.<name>`, `outputs.<name>`,
-    /// `inputs.<name>`, …
+    /// `inputs.<name>`, … For `invalid_fmu`: the element or archive entry at fault
+    /// (`<Float64 name="h">`).
     pub field: String,
     pub message: String,
+    /// For `invalid_fmu`: the validation code (as in `GET /fmus/{id}/validation`).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// For `invalid_fmu`: 1-based line and column in `modelDescription.xml`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 /// Our JSON error answer (`{"code", "message"}`) with `status`, for code outside the API's
@@ -88,6 +100,9 @@ error_codes! {
     ExpiredApiKey => [401], "the API key has expired";
     RevokedApiKey => [401], "the API key was revoked";
     BadCredentials => [401], "wrong email or password";
+    InvalidFmu => [422],
+        "the uploaded FMU's validation found errors: `problems` lists each with its `code`, \
+         `line` and `column` (upload with `lenient=true` to accept what can still be read)";
     InsufficientCredits => [402], "the balance cannot pay for the run: buy credits";
     KeyRestricted => [403],
         "the key is valid but its restrictions (attenuation) forbid this request";

@@ -405,6 +405,7 @@ fn describes_an_fmi2_model_with_both_interfaces() {
         platforms: vec!["linux64".into(), "win64".into()],
         scheduled_execution: None,
         warnings: vec![],
+        validation: None,
     };
     // `e` declares min="0.5" max="1".
     let mut expected = expected;
@@ -670,6 +671,7 @@ fn describes_an_fmi3_model_with_both_interfaces() {
         platforms: vec!["x86_64-linux".into(), "x86_64-windows".into()],
         scheduled_execution: None,
         warnings: vec![],
+        validation: None,
     };
     // The array parameter `arr` has one <Dimension>, sized by the structural parameter `n`;
     // the enumeration lists its type's items.

@@ -559,6 +559,11 @@ Status model_enter_initialization(Instance *m, double start_time) {
 
 Status model_exit_initialization(Instance *m) {
     if (!model_check_mode(m, "ExitInitializationMode", M(MODE_INITIALIZATION))) return ST_ERROR;
+#ifdef FAIL_INITIALIZE
+    /* A broken model for the tests: it never leaves initialization mode. */
+    model_log(m, ST_ERROR, "logStatusError", "initialization failed on purpose (FAIL_INITIALIZE)");
+    return ST_ERROR;
+#endif
     if (m->interface == IF_CO_SIMULATION && !m->event_mode_used) {
         /* handle an event that holds at the start time (e.g. a ball started on the floor) */
         apply_event(m);

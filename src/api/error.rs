@@ -90,6 +90,25 @@ fn body(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
     })
 }
 
+/// `invalid_fmu` listing every error of the validation report with its code and position.
+fn invalid_fmu(report: &crate::fmi::validation::Report) -> Json<ErrorBody> {
+    let list = report
+        .errors()
+        .map(|p| FieldProblem {
+            field: p.subject.clone(),
+            message: p.message.clone(),
+            code: Some(p.code.as_str()),
+            line: p.line,
+            column: p.column,
+        })
+        .collect();
+    Json(ErrorBody {
+        code: ErrorCode::InvalidFmu,
+        message: report.error_summary(),
+        problems: Some(list),
+    })
+}
+
 /// `invalid_request` listing every problem, each with its field.
 fn with_problems(problems: crate::sim::plan::Problems) -> Json<ErrorBody> {
     let message = problems.to_string();
@@ -99,6 +118,9 @@ fn with_problems(problems: crate::sim::plan::Problems) -> Json<ErrorBody> {
         .map(|p| FieldProblem {
             field: p.field,
             message: p.message,
+            code: None,
+            line: None,
+            column: None,
         })
         .collect();
     Json(ErrorBody {
@@ -161,6 +183,7 @@ impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
         match err {
             AppError::Invalid(m) => ApiError::Unprocessable(body(ErrorCode::InvalidRequest, m)),
+            AppError::InvalidFmu(report) => ApiError::Unprocessable(invalid_fmu(&report)),
             AppError::Problems(problems) => ApiError::Unprocessable(with_problems(problems)),
             AppError::Malformed(problems) => ApiError::BadRequest(with_problems(problems)),
             AppError::Unavailable(m) => {
@@ -393,6 +416,9 @@ pub fn framework_error(err: poem::Error) -> poem::Response {
             problems: Some(vec![FieldProblem {
                 field,
                 message: message.clone(),
+                code: None,
+                line: None,
+                column: None,
             }]),
             message,
         };

@@ -28,6 +28,9 @@ pub enum AppError {
     /// problem with the field at fault: a client bug rather than a setting to change.
     #[error("{0}")]
     Malformed(crate::sim::plan::Problems),
+    /// An upload whose validation report has errors (and that was not lenient).
+    #[error("{}", .0.error_summary())]
+    InvalidFmu(Box<crate::fmi::validation::Report>),
     /// The service cannot do this right now (e.g. simulations, while its self-test fails).
     #[error("{0}")]
     Unavailable(String),

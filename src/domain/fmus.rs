@@ -14,6 +14,7 @@ use crate::domain::error::AppError;
 use crate::domain::ids::{FmuId, UserId};
 use crate::fmi::archive::{self, Limits};
 use crate::fmi::describe::{self, ModelInfo};
+use crate::fmi::validation::{self, Report};
 use crate::state::State;
 use crate::store::fmus::{FmuRow, NewFmu, Owned};
 use crate::store::{self, StoreError};
@@ -27,6 +28,9 @@ pub enum RegistryError {
     /// The model description is not one we can run.
     #[error(transparent)]
     Describe(#[from] describe::DescribeError),
+    /// The validation report has errors and the upload was not lenient.
+    #[error("{}", .0.error_summary())]
+    Refused(Box<Report>),
     /// The upload could not be read from the request.
     #[error("reading the upload: {0}")]
     Unreadable(std::io::Error),
@@ -73,6 +77,7 @@ impl From<RegistryError> for AppError {
             RegistryError::Archive(_)
             | RegistryError::Describe(_)
             | RegistryError::Unreadable(_) => AppError::Invalid(e.to_string()),
+            RegistryError::Refused(report) => AppError::InvalidFmu(report),
             RegistryError::TooLarge(m) => AppError::TooLarge(m),
             RegistryError::OverQuota(m) => AppError::QuotaExceeded(m),
             RegistryError::VolumeLow(m) => AppError::Unavailable(m),
@@ -167,13 +172,28 @@ pub enum Stored {
     AlreadyThere,
 }
 
+/// How an upload treats the errors of its validation report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Strictness {
+    /// Errors refuse it.
+    #[default]
+    Strict,
+    /// Errors are recorded and it is accepted, as FMPy reads a model with `validate=False`,
+    /// unless it cannot be read or run at all (an unsafe archive, XML no parser reads, no
+    /// binary for this platform).
+    Lenient,
+}
+
 /// Stores an uploaded file (already written to `tmp_file` by the caller, who enforced the
-/// size limit) for `user_id`: checks it, extracts it once, records its metadata.
+/// size limit) for `user_id`: checks it, extracts it once, records its metadata. A new FMU is
+/// validated (its files, then a smoke test of each interface in the sandbox) and its report
+/// stored with it; one the service knows already keeps the report it got then.
 pub async fn add_upload(
     state: &State,
     user_id: &UserId,
     upload: UploadFile,
     file_name: &str,
+    strictness: Strictness,
 ) -> Result<(FmuRecord, Stored)> {
     // `upload` removes its temp file when dropped, whatever happens below.
     let tmp_file = upload.path.clone();
@@ -187,28 +207,46 @@ pub async fn add_upload(
     .map_err(io("reading the stored upload"))?;
     let id = FmuId::from(id);
 
-    let known = state.store.has_fmu(&id).await?;
-    if !known {
-        let (tmp, id2, data) = (tmp_file.clone(), id.clone(), data_dir.clone());
-        let (info, stored) =
-            tokio::task::spawn_blocking(move || install(&data, &tmp, &id2, &limits)).await??;
-        let info_json =
-            serde_json::to_string(&info).map_err(|source| RegistryError::StoredInfo {
-                id: id.clone(),
-                source,
-            })?;
-        state
-            .store
-            .add_fmu(NewFmu {
-                id: id.clone(),
-                model_name: info.model_name.clone(),
-                fmi_version: info.fmi_version.clone(),
-                size_bytes: size as i64,
-                stored_bytes: stored as i64,
-                info: info_json,
-                created_at: store::now_ms(),
-            })
-            .await?;
+    match state.store.fmu_info(&id).await? {
+        Some(json) => {
+            let info: ModelInfo =
+                serde_json::from_str(&json).map_err(|source| RegistryError::StoredInfo {
+                    id: id.clone(),
+                    source,
+                })?;
+            if let Some(report) = info.validation
+                && strictness == Strictness::Strict
+                && report.has_errors()
+            {
+                return Err(RegistryError::Refused(Box::new(report)));
+            }
+        }
+        None => {
+            let (tmp, data) = (tmp_file.clone(), data_dir.clone());
+            let checked =
+                tokio::task::spawn_blocking(move || check(&data, &tmp, &limits)).await??;
+            let checked = smoke_test(state, checked, strictness).await?;
+            let (tmp, id2, data) = (tmp_file.clone(), id.clone(), data_dir.clone());
+            let (info, stored) =
+                tokio::task::spawn_blocking(move || place(&data, &tmp, &id2, checked)).await??;
+            let info_json =
+                serde_json::to_string(&info).map_err(|source| RegistryError::StoredInfo {
+                    id: id.clone(),
+                    source,
+                })?;
+            state
+                .store
+                .add_fmu(NewFmu {
+                    id: id.clone(),
+                    model_name: info.model_name.clone(),
+                    fmi_version: info.fmi_version.clone(),
+                    size_bytes: size as i64,
+                    stored_bytes: stored as i64,
+                    info: info_json,
+                    created_at: store::now_ms(),
+                })
+                .await?;
+        }
     }
     drop(upload);
     let quota = i64::try_from(state.config.storage_quota_bytes).unwrap_or(i64::MAX);
@@ -271,26 +309,88 @@ fn tree_size(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Extracts and checks a new FMU, then moves it into place as `<id>.fmu` and `<id>/`.
-/// Returns its description and the bytes it takes on disk (file and extracted tree).
-fn install(data_dir: &Path, file: &Path, id: &FmuId, limits: &Limits) -> Result<(ModelInfo, u64)> {
+/// A new FMU extracted to a temporary directory and checked, not yet in place. The directory
+/// goes when this is dropped, unless [`place`] moved it.
+struct Checked {
+    dir: PathBuf,
+    info: ModelInfo,
+}
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Checked {
+    fn report(&mut self) -> &mut Report {
+        self.info.validation.get_or_insert_with(Report::default)
+    }
+}
+
+/// Extracts a new FMU and checks its files: the archive (unsafe ones are refused outright),
+/// the model description against the standard's rules (problems go to the report), and that
+/// it can be read and has a binary for this server (refused otherwise, lenient or not).
+fn check(data_dir: &Path, file: &Path, limits: &Limits) -> Result<Checked> {
     let dir = temp_path(data_dir, "extract");
-    let checked = (|| -> Result<ModelInfo> {
-        let extracted = archive::extract(file, &dir, limits)?;
-        let mut info = describe::describe(&dir)?;
-        describe::check_platform(&dir, &info)?;
-        // Kept with the FMU, so a later upload of the same bytes (which is not extracted
-        // again) and every read of it show them too.
-        info.warnings = extracted.warnings;
-        Ok(info)
-    })();
-    let info = match checked {
-        Ok(info) => info,
+    let info = check_in(&dir, file, limits);
+    match info {
+        Ok(info) => Ok(Checked { dir, info }),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
+            Err(e)
         }
+    }
+}
+
+/// [`check`] extracting into `dir`.
+fn check_in(dir: &Path, file: &Path, limits: &Limits) -> Result<ModelInfo> {
+    let extracted = archive::extract(file, dir, limits)?;
+    let problems = validation::check_files(dir, &extracted.warnings)?;
+    let report = Report::new(problems, store::now_ms());
+    let mut info = match describe::describe_with(dir, describe::Rules::Report) {
+        Ok(info) => info,
+        // What no parser reads is refused whatever the strictness; the report says where.
+        Err(_) if report.has_errors() => {
+            return Err(RegistryError::Refused(Box::new(report)));
+        }
+        Err(e) => return Err(e.into()),
     };
+    describe::check_platform(dir, &info)?;
+    // Kept with the FMU, so a later upload of the same bytes (which is not extracted again)
+    // and every read of it show them too.
+    info.warnings = extracted.warnings;
+    info.validation = Some(report);
+    Ok(info)
+}
+
+/// Refuses a strict upload whose files have errors; otherwise smoke-tests each interface in
+/// the sandbox and refuses a strict upload whose FMU failed one.
+async fn smoke_test(
+    state: &State,
+    mut checked: Checked,
+    strictness: Strictness,
+) -> Result<Checked> {
+    let refuse =
+        |checked: &mut Checked| strictness == Strictness::Strict && checked.report().has_errors();
+    if refuse(&mut checked) {
+        return Err(RegistryError::Refused(Box::new(checked.report().clone())));
+    }
+    let tests = crate::sim::smoke::run(&state.workers, &checked.info, &checked.dir).await;
+    let failed = crate::sim::smoke::problems(&tests);
+    checked.report().extend(failed);
+    checked.report().smoke_tests = tests;
+    if refuse(&mut checked) {
+        return Err(RegistryError::Refused(Box::new(checked.report().clone())));
+    }
+    Ok(checked)
+}
+
+/// Moves a checked FMU into place as `<id>.fmu` and `<id>/`. Returns its description and the
+/// bytes it takes on disk (file and extracted tree).
+fn place(data_dir: &Path, file: &Path, id: &FmuId, checked: Checked) -> Result<(ModelInfo, u64)> {
+    let dir = checked.dir.clone();
+    let info = checked.info.clone();
     let root = root(data_dir);
     let stored_file = root.join(format!("{id}.fmu"));
     let file_bytes = std::fs::copy(file, &stored_file).map_err(io("storing the FMU"))?;
@@ -445,6 +545,7 @@ async fn describe_again(state: &State, mut record: FmuRecord) -> Result<FmuRecor
     match fresh {
         Ok(Ok(Ok(mut info))) => {
             info.warnings = std::mem::take(&mut record.info.warnings);
+            info.validation = record.info.validation.take();
             match serde_json::to_string(&info) {
                 Ok(json) => state.store.update_fmu_info(&record.id, json).await?,
                 Err(e) => tracing::error!(error = %e, "serialising a model description"),
@@ -456,6 +557,22 @@ async fn describe_again(state: &State, mut record: FmuRecord) -> Result<FmuRecor
         }
     }
     Ok(record)
+}
+
+/// The validation report of an FMU the user can see. Records stored before reports existed
+/// get one made now from their files (without a smoke test).
+pub async fn validation_report(state: &State, user_id: &UserId, reference: &str) -> Result<Report> {
+    let record = resolve(state, user_id, reference).await?;
+    if let Some(report) = record.info.validation {
+        return Ok(report);
+    }
+    let data_dir = state.config.data_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let dir = extracted_dir(&data_dir, &record.id)?;
+        let problems = validation::check_files(&dir, &record.info.warnings)?;
+        Ok(Report::new(problems, store::now_ms()))
+    })
+    .await?
 }
 
 /// Library models and the user's uploads.
@@ -489,7 +606,21 @@ pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> 
         }
         let file = temp_path(data_dir, "library");
         std::fs::write(&file, bytes).map_err(io("writing a library model"))?;
-        let installed = install(data_dir, &file, &id, &Limits::default());
+        // Built-in models get the file checks; the start-up self-test runs them instead of a
+        // smoke test.
+        let installed = check(data_dir, &file, &Limits::default()).and_then(|checked| {
+            if checked
+                .info
+                .validation
+                .as_ref()
+                .is_some_and(Report::has_errors)
+            {
+                return Err(RegistryError::Refused(Box::new(
+                    checked.info.validation.clone().unwrap_or_default(),
+                )));
+            }
+            place(data_dir, &file, &id, checked)
+        });
         let _ = std::fs::remove_file(&file);
         let (info, stored) = installed.map_err(|e| RegistryError::Library {
             model: format!("{name} ({version})"),

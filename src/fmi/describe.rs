@@ -75,6 +75,10 @@ pub struct ModelInfo {
     /// bytes…). Set by whoever extracted the archive; [`describe`] only reads the directory.
     #[serde(default)]
     pub warnings: Vec<ArchiveWarning>,
+    /// The validation report made when the FMU was first checked; `None` for records stored
+    /// before reports existed. Set by whoever checked it; [`describe`] only reads the files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<super::validation::Report>,
 }
 
 /// One FMI interface (Co-Simulation, Model Exchange or Scheduled Execution). Capabilities that
@@ -400,9 +404,26 @@ impl ModelInfo {
     }
 }
 
+/// Whether [`describe_with`] refuses a model description that breaks fmusim's rules (as
+/// fmi-rs validates them), or only one it cannot read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rules {
+    /// Refuse it ([`DescribeError::Invalid`]), as `fmu info` and a strict upload do.
+    Enforce,
+    /// Read it anyway, as FMPy does with `validate=False`: the upload's validation report
+    /// (`fmi::validation`) lists the problems instead.
+    Report,
+}
+
 /// Reads `<dir>/modelDescription.xml` (FMI 2.0 or 3.0), validates it with fmi-rs, and summarizes
 /// it together with the platforms found under `<dir>/binaries`.
 pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
+    describe_with(dir, Rules::Enforce)
+}
+
+/// Reads `<dir>/modelDescription.xml` as a text, bounded by [`MAX_MODEL_DESCRIPTION_BYTES`] and
+/// refusing markup declarations.
+pub fn read_text(dir: &Path) -> Result<String, DescribeError> {
     let path = dir.join(MODEL_DESCRIPTION);
     let meta = match fs::metadata(&path) {
         Ok(meta) if meta.is_file() => meta,
@@ -440,7 +461,13 @@ pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
         ))
     })?;
     refuse_declarations(&text)?;
+    Ok(text)
+}
 
+/// [`describe`], enforcing fmusim's rules or leaving them to the validation report.
+pub fn describe_with(dir: &Path, rules: Rules) -> Result<ModelInfo, DescribeError> {
+    let path = dir.join(MODEL_DESCRIPTION);
+    let text = read_text(dir)?;
     let version = match fmi_rs::model_description::peek_fmi_version(&path) {
         Ok(version) => version,
         Err(ModelDescriptionError::Parse(detail)) => return Err(DescribeError::Xml(detail)),
@@ -449,9 +476,9 @@ pub fn describe(dir: &Path) -> Result<ModelInfo, DescribeError> {
         Err(other) => return Err(DescribeError::Xml(other.to_string())),
     };
     let mut info = if version == "2.0" {
-        describe_fmi2(&text, &version)?
+        describe_fmi2(&text, &version, rules)?
     } else if version.starts_with("3.") {
-        describe_fmi3(&text, &version)?
+        describe_fmi3(&text, &version, rules)?
     } else {
         return Err(DescribeError::UnsupportedVersion(version));
     };
@@ -641,7 +668,8 @@ fn xml_name(debug: impl fmt::Debug) -> String {
     }
 }
 
-fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> {
+/// fmi-rs's fmi2 parser, reading real `<UnitDefinitions>` (see [`describe_fmi2`]).
+fn parse_fmi2(text: &str, version: &str) -> Result<fmi2::ModelDescription, DescribeError> {
     // fmi-rs 0.3.4 looks for FMI 2 units under a misspelled <UnitDefintions> element, so it
     // never sees real ones. Renaming the element in our copy of the text lets its parser read
     // them; the tests check that units arrive, which will flag a future fmi-rs that fixes the
@@ -650,8 +678,36 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
     let text = text
         .replace("<UnitDefinitions", "<UnitDefintions")
         .replace("</UnitDefinitions", "</UnitDefintions");
-    let md = fmi2::ModelDescription::from_string(&text).map_err(|e| parse_error(version, e))?;
-    problems(version, &text, md.validate())?;
+    fmi2::ModelDescription::from_string(&text).map_err(|e| parse_error(version, e))
+}
+
+/// What fmi-rs's validation (fmusim's rules) finds in a model description of `version`: each
+/// problem with the byte offset of the element at fault, when it has one. Byte offsets may
+/// be a few bytes off on FMI 2 lines that name `<UnitDefinitions>`, never off by a line.
+pub fn rule_problems(
+    text: &str,
+    version: &str,
+) -> Result<Vec<(Option<usize>, String)>, DescribeError> {
+    let found = if version == "2.0" {
+        parse_fmi2(text, version)?.validate()
+    } else if version.starts_with("3.") {
+        fmi3::ModelDescription::from_string(text)
+            .map_err(|e| parse_error(version, e))?
+            .validate()
+    } else {
+        return Err(DescribeError::UnsupportedVersion(version.to_owned()));
+    };
+    Ok(found
+        .into_iter()
+        .map(|p| (p.range.first().map(|r| r.start), p.message))
+        .collect())
+}
+
+fn describe_fmi2(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, DescribeError> {
+    let md = parse_fmi2(text, version)?;
+    if rules == Rules::Enforce {
+        problems(version, text, md.validate())?;
+    }
 
     let variables = md
         .modelVariables
@@ -727,6 +783,7 @@ fn describe_fmi2(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
         variables,
         platforms: Vec::new(),
         warnings: Vec::new(),
+        validation: None,
     })
 }
 
@@ -889,9 +946,11 @@ fn fmi3_start(t: &fmi3::VariableType) -> Option<String> {
     }
 }
 
-fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> {
+fn describe_fmi3(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, DescribeError> {
     let md = fmi3::ModelDescription::from_string(text).map_err(|e| parse_error(version, e))?;
-    problems(version, text, md.validate())?;
+    if rules == Rules::Enforce {
+        problems(version, text, md.validate())?;
+    }
 
     let variables = md
         .modelVariables
@@ -964,6 +1023,7 @@ fn describe_fmi3(text: &str, version: &str) -> Result<ModelInfo, DescribeError> 
         variables,
         platforms: Vec::new(),
         warnings: Vec::new(),
+        validation: None,
     })
 }
 
@@ -1168,6 +1228,7 @@ mod tests {
             variables: out,
             platforms: Vec::new(),
             warnings: Vec::new(),
+            validation: None,
         };
         assert_eq!(info.resolve("speed").unwrap().name, "v");
         assert_eq!(info.resolve("der(x)").unwrap().name, "v");

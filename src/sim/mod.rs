@@ -14,5 +14,6 @@ pub mod recorded;
 pub mod result_file;
 pub mod runner;
 pub mod sandbox;
+pub mod smoke;
 pub mod solver;
 pub mod worker;

@@ -250,6 +250,18 @@ impl Store {
         self.run(move |conn| exists(conn, &id)).await
     }
 
+    /// The stored description (JSON of `fmi::describe::ModelInfo`) of a known FMU, whoever
+    /// owns it: what a second upload of the same bytes is checked against.
+    pub async fn fmu_info(&self, id: &FmuId) -> StoreResult<Option<String>> {
+        let id = id.clone();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row("SELECT info FROM fmus WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
     /// [`Store::has_fmu`] for start-up code that runs before the server serves.
     pub fn has_fmu_blocking(&self, id: &FmuId) -> StoreResult<bool> {
         exists(&*self.conn()?, id)

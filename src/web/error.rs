@@ -26,7 +26,9 @@ impl From<crate::domain::fmus::RegistryError> for WebError {
 impl From<AppError> for WebError {
     fn from(err: AppError) -> Self {
         let status = match &err {
-            AppError::Invalid(_) | AppError::Problems(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Invalid(_) | AppError::Problems(_) | AppError::InvalidFmu(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::BadCredentials | AppError::Auth(_) => StatusCode::UNAUTHORIZED,

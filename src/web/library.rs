@@ -15,6 +15,7 @@ use crate::auth::csrf;
 use crate::auth::session::Session;
 use crate::domain::error::AppError;
 use crate::domain::fmus::{self, FmuRecord};
+use crate::fmi::validation;
 use crate::state::State;
 
 fn interfaces(r: &FmuRecord) -> String {
@@ -66,6 +67,10 @@ fn upload_form(s: &Session) -> Markup {
             hx-post=(paths::LIBRARY) hx-encoding="multipart/form-data" hx-target="#library-table" hx-swap="outerHTML" {
             (csrf_field(s))
             label for="fmu-file" { "Upload an FMU" }
+            label.check {
+                input type="checkbox" name="lenient" value="1";
+                " Accept it despite errors (lenient)"
+            }
             input #fmu-file type="file" name="file" accept=".fmu" required;
             button.primary type="submit" { "Upload" }
         }
@@ -119,6 +124,7 @@ pub async fn upload(
         )
     };
     let mut stored = None;
+    let mut strictness = fmus::Strictness::Strict;
     while let Some(field) = form
         .next_field()
         .await
@@ -139,6 +145,10 @@ pub async fn upload(
             token_needed = false;
             continue;
         }
+        if field.name() == Some("lenient") {
+            strictness = fmus::Strictness::Lenient;
+            continue;
+        }
         if field.name() != Some("file") {
             continue;
         }
@@ -147,7 +157,11 @@ pub async fn upload(
         }
         let name = fmus::upload_name(field.file_name());
         let file = fmus::receive(&state, &s.user.id, field.into_async_read()).await?;
-        stored = Some(fmus::add_upload(&state, &s.user.id, file, &name).await?.0);
+        stored = Some(
+            fmus::add_upload(&state, &s.user.id, file, &name, strictness)
+                .await?
+                .0,
+        );
     }
     let record = stored.ok_or_else(|| AppError::Invalid("choose an .fmu file to upload".into()))?;
     if fragment {
@@ -155,6 +169,76 @@ pub async fn upload(
         return Ok(html(StatusCode::CREATED, models_table(&models)));
     }
     Ok(see_other(&paths::library_model(record.id.as_str())))
+}
+
+/// The model's validation report: the verdict, each problem with its code and position, and
+/// the smoke test of each interface with its log.
+fn validation_section(report: &validation::Report) -> Markup {
+    let errors = report.error_count();
+    let warnings = report.warning_count();
+    let omitted = report.omitted_errors + report.omitted_warnings;
+    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    html! {
+        section #validation aria-labelledby="validation-title" {
+            h2 #validation-title { "Validation" }
+            p.verdict {
+                @if errors == 0 {
+                    "Valid: " (plural(warnings, "warning")) "."
+                } @else {
+                    strong { "Accepted despite " (plural(errors, "error")) } " (uploaded as lenient), and "
+                    (plural(warnings, "warning")) "."
+                }
+            }
+            @if !report.problems.is_empty() {
+                div.table-scroll {
+                    table #validation-problems {
+                        thead { tr {
+                            th scope="col" { "Severity" } th scope="col" { "Code" } th scope="col" { "Where" }
+                            th scope="col" { "Problem" }
+                        } }
+                        tbody {
+                            @for p in &report.problems {
+                                tr {
+                                    td { (match p.severity { validation::Severity::Error => "error", validation::Severity::Warning => "warning" }) }
+                                    td { code { (p.code.as_str()) } }
+                                    td {
+                                        @if let (Some(line), Some(column)) = (p.line, p.column) { "line " (line) ", column " (column) br; }
+                                        code { (p.subject) }
+                                    }
+                                    td { (p.message) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if omitted > 0 {
+                    p { "The first " (report.problems.len()) " problems are listed; " (omitted) " more were found." }
+                }
+            }
+            @if report.smoke_tests.is_empty() {
+                p { "No smoke test was run for this model (built-in models are run by the start-up self-test)." }
+            } @else {
+                ul.smoke-tests {
+                    @for t in &report.smoke_tests {
+                        li {
+                            "Smoke test, " (t.interface.as_str().replace('_', " ")) ": "
+                            strong { (match t.outcome {
+                                validation::SmokeOutcome::Passed => "passed",
+                                validation::SmokeOutcome::Failed => "failed",
+                                validation::SmokeOutcome::Skipped => "skipped",
+                            }) }
+                            " (one step, " (crate::format::Number(t.start_time)) " to " (crate::format::Number(t.stop_time))
+                            ", " (t.duration_ms) " ms)"
+                            @if let Some(m) = &t.message { ": " (m) }
+                            @if !t.log.is_empty() {
+                                details { summary { "FMU log" } pre { (t.log) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `GET /library/{id}`: a model and its variables.
@@ -176,13 +260,14 @@ pub async fn model(
             dt { "Interfaces" } dd { (interfaces(&m)) }
             dt { "Platforms" } dd { (i.platforms.join(", ")) }
             @if let Some(g) = &i.generation_tool { dt { "Generated by" } dd { (g) } }
-            @for w in &i.warnings { dt { "Warning" } dd { (w) } }
+            @if i.validation.is_none() { @for w in &i.warnings { dt { "Warning" } dd { (w) } } }
             @if let Some(e) = &i.default_experiment {
                 dt { "Default experiment" }
                 dd { "start " (e.start_time.unwrap_or(0.0)) ", stop " (e.stop_time.map_or("–".to_string(), |v| v.to_string()))
                      ", step " (e.step_size.map_or("–".to_string(), |v| v.to_string())) }
             }
         }
+        @if let Some(report) = &i.validation { (validation_section(report)) }
         h2 { "Variables" }
         table #variables {
             thead { tr {

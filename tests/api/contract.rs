@@ -242,6 +242,12 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             Body::None,
         ),
         (
+            "getFmuValidation",
+            Method::GET,
+            "/api/v1/fmus/lib:Dahlquist/validation".into(),
+            Body::None,
+        ),
+        (
             "deleteFmu",
             Method::DELETE,
             format!("/api/v1/fmus/{fmu_id}"),
@@ -339,6 +345,11 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
     for (op, method, path) in [
         ("revokeKey", Method::POST, "/api/v1/keys/{}/revoke"),
         ("getFmu", Method::GET, "/api/v1/fmus/{}"),
+        (
+            "getFmuValidation",
+            Method::GET,
+            "/api/v1/fmus/{}/validation",
+        ),
         ("deleteFmu", Method::DELETE, "/api/v1/fmus/{}"),
         ("getRun", Method::GET, "/api/v1/runs/{}"),
         ("getRunResult", Method::GET, "/api/v1/runs/{}/result"),

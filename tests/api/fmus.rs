@@ -457,7 +457,7 @@ async fn an_fmu_listing_an_entry_twice_with_identical_bytes_is_stored_with_a_war
     app.browser_login(&client, &account).await;
     let page = page_text(&client, app.at(&format!("/library/{id}"))).await;
     assert!(
-        page.contains("<dt>Warning</dt><dd>entry 'extra/notes.txt' appears 2 times in the archive"),
+        page.contains("<td>warning</td><td><code>duplicate_entry</code></td><td><code>extra/notes.txt</code></td><td>entry 'extra/notes.txt' appears 2 times in the archive"),
         "{page}"
     );
 
@@ -520,15 +520,19 @@ async fn an_fmu_with_only_scheduled_execution_is_refused_for_what_it_is() {
         "this FMU implements only Scheduled Execution, which this server does not run yet (it runs Co-Simulation and Model Exchange)"
     );
 
-    // Declaring no interface at all is a broken file, and says so in the standard's words.
+    // Declaring no interface at all is refused, lenient or not: there is nothing to run.
     let none = archives::with_interfaces(bouncing_ball, "");
-    let resp = app.upload_fmu(&account.api_key, none).await;
-    assert_eq!(resp.status(), 422);
-    let err: Value = resp.json().await.unwrap();
-    assert_eq!(
-        err["message"],
-        "modelDescription.xml breaks the FMI 3.0 standard: No interface type defined."
-    );
+    for query in ["", "?lenient=true"] {
+        let resp = app
+            .upload_fmu_with(&account.api_key, query, none.clone())
+            .await;
+        assert_eq!(resp.status(), 422);
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(
+            err["message"],
+            "the FMU implements neither Co-Simulation nor Model Exchange, so this server cannot run it"
+        );
+    }
     assert_eq!(stored_files(&app), before, "nothing was left behind");
 
     // Scheduled Execution beside Co-Simulation is fine: the server runs the Co-Simulation.

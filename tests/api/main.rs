@@ -29,4 +29,5 @@ mod states;
 mod stiff;
 mod types;
 mod usage;
+mod validation;
 mod wire;

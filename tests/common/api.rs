@@ -67,9 +67,14 @@ pub trait Api {
 
     /// Uploads `bytes` as `model.fmu` to `POST /api/v1/fmus` with `key`.
     async fn upload_fmu(&self, key: &str, bytes: Vec<u8>) -> Response {
+        self.upload_fmu_with(key, "", bytes).await
+    }
+
+    /// [`Api::upload_fmu`] with a query string (`"?lenient=true"`).
+    async fn upload_fmu_with(&self, key: &str, query: &str, bytes: Vec<u8>) -> Response {
         let part = reqwest::multipart::Part::bytes(bytes).file_name("model.fmu");
         let form = reqwest::multipart::Form::new().part("file", part);
-        let url = format!("{}/api/v1/fmus", self.base());
+        let url = format!("{}/api/v1/fmus{query}", self.base());
         let request = api_client().post(url).bearer_auth(key).multipart(form);
         request.send().await.unwrap()
     }

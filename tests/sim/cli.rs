@@ -396,12 +396,18 @@ fn validate_and_info_report_an_entry_listed_twice_and_refuse_different_copies() 
 
     let (code, stdout, stderr) = fmu_command("validate", &fmu);
     assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
-        stdout,
-        format!(
-            "{} is a valid FMI 3.0 FMU (BouncingBall) that runs on this platform\nwarning: {warning}\n",
-            fmu.display()
-        )
+        lines[..2],
+        [
+            format!(
+                "{} (FMI 3.0 model BouncingBall): valid, 0 errors, 1 warning",
+                fmu.display()
+            )
+            .as_str(),
+            format!("warning duplicate_entry extra/notes.txt: {warning}").as_str(),
+        ],
+        "{stdout}"
     );
     let (code, stdout, stderr) = fmu_command("info", &fmu);
     assert_eq!(code, Some(0), "{stderr}");
@@ -468,14 +474,23 @@ fn validate_refuses_and_info_explains_an_fmu_with_only_scheduled_execution() {
         archives::with_interfaces(archives::library_fmu("BouncingBall", "3.0"), ""),
     )
     .unwrap();
-    for task in ["validate", "info"] {
-        let (code, _, stderr) = fmu_command(task, &fmu);
-        assert_eq!(code, Some(1), "{stderr}");
-        assert_eq!(
-            stderr,
-            "error: modelDescription.xml breaks the FMI 3.0 standard: No interface type defined.\n"
-        );
-    }
+    let (code, _, stderr) = fmu_command("info", &fmu);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: modelDescription.xml breaks the FMI 3.0 standard: No interface type defined.\n"
+    );
+    // validate gives the report, then why nothing can run.
+    let (code, _, stderr) = fmu_command("validate", &fmu);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}: invalid, 1 error, 0 warnings\nerror fmi_rule: No interface type defined.\n\
+             the FMU implements neither Co-Simulation nor Model Exchange, so this server cannot run it\n",
+            fmu.display()
+        )
+    );
 }
 
 #[test]
@@ -624,4 +639,95 @@ fn simulate_saves_a_final_state_and_starts_from_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--start-time"), "{stderr}");
     }
+
+/// `fmu validate` is the upload's validation: the rules with their codes and lines, and a smoke
+/// test of each interface in the sandboxed worker; errors exit 1 unless `--lenient`.
+#[test]
+fn validate_prints_the_report_with_codes_lines_and_smoke_tests() {
+    use crate::common::archives;
+    let dir = tempfile::tempdir().unwrap();
+
+    let clean = write_library("Dahlquist", "2.0", dir.path());
+    let (code, stdout, stderr) = fmu_command("validate", &clean);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "{} (FMI 2.0 model Dahlquist): valid, 0 errors, 0 warnings\n",
+            clean.display()
+        ) + &["co_simulation", "model_exchange"]
+            .map(|i| {
+                let ms = stdout
+                    .lines()
+                    .find(|l| l.starts_with(&format!("smoke test {i}: passed (0 to 0.1) in ")))
+                    .unwrap_or_else(|| panic!("no passed smoke test of {i} in {stdout}"));
+                format!("{ms}\n")
+            })
+            .concat()
+    );
+
+    // A start value above its max, on the line that has it: an error, exit 1 (the report on
+    // stderr), or 0 with --lenient (on stdout).
+    let broken = dir.path().join("broken.fmu");
+    let bytes =
+        archives::with_model_description(archives::library_fmu("BouncingBall", "3.0"), |xml| {
+            xml.replacen(
+                r#"start="0.7" min="0" max="1""#,
+                r#"start="1.7" min="0" max="1""#,
+                1,
+            )
+        });
+    std::fs::write(&broken, &bytes).unwrap();
+    let text = archives::files_of(&bytes)
+        .into_iter()
+        .find(|(name, _)| name == "modelDescription.xml")
+        .map(|(_, b)| String::from_utf8(b).unwrap())
+        .unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains(r#"name="e""#))
+        .unwrap()
+        + 1;
+    let (code, _, stderr) = fmu_command("validate", &broken);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error start_out_of_range at line {line}, column "))
+            && stderr.contains(r#"<Float64 name="e">: start=1.7 is above max=1"#),
+        "{stderr}"
+    );
+    let out = Command::new(EXE)
+        .args(["fmu", "validate", "--lenient"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("invalid, 1 error, 0 warnings"), "{stdout}");
+    assert!(
+        stdout.contains("smoke test co_simulation: passed"),
+        "{stdout}"
+    );
+
+    // An FMU that fails in initialize: only the smoke test can tell.
+    let fmus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fmus");
+    let failing = crate::common::build_support::build_fmu(
+        &fmus,
+        "Dahlquist",
+        crate::common::build_support::FmiVersion::V3,
+        &["FAIL_INITIALIZE"],
+        dir.path(),
+        "fail_initialize",
+    )
+    .expect("the FMU builds");
+    let (code, _, stderr) = fmu_command("validate", &failing);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error smoke_test_failed co_simulation: instantiating, initialising and one step of co_simulation failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("smoke test model_exchange: failed"),
+        "{stderr}"
+    );
 }

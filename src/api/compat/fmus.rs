@@ -51,8 +51,14 @@ pub async fn upload(
         let name = fmus::upload_name(field.file_name());
         let file =
             fmus::receive(&state, &caller.principal.user_id, field.into_async_read()).await?;
-        let (record, stored) =
-            fmus::add_upload(&state, &caller.principal.user_id, file, &name).await?;
+        let (record, stored) = fmus::add_upload(
+            &state,
+            &caller.principal.user_id,
+            file,
+            &name,
+            fmus::Strictness::Strict,
+        )
+        .await?;
         let status = if stored == Stored::Created {
             StatusCode::CREATED
         } else {

@@ -222,9 +222,15 @@ pub async fn execute_fmu(
                 let file =
                     fmus::receive(&state, &principal.user_id, field.into_async_read()).await?;
                 uploaded = Some(
-                    fmus::add_upload(&state, &principal.user_id, file, &name)
-                        .await?
-                        .0,
+                    fmus::add_upload(
+                        &state,
+                        &principal.user_id,
+                        file,
+                        &name,
+                        fmus::Strictness::Strict,
+                    )
+                    .await?
+                    .0,
                 );
             }
             Some("payload") => {

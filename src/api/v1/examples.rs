@@ -19,9 +19,11 @@ use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{ResultType, Run, RunCreate, RunList, RunResult, RunStatusName, ValueTypeName};
 use super::states::FmuState;
 use super::usage::{UsageItem, UsageList};
+use super::validation::{
+    SmokeInterface, SmokeOutcome, SmokeTest, ValidationProblem, ValidationReport,
+};
 use crate::api::result_value::ResultValue;
 use crate::api::text::Text;
-use crate::fmi::archive::ArchiveWarning;
 use crate::request::{ErrorBody, ErrorCode, FieldProblem};
 
 const KEY_ID: &str = "key_485b109f936e739b";
@@ -209,10 +211,60 @@ impl Example for Fmu {
 
 impl Example for FmuWarning {
     fn example() -> Self {
-        FmuWarning::from(&ArchiveWarning::DuplicateEntry {
-            entry: "extra/license.txt".into(),
-            copies: 2,
-        })
+        FmuWarning::from(&validation_problem())
+    }
+}
+
+/// What an FMU whose author wrote `unit="ft"` without defining it gets.
+fn validation_problem() -> crate::fmi::validation::Problem {
+    crate::fmi::validation::Problem {
+        severity: crate::fmi::validation::Severity::Warning,
+        code: crate::fmi::validation::Code::UnknownUnit,
+        subject: "<Float64 name=\"h\">".into(),
+        line: Some(24),
+        column: Some(80),
+        message: "unit \"ft\" is not defined in <UnitDefinitions>, so it has no base units or \
+                  display units"
+            .into(),
+    }
+}
+
+impl Example for ValidationProblem {
+    fn example() -> Self {
+        (&validation_problem()).into()
+    }
+}
+
+impl Example for SmokeTest {
+    fn example() -> Self {
+        SmokeTest {
+            interface: SmokeInterface::CoSimulation,
+            outcome: SmokeOutcome::Passed,
+            start_time: 0.0,
+            stop_time: 0.01,
+            duration_ms: 41,
+            message: None,
+            log: String::new(),
+        }
+    }
+}
+
+impl Example for ValidationReport {
+    fn example() -> Self {
+        ValidationReport {
+            valid: true,
+            lenient: false,
+            errors: 0,
+            warnings: 1,
+            problems: vec![ValidationProblem::example()],
+            smoke_tests: vec![SmokeTest::example(), {
+                let mut me = SmokeTest::example();
+                me.interface = SmokeInterface::ModelExchange;
+                me.duration_ms = 38;
+                me
+            }],
+            checked_at: AT.into(),
+        }
     }
 }
 
@@ -382,6 +434,9 @@ impl Example for ErrorBody {
             problems: Some(vec![FieldProblem {
                 field: "stop_time".into(),
                 message: "stop_time (1) must be after start_time (2)".into(),
+                code: None,
+                line: None,
+                column: None,
             }]),
         }
     }

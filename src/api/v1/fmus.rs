@@ -5,14 +5,15 @@ use std::collections::HashMap;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
-use poem_openapi::{ApiResponse, Enum, Multipart, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, Tags};
 
 use crate::api::auth::{Authed, ManageFmus, ReadFmus};
 use crate::api::error::{OpError, declare_errors};
+use crate::api::v1::validation::{ValidationCode, ValidationReport};
 use crate::domain::fmus::{self, FmuRecord, Stored};
 use crate::domain::ids::FmuId;
-use crate::fmi::archive::ArchiveWarning;
 use crate::fmi::describe::{self, ModelInfo};
+use crate::fmi::validation;
 use crate::state::State;
 
 #[derive(Tags)]
@@ -134,31 +135,24 @@ pub struct FmuAlias {
     pub display_unit: Option<String>,
 }
 
-/// What kind of remark a warning is: `duplicate_entry`, an archive entry listed more than once
-/// with identical bytes (extracted once).
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "snake_case")]
-pub enum FmuWarningCode {
-    DuplicateEntry,
-}
-
-/// Something the upload checks accepted but the FMU's author may want to fix.
+/// Something the upload checks accepted but the FMU's author may want to fix: a warning of
+/// its validation report (`GET /fmus/{id}/validation` has the whole report).
 #[derive(Object)]
 #[oai(example)]
 pub struct FmuWarning {
-    pub code: FmuWarningCode,
-    /// Says what was found and names the entry.
+    pub code: ValidationCode,
+    /// Says what was found and names the element or entry.
     pub message: String,
 }
 
-impl From<&ArchiveWarning> for FmuWarning {
-    fn from(w: &ArchiveWarning) -> Self {
-        let code = match w {
-            ArchiveWarning::DuplicateEntry { .. } => FmuWarningCode::DuplicateEntry,
-        };
+impl From<&validation::Problem> for FmuWarning {
+    fn from(p: &validation::Problem) -> Self {
         FmuWarning {
-            code,
-            message: w.to_string(),
+            code: p.code.into(),
+            message: match p.line {
+                Some(line) => format!("line {line}, {}: {}", p.subject, p.message),
+                None => p.message.clone(),
+            },
         }
     }
 }
@@ -193,8 +187,8 @@ pub struct Fmu {
     pub platforms: Vec<String>,
     pub units: Vec<String>,
     pub variables: Vec<FmuVariable>,
-    /// What the upload checks accepted with a remark, found when the file was first checked
-    /// (so a second upload of the same bytes shows them too); empty for a clean FMU.
+    /// The warnings of its validation report, found when the file was first checked (so a
+    /// second upload of the same bytes shows them too); empty for a clean FMU.
     pub warnings: Vec<FmuWarning>,
     /// The model's `<LogCategories>`: what a run may enable with `log_categories`.
     pub log_categories: Vec<String>,
@@ -215,8 +209,17 @@ impl From<FmuRecord> for Fmu {
             platforms,
             warnings,
             log_categories,
+            validation,
             ..
         } = r.info;
+        // Records stored before validation reports have their archive's warnings only.
+        let warnings = match validation {
+            Some(report) => report.warnings().map(Into::into).collect(),
+            None => validation::archive_problems(&warnings)
+                .iter()
+                .map(Into::into)
+                .collect(),
+        };
         Fmu {
             id: r.id.to_string(),
             library_id: r.library_id,
@@ -288,7 +291,7 @@ impl From<FmuRecord> for Fmu {
                         .collect(),
                 })
                 .collect(),
-            warnings: warnings.iter().map(Into::into).collect(),
+            warnings,
         }
     }
 }
@@ -342,7 +345,7 @@ declare_errors! {
     ];
     /// `GET /fmus`.
     ListFmusErrors: [UNAUTHORIZED, FORBIDDEN];
-    /// `GET /fmus/{id}` and `DELETE /fmus/{id}`.
+    /// `GET /fmus/{id}`, `GET /fmus/{id}/validation` and `DELETE /fmus/{id}`.
     FmuByIdErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
 }
 
@@ -353,23 +356,35 @@ impl FmusApi {
     /// Uploads an FMU (FMI 2.0 or 3.0 with a Linux x86-64 binary).
     ///
     /// Send a multipart form with the file in the field `file`, with a `Content-Length`. The
-    /// archive is checked (paths, sizes, `modelDescription.xml`) before anything is stored; an
-    /// entry listed twice with identical bytes is accepted and named in `warnings`, different
-    /// bytes under one name are refused. The FMU must offer Co-Simulation or Model Exchange (one
-    /// with only Scheduled Execution is refused). The same bytes always give the same id (their
-    /// SHA-256): 201 when the FMU is new among yours, 200 when you had uploaded it before.
+    /// archive is checked (paths, sizes, links; different bytes under one name are refused,
+    /// identical copies are a warning) before anything is stored. Then it is validated:
+    /// `modelDescription.xml` against the rules of fmusim's `validate`, and a smoke test of each
+    /// interface in the sandbox (instantiate, initialise, one step, terminate). Errors refuse it
+    /// (422 `invalid_fmu`, each problem with its code, line and column) unless `lenient=true`,
+    /// which accepts what can still be read and run, as FMPy does with `validate=False`, and
+    /// keeps the errors in its report (`GET /fmus/{id}/validation`). An unsafe archive, XML no
+    /// parser reads or a missing Linux x86-64 binary is refused either way. The same bytes
+    /// always give the same id (their SHA-256) and the same report: 201 when the FMU is new
+    /// among yours, 200 when you had uploaded it before.
     #[oai(path = "/fmus", method = "post", operation_id = "uploadFmu")]
     async fn upload(
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ManageFmus>,
         body: FmuUpload,
+        /// Accept an FMU whose validation found errors (they are kept in its report).
+        lenient: Query<Option<bool>>,
     ) -> Result<UploadResponse, OpError<UploadFmuErrors>> {
         let name = fmus::upload_name(body.file.file_name());
+        let strictness = if lenient.0 == Some(true) {
+            fmus::Strictness::Lenient
+        } else {
+            fmus::Strictness::Strict
+        };
         let file =
             fmus::receive(&state, &auth.principal.user_id, body.file.into_async_read()).await?;
         let (record, stored) =
-            fmus::add_upload(&state, &auth.principal.user_id, file, &name).await?;
+            fmus::add_upload(&state, &auth.principal.user_id, file, &name, strictness).await?;
         Ok(match stored {
             Stored::Created => UploadResponse::Created(Json(record.into())),
             Stored::AlreadyThere => UploadResponse::Existing(Json(record.into())),
@@ -407,6 +422,27 @@ impl FmusApi {
                 .await?
                 .into(),
         ))
+    }
+
+    /// The FMU's validation report.
+    ///
+    /// Every problem found when the file was first checked, each with a severity, a stable
+    /// code, the element or entry at fault and its line and column in `modelDescription.xml`,
+    /// and the smoke test of each interface with its log and duration. An FMU you uploaded with
+    /// `lenient=true` shows the errors it was accepted with.
+    #[oai(
+        path = "/fmus/:id/validation",
+        method = "get",
+        operation_id = "getFmuValidation"
+    )]
+    async fn validation(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadFmus>,
+        id: Path<String>,
+    ) -> Result<Json<ValidationReport>, OpError<FmuByIdErrors>> {
+        let report = fmus::validation_report(&state, &auth.principal.user_id, &id.0).await?;
+        Ok(Json((&report).into()))
     }
 
     /// Removes one of your uploads.

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod runs;
 pub mod states;
 pub mod usage;
+pub mod validation;
 
 use poem::endpoint::make_sync;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
