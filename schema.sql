@@ -196,3 +196,30 @@ UPDATE fmus SET stored_bytes = size_bytes;
 ALTER TABLE runs ADD COLUMN result_removed_at INTEGER;
 CREATE INDEX runs_results_kept ON runs(finished_at)
     WHERE status = 'succeeded' AND result_removed_at IS NULL;
+
+-- migration 8: saved FMU states
+-- A serialised FMU state (fmusim's --final-fmu-state-file) a user saved from a run or
+-- uploaded. Its bytes are kept content-addressed under states/<sha256> in the data
+-- directory; the row says whose it is and which FMU it belongs to (its SHA-256, its
+-- instantiation token or guid, FMI version and interface), so it is only ever restored into
+-- that FMU. Its size counts against the owner's storage quota, with their uploads.
+CREATE TABLE fmu_states (
+    id                  TEXT NOT NULL,                 -- 'st_' + SHA-256 of the FMU id and the bytes
+    user_id             TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    sha256              TEXT NOT NULL,                 -- SHA-256 of the bytes: the file's name
+    fmu_id              TEXT NOT NULL,
+    instantiation_token TEXT NOT NULL,
+    fmi_version         TEXT NOT NULL,                 -- '2' or '3'
+    interface           TEXT NOT NULL CHECK (interface IN ('cs', 'me')),
+    time                REAL NOT NULL,                 -- the simulation time it holds
+    size_bytes          INTEGER NOT NULL,
+    source_run          TEXT,                          -- the run that saved it first; NULL if uploaded
+    created_at          INTEGER NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE INDEX fmu_states_by_sha ON fmu_states(sha256);
+-- The state each run saved (a state saved twice with the same bytes is one state).
+CREATE TABLE run_states (
+    run_id    TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    state_id  TEXT NOT NULL
+);

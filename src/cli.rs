@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::fmi::archive::{self, ArchiveError};
 use crate::fmi::describe::{self, DescribeError};
 use crate::fmi::validation;
+use crate::sim::fmu_state::{SavedState, StateSettings, check_size};
 use crate::sim::plan::{self, Problems, RunSettings};
 use crate::sim::protocol::{CsOptions, InputSignal, Interface, Solver};
 use crate::sim::runner::{PoolConfig, SimError, WorkerPool};
@@ -61,6 +62,9 @@ pub enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An FMU state file that cannot be read or used.
+    #[error("{}: {message}", path.display())]
+    StateFile { path: PathBuf, message: String },
 }
 
 /// An FMU opened into a temporary directory.
@@ -115,6 +119,9 @@ pub fn info(path: &Path, json: bool) -> Result<String, CliError> {
         line(&mut out, "Cannot run", &problem.to_string());
     }
     line(&mut out, "Platforms", &i.platforms.join(", "));
+    if !i.log_categories.is_empty() {
+        line(&mut out, "Log categories", &i.log_categories.join(", "));
+    }
     for warning in &i.warnings {
         line(&mut out, "Warning", &warning.to_string());
     }
@@ -319,6 +326,23 @@ pub struct RunFlags {
     /// FMI 3 Co-Simulation: let the FMU call back at intermediate points within a step.
     #[arg(long)]
     pub intermediate_update: bool,
+    /// Start from this FMU state file instead of initialising (fmusim's
+    /// --initial-fmu-state-file: the bytes the FMU serialised), at --start-time, the time it
+    /// was saved at. Co-Simulation of an FMU that can serialise its state only.
+    #[arg(long)]
+    pub initial_state: Option<PathBuf>,
+    /// Save the FMU's state after the last step to this file (fmusim's
+    /// --final-fmu-state-file).
+    #[arg(long)]
+    pub final_state: Option<PathBuf>,
+    /// Record every FMI call with its arguments and status in the FMU log, written to stderr
+    /// after the run (fmusim's --log-fmi-calls).
+    #[arg(long)]
+    pub log_fmi_calls: bool,
+    /// An FMU log category to enable (repeatable; default: all), its log written to stderr
+    /// after the run. FMI 3 Co-Simulation only.
+    #[arg(long = "log-category")]
+    pub log_category: Vec<String>,
 }
 
 impl RunFlags {
@@ -338,6 +362,14 @@ impl RunFlags {
             Some(path) => read_input_csv(path)?,
             None => vec![],
         };
+        let states = StateSettings {
+            initial: self
+                .initial_state
+                .as_deref()
+                .map(|path| read_state_file(path, self.start_time))
+                .transpose()?,
+            save_final: self.final_state.is_some(),
+        };
         Ok(RunSettings {
             interface: self.interface,
             solver: self.solver,
@@ -356,8 +388,30 @@ impl RunFlags {
                 event_mode_used: self.event_mode_used,
                 intermediate_update: self.intermediate_update,
             },
+            states,
+            logging: crate::sim::call_log::LogSettings {
+                fmi_calls: self.log_fmi_calls,
+                categories: self.log_category.clone(),
+            },
         })
     }
+}
+
+/// An FMU state file as fmusim writes it (the FMU's bytes, nothing else), which holds no time
+/// of its own: the run starts at `start_time`, which must then be given.
+fn read_state_file(path: &Path, start_time: Option<f64>) -> Result<SavedState, CliError> {
+    let state_error = |message: String| CliError::StateFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let time = start_time
+        .ok_or_else(|| state_error("give --start-time, the time the state was saved at".into()))?;
+    let size = std::fs::metadata(path)
+        .map_err(|e| state_error(e.to_string()))?
+        .len();
+    check_size(size).map_err(state_error)?;
+    let bytes = std::fs::read(path).map_err(|e| state_error(e.to_string()))?;
+    Ok(SavedState { time, bytes })
 }
 
 /// What `fmu simulate` was asked.
@@ -365,6 +419,8 @@ pub struct SimulateArgs {
     pub fmu: PathBuf,
     pub settings: RunSettings,
     pub timeout: Duration,
+    /// Where to write the FMU's final state (`--final-state`).
+    pub final_state: Option<PathBuf>,
 }
 
 /// `fmu simulate`: runs in a sandboxed worker and returns the results as CSV.
@@ -376,6 +432,15 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, CliError> {
     let job = plan::plan(&opened.info, &fmu_dir, &settings)?;
     let pool = local_pool(opened.dir.path())?;
     let outcome = Arc::clone(&pool).run(job, args.timeout).await?;
+    if settings.logging.fmi_calls || !settings.logging.categories.is_empty() {
+        eprint!("{}", outcome.log);
+    }
+    if let (Some(path), Some(state)) = (&args.final_state, &outcome.final_state) {
+        std::fs::write(path, &state.bytes).map_err(|source| CliError::WriteOutput {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let mut csv = Vec::new();
     outcome
         .result

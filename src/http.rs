@@ -192,6 +192,9 @@ async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Re
 /// The routes that take an FMU upload (multipart); every other route gets the small limit.
 const UPLOAD_ROUTES: &[&str] = &[paths::LIBRARY, "/fmus", "/execute_fmu", "/api/v1/fmus"];
 
+/// The route that takes an FMU state file (raw bytes, at most `MAX_STATE_BYTES`).
+const STATE_UPLOAD_ROUTE: &str = "/api/v1/states";
+
 /// The largest body a request may carry: uploads up to the configured upload size (plus room
 /// for the multipart framing), everything else — JSON, forms, `/register`, `/login`,
 /// `/simulate` — `max_json_bytes`.
@@ -200,6 +203,10 @@ fn body_limit(config: &crate::config::Config, req: &Request) -> (u64, bool) {
         && UPLOAD_ROUTES.contains(&req.uri().path().trim_end_matches('/'));
     if upload {
         (config.max_upload_bytes.saturating_add(1 << 20), true)
+    } else if req.method() == poem::http::Method::POST
+        && req.uri().path().trim_end_matches('/') == STATE_UPLOAD_ROUTE
+    {
+        (crate::sim::fmu_state::MAX_STATE_BYTES, true)
     } else {
         (config.max_json_bytes, false)
     }

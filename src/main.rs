@@ -22,6 +22,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once from the command line and matched at once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve the dashboard and the API.
     Serve {
@@ -61,6 +63,8 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+// Parsed once from the command line and matched at once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum FmuTask {
     /// Show the model description: interfaces, default experiment, variables.
     Info {
@@ -285,6 +289,7 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
             }
             let args = cli::SimulateArgs {
                 fmu,
+                final_state: run.final_state.clone(),
                 settings: run.settings()?,
                 timeout: std::time::Duration::try_from_secs_f64(timeout)
                     .map_err(|_| CliError::TimeoutTooLong(timeout))?,

@@ -867,6 +867,23 @@ fn feedthrough_typed_access_is_checked_and_fmu_state_keeps_every_type() {
         fmi3Status::Ok
     );
     assert_eq!(binary[0], [1, 2, 3]);
+    // A state whose first String/Binary size was forged past its buffer is refused (the
+    // bytes may come from a user's file), never read past the buffer. The size sits after
+    // the 8-byte magic and the 3 × 64 numeric values (model.h: ModelData).
+    let text_size_at = 8 + 3 * 8 * 64;
+    let size = u64::from_le_bytes(bytes[text_size_at..text_size_at + 8].try_into().unwrap());
+    assert!(
+        (1..=1024).contains(&size),
+        "the offset is a text size: {size}"
+    );
+    let mut forged = bytes.clone();
+    forged[text_size_at..text_size_at + 8].copy_from_slice(&5000u64.to_le_bytes());
+    let mut refused = std::ptr::null_mut();
+    assert_eq!(
+        fmu.deserializeFMUState(&forged, &mut refused),
+        fmi3Status::Error
+    );
+    assert!(refused.is_null());
     let mut restored = std::ptr::null_mut();
     assert_eq!(
         fmu.deserializeFMUState(&bytes, &mut restored),

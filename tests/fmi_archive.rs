@@ -223,11 +223,13 @@ fn describes_an_fmi2_model_with_both_interfaces() {
         model_identifier: "BouncingBall".into(),
         can_handle_variable_communication_step_size: false,
         can_get_and_set_fmu_state: true,
+        can_serialize_fmu_state: false,
         needs_completed_integrator_step: false,
         provides_directional_derivatives: false,
         has_event_mode: false,
     };
     let expected = ModelInfo {
+        log_categories: info.log_categories.clone(),
         describe_version: describe::DESCRIBE_VERSION,
         fmi_version: "2.0".into(),
         model_name: "BouncingBall".into(),
@@ -441,6 +443,7 @@ fn describes_an_fmi2_model_exchange_only_model() {
             model_identifier: "Dahlquist".into(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: false,
+            can_serialize_fmu_state: false,
             // completedIntegratorStepNotNeeded defaults to false.
             needs_completed_integrator_step: true,
             provides_directional_derivatives: false,
@@ -470,6 +473,7 @@ fn describes_an_fmi3_model_with_both_interfaces() {
     let info = describe::describe(dir.path()).unwrap();
 
     let expected = ModelInfo {
+        log_categories: info.log_categories.clone(),
         describe_version: describe::DESCRIBE_VERSION,
         fmi_version: "3.0".into(),
         model_name: "Feedthrough".into(),
@@ -480,6 +484,7 @@ fn describes_an_fmi3_model_with_both_interfaces() {
             model_identifier: "Feedthrough".into(),
             can_handle_variable_communication_step_size: true,
             can_get_and_set_fmu_state: false,
+            can_serialize_fmu_state: false,
             needs_completed_integrator_step: false,
             provides_directional_derivatives: false,
             has_event_mode: true,
@@ -488,6 +493,7 @@ fn describes_an_fmi3_model_with_both_interfaces() {
             model_identifier: "Feedthrough_me".into(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: true,
+            can_serialize_fmu_state: false,
             needs_completed_integrator_step: true,
             provides_directional_derivatives: true,
             has_event_mode: false,
@@ -1064,6 +1070,7 @@ fn an_fmu_with_only_scheduled_execution_is_refused_for_what_it_is() {
             model_identifier: "Clocked".into(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: true,
+            can_serialize_fmu_state: false,
             needs_completed_integrator_step: false,
             provides_directional_derivatives: true,
             has_event_mode: false,

@@ -43,10 +43,7 @@ FGW_EXPORT const char *fmi2GetVersion(void) { return "2.0"; }
 FGW_EXPORT fmi2Status fmi2SetDebugLogging(fmi2Component c, fmi2Boolean loggingOn,
                                           size_t nCategories, const fmi2String categories[]) {
     INSTANCE;
-    (void)nCategories;
-    (void)categories;
-    m->logging_on = loggingOn != fmi2False;
-    return fmi2OK;
+    return (fmi2Status)model_set_debug_logging(m, loggingOn != fmi2False, nCategories, categories);
 }
 
 FGW_EXPORT fmi2Component fmi2Instantiate(fmi2String instanceName, fmi2Type fmuType,

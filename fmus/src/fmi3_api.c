@@ -58,10 +58,7 @@ FGW_EXPORT const char *fmi3GetVersion(void) { return "3.0"; }
 FGW_EXPORT fmi3Status fmi3SetDebugLogging(fmi3Instance instance, fmi3Boolean loggingOn,
                                           size_t nCategories, const fmi3String categories[]) {
     INSTANCE;
-    (void)nCategories;
-    (void)categories;
-    m->logging_on = loggingOn;
-    return fmi3OK;
+    return (fmi3Status)model_set_debug_logging(m, loggingOn, nCategories, categories);
 }
 
 FGW_EXPORT fmi3Instance fmi3InstantiateModelExchange(

@@ -46,9 +46,51 @@ static const char *mode_name(Mode mode) {
     return "?";
 }
 
+/* The <LogCategories> every model declares (build_support.rs writes them), in bit order. */
+static const char *const LOG_CATEGORIES[] = {"logEvents", "logStatusWarning", "logStatusError"};
+#define N_LOG_CATEGORIES (sizeof LOG_CATEGORIES / sizeof LOG_CATEGORIES[0])
+#define ALL_LOG_CATEGORIES ((1u << N_LOG_CATEGORIES) - 1)
+
+static int log_category(const char *name) {
+    for (size_t k = 0; k < N_LOG_CATEGORIES; k++)
+        if (name && strcmp(name, LOG_CATEGORIES[k]) == 0) return (int)k;
+    return -1;
+}
+
+Status model_set_debug_logging(Instance *m, bool logging_on, size_t n, const char *const names[]) {
+    if (n == 0) {
+        m->logging_on = logging_on;
+        m->log_categories = ALL_LOG_CATEGORIES;
+        return ST_OK;
+    }
+    if (!names) return ST_ERROR;
+    unsigned chosen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int k = log_category(names[i]);
+        if (k < 0) {
+            model_log(m, ST_ERROR, "logStatusError", "SetDebugLogging: unknown log category \"%s\".",
+                      names[i] ? names[i] : "(null)");
+            return ST_ERROR;
+        }
+        chosen |= 1u << k;
+    }
+    /* Named categories go on (or off); the others keep their state, so from "all off" the
+       named ones are the only ones on. */
+    const unsigned before = m->logging_on ? m->log_categories : 0;
+    m->log_categories = logging_on ? (before | chosen) : (before & ~chosen);
+    m->logging_on = m->log_categories != 0;
+    return ST_OK;
+}
+
+/* Errors and warnings are always logged (a failure must explain itself); OK-status messages
+   only with logging on, for an enabled category. */
 void model_log(Instance *m, Status status, const char *category, const char *fmt, ...) {
     if (!m || !m->log) return;
-    if (status == ST_OK && !m->logging_on) return;
+    if (status == ST_OK) {
+        const int k = log_category(category);
+        const bool enabled = k < 0 || (m->log_categories >> k & 1u);
+        if (!m->logging_on || !enabled) return;
+    }
     char message[1024];
     va_list args;
     va_start(args, fmt);
@@ -197,6 +239,7 @@ Instance *model_new(const char *instance_name, Interface interface, bool logging
     strcpy(m->instance_name, name);
     m->interface = interface;
     m->logging_on = logging_on;
+    m->log_categories = ALL_LOG_CATEGORIES;
     m->log = log;
     m->glue = glue;
     model_reset(m);
@@ -906,10 +949,16 @@ void *model_state_save(Instance *m) {
     return copy;
 }
 
+/* An instance that was just instantiated takes the state's mode too, as fmusim expects of
+   --initial-fmu-state-file: it restores the state instead of initialising and steps on from
+   there. Any other instance keeps its mode (a state set back within a run). */
 void model_state_restore(Instance *m, const void *state) {
     Mode mode = m->d.mode;
     memcpy(&m->d, state, sizeof m->d);
-    m->d.mode = mode;
+    const bool running = m->d.mode == MODE_STEP || m->d.mode == MODE_EVENT ||
+                         m->d.mode == MODE_CONTINUOUS_TIME;
+    if (!(mode == MODE_INSTANTIATED && running)) m->d.mode = mode;
+    m->last_successful_time = m->d.time;
     refresh(&m->d);
 }
 
@@ -920,6 +969,30 @@ void model_state_serialize(const void *state, unsigned char *buffer) {
     memcpy(buffer + sizeof STATE_MAGIC, state, sizeof(ModelData));
 }
 
+/* Why a deserialised state cannot be used, or NULL: every size in it is one the instance's
+   own code could have made, so reading it back can never index past its buffers (the bytes
+   come from outside: a file a user uploaded). */
+static const char *state_problem(const ModelData *d) {
+    for (unsigned vr = 0; vr < MODEL.n_vars; vr++) {
+        for (int k = 0; k < 2; k++) {
+            const unsigned dim = MODEL.vars[vr].dims[k];
+            if (dim && d->u[dim] > MAX_ARRAY_VALUES) return "an array dimension is too large";
+        }
+        if (is_text(MODEL.vars[vr].type)) {
+            const Text *text = model_text((ModelData *)d, vr);
+            if (text->size > MAX_TEXT_SIZE) return "a String or Binary value is too long";
+            if (MODEL.vars[vr].type == T_STRING &&
+                (text->size == 0 || text->bytes[text->size - 1] != 0))
+                return "a String value is not terminated";
+        }
+    }
+    if (array_values(d) > MAX_ARRAY_VALUES || model_nx(d) > MAX_STATES)
+        return "its arrays are larger than this FMU holds";
+    if (!isfinite(d->time)) return "its time is not a finite number";
+    if ((unsigned)d->mode > MODE_CONFIGURATION) return "its mode is unknown";
+    return NULL;
+}
+
 void *model_state_deserialize(Instance *m, const unsigned char *buffer, size_t size) {
     if (size != model_state_serialized_size() ||
         memcmp(buffer, STATE_MAGIC, sizeof STATE_MAGIC) != 0) {
@@ -928,7 +1001,14 @@ void *model_state_deserialize(Instance *m, const unsigned char *buffer, size_t s
         return NULL;
     }
     ModelData *copy = malloc(sizeof *copy);
-    if (copy) memcpy(copy, buffer + sizeof STATE_MAGIC, sizeof *copy);
+    if (!copy) return NULL;
+    memcpy(copy, buffer + sizeof STATE_MAGIC, sizeof *copy);
+    const char *problem = state_problem(copy);
+    if (problem) {
+        model_log(m, ST_ERROR, "logStatusError", "Serialized FMU state is invalid: %s.", problem);
+        free(copy);
+        return NULL;
+    }
     return copy;
 }
 

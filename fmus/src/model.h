@@ -183,6 +183,9 @@ typedef struct {
     Interface interface;
     char *instance_name;
     bool logging_on;
+    /* With logging on, the categories whose OK-status messages are logged: bit k for
+       LOG_CATEGORIES[k] (model.c), all of them until fmiXSetDebugLogging names some. */
+    unsigned log_categories;
     bool event_mode_used;
     bool early_return_allowed;
     LogFunction log;            /* set by the glue; forwards to the importer's callback */
@@ -191,6 +194,10 @@ typedef struct {
 } Instance;
 
 /* Lifecycle */
+/* fmi2SetDebugLogging / fmi3SetDebugLogging: with no categories, logging on or off for all;
+   else on or off for those named (an unknown name is an error). */
+Status model_set_debug_logging(Instance *m, bool logging_on, size_t n, const char *const names[]);
+
 Instance *model_new(const char *instance_name, Interface interface, bool logging_on,
                     LogFunction log, void *glue);
 void model_free(Instance *m);

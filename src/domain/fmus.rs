@@ -279,7 +279,7 @@ pub async fn add_upload(
 fn over_quota(used: i64, adding: i64, quota: u64) -> RegistryError {
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / f64::from(1 << 20));
     RegistryError::OverQuota(format!(
-        "this FMU needs {} of storage, and your uploads already use {} of your {} quota: \
+        "this FMU needs {} of storage, and your uploads and saved states already use {} of your {} quota: \
          delete models you no longer need",
         mib(adding.max(0) as u64),
         mib(used.max(0) as u64),

@@ -8,6 +8,7 @@ pub mod fmus;
 pub mod ids;
 pub mod keys;
 pub mod runs;
+pub mod states;
 pub mod usage;
 pub mod values;
 

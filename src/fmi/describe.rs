@@ -33,9 +33,10 @@ const FMI3_PLATFORM: &str = "x86_64-linux";
 const FMI2_PLATFORM: &str = "linux64";
 
 /// The version of what [`describe`] reads. A record stored by an earlier version lacks what
-/// was added since (array shapes, enumeration items, display units), and is described again
+/// was added since (array shapes, enumeration items, display units, whether the FMU can
+/// serialise its state), and is described again
 /// from its files when next used (`domain::fmus::resolve`).
-pub const DESCRIBE_VERSION: u32 = 2;
+pub const DESCRIBE_VERSION: u32 = 3;
 
 /// What the registry knows about an FMU, independent of the FMI version it was written for.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -62,6 +63,10 @@ pub struct ModelInfo {
     /// The units with the display units each can be shown in (for results in display units).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unit_definitions: Vec<UnitDefinition>,
+    /// The names in `<LogCategories>`, in file order: what a run may enable
+    /// (`log_categories`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_categories: Vec<String>,
     /// Model variables in file order (FMI 2 indices are positions in this list, plus one).
     pub variables: Vec<Variable>,
     /// Directories found under `binaries/`, sorted ("x86_64-linux", "linux64", "win64", ...).
@@ -85,6 +90,11 @@ pub struct Interface {
     /// CS only.
     pub can_handle_variable_communication_step_size: bool,
     pub can_get_and_set_fmu_state: bool,
+    /// FMI 2 `canSerializeFMUstate`, FMI 3 `canSerializeFMUState`: with
+    /// `can_get_and_set_fmu_state`, what saving a run's final state or starting from a saved
+    /// one needs. Absent in records described before the field (they are described again).
+    #[serde(default)]
+    pub can_serialize_fmu_state: bool,
     /// ME only: FMI 3 `needsCompletedIntegratorStep`, FMI 2 `!completedIntegratorStepNotNeeded`.
     pub needs_completed_integrator_step: bool,
     pub provides_directional_derivatives: bool,
@@ -747,6 +757,7 @@ fn describe_fmi2(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, D
             model_identifier: cs.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: cs.canHandleVariableCommunicationStepSize,
             can_get_and_set_fmu_state: cs.canGetAndSetFMUstate,
+            can_serialize_fmu_state: cs.canSerializeFMUstate,
             needs_completed_integrator_step: false,
             provides_directional_derivatives: cs.providesDirectionalDerivative,
             has_event_mode: false,
@@ -755,6 +766,7 @@ fn describe_fmi2(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, D
             model_identifier: me.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: me.canGetAndSetFMUstate,
+            can_serialize_fmu_state: me.canSerializeFMUstate,
             needs_completed_integrator_step: !me.completedIntegratorStepNotNeeded,
             provides_directional_derivatives: me.providesDirectionalDerivative,
             has_event_mode: false,
@@ -767,6 +779,7 @@ fn describe_fmi2(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, D
             .transpose()?,
         units: md.unitDefintions.iter().map(|u| u.name.clone()).collect(),
         unit_definitions: unit_definitions(&md.unitDefintions),
+        log_categories: md.logCategories.iter().map(|c| c.name.clone()).collect(),
         variables,
         platforms: Vec::new(),
         warnings: Vec::new(),
@@ -976,6 +989,7 @@ fn describe_fmi3(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, D
             model_identifier: cs.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: cs.canHandleVariableCommunicationStepSize,
             can_get_and_set_fmu_state: cs.canGetAndSetFMUState,
+            can_serialize_fmu_state: cs.canSerializeFMUState,
             needs_completed_integrator_step: false,
             provides_directional_derivatives: cs.providesDirectionalDerivatives,
             has_event_mode: cs.hasEventMode,
@@ -984,6 +998,7 @@ fn describe_fmi3(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, D
             model_identifier: me.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: me.canGetAndSetFMUState,
+            can_serialize_fmu_state: me.canSerializeFMUState,
             needs_completed_integrator_step: me.needsCompletedIntegratorStep,
             provides_directional_derivatives: me.providesDirectionalDerivatives,
             has_event_mode: false,
@@ -992,6 +1007,7 @@ fn describe_fmi3(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, D
             model_identifier: se.modelIdentifier.clone(),
             can_handle_variable_communication_step_size: false,
             can_get_and_set_fmu_state: se.canGetAndSetFMUState,
+            can_serialize_fmu_state: se.canSerializeFMUState,
             needs_completed_integrator_step: false,
             provides_directional_derivatives: se.providesDirectionalDerivatives,
             has_event_mode: false,
@@ -1003,6 +1019,7 @@ fn describe_fmi3(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, D
             .transpose()?,
         units: md.unitDefinitions.iter().map(|u| u.name.clone()).collect(),
         unit_definitions: unit_definitions(&md.unitDefinitions),
+        log_categories: md.logCategories.iter().map(|c| c.name.clone()).collect(),
         variables,
         platforms: Vec::new(),
         warnings: Vec::new(),
@@ -1197,6 +1214,7 @@ mod tests {
         let info = ModelInfo {
             describe_version: DESCRIBE_VERSION,
             unit_definitions: vec![],
+            log_categories: vec![],
             fmi_version: "2.0".into(),
             model_name: "m".into(),
             instantiation_token: "t".into(),

@@ -18,6 +18,7 @@ use fmi_rs::sim::{next_communication_point, next_regular_point, relative_eq, rel
 
 use super::engine::{EngineError, Series, column_ranges, empty_columns};
 use super::fmi_version::FmiVersion;
+use super::fmu_state::SavedState;
 use super::protocol::Job;
 use super::recorded::{Column, Values};
 
@@ -99,14 +100,15 @@ fn next_point(
     Ok((regular, next))
 }
 
-/// Runs the job with the fast loop. `Ok(None)`: not the common case, use fmi-rs's driver.
+/// Runs the job with the fast loop: the results and, when the job asks for it, the state
+/// after the last step. `Ok(None)`: not the common case, use fmi-rs's driver.
 pub(super) fn run<F: FmiVersion>(
     job: &Job,
     md: &F::Description,
     outputs: &[usize],
     input: Option<&F::Input>,
     log_path: &Path,
-) -> Result<Option<Series>, EngineError> {
+) -> Result<Option<(Series, Option<SavedState>)>, EngineError> {
     let Some(variable_steps) = F::variable_steps(md) else {
         return Ok(None);
     };
@@ -114,15 +116,22 @@ pub(super) fn run<F: FmiVersion>(
         return Ok(None);
     }
     let fmu = F::instantiate(job, md, log_path)?;
+    // As fmusim does with an initial state: restore it right after instantiating, apply the
+    // start values to it, and skip initialisation (the state is already past it).
+    if let Some(state) = &job.initial_state {
+        F::restore_state(&fmu, &state.bytes)?;
+    }
     for (name, literal) in &job.start_values {
         F::set_start_value(&fmu, md, name, literal)?;
     }
     let mut time = job.start_time;
-    F::enter_initialization(&fmu, job)?;
-    if let Some(input) = input {
-        F::set_inputs(input, time, &fmu)?;
+    if job.initial_state.is_none() {
+        F::enter_initialization(&fmu, job)?;
+        if let Some(input) = input {
+            F::set_inputs(input, time, &fmu)?;
+        }
+        F::exit_initialization(&fmu)?;
     }
-    F::exit_initialization(&fmu)?;
 
     let mut columns = Columns::new::<F>(job, md, outputs);
     columns.record::<F>(&fmu, md, outputs, time)?;
@@ -149,6 +158,18 @@ pub(super) fn run<F: FmiVersion>(
             break;
         }
     }
+    let final_state = if job.save_final_state {
+        let bytes = F::save_state(&fmu)?;
+        Some(SavedState { time, bytes })
+    } else {
+        None
+    };
     F::terminate(&fmu)?;
-    Ok(Some(columns.finish()))
+    // Frees the instance (fmi-rs does when the last reference goes; for FMI 3 without
+    // logging it).
+    drop(fmu);
+    if job.log_fmi_calls && !F::LOGS_FREE {
+        super::call_log::note_free(log_path, F::CALL_PREFIX);
+    }
+    Ok(Some((columns.finish(), final_state)))
 }

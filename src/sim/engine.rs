@@ -19,6 +19,7 @@ use fmi_rs::sim::solver::ForwardEulerFactory;
 use super::bdf::BdfFactory;
 use super::cs_loop;
 use super::fmi_version::{Fmi2, Fmi3, FmiVersion};
+use super::fmu_state::{STATES_NEED_FAST_LOOP, SavedState};
 use super::protocol::{InputSignal, Interface, Job, SimOutput, Solver};
 use super::recorded::{Column, Values, element_columns};
 use super::solver::{AutoFactory, DormandPrinceFactory};
@@ -62,7 +63,7 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
     let md_path = dir.join(MODEL_DESCRIPTION);
     let log_path = Path::new(&job.scratch_dir).join("fmu.log");
     let version = peek_fmi_major_version(&md_path)?;
-    let (mut time, columns) = match version {
+    let ((mut time, columns), final_state) = match version {
         FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path)?,
         FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
     };
@@ -105,6 +106,7 @@ pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
         variables: job.recorded.clone(),
         columns,
         log: String::new(),
+        final_state,
     })
 }
 
@@ -389,11 +391,17 @@ struct Prepared<F: FmiVersion> {
 }
 
 /// One run with FMI version `F`: the fast loop for the common Co-Simulation case, else
-/// fmi-rs's driver.
-fn run<F: FmiVersion>(job: &Job, md_path: &Path, log_path: &Path) -> Result<Series, EngineError> {
+/// fmi-rs's driver. Only the fast loop can restore or save an FMU state: fmi-rs's driver
+/// makes its calls where we cannot add those, so a run that needs them and does not fit the
+/// fast loop is refused rather than run without them.
+fn run<F: FmiVersion>(
+    job: &Job,
+    md_path: &Path,
+    log_path: &Path,
+) -> Result<(Series, Option<SavedState>), EngineError> {
     let prepared = prepare::<F>(job, md_path)?;
     if job.interface == Interface::Cs
-        && let Some(series) = cs_loop::run::<F>(
+        && let Some(ran) = cs_loop::run::<F>(
             job,
             &prepared.md,
             &prepared.outputs,
@@ -401,9 +409,16 @@ fn run<F: FmiVersion>(job: &Job, md_path: &Path, log_path: &Path) -> Result<Seri
             log_path,
         )?
     {
-        return Ok(series);
+        return Ok(ran);
     }
-    with_driver(job, prepared, log_path)
+    if job.initial_state.is_some() || job.save_final_state {
+        return Err(EngineError::Request(STATES_NEED_FAST_LOOP.into()));
+    }
+    let ran = with_driver(job, prepared, log_path);
+    if job.log_fmi_calls {
+        super::call_log::note_driver_calls(log_path);
+    }
+    ran.map(|series| (series, None))
 }
 
 /// Reads the model description, resolves the outputs and builds the input table.
@@ -666,7 +681,7 @@ mod tests {
     /// The job run by the fast loop and by fmi-rs's driver.
     fn both_loops<F: FmiVersion>(job: &Job, md_path: &Path, log: &Path) -> (Series, Series) {
         let p = prepare::<F>(job, md_path).unwrap();
-        let fast = cs_loop::run::<F>(job, &p.md, &p.outputs, p.input.as_deref(), log)
+        let (fast, _) = cs_loop::run::<F>(job, &p.md, &p.outputs, p.input.as_deref(), log)
             .unwrap()
             .expect("the fast loop takes every demo model");
         let driver = with_driver(job, prepare::<F>(job, md_path).unwrap(), log).unwrap();

@@ -16,6 +16,7 @@ use fmi_rs::sim::SimulationError;
 use fmi_rs::sim::solver::SolverFactory;
 use fmi_rs::sim::{fmi2 as sim2, fmi3 as sim3};
 
+use super::call_log::BoundedLogger;
 use super::engine::{EngineError, InputTable};
 use super::protocol::Job;
 use super::recorded::{Column, Values};
@@ -45,6 +46,10 @@ pub(super) trait FmiVersion {
     /// its FMI 3 driver when the regular output point is; the fast loop does as the driver of
     /// its version does, so both produce the same time points.
     const STEP_COUNTED_AT_REGULAR_POINT: bool;
+    /// The prefix of the version's function names in the call log (`fmi2`, `fmi3`).
+    const CALL_PREFIX: &'static str;
+    /// Whether fmi-rs logs the freeing of an instance itself (FMI 2 does, FMI 3 does not).
+    const LOGS_FREE: bool;
 
     // The model description.
 
@@ -141,6 +146,11 @@ pub(super) trait FmiVersion {
     ) -> Result<(), SimulationError>;
     fn do_step(fmu: &Self::Instance, time: f64, next: f64) -> Result<Step, SimulationError>;
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError>;
+    /// Gets and serialises the instance's state (fmusim's `--final-fmu-state-file`).
+    fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError>;
+    /// Deserialises a state and sets the instance to it, instead of initialising it
+    /// (fmusim's `--initial-fmu-state-file`).
+    fn restore_state(fmu: &Self::Instance, bytes: &[u8]) -> Result<(), SimulationError>;
 }
 
 /// Why an FMI 3 String start value with a space cannot be set on a run that fmi-rs's driver
@@ -171,6 +181,21 @@ fn call2(
             "an FMI call returned {other:?}"
         ))),
     }
+}
+
+/// `fmi3SetDebugLogging(true, categories)`.
+fn enable_log_categories(
+    fmu: &fmi_rs::fmi3::FMU3,
+    categories: &[String],
+) -> Result<(), EngineError> {
+    let names: Vec<std::ffi::CString> = categories
+        .iter()
+        .map(|c| std::ffi::CString::new(c.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| EngineError::Request("a log category contains a NUL byte".into()))?;
+    let pointers: Vec<fmi_rs::fmi3::types::fmi3String> = names.iter().map(|n| n.as_ptr()).collect();
+    sim3::call(fmu.setDebugLogging(true, &pointers))?;
+    Ok(())
 }
 
 fn fmu_log(e: impl std::fmt::Display) -> EngineError {
@@ -365,6 +390,8 @@ impl FmiVersion for Fmi2 {
     type Instance = Arc<fmi_rs::fmi2::FMU2<fmi_rs::fmi2::CS>>;
 
     const STEP_COUNTED_AT_REGULAR_POINT: bool = false;
+    const CALL_PREFIX: &'static str = "fmi2";
+    const LOGS_FREE: bool = true;
 
     fn input_value(
         md: &Self::Description,
@@ -459,11 +486,10 @@ impl FmiVersion for Fmi2 {
         md: &Self::Description,
         log_path: &Path,
     ) -> Result<Self::Instance, EngineError> {
-        use fmi_rs::fmi2::log::DefaultLogger;
         let Some(cs) = md.coSimulation.as_ref() else {
             return Err(SimulationError::InterfaceType.into());
         };
-        let logger = Arc::new(DefaultLogger::from_path(log_path).map_err(fmu_log)?);
+        let logger = Arc::new(BoundedLogger::create(log_path).map_err(fmu_log)?);
         fmi_rs::fmi2::FMU2::<fmi_rs::fmi2::CS>::new(
             Path::new(&job.fmu_dir),
             &cs.modelIdentifier,
@@ -471,7 +497,7 @@ impl FmiVersion for Fmi2 {
             &md.guid,
             false,
             true,
-            false,
+            job.log_fmi_calls,
             logger,
             !cs.canNotUseMemoryManagementFunctions,
         )
@@ -519,6 +545,14 @@ impl FmiVersion for Fmi2 {
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError> {
         call2(fmu.terminate()).map(drop)
     }
+
+    fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError> {
+        super::fmu_state::fmi2::save(fmu)
+    }
+
+    fn restore_state(fmu: &Self::Instance, bytes: &[u8]) -> Result<(), SimulationError> {
+        super::fmu_state::fmi2::restore(fmu, bytes)
+    }
 }
 
 impl FmiVersion for Fmi3 {
@@ -536,6 +570,8 @@ impl FmiVersion for Fmi3 {
     type Instance = Arc<fmi_rs::fmi3::FMU3>;
 
     const STEP_COUNTED_AT_REGULAR_POINT: bool = true;
+    const CALL_PREFIX: &'static str = "fmi3";
+    const LOGS_FREE: bool = false;
 
     fn input_value(
         md: &Self::Description,
@@ -674,7 +710,6 @@ impl FmiVersion for Fmi3 {
         md: &Self::Description,
         log_path: &Path,
     ) -> Result<Self::Instance, EngineError> {
-        use fmi_rs::fmi3::log::DefaultLogger;
         use fmi_rs::fmi3::native::{NativeLibrary, PLATFORM_TUPLE};
         let Some(cs) = md.coSimulation.as_ref() else {
             return Err(SimulationError::InterfaceType.into());
@@ -686,21 +721,25 @@ impl FmiVersion for Fmi3 {
                 .join(format!("{}.so", cs.modelIdentifier)),
         )?;
         let resources = dir.join("resources");
-        let logger = Arc::new(DefaultLogger::from_path(log_path).map_err(fmu_log)?);
-        fmi_rs::fmi3::FMU3::instantiateCoSimulation(
+        let logger = Arc::new(BoundedLogger::create(log_path).map_err(fmu_log)?);
+        // With categories chosen, logging starts off and only those go on.
+        let fmu = fmi_rs::fmi3::FMU3::instantiateCoSimulation(
             Box::new(library),
             resources.is_dir().then_some(resources.as_path()),
             &md.modelName,
             &md.instantiationToken,
             false,
-            true,
+            job.log_categories.is_empty(),
             false,
             false,
             logger,
-            false,
+            job.log_fmi_calls,
             None,
-        )
-        .map_err(EngineError::from)
+        )?;
+        if !job.log_categories.is_empty() {
+            enable_log_categories(&fmu, &job.log_categories)?;
+        }
+        Ok(fmu)
     }
 
     fn enter_initialization(fmu: &Self::Instance, job: &Job) -> Result<(), SimulationError> {
@@ -743,5 +782,13 @@ impl FmiVersion for Fmi3 {
 
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError> {
         sim3::call(fmu.terminate()).map(drop)
+    }
+
+    fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError> {
+        super::fmu_state::fmi3::save(fmu)
+    }
+
+    fn restore_state(fmu: &Self::Instance, bytes: &[u8]) -> Result<(), SimulationError> {
+        super::fmu_state::fmi3::restore(fmu, bytes)
     }
 }

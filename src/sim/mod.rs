@@ -2,9 +2,11 @@
 //! for the server, the engine the worker drives (fmi-rs), and our Model Exchange solver.
 
 mod bdf;
+pub mod call_log;
 mod cs_loop;
 pub mod engine;
 mod fmi_version;
+pub mod fmu_state;
 pub mod literals;
 pub mod plan;
 pub mod protocol;

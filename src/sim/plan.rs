@@ -31,6 +31,10 @@ pub struct RunSettings {
     pub display_units: bool,
     /// FMI 3 Co-Simulation options.
     pub cs_options: CsOptions,
+    /// FMU states (fmusim's `--initial-fmu-state-file` / `--final-fmu-state-file`).
+    pub states: super::fmu_state::StateSettings,
+    /// FMI call logging and the FMU's log categories.
+    pub logging: super::call_log::LogSettings,
 }
 
 /// Output points a run may have at most.
@@ -116,7 +120,12 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         }
     };
     let experiment = info.default_experiment.clone().unwrap_or_default();
-    let start_time = s.start_time.or(experiment.start_time).unwrap_or(0.0);
+    // A run from a saved state starts at the state's time.
+    let start_time = s
+        .start_time
+        .or(s.states.initial.as_ref().map(|state| state.time))
+        .or(experiment.start_time)
+        .unwrap_or(0.0);
     let stop_time = s
         .stop_time
         .or(experiment.stop_time)
@@ -296,6 +305,13 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
     for (field, why) in cs_option_problems(info, interface, s.cs_options) {
         problem(field, why);
     }
+    let fast_loop = super::call_log::fast_loop(info, interface, s);
+    for (field, why) in s.states.problems(info, interface, fast_loop, start_time) {
+        problem(field, why);
+    }
+    for (field, why) in s.logging.problems(info, fast_loop) {
+        problem(&field, why);
+    }
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
@@ -326,6 +342,10 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
             .collect(),
         record_events: s.record_events.unwrap_or(true),
         cs_options: s.cs_options,
+        initial_state: s.states.initial.clone(),
+        save_final_state: s.states.save_final,
+        log_fmi_calls: s.logging.fmi_calls,
+        log_categories: s.logging.categories.clone(),
         log_limit: 64 * 1024,
         limits: Default::default(),
     })

@@ -10,6 +10,7 @@ use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::fmu_state::{SavedState, StateHeader, check_size};
 use super::recorded::{Column, Recorded, blob_bytes, element_columns, write_cells};
 
 /// Bumped on any incompatible change; a worker refuses a job of another version.
@@ -188,6 +189,20 @@ pub struct Job {
     /// FMI 3 Co-Simulation options.
     #[serde(default)]
     pub cs_options: CsOptions,
+    /// Start from this saved state instead of initialising (fmusim's
+    /// `--initial-fmu-state-file`); the parent has checked it belongs to this FMU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_state: Option<SavedState>,
+    /// Save the state after the last step, before terminating (fmusim's
+    /// `--final-fmu-state-file`), and send it after the results.
+    #[serde(default)]
+    pub save_final_state: bool,
+    /// Record every FMI call with its arguments and status (fmusim's `--log-fmi-calls`).
+    #[serde(default)]
+    pub log_fmi_calls: bool,
+    /// The FMU's log categories to enable (all when empty); checked by the parent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_categories: Vec<String>,
     /// Most bytes of the FMU's log to send back.
     pub log_limit: usize,
     /// Resource limits the worker applies to itself before loading the FMU.
@@ -204,6 +219,8 @@ pub struct SimOutput {
     pub columns: Vec<Column>,
     /// The FMU's log messages (truncated to the job's limit).
     pub log: String,
+    /// The state saved after the last step, when the job asked for it.
+    pub final_state: Option<SavedState>,
 }
 
 /// What the worker sends back.
@@ -223,6 +240,9 @@ pub enum Message {
         #[serde(default)]
         blob_bytes: u64,
         log: String,
+        /// The final state, whose bytes follow the values (the job asked for it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<StateHeader>,
     },
     /// The simulation failed in a way the FMU or the request explains.
     Failed { reason: String, log: String },
@@ -256,6 +276,10 @@ pub fn send_output(out: &mut impl Write, output: SimOutput) -> std::io::Result<(
             )));
         }
     }
+    let state = output.final_state.as_ref().map(|s| StateHeader {
+        time: s.time,
+        bytes: s.bytes.len() as u64,
+    });
     serde_json::to_writer(
         &mut *out,
         &Message::Done {
@@ -263,6 +287,7 @@ pub fn send_output(out: &mut impl Write, output: SimOutput) -> std::io::Result<(
             variables: output.variables,
             rows: rows as u64,
             log: output.log,
+            state,
         },
     )?;
     out.write_all(b"\n")?;
@@ -270,6 +295,9 @@ pub fn send_output(out: &mut impl Write, output: SimOutput) -> std::io::Result<(
         out.write_all(&t.to_le_bytes())?;
     }
     write_cells(&output.columns, out)?;
+    if let Some(state) = &output.final_state {
+        out.write_all(&state.bytes)?;
+    }
     out.flush()
 }
 
@@ -460,6 +488,32 @@ pub fn copy_values(
     Ok(())
 }
 
+/// Reads the final state's bytes that follow the values, after checking what the header
+/// announces: at most [`MAX_STATE_BYTES`], at a finite time.
+fn read_state(reader: &mut impl BufRead, header: StateHeader) -> Result<SavedState, ProtocolError> {
+    check_size(header.bytes).map_err(ProtocolError::Malformed)?;
+    if !header.time.is_finite() {
+        return Err(ProtocolError::Malformed(
+            "the FMU state's time is not a finite number".into(),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(header.bytes as usize);
+    let read = reader
+        .take(header.bytes)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ProtocolError::Truncated(format!("reading the FMU state: {e}")))?;
+    if read as u64 != header.bytes {
+        return Err(ProtocolError::Truncated(format!(
+            "{read} of {} bytes of the FMU state arrived",
+            header.bytes
+        )));
+    }
+    Ok(SavedState {
+        time: header.time,
+        bytes,
+    })
+}
+
 /// How a worker's answer ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum End {
@@ -468,6 +522,8 @@ pub enum End {
         variables: Vec<Recorded>,
         rows: u64,
         log: String,
+        /// The final state the worker sent after the results, if it sent one.
+        state: Option<SavedState>,
     },
     Failed {
         reason: String,
@@ -520,6 +576,7 @@ pub fn read_conversation(
                 rows,
                 blob_bytes,
                 log,
+                state,
             } => {
                 let total = match check_done(&variables, rows, blob_bytes, max_values) {
                     Ok(total) => total,
@@ -541,10 +598,15 @@ pub fn read_conversation(
                 if let Err(e) = copy_values(reader, rows, total, out) {
                     break e;
                 }
+                let state = match state.map(|h| read_state(reader, h)).transpose() {
+                    Ok(state) => state,
+                    Err(e) => break e,
+                };
                 heard.end = Some(End::Done {
                     variables,
                     rows,
                     log,
+                    state,
                 });
                 return heard;
             }
@@ -618,6 +680,7 @@ mod tests {
                 },
             ],
             log: "ok".into(),
+            final_state: None,
         };
         let mut bytes = wire(&[started()]);
         send_output(&mut bytes, output.clone()).unwrap();
@@ -629,7 +692,8 @@ mod tests {
             Some(End::Done {
                 variables: output.variables.clone(),
                 rows: 3,
-                log: "ok".into()
+                log: "ok".into(),
+                state: None,
             })
         );
         let dir = tempfile::tempdir().unwrap();
@@ -656,6 +720,7 @@ mod tests {
                 values: super::super::recorded::Values::Float(values.clone()),
             }],
             log: String::new(),
+            final_state: None,
         };
         let mut bytes = wire(&[started()]);
         send_output(&mut bytes, output(vec![0.0, 1.0, 2.0])).unwrap();
@@ -700,6 +765,7 @@ mod tests {
             rows,
             blob_bytes: 0,
             log: String::new(),
+            state: None,
         };
         // One over the cap is refused before any value is read; the cap itself is accepted
         // (and then found truncated, since no values follow).
@@ -722,6 +788,7 @@ mod tests {
             rows: 1,
             blob_bytes: 0,
             log: String::new(),
+            state: None,
         };
         let (heard, results) = hear(&wire(&[started(), done]), 100);
         assert!(malformed(&heard).contains("'h' twice"), "{heard:?}");
@@ -735,6 +802,7 @@ mod tests {
             rows: 2,
             blob_bytes: 0,
             log: String::new(),
+            state: None,
         };
         let (heard, _) = hear(&wire(std::slice::from_ref(&done)), 100);
         assert!(malformed(&heard).contains("before it started"));
@@ -772,6 +840,7 @@ mod tests {
             rows: 0,
             blob_bytes: 0,
             log: String::new(),
+            state: None,
         };
         let bytes = wire(&[started(), done]);
         let heard = read_conversation(&mut std::io::BufReader::new(&bytes[..]), None, 100);
@@ -862,6 +931,104 @@ mod tests {
                 format!(
                     "solver must be auto, dormand_prince (or dopri), bdf or euler, not '{bad}'"
                 )
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use crate::sim::fmu_state::MAX_STATE_BYTES;
+    use crate::sim::recorded::{ValueType, Values};
+
+    fn output(state: Option<SavedState>) -> SimOutput {
+        SimOutput {
+            time: vec![0.0, 1.0],
+            variables: vec![Recorded::scalar("h", ValueType::Float64)],
+            columns: vec![Column {
+                name: "h".into(),
+                values: Values::Float(vec![1.0, 0.5]),
+            }],
+            log: String::new(),
+            final_state: state,
+        }
+    }
+
+    fn hear(wire: &[u8]) -> Conversation {
+        let mut results = Vec::new();
+        read_conversation(&mut &wire[..], Some(&mut results), 100)
+    }
+
+    fn started() -> Vec<u8> {
+        let mut bytes = Vec::new();
+        send(&mut bytes, &Message::Started { sandbox: vec![] }).unwrap();
+        bytes
+    }
+
+    /// The final state's bytes follow the results and arrive whole, with their time.
+    #[test]
+    fn a_final_state_arrives_after_the_results() {
+        let state = SavedState {
+            time: 1.0,
+            bytes: (0..=255).collect(),
+        };
+        let mut bytes = started();
+        send_output(&mut bytes, output(Some(state.clone()))).unwrap();
+        let heard = hear(&bytes);
+        assert_eq!(heard.broken, None);
+        let Some(End::Done { state: got, .. }) = heard.end else {
+            panic!("{heard:?}")
+        };
+        assert_eq!(got, Some(state));
+    }
+
+    /// A state cut short, larger than the bound, or at a time that is not a number is refused
+    /// before more than the bound is read.
+    #[test]
+    fn a_truncated_oversized_or_timeless_state_is_refused() {
+        let state = SavedState {
+            time: 1.0,
+            bytes: vec![7; 100],
+        };
+        let mut bytes = started();
+        send_output(&mut bytes, output(Some(state))).unwrap();
+        bytes.truncate(bytes.len() - 10);
+        assert!(matches!(
+            hear(&bytes).broken,
+            Some(ProtocolError::Truncated(_))
+        ));
+
+        for header in [
+            StateHeader {
+                time: 1.0,
+                bytes: MAX_STATE_BYTES + 1,
+            },
+            StateHeader {
+                time: f64::INFINITY,
+                bytes: 1,
+            },
+        ] {
+            let mut bytes = started();
+            let done = Message::Done {
+                variables: vec![],
+                rows: 0,
+                blob_bytes: 0,
+                log: String::new(),
+                state: Some(header),
+            };
+            // An infinite time cannot even be written as JSON: send it as the worker's
+            // bytes would come.
+            let line = serde_json::to_string(&done)
+                .unwrap()
+                .replace("null", "1e999");
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            bytes.push(0);
+            let heard = hear(&bytes);
+            assert!(
+                matches!(heard.broken, Some(ProtocolError::Malformed(_))),
+                "{header:?}: {heard:?}"
             );
         }
     }

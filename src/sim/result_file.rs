@@ -350,6 +350,7 @@ impl ResultFile {
             variables: self.header.variables.clone(),
             columns,
             log: String::new(),
+            final_state: None,
         })
     }
 

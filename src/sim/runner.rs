@@ -61,6 +61,8 @@ pub struct RunOutcome {
     pub log: String,
     pub sandbox: Vec<String>,
     pub elapsed: Duration,
+    /// The FMU state saved after the last step, when the job asked for it.
+    pub final_state: Option<super::fmu_state::SavedState>,
 }
 
 /// Settings of the pool.
@@ -170,6 +172,10 @@ impl WorkerPool {
             inputs: vec![],
             record_events: false,
             cs_options: Default::default(),
+            initial_state: None,
+            save_final_state: false,
+            log_fmi_calls: false,
+            log_categories: vec![],
             log_limit: 0,
             limits: self.config.limits,
         };
@@ -228,13 +234,31 @@ impl Slot<'_> {
         job.limits = config.limits;
         job.log_limit = config.log_limit;
         let exe = config.exe.clone();
+        let save_final_state = job.save_final_state;
         let ended = tokio::task::spawn_blocking(move || {
             execute(&exe, &job, timeout, stop_tx, stop_rx, Some(results))
         })
         .await
         .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
         drop(scratch);
-        ended?.outcome(&config.limits, timeout)
+        let outcome = ended?.outcome(&config.limits, timeout)?;
+        check_final_state(save_final_state, &outcome)?;
+        Ok(outcome)
+    }
+}
+
+/// A worker that succeeded sent a final state exactly when the job asked for one. The FMU's
+/// code shares the worker's channel, so a missing or unasked-for state is the model's doing,
+/// as any malformed answer is.
+fn check_final_state(asked: bool, outcome: &RunOutcome) -> Result<(), SimError> {
+    match (asked, outcome.final_state.is_some()) {
+        (true, false) => Err(SimError::Crashed(
+            "its worker sent no final FMU state".into(),
+        )),
+        (false, true) => Err(SimError::Crashed(
+            "its worker sent an FMU state nobody asked for".into(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -336,7 +360,7 @@ impl Ended {
             (Some(End::Failed { reason, .. }), None) => Err(SimError::Internal(format!(
                 "the worker could not prepare the run: {reason}"
             ))),
-            (Some(End::Done { log, .. }), Some(sandbox)) => {
+            (Some(End::Done { log, state, .. }), Some(sandbox)) => {
                 let result = self
                     .results
                     .ok_or_else(|| std::io::Error::other("no results file"))
@@ -354,6 +378,7 @@ impl Ended {
                     log,
                     sandbox,
                     elapsed: self.elapsed,
+                    final_state: state,
                 })
             }
             // An FMU that handles a failed allocation still ran out of memory.

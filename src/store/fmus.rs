@@ -142,9 +142,20 @@ fn add_owner(
     Ok(Owned::Added)
 }
 
+/// Bytes the user's uploads and saved FMU states take on disk: what counts against their
+/// storage quota.
+fn storage_used(conn: &Connection, user_id: &UserId) -> StoreResult<i64> {
+    Ok(uploads_used(conn, user_id)?.saturating_add(super::states::states_used(conn, user_id)?))
+}
+
+/// [`storage_used`] inside another table's transaction.
+pub(super) fn storage_used_tx(conn: &Connection, user_id: &UserId) -> StoreResult<i64> {
+    storage_used(conn, user_id)
+}
+
 /// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
 /// even when someone else uploaded the same bytes).
-fn storage_used(conn: &Connection, user_id: &UserId) -> StoreResult<i64> {
+fn uploads_used(conn: &Connection, user_id: &UserId) -> StoreResult<i64> {
     Ok(conn.query_row(
         "SELECT COALESCE(SUM(COALESCE(f.stored_bytes, f.size_bytes)), 0)
          FROM fmu_owners o JOIN fmus f ON f.id = o.fmu_id WHERE o.user_id = ?1",
@@ -312,8 +323,9 @@ impl Store {
         self.run(move |conn| remove_if_unowned(conn, &id)).await
     }
 
-    /// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
-    /// even when someone else uploaded the same bytes): what counts against their quota.
+    /// Bytes the user's uploads (each FMU they uploaded counts in full for them, even when
+    /// someone else uploaded the same bytes) and saved FMU states take: what counts against
+    /// their quota.
     pub async fn storage_used(&self, user_id: &UserId) -> StoreResult<i64> {
         let id = user_id.clone();
         self.run(move |conn| storage_used(conn, &id)).await

@@ -15,6 +15,7 @@ mod ids;
 pub mod ledger;
 pub mod runs;
 pub mod sessions;
+pub mod states;
 pub mod usage;
 pub mod users;
 

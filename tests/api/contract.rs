@@ -279,6 +279,30 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             Body::None,
         ),
         (
+            "getRunState",
+            Method::GET,
+            "/api/v1/runs/run_x/state".into(),
+            Body::None,
+        ),
+        (
+            "uploadState",
+            Method::POST,
+            "/api/v1/states?fmu=lib:Dahlquist&time=0".into(),
+            Body::Raw("application/octet-stream", b"state".to_vec()),
+        ),
+        (
+            "listStates",
+            Method::GET,
+            "/api/v1/states".into(),
+            Body::None,
+        ),
+        (
+            "deleteState",
+            Method::DELETE,
+            "/api/v1/states/st_x".into(),
+            Body::None,
+        ),
+        (
             "getBilling",
             Method::GET,
             "/api/v1/billing".into(),
@@ -330,6 +354,8 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         ("getRun", Method::GET, "/api/v1/runs/{}"),
         ("getRunResult", Method::GET, "/api/v1/runs/{}/result"),
         ("cancelRun", Method::POST, "/api/v1/runs/{}/cancel"),
+        ("getRunState", Method::GET, "/api/v1/runs/{}/state"),
+        ("deleteState", Method::DELETE, "/api/v1/states/{}"),
     ] {
         let unknown = path.replace("{}", &format!("nope_{fmu_id}"));
         contract
@@ -766,7 +792,64 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         )
         .await;
 
+    states_contract(&mut contract, &app, key).await;
     contract.assert_all_seen();
+}
+
+/// `POST /states`: what the query and the body can get wrong.
+async fn states_contract(contract: &mut Contract, app: &TestApp, key: &str) {
+    let upload = |query: &str| at(app, Method::POST, &format!("/api/v1/states?{query}"));
+    let bytes = |b: &[u8]| Body::Raw("application/octet-stream", b.to_vec());
+    // A time that is not a number, or no FMU named: 400.
+    contract
+        .expect(
+            "uploadState",
+            400,
+            upload("fmu=lib:Dahlquist&time=soon"),
+            Some(key),
+            bytes(b"x"),
+        )
+        .await;
+    // An unknown FMU: 404.
+    contract
+        .expect(
+            "uploadState",
+            404,
+            upload(&format!("fmu={}&time=0", "0".repeat(64))),
+            Some(key),
+            bytes(b"x"),
+        )
+        .await;
+    // An empty file: 422.
+    let body = contract
+        .expect(
+            "uploadState",
+            422,
+            upload("fmu=lib:Dahlquist&time=0"),
+            Some(key),
+            bytes(b""),
+        )
+        .await;
+    assert_eq!(body["problems"][0]["field"], "body", "{body}");
+    // Past 16 MiB: 413; no length: 411.
+    contract
+        .expect(
+            "uploadState",
+            413,
+            upload("fmu=lib:Dahlquist&time=0"),
+            Some(key),
+            bytes(&vec![0; (16 << 20) + 1]),
+        )
+        .await;
+    let (status, text) = post_chunked(
+        app,
+        "/api/v1/states?fmu=lib:Dahlquist&time=0",
+        key,
+        "application/octet-stream",
+    )
+    .await;
+    contract.record("uploadState", status, &text);
+    assert_eq!(status, 411, "{text}");
 }
 
 /// The faces apart: the compatibility routes answer our JSON even to a browser (never the

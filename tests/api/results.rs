@@ -428,6 +428,10 @@ async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason()
         inputs: vec![],
         record_events: true,
         cs_options: Default::default(),
+        initial_state: None,
+        save_final_state: false,
+        log_fmi_calls: false,
+        log_categories: vec![],
         log_limit: 1024,
         limits: Default::default(),
     };

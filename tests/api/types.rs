@@ -639,7 +639,11 @@ async fn a_model_stored_by_an_earlier_version_is_described_again() {
             |r| r.get(0),
         )
         .unwrap();
-    assert!(stored.contains("\"describe_version\":2"), "stored again");
+    let current = fmu_gateway::fmi::describe::DESCRIBE_VERSION;
+    assert!(
+        stored.contains(&format!("\"describe_version\":{current}")),
+        "stored again"
+    );
     let run = app
         .run(
             key,

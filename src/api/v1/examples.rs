@@ -17,6 +17,7 @@ use super::fmus::{
 };
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{ResultType, Run, RunCreate, RunList, RunResult, RunStatusName, ValueTypeName};
+use super::states::FmuState;
 use super::usage::{UsageItem, UsageList};
 use super::validation::{
     SmokeInterface, SmokeOutcome, SmokeTest, ValidationProblem, ValidationReport,
@@ -116,6 +117,7 @@ fn interface(variable_step: bool, event_mode: bool) -> FmuInterface {
         model_identifier: "BouncingBall".into(),
         can_handle_variable_communication_step_size: variable_step,
         can_get_and_set_fmu_state: true,
+        can_serialize_fmu_state: true,
         needs_completed_integrator_step: false,
         provides_directional_derivatives: false,
         has_event_mode: event_mode,
@@ -174,6 +176,11 @@ impl Example for FmuAlias {
 impl Example for Fmu {
     fn example() -> Self {
         Fmu {
+            log_categories: vec![
+                "logEvents".into(),
+                "logStatusWarning".into(),
+                "logStatusError".into(),
+            ],
             id: FMU_HASH.into(),
             library_id: Some("lib:BouncingBall".into()),
             model_name: "BouncingBall".into(),
@@ -431,6 +438,22 @@ impl Example for ErrorBody {
                 line: None,
                 column: None,
             }]),
+        }
+    }
+}
+
+impl Example for FmuState {
+    fn example() -> Self {
+        FmuState {
+            id: "st_6f1c2b0e9a4d4c8e8f7a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6".into(),
+            fmu_id: FMU_HASH.into(),
+            fmi_version: "3".into(),
+            interface: "cs".into(),
+            time: 3.0,
+            size_bytes: 55_120,
+            sha256: "0b6c1f3e5d7a9c2e4f6a8b0d2c4e6f8a1b3d5f7e9a0c2e4b6d8f0a2c4e6b8d0f".into(),
+            source_run: Some(RUN_ID.into()),
+            created_at: AT.into(),
         }
     }
 }

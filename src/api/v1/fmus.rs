@@ -27,6 +27,9 @@ pub struct FmuInterface {
     pub model_identifier: String,
     pub can_handle_variable_communication_step_size: bool,
     pub can_get_and_set_fmu_state: bool,
+    /// With `can_get_and_set_fmu_state`: runs of this interface can save their final state
+    /// (`save_final_state`) and start from a saved one (`initial_state`).
+    pub can_serialize_fmu_state: bool,
     pub needs_completed_integrator_step: bool,
     pub provides_directional_derivatives: bool,
     pub has_event_mode: bool,
@@ -39,6 +42,7 @@ impl From<&describe::Interface> for FmuInterface {
             can_handle_variable_communication_step_size: i
                 .can_handle_variable_communication_step_size,
             can_get_and_set_fmu_state: i.can_get_and_set_fmu_state,
+            can_serialize_fmu_state: i.can_serialize_fmu_state,
             needs_completed_integrator_step: i.needs_completed_integrator_step,
             provides_directional_derivatives: i.provides_directional_derivatives,
             has_event_mode: i.has_event_mode,
@@ -186,6 +190,8 @@ pub struct Fmu {
     /// The warnings of its validation report, found when the file was first checked (so a
     /// second upload of the same bytes shows them too); empty for a clean FMU.
     pub warnings: Vec<FmuWarning>,
+    /// The model's `<LogCategories>`: what a run may enable with `log_categories`.
+    pub log_categories: Vec<String>,
 }
 
 impl From<FmuRecord> for Fmu {
@@ -202,6 +208,7 @@ impl From<FmuRecord> for Fmu {
             variables,
             platforms,
             warnings,
+            log_categories,
             validation,
             ..
         } = r.info;
@@ -232,6 +239,7 @@ impl From<FmuRecord> for Fmu {
                 tolerance: e.tolerance,
                 step_size: e.step_size,
             }),
+            log_categories,
             platforms,
             units,
             variables: variables

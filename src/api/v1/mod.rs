@@ -7,6 +7,7 @@ mod examples;
 pub mod fmus;
 pub mod keys;
 pub mod runs;
+pub mod states;
 pub mod usage;
 pub mod validation;
 
@@ -16,20 +17,19 @@ use poem_openapi::OpenApiService;
 
 use crate::api::error::framework_error;
 
+/// Every v1 resource's operations, in the order the spec lists them.
+type Operations = (
+    account::AccountApi,
+    keys::KeysApi,
+    usage::UsageApi,
+    fmus::FmusApi,
+    runs::RunsApi,
+    states::StatesApi,
+    billing::BillingApi,
+);
+
 /// The OpenAPI service for `/api/v1`.
-pub fn service(
-    public_url: &str,
-) -> OpenApiService<
-    (
-        account::AccountApi,
-        keys::KeysApi,
-        usage::UsageApi,
-        fmus::FmusApi,
-        runs::RunsApi,
-        billing::BillingApi,
-    ),
-    (),
-> {
+pub fn service(public_url: &str) -> OpenApiService<Operations, ()> {
     OpenApiService::new(
         (
             account::AccountApi,
@@ -37,6 +37,7 @@ pub fn service(
             usage::UsageApi,
             fmus::FmusApi,
             runs::RunsApi,
+            states::StatesApi,
             billing::BillingApi,
         ),
         "FMU Gateway API",

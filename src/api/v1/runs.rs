@@ -164,6 +164,29 @@ pub struct RunCreate {
     /// (default `false`).
     #[oai(skip_serializing_if_is_none)]
     pub intermediate_update: Option<bool>,
+    // FMU states (fmusim's --initial-fmu-state-file / --final-fmu-state-file).
+    /// Start from a saved FMU state instead of initialising: a run's id (the state it saved)
+    /// or a state's id (`GET /states`). The run starts at the state's time (`start_time`, if
+    /// given, must be it); the state must be one this FMU saved through this interface.
+    /// Co-Simulation only, for an FMU that can get, set and serialise its state.
+    #[oai(skip_serializing_if_is_none)]
+    pub initial_state: Option<Text>,
+    /// Save the FMU's state after the last step (default `false`), served by
+    /// `GET /runs/{id}/state` and counted against your storage quota. Same conditions as
+    /// `initial_state`.
+    #[oai(skip_serializing_if_is_none)]
+    pub save_final_state: Option<bool>,
+    // Logging (fmusim's --log-fmi-calls and the FMU's log categories).
+    /// Record every FMI call the run makes, with its arguments and status, in the run's log
+    /// (default `false`); at most 1 MiB of calls, then the log says it stopped. Calls that
+    /// fmi-rs's driver makes (Model Exchange, FMI 3 Co-Simulation options, structural
+    /// parameters) are not recorded, and the log says so.
+    #[oai(skip_serializing_if_is_none)]
+    pub log_fmi_calls: Option<bool>,
+    /// The FMU's log categories to enable (its `<LogCategories>`, as `GET /fmus/{id}` lists
+    /// them); default: all. FMI 3 Co-Simulation only.
+    #[oai(skip_serializing_if_is_none, validator(max_items = 100))]
+    pub log_categories: Option<Vec<Text>>,
 }
 
 impl RunCreate {
@@ -193,6 +216,10 @@ impl RunCreate {
             early_return_allowed: None,
             event_mode_used: None,
             intermediate_update: None,
+            initial_state: None,
+            save_final_state: None,
+            log_fmi_calls: None,
+            log_categories: None,
         }
     }
 }
@@ -453,6 +480,10 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
         }
         None => None,
     };
+    let states = crate::domain::states::StateRequest {
+        initial: body.initial_state.map(|s| s.0),
+        save_final: body.save_final_state.unwrap_or(false),
+    };
     Ok(RunRequest {
         fmu: body.fmu_id.0,
         settings: RunSettings {
@@ -487,9 +518,20 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
                 event_mode_used: body.event_mode_used.unwrap_or(false),
                 intermediate_update: body.intermediate_update.unwrap_or(false),
             },
+            states: Default::default(),
+            logging: crate::sim::call_log::LogSettings {
+                fmi_calls: body.log_fmi_calls.unwrap_or(false),
+                categories: body
+                    .log_categories
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| c.0)
+                    .collect(),
+            },
         },
         timeout,
         name,
+        states,
     })
 }
 

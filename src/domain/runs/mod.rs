@@ -22,6 +22,7 @@ use crate::auth::{self, Principal};
 use crate::domain::error::{AppError, AppResult};
 use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::ids::{Credits, FmuId, KeyId, RunId, UserId};
+use crate::domain::states;
 use crate::sim::plan::{self, RunSettings};
 use crate::sim::protocol::{CsOptions, Interface, Solver};
 use crate::sim::result_file::ResultFile;
@@ -53,6 +54,8 @@ pub struct RunRequest {
     pub timeout: Option<Duration>,
     /// The name usage rows show (default: the library id or the model name).
     pub name: Option<String>,
+    /// FMU states: start from a saved one, save the final one.
+    pub states: crate::domain::states::StateRequest,
 }
 
 /// The settings a run was made with, as stored and shown.
@@ -76,6 +79,17 @@ pub struct StoredSettings {
     pub cs_options: CsOptions,
     #[serde(default, skip_serializing_if = "is_off")]
     pub display_units: bool,
+    // FMU states, left out when unused so settings stored before them hash the same.
+    /// The state the run started from, as the request named it (a run or state id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_state: Option<String>,
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub save_final_state: bool,
+    // Logging, left out when unused (same reason).
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub log_fmi_calls: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_categories: Vec<String>,
 }
 
 fn is_off(b: &bool) -> bool {
@@ -174,7 +188,9 @@ pub async fn start(
     let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
     let max = state.config.max_run_time;
     let timeout = new.timeout.unwrap_or(max);
-    let mut job = plan::plan(&record.info, &fmu_dir, &new.settings);
+    let mut settings = new.settings.clone();
+    settings.states = states_settings(state, &principal.user_id, &record, &new).await?;
+    let mut job = plan::plan(&record.info, &fmu_dir, &settings);
     if timeout.is_zero() || timeout > max {
         let problem = plan::Problem::new(
             "timeout",
@@ -211,6 +227,10 @@ pub async fn start(
         record_events: job.record_events,
         cs_options: job.cs_options,
         display_units: new.settings.display_units,
+        initial_state: new.states.initial.as_ref().map(|r| r.trim().to_string()),
+        save_final_state: job.save_final_state,
+        log_fmi_calls: job.log_fmi_calls,
+        log_categories: job.log_categories.clone(),
     };
     let request_hash = hash_request(&record.id, &stored, &job.inputs);
     let name = new
@@ -284,8 +304,14 @@ pub async fn start(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(run.id.clone(), cancel_tx);
+    let keep_state = job.save_final_state.then(|| KeepState {
+        user_id: principal.user_id.clone(),
+        identity: states::Identity::of(&record, job.interface),
+    });
     let (st, id) = (state.clone(), run.id.clone());
-    tokio::spawn(async move { execute(&st, &id, origin, job, timeout, cancel_rx).await });
+    tokio::spawn(
+        async move { execute(&st, &id, origin, job, timeout, cancel_rx, keep_state).await },
+    );
     Ok(Started { run })
 }
 
@@ -338,6 +364,62 @@ fn create_result_file(state: &State, run_id: &RunId) -> std::io::Result<(PathBuf
     Ok((path, file))
 }
 
+/// Whose the final state a run saves is, and which FMU it belongs to.
+struct KeepState {
+    user_id: UserId,
+    identity: states::Identity,
+}
+
+/// The state settings of a run: the initial state resolved (the user's, saved by this FMU
+/// through the interface the run uses) and whether to save the final one. Before any credit
+/// moves: a missing state is a 404, another FMU's a 422.
+async fn states_settings(
+    state: &State,
+    user_id: &UserId,
+    record: &FmuRecord,
+    new: &RunRequest,
+) -> AppResult<crate::sim::fmu_state::StateSettings> {
+    let initial = match &new.states.initial {
+        Some(reference) => {
+            let interface =
+                new.settings
+                    .interface
+                    .unwrap_or(if record.info.co_simulation.is_some() {
+                        Interface::Cs
+                    } else {
+                        Interface::Me
+                    });
+            Some(states::initial_state(state, user_id, reference, record, interface).await?)
+        }
+        None => None,
+    };
+    Ok(crate::sim::fmu_state::StateSettings {
+        initial,
+        save_final: new.states.save_final,
+    })
+}
+
+/// Keeps the final state of a successful run that saved one; a state that cannot be kept
+/// fails the run (and its results are not kept either).
+async fn keep_final_state(
+    state: &State,
+    run_id: &RunId,
+    keep: Option<&KeepState>,
+    result: Result<crate::sim::runner::RunOutcome, SimError>,
+) -> Result<crate::sim::runner::RunOutcome, SimError> {
+    let outcome = result?;
+    let (Some(keep), Some(saved)) = (keep, outcome.final_state.as_ref()) else {
+        return Ok(outcome);
+    };
+    match states::keep_run_state(state, &keep.user_id, run_id, &keep.identity, saved).await {
+        Ok(()) => Ok(outcome),
+        Err(e) => {
+            let _ = remove_result(state, run_id);
+            Err(e)
+        }
+    }
+}
+
 async fn execute(
     state: &State,
     run_id: &RunId,
@@ -345,6 +427,7 @@ async fn execute(
     job: crate::sim::protocol::Job,
     timeout: Duration,
     mut cancel: tokio::sync::oneshot::Receiver<()>,
+    keep_state: Option<KeepState>,
 ) {
     // `queued` until a worker is free; `running` from then on. A cancel while queued never
     // reaches a worker and is not charged.
@@ -354,7 +437,8 @@ async fn execute(
             match (marked, create_result_file(state, run_id)) {
                 (Ok(true), Ok((partial, file))) => {
                     let result = slot.run(job, timeout, Some(cancel), file).await;
-                    keep_result(state, run_id, &partial, result)
+                    let result = keep_result(state, run_id, &partial, result);
+                    keep_final_state(state, run_id, keep_state.as_ref(), result).await
                 }
                 (Ok(false), _) => Err(SimError::Cancelled),
                 (Err(e), _) => Err(SimError::Internal(e.to_string())),
