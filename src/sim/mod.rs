@@ -6,6 +6,8 @@ mod cs_loop;
 pub mod engine;
 mod fmi_version;
 pub mod literals;
+pub mod mat;
+pub mod parquet;
 pub mod plan;
 pub mod protocol;
 pub mod recorded;

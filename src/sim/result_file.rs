@@ -1,4 +1,5 @@
-//! A run's results on disk, and their conversion to JSON and CSV a chunk at a time.
+//! A run's results on disk, and their conversion to JSON, CSV, MAT and Parquet a chunk at a
+//! time.
 //!
 //! A result file is one JSON header line, `{"format":"fmu-gateway-result/2","rows":N,
 //! "variables":[{name,type,shape?,items?}…],"blob_bytes":B}`, followed by the values: `rows`
@@ -140,6 +141,33 @@ pub enum Format {
     /// A header `time,<column>,…` (names neutralised against formulas; an array's elements
     /// `y[1]`, `y[2]`, …), then one row per time point, text quoted per RFC 4180.
     Csv,
+    /// A MATLAB v4 file in Dymola's result layout ([`super::mat`]): numbers only, a String or
+    /// Binary variable or an inexact integer is refused ([`ResultFile::mat_refusal`]).
+    Mat,
+    /// An Apache Parquet file with a typed column per element ([`super::parquet`]).
+    Parquet,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Json, Format::Csv, Format::Mat, Format::Parquet];
+
+    /// The file name extension of a download, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Mat => "mat",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    /// The format a file name's extension names (`out.mat`); `None` for any other.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        let extension = path.extension()?.to_str()?;
+        Format::ALL
+            .into_iter()
+            .find(|f| f.extension().eq_ignore_ascii_case(extension))
+    }
 }
 
 fn damaged(why: impl std::fmt::Display) -> io::Error {
@@ -221,6 +249,36 @@ impl ResultFile {
         self.header
             .rows
             .saturating_mul(self.columns.len() as u64 + 1)
+    }
+
+    /// Each element column's name and type, in order (time not among them).
+    pub fn column_types(&self) -> impl ExactSizeIterator<Item = (&str, ValueType)> + '_ {
+        self.columns.iter().map(|at| (at.name.as_str(), at.r#type))
+    }
+
+    /// Each element column's name and the variable it belongs to.
+    pub fn column_variables(&self) -> impl Iterator<Item = (&str, &Recorded)> + '_ {
+        self.columns
+            .iter()
+            .map(|at| (at.name.as_str(), &self.header.variables[at.variable]))
+    }
+
+    /// Up to `n` values of element column `column` from `row` (fewer only for String and
+    /// Binary values past a chunk's bytes; at least one while rows remain).
+    pub(super) fn read_column(&self, column: usize, row: u64, n: usize) -> io::Result<Values> {
+        self.read(column, row, n)
+    }
+
+    /// Time values from `row` into `out`.
+    pub(super) fn read_time_at(&self, row: u64, out: &mut [f64]) -> io::Result<()> {
+        self.read_time(row, out)
+    }
+
+    /// Why this result has no MAT file (a String or Binary column, an integer no double
+    /// equals), naming the first column at fault; `None` when it has one. Reads the 64-bit
+    /// integer columns through, a chunk at a time.
+    pub fn mat_refusal(&self) -> io::Result<Option<super::mat::Unrepresentable>> {
+        super::mat::first_unrepresentable(self)
     }
 
     /// Time values from `row` into `out`.
@@ -546,8 +604,38 @@ fn write_nested(
 
 /// Where a conversion has got to; [`Cursor::next`] appends the next chunk.
 #[derive(Debug)]
-struct Cursor {
-    format: Format,
+enum Cursor {
+    Json(TextCursor),
+    Csv(TextCursor),
+    Mat(super::mat::MatCursor),
+    Parquet(Box<super::parquet::ParquetCursor>),
+}
+
+impl Cursor {
+    fn new(format: Format) -> Cursor {
+        match format {
+            Format::Json => Cursor::Json(TextCursor::default()),
+            Format::Csv => Cursor::Csv(TextCursor::default()),
+            Format::Mat => Cursor::Mat(Default::default()),
+            Format::Parquet => Cursor::Parquet(Default::default()),
+        }
+    }
+
+    /// Appends about [`CHUNK_BYTES`] of output to `buf` (a Parquet row group); `false` once
+    /// it is all written.
+    fn next(&mut self, file: &ResultFile, buf: &mut Vec<u8>) -> io::Result<bool> {
+        match self {
+            Cursor::Json(text) => text.next_json(file, buf),
+            Cursor::Csv(text) => text.next_csv(file, buf),
+            Cursor::Mat(mat) => mat.next(file, buf),
+            Cursor::Parquet(parquet) => parquet.next(file, buf),
+        }
+    }
+}
+
+/// Where a JSON or CSV conversion has got to.
+#[derive(Debug, Default)]
+struct TextCursor {
     started: bool,
     /// JSON: 0 is time, then the variables (1-based); past the last, finished.
     variable: usize,
@@ -556,25 +644,7 @@ struct Cursor {
     row: u64,
 }
 
-impl Cursor {
-    fn new(format: Format) -> Cursor {
-        Cursor {
-            format,
-            started: false,
-            variable: 0,
-            column: 0,
-            row: 0,
-        }
-    }
-
-    /// Appends about [`CHUNK_BYTES`] of output to `buf`; `false` once it is all written.
-    fn next(&mut self, file: &ResultFile, buf: &mut Vec<u8>) -> io::Result<bool> {
-        match self.format {
-            Format::Json => self.next_json(file, buf),
-            Format::Csv => self.next_csv(file, buf),
-        }
-    }
-
+impl TextCursor {
     /// Rows to read for a chunk whose rows take about `row_bytes` each.
     fn rows_for(&self, file: &ResultFile, buf: &[u8], row_bytes: usize) -> usize {
         let room = CHUNK_BYTES.saturating_sub(buf.len()) / row_bytes.max(1);

@@ -21,6 +21,7 @@ use crate::domain::rfc3339_ms;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter};
 use crate::sim::plan::{Problem, RunSettings};
 use crate::sim::protocol::{Interface, Solver};
+use crate::sim::result_file::Format;
 use crate::state::State;
 use crate::store::runs::RunRow;
 
@@ -427,7 +428,16 @@ fn run_details(
                 @if !out.text.is_empty() {
                     p #not-plotted.muted { "Text values are not plotted (they are in the CSV): " (out.text.join(", ")) }
                 }
-                p { a.button href=(paths::run_csv(&run.id)) download { "Download CSV" } }
+                p #downloads {
+                    a.button href=(paths::run_result(&run.id, Format::Csv)) download { "Download CSV" } " "
+                    a.button href=(paths::run_result(&run.id, Format::Json)) download { "JSON" } " "
+                    a.button href=(paths::run_result(&run.id, Format::Parquet)) download { "Parquet" } " "
+                    @if out.text.is_empty() {
+                        a.button href=(paths::run_result(&run.id, Format::Mat)) download { "MATLAB" }
+                    } @else {
+                        span.muted { "(no MATLAB file: it holds only numbers)" }
+                    }
+                }
             }
             @if let Some(removed) = run.result_removed_at {
                 p #result-retention { "The results were removed on " (day(removed)) ", at the end of their retention period. The run's settings are kept: run it again to get them back." }
@@ -491,18 +501,80 @@ pub async fn row(
 #[handler]
 pub async fn csv(
     state: Data<&State>,
+    session: CurrentSession,
+    id: Path<RunId>,
+) -> Result<Response, WebError> {
+    download(&state, session, id, Format::Csv).await
+}
+
+/// The results as JSON (the API's `RunResult`), for the dashboard's download link.
+#[handler]
+pub async fn json(
+    state: Data<&State>,
+    session: CurrentSession,
+    id: Path<RunId>,
+) -> Result<Response, WebError> {
+    download(&state, session, id, Format::Json).await
+}
+
+/// The results as a MATLAB file in Dymola's layout, for the dashboard's download link.
+#[handler]
+pub async fn mat(
+    state: Data<&State>,
+    session: CurrentSession,
+    id: Path<RunId>,
+) -> Result<Response, WebError> {
+    download(&state, session, id, Format::Mat).await
+}
+
+/// The results as an Apache Parquet file, for the dashboard's download link.
+#[handler]
+pub async fn parquet(
+    state: Data<&State>,
+    session: CurrentSession,
+    id: Path<RunId>,
+) -> Result<Response, WebError> {
+    download(&state, session, id, Format::Parquet).await
+}
+
+/// A run's results in `format`, streamed as an attachment named `<run id>.<extension>`; a
+/// MAT file of a result it cannot hold is a 406 page that names the column.
+async fn download(
+    state: &State,
     CurrentSession(s): CurrentSession,
     Path(id): Path<RunId>,
+    format: Format,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state.store, &s.user.id, &id).await?;
-    let result = runs::result(&state, &run).await?;
-    let csv =
-        poem::Body::from_bytes_stream(result.into_stream(crate::sim::result_file::Format::Csv));
+    let mut result = runs::result(state, &run).await?;
+    if format == Format::Mat {
+        let (file, refusal) = tokio::task::spawn_blocking(move || {
+            let refusal = result.mat_refusal();
+            (result, refusal)
+        })
+        .await
+        .map_err(|_| {
+            WebError::Status(StatusCode::INTERNAL_SERVER_ERROR, "the check failed".into())
+        })?;
+        if let Some(refusal) = refusal.map_err(AppError::from)? {
+            return Err(WebError::Status(
+                StatusCode::NOT_ACCEPTABLE,
+                refusal.to_string(),
+            ));
+        }
+        result = file;
+    }
+    let content_type = match format {
+        Format::Json => "application/json; charset=utf-8",
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Mat => "application/x-matlab-data",
+        Format::Parquet => "application/vnd.apache.parquet",
+    };
     Ok(Response::builder()
-        .content_type("text/csv; charset=utf-8")
+        .content_type(content_type)
         .header(
             "Content-Disposition",
-            format!("attachment; filename=\"{}.csv\"", run.id),
+            format!("attachment; filename=\"{}.{}\"", run.id, format.extension()),
         )
-        .body(csv))
+        .body(poem::Body::from_bytes_stream(result.into_stream(format))))
 }
