@@ -896,8 +896,91 @@ mod tests {
                         format!("{},{}", Number(time[rows - 1]), Number(x[rows - 1]))
                     );
                 }
+                Format::Mat | Format::Parquet => unreachable!("only the text formats here"),
             }
         }
+    }
+
+    /// A MAT file is written a few time points at a time: `data_2` holds, time point after
+    /// time point, the time and each value (Dymola's "binTrans"), chunks stay bounded, and the
+    /// file ends exactly after the last value.
+    #[test]
+    fn mat_files_come_in_bounded_chunks_time_point_after_time_point() {
+        let rows = 50_000;
+        let time: Vec<f64> = (0..rows).map(|i| i as f64 * 1e-3).collect();
+        let x: Vec<f64> = time.iter().map(|t| t.sin()).collect();
+        let (_dir, file) = stored(&time, &[("x", &x)]);
+        assert_eq!(file.mat_refusal().unwrap(), None);
+        let mut cursor = Cursor::new(Format::Mat);
+        let (mut all, mut chunks) = (Vec::new(), 0);
+        loop {
+            let mut buf = Vec::new();
+            let more = cursor.next(&file, &mut buf).unwrap();
+            assert!(buf.len() < CHUNK_BYTES + 64 * 1024, "{} bytes", buf.len());
+            all.extend_from_slice(&buf);
+            chunks += 1;
+            if !more {
+                break;
+            }
+        }
+        assert!(chunks > 5, "{chunks} chunks");
+        let data = &all[all.len() - rows * 16..];
+        let header_at = all.len() - rows * 16 - 20 - "data_2\0".len();
+        let header: Vec<i32> = all[header_at..header_at + 20]
+            .chunks(4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(
+            header,
+            [0, 2, rows as i32, 0, 7],
+            "double, 2 × rows, \"data_2\""
+        );
+        for (r, pair) in data.chunks(16).enumerate() {
+            let t = f64::from_le_bytes(pair[..8].try_into().unwrap());
+            let v = f64::from_le_bytes(pair[8..].try_into().unwrap());
+            assert!(t == time[r] && v == x[r], "row {r}");
+        }
+    }
+
+    /// Parquet comes a row group at a time (65,536 rows at most), and reads back exactly.
+    #[test]
+    fn parquet_files_come_a_row_group_at_a_time_and_read_back_exactly() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::RowAccessor;
+        let rows = 150_000;
+        let time: Vec<f64> = (0..rows).map(|i| i as f64 * 1e-3).collect();
+        let x: Vec<f64> = time.iter().map(|t| t.sin()).collect();
+        let (_dir, file) = stored(&time, &[("x", &x)]);
+        let mut cursor = Cursor::new(Format::Parquet);
+        let (mut all, mut chunks) = (Vec::new(), 0);
+        loop {
+            let mut buf = Vec::new();
+            let more = cursor.next(&file, &mut buf).unwrap();
+            assert!(
+                buf.len() < 2 * 65_536 * 8 + (1 << 20),
+                "{} bytes",
+                buf.len()
+            );
+            all.extend_from_slice(&buf);
+            chunks += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(chunks, 4, "three row groups and the footer");
+        let reader = SerializedFileReader::new(Bytes::from(all)).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        let mut back = Vec::new();
+        for row in reader.get_row_iter(None).unwrap() {
+            let row = row.unwrap();
+            back.push((row.get_double(0).unwrap(), row.get_double(1).unwrap()));
+        }
+        assert_eq!(back.len(), rows);
+        assert!(
+            back.iter()
+                .zip(time.iter().zip(&x))
+                .all(|((t, v), (t0, x0))| t == t0 && v == x0)
+        );
     }
 
     #[test]
@@ -919,6 +1002,13 @@ mod tests {
             r#"{"time":[],"variables":["a"],"types":{"a":{"type":"float64"}},"columns":{"a":[]}}"#
         );
         assert_eq!(text(&empty, Format::Csv), "time,a\n");
+        // Every format has a file for no rows: MAT's data_1 and data_2 are empty.
+        let mut mat = Vec::new();
+        empty.write_to(Format::Mat, &mut mat).unwrap();
+        assert!(mat.ends_with(b"data_2\0"), "{mat:?}");
+        let mut parquet = Vec::new();
+        empty.write_to(Format::Parquet, &mut parquet).unwrap();
+        assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
     }
 
     #[test]
