@@ -435,7 +435,7 @@ fn run_details(
                     @if out.text.is_empty() {
                         a.button href=(paths::run_result(&run.id, Format::Mat)) download { "MATLAB" }
                     } @else {
-                        span.muted { "(no MATLAB file: it holds only numbers)" }
+                        span.muted { "(MATLAB files hold only numbers: this result has text)" }
                     }
                 }
             }

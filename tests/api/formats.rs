@@ -365,3 +365,60 @@ async fn a_parquet_file_keeps_every_type_and_array_element_in_typed_columns() {
         .collect();
     assert_eq!(types, expected);
 }
+
+/// The dashboard's run page offers each format next to the CSV, MATLAB only for a result of
+/// numbers; its downloads are the API's files, named by the run.
+#[tokio::test]
+async fn the_run_page_offers_every_format_and_matlab_only_for_numbers() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let key = &account.api_key;
+    let numbers = feedthrough(&app, key, &numeric_cases()).await;
+    let text = feedthrough(&app, key, &[("String", json!("hi"))]).await;
+    let client = crate::common::browser();
+    app.browser_login(&client, &account).await;
+    let page = |id: String| {
+        let client = client.clone();
+        let url = app.at(&format!("/runs/{id}"));
+        async move {
+            let page = client.get(url).send().await.unwrap();
+            assert_eq!(page.status(), 200);
+            page.text().await.unwrap()
+        }
+    };
+    let numbers_page = page(numbers.clone()).await;
+    for extension in ["csv", "json", "parquet", "mat"] {
+        let link = format!("href=\"/runs/{numbers}/result.{extension}\"");
+        assert!(numbers_page.contains(&link), "{link} in {numbers_page}");
+        let web = client
+            .get(app.at(&format!("/runs/{numbers}/result.{extension}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(web.status(), 200, "{extension}");
+        assert_eq!(
+            web.headers()["content-disposition"],
+            format!("attachment; filename=\"{numbers}.{extension}\"").as_str()
+        );
+        let web = web.bytes().await.unwrap();
+        let api = download(
+            &app,
+            key,
+            &format!("/api/v1/runs/{numbers}/result?format={extension}"),
+            "*/*",
+        )
+        .await;
+        assert_eq!(web.as_ref(), api.body.as_slice(), "{extension}");
+    }
+    let text_page = page(text.clone()).await;
+    assert!(text_page.contains(&format!("href=\"/runs/{text}/result.parquet\"")));
+    assert!(!text_page.contains(&format!("href=\"/runs/{text}/result.mat\"")));
+    assert!(text_page.contains("MATLAB files hold only numbers"), "{text_page}");
+    let refused = client
+        .get(app.at(&format!("/runs/{text}/result.mat")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 406);
+    assert!(refused.text().await.unwrap().contains("String_output"));
+}
