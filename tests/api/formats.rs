@@ -413,7 +413,10 @@ async fn the_run_page_offers_every_format_and_matlab_only_for_numbers() {
     let text_page = page(text.clone()).await;
     assert!(text_page.contains(&format!("href=\"/runs/{text}/result.parquet\"")));
     assert!(!text_page.contains(&format!("href=\"/runs/{text}/result.mat\"")));
-    assert!(text_page.contains("MATLAB files hold only numbers"), "{text_page}");
+    assert!(
+        text_page.contains("MATLAB files hold only numbers"),
+        "{text_page}"
+    );
     let refused = client
         .get(app.at(&format!("/runs/{text}/result.mat")))
         .send()
@@ -421,4 +424,28 @@ async fn the_run_page_offers_every_format_and_matlab_only_for_numbers() {
         .unwrap();
     assert_eq!(refused.status(), 406);
     assert!(refused.text().await.unwrap().contains("String_output"));
+}
+
+/// JSON and CSV are named inline (a browser or the API docs show them), the binary formats
+/// as attachments.
+#[tokio::test]
+async fn every_format_names_its_file_by_the_run() {
+    let app = spawn_app().await;
+    let key = &app.register().await.api_key;
+    let id = feedthrough(&app, key, &[("Float64_discrete", json!(1.5))]).await;
+    for (format, disposition, media) in [
+        ("json", "inline", "application/json; charset=utf-8"),
+        ("csv", "inline", "text/csv; charset=utf-8"),
+        ("mat", "attachment", "application/x-matlab-data"),
+        ("parquet", "attachment", "application/vnd.apache.parquet"),
+    ] {
+        let path = format!("/api/v1/runs/{id}/result?format={format}");
+        let answer = download(&app, key, &path, "*/*").await;
+        assert_eq!(answer.status, 200, "{format}");
+        assert_eq!(answer.media, media);
+        assert_eq!(
+            answer.disposition,
+            format!("{disposition}; filename=\"{id}.{format}\"")
+        );
+    }
 }

@@ -535,6 +535,20 @@ fn content_type(format: Format) -> &'static str {
     }
 }
 
+/// `Content-Disposition` of a result: the file name a download is saved under; the binary
+/// formats as an attachment, JSON and CSV inline (a browser, or the API docs' "try it out",
+/// shows them).
+fn content_disposition(run_id: &str, format: Format) -> String {
+    let disposition = match format {
+        Format::Json | Format::Csv => "inline",
+        Format::Mat | Format::Parquet => "attachment",
+    };
+    format!(
+        "{disposition}; filename=\"{run_id}.{}\"",
+        format.extension()
+    )
+}
+
 impl ResultStream {
     fn new(result: ResultFile, format: Format, run_id: &RunId) -> Self {
         ResultStream {
@@ -576,8 +590,9 @@ impl ApiResponse for ResultStream {
                 headers: vec![MetaHeader {
                     name: "Content-Disposition".into(),
                     description: Some(
-                        "`attachment; filename=\"<run id>.<json|csv|mat|parquet>\"`: the \
-                         file name a download is saved under."
+                        "`attachment; filename=\"<run id>.mat\"` (or `.parquet`); `inline; \
+                         filename=\"<run id>.json\"` (or `.csv`): the file name a download is \
+                         saved under."
                             .into(),
                     ),
                     required: true,
@@ -599,11 +614,7 @@ impl poem::IntoResponse for ResultStream {
             .content_type(content_type(self.format))
             .header(
                 "Content-Disposition",
-                format!(
-                    "attachment; filename=\"{}.{}\"",
-                    self.run_id,
-                    self.format.extension()
-                ),
+                content_disposition(&self.run_id, self.format),
             )
             .body(self.body)
     }
