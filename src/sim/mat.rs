@@ -81,35 +81,62 @@ impl Element {
 }
 
 /// Appends a matrix header (its elements follow, column by column).
-fn matrix_header(name: &str, element: Element, rows: u64, columns: u64, out: &mut Vec<u8>) {
-    // A MAT v4 dimension is an int32; result files are capped far below that.
-    let dimension = |n: u64| i32::try_from(n).expect("a result's size fits a MAT dimension");
-    out.extend_from_slice(&element.type_code().to_le_bytes());
-    out.extend_from_slice(&dimension(rows).to_le_bytes());
-    out.extend_from_slice(&dimension(columns).to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&dimension(name.len() as u64 + 1).to_le_bytes());
+fn matrix_header(
+    name: &str,
+    element: Element,
+    rows: u64,
+    columns: u64,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    // A MAT v4 dimension is an int32 (results are capped far below it).
+    let dimension = |n: u64| {
+        i32::try_from(n).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{name} has {n} rows or columns, more than a MAT file holds"),
+            )
+        })
+    };
+    let words = [
+        element.type_code(),
+        dimension(rows)?,
+        dimension(columns)?,
+        0, // real, not complex
+        dimension(name.len() as u64 + 1)?,
+    ];
+    words
+        .iter()
+        .for_each(|w| out.extend_from_slice(&w.to_le_bytes()));
     out.extend_from_slice(name.as_bytes());
     out.push(0);
+    Ok(())
 }
 
 /// Appends a char matrix holding one string a column (`transposed`, as "binTrans" stores
-/// `name` and `description`) or a row, padded with spaces.
-fn char_matrix(name: &str, strings: &[&str], transposed: bool, out: &mut Vec<u8>) {
+/// `name` and `description`) or a row, padded with spaces. A character is a byte: a name
+/// beyond ASCII is written as its UTF-8 bytes (scipy decodes them as Latin-1; re-encode to
+/// read it), never altered.
+fn char_matrix(
+    name: &str,
+    strings: &[&str],
+    transposed: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     let width = strings.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
     let count = strings.len() as u64;
     let byte = |s: &str, i: usize| s.as_bytes().get(i).copied().unwrap_or(b' ');
     if transposed {
-        matrix_header(name, Element::Char, width as u64, count, out);
+        matrix_header(name, Element::Char, width as u64, count, out)?;
         for s in strings {
             out.extend((0..width).map(|i| byte(s, i)));
         }
     } else {
-        matrix_header(name, Element::Char, count, width as u64, out);
+        matrix_header(name, Element::Char, count, width as u64, out)?;
         for i in 0..width {
             out.extend(strings.iter().map(|s| byte(s, i)));
         }
     }
+    Ok(())
 }
 
 /// The first column a MAT file cannot hold, if any: String and Binary columns by their
@@ -221,7 +248,7 @@ impl MatCursor {
             &["Atrajectory", "1.1", "", "binTrans"],
             false,
             buf,
-        );
+        )?;
         let mut names = vec!["time"];
         let mut descriptions = vec![String::from("Simulation time [s]")];
         for (column, variable) in file.column_variables() {
@@ -231,11 +258,11 @@ impl MatCursor {
                 None => String::new(),
             });
         }
-        char_matrix("name", &names, true, buf);
+        char_matrix("name", &names, true, buf)?;
         let descriptions: Vec<&str> = descriptions.iter().map(String::as_str).collect();
-        char_matrix("description", &descriptions, true, buf);
+        char_matrix("description", &descriptions, true, buf)?;
         let count = names.len() as u64;
-        matrix_header("dataInfo", Element::Int32, 4, count, buf);
+        matrix_header("dataInfo", Element::Int32, 4, count, buf)?;
         for i in 0..count as i32 {
             let info: [i32; 4] = if i == 0 {
                 [0, 1, 0, -1]
@@ -252,12 +279,11 @@ impl MatCursor {
             file.read_time_at(last, &mut stop)?;
             bounds = vec![start[0], stop[0]];
         }
-        matrix_header("data_1", Element::Double, 1, bounds.len() as u64, buf);
+        matrix_header("data_1", Element::Double, 1, bounds.len() as u64, buf)?;
         bounds
             .iter()
             .for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
-        matrix_header("data_2", Element::Double, count, header.rows, buf);
-        Ok(())
+        matrix_header("data_2", Element::Double, count, header.rows, buf)
     }
 }
 
@@ -268,7 +294,7 @@ mod tests {
     #[test]
     fn char_matrices_are_column_major_and_space_padded() {
         let mut out = Vec::new();
-        char_matrix("n", &["ab", "c"], true, &mut out);
+        char_matrix("n", &["ab", "c"], true, &mut out).unwrap();
         // type 51, 2 rows (the longest name), 2 columns (one a name), real, name "n\0".
         let header: Vec<i32> = out[..20]
             .chunks(4)
@@ -278,7 +304,7 @@ mod tests {
         assert_eq!(&out[20..], b"n\0abc ");
 
         let mut out = Vec::new();
-        char_matrix("n", &["ab", "c"], false, &mut out);
+        char_matrix("n", &["ab", "c"], false, &mut out).unwrap();
         assert_eq!(&out[20..], b"n\0acb ");
     }
 

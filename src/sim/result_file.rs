@@ -151,6 +151,18 @@ pub enum Format {
 impl Format {
     pub const ALL: [Format; 4] = [Format::Json, Format::Csv, Format::Mat, Format::Parquet];
 
+    /// The media type a download in this format is sent as.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8",
+            // What MATLAB's own web services send.
+            Format::Mat => "application/x-matlab-data",
+            // Parquet's registered type (`application/x-parquet` is accepted for it too).
+            Format::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
     /// The file name extension of a download, without the dot.
     pub fn extension(self) -> &'static str {
         match self {
@@ -272,6 +284,29 @@ impl ResultFile {
     /// Time values from `row` into `out`.
     pub(super) fn read_time_at(&self, row: u64, out: &mut [f64]) -> io::Result<()> {
         self.read_time(row, out)
+    }
+
+    /// The result, ready to be sent in `format`, or the reason it cannot be (a MAT file of a
+    /// result with text or an inexact integer: [`ResultFile::mat_refusal`]), found before
+    /// anything is sent so a download never stops half-way. The check reads the 64-bit
+    /// integer columns, in a blocking task.
+    pub async fn checked_for(
+        self,
+        format: Format,
+    ) -> io::Result<Result<ResultFile, super::mat::Unrepresentable>> {
+        if format != Format::Mat {
+            return Ok(Ok(self));
+        }
+        let (file, refusal) = tokio::task::spawn_blocking(move || {
+            let refusal = self.mat_refusal();
+            (self, refusal)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        Ok(match refusal? {
+            Some(refusal) => Err(refusal),
+            None => Ok(file),
+        })
     }
 
     /// Why this result has no MAT file (a String or Binary column, an integer no double

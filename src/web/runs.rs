@@ -546,32 +546,14 @@ async fn download(
     format: Format,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state.store, &s.user.id, &id).await?;
-    let mut result = runs::result(state, &run).await?;
-    if format == Format::Mat {
-        let (file, refusal) = tokio::task::spawn_blocking(move || {
-            let refusal = result.mat_refusal();
-            (result, refusal)
-        })
+    let result = runs::result(state, &run).await?;
+    let result = result
+        .checked_for(format)
         .await
-        .map_err(|_| {
-            WebError::Status(StatusCode::INTERNAL_SERVER_ERROR, "the check failed".into())
-        })?;
-        if let Some(refusal) = refusal.map_err(AppError::from)? {
-            return Err(WebError::Status(
-                StatusCode::NOT_ACCEPTABLE,
-                refusal.to_string(),
-            ));
-        }
-        result = file;
-    }
-    let content_type = match format {
-        Format::Json => "application/json; charset=utf-8",
-        Format::Csv => "text/csv; charset=utf-8",
-        Format::Mat => "application/x-matlab-data",
-        Format::Parquet => "application/vnd.apache.parquet",
-    };
+        .map_err(AppError::from)?
+        .map_err(|refusal| WebError::Status(StatusCode::NOT_ACCEPTABLE, refusal.to_string()))?;
     Ok(Response::builder()
-        .content_type(content_type)
+        .content_type(format.media_type())
         .header(
             "Content-Disposition",
             format!("attachment; filename=\"{}.{}\"", run.id, format.extension()),

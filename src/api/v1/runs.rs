@@ -518,23 +518,6 @@ pub struct ResultStream {
     run_id: String,
 }
 
-const JSON_TYPE: &str = "application/json; charset=utf-8";
-const CSV_TYPE: &str = "text/csv; charset=utf-8";
-/// The media type MATLAB files are served as (what MATLAB's own web services send).
-const MAT_TYPE: &str = "application/x-matlab-data";
-/// Parquet's registered media type; `application/x-parquet` is accepted for it too.
-const PARQUET_TYPE: &str = "application/vnd.apache.parquet";
-
-/// The `Content-Type` a result in `format` is sent with.
-fn content_type(format: Format) -> &'static str {
-    match format {
-        Format::Json => JSON_TYPE,
-        Format::Csv => CSV_TYPE,
-        Format::Mat => MAT_TYPE,
-        Format::Parquet => PARQUET_TYPE,
-    }
-}
-
 /// `Content-Disposition` of a result: the file name a download is saved under; the binary
 /// formats as an attachment, JSON and CSV inline (a browser, or the API docs' "try it out",
 /// shows them).
@@ -571,19 +554,19 @@ impl ApiResponse for ResultStream {
                 status_range: None,
                 content: vec![
                     MetaMediaType {
-                        content_type: JSON_TYPE,
+                        content_type: Format::Json.media_type(),
                         schema: RunResult::schema_ref(),
                     },
                     MetaMediaType {
-                        content_type: CSV_TYPE,
+                        content_type: Format::Csv.media_type(),
                         schema: String::schema_ref(),
                     },
                     MetaMediaType {
-                        content_type: MAT_TYPE,
+                        content_type: Format::Mat.media_type(),
                         schema: poem_openapi::types::Binary::<Vec<u8>>::schema_ref(),
                     },
                     MetaMediaType {
-                        content_type: PARQUET_TYPE,
+                        content_type: Format::Parquet.media_type(),
                         schema: poem_openapi::types::Binary::<Vec<u8>>::schema_ref(),
                     },
                 ],
@@ -611,7 +594,7 @@ impl ApiResponse for ResultStream {
 impl poem::IntoResponse for ResultStream {
     fn into_response(self) -> poem::Response {
         poem::Response::builder()
-            .content_type(content_type(self.format))
+            .content_type(self.format.media_type())
             .header(
                 "Content-Disposition",
                 content_disposition(&self.run_id, self.format),
@@ -756,28 +739,6 @@ fn negotiate(accept: Option<&str>) -> Option<Format> {
         .map(|(f, _)| f)
 }
 
-/// The result, unless `format` cannot hold it: a MAT file of a result with a String or Binary
-/// variable, or an integer no double equals, is a 406 naming the column (checked before the
-/// answer starts, so a download never stops half-way for it).
-async fn refuse_unrepresentable(
-    result: ResultFile,
-    format: Format,
-) -> Result<ResultFile, ApiError> {
-    if format != Format::Mat {
-        return Ok(result);
-    }
-    let (result, refusal) = tokio::task::spawn_blocking(move || {
-        let refusal = result.mat_refusal();
-        (result, refusal)
-    })
-    .await
-    .map_err(|_| ApiError::internal())?;
-    match refusal.map_err(AppError::from)? {
-        Some(refusal) => Err(ApiError::not_acceptable(refusal.to_string())),
-        None => Ok(result),
-    }
-}
-
 pub struct RunsApi;
 
 #[OpenApi(tag = "Tag::Runs")]
@@ -896,7 +857,12 @@ impl RunsApi {
         };
         let run = runs::get(&state.store, &auth.principal.user_id, &RunId::from(id.0)).await?;
         let result = runs::result(&state, &run).await?;
-        let result = refuse_unrepresentable(result, format).await?;
+        // A MAT file of a result it cannot hold is a 406 naming the column.
+        let result = result
+            .checked_for(format)
+            .await
+            .map_err(AppError::from)?
+            .map_err(|refusal| ApiError::not_acceptable(refusal.to_string()))?;
         Ok(ResultStream::new(result, format, &run.id))
     }
 
