@@ -111,6 +111,8 @@ impl ParquetCursor {
             let group = (ROW_GROUP_BYTES / (8 * width)).clamp(1, ROW_GROUP_ROWS);
             let n = group.min(rows - self.row);
             write_row_group(writer, file, self.row, n)?;
+            // The row group's bytes are taken out of the writer's Vec (nothing is written
+            // into it behind the writer's back, so its offsets stay right).
             writer.flush()?;
             buf.append(writer.inner_mut());
             self.row += n;
