@@ -51,8 +51,6 @@ pub enum CliError {
     Run(#[from] SimError),
     #[error("reading the results: {0}")]
     Results(#[source] std::io::Error),
-    #[error("{0}")]
-    NotUtf8(#[from] std::string::FromUtf8Error),
     #[error("{}: {source}", path.display())]
     WriteOutput {
         path: PathBuf,
@@ -325,7 +323,12 @@ pub fn write_result(
     }
     let Some(path) = output else {
         let mut out = std::io::stdout().lock();
-        return result.write_to(format, &mut out).map_err(CliError::Results);
+        return result
+            .write_to(format, &mut out)
+            .map_err(|source| CliError::WriteOutput {
+                path: "standard output".into(),
+                source,
+            });
     };
     let written = std::fs::File::create(path).and_then(|file| {
         let mut out = std::io::BufWriter::new(file);
