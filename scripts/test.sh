@@ -3,8 +3,9 @@
 #   - Debian's chromium and chromedriver for the browser tests (apt, when missing),
 #   - the front-end packages the binary embeds (npm ci, from package-lock.json),
 #   - rustfmt and clippy for the style checks,
-#   - for the FMPy cross-check of the demo FMUs (scripts/fmpy-check.sh): pinned FMPy in a venv
-#     under target/,
+#   - for the FMPy cross-check of the demo FMUs (scripts/fmpy-check.sh) and the check of our
+#     MATLAB and Parquet result files with scipy and pyarrow (scripts/formats-check.sh): pinned
+#     FMPy, scipy and pyarrow in a venv under target/,
 #   - for the API contract checks (scripts/api-conformance.sh): python3-venv and jq (apt, when
 #     missing), then pinned Python tools in a venv under target/.
 # Usage: scripts/test.sh [extra cargo test arguments]
@@ -39,5 +40,7 @@ echo "== cargo test"
 cargo test --locked "$@"
 echo "== demo FMUs cross-checked with FMPy"
 ./scripts/fmpy-check.sh
+echo "== MATLAB and Parquet result files read back with scipy and pyarrow"
+./scripts/formats-check.sh
 echo "== api conformance (generated Python client, examples/python/flow.py, schemathesis)"
 ./scripts/api-conformance.sh

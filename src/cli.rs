@@ -11,6 +11,7 @@ use crate::fmi::validation;
 use crate::sim::fmu_state::{SavedState, StateSettings, check_size};
 use crate::sim::plan::{self, Problems, RunSettings};
 use crate::sim::protocol::{CsOptions, InputSignal, Interface, Solver};
+use crate::sim::result_file::{Format, ResultFile};
 use crate::sim::runner::{PoolConfig, SimError, WorkerPool};
 
 /// Why an `fmu` command failed. `main` prints it and chooses the exit status; the messages
@@ -55,8 +56,6 @@ pub enum CliError {
     Run(#[from] SimError),
     #[error("reading the results: {0}")]
     Results(#[source] std::io::Error),
-    #[error("{0}")]
-    NotUtf8(#[from] std::string::FromUtf8Error),
     #[error("{}: {source}", path.display())]
     WriteOutput {
         path: PathBuf,
@@ -65,6 +64,15 @@ pub enum CliError {
     /// An FMU state file that cannot be read or used.
     #[error("{}: {message}", path.display())]
     StateFile { path: PathBuf, message: String },
+    /// `-o` names a file whose extension names no format.
+    #[error(
+        "{}: the output file's extension picks the format: .json, .csv, .mat or .parquet",
+        .0.display()
+    )]
+    OutputExtension(PathBuf),
+    /// The results hold a value the output format cannot (a MAT file holds only numbers).
+    #[error("{0}")]
+    Unrepresentable(crate::sim::mat::Unrepresentable),
 }
 
 /// An FMU opened into a temporary directory.
@@ -423,8 +431,53 @@ pub struct SimulateArgs {
     pub final_state: Option<PathBuf>,
 }
 
-/// `fmu simulate`: runs in a sandboxed worker and returns the results as CSV.
-pub async fn simulate(args: SimulateArgs) -> Result<String, CliError> {
+/// The format results are written in: the output file's extension (`.json`, `.csv`, `.mat`,
+/// `.parquet`, any case), CSV on standard output; any other extension is an error, found
+/// before the simulation runs.
+pub fn output_format(output: Option<&Path>) -> Result<Format, CliError> {
+    match output {
+        None => Ok(Format::Csv),
+        Some(path) => {
+            Format::from_extension(path).ok_or_else(|| CliError::OutputExtension(path.into()))
+        }
+    }
+}
+
+/// Writes `result` in `format` to `output` (standard output when `None`), in bounded chunks.
+/// A MAT file of a result it cannot hold is refused before the file is created.
+pub fn write_result(
+    result: &ResultFile,
+    format: Format,
+    output: Option<&Path>,
+) -> Result<(), CliError> {
+    if format == Format::Mat
+        && let Some(refusal) = result.mat_refusal().map_err(CliError::Results)?
+    {
+        return Err(CliError::Unrepresentable(refusal));
+    }
+    let Some(path) = output else {
+        let mut out = std::io::stdout().lock();
+        return result
+            .write_to(format, &mut out)
+            .map_err(|source| CliError::WriteOutput {
+                path: "standard output".into(),
+                source,
+            });
+    };
+    let written = std::fs::File::create(path).and_then(|file| {
+        let mut out = std::io::BufWriter::new(file);
+        result.write_to(format, &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    });
+    written.map_err(|source| CliError::WriteOutput {
+        path: path.into(),
+        source,
+    })
+}
+
+/// `fmu simulate`: runs in a sandboxed worker and returns its stored result (the file stays
+/// readable after the run's temporary directory is removed).
+pub async fn simulate(args: SimulateArgs) -> Result<ResultFile, CliError> {
     let opened = open(&args.fmu)?;
     let fmu_dir = opened.dir.path().join("fmu");
     describe::check_platform(&fmu_dir, &opened.info)?;
@@ -441,12 +494,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<String, CliError> {
             source,
         })?;
     }
-    let mut csv = Vec::new();
-    outcome
-        .result
-        .write_to(crate::sim::result_file::Format::Csv, &mut csv)
-        .map_err(CliError::Results)?;
-    Ok(String::from_utf8(csv)?)
+    Ok(outcome.result)
 }
 
 /// An input file: a CSV with a `time` column first and one column per input variable.

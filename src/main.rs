@@ -82,7 +82,9 @@ enum FmuTask {
         #[arg(long)]
         lenient: bool,
     },
-    /// Simulate in a sandboxed worker and write the results as CSV (`time,<variable>,…`).
+    /// Simulate in a sandboxed worker and write the results: CSV (`time,<variable>,…`) on
+    /// standard output, or to `-o` in the format its extension names (.json, .csv, .mat,
+    /// .parquet).
     Simulate {
         fmu: PathBuf,
         /// The run's settings: the same request the API and the dashboard take.
@@ -91,7 +93,8 @@ enum FmuTask {
         /// Wall-clock limit in seconds.
         #[arg(long, default_value_t = 600.0)]
         timeout: f64,
-        /// Output file (default: standard output).
+        /// Output file, its format by its extension: .json, .csv, .mat (MATLAB, Dymola's
+        /// layout) or .parquet (default: CSV on standard output).
         #[arg(short = 'o', long)]
         output_file: Option<PathBuf>,
     },
@@ -287,6 +290,7 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
             if !(timeout.is_finite() && timeout > 0.0) {
                 return Err(CliError::Timeout);
             }
+            let format = cli::output_format(output_file.as_deref())?;
             let args = cli::SimulateArgs {
                 fmu,
                 final_state: run.final_state.clone(),
@@ -294,12 +298,8 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
                 timeout: std::time::Duration::try_from_secs_f64(timeout)
                     .map_err(|_| CliError::TimeoutTooLong(timeout))?,
             };
-            let csv = cli::simulate(args).await?;
-            match output_file {
-                Some(path) => std::fs::write(&path, csv)
-                    .map_err(|source| CliError::WriteOutput { path, source })?,
-                None => print!("{csv}"),
-            }
+            let result = cli::simulate(args).await?;
+            cli::write_result(&result, format, output_file.as_deref())?;
         }
     }
     Ok(())

@@ -8,6 +8,8 @@ pub mod engine;
 mod fmi_version;
 pub mod fmu_state;
 pub mod literals;
+pub mod mat;
+pub mod parquet;
 pub mod plan;
 pub mod protocol;
 pub mod recorded;

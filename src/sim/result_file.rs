@@ -1,4 +1,5 @@
-//! A run's results on disk, and their conversion to JSON and CSV a chunk at a time.
+//! A run's results on disk, and their conversion to JSON, CSV, MAT and Parquet a chunk at a
+//! time.
 //!
 //! A result file is one JSON header line, `{"format":"fmu-gateway-result/2","rows":N,
 //! "variables":[{name,type,shape?,items?}…],"blob_bytes":B}`, followed by the values: `rows`
@@ -140,6 +141,45 @@ pub enum Format {
     /// A header `time,<column>,…` (names neutralised against formulas; an array's elements
     /// `y[1]`, `y[2]`, …), then one row per time point, text quoted per RFC 4180.
     Csv,
+    /// A MATLAB v4 file in Dymola's result layout ([`super::mat`]): numbers only, a String or
+    /// Binary variable or an inexact integer is refused ([`ResultFile::mat_refusal`]).
+    Mat,
+    /// An Apache Parquet file with a typed column per element ([`super::parquet`]).
+    Parquet,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Json, Format::Csv, Format::Mat, Format::Parquet];
+
+    /// The media type a download in this format is sent as.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8",
+            // What MATLAB's own web services send.
+            Format::Mat => "application/x-matlab-data",
+            // Parquet's registered type (`application/x-parquet` is accepted for it too).
+            Format::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// The file name extension of a download, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Mat => "mat",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    /// The format a file name's extension names (`out.mat`); `None` for any other.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        let extension = path.extension()?.to_str()?;
+        Format::ALL
+            .into_iter()
+            .find(|f| f.extension().eq_ignore_ascii_case(extension))
+    }
 }
 
 fn damaged(why: impl std::fmt::Display) -> io::Error {
@@ -221,6 +261,59 @@ impl ResultFile {
         self.header
             .rows
             .saturating_mul(self.columns.len() as u64 + 1)
+    }
+
+    /// Each element column's name and type, in order (time not among them).
+    pub fn column_types(&self) -> impl ExactSizeIterator<Item = (&str, ValueType)> + '_ {
+        self.columns.iter().map(|at| (at.name.as_str(), at.r#type))
+    }
+
+    /// Each element column's name and the variable it belongs to.
+    pub fn column_variables(&self) -> impl Iterator<Item = (&str, &Recorded)> + '_ {
+        self.columns
+            .iter()
+            .map(|at| (at.name.as_str(), &self.header.variables[at.variable]))
+    }
+
+    /// Up to `n` values of element column `column` from `row` (fewer only for String and
+    /// Binary values past a chunk's bytes; at least one while rows remain).
+    pub(super) fn read_column(&self, column: usize, row: u64, n: usize) -> io::Result<Values> {
+        self.read(column, row, n)
+    }
+
+    /// Time values from `row` into `out`.
+    pub(super) fn read_time_at(&self, row: u64, out: &mut [f64]) -> io::Result<()> {
+        self.read_time(row, out)
+    }
+
+    /// The result, ready to be sent in `format`, or the reason it cannot be (a MAT file of a
+    /// result with text or an inexact integer: [`ResultFile::mat_refusal`]), found before
+    /// anything is sent so a download never stops half-way. The check reads the 64-bit
+    /// integer columns, in a blocking task.
+    pub async fn checked_for(
+        self,
+        format: Format,
+    ) -> io::Result<Result<ResultFile, super::mat::Unrepresentable>> {
+        if format != Format::Mat {
+            return Ok(Ok(self));
+        }
+        let (file, refusal) = tokio::task::spawn_blocking(move || {
+            let refusal = self.mat_refusal();
+            (self, refusal)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        Ok(match refusal? {
+            Some(refusal) => Err(refusal),
+            None => Ok(file),
+        })
+    }
+
+    /// Why this result has no MAT file (a String or Binary column, an integer no double
+    /// equals), naming the first column at fault; `None` when it has one. Reads the 64-bit
+    /// integer columns through, a chunk at a time.
+    pub fn mat_refusal(&self) -> io::Result<Option<super::mat::Unrepresentable>> {
+        super::mat::first_unrepresentable(self)
     }
 
     /// Time values from `row` into `out`.
@@ -547,8 +640,38 @@ fn write_nested(
 
 /// Where a conversion has got to; [`Cursor::next`] appends the next chunk.
 #[derive(Debug)]
-struct Cursor {
-    format: Format,
+enum Cursor {
+    Json(TextCursor),
+    Csv(TextCursor),
+    Mat(super::mat::MatCursor),
+    Parquet(Box<super::parquet::ParquetCursor>),
+}
+
+impl Cursor {
+    fn new(format: Format) -> Cursor {
+        match format {
+            Format::Json => Cursor::Json(TextCursor::default()),
+            Format::Csv => Cursor::Csv(TextCursor::default()),
+            Format::Mat => Cursor::Mat(Default::default()),
+            Format::Parquet => Cursor::Parquet(Default::default()),
+        }
+    }
+
+    /// Appends about [`CHUNK_BYTES`] of output to `buf` (a Parquet row group); `false` once
+    /// it is all written.
+    fn next(&mut self, file: &ResultFile, buf: &mut Vec<u8>) -> io::Result<bool> {
+        match self {
+            Cursor::Json(text) => text.next_json(file, buf),
+            Cursor::Csv(text) => text.next_csv(file, buf),
+            Cursor::Mat(mat) => mat.next(file, buf),
+            Cursor::Parquet(parquet) => parquet.next(file, buf),
+        }
+    }
+}
+
+/// Where a JSON or CSV conversion has got to.
+#[derive(Debug, Default)]
+struct TextCursor {
     started: bool,
     /// JSON: 0 is time, then the variables (1-based); past the last, finished.
     variable: usize,
@@ -557,25 +680,7 @@ struct Cursor {
     row: u64,
 }
 
-impl Cursor {
-    fn new(format: Format) -> Cursor {
-        Cursor {
-            format,
-            started: false,
-            variable: 0,
-            column: 0,
-            row: 0,
-        }
-    }
-
-    /// Appends about [`CHUNK_BYTES`] of output to `buf`; `false` once it is all written.
-    fn next(&mut self, file: &ResultFile, buf: &mut Vec<u8>) -> io::Result<bool> {
-        match self.format {
-            Format::Json => self.next_json(file, buf),
-            Format::Csv => self.next_csv(file, buf),
-        }
-    }
-
+impl TextCursor {
     /// Rows to read for a chunk whose rows take about `row_bytes` each.
     fn rows_for(&self, file: &ResultFile, buf: &[u8], row_bytes: usize) -> usize {
         let room = CHUNK_BYTES.saturating_sub(buf.len()) / row_bytes.max(1);
@@ -827,8 +932,91 @@ mod tests {
                         format!("{},{}", Number(time[rows - 1]), Number(x[rows - 1]))
                     );
                 }
+                Format::Mat | Format::Parquet => unreachable!("only the text formats here"),
             }
         }
+    }
+
+    /// A MAT file is written a few time points at a time: `data_2` holds, time point after
+    /// time point, the time and each value (Dymola's "binTrans"), chunks stay bounded, and the
+    /// file ends exactly after the last value.
+    #[test]
+    fn mat_files_come_in_bounded_chunks_time_point_after_time_point() {
+        let rows = 50_000;
+        let time: Vec<f64> = (0..rows).map(|i| i as f64 * 1e-3).collect();
+        let x: Vec<f64> = time.iter().map(|t| t.sin()).collect();
+        let (_dir, file) = stored(&time, &[("x", &x)]);
+        assert_eq!(file.mat_refusal().unwrap(), None);
+        let mut cursor = Cursor::new(Format::Mat);
+        let (mut all, mut chunks) = (Vec::new(), 0);
+        loop {
+            let mut buf = Vec::new();
+            let more = cursor.next(&file, &mut buf).unwrap();
+            assert!(buf.len() < CHUNK_BYTES + 64 * 1024, "{} bytes", buf.len());
+            all.extend_from_slice(&buf);
+            chunks += 1;
+            if !more {
+                break;
+            }
+        }
+        assert!(chunks > 5, "{chunks} chunks");
+        let data = &all[all.len() - rows * 16..];
+        let header_at = all.len() - rows * 16 - 20 - "data_2\0".len();
+        let header: Vec<i32> = all[header_at..header_at + 20]
+            .chunks(4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(
+            header,
+            [0, 2, rows as i32, 0, 7],
+            "double, 2 × rows, \"data_2\""
+        );
+        for (r, pair) in data.chunks(16).enumerate() {
+            let t = f64::from_le_bytes(pair[..8].try_into().unwrap());
+            let v = f64::from_le_bytes(pair[8..].try_into().unwrap());
+            assert!(t == time[r] && v == x[r], "row {r}");
+        }
+    }
+
+    /// Parquet comes a row group at a time (65,536 rows at most), and reads back exactly.
+    #[test]
+    fn parquet_files_come_a_row_group_at_a_time_and_read_back_exactly() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::RowAccessor;
+        let rows = 150_000;
+        let time: Vec<f64> = (0..rows).map(|i| i as f64 * 1e-3).collect();
+        let x: Vec<f64> = time.iter().map(|t| t.sin()).collect();
+        let (_dir, file) = stored(&time, &[("x", &x)]);
+        let mut cursor = Cursor::new(Format::Parquet);
+        let (mut all, mut chunks) = (Vec::new(), 0);
+        loop {
+            let mut buf = Vec::new();
+            let more = cursor.next(&file, &mut buf).unwrap();
+            assert!(
+                buf.len() < 2 * 65_536 * 8 + (1 << 20),
+                "{} bytes",
+                buf.len()
+            );
+            all.extend_from_slice(&buf);
+            chunks += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(chunks, 4, "three row groups and the footer");
+        let reader = SerializedFileReader::new(Bytes::from(all)).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        let mut back = Vec::new();
+        for row in reader.get_row_iter(None).unwrap() {
+            let row = row.unwrap();
+            back.push((row.get_double(0).unwrap(), row.get_double(1).unwrap()));
+        }
+        assert_eq!(back.len(), rows);
+        assert!(
+            back.iter()
+                .zip(time.iter().zip(&x))
+                .all(|((t, v), (t0, x0))| t == t0 && v == x0)
+        );
     }
 
     #[test]
@@ -850,6 +1038,13 @@ mod tests {
             r#"{"time":[],"variables":["a"],"types":{"a":{"type":"float64"}},"columns":{"a":[]}}"#
         );
         assert_eq!(text(&empty, Format::Csv), "time,a\n");
+        // Every format has a file for no rows: MAT's data_1 and data_2 are empty.
+        let mut mat = Vec::new();
+        empty.write_to(Format::Mat, &mut mat).unwrap();
+        assert!(mat.ends_with(b"data_2\0"), "{mat:?}");
+        let mut parquet = Vec::new();
+        empty.write_to(Format::Parquet, &mut parquet).unwrap();
+        assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub fn routes() -> FaceRoutes {
         (paths::RUN, page(get(runs::show))),
         (paths::RUN_ROW, page(get(runs::row))),
         (paths::RUN_CSV, page(get(runs::csv))),
+        (paths::RUN_JSON, page(get(runs::json))),
+        (paths::RUN_MAT, page(get(runs::mat))),
+        (paths::RUN_PARQUET, page(get(runs::parquet))),
         (
             paths::LIBRARY,
             page(get(library::index).post(library::upload)),

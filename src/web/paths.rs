@@ -15,7 +15,12 @@ pub const USAGE_EXPORT: &str = "/usage/export";
 pub const RUNS: &str = "/runs";
 pub const RUN: &str = "/runs/:id";
 pub const RUN_ROW: &str = "/runs/:id/row";
+/// A run's results as a file, one path a format (`result.csv`, `result.json`, `result.mat`,
+/// `result.parquet`): [`run_result`].
 pub const RUN_CSV: &str = "/runs/:id/result.csv";
+pub const RUN_JSON: &str = "/runs/:id/result.json";
+pub const RUN_MAT: &str = "/runs/:id/result.mat";
+pub const RUN_PARQUET: &str = "/runs/:id/result.parquet";
 pub const RUN_FIELDS: &str = "/runs/form-fields";
 pub const LIBRARY: &str = "/library";
 pub const LIBRARY_MODEL: &str = "/library/:id";
@@ -48,6 +53,7 @@ pub fn run_row(id: &RunId) -> String {
     RUN_ROW.replace(":id", id.as_str())
 }
 
-pub fn run_csv(id: &RunId) -> String {
-    RUN_CSV.replace(":id", id.as_str())
+/// The download of a run's results in `format`.
+pub fn run_result(id: &RunId, format: crate::sim::result_file::Format) -> String {
+    format!("/runs/{}/result.{}", id.as_str(), format.extension())
 }

@@ -21,6 +21,7 @@ use crate::domain::rfc3339_ms;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter};
 use crate::sim::plan::{Problem, RunSettings};
 use crate::sim::protocol::{Interface, Solver};
+use crate::sim::result_file::Format;
 use crate::state::State;
 use crate::store::runs::RunRow;
 
@@ -428,7 +429,16 @@ fn run_details(
                 @if !out.text.is_empty() {
                     p #not-plotted.muted { "Text values are not plotted (they are in the CSV): " (out.text.join(", ")) }
                 }
-                p { a.button href=(paths::run_csv(&run.id)) download { "Download CSV" } }
+                p #downloads {
+                    a.button href=(paths::run_result(&run.id, Format::Csv)) download { "Download CSV" } " "
+                    a.button href=(paths::run_result(&run.id, Format::Json)) download { "JSON" } " "
+                    a.button href=(paths::run_result(&run.id, Format::Parquet)) download { "Parquet" } " "
+                    @if out.text.is_empty() {
+                        a.button href=(paths::run_result(&run.id, Format::Mat)) download { "MATLAB" }
+                    } @else {
+                        span.muted { "(MATLAB files hold only numbers: this result has text)" }
+                    }
+                }
             }
             @if let Some(removed) = run.result_removed_at {
                 p #result-retention { "The results were removed on " (day(removed)) ", at the end of their retention period. The run's settings are kept: run it again to get them back." }
@@ -492,18 +502,62 @@ pub async fn row(
 #[handler]
 pub async fn csv(
     state: Data<&State>,
+    session: CurrentSession,
+    id: Path<RunId>,
+) -> Result<Response, WebError> {
+    download(&state, session, id, Format::Csv).await
+}
+
+/// The results as JSON (the API's `RunResult`), for the dashboard's download link.
+#[handler]
+pub async fn json(
+    state: Data<&State>,
+    session: CurrentSession,
+    id: Path<RunId>,
+) -> Result<Response, WebError> {
+    download(&state, session, id, Format::Json).await
+}
+
+/// The results as a MATLAB file in Dymola's layout, for the dashboard's download link.
+#[handler]
+pub async fn mat(
+    state: Data<&State>,
+    session: CurrentSession,
+    id: Path<RunId>,
+) -> Result<Response, WebError> {
+    download(&state, session, id, Format::Mat).await
+}
+
+/// The results as an Apache Parquet file, for the dashboard's download link.
+#[handler]
+pub async fn parquet(
+    state: Data<&State>,
+    session: CurrentSession,
+    id: Path<RunId>,
+) -> Result<Response, WebError> {
+    download(&state, session, id, Format::Parquet).await
+}
+
+/// A run's results in `format`, streamed as an attachment named `<run id>.<extension>`; a
+/// MAT file of a result it cannot hold is a 406 page that names the column.
+async fn download(
+    state: &State,
     CurrentSession(s): CurrentSession,
     Path(id): Path<RunId>,
+    format: Format,
 ) -> Result<Response, WebError> {
     let run = runs::get(&state.store, &s.user.id, &id).await?;
-    let result = runs::result(&state, &run).await?;
-    let csv =
-        poem::Body::from_bytes_stream(result.into_stream(crate::sim::result_file::Format::Csv));
+    let result = runs::result(state, &run).await?;
+    let result = result
+        .checked_for(format)
+        .await
+        .map_err(AppError::from)?
+        .map_err(|refusal| WebError::Status(StatusCode::NOT_ACCEPTABLE, refusal.to_string()))?;
     Ok(Response::builder()
-        .content_type("text/csv; charset=utf-8")
+        .content_type(format.media_type())
         .header(
             "Content-Disposition",
-            format!("attachment; filename=\"{}.csv\"", run.id),
+            format!("attachment; filename=\"{}.{}\"", run.id, format.extension()),
         )
-        .body(csv))
+        .body(poem::Body::from_bytes_stream(result.into_stream(format))))
 }

@@ -14,6 +14,7 @@ mod deploy;
 mod disk;
 mod first_run;
 mod fmus;
+mod formats;
 mod hostile;
 mod hostile_requests;
 mod inputs;

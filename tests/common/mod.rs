@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod archives;
+pub mod mat;
 pub mod stripe;
 
 pub use api::Api;

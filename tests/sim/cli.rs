@@ -730,4 +730,73 @@ fn validate_prints_the_report_with_codes_lines_and_smoke_tests() {
         stderr.contains("smoke test model_exchange: failed"),
         "{stderr}"
     );
+
+/// `-o` picks the format by its extension (any case): each file holds the run's values (the
+/// MAT file in Dymola's layout, Parquet typed); an unknown extension is refused before the
+/// run, listing the known ones, and a MAT file of text is refused naming the column, with no
+/// file left behind.
+#[test]
+fn simulate_writes_the_format_its_output_files_extension_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = write_library("Feedthrough", "3.0", dir.path());
+    let simulate = |output: &std::path::Path, outputs: &[&str]| {
+        let mut command = Command::new(EXE);
+        command
+            .args(["fmu", "simulate"])
+            .arg(&fmu)
+            .args(["--stop-time", "0.2", "--output-interval", "0.1"])
+            .args(["--start", "Int64_input=-9007199254740992"]);
+        for name in outputs {
+            command.args(["--output", name]);
+        }
+        command.arg("-o").arg(output).output().unwrap()
+    };
+    let numbers = ["Float64_discrete_output", "Int64_output", "Boolean_output"];
+    let mut files = std::collections::BTreeMap::new();
+    for name in ["r.json", "r.csv", "r.MAT", "r.parquet"] {
+        let path = dir.path().join(name);
+        let out = simulate(&path, &numbers);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        files.insert(name, std::fs::read(&path).unwrap());
+    }
+    let json: serde_json::Value = serde_json::from_slice(&files["r.json"]).unwrap();
+    assert_eq!(json["time"], serde_json::json!([0.0, 0.1, 0.2]));
+    assert_eq!(
+        json["columns"]["Int64_output"][2],
+        serde_json::json!(-9007199254740992i64)
+    );
+    let csv = String::from_utf8(files["r.csv"].clone()).unwrap();
+    assert!(
+        csv.starts_with("time,Float64_discrete_output,Int64_output,Boolean_output\n"),
+        "{csv}"
+    );
+    let mat = crate::common::mat::dymola_variables(&files["r.MAT"]);
+    assert_eq!(mat[2].0, "Int64_output");
+    assert_eq!(mat[2].1, [-9007199254740992.0; 3]);
+    assert_eq!(mat[3].1, [1.0; 3], "Booleans are 0 and 1");
+    assert_eq!(&files["r.parquet"][..4], b"PAR1");
+    assert_eq!(&files["r.parquet"][files["r.parquet"].len() - 4..], b"PAR1");
+
+    let out = simulate(&dir.path().join("r.xlsx"), &numbers);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("r.xlsx") && stderr.contains(".json, .csv, .mat or .parquet"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("r.xlsx").exists());
+
+    let text = dir.path().join("text.mat");
+    let out = simulate(&text, &["String_output"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("'String_output' is a string variable") && stderr.contains("Parquet"),
+        "{stderr}"
+    );
+    assert!(!text.exists(), "no file is left for a refused format");
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Any;
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
@@ -550,26 +550,36 @@ enum CreateResponse {
 /// served from `result_url`, streamed from the stored file.
 pub const INLINE_RESULT_VALUES: u64 = 100_000;
 
-/// A stored result streamed as the body, JSON or CSV as negotiated, so a large one is never
+/// A stored result streamed as the body, in the format negotiated, so a large one is never
 /// held in memory. Documented by hand: poem-openapi's derive keeps one media type per status,
-/// and this one answer has two.
+/// and this one answer has four.
 pub struct ResultStream {
     body: poem::Body,
-    content_type: &'static str,
+    format: Format,
+    /// The run's id, which names a downloaded file.
+    run_id: String,
 }
 
-const JSON_TYPE: &str = "application/json; charset=utf-8";
-const CSV_TYPE: &str = "text/csv; charset=utf-8";
+/// `Content-Disposition` of a result: the file name a download is saved under; the binary
+/// formats as an attachment, JSON and CSV inline (a browser, or the API docs' "try it out",
+/// shows them).
+fn content_disposition(run_id: &str, format: Format) -> String {
+    let disposition = match format {
+        Format::Json | Format::Csv => "inline",
+        Format::Mat | Format::Parquet => "attachment",
+    };
+    format!(
+        "{disposition}; filename=\"{run_id}.{}\"",
+        format.extension()
+    )
+}
 
 impl ResultStream {
-    fn new(result: crate::sim::result_file::ResultFile, format: Format) -> Self {
-        let content_type = match format {
-            Format::Json => JSON_TYPE,
-            Format::Csv => CSV_TYPE,
-        };
+    fn new(result: ResultFile, format: Format, run_id: &RunId) -> Self {
         ResultStream {
             body: poem::Body::from_bytes_stream(result.into_stream(format)),
-            content_type,
+            format,
+            run_id: run_id.as_str().to_string(),
         }
     }
 }
@@ -578,22 +588,42 @@ impl ApiResponse for ResultStream {
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {
-                description: "The run's results: JSON columns, or CSV (`?format=csv` or \
-                              `Accept: text/csv`) with a header `time,<variable>,…` and one \
-                              row per output point.",
+                description: "The run's results: JSON columns; CSV with a header \
+                              `time,<variable>,…` and one row per output point; a MATLAB v4 \
+                              file in Dymola's result layout (numbers only); or an Apache \
+                              Parquet file with a typed column per variable element.",
                 status: Some(200),
                 status_range: None,
                 content: vec![
                     MetaMediaType {
-                        content_type: JSON_TYPE,
+                        content_type: Format::Json.media_type(),
                         schema: RunResult::schema_ref(),
                     },
                     MetaMediaType {
-                        content_type: CSV_TYPE,
+                        content_type: Format::Csv.media_type(),
                         schema: String::schema_ref(),
                     },
+                    MetaMediaType {
+                        content_type: Format::Mat.media_type(),
+                        schema: poem_openapi::types::Binary::<Vec<u8>>::schema_ref(),
+                    },
+                    MetaMediaType {
+                        content_type: Format::Parquet.media_type(),
+                        schema: poem_openapi::types::Binary::<Vec<u8>>::schema_ref(),
+                    },
                 ],
-                headers: vec![],
+                headers: vec![MetaHeader {
+                    name: "Content-Disposition".into(),
+                    description: Some(
+                        "`attachment; filename=\"<run id>.mat\"` (or `.parquet`); `inline; \
+                         filename=\"<run id>.json\"` (or `.csv`): the file name a download is \
+                         saved under."
+                            .into(),
+                    ),
+                    required: true,
+                    deprecated: false,
+                    schema: String::schema_ref(),
+                }],
             }],
         }
     }
@@ -606,7 +636,11 @@ impl ApiResponse for ResultStream {
 impl poem::IntoResponse for ResultStream {
     fn into_response(self) -> poem::Response {
         poem::Response::builder()
-            .content_type(self.content_type)
+            .content_type(self.format.media_type())
+            .header(
+                "Content-Disposition",
+                content_disposition(&self.run_id, self.format),
+            )
             .body(self.body)
     }
 }
@@ -672,11 +706,36 @@ declare_errors! {
 pub enum ResultFormat {
     Json,
     Csv,
+    Mat,
+    Parquet,
+}
+
+impl From<ResultFormat> for Format {
+    fn from(format: ResultFormat) -> Format {
+        match format {
+            ResultFormat::Json => Format::Json,
+            ResultFormat::Csv => Format::Csv,
+            ResultFormat::Mat => Format::Mat,
+            ResultFormat::Parquet => Format::Parquet,
+        }
+    }
+}
+
+/// The media types `Accept` can name each format by, the first the one it is sent as.
+fn media_types(format: Format) -> &'static [&'static str] {
+    match format {
+        Format::Json => &["application/json"],
+        Format::Csv => &["text/csv"],
+        Format::Mat => &["application/x-matlab-data"],
+        Format::Parquet => &["application/vnd.apache.parquet", "application/x-parquet"],
+    }
 }
 
 /// The format an `Accept` header prefers among those results are sent in: the highest
 /// q-value wins, a more specific range (`text/csv`) overrides a wider one (`text/*`, `*/*`)
-/// for its type, `q=0` refuses, and JSON wins a tie. No header is JSON; `None` is a 406.
+/// for its type, `q=0` refuses, and a tie goes to the earlier of JSON, CSV, Parquet, MAT
+/// (the text formats first, so `*/*` and `application/*` stay JSON). No header is JSON;
+/// `None` is a 406.
 fn negotiate(accept: Option<&str>) -> Option<Format> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Some(Format::Json);
@@ -706,12 +765,20 @@ fn negotiate(accept: Option<&str>) -> Option<Format> {
             })
             .unwrap_or(0.0)
     };
-    let (json, csv) = (quality("application/json"), quality("text/csv"));
-    match (json, csv) {
-        (j, c) if j <= 0.0 && c <= 0.0 => None,
-        (j, c) if c > j => Some(Format::Csv),
-        _ => Some(Format::Json),
-    }
+    let format_quality = |format: Format| -> f32 {
+        media_types(format)
+            .iter()
+            .map(|m| quality(m))
+            .fold(0.0, f32::max)
+    };
+    [Format::Json, Format::Csv, Format::Parquet, Format::Mat]
+        .into_iter()
+        .map(|f| (f, format_quality(f)))
+        .filter(|&(_, q)| q > 0.0)
+        // max_by keeps the last of equals: reversed, so the first in the list wins a tie.
+        .rev()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(f, _)| f)
 }
 
 pub struct RunsApi;
@@ -785,12 +852,22 @@ impl RunsApi {
         )))
     }
 
-    /// A run's results, as JSON columns or CSV.
+    /// A run's results, as JSON columns, CSV, MATLAB or Parquet.
     ///
-    /// `?format=csv` or `Accept: text/csv` gives CSV with a header `time,<variable>,…`.
-    /// `?format` wins over `Accept`; `Accept` is negotiated by its q-values (JSON when both are
-    /// equally welcome), and 406 when it allows neither. 409 while the run has no results; 410
-    /// once they were removed after the retention period.
+    /// `?format=csv` or `Accept: text/csv` gives CSV with a header `time,<variable>,…`, an
+    /// array's elements `y[1]`, `A[1,2]`. `?format=parquet` or `Accept:
+    /// application/vnd.apache.parquet` (or `application/x-parquet`) gives an Apache Parquet
+    /// file with a typed column per element: `time` and floats DOUBLE (Float32 FLOAT),
+    /// integers INT32/INT64 with their signed or unsigned INTEGER type and width, Booleans
+    /// BOOLEAN, Strings BYTE_ARRAY STRING, Binary BYTE_ARRAY, enumerations INT64 (the value).
+    /// `?format=mat` or `Accept: application/x-matlab-data` gives a MATLAB v4 file in Dymola's
+    /// result layout (`Aclass`, `name`, `description`, `dataInfo`, `data_1`, `data_2`), which
+    /// holds only numbers: a result with a String or Binary variable, or an integer no double
+    /// equals (beyond ±2^53), is a 406 naming the column. `?format` wins over `Accept`;
+    /// `Accept` is negotiated by its q-values (JSON, then CSV, Parquet, MAT when equally
+    /// welcome), and 406 when it allows none. Downloads are named by `Content-Disposition`
+    /// (`<run id>.mat`). 409 while the run has no results; 410 once they were removed after
+    /// the retention period.
     #[oai(
         path = "/runs/:id/result",
         method = "get",
@@ -811,18 +888,24 @@ impl RunsApi {
             .get(poem::http::header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         let format = match format.0 {
-            Some(ResultFormat::Json) => Format::Json,
-            Some(ResultFormat::Csv) => Format::Csv,
+            Some(format) => format.into(),
             None => negotiate(accept).ok_or_else(|| {
                 ApiError::not_acceptable(
-                    "results are sent as application/json or text/csv; the Accept header \
-                     allows neither",
+                    "results are sent as application/json, text/csv, \
+                     application/vnd.apache.parquet or application/x-matlab-data; the Accept \
+                     header allows none of them",
                 )
             })?,
         };
         let run = runs::get(&state.store, &auth.principal.user_id, &RunId::from(id.0)).await?;
         let result = runs::result(&state, &run).await?;
-        Ok(ResultStream::new(result, format))
+        // A MAT file of a result it cannot hold is a 406 naming the column.
+        let result = result
+            .checked_for(format)
+            .await
+            .map_err(AppError::from)?
+            .map_err(|refusal| ApiError::not_acceptable(refusal.to_string()))?;
+        Ok(ResultStream::new(result, format, &run.id))
     }
 
     /// Your runs, newest first.
@@ -922,6 +1005,29 @@ mod tests {
             (Some("text/csv;q=0, */*"), Some(Format::Json)),
             (Some("image/png"), None),
             (Some("application/json;q=0, text/csv;q=0"), None),
+            (Some("application/x-matlab-data"), Some(Format::Mat)),
+            (
+                Some("application/vnd.apache.parquet"),
+                Some(Format::Parquet),
+            ),
+            (Some("application/x-parquet"), Some(Format::Parquet)),
+            (Some("application/*"), Some(Format::Json)),
+            (
+                Some("application/json;q=0.5, application/x-matlab-data"),
+                Some(Format::Mat),
+            ),
+            (
+                Some("application/x-matlab-data;q=0.8, application/vnd.apache.parquet;q=0.9"),
+                Some(Format::Parquet),
+            ),
+            (
+                Some("application/x-matlab-data, application/x-parquet"),
+                Some(Format::Parquet),
+            ),
+            (
+                Some("application/*, application/json;q=0"),
+                Some(Format::Parquet),
+            ),
             (Some("text/html, application/xhtml+xml"), None),
         ] {
             assert_eq!(negotiate(accept), expected, "{accept:?}");
