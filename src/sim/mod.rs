@@ -9,6 +9,7 @@ pub mod literals;
 pub mod plan;
 pub mod protocol;
 pub mod recorded;
+pub mod reference;
 pub mod result_file;
 pub mod runner;
 pub mod sandbox;
