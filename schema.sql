@@ -196,3 +196,9 @@ UPDATE fmus SET stored_bytes = size_bytes;
 ALTER TABLE runs ADD COLUMN result_removed_at INTEGER;
 CREATE INDEX runs_results_kept ON runs(finished_at)
     WHERE status = 'succeeded' AND result_removed_at IS NULL;
+
+-- migration 8: reference checks
+-- The verdict of a run's comparison with a reference result (JSON: passed, and per variable
+-- the largest deviation and the points outside the band), set when a run that asked for one
+-- succeeds. A failed check does not fail the run: it is a verdict on the results.
+ALTER TABLE runs ADD COLUMN reference_check TEXT;

@@ -4,3 +4,4 @@
 pub mod archive;
 pub mod describe;
 pub mod library;
+pub mod ls_ref;

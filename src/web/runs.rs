@@ -316,6 +316,7 @@ pub async fn create(
         settings,
         timeout: None,
         name: None,
+        reference: None,
     };
     if problems.is_empty() {
         match runs::start(&state, Starter::Session(s.user.id.clone()), new, None).await {

@@ -9,6 +9,7 @@
 //! refunded. A run interrupted by a stop of the server is refunded at the next start.
 
 pub mod charging;
+pub mod reference;
 pub mod status;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct RunRequest {
     pub timeout: Option<Duration>,
     /// The name usage rows show (default: the library id or the model name).
     pub name: Option<String>,
+    /// A reference to compare the result with once the run succeeds.
+    pub reference: Option<reference::ReferenceRequest>,
 }
 
 /// The settings a run was made with, as stored and shown.
@@ -76,6 +79,10 @@ pub struct StoredSettings {
     pub cs_options: CsOptions,
     #[serde(default, skip_serializing_if = "is_off")]
     pub display_units: bool,
+    /// The reference the result is compared with; left out when none, so settings stored
+    /// before it hash the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<reference::StoredReference>,
 }
 
 fn is_off(b: &bool) -> bool {
@@ -174,7 +181,28 @@ pub async fn start(
     let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
     let max = state.config.max_run_time;
     let timeout = new.timeout.unwrap_or(max);
-    let mut job = plan::plan(&record.info, &fmu_dir, &new.settings);
+    // A carried reference's experiment fills the settings the request left open.
+    let mut settings = new.settings.clone();
+    let mut reference_problems = Vec::new();
+    let prepared = match &new.reference {
+        Some(request) => {
+            let (request, dir, mut taken) = (request.clone(), fmu_dir.clone(), settings);
+            let (prepared, taken) = tokio::task::spawn_blocking(move || {
+                (reference::prepare(&request, &dir, &mut taken), taken)
+            })
+            .await?;
+            settings = taken;
+            prepared.map_err(|p| reference_problems.push(p)).ok()
+        }
+        None => None,
+    };
+    let mut job = plan::plan(&record.info, &fmu_dir, &settings);
+    if !reference_problems.is_empty() {
+        match &mut job {
+            Ok(_) => job = Err(plan::Problems(reference_problems)),
+            Err(problems) => problems.0.extend(reference_problems),
+        }
+    }
     if timeout.is_zero() || timeout > max {
         let problem = plan::Problem::new(
             "timeout",
@@ -204,13 +232,14 @@ pub async fn start(
         tolerance: job.tolerance,
         // The names as the caller gave them (an alias stays an alias); the job has resolved
         // them to the variables the worker knows.
-        start_values: new.settings.start_values.clone(),
+        start_values: settings.start_values.clone(),
         outputs: job.recorded.iter().map(|v| v.name.clone()).collect(),
-        inputs: new.settings.inputs.iter().map(|s| s.name.clone()).collect(),
+        inputs: settings.inputs.iter().map(|s| s.name.clone()).collect(),
         timeout_seconds: timeout.as_secs_f64(),
         record_events: job.record_events,
         cs_options: job.cs_options,
-        display_units: new.settings.display_units,
+        display_units: settings.display_units,
+        reference: prepared.as_ref().map(|p| p.stored.clone()),
     };
     let request_hash = hash_request(&record.id, &stored, &job.inputs);
     let name = new
@@ -236,6 +265,7 @@ pub async fn start(
         failure_kind: None,
         charged: false,
         result_removed_at: None,
+        reference_check: None,
     };
     let billing = crate::links::billing(&state.config.public_url);
     let max_active = state.config.max_active_runs_per_user;
@@ -285,7 +315,7 @@ pub async fn start(
         .unwrap_or_else(|p| p.into_inner())
         .insert(run.id.clone(), cancel_tx);
     let (st, id) = (state.clone(), run.id.clone());
-    tokio::spawn(async move { execute(&st, &id, origin, job, timeout, cancel_rx).await });
+    tokio::spawn(async move { execute(&st, &id, origin, job, timeout, cancel_rx, prepared).await });
     Ok(Started { run })
 }
 
@@ -345,6 +375,7 @@ async fn execute(
     job: crate::sim::protocol::Job,
     timeout: Duration,
     mut cancel: tokio::sync::oneshot::Receiver<()>,
+    reference: Option<reference::Prepared>,
 ) {
     // `queued` until a worker is free; `running` from then on. A cancel while queued never
     // reaches a worker and is not charged.
@@ -368,7 +399,16 @@ async fn execute(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(run_id);
-    if let Err(e) = settle(state, run_id, origin, result).await {
+    // The comparison runs once the results are kept, before the run is settled, so the
+    // verdict is stored in the same transaction that ends the run.
+    let check = match (&result, reference) {
+        (Ok(_), Some(prepared)) => {
+            let verdict = reference::check(result_path(state, run_id), prepared).await;
+            serde_json::to_string(&verdict).ok()
+        }
+        _ => None,
+    };
+    if let Err(e) = settle(state, run_id, origin, result, check).await {
         tracing::error!(%run_id, error = %e, "could not settle a run");
     }
 }
@@ -379,6 +419,7 @@ async fn settle(
     run_id: &RunId,
     origin: ModelOrigin,
     result: Result<crate::sim::runner::RunOutcome, SimError>,
+    reference_check: Option<String>,
 ) -> Result<(), AppError> {
     let result = result.map(|outcome| outcome.log);
     if let Err(e) = &result
@@ -416,6 +457,7 @@ async fn settle(
                 charged: charging::is_charged(end, origin),
                 error,
                 log,
+                reference_check,
             }
         })
         .await?;
@@ -592,6 +634,7 @@ pub async fn recover(store: &Store) -> Result<usize, StoreError> {
                 charged: charging::is_charged(end, ModelOrigin::Upload),
                 error: Some(message.to_string()),
                 log: None,
+                reference_check: None,
             }
         })
         .await
