@@ -20,6 +20,7 @@ mod keys;
 mod metrics;
 mod non_finite;
 mod openapi;
+mod reference;
 mod results;
 mod run_types;
 mod runs;
