@@ -492,6 +492,7 @@ pub fn remove_result(state: &State, run_id: &RunId) -> std::io::Result<()> {
     for path in [
         result_path(state, run_id),
         legacy_result_path(state, run_id),
+        reference::kept_reference_path(&result_path(state, run_id)),
     ] {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -517,6 +518,24 @@ pub async fn kept_result(state: &State, run: &RunRow) -> AppResult<Option<Result
     } else {
         Ok(None)
     }
+}
+
+/// The reference a run was compared with, while its results are kept: what the run page
+/// draws under the result. `None` for a run without one (or whose copy is gone).
+pub async fn kept_reference(
+    state: &State,
+    run: &RunRow,
+) -> AppResult<Option<crate::sim::reference::Reference>> {
+    if run.reference_check.is_none() || run.result_removed_at.is_some() {
+        return Ok(None);
+    }
+    let path = reference::kept_reference_path(&result_path(state, &run.id));
+    let read = tokio::task::spawn_blocking(move || match std::fs::read_to_string(&path) {
+        Ok(text) => crate::sim::reference::Reference::parse(&text).ok(),
+        Err(_) => None,
+    })
+    .await?;
+    Ok(read)
 }
 
 /// Serialises conversions of results stored by earlier versions, so that parallel reads of

@@ -56,6 +56,8 @@ pub struct StoredReference {
 /// A reference read and checked, ready to compare a result with.
 #[derive(Clone, Debug)]
 pub struct Prepared {
+    /// The CSV as given, kept beside the result for the run page's plot.
+    pub text: String,
     pub reference: Reference,
     pub tolerances: Tolerances,
     pub stored: StoredReference,
@@ -110,6 +112,7 @@ pub fn prepare(
     };
     let reference = Reference::parse(&text).map_err(|e| Problem::new(field, e.to_string()))?;
     Ok(Prepared {
+        text,
         reference,
         tolerances: tolerances.clone(),
         stored: StoredReference {
@@ -154,10 +157,21 @@ fn apply_experiment(carried: &CarriedReference, settings: &mut RunSettings) {
     settings.tolerance = settings.tolerance.or(carried.tolerance);
 }
 
-/// Compares the stored result at `path` with the reference, off the async threads. A result
-/// that cannot be read gives a failed verdict that says why (the run itself succeeded).
+/// Where a run's reference is kept, beside its result (`runs/<id>.result`): the run page
+/// draws it under the result. Removed with the result.
+pub fn kept_reference_path(result: &Path) -> std::path::PathBuf {
+    result.with_extension("reference.csv")
+}
+
+/// Compares the stored result at `path` with the reference, off the async threads, and keeps
+/// the reference beside it. A result that cannot be read gives a failed verdict that says
+/// why (the run itself succeeded).
 pub async fn check(path: std::path::PathBuf, prepared: Prepared) -> ReferenceCheck {
     tokio::task::spawn_blocking(move || {
+        if let Err(e) = std::fs::write(kept_reference_path(&path), &prepared.text) {
+            // Only the plot needs it; the verdict does not.
+            tracing::warn!(error = %e, "a run's reference could not be kept for its page");
+        }
         ResultFile::open(&path)
             .and_then(|file| compare(&file, &prepared.reference, &prepared.tolerances))
     })
