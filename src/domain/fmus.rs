@@ -409,6 +409,20 @@ impl Drop for UploadFile {
 
 /// Resolves what a caller names: an id (SHA-256), `lib:<Model>` / `lib:<Model>@fmi2`, or the
 /// alias `msl:<Model>` that existing clients send.
+/// The reference results an FMU carries (FMI-LS-REF), read from its extracted files, or why
+/// they cannot be read.
+pub async fn carried_references(
+    state: &State,
+    record: &FmuRecord,
+) -> std::result::Result<Vec<crate::fmi::ls_ref::CarriedReference>, String> {
+    let dir = extracted_dir(&state.config.data_dir, &record.id).map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        crate::fmi::ls_ref::carried_references(&dir).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 pub async fn resolve(state: &State, user_id: &UserId, reference: &str) -> Result<FmuRecord> {
     let reference = reference.trim();
     let library_id = reference

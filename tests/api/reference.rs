@@ -190,6 +190,18 @@ async fn the_bouncing_balls_bounces_are_skipped_and_the_rest_compared() {
 async fn a_carried_reference_sets_the_experiment_and_a_wrong_one_fails() {
     let app = spawn_app().await;
     let key = app.register().await.api_key;
+    // The FMU lists what it carries, with each experiment's settings.
+    let fmu = app.get_json("/api/v1/fmus/lib:Dahlquist", &key).await;
+    let references = fmu["references"].as_array().unwrap();
+    let names: Vec<&str> = references
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "short"]);
+    assert_eq!(references[1]["stop_time"], 1.0);
+    assert_eq!(references[1]["output_interval"], 0.01);
+    let ball = app.get_json("/api/v1/fmus/lib:BouncingBall", &key).await;
+    assert!(ball.get("references").is_none(), "{ball}");
     let run = app
         .run(
             &key,

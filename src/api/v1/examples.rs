@@ -13,7 +13,8 @@ use super::billing::{
     PortalLink,
 };
 use super::fmus::{
-    DefaultExperiment, Fmu, FmuAlias, FmuDimension, FmuInterface, FmuItem, FmuVariable, FmuWarning,
+    DefaultExperiment, Fmu, FmuAlias, FmuDimension, FmuInterface, FmuItem, FmuReference,
+    FmuVariable, FmuWarning,
 };
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{
@@ -199,6 +200,22 @@ impl Example for Fmu {
             units: vec!["s".into(), "m".into(), "m/s".into(), "m/s2".into()],
             variables: vec![FmuVariable::example()],
             warnings: vec![],
+            references: None,
+            references_problem: None,
+        }
+    }
+}
+
+impl Example for FmuReference {
+    fn example() -> Self {
+        FmuReference {
+            name: "short".into(),
+            description: Some("x = exp(-t) from 0 to 1 s".into()),
+            start_time: Some(0.0),
+            stop_time: Some(1.0),
+            output_interval: Some(0.01),
+            tolerance: None,
+            unsupported: None,
         }
     }
 }

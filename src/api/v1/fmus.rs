@@ -192,6 +192,50 @@ pub struct Fmu {
     /// What the upload checks accepted with a remark, found when the file was first checked
     /// (so a second upload of the same bytes shows them too); empty for a clean FMU.
     pub warnings: Vec<FmuWarning>,
+    /// The reference results the FMU carries (FMI-LS-REF), which a run names in
+    /// `reference.fmu_reference`; only in `GET /fmus/{id}`, left out when there are none.
+    #[oai(skip_serializing_if_is_none)]
+    pub references: Option<Vec<FmuReference>>,
+    /// Why the FMU's FMI-LS-REF manifest could not be read (its references are then unusable).
+    #[oai(skip_serializing_if_is_none)]
+    pub references_problem: Option<String>,
+}
+
+/// A reference result an FMU carries, with the experiment that reproduces it.
+#[derive(Object)]
+#[oai(example)]
+pub struct FmuReference {
+    /// Its experiment's name (or, for a bare result file, the file's path in the manifest).
+    pub name: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub description: Option<String>,
+    /// The run's defaults when it names this reference.
+    #[oai(skip_serializing_if_is_none)]
+    pub start_time: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub stop_time: Option<f64>,
+    /// The experiment's `stepSize`.
+    #[oai(skip_serializing_if_is_none)]
+    pub output_interval: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub tolerance: Option<f64>,
+    /// Why it cannot be run here (its experiment needs parameters or stimuli).
+    #[oai(skip_serializing_if_is_none)]
+    pub unsupported: Option<String>,
+}
+
+impl From<crate::fmi::ls_ref::CarriedReference> for FmuReference {
+    fn from(r: crate::fmi::ls_ref::CarriedReference) -> Self {
+        FmuReference {
+            name: r.name,
+            description: r.description,
+            start_time: r.start_time,
+            stop_time: r.stop_time,
+            output_interval: r.output_interval,
+            tolerance: r.tolerance,
+            unsupported: r.unsupported,
+        }
+    }
 }
 
 impl From<FmuRecord> for Fmu {
@@ -281,6 +325,8 @@ impl From<FmuRecord> for Fmu {
                 })
                 .collect(),
             warnings: warnings.iter().map(Into::into).collect(),
+            references: None,
+            references_problem: None,
         }
     }
 }
@@ -394,11 +440,15 @@ impl FmusApi {
         auth: Authed<ReadFmus>,
         id: Path<String>,
     ) -> Result<Json<Fmu>, OpError<FmuByIdErrors>> {
-        Ok(Json(
-            fmus::resolve(&state, &auth.principal.user_id, &id.0)
-                .await?
-                .into(),
-        ))
+        let record = fmus::resolve(&state, &auth.principal.user_id, &id.0).await?;
+        let carried = fmus::carried_references(&state, &record).await;
+        let mut fmu = Fmu::from(record);
+        match carried {
+            Ok(list) if list.is_empty() => {}
+            Ok(list) => fmu.references = Some(list.into_iter().map(Into::into).collect()),
+            Err(problem) => fmu.references_problem = Some(problem),
+        }
+        Ok(Json(fmu))
     }
 
     /// Removes one of your uploads.
