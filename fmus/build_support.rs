@@ -169,7 +169,7 @@ pub const LS_REF_DIR: &str = "extra/org.fmi-standard.fmi-ls-ref";
 /// from a simulation, so a run that matches them is right, not merely repeatable.
 pub fn dahlquist_references() -> Vec<(String, Vec<u8>)> {
     let experiments = [("default", 10.0, 0.1, 100), ("short", 1.0, 0.01, 100)];
-    let manifest = format!(
+    let manifest = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <fmiReferences xmlns:fmi-ls=\"http://fmi-standard.org/fmi-ls-manifest\"\n\
          \x20   fmi-ls:fmi-ls-name=\"org.fmi-standard.fmi-ls-ref\"\n\
@@ -177,7 +177,7 @@ pub fn dahlquist_references() -> Vec<(String, Vec<u8>)> {
          \x20   fmi-ls:fmi-ls-description=\"Reference results of the Dahlquist test equation\">\n\
          \x20 <Related type=\"application/xml\" source=\"experiments.xml\" role=\"experiment/smoke-test\"\n\
          \x20   description=\"x(t) = exp(-k t) from its closed form\"/>\n\
-         </fmiReferences>\n"
+         </fmiReferences>\n",
     );
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Experiments>\n");
     let mut files = vec![(

@@ -85,7 +85,7 @@ enum FmuTask {
         output_file: Option<PathBuf>,
         /// A reference to compare the result with (exit status 3 when the check fails).
         #[command(flatten)]
-        reference: cli::ReferenceFlags,
+        reference: Box<cli::ReferenceFlags>,
     },
 }
 
