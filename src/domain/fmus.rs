@@ -209,6 +209,7 @@ pub async fn add_upload(
                 created_at: store::now_ms(),
             })
             .await?;
+        check_references(state, &id, &info).await;
     }
     drop(upload);
     let quota = i64::try_from(state.config.storage_quota_bytes).unwrap_or(i64::MAX);
@@ -249,9 +250,79 @@ fn over_quota(used: i64, adding: i64, quota: u64) -> RegistryError {
     ))
 }
 
+/// Each carried reference (FMI-LS-REF) may run this long at upload.
+const REFERENCE_CHECK_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+/// All of an upload's carried references together (waiting for workers included).
+const REFERENCE_CHECKS_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where the verdicts of an FMU's carried references, run when it was first stored, are
+/// kept: beside it, removed with it.
+fn reference_checks_path(data_dir: &Path, id: &FmuId) -> PathBuf {
+    root(data_dir).join(format!("{id}.reference-checks.json"))
+}
+
+/// Runs the references a newly stored FMU carries (none: nothing to do) and keeps their
+/// verdicts with it. Free of charge and bounded in time; a check that cannot run is a
+/// verdict that says why, never a refused upload: the FMU is valid, the verdict informs.
+async fn check_references(state: &State, id: &FmuId, info: &ModelInfo) {
+    let Ok(dir) = extracted_dir(&state.config.data_dir, id) else {
+        return;
+    };
+    let checks = crate::domain::runs::reference::check_carried(
+        &state.workers,
+        info,
+        &dir,
+        REFERENCE_CHECK_TIME,
+        REFERENCE_CHECKS_TIME,
+    )
+    .await;
+    let outcome = match checks {
+        Ok(verdicts) if verdicts.is_empty() => return,
+        Ok(verdicts) => ReferenceChecks {
+            verdicts,
+            problem: None,
+        },
+        Err(e) => ReferenceChecks {
+            verdicts: vec![],
+            problem: Some(e.to_string()),
+        },
+    };
+    let path = reference_checks_path(&state.config.data_dir, id);
+    let written = serde_json::to_vec(&outcome)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&path, json));
+    if let Err(e) = written {
+        tracing::error!(%id, error = %e, "could not keep an upload's reference checks");
+    }
+}
+
+/// The verdicts of an FMU's carried references, run at its upload.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReferenceChecks {
+    pub verdicts: Vec<crate::domain::runs::reference::CarriedVerdict>,
+    /// Why its FMI-LS-REF manifest could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// What the upload check of an FMU's references found; `None` for an FMU without references
+/// (or stored before uploads were checked).
+pub async fn reference_checks(state: &State, id: &FmuId) -> Option<ReferenceChecks> {
+    let path = reference_checks_path(&state.config.data_dir, id);
+    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path).ok())
+        .await
+        .ok()??;
+    serde_json::from_slice(&bytes)
+        .inspect_err(
+            |e| tracing::error!(%id, error = %e, "an upload's reference checks do not parse"),
+        )
+        .ok()
+}
+
 /// Removes an FMU's stored file and extracted directory.
 fn remove_files(data_dir: &Path, id: &FmuId) {
     let root = root(data_dir);
+    let _ = std::fs::remove_file(reference_checks_path(data_dir, id));
     let _ = std::fs::remove_file(root.join(format!("{id}.fmu")));
     let _ = std::fs::remove_dir_all(root.join(id.as_str()));
 }

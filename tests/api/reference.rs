@@ -245,6 +245,22 @@ async fn a_carried_reference_sets_the_experiment_and_a_wrong_one_fails() {
         .as_str()
         .unwrap()
         .to_string();
+    // The upload ran each carried reference (free of charge): "default" reproduces, the
+    // wrong "short" does not.
+    let fmu = app.get_json(&format!("/api/v1/fmus/{id}"), &key).await;
+    let checks = fmu["upload_reference_checks"].as_array().unwrap();
+    let verdicts: Vec<(&str, &Value)> = checks
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), &c["check"]["passed"]))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [("default", &json!(true)), ("short", &json!(false))],
+        "{fmu}"
+    );
+    assert_eq!(checks[1]["check"]["variables"][0]["points_outside"], 99);
+    let library = app.get_json("/api/v1/fmus/lib:Dahlquist", &key).await;
+    assert!(library.get("upload_reference_checks").is_none());
     let run = app
         .run(
             &key,

@@ -33,6 +33,7 @@ async fn the_library_dahlquist_reproduces_its_references_and_a_wrong_one_is_name
         &opened.info,
         &opened.fmu_dir(),
         Duration::from_secs(30),
+        Duration::from_secs(60),
     )
     .await
     .unwrap();
@@ -54,6 +55,7 @@ async fn the_library_dahlquist_reproduces_its_references_and_a_wrong_one_is_name
         &opened.info,
         &opened.fmu_dir(),
         Duration::from_secs(30),
+        Duration::from_secs(60),
     )
     .await
     .unwrap();
@@ -89,6 +91,7 @@ async fn a_reference_that_cannot_run_says_why_and_a_slow_model_meets_the_time_li
         &opened.info,
         &opened.fmu_dir(),
         Duration::from_secs(30),
+        Duration::from_secs(60),
     )
     .await
     .unwrap();
@@ -120,6 +123,7 @@ async fn a_reference_that_cannot_run_says_why_and_a_slow_model_meets_the_time_li
         &opened.info,
         &opened.fmu_dir(),
         Duration::from_secs(2),
+        Duration::from_secs(60),
     )
     .await
     .unwrap();
@@ -133,4 +137,22 @@ async fn a_reference_that_cannot_run_says_why_and_a_slow_model_meets_the_time_li
         let error = v.error.as_deref().unwrap_or_else(|| panic!("{v:?}"));
         assert!(error.contains("did not finish within 2 s"), "{error}");
     }
+    // All references together get `total`: the first meets it, the second is not run.
+    let started = Instant::now();
+    let verdicts = check_carried(
+        &pool,
+        &opened.info,
+        &opened.fmu_dir(),
+        Duration::from_secs(30),
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let errors: Vec<&str> = verdicts.iter().filter_map(|v| v.error.as_deref()).collect();
+    assert_eq!(errors.len(), 2, "{verdicts:?}");
+    // The first is stopped at the budget (by its own limit, cut to what is left, or by the
+    // budget itself); the second never gets a worker.
+    assert!(errors[0].contains("3 s"), "{errors:?}");
+    assert!(errors[1].contains("the 3 s for checking all"), "{errors:?}");
 }

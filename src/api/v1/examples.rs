@@ -14,7 +14,7 @@ use super::billing::{
 };
 use super::fmus::{
     DefaultExperiment, Fmu, FmuAlias, FmuDimension, FmuInterface, FmuItem, FmuReference,
-    FmuVariable, FmuWarning,
+    FmuVariable, FmuWarning, UploadReferenceCheck,
 };
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{
@@ -202,6 +202,17 @@ impl Example for Fmu {
             warnings: vec![],
             references: None,
             references_problem: None,
+            upload_reference_checks: None,
+        }
+    }
+}
+
+impl Example for UploadReferenceCheck {
+    fn example() -> Self {
+        UploadReferenceCheck {
+            name: "short".into(),
+            check: Some(ReferenceCheck::example()),
+            error: None,
         }
     }
 }

@@ -199,6 +199,25 @@ pub struct Fmu {
     /// Why the FMU's FMI-LS-REF manifest could not be read (its references are then unusable).
     #[oai(skip_serializing_if_is_none)]
     pub references_problem: Option<String>,
+    /// The carried references run when the file was first uploaded (free of charge, 30 s
+    /// each, 60 s in all), with the default tolerances: each one's verdict, or why it did not
+    /// run. Only in `GET /fmus/{id}`; left out for an FMU without references.
+    #[oai(skip_serializing_if_is_none)]
+    pub upload_reference_checks: Option<Vec<UploadReferenceCheck>>,
+}
+
+/// One carried reference run at upload.
+#[derive(Object)]
+#[oai(example)]
+pub struct UploadReferenceCheck {
+    /// The reference's name (as in `references`).
+    pub name: String,
+    /// Its verdict, when it ran.
+    #[oai(skip_serializing_if_is_none)]
+    pub check: Option<super::runs::ReferenceCheck>,
+    /// Why it did not run (it needs stimuli, the model refused its settings, time ran out).
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
 }
 
 /// A reference result an FMU carries, with the experiment that reproduces it.
@@ -327,6 +346,7 @@ impl From<FmuRecord> for Fmu {
             warnings: warnings.iter().map(Into::into).collect(),
             references: None,
             references_problem: None,
+            upload_reference_checks: None,
         }
     }
 }
@@ -442,11 +462,28 @@ impl FmusApi {
     ) -> Result<Json<Fmu>, OpError<FmuByIdErrors>> {
         let record = fmus::resolve(&state, &auth.principal.user_id, &id.0).await?;
         let carried = fmus::carried_references(&state, &record).await;
+        let fmu_id = record.id.clone();
         let mut fmu = Fmu::from(record);
         match carried {
             Ok(list) if list.is_empty() => {}
             Ok(list) => fmu.references = Some(list.into_iter().map(Into::into).collect()),
             Err(problem) => fmu.references_problem = Some(problem),
+        }
+        if let Some(checks) = fmus::reference_checks(&state, &fmu_id).await {
+            fmu.upload_reference_checks = Some(
+                checks
+                    .verdicts
+                    .into_iter()
+                    .map(|v| UploadReferenceCheck {
+                        name: v.name,
+                        check: v.check.map(Into::into),
+                        error: v.error,
+                    })
+                    .collect(),
+            );
+            if fmu.references_problem.is_none() {
+                fmu.references_problem = checks.problem;
+            }
         }
         Ok(Json(fmu))
     }

@@ -213,20 +213,36 @@ pub struct CarriedVerdict {
 
 /// Runs every reference the FMU extracted at `fmu_dir` carries, each through the same pool
 /// and sandbox as runs (no credits: the caller's upload is being checked, not simulated for
-/// them), each within `time_limit`, with the default tolerances; returns their verdicts in
-/// the manifest's order. What the upload path calls to report whether an FMU reproduces its
-/// own references here.
+/// them), each within `time_limit` and all within `total` (waiting for a worker included:
+/// those left when it is spent are reported as not run), with the default tolerances; returns
+/// their verdicts in the manifest's order. What the upload path calls to report whether an FMU
+/// reproduces its own references here.
 pub async fn check_carried(
     pool: &WorkerPool,
     info: &ModelInfo,
     fmu_dir: &Path,
     time_limit: Duration,
+    total: Duration,
 ) -> Result<Vec<CarriedVerdict>, ls_ref::LsRefError> {
     let carried = ls_ref::carried_references(fmu_dir)?;
+    let deadline = tokio::time::Instant::now() + total;
     let mut verdicts = Vec::with_capacity(carried.len());
     for reference in carried {
         let name = reference.name.clone();
-        let verdict = match check_one(pool, info, fmu_dir, &reference, time_limit).await {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let checked = tokio::time::timeout(
+            left,
+            check_one(pool, info, fmu_dir, &reference, time_limit.min(left)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the {} s for checking all of the FMU's references were spent before this one \
+                 finished",
+                total.as_secs()
+            ))
+        });
+        let verdict = match checked {
             Ok(check) => CarriedVerdict {
                 name,
                 check: Some(check),
