@@ -223,3 +223,9 @@ CREATE TABLE run_states (
     run_id    TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
     state_id  TEXT NOT NULL
 );
+
+-- migration 9: reference checks
+-- The verdict of a run's comparison with a reference result (JSON: passed, and per variable
+-- the largest deviation and the points outside the band), set when a run that asked for one
+-- succeeds. A failed check does not fail the run: it is a verdict on the results.
+ALTER TABLE runs ADD COLUMN reference_check TEXT;

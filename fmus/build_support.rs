@@ -138,19 +138,101 @@ pub fn build_fmu(
     };
     let fmu_path = out_dir.join(format!("{file_name}.fmu"));
     let library = fs::read(&binary)?;
-    write_archive(
-        &fmu_path,
-        &[
-            ("modelDescription.xml", xml.as_bytes(), 0o644),
-            (
-                &format!("binaries/{}/{}.so", version.platform(), spec.name),
-                &library,
-                0o755,
-            ),
-        ],
-    )?;
+    let binary_entry = format!("binaries/{}/{}.so", version.platform(), spec.name);
+    let references = if spec.name == "Dahlquist" {
+        dahlquist_references()
+    } else {
+        vec![]
+    };
+    let mut entries: Vec<(&str, &[u8], u32)> = vec![
+        ("modelDescription.xml", xml.as_bytes(), 0o644),
+        (&binary_entry, &library, 0o755),
+    ];
+    entries.extend(
+        references
+            .iter()
+            .map(|(name, data)| (name.as_str(), data.as_slice(), 0o644)),
+    );
+    write_archive(&fmu_path, &entries)?;
     fs::remove_dir_all(&work_dir)?;
     Ok(fmu_path)
+}
+
+// ------------------------------------------------------- reference results (FMI-LS-REF)
+
+/// Where FMI-LS-REF puts its files in an FMU.
+pub const LS_REF_DIR: &str = "extra/org.fmi-standard.fmi-ls-ref";
+
+/// Dahlquist's carried references, as FMI-LS-REF lays them out: a manifest naming an
+/// experiments file, and per experiment (start 0, stop, step) a CSV of x = exp(-k t) with
+/// k = 1 and x(0) = 1, the model's start values. The values come from the closed form, never
+/// from a simulation, so a run that matches them is right, not merely repeatable.
+pub fn dahlquist_references() -> Vec<(String, Vec<u8>)> {
+    let experiments = [("default", 10.0, 0.1, 100), ("short", 1.0, 0.01, 100)];
+    let manifest = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <fmiReferences xmlns:fmi-ls=\"http://fmi-standard.org/fmi-ls-manifest\"\n\
+         \x20   fmi-ls:fmi-ls-name=\"org.fmi-standard.fmi-ls-ref\"\n\
+         \x20   fmi-ls:fmi-ls-version=\"1.0.0-beta.1\"\n\
+         \x20   fmi-ls:fmi-ls-description=\"Reference results of the Dahlquist test equation\">\n\
+         \x20 <Related type=\"application/xml\" source=\"experiments.xml\" role=\"experiment/smoke-test\"\n\
+         \x20   description=\"x(t) = exp(-k t) from its closed form\"/>\n\
+         </fmiReferences>\n",
+    );
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Experiments>\n");
+    let mut files = vec![(
+        format!("{LS_REF_DIR}/fmi-ls-manifest.xml"),
+        manifest.into_bytes(),
+    )];
+    for (name, stop, step, points) in experiments {
+        let _ = writeln!(
+            xml,
+            "  <Experiment name=\"{name}\" description=\"x = exp(-t) from 0 to {stop} s\" \
+             startTime=\"0\" stopTime=\"{stop}\" stepSize=\"{step}\">\n    \
+             <References source=\"{name}.csv\"/>\n  </Experiment>"
+        );
+        let times: Vec<f64> = (0..=points).map(|i| i as f64 * step).collect();
+        files.push((
+            format!("{LS_REF_DIR}/{name}.csv"),
+            exponential_csv(&times, 1.0).into_bytes(),
+        ));
+    }
+    xml.push_str("</Experiments>\n");
+    files.push((format!("{LS_REF_DIR}/experiments.xml"), xml.into_bytes()));
+    files
+}
+
+/// `time,x` with x = exp(-k t) at each time, in shortest round-trip decimals.
+pub fn exponential_csv(times: &[f64], k: f64) -> String {
+    let mut csv = String::from("time,x\n");
+    for &t in times {
+        let _ = writeln!(csv, "{t},{}", (-k * t).exp());
+    }
+    csv
+}
+
+#[allow(dead_code)] // the tests use it; build.rs does not
+/// Replaces (or adds) the entry `name` of the FMU archive at `path` with `data`: how tests
+/// make a variant of a library model whose carried files are wrong.
+pub fn replace_entry(path: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let mut archive = zip::ZipArchive::new(fs::File::open(path)?).map_err(io::Error::other)?;
+    let mut entries: Vec<(String, Vec<u8>, u32)> = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(io::Error::other)?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut entry, &mut bytes)?;
+        let mode = entry.unix_mode().unwrap_or(0o644);
+        let entry_name = entry.name().map_err(io::Error::other)?.into_owned();
+        if entry_name != name {
+            entries.push((entry_name, bytes, mode));
+        }
+    }
+    entries.push((name.to_string(), data.to_vec(), 0o644));
+    let borrowed: Vec<(&str, &[u8], u32)> = entries
+        .iter()
+        .map(|(n, d, m)| (n.as_str(), d.as_slice(), *m))
+        .collect();
+    write_archive(path, &borrowed)
 }
 
 fn invalid(message: String) -> io::Error {

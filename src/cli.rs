@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::runs::reference::{self, ReferenceRequest, ReferenceSource};
 use crate::fmi::archive::{self, ArchiveError};
 use crate::fmi::describe::{self, DescribeError};
 use crate::fmi::validation;
 use crate::sim::fmu_state::{SavedState, StateSettings, check_size};
 use crate::sim::plan::{self, Problems, RunSettings};
 use crate::sim::protocol::{CsOptions, InputSignal, Interface, Solver};
+use crate::sim::reference::{ReferenceCheck, Tolerance, Tolerances, compare};
 use crate::sim::result_file::{Format, ResultFile};
 use crate::sim::runner::{PoolConfig, SimError, WorkerPool};
 
@@ -56,6 +58,22 @@ pub enum CliError {
     Run(#[from] SimError),
     #[error("reading the results: {0}")]
     Results(#[source] std::io::Error),
+    #[error("{0}")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+    /// The reference cannot be read or does not fit the FMU (checked before anything runs).
+    #[error("{}", .0.message)]
+    Reference(crate::sim::plan::Problem),
+    /// The run succeeded and its reference check failed (the verdict is printed).
+    #[error("the reference check failed")]
+    ReferenceCheckFailed,
+    /// `--abs-tol` or `--rel-tol` without a reference to compare with.
+    #[error("--abs-tol and --rel-tol need --reference or --fmu-reference")]
+    ToleranceWithoutReference,
+    #[error("{}: {source}", path.display())]
+    ReadReference {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: {source}", path.display())]
     WriteOutput {
         path: PathBuf,
@@ -422,6 +440,58 @@ fn read_state_file(path: &Path, start_time: Option<f64>) -> Result<SavedState, C
     Ok(SavedState { time, bytes })
 }
 
+/// The reference check `fmu simulate` takes as flags: for CI pipelines, which read the exit
+/// status (3 when the check fails).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ReferenceFlags {
+    /// Compare the result with this reference CSV (`time,<variable>,…`, as results are
+    /// written); print the verdict on standard error and exit with 3 when it fails.
+    #[arg(long, conflicts_with = "fmu_reference")]
+    pub reference: Option<PathBuf>,
+    /// Compare with a reference the FMU carries (FMI-LS-REF), by name; its experiment's
+    /// start, stop, step and tolerance are the defaults of the run.
+    #[arg(long)]
+    pub fmu_reference: Option<String>,
+    /// Absolute tolerance of the comparison (default 1e-6).
+    #[arg(long)]
+    pub abs_tol: Option<f64>,
+    /// Relative tolerance of the comparison, of the reference value (default 1e-3).
+    #[arg(long)]
+    pub rel_tol: Option<f64>,
+}
+
+impl ReferenceFlags {
+    /// The reference these flags ask for (reading the file), or none.
+    pub fn request(&self) -> Result<Option<ReferenceRequest>, CliError> {
+        let source = match (&self.reference, &self.fmu_reference) {
+            (Some(path), _) => {
+                ReferenceSource::Inline(std::fs::read_to_string(path).map_err(|source| {
+                    CliError::ReadReference {
+                        path: path.clone(),
+                        source,
+                    }
+                })?)
+            }
+            (None, Some(name)) => ReferenceSource::Carried(name.clone()),
+            (None, None) if self.abs_tol.is_some() || self.rel_tol.is_some() => {
+                return Err(CliError::ToleranceWithoutReference);
+            }
+            (None, None) => return Ok(None),
+        };
+        let defaults = Tolerance::default();
+        Ok(Some(ReferenceRequest {
+            source,
+            tolerances: Tolerances {
+                default: Tolerance {
+                    abs_tol: self.abs_tol.unwrap_or(defaults.abs_tol),
+                    rel_tol: self.rel_tol.unwrap_or(defaults.rel_tol),
+                },
+                by_variable: vec![],
+            },
+        }))
+    }
+}
+
 /// What `fmu simulate` was asked.
 pub struct SimulateArgs {
     pub fmu: PathBuf,
@@ -429,6 +499,14 @@ pub struct SimulateArgs {
     pub timeout: Duration,
     /// Where to write the FMU's final state (`--final-state`).
     pub final_state: Option<PathBuf>,
+    pub reference: Option<ReferenceRequest>,
+}
+
+/// What `fmu simulate` gives: its stored result (the file stays readable after the run's
+/// temporary directory is removed), and the reference check's verdict when one was asked for.
+pub struct Simulated {
+    pub result: ResultFile,
+    pub check: Option<ReferenceCheck>,
 }
 
 /// The format results are written in: the output file's extension (`.json`, `.csv`, `.mat`,
@@ -475,13 +553,21 @@ pub fn write_result(
     })
 }
 
-/// `fmu simulate`: runs in a sandboxed worker and returns its stored result (the file stays
-/// readable after the run's temporary directory is removed).
-pub async fn simulate(args: SimulateArgs) -> Result<ResultFile, CliError> {
+/// `fmu simulate`: runs in a sandboxed worker and returns its result, compared with the
+/// reference when there is one.
+pub async fn simulate(args: SimulateArgs) -> Result<Simulated, CliError> {
     let opened = open(&args.fmu)?;
     let fmu_dir = opened.dir.path().join("fmu");
     describe::check_platform(&fmu_dir, &opened.info)?;
-    let settings = args.settings;
+    let mut settings = args.settings;
+    // Read and checked before anything runs, as the service does: a reference that cannot be
+    // read is the request's mistake, not a failed check.
+    let prepared = args
+        .reference
+        .as_ref()
+        .map(|r| reference::prepare(r, &fmu_dir, &mut settings))
+        .transpose()
+        .map_err(CliError::Reference)?;
     let job = plan::plan(&opened.info, &fmu_dir, &settings)?;
     let pool = local_pool(opened.dir.path())?;
     let outcome = Arc::clone(&pool).run(job, args.timeout).await?;
@@ -494,7 +580,55 @@ pub async fn simulate(args: SimulateArgs) -> Result<ResultFile, CliError> {
             source,
         })?;
     }
-    Ok(outcome.result)
+    let check = prepared
+        .map(|p| compare(&outcome.result, &p.reference, &p.tolerances))
+        .transpose()
+        .map_err(CliError::Results)?;
+    Ok(Simulated {
+        result: outcome.result,
+        check,
+    })
+}
+
+/// A verdict as `fmu simulate` prints it: one line per variable, then PASSED or FAILED.
+pub fn verdict_text(check: &ReferenceCheck) -> String {
+    use crate::format::Number;
+    let mut out = String::new();
+    for v in &check.variables {
+        let mark = if v.passed { "pass" } else { "FAIL" };
+        let detail = match (&v.problem, v.max_deviation, v.at_time) {
+            (Some(problem), _, _) => problem.clone(),
+            (None, Some(max), Some(at)) => format!(
+                "max deviation {} at t = {}, {} of {} points outside",
+                Number(max),
+                Number(at),
+                v.points_outside,
+                v.points_compared
+            ),
+            _ => format!(
+                "{} of {} points outside",
+                v.points_outside, v.points_compared
+            ),
+        };
+        let first = v
+            .first_outside
+            .map_or(String::new(), |t| format!(", first at t = {}", Number(t)));
+        out.push_str(&format!(
+            "{mark} {}: {detail}{first} (abs_tol {}, rel_tol {})\n",
+            v.name,
+            Number(v.abs_tol),
+            Number(v.rel_tol)
+        ));
+    }
+    for problem in &check.problems {
+        out.push_str(&format!("FAIL {problem}\n"));
+    }
+    out.push_str(if check.passed {
+        "reference check PASSED\n"
+    } else {
+        "reference check FAILED\n"
+    });
+    out
 }
 
 /// An input file: a CSV with a `time` column first and one column per input variable.

@@ -97,6 +97,9 @@ enum FmuTask {
         /// layout) or .parquet (default: CSV on standard output).
         #[arg(short = 'o', long)]
         output_file: Option<PathBuf>,
+        /// A reference to compare the result with (exit status 3 when the check fails).
+        #[command(flatten)]
+        reference: Box<cli::ReferenceFlags>,
     },
 }
 
@@ -179,10 +182,18 @@ impl From<String> for Failure {
     }
 }
 
+/// The exit status of `fmu simulate` when the run succeeded but its reference check failed:
+/// distinct from 1 (an error) and 2 (a usage error), so a CI pipeline can tell them apart.
+const REFERENCE_CHECK_FAILED: u8 = 3;
+
 /// An `fmu` command's failure as the user sees it: the message on stderr (and after a run
 /// the model made fail, its log); exit status 2 for a flag value that makes no sense, as for
-/// clap's own usage errors, 1 for everything else.
+/// clap's own usage errors, 3 for a failed reference check (the verdict is already printed),
+/// 1 for everything else.
 fn fmu_failure(e: &CliError) -> ExitCode {
+    if let CliError::ReferenceCheckFailed = e {
+        return ExitCode::from(REFERENCE_CHECK_FAILED);
+    }
     eprintln!("error: {e}");
     if let CliError::Run(SimError::Failed { log, .. }) = e
         && !log.is_empty()
@@ -190,9 +201,10 @@ fn fmu_failure(e: &CliError) -> ExitCode {
         eprintln!("FMU log:\n{log}");
     }
     match e {
-        CliError::StartValue(_) | CliError::Timeout | CliError::TimeoutTooLong(_) => {
-            ExitCode::from(2)
-        }
+        CliError::StartValue(_)
+        | CliError::Timeout
+        | CliError::TimeoutTooLong(_)
+        | CliError::ToleranceWithoutReference => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     }
 }
@@ -286,6 +298,7 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
             run,
             timeout,
             output_file,
+            reference,
         } => {
             if !(timeout.is_finite() && timeout > 0.0) {
                 return Err(CliError::Timeout);
@@ -297,9 +310,17 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
                 settings: run.settings()?,
                 timeout: std::time::Duration::try_from_secs_f64(timeout)
                     .map_err(|_| CliError::TimeoutTooLong(timeout))?,
+                reference: reference.request()?,
             };
-            let result = cli::simulate(args).await?;
-            cli::write_result(&result, format, output_file.as_deref())?;
+            let simulated = cli::simulate(args).await?;
+            cli::write_result(&simulated.result, format, output_file.as_deref())?;
+            // The verdict goes to standard error: standard output may be the results.
+            if let Some(check) = simulated.check {
+                eprint!("{}", cli::verdict_text(&check));
+                if !check.passed {
+                    return Err(CliError::ReferenceCheckFailed);
+                }
+            }
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use crate::domain::error::AppError;
 use crate::domain::ids::{FmuId, UserId};
 use crate::fmi::archive::{self, Limits};
 use crate::fmi::describe::{self, ModelInfo};
-use crate::fmi::validation::{self, Report};
+use crate::fmi::validation::{self, Code, Problem, Report};
 use crate::state::State;
 use crate::store::fmus::{FmuRow, NewFmu, Owned};
 use crate::store::{self, StoreError};
@@ -227,8 +227,9 @@ pub async fn add_upload(
                 tokio::task::spawn_blocking(move || check(&data, &tmp, &limits)).await??;
             let checked = smoke_test(state, checked, strictness).await?;
             let (tmp, id2, data) = (tmp_file.clone(), id.clone(), data_dir.clone());
-            let (info, stored) =
+            let (mut info, stored) =
                 tokio::task::spawn_blocking(move || place(&data, &tmp, &id2, checked)).await??;
+            check_references(state, &id, &mut info).await;
             let info_json =
                 serde_json::to_string(&info).map_err(|source| RegistryError::StoredInfo {
                     id: id.clone(),
@@ -287,9 +288,114 @@ fn over_quota(used: i64, adding: i64, quota: u64) -> RegistryError {
     ))
 }
 
+/// Each carried reference (FMI-LS-REF) may run this long at upload.
+const REFERENCE_CHECK_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+/// All of an upload's carried references together (waiting for workers included).
+const REFERENCE_CHECKS_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where the verdicts of an FMU's carried references, run when it was first stored, are
+/// kept: beside it, removed with it.
+fn reference_checks_path(data_dir: &Path, id: &FmuId) -> PathBuf {
+    root(data_dir).join(format!("{id}.reference-checks.json"))
+}
+
+/// Runs the references a newly stored FMU carries (none: nothing to do) and keeps their
+/// verdicts with it. Free of charge and bounded in time; a check that cannot run is a
+/// verdict that says why, never a refused upload: the FMU is valid, the verdict informs.
+async fn check_references(state: &State, id: &FmuId, info: &mut ModelInfo) {
+    let Ok(dir) = extracted_dir(&state.config.data_dir, id) else {
+        return;
+    };
+    let checks = crate::domain::runs::reference::check_carried(
+        &state.workers,
+        info,
+        &dir,
+        REFERENCE_CHECK_TIME,
+        REFERENCE_CHECKS_TIME,
+    )
+    .await;
+    let outcome = match checks {
+        Ok(verdicts) if verdicts.is_empty() => return,
+        Ok(verdicts) => ReferenceChecks {
+            verdicts,
+            problem: None,
+        },
+        Err(e) => ReferenceChecks {
+            verdicts: vec![],
+            problem: Some(e.to_string()),
+        },
+    };
+    // Each reference the FMU does not meet here is a warning of its validation report.
+    let failed = outcome
+        .verdicts
+        .iter()
+        .filter_map(|v| match (&v.check, &v.error) {
+            (Some(check), _) if !check.passed => Some(Problem::new(
+                Code::ReferenceFailed,
+                v.name.clone(),
+                format!(
+                    "the FMU does not reproduce its reference result \"{}\" here: {} of its \
+                     variables are outside the default tolerances",
+                    v.name,
+                    check.variables.iter().filter(|c| !c.passed).count() + check.problems.len()
+                ),
+            )),
+            (_, Some(error)) => Some(Problem::new(
+                Code::ReferenceFailed,
+                v.name.clone(),
+                format!(
+                    "its reference result \"{}\" could not be checked: {error}",
+                    v.name
+                ),
+            )),
+            _ => None,
+        })
+        .chain(outcome.problem.as_ref().map(|why| {
+            Problem::new(
+                Code::ReferenceFailed,
+                "extra/org.fmi-standard.fmi-ls-ref",
+                format!("its reference results cannot be read: {why}"),
+            )
+        }));
+    if let Some(report) = info.validation.as_mut() {
+        report.extend(failed);
+    }
+    let path = reference_checks_path(&state.config.data_dir, id);
+    let written = serde_json::to_vec(&outcome)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&path, json));
+    if let Err(e) = written {
+        tracing::error!(%id, error = %e, "could not keep an upload's reference checks");
+    }
+}
+
+/// The verdicts of an FMU's carried references, run at its upload.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReferenceChecks {
+    pub verdicts: Vec<crate::domain::runs::reference::CarriedVerdict>,
+    /// Why its FMI-LS-REF manifest could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// What the upload check of an FMU's references found; `None` for an FMU without references
+/// (or stored before uploads were checked).
+pub async fn reference_checks(state: &State, id: &FmuId) -> Option<ReferenceChecks> {
+    let path = reference_checks_path(&state.config.data_dir, id);
+    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path).ok())
+        .await
+        .ok()??;
+    serde_json::from_slice(&bytes)
+        .inspect_err(
+            |e| tracing::error!(%id, error = %e, "an upload's reference checks do not parse"),
+        )
+        .ok()
+}
+
 /// Removes an FMU's stored file and extracted directory.
 fn remove_files(data_dir: &Path, id: &FmuId) {
     let root = root(data_dir);
+    let _ = std::fs::remove_file(reference_checks_path(data_dir, id));
     let _ = std::fs::remove_file(root.join(format!("{id}.fmu")));
     let _ = std::fs::remove_dir_all(root.join(id.as_str()));
 }
@@ -509,6 +615,20 @@ impl Drop for UploadFile {
 
 /// Resolves what a caller names: an id (SHA-256), `lib:<Model>` / `lib:<Model>@fmi2`, or the
 /// alias `msl:<Model>` that existing clients send.
+/// The reference results an FMU carries (FMI-LS-REF), read from its extracted files, or why
+/// they cannot be read.
+pub async fn carried_references(
+    state: &State,
+    record: &FmuRecord,
+) -> std::result::Result<Vec<crate::fmi::ls_ref::CarriedReference>, String> {
+    let dir = extracted_dir(&state.config.data_dir, &record.id).map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        crate::fmi::ls_ref::carried_references(&dir).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 pub async fn resolve(state: &State, user_id: &UserId, reference: &str) -> Result<FmuRecord> {
     let reference = reference.trim();
     let library_id = reference

@@ -4,4 +4,5 @@
 pub mod archive;
 pub mod describe;
 pub mod library;
+pub mod ls_ref;
 pub mod validation;

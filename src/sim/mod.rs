@@ -13,6 +13,7 @@ pub mod parquet;
 pub mod plan;
 pub mod protocol;
 pub mod recorded;
+pub mod reference;
 pub mod result_file;
 pub mod runner;
 pub mod sandbox;

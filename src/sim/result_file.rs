@@ -316,6 +316,36 @@ impl ResultFile {
         super::mat::first_unrepresentable(self)
     }
 
+    /// The element columns (an array's elements each one), in order, with the type of the
+    /// variable each belongs to: what a reader that walks the file column by column (the
+    /// reference check) looks columns up in.
+    pub fn element_columns(&self) -> Vec<(String, ValueType)> {
+        self.columns
+            .iter()
+            .map(|at| (at.name.clone(), at.r#type))
+            .collect()
+    }
+
+    /// The recorded variable element column `column` belongs to (its enumeration items).
+    pub fn column_variable(&self, column: usize) -> &Recorded {
+        &self.header.variables[self.columns[column].variable]
+    }
+
+    /// Up to `n` time values from `row` (fewer at the end of the file).
+    pub fn times(&self, row: u64, n: usize) -> io::Result<Vec<f64>> {
+        let n = (self.header.rows.saturating_sub(row)).min(n as u64) as usize;
+        let mut out = vec![0.0; n];
+        self.read_time(row, &mut out)?;
+        Ok(out)
+    }
+
+    /// Up to `n` values of element column `column` from `row` (at least one while rows
+    /// remain; fewer at the end of the file or where text would exceed a chunk).
+    pub fn column_values(&self, column: usize, row: u64, n: usize) -> io::Result<Values> {
+        let n = (self.header.rows.saturating_sub(row)).min(n as u64) as usize;
+        self.read(column, row, n)
+    }
+
     /// Time values from `row` into `out`.
     fn read_time(&self, row: u64, out: &mut [f64]) -> io::Result<()> {
         let mut bytes = vec![0u8; out.len() * 8];

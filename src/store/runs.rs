@@ -65,11 +65,15 @@ pub struct RunRow {
     pub charged: bool,
     /// When the retention clean-up removed the results of this (succeeded) run.
     pub result_removed_at: Option<i64>,
+    /// The verdict of the run's reference check (`sim::reference::ReferenceCheck` as JSON),
+    /// when it asked for one and succeeded.
+    pub reference_check: Option<String>,
 }
 
 const COLUMNS: &str =
     "id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved,
-    credits_charged, error, log, created_at, started_at, finished_at, failure_kind, charged, result_removed_at";
+    credits_charged, error, log, created_at, started_at, finished_at, failure_kind, charged, result_removed_at,
+    reference_check";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -90,6 +94,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         failure_kind: r.get(14)?,
         charged: r.get(15)?,
         result_removed_at: r.get(16)?,
+        reference_check: r.get(17)?,
     })
 }
 
@@ -170,6 +175,7 @@ pub(super) struct Finish<'a> {
     pub credits_charged: Credits,
     pub error: Option<&'a str>,
     pub log: Option<&'a str>,
+    pub reference_check: Option<&'a str>,
 }
 
 /// Ends an unfinished run. `false` when it had already ended (so nothing is settled twice).
@@ -181,7 +187,7 @@ pub(super) fn finish(
 ) -> StoreResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6,
-             failure_kind = ?7, charged = ?8
+             failure_kind = ?7, charged = ?8, reference_check = ?9
          WHERE id = ?1 AND status IN ('queued', 'running')",
         params![
             id,
@@ -191,7 +197,8 @@ pub(super) fn finish(
             end.log,
             now,
             end.failure_kind,
-            end.charged
+            end.charged,
+            end.reference_check
         ],
     )? == 1)
 }
@@ -270,6 +277,8 @@ pub struct Settlement {
     pub charged: bool,
     pub error: Option<String>,
     pub log: Option<String>,
+    /// The reference check's verdict (JSON), for a succeeded run that asked for one.
+    pub reference_check: Option<String>,
 }
 
 /// An `Idempotency-Key` sent with a run request: the run it made is returned again for the
@@ -476,6 +485,7 @@ fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<
         credits_charged: credits,
         error: s.error.as_deref(),
         log: s.log.as_deref(),
+        reference_check: s.reference_check.as_deref(),
     };
     if !finish(tx, &run.id, &finish_as, now)? {
         return Ok(false);

@@ -110,8 +110,36 @@ pub struct BarOptions {
 /// ±1e300 is skipped and breaks the line. Long series are decimated to a bounded number of
 /// points with min/max bucketing, so spikes stay visible.
 pub fn line_plot(time: &[f64], series: &[(&str, &[f64])], opts: &PlotOptions) -> Markup {
+    line_plot_with_references(time, series, &[], opts)
+}
+
+/// A reference drawn under a result's series ([`line_plot_with_references`]): its own time
+/// points, and where the result first leaves the tolerance band, if it does.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferenceLine<'a> {
+    /// The series it belongs to (drawn in that series' colour).
+    pub name: &'a str,
+    pub time: &'a [f64],
+    pub values: &'a [f64],
+    pub first_outside: Option<f64>,
+}
+
+/// Colour of the marker where a result leaves its reference's band.
+const OUTSIDE_COLOR: &str = "#ef4444";
+
+/// [`line_plot`] with references: each drawn dashed, in its series' colour, under the series,
+/// and a red marker (a circle on the reference and a dashed vertical line) where the result
+/// first leaves the band. References count towards the plotted range, so a reference far
+/// from the result is seen, not clipped.
+pub fn line_plot_with_references(
+    time: &[f64],
+    series: &[(&str, &[f64])],
+    references: &[ReferenceLine<'_>],
+    opts: &PlotOptions,
+) -> Markup {
     let title = chart_title(opts.title.as_deref(), "Line plot");
-    let Some(layout) = plot_layout(time, series, opts) else {
+    let references = &references[..references.len().min(MAX_SERIES)];
+    let Some(layout) = plot_layout(time, series, references, opts) else {
         return no_data(&title, "chart chart-line");
     };
     let shown = &series[..series.len().min(MAX_SERIES)];
@@ -122,6 +150,34 @@ pub fn line_plot(time: &[f64], series: &[(&str, &[f64])], opts: &PlotOptions) ->
     let paths: Vec<String> = shown
         .iter()
         .map(|(_, ys)| series_path(f, &decimate(time, ys, budget)))
+        .collect();
+    // Each reference in its series' colour (a reference of a series not shown: the next).
+    let reference_paths: Vec<(String, &'static str)> = references
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let index = shown
+                .iter()
+                .position(|(n, _)| *n == r.name)
+                .unwrap_or(shown.len() + i);
+            (
+                series_path(f, &decimate(r.time, r.values, budget)),
+                color(index),
+            )
+        })
+        .collect();
+    let markers: Vec<(f64, f64, String)> = references
+        .iter()
+        .filter_map(|r| {
+            let t = r.first_outside.filter(|t| usable(*t))?;
+            let y = value_near(r.time, r.values, t).filter(|y| usable(*y))?;
+            let label = format!(
+                "{} leaves the band at t = {}",
+                clip(r.name, MAX_LEGEND_CHARS),
+                format_value(t)
+            );
+            Some((f.x(t), f.y(y), label))
+        })
         .collect();
 
     let x_label = clip(&opts.x_label, MAX_LABEL_CHARS);
@@ -139,6 +195,12 @@ pub fn line_plot(time: &[f64], series: &[(&str, &[f64])], opts: &PlotOptions) ->
         }
         aria.push(')');
     }
+    if !references.is_empty() {
+        let _ = write!(aria, ", with {} dashed reference(s)", references.len());
+    }
+    if !markers.is_empty() {
+        let _ = write!(aria, "; {} leave their band", markers.len());
+    }
     let _ = write!(aria, " against {x_label}");
     if let Some(y) = &y_label {
         let _ = write!(aria, ", y axis {y}");
@@ -149,6 +211,13 @@ pub fn line_plot(time: &[f64], series: &[(&str, &[f64])], opts: &PlotOptions) ->
     let legend_top = f.bottom + MARGIN_BOTTOM + 10.0;
     let body = html! {
         (grid_and_axes(f, &layout.x_ticks, &layout.y_ticks))
+        @if !reference_paths.is_empty() {
+            g.reference-lines fill="none" stroke-width="2" stroke-dasharray="6 4" stroke-opacity="0.8" {
+                @for (i, (d, stroke)) in reference_paths.iter().enumerate() {
+                    path class=(format!("reference reference-{i}")) d=(d) stroke=(*stroke) {}
+                }
+            }
+        }
         g.series-lines fill="none" stroke-width="1.5" stroke-linejoin="round" stroke-linecap="round" {
             @for (i, d) in paths.iter().enumerate() {
                 path class=(format!("series series-{i}")) d=(d) stroke=(color(i)) {}
@@ -184,6 +253,25 @@ pub fn line_plot(time: &[f64], series: &[(&str, &[f64])], opts: &PlotOptions) ->
                 @if hidden > 0 {
                     @let (lx, ly) = legend_slot(f, legend_top, layout.legend_columns, names.len());
                     text x=(num(lx)) y=(num(ly + 4.0)) { "+" (hidden) " more not shown" }
+                }
+                @if !references.is_empty() {
+                    @let slot = names.len() + usize::from(hidden > 0);
+                    @let (lx, ly) = legend_slot(f, legend_top, layout.legend_columns, slot);
+                    line x1=(num(lx)) y1=(num(ly)) x2=(num(lx + 16.0)) y2=(num(ly))
+                        stroke=(TEXT_COLOR) stroke-width="2" stroke-dasharray="4 3" {}
+                    text x=(num(lx + 22.0)) y=(num(ly + 4.0)) { "reference" }
+                }
+            }
+        }
+        @if !markers.is_empty() {
+            g.outside-markers stroke=(OUTSIDE_COLOR) fill=(OUTSIDE_COLOR) {
+                @for (x, y, label) in &markers {
+                    g.outside-marker {
+                        title { (label) }
+                        line x1=(num(*x)) y1=(num(f.top)) x2=(num(*x)) y2=(num(f.bottom))
+                            stroke-width="1" stroke-dasharray="3 3" {}
+                        circle cx=(num(*x)) cy=(num(*y)) r="5" fill-opacity="0.85" {}
+                    }
                 }
             }
         }
@@ -337,11 +425,20 @@ struct PlotLayout {
 /// The y range is widened to the outer nice ticks so grid lines frame the data; the x range
 /// is the data's own (time usually starts and ends on round values anyway), with only the
 /// ticks inside it drawn.
-fn plot_layout(time: &[f64], series: &[(&str, &[f64])], opts: &PlotOptions) -> Option<PlotLayout> {
+fn plot_layout(
+    time: &[f64],
+    series: &[(&str, &[f64])],
+    references: &[ReferenceLine<'_>],
+    opts: &PlotOptions,
+) -> Option<PlotLayout> {
     let shown = &series[..series.len().min(MAX_SERIES)];
     let (mut x_lo, mut x_hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut y_lo, mut y_hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for (_, ys) in shown {
+    let curves = shown
+        .iter()
+        .map(|(_, ys)| (time, *ys))
+        .chain(references.iter().map(|r| (r.time, r.values)));
+    for (time, ys) in curves {
         for (&x, &y) in time.iter().zip(ys.iter()) {
             if usable(x) && usable(y) {
                 x_lo = x_lo.min(x);
@@ -365,7 +462,8 @@ fn plot_layout(time: &[f64], series: &[(&str, &[f64])], opts: &PlotOptions) -> O
     };
     let (left, right) = (MARGIN_LEFT, WIDTH - MARGIN_RIGHT);
     let legend_columns = (((right - left) / LEGEND_COLUMN).floor() as usize).max(1);
-    let legend_items = shown.len() + usize::from(series.len() > shown.len());
+    let legend_items =
+        shown.len() + usize::from(series.len() > shown.len()) + usize::from(!references.is_empty());
     let legend_rows = legend_items.div_ceil(legend_columns);
     let frame = Frame {
         left,
@@ -383,6 +481,17 @@ fn plot_layout(time: &[f64], series: &[(&str, &[f64])], opts: &PlotOptions) -> O
         y_ticks,
         legend_columns,
     })
+}
+
+/// The value of a curve at the sample nearest `t` (its time points non-decreasing).
+fn value_near(time: &[f64], values: &[f64], t: f64) -> Option<f64> {
+    let n = time.len().min(values.len());
+    let i = time[..n].partition_point(|&x| x < t);
+    let nearest = [i.checked_sub(1), (i < n).then_some(i)]
+        .into_iter()
+        .flatten()
+        .min_by(|&a, &b| (time[a] - t).abs().total_cmp(&(time[b] - t).abs()))?;
+    Some(values[nearest])
 }
 
 /// Maps `v` from the data range `d0..d1` to the drawing range `r0..r1` (linear). A zero-width
@@ -907,6 +1016,45 @@ mod tests {
     }
 
     #[test]
+    fn references_are_dashed_in_their_series_colour_with_a_marker_where_they_leave() {
+        let t: Vec<f64> = (0..=10).map(f64::from).collect();
+        let x: Vec<f64> = t.iter().map(|v| v * 2.0).collect();
+        let rt = [0.0, 5.0, 10.0];
+        let rx = [0.0, 10.0, 30.0];
+        let references = [ReferenceLine {
+            name: "x",
+            time: &rt,
+            values: &rx,
+            first_outside: Some(10.0),
+        }];
+        let opts = PlotOptions::default();
+        let svg = line_plot_with_references(&t, &[("x", &x)], &references, &opts).into_string();
+        assert_eq!(count(&svg, "class=\"reference reference-0\""), 1, "{svg}");
+        assert!(svg.contains("stroke-dasharray=\"6 4\""), "{svg}");
+        // The reference is drawn in x's colour, and its 30 widens the range beyond x's 20.
+        let layout = plot_layout(&t, &[("x", &x)], &references, &opts).unwrap();
+        assert!(layout.frame.y1 >= 30.0);
+        let point = format!(
+            "{},{}",
+            num(layout.frame.x(10.0)),
+            num(layout.frame.y(30.0))
+        );
+        assert!(
+            svg.contains(&format!("cx=\"{}\"", num(layout.frame.x(10.0)))),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(&format!("L{point}")) || svg.contains(&point),
+            "{svg}"
+        );
+        assert!(svg.contains("x leaves the band at t = 10"), "{svg}");
+        assert!(svg.contains(">reference</text>"), "{svg}");
+        // No reference: the plain plot, with no marker.
+        let plain = line_plot(&t, &[("x", &x)], &opts).into_string();
+        assert!(!plain.contains("reference") && !plain.contains("outside-marker"));
+    }
+
+    #[test]
     fn two_series_plot() {
         let t: Vec<f64> = (0..100).map(|i| i as f64 * 0.1).collect();
         let a: Vec<f64> = t.iter().map(|x| x.sin()).collect();
@@ -1006,7 +1154,7 @@ mod tests {
             assert_eq!(count(d, "M"), 1);
             assert!(count(d, "L") <= MAX_POINTS_PER_SERIES, "{}", count(d, "L"));
         }
-        let frame = plot_layout(&t, &series, &opts).unwrap().frame;
+        let frame = plot_layout(&t, &series, &[], &opts).unwrap().frame;
         for (i, extreme) in [(123_457, 7.25), (876_543, -4.75)] {
             let point = format!("{},{}", num(frame.x(t[i])), num(frame.y(extreme)));
             assert!(ds[0].contains(&point), "spike at {point} lost");

@@ -21,6 +21,7 @@ use crate::domain::rfc3339_ms;
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter};
 use crate::sim::plan::{Problem, RunSettings};
 use crate::sim::protocol::{Interface, Solver};
+use crate::sim::reference::{Reference, ReferenceCheck};
 use crate::sim::result_file::Format;
 use crate::state::State;
 use crate::store::runs::RunRow;
@@ -318,6 +319,7 @@ pub async fn create(
         timeout: None,
         name: None,
         states: Default::default(),
+        reference: None,
     };
     if problems.is_empty() {
         match runs::start(&state, Starter::Session(s.user.id.clone()), new, None).await {
@@ -408,11 +410,109 @@ fn day(ms: i64) -> Markup {
 
 /// The run's status, plot, log and download: the run page's body and the fragment htmx polls
 /// while the run is unfinished.
+/// The reference's numeric columns that the plot also draws from the result: (name, values).
+fn reference_columns<'a>(
+    reference: &'a Reference,
+    output: &crate::sim::result_file::PlotSample,
+) -> Vec<(&'a str, Vec<f64>)> {
+    reference
+        .columns
+        .iter()
+        .filter(|c| output.series.iter().any(|(n, _)| *n == c.name))
+        .map(|c| {
+            let values = c
+                .cells
+                .iter()
+                .map(|cell| match cell.trim() {
+                    "true" => 1.0,
+                    "false" => 0.0,
+                    // A cell that is not a number leaves a gap, as NaN does.
+                    other => other.parse().unwrap_or(f64::NAN),
+                })
+                .collect();
+            (c.name.as_str(), values)
+        })
+        .collect()
+}
+
+/// The plot of a run's numeric results, with its reference dashed under them when it has one.
+fn results_plot(
+    run: &RunRow,
+    out: &crate::sim::result_file::PlotSample,
+    reference: Option<&Reference>,
+    check: Option<&ReferenceCheck>,
+) -> Markup {
+    let series: Vec<(&str, &[f64])> = out
+        .series
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    let columns = reference.map_or_else(Vec::new, |r| reference_columns(r, out));
+    let lines: Vec<charts::ReferenceLine<'_>> = columns
+        .iter()
+        .map(|(name, values)| charts::ReferenceLine {
+            name,
+            time: reference.map_or(&[][..], |r| r.time.as_slice()),
+            values,
+            first_outside: check
+                .and_then(|c| c.variables.iter().find(|v| v.name == *name))
+                .and_then(|v| v.first_outside),
+        })
+        .collect();
+    let opts = PlotOptions {
+        title: Some(run.fmu_name.clone()),
+        ..PlotOptions::default()
+    };
+    charts::line_plot_with_references(&out.time, &series, &lines, &opts)
+}
+
+/// The reference check's verdict: overall, then a row per variable.
+fn verdict_table(check: &ReferenceCheck) -> Markup {
+    use crate::format::Number;
+    let optional = |v: Option<f64>| v.map_or("—".to_string(), |v| Number(v).to_string());
+    html! {
+        section #reference-check {
+            h2 { "Reference check: "
+                @if check.passed { span.badge.badge-active { "passed" } }
+                @else { span.badge.badge-revoked { "failed" } }
+            }
+            @for problem in &check.problems { (layout::alert("error", problem)) }
+            div.table-scroll {
+                table {
+                    thead { tr {
+                        th { "Variable" } th { "Verdict" } th { "Max deviation" } th { "at t" }
+                        th { "Points outside" } th { "First outside" } th { "abs / rel tolerance" }
+                    } }
+                    tbody {
+                        @for v in &check.variables {
+                            tr.reference-variable {
+                                td { code { (v.name) } }
+                                td {
+                                    @if v.passed { span.badge.badge-active { "pass" } }
+                                    @else { span.badge.badge-revoked { "fail" } }
+                                    @if let Some(problem) = &v.problem { " " span.muted { (problem) } }
+                                }
+                                td { (optional(v.max_deviation)) }
+                                td { (optional(v.at_time)) }
+                                td { (v.points_outside) " of " (v.points_compared) }
+                                td { (optional(v.first_outside)) }
+                                td { (Number(v.abs_tol)) " / " (Number(v.rel_tol)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn run_details(
     run: &RunRow,
     output: Option<&crate::sim::result_file::PlotSample>,
+    reference: Option<&Reference>,
     expires: Option<i64>,
 ) -> Markup {
+    let check = runs::reference::stored_check(run.reference_check.as_deref());
     let poll = unfinished(run).then(|| paths::run(&run.id));
     html! {
         div #run-details hx-get=[poll.as_deref()] hx-trigger=[poll.as_ref().map(|_| "every 1s")] hx-swap="outerHTML" {
@@ -422,9 +522,8 @@ fn run_details(
             }
             @if let Some(error) = &run.error { (layout::alert("error", error)) }
             @if let Some(out) = output {
-                @let series: Vec<(&str, &[f64])> = out.series.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
-                @if !series.is_empty() {
-                    figure { (charts::line_plot(&out.time, &series, &PlotOptions { title: Some(run.fmu_name.clone()), ..PlotOptions::default() })) }
+                @if !out.series.is_empty() {
+                    figure { (results_plot(run, out, reference, check.as_ref())) }
                 }
                 @if !out.text.is_empty() {
                     p #not-plotted.muted { "Text values are not plotted (they are in the CSV): " (out.text.join(", ")) }
@@ -440,6 +539,7 @@ fn run_details(
                     }
                 }
             }
+            @if let Some(check) = &check { (verdict_table(check)) }
             @if let Some(removed) = run.result_removed_at {
                 p #result-retention { "The results were removed on " (day(removed)) ", at the end of their retention period. The run's settings are kept: run it again to get them back." }
             } @else if let Some(until) = expires {
@@ -470,15 +570,19 @@ pub async fn show(
     } else {
         None
     };
+    let reference = runs::kept_reference(&state, &run).await?;
+    let details = run_details(
+        &run,
+        output.as_ref(),
+        reference.as_ref(),
+        runs::result_expires_at(&state, &run),
+    );
     if fragment {
-        return Ok(html(
-            StatusCode::OK,
-            run_details(&run, output.as_ref(), runs::result_expires_at(&state, &run)),
-        ));
+        return Ok(html(StatusCode::OK, details));
     }
     let content = html! {
         h1 { "Run " code { (run.id) } }
-        (run_details(&run, output.as_ref(), runs::result_expires_at(&state, &run)))
+        (details)
         p { a href=(paths::RUNS) { "← All runs" } }
     };
     Ok(html(

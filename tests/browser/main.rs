@@ -856,10 +856,11 @@ async fn an_invalid_upload_is_refused_with_its_problem_and_a_lenient_one_shows_i
     let b = start_browser().await;
     let c = &b.client;
     log_in(&b, &app, &account).await;
+    let library = app.at("/library");
     let upload = |lenient: bool| {
-        let file = file.display().to_string();
+        let (file, library) = (file.display().to_string(), library.clone());
         async move {
-            c.goto(&app.at("/library")).await.unwrap();
+            c.goto(&library).await.unwrap();
             if lenient {
                 c.find(Locator::Css("input[name=lenient]"))
                     .await
@@ -951,5 +952,87 @@ async fn an_invalid_upload_is_refused_with_its_problem_and_a_lenient_one_shows_i
         .await
         .unwrap();
         screenshot(c, &format!("validation-report-{label}")).await;
+    }
+}
+
+/// A run compared with a reference: its page draws the reference dashed under the result,
+/// marks where the result leaves the band, and shows the verdict table, at phone and desktop
+/// widths without sideways scrolling.
+#[tokio::test]
+async fn a_run_page_draws_its_reference_dashed_and_marks_where_it_leaves_the_band() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    // x = exp(-1.3 t): not this model's exp(-t), so the check fails from the second point.
+    let mut csv = String::from("time,x\n");
+    for i in 0..=20 {
+        let t = f64::from(i) * 0.1;
+        csv.push_str(&format!("{t},{}\n", (-1.3 * t).exp()));
+    }
+    let run: Value = app
+        .create_run(
+            &account.api_key,
+            &serde_json::json!({
+                "fmu_id": "lib:Dahlquist", "stop_time": 2, "output_interval": 0.02,
+                "reference": {"csv": csv}
+            }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["reference_check"]["passed"], false, "{run}");
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    for (width, height, label) in [(390, 844, "phone"), (1400, 1000, "desktop")] {
+        c.set_window_size(width, height).await.unwrap();
+        c.goto(&app.at(&format!("/runs/{}", run["id"].as_str().unwrap())))
+            .await
+            .unwrap();
+        let dashed = c
+            .find(Locator::Css("svg g.reference-lines path.reference"))
+            .await
+            .unwrap();
+        assert_eq!(
+            dashed.attr("stroke").await.unwrap(),
+            c.find(Locator::Css("svg path.series-0"))
+                .await
+                .unwrap()
+                .attr("stroke")
+                .await
+                .unwrap(),
+            "the reference is drawn in its variable's colour"
+        );
+        let marker = c
+            .find(Locator::Css("svg g.outside-marker title"))
+            .await
+            .unwrap()
+            .html(true)
+            .await
+            .unwrap();
+        assert!(marker.contains("x leaves the band at t = 0.1"), "{marker}");
+        let verdict = c
+            .find(Locator::Id("reference-check"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(verdict.contains("Reference check: failed"), "{verdict}");
+        assert!(verdict.contains("20 of 21"), "{verdict}");
+        c.execute(
+            "document.getElementById('reference-check').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+        screenshot(c, &format!("run-reference-{label}")).await;
+        c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
+        screenshot(c, &format!("run-reference-plot-{label}")).await;
+        if label == "phone" {
+            let wide = page_width(c).await;
+            assert!(wide <= 390.0, "the run page scrolls sideways: {wide} px");
+        }
     }
 }

@@ -639,6 +639,7 @@ fn simulate_saves_a_final_state_and_starts_from_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--start-time"), "{stderr}");
     }
+}
 
 /// `fmu validate` is the upload's validation: the rules with their codes and lines, and a smoke
 /// test of each interface in the sandboxed worker; errors exit 1 unless `--lenient`.
@@ -730,6 +731,7 @@ fn validate_prints_the_report_with_codes_lines_and_smoke_tests() {
         stderr.contains("smoke test model_exchange: failed"),
         "{stderr}"
     );
+}
 
 /// `-o` picks the format by its extension (any case): each file holds the run's values (the
 /// MAT file in Dymola's layout, Parquet typed); an unknown extension is refused before the
@@ -799,4 +801,81 @@ fn simulate_writes_the_format_its_output_files_extension_names() {
         "{stderr}"
     );
     assert!(!text.exists(), "no file is left for a refused format");
+}
+
+/// `fmu simulate --reference` for CI pipelines: exit 0 and the verdict on a pass, 3 on a
+/// failed check (the results still written), 1 for a reference that cannot be read, 2 for a
+/// tolerance without a reference; `--fmu-reference` runs an experiment the FMU carries.
+#[test]
+fn simulate_with_a_reference_exits_by_the_verdict() {
+    use crate::common::build_support::{LS_REF_DIR, exponential_csv, replace_entry};
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = write_library("Dahlquist", "3.0", dir.path());
+    let times: Vec<f64> = (0..=20).map(|i| i as f64 * 0.05).collect();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, exponential_csv(&times, 1.0)).unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, exponential_csv(&times, 1.2)).unwrap();
+    let simulate = |extra: &[&str]| {
+        let out = Command::new(EXE)
+            .args(["fmu", "simulate"])
+            .arg(&fmu)
+            .args(["--stop-time", "1", "--output-interval", "0.01"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = simulate(&["--reference", good.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("time,x\n"), "{stdout}");
+    assert!(stderr.contains("pass x: max deviation"), "{stderr}");
+    assert!(stderr.contains("21 points"), "{stderr}");
+    assert!(stderr.ends_with("reference check PASSED\n"), "{stderr}");
+
+    let (code, stdout, stderr) = simulate(&["--reference", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stdout.starts_with("time,x\n"),
+        "the results are still written"
+    );
+    assert!(stderr.contains("FAIL x:"), "{stderr}");
+    assert!(stderr.contains("first at t = 0.05"), "{stderr}");
+    assert!(stderr.ends_with("reference check FAILED\n"), "{stderr}");
+    // Tolerances wide enough make it pass (exp(0.2 t) - 1 ≤ 0.23 on 0..1).
+    let (code, _, stderr) = simulate(&["--reference", bad.to_str().unwrap(), "--rel-tol", "0.25"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, _, stderr) = simulate(&["--reference", "/nonexistent.csv"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent.csv"), "{stderr}");
+    let (code, _, stderr) = simulate(&["--abs-tol", "1e-3"]);
+    assert_eq!(code, Some(2), "{stderr}");
+
+    // A carried experiment: its own settings (0..1 s every 0.01 s) without any flag.
+    let out = Command::new(EXE)
+        .args(["fmu", "simulate"])
+        .arg(&fmu)
+        .args(["--fmu-reference", "short"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("0 of 101 points outside"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 102);
+    // The same FMU carrying a wrong reference fails.
+    let short: Vec<f64> = (0..=100).map(|i| i as f64 * 0.01).collect();
+    let wrong = exponential_csv(&short, 1.1);
+    replace_entry(&fmu, &format!("{LS_REF_DIR}/short.csv"), wrong.as_bytes()).unwrap();
+    let out = Command::new(EXE)
+        .args(["fmu", "simulate"])
+        .arg(&fmu)
+        .args(["--fmu-reference", "short"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
 }

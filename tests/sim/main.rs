@@ -8,5 +8,6 @@ mod accuracy;
 mod cli;
 mod hostile;
 mod inputs;
+mod reference;
 mod stiff;
 mod support;

@@ -13,10 +13,14 @@ use super::billing::{
     PortalLink,
 };
 use super::fmus::{
-    DefaultExperiment, Fmu, FmuAlias, FmuDimension, FmuInterface, FmuItem, FmuVariable, FmuWarning,
+    DefaultExperiment, Fmu, FmuAlias, FmuDimension, FmuInterface, FmuItem, FmuReference,
+    FmuVariable, FmuWarning, UploadReferenceCheck,
 };
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
-use super::runs::{ResultType, Run, RunCreate, RunList, RunResult, RunStatusName, ValueTypeName};
+use super::runs::{
+    ReferenceCheck, ReferenceCreate, ResultType, Run, RunCreate, RunList, RunResult, RunStatusName,
+    ValueTypeName, VariableCheck,
+};
 use super::states::FmuState;
 use super::usage::{UsageItem, UsageList};
 use super::validation::{
@@ -205,6 +209,33 @@ impl Example for Fmu {
             units: vec!["s".into(), "m".into(), "m/s".into(), "m/s2".into()],
             variables: vec![FmuVariable::example()],
             warnings: vec![],
+            references: None,
+            references_problem: None,
+            upload_reference_checks: None,
+        }
+    }
+}
+
+impl Example for UploadReferenceCheck {
+    fn example() -> Self {
+        UploadReferenceCheck {
+            name: "short".into(),
+            check: Some(ReferenceCheck::example()),
+            error: None,
+        }
+    }
+}
+
+impl Example for FmuReference {
+    fn example() -> Self {
+        FmuReference {
+            name: "short".into(),
+            description: Some("x = exp(-t) from 0 to 1 s".into()),
+            start_time: Some(0.0),
+            stop_time: Some(1.0),
+            output_interval: Some(0.01),
+            tolerance: None,
+            unsupported: None,
         }
     }
 }
@@ -336,6 +367,54 @@ impl Example for Run {
             result_url: format!("/api/v1/runs/{RUN_ID}/result"),
             result_expires_at: Some("2026-12-26T18:45:25Z".into()),
             result: Some(RunResult::example()),
+            reference_check: None,
+        }
+    }
+}
+
+impl Example for ReferenceCreate {
+    fn example() -> Self {
+        ReferenceCreate {
+            csv: Some("time,h\n0,1\n0.01,0.99951\n0.02,0.998038\n".into()),
+            fmu_reference: None,
+            abs_tol: Some(1e-4),
+            rel_tol: None,
+            tolerances: None,
+        }
+    }
+}
+
+impl Example for ReferenceCheck {
+    fn example() -> Self {
+        ReferenceCheck {
+            passed: false,
+            variables: vec![
+                VariableCheck {
+                    name: "h".into(),
+                    passed: true,
+                    points_compared: 301,
+                    points_outside: 0,
+                    max_deviation: Some(3.2e-7),
+                    at_time: Some(0.45),
+                    first_outside: None,
+                    abs_tol: 1e-6,
+                    rel_tol: 1e-3,
+                    problem: None,
+                },
+                VariableCheck {
+                    name: "v".into(),
+                    passed: false,
+                    points_compared: 301,
+                    points_outside: 12,
+                    max_deviation: Some(0.031),
+                    at_time: Some(1.28),
+                    first_outside: Some(1.21),
+                    abs_tol: 1e-6,
+                    rel_tol: 1e-3,
+                    problem: None,
+                },
+            ],
+            problems: None,
         }
     }
 }

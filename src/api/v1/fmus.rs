@@ -192,6 +192,69 @@ pub struct Fmu {
     pub warnings: Vec<FmuWarning>,
     /// The model's `<LogCategories>`: what a run may enable with `log_categories`.
     pub log_categories: Vec<String>,
+    /// The reference results the FMU carries (FMI-LS-REF), which a run names in
+    /// `reference.fmu_reference`; only in `GET /fmus/{id}`, left out when there are none.
+    #[oai(skip_serializing_if_is_none)]
+    pub references: Option<Vec<FmuReference>>,
+    /// Why the FMU's FMI-LS-REF manifest could not be read (its references are then unusable).
+    #[oai(skip_serializing_if_is_none)]
+    pub references_problem: Option<String>,
+    /// The carried references run when the file was first uploaded (free of charge, 30 s
+    /// each, 60 s in all), with the default tolerances: each one's verdict, or why it did not
+    /// run. Only in `GET /fmus/{id}`; left out for an FMU without references.
+    #[oai(skip_serializing_if_is_none)]
+    pub upload_reference_checks: Option<Vec<UploadReferenceCheck>>,
+}
+
+/// One carried reference run at upload.
+#[derive(Object)]
+#[oai(example)]
+pub struct UploadReferenceCheck {
+    /// The reference's name (as in `references`).
+    pub name: String,
+    /// Its verdict, when it ran.
+    #[oai(skip_serializing_if_is_none)]
+    pub check: Option<super::runs::ReferenceCheck>,
+    /// Why it did not run (it needs stimuli, the model refused its settings, time ran out).
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
+}
+
+/// A reference result an FMU carries, with the experiment that reproduces it.
+#[derive(Object)]
+#[oai(example)]
+pub struct FmuReference {
+    /// Its experiment's name (or, for a bare result file, the file's path in the manifest).
+    pub name: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub description: Option<String>,
+    /// The run's defaults when it names this reference.
+    #[oai(skip_serializing_if_is_none)]
+    pub start_time: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub stop_time: Option<f64>,
+    /// The experiment's `stepSize`.
+    #[oai(skip_serializing_if_is_none)]
+    pub output_interval: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub tolerance: Option<f64>,
+    /// Why it cannot be run here (its experiment needs parameters or stimuli).
+    #[oai(skip_serializing_if_is_none)]
+    pub unsupported: Option<String>,
+}
+
+impl From<crate::fmi::ls_ref::CarriedReference> for FmuReference {
+    fn from(r: crate::fmi::ls_ref::CarriedReference) -> Self {
+        FmuReference {
+            name: r.name,
+            description: r.description,
+            start_time: r.start_time,
+            stop_time: r.stop_time,
+            output_interval: r.output_interval,
+            tolerance: r.tolerance,
+            unsupported: r.unsupported,
+        }
+    }
 }
 
 impl From<FmuRecord> for Fmu {
@@ -292,6 +355,9 @@ impl From<FmuRecord> for Fmu {
                 })
                 .collect(),
             warnings,
+            references: None,
+            references_problem: None,
+            upload_reference_checks: None,
         }
     }
 }
@@ -417,11 +483,32 @@ impl FmusApi {
         auth: Authed<ReadFmus>,
         id: Path<String>,
     ) -> Result<Json<Fmu>, OpError<FmuByIdErrors>> {
-        Ok(Json(
-            fmus::resolve(&state, &auth.principal.user_id, &id.0)
-                .await?
-                .into(),
-        ))
+        let record = fmus::resolve(&state, &auth.principal.user_id, &id.0).await?;
+        let carried = fmus::carried_references(&state, &record).await;
+        let fmu_id = record.id.clone();
+        let mut fmu = Fmu::from(record);
+        match carried {
+            Ok(list) if list.is_empty() => {}
+            Ok(list) => fmu.references = Some(list.into_iter().map(Into::into).collect()),
+            Err(problem) => fmu.references_problem = Some(problem),
+        }
+        if let Some(checks) = fmus::reference_checks(&state, &fmu_id).await {
+            fmu.upload_reference_checks = Some(
+                checks
+                    .verdicts
+                    .into_iter()
+                    .map(|v| UploadReferenceCheck {
+                        name: v.name,
+                        check: v.check.map(Into::into),
+                        error: v.error,
+                    })
+                    .collect(),
+            );
+            if fmu.references_problem.is_none() {
+                fmu.references_problem = checks.problem;
+            }
+        }
+        Ok(Json(fmu))
     }
 
     /// The FMU's validation report.

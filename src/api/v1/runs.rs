@@ -19,6 +19,7 @@ use crate::api::result_value::ResultValue;
 use crate::api::text::Text;
 use crate::domain::error::AppError;
 use crate::domain::ids::RunId;
+use crate::domain::runs::reference::{ReferenceRequest, ReferenceSource};
 use crate::domain::runs::{self, RunRequest, RunStatus, Starter, StoredSettings};
 use crate::format::Number;
 use crate::sim::plan::{Problem, Problems, RunSettings};
@@ -187,6 +188,154 @@ pub struct RunCreate {
     /// them); default: all. FMI 3 Co-Simulation only.
     #[oai(skip_serializing_if_is_none, validator(max_items = 100))]
     pub log_categories: Option<Vec<Text>>,
+    /// A reference result to compare the run's result with once it succeeds; the verdict
+    /// is the run's `reference_check` (it never fails the run or changes its charge).
+    #[oai(skip_serializing_if_is_none)]
+    pub reference: Option<ReferenceCreate>,
+}
+
+/// A reference result: exactly one of `csv` (inline) and `fmu_reference` (one the FMU carries
+/// under FMI-LS-REF, whose experiment's start, stop, step and tolerance become the run's
+/// defaults). Each reference variable is compared at the reference's times: floats with the
+/// result interpolated linearly, passing where |result − reference| ≤ `abs_tol` +
+/// `rel_tol`·|reference|; integers, Booleans, enumerations and strings exactly, the result's
+/// value held. Event instants (a time given twice in either) are skipped.
+#[derive(Object, Clone)]
+#[oai(deny_unknown_fields, example)]
+pub struct ReferenceCreate {
+    /// CSV (RFC 4180) as results download: a header `time,<variable>,…` (array elements
+    /// `y[1]`, …), then rows of non-decreasing times; at most 512 KiB.
+    #[oai(skip_serializing_if_is_none)]
+    pub csv: Option<String>,
+    /// The name of a reference the FMU carries (`GET /fmus/{id}` lists them).
+    #[oai(skip_serializing_if_is_none)]
+    pub fmu_reference: Option<Text>,
+    /// Absolute tolerance (default 1e-6).
+    #[oai(skip_serializing_if_is_none, validator(minimum(value = "0")))]
+    pub abs_tol: Option<f64>,
+    /// Relative tolerance, of the reference value (default 1e-3).
+    #[oai(skip_serializing_if_is_none, validator(minimum(value = "0")))]
+    pub rel_tol: Option<f64>,
+    /// Tolerances for single variables (by CSV column name), at most 1 000; what they leave
+    /// out is the defaults above.
+    #[oai(skip_serializing_if_is_none, validator(max_properties = 1000))]
+    pub tolerances: Option<HashMap<String, ToleranceOverride>>,
+}
+
+/// One variable's tolerances.
+#[derive(Object, Clone)]
+#[oai(deny_unknown_fields)]
+pub struct ToleranceOverride {
+    #[oai(skip_serializing_if_is_none, validator(minimum(value = "0")))]
+    pub abs_tol: Option<f64>,
+    #[oai(skip_serializing_if_is_none, validator(minimum(value = "0")))]
+    pub rel_tol: Option<f64>,
+}
+
+/// The verdict of a run's comparison with its reference.
+#[derive(Object, Clone, Debug)]
+#[oai(example)]
+pub struct ReferenceCheck {
+    /// Every variable passed, and nothing else failed the check.
+    pub passed: bool,
+    pub variables: Vec<VariableCheck>,
+    /// What failed the check beyond single variables (reference points after the run's end).
+    #[oai(skip_serializing_if_is_none)]
+    pub problems: Option<Vec<String>>,
+}
+
+/// One reference variable's verdict.
+#[derive(Object, Clone, Debug)]
+pub struct VariableCheck {
+    pub name: String,
+    pub passed: bool,
+    /// Reference points compared (event instants are not).
+    pub points_compared: u64,
+    /// Points outside the band (unequal, for exact types).
+    pub points_outside: u64,
+    /// The largest finite |result − reference| (absent for text, or when nothing compared).
+    #[oai(skip_serializing_if_is_none)]
+    pub max_deviation: Option<f64>,
+    /// The time of the largest deviation.
+    #[oai(skip_serializing_if_is_none)]
+    pub at_time: Option<f64>,
+    /// The first time the result leaves the band.
+    #[oai(skip_serializing_if_is_none)]
+    pub first_outside: Option<f64>,
+    pub abs_tol: f64,
+    pub rel_tol: f64,
+    /// Why the variable could not be compared: the run did not record it, or a reference
+    /// cell is not of its type.
+    #[oai(skip_serializing_if_is_none)]
+    pub problem: Option<String>,
+}
+
+impl From<crate::sim::reference::ReferenceCheck> for ReferenceCheck {
+    fn from(c: crate::sim::reference::ReferenceCheck) -> Self {
+        ReferenceCheck {
+            passed: c.passed,
+            problems: (!c.problems.is_empty()).then_some(c.problems),
+            variables: c
+                .variables
+                .into_iter()
+                .map(|v| VariableCheck {
+                    name: v.name,
+                    passed: v.passed,
+                    points_compared: v.points_compared,
+                    points_outside: v.points_outside,
+                    max_deviation: v.max_deviation,
+                    at_time: v.at_time,
+                    first_outside: v.first_outside,
+                    abs_tol: v.abs_tol,
+                    rel_tol: v.rel_tol,
+                    problem: v.problem,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The domain's reference request, or the problem with it.
+fn reference_request(body: ReferenceCreate) -> Result<ReferenceRequest, AppError> {
+    use crate::sim::reference::{Tolerance, Tolerances};
+    let source = match (body.csv, body.fmu_reference) {
+        (Some(csv), None) => ReferenceSource::Inline(csv),
+        (None, Some(name)) => ReferenceSource::Carried(name.0),
+        _ => {
+            return Err(AppError::Problems(Problems(vec![Problem::new(
+                "reference",
+                "give exactly one of `csv` and `fmu_reference`",
+            )])));
+        }
+    };
+    let default = Tolerance {
+        abs_tol: body
+            .abs_tol
+            .unwrap_or(crate::sim::reference::DEFAULT_ABS_TOL),
+        rel_tol: body
+            .rel_tol
+            .unwrap_or(crate::sim::reference::DEFAULT_REL_TOL),
+    };
+    let mut by_variable: Vec<(String, Tolerance)> = body
+        .tolerances
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, t)| {
+            let tolerance = Tolerance {
+                abs_tol: t.abs_tol.unwrap_or(default.abs_tol),
+                rel_tol: t.rel_tol.unwrap_or(default.rel_tol),
+            };
+            (name, tolerance)
+        })
+        .collect();
+    by_variable.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(ReferenceRequest {
+        source,
+        tolerances: Tolerances {
+            default,
+            by_variable,
+        },
+    })
 }
 
 impl RunCreate {
@@ -220,6 +369,7 @@ impl RunCreate {
             save_final_state: None,
             log_fmi_calls: None,
             log_categories: None,
+            reference: None,
         }
     }
 }
@@ -357,6 +507,9 @@ pub struct Run {
     /// points × variables, time included); larger results are fetched from `result_url`.
     #[oai(skip_serializing_if_is_none)]
     pub result: Option<RunResult>,
+    /// The comparison with the run's `reference`, once the run has succeeded.
+    #[oai(skip_serializing_if_is_none)]
+    pub reference_check: Option<ReferenceCheck>,
 }
 
 fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
@@ -378,6 +531,8 @@ fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
         failure_kind: row.failure_kind.map(Into::into),
         error: row.error,
         log: row.log,
+        reference_check: runs::reference::stored_check(row.reference_check.as_deref())
+            .map(Into::into),
         result,
     }
 }
@@ -484,7 +639,9 @@ pub fn new_run(body: RunCreate, name: Option<String>) -> Result<RunRequest, AppE
         initial: body.initial_state.map(|s| s.0),
         save_final: body.save_final_state.unwrap_or(false),
     };
+    let reference = body.reference.map(reference_request).transpose()?;
     Ok(RunRequest {
+        reference,
         fmu: body.fmu_id.0,
         settings: RunSettings {
             interface,

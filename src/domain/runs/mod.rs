@@ -9,6 +9,7 @@
 //! refunded. A run interrupted by a stop of the server is refunded at the next start.
 
 pub mod charging;
+pub mod reference;
 pub mod status;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub struct RunRequest {
     pub name: Option<String>,
     /// FMU states: start from a saved one, save the final one.
     pub states: crate::domain::states::StateRequest,
+    /// A reference to compare the result with once the run succeeds.
+    pub reference: Option<reference::ReferenceRequest>,
 }
 
 /// The settings a run was made with, as stored and shown.
@@ -90,6 +93,10 @@ pub struct StoredSettings {
     pub log_fmi_calls: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_categories: Vec<String>,
+    /// The reference the result is compared with; left out when none, so settings stored
+    /// before it hash the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<reference::StoredReference>,
 }
 
 fn is_off(b: &bool) -> bool {
@@ -188,9 +195,29 @@ pub async fn start(
     let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
     let max = state.config.max_run_time;
     let timeout = new.timeout.unwrap_or(max);
+    // A carried reference's experiment fills the settings the request left open.
     let mut settings = new.settings.clone();
+    let mut reference_problems = Vec::new();
+    let prepared = match &new.reference {
+        Some(request) => {
+            let (request, dir, mut taken) = (request.clone(), fmu_dir.clone(), settings);
+            let (prepared, taken) = tokio::task::spawn_blocking(move || {
+                (reference::prepare(&request, &dir, &mut taken), taken)
+            })
+            .await?;
+            settings = taken;
+            prepared.map_err(|p| reference_problems.push(p)).ok()
+        }
+        None => None,
+    };
     settings.states = states_settings(state, &principal.user_id, &record, &new).await?;
     let mut job = plan::plan(&record.info, &fmu_dir, &settings);
+    if !reference_problems.is_empty() {
+        match &mut job {
+            Ok(_) => job = Err(plan::Problems(reference_problems)),
+            Err(problems) => problems.0.extend(reference_problems),
+        }
+    }
     if timeout.is_zero() || timeout > max {
         let problem = plan::Problem::new(
             "timeout",
@@ -220,9 +247,9 @@ pub async fn start(
         tolerance: job.tolerance,
         // The names as the caller gave them (an alias stays an alias); the job has resolved
         // them to the variables the worker knows.
-        start_values: new.settings.start_values.clone(),
+        start_values: settings.start_values.clone(),
         outputs: job.recorded.iter().map(|v| v.name.clone()).collect(),
-        inputs: new.settings.inputs.iter().map(|s| s.name.clone()).collect(),
+        inputs: settings.inputs.iter().map(|s| s.name.clone()).collect(),
         timeout_seconds: timeout.as_secs_f64(),
         record_events: job.record_events,
         cs_options: job.cs_options,
@@ -231,6 +258,7 @@ pub async fn start(
         save_final_state: job.save_final_state,
         log_fmi_calls: job.log_fmi_calls,
         log_categories: job.log_categories.clone(),
+        reference: prepared.as_ref().map(|p| p.stored.clone()),
     };
     let request_hash = hash_request(&record.id, &stored, &job.inputs);
     let name = new
@@ -256,6 +284,7 @@ pub async fn start(
         failure_kind: None,
         charged: false,
         result_removed_at: None,
+        reference_check: None,
     };
     let billing = crate::links::billing(&state.config.public_url);
     let max_active = state.config.max_active_runs_per_user;
@@ -309,9 +338,13 @@ pub async fn start(
         identity: states::Identity::of(&record, job.interface),
     });
     let (st, id) = (state.clone(), run.id.clone());
-    tokio::spawn(
-        async move { execute(&st, &id, origin, job, timeout, cancel_rx, keep_state).await },
-    );
+    tokio::spawn(async move {
+        let after = AfterRun {
+            keep_state,
+            reference: prepared,
+        };
+        execute(&st, &id, origin, job, timeout, cancel_rx, after).await
+    });
     Ok(Started { run })
 }
 
@@ -365,6 +398,14 @@ fn create_result_file(state: &State, run_id: &RunId) -> std::io::Result<(PathBuf
 }
 
 /// Whose the final state a run saves is, and which FMU it belongs to.
+/// What a run does with a successful outcome besides keeping its results.
+struct AfterRun {
+    /// Keep the FMU's final state it saved.
+    keep_state: Option<KeepState>,
+    /// Compare its results with a reference.
+    reference: Option<reference::Prepared>,
+}
+
 struct KeepState {
     user_id: UserId,
     identity: states::Identity,
@@ -427,8 +468,12 @@ async fn execute(
     job: crate::sim::protocol::Job,
     timeout: Duration,
     mut cancel: tokio::sync::oneshot::Receiver<()>,
-    keep_state: Option<KeepState>,
+    after: AfterRun,
 ) {
+    let AfterRun {
+        keep_state,
+        reference,
+    } = after;
     // `queued` until a worker is free; `running` from then on. A cancel while queued never
     // reaches a worker and is not charged.
     let result = match state.workers.slot(Some(&mut cancel)).await {
@@ -452,7 +497,16 @@ async fn execute(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(run_id);
-    if let Err(e) = settle(state, run_id, origin, result).await {
+    // The comparison runs once the results are kept, before the run is settled, so the
+    // verdict is stored in the same transaction that ends the run.
+    let check = match (&result, reference) {
+        (Ok(_), Some(prepared)) => {
+            let verdict = reference::check(result_path(state, run_id), prepared).await;
+            serde_json::to_string(&verdict).ok()
+        }
+        _ => None,
+    };
+    if let Err(e) = settle(state, run_id, origin, result, check).await {
         tracing::error!(%run_id, error = %e, "could not settle a run");
     }
 }
@@ -463,6 +517,7 @@ async fn settle(
     run_id: &RunId,
     origin: ModelOrigin,
     result: Result<crate::sim::runner::RunOutcome, SimError>,
+    reference_check: Option<String>,
 ) -> Result<(), AppError> {
     let result = result.map(|outcome| outcome.log);
     if let Err(e) = &result
@@ -500,6 +555,7 @@ async fn settle(
                 charged: charging::is_charged(end, origin),
                 error,
                 log,
+                reference_check,
             }
         })
         .await?;
@@ -534,6 +590,7 @@ pub fn remove_result(state: &State, run_id: &RunId) -> std::io::Result<()> {
     for path in [
         result_path(state, run_id),
         legacy_result_path(state, run_id),
+        reference::kept_reference_path(&result_path(state, run_id)),
     ] {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -559,6 +616,24 @@ pub async fn kept_result(state: &State, run: &RunRow) -> AppResult<Option<Result
     } else {
         Ok(None)
     }
+}
+
+/// The reference a run was compared with, while its results are kept: what the run page
+/// draws under the result. `None` for a run without one (or whose copy is gone).
+pub async fn kept_reference(
+    state: &State,
+    run: &RunRow,
+) -> AppResult<Option<crate::sim::reference::Reference>> {
+    if run.reference_check.is_none() || run.result_removed_at.is_some() {
+        return Ok(None);
+    }
+    let path = reference::kept_reference_path(&result_path(state, &run.id));
+    let read = tokio::task::spawn_blocking(move || match std::fs::read_to_string(&path) {
+        Ok(text) => crate::sim::reference::Reference::parse(&text).ok(),
+        Err(_) => None,
+    })
+    .await?;
+    Ok(read)
 }
 
 /// Serialises conversions of results stored by earlier versions, so that parallel reads of
@@ -676,6 +751,7 @@ pub async fn recover(store: &Store) -> Result<usize, StoreError> {
                 charged: charging::is_charged(end, ModelOrigin::Upload),
                 error: Some(message.to_string()),
                 log: None,
+                reference_check: None,
             }
         })
         .await
