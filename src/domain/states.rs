@@ -135,6 +135,12 @@ enum KeepError {
     Fault(String),
 }
 
+/// Serialises the steps that add or remove a state's file together with its rows. Files are
+/// shared by identical bytes: without it, a delete could find the bytes unused and remove the
+/// file just after another user's save found it there and added its row (one server process
+/// owns the data directory, so a process-wide lock covers every writer).
+static FILES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Keeps `saved` as the user's state of the FMU `identity`, within their storage quota.
 async fn keep(
     state: &State,
@@ -144,6 +150,7 @@ async fn keep(
     source_run: Option<RunId>,
 ) -> Result<StateRow, KeepError> {
     let sha256 = hex::encode(Sha256::digest(&saved.bytes));
+    let _files = FILES.lock().await;
     let data_dir = state.config.data_dir.clone();
     let (sha, bytes) = (sha256.clone(), saved.bytes.clone());
     tokio::task::spawn_blocking(move || write_bytes(&data_dir, &sha, &bytes))
@@ -326,6 +333,7 @@ pub async fn list(state: &State, user_id: &UserId) -> AppResult<Vec<StateRow>> {
 
 /// Deletes the user's state (its file too, once nobody has those bytes).
 pub async fn delete(state: &State, user_id: &UserId, id: &str) -> AppResult<()> {
+    let _files = FILES.lock().await;
     let (sha256, still_used) = state
         .store
         .remove_state(user_id, id)
