@@ -99,14 +99,22 @@ pub struct Opened {
     pub info: describe::ModelInfo,
 }
 
-/// Extracts and describes an FMU file, with the upload limits.
-pub fn open(path: &Path) -> Result<Opened, CliError> {
+/// Extracts an FMU file, with the upload limits, to `fmu/` in a new temporary directory.
+fn extract_to_temp(
+    path: &Path,
+) -> Result<(tempfile::TempDir, PathBuf, archive::Extracted), CliError> {
     let dir = tempfile::Builder::new()
         .prefix("fmu-gateway-")
         .tempdir()
         .map_err(CliError::TempDir)?;
     let target = dir.path().join("fmu");
     let extracted = archive::extract(path, &target, &archive::Limits::default())?;
+    Ok((dir, target, extracted))
+}
+
+/// Extracts and describes an FMU file, with the upload limits.
+pub fn open(path: &Path) -> Result<Opened, CliError> {
+    let (dir, target, extracted) = extract_to_temp(path)?;
     let mut info = describe::describe(&target)?;
     info.warnings = extracted.warnings;
     Ok(Opened { dir, info })
@@ -214,12 +222,7 @@ fn alias_line(a: &describe::Alias) -> String {
 /// the report an upload stores: the verdict, then one line per problem and per smoke test.
 /// Errors are `Err(CliError::Invalid)` (exit status 1) unless `lenient`, as for an upload.
 pub async fn validate(path: &Path, lenient: bool) -> Result<String, CliError> {
-    let dir = tempfile::Builder::new()
-        .prefix("fmu-gateway-")
-        .tempdir()
-        .map_err(CliError::TempDir)?;
-    let target = dir.path().join("fmu");
-    let extracted = archive::extract(path, &target, &archive::Limits::default())?;
+    let (dir, target, extracted) = extract_to_temp(path)?;
     let mut problems = validation::check_files(&target, &extracted.warnings)?;
     // What cannot be read or run ends the report, after the problems found so far.
     let unrunnable = |problems: &[validation::Problem], e: DescribeError| {

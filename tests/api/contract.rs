@@ -19,7 +19,7 @@ use crate::common::{TestApp, api_client, spawn_app_with, spawn_billing_app, stri
 enum Body {
     None,
     Json(Value),
-    /// Raw bytes with a content type.
+    /// Raw bytes with a content type (none when empty).
     Raw(&'static str, Vec<u8>),
     /// A multipart form with `file`.
     Upload(Vec<u8>),
@@ -77,6 +77,7 @@ impl Contract {
         req = match body {
             Body::None => req,
             Body::Json(v) => req.json(&v),
+            Body::Raw("", bytes) => req.body(bytes),
             Body::Raw(content_type, bytes) => req.header("content-type", content_type).body(bytes),
             Body::Upload(bytes) => req.multipart(reqwest::multipart::Form::new().part(
                 "file",
@@ -818,6 +819,16 @@ async fn states_contract(contract: &mut Contract, app: &TestApp, key: &str) {
             upload(&format!("fmu={}&time=0", "0".repeat(64))),
             Some(key),
             bytes(b"x"),
+        )
+        .await;
+    // Bytes without a content type: 415 (any type is taken, but one must be said).
+    contract
+        .expect(
+            "uploadState",
+            415,
+            upload("fmu=lib:Dahlquist&time=0"),
+            Some(key),
+            Body::Raw("", b"x".to_vec()),
         )
         .await;
     // An empty file: 422.

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::common::archives::{library_fmu, with_model_description};
-use crate::common::{Api, Binary, TestApp, browser, build_support, free_port, spawn_app};
+use crate::common::{Api, Binary, TestApp, browser, build_support, free_port, proc_kib, spawn_app};
 
 /// A demo model with one edit of its model description (the edit must apply).
 fn edited(model: &str, version: &str, from: &str, to: &str) -> (Vec<u8>, String) {
@@ -499,16 +499,6 @@ async fn the_model_page_shows_the_report() {
         page.contains("Smoke test, co simulation: <strong>passed</strong>"),
         "{page}"
     );
-}
-
-/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// A generated model description that breaks a rule on each of its 50,000 extra variables:

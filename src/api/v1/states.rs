@@ -90,8 +90,8 @@ declare_errors! {
     GetRunStateErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
     /// `POST /states`: an unknown FMU is 404, one that cannot restore states (or an empty
     /// file, a time that is not finite) 422, a file over the size limit or the storage quota
-    /// 413, one without a `Content-Length` 411. The body is taken as bytes whatever its
-    /// content type says.
+    /// 413, one without a `Content-Length` 411. The body is taken as bytes whatever content
+    /// type it names, but it must name one (415 without a `Content-Type`).
     UploadStateErrors: [
         BAD_REQUEST,
         UNAUTHORIZED,
@@ -99,6 +99,7 @@ declare_errors! {
         NOT_FOUND,
         LENGTH_REQUIRED,
         PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
         UNPROCESSABLE_ENTITY,
     ];
     /// `GET /states`.
