@@ -259,6 +259,23 @@ async fn a_carried_reference_sets_the_experiment_and_a_wrong_one_fails() {
         "{fmu}"
     );
     assert_eq!(checks[1]["check"]["variables"][0]["points_outside"], 99);
+    // The miss is a warning of its validation report (accepted: the model itself is valid).
+    let report = app
+        .get_json(&format!("/api/v1/fmus/{id}/validation"), &key)
+        .await;
+    assert_eq!(report["valid"], true, "{report}");
+    let warnings: Vec<(&Value, &Value)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (&p["code"], &p["subject"]))
+        .collect();
+    assert_eq!(
+        warnings,
+        [(&json!("reference_failed"), &json!("short"))],
+        "{report}"
+    );
+    assert_eq!(fmu["warnings"][0]["code"], "reference_failed", "{fmu}");
     let library = app.get_json("/api/v1/fmus/lib:Dahlquist", &key).await;
     assert!(library.get("upload_reference_checks").is_none());
     let run = app
