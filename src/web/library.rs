@@ -190,24 +190,22 @@ fn validation_section(report: &validation::Report) -> Markup {
                 }
             }
             @if !report.problems.is_empty() {
-                div.table-scroll {
-                    table #validation-problems {
-                        thead { tr {
-                            th scope="col" { "Severity" } th scope="col" { "Code" } th scope="col" { "Where" }
-                            th scope="col" { "Problem" }
-                        } }
-                        tbody {
-                            @for p in &report.problems {
-                                tr {
-                                    td { (match p.severity { validation::Severity::Error => "error", validation::Severity::Warning => "warning" }) }
-                                    td { code { (p.code.as_str()) } }
-                                    td {
-                                        @if let (Some(line), Some(column)) = (p.line, p.column) { "line " (line) ", column " (column) br; }
-                                        code { (p.subject) }
-                                    }
-                                    td { (p.message) }
-                                }
+                // A list, not a table: a problem reads as a sentence, and fits a phone.
+                ol #validation-problems .problems {
+                    @for p in &report.problems {
+                        @let severity = match p.severity {
+                            validation::Severity::Error => "error",
+                            validation::Severity::Warning => "warning",
+                        };
+                        li {
+                            strong class=(format!("severity {severity}")) { (severity) } " "
+                            code { (p.code.as_str()) }
+                            @if let (Some(line), Some(column)) = (p.line, p.column) {
+                                span.muted { " · line " (line) ", column " (column) }
                             }
+                            br;
+                            @if !p.subject.is_empty() { code.subject { (p.subject) } ": " }
+                            (p.message)
                         }
                     }
                 }

@@ -457,7 +457,7 @@ async fn an_fmu_listing_an_entry_twice_with_identical_bytes_is_stored_with_a_war
     app.browser_login(&client, &account).await;
     let page = page_text(&client, app.at(&format!("/library/{id}"))).await;
     assert!(
-        page.contains("<td>warning</td><td><code>duplicate_entry</code></td><td><code>extra/notes.txt</code></td><td>entry 'extra/notes.txt' appears 2 times in the archive"),
+        page.contains("<strong class=\"severity warning\">warning</strong> <code>duplicate_entry</code><br><code class=\"subject\">extra/notes.txt</code>: entry 'extra/notes.txt' appears 2 times in the archive"),
         "{page}"
     );
 
