@@ -1,7 +1,7 @@
 //! The worker protocol decoder (`sim::protocol::read_conversation`) on arbitrary bytes from a
 //! worker: it may find them broken, never panic, never write more than the header and what it
 //! was sent, and whatever it accepts as results — and the runner's `check_values` then passes —
-//! reads back as a valid result file in every format.
+//! reads back as a valid result file in every format (MAT when it holds only numbers).
 #![no_main]
 
 use std::io::{BufReader, Write};
@@ -41,7 +41,12 @@ fuzz_target!(|data: &[u8]| {
             // The runner refuses these (a Boolean that is not 0 or 1, text outside the blob).
             return;
         }
-        for format in [Format::Json, Format::Csv] {
+        // A MAT file holds only numbers: a result it cannot hold is refused before writing.
+        let mat = result.mat_refusal().unwrap().is_none();
+        for format in [Format::Json, Format::Csv, Format::Parquet, Format::Mat] {
+            if format == Format::Mat && !mat {
+                continue;
+            }
             let mut out = Vec::new();
             result.write_to(format, &mut out).unwrap();
             if format == Format::Json {
