@@ -102,9 +102,15 @@ fn invalid_fmu(report: &crate::fmi::validation::Report) -> Json<ErrorBody> {
             column: p.column,
         })
         .collect();
+    let hint = if report.lenient_would_accept() {
+        "; to accept it anyway (its errors kept in its validation report), upload it with \
+         lenient=true"
+    } else {
+        ""
+    };
     Json(ErrorBody {
         code: ErrorCode::InvalidFmu,
-        message: report.error_summary(),
+        message: format!("{}{hint}", report.error_summary()),
         problems: Some(list),
     })
 }

@@ -205,6 +205,18 @@ impl Report {
         }
     }
 
+    /// Whether a lenient upload would take it: none of its errors is one no parser gets past
+    /// (when some are not listed, that cannot be told, and the answer is no).
+    pub fn lenient_would_accept(&self) -> bool {
+        self.omitted_errors == 0
+            && !self.errors().any(|p| {
+                matches!(
+                    p.code,
+                    Code::XmlNotWellFormed | Code::ModelDescriptionUnreadable
+                )
+            })
+    }
+
     /// Whether it has an error, listed or not: what refuses a strict upload.
     pub fn has_errors(&self) -> bool {
         self.omitted_errors > 0 || self.errors().next().is_some()

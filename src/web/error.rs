@@ -56,6 +56,17 @@ impl From<AppError> for WebError {
         if let AppError::Auth(AuthError::Store(e)) = &err {
             tracing::error!(error = %e, "internal error");
         }
+        if let AppError::InvalidFmu(report) = &err
+            && report.lenient_would_accept()
+        {
+            return WebError::Status(
+                status,
+                format!(
+                    "{err}. To accept it anyway (its errors kept in its validation report), tick \
+                     \"Accept it despite errors\" and upload it again."
+                ),
+            );
+        }
         WebError::Status(status, err.to_string())
     }
 }

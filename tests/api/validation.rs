@@ -343,6 +343,14 @@ async fn lenient_accepts_errors_records_them_and_strict_uploads_of_the_same_byte
     );
     let strict = app.upload_fmu(&key, bytes.clone()).await;
     assert_eq!(strict.status(), 422);
+    let refusal: Value = strict.json().await.unwrap();
+    assert!(
+        refusal["message"].as_str().unwrap().ends_with(
+            "; to accept it anyway (its errors kept in its validation report), upload it with \
+             lenient=true"
+        ),
+        "{refusal}"
+    );
     let lenient = app
         .upload_fmu_with(&key, "?lenient=true", bytes.clone())
         .await;
@@ -389,6 +397,11 @@ async fn lenient_accepts_errors_records_them_and_strict_uploads_of_the_same_byte
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
         body["problems"][0]["code"], "model_description_unreadable",
+        "{body}"
+    );
+    // No hint to try lenient: it would not help.
+    assert!(
+        !body["message"].as_str().unwrap().contains("lenient"),
         "{body}"
     );
     assert!(

@@ -892,7 +892,9 @@ async fn an_invalid_upload_is_refused_with_its_problem_and_a_lenient_one_shows_i
     })
     .await;
     assert!(
-        flash.contains("start_out_of_range") && flash.contains("start=1.7 is above max=1"),
+        flash.contains("start_out_of_range")
+            && flash.contains("start=1.7 is above max=1")
+            && flash.contains("tick \"Accept it despite errors\""),
         "{flash}"
     );
 
