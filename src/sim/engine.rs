@@ -169,11 +169,17 @@ pub(super) fn size_mismatch(name: &str, found: usize, expected: usize) -> Engine
 /// Converts the columns of variables recorded in a display unit (`Recorded::display`).
 fn to_display_units(columns: &mut [Column], job: &Job) {
     for ((variable, _), column) in element_columns(&job.recorded).iter().zip(columns) {
-        if let (Some(scale), Values::Float(values)) =
-            (job.recorded[*variable].display, &mut column.values)
-        {
+        let recorded = &job.recorded[*variable];
+        if let (Some(scale), Values::Float(values)) = (recorded.display, &mut column.values) {
+            // A Float32 stays a Float32 in its display unit: the value is the nearest one.
+            let float32 = recorded.r#type == crate::sim::recorded::ValueType::Float32;
             for v in values {
-                *v = scale.factor * *v + scale.offset;
+                let shown = scale.factor * *v + scale.offset;
+                *v = if float32 {
+                    f64::from(shown as f32)
+                } else {
+                    shown
+                };
             }
         }
     }

@@ -87,6 +87,20 @@ impl ValueType {
         }
     }
 
+    /// The values a type narrower than its 64-bit cell holds (`None`: every cell value is one).
+    pub fn int_range(self) -> Option<(i64, i64)> {
+        use ValueType as T;
+        match self {
+            T::Int8 => Some((i8::MIN.into(), i8::MAX.into())),
+            T::UInt8 => Some((0, u8::MAX.into())),
+            T::Int16 => Some((i16::MIN.into(), i16::MAX.into())),
+            T::UInt16 => Some((0, u16::MAX.into())),
+            T::Int32 => Some((i32::MIN.into(), i32::MAX.into())),
+            T::UInt32 => Some((0, u32::MAX.into())),
+            _ => None,
+        }
+    }
+
     /// Bytes of one stored value.
     pub fn cell_bytes(self) -> u64 {
         match self.storage() {
