@@ -12,6 +12,26 @@ use crate::common::build_support::{
 };
 use crate::support::{open_file, pool};
 
+/// The verdicts of the references the FMU file at `path` carries, each run within `each`
+/// seconds and all within `total`.
+async fn carried(
+    pool: &fmu_gateway::sim::runner::WorkerPool,
+    path: &std::path::Path,
+    each: u64,
+    total: u64,
+) -> Vec<fmu_gateway::domain::runs::reference::CarriedVerdict> {
+    let opened = open_file(path);
+    check_carried(
+        pool,
+        &opened.info,
+        &opened.fmu_dir(),
+        Duration::from_secs(each),
+        Duration::from_secs(total),
+    )
+    .await
+    .unwrap()
+}
+
 fn library_file(model: &str, dir: &std::path::Path) -> PathBuf {
     let (_, _, bytes) = fmu_gateway::fmi::library::DEMO_FMUS
         .iter()
@@ -27,16 +47,7 @@ async fn the_library_dahlquist_reproduces_its_references_and_a_wrong_one_is_name
     let dir = tempfile::tempdir().unwrap();
     let (_scratch, pool) = pool(Limits::default());
     let path = library_file("Dahlquist", dir.path());
-    let opened = open_file(&path);
-    let verdicts = check_carried(
-        &pool,
-        &opened.info,
-        &opened.fmu_dir(),
-        Duration::from_secs(30),
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let verdicts = carried(&pool, &path, 30, 60).await;
     let names: Vec<&str> = verdicts.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, ["default", "short"]);
     for v in &verdicts {
@@ -49,16 +60,7 @@ async fn the_library_dahlquist_reproduces_its_references_and_a_wrong_one_is_name
     let times: Vec<f64> = (0..=100).map(|i| i as f64 * 0.01).collect();
     let wrong = exponential_csv(&times, 1.1);
     replace_entry(&path, &format!("{LS_REF_DIR}/short.csv"), wrong.as_bytes()).unwrap();
-    let opened = open_file(&path);
-    let verdicts = check_carried(
-        &pool,
-        &opened.info,
-        &opened.fmu_dir(),
-        Duration::from_secs(30),
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let verdicts = carried(&pool, &path, 30, 60).await;
     let passed: Vec<bool> = verdicts
         .iter()
         .map(|v| v.check.as_ref().unwrap().passed)
@@ -85,16 +87,7 @@ async fn a_reference_that_cannot_run_says_why_and_a_slow_model_meets_the_time_li
         experiments.as_bytes(),
     )
     .unwrap();
-    let opened = open_file(&path);
-    let verdicts = check_carried(
-        &pool,
-        &opened.info,
-        &opened.fmu_dir(),
-        Duration::from_secs(30),
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let verdicts = carried(&pool, &path, 30, 60).await;
     assert_eq!(verdicts.len(), 1);
     assert!(verdicts[0].check.is_none());
     assert!(
@@ -116,17 +109,8 @@ async fn a_reference_that_cannot_run_says_why_and_a_slow_model_meets_the_time_li
     for (name, data) in dahlquist_references() {
         replace_entry(&slow, &name, &data).unwrap();
     }
-    let opened = open_file(&slow);
     let started = Instant::now();
-    let verdicts = check_carried(
-        &pool,
-        &opened.info,
-        &opened.fmu_dir(),
-        Duration::from_secs(2),
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let verdicts = carried(&pool, &slow, 2, 60).await;
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
@@ -139,15 +123,7 @@ async fn a_reference_that_cannot_run_says_why_and_a_slow_model_meets_the_time_li
     }
     // All references together get `total`: the first meets it, the second is not run.
     let started = Instant::now();
-    let verdicts = check_carried(
-        &pool,
-        &opened.info,
-        &opened.fmu_dir(),
-        Duration::from_secs(30),
-        Duration::from_secs(3),
-    )
-    .await
-    .unwrap();
+    let verdicts = carried(&pool, &slow, 30, 3).await;
     assert!(started.elapsed() < Duration::from_secs(15));
     let errors: Vec<&str> = verdicts.iter().filter_map(|v| v.error.as_deref()).collect();
     assert_eq!(errors.len(), 2, "{verdicts:?}");
