@@ -26,6 +26,8 @@ fi
 
 export RUSTC_BOOTSTRAP=1
 cd fuzz
+logs=logs
+mkdir -p "$logs"
 echo "== cargo fuzz build"
 cargo fuzz build -s none
 for target in "${targets[@]}"; do
@@ -34,7 +36,15 @@ for target in "${targets[@]}"; do
   # Hand-made inputs that reach deep paths a fresh corpus would take long to find (e.g. a
   # typed result the protocol accepts).
   if [ -d "seeds/$target" ]; then cp seeds/"$target"/* "corpus/$target/"; fi
-  cargo fuzz run -s none "$target" "corpus/$target" -- \
+  # libFuzzer writes a line per new input: keep them in a log, print its final statistics, and
+  # the whole tail when it found something.
+  log="$logs/$target.log"
+  if ! cargo fuzz run -s none "$target" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-    -seed="${FUZZ_SEED:-0}"
+    -seed="${FUZZ_SEED:-0}" >"$log" 2>&1; then
+    tail -n 80 "$log"
+    echo "fuzz $target FAILED (whole log: fuzz/$log)" >&2
+    exit 1
+  fi
+  grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb)' "$log" | sed "s/^/  $target: /"
 done
