@@ -229,3 +229,8 @@ CREATE TABLE run_states (
 -- the largest deviation and the points outside the band), set when a run that asked for one
 -- succeeds. A failed check does not fail the run: it is a verdict on the results.
 ALTER TABLE runs ADD COLUMN reference_check TEXT;
+
+-- migration 10: the primary API key
+-- The key a user marked as primary most recently (the dashboard shows it); with none marked,
+-- the oldest active key is primary.
+ALTER TABLE api_keys ADD COLUMN primary_since INTEGER;

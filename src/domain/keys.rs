@@ -81,6 +81,7 @@ pub fn prepare(
         last_used_at: None,
         revoked_at: None,
         run_count: 0,
+        primary_since: None,
     };
     Ok(NewKey { row, token })
 }
@@ -99,6 +100,25 @@ pub async fn create(
 
 pub async fn list(store: &Store, user_id: &UserId) -> AppResult<Vec<KeyRow>> {
     Ok(store.user_keys(user_id).await?)
+}
+
+/// The user's primary key: the usable key they marked most recently, or with none marked,
+/// the oldest usable key (the one made at sign-up, not a later "API login" key).
+pub fn primary(keys: &[KeyRow]) -> Option<&KeyRow> {
+    let usable = || keys.iter().filter(|k| KeyState::of_row(k).is_active());
+    usable()
+        .filter(|k| k.primary_since.is_some())
+        .max_by_key(|k| k.primary_since)
+        .or_else(|| usable().min_by_key(|k| (k.created_at, k.id.as_str().to_string())))
+}
+
+/// Marks one of the user's usable keys as primary; another user's, revoked or expired key is
+/// "not found".
+pub async fn mark_primary(store: &Store, user_id: &UserId, key_id: &KeyId) -> AppResult<KeyRow> {
+    store
+        .mark_primary_key(user_id, key_id)
+        .await?
+        .ok_or(AppError::NotFound("API key"))
 }
 
 /// Revokes one of the user's keys; another user's key id is "not found", not "forbidden",

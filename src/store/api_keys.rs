@@ -17,11 +17,13 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
     /// Billable events recorded with this key.
     pub run_count: i64,
+    /// When the user last marked it as their primary key.
+    pub primary_since: Option<i64>,
 }
 
 const SELECT: &str = "SELECT k.id, k.user_id, k.label, k.created_at, k.expires_at,
         k.last_used_at, k.revoked_at,
-        (SELECT COUNT(*) FROM usage u WHERE u.api_key_id = k.id)
+        (SELECT COUNT(*) FROM usage u WHERE u.api_key_id = k.id), k.primary_since
     FROM api_keys k";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -34,6 +36,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         last_used_at: r.get(5)?,
         revoked_at: r.get(6)?,
         run_count: r.get(7)?,
+        primary_since: r.get(8)?,
     })
 }
 
@@ -163,6 +166,29 @@ impl Store {
             let key = get_for_user(&tx, &uid, &kid)?;
             tx.commit()?;
             Ok(key)
+        })
+        .await
+    }
+
+    /// Marks the user's key as their primary one; `None` when the user has no such key that
+    /// is still usable (revoked or expired), which is then left as it was.
+    pub async fn mark_primary_key(
+        &self,
+        user_id: &UserId,
+        key_id: &KeyId,
+    ) -> StoreResult<Option<KeyRow>> {
+        let (uid, kid) = (user_id.clone(), key_id.clone());
+        self.run(move |conn| {
+            let now = now_ms();
+            let changed = conn.execute(
+                "UPDATE api_keys SET primary_since = ?3 WHERE user_id = ?1 AND id = ?2
+                   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)",
+                params![uid, kid, now],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            get_for_user(conn, &uid, &kid)
         })
         .await
     }

@@ -492,7 +492,7 @@ fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<
     }
     let id = &run.id;
     if s.charged {
-        let reason = format!("Run {id} charged {credits} credit(s)");
+        let reason = format!("Run {id} charged {}", credits.describe());
         ledger::apply(
             tx,
             &run.user_id,

@@ -26,6 +26,10 @@ fn find(name: &str) -> Option<(&'static [u8], &'static str)> {
             include_bytes!("../../assets/app.css"),
             "text/css; charset=utf-8",
         ),
+        "docs.css" => (
+            include_bytes!("../../assets/docs.css"),
+            "text/css; charset=utf-8",
+        ),
         "logo.svg" => (include_bytes!("../../assets/logo.svg"), "image/svg+xml"),
         _ => return None,
     })

@@ -17,6 +17,7 @@ use super::{CurrentSession, html, paths, see_other};
 use crate::auth::session::Session;
 use crate::domain::billing::plans::{Plan, money};
 use crate::domain::billing::{self, Summary};
+use crate::domain::ids::Credits;
 use crate::state::State;
 use crate::store::billing::Purchase;
 use crate::store::ledger;
@@ -90,7 +91,7 @@ fn account(state: &State, s: &Session, b: &Summary, oob: bool) -> Markup {
             }
             div.cards {
                 section.card aria-labelledby="plan-h" {
-                    h2 #plan-h { "Current plan" }
+                    h2 #plan-h { "Latest credit pack" }
                     p.big #plan-name { (b.plan.name) }
                     p.muted { (b.plan.description) }
                     @if b.configured && b.has_customer {
@@ -104,11 +105,12 @@ fn account(state: &State, s: &Session, b: &Summary, oob: bool) -> Markup {
                 section.card aria-labelledby="credits-h" {
                     h2 #credits-h { "Credits" }
                     p.big #credits { (b.credits) }
-                    p.muted { "Each simulation run costs " (state.config.run_cost) " credit(s)." }
+                    p.muted { "Each simulation run costs " (state.config.run_cost.describe()) "." }
                 }
             }
             section aria-labelledby="plans-h" {
                 h2 #plans-h { "Buy credits" }
+                p.muted { "Credit packs are paid once: no subscription, nothing renews." }
                 @if !b.configured {
                     (layout::alert("info", "Billing is not configured on this server, so credits cannot be bought here. \
                                             Ask the operator to grant credits."))
@@ -159,19 +161,89 @@ fn purchases_table(state: &State, purchases: &[Purchase]) -> Markup {
     }
 }
 
+/// One line of the credit history: a run's reservation and its settlement read as one line
+/// (what was held, then charged or refunded), every other ledger entry as itself.
+#[derive(Debug, PartialEq)]
+struct HistoryLine {
+    /// When it began (a run's reservation).
+    created_at: i64,
+    /// The net change of the balance.
+    delta: i64,
+    /// The balance after the line's last entry.
+    balance_after: i64,
+    what: String,
+    run_id: Option<crate::domain::ids::RunId>,
+}
+
+/// Folds the ledger's entries (newest first, as the store lists them) into history lines:
+/// a run's entries (reserve, then settle or refund) become one line; a run still holding its
+/// credit says so. Entries are only ever read together, never dropped: the sum of the lines'
+/// deltas is the sum of the entries'.
+fn history_lines(history: &[ledger::Entry]) -> Vec<HistoryLine> {
+    use crate::store::ledger::EntryKind;
+    let mut lines: Vec<HistoryLine> = Vec::new();
+    // Oldest first, so a run's reservation opens its line and its settlement closes it.
+    for e in history.iter().rev() {
+        let run = e.run_id.clone();
+        let open = run
+            .as_ref()
+            .and_then(|id| lines.iter_mut().rev().find(|l| l.run_id.as_ref() == Some(id)));
+        let held = |delta: i64| Credits::new(-delta).map_or(delta.to_string(), |c| c.describe());
+        match (e.kind, open) {
+            (EntryKind::Settle | EntryKind::Refund, Some(line)) => {
+                line.delta += e.delta;
+                line.balance_after = e.balance_after.get();
+                let held = held(line.delta - e.delta);
+                line.what = match e.kind {
+                    EntryKind::Refund => format!("{held} held, then refunded ({})", why_refunded(e)),
+                    _ => format!("{held} held, then charged"),
+                };
+            }
+            (kind, _) => lines.push(HistoryLine {
+                created_at: e.created_at,
+                delta: e.delta,
+                balance_after: e.balance_after.get(),
+                what: match kind {
+                    EntryKind::Reserve => format!("{} held while it runs", held(e.delta)),
+                    EntryKind::Refund => format!("refunded ({})", why_refunded(e)),
+                    _ => e.reason.clone(),
+                },
+                run_id: run,
+            }),
+        }
+    }
+    lines.reverse();
+    lines
+}
+
+/// Why a run's credits were refunded, from the entry's reason (`Run <id> <why>: refunded`, as
+/// `store::runs` writes it), in words; the reason whole when it is not in that form.
+fn why_refunded(e: &ledger::Entry) -> String {
+    e.run_id
+        .as_ref()
+        .and_then(|id| e.reason.strip_prefix(&format!("Run {id} ")))
+        .and_then(|r| r.strip_suffix(": refunded"))
+        .map_or(e.reason.clone(), |why| why.replace('_', " "))
+}
+
 fn history_table(history: &[ledger::Entry]) -> Markup {
     html! {
         section aria-labelledby="history-h" {
             h2 #history-h { "Credit history" }
-            table {
-                thead { tr { th scope="col" { "Date" } th scope="col" { "Change" } th scope="col" { "Balance" } th scope="col" { "Reason" } } }
+            table #credit-history {
+                thead { tr { th scope="col" { "Date" } th scope="col" { "Change" } th scope="col" { "Balance" } th scope="col" { "What" } } }
                 tbody {
-                    @for e in history {
+                    @for l in history_lines(history) {
                         tr {
-                            td { (when(e.created_at)) }
-                            td.num { @if e.delta > 0 { "+" } (e.delta) }
-                            td.num { (e.balance_after) }
-                            td { (e.reason) }
+                            td { (when(l.created_at)) }
+                            td.num { @if l.delta > 0 { "+" } (l.delta) }
+                            td.num { (l.balance_after) }
+                            td {
+                                @if let Some(id) = &l.run_id {
+                                    a href=(paths::run(id)) { "Run " code { (id) } } " · "
+                                }
+                                (l.what)
+                            }
                         }
                     }
                 }
@@ -185,7 +257,7 @@ fn plan_card(s: &Session, plan: &Plan, b: &Summary) -> Markup {
     let per_credit = plan.amount_cents as f64 / plan.credits.get() as f64 / 100.0;
     html! {
         section.card.plan aria-labelledby={ "plan-" (plan.id) } {
-            h3 #{ "plan-" (plan.id) } { (plan.name) @if current { " " span.badge.badge-active { "Current" } } }
+            h3 #{ "plan-" (plan.id) } { (plan.name) " credit pack" @if current { " " span.badge.badge-active { "Latest" } } }
             p.big { (plan.price()) }
             p { strong { (plan.credits) " credits" } span.muted { " · " (format!("{per_credit:.2}")) " " (plan.currency.to_uppercase()) " per credit" } }
             p.muted { (plan.description) }
@@ -193,8 +265,9 @@ fn plan_card(s: &Session, plan: &Plan, b: &Summary) -> Markup {
                 (csrf_field(s))
                 input type="hidden" name="plan" value=(plan.id);
                 button.primary type="submit" disabled[!b.configured] {
-                    @if b.plan.id == crate::domain::billing::plans::FREE { "Upgrade to " (plan.name) } @else { "Buy " (plan.name) }
+                    "Buy the " (plan.name) " pack"
                 }
+                @if !b.configured { p.muted { "Not on sale on this server." } }
             }
         }
     }
@@ -286,4 +359,69 @@ pub async fn portal(
 ) -> Result<Response, WebError> {
     let url = billing::open_portal(&state, &s.user.id).await?;
     Ok(see_other(&url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::RunId;
+    use crate::store::ledger::{Entry, EntryKind};
+
+    fn entry(id: i64, kind: EntryKind, delta: i64, balance: i64, run: Option<&str>) -> Entry {
+        let reason = match (kind, run) {
+            (EntryKind::Refund, Some(r)) => format!("Run {r} service_error: refunded"),
+            (_, Some(r)) => format!("Run {r}"),
+            _ => "Free credits".into(),
+        };
+        Entry {
+            id,
+            delta,
+            balance_after: Credits::new(balance).unwrap(),
+            kind,
+            reason,
+            run_id: run.map(|r| RunId::from(r.to_string())),
+            created_at: id * 1000,
+        }
+    }
+
+    #[test]
+    fn a_run_reads_as_one_line_and_every_credit_is_accounted_for() {
+        // Newest first, as the store lists them; run_b is still running.
+        let history = [
+            entry(6, EntryKind::Reserve, -1, 22, Some("run_b")),
+            entry(5, EntryKind::Refund, 1, 23, Some("run_r")),
+            entry(4, EntryKind::Reserve, -1, 22, Some("run_r")),
+            entry(3, EntryKind::Settle, 0, 23, Some("run_a")),
+            entry(2, EntryKind::Reserve, -1, 23, Some("run_a")),
+            entry(1, EntryKind::Grant, 24, 24, None),
+        ];
+        let lines = history_lines(&history);
+        let read: Vec<(i64, i64, &str)> = lines
+            .iter()
+            .map(|l| (l.delta, l.balance_after, l.what.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (-1, 22, "1 credit held while it runs"),
+                (0, 23, "1 credit held, then refunded (service error)"),
+                (-1, 23, "1 credit held, then charged"),
+                (24, 24, "Free credits"),
+            ]
+        );
+        assert_eq!(
+            lines.iter().map(|l| l.delta).sum::<i64>(),
+            history.iter().map(|e| e.delta).sum::<i64>()
+        );
+        assert_eq!(lines[2].created_at, 2000, "a run's line is dated by its start");
+    }
+
+    #[test]
+    fn a_settlement_whose_reservation_is_off_the_page_stands_alone() {
+        let history = [entry(9, EntryKind::Refund, 1, 10, Some("run_x"))];
+        let lines = history_lines(&history);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].what, "refunded (service error)");
+        assert_eq!(lines[0].delta, 1);
+    }
 }

@@ -101,6 +101,8 @@ pub struct BarOptions {
     pub y_label: Option<String>,
     /// Heading drawn above the chart (and used as the SVG `<title>`).
     pub title: Option<String>,
+    /// The values are counts (credits, runs): ticks only at whole numbers, never at 0.2.
+    pub whole: bool,
 }
 
 /// A line plot of `series` (name, values) against `time`, as an inline SVG.
@@ -302,7 +304,11 @@ pub fn bar_chart(bars: &[(String, f64)], opts: &BarOptions) -> Markup {
     if lo == hi {
         hi = 1.0; // all zero: a 0..1 axis, not one centred on zero
     }
-    let y_ticks = nice_ticks(lo, hi);
+    let y_ticks = if opts.whole {
+        whole_ticks(lo, hi)
+    } else {
+        nice_ticks(lo, hi)
+    };
     let top = if opts.title.is_some() {
         MARGIN_TOP_TITLED
     } else {
@@ -531,6 +537,17 @@ fn pad_range(lo: f64, hi: f64) -> (f64, f64) {
 /// 4–8 ticks, the one that wastes the least of the axis on empty space wins, with a slight
 /// preference for about 6 ticks. A degenerate range is padded first; if no step fits (only
 /// for absurd ranges) the two ends are returned.
+/// Ticks for counts: the nice ticks when their step is whole, else every whole number from
+/// below `lo` to above `hi` (a step under 1 means the span is at most a few units).
+fn whole_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let ticks = nice_ticks(lo, hi);
+    if ticks.iter().all(|t| t.fract() == 0.0) {
+        return ticks;
+    }
+    let (lo, hi) = (lo.floor() as i64, hi.ceil().max(lo.floor() + 1.0) as i64);
+    (lo..=hi).map(|t| t as f64).collect()
+}
+
 fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let (lo, hi) = pad_range(lo, hi);
     let span = hi - lo;
@@ -940,6 +957,28 @@ mod tests {
     }
 
     #[test]
+    fn counts_are_ticked_at_whole_numbers_only() {
+        assert_eq!(whole_ticks(0.0, 1.0), [0.0, 1.0]);
+        assert_eq!(whole_ticks(0.0, 3.0), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(whole_ticks(0.0, 100.0), nice_ticks(0.0, 100.0));
+        for hi in 1..60 {
+            let ticks = whole_ticks(0.0, hi as f64);
+            assert!(ticks.iter().all(|t| t.fract() == 0.0), "{hi}: {ticks:?}");
+            assert!(*ticks.last().unwrap() >= hi as f64, "{hi}: {ticks:?}");
+        }
+        let svg = bar_chart(
+            &[("11-26".into(), 0.0), ("11-27".into(), 1.0)],
+            &BarOptions {
+                y_label: Some("credits".into()),
+                title: None,
+                whole: true,
+            },
+        )
+        .into_string();
+        assert!(!svg.contains(">0.2<") && !svg.contains(">0.5<"), "{svg}");
+    }
+
+    #[test]
     fn nice_ticks_steps_and_coverage() {
         check_ticks(0.0, 1.0, 0.2);
         check_ticks(0.0, 9.81, 2.0);
@@ -1108,6 +1147,7 @@ mod tests {
             &BarOptions {
                 y_label: Some(evil.into()),
                 title: Some(evil.into()),
+                whole: false,
             },
         )
         .into_string();
@@ -1222,6 +1262,7 @@ mod tests {
         let opts = BarOptions {
             y_label: Some("credits".into()),
             title: Some("Credits spent per day".into()),
+            whole: true,
         };
         let svg = bar_chart(&bars, &opts).into_string();
         assert!(svg.starts_with("<svg") && svg.contains("role=\"img\""));

@@ -16,9 +16,7 @@ pub async fn page(
     CurrentSession(s): CurrentSession,
 ) -> Result<Response, WebError> {
     let keys = crate::domain::keys::list(&state.store, &s.user.id).await?;
-    let primary = keys
-        .iter()
-        .find(|k| crate::domain::keys::KeyState::of_row(k).is_active());
+    let primary = crate::domain::keys::primary(&keys);
     let recent = crate::domain::usage::recent(&state.store, &s.user.id, 5).await?;
     let days = crate::domain::usage::per_day(&state.store, &s.user.id, 14).await?;
     let bars: Vec<(String, f64)> = days
@@ -39,7 +37,10 @@ pub async fn page(
             section.card aria-labelledby="credits-h" {
                 h2 #credits-h { "Credits" }
                 p.big #credits { (s.user.credits) }
-                p.muted { (plan.name) " plan · each simulation run costs " (state.config.run_cost) " credit(s)." }
+                p.muted {
+                    @if plan.id != crate::domain::billing::plans::FREE { "Latest credit pack: " (plan.name) ". " }
+                    "Each simulation run costs " (state.config.run_cost.describe()) "."
+                }
                 a href=(paths::BILLING) { "Buy credits" }
             }
             section.card aria-labelledby="key-h" {
@@ -47,7 +48,7 @@ pub async fn page(
                 @if let Some(k) = primary {
                     p { strong { (k.label) } " " code { (k.id) } }
                     p.muted { "Last used: " @if let Some(t) = k.last_used_at { (when(t)) } @else { "never" } }
-                    p.muted { "The secret was shown once, when the key was created." }
+                    p.muted { "The secret was shown once, when the key was created. Mark another key as primary on the keys page." }
                 } @else {
                     p { "You have no active API key." }
                 }
@@ -74,8 +75,8 @@ pub async fn page(
         }
         section aria-labelledby="chart-h" {
             h2 #chart-h { "Credits spent per day" }
-            p.muted { (runs_in_period) " run(s) in the last 14 days." }
-            figure { (super::charts::bar_chart(&bars, &super::charts::BarOptions { y_label: Some("credits".into()), title: None })) }
+            p.muted { (runs_in_period) @if runs_in_period == 1 { " run" } @else { " runs" } " in the last 14 days." }
+            figure { (super::charts::bar_chart(&bars, &super::charts::BarOptions { y_label: Some("credits".into()), title: None, whole: true })) }
         }
         section aria-labelledby="recent-h" {
             h2 #recent-h { "Recent activity" }

@@ -31,10 +31,13 @@ type SessionsByKey = std::collections::HashMap<KeyId, i64>;
 /// One row; also the answer to an htmx revoke, which swaps the row in place. `sessions` is
 /// how many browser sessions were opened by logging in with this key and are still live:
 /// they end when the key is revoked.
-pub fn key_row(k: &KeyRow, s: &Session, sessions: i64) -> Markup {
+pub fn key_row(k: &KeyRow, s: &Session, sessions: i64, primary: bool) -> Markup {
     html! {
         tr #{"key-" (k.id)} {
-            td { (k.label) }
+            td {
+                (k.label)
+                @if primary { " " span.badge.badge-active.primary-key { "Primary" } }
+            }
             td { code { (k.id) } }
             td { (when(k.created_at)) }
             td { @if let Some(t) = k.last_used_at { (when(t)) } @else { span.muted { "never" } } }
@@ -43,10 +46,17 @@ pub fn key_row(k: &KeyRow, s: &Session, sessions: i64) -> Markup {
                 (sessions)
             }
             td { (status_badge(k)) }
-            td {
+            td.actions {
+                @if KeyState::of_row(k).is_active() && !primary {
+                    form method="post" action=(paths::key_primary(&k.id))
+                        hx-post=(paths::key_primary(&k.id)) hx-target="#keys-table" hx-swap="outerHTML" {
+                        (csrf_field(s))
+                        button type="submit" aria-label={ "Make " (k.label) " the primary key" } { "Make primary" }
+                    }
+                }
                 @if k.revoked_at.is_none() {
                     form method="post" action=(paths::key_revoke(&k.id))
-                        hx-post=(paths::key_revoke(&k.id)) hx-target="closest tr" hx-swap="outerHTML"
+                        hx-post=(paths::key_revoke(&k.id)) hx-target="#keys-table" hx-swap="outerHTML"
                         hx-confirm={ "Revoke “" (k.label) "”? Programs using it will stop working at once." } {
                         (csrf_field(s))
                         button.danger type="submit" aria-label={ "Revoke " (k.label) } { "Revoke" }
@@ -61,6 +71,7 @@ pub fn key_row(k: &KeyRow, s: &Session, sessions: i64) -> Markup {
 
 /// The keys table; re-sent out of band when a key is created.
 pub fn keys_table(keys: &[KeyRow], s: &Session, sessions: &SessionsByKey, oob: bool) -> Markup {
+    let primary = keys::primary(keys);
     html! {
         div #keys-table hx-swap-oob=[oob.then_some("true")] {
             @if keys.is_empty() {
@@ -74,7 +85,10 @@ pub fn keys_table(keys: &[KeyRow], s: &Session, sessions: &SessionsByKey, oob: b
                         th scope="col" { span.visually-hidden { "Actions" } }
                     } }
                     tbody #keys-body {
-                        @for k in keys { (key_row(k, s, sessions.get(&k.id).copied().unwrap_or(0))) }
+                        @for k in keys {
+                            @let primary = primary.is_some_and(|p| p.id == k.id);
+                            (key_row(k, s, sessions.get(&k.id).copied().unwrap_or(0), primary))
+                        }
                     }
                 }
             }
@@ -162,7 +176,7 @@ pub async fn create(
     Ok(html(StatusCode::CREATED, markup))
 }
 
-/// Revokes a key; htmx gets the row back to swap in place.
+/// Revokes a key; htmx gets the table back to swap in place (the primary key may change).
 #[handler]
 pub async fn revoke(
     state: Data<&State>,
@@ -170,10 +184,28 @@ pub async fn revoke(
     WantsFragment(fragment): WantsFragment,
     Path(id): Path<KeyId>,
 ) -> Result<Response, WebError> {
-    let row = keys::revoke(&state.store, &s.user.id, &id).await?;
-    Ok(if fragment {
-        html(StatusCode::OK, key_row(&row, &s, 0))
-    } else {
-        see_other(paths::KEYS)
-    })
+    keys::revoke(&state.store, &s.user.id, &id).await?;
+    table_or_page(&state, &s, fragment).await
+}
+
+/// Marks a key as the primary one (the dashboard shows it); htmx gets the table back.
+#[handler]
+pub async fn make_primary(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    WantsFragment(fragment): WantsFragment,
+    Path(id): Path<KeyId>,
+) -> Result<Response, WebError> {
+    keys::mark_primary(&state.store, &s.user.id, &id).await?;
+    table_or_page(&state, &s, fragment).await
+}
+
+/// After a change to one key: the table for htmx, the page again (303) for a plain post.
+async fn table_or_page(state: &State, s: &Session, fragment: bool) -> Result<Response, WebError> {
+    if !fragment {
+        return Ok(see_other(paths::KEYS));
+    }
+    let all = keys::list(&state.store, &s.user.id).await?;
+    let sessions = live_sessions(state, s).await?;
+    Ok(html(StatusCode::OK, keys_table(&all, s, &sessions, false)))
 }

@@ -57,11 +57,17 @@ pub fn page(title: &str, nav: Nav, session: Option<&Session>, content: Markup) -
                         span { "FMU Gateway" }
                     }
                     @if let Some(s) = session {
-                        nav aria-label="Main" {
-                            ul {
-                                @for (item, label, href) in NAV {
-                                    li {
-                                        a href=(href) aria-current=[(item == nav && item != Nav::None).then_some("page")] { (label) }
+                        // A disclosure, so the links fold behind one button on a phone with or
+                        // without JavaScript. It is open as sent; app.js closes it on a narrow
+                        // screen, and on a wide one the CSS hides its button.
+                        nav.main aria-label="Main" {
+                            details.nav-menu open {
+                                summary { "Menu" }
+                                ul {
+                                    @for (item, label, href) in NAV {
+                                        li {
+                                            a href=(href) aria-current=[(item == nav && item != Nav::None).then_some("page")] { (label) }
+                                        }
                                     }
                                 }
                             }

@@ -3,7 +3,7 @@
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
-use poem::web::{Data, Multipart, Path};
+use poem::web::{Data, Multipart, Path, Query};
 use poem::{Request, Response, handler};
 use tokio::io::AsyncReadExt;
 
@@ -29,10 +29,43 @@ fn interfaces(r: &FmuRecord) -> String {
     out.join(" + ")
 }
 
-/// The models table; also the fragment an htmx upload refreshes.
-pub fn models_table(models: &[FmuRecord]) -> Markup {
+/// What the models table says above itself after a change made in place.
+pub enum Notice<'a> {
+    None,
+    /// The upload that just arrived (its row is highlighted), and the file it came from.
+    Uploaded(&'a FmuRecord, &'a str),
+    /// A model just deleted, by name.
+    Deleted(&'a str),
+}
+
+/// The id a person reads (a library name, or the first 12 hex digits of an upload's hash)
+/// and the one a program needs (the library name, or the whole hash).
+fn ids(m: &FmuRecord) -> (String, String) {
+    match &m.library_id {
+        Some(l) => (l.clone(), l.clone()),
+        None => (m.id.as_str()[..12].to_string() + "…", m.id.as_str().to_string()),
+    }
+}
+
+/// The models table; also the fragment an htmx upload or delete refreshes.
+pub fn models_table(s: &Session, models: &[FmuRecord], notice: Notice<'_>) -> Markup {
+    let new = match notice {
+        Notice::Uploaded(m, _) => Some(&m.id),
+        _ => None,
+    };
     html! {
         div #library-table {
+            @match notice {
+                Notice::Uploaded(m, file) => div.alert.alert-success role="status" {
+                    "“" (file) "” was uploaded as " strong { (m.model_name) } ". "
+                    a href=(run_this(m)) { "Run this model" } " · "
+                    a href=(paths::library_model(m.id.as_str())) { "Its variables and validation" }
+                },
+                Notice::Deleted(name) => div.alert.alert-success role="status" {
+                    (name) " was deleted from your library."
+                },
+                Notice::None => {}
+            }
             @if models.is_empty() {
                 p.muted { "No models yet." }
             } @else {
@@ -40,16 +73,26 @@ pub fn models_table(models: &[FmuRecord]) -> Markup {
                     thead { tr {
                         th scope="col" { "Model" } th scope="col" { "Id" } th scope="col" { "FMI" }
                         th scope="col" { "Interfaces" } th scope="col" { "Variables" } th scope="col" { "Source" }
+                        th scope="col" { span.visually-hidden { "Actions" } }
                     } }
                     tbody {
                         @for m in models {
-                            tr {
-                                td { a href=(paths::library_model(m.library_id.as_deref().unwrap_or(m.id.as_str()))) { (m.model_name) } }
-                                td { code { (m.library_id.clone().unwrap_or_else(|| m.id.as_str()[..12].to_string() + "…")) } }
+                            @let (short, full) = ids(m);
+                            tr.new-row[new == Some(&m.id)] #{ "model-" (m.id.as_str()[..12]) } {
+                                td { a href=(paths::library_model(&full)) { (m.model_name) } }
+                                td.id {
+                                    code title=(full) { (short) }
+                                    " "
+                                    button.copy type="button" data-copy-text=(full) aria-label={ "Copy the id of " (m.model_name) } { "Copy" }
+                                }
                                 td { (m.fmi_version) }
                                 td { (interfaces(m)) }
                                 td.num { (m.info.variables.len()) }
                                 td { @if m.library_id.is_some() { "built-in" } @else { "uploaded " (when(m.created_at)) } }
+                                td.actions {
+                                    a href=(run_this(m)) { "Run" }
+                                    @if m.library_id.is_none() { " " (delete_form(s, m, true)) }
+                                }
                             }
                         }
                     }
@@ -59,11 +102,36 @@ pub fn models_table(models: &[FmuRecord]) -> Markup {
     }
 }
 
+/// The run form with this model chosen.
+fn run_this(m: &FmuRecord) -> String {
+    super::with_query(
+        paths::RUNS,
+        [("fmu", m.library_id.as_deref().unwrap_or(m.id.as_str()))],
+    )
+}
+
+/// Delete behind a disclosure, so the confirmation needs no JavaScript: the first click
+/// only opens it. In the table (`in_place`) htmx swaps the table; otherwise a plain post.
+fn delete_form(s: &Session, m: &FmuRecord, in_place: bool) -> Markup {
+    let action = paths::library_delete(m.id.as_str());
+    html! {
+        details.confirm {
+            summary { "Delete…" }
+            form method="post" action=(action)
+                hx-post=[in_place.then_some(&action)] hx-target=[in_place.then_some("#library-table")] hx-swap=[in_place.then_some("outerHTML")] {
+                (csrf_field(s))
+                p { "Delete " strong { (m.model_name) } " from your library? Your runs of it keep their results." }
+                button.danger type="submit" aria-label={ "Delete " (m.model_name) } { "Delete" }
+            }
+        }
+    }
+}
+
 /// The upload form. The CSRF token is its first field, before the file, so the handler can
 /// check it before reading the upload (and it stays out of the URL, which logs keep).
 fn upload_form(s: &Session) -> Markup {
     html! {
-        form.inline-form method="post" action=(paths::LIBRARY) enctype="multipart/form-data"
+        form.inline-form.upload method="post" action=(paths::LIBRARY) enctype="multipart/form-data"
             hx-post=(paths::LIBRARY) hx-encoding="multipart/form-data" hx-target="#library-table" hx-swap="outerHTML" {
             (csrf_field(s))
             label for="fmu-file" { "Upload an FMU" }
@@ -73,19 +141,32 @@ fn upload_form(s: &Session) -> Markup {
             }
             input #fmu-file type="file" name="file" accept=".fmu" required;
             button.primary type="submit" { "Upload" }
+            progress #upload-progress max="100" value="0" hidden aria-label="Upload progress" {}
         }
     }
 }
 
-fn view(s: &Session, models: &[FmuRecord]) -> Markup {
+fn view(s: &Session, models: &[FmuRecord], problem: Option<&str>, notice: Notice<'_>) -> Markup {
     let content = html! {
         h1 { "Library" }
         p { "Built-in demo models (FMI 3.0 as " code { "lib:<Model>" } ", FMI 2.0 as " code { "lib:<Model>@fmi2" }
             ", each with Co-Simulation and Model Exchange) and the FMUs you uploaded. Uploads are private to you." }
+        @if let Some(p) = problem { (layout::alert("error", p)) }
         (upload_form(s))
-        (models_table(models))
+        (models_table(s, models, notice))
     };
     layout::page("Library", Nav::Library, Some(s), content)
+}
+
+/// What a page says after a plain form post brought the browser back to it.
+#[derive(serde::Deserialize)]
+pub struct After {
+    /// A model was just deleted.
+    #[serde(default)]
+    deleted: Option<String>,
+    /// This model was just uploaded.
+    #[serde(default)]
+    uploaded: Option<String>,
 }
 
 /// `GET /library` for browsers.
@@ -93,9 +174,14 @@ fn view(s: &Session, models: &[FmuRecord]) -> Markup {
 pub async fn index(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
+    Query(after): Query<After>,
 ) -> Result<Response, WebError> {
     let models = fmus::list(&state, &s.user.id, None).await?;
-    Ok(html(StatusCode::OK, view(&s, &models)))
+    let notice = match after.deleted {
+        Some(_) => Notice::Deleted("The model"),
+        None => Notice::None,
+    };
+    Ok(html(StatusCode::OK, view(&s, &models, None, notice)))
 }
 
 /// `POST /library`: an upload from the form. A request whose CSRF token was not checked by
@@ -156,19 +242,81 @@ pub async fn upload(
             return Err(refused());
         }
         let name = fmus::upload_name(field.file_name());
-        let file = fmus::receive(&state, &s.user.id, field.into_async_read()).await?;
-        stored = Some(
-            fmus::add_upload(&state, &s.user.id, file, &name, strictness)
-                .await?
-                .0,
-        );
+        let added = async {
+            let file = fmus::receive(&state, &s.user.id, field.into_async_read()).await?;
+            fmus::add_upload(&state, &s.user.id, file, &name, strictness).await
+        };
+        match added.await {
+            Ok((record, _)) => stored = Some((record, name)),
+            Err(e) => return refused_upload(&state, &s, fragment, &name, AppError::from(e)).await,
+        }
     }
-    let record = stored.ok_or_else(|| AppError::Invalid("choose an .fmu file to upload".into()))?;
+    let (record, name) =
+        stored.ok_or_else(|| AppError::Invalid("choose an .fmu file to upload".into()))?;
     if fragment {
         let models = fmus::list(&state, &s.user.id, None).await?;
-        return Ok(html(StatusCode::CREATED, models_table(&models)));
+        let notice = Notice::Uploaded(&record, &name);
+        return Ok(html(StatusCode::CREATED, models_table(&s, &models, notice)));
     }
-    Ok(see_other(&paths::library_model(record.id.as_str())))
+    Ok(see_other(&super::with_query(
+        &paths::library_model(record.id.as_str()),
+        [("uploaded", "1")],
+    )))
+}
+
+/// An upload that was not accepted: the message names the file and says what to do. htmx
+/// shows it in the page's flash region; a plain post gets the library page again with it.
+async fn refused_upload(
+    state: &State,
+    s: &Session,
+    fragment: bool,
+    file: &str,
+    err: AppError,
+) -> Result<Response, WebError> {
+    let advice = match &err {
+        AppError::TooLarge(_) | AppError::QuotaExceeded(_) => {
+            " Upload a smaller FMU, or delete uploads you no longer need."
+        }
+        AppError::Invalid(_) | AppError::Unreadable(_) => {
+            " Check that it is an FMU (a zip with modelDescription.xml) exported for FMI 2.0 or \
+             3.0 with a 64-bit Linux binary."
+        }
+        _ => "",
+    };
+    let WebError::Status(status, message) = WebError::from(err) else {
+        return Err(WebError::LoginRequired);
+    };
+    if status.is_server_error() {
+        return Err(WebError::Status(status, message));
+    }
+    let message = format!("“{file}” was not uploaded: {message}{advice}");
+    if fragment {
+        return Err(WebError::Status(status, message));
+    }
+    let models = fmus::list(state, &s.user.id, None).await?;
+    Ok(html(status, view(s, &models, Some(&message), Notice::None)))
+}
+
+/// `POST /library/{id}/delete`: removes one of the user's uploads (built-in models cannot
+/// be). htmx gets the table back, saying so; a plain post goes back to the library.
+#[handler]
+pub async fn delete(
+    state: Data<&State>,
+    CurrentSession(s): CurrentSession,
+    WantsFragment(fragment): WantsFragment,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let m = fmus::resolve(&state, &s.user.id, &id).await?;
+    if m.library_id.is_some() {
+        return Err(AppError::Conflict("built-in models cannot be deleted".into()).into());
+    }
+    fmus::delete(&state, &s.user.id, &m.id).await?;
+    if !fragment {
+        return Ok(see_other(&super::with_query(paths::LIBRARY, [("deleted", "1")])));
+    }
+    let models = fmus::list(&state, &s.user.id, None).await?;
+    let notice = Notice::Deleted(&m.model_name);
+    Ok(html(StatusCode::OK, models_table(&s, &models, notice)))
 }
 
 /// The model's validation report: the verdict, each problem with its code and position, and
@@ -245,14 +393,25 @@ pub async fn model(
     state: Data<&State>,
     CurrentSession(s): CurrentSession,
     Path(id): Path<String>,
+    Query(after): Query<After>,
 ) -> Result<Response, WebError> {
     let m = fmus::resolve(&state, &s.user.id, &id).await?;
     let i = &m.info;
     let content = html! {
-        h1 { (m.model_name) }
+        @if after.uploaded.is_some() {
+            div.alert.alert-success role="status" { (m.model_name) " was uploaded." }
+        }
+        div.page-head {
+            h1 { (m.model_name) }
+            a.button.primary-link href=(run_this(&m)) { "Run this model" }
+        }
         @if let Some(d) = &i.description { p { (d) } }
         dl.facts {
-            dt { "Id" } dd { code { (m.id) } }
+            dt { "Id" }
+            dd {
+                code #model-id { (m.id) } " "
+                button.copy type="button" data-copy="#model-id" aria-label="Copy the id" { "Copy" }
+            }
             @if let Some(l) = &m.library_id { dt { "Library id" } dd { code { (l) } } }
             dt { "FMI version" } dd { (m.fmi_version) }
             dt { "Interfaces" } dd { (interfaces(&m)) }
@@ -294,6 +453,12 @@ pub async fn model(
                         }
                     }
                 }
+            }
+        }
+        @if m.library_id.is_none() {
+            section.danger-zone aria-labelledby="delete-h" {
+                h2 #delete-h { "Delete" }
+                (delete_form(&s, &m, false))
             }
         }
         p { a href=(paths::LIBRARY) { "← All models" } }

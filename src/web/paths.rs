@@ -10,6 +10,7 @@ pub const LOGOUT: &str = "/logout";
 pub const DASHBOARD: &str = "/dashboard";
 pub const KEYS: &str = "/api-keys";
 pub const KEY_REVOKE: &str = "/api-keys/:id/revoke";
+pub const KEY_PRIMARY: &str = "/api-keys/:id/primary";
 pub const USAGE: &str = "/usage";
 pub const USAGE_EXPORT: &str = "/usage/export";
 pub const RUNS: &str = "/runs";
@@ -24,6 +25,7 @@ pub const RUN_PARQUET: &str = "/runs/:id/result.parquet";
 pub const RUN_FIELDS: &str = "/runs/form-fields";
 pub const LIBRARY: &str = "/library";
 pub const LIBRARY_MODEL: &str = "/library/:id";
+pub const LIBRARY_DELETE: &str = "/library/:id/delete";
 /// Also named by the domain (`crate::links`), which may not import this face.
 pub use crate::links::BILLING;
 pub const BILLING_CHECKOUT: &str = "/billing/checkout";
@@ -35,9 +37,19 @@ pub const API_V1: &str = "/api/v1";
 pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
 
+/// `KEY_PRIMARY` for one key.
+pub fn key_primary(id: &KeyId) -> String {
+    KEY_PRIMARY.replace(":id", id.as_str())
+}
+
 /// `KEY_REVOKE` for one key.
 pub fn key_revoke(id: &KeyId) -> String {
     KEY_REVOKE.replace(":id", id.as_str())
+}
+
+/// `LIBRARY_DELETE` for one upload.
+pub fn library_delete(id: &str) -> String {
+    LIBRARY_DELETE.replace(":id", id)
 }
 
 /// `LIBRARY_MODEL` for one FMU (id or `lib:` name).

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use common::{Account, Api, TestApp, page_text, spawn_app, spawn_billing_app, stripe};
 use fantoccini::{Client, ClientBuilder, Locator};
+
+mod layout;
 use serde_json::{Value, json};
 
 /// A headless chromium with its own chromedriver and a fresh profile; both end on drop.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -35,7 +37,7 @@ impl Drop for Browser {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -43,7 +45,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_browser() -> Browser {
+pub(crate) async fn start_browser() -> Browser {
     let port = free_port();
     let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
     let driver = Command::new(&driver_bin)
@@ -97,7 +99,7 @@ async fn start_browser() -> Browser {
 }
 
 /// Polls `check` until it returns `Some`, for at most ten seconds (CI machines are slow).
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -112,7 +114,7 @@ where
     }
 }
 
-async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
+pub(crate) async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
     let c = &b.client;
     c.goto(&app.at("/login")).await.unwrap();
     c.find(Locator::Css("#email"))
@@ -143,13 +145,13 @@ async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
 }
 
 /// Marks the page so a reload can be detected.
-async fn mark_page(c: &Client) {
+pub(crate) async fn mark_page(c: &Client) {
     c.execute("window.__notReloaded = 42; return null;", vec![])
         .await
         .unwrap();
 }
 
-async fn still_marked(c: &Client) -> bool {
+pub(crate) async fn still_marked(c: &Client) -> bool {
     c.execute("return window.__notReloaded === 42;", vec![])
         .await
         .unwrap()
@@ -541,7 +543,7 @@ async fn a_run_started_from_the_form_updates_in_place_and_shows_its_plot() {
 
 /// Saves a screenshot when `FMU_GATEWAY_SCREENSHOTS` names a directory (for a person to look
 /// at; the assertions do not depend on it).
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     if let Ok(dir) = std::env::var("FMU_GATEWAY_SCREENSHOTS") {
         let png = c.screenshot().await.unwrap();
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
@@ -622,7 +624,7 @@ async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place
     assert_eq!(text_of("#plan-name").await, "Free");
     assert_eq!(text_of("#credits").await, "25");
     c.find(Locator::XPath(
-        "//form[@action='/billing/checkout']//button[normalize-space()='Upgrade to Pro']",
+        "//form[@action='/billing/checkout']//button[normalize-space()='Buy the Pro pack']",
     ))
     .await
     .unwrap()
@@ -695,7 +697,7 @@ async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place
     assert_eq!(text_of("#credits").await, "145");
     assert_eq!(text_of("#plan-name").await, "Pro");
     assert!(text_of("#plan-pro").await.contains("Current"));
-    assert!(text_of("#billing-account").await.contains("Buy Enterprise"));
+    assert!(text_of("#billing-account").await.contains("Buy the Enterprise pack"));
     assert!(
         still_marked(c).await,
         "the page was updated in place, not reloaded"
@@ -704,11 +706,14 @@ async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place
     c.goto(&app.at("/dashboard")).await.unwrap();
     assert_eq!(text_of("#credits").await, "145");
     let plan_line = text_of("#credits + p.muted").await;
-    assert!(plan_line.starts_with("Pro plan"), "{plan_line}");
+    assert!(
+        plan_line.starts_with("Latest credit pack: Pro."),
+        "{plan_line}"
+    );
 }
 
 /// The widest element on the page, in CSS pixels (to catch sideways scrolling on a phone).
-async fn page_width(c: &Client) -> f64 {
+pub(crate) async fn page_width(c: &Client) -> f64 {
     c.execute("return document.documentElement.scrollWidth;", vec![])
         .await
         .unwrap()

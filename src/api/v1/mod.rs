@@ -60,14 +60,7 @@ pub fn routes(public_url: &str, config: &crate::config::Config) -> impl Endpoint
     let spec = crate::api::spec::refine(&generated, config);
     let methods = crate::api::spec::PathMethods::of(&spec);
     // Swagger UI embeds the document it is given: give it the refined one.
-    let docs = api
-        .swagger_ui_html()
-        .replacen(&generated, &spec, 1)
-        .replacen(
-            "<head>",
-            r#"<head><meta name="viewport" content="width=device-width, initial-scale=1">"#,
-            1,
-        );
+    let docs = docs_page(&api.swagger_ui_html().replacen(&generated, &spec, 1));
     let spec_json = move |_| {
         poem::Response::builder()
             .content_type("application/json; charset=utf-8")
@@ -81,6 +74,30 @@ pub fn routes(public_url: &str, config: &crate::config::Config) -> impl Endpoint
         .at("/docs/", poem::get(make_sync(docs_html)))
         .catch_all_error(|e| async move { framework_error(e) })
         .around(move |inner, req| with_allow(inner, req, methods.clone()))
+}
+
+/// Swagger UI's page as poem-openapi makes it, made one of ours: standards mode, a viewport
+/// for phones, a title, the dashboard's dark theme (`docs.css`, after Swagger's own styles) and
+/// a way back to the dashboard. The additions go just before Swagger's mount point, found
+/// after its bundled script, so nothing inside that script can be matched instead.
+fn docs_page(swagger: &str) -> String {
+    const MOUNT: &str = r#"<div id="ui"></div>"#;
+    const HEAD: &str = r#"<!DOCTYPE html><html lang="en"><head><meta name="viewport" content="width=device-width, initial-scale=1"><title>API docs · FMU Gateway</title>"#;
+    let top = format!(
+        r#"<link rel="stylesheet" href="{css}"><header class="docs-bar"><a class="docs-back" href="{dashboard}">← Dashboard</a><span>FMU Gateway API</span><a href="{spec}">openapi.json</a></header>"#,
+        css = crate::web::assets::url("docs.css"),
+        dashboard = crate::web::paths::DASHBOARD,
+        spec = crate::web::paths::OPENAPI_JSON,
+    );
+    let swagger = swagger
+        .trim_start()
+        .replacen(r#"<html charset="UTF-8">"#, "", 1)
+        .replacen("<head>", HEAD, 1)
+        .replacen("<title>Swagger UI</title>", "", 1);
+    match swagger.find(MOUNT) {
+        Some(at) => format!("{}{top}{}", &swagger[..at], &swagger[at..]),
+        None => swagger,
+    }
 }
 
 /// A 405 from the router says which methods the path has (`Allow`, as RFC 9110 requires).

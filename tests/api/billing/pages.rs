@@ -24,7 +24,8 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
         "{csp}"
     );
     let page = resp.text().await.unwrap();
-    assert!(page.contains("Upgrade to Pro") && page.contains("Upgrade to Enterprise"));
+    assert!(page.contains("Buy the Pro pack") && page.contains("Buy the Enterprise pack"));
+    assert!(!page.contains("Upgrade"), "credit packs are bought once, not a subscription");
     assert!(page.contains("$49") && page.contains("$199"));
     assert!(!page.contains("Manage billing"), "no customer yet");
 
@@ -105,7 +106,7 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
     )
     .await;
     assert!(!fragment.contains("credits were added"), "{fragment}");
-    assert!(page.contains("Manage billing") && page.contains("Buy Enterprise"));
+    assert!(page.contains("Manage billing") && page.contains("Buy the Enterprise pack"));
     let page = page_text(&client, app.at("/billing?checkout=cancelled")).await;
     assert!(page.contains("Nothing was charged"));
 
@@ -122,7 +123,7 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
         format!("{}/portal/bps_test_1", stub.url).as_str()
     );
     let page = page_text(&client, app.at("/dashboard")).await;
-    assert!(page.contains("Pro plan"), "{page}");
+    assert!(page.contains("Latest credit pack: Pro."), "{page}");
 }
 
 #[tokio::test]
