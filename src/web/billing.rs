@@ -185,9 +185,12 @@ fn history_lines(history: &[ledger::Entry]) -> Vec<HistoryLine> {
     // Oldest first, so a run's reservation opens its line and its settlement closes it.
     for e in history.iter().rev() {
         let run = e.run_id.clone();
-        let open = run
-            .as_ref()
-            .and_then(|id| lines.iter_mut().rev().find(|l| l.run_id.as_ref() == Some(id)));
+        let open = run.as_ref().and_then(|id| {
+            lines
+                .iter_mut()
+                .rev()
+                .find(|l| l.run_id.as_ref() == Some(id))
+        });
         let held = |delta: i64| Credits::new(-delta).map_or(delta.to_string(), |c| c.describe());
         match (e.kind, open) {
             (EntryKind::Settle | EntryKind::Refund, Some(line)) => {
@@ -195,7 +198,9 @@ fn history_lines(history: &[ledger::Entry]) -> Vec<HistoryLine> {
                 line.balance_after = e.balance_after.get();
                 let held = held(line.delta - e.delta);
                 line.what = match e.kind {
-                    EntryKind::Refund => format!("{held} held, then refunded ({})", why_refunded(e)),
+                    EntryKind::Refund => {
+                        format!("{held} held, then refunded ({})", why_refunded(e))
+                    }
                     _ => format!("{held} held, then charged"),
                 };
             }
@@ -413,7 +418,10 @@ mod tests {
             lines.iter().map(|l| l.delta).sum::<i64>(),
             history.iter().map(|e| e.delta).sum::<i64>()
         );
-        assert_eq!(lines[2].created_at, 2000, "a run's line is dated by its start");
+        assert_eq!(
+            lines[2].created_at, 2000,
+            "a run's line is dated by its start"
+        );
     }
 
     #[test]

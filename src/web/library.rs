@@ -43,7 +43,10 @@ pub enum Notice<'a> {
 fn ids(m: &FmuRecord) -> (String, String) {
     match &m.library_id {
         Some(l) => (l.clone(), l.clone()),
-        None => (m.id.as_str()[..12].to_string() + "…", m.id.as_str().to_string()),
+        None => (
+            m.id.as_str()[..12].to_string() + "…",
+            m.id.as_str().to_string(),
+        ),
     }
 }
 
@@ -312,7 +315,10 @@ pub async fn delete(
     }
     fmus::delete(&state, &s.user.id, &m.id).await?;
     if !fragment {
-        return Ok(see_other(&super::with_query(paths::LIBRARY, [("deleted", "1")])));
+        return Ok(see_other(&super::with_query(
+            paths::LIBRARY,
+            [("deleted", "1")],
+        )));
     }
     let models = fmus::list(&state, &s.user.id, None).await?;
     let notice = Notice::Deleted(&m.model_name);

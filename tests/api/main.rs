@@ -10,6 +10,7 @@ mod billing;
 mod call_log;
 mod charging;
 mod contract;
+mod dashboard;
 mod deploy;
 mod disk;
 mod first_run;

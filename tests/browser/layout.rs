@@ -45,7 +45,9 @@ async fn fits(c: &Client, url: &str, name: &str, label: &str) {
             )
             .await
             .unwrap();
-        panic!("{name} scrolls sideways at {label}: {wide} px on a {screen} px screen; sticking out: {culprits}");
+        panic!(
+            "{name} scrolls sideways at {label}: {wide} px on a {screen} px screen; sticking out: {culprits}"
+        );
     }
 }
 
@@ -69,7 +71,11 @@ async fn no_page_scrolls_sideways_on_a_phone_or_a_desktop() {
     for (width, height, label) in SIZES {
         c.set_window_size(width, height).await.unwrap();
         c.delete_all_cookies().await.unwrap();
-        for (name, path) in [("home", "/"), ("login", "/login"), ("register", "/register")] {
+        for (name, path) in [
+            ("home", "/"),
+            ("login", "/login"),
+            ("register", "/register"),
+        ] {
             fits(c, &app.at(path), name, label).await;
         }
         log_in(&b, &app, &account).await;
@@ -100,7 +106,10 @@ async fn the_navigation_folds_into_a_menu_on_a_phone_and_the_docs_lead_back() {
 
     c.set_window_size(390, 844).await.unwrap();
     c.goto(&app.at("/dashboard")).await.unwrap();
-    let runs_link = c.find(Locator::Css("nav.main a[href='/runs']")).await.unwrap();
+    let runs_link = c
+        .find(Locator::Css("nav.main a[href='/runs']"))
+        .await
+        .unwrap();
     assert!(
         !runs_link.is_displayed().await.unwrap(),
         "on a phone the links wait behind the menu button"
@@ -131,7 +140,10 @@ async fn the_navigation_folds_into_a_menu_on_a_phone_and_the_docs_lead_back() {
 
     c.set_window_size(1400, 1000).await.unwrap();
     c.goto(&app.at("/dashboard")).await.unwrap();
-    let runs_link = c.find(Locator::Css("nav.main a[href='/runs']")).await.unwrap();
+    let runs_link = c
+        .find(Locator::Css("nav.main a[href='/runs']"))
+        .await
+        .unwrap();
     assert!(
         runs_link.is_displayed().await.unwrap(),
         "on a desktop the links are in the bar"

@@ -425,6 +425,53 @@ async fn uploading_an_fmu_on_the_library_page_adds_it_in_place() {
         still_marked(c).await,
         "the table was updated without a page reload"
     );
+    // The upload is confirmed by name, its row highlighted, and it can be deleted in place
+    // after a confirmation.
+    let table = c.find(Locator::Css("#library-table")).await.unwrap();
+    let said = table
+        .find(Locator::Css(".alert-success"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let file_name = file.file_name().unwrap().to_str().unwrap();
+    assert!(
+        said.contains(&format!("“{file_name}” was uploaded as VanDerPol")),
+        "{said}"
+    );
+    let new_row = table.find(Locator::Css("tr.new-row")).await.unwrap();
+    assert!(new_row.text().await.unwrap().contains("VanDerPol"));
+    screenshot(c, "upload-confirmed").await;
+    new_row
+        .find(Locator::Css("details.confirm summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let delete = new_row
+        .find(Locator::Css("details.confirm button.danger"))
+        .await
+        .unwrap();
+    eventually("the confirmation", || async {
+        delete.is_displayed().await.ok().filter(|shown| *shown)
+    })
+    .await;
+    delete.click().await.unwrap();
+    eventually("the upload gone from the table", || async {
+        let text = c
+            .find(Locator::Css("#library-table"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (text.contains("VanDerPol was deleted from your library") && !text.contains("uploaded 2"))
+            .then_some(())
+    })
+    .await;
+    assert!(still_marked(c).await, "deleted in place");
     // The model page lists the variables.
     c.find(Locator::LinkText("VanDerPol"))
         .await
@@ -696,8 +743,12 @@ async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place
     .await;
     assert_eq!(text_of("#credits").await, "145");
     assert_eq!(text_of("#plan-name").await, "Pro");
-    assert!(text_of("#plan-pro").await.contains("Current"));
-    assert!(text_of("#billing-account").await.contains("Buy the Enterprise pack"));
+    assert!(text_of("#plan-pro").await.contains("Latest"));
+    assert!(
+        text_of("#billing-account")
+            .await
+            .contains("Buy the Enterprise pack")
+    );
     assert!(
         still_marked(c).await,
         "the page was updated in place, not reloaded"

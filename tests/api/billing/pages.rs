@@ -25,7 +25,10 @@ async fn the_billing_page_starts_checkout_with_a_csrf_protected_form() {
     );
     let page = resp.text().await.unwrap();
     assert!(page.contains("Buy the Pro pack") && page.contains("Buy the Enterprise pack"));
-    assert!(!page.contains("Upgrade"), "credit packs are bought once, not a subscription");
+    assert!(
+        !page.contains("Upgrade"),
+        "credit packs are bought once, not a subscription"
+    );
     assert!(page.contains("$49") && page.contains("$199"));
     assert!(!page.contains("Manage billing"), "no customer yet");
 
