@@ -1167,6 +1167,7 @@ mod tests {
             x_label: "<b>x</b>".into(),
             y_label: Some("\"><svg onload=alert(1)>".into()),
             title: Some(evil.into()),
+            stepped: vec![],
         };
         let svg = line_plot(&t, &[(evil, &y)], &opts).into_string();
         assert!(!svg.contains("<script"), "{svg}");

@@ -22,6 +22,7 @@ mod keys;
 mod metrics;
 mod non_finite;
 mod openapi;
+mod plots;
 mod reference;
 mod results;
 mod run_types;
