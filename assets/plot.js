@@ -32,8 +32,9 @@
     return prefix ? prefix + " · " + text : text;
   }
 
+  // Tall enough to read on a phone, not taller than a desktop screen needs for two plots.
   function heightFor(width) {
-    return Math.round(Math.max(160, Math.min(280, width * 0.55)));
+    return Math.round(Math.max(200, Math.min(300, width * 0.6)));
   }
 
   // Groups every source's series by unit: [{unit, tables: [[time, values…]…], series: […]}].
@@ -76,6 +77,9 @@
         grid: { stroke: GRID, width: 1 }, ticks: { stroke: AXIS, width: 1 },
       };
     }
+    var x = axis("time [s]");
+    x.size = 30;
+    x.labelSize = 18;
     var y = axis(group.unit ? "[" + group.unit + "]" : "");
     y.size = 56;
     return {
@@ -83,7 +87,7 @@
       height: heightFor(width),
       series: series,
       scales: { x: { time: false } },
-      axes: [axis(""), y],
+      axes: [x, y],
       cursor: { sync: { key: syncKey }, drag: { x: true, y: false } },
       legend: { live: true },
       hooks: { setScale: [onScale] },

@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn a_gap_is_kept_so_the_plot_shows_it() {
         let n = 10_000;
-        let time: Vec<f64> = (0..n).map(f64::from).collect();
+        let time: Vec<f64> = (0..n).map(|i| i as f64).collect();
         let mut values = vec![1.0; n];
         values[5_000] = f64::NAN;
         assert!(kept(&time, &[&values], 10).contains(&5_000));

@@ -24,8 +24,9 @@ use crate::domain::fmus;
 use crate::domain::ids::RunId;
 use crate::domain::runs::{self, StoredSettings};
 use crate::format::Number;
+use crate::sim::recorded::{Storage, ValueType};
 use crate::sim::reference::{Reference, ReferenceCheck};
-use crate::sim::result_file::{PlotData, PlotGroup, PlotSample};
+use crate::sim::result_file::{PlotData, PlotGroup, PlotSample, ResultFile};
 use crate::state::State;
 use crate::store::runs::RunRow;
 
@@ -115,7 +116,7 @@ async fn discrete_floats(state: &State, s: &Session, run: &RunRow) -> Vec<String
             .iter()
             .filter(|v| {
                 v.variability == "discrete"
-                    && matches!(v.r#type.as_str(), "Real" | "Float64" | "Float32")
+                    && ValueType::from_fmi(&v.r#type).is_some_and(|t| t.storage() == Storage::Float)
             })
             .map(|v| v.name.clone())
             .collect(),
@@ -129,10 +130,10 @@ async fn plot_data(
     state: &State,
     s: &Session,
     run: &RunRow,
+    result: ResultFile,
     vars: &[String],
     width: usize,
 ) -> Result<PlotData, WebError> {
-    let result = runs::result(state, run).await?;
     let unknown: Vec<&String> = vars
         .iter()
         .filter(|v| {
@@ -172,7 +173,8 @@ pub async fn json(
     let pairs = query_pairs(req);
     let width = width_of(&pairs)?;
     let run = runs::get(&state.store, &s.user.id, &id).await?;
-    let data = plot_data(&state, &s, &run, &values_of(&pairs, "var"), width).await?;
+    let result = runs::result(&state, &run).await?;
+    let data = plot_data(&state, &s, &run, result, &values_of(&pairs, "var"), width).await?;
     let body = serde_json::to_vec(&data).map_err(AppError::from)?;
     Ok(Response::builder()
         .content_type("application/json")
@@ -191,7 +193,16 @@ pub async fn svg(
 ) -> Result<Response, WebError> {
     let pairs = query_pairs(req);
     let run = runs::get(&state.store, &s.user.id, &id).await?;
-    let data = plot_data(&state, &s, &run, &values_of(&pairs, "var"), SVG_WIDTH).await?;
+    let result = runs::result(&state, &run).await?;
+    let data = plot_data(
+        &state,
+        &s,
+        &run,
+        result,
+        &values_of(&pairs, "var"),
+        SVG_WIDTH,
+    )
+    .await?;
     let panels: Vec<Markup> = data
         .groups
         .iter()
@@ -410,7 +421,14 @@ fn setting_rows(runs: &[RunRow]) -> Vec<SettingRow> {
         },
         SettingRow {
             label: "Model id".into(),
-            values: runs.iter().map(|r| r.fmu_id.to_string()).collect(),
+            // 12 hex digits tell uploads apart (the model's page has the whole id).
+            values: runs
+                .iter()
+                .map(|r| {
+                    let id = r.fmu_id.as_str();
+                    id.get(..12).map_or(id.to_string(), |s| format!("{s}…"))
+                })
+                .collect(),
         },
         SettingRow {
             label: "Interface".into(),
@@ -568,11 +586,11 @@ async fn overlay_data(
     if chosen.is_empty() {
         return Ok(out);
     }
-    for run in runs.iter().filter(|r| {
-        r.status == crate::domain::runs::RunStatus::Succeeded && r.result_removed_at.is_none()
-    }) {
-        let data = plot_data(state, s, run, chosen, SVG_WIDTH).await?;
-        out.push((run.clone(), data));
+    for run in runs {
+        if let Some(result) = runs::kept_result(state, run).await? {
+            let data = plot_data(state, s, run, result, chosen, SVG_WIDTH).await?;
+            out.push((run.clone(), data));
+        }
     }
     Ok(out)
 }
@@ -652,7 +670,7 @@ pub async fn compare(
     .to_string();
     let content = html! {
         h1 { "Compare runs" }
-        section.card {
+        section.card.compare {
             h2 { "Settings" }
             p.muted { "Rows whose values differ are marked " mark { "like this" } "." }
             div.table-scroll {
