@@ -163,10 +163,15 @@
     }).observe(live);
     var svg = box.querySelector(".plot-svg");
     if (svg) svg.hidden = true;
-    var link = box.querySelector(".plot-png");
-    if (link) {
-      link.hidden = false;
-      link.addEventListener("click", function () { link.href = png(plots); });
+    var button = box.querySelector(".plot-png");
+    if (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var a = document.createElement("a");
+        a.href = png(plots);
+        a.download = button.getAttribute("data-name") || "plot.png";
+        a.click();
+      });
     }
     box.plots = plots;
     box.setAttribute("data-plot-ready", String(plots.length));

@@ -376,10 +376,11 @@ fn plot_box(
             }
             p.plot-export {
                 "Export: "
-                a.button.plot-svg-link href=(svg_href) download { "SVG" } " "
-                // Filled with the picture by plot.js when it is clicked; hidden until the
-                // interactive plot has drawn (there is no canvas to export before).
-                a.button.plot-png href="#" download=(png_name) hidden { "PNG" }
+                // The server answers it as an attachment (no `download` attribute needed).
+                a.button.plot-svg-link href=(svg_href) { "SVG" } " "
+                // plot.js shows it once the interactive plot has drawn (there is no canvas
+                // to export before) and saves the canvases as `png_name`.
+                button.plot-png type="button" data-name=(png_name) hidden { "PNG" }
             }
         }
     }

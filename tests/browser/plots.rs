@@ -248,15 +248,31 @@ async fn a_run_plot_hovers_zooms_resets_hides_and_exports_at_phone_and_desktop_s
         );
         screenshot(c, &format!("plot-hidden-series-{label}")).await;
 
-        // PNG export: the link gets the picture as a data URL when clicked.
-        let png = c.find(Locator::Css("#run-plot a.plot-png")).await.unwrap();
-        png.click().await.unwrap();
-        let href = png.attr("href").await.unwrap().unwrap();
+        // PNG export: the button downloads the stacked canvases as a PNG data URL (the
+        // download is caught here as the link plot.js clicks).
+        js(
+            c,
+            "window.__downloads = []; HTMLAnchorElement.prototype.click = function () { \
+             window.__downloads.push([this.href, this.download]); }; return null;",
+        )
+        .await;
+        c.find(Locator::Css("#run-plot button.plot-png"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let download = js(c, "return window.__downloads;").await;
+        let (href, name) = (
+            download[0][0].as_str().unwrap(),
+            download[0][1].as_str().unwrap(),
+        );
         assert!(
             href.starts_with("data:image/png;base64,") && href.len() > 2000,
             "{}",
             &href[..href.len().min(60)]
         );
+        assert_eq!(name, format!("{id}.png"));
         let svg = c
             .find(Locator::Css("#run-plot a.plot-svg-link"))
             .await
@@ -382,4 +398,47 @@ async fn the_compare_page_overlays_two_runs_and_sets_their_settings_side_by_side
         .await;
         screenshot(c, &format!("compare-overlay-{label}")).await;
     }
+}
+
+/// A run page opened while the run goes on gets its plot when htmx swaps the finished run in.
+#[tokio::test]
+async fn the_plot_of_a_run_that_ends_while_its_page_is_open_draws_when_htmx_swaps_it_in() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let b = start_browser().await;
+    let c = &b.client;
+    log_in(&b, &app, &account).await;
+    let run: Value = app
+        .create_run(
+            &account.api_key,
+            &json!({"fmu_id": "lib:VanDerPol", "stop_time": 50000, "output_interval": 1}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = run["id"].as_str().unwrap();
+    c.goto(&app.at(&format!("/runs/{id}"))).await.unwrap();
+    let status = js(
+        c,
+        "return document.querySelector('#run-details [data-status]').dataset.status;",
+    )
+    .await;
+    assert!(
+        matches!(status.as_str(), Some("queued" | "running")),
+        "the run was still going when the page opened: {status}"
+    );
+    assert!(
+        c.find(Locator::Id("run-plot")).await.is_err(),
+        "no plot before the results"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while c.find(Locator::Id("run-plot")).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(drawn(c, "run-plot").await >= 1, "drawn after the swap");
 }
