@@ -1,13 +1,14 @@
 //! The interactive plots in chromium, at a phone's 390×844 and a desktop's 1400×1000: a run of
-//! BouncingBall draws h [m] and v [m/s] as two stacked uPlots that show values on hover,
-//! zoom together by dragging and come back on a double-click, hide a series from the legend
-//! and export a PNG; an integer output shows the value it holds; the compare page overlays two
-//! runs.
-//! No size scrolls sideways.
+//! BouncingBall draws h [m] and v [m/s] as two stacked uPlots that show values on hover, zoom
+//! together by dragging, pan together with Shift+drag, come back on a double-click, hide a
+//! series from the legend and export a PNG; an integer output shows the value it holds; a plot
+//! swapped in by htmx is drawn; the compare page overlays two runs. No size scrolls sideways.
 
 use std::time::Duration;
 
-use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::actions::{
+    Actions, InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction,
+};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
@@ -204,6 +205,46 @@ async fn a_run_plot_hovers_zooms_resets_hides_and_exports_at_phone_and_desktop_s
             "{zoomed:?} in {full:?}"
         );
         screenshot(c, &format!("plot-zoomed-{label}")).await;
+
+        // Shift+drag pans: the same span, earlier, in both plots.
+        let shift = '\u{E008}';
+        let keys = KeyActions::new("keys".into())
+            .then(KeyAction::Down { value: shift })
+            .pause(Duration::from_millis(10))
+            .pause(Duration::from_millis(10))
+            .pause(Duration::from_millis(10))
+            .then(KeyAction::Up { value: shift });
+        let drag = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement {
+                element: area.clone(),
+                duration: None,
+                x: 0.0,
+                y: 0.0,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::MoveToElement {
+                element: area.clone(),
+                duration: Some(Duration::from_millis(200)),
+                x: 60.0,
+                y: 0.0,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        c.perform_actions(Actions::from(keys).and(drag))
+            .await
+            .unwrap();
+        c.release_actions().await.unwrap();
+        let panned = x_ranges(c, "run-plot").await;
+        assert_eq!(panned[0], panned[1], "the plots pan together");
+        let width_of = |r: (f64, f64)| r.1 - r.0;
+        assert!(
+            (width_of(panned[0]) - width_of(zoomed[0])).abs() < 1e-9 * width_of(zoomed[0]).max(1.0)
+                && panned[0].0 < zoomed[0].0,
+            "{panned:?} from {zoomed:?}"
+        );
 
         // Double-click: back to the whole run.
         let click = |a: MouseActions| {
