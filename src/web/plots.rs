@@ -377,10 +377,10 @@ fn plot_box(
             p.plot-export {
                 "Export: "
                 // The server answers it as an attachment (no `download` attribute needed).
-                a.button.plot-svg-link href=(svg_href) { "SVG" } " "
+                a.button.plot-svg-link href=(svg_href) aria-label="Export the plot as SVG" { "SVG" } " "
                 // plot.js shows it once the interactive plot has drawn (there is no canvas
                 // to export before) and saves the canvases as `png_name`.
-                button.plot-png type="button" data-name=(png_name) hidden { "PNG" }
+                button.plot-png type="button" data-name=(png_name) aria-label="Export the plot as PNG" hidden { "PNG" }
             }
         }
     }
