@@ -27,6 +27,16 @@
     return String(Math.round(v * 1e4) / 1e4);
   }
 
+  // A short tick label ("0.25", "12k" is not used: "1.2e4", "-2.1e9"), so the y axis keeps
+  // its width on a phone whatever the magnitude.
+  function tick(v) {
+    var a = Math.abs(v);
+    if (a !== 0 && (a < 1e-3 || a >= 1e5)) {
+      return v.toExponential(2).replace(/\.?0+e/, "e").replace("e+", "e");
+    }
+    return String(+v.toPrecision(6));
+  }
+
   function label(prefix, name, unit) {
     var text = unit ? name + " [" + unit + "]" : name;
     return prefix ? prefix + " · " + text : text;
@@ -81,7 +91,8 @@
     x.size = 30;
     x.labelSize = 18;
     var y = axis(group.unit ? "[" + group.unit + "]" : "");
-    y.size = 56;
+    y.size = 60;
+    y.values = function (u, splits) { return splits.map(tick); };
     return {
       width: width,
       height: heightFor(width),
