@@ -8,11 +8,19 @@ use std::path::{Path, PathBuf};
 mod build_support;
 
 fn main() {
-    let htmx = "node_modules/htmx.org/dist/htmx.min.js";
-    println!("cargo:rerun-if-changed={htmx}");
     println!("cargo:rerun-if-changed=package-lock.json");
-    if !std::path::Path::new(htmx).exists() {
-        panic!("{htmx} is missing: run `npm ci` first (it installs htmx from package-lock.json)");
+    for embedded in [
+        "node_modules/htmx.org/dist/htmx.min.js",
+        "node_modules/uplot/dist/uPlot.iife.min.js",
+        "node_modules/uplot/dist/uPlot.min.css",
+    ] {
+        println!("cargo:rerun-if-changed={embedded}");
+        if !std::path::Path::new(embedded).exists() {
+            panic!(
+                "{embedded} is missing: run `npm ci` first (it installs htmx and uPlot from \
+                 package-lock.json)"
+            );
+        }
     }
 
     build_demo_fmus();

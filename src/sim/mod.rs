@@ -4,6 +4,7 @@
 mod bdf;
 pub mod call_log;
 mod cs_loop;
+pub mod downsample;
 pub mod engine;
 mod fmi_version;
 pub mod fmu_state;

@@ -104,8 +104,48 @@ pub struct PlotSample {
     pub time: Vec<f64>,
     /// Each numeric column by name.
     pub series: Vec<(String, Vec<f64>)>,
+    /// The unit of each series (in `series`' order): a plot gives each unit its own y axis.
+    pub units: Vec<Option<String>>,
+    /// Whether each series (in `series`' order) is of a type that changes only at events
+    /// (integers, Booleans, enumerations): a plot draws it as steps.
+    pub discrete: Vec<bool>,
     /// The String and Binary columns, which a plot cannot draw.
     pub text: Vec<String>,
+}
+
+/// What an interactive plot draws ([`ResultFile::plot_data`]): the numeric columns grouped
+/// by unit (one y axis each), each group downsampled on its own ([`super::downsample`]).
+/// Serialized as the dashboard's `plot.json`; a value that is not a number (NaN, ±∞) is
+/// written as `null`, which the plot draws as a gap.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlotData {
+    /// Rows of the whole result.
+    pub rows: u64,
+    /// Whether rows were left out (every kept one is a real sample).
+    pub downsampled: bool,
+    pub groups: Vec<PlotGroup>,
+}
+
+/// The series of one unit, on their shared time points.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlotGroup {
+    /// Left out for unitless values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    pub time: Vec<f64>,
+    pub series: Vec<PlotSeries>,
+}
+
+/// One numeric column of a plot.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlotSeries {
+    pub name: String,
+    /// Changes only at events (integers, Booleans, enumerations, discrete floats): drawn as
+    /// steps, never as ramps between samples.
+    pub discrete: bool,
+    /// Numbers as `f64` (Booleans 0 and 1, enumerations by value; an integer beyond 2^53 is
+    /// the nearest `f64`, as a plot can only draw that): the downloads keep them exact.
+    pub values: Vec<f64>,
 }
 
 /// Where one column's cells are.
@@ -507,7 +547,14 @@ impl ResultFile {
     pub fn plot_sample(&self, max_rows: u64) -> io::Result<PlotSample> {
         let numeric = |at: &ColumnAt| at.r#type.is_numeric();
         let (time, columns) = self.sample(max_rows, numeric)?;
+        let plotted = || self.columns.iter().filter(|at| numeric(at));
         Ok(PlotSample {
+            units: plotted()
+                .map(|at| self.header.variables[at.variable].unit.clone())
+                .collect(),
+            discrete: plotted()
+                .map(|at| at.r#type.storage() != Storage::Float)
+                .collect(),
             time,
             series: columns
                 .into_iter()
@@ -519,6 +566,76 @@ impl ResultFile {
                 .filter(|at| !numeric(at))
                 .map(|at| at.name.clone())
                 .collect(),
+        })
+    }
+
+    /// The numeric columns named in `wanted` (all of them when `None`; a name is a column's
+    /// or its array variable's) grouped by unit and downsampled to `width` pixel columns,
+    /// keeping each column's extremes. `discrete_floats` names the float variables the model
+    /// declares discrete (every other type is discrete by its type). Reads one column at a
+    /// time, twice (once to choose the rows, once to take them): memory is the time column
+    /// and one column, however many columns the result has.
+    pub fn plot_data(
+        &self,
+        wanted: Option<&[String]>,
+        discrete_floats: &[String],
+        width: usize,
+    ) -> io::Result<PlotData> {
+        let rows = self.header.rows;
+        let mut time = vec![0.0; rows as usize];
+        self.read_time(0, &mut time)?;
+        let base = super::downsample::RowPicker::new(&time, width);
+        let mut groups: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+        for (c, at) in self.columns.iter().enumerate() {
+            let variable = &self.header.variables[at.variable];
+            let chosen =
+                wanted.is_none_or(|w| w.iter().any(|n| *n == at.name || *n == variable.name));
+            if !at.r#type.is_numeric() || !chosen {
+                continue;
+            }
+            let unit = variable.unit.as_deref();
+            match groups.iter_mut().find(|(u, _)| *u == unit) {
+                Some((_, columns)) => columns.push(c),
+                None => groups.push((unit, vec![c])),
+            }
+        }
+        let numbers = |c: usize| -> io::Result<Vec<f64>> {
+            Ok(match self.read(c, 0, rows as usize)? {
+                Values::Float(v) => v,
+                other => other.numbers().unwrap_or_default(),
+            })
+        };
+        let mut out = Vec::with_capacity(groups.len());
+        for (unit, columns) in groups {
+            let mut picker = base.clone();
+            if !picker.is_exact() {
+                for &c in &columns {
+                    picker.mark(&numbers(c)?);
+                }
+            }
+            let kept = picker.rows();
+            let mut series = Vec::with_capacity(columns.len());
+            for &c in &columns {
+                let at = &self.columns[c];
+                let all = numbers(c)?;
+                let variable = &self.header.variables[at.variable].name;
+                series.push(PlotSeries {
+                    name: at.name.clone(),
+                    discrete: at.r#type.storage() != Storage::Float
+                        || discrete_floats.contains(variable),
+                    values: kept.iter().map(|&r| all[r]).collect(),
+                });
+            }
+            out.push(PlotGroup {
+                unit: unit.map(str::to_owned),
+                time: kept.iter().map(|&r| time[r]).collect(),
+                series,
+            });
+        }
+        Ok(PlotData {
+            rows,
+            downsampled: !base.is_exact(),
+            groups: out,
         })
     }
 

@@ -1,7 +1,8 @@
 //! Static assets, compiled into the binary so the service is one file to deploy.
 //!
-//! htmx comes from the npm package `htmx.org` (pinned in package.json and its lock file;
-//! `npm ci` puts it in node_modules, `build.rs` checks it is there). Ours live in `assets/`.
+//! htmx comes from the npm package `htmx.org` and uPlot (the interactive plots) from `uplot`,
+//! both pinned in package.json and its lock file; `npm ci` puts them in node_modules,
+//! `build.rs` checks they are there. Ours live in `assets/`.
 
 use poem::http::StatusCode;
 use poem::web::Path;
@@ -15,11 +16,28 @@ const HTMX: &[u8] = include_bytes!(concat!(
     "/node_modules/htmx.org/dist/htmx.min.js"
 ));
 
+/// uPlot, the interactive plots' library (npm `uplot`, pinned like htmx): loaded only by the
+/// pages that plot, driven by our `plot.js`.
+const UPLOT_JS: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/node_modules/uplot/dist/uPlot.iife.min.js"
+));
+const UPLOT_CSS: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/node_modules/uplot/dist/uPlot.min.css"
+));
+
 fn find(name: &str) -> Option<(&'static [u8], &'static str)> {
     Some(match name {
         "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
         "app.js" => (
             include_bytes!("../../assets/app.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "uPlot.iife.min.js" => (UPLOT_JS, "text/javascript; charset=utf-8"),
+        "uPlot.min.css" => (UPLOT_CSS, "text/css; charset=utf-8"),
+        "plot.js" => (
+            include_bytes!("../../assets/plot.js"),
             "text/javascript; charset=utf-8",
         ),
         "app.css" => (

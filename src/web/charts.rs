@@ -82,6 +82,9 @@ pub struct PlotOptions {
     pub y_label: Option<String>,
     /// Heading drawn above the plot (and used as the SVG `<title>`).
     pub title: Option<String>,
+    /// The series that change only at events (integers, Booleans, discrete floats): drawn
+    /// as steps, holding each value until the next sample, never as ramps.
+    pub stepped: Vec<String>,
 }
 
 impl Default for PlotOptions {
@@ -90,6 +93,7 @@ impl Default for PlotOptions {
             x_label: "time [s]".to_string(),
             y_label: None,
             title: None,
+            stepped: Vec::new(),
         }
     }
 }
@@ -139,9 +143,31 @@ pub fn line_plot_with_references(
     references: &[ReferenceLine<'_>],
     opts: &PlotOptions,
 ) -> Markup {
+    let curves: Vec<Curve<'_>> = series
+        .iter()
+        .map(|&(name, values)| Curve { name, time, values })
+        .collect();
+    curves_plot(&curves, references, opts)
+}
+
+/// A line of its own time points: the runs a compare page overlays each have theirs.
+#[derive(Debug, Clone, Copy)]
+pub struct Curve<'a> {
+    pub name: &'a str,
+    pub time: &'a [f64],
+    pub values: &'a [f64],
+}
+
+/// [`line_plot_with_references`] of curves that do not share their time points (an overlay
+/// of several runs).
+pub fn curves_plot(
+    series: &[Curve<'_>],
+    references: &[ReferenceLine<'_>],
+    opts: &PlotOptions,
+) -> Markup {
     let title = chart_title(opts.title.as_deref(), "Line plot");
     let references = &references[..references.len().min(MAX_SERIES)];
-    let Some(layout) = plot_layout(time, series, references, opts) else {
+    let Some(layout) = plot_layout(series, references, opts) else {
         return no_data(&title, "chart chart-line");
     };
     let shown = &series[..series.len().min(MAX_SERIES)];
@@ -151,7 +177,14 @@ pub fn line_plot_with_references(
         (MAX_POINTS_TOTAL / shown.len().max(1)).clamp(MIN_POINTS_PER_SERIES, MAX_POINTS_PER_SERIES);
     let paths: Vec<String> = shown
         .iter()
-        .map(|(_, ys)| series_path(f, &decimate(time, ys, budget)))
+        .map(|c| {
+            let points = decimate(c.time, c.values, budget);
+            if opts.stepped.iter().any(|s| s == c.name) {
+                series_path(f, &steps(&points))
+            } else {
+                series_path(f, &points)
+            }
+        })
         .collect();
     // Each reference in its series' colour (a reference of a series not shown: the next).
     let reference_paths: Vec<(String, &'static str)> = references
@@ -160,7 +193,7 @@ pub fn line_plot_with_references(
         .map(|(i, r)| {
             let index = shown
                 .iter()
-                .position(|(n, _)| *n == r.name)
+                .position(|c| c.name == r.name)
                 .unwrap_or(shown.len() + i);
             (
                 series_path(f, &decimate(r.time, r.values, budget)),
@@ -186,7 +219,7 @@ pub fn line_plot_with_references(
     let y_label = opts.y_label.as_deref().map(|l| clip(l, MAX_LABEL_CHARS));
     let names: Vec<Cow<str>> = shown
         .iter()
-        .map(|(n, _)| clip(n, MAX_LEGEND_CHARS))
+        .map(|c| clip(c.name, MAX_LEGEND_CHARS))
         .collect();
     let mut aria = format!("{title}: line plot of {} series", series.len());
     if !names.is_empty() {
@@ -279,6 +312,25 @@ pub fn line_plot_with_references(
         }
     };
     svg(&title, &aria, "chart chart-line", body)
+}
+
+/// Background of a standalone SVG (the dashboard's), as the charts' text is light.
+const PAGE_COLOR: &str = "#0f1720";
+
+/// Charts stacked into one standalone SVG document, each below the previous (the plot's SVG
+/// export: one panel per unit). Each chart is nested as it is drawn inline, given its place
+/// and height, which inline it takes from the page's width.
+pub fn stacked_document(charts: &[Markup]) -> String {
+    let total = HEIGHT * charts.len().max(1) as f64;
+    let mut doc = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {total}" width="{WIDTH}" height="{total}"><rect width="100%" height="100%" fill="{PAGE_COLOR}"/>"#
+    );
+    for (i, chart) in charts.iter().enumerate() {
+        let placed = format!(r#"<svg x="0" y="{}" height="{HEIGHT}" "#, HEIGHT * i as f64);
+        doc.push_str(&chart.0.replacen("<svg ", &placed, 1));
+    }
+    doc.push_str("</svg>");
+    doc
 }
 
 /// A bar chart of `(label, value)` pairs in order, e.g. credits spent per day, as an inline
@@ -432,8 +484,7 @@ struct PlotLayout {
 /// is the data's own (time usually starts and ends on round values anyway), with only the
 /// ticks inside it drawn.
 fn plot_layout(
-    time: &[f64],
-    series: &[(&str, &[f64])],
+    series: &[Curve<'_>],
     references: &[ReferenceLine<'_>],
     opts: &PlotOptions,
 ) -> Option<PlotLayout> {
@@ -442,7 +493,7 @@ fn plot_layout(
     let (mut y_lo, mut y_hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let curves = shown
         .iter()
-        .map(|(_, ys)| (time, *ys))
+        .map(|c| (c.time, c.values))
         .chain(references.iter().map(|r| (r.time, r.values)));
     for (time, ys) in curves {
         for (&x, &y) in time.iter().zip(ys.iter()) {
@@ -800,6 +851,19 @@ fn decimate(time: &[f64], ys: &[f64], max_points: usize) -> Vec<Option<(f64, f64
 /// `L` continues it. Points that round to the previous one are skipped. A segment of a
 /// single point gets `h0`, which draws as a dot with round line caps, so isolated samples
 /// stay visible.
+/// Points of a step line through `points`: each value held until the next sample's time.
+fn steps(points: &[Option<(f64, f64)>]) -> Vec<Option<(f64, f64)>> {
+    let mut out = Vec::with_capacity(points.len() * 2);
+    for (i, p) in points.iter().enumerate() {
+        if let (Some((x, _)), Some(Some((_, y_before)))) = (p, i.checked_sub(1).map(|j| points[j]))
+        {
+            out.push(Some((*x, y_before)));
+        }
+        out.push(*p);
+    }
+    out
+}
+
 fn series_path(f: &Frame, points: &[Option<(f64, f64)>]) -> String {
     let mut d = String::with_capacity(points.len() * 14);
     let mut prev: Option<(i64, i64)> = None;
@@ -1071,7 +1135,12 @@ mod tests {
         assert_eq!(count(&svg, "class=\"reference reference-0\""), 1, "{svg}");
         assert!(svg.contains("stroke-dasharray=\"6 4\""), "{svg}");
         // The reference is drawn in x's colour, and its 30 widens the range beyond x's 20.
-        let layout = plot_layout(&t, &[("x", &x)], &references, &opts).unwrap();
+        let curve = Curve {
+            name: "x",
+            time: &t,
+            values: &x,
+        };
+        let layout = plot_layout(&[curve], &references, &opts).unwrap();
         assert!(layout.frame.y1 >= 30.0);
         let point = format!(
             "{},{}",
@@ -1137,6 +1206,7 @@ mod tests {
             x_label: "<b>x</b>".into(),
             y_label: Some("\"><svg onload=alert(1)>".into()),
             title: Some(evil.into()),
+            stepped: vec![],
         };
         let svg = line_plot(&t, &[(evil, &y)], &opts).into_string();
         assert!(!svg.contains("<script"), "{svg}");
@@ -1194,7 +1264,15 @@ mod tests {
             assert_eq!(count(d, "M"), 1);
             assert!(count(d, "L") <= MAX_POINTS_PER_SERIES, "{}", count(d, "L"));
         }
-        let frame = plot_layout(&t, &series, &[], &opts).unwrap().frame;
+        let curves: Vec<Curve<'_>> = series
+            .iter()
+            .map(|&(name, values)| Curve {
+                name,
+                time: &t,
+                values,
+            })
+            .collect();
+        let frame = plot_layout(&curves, &[], &opts).unwrap().frame;
         for (i, extreme) in [(123_457, 7.25), (876_543, -4.75)] {
             let point = format!("{},{}", num(frame.x(t[i])), num(frame.y(extreme)));
             assert!(ds[0].contains(&point), "spike at {point} lost");
@@ -1314,5 +1392,29 @@ mod tests {
         assert_eq!(d.first(), Some(&Some((0.0, 0.0))));
         assert_eq!(d.last(), Some(&Some((99_999.0, 99_999.0))));
         assert!(d.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn a_stepped_series_holds_each_value_until_the_next_sample() {
+        let points = [Some((0.0, 1.0)), Some((1.0, 2.0)), None, Some((3.0, 5.0))];
+        assert_eq!(
+            steps(&points),
+            [
+                Some((0.0, 1.0)),
+                Some((1.0, 1.0)),
+                Some((1.0, 2.0)),
+                None,
+                Some((3.0, 5.0))
+            ]
+        );
+        let t = [0.0, 1.0, 2.0];
+        let opts = PlotOptions {
+            stepped: vec!["n".into()],
+            ..PlotOptions::default()
+        };
+        let stepped = line_plot(&t, &[("n", &[0.0, 1.0, 2.0])], &opts).into_string();
+        let ramp = line_plot(&t, &[("n", &[0.0, 1.0, 2.0])], &PlotOptions::default()).into_string();
+        let lines = |svg: &str| path_ds(svg)[0].matches('L').count();
+        assert_eq!((lines(&ramp), lines(&stepped)), (2, 4));
     }
 }

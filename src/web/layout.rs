@@ -35,6 +35,18 @@ const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"
 /// A full HTML page. With a session, the page has the navigation, the user menu, and the
 /// CSRF token that htmx sends with every request (`hx-headers` on `<body>`).
 pub fn page(title: &str, nav: Nav, session: Option<&Session>, content: Markup) -> Markup {
+    page_with_head(title, nav, session, html! {}, content)
+}
+
+/// [`page`] with more in its `<head>`: the scripts and styles only some pages need (the
+/// plotting library is loaded by the pages that plot, not by every page).
+pub fn page_with_head(
+    title: &str,
+    nav: Nav,
+    session: Option<&Session>,
+    head: Markup,
+    content: Markup,
+) -> Markup {
     let hx_headers = session.map(|s| format!(r#"{{"X-CSRF-Token":"{}"}}"#, s.csrf_token));
     html! {
         (DOCTYPE)
@@ -48,6 +60,7 @@ pub fn page(title: &str, nav: Nav, session: Option<&Session>, content: Markup) -
                 link rel="stylesheet" href=(assets::url("app.css"));
                 script src=(assets::url("htmx.min.js")) defer {}
                 script src=(assets::url("app.js")) defer {}
+                (head)
             }
             body hx-headers=[hx_headers] {
                 a.skip href="#main" { "Skip to content" }

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod library;
 pub mod middleware;
 pub mod paths;
+pub mod plots;
 pub mod runs;
 pub mod usage;
 
@@ -72,6 +73,10 @@ pub fn routes() -> FaceRoutes {
         (paths::BILLING_CHECKOUT, page(post(billing::checkout))),
         (paths::BILLING_PORTAL, page(post(billing::portal))),
         (paths::BILLING_STATUS, page(get(billing::status))),
+        (paths::RUN_PLOT_JSON, page(get(plots::json))),
+        (paths::RUN_PLOT_SVG, page(get(plots::svg))),
+        (paths::RUNS_COMPARE, page(get(plots::compare))),
+        (paths::RUNS_COMPARE_SVG, page(get(plots::compare_svg))),
     ]
 }
 

@@ -23,6 +23,12 @@ pub const RUN_JSON: &str = "/runs/:id/result.json";
 pub const RUN_MAT: &str = "/runs/:id/result.mat";
 pub const RUN_PARQUET: &str = "/runs/:id/result.parquet";
 pub const RUN_FIELDS: &str = "/runs/form-fields";
+/// A run's interactive plot data (downsampled to `?width=`) and its SVG export.
+pub const RUN_PLOT_JSON: &str = "/runs/:id/plot.json";
+pub const RUN_PLOT_SVG: &str = "/runs/:id/plot.svg";
+/// 2–5 runs side by side (`?run=…&run=…[&var=…]`), and their overlay as an SVG file.
+pub const RUNS_COMPARE: &str = "/runs/compare";
+pub const RUNS_COMPARE_SVG: &str = "/runs/compare/plot.svg";
 pub const LIBRARY: &str = "/library";
 pub const LIBRARY_MODEL: &str = "/library/:id";
 pub const LIBRARY_DELETE: &str = "/library/:id/delete";
@@ -63,6 +69,14 @@ pub fn run(id: &RunId) -> String {
 
 pub fn run_row(id: &RunId) -> String {
     RUN_ROW.replace(":id", id.as_str())
+}
+
+pub fn run_plot_json(id: &RunId) -> String {
+    RUN_PLOT_JSON.replace(":id", id.as_str())
+}
+
+pub fn run_plot_svg(id: &RunId) -> String {
+    RUN_PLOT_SVG.replace(":id", id.as_str())
 }
 
 /// The download of a run's results in `format`.

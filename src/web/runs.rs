@@ -8,7 +8,6 @@ use poem::web::{Data, Path, Query};
 use poem::{Body, Response, handler};
 use serde::Deserialize;
 
-use super::charts::{self, PlotOptions};
 use super::error::WebError;
 use super::layout::{self, Nav, csrf_field, when};
 use super::{CurrentSession, WantsFragment, html, paths, see_other};
@@ -410,62 +409,6 @@ fn day(ms: i64) -> Markup {
 
 /// The run's status, plot, log and download: the run page's body and the fragment htmx polls
 /// while the run is unfinished.
-/// The reference's numeric columns that the plot also draws from the result: (name, values).
-fn reference_columns<'a>(
-    reference: &'a Reference,
-    output: &crate::sim::result_file::PlotSample,
-) -> Vec<(&'a str, Vec<f64>)> {
-    reference
-        .columns
-        .iter()
-        .filter(|c| output.series.iter().any(|(n, _)| *n == c.name))
-        .map(|c| {
-            let values = c
-                .cells
-                .iter()
-                .map(|cell| match cell.trim() {
-                    "true" => 1.0,
-                    "false" => 0.0,
-                    // A cell that is not a number leaves a gap, as NaN does.
-                    other => other.parse().unwrap_or(f64::NAN),
-                })
-                .collect();
-            (c.name.as_str(), values)
-        })
-        .collect()
-}
-
-/// The plot of a run's numeric results, with its reference dashed under them when it has one.
-fn results_plot(
-    run: &RunRow,
-    out: &crate::sim::result_file::PlotSample,
-    reference: Option<&Reference>,
-    check: Option<&ReferenceCheck>,
-) -> Markup {
-    let series: Vec<(&str, &[f64])> = out
-        .series
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_slice()))
-        .collect();
-    let columns = reference.map_or_else(Vec::new, |r| reference_columns(r, out));
-    let lines: Vec<charts::ReferenceLine<'_>> = columns
-        .iter()
-        .map(|(name, values)| charts::ReferenceLine {
-            name,
-            time: reference.map_or(&[][..], |r| r.time.as_slice()),
-            values,
-            first_outside: check
-                .and_then(|c| c.variables.iter().find(|v| v.name == *name))
-                .and_then(|v| v.first_outside),
-        })
-        .collect();
-    let opts = PlotOptions {
-        title: Some(run.fmu_name.clone()),
-        ..PlotOptions::default()
-    };
-    charts::line_plot_with_references(&out.time, &series, &lines, &opts)
-}
-
 /// The reference check's verdict: overall, then a row per variable.
 fn verdict_table(check: &ReferenceCheck) -> Markup {
     use crate::format::Number;
@@ -523,7 +466,7 @@ fn run_details(
             @if let Some(error) = &run.error { (layout::alert("error", error)) }
             @if let Some(out) = output {
                 @if !out.series.is_empty() {
-                    figure { (results_plot(run, out, reference, check.as_ref())) }
+                    (super::plots::run_figure(run, out, reference, check.as_ref()))
                 }
                 @if !out.text.is_empty() {
                     p #not-plotted.muted { "Text values are not plotted (they are in the CSV): " (out.text.join(", ")) }
@@ -587,7 +530,7 @@ pub async fn show(
     };
     Ok(html(
         StatusCode::OK,
-        layout::page("Run", Nav::Runs, Some(&s), content),
+        layout::page_with_head("Run", Nav::Runs, Some(&s), super::plots::head(), content),
     ))
 }
 

@@ -23,6 +23,7 @@ mod keys;
 mod metrics;
 mod non_finite;
 mod openapi;
+mod plots;
 mod reference;
 mod results;
 mod run_types;

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod plots;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
