@@ -22,6 +22,10 @@ pub const RUN_JSON: &str = "/runs/:id/result.json";
 pub const RUN_MAT: &str = "/runs/:id/result.mat";
 pub const RUN_PARQUET: &str = "/runs/:id/result.parquet";
 pub const RUN_FIELDS: &str = "/runs/form-fields";
+pub const RUN_CANCEL: &str = "/runs/:id/cancel";
+pub const RUN_AGAIN: &str = "/runs/:id/again";
+/// Runs picked in the runs list, side by side (`?run=<id>&run=<id>…`).
+pub const RUNS_COMPARE: &str = "/runs/compare";
 pub const LIBRARY: &str = "/library";
 pub const LIBRARY_MODEL: &str = "/library/:id";
 /// Also named by the domain (`crate::links`), which may not import this face.
@@ -51,6 +55,19 @@ pub fn run(id: &RunId) -> String {
 
 pub fn run_row(id: &RunId) -> String {
     RUN_ROW.replace(":id", id.as_str())
+}
+
+pub fn run_cancel(id: &RunId) -> String {
+    RUN_CANCEL.replace(":id", id.as_str())
+}
+
+pub fn run_again(id: &RunId) -> String {
+    RUN_AGAIN.replace(":id", id.as_str())
+}
+
+/// The run form filled in with a run's settings.
+pub fn edit_run(id: &RunId) -> String {
+    format!("{RUNS}?from={}#new-run", id.as_str())
 }
 
 /// The download of a run's results in `format`.

@@ -33,3 +33,4 @@ mod types;
 mod usage;
 mod validation;
 mod wire;
+mod workspace;
