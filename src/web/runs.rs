@@ -136,20 +136,24 @@ fn runs_list(rows: &[RunRow], total: u64, filter: &ListFilter, models: &[FmuReco
     html! {
         section #runs-list {
             h2 { "Your runs" }
-            form.filters method="get" action=(paths::RUNS) hx-get=(paths::RUNS) hx-target="#runs-list" hx-select="#runs-list" hx-swap="outerHTML" hx-trigger="change, submit" hx-push-url="true" {
-                label for="filter-status" { "Status" }
-                select #filter-status name="status" {
-                    option value="" { "Any" }
-                    @for st in RunStatus::ALL {
-                        option value=(st.as_str()) selected[filter.status == Some(st)] { (st.as_str()) }
+            form.run-filters method="get" action=(paths::RUNS) hx-get=(paths::RUNS) hx-target="#runs-list" hx-select="#runs-list" hx-swap="outerHTML" hx-trigger="change, submit" hx-push-url="true" {
+                div.filter {
+                    label for="filter-status" { "Status" }
+                    select #filter-status name="status" {
+                        option value="" { "Any" }
+                        @for st in RunStatus::ALL {
+                            option value=(st.as_str()) selected[filter.status == Some(st)] { (st.as_str()) }
+                        }
                     }
                 }
-                label for="filter-model" { "Model" }
-                select #filter-model name="model" {
-                    option value="" { "Any" }
-                    @for m in models {
-                        @let value = model_value(m);
-                        option value=(value) selected[filter.model.as_deref() == Some(value.as_str())] { (model_label(m)) }
+                div.filter {
+                    label for="filter-model" { "Model" }
+                    select #filter-model name="model" {
+                        option value="" { "Any" }
+                        @for m in models {
+                            @let value = model_value(m);
+                            option value=(value) selected[filter.model.as_deref() == Some(value.as_str())] { (model_label(m)) }
+                        }
                     }
                 }
                 button type="submit" { "Filter" }

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod runs;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -14,8 +15,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 /// A headless chromium with its own chromedriver and a fresh profile; both end on drop.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -43,7 +44,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_browser() -> Browser {
+pub(crate) async fn start_browser() -> Browser {
     let port = free_port();
     let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
     let driver = Command::new(&driver_bin)
@@ -97,7 +98,7 @@ async fn start_browser() -> Browser {
 }
 
 /// Polls `check` until it returns `Some`, for at most ten seconds (CI machines are slow).
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -112,7 +113,7 @@ where
     }
 }
 
-async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
+pub(crate) async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
     let c = &b.client;
     c.goto(&app.at("/login")).await.unwrap();
     c.find(Locator::Css("#email"))
@@ -143,13 +144,13 @@ async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
 }
 
 /// Marks the page so a reload can be detected.
-async fn mark_page(c: &Client) {
+pub(crate) async fn mark_page(c: &Client) {
     c.execute("window.__notReloaded = 42; return null;", vec![])
         .await
         .unwrap();
 }
 
-async fn still_marked(c: &Client) -> bool {
+pub(crate) async fn still_marked(c: &Client) -> bool {
     c.execute("return window.__notReloaded === 42;", vec![])
         .await
         .unwrap()
@@ -541,7 +542,7 @@ async fn a_run_started_from_the_form_updates_in_place_and_shows_its_plot() {
 
 /// Saves a screenshot when `FMU_GATEWAY_SCREENSHOTS` names a directory (for a person to look
 /// at; the assertions do not depend on it).
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     if let Ok(dir) = std::env::var("FMU_GATEWAY_SCREENSHOTS") {
         let png = c.screenshot().await.unwrap();
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
