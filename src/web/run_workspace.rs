@@ -47,17 +47,12 @@ fn model_defaults(state: &State, model: &FmuRecord) -> Option<Job> {
     plan::plan(&model.info, &dir, &RunSettings::default()).ok()
 }
 
-/// "1 credit", "2 credits".
-fn credits(n: i64) -> String {
-    format!("{n} credit{}", if n == 1 { "" } else { "s" })
-}
-
 /// What the run cost, as one sentence: held while it runs, then charged or refunded and why.
 pub fn charge_sentence(run: &RunRow) -> String {
     if !run.status.is_finished() {
-        format!("{} held", credits(run.credits_reserved.get()))
+        format!("{} held", run.credits_reserved.describe())
     } else if run.charged {
-        format!("Charged {}", credits(run.credits_charged.get()))
+        format!("Charged {}", run.credits_charged.describe())
     } else {
         format!("Not charged: refunded because {}", refund_reason(run))
     }
