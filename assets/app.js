@@ -61,3 +61,20 @@ document.addEventListener("htmx:afterRequest", (event) => {
   const bar = event.target.querySelector?.("progress#upload-progress");
   if (bar) bar.hidden = true;
 });
+
+// Run form: each start value field has a Reset button (hidden without JavaScript, where the
+// field simply keeps the default it was shown with) that puts the model's default back.
+function showResetButtons(root) {
+  root.querySelectorAll("button[data-reset]").forEach((b) => { b.hidden = false; });
+}
+document.addEventListener("DOMContentLoaded", () => showResetButtons(document));
+document.addEventListener("htmx:afterSwap", (event) => showResetButtons(event.target));
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-reset]");
+  if (!button) return;
+  const field = document.getElementById(button.dataset.reset);
+  if (!field) return;
+  field.value = button.dataset.default;
+  field.dispatchEvent(new Event("input", { bubbles: true }));
+  field.focus();
+});

@@ -28,6 +28,8 @@ pub struct AppState {
     /// How to cancel each run in progress.
     pub cancels:
         std::sync::Mutex<std::collections::HashMap<RunId, tokio::sync::oneshot::Sender<()>>>,
+    /// How far each run in a worker has got.
+    pub progress: Arc<crate::domain::runs::progress::Board>,
     /// Password hashes that may run at once.
     pub hashers: crate::auth::password::Hashers,
     /// New accounts over the whole service (one key: `()`), per hour.
@@ -105,6 +107,7 @@ impl AppState {
             workers,
             run_limit,
             cancels: Default::default(),
+            progress: Default::default(),
             metrics: Default::default(),
             readiness: Default::default(),
             hashers: crate::auth::password::Hashers::new(hash_concurrency),

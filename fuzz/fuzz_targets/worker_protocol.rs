@@ -16,10 +16,18 @@ fuzz_target!(|data: &[u8]| {
     let mut file = tempfile::tempfile().unwrap();
     let heard = {
         let mut sink = std::io::BufWriter::new(&mut file);
+        // Progress is display only: whatever arrives is finite and within the span.
+        let mut report = |t: f64| assert!(t.is_finite() && (0.0..=1.0).contains(&t), "{t}");
+        let progress = protocol::ProgressSink {
+            start: 0.0,
+            stop: 1.0,
+            report: &mut report,
+        };
         let heard = protocol::read_conversation(
             &mut BufReader::new(data),
             Some(&mut sink as &mut dyn Write),
             CAP,
+            Some(progress),
         );
         sink.flush().unwrap();
         heard

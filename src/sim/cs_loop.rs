@@ -108,6 +108,7 @@ pub(super) fn run<F: FmiVersion>(
     outputs: &[usize],
     input: Option<&F::Input>,
     log_path: &Path,
+    progress: &super::progress::Progress,
 ) -> Result<Option<(Series, Option<SavedState>)>, EngineError> {
     let Some(variable_steps) = F::variable_steps(md) else {
         return Ok(None);
@@ -154,6 +155,7 @@ pub(super) fn run<F: FmiVersion>(
             n_steps = n_steps.saturating_add(1);
         }
         columns.record::<F>(&fmu, md, outputs, time)?;
+        progress(time);
         if step.terminate {
             break;
         }

@@ -10,6 +10,7 @@
 #![allow(clippy::arc_with_non_send_sync)]
 
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use fmi_rs::model_description::{FMIMajorVersion, ModelDescriptionError, peek_fmi_major_version};
@@ -20,6 +21,7 @@ use super::bdf::BdfFactory;
 use super::cs_loop;
 use super::fmi_version::{Fmi2, Fmi3, FmiVersion};
 use super::fmu_state::{STATES_NEED_FAST_LOOP, SavedState};
+use super::progress::{Progress, ReportingFactory};
 use super::protocol::{InputSignal, Interface, Job, SimOutput, Solver};
 use super::recorded::{Column, Values, element_columns};
 use super::solver::{AutoFactory, DormandPrinceFactory};
@@ -57,15 +59,16 @@ pub fn result_values(rows: u64, columns: u64) -> u64 {
     rows.saturating_mul(columns.max(1))
 }
 
-/// Simulates `job`; the FMU's log goes to `<scratch>/fmu.log`.
-pub fn simulate(job: &Job) -> Result<SimOutput, EngineError> {
+/// Simulates `job`, telling `progress` the time reached after each step; the FMU's log goes
+/// to `<scratch>/fmu.log`.
+pub fn simulate(job: &Job, progress: &Progress) -> Result<SimOutput, EngineError> {
     let dir = Path::new(&job.fmu_dir);
     let md_path = dir.join(MODEL_DESCRIPTION);
     let log_path = Path::new(&job.scratch_dir).join("fmu.log");
     let version = peek_fmi_major_version(&md_path)?;
     let ((mut time, columns), final_state) = match version {
-        FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path)?,
-        FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path)?,
+        FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path, progress)?,
+        FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path, progress)?,
     };
     let mut columns = name_columns(columns, job)?;
     to_display_units(&mut columns, job);
@@ -404,6 +407,7 @@ fn run<F: FmiVersion>(
     job: &Job,
     md_path: &Path,
     log_path: &Path,
+    progress: &Progress,
 ) -> Result<(Series, Option<SavedState>), EngineError> {
     let prepared = prepare::<F>(job, md_path)?;
     if job.interface == Interface::Cs
@@ -413,6 +417,7 @@ fn run<F: FmiVersion>(
             &prepared.outputs,
             prepared.input.as_deref(),
             log_path,
+            progress,
         )?
     {
         return Ok(ran);
@@ -420,7 +425,7 @@ fn run<F: FmiVersion>(
     if job.initial_state.is_some() || job.save_final_state {
         return Err(EngineError::Request(STATES_NEED_FAST_LOOP.into()));
     }
-    let ran = with_driver(job, prepared, log_path);
+    let ran = with_driver(job, prepared, log_path, progress);
     if job.log_fmi_calls {
         super::call_log::note_driver_calls(log_path);
     }
@@ -450,11 +455,20 @@ fn prepare<F: FmiVersion>(job: &Job, md_path: &Path) -> Result<Prepared<F>, Engi
     Ok(Prepared { md, outputs, input })
 }
 
+/// `inner`, with each step its solvers take told to `progress`.
+fn reporting<'f, S>(inner: &'f S, progress: &Progress) -> ReportingFactory<'f, S> {
+    ReportingFactory {
+        inner,
+        progress: Rc::clone(progress),
+    }
+}
+
 /// The run through fmi-rs's own drivers: Co-Simulation, or Model Exchange with our solver.
 fn with_driver<F: FmiVersion>(
     job: &Job,
     prepared: Prepared<F>,
     log_path: &Path,
+    progress: &Progress,
 ) -> Result<Series, EngineError> {
     let Prepared { md, outputs, input } = prepared;
     let recorder = Arc::new(F::recorder(&md, outputs));
@@ -465,27 +479,49 @@ fn with_driver<F: FmiVersion>(
     let result = match (job.interface, job.solver) {
         (Interface::Cs, _) => F::co_simulation(&settings, input, recorder.clone()),
         (Interface::Me, Solver::DormandPrince) => {
-            F::model_exchange(&settings, &solver_factory_dp(job), input, recorder.clone())
+            let dp = solver_factory_dp(job);
+            F::model_exchange(
+                &settings,
+                &reporting(&dp, progress),
+                input,
+                recorder.clone(),
+            )
         }
         (Interface::Me, Solver::Bdf) => {
             let bdf = BdfFactory {
                 max_step: job.step_size,
             };
-            F::model_exchange(&settings, &bdf, input, recorder.clone())
+            F::model_exchange(
+                &settings,
+                &reporting(&bdf, progress),
+                input,
+                recorder.clone(),
+            )
         }
         (Interface::Me, Solver::Auto) => {
             let auto = AutoFactory {
                 max_step: job.step_size,
                 ..AutoFactory::default()
             };
-            let result = F::model_exchange(&settings, &auto, input, recorder.clone());
+            let result = F::model_exchange(
+                &settings,
+                &reporting(&auto, progress),
+                input,
+                recorder.clone(),
+            );
             if let Some(t) = auto.switched_at.get() {
                 log_switch_to_bdf(log_path, t)?;
             }
             result
         }
         (Interface::Me, Solver::Euler) => {
-            F::model_exchange(&settings, &euler(job)?, input, recorder.clone())
+            let euler = euler(job)?;
+            F::model_exchange(
+                &settings,
+                &reporting(&euler, progress),
+                input,
+                recorder.clone(),
+            )
         }
     };
     result?;
@@ -687,10 +723,12 @@ mod tests {
     /// The job run by the fast loop and by fmi-rs's driver.
     fn both_loops<F: FmiVersion>(job: &Job, md_path: &Path, log: &Path) -> (Series, Series) {
         let p = prepare::<F>(job, md_path).unwrap();
-        let (fast, _) = cs_loop::run::<F>(job, &p.md, &p.outputs, p.input.as_deref(), log)
-            .unwrap()
-            .expect("the fast loop takes every demo model");
-        let driver = with_driver(job, prepare::<F>(job, md_path).unwrap(), log).unwrap();
+        let ignored = super::super::progress::ignored();
+        let (fast, _) =
+            cs_loop::run::<F>(job, &p.md, &p.outputs, p.input.as_deref(), log, &ignored)
+                .unwrap()
+                .expect("the fast loop takes every demo model");
+        let driver = with_driver(job, prepare::<F>(job, md_path).unwrap(), log, &ignored).unwrap();
         (fast, driver)
     }
 

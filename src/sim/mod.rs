@@ -12,6 +12,7 @@ pub mod literals;
 pub mod mat;
 pub mod parquet;
 pub mod plan;
+pub mod progress;
 pub mod protocol;
 pub mod recorded;
 pub mod reference;

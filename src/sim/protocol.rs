@@ -14,7 +14,7 @@ use super::fmu_state::{SavedState, StateHeader, check_size};
 use super::recorded::{Column, Recorded, blob_bytes, element_columns, write_cells};
 
 /// Bumped on any incompatible change; a worker refuses a job of another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -246,6 +246,14 @@ pub enum Message {
     },
     /// The simulation failed in a way the FMU or the request explains.
     Failed { reason: String, log: String },
+    /// How far the simulation has got (the simulation time reached), sent between `Started`
+    /// and the end, at most a few times a second ([`super::progress`]). Display only: the
+    /// FMU's code shares the channel, so the parent ignores a time that is not a number
+    /// (`null`, which is how JSON writes NaN) and clamps the others to the run's span.
+    Progress {
+        #[serde(default)]
+        time: Option<f64>,
+    },
 }
 
 /// Writes one message line.
@@ -542,15 +550,35 @@ pub struct Conversation {
     pub broken: Option<ProtocolError>,
 }
 
-/// Reads a worker's whole answer: at most one `Started`, then one `Done` (whose values are
-/// written to `results` behind a [`super::result_file`] header, as they arrive) or `Failed`.
-/// Memory stays bounded whatever the worker sends: every line is bounded, the values are
-/// never held, and nothing is read after the answer ends. `None` for `results` means none
-/// are expected (the sandbox probe).
+/// Where the `Progress` reports of one run go: each finite time, clamped to the run's
+/// `start..=stop`, is handed to `report` as it arrives and not kept, so any number of them
+/// costs no memory.
+pub struct ProgressSink<'a> {
+    pub start: f64,
+    pub stop: f64,
+    pub report: &'a mut dyn FnMut(f64),
+}
+
+impl ProgressSink<'_> {
+    /// Hands on a reported time: ignored unless finite, clamped to the span.
+    fn hear(&mut self, time: Option<f64>) {
+        if let Some(t) = time.filter(|t| t.is_finite()) {
+            (self.report)(t.max(self.start).min(self.stop));
+        }
+    }
+}
+
+/// Reads a worker's whole answer: at most one `Started`, then any number of `Progress`
+/// reports (handed to `progress`, if any), then one `Done` (whose values are written to
+/// `results` behind a [`super::result_file`] header, as they arrive) or `Failed`. Memory
+/// stays bounded whatever the worker sends: every line is bounded, progress and the values
+/// are never held, and nothing is read after the answer ends. `None` for `results` means
+/// none are expected (the sandbox probe).
 pub fn read_conversation(
     reader: &mut impl BufRead,
     mut results: Option<&mut dyn Write>,
     max_values: u64,
+    mut progress: Option<ProgressSink<'_>>,
 ) -> Conversation {
     let mut heard = Conversation::default();
     let broken = loop {
@@ -564,6 +592,16 @@ pub fn read_conversation(
                 break ProtocolError::Malformed("the worker said Started twice".into());
             }
             Message::Started { sandbox } => heard.sandbox = Some(sandbox),
+            Message::Progress { .. } if heard.sandbox.is_none() => {
+                break ProtocolError::Malformed(
+                    "the worker sent progress before it started".into(),
+                );
+            }
+            Message::Progress { time } => {
+                if let Some(sink) = progress.as_mut() {
+                    sink.hear(time);
+                }
+            }
             Message::Failed { reason, log } => {
                 heard.end = Some(End::Failed { reason, log });
                 return heard;
@@ -644,6 +682,7 @@ mod tests {
             &mut std::io::BufReader::new(wire),
             Some(&mut results),
             max_values,
+            None,
         );
         (heard, results)
     }
@@ -653,6 +692,63 @@ mod tests {
             Some(ProtocolError::Malformed(reason)) => reason,
             other => panic!("not malformed: {other:?}"),
         }
+    }
+
+    /// Progress is the FMU's to write once it has loaded: whatever it claims (not a number,
+    /// far outside the run, thousands of times) is clamped or ignored, one report at a time,
+    /// and the results that follow still arrive.
+    #[test]
+    fn hostile_progress_is_clamped_or_ignored_and_never_kept() {
+        let mut wire = wire(&[started()]);
+        let claims = [None, Some(f64::MAX), Some(-f64::MAX), Some(0.5), Some(-0.0)];
+        let lines = 20_000;
+        for i in 0..lines {
+            send(
+                &mut wire,
+                &Message::Progress {
+                    time: claims[i % claims.len()],
+                },
+            )
+            .unwrap();
+        }
+        // A NaN is written as `null` by the worker's JSON; a raw `NaN` is not JSON at all.
+        wire.extend_from_slice(b"{\"type\":\"progress\",\"time\":null}\n");
+        send(
+            &mut wire,
+            &Message::Done {
+                variables: vec![],
+                rows: 0,
+                blob_bytes: 0,
+                log: String::new(),
+                state: None,
+            },
+        )
+        .unwrap();
+        let (mut count, mut latest, mut outside) = (0usize, f64::NAN, 0usize);
+        let mut report = |t: f64| {
+            count += 1;
+            latest = t;
+            if !(1.0..=2.0).contains(&t) {
+                outside += 1;
+            }
+        };
+        let sink = ProgressSink {
+            start: 1.0,
+            stop: 2.0,
+            report: &mut report,
+        };
+        let mut results = Vec::new();
+        let heard = read_conversation(&mut &wire[..], Some(&mut results), 100, Some(sink));
+        assert!(heard.broken.is_none(), "{heard:?}");
+        assert!(matches!(heard.end, Some(End::Done { rows: 0, .. })));
+        // Every `None` is ignored; each number arrives clamped to the span, none kept.
+        assert_eq!(count, lines - lines / claims.len());
+        assert_eq!(outside, 0);
+        assert_eq!(latest, 1.0, "the last number (-0) clamped to the start");
+        // Before the worker started, progress is ours to send, and it never does.
+        let early = self::wire(&[Message::Progress { time: Some(1.0) }]);
+        let heard = read_conversation(&mut &early[..], None, 100, None);
+        assert!(malformed(&heard).contains("progress before it started"));
     }
 
     #[test]
@@ -734,7 +830,7 @@ mod tests {
             // Read one byte at a time too, so every value is split across reads.
             for capacity in [8192, 1] {
                 let mut reader = std::io::BufReader::with_capacity(capacity, &bytes[..]);
-                let heard = read_conversation(&mut reader, Some(&mut Vec::new()), 100);
+                let heard = read_conversation(&mut reader, Some(&mut Vec::new()), 100, None);
                 assert!(
                     malformed(&heard).contains("time point 2 is"),
                     "{bad} {capacity}: {heard:?}"
@@ -748,7 +844,7 @@ mod tests {
         // A worker that never ends its line: the reader stops at the bound, holding no more.
         let endless = std::io::repeat(b'x');
         let mut reader = std::io::BufReader::new(endless);
-        let heard = read_conversation(&mut reader, None, 100);
+        let heard = read_conversation(&mut reader, None, 100, None);
         assert!(malformed(&heard).contains("longer than"), "{heard:?}");
         // A line just under the bound is read (and refused only as bad JSON).
         let mut line = vec![b' '; MAX_FRAME_BYTES - 1];
@@ -843,7 +939,7 @@ mod tests {
             state: None,
         };
         let bytes = wire(&[started(), done]);
-        let heard = read_conversation(&mut std::io::BufReader::new(&bytes[..]), None, 100);
+        let heard = read_conversation(&mut std::io::BufReader::new(&bytes[..]), None, 100, None);
         assert!(malformed(&heard).contains("nobody asked"));
     }
 
@@ -957,7 +1053,7 @@ mod state_tests {
 
     fn hear(wire: &[u8]) -> Conversation {
         let mut results = Vec::new();
-        read_conversation(&mut &wire[..], Some(&mut results), 100)
+        read_conversation(&mut &wire[..], Some(&mut results), 100, None)
     }
 
     fn started() -> Vec<u8> {

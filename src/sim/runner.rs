@@ -65,6 +65,10 @@ pub struct RunOutcome {
     pub final_state: Option<super::fmu_state::SavedState>,
 }
 
+/// Told each simulation time a worker reports (finite, within the run's start and stop
+/// time), on the thread that reads the worker's answer.
+pub type OnProgress = Box<dyn FnMut(f64) + Send>;
+
 /// Settings of the pool.
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
@@ -118,11 +122,21 @@ impl WorkerPool {
     /// Runs one job (its `scratch_dir`, `limits`, `log_limit` and `version` are filled in
     /// here) with a wall-clock `timeout`; the results go to an unnamed temporary file.
     pub async fn run(&self, job: Job, timeout: Duration) -> Result<RunOutcome, SimError> {
+        self.run_reporting(job, timeout, Box::new(|_| {})).await
+    }
+
+    /// As [`WorkerPool::run`], telling `progress` each simulation time the worker reports.
+    pub async fn run_reporting(
+        &self,
+        job: Job,
+        timeout: Duration,
+        progress: OnProgress,
+    ) -> Result<RunOutcome, SimError> {
         let results = tempfile::tempfile()
             .map_err(|e| SimError::Internal(format!("a file for the results: {e}")))?;
         self.slot(None)
             .await?
-            .run(job, timeout, None, results)
+            .run(job, timeout, None, results, progress)
             .await
     }
 
@@ -184,7 +198,11 @@ impl WorkerPool {
         job.scratch_dir = job.fmu_dir.clone();
         let ended = tokio::task::spawn_blocking(move || {
             let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
-            execute(&exe, &job, Duration::from_secs(10), stop_tx, stop_rx, None)
+            let run = Run {
+                results: None,
+                progress: Box::new(|_| {}),
+            };
+            execute(&exe, &job, Duration::from_secs(10), (stop_tx, stop_rx), run)
         })
         .await
         .map_err(|e| SimError::Internal(format!("supervisor: {e}")))??;
@@ -208,13 +226,15 @@ pub struct Slot<'a> {
 impl Slot<'_> {
     /// Runs `job` in this slot, stopped early (worker killed, `SimError::Cancelled`) when
     /// `cancel` fires. The results are copied into `results` (an empty file open for reading
-    /// and writing) as the worker sends them, so the server never holds them in memory.
+    /// and writing) as the worker sends them, so the server never holds them in memory; the
+    /// worker's progress reports go to `progress` as they arrive.
     pub async fn run(
         self,
         mut job: Job,
         timeout: Duration,
         cancel: Option<tokio::sync::oneshot::Receiver<()>>,
         results: std::fs::File,
+        progress: OnProgress,
     ) -> Result<RunOutcome, SimError> {
         let config = &self.pool.config;
         check_model_files(Path::new(&job.fmu_dir))?;
@@ -236,7 +256,11 @@ impl Slot<'_> {
         let exe = config.exe.clone();
         let save_final_state = job.save_final_state;
         let ended = tokio::task::spawn_blocking(move || {
-            execute(&exe, &job, timeout, stop_tx, stop_rx, Some(results))
+            let run = Run {
+                results: Some(results),
+                progress,
+            };
+            execute(&exe, &job, timeout, (stop_tx, stop_rx), run)
         })
         .await
         .map_err(|e| SimError::Internal(format!("supervisor: {e}")))?;
@@ -401,15 +425,27 @@ impl Ended {
     }
 }
 
+/// Where one worker's answer goes: its results (none for the probe) and its progress.
+struct Run {
+    results: Option<std::fs::File>,
+    progress: OnProgress,
+}
+
 /// Runs the worker process to completion on this (blocking) thread.
 fn execute(
     exe: &Path,
     job: &Job,
     timeout: Duration,
-    stop_tx: std::sync::mpsc::Sender<Stop>,
-    stop_rx: std::sync::mpsc::Receiver<Stop>,
-    results: Option<std::fs::File>,
+    (stop_tx, stop_rx): (
+        std::sync::mpsc::Sender<Stop>,
+        std::sync::mpsc::Receiver<Stop>,
+    ),
+    run: Run,
 ) -> Result<Ended, SimError> {
+    let Run {
+        results,
+        mut progress,
+    } = run;
     let started = Instant::now();
     let mut child = Command::new(exe)
         .arg("worker")
@@ -463,8 +499,17 @@ fn execute(
         Some(stdout) => {
             let mut reader = BufReader::with_capacity(64 << 10, stdout);
             let sink = writer.as_mut().map(|w| w as &mut dyn Write);
-            let heard =
-                protocol::read_conversation(&mut reader, sink, super::engine::MAX_VALUES as u64);
+            let progress = protocol::ProgressSink {
+                start: job.start_time,
+                stop: job.stop_time,
+                report: &mut *progress,
+            };
+            let heard = protocol::read_conversation(
+                &mut reader,
+                sink,
+                super::engine::MAX_VALUES as u64,
+                Some(progress),
+            );
             if matches!(heard.broken, Some(ProtocolError::Malformed(_))) {
                 // We stopped listening; the worker must not hold its slot until the deadline.
                 // SAFETY: kill takes plain integers; the group leader is not reaped yet.

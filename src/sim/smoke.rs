@@ -129,7 +129,10 @@ async fn one(
     };
     let started = std::time::Instant::now();
     let outcome = match (slot, tempfile::tempfile()) {
-        (Ok(slot), Ok(results)) => slot.run(job, TIMEOUT, None, results).await,
+        (Ok(slot), Ok(results)) => {
+            slot.run(job, TIMEOUT, None, results, Box::new(|_| {}))
+                .await
+        }
         (Err(e), _) => Err(e),
         (_, Err(e)) => Err(SimError::Internal(format!("a file for the results: {e}"))),
     };

@@ -5,7 +5,10 @@ use std::io::{BufRead, Read, Write};
 use std::os::fd::FromRawFd;
 use std::path::Path;
 
+use std::rc::Rc;
+
 use super::engine;
+use super::progress;
 use super::protocol::{self, Job, Message, PROTOCOL_VERSION};
 use super::sandbox;
 
@@ -69,7 +72,7 @@ fn read_job() -> Result<Job, JobError> {
 
 /// Sandboxes, reports the layers, simulates, reports the result. `false` if the parent has
 /// stopped listening.
-fn run(job: &Job, out: &mut impl Write) -> bool {
+fn run(job: &Job, out: &mut std::io::BufWriter<std::fs::File>) -> bool {
     let entered = match sandbox::enter(
         Path::new(&job.fmu_dir),
         Path::new(&job.scratch_dir),
@@ -97,7 +100,21 @@ fn run(job: &Job, out: &mut impl Write) -> bool {
         scratch_dir: entered.scratch_dir.display().to_string(),
         ..job.clone()
     };
-    let result = engine::simulate(job);
+    let result = match progress_channel(out) {
+        Ok(channel) => {
+            let reporter = Rc::new(progress::Reporter::new(channel));
+            let report = Rc::clone(&reporter);
+            let result = engine::simulate(job, &(Rc::new(move |t| report.reached(t)) as _));
+            // The time the run ended at, whatever the throttle held back.
+            if let Some(&end) = result.as_ref().ok().and_then(|o| o.time.last()) {
+                reporter.finished(end);
+            }
+            result
+        }
+        Err(e) => Err(engine::EngineError::Simulation(format!(
+            "cannot report progress: {e}"
+        ))),
+    };
     let log = read_log(Path::new(&job.scratch_dir), job.log_limit);
     match result {
         Ok(mut output) => {
@@ -113,6 +130,16 @@ fn run(job: &Job, out: &mut impl Write) -> bool {
             protocol::send(out, &Message::Failed { reason, log }).is_ok()
         }
     }
+}
+
+/// A second writer on the result channel for progress lines. `out` holds nothing unsent
+/// while the engine runs (`Started` was flushed), and each progress line is flushed whole,
+/// so the lines never interleave.
+fn progress_channel(
+    out: &mut std::io::BufWriter<std::fs::File>,
+) -> std::io::Result<std::io::BufWriter<std::fs::File>> {
+    out.flush()?;
+    Ok(std::io::BufWriter::new(out.get_ref().try_clone()?))
 }
 
 /// fmi-rs reports "FMI call failed"; the FMU's own last error message says why.

@@ -16,6 +16,8 @@ pub mod library;
 pub mod middleware;
 pub mod paths;
 pub mod plots;
+pub mod run_form;
+pub mod run_workspace;
 pub mod runs;
 pub mod usage;
 
@@ -63,6 +65,8 @@ pub fn routes() -> FaceRoutes {
         (paths::RUN_JSON, page(get(runs::json))),
         (paths::RUN_MAT, page(get(runs::mat))),
         (paths::RUN_PARQUET, page(get(runs::parquet))),
+        (paths::RUN_CANCEL, page(post(run_workspace::cancel))),
+        (paths::RUN_AGAIN, page(post(run_workspace::again))),
         (
             paths::LIBRARY,
             page(get(library::index).post(library::upload)),

@@ -29,6 +29,8 @@ pub const RUN_PLOT_SVG: &str = "/runs/:id/plot.svg";
 /// 2–5 runs side by side (`?run=…&run=…[&var=…]`), and their overlay as an SVG file.
 pub const RUNS_COMPARE: &str = "/runs/compare";
 pub const RUNS_COMPARE_SVG: &str = "/runs/compare/plot.svg";
+pub const RUN_CANCEL: &str = "/runs/:id/cancel";
+pub const RUN_AGAIN: &str = "/runs/:id/again";
 pub const LIBRARY: &str = "/library";
 pub const LIBRARY_MODEL: &str = "/library/:id";
 pub const LIBRARY_DELETE: &str = "/library/:id/delete";
@@ -77,6 +79,19 @@ pub fn run_plot_json(id: &RunId) -> String {
 
 pub fn run_plot_svg(id: &RunId) -> String {
     RUN_PLOT_SVG.replace(":id", id.as_str())
+}
+
+pub fn run_cancel(id: &RunId) -> String {
+    RUN_CANCEL.replace(":id", id.as_str())
+}
+
+pub fn run_again(id: &RunId) -> String {
+    RUN_AGAIN.replace(":id", id.as_str())
+}
+
+/// The run form filled in with a run's settings.
+pub fn edit_run(id: &RunId) -> String {
+    format!("{RUNS}?from={}#new-run", id.as_str())
 }
 
 /// The download of a run's results in `format`.

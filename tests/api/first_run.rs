@@ -107,7 +107,7 @@ async fn run_from_the_dashboard(url: &str) {
     for _ in 0..200 {
         let page = page_text(&client, format!("{url}{location}")).await;
         if page.contains("data-status=\"succeeded\"") {
-            assert!(page.contains("charged 1 credit"), "{page}");
+            assert!(page.contains("Charged 1 credit."), "{page}");
             return;
         }
         assert!(!page.contains("data-status=\"failed\""), "{page}");

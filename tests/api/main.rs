@@ -35,3 +35,4 @@ mod types;
 mod usage;
 mod validation;
 mod wire;
+mod workspace;

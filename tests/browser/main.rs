@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod plots;
+mod runs;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -608,9 +609,13 @@ async fn a_run_the_model_cannot_take_comes_back_with_each_problem_beside_its_fie
     for (width, height, label) in [(390, 844, "phone"), (1400, 1000, "desktop")] {
         c.set_window_size(width, height).await.unwrap();
         c.goto(&app.at("/runs?fmu=lib:BouncingBall")).await.unwrap();
+        // Each field starts at the model's default.
         let e = c.find(Locator::Css("#start-e")).await.unwrap();
+        assert_eq!(e.prop("value").await.unwrap().as_deref(), Some("0.7"));
+        e.clear().await.unwrap();
         e.send_keys("1.5").await.unwrap();
         let g = c.find(Locator::Css("#start-g")).await.unwrap();
+        g.clear().await.unwrap();
         g.send_keys("heavy").await.unwrap();
         c.find(Locator::Css("form[method=post] button.primary"))
             .await

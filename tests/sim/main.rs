@@ -8,6 +8,7 @@ mod accuracy;
 mod cli;
 mod hostile;
 mod inputs;
+mod progress;
 mod reference;
 mod stiff;
 mod support;

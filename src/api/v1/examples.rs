@@ -18,8 +18,8 @@ use super::fmus::{
 };
 use super::keys::{ApiKeyInfo, CreatedKey, NewKeyRequest, PublicKeyInfo};
 use super::runs::{
-    ReferenceCheck, ReferenceCreate, ResultType, Run, RunCreate, RunList, RunResult, RunStatusName,
-    ValueTypeName, VariableCheck,
+    ReferenceCheck, ReferenceCreate, ResultType, Run, RunCreate, RunList, RunProgress, RunResult,
+    RunStatusName, ValueTypeName, VariableCheck,
 };
 use super::states::FmuState;
 use super::usage::{UsageItem, UsageList};
@@ -368,6 +368,18 @@ impl Example for Run {
             result_expires_at: Some("2026-12-26T18:45:25Z".into()),
             result: Some(RunResult::example()),
             reference_check: None,
+            progress: None,
+        }
+    }
+}
+
+/// A run of `lib:BouncingBall` with `stop_time` 3, half-way.
+impl Example for RunProgress {
+    fn example() -> Self {
+        RunProgress {
+            time: 1.5,
+            stop_time: 3.0,
+            fraction: 0.5,
         }
     }
 }

@@ -510,10 +510,37 @@ pub struct Run {
     /// The comparison with the run's `reference`, once the run has succeeded.
     #[oai(skip_serializing_if_is_none)]
     pub reference_check: Option<ReferenceCheck>,
+    /// How far the simulation has got, while the run is `running` (from its worker's
+    /// reports, a few a second); left out otherwise.
+    #[oai(skip_serializing_if_is_none)]
+    pub progress: Option<RunProgress>,
+}
+
+/// How far a running simulation has got.
+#[derive(Object, Clone, Debug)]
+#[oai(example)]
+pub struct RunProgress {
+    /// The simulation time reached [s], between the run's start and stop time.
+    pub time: f64,
+    /// The simulation time the run ends at [s].
+    pub stop_time: f64,
+    /// The share of the simulated span done, from 0 to 1.
+    pub fraction: f64,
+}
+
+impl From<runs::progress::Progress> for RunProgress {
+    fn from(p: runs::progress::Progress) -> Self {
+        RunProgress {
+            time: p.time,
+            stop_time: p.stop_time,
+            fraction: p.fraction(),
+        }
+    }
 }
 
 fn run_view(state: &State, row: RunRow, result: Option<RunResult>) -> Run {
     Run {
+        progress: runs::progress(state, &row).map(Into::into),
         result_expires_at: runs::result_expires_at(state, &row).map(crate::api::time),
         result_url: format!("/api/v1/runs/{}/result", row.id),
         settings: settings_view(&row.settings).map(Any),

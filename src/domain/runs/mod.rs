@@ -9,6 +9,7 @@
 //! refunded. A run interrupted by a stop of the server is refunded at the next start.
 
 pub mod charging;
+pub mod progress;
 pub mod reference;
 pub mod status;
 
@@ -481,7 +482,10 @@ async fn execute(
             let marked = state.store.start_run(run_id).await;
             match (marked, create_result_file(state, run_id)) {
                 (Ok(true), Ok((partial, file))) => {
-                    let result = slot.run(job, timeout, Some(cancel), file).await;
+                    state.progress.begin(run_id, job.start_time, job.stop_time);
+                    let report = state.progress.reporter(run_id);
+                    let result = slot.run(job, timeout, Some(cancel), file, report).await;
+                    state.progress.end(run_id);
                     let result = keep_result(state, run_id, &partial, result);
                     keep_final_state(state, run_id, keep_state.as_ref(), result).await
                 }
@@ -716,6 +720,13 @@ pub async fn list(
     let limit = limit.clamp(1, 500);
     let offset = crate::domain::usage::page_offset(offset)?;
     Ok(store.list_runs(user_id, status, fmu, limit, offset).await?)
+}
+
+/// How far a running run has got; `None` for a run not in a worker.
+pub fn progress(state: &State, run: &RunRow) -> Option<progress::Progress> {
+    (run.status == RunStatus::Running)
+        .then(|| state.progress.get(&run.id))
+        .flatten()
 }
 
 /// Cancels a queued or running run (its credits are refunded when it stops).
