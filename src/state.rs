@@ -32,6 +32,8 @@ pub struct AppState {
     pub hashers: crate::auth::password::Hashers,
     /// New accounts over the whole service (one key: `()`), per hour.
     pub signup_limit: KeyedLimit<()>,
+    /// The landing page's example run, once it has run ([`crate::domain::showcase`]).
+    pub showcase: tokio::sync::OnceCell<crate::domain::showcase::Showcase>,
 }
 
 pub type State = Arc<AppState>;
@@ -109,6 +111,7 @@ impl AppState {
             readiness: Default::default(),
             hashers: crate::auth::password::Hashers::new(hash_concurrency),
             signup_limit: KeyedLimit::per_hour(signups_per_hour),
+            showcase: Default::default(),
         }))
     }
 }

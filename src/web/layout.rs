@@ -70,6 +70,7 @@ pub fn page(title: &str, nav: Nav, session: Option<&Session>, content: Markup) -
                             summary { (s.user.name.as_deref().unwrap_or(&s.user.email)) }
                             div.menu {
                                 p.muted { (s.user.email) }
+                                a href=(paths::ACCOUNT) { "Account settings" }
                                 form method="post" action=(paths::LOGOUT) {
                                     (csrf_field(s))
                                     button type="submit" { "Log out" }

@@ -5,6 +5,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod account;
+
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,8 +16,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 /// A headless chromium with its own chromedriver and a fresh profile; both end on drop.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -43,7 +45,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_browser() -> Browser {
+pub(crate) async fn start_browser() -> Browser {
     let port = free_port();
     let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
     let driver = Command::new(&driver_bin)
@@ -97,7 +99,7 @@ async fn start_browser() -> Browser {
 }
 
 /// Polls `check` until it returns `Some`, for at most ten seconds (CI machines are slow).
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -112,7 +114,7 @@ where
     }
 }
 
-async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
+pub(crate) async fn log_in(b: &Browser, app: &TestApp, account: &Account) {
     let c = &b.client;
     c.goto(&app.at("/login")).await.unwrap();
     c.find(Locator::Css("#email"))
@@ -541,7 +543,7 @@ async fn a_run_started_from_the_form_updates_in_place_and_shows_its_plot() {
 
 /// Saves a screenshot when `FMU_GATEWAY_SCREENSHOTS` names a directory (for a person to look
 /// at; the assertions do not depend on it).
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     if let Ok(dir) = std::env::var("FMU_GATEWAY_SCREENSHOTS") {
         let png = c.screenshot().await.unwrap();
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
@@ -708,7 +710,7 @@ async fn upgrading_goes_to_stripe_checkout_and_the_paid_session_appears_in_place
 }
 
 /// The widest element on the page, in CSS pixels (to catch sideways scrolling on a phone).
-async fn page_width(c: &Client) -> f64 {
+pub(crate) async fn page_width(c: &Client) -> f64 {
     c.execute("return document.documentElement.scrollWidth;", vec![])
         .await
         .unwrap()
