@@ -33,7 +33,7 @@ pub struct AppState {
     /// New accounts over the whole service (one key: `()`), per hour.
     pub signup_limit: KeyedLimit<()>,
     /// The landing page's example run, once it has run ([`crate::domain::showcase`]).
-    pub showcase: tokio::sync::OnceCell<crate::domain::showcase::Showcase>,
+    pub showcase: crate::domain::showcase::Cache,
 }
 
 pub type State = Arc<AppState>;

@@ -22,16 +22,48 @@ pub struct Showcase {
     pub height: Vec<f64>,
 }
 
-/// The example, run on first use and then kept. `None` while simulations are unavailable or
-/// when the run fails (logged); a later request tries again once simulations are available.
+/// After a failed run, how long visitors see no example before the next try: a broken
+/// engine must not turn every visit to the public home page into another simulation.
+const RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// The kept example, and when it last failed.
+#[derive(Default)]
+pub struct Cache {
+    kept: tokio::sync::OnceCell<Showcase>,
+    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Cache {
+    /// The example if it has run (without running it).
+    pub fn ready(&self) -> Option<&Showcase> {
+        self.kept.get()
+    }
+
+    fn failed_recently(&self) -> bool {
+        let failed_at = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        failed_at.is_some_and(|t| t.elapsed() < RETRY_AFTER)
+    }
+
+    fn record_failure(&self) {
+        let mut failed_at = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        *failed_at = Some(std::time::Instant::now());
+    }
+}
+
+/// The example, run on first use and then kept. `None` while simulations are unavailable, or
+/// for [`RETRY_AFTER`] after a failed run (logged).
 pub async fn get(state: &State) -> Option<&Showcase> {
-    if state.readiness.simulation_problem().is_some() {
+    let cache = &state.showcase;
+    if let Some(kept) = cache.ready() {
+        return Some(kept);
+    }
+    if state.readiness.simulation_problem().is_some() || cache.failed_recently() {
         return None;
     }
-    let result = state.showcase.get_or_try_init(|| run(state)).await;
-    match result {
+    match cache.kept.get_or_try_init(|| run(state)).await {
         Ok(showcase) => Some(showcase),
         Err(reason) => {
+            cache.record_failure();
             tracing::warn!("the landing page's example run failed: {reason}");
             None
         }

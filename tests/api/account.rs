@@ -82,7 +82,7 @@ async fn visitors_get_a_landing_page_with_a_real_run_and_the_first_run_command()
     }
     // The plot is the engine's: the kept run has the points the settings ask for, it
     // bounces (h falls, then rises again), and the page draws it.
-    let run = app.state.showcase.get().expect("the example ran");
+    let run = app.state.showcase.ready().expect("the example ran");
     assert_eq!(run.time.len(), 301, "0..3 s every 0.01 s");
     assert_eq!(run.height[0], 1.0, "BouncingBall starts at h = 1");
     let lowest = run.height.iter().position(|h| *h < 0.05).unwrap();
@@ -126,7 +126,7 @@ async fn without_a_working_engine_the_landing_page_has_no_plot() {
     let page = page_text(&browser(), app.at("/")).await;
     assert!(page.contains("Your first result in three steps"), "{page}");
     assert!(!page.contains("<svg"), "a plot without a run");
-    assert!(app.state.showcase.get().is_none());
+    assert!(app.state.showcase.ready().is_none());
 }
 
 #[tokio::test]
