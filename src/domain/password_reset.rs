@@ -1,6 +1,7 @@
-//! Password reset links. This server sends no email, so a link is made by the operator
-//! (`fmu-gateway admin reset-link`), who hands it to the user; whoever opens it may set a new
-//! password once, within an hour, and every session of the account ends.
+//! Password reset links. With SMTP configured, "Forgot password?" mails one to the account's
+//! address; without it, the operator makes one (`fmu-gateway admin reset-link`) and hands it
+//! to the user. Whoever opens it may set a new password once, within an hour, and every
+//! session of the account ends.
 
 use sha2::{Digest, Sha256};
 
@@ -39,6 +40,51 @@ pub async fn issue_link(state: &State, email: &str) -> AppResult<String> {
         &state.config.public_url,
         &token,
     ))
+}
+
+/// "Forgot password?" with mail: sends a reset link to `email` if it is an account's, else
+/// nothing. Meant to run after the answer has gone (the caller spawns it), so neither the
+/// answer nor its timing tells whether the account exists. At most a few mails per address
+/// per hour, whoever asks.
+pub async fn mail_link(state: &State, email: &str) {
+    let Some(smtp) = &state.config.smtp else {
+        return;
+    };
+    let Ok(address) = crate::domain::Email::parse(email) else {
+        return;
+    };
+    if state
+        .reset_limit
+        .check(&address.normalized().to_string())
+        .is_err()
+    {
+        tracing::info!("password reset mail not sent: too many for this address this hour");
+        return;
+    }
+    let link = match issue_link(state, email).await {
+        Ok(link) => link,
+        Err(AppError::NotFound(_)) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a password reset link");
+            return;
+        }
+    };
+    let body = format!(
+        "Someone, hopefully you, asked to reset the password of your FMU Gateway account.\n\n\
+         Open this link within an hour to set a new one (it works once):\n\n{link}\n\n\
+         Setting it logs out every session of the account. If it was not you, ignore this \
+         mail: your password stays as it is.\n"
+    );
+    if let Err(e) = crate::mail::send(
+        smtp,
+        address.as_str(),
+        "Reset your FMU Gateway password",
+        body,
+    )
+    .await
+    {
+        tracing::error!(error = %e, "cannot send a password reset mail");
+    }
 }
 
 /// Whether the link still works (to show its form, or say why not).

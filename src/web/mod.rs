@@ -81,7 +81,7 @@ pub fn routes() -> FaceRoutes {
         (paths::ACCOUNT_DELETE, page(post(account::delete))),
         (
             paths::FORGOT_PASSWORD,
-            page(get(password_reset::forgot_page)),
+            page(get(password_reset::forgot_page).post(password_reset::forgot)),
         ),
         (
             paths::RESET_PASSWORD,

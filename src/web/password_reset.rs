@@ -15,26 +15,69 @@ use crate::domain::password_reset;
 use crate::request::ClientIp;
 use crate::state::State;
 
-/// The same page for every visitor: it asks for no email, so it tells nobody whether an
-/// account exists.
+/// The same page for every visitor. With mail: a form for the email; without: how to get a
+/// link from the operator (it asks for no email, so it tells nobody whether an account exists).
 #[handler]
-pub fn forgot_page() -> Response {
+pub fn forgot_page(state: Data<&State>) -> Response {
+    html(StatusCode::OK, forgot_view(&state, None))
+}
+
+fn forgot_view(state: &State, sent: Option<&str>) -> Markup {
     let content = html! {
         section.auth-card {
             h1 { "Forgot your password?" }
-            p {
-                "This server sends no email, so it cannot mail you a link. Ask its operator for \
-                 a reset link: they run "
-                code { "fmu-gateway admin reset-link --email <your email>" }
-                " and send you what it prints. A link works once, for an hour."
+            @if let Some(notice) = sent { (layout::alert("success", notice)) }
+            @if state.config.smtp.is_some() {
+                p { "Give the email of your account: we send a link to set a new password. It works once, for an hour." }
+                form method="post" action=(paths::FORGOT_PASSWORD) {
+                    label for="email" { "Email" }
+                    input #email type="email" name="email" autocomplete="username" required;
+                    button.primary type="submit" { "Send the link" }
+                }
+            } @else {
+                p {
+                    "This server sends no email, so it cannot mail you a link. Ask its operator \
+                     for a reset link: they run "
+                    code { "fmu-gateway admin reset-link --email <your email>" }
+                    " and send you what it prints. A link works once, for an hour."
+                }
             }
             p { a href=(paths::LOGIN) { "Back to log in" } }
         }
     };
-    html(
+    layout::page("Forgot password", Nav::None, None, content)
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// The same answer whatever the email: the mail (or none) is sent after the answer, so its
+/// timing does not tell either. The per-address limit on attempts applies as at log-in.
+#[handler]
+pub async fn forgot(
+    state: Data<&State>,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<ForgotForm>,
+) -> Result<Response, WebError> {
+    if state.config.smtp.is_none() {
+        return Ok(html(StatusCode::OK, forgot_view(&state, None)));
+    }
+    if let Err(e) = crate::domain::accounts::throttle(&state, ip) {
+        return Err(e.into());
+    }
+    let state = (*state).clone();
+    let view_state = state.clone();
+    tokio::spawn(async move { password_reset::mail_link(&state, &form.email).await });
+    Ok(html(
         StatusCode::OK,
-        layout::page("Forgot password", Nav::None, None, content),
-    )
+        forgot_view(
+            &view_state,
+            Some("If an account exists for that email, we sent it a link. Check your inbox."),
+        ),
+    ))
 }
 
 #[derive(Deserialize, Default)]

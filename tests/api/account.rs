@@ -649,3 +649,161 @@ async fn an_operators_reset_link_sets_a_new_password_once_and_ends_every_session
     assert!(!String::from_utf8_lossy(&out.stdout).contains("token="));
     assert!(String::from_utf8_lossy(&out.stderr).contains("account not found"));
 }
+
+/// A minimal SMTP server for tests: speaks plain SMTP (EHLO/HELO, MAIL, RCPT, DATA, QUIT) to
+/// whoever connects and keeps each message's recipients and text.
+struct SmtpSink {
+    port: u16,
+    mails: tokio::sync::mpsc::UnboundedReceiver<(Vec<String>, String)>,
+}
+
+impl SmtpSink {
+    async fn start() -> SmtpSink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, mails) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(Self::session(socket, tx.clone()));
+            }
+        });
+        SmtpSink { port, mails }
+    }
+
+    async fn session(
+        socket: tokio::net::TcpStream,
+        mails: tokio::sync::mpsc::UnboundedSender<(Vec<String>, String)>,
+    ) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+        let mut to = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+            let reply: &[u8] = match verb.as_str() {
+                "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                "HELO" | "MAIL" | "RSET" | "NOOP" => b"250 OK\r\n",
+                "RCPT" => {
+                    to.push(line[line.find('<').unwrap() + 1..line.find('>').unwrap()].to_string());
+                    b"250 OK\r\n"
+                }
+                "DATA" => {
+                    write.write_all(b"354 go on\r\n").await.unwrap();
+                    let mut text = String::new();
+                    while let Ok(Some(l)) = lines.next_line().await {
+                        if l == "." {
+                            break;
+                        }
+                        text.push_str(l.strip_prefix('.').unwrap_or(&l));
+                        text.push('\n');
+                    }
+                    mails.send((std::mem::take(&mut to), text)).unwrap();
+                    b"250 queued\r\n"
+                }
+                "QUIT" => {
+                    let _ = write.write_all(b"221 bye\r\n").await;
+                    return;
+                }
+                _ => b"502 not here\r\n",
+            };
+            write.write_all(reply).await.unwrap();
+        }
+    }
+
+    /// The next message, within ten seconds.
+    async fn next(&mut self) -> (Vec<String>, String) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.mails.recv())
+            .await
+            .expect("a mail within 10 s")
+            .unwrap()
+    }
+}
+
+/// The server under test mailing through `sink`.
+async fn spawn_mailing_app(sink: &SmtpSink) -> TestApp {
+    let port = sink.port;
+    spawn_app_with(move |c| {
+        c.smtp = Some(fmu_gateway::config::Smtp {
+            host: "127.0.0.1".into(),
+            port,
+            tls: fmu_gateway::config::SmtpTls::None,
+            user: None,
+            password: None,
+            from: "FMU Gateway <noreply@example.com>".into(),
+        });
+    })
+    .await
+}
+
+async fn ask_for_reset(app: &TestApp, email: &str) -> String {
+    let resp = browser()
+        .post(app.at("/forgot-password"))
+        .form(&[("email", email)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn forgot_password_mails_a_link_that_sets_a_new_password_and_ends_the_sessions() {
+    let mut sink = SmtpSink::start().await;
+    let app = spawn_mailing_app(&sink).await;
+    let account = app.register().await;
+    let old_session = browser();
+    app.browser_login(&old_session, &account).await;
+    let form = page_text(&browser(), app.at("/forgot-password")).await;
+    assert!(
+        form.contains("name=\"email\""),
+        "with mail, the page asks for the email"
+    );
+
+    // An unknown address gets the same answer, and no mail.
+    let unknown = ask_for_reset(&app, "nobody-here@example.com").await;
+    let known = ask_for_reset(&app, &account.email).await;
+    assert_eq!(unknown, known);
+    assert!(known.contains("If an account exists for that email, we sent it a link"));
+    let (to, text) = sink.next().await;
+    assert_eq!(
+        to,
+        vec![account.email.as_str()],
+        "the first mail is the account's"
+    );
+    assert!(
+        text.contains("Subject: Reset your FMU Gateway password"),
+        "{text}"
+    );
+
+    // The link in the mail (quoted-printable may fold it: join soft line breaks).
+    let text = text.replace("=\n", "").replace("=3D", "=");
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/reset-password?token="))
+        .expect("the mail holds the link")
+        .to_string();
+    let path = &link[link.find("/reset-password").unwrap()..];
+    let link = app.at(path);
+    let new = "mailed me a new one";
+    let resp = set_password(&link, new).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        status_of(&old_session, app.at("/dashboard")).await,
+        303,
+        "old sessions end"
+    );
+    app.browser_login(
+        &browser(),
+        &Account {
+            password: new.into(),
+            ..account
+        },
+    )
+    .await;
+    assert_eq!(
+        set_password(&link, "and once more please").await.status(),
+        422,
+        "used"
+    );
+}
