@@ -230,7 +230,31 @@ CREATE TABLE run_states (
 -- succeeds. A failed check does not fail the run: it is a verdict on the results.
 ALTER TABLE runs ADD COLUMN reference_check TEXT;
 
--- migration 10: the primary API key
+-- migration 10: account settings (where each browser session comes from; deleted accounts;
+-- password reset links)
+-- Shown on the account page so a user can tell their sessions apart and end the ones they do
+-- not recognise. `device` is a short "Browser on OS" read from the User-Agent at log-in;
+-- `ip` the client address as the rate limits see it (Fly-Client-IP behind the proxy);
+-- `last_seen_at` moves at most once a minute, so an active session is not a write per request.
+ALTER TABLE sessions ADD COLUMN device TEXT;
+ALTER TABLE sessions ADD COLUMN ip TEXT;
+ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER;
+-- A deleted account keeps its row as a tombstone: the credit ledger, usage and purchases
+-- still name it (their sums stay whole), but its email, name and password are cleared and
+-- `email_normalized` becomes 'deleted:<id>', so the address is free for a new sign-up.
+ALTER TABLE users ADD COLUMN deleted_at INTEGER;
+-- Password reset links: the token is random and only its SHA-256 is stored; a link works
+-- once (`used_at`) and until `expires_at` (an hour after it was made).
+CREATE TABLE password_resets (
+    token_hash  BLOB PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+);
+CREATE INDEX password_resets_by_user ON password_resets(user_id);
+
+-- migration 11: the primary API key
 -- The key a user marked as primary most recently (the dashboard shows it); with none marked,
 -- the oldest active key is primary.
 ALTER TABLE api_keys ADD COLUMN primary_since INTEGER;

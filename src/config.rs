@@ -95,6 +95,32 @@ pub struct Config {
     pub sandbox_disabled: crate::sim::sandbox::LayerSet,
     /// Log format and which requests the access log records ([`Logging`]).
     pub logging: Logging,
+    /// Where mail is sent from (`FMU_GATEWAY_SMTP_*`); `None`: this server sends no email.
+    pub smtp: Option<Smtp>,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain, then upgraded with STARTTLS (required): port 587.
+    StartTls,
+    /// TLS from the first byte: port 465.
+    Tls,
+    /// No encryption: only for a relay on the same machine or network (and tests).
+    None,
+}
+
+/// An SMTP relay to send mail through.
+#[derive(Clone, Debug)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// Login, when the relay wants one.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    /// The `From:` address (`FMU Gateway <noreply@example.com>`).
+    pub from: String,
 }
 
 /// A secret setting (Stripe key, webhook secret, root key): its `Debug` prints no part of
@@ -173,6 +199,7 @@ impl Config {
             worker_uid: 65534,
             sandbox_disabled: Default::default(),
             logging: Logging::default(),
+            smtp: None,
         }
     }
 
@@ -334,8 +361,56 @@ impl Config {
         }
         read_billing(&mut config, &env)?;
         read_request_bounds(&mut config, &env)?;
+        config.smtp = read_smtp(&env)?;
         Ok(config)
     }
+}
+
+/// The SMTP relay: `FMU_GATEWAY_SMTP_HOST` turns mail on, and then `FMU_GATEWAY_SMTP_FROM` is
+/// required; the port follows the TLS mode unless given.
+fn read_smtp(env: &impl Fn(&str) -> Option<String>) -> Result<Option<Smtp>, ConfigError> {
+    let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let Some(host) = set("FMU_GATEWAY_SMTP_HOST") else {
+        return Ok(None);
+    };
+    let tls = match set("FMU_GATEWAY_SMTP_TLS") {
+        None => SmtpTls::StartTls,
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "starttls" => SmtpTls::StartTls,
+            "tls" => SmtpTls::Tls,
+            "none" => SmtpTls::None,
+            _ => {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_SMTP_TLS",
+                    &v,
+                    "expected starttls, tls or none",
+                ));
+            }
+        },
+    };
+    let port = match set("FMU_GATEWAY_SMTP_PORT") {
+        Some(v) => parse_num("FMU_GATEWAY_SMTP_PORT", &v)?,
+        None => match tls {
+            SmtpTls::StartTls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        },
+    };
+    let from = set("FMU_GATEWAY_SMTP_FROM").ok_or_else(|| {
+        ConfigError::new(
+            "FMU_GATEWAY_SMTP_FROM",
+            "",
+            "is required with FMU_GATEWAY_SMTP_HOST",
+        )
+    })?;
+    Ok(Some(Smtp {
+        host: host.trim().to_string(),
+        port,
+        tls,
+        user: set("FMU_GATEWAY_SMTP_USER"),
+        password: set("FMU_GATEWAY_SMTP_PASSWORD").map(Secret::from),
+        from,
+    }))
 }
 
 /// Disk: the per-account upload quota, result retention and the free-space reserve.
@@ -667,6 +742,45 @@ mod tests {
 
     fn listen() -> SocketAddr {
         "127.0.0.1:8080".parse().unwrap()
+    }
+
+    #[test]
+    fn smtp_is_off_unless_a_host_is_set_and_then_needs_a_sender() {
+        let c = Config::from_env(listen(), "data".into(), env_of(&[])).unwrap();
+        assert!(c.smtp.is_none());
+        let err = Config::from_env(
+            listen(),
+            "data".into(),
+            env_of(&[("FMU_GATEWAY_SMTP_HOST", "smtp.example.com")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("FMU_GATEWAY_SMTP_FROM"), "{err}");
+        let c = Config::from_env(
+            listen(),
+            "data".into(),
+            env_of(&[
+                ("FMU_GATEWAY_SMTP_HOST", "smtp.example.com"),
+                ("FMU_GATEWAY_SMTP_FROM", "noreply@example.com"),
+                ("FMU_GATEWAY_SMTP_TLS", "TLS"),
+                ("FMU_GATEWAY_SMTP_USER", "mailer"),
+                ("FMU_GATEWAY_SMTP_PASSWORD", "hunter2"),
+            ]),
+        )
+        .unwrap();
+        let smtp = c.smtp.unwrap();
+        assert_eq!((smtp.tls, smtp.port), (SmtpTls::Tls, 465));
+        assert_eq!(smtp.user.as_deref(), Some("mailer"));
+        assert_eq!(format!("{:?}", smtp.password), "Some(Secret(redacted))");
+        let bad = Config::from_env(
+            listen(),
+            "data".into(),
+            env_of(&[
+                ("FMU_GATEWAY_SMTP_HOST", "smtp.example.com"),
+                ("FMU_GATEWAY_SMTP_FROM", "noreply@example.com"),
+                ("FMU_GATEWAY_SMTP_TLS", "maybe"),
+            ]),
+        );
+        assert!(bad.is_err());
     }
 
     #[test]

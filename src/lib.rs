@@ -13,6 +13,7 @@ pub mod format;
 pub mod http;
 pub mod links;
 pub mod machine;
+pub mod mail;
 pub mod metrics;
 pub mod readiness;
 pub mod request;

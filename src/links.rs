@@ -9,3 +9,14 @@ pub const BILLING: &str = "/billing";
 pub fn billing(public_url: &str) -> String {
     format!("{}{BILLING}", public_url.trim_end_matches('/'))
 }
+
+/// Where a password reset link leads (the operator's `admin reset-link` prints it).
+pub const RESET_PASSWORD: &str = "/reset-password";
+
+/// A password reset link for `token` under `public_url`.
+pub fn reset_password(public_url: &str, token: &str) -> String {
+    format!(
+        "{}{RESET_PASSWORD}?token={token}",
+        public_url.trim_end_matches('/')
+    )
+}

@@ -114,6 +114,12 @@ enum AdminTask {
         #[arg(long, default_value = "Granted by an operator")]
         reason: String,
     },
+    /// Print a password reset link for an account (this server sends no email): it works
+    /// once, for an hour, under FMU_GATEWAY_PUBLIC_URL.
+    ResetLink {
+        #[arg(long)]
+        email: String,
+    },
     /// Print the root public key that verifies API keys.
     PublicKey,
     /// Show an account's plan, credits, purchases and billing flag.
@@ -250,6 +256,15 @@ async fn run(command: Command) -> Result<(), Failure> {
                     println!(
                         "granted {credits} credits to {}; balance is now {balance}",
                         user.email
+                    );
+                }
+                AdminTask::ResetLink { email } => {
+                    let link = fmu_gateway::domain::password_reset::issue_link(&state, &email)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!("{link}");
+                    eprintln!(
+                        "Send this link to the account's owner: it sets a new password once,                          within an hour, and logs out every session."
                     );
                 }
                 AdminTask::PublicKey => println!("{}", state.keys.public_key()),

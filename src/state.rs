@@ -34,9 +34,16 @@ pub struct AppState {
     pub hashers: crate::auth::password::Hashers,
     /// New accounts over the whole service (one key: `()`), per hour.
     pub signup_limit: KeyedLimit<()>,
+    /// Password reset mails per address (normalized email), per hour.
+    pub reset_limit: KeyedLimit<String>,
+    /// The landing page's example run, once it has run ([`crate::domain::showcase`]).
+    pub showcase: crate::domain::showcase::Cache,
 }
 
 pub type State = Arc<AppState>;
+
+/// Reset mails one address may get per hour: enough to retry, too few to flood a mailbox.
+pub const RESET_MAILS_PER_HOUR: u32 = 3;
 
 /// Why the service could not start; each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +119,8 @@ impl AppState {
             readiness: Default::default(),
             hashers: crate::auth::password::Hashers::new(hash_concurrency),
             signup_limit: KeyedLimit::per_hour(signups_per_hour),
+            showcase: Default::default(),
+            reset_limit: KeyedLimit::per_hour(RESET_MAILS_PER_HOUR),
         }))
     }
 }

@@ -20,6 +20,66 @@ pub struct Session {
     token_hash: Vec<u8>,
 }
 
+impl Session {
+    /// How the account page names this session: the hex of its token's hash (what the list
+    /// of sessions shows; it cannot be turned back into the cookie).
+    pub fn id(&self) -> String {
+        hex::encode(&self.token_hash)
+    }
+
+    /// The hash of this session's token, to keep it when the others end.
+    pub fn token_hash(&self) -> &[u8] {
+        &self.token_hash
+    }
+}
+
+/// Where a session is opened from, recorded so the user can tell their sessions apart.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    /// The client's address, as the rate limits see it ([`crate::request::ClientIp`]).
+    pub ip: std::net::IpAddr,
+    /// "Browser on OS" ([`describe_device`]).
+    pub device: String,
+}
+
+/// A short "Browser on OS" from a User-Agent header, enough to recognise one's own devices.
+/// Order matters: Edge and Opera also say Chrome, and Chrome also says Safari.
+pub fn describe_device(user_agent: &str) -> String {
+    const BROWSERS: [(&str, &str); 10] = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("FxiOS/", "Firefox"),
+        ("HeadlessChrome/", "Headless Chrome"),
+        ("Chrome/", "Chrome"),
+        ("CriOS/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+        ("reqwest", "reqwest"),
+    ];
+    const SYSTEMS: [(&str, &str); 7] = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ];
+    let find = |table: &[(&str, &'static str)]| {
+        table
+            .iter()
+            .find(|(needle, _)| user_agent.contains(needle))
+            .map(|(_, name)| *name)
+    };
+    match (find(&BROWSERS), find(&SYSTEMS)) {
+        (Some(b), Some(os)) => format!("{b} on {os}"),
+        (Some(b), None) => b.to_string(),
+        (None, Some(os)) => format!("A browser on {os}"),
+        (None, None) => "Unknown device".to_string(),
+    }
+}
+
 /// 256 random bits, hex.
 pub fn random_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
@@ -45,6 +105,7 @@ pub async fn start(
     state: &State,
     user_id: &UserId,
     api_key_id: Option<&KeyId>,
+    origin: &Origin,
 ) -> Result<Cookie, StoreError> {
     let token = random_token();
     let csrf = random_token();
@@ -58,6 +119,8 @@ pub async fn start(
         api_key_id: api_key_id.cloned(),
         created_at: now,
         expires_at: expires,
+        device: origin.device.clone(),
+        ip: origin.ip.to_string(),
     };
     state.store.open_session(session).await?;
     Ok(session_cookie(&state.config, token))
@@ -113,4 +176,40 @@ pub async fn live_by_key(
 ) -> Result<std::collections::HashMap<KeyId, i64>, StoreError> {
     let rows = state.store.sessions_by_key(user_id).await?;
     Ok(rows.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_device;
+
+    #[test]
+    fn devices_are_named_by_browser_and_system() {
+        let cases = [
+            (
+                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                "Firefox on Linux",
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 Edg/126.0",
+                "Edge on Windows",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+                "Safari on iOS",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
+                "Chrome on Android",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+                "Chrome on macOS",
+            ),
+            ("curl/8.5.0", "curl"),
+            ("", "Unknown device"),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(describe_device(ua), want, "{ua}");
+        }
+    }
 }

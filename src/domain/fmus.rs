@@ -393,7 +393,7 @@ pub async fn reference_checks(state: &State, id: &FmuId) -> Option<ReferenceChec
 }
 
 /// Removes an FMU's stored file and extracted directory.
-fn remove_files(data_dir: &Path, id: &FmuId) {
+pub(crate) fn remove_files(data_dir: &Path, id: &FmuId) {
     let root = root(data_dir);
     let _ = std::fs::remove_file(reference_checks_path(data_dir, id));
     let _ = std::fs::remove_file(root.join(format!("{id}.fmu")));

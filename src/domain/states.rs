@@ -101,7 +101,7 @@ fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("states")
 }
 
-fn file_path(data_dir: &Path, sha256: &str) -> PathBuf {
+pub(crate) fn file_path(data_dir: &Path, sha256: &str) -> PathBuf {
     dir(data_dir).join(sha256)
 }
 

@@ -9,10 +9,12 @@
 
 pub mod api_keys;
 pub mod billing;
+pub mod deletion;
 pub mod fmus;
 pub mod free_grants;
 mod ids;
 pub mod ledger;
+pub mod password_resets;
 pub mod runs;
 pub mod sessions;
 pub mod states;

@@ -174,6 +174,56 @@ impl Store {
         self.run(move |conn| find_by_email(conn, &normalized)).await
     }
 
+    /// The account's password hash, if it has one (to check the current password).
+    pub async fn password_hash(&self, id: &UserId) -> StoreResult<Option<String>> {
+        let id = id.clone();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .flatten())
+        })
+        .await
+    }
+
+    /// Sets (or with `None` clears) the account's display name.
+    pub async fn set_name(&self, id: &UserId, name: Option<String>) -> StoreResult<()> {
+        let id = id.clone();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE users SET name = ?2 WHERE id = ?1",
+                params![id, name],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the password hash and ends every session of the user but `keep` (the one that
+    /// changed it), in one transaction: a stolen session cannot outlive the change. Returns
+    /// how many sessions were ended.
+    pub async fn change_password(
+        &self,
+        id: &UserId,
+        password_hash: String,
+        keep: Vec<u8>,
+    ) -> StoreResult<usize> {
+        let id = id.clone();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                params![id, password_hash],
+            )?;
+            let ended = super::sessions::delete_others(&tx, &id, &keep)?;
+            tx.commit()?;
+            Ok(ended)
+        })
+        .await
+    }
+
     /// Adds credits to an account (a grant: one ledger row); returns the new balance, or
     /// `None` when there is no such account.
     pub async fn grant_credits(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::layout::{self, Nav, csrf_field};
 use super::{CurrentSession, html, paths, see_other};
-use crate::auth::session::{self, Session};
+use crate::auth::session::{self, Origin, Session};
 use crate::domain::accounts::{self, Registration};
 use crate::domain::error::AppError;
 use crate::domain::ids::{KeyId, UserId};
@@ -37,6 +37,7 @@ fn login_view(form: &LoginForm, error: Option<&str>) -> Markup {
                 input #password type="password" name="password" autocomplete="current-password" required;
                 button.primary type="submit" { "Log in" }
             }
+            p { a href=(paths::FORGOT_PASSWORD) { "Forgot password?" } }
             details.alt-login {
                 summary { "Log in with an API key instead" }
                 form method="post" action=(paths::LOGIN) {
@@ -60,9 +61,23 @@ pub fn login_page(req: &Request) -> Response {
 }
 
 /// The login form: email + password, or an API key.
+/// Where a log-in or sign-up comes from, for the session it opens.
+fn origin_of(req: &Request, ip: std::net::IpAddr) -> Origin {
+    let agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Origin {
+        ip,
+        device: session::describe_device(agent),
+    }
+}
+
 #[handler]
 pub async fn login_form(
     state: Data<&State>,
+    req: &Request,
     ClientIp(ip): ClientIp,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -79,7 +94,9 @@ pub async fn login_form(
     }
     .await;
     match result {
-        Ok((user, key_id)) => start_session(state, &user.id, key_id.as_ref()).await,
+        Ok((user, key_id)) => {
+            start_session(state, &user.id, key_id.as_ref(), &origin_of(req, ip)).await
+        }
         Err(e) => form_error(e, |msg| login_view(&form, Some(msg))),
     }
 }
@@ -141,6 +158,7 @@ fn withheld_view(state: &State) -> Markup {
 #[handler]
 pub async fn register_form(
     state: Data<&State>,
+    req: &Request,
     ClientIp(ip): ClientIp,
     Form(form): Form<RegisterForm>,
 ) -> Response {
@@ -159,7 +177,7 @@ pub async fn register_form(
     .await;
     match result {
         Ok(done) if done.free_credits_withheld => {
-            let mut resp = start_session(state, &done.user.id, None).await;
+            let mut resp = start_session(state, &done.user.id, None, &origin_of(req, ip)).await;
             if resp.status() == StatusCode::SEE_OTHER {
                 // The account exists and is logged in; say why it has no credits before
                 // going on to the dashboard.
@@ -177,13 +195,18 @@ pub async fn register_form(
             }
             resp
         }
-        Ok(done) => start_session(state, &done.user.id, None).await,
+        Ok(done) => start_session(state, &done.user.id, None, &origin_of(req, ip)).await,
         Err(e) => form_error(e, |msg| register_view(&form, Some(msg))),
     }
 }
 
-async fn start_session(state: &State, user_id: &UserId, key_id: Option<&KeyId>) -> Response {
-    match session::start(state, user_id, key_id).await {
+async fn start_session(
+    state: &State,
+    user_id: &UserId,
+    key_id: Option<&KeyId>,
+    origin: &Origin,
+) -> Response {
+    match session::start(state, user_id, key_id, origin).await {
         Ok(cookie) => {
             let mut resp = see_other(paths::DASHBOARD);
             resp.headers_mut().append(
@@ -203,7 +226,7 @@ async fn start_session(state: &State, user_id: &UserId, key_id: Option<&KeyId>) 
 }
 
 /// Re-renders a form with the error above it, with the error's status.
-fn form_error(err: AppError, view: impl FnOnce(&str) -> Markup) -> Response {
+pub(super) fn form_error(err: AppError, view: impl FnOnce(&str) -> Markup) -> Response {
     let retry_after = match &err {
         AppError::RateLimited(wait) => Some(crate::auth::rate_limit::retry_after_secs(*wait)),
         _ => None,

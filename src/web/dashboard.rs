@@ -73,6 +73,14 @@ pub async fn page(
                 }
             }
         }
+        section aria-labelledby="first-run-h" {
+            h2 #first-run-h { "Run from your terminal" }
+            p.muted {
+                "Create a key on the " a href=(paths::KEYS) { "API Keys" } " page, put it in $"
+                (super::landing::KEY_VARIABLE) ", and run:"
+            }
+            (super::landing::curl_block(&state.config.public_url))
+        }
         section aria-labelledby="chart-h" {
             h2 #chart-h { "Credits spent per day" }
             p.muted { (runs_in_period) @if runs_in_period == 1 { " run" } @else { " runs" } " in the last 14 days." }

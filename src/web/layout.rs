@@ -89,6 +89,7 @@ pub fn page_with_head(
                             summary { (s.user.name.as_deref().unwrap_or(&s.user.email)) }
                             div.menu {
                                 p.muted { (s.user.email) }
+                                a href=(paths::ACCOUNT) { "Account settings" }
                                 form method="post" action=(paths::LOGOUT) {
                                     (csrf_field(s))
                                     button type="submit" { "Log out" }

@@ -4,6 +4,7 @@
 //! page and as the fragment an htmx request gets back, so the two cannot drift. Every action
 //! is also a plain form post, so the dashboard works without JavaScript.
 
+pub mod account;
 pub mod assets;
 pub mod auth_pages;
 pub mod billing;
@@ -11,9 +12,11 @@ pub mod charts;
 pub mod dashboard;
 pub mod error;
 pub mod keys;
+pub mod landing;
 pub mod layout;
 pub mod library;
 pub mod middleware;
+pub mod password_reset;
 pub mod paths;
 pub mod plots;
 pub mod run_form;
@@ -24,9 +27,7 @@ pub mod usage;
 use maud::Markup;
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
-use poem::{
-    Endpoint, EndpointExt, FromRequest, Request, RequestBody, Response, get, handler, post,
-};
+use poem::{Endpoint, EndpointExt, FromRequest, Request, RequestBody, Response, get, post};
 
 use crate::auth::session::Session;
 use crate::request::FaceRoutes;
@@ -81,13 +82,29 @@ pub fn routes() -> FaceRoutes {
         (paths::RUN_PLOT_SVG, page(get(plots::svg))),
         (paths::RUNS_COMPARE, page(get(plots::compare))),
         (paths::RUNS_COMPARE_SVG, page(get(plots::compare_svg))),
+        (paths::ACCOUNT, page(get(account::page))),
+        (paths::ACCOUNT_NAME, page(post(account::rename))),
+        (
+            paths::ACCOUNT_PASSWORD,
+            page(post(account::change_password)),
+        ),
+        (paths::ACCOUNT_SESSION_END, page(post(account::end_session))),
+        (paths::ACCOUNT_DELETE, page(post(account::delete))),
+        (
+            paths::FORGOT_PASSWORD,
+            page(get(password_reset::forgot_page).post(password_reset::forgot)),
+        ),
+        (
+            paths::RESET_PASSWORD,
+            page(get(password_reset::reset_page).post(password_reset::reset)),
+        ),
     ]
 }
 
 /// What `http` nests at `/`, behind every other route: the home page, and the 404 page for
 /// any path no face serves. (A catch-all route would not do: it would win over `/` itself.)
 pub fn fallback() -> BoxEndpoint<'static> {
-    page(poem::Route::new().at(paths::HOME, get(home)))
+    page(poem::Route::new().at(paths::HOME, get(landing::home)))
 }
 
 /// A page's endpoint behind the dashboard's middleware.
@@ -120,17 +137,6 @@ impl<'a> FromRequest<'a> for WantsFragment {
             h.contains_key("hx-request") && !h.contains_key("hx-history-restore-request"),
         ))
     }
-}
-
-/// `/`: the dashboard for a logged-in user, the login page otherwise.
-#[handler]
-pub fn home(req: &Request) -> Response {
-    let to = if req.extensions().get::<Session>().is_some() {
-        paths::DASHBOARD
-    } else {
-        paths::LOGIN
-    };
-    see_other(to)
 }
 
 /// `path?query` with the pairs form-encoded, as the page's own `Query` extractor decodes them.

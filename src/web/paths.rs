@@ -41,6 +41,15 @@ pub const BILLING_PORTAL: &str = "/billing/portal";
 pub const BILLING_STATUS: &str = "/billing/status";
 /// Where Stripe delivers webhook events (also `/api/v1/billing/webhook`).
 pub const STRIPE_WEBHOOK: &str = "/stripe/webhook";
+/// The account page and its forms.
+pub const ACCOUNT: &str = "/account";
+pub const ACCOUNT_NAME: &str = "/account/name";
+pub const ACCOUNT_PASSWORD: &str = "/account/password";
+pub const ACCOUNT_SESSION_END: &str = "/account/sessions/:id/end";
+pub const ACCOUNT_DELETE: &str = "/account/delete";
+pub const FORGOT_PASSWORD: &str = "/forgot-password";
+/// Also named by the domain (the link `admin reset-link` prints).
+pub use crate::links::RESET_PASSWORD;
 pub const API_V1: &str = "/api/v1";
 pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
@@ -63,6 +72,11 @@ pub fn library_delete(id: &str) -> String {
 /// `LIBRARY_MODEL` for one FMU (id or `lib:` name).
 pub fn library_model(id: &str) -> String {
     LIBRARY_MODEL.replace(":id", id)
+}
+
+/// `ACCOUNT_SESSION_END` for one session (the hex id the account page lists).
+pub fn account_session_end(id: &str) -> String {
+    ACCOUNT_SESSION_END.replace(":id", id)
 }
 
 pub fn run(id: &RunId) -> String {

@@ -4,6 +4,7 @@
 mod common;
 
 mod access_log;
+mod account;
 mod accounts;
 mod aliases;
 mod billing;

@@ -7,6 +7,8 @@ mod common;
 mod plots;
 mod runs;
 
+mod account;
+
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
