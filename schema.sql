@@ -258,3 +258,18 @@ CREATE INDEX password_resets_by_user ON password_resets(user_id);
 -- The key a user marked as primary most recently (the dashboard shows it); with none marked,
 -- the oldest active key is primary.
 ALTER TABLE api_keys ADD COLUMN primary_since INTEGER;
+
+-- migration 12: sign-ups confirmed by mail
+-- With mail configured, a sign-up on the page becomes an account only when its link is opened
+-- (so the page answers the same whether or not the address has an account). The password is
+-- kept only as its argon2 hash, the link only as the SHA-256 of its token; one use, an hour.
+CREATE TABLE pending_signups (
+    token_hash     BLOB PRIMARY KEY,
+    email          TEXT NOT NULL,
+    name           TEXT,
+    password_hash  TEXT NOT NULL,
+    address        TEXT,                              -- the client's address (free-credit cap)
+    created_at     INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    used_at        INTEGER
+);

@@ -20,3 +20,25 @@ pub fn reset_password(public_url: &str, token: &str) -> String {
         public_url.trim_end_matches('/')
     )
 }
+
+/// The login page.
+pub const LOGIN: &str = "/login";
+
+/// Where "Forgot password?" leads.
+pub const FORGOT_PASSWORD: &str = "/forgot-password";
+
+/// Where a mailed sign-up link leads.
+pub const CONFIRM_SIGNUP: &str = "/register/confirm";
+
+/// A page's full address under `public_url`.
+pub fn absolute(public_url: &str, path: &str) -> String {
+    format!("{}{path}", public_url.trim_end_matches('/'))
+}
+
+/// A sign-up link for `token` under `public_url`.
+pub fn confirm_signup(public_url: &str, token: &str) -> String {
+    format!(
+        "{}{CONFIRM_SIGNUP}?token={token}",
+        public_url.trim_end_matches('/')
+    )
+}

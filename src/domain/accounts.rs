@@ -56,7 +56,6 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
         .signup_limit
         .check(&())
         .map_err(AppError::RateLimited)?;
-    let grant_cap = state.config.free_grants_per_address_per_day;
     let address = reg
         .from
         .map(|ip| auth::rate_limit::ClientKey::of(ip).to_string());
@@ -64,8 +63,23 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
         Some(p) => Some(password::hash(&state.hashers, p.expose().to_string()).await?),
         None => None,
     };
+    create(state, &email, name, password_hash, reg.first_key, address).await
+}
+
+/// Creates the account once its details are checked and its password hashed (by
+/// [`register`], or by a sign-up that waited for its mailed link). `address` is the client's
+/// (as `ClientKey` writes it) for the cap on free-credit grants.
+pub async fn create(
+    state: &State,
+    email: &Email,
+    name: Option<String>,
+    password_hash: Option<String>,
+    first_key: Option<&str>,
+    address: Option<String>,
+) -> AppResult<Registered> {
+    let grant_cap = state.config.free_grants_per_address_per_day;
     let user_id = UserId::generate();
-    let key = match reg.first_key {
+    let key = match first_key {
         Some(label) => Some(keys::prepare(state, &user_id, Some(label), None)?),
         None => None,
     };

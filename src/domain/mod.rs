@@ -11,6 +11,7 @@ pub mod keys;
 pub mod password_reset;
 pub mod runs;
 pub mod showcase;
+pub mod signup;
 pub mod states;
 pub mod usage;
 pub mod values;

@@ -15,6 +15,7 @@ pub mod free_grants;
 mod ids;
 pub mod ledger;
 pub mod password_resets;
+pub mod pending_signups;
 pub mod runs;
 pub mod sessions;
 pub mod states;

@@ -2,7 +2,7 @@
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
-use poem::web::{Data, Form};
+use poem::web::{Data, Form, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
@@ -12,6 +12,7 @@ use crate::auth::session::{self, Origin, Session};
 use crate::domain::accounts::{self, Registration};
 use crate::domain::error::AppError;
 use crate::domain::ids::{KeyId, UserId};
+use crate::domain::signup;
 use crate::request::ClientIp;
 use crate::state::State;
 
@@ -163,6 +164,9 @@ pub async fn register_form(
     Form(form): Form<RegisterForm>,
 ) -> Response {
     let state = *state;
+    if state.config.smtp.is_some() {
+        return register_by_mail(state, ip, &form).await;
+    }
     let result = async {
         accounts::throttle(state, ip)?;
         let reg = Registration {
@@ -197,6 +201,93 @@ pub async fn register_form(
         }
         Ok(done) => start_session(state, &done.user.id, None, &origin_of(req, ip)).await,
         Err(e) => form_error(e, |msg| register_view(&form, Some(msg))),
+    }
+}
+
+/// Sign-up where mail is configured: the same answer for a new address and a taken one, and
+/// the link (or a note) goes by mail after it (`domain::signup`). Only what is wrong with the
+/// form itself is said on the page.
+async fn register_by_mail(state: &State, ip: std::net::IpAddr, form: &RegisterForm) -> Response {
+    let started = async {
+        accounts::throttle(state, ip)?;
+        signup::start(state, &form.email, &form.password, &form.name, ip).await
+    }
+    .await;
+    match started {
+        Ok(started) => {
+            let mailer = state.clone();
+            tokio::spawn(async move { signup::mail(&mailer, started).await });
+            html(StatusCode::OK, check_inbox_view())
+        }
+        Err(e) => form_error(e, |msg| register_view(form, Some(msg))),
+    }
+}
+
+fn check_inbox_view() -> Markup {
+    let content = html! {
+        section.auth-card {
+            h1 { "Check your inbox" }
+            (layout::alert("success", "We sent a link to the address you gave. Open it within an hour to finish signing up."))
+            p.muted { "No mail after a few minutes? Look in your spam folder, or sign up again." }
+            p { "Already have an account? " a href=(paths::LOGIN) { "Log in" } }
+        }
+    };
+    layout::page("Check your inbox", Nav::None, None, content)
+}
+
+#[derive(Deserialize)]
+pub struct SignupLink {
+    #[serde(default)]
+    token: String,
+}
+
+fn confirm_view(token: &str, error: Option<&str>) -> Markup {
+    let content = html! {
+        section.auth-card {
+            h1 { "Finish signing up" }
+            @if let Some(e) = error {
+                (layout::alert("error", e))
+                p { a href=(paths::REGISTER) { "Sign up again" } " · " a href=(paths::LOGIN) { "Log in" } }
+            } @else {
+                p { "Create your account and log in." }
+                // A button, not the link itself: mail scanners that open links must not use it.
+                form method="post" action=(paths::CONFIRM_SIGNUP) {
+                    input type="hidden" name="token" value=(token);
+                    button.primary type="submit" { "Create my account" }
+                }
+            }
+        }
+    };
+    layout::page("Finish signing up", Nav::None, None, content)
+}
+
+/// `GET /register/confirm?token=…`: the button that finishes a mailed sign-up, or why the
+/// link does not work.
+#[handler]
+pub async fn confirm_page(state: Data<&State>, Query(q): Query<SignupLink>) -> Response {
+    match signup::check(&state, &q.token).await {
+        Ok(()) => html(StatusCode::OK, confirm_view(&q.token, None)),
+        Err(e) => form_error(e, |msg| confirm_view(&q.token, Some(msg))),
+    }
+}
+
+/// `POST /register/confirm`: the account is made and logged in.
+#[handler]
+pub async fn confirm(
+    state: Data<&State>,
+    req: &Request,
+    ClientIp(ip): ClientIp,
+    Form(link): Form<SignupLink>,
+) -> Response {
+    let state = *state;
+    let result = async {
+        accounts::throttle(state, ip)?;
+        signup::finish(state, &link.token).await
+    }
+    .await;
+    match result {
+        Ok(done) => start_session(state, &done.user.id, None, &origin_of(req, ip)).await,
+        Err(e) => form_error(e, |msg| confirm_view(&link.token, Some(msg))),
     }
 }
 

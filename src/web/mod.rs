@@ -50,6 +50,10 @@ pub fn routes() -> FaceRoutes {
             page(get(auth_pages::register_page).post(auth_pages::register_form)),
         ),
         (
+            paths::CONFIRM_SIGNUP,
+            page(get(auth_pages::confirm_page).post(auth_pages::confirm)),
+        ),
+        (
             paths::LOGOUT,
             page(get(auth_pages::logout_page).post(auth_pages::logout)),
         ),

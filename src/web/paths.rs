@@ -4,7 +4,8 @@
 use crate::domain::ids::{KeyId, RunId};
 
 pub const HOME: &str = "/";
-pub const LOGIN: &str = "/login";
+/// Also named in mails by the domain (`crate::links`).
+pub use crate::links::LOGIN;
 pub const REGISTER: &str = "/register";
 pub const LOGOUT: &str = "/logout";
 pub const DASHBOARD: &str = "/dashboard";
@@ -47,9 +48,9 @@ pub const ACCOUNT_NAME: &str = "/account/name";
 pub const ACCOUNT_PASSWORD: &str = "/account/password";
 pub const ACCOUNT_SESSION_END: &str = "/account/sessions/:id/end";
 pub const ACCOUNT_DELETE: &str = "/account/delete";
-pub const FORGOT_PASSWORD: &str = "/forgot-password";
 /// Also named by the domain (the link `admin reset-link` prints).
 pub use crate::links::RESET_PASSWORD;
+pub use crate::links::{CONFIRM_SIGNUP, FORGOT_PASSWORD};
 pub const API_V1: &str = "/api/v1";
 pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";

@@ -807,3 +807,93 @@ async fn forgot_password_mails_a_link_that_sets_a_new_password_and_ends_the_sess
         "used"
     );
 }
+
+/// Posts the sign-up form as a browser without JavaScript does.
+async fn sign_up(app: &TestApp, email: &str, password: &str) -> (u16, String) {
+    let resp = browser()
+        .post(app.at("/register"))
+        .form(&[("email", email), ("name", "Grace"), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The link a mail holds, as a path on the server (quoted-printable may fold it).
+fn mailed_path(text: &str, route: &str) -> String {
+    let text = text.replace("=\n", "").replace("=3D", "=");
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains(route))
+        .unwrap_or_else(|| panic!("the mail holds a {route} link: {text}"))
+        .to_string();
+    link[link.find(route).unwrap()..].to_string()
+}
+
+#[tokio::test]
+async fn with_mail_the_sign_up_page_answers_alike_for_a_taken_address_and_mails_the_difference() {
+    let mut sink = SmtpSink::start().await;
+    let app = spawn_mailing_app(&sink).await;
+    let taken = app.register().await;
+    let fresh = crate::common::unique_email();
+
+    // The same status and page, whether the address has an account or not.
+    let (fresh_status, fresh_page) = sign_up(&app, &fresh, "a new password").await;
+    let (taken_status, taken_page) = sign_up(&app, &taken.email, "a new password").await;
+    assert_eq!(fresh_status, 200, "{fresh_page}");
+    assert_eq!((taken_status, &taken_page), (fresh_status, &fresh_page));
+    assert!(fresh_page.contains("Check your inbox"), "{fresh_page}");
+    // What is wrong with the form itself is still said on the page.
+    let (status, page) = sign_up(&app, &crate::common::unique_email(), "short").await;
+    assert_eq!(status, 422, "{page}");
+
+    // The difference goes by mail, to each address's owner.
+    let mut mails = vec![sink.next().await, sink.next().await];
+    mails.sort_by_key(|(to, _)| to[0] != fresh);
+    let [(to_fresh, link_mail), (to_taken, note)] = <[_; 2]>::try_from(mails).unwrap();
+    assert_eq!(to_fresh, vec![fresh.as_str()]);
+    assert_eq!(to_taken, vec![taken.email.as_str()]);
+    assert!(
+        note.contains("already has one") && note.contains("/forgot-password"),
+        "{note}"
+    );
+    assert!(
+        !note.contains("/register/confirm"),
+        "no link for a taken address: {note}"
+    );
+
+    // No account until the link is used: the fresh address cannot log in yet.
+    let login = browser()
+        .post(app.at("/login"))
+        .form(&[("email", fresh.as_str()), ("password", "a new password")])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(login.status(), 303, "no account before the link");
+
+    // The link shows a button; the button makes the account and logs in, once.
+    let path = mailed_path(&link_mail, "/register/confirm");
+    let client = browser();
+    let page = page_text(&client, app.at(&path)).await;
+    assert!(page.contains("Create my account"), "{page}");
+    let token = path.split("token=").nth(1).unwrap().to_string();
+    let resp = client
+        .post(app.at("/register/confirm"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/dashboard");
+    let dashboard = page_text(&client, app.at("/dashboard")).await;
+    assert!(dashboard.contains("Hello, Grace"), "{dashboard}");
+    let again = browser()
+        .post(app.at("/register/confirm"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 422, "a link works once");
+    // The taken address's account is as it was: its password still works.
+    app.browser_login(&browser(), &taken).await;
+}
