@@ -300,6 +300,8 @@ pub enum Reservation {
     NoCredits,
     /// The user already has `max_active` runs queued or running; nothing changed.
     Busy,
+    /// The account was deleted (after the request was authenticated); nothing changed.
+    AccountGone,
     /// The idempotency key was used before: the run it made, and whether the request was the
     /// same one.
     Replay {
@@ -328,6 +330,16 @@ impl Store {
                     same_request: hash == key.request_hash,
                     run: get(&tx, &run_id)?.map(Box::new),
                 });
+            }
+            // Deleting an account waits for its runs to end; one that slipped past the
+            // request's authentication must not start on the tombstone.
+            let deleted: bool = tx.query_row(
+                "SELECT deleted_at IS NOT NULL FROM users WHERE id = ?1",
+                [&run.user_id],
+                |r| r.get(0),
+            )?;
+            if deleted {
+                return Ok(Reservation::AccountGone);
             }
             // Fair share: counted in the same write transaction as the reservation, so
             // concurrent starts cannot overshoot the cap.

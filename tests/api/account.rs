@@ -897,3 +897,38 @@ async fn with_mail_the_sign_up_page_answers_alike_for_a_taken_address_and_mails_
     // The taken address's account is as it was: its password still works.
     app.browser_login(&browser(), &taken).await;
 }
+
+/// A run request authenticated just before its account's deletion committed must not start a
+/// run on the tombstone: the reservation checks the account in its own transaction.
+#[tokio::test]
+async fn a_run_that_reaches_a_deleted_account_is_refused_and_reserves_nothing() {
+    let app = spawn_app().await;
+    let account = app.register().await;
+    let me = app.get_json("/api/v1/me", &account.api_key).await;
+    let balance = me["credits"].as_i64().unwrap();
+    // The deletion commits between the key check and the reservation: marked as deleted
+    // while the key row (checked first) is still there.
+    let db = rusqlite::Connection::open(app.data_dir.join("fmu-gateway.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute(
+        "UPDATE users SET deleted_at = 1 WHERE email = ?1",
+        [&account.email],
+    )
+    .unwrap();
+    let resp = app
+        .create_run(
+            &account.api_key,
+            &serde_json::json!({"fmu_id": "lib:Dahlquist", "stop_time": 1}),
+        )
+        .await;
+    assert_eq!(resp.status(), 401, "{}", resp.text().await.unwrap());
+    let (runs, credits): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM runs r JOIN users u ON u.id = r.user_id WHERE u.email = ?1),
+                    (SELECT credits FROM users WHERE email = ?1)",
+            [&account.email],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((runs, credits), (0, balance), "no run, nothing reserved");
+}

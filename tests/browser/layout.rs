@@ -66,6 +66,16 @@ async fn no_page_scrolls_sideways_on_a_phone_or_a_desktop() {
         .unwrap();
     assert_eq!(run["status"], "succeeded", "{run}");
     let run_id = run["id"].as_str().unwrap();
+    let other: Value = app
+        .create_run(
+            &account.api_key,
+            &json!({"fmu_id": "lib:BouncingBall", "stop_time": 2}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other_id = other["id"].as_str().unwrap();
     let b = start_browser().await;
     let c = &b.client;
     for (width, height, label) in SIZES {
@@ -83,11 +93,16 @@ async fn no_page_scrolls_sideways_on_a_phone_or_a_desktop() {
             ("dashboard", "/dashboard".to_string()),
             ("runs", "/runs".to_string()),
             ("run", format!("/runs/{run_id}")),
+            (
+                "compare",
+                format!("/runs/compare?run={run_id}&run={other_id}"),
+            ),
             ("library", "/library".to_string()),
             ("model", "/library/lib:BouncingBall".to_string()),
             ("usage", "/usage".to_string()),
             ("keys", "/api-keys".to_string()),
             ("billing", "/billing".to_string()),
+            ("account", "/account".to_string()),
             ("docs", "/api/docs".to_string()),
         ];
         for (name, path) in pages {

@@ -326,6 +326,9 @@ pub async fn start(
                 BUSY_RETRY_AFTER,
             ));
         }
+        Reservation::AccountGone => {
+            return Err(AppError::Auth(crate::auth::AuthError::Revoked));
+        }
         Reservation::Reserved => {}
     }
     let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
