@@ -444,7 +444,9 @@ async fn the_compare_page_overlays_two_runs_and_sets_their_settings_side_by_side
 /// A run page opened while the run goes on gets its plot when htmx swaps the finished run in.
 #[tokio::test]
 async fn the_plot_of_a_run_that_ends_while_its_page_is_open_draws_when_htmx_swaps_it_in() {
-    let app = spawn_app().await;
+    // The start answers at once (no synchronous wait), so the page opens while the run goes
+    // on however fast the machine is.
+    let app = crate::common::spawn_app_with(|c| c.sync_wait = std::time::Duration::ZERO).await;
     let account = app.register().await;
     let b = start_browser().await;
     let c = &b.client;
