@@ -42,6 +42,11 @@ pub enum CliError {
     InputFile { path: PathBuf, source: csv::Error },
     #[error("{}: the first column must be 'time', followed by the inputs", .0.display())]
     InputHeader(PathBuf),
+    #[error("{}: {problem}", path.display())]
+    InputRows {
+        path: PathBuf,
+        problem: crate::sim::input_csv::InputCsvError,
+    },
     #[error("{} row {row}: column {column} is not a number", path.display())]
     InputNumber {
         path: PathBuf,
@@ -634,43 +639,24 @@ pub fn verdict_text(check: &ReferenceCheck) -> String {
     out
 }
 
-/// An input file: a CSV with a `time` column first and one column per input variable.
+/// An input file: a CSV with a `time` column first and one column per input variable
+/// (`sim::input_csv`, as the dashboard reads a pasted table).
 fn read_input_csv(path: &Path) -> Result<Vec<InputSignal>, CliError> {
-    let file_error = |source| CliError::InputFile {
+    use crate::sim::input_csv::{self, InputCsvError};
+    let file = std::fs::File::open(path).map_err(|e| CliError::InputFile {
         path: path.to_path_buf(),
-        source,
-    };
-    let mut reader = csv::Reader::from_path(path).map_err(file_error)?;
-    let header = reader.headers().map_err(file_error)?.clone();
-    if header.get(0).map(str::trim) != Some("time") || header.len() < 2 {
-        return Err(CliError::InputHeader(path.to_path_buf()));
-    }
-    let mut signals: Vec<InputSignal> = header
-        .iter()
-        .skip(1)
-        .map(|n| InputSignal {
-            name: n.trim().to_string(),
-            t: vec![],
-            u: vec![],
-        })
-        .collect();
-    for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(file_error)?;
-        let number = |i: usize| -> Result<f64, CliError> {
-            record
-                .get(i)
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| CliError::InputNumber {
-                    path: path.to_path_buf(),
-                    row: line + 2,
-                    column: i + 1,
-                })
-        };
-        let t = number(0)?;
-        for (i, s) in signals.iter_mut().enumerate() {
-            s.t.push(t);
-            s.u.push(number(i + 1)?);
-        }
-    }
-    Ok(signals)
+        source: csv::Error::from(e),
+    })?;
+    input_csv::parse(std::io::BufReader::new(file)).map_err(|e| match e {
+        InputCsvError::Header => CliError::InputHeader(path.to_path_buf()),
+        InputCsvError::NotANumber { line, column, .. } => CliError::InputNumber {
+            path: path.to_path_buf(),
+            row: line,
+            column,
+        },
+        other => CliError::InputRows {
+            path: path.to_path_buf(),
+            problem: other,
+        },
+    })
 }

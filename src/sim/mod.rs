@@ -8,6 +8,7 @@ pub mod downsample;
 pub mod engine;
 mod fmi_version;
 pub mod fmu_state;
+pub mod input_csv;
 pub mod literals;
 pub mod mat;
 pub mod parquet;

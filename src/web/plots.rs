@@ -639,6 +639,29 @@ fn overlay_panels(data: &[(RunRow, PlotData)]) -> Vec<Markup> {
         .collect()
 }
 
+/// What the compare page and its SVG export draw from the query: the runs, the variables
+/// they have in common, those chosen, and each run's data for them.
+struct Compared {
+    runs: Vec<RunRow>,
+    common: Vec<String>,
+    chosen: Vec<String>,
+    data: Vec<(RunRow, PlotData)>,
+}
+
+async fn compared(state: &State, s: &Session, req: &Request) -> Result<Compared, WebError> {
+    let pairs = query_pairs(req);
+    let runs = compared_runs(state, s, &pairs).await?;
+    let common = common_variables(state, &runs).await?;
+    let chosen = chosen_variables(&pairs, &common)?;
+    let data = overlay_data(state, s, &runs, &chosen).await?;
+    Ok(Compared {
+        runs,
+        common,
+        chosen,
+        data,
+    })
+}
+
 /// `/runs/compare?run=…&run=…[&var=…]`: the runs' settings side by side (differences marked)
 /// and an overlay of the chosen variables.
 #[handler]
@@ -647,11 +670,12 @@ pub async fn compare(
     CurrentSession(s): CurrentSession,
     req: &Request,
 ) -> Result<Response, WebError> {
-    let pairs = query_pairs(req);
-    let runs = compared_runs(&state, &s, &pairs).await?;
-    let common = common_variables(&state, &runs).await?;
-    let chosen = chosen_variables(&pairs, &common)?;
-    let data = overlay_data(&state, &s, &runs, &chosen).await?;
+    let Compared {
+        runs,
+        common,
+        chosen,
+        data,
+    } = compared(&state, &s, req).await?;
     let rows = setting_rows(&runs);
     let run_pairs: Vec<(&str, &str)> = runs.iter().map(|r| ("run", r.id.as_str())).collect();
     let svg_href = super::with_query(
@@ -734,10 +758,6 @@ pub async fn compare_svg(
     CurrentSession(s): CurrentSession,
     req: &Request,
 ) -> Result<Response, WebError> {
-    let pairs = query_pairs(req);
-    let runs = compared_runs(&state, &s, &pairs).await?;
-    let common = common_variables(&state, &runs).await?;
-    let chosen = chosen_variables(&pairs, &common)?;
-    let data = overlay_data(&state, &s, &runs, &chosen).await?;
+    let data = compared(&state, &s, req).await?.data;
     Ok(svg_file("compare.svg", &overlay_panels(&data)))
 }

@@ -35,67 +35,11 @@ pub fn is_default(v: &Variable, value: &str) -> bool {
     v.start.as_deref().map(str::trim) == Some(value.trim())
 }
 
-/// The input signals of a pasted CSV: a header `time,<input>,…`, then a row of numbers per
-/// time. A problem names the line (counting the header as line 1) and the column.
+/// The input signals of a pasted CSV (`sim::input_csv`); a problem names the line (counting
+/// the header as line 1) and the column.
 pub fn inputs_from_csv(text: &str) -> Result<Vec<InputSignal>, Problem> {
-    let problem = |message: String| Problem::new(INPUTS_CSV, message);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| problem(format!("line 1: {e}")))?
-        .clone();
-    if header.get(0) != Some("time") || header.len() < 2 {
-        return Err(problem(
-            "line 1: the header must be 'time' and then the inputs' names, e.g. time,u".into(),
-        ));
-    }
-    let mut signals: Vec<InputSignal> = header
-        .iter()
-        .skip(1)
-        .map(|name| InputSignal {
-            name: name.to_string(),
-            t: vec![],
-            u: vec![],
-        })
-        .collect();
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let record = record.map_err(|e| problem(format!("line {line}: {e}")))?;
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        if record.len() != header.len() {
-            return Err(problem(format!(
-                "line {line}: {} values for {} columns",
-                record.len(),
-                header.len()
-            )));
-        }
-        let number = |column: usize| -> Result<f64, Problem> {
-            let cell = &record[column];
-            cell.parse::<f64>().map_err(|_| {
-                problem(format!(
-                    "line {line}: '{cell}' in column '{}' is not a number",
-                    &header[column]
-                ))
-            })
-        };
-        let t = number(0)?;
-        for (column, signal) in signals.iter_mut().enumerate() {
-            signal.t.push(t);
-            signal.u.push(number(column + 1)?);
-        }
-    }
-    if signals.first().is_none_or(|s| s.t.is_empty()) {
-        return Err(problem(
-            "line 2: no rows: give a row of values per time".into(),
-        ));
-    }
-    Ok(signals)
+    crate::sim::input_csv::parse(text.as_bytes())
+        .map_err(|e| Problem::new(INPUTS_CSV, e.to_string()))
 }
 
 /// What a run costs and what the user has, beside Run.
