@@ -286,12 +286,11 @@ async fn refused_upload(
         }
         _ => "",
     };
-    let WebError::Status(status, message) = WebError::from(err) else {
-        return Err(WebError::LoginRequired);
+    let (status, message) = match WebError::from(err) {
+        WebError::Status(status, message) if status.is_client_error() => (status, message),
+        // Our own failure (already logged) is told as such, not as a problem with the file.
+        other => return Err(other),
     };
-    if status.is_server_error() {
-        return Err(WebError::Status(status, message));
-    }
     let message = format!("“{file}” was not uploaded: {message}{advice}");
     if fragment {
         return Err(WebError::Status(status, message));
