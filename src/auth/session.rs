@@ -85,7 +85,9 @@ pub fn random_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
-fn hash(token: &str) -> Vec<u8> {
+/// What is stored of a secret token (a session's, a reset or sign-up link's): its SHA-256,
+/// so a copy of the database opens nothing.
+pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -109,7 +111,7 @@ pub async fn start(
 ) -> Result<Cookie, StoreError> {
     let token = random_token();
     let csrf = random_token();
-    let token_hash = hash(&token);
+    let token_hash = token_hash(&token);
     let now = store::now_ms();
     let expires = now + state.config.session_ttl.as_millis() as i64;
     let session = OpenSession {
@@ -131,7 +133,7 @@ pub async fn find(state: &State, token: &str) -> Result<Option<Session>, StoreEr
     if token.len() != 64 {
         return Ok(None);
     }
-    let token_hash = hash(token);
+    let token_hash = token_hash(token);
     let ttl = state.config.session_ttl.as_millis() as i64;
     let found = state.store.live_session(token_hash.clone(), ttl).await?;
     Ok(found.map(|(user, csrf_token)| Session {

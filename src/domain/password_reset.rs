@@ -3,20 +3,14 @@
 //! to the user. Whoever opens it may set a new password once, within an hour, and every
 //! session of the account ends.
 
-use sha2::{Digest, Sha256};
-
 use crate::auth::password;
-use crate::auth::session::random_token;
+use crate::auth::session::{random_token, token_hash as hash};
 use crate::domain::NewPassword;
 use crate::domain::error::{AppError, AppResult};
 use crate::state::State;
 
 /// How long a link works.
 pub const LINK_TTL_MS: i64 = 60 * 60 * 1000;
-
-fn hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
 
 fn not_valid() -> AppError {
     AppError::Invalid(

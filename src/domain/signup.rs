@@ -9,9 +9,7 @@
 //! the address's owner, so the page signs up at once as before and cannot hide a taken
 //! address (README, Security model); the sign-up limits bound what can be learnt that way.
 
-use sha2::{Digest, Sha256};
-
-use crate::auth::session::random_token;
+use crate::auth::session::{random_token, token_hash as hash};
 use crate::auth::{self, password};
 use crate::domain::accounts::{self, Registered};
 use crate::domain::error::{AppError, AppResult};
@@ -21,10 +19,6 @@ use crate::store::pending_signups::PendingSignup;
 
 /// How long a sign-up link works.
 pub const LINK_TTL_MS: i64 = 60 * 60 * 1000;
-
-fn hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
 
 fn not_valid() -> AppError {
     AppError::Invalid(
