@@ -273,3 +273,54 @@ CREATE TABLE pending_signups (
     expires_at     INTEGER NOT NULL,
     used_at        INTEGER
 );
+
+-- migration 13: sweeps
+-- A sweep runs many cases of one model. Starting it holds the whole cost in one ledger row;
+-- each case then settles by the runs' charging rule (charged, or refunded), in batches. The
+-- cases stay queued in the database until a worker takes them, so a stop of the server
+-- leaves them to be resumed.
+CREATE TABLE sweeps (
+    id                TEXT PRIMARY KEY,
+    user_id           TEXT NOT NULL REFERENCES users(id),
+    api_key_id        TEXT,
+    fmu_id            TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN
+                        ('queued', 'running', 'completed', 'failed', 'cancelled')),
+    request           TEXT NOT NULL,                   -- base settings, design, KPIs (JSON)
+    parameters        TEXT NOT NULL,                   -- the varied names, in order (JSON)
+    case_count        INTEGER NOT NULL CHECK (case_count > 0),
+    credits_per_case  INTEGER NOT NULL CHECK (credits_per_case >= 0),
+    credits_reserved  INTEGER NOT NULL CHECK (credits_reserved >= 0),
+    error             TEXT,
+    created_at        INTEGER NOT NULL,
+    started_at        INTEGER,
+    finished_at       INTEGER
+);
+CREATE INDEX sweeps_by_user ON sweeps(user_id, created_at);
+CREATE INDEX sweeps_unfinished ON sweeps(status) WHERE status IN ('queued', 'running');
+CREATE TABLE sweep_cases (
+    sweep_id      TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+    idx           INTEGER NOT NULL,
+    start_values  TEXT NOT NULL,                       -- [[name, literal], …] (JSON)
+    status        TEXT NOT NULL CHECK (status IN
+                    ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    kpis          TEXT,                                -- [number or null, …] (JSON)
+    error         TEXT,
+    failure_kind  TEXT,
+    charged       INTEGER NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0,          -- workers it was given to
+    elapsed_ms    REAL,
+    finished_at   INTEGER,
+    PRIMARY KEY (sweep_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX sweep_cases_by_status ON sweep_cases(sweep_id, status, idx);
+CREATE TABLE sweep_idempotency_keys (
+    user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    sweep_id      TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+ALTER TABLE credit_ledger ADD COLUMN sweep_id TEXT;

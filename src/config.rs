@@ -77,6 +77,8 @@ pub struct Config {
     /// Queued plus running runs one user may have, over all their keys and the dashboard.
     /// `FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER`.
     pub max_active_runs_per_user: u32,
+    /// Cases one sweep may have. `FMU_GATEWAY_MAX_SWEEP_CASES`.
+    pub max_sweep_cases: u32,
     /// Accounts created per hour over the whole service. `FMU_GATEWAY_SIGNUPS_PER_HOUR`.
     pub signups_per_hour: u32,
     /// New accounts per client address (an IPv6 /64) per day that get the free credits;
@@ -192,6 +194,7 @@ impl Config {
             max_json_bytes: 1 << 20,
             hash_concurrency: 2,
             max_active_runs_per_user: 4,
+            max_sweep_cases: 10_000,
             signups_per_hour: 60,
             free_grants_per_address_per_day: 3,
             allow_weaker_sandbox: false,
@@ -469,6 +472,9 @@ fn read_request_bounds(
     }
     if let Some(n) = at_least_one("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER")? {
         config.max_active_runs_per_user = small("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER", n)?;
+    }
+    if let Some(n) = at_least_one("FMU_GATEWAY_MAX_SWEEP_CASES")? {
+        config.max_sweep_cases = small("FMU_GATEWAY_MAX_SWEEP_CASES", n)?;
     }
     if let Some(n) = at_least_one("FMU_GATEWAY_SIGNUPS_PER_HOUR")? {
         config.signups_per_hour = small("FMU_GATEWAY_SIGNUPS_PER_HOUR", n)?;

@@ -101,6 +101,14 @@ impl App {
             ),
         }
         state.readiness.set_self_test(check);
+        // Sweeps keep their cases in the database: the ones a stop interrupted resume now.
+        match domain::sweeps::recover(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sweeps = n, "resumed the sweeps the last stop interrupted"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot resume the sweeps the last stop interrupted")
+            }
+        }
         Ok(App {
             addr,
             state,

@@ -38,6 +38,8 @@ pub struct AppState {
     pub reset_limit: KeyedLimit<String>,
     /// The landing page's example run, once it has run ([`crate::domain::showcase`]).
     pub showcase: crate::domain::showcase::Cache,
+    /// The sweeps this process is running: their cancels and their watchers.
+    pub sweeps: crate::domain::sweeps::events::Hub,
 }
 
 pub type State = Arc<AppState>;
@@ -120,6 +122,7 @@ impl AppState {
             hashers: crate::auth::password::Hashers::new(hash_concurrency),
             signup_limit: KeyedLimit::per_hour(signups_per_hour),
             showcase: Default::default(),
+            sweeps: Default::default(),
             reset_limit: KeyedLimit::per_hour(RESET_MAILS_PER_HOUR),
         }))
     }

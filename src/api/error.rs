@@ -231,7 +231,8 @@ impl From<AppError> for ApiError {
             | AppError::Encoding(_)
             | AppError::Hashing(_)
             | AppError::Minting(_)
-            | AppError::Task(_) => {
+            | AppError::Task(_)
+            | AppError::Fault(_) => {
                 tracing::error!(error = %err, "internal error");
                 ApiError::internal()
             }

@@ -89,6 +89,9 @@ pub enum AppError {
     Minting(#[from] MintError),
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Anything else that broke on our side (the message is for the log).
+    #[error("{0}")]
+    Fault(String),
 }
 
 impl From<Invalid> for AppError {

@@ -100,6 +100,11 @@ id!(
     "run"
 );
 id!(
+    /// A sweep: many cases of one model, paid for together.
+    SweepId,
+    "swp"
+);
+id!(
     /// A purchase of credits (a row made when Stripe reports a paid Checkout Session).
     PurchaseId,
     "pur"

@@ -13,6 +13,7 @@ pub mod runs;
 pub mod showcase;
 pub mod signup;
 pub mod states;
+pub mod sweeps;
 pub mod usage;
 pub mod values;
 

@@ -9,6 +9,7 @@ pub mod engine;
 mod fmi_version;
 pub mod fmu_state;
 pub mod input_csv;
+pub mod kpi;
 pub mod literals;
 pub mod mat;
 pub mod parquet;

@@ -230,6 +230,18 @@ impl Slot<'_> {
     /// worker's progress reports go to `progress` as they arrive.
     pub async fn run(
         self,
+        job: Job,
+        timeout: Duration,
+        cancel: Option<tokio::sync::oneshot::Receiver<()>>,
+        results: std::fs::File,
+        progress: OnProgress,
+    ) -> Result<RunOutcome, SimError> {
+        self.run_in(job, timeout, cancel, results, progress).await
+    }
+
+    /// As [`Slot::run`], keeping the slot for another job after this one.
+    pub async fn run_in(
+        &self,
         mut job: Job,
         timeout: Duration,
         cancel: Option<tokio::sync::oneshot::Receiver<()>>,

@@ -4,7 +4,7 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::domain::ids::{Credits, FmuId, KeyId, PurchaseId, RunId, UserId};
+use crate::domain::ids::{Credits, FmuId, KeyId, PurchaseId, RunId, SweepId, UserId};
 
 macro_rules! stored_as_text {
     ($($name:ty),*) => {$(
@@ -22,7 +22,7 @@ macro_rules! stored_as_text {
     )*};
 }
 
-stored_as_text!(UserId, KeyId, RunId, FmuId, PurchaseId);
+stored_as_text!(UserId, KeyId, RunId, FmuId, PurchaseId, SweepId);
 
 impl ToSql for Credits {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

@@ -7,7 +7,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::StoreResult;
-use crate::domain::ids::{Credits, RunId, UserId};
+use crate::domain::ids::{Credits, RunId, SweepId, UserId};
 
 /// Why the balance changed; stored as text in `credit_ledger.kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +79,39 @@ pub(super) fn apply(
     run_id: Option<&RunId>,
     now: i64,
 ) -> StoreResult<Option<Credits>> {
+    record(tx, user_id, delta, kind, reason, (run_id, None), now)
+}
+
+/// As [`apply`], for a sweep's reservation and settlements (the row names the sweep).
+pub(super) fn apply_for_sweep(
+    tx: &Transaction<'_>,
+    user_id: &UserId,
+    delta: i64,
+    kind: EntryKind,
+    reason: &str,
+    sweep_id: &SweepId,
+    now: i64,
+) -> StoreResult<Option<Credits>> {
+    record(
+        tx,
+        user_id,
+        delta,
+        kind,
+        reason,
+        (None, Some(sweep_id)),
+        now,
+    )
+}
+
+fn record(
+    tx: &Transaction<'_>,
+    user_id: &UserId,
+    delta: i64,
+    kind: EntryKind,
+    reason: &str,
+    (run_id, sweep_id): (Option<&RunId>, Option<&SweepId>),
+    now: i64,
+) -> StoreResult<Option<Credits>> {
     let balance: Option<Credits> = tx
         .query_row(
             "UPDATE users SET credits = credits + ?2 WHERE id = ?1 AND credits + ?2 >= 0
@@ -91,9 +124,9 @@ pub(super) fn apply(
         return Ok(None);
     };
     tx.execute(
-        "INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, run_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![user_id, delta, balance, kind.as_str(), reason, run_id, now],
+        "INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, run_id, sweep_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![user_id, delta, balance, kind.as_str(), reason, run_id, sweep_id, now],
     )?;
     Ok(Some(balance))
 }

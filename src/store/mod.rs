@@ -19,6 +19,7 @@ pub mod pending_signups;
 pub mod runs;
 pub mod sessions;
 pub mod states;
+pub mod sweeps;
 pub mod usage;
 pub mod users;
 

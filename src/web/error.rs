@@ -48,7 +48,8 @@ impl From<AppError> for WebError {
             | AppError::Encoding(_)
             | AppError::Hashing(_)
             | AppError::Minting(_)
-            | AppError::Task(_) => {
+            | AppError::Task(_)
+            | AppError::Fault(_) => {
                 tracing::error!(error = %err, "internal error");
                 return WebError::internal();
             }

@@ -548,3 +548,142 @@ impl Example for FmuState {
         }
     }
 }
+
+// Sweeps: a grid of lib:BouncingBall's coefficient of restitution, with two KPIs.
+
+const SWEEP_ID: &str = "swp_5b0c2f7e9a1d4c3b";
+
+impl Example for super::sweeps::SweepCreate {
+    fn example() -> Self {
+        use super::sweeps::{DesignCreate, GridParameter, KpiCreate, RangeCreate};
+        let mut base = RunCreate::simple("lib:BouncingBall".into(), Some(3.0), Some(0.01), None);
+        base.outputs = Some(vec![Text("h".into())]);
+        super::sweeps::SweepCreate {
+            base,
+            design: DesignCreate {
+                grid: Some(vec![GridParameter {
+                    name: Text("e".into()),
+                    values: None,
+                    range: Some(RangeCreate {
+                        start: 0.5,
+                        stop: 0.9,
+                        num: 5,
+                    }),
+                }]),
+                latin_hypercube: None,
+                sobol: None,
+                cases: None,
+                csv: None,
+            },
+            kpis: Some(vec![
+                KpiCreate {
+                    variable: Text("h".into()),
+                    kind: Text("max".into()),
+                    level: None,
+                },
+                KpiCreate {
+                    variable: Text("h".into()),
+                    kind: Text("first_crossing".into()),
+                    level: Some(0.1),
+                },
+            ]),
+            trajectories: None,
+            name: None,
+        }
+    }
+}
+
+fn e_case(e: f64) -> HashMap<String, Any<serde_json::Value>> {
+    HashMap::from([("e".to_string(), Any(json!(e)))])
+}
+
+impl Example for super::sweeps::SweepQuote {
+    fn example() -> Self {
+        super::sweeps::SweepQuote {
+            case_count: 5,
+            parameters: vec!["e".into()],
+            cases: [0.5, 0.6, 0.7, 0.8, 0.9].into_iter().map(e_case).collect(),
+            credits_per_case: 1,
+            cost: 5,
+            balance: 25,
+            affordable: true,
+            affordable_cases: 25,
+        }
+    }
+}
+
+impl Example for super::sweeps::CaseCountsView {
+    fn example() -> Self {
+        super::sweeps::CaseCountsView {
+            queued: 1,
+            running: 1,
+            succeeded: 3,
+            failed: 0,
+            cancelled: 0,
+        }
+    }
+}
+
+impl Example for super::sweeps::Sweep {
+    fn example() -> Self {
+        super::sweeps::Sweep {
+            id: SWEEP_ID.into(),
+            status: "running".into(),
+            name: "BouncingBall".into(),
+            fmu_id: FMU_HASH.into(),
+            case_count: 5,
+            parameters: vec!["e".into()],
+            kpis: vec!["max(h)".into(), "first_crossing(h, 0.1)".into()],
+            counts: Example::example(),
+            fraction: 0.6,
+            eta_seconds: Some(0.02),
+            credits_per_case: 1,
+            credits_reserved: 5,
+            credits_charged: 3,
+            credits_refunded: 0,
+            created_at: AT.into(),
+            started_at: Some(AT.into()),
+            finished_at: None,
+            error: None,
+            cases_url: format!("/api/v1/sweeps/{SWEEP_ID}/cases"),
+            events_url: format!("/api/v1/sweeps/{SWEEP_ID}/events"),
+        }
+    }
+}
+
+impl Example for super::sweeps::SweepCase {
+    fn example() -> Self {
+        super::sweeps::SweepCase {
+            index: 0,
+            values: e_case(0.5),
+            status: "succeeded".into(),
+            kpis: Some(HashMap::from([
+                ("max(h)".to_string(), Any(json!(1.0))),
+                ("first_crossing(h, 0.1)".to_string(), Any(json!(0.4152))),
+            ])),
+            error: None,
+            failure_kind: None,
+            charged: true,
+            elapsed_ms: Some(0.4),
+        }
+    }
+}
+
+impl Example for super::sweeps::SweepCaseList {
+    fn example() -> Self {
+        super::sweeps::SweepCaseList {
+            cases: vec![Example::example()],
+            case_count: 5,
+            next_from: None,
+        }
+    }
+}
+
+impl Example for super::sweeps::SweepList {
+    fn example() -> Self {
+        super::sweeps::SweepList {
+            sweeps: vec![Example::example()],
+            total: 1,
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod fmus;
 pub mod keys;
 pub mod runs;
 pub mod states;
+pub mod sweeps;
 pub mod usage;
 pub mod validation;
 
@@ -25,6 +26,7 @@ type Operations = (
     fmus::FmusApi,
     runs::RunsApi,
     states::StatesApi,
+    sweeps::SweepsApi,
     billing::BillingApi,
 );
 
@@ -38,6 +40,7 @@ pub fn service(public_url: &str) -> OpenApiService<Operations, ()> {
             fmus::FmusApi,
             runs::RunsApi,
             states::StatesApi,
+            sweeps::SweepsApi,
             billing::BillingApi,
         ),
         "FMU Gateway API",

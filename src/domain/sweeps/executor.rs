@@ -1,0 +1,367 @@
+//! Runs a sweep's cases: batches to workers, outcomes to the ledger, events to watchers.
+//!
+//! A sweep runs in as many lanes as the pool has workers. A lane waits for a free worker
+//! (the pool's queue is first come, first served), takes the next queued cases from the
+//! database, runs them as one batch in that worker, and gives the worker back. Batches are
+//! sized to last about [`BATCH_SECONDS`], so another user's run waits at most about that long
+//! for a worker a sweep holds: a 10,000-case sweep cannot starve a single run. A worker holds
+//! only one sweep's cases, so cases of different users never share a worker.
+//!
+//! Cases settle as they end, in groups (one transaction per [`FLUSH_EVERY`] or
+//! [`FLUSH_CASES`]), each by the runs' charging rule. Cases a worker took but did not run (it
+//! crashed on an earlier case, or never started) go back to the queue for a fresh worker, at
+//! most [`super::MAX_ATTEMPTS`] times.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::events::{CaseEnded, SweepEvent};
+use super::{Stored, SweepStatus, base_settings, case_settings};
+use crate::domain::error::{AppError, AppResult};
+use crate::domain::fmus::{self, FmuRecord};
+use crate::domain::ids::SweepId;
+use crate::domain::runs::RunStatus;
+use crate::domain::runs::charging::{self, FailureKind, ModelOrigin, RunEnd};
+use crate::sim::kpi;
+use crate::sim::plan::{self, RunSettings};
+use crate::sim::runner::{SimError, Slot};
+use crate::state::State;
+use crate::store::sweeps::{CaseRow, CaseSettlement, SweepRow};
+
+/// How long a batch should keep its worker.
+pub const BATCH_SECONDS: f64 = 0.5;
+/// The most cases in one batch.
+pub const MAX_BATCH: u32 = 1_000;
+/// Settle ended cases at least this often…
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// …or as soon as this many have ended.
+const FLUSH_CASES: usize = 500;
+
+/// Everything the lanes of one sweep share.
+struct Sweep {
+    state: State,
+    id: SweepId,
+    record: FmuRecord,
+    fmu_dir: PathBuf,
+    base: RunSettings,
+    stored: Stored,
+    origin: ModelOrigin,
+    timeout: Duration,
+}
+
+/// Runs the sweep in the background until it ends.
+pub fn spawn(state: &State, id: SweepId) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = drive(&state, &id).await {
+            tracing::error!(sweep = %id, error = %e, "a sweep could not run; its cases are refunded");
+            let message = "the service could not run this case; it was refunded".to_string();
+            match state
+                .store
+                .abandon_sweep(&id, (FailureKind::ServiceError, message))
+                .await
+            {
+                Ok(Some(row)) => announce_end(&state, &row).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(sweep = %id, error = %e, "could not settle an abandoned sweep")
+                }
+            }
+        }
+    });
+}
+
+async fn drive(state: &State, id: &SweepId) -> AppResult<()> {
+    let row = state
+        .store
+        .get_sweep(id)
+        .await?
+        .ok_or(AppError::NotFound("sweep"))?;
+    let stored = row
+        .stored()
+        .ok_or_else(|| AppError::Fault("the sweep's request does not parse".into()))?;
+    let record = fmus::resolve(state, &row.user_id, row.fmu_id.as_str()).await?;
+    let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
+    let origin = if record.library_id.is_some() {
+        ModelOrigin::Library
+    } else {
+        ModelOrigin::Upload
+    };
+    let timeout = Duration::try_from_secs_f64(stored.settings.timeout_seconds)
+        .unwrap_or(state.config.max_run_time)
+        .min(state.config.max_run_time);
+    let cancel = state.sweeps.register(id);
+    let sweep = Arc::new(Sweep {
+        state: state.clone(),
+        id: id.clone(),
+        base: base_settings(&stored),
+        record,
+        fmu_dir,
+        stored,
+        origin,
+        timeout,
+    });
+    let mut lanes = tokio::task::JoinSet::new();
+    for _ in 0..state.workers.config().workers.max(1) {
+        lanes.spawn(lane(sweep.clone(), cancel.clone()));
+    }
+    let mut failed = None;
+    while let Some(joined) = lanes.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(e) => failed = Some(AppError::Fault(format!("a sweep lane: {e}"))),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    // Every case has been claimed and settled, or requeued: settle nothing, which ends the
+    // sweep if no case is left.
+    let (_, ended) = state.store.settle_cases(id, vec![]).await?;
+    match ended {
+        Some(row) => announce_end(state, &row).await,
+        None => {
+            // Cases went back to the queue after the last lane looked (or a cancel is still
+            // settling): look again.
+            let row = state.store.get_sweep(id).await?;
+            if let Some(row) = row.filter(|r| r.finished_at.is_none()) {
+                let counts = state.store.sweep_counts(id).await?;
+                if counts.queued > 0 && row.status != SweepStatus::Cancelled {
+                    Box::pin(drive(state, id)).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tells watchers (and, through webhooks, the owner's endpoints) that a sweep ended.
+pub async fn announce_end(state: &State, sweep: &SweepRow) {
+    state
+        .sweeps
+        .end(&sweep.id, sweep.status, sweep.error.clone());
+}
+
+/// One lane: batch after batch until no case is left or the sweep is cancelled.
+async fn lane(sweep: Arc<Sweep>, mut cancel: watch::Receiver<bool>) -> AppResult<()> {
+    let mut size: u32 = 4;
+    loop {
+        if *cancel.borrow() {
+            return Ok(());
+        }
+        let slot = tokio::select! {
+            slot = sweep.state.workers.slot(None) => slot.map_err(|e| AppError::Fault(e.to_string()))?,
+            _ = cancel.changed() => return Ok(()),
+        };
+        let cases = sweep.state.store.claim_cases(&sweep.id, size).await?;
+        if cases.is_empty() {
+            return Ok(());
+        }
+        let n = cases.len() as u32;
+        let started = Instant::now();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let settler = tokio::spawn(settle_as_they_end(sweep.clone(), rx));
+        let unrun = run_batch(&sweep, &slot, cases, cancel.clone(), tx).await;
+        drop(slot);
+        settler
+            .await
+            .map_err(|e| AppError::Fault(format!("settling a batch: {e}")))??;
+        let ran = n - unrun.len() as u32;
+        if !unrun.is_empty() {
+            let message = "the service could not run this case; it was refunded".to_string();
+            let ended = sweep
+                .state
+                .store
+                .requeue_cases(
+                    &sweep.id,
+                    unrun,
+                    super::MAX_ATTEMPTS,
+                    (FailureKind::ServiceError, message),
+                )
+                .await?;
+            if let Some(row) = ended {
+                announce_end(&sweep.state, &row).await;
+            }
+        }
+        // The next batch lasts about BATCH_SECONDS at this batch's pace.
+        if ran > 0 {
+            let per_case = started.elapsed().as_secs_f64() / f64::from(ran);
+            size = ((BATCH_SECONDS / per_case.max(1e-6)) as u32).clamp(1, MAX_BATCH);
+        }
+    }
+}
+
+/// One case's end, as the engine reported it.
+struct Ended {
+    index: u32,
+    result: Result<Vec<Option<f64>>, SimError>,
+    elapsed: Duration,
+}
+
+/// Runs the claimed cases in `slot`, sending each end to `ended` as it happens; returns the
+/// cases it did not run.
+async fn run_batch(
+    sweep: &Sweep,
+    slot: &Slot<'_>,
+    cases: Vec<CaseRow>,
+    cancel: watch::Receiver<bool>,
+    ended: mpsc::UnboundedSender<Ended>,
+) -> Vec<u32> {
+    let mut unrun: Vec<u32> = Vec::new();
+    let mut cases = cases.into_iter();
+    while let Some(case) = cases.next() {
+        if *cancel.borrow() {
+            unrun.push(case.index);
+            unrun.extend(cases.map(|c| c.index));
+            break;
+        }
+        let started = Instant::now();
+        let settings = case_settings(&sweep.base, &case.start_values);
+        let job = match plan::plan(&sweep.record.info, &sweep.fmu_dir, &settings) {
+            Ok(job) => job,
+            Err(problems) => {
+                let _ = ended.send(Ended {
+                    index: case.index,
+                    result: Err(SimError::Internal(format!(
+                        "the case no longer plans: {problems}"
+                    ))),
+                    elapsed: started.elapsed(),
+                });
+                continue;
+            }
+        };
+        let file = match tempfile::tempfile() {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = ended.send(Ended {
+                    index: case.index,
+                    result: Err(SimError::Internal(format!("a file for the results: {e}"))),
+                    elapsed: started.elapsed(),
+                });
+                continue;
+            }
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let mut watch_cancel = cancel.clone();
+        let watcher = tokio::spawn(async move {
+            if watch_cancel.wait_for(|c| *c).await.is_ok() {
+                let _ = stop_tx.send(());
+            }
+        });
+        let outcome = slot
+            .run_in(job, sweep.timeout, Some(stop_rx), file, Box::new(|_| {}))
+            .await;
+        watcher.abort();
+        let kpis = outcome.and_then(|o| {
+            let output = o
+                .result
+                .read_all()
+                .map_err(|e| SimError::Internal(format!("reading the results: {e}")))?;
+            Ok(sweep
+                .stored
+                .kpis
+                .iter()
+                .map(|spec| {
+                    let column = output.columns.iter().find(|c| c.name == spec.variable)?;
+                    let values: Vec<f64> = (0..column.values.len())
+                        .map(|i| column.values.number(i).unwrap_or(f64::NAN))
+                        .collect();
+                    kpi::compute(&spec.kind, &output.time, &values)
+                })
+                .collect())
+        });
+        let _ = ended.send(Ended {
+            index: case.index,
+            result: kpis,
+            elapsed: started.elapsed(),
+        });
+    }
+    unrun
+}
+
+/// Settles ended cases in groups and tells watchers, until the batch's sender is dropped.
+async fn settle_as_they_end(
+    sweep: Arc<Sweep>,
+    mut ended: mpsc::UnboundedReceiver<Ended>,
+) -> AppResult<()> {
+    let mut pending: Vec<CaseSettlement> = Vec::new();
+    let mut last_flush = Instant::now();
+    loop {
+        let next = tokio::time::timeout(FLUSH_EVERY, ended.recv()).await;
+        let closed = matches!(next, Ok(None));
+        if let Ok(Some(case)) = next {
+            pending.push(settlement(&case, sweep.origin));
+        }
+        let due = pending.len() >= FLUSH_CASES || last_flush.elapsed() >= FLUSH_EVERY || closed;
+        if due && !pending.is_empty() {
+            flush(&sweep, std::mem::take(&mut pending)).await?;
+            last_flush = Instant::now();
+        }
+        if closed {
+            return Ok(());
+        }
+    }
+}
+
+fn settlement(case: &Ended, origin: ModelOrigin) -> CaseSettlement {
+    let (end, kpis, error) = match &case.result {
+        Ok(kpis) => (RunEnd::Succeeded, Some(kpis.clone()), None),
+        // A case stops only while running: it used a worker.
+        Err(SimError::Cancelled) => (
+            RunEnd::CancelledRunning,
+            None,
+            Some(SimError::Cancelled.to_string()),
+        ),
+        Err(e) => (
+            RunEnd::Failed(FailureKind::from(e)),
+            None,
+            Some(e.to_string()),
+        ),
+    };
+    if let Err(e) = &case.result
+        && e.is_service_fault()
+    {
+        tracing::error!(case = case.index, error = %e, "a sweep case failed because of the service");
+    }
+    CaseSettlement {
+        index: case.index,
+        end,
+        charged: charging::is_charged(end, origin),
+        kpis,
+        error,
+        elapsed_ms: Some(case.elapsed.as_secs_f64() * 1e3),
+    }
+}
+
+async fn flush(sweep: &Sweep, cases: Vec<CaseSettlement>) -> AppResult<()> {
+    let events: Vec<CaseEnded> = cases
+        .iter()
+        .map(|c| CaseEnded {
+            index: c.index,
+            status: RunStatus::from(c.end),
+            kpis: c.kpis.clone(),
+            error: c.error.clone(),
+            charged: c.charged,
+        })
+        .collect();
+    let (_, ended) = sweep.state.store.settle_cases(&sweep.id, cases).await?;
+    let hub = &sweep.state.sweeps;
+    hub.publish(&sweep.id, SweepEvent::Cases(events));
+    let counts = sweep.state.store.sweep_counts(&sweep.id).await?;
+    let eta_seconds = hub.eta_seconds(&sweep.id, counts.queued + counts.running);
+    hub.publish(
+        &sweep.id,
+        SweepEvent::Progress {
+            counts,
+            eta_seconds,
+        },
+    );
+    if let Some(row) = ended {
+        announce_end(&sweep.state, &row).await;
+    }
+    Ok(())
+}
