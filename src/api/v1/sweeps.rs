@@ -368,7 +368,7 @@ enum CreateResponse {
     /// Started (or, for a repeated `Idempotency-Key`, the sweep it started): poll
     /// `Location` or follow `events_url`.
     #[oai(status = 202)]
-    Accepted(Json<Sweep>, #[oai(header = "Location")] String),
+    Accepted(Json<Box<Sweep>>, #[oai(header = "Location")] String),
 }
 
 #[derive(ApiResponse)]
@@ -458,7 +458,7 @@ impl SweepsApi {
         let view = sweeps::get(&state, &row.user_id, &row.id).await?;
         let location = format!("/api/v1/sweeps/{}", row.id);
         Ok(CreateResponse::Accepted(
-            Json(sweep_view(&state, view)),
+            Json(Box::new(sweep_view(&state, view))),
             location,
         ))
     }
@@ -606,54 +606,9 @@ impl SweepsApi {
                     Some((rx, state, user, id, names, total)),
                     |s| async move {
                         let (mut rx, state, user, id, names, total) = s?;
-                        loop {
-                            match rx.recv().await {
-                                Ok(SweepEvent::Cases(cases)) => {
-                                    let cases =
-                                        cases.iter().map(|c| ended_view(c, &names)).collect();
-                                    let event = SweepStreamEvent::Cases(SweepCasesEvent { cases });
-                                    return Some((
-                                        event,
-                                        Some((rx, state, user, id, names, total)),
-                                    ));
-                                }
-                                Ok(SweepEvent::Progress {
-                                    counts,
-                                    eta_seconds,
-                                }) => {
-                                    let event = progress_event(counts, total, eta_seconds);
-                                    return Some((
-                                        event,
-                                        Some((rx, state, user, id, names, total)),
-                                    ));
-                                }
-                                Ok(SweepEvent::End { status, error }) => {
-                                    let event = SweepStreamEvent::End(SweepEndEvent {
-                                        status: status.to_string(),
-                                        error,
-                                    });
-                                    return Some((event, None));
-                                }
-                                // Fell behind: a fresh snapshot replaces what was missed
-                                // (the cases are in `/cases`).
-                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                    let view = sweeps::get(&state, &user, &id).await.ok()?;
-                                    let event = progress_event(view.counts, total, None);
-                                    return Some((
-                                        event,
-                                        Some((rx, state, user, id, names, total)),
-                                    ));
-                                }
-                                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                    let view = sweeps::get(&state, &user, &id).await.ok()?;
-                                    let event = SweepStreamEvent::End(SweepEndEvent {
-                                        status: view.sweep.status.to_string(),
-                                        error: view.sweep.error,
-                                    });
-                                    return Some((event, None));
-                                }
-                            }
-                        }
+                        let (event, more) =
+                            next_sweep_event(&mut rx, &state, &user, &id, &names, total).await?;
+                        Some((event, more.then_some((rx, state, user, id, names, total))))
                     },
                 );
                 futures_util::stream::once(async move { first })
@@ -733,6 +688,49 @@ impl SweepsApi {
                 Event::message(e.to_json_string()).event_type(kind)
             }))
     }
+}
+
+/// The next event of a sweep's stream, and whether more follow.
+async fn next_sweep_event(
+    rx: &mut tokio::sync::broadcast::Receiver<SweepEvent>,
+    state: &State,
+    user: &crate::domain::ids::UserId,
+    id: &SweepId,
+    names: &[String],
+    total: u32,
+) -> Option<(SweepStreamEvent, bool)> {
+    use tokio::sync::broadcast::error::RecvError;
+    Some(match rx.recv().await {
+        Ok(SweepEvent::Cases(cases)) => {
+            let cases = cases.iter().map(|c| ended_view(c, names)).collect();
+            (SweepStreamEvent::Cases(SweepCasesEvent { cases }), true)
+        }
+        Ok(SweepEvent::Progress {
+            counts,
+            eta_seconds,
+        }) => (progress_event(counts, total, eta_seconds), true),
+        Ok(SweepEvent::End { status, error }) => {
+            let end = SweepEndEvent {
+                status: status.to_string(),
+                error,
+            };
+            (SweepStreamEvent::End(end), false)
+        }
+        // Fell behind: a fresh snapshot replaces what was missed (the cases are in
+        // `/cases`).
+        Err(RecvError::Lagged(_)) => {
+            let view = sweeps::get(state, user, id).await.ok()?;
+            (progress_event(view.counts, total, None), true)
+        }
+        Err(RecvError::Closed) => {
+            let view = sweeps::get(state, user, id).await.ok()?;
+            let end = SweepEndEvent {
+                status: view.sweep.status.to_string(),
+                error: view.sweep.error,
+            };
+            (SweepStreamEvent::End(end), false)
+        }
+    })
 }
 
 fn problems(list: Vec<Problem>) -> AppError {
