@@ -213,6 +213,10 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
 
     // Every operation that takes a key: none is 401, one restricted to another operation 403.
     let run_body = json!({ "fmu_id": "lib:Dahlquist", "stop_time": 1.0 });
+    let sweep_body = json!({
+        "base": { "fmu_id": "lib:Dahlquist", "stop_time": 1.0 },
+        "design": { "grid": [{ "name": "k", "values": [1, 2] }] },
+    });
     let keyed: Vec<(&str, Method, String, Body)> = vec![
         ("getAccount", Method::GET, "/api/v1/me".into(), Body::None),
         ("listKeys", Method::GET, "/api/v1/keys".into(), Body::None),
@@ -321,6 +325,54 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             "/api/v1/billing/portal".into(),
             Body::None,
         ),
+        (
+            "createSweep",
+            Method::POST,
+            "/api/v1/sweeps".into(),
+            Body::Json(sweep_body.clone()),
+        ),
+        (
+            "quoteSweep",
+            Method::POST,
+            "/api/v1/sweeps/quote".into(),
+            Body::Json(sweep_body.clone()),
+        ),
+        (
+            "listSweeps",
+            Method::GET,
+            "/api/v1/sweeps".into(),
+            Body::None,
+        ),
+        (
+            "getSweep",
+            Method::GET,
+            "/api/v1/sweeps/swp_x".into(),
+            Body::None,
+        ),
+        (
+            "listSweepCases",
+            Method::GET,
+            "/api/v1/sweeps/swp_x/cases".into(),
+            Body::None,
+        ),
+        (
+            "cancelSweep",
+            Method::POST,
+            "/api/v1/sweeps/swp_x/cancel".into(),
+            Body::None,
+        ),
+        (
+            "sweepEvents",
+            Method::GET,
+            "/api/v1/sweeps/swp_x/events".into(),
+            Body::None,
+        ),
+        (
+            "runEvents",
+            Method::GET,
+            "/api/v1/runs/run_x/events".into(),
+            Body::None,
+        ),
     ];
     for (op, method, path, body) in &keyed {
         let target = at(&app, method.clone(), path);
@@ -357,6 +409,11 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         ("cancelRun", Method::POST, "/api/v1/runs/{}/cancel"),
         ("getRunState", Method::GET, "/api/v1/runs/{}/state"),
         ("deleteState", Method::DELETE, "/api/v1/states/{}"),
+        ("getSweep", Method::GET, "/api/v1/sweeps/{}"),
+        ("listSweepCases", Method::GET, "/api/v1/sweeps/{}/cases"),
+        ("cancelSweep", Method::POST, "/api/v1/sweeps/{}/cancel"),
+        ("sweepEvents", Method::GET, "/api/v1/sweeps/{}/events"),
+        ("runEvents", Method::GET, "/api/v1/runs/{}/events"),
     ] {
         let unknown = path.replace("{}", &format!("nope_{fmu_id}"));
         contract
@@ -389,6 +446,8 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             "/api/v1/billing/checkout",
             json!({ "plan": "pro" }),
         ),
+        ("createSweep", "/api/v1/sweeps", sweep_body.clone()),
+        ("quoteSweep", "/api/v1/sweeps/quote", sweep_body.clone()),
     ] {
         let target = at(&app, Method::POST, path);
         let not_json = Body::Raw("application/json", b"{\"oops".to_vec());
@@ -517,8 +576,110 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         )
         .await;
     assert_eq!(body["problems"][0]["field"], "plan", "{body}");
+    // Sweeps: a design the model cannot take 422 naming the case, an unknown model 404, a
+    // case list that is not a list 400, a cases format nobody serves 400.
+    for op_path in [
+        ("createSweep", "/api/v1/sweeps"),
+        ("quoteSweep", "/api/v1/sweeps/quote"),
+    ] {
+        let (op, path) = op_path;
+        let bad_case = json!({
+            "base": { "fmu_id": "lib:Dahlquist" },
+            "design": { "cases": [{ "k": "fast" }] },
+        });
+        let body = contract
+            .expect(
+                op,
+                422,
+                at(&app, Method::POST, path),
+                Some(key),
+                Body::Json(bad_case),
+            )
+            .await;
+        assert_eq!(body["problems"][0]["field"], "design.cases[0].k", "{body}");
+        let unknown = json!({
+            "base": { "fmu_id": "lib:Nope" },
+            "design": { "grid": [{ "name": "k", "values": [1] }] },
+        });
+        contract
+            .expect(
+                op,
+                404,
+                at(&app, Method::POST, path),
+                Some(key),
+                Body::Json(unknown),
+            )
+            .await;
+        let not_a_list = json!({ "base": { "fmu_id": "lib:Dahlquist" }, "design": { "grid": 5 } });
+        contract
+            .expect(
+                op,
+                400,
+                at(&app, Method::POST, path),
+                Some(key),
+                Body::Json(not_a_list),
+            )
+            .await;
+    }
+    let sweep = api_client()
+        .post(app.at("/api/v1/sweeps"))
+        .bearer_auth(key)
+        .json(&sweep_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sweep.status(), 202);
+    let sweep_id = sweep.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    contract
+        .expect(
+            "listSweepCases",
+            400,
+            at(
+                &app,
+                Method::GET,
+                &format!("/api/v1/sweeps/{sweep_id}/cases?format=xml"),
+            ),
+            Some(key),
+            Body::None,
+        )
+        .await;
+    for _ in 0..400 {
+        let done = api_client()
+            .get(app.at(&format!("/api/v1/sweeps/{sweep_id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        if done["finished_at"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    contract
+        .expect(
+            "cancelSweep",
+            409,
+            at(
+                &app,
+                Method::POST,
+                &format!("/api/v1/sweeps/{sweep_id}/cancel"),
+            ),
+            Some(key),
+            Body::None,
+        )
+        .await;
     let too_far = u64::MAX;
-    for (op, path) in [("listUsage", "/api/v1/usage"), ("listRuns", "/api/v1/runs")] {
+    for (op, path) in [
+        ("listUsage", "/api/v1/usage"),
+        ("listRuns", "/api/v1/runs"),
+        ("listSweeps", "/api/v1/sweeps"),
+    ] {
         contract
             .expect(
                 op,
@@ -697,9 +858,51 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         )
         .await;
 
+    // The same for sweeps, on a server of its own (the rate counts sweeps and runs alike):
+    // a sweep the balance cannot pay is 402, then past the rate 429 for both.
+    let poor = spawn_app_with(|c| {
+        c.free_credits = 1.into();
+        c.runs_per_minute = 1;
+    })
+    .await;
+    let poor_key = poor.register().await.api_key;
+    let body = contract
+        .expect(
+            "createSweep",
+            402,
+            at(&poor, Method::POST, "/api/v1/sweeps"),
+            Some(&poor_key),
+            Body::Json(sweep_body.clone()),
+        )
+        .await;
+    assert_eq!(body["code"], "insufficient_credits");
+    for (op, path) in [
+        ("createSweep", "/api/v1/sweeps"),
+        ("quoteSweep", "/api/v1/sweeps/quote"),
+    ] {
+        contract
+            .expect(
+                op,
+                429,
+                at(&poor, Method::POST, path),
+                Some(&poor_key),
+                Body::Json(sweep_body.clone()),
+            )
+            .await;
+    }
+
     // A data volume below its reserve takes no new work: 503.
     let full = spawn_app_with(|c| c.disk_reserve_bytes = u64::MAX / 2).await;
     let full_key = full.register().await.api_key;
+    contract
+        .expect(
+            "createSweep",
+            503,
+            at(&full, Method::POST, "/api/v1/sweeps"),
+            Some(&full_key),
+            Body::Json(sweep_body.clone()),
+        )
+        .await;
     contract
         .expect(
             "createRun",

@@ -687,3 +687,29 @@ impl Example for super::sweeps::SweepList {
         }
     }
 }
+
+impl Example for super::sweeps::SweepStreamEvent {
+    fn example() -> Self {
+        super::sweeps::SweepStreamEvent {
+            kind: "progress".into(),
+            counts: Some(Example::example()),
+            fraction: Some(0.6),
+            eta_seconds: Some(0.02),
+            cases: None,
+            status: None,
+            error: None,
+        }
+    }
+}
+
+impl Example for super::sweeps::RunStreamEvent {
+    fn example() -> Self {
+        super::sweeps::RunStreamEvent {
+            kind: "progress".into(),
+            status: "running".into(),
+            time: Some(1.25),
+            fraction: Some(0.42),
+            error: None,
+        }
+    }
+}

@@ -10,7 +10,7 @@ use poem::web::sse::Event;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json, PlainText};
 use poem_openapi::types::{Any, ToJSON};
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags, Union};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use super::runs::{RunCreate, new_run};
 use crate::api::auth::{ApiKey, Authed, ReadRuns};
@@ -284,6 +284,7 @@ pub struct SweepCase {
     pub elapsed_ms: Option<f64>,
 }
 
+/// A page of a sweep's cases, by index.
 #[derive(Object)]
 #[oai(example)]
 pub struct SweepCaseList {
@@ -294,6 +295,7 @@ pub struct SweepCaseList {
     pub next_from: Option<u32>,
 }
 
+/// Your sweeps, newest first, and how many there are.
 #[derive(Object)]
 #[oai(example)]
 pub struct SweepList {
@@ -301,61 +303,63 @@ pub struct SweepList {
     pub total: u64,
 }
 
-/// An event of a sweep's stream; its SSE `event` is the `type`.
-#[derive(Union)]
-#[oai(discriminator_name = "type")]
-pub enum SweepStreamEvent {
-    #[oai(mapping = "progress")]
-    Progress(SweepProgressEvent),
-    #[oai(mapping = "cases")]
-    Cases(SweepCasesEvent),
-    #[oai(mapping = "end")]
-    End(SweepEndEvent),
-}
-
+/// An event of a sweep's stream; its SSE `event` is the `type`: `progress` (`counts`,
+/// `fraction`, `eta_seconds`), `cases` (`cases` that ended since the last event) or `end`
+/// (`status`, `error`).
 #[derive(Object)]
-pub struct SweepProgressEvent {
-    pub counts: CaseCountsView,
-    pub fraction: f64,
+#[oai(example)]
+pub struct SweepStreamEvent {
+    #[oai(rename = "type")]
+    pub kind: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub counts: Option<CaseCountsView>,
+    #[oai(skip_serializing_if_is_none)]
+    pub fraction: Option<f64>,
     #[oai(skip_serializing_if_is_none)]
     pub eta_seconds: Option<f64>,
-}
-
-/// Cases that ended since the last event.
-#[derive(Object)]
-pub struct SweepCasesEvent {
-    pub cases: Vec<SweepCase>,
-}
-
-#[derive(Object)]
-pub struct SweepEndEvent {
-    pub status: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub cases: Option<Vec<SweepCase>>,
+    #[oai(skip_serializing_if_is_none)]
+    pub status: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
 }
 
-/// An event of a run's stream; its SSE `event` is the `type`.
-#[derive(Union)]
-#[oai(discriminator_name = "type")]
-pub enum RunStreamEvent {
-    #[oai(mapping = "progress")]
-    Progress(RunProgressEvent),
-    #[oai(mapping = "end")]
-    End(RunEndEvent),
+impl SweepStreamEvent {
+    fn of(kind: &str) -> SweepStreamEvent {
+        SweepStreamEvent {
+            kind: kind.into(),
+            counts: None,
+            fraction: None,
+            eta_seconds: None,
+            cases: None,
+            status: None,
+            error: None,
+        }
+    }
+
+    fn end(status: String, error: Option<String>) -> SweepStreamEvent {
+        SweepStreamEvent {
+            status: Some(status),
+            error,
+            ..SweepStreamEvent::of("end")
+        }
+    }
 }
 
+/// An event of a run's stream; its SSE `event` is the `type`: `progress` (`status` and,
+/// while it runs, the simulation `time` reached and its `fraction` of the run) or `end`
+/// (`status`, `error`).
 #[derive(Object)]
-pub struct RunProgressEvent {
+#[oai(example)]
+pub struct RunStreamEvent {
+    #[oai(rename = "type")]
+    pub kind: String,
     pub status: String,
     #[oai(skip_serializing_if_is_none)]
     pub time: Option<f64>,
     #[oai(skip_serializing_if_is_none)]
     pub fraction: Option<f64>,
-}
-
-#[derive(Object)]
-pub struct RunEndEvent {
-    pub status: String,
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
 }
@@ -369,6 +373,14 @@ enum CreateResponse {
     /// `Location` or follow `events_url`.
     #[oai(status = 202)]
     Accepted(Json<Box<Sweep>>, #[oai(header = "Location")] String),
+}
+
+/// How `/sweeps/{id}/cases` answers.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum CasesFormat {
+    Json,
+    Csv,
 }
 
 #[derive(ApiResponse)]
@@ -389,6 +401,8 @@ declare_errors! {
         PAYMENT_REQUIRED,
         FORBIDDEN,
         NOT_FOUND,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
         UNPROCESSABLE_ENTITY,
         TOO_MANY_REQUESTS,
         SERVICE_UNAVAILABLE,
@@ -399,6 +413,8 @@ declare_errors! {
         UNAUTHORIZED,
         FORBIDDEN,
         NOT_FOUND,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
         UNPROCESSABLE_ENTITY,
         TOO_MANY_REQUESTS,
     ];
@@ -463,8 +479,10 @@ impl SweepsApi {
         ))
     }
 
-    /// Quotes a sweep: its cases (the first 100 and the count), its cost, and what you can
-    /// afford. The same as `POST /sweeps?dry_run=true`.
+    /// Quotes a sweep without starting it.
+    ///
+    /// Its cases (the first 100 and the count), its cost, and what you can afford; the same
+    /// as `POST /sweeps?dry_run=true`. Nothing is reserved.
     #[oai(path = "/sweeps/quote", method = "post", operation_id = "quoteSweep")]
     async fn quote(
         &self,
@@ -477,7 +495,10 @@ impl SweepsApi {
         Ok(Json(quote_view(quote)))
     }
 
-    /// One of your sweeps: its counts by status, credits and ETA.
+    /// One of your sweeps.
+    ///
+    /// Its cases counted by status, the credits held, charged and refunded, and while it
+    /// runs an estimate of the time left.
     #[oai(path = "/sweeps/:id", method = "get", operation_id = "getSweep")]
     async fn get(
         &self,
@@ -490,18 +511,25 @@ impl SweepsApi {
     }
 
     /// Your sweeps, newest first.
+    ///
+    /// Paged with `limit` and `offset`; each with its counts, as `GET /sweeps/{id}`.
     #[oai(path = "/sweeps", method = "get", operation_id = "listSweeps")]
     async fn list(
         &self,
         state: poem::web::Data<&State>,
         auth: Authed<ReadRuns>,
-        /// At most this many (1–500, default 50).
-        limit: Query<Option<u32>>,
-        offset: Query<Option<u64>>,
+        /// Sweeps per page, 1–500.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "500"))
+        )]
+        limit: Query<u32>,
+        /// Sweeps to skip (at most 10¹⁵).
+        #[oai(default, validator(maximum(value = "1000000000000000")))]
+        offset: Query<u64>,
     ) -> Result<Json<SweepList>, OpError<ListSweepsErrors>> {
         let user = &auth.principal.user_id;
-        let (rows, total) =
-            sweeps::list(&state, user, limit.0.unwrap_or(50), offset.0.unwrap_or(0)).await?;
+        let (rows, total) = sweeps::list(&state, user, limit.0, offset.0).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let view = sweeps::get(&state, user, &row.id).await?;
@@ -527,21 +555,12 @@ impl SweepsApi {
         /// The first index to list (default 0).
         from: Query<Option<u32>>,
         /// `json` (default) or `csv`.
-        format: Query<Option<String>>,
+        format: Query<Option<CasesFormat>>,
     ) -> Result<CasesResponse, OpError<ListSweepCasesErrors>> {
         let (user, id) = (&auth.principal.user_id, SweepId::from(id.0));
-        match format.0.as_deref() {
-            None | Some("json") => {}
-            Some("csv") => {
-                let csv = sweeps::cases_csv(&state, user, &id).await?;
-                return Ok(CasesResponse::Csv(PlainText(csv)));
-            }
-            Some(other) => {
-                return Err(AppError::Invalid(format!(
-                    "format must be json or csv, not '{other}'"
-                ))
-                .into());
-            }
+        if format.0 == Some(CasesFormat::Csv) {
+            let csv = sweeps::cases_csv(&state, user, &id).await?;
+            return Ok(CasesResponse::Csv(PlainText(csv)));
         }
         let from = from.0.unwrap_or(0);
         let (sweep, cases) = sweeps::cases(&state, user, &id, from, CASES_PAGE).await?;
@@ -557,8 +576,11 @@ impl SweepsApi {
         })))
     }
 
-    /// Cancels a sweep: the cases not started are refunded at once; those running stop and
-    /// are charged as a cancelled running run is.
+    /// Cancels a sweep.
+    ///
+    /// The cases not started are refunded at once; those running stop and are charged as a
+    /// cancelled running run is. The answer is the sweep once they have stopped. 409 once it
+    /// has ended.
     #[oai(
         path = "/sweeps/:id/cancel",
         method = "post",
@@ -616,23 +638,14 @@ impl SweepsApi {
                     .boxed()
             }
             _ => {
-                let end = SweepStreamEvent::End(SweepEndEvent {
-                    status: view.sweep.status.to_string(),
-                    error: view.sweep.error.clone(),
-                });
+                let end =
+                    SweepStreamEvent::end(view.sweep.status.to_string(), view.sweep.error.clone());
                 futures_util::stream::iter([first, end]).boxed()
             }
         };
         Ok(EventStream::new(stream)
             .keep_alive(KEEP_ALIVE)
-            .to_event(|e| {
-                let kind = match &e {
-                    SweepStreamEvent::Progress(_) => "progress",
-                    SweepStreamEvent::Cases(_) => "cases",
-                    SweepStreamEvent::End(_) => "end",
-                };
-                Event::message(e.to_json_string()).event_type(kind)
-            }))
+            .to_event(|e| Event::message(e.to_json_string()).event_type(e.kind.clone())))
     }
 
     /// A run's events (Server-Sent Events).
@@ -656,21 +669,26 @@ impl SweepsApi {
                 loop {
                     let run = runs::get(&state.store, &user, &id).await.ok()?;
                     if run.status.is_finished() {
-                        let event = RunStreamEvent::End(RunEndEvent {
+                        let event = RunStreamEvent {
+                            kind: "end".into(),
                             status: run.status.to_string(),
+                            time: None,
+                            fraction: None,
                             error: run.error,
-                        });
+                        };
                         return Some((event, None));
                     }
                     let progress = runs::progress(&state, &run);
                     let now = (run.status.to_string(), progress.as_ref().map(|p| p.time));
                     if last.as_ref() != Some(&now) {
                         last = Some(now.clone());
-                        let event = RunStreamEvent::Progress(RunProgressEvent {
+                        let event = RunStreamEvent {
+                            kind: "progress".into(),
                             status: now.0,
                             time: now.1,
                             fraction: progress.map(|p| p.fraction()),
-                        });
+                            error: None,
+                        };
                         return Some((event, Some((state, user, id, last))));
                     }
                     tokio::time::sleep(RUN_POLL).await;
@@ -680,13 +698,7 @@ impl SweepsApi {
         .boxed();
         Ok(EventStream::new(stream)
             .keep_alive(KEEP_ALIVE)
-            .to_event(|e| {
-                let kind = match &e {
-                    RunStreamEvent::Progress(_) => "progress",
-                    RunStreamEvent::End(_) => "end",
-                };
-                Event::message(e.to_json_string()).event_type(kind)
-            }))
+            .to_event(|e| Event::message(e.to_json_string()).event_type(e.kind.clone())))
     }
 }
 
@@ -703,18 +715,18 @@ async fn next_sweep_event(
     Some(match rx.recv().await {
         Ok(SweepEvent::Cases(cases)) => {
             let cases = cases.iter().map(|c| ended_view(c, names)).collect();
-            (SweepStreamEvent::Cases(SweepCasesEvent { cases }), true)
+            let event = SweepStreamEvent {
+                cases: Some(cases),
+                ..SweepStreamEvent::of("cases")
+            };
+            (event, true)
         }
         Ok(SweepEvent::Progress {
             counts,
             eta_seconds,
         }) => (progress_event(counts, total, eta_seconds), true),
         Ok(SweepEvent::End { status, error }) => {
-            let end = SweepEndEvent {
-                status: status.to_string(),
-                error,
-            };
-            (SweepStreamEvent::End(end), false)
+            (SweepStreamEvent::end(status.to_string(), error), false)
         }
         // Fell behind: a fresh snapshot replaces what was missed (the cases are in
         // `/cases`).
@@ -724,13 +736,16 @@ async fn next_sweep_event(
         }
         Err(RecvError::Closed) => {
             let view = sweeps::get(state, user, id).await.ok()?;
-            let end = SweepEndEvent {
-                status: view.sweep.status.to_string(),
-                error: view.sweep.error,
-            };
-            (SweepStreamEvent::End(end), false)
+            (
+                SweepStreamEvent::end(view.sweep.status.to_string(), view.sweep.error),
+                false,
+            )
         }
     })
+}
+
+fn default_limit() -> u32 {
+    50
 }
 
 fn problems(list: Vec<Problem>) -> AppError {
@@ -1082,11 +1097,12 @@ fn ended_view(c: &CaseEnded, names: &[String]) -> SweepCase {
 }
 
 fn progress_event(counts: CaseCounts, total: u32, eta_seconds: Option<f64>) -> SweepStreamEvent {
-    SweepStreamEvent::Progress(SweepProgressEvent {
-        fraction: fraction(&counts, total),
-        counts: counts.into(),
+    SweepStreamEvent {
+        fraction: Some(fraction(&counts, total)),
+        counts: Some(counts.into()),
         eta_seconds,
-    })
+        ..SweepStreamEvent::of("progress")
+    }
 }
 
 fn fraction(counts: &CaseCounts, total: u32) -> f64 {
