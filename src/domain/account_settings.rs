@@ -76,8 +76,8 @@ pub async fn delete_account(state: &State, user_id: &UserId, password: &str) -> 
         Ok(removed) => removed,
         Err(Refused::RunsInProgress(n)) => {
             return Err(AppError::Conflict(format!(
-                "{n} of your runs are still in progress: cancel them or wait for them to \
-                 finish, then delete the account"
+                "{n} of your runs or sweeps are still in progress: cancel them or wait for \
+                 them to finish, then delete the account"
             )));
         }
         Err(Refused::NoAccount) => return Err(AppError::NotFound("account")),
@@ -93,6 +93,9 @@ pub async fn delete_account(state: &State, user_id: &UserId, password: &str) -> 
     }
     for sha in &removed.state_files {
         let _ = std::fs::remove_file(super::states::file_path(data_dir, sha));
+    }
+    for sweep in &removed.sweeps {
+        super::sweeps::remove_trajectories(data_dir, sweep);
     }
     tracing::info!(
         %user_id,

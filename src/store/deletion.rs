@@ -9,7 +9,7 @@
 use rusqlite::{Connection, params};
 
 use super::{Store, StoreResult, write_tx};
-use crate::domain::ids::{FmuId, RunId, UserId};
+use crate::domain::ids::{FmuId, RunId, SweepId, UserId};
 
 /// What the transaction removed from the database, whose files the caller removes next.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +20,8 @@ pub struct Removed {
     pub fmus: Vec<FmuId>,
     /// State files (SHA-256) no other account has a state with.
     pub state_files: Vec<String>,
+    /// Sweeps whose kept trajectories go.
+    pub sweeps: Vec<SweepId>,
 }
 
 /// Why an account was not deleted.
@@ -74,11 +76,13 @@ fn delete_account(
     if !live {
         return Ok(Err(Refused::NoAccount));
     }
-    let active = super::runs::count_active(&tx, user_id)?;
+    let active =
+        super::runs::count_active(&tx, user_id)? + super::sweeps::count_active(&tx, user_id)?;
     if active > 0 {
         return Ok(Err(Refused::RunsInProgress(active)));
     }
     let runs = strings(&tx, "SELECT id FROM runs WHERE user_id = ?1", user_id)?;
+    let sweeps = strings(&tx, "SELECT id FROM sweeps WHERE user_id = ?1", user_id)?;
     let fmus = sole_uploads(&tx, user_id)?;
     let state_files = sole_state_files(&tx, user_id)?;
     // Sessions first: some name a key (and would go with it anyway).
@@ -88,6 +92,9 @@ fn delete_account(
         "DELETE FROM password_resets WHERE user_id = ?1",
         "DELETE FROM idempotency_keys WHERE user_id = ?1",
         "DELETE FROM runs WHERE user_id = ?1",
+        "DELETE FROM sweep_idempotency_keys WHERE user_id = ?1",
+        "DELETE FROM sweep_cases WHERE sweep_id IN (SELECT id FROM sweeps WHERE user_id = ?1)",
+        "DELETE FROM sweeps WHERE user_id = ?1",
         "DELETE FROM fmu_states WHERE user_id = ?1",
         "DELETE FROM fmu_owners WHERE user_id = ?1",
     ] {
@@ -111,6 +118,7 @@ fn delete_account(
         runs: runs.into_iter().map(RunId::from).collect(),
         fmus: fmus.into_iter().map(FmuId::from).collect(),
         state_files,
+        sweeps: sweeps.into_iter().map(SweepId::from).collect(),
     }))
 }
 

@@ -373,6 +373,12 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             "/api/v1/runs/run_x/events".into(),
             Body::None,
         ),
+        (
+            "getSweepCaseResult",
+            Method::GET,
+            "/api/v1/sweeps/swp_x/cases/0/result".into(),
+            Body::None,
+        ),
     ];
     for (op, method, path, body) in &keyed {
         let target = at(&app, method.clone(), path);
@@ -414,6 +420,11 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         ("cancelSweep", Method::POST, "/api/v1/sweeps/{}/cancel"),
         ("sweepEvents", Method::GET, "/api/v1/sweeps/{}/events"),
         ("runEvents", Method::GET, "/api/v1/runs/{}/events"),
+        (
+            "getSweepCaseResult",
+            Method::GET,
+            "/api/v1/sweeps/{}/cases/0/result",
+        ),
     ] {
         let unknown = path.replace("{}", &format!("nope_{fmu_id}"));
         contract
@@ -661,6 +672,59 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A sweep that kept no trajectories has none to give (409); one that did, in a media type
+    // the caller cannot take, 406.
+    contract
+        .expect(
+            "getSweepCaseResult",
+            409,
+            at(
+                &app,
+                Method::GET,
+                &format!("/api/v1/sweeps/{sweep_id}/cases/0/result"),
+            ),
+            Some(key),
+            Body::None,
+        )
+        .await;
+    let mut kept_body = sweep_body.clone();
+    kept_body["trajectories"] = json!(true);
+    let kept = api_client()
+        .post(app.at("/api/v1/sweeps"))
+        .bearer_auth(key)
+        .json(&kept_body)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let kept_id = kept["id"].as_str().unwrap();
+    for _ in 0..400 {
+        let done: Value = api_client()
+            .get(app.at(&format!("/api/v1/sweeps/{kept_id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done["finished_at"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = api_client()
+        .get(app.at(&format!("/api/v1/sweeps/{kept_id}/cases/0/result")))
+        .bearer_auth(key)
+        .header("accept", "image/png")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    contract.record("getSweepCaseResult", status, &resp.text().await.unwrap());
+    assert_eq!(status, 406);
     contract
         .expect(
             "cancelSweep",

@@ -559,3 +559,79 @@ async fn another_users_run_finishes_promptly_during_a_big_sweep() {
     app.post(&format!("/api/v1/sweeps/{id}/cancel"), &sweeper)
         .await;
 }
+
+#[tokio::test]
+async fn kept_trajectories_are_each_the_same_case_run_alone() {
+    let app = spawn_app_with(|_| {}).await;
+    let key = &app.register().await.api_key;
+    let base = json!({"fmu_id": "lib:BouncingBall", "stop_time": 1.5, "output_interval": 0.05,
+                      "outputs": ["h", "v"]});
+    let body = json!({
+        "base": base,
+        "design": {"cases": [{"e": 0.6}, {"e": 0.75}, {"e": 0.9}]},
+        "trajectories": true,
+    });
+    let resp = app.post_json("/api/v1/sweeps", key, &body).await;
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        finished_sweep(&*app.url, key, &id).await["status"],
+        "completed"
+    );
+    for (index, e) in [(0, 0.6), (2, 0.9)] {
+        let kept = app
+            .get_json(&format!("/api/v1/sweeps/{id}/cases/{index}/result"), key)
+            .await;
+        let mut alone = base.clone();
+        alone["start_values"] = json!({"e": e});
+        let run = app.run(key, &alone).await;
+        let result = app
+            .get_json(
+                &format!("/api/v1/runs/{}/result", run["id"].as_str().unwrap()),
+                key,
+            )
+            .await;
+        assert_eq!(kept["time"], result["time"], "case {index}");
+        assert_eq!(kept["columns"], result["columns"], "case {index}");
+    }
+    let csv = app
+        .get(
+            &format!("/api/v1/sweeps/{id}/cases/1/result?format=csv"),
+            key,
+        )
+        .await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.text().await.unwrap().starts_with("time,h,v"));
+    // A sweep that keeps none says so.
+    let resp = app
+        .post_json("/api/v1/sweeps", key, &dahlquist_sweep(2))
+        .await;
+    let other = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    finished_sweep(&*app.url, key, &other).await;
+    let resp = app
+        .get(&format!("/api/v1/sweeps/{other}/cases/0/result"), key)
+        .await;
+    assert_eq!(resp.status(), 409);
+    // The CSV of cases: one line per case, KPIs in full.
+    let csv = app
+        .get(&format!("/api/v1/sweeps/{other}/cases?format=csv"), key)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "index,status,k,final(x),error");
+    assert_eq!(lines.len(), 3, "{csv}");
+    let last: Vec<&str> = lines[2].split(',').collect();
+    assert_eq!(&last[..3], ["1", "succeeded", "2"]);
+    assert!(
+        (last[3].parse::<f64>().unwrap() - (-2.0f64).exp()).abs() < 1e-3,
+        "{csv}"
+    );
+}

@@ -760,11 +760,33 @@ fn content_disposition(run_id: &str, format: Format) -> String {
 
 impl ResultStream {
     fn new(result: ResultFile, format: Format, run_id: &RunId) -> Self {
+        Self::named(result, format, run_id.as_str().to_string())
+    }
+
+    /// A result downloaded as `<name>.<extension>`.
+    pub fn named(result: ResultFile, format: Format, name: String) -> Self {
         ResultStream {
             body: poem::Body::from_bytes_stream(result.into_stream(format)),
             format,
-            run_id: run_id.as_str().to_string(),
+            run_id: name,
         }
+    }
+}
+
+/// The format `?format` names, else the one `Accept` prefers; 406 when it allows none.
+pub fn chosen_format(
+    asked: Option<ResultFormat>,
+    accept: Option<&str>,
+) -> Result<Format, ApiError> {
+    match asked {
+        Some(format) => Ok(format.into()),
+        None => negotiate(accept).ok_or_else(|| {
+            ApiError::not_acceptable(
+                "results are sent as application/json, text/csv, \
+                 application/vnd.apache.parquet or application/x-matlab-data; the Accept \
+                 header allows none of them",
+            )
+        }),
     }
 }
 
@@ -1071,16 +1093,7 @@ impl RunsApi {
             .headers()
             .get(poem::http::header::ACCEPT)
             .and_then(|v| v.to_str().ok());
-        let format = match format.0 {
-            Some(format) => format.into(),
-            None => negotiate(accept).ok_or_else(|| {
-                ApiError::not_acceptable(
-                    "results are sent as application/json, text/csv, \
-                     application/vnd.apache.parquet or application/x-matlab-data; the Accept \
-                     header allows none of them",
-                )
-            })?,
-        };
+        let format = chosen_format(format.0, accept)?;
         let run = runs::get(&state.store, &auth.principal.user_id, &RunId::from(id.0)).await?;
         let result = runs::result(&state, &run).await?;
         // A MAT file of a result it cannot hold is a 406 naming the column.

@@ -426,6 +426,9 @@ declare_errors! {
     ListSweepCasesErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
     /// `POST /sweeps/{id}/cancel`: 409 once it has ended.
     CancelSweepErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT];
+    /// `GET /sweeps/{id}/cases/{index}/result`: 409 while the case has no trajectory, 406
+    /// for a format the caller cannot take or a MAT file of what MATLAB cannot hold.
+    GetSweepCaseResultErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, NOT_ACCEPTABLE, CONFLICT];
     /// `GET /sweeps/{id}/events`.
     SweepEventsErrors: [BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND];
     /// `GET /runs/{id}/events`.
@@ -574,6 +577,44 @@ impl SweepsApi {
             cases: cases.iter().map(|c| case_view(c, &names)).collect(),
             next_from,
         })))
+    }
+
+    /// One case's trajectory: its recorded points, as a run's result.
+    ///
+    /// For a sweep started with `trajectories: true`, once the case succeeded (409 before,
+    /// or for a sweep that keeps none). Formats as `GET /runs/{id}/result`: `?format=csv`,
+    /// `parquet`, `mat`, or by `Accept`.
+    #[oai(
+        path = "/sweeps/:id/cases/:index/result",
+        method = "get",
+        operation_id = "getSweepCaseResult"
+    )]
+    async fn case_result(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadRuns>,
+        id: Path<String>,
+        index: Path<u32>,
+        format: Query<Option<super::runs::ResultFormat>>,
+        req: &poem::Request,
+    ) -> Result<super::runs::ResultStream, OpError<GetSweepCaseResultErrors>> {
+        let accept = req
+            .headers()
+            .get(poem::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let format = super::runs::chosen_format(format.0, accept)?;
+        let id = SweepId::from(id.0);
+        let result = sweeps::case_result(&state, &auth.principal.user_id, &id, index.0).await?;
+        let result = result
+            .checked_for(format)
+            .await
+            .map_err(AppError::from)?
+            .map_err(|refusal| crate::api::error::ApiError::not_acceptable(refusal.to_string()))?;
+        Ok(super::runs::ResultStream::named(
+            result,
+            format,
+            format!("{id}-case-{}", index.0),
+        ))
     }
 
     /// Cancels a sweep.

@@ -234,7 +234,11 @@ async fn run_batch(
                 continue;
             }
         };
-        let file = match tempfile::tempfile() {
+        let kept = sweep
+            .stored
+            .trajectories
+            .then(|| super::trajectory_path(&sweep.state.config.data_dir, &sweep.id, case.index));
+        let file = match trajectory_file(kept.as_deref()) {
             Ok(file) => file,
             Err(e) => {
                 let _ = ended.send(Ended {
@@ -256,6 +260,7 @@ async fn run_batch(
             .run_in(job, sweep.timeout, Some(stop_rx), file, Box::new(|_| {}))
             .await;
         watcher.abort();
+        let outcome = keep_trajectory(kept.as_deref(), outcome);
         let kpis = outcome.and_then(|o| {
             let output = o
                 .result
@@ -281,6 +286,43 @@ async fn run_batch(
         });
     }
     unrun
+}
+
+/// The file a case's results are written to: beside where its trajectory is kept (renamed
+/// there when it succeeds), or an unnamed one when the sweep keeps none.
+fn trajectory_file(kept: Option<&std::path::Path>) -> std::io::Result<std::fs::File> {
+    let Some(path) = kept else {
+        return tempfile::tempfile();
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path.with_extension("partial"))
+}
+
+/// Moves a succeeded case's results to where its trajectory is kept; removes them otherwise.
+fn keep_trajectory<T>(
+    kept: Option<&std::path::Path>,
+    outcome: Result<T, SimError>,
+) -> Result<T, SimError> {
+    let Some(path) = kept else {
+        return outcome;
+    };
+    let partial = path.with_extension("partial");
+    let kept = outcome.and_then(|o| {
+        std::fs::rename(&partial, path)
+            .map(|()| o)
+            .map_err(|e| SimError::Internal(format!("keeping the trajectory: {e}")))
+    });
+    if kept.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    kept
 }
 
 /// Settles ended cases in groups and tells watchers, until the batch's sender is dropped.

@@ -583,6 +583,59 @@ pub async fn cancel(state: &State, user_id: &UserId, id: &SweepId) -> AppResult<
     }
 }
 
+/// Where a sweep keeps its cases' trajectories (when it keeps them).
+pub fn trajectories_dir(data_dir: &std::path::Path, id: &SweepId) -> std::path::PathBuf {
+    data_dir.join("sweeps").join(id.as_str())
+}
+
+/// Where one case's trajectory is kept once it succeeded.
+pub fn trajectory_path(data_dir: &std::path::Path, id: &SweepId, index: u32) -> std::path::PathBuf {
+    trajectories_dir(data_dir, id).join(format!("{index}.result"))
+}
+
+/// Removes a sweep's kept trajectories (already gone is fine).
+pub fn remove_trajectories(data_dir: &std::path::Path, id: &SweepId) {
+    match std::fs::remove_dir_all(trajectories_dir(data_dir, id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(sweep = %id, error = %e, "cannot remove a sweep's trajectories");
+        }
+        _ => {}
+    }
+}
+
+/// A case's kept trajectory: its recorded points, as a run's result.
+pub async fn case_result(
+    state: &State,
+    user_id: &UserId,
+    id: &SweepId,
+    index: u32,
+) -> AppResult<crate::sim::result_file::ResultFile> {
+    let view = get(state, user_id, id).await?;
+    let kept = view.sweep.stored().is_some_and(|s| s.trajectories);
+    if !kept {
+        return Err(AppError::Conflict(format!(
+            "sweep {id} kept no trajectories: start it with `trajectories: true` to keep them"
+        )));
+    }
+    let case = state
+        .store
+        .sweep_cases_by_index(id, vec![index])
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("case"))?;
+    if case.status != crate::domain::runs::RunStatus::Succeeded {
+        return Err(AppError::Conflict(format!(
+            "case {index} has no trajectory: it is {}",
+            case.status
+        )));
+    }
+    let path = trajectory_path(&state.config.data_dir, id, index);
+    let file =
+        tokio::task::spawn_blocking(move || crate::sim::result_file::ResultFile::open(&path))
+            .await??;
+    Ok(file)
+}
+
 /// How many times a case is given to a worker before a failure to run it is the service's
 /// (refunded) rather than tried again.
 pub const MAX_ATTEMPTS: u32 = 3;
