@@ -51,14 +51,60 @@ pub fn refine(generated: &str, config: &Config) -> String {
             {"type": "array", "items": element}
         ]
     });
+    // A sweep's design values are start values too: the same shapes.
+    let start_value =
+        schemas["RunCreate"]["properties"]["start_values"]["additionalProperties"].clone();
+    schemas["GridParameter"]["properties"]["values"]["items"] = start_value.clone();
+    schemas["DesignCreate"]["properties"]["cases"]["items"]["additionalProperties"] = start_value;
     let schemas = doc["components"]["schemas"].clone();
     unwrap_refs(&mut doc, &schemas, false);
     bound_unsigned(&mut doc);
     error_bodies_per_status(&mut doc);
     describe_responses(&mut doc);
+    event_streams(&mut doc);
     close_request_objects(&mut doc);
     link_operations(&mut doc);
     serde_json::to_string(&doc).expect("a Value serialises")
+}
+
+/// An event stream's schema, as OpenAPI 3.0 tools read it (schemathesis, and the
+/// `itemSchema` of OpenAPI 3.2): one event, with its `event` name and its `data`, a JSON
+/// document of the schema poem-openapi names as the stream's items.
+fn event_streams(doc: &mut Value) {
+    for (_, response) in responses_mut(doc) {
+        let Some(media) = response
+            .get_mut("content")
+            .and_then(|c| c.get_mut("text/event-stream"))
+        else {
+            continue;
+        };
+        let Some(item) = media["schema"]["items"]["$ref"]
+            .as_str()
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let name = item.trim_start_matches("#/components/schemas/").to_string();
+        media["schema"] = json!({
+            "type": "object",
+            "description": "One Server-Sent Event: its `event` name (the `type` of its data) and \
+                            its `data`, a JSON document.",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"type": "string"},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": item},
+                },
+                "id": {"type": "string"},
+            },
+        });
+        response["description"] = json!(format!(
+            "A stream of Server-Sent Events, each a `{name}` as JSON in its `data`, named by its \
+             `type` in its `event`; it ends after the `end` event."
+        ));
+    }
 }
 
 /// The schema a `#/components/schemas/…` reference points at.

@@ -379,6 +379,12 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             "/api/v1/sweeps/swp_x/cases/0/result".into(),
             Body::None,
         ),
+        (
+            "getSweepCasesCsv",
+            Method::GET,
+            "/api/v1/sweeps/swp_x/cases.csv".into(),
+            Body::None,
+        ),
     ];
     for (op, method, path, body) in &keyed {
         let target = at(&app, method.clone(), path);
@@ -425,6 +431,7 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             Method::GET,
             "/api/v1/sweeps/{}/cases/0/result",
         ),
+        ("getSweepCasesCsv", Method::GET, "/api/v1/sweeps/{}/cases.csv"),
     ] {
         let unknown = path.replace("{}", &format!("nope_{fmu_id}"));
         contract
@@ -651,7 +658,7 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             at(
                 &app,
                 Method::GET,
-                &format!("/api/v1/sweeps/{sweep_id}/cases?format=xml"),
+                &format!("/api/v1/sweeps/{sweep_id}/cases?from=-1"),
             ),
             Some(key),
             Body::None,

@@ -620,7 +620,7 @@ async fn kept_trajectories_are_each_the_same_case_run_alone() {
     assert_eq!(resp.status(), 409);
     // The CSV of cases: one line per case, KPIs in full.
     let csv = app
-        .get(&format!("/api/v1/sweeps/{other}/cases?format=csv"), key)
+        .get(&format!("/api/v1/sweeps/{other}/cases.csv"), key)
         .await
         .text()
         .await

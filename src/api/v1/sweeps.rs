@@ -10,7 +10,7 @@ use poem::web::sse::Event;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json, PlainText};
 use poem_openapi::types::{Any, ToJSON};
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use super::runs::{RunCreate, new_run};
 use crate::api::auth::{ApiKey, Authed, ReadRuns};
@@ -375,19 +375,9 @@ enum CreateResponse {
     Accepted(Json<Box<Sweep>>, #[oai(header = "Location")] String),
 }
 
-/// How `/sweeps/{id}/cases` answers.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-pub enum CasesFormat {
-    Json,
-    Csv,
-}
-
 #[derive(ApiResponse)]
-enum CasesResponse {
-    #[oai(status = 200)]
-    Json(Json<SweepCaseList>),
-    /// `?format=csv`: every case, one line each: `index,status,<parameters>,<KPIs>,error`.
+enum CasesCsv {
+    /// Every case: `index,status,<parameters>,<KPIs>,error`, one line each.
     #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
     Csv(PlainText<String>),
 }
@@ -543,8 +533,8 @@ impl SweepsApi {
 
     /// A sweep's cases: their values, status and KPIs.
     ///
-    /// JSON pages of up to 1 000 cases from index `from`; `?format=csv` gives every case as
-    /// CSV (`index,status,<parameters>,<KPIs>,error`).
+    /// Pages of up to 1 000 cases by index, from `from`; follow `next_from` for the rest.
+    /// `GET /sweeps/{id}/cases.csv` gives them all as CSV.
     #[oai(
         path = "/sweeps/:id/cases",
         method = "get",
@@ -557,14 +547,8 @@ impl SweepsApi {
         id: Path<String>,
         /// The first index to list (default 0).
         from: Query<Option<u32>>,
-        /// `json` (default) or `csv`.
-        format: Query<Option<CasesFormat>>,
-    ) -> Result<CasesResponse, OpError<ListSweepCasesErrors>> {
+    ) -> Result<Json<SweepCaseList>, OpError<ListSweepCasesErrors>> {
         let (user, id) = (&auth.principal.user_id, SweepId::from(id.0));
-        if format.0 == Some(CasesFormat::Csv) {
-            let csv = sweeps::cases_csv(&state, user, &id).await?;
-            return Ok(CasesResponse::Csv(PlainText(csv)));
-        }
         let from = from.0.unwrap_or(0);
         let (sweep, cases) = sweeps::cases(&state, user, &id, from, CASES_PAGE).await?;
         let names = kpi_names(&sweep);
@@ -572,11 +556,31 @@ impl SweepsApi {
             .last()
             .map(|c| c.index + 1)
             .filter(|next| *next < sweep.case_count && cases.len() as u32 == CASES_PAGE);
-        Ok(CasesResponse::Json(Json(SweepCaseList {
+        Ok(Json(SweepCaseList {
             case_count: sweep.case_count,
             cases: cases.iter().map(|c| case_view(c, &names)).collect(),
             next_from,
-        })))
+        }))
+    }
+
+    /// A sweep's cases as CSV.
+    ///
+    /// Every case, one line each: `index,status,<parameters>,<KPIs>,error`; a number in
+    /// full, a KPI without a value (or of a case that did not succeed) empty.
+    #[oai(
+        path = "/sweeps/:id/cases.csv",
+        method = "get",
+        operation_id = "getSweepCasesCsv"
+    )]
+    async fn cases_csv(
+        &self,
+        state: poem::web::Data<&State>,
+        auth: Authed<ReadRuns>,
+        id: Path<String>,
+    ) -> Result<CasesCsv, OpError<GetSweepErrors>> {
+        let id = SweepId::from(id.0);
+        let csv = sweeps::cases_csv(&state, &auth.principal.user_id, &id).await?;
+        Ok(CasesCsv::Csv(PlainText(csv)))
     }
 
     /// One case's trajectory: its recorded points, as a run's result.
