@@ -1,6 +1,7 @@
 //! Simulation: the worker protocol, the sandboxed worker process, the pool that runs workers
 //! for the server, the engine the worker drives (fmi-rs), and our Model Exchange solver.
 
+pub mod batch;
 mod bdf;
 pub mod call_log;
 mod cs_loop;
@@ -9,6 +10,7 @@ pub mod engine;
 mod fmi_version;
 pub mod fmu_state;
 pub mod input_csv;
+pub mod kpi;
 pub mod literals;
 pub mod mat;
 pub mod parquet;
