@@ -564,6 +564,10 @@ fn with_driver<F: FmiVersion>(
     Ok((time, columns))
 }
 
+/// Told each case of a batch as it ends: the case, the length of the FMU's log when it
+/// began, and its result; answers whether to go on.
+pub type ReportCase<'a> = dyn FnMut(&Case, u64, Result<SimOutput, EngineError>) -> bool + 'a;
+
 /// Runs every case of `batch` (each is `job` with the case's start values) in this process,
 /// handing each result to `report` as the case ends, with the length the FMU's log had when
 /// the case began (its log is what follows). `report` returns `false` to stop (nobody is
@@ -574,7 +578,7 @@ fn with_driver<F: FmiVersion>(
 pub fn simulate_batch(
     job: &Job,
     batch: &Batch,
-    report: &mut dyn FnMut(&Case, u64, Result<SimOutput, EngineError>) -> bool,
+    report: &mut ReportCase<'_>,
 ) -> Result<bool, EngineError> {
     let (md_path, log_path) = paths(job);
     match peek_fmi_major_version(&md_path)? {
@@ -588,7 +592,7 @@ fn run_batch<F: FmiVersion>(
     batch: &Batch,
     md_path: &Path,
     log_path: &Path,
-    report: &mut dyn FnMut(&Case, u64, Result<SimOutput, EngineError>) -> bool,
+    report: &mut ReportCase<'_>,
 ) -> Result<bool, EngineError> {
     let prepared = prepare::<F>(job, md_path)?;
     let mut case_job = job.clone();

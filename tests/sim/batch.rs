@@ -370,7 +370,11 @@ async fn a_case_with_an_fmi_error_fails_alone_and_the_batch_goes_on() {
         assert!(end.unrun.is_empty() && end.cause.is_none(), "{end:?}");
         assert!(end.warm);
         assert_eq!(told.len(), 5);
-        let failed: Vec<u32> = told.iter().filter(|o| o.result.is_err()).map(|o| o.index).collect();
+        let failed: Vec<u32> = told
+            .iter()
+            .filter(|o| o.result.is_err())
+            .map(|o| o.index)
+            .collect();
         assert_eq!(failed, [11, 13], "the cases with k = 2");
         for (case, outcome) in batch.cases.iter().zip(&told) {
             assert_eq!(case.index, outcome.index);
