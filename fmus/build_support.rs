@@ -60,8 +60,9 @@ pub const LIBRARY_MODELS: [&str; 7] = [
 ];
 
 /// The C defines that turn Dahlquist into a `Hostile` model (exactly one is used at a time).
-pub const HOSTILE_DEFINES: [&str; 20] = [
+pub const HOSTILE_DEFINES: [&str; 21] = [
     "HOSTILE_ERROR",
+    "HOSTILE_ON_K",
     "HOSTILE_SLEEP",
     "HOSTILE_SEGFAULT",
     "HOSTILE_LOOP",

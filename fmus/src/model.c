@@ -1037,6 +1037,24 @@ Status model_hostile(Instance *m) {
 #if defined(HOSTILE_ERROR)
     model_log(m, ST_ERROR, "logStatusError", "the model failed on purpose (HOSTILE_ERROR)");
     return ST_ERROR;
+#elif defined(HOSTILE_ON_K)
+    /* Depends on the parameter k (value reference 3), for sweeps: k = 2 is an FMI error,
+       k = 3 a segmentation fault, k = 4 and 5 sleep (below); any other k runs as Dahlquist. */
+    if (m->d.v[3] == 2.0) {
+        model_log(m, ST_ERROR, "logStatusError", "the model failed on purpose at k = 2 (HOSTILE_ON_K)");
+        m->d.hostile_done = false; /* the instance is broken: it fails again if used */
+        return ST_ERROR;
+    }
+    if (m->d.v[3] == 3.0) {
+        volatile int *volatile target = NULL;
+        *target = 42;
+    }
+    if (m->d.v[3] == 4.0 || m->d.v[3] == 5.0) {
+        /* k = 4 sleeps 10 s, k = 5 half a second (wall-clock time without CPU time) */
+        struct timespec pause = m->d.v[3] == 4.0 ? (struct timespec){10, 0} : (struct timespec){0, 500000000};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+    }
+    return ST_OK;
 #elif defined(HOSTILE_SLEEP)
     /* wall-clock time without CPU time: only a wall-clock deadline stops this */
     struct timespec pause = {10, 0};

@@ -34,7 +34,7 @@
     defined(HOSTILE_KILL_PARENT) || defined(HOSTILE_KILL_ALL) || defined(HOSTILE_SECRETS) ||   \
     defined(HOSTILE_IO_URING) || defined(HOSTILE_PTRACE) || defined(HOSTILE_FDS) ||            \
     defined(HOSTILE_UNIX_SOCKET) || defined(HOSTILE_FILL_DISK) || defined(HOSTILE_FORK_BOMB) || \
-    defined(HOSTILE_THREADS) || defined(HOSTILE_THREAD_BOMB)
+    defined(HOSTILE_THREADS) || defined(HOSTILE_THREAD_BOMB) || defined(HOSTILE_ON_K)
 #define FGW_HOSTILE 1
 #endif
 

@@ -100,6 +100,12 @@ fn next_point(
     Ok((regular, next))
 }
 
+/// Whether the fast loop can run the job: a Co-Simulation model and nothing only fmi-rs's
+/// driver handles.
+pub(super) fn fits<F: FmiVersion>(md: &F::Description, job: &Job) -> bool {
+    F::variable_steps(md).is_some() && F::fast_loop_fits(md, job)
+}
+
 /// Runs the job with the fast loop: the results and, when the job asks for it, the state
 /// after the last step. `Ok(None)`: not the common case, use fmi-rs's driver.
 pub(super) fn run<F: FmiVersion>(
@@ -110,41 +116,60 @@ pub(super) fn run<F: FmiVersion>(
     log_path: &Path,
     progress: &super::progress::Progress,
 ) -> Result<Option<(Series, Option<SavedState>)>, EngineError> {
-    let Some(variable_steps) = F::variable_steps(md) else {
-        return Ok(None);
-    };
-    if !F::fast_loop_fits(md, job) {
+    if !fits::<F>(md, job) {
         return Ok(None);
     }
     let fmu = F::instantiate(job, md, log_path)?;
+    let ran = simulate_on::<F>(&fmu, job, md, outputs, input, progress)?;
+    // Frees the instance (fmi-rs does when the last reference goes; for FMI 3 without
+    // logging it).
+    drop(fmu);
+    if job.log_fmi_calls && !F::LOGS_FREE {
+        super::call_log::note_free(log_path, F::CALL_PREFIX);
+    }
+    Ok(Some(ran))
+}
+
+/// Runs the job on `fmu`, freshly instantiated or reset (a batch's next case), and terminates
+/// it; the caller frees it, or resets it for another case. A job [`fits`] the fast loop.
+pub(super) fn simulate_on<F: FmiVersion>(
+    fmu: &F::Instance,
+    job: &Job,
+    md: &F::Description,
+    outputs: &[usize],
+    input: Option<&F::Input>,
+    progress: &super::progress::Progress,
+) -> Result<(Series, Option<SavedState>), EngineError> {
+    let variable_steps = F::variable_steps(md)
+        .ok_or_else(|| EngineError::Simulation("not a Co-Simulation model".into()))?;
     // As fmusim does with an initial state: restore it right after instantiating, apply the
     // start values to it, and skip initialisation (the state is already past it).
     if let Some(state) = &job.initial_state {
-        F::restore_state(&fmu, &state.bytes)?;
+        F::restore_state(fmu, &state.bytes)?;
     }
     for (name, literal) in &job.start_values {
-        F::set_start_value(&fmu, md, name, literal)?;
+        F::set_start_value(fmu, md, name, literal)?;
     }
     let mut time = job.start_time;
     if job.initial_state.is_none() {
-        F::enter_initialization(&fmu, job)?;
+        F::enter_initialization(fmu, job)?;
         if let Some(input) = input {
-            F::set_inputs(input, time, &fmu)?;
+            F::set_inputs(input, time, fmu)?;
         }
-        F::exit_initialization(&fmu)?;
+        F::exit_initialization(fmu)?;
     }
 
     let mut columns = Columns::new::<F>(job, md, outputs);
-    columns.record::<F>(&fmu, md, outputs, time)?;
+    columns.record::<F>(fmu, md, outputs, time)?;
     let h = job.step_size.unwrap_or(job.output_interval);
     let mut n_steps = 0i32;
     while relative_lt(time, job.stop_time, job.tolerance) {
         let input_event = input.and_then(|i| F::next_input_event(i, time));
         let (regular, next) = next_point(job, h, n_steps, input_event, variable_steps)?;
         if let Some(input) = input {
-            F::set_inputs(input, time, &fmu)?;
+            F::set_inputs(input, time, fmu)?;
         }
-        let step = F::do_step(&fmu, time, next)?;
+        let step = F::do_step(fmu, time, next)?;
         time = step.time;
         let counted_at = if F::STEP_COUNTED_AT_REGULAR_POINT {
             regular
@@ -154,24 +179,18 @@ pub(super) fn run<F: FmiVersion>(
         if relative_eq(time, counted_at, job.tolerance) {
             n_steps = n_steps.saturating_add(1);
         }
-        columns.record::<F>(&fmu, md, outputs, time)?;
+        columns.record::<F>(fmu, md, outputs, time)?;
         progress(time);
         if step.terminate {
             break;
         }
     }
     let final_state = if job.save_final_state {
-        let bytes = F::save_state(&fmu)?;
+        let bytes = F::save_state(fmu)?;
         Some(SavedState { time, bytes })
     } else {
         None
     };
-    F::terminate(&fmu)?;
-    // Frees the instance (fmi-rs does when the last reference goes; for FMI 3 without
-    // logging it).
-    drop(fmu);
-    if job.log_fmi_calls && !F::LOGS_FREE {
-        super::call_log::note_free(log_path, F::CALL_PREFIX);
-    }
-    Ok(Some((columns.finish(), final_state)))
+    F::terminate(fmu)?;
+    Ok((columns.finish(), final_state))
 }

@@ -9,7 +9,7 @@
 // only ever used on this one thread.
 #![allow(clippy::arc_with_non_send_sync)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use super::cs_loop;
 use super::fmi_version::{Fmi2, Fmi3, FmiVersion};
 use super::fmu_state::{STATES_NEED_FAST_LOOP, SavedState};
 use super::progress::{Progress, ReportingFactory};
-use super::protocol::{InputSignal, Interface, Job, SimOutput, Solver};
+use super::protocol::{Batch, Case, InputSignal, Interface, Job, SimOutput, Solver};
 use super::recorded::{Column, Values, element_columns};
 use super::solver::{AutoFactory, DormandPrinceFactory};
 use crate::fmi::archive::MODEL_DESCRIPTION;
@@ -62,14 +62,32 @@ pub fn result_values(rows: u64, columns: u64) -> u64 {
 /// Simulates `job`, telling `progress` the time reached after each step; the FMU's log goes
 /// to `<scratch>/fmu.log`.
 pub fn simulate(job: &Job, progress: &Progress) -> Result<SimOutput, EngineError> {
-    let dir = Path::new(&job.fmu_dir);
-    let md_path = dir.join(MODEL_DESCRIPTION);
-    let log_path = Path::new(&job.scratch_dir).join("fmu.log");
+    let (md_path, log_path) = paths(job);
     let version = peek_fmi_major_version(&md_path)?;
-    let ((mut time, columns), final_state) = match version {
+    let (series, final_state) = match version {
         FMIMajorVersion::V3 => run::<Fmi3>(job, &md_path, &log_path, progress)?,
         FMIMajorVersion::V2 => run::<Fmi2>(job, &md_path, &log_path, progress)?,
     };
+    finish(job, series, final_state)
+}
+
+/// The model description and the FMU's log of a job.
+fn paths(job: &Job) -> (PathBuf, PathBuf) {
+    let md_path = Path::new(&job.fmu_dir).join(MODEL_DESCRIPTION);
+    let log_path = Path::new(&job.scratch_dir).join(LOG_FILE);
+    (md_path, log_path)
+}
+
+/// The FMU's log, in the job's scratch directory.
+pub const LOG_FILE: &str = "fmu.log";
+
+/// A run's result from what a loop recorded: columns named and in display units, only the
+/// output points unless events are recorded, time points checked, the cap enforced.
+fn finish(
+    job: &Job,
+    (mut time, columns): Series,
+    final_state: Option<SavedState>,
+) -> Result<SimOutput, EngineError> {
     let mut columns = name_columns(columns, job)?;
     to_display_units(&mut columns, job);
     if !job.record_events {
@@ -544,6 +562,110 @@ fn with_driver<F: FmiVersion>(
         }
     }
     Ok((time, columns))
+}
+
+/// Told each case of a batch as it ends: the case, the length of the FMU's log when it
+/// began, and its result; answers whether to go on.
+pub type ReportCase<'a> = dyn FnMut(&Case, u64, Result<SimOutput, EngineError>) -> bool + 'a;
+
+/// Runs every case of `batch` (each is `job` with the case's start values) in this process,
+/// handing each result to `report` as the case ends, with the length the FMU's log had when
+/// the case began (its log is what follows). `report` returns `false` to stop (nobody is
+/// listening). Returns whether the cases reused one instance (reset between cases): the fast
+/// Co-Simulation loop, without states or the call log; otherwise each case instantiates its
+/// own (Model Exchange, fmi-rs's driver). `Err` when no case can run (the model description
+/// or the outputs are wrong for every case alike); nothing has been reported then.
+pub fn simulate_batch(
+    job: &Job,
+    batch: &Batch,
+    report: &mut ReportCase<'_>,
+) -> Result<bool, EngineError> {
+    let (md_path, log_path) = paths(job);
+    match peek_fmi_major_version(&md_path)? {
+        FMIMajorVersion::V3 => run_batch::<Fmi3>(job, batch, &md_path, &log_path, report),
+        FMIMajorVersion::V2 => run_batch::<Fmi2>(job, batch, &md_path, &log_path, report),
+    }
+}
+
+fn run_batch<F: FmiVersion>(
+    job: &Job,
+    batch: &Batch,
+    md_path: &Path,
+    log_path: &Path,
+    report: &mut ReportCase<'_>,
+) -> Result<bool, EngineError> {
+    let prepared = prepare::<F>(job, md_path)?;
+    let mut case_job = job.clone();
+    let warm = reuses_instances::<F>(job, batch, &prepared.md);
+    let mut fmu: Option<F::Instance> = None;
+    let ignored = super::progress::ignored();
+    for case in &batch.cases {
+        case_job.start_values = case.start_values(&job.start_values);
+        let (log_start, result) = if warm {
+            // A fresh instance starts a fresh log.
+            let log_start = match fmu {
+                Some(_) => std::fs::metadata(log_path).map_or(0, |m| m.len()),
+                None => 0,
+            };
+            let result = warm_case::<F>(&mut fmu, &case_job, &prepared, log_path);
+            (
+                log_start,
+                result.and_then(|series| finish(&case_job, series, None)),
+            )
+        } else {
+            let result = run::<F>(&case_job, md_path, log_path, &ignored)
+                .and_then(|(series, state)| finish(&case_job, series, state));
+            (0, result)
+        };
+        if !report(case, log_start, result) {
+            break;
+        }
+    }
+    Ok(warm)
+}
+
+/// Whether every case of the batch can run on one instance, reset between cases: the fast
+/// Co-Simulation loop runs each of them, and none needs what a reset would not repeat
+/// (restoring a state, saving one, the call log of each case's calls).
+fn reuses_instances<F: FmiVersion>(job: &Job, batch: &Batch, md: &F::Description) -> bool {
+    if job.interface != Interface::Cs
+        || job.initial_state.is_some()
+        || job.save_final_state
+        || job.log_fmi_calls
+    {
+        return false;
+    }
+    let mut case_job = job.clone();
+    batch.cases.iter().all(|case| {
+        case_job.start_values = case.start_values(&job.start_values);
+        cs_loop::fits::<F>(md, &case_job)
+    })
+}
+
+/// One case on the batch's instance: reset after the case before it, or instantiated when
+/// there is none (the first case, or the one before failed: an instance is never used again
+/// after an error, whatever state it was left in).
+fn warm_case<F: FmiVersion>(
+    fmu: &mut Option<F::Instance>,
+    job: &Job,
+    prepared: &Prepared<F>,
+    log_path: &Path,
+) -> Result<Series, EngineError> {
+    let instance = match fmu.take() {
+        Some(instance) if F::reset(&instance).is_ok() => instance,
+        // A failed reset frees that instance; the case gets a new one.
+        _ => F::instantiate(job, &prepared.md, log_path)?,
+    };
+    let ran = cs_loop::simulate_on::<F>(
+        &instance,
+        job,
+        &prepared.md,
+        &prepared.outputs,
+        prepared.input.as_deref(),
+        &super::progress::ignored(),
+    )?;
+    *fmu = Some(instance);
+    Ok(ran.0)
 }
 
 #[cfg(test)]

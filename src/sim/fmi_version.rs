@@ -146,6 +146,9 @@ pub(super) trait FmiVersion {
     ) -> Result<(), SimulationError>;
     fn do_step(fmu: &Self::Instance, time: f64, next: f64) -> Result<Step, SimulationError>;
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError>;
+    /// Returns a terminated instance to the state it had just after instantiation
+    /// (`fmi2Reset` / `fmi3Reset`), for the next case of a batch.
+    fn reset(fmu: &Self::Instance) -> Result<(), SimulationError>;
     /// Gets and serialises the instance's state (fmusim's `--final-fmu-state-file`).
     fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError>;
     /// Deserialises a state and sets the instance to it, instead of initialising it
@@ -546,6 +549,10 @@ impl FmiVersion for Fmi2 {
         call2(fmu.terminate()).map(drop)
     }
 
+    fn reset(fmu: &Self::Instance) -> Result<(), SimulationError> {
+        call2(fmu.reset()).map(drop)
+    }
+
     fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError> {
         super::fmu_state::fmi2::save(fmu)
     }
@@ -782,6 +789,10 @@ impl FmiVersion for Fmi3 {
 
     fn terminate(fmu: &Self::Instance) -> Result<(), SimulationError> {
         sim3::call(fmu.terminate()).map(drop)
+    }
+
+    fn reset(fmu: &Self::Instance) -> Result<(), SimulationError> {
+        sim3::call(fmu.reset()).map(drop)
     }
 
     fn save_state(fmu: &Self::Instance) -> Result<Vec<u8>, SimulationError> {

@@ -1,6 +1,7 @@
 //! Simulation: the worker protocol, the sandboxed worker process, the pool that runs workers
 //! for the server, the engine the worker drives (fmi-rs), and our Model Exchange solver.
 
+pub mod batch;
 mod bdf;
 pub mod call_log;
 mod cs_loop;

@@ -348,6 +348,7 @@ pub fn plan(info: &ModelInfo, fmu_dir: &Path, s: &RunSettings) -> Result<Job, Pr
         log_categories: s.logging.categories.clone(),
         log_limit: 64 * 1024,
         limits: Default::default(),
+        batch: None,
     })
 }
 

@@ -11,10 +11,12 @@ use std::io::{BufRead, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use super::fmu_state::{SavedState, StateHeader, check_size};
+use super::kpi::KpiSpec;
 use super::recorded::{Column, Recorded, blob_bytes, element_columns, write_cells};
 
 /// Bumped on any incompatible change; a worker refuses a job of another version.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 3 added batches of cases ([`Batch`]).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -207,6 +209,56 @@ pub struct Job {
     pub log_limit: usize,
     /// Resource limits the worker applies to itself before loading the FMU.
     pub limits: super::sandbox::Limits,
+    /// Run these cases instead of one simulation (a sweep's warm starts): each is this job
+    /// with its own start values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+}
+
+/// Cases of one sweep that one worker runs one after the other, loading the FMU once and,
+/// where it can, instantiating it once and resetting it between cases.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub cases: Vec<Case>,
+    /// The KPIs computed for every case, in order.
+    pub kpis: Vec<KpiSpec>,
+    /// Whether each case's results (the job's outputs) are sent too, not only its KPIs.
+    pub trajectories: bool,
+}
+
+/// One case of a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// The caller's number for the case (unique in the batch).
+    pub index: u32,
+    /// Start values as literals, already checked by the parent; they override the job's
+    /// start values of the same name and extend them with others.
+    pub start_values: Vec<(String, String)>,
+}
+
+impl Case {
+    /// The job's start values with this case's applied: a name the job sets keeps its place
+    /// with the case's value; new names follow in the case's order.
+    pub fn start_values(&self, base: &[(String, String)]) -> Vec<(String, String)> {
+        let mut merged = base.to_vec();
+        for (name, literal) in &self.start_values {
+            match merged.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1.clone_from(literal),
+                None => merged.push((name.clone(), literal.clone())),
+            }
+        }
+        merged
+    }
+}
+
+/// What a case's results announce; the values follow in binary exactly as after
+/// [`Message::Done`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trajectory {
+    pub variables: Vec<Recorded>,
+    pub rows: u64,
+    #[serde(default)]
+    pub blob_bytes: u64,
 }
 
 /// A finished simulation.
@@ -254,6 +306,26 @@ pub enum Message {
         #[serde(default)]
         time: Option<f64>,
     },
+    /// A case of a batch succeeded: its KPIs (one per `Batch::kpis`), and its results when
+    /// the batch asks for them (announced here, the values following this line in binary as
+    /// after `Done`). Cases are reported in the batch's order.
+    CaseDone {
+        index: u32,
+        #[serde(with = "super::kpi::wire")]
+        kpis: Vec<Option<f64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trajectory: Option<Trajectory>,
+    },
+    /// A case of a batch failed in a way the FMU or the request explains; the worker goes on
+    /// with the next case.
+    CaseFailed {
+        index: u32,
+        reason: String,
+        log: String,
+    },
+    /// Every case of the batch was reported. `warm`: the cases reused one instance (reset
+    /// between cases) rather than each instantiating its own.
+    BatchDone { warm: bool },
 }
 
 /// Writes one message line.
@@ -266,6 +338,70 @@ pub fn send(out: &mut impl Write, message: &Message) -> std::io::Result<()> {
 /// Writes the results: the `Done` line, then the values. Refuses an output whose columns do
 /// not match its variables (count, length, storage): the parent would refuse it anyway.
 pub fn send_output(out: &mut impl Write, output: SimOutput) -> std::io::Result<()> {
+    check_output(&output)?;
+    let state = output.final_state.as_ref().map(|s| StateHeader {
+        time: s.time,
+        bytes: s.bytes.len() as u64,
+    });
+    serde_json::to_writer(
+        &mut *out,
+        &Message::Done {
+            blob_bytes: blob_bytes(&output.columns),
+            variables: output.variables,
+            rows: output.time.len() as u64,
+            log: output.log,
+            state,
+        },
+    )?;
+    out.write_all(b"\n")?;
+    write_values(out, &output.time, &output.columns)?;
+    if let Some(state) = &output.final_state {
+        out.write_all(&state.bytes)?;
+    }
+    out.flush()
+}
+
+/// Writes one case's report: `CaseDone` with its KPIs, then its results if it has them
+/// (checked as [`send_output`] checks them).
+pub fn send_case(
+    out: &mut impl Write,
+    index: u32,
+    kpis: Vec<Option<f64>>,
+    output: Option<&SimOutput>,
+) -> std::io::Result<()> {
+    if let Some(output) = output {
+        check_output(output)?;
+    }
+    let trajectory = output.map(|o| Trajectory {
+        variables: o.variables.clone(),
+        rows: o.time.len() as u64,
+        blob_bytes: blob_bytes(&o.columns),
+    });
+    serde_json::to_writer(
+        &mut *out,
+        &Message::CaseDone {
+            index,
+            kpis,
+            trajectory,
+        },
+    )?;
+    out.write_all(b"\n")?;
+    if let Some(output) = output {
+        write_values(out, &output.time, &output.columns)?;
+    }
+    out.flush()
+}
+
+/// The time points, then every column's cells.
+fn write_values(out: &mut impl Write, time: &[f64], columns: &[Column]) -> std::io::Result<()> {
+    for t in time {
+        out.write_all(&t.to_le_bytes())?;
+    }
+    write_cells(columns, out)
+}
+
+/// Refuses an output whose columns do not match its variables (count, length, storage).
+fn check_output(output: &SimOutput) -> std::io::Result<()> {
     let rows = output.time.len();
     let elements = element_columns(&output.variables);
     if elements.len() != output.columns.len() {
@@ -284,29 +420,7 @@ pub fn send_output(out: &mut impl Write, output: SimOutput) -> std::io::Result<(
             )));
         }
     }
-    let state = output.final_state.as_ref().map(|s| StateHeader {
-        time: s.time,
-        bytes: s.bytes.len() as u64,
-    });
-    serde_json::to_writer(
-        &mut *out,
-        &Message::Done {
-            blob_bytes: blob_bytes(&output.columns),
-            variables: output.variables,
-            rows: rows as u64,
-            log: output.log,
-            state,
-        },
-    )?;
-    out.write_all(b"\n")?;
-    for t in &output.time {
-        out.write_all(&t.to_le_bytes())?;
-    }
-    write_cells(&output.columns, out)?;
-    if let Some(state) = &output.final_state {
-        out.write_all(&state.bytes)?;
-    }
-    out.flush()
+    Ok(())
 }
 
 /// Longest message line a worker may send (the FMU's log, cut to the job's `log_limit`, and
@@ -605,6 +719,9 @@ pub fn read_conversation(
             Message::Failed { reason, log } => {
                 heard.end = Some(End::Failed { reason, log });
                 return heard;
+            }
+            Message::CaseDone { .. } | Message::CaseFailed { .. } | Message::BatchDone { .. } => {
+                break ProtocolError::Malformed("the worker reported cases of no batch".into());
             }
             Message::Done { .. } if heard.sandbox.is_none() => {
                 break ProtocolError::Malformed("the worker sent results before it started".into());

@@ -192,6 +192,7 @@ impl WorkerPool {
             log_categories: vec![],
             log_limit: 0,
             limits: self.config.limits,
+            batch: None,
         };
         let exe = self.config.exe.clone();
         let mut job = job;
@@ -219,7 +220,7 @@ impl WorkerPool {
 
 /// A worker slot of the pool, held while one run executes.
 pub struct Slot<'a> {
-    pool: &'a WorkerPool,
+    pub(super) pool: &'a WorkerPool,
     _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
@@ -230,18 +231,6 @@ impl Slot<'_> {
     /// worker's progress reports go to `progress` as they arrive.
     pub async fn run(
         self,
-        job: Job,
-        timeout: Duration,
-        cancel: Option<tokio::sync::oneshot::Receiver<()>>,
-        results: std::fs::File,
-        progress: OnProgress,
-    ) -> Result<RunOutcome, SimError> {
-        self.run_in(job, timeout, cancel, results, progress).await
-    }
-
-    /// As [`Slot::run`], keeping the slot for another job after this one.
-    pub async fn run_in(
-        &self,
         mut job: Job,
         timeout: Duration,
         cancel: Option<tokio::sync::oneshot::Receiver<()>>,
@@ -300,7 +289,7 @@ fn check_final_state(asked: bool, outcome: &RunOutcome) -> Result<(), SimError> 
 
 /// The model's files must be where the job says before a worker starts: if they are not,
 /// the service lost them (or was given a relative path), which is never the caller's doing.
-fn check_model_files(dir: &Path) -> Result<(), SimError> {
+pub(super) fn check_model_files(dir: &Path) -> Result<(), SimError> {
     if !dir.is_absolute() {
         return Err(SimError::Internal(format!(
             "the model's directory {} is not an absolute path",
@@ -322,7 +311,7 @@ fn check_model_files(dir: &Path) -> Result<(), SimError> {
 }
 
 /// A private scratch directory (mode 0700), removed when dropped.
-fn make_scratch(root: &Path) -> std::io::Result<tempfile::TempDir> {
+pub(super) fn make_scratch(root: &Path) -> std::io::Result<tempfile::TempDir> {
     std::fs::create_dir_all(root)?;
     tempfile::Builder::new().prefix("run-").tempdir_in(root)
 }
@@ -339,15 +328,17 @@ struct Ended {
     elapsed: Duration,
 }
 
-/// What the watchdog hears: the worker ended by itself, or the run is to be cancelled.
-enum Stop {
+/// What the watchdog hears: the worker ended by itself, the run is to be cancelled, or a
+/// batch's case ended (its deadline starts again for the next case).
+pub(super) enum Stop {
     Finished,
     Cancel,
+    CaseEnded,
 }
 
 /// Why the watchdog killed a worker.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Stopped {
+pub(super) enum Stopped {
     Deadline,
     Cancelled,
 }
@@ -448,7 +439,7 @@ fn execute(
     exe: &Path,
     job: &Job,
     timeout: Duration,
-    (stop_tx, stop_rx): (
+    stop: (
         std::sync::mpsc::Sender<Stop>,
         std::sync::mpsc::Receiver<Stop>,
     ),
@@ -458,6 +449,79 @@ fn execute(
         results,
         mut progress,
     } = run;
+    let mut worker = start_worker(exe, job, timeout, stop)?;
+    // The answer is read with bounded memory (bounded lines, results copied straight to the
+    // file, at most the engine's cap of them) and nothing after it: the read end is closed
+    // when the answer ends, so a worker that keeps writing gets EPIPE instead of our memory.
+    let mut writer = results.map(|f| std::io::BufWriter::with_capacity(64 << 10, f));
+    let heard = match worker.child.stdout.take() {
+        Some(stdout) => {
+            let mut reader = BufReader::with_capacity(64 << 10, stdout);
+            let sink = writer.as_mut().map(|w| w as &mut dyn Write);
+            let progress = protocol::ProgressSink {
+                start: job.start_time,
+                stop: job.stop_time,
+                report: &mut *progress,
+            };
+            let heard = protocol::read_conversation(
+                &mut reader,
+                sink,
+                super::engine::MAX_VALUES as u64,
+                Some(progress),
+            );
+            if matches!(heard.broken, Some(ProtocolError::Malformed(_))) {
+                // We stopped listening; the worker must not hold its slot until the deadline.
+                worker.kill();
+            }
+            heard
+        }
+        None => Conversation::default(),
+    };
+    let results = writer.map(|w| w.into_inner().map_err(|e| e.into_error()));
+    let exit = worker.end();
+    Ok(Ended {
+        heard,
+        results,
+        status: exit.status,
+        max_rss_kib: exit.max_rss_kib,
+        stderr: exit.stderr,
+        stopped: exit.stopped,
+        elapsed: exit.elapsed,
+    })
+}
+
+/// A running worker process: its job written, its stderr drained, a watchdog on it.
+pub(super) struct Worker {
+    pub child: std::process::Child,
+    pid: libc::pid_t,
+    watchdog: std::thread::JoinHandle<Option<Stopped>>,
+    stop: std::sync::mpsc::Sender<Stop>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    started: Instant,
+}
+
+/// How a worker process ended.
+pub(super) struct Exit {
+    pub status: i32,
+    pub max_rss_kib: i64,
+    pub stderr: String,
+    pub stopped: Option<Stopped>,
+    pub elapsed: Duration,
+}
+
+/// Starts `<exe> worker` in its own process group with a clean environment, a watchdog that
+/// kills the group when `timeout` passes without a [`Stop`] (a `CaseEnded` restarts it) or
+/// when `Cancel` comes, and writes `job` to it.
+pub(super) fn start_worker(
+    exe: &Path,
+    job: &Job,
+    timeout: Duration,
+    (stop_tx, stop_rx): (
+        std::sync::mpsc::Sender<Stop>,
+        std::sync::mpsc::Receiver<Stop>,
+    ),
+) -> Result<Worker, SimError> {
+    let job_line = serde_json::to_vec(job).map_err(|e| SimError::Internal(e.to_string()))?;
     let started = Instant::now();
     let mut child = Command::new(exe)
         .arg("worker")
@@ -476,10 +540,14 @@ fn execute(
     // The deadline and cancellation: a watchdog kills the whole process group unless the
     // run ends first.
     let watchdog = std::thread::spawn(move || {
-        let stopped = match stop_rx.recv_timeout(timeout) {
-            Ok(Stop::Finished) => return None,
-            Ok(Stop::Cancel) => Stopped::Cancelled,
-            Err(_) => Stopped::Deadline,
+        let mut deadline = Instant::now() + timeout;
+        let stopped = loop {
+            match stop_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Stop::Finished) => return None,
+                Ok(Stop::CaseEnded) => deadline = Instant::now() + timeout,
+                Ok(Stop::Cancel) => break Stopped::Cancelled,
+                Err(_) => break Stopped::Deadline,
+            }
         };
         // SAFETY: kill takes plain integers. The group cannot have been reaped yet: the
         // supervisor only reaps after telling this watchdog the worker finished.
@@ -496,56 +564,48 @@ fn execute(
             String::from_utf8_lossy(&buf).into_owned()
         })
     });
-    let job_line = serde_json::to_vec(job).map_err(|e| SimError::Internal(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A worker that dies early closes the pipe; its exit status explains why.
         let _ = stdin
             .write_all(&job_line)
             .and_then(|_| stdin.write_all(b"\n"));
     }
-    // The answer is read with bounded memory (bounded lines, results copied straight to the
-    // file, at most the engine's cap of them) and nothing after it: the read end is closed
-    // when the answer ends, so a worker that keeps writing gets EPIPE instead of our memory.
-    let mut writer = results.map(|f| std::io::BufWriter::with_capacity(64 << 10, f));
-    let heard = match child.stdout.take() {
-        Some(stdout) => {
-            let mut reader = BufReader::with_capacity(64 << 10, stdout);
-            let sink = writer.as_mut().map(|w| w as &mut dyn Write);
-            let progress = protocol::ProgressSink {
-                start: job.start_time,
-                stop: job.stop_time,
-                report: &mut *progress,
-            };
-            let heard = protocol::read_conversation(
-                &mut reader,
-                sink,
-                super::engine::MAX_VALUES as u64,
-                Some(progress),
-            );
-            if matches!(heard.broken, Some(ProtocolError::Malformed(_))) {
-                // We stopped listening; the worker must not hold its slot until the deadline.
-                // SAFETY: kill takes plain integers; the group leader is not reaped yet.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
-            heard
-        }
-        None => Conversation::default(),
-    };
-    let results = writer.map(|w| w.into_inner().map_err(|e| e.into_error()));
-
-    let (status, max_rss_kib) = wait_without_reaping_then_reap(pid, &stop_tx);
-    let stopped = watchdog.join().unwrap_or(None);
-    let _ = child.try_wait();
-    let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
-    Ok(Ended {
-        heard,
-        results,
-        status,
-        max_rss_kib,
+    Ok(Worker {
+        child,
+        pid,
+        watchdog,
+        stop: stop_tx,
         stderr,
-        stopped,
-        elapsed: started.elapsed(),
+        started,
     })
+}
+
+impl Worker {
+    /// Kills the worker's process group (we stopped listening to it).
+    pub fn kill(&self) {
+        // SAFETY: kill takes plain integers; the group leader is not reaped yet.
+        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+    }
+
+    /// Restarts the watchdog's deadline (a batch's case ended).
+    pub fn case_ended(&self) {
+        let _ = self.stop.send(Stop::CaseEnded);
+    }
+
+    /// Waits for the worker to exit and reaps it, with the watchdog and the stderr reader.
+    pub fn end(mut self) -> Exit {
+        let (status, max_rss_kib) = wait_without_reaping_then_reap(self.pid, &self.stop);
+        let stopped = self.watchdog.join().unwrap_or(None);
+        let _ = self.child.try_wait();
+        let stderr = self.stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+        Exit {
+            status,
+            max_rss_kib,
+            stderr,
+            stopped,
+            elapsed: self.started.elapsed(),
+        }
+    }
 }
 
 /// Waits for the worker to exit, cancels the watchdog, then reaps it; returns the wait
@@ -580,7 +640,12 @@ fn wait_without_reaping_then_reap(
 }
 
 /// Why a worker ended without a result.
-fn explain_exit(status: i32, max_rss_kib: i64, limits: &Limits, stderr: &str) -> SimError {
+pub(super) fn explain_exit(
+    status: i32,
+    max_rss_kib: i64,
+    limits: &Limits,
+    stderr: &str,
+) -> SimError {
     let near_memory_limit = (max_rss_kib as u64) << 10 >= limits.address_space_bytes / 2;
     if libc::WIFSIGNALED(status) {
         let signal = libc::WTERMSIG(status);

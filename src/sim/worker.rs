@@ -8,6 +8,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::engine;
+use super::kpi;
 use super::progress;
 use super::protocol::{self, Job, Message, PROTOCOL_VERSION};
 use super::sandbox;
@@ -100,6 +101,9 @@ fn run(job: &Job, out: &mut std::io::BufWriter<std::fs::File>) -> bool {
         scratch_dir: entered.scratch_dir.display().to_string(),
         ..job.clone()
     };
+    if let Some(batch) = &job.batch {
+        return run_batch(job, batch, out);
+    }
     let result = match progress_channel(out) {
         Ok(channel) => {
             let reporter = Rc::new(progress::Reporter::new(channel));
@@ -115,21 +119,93 @@ fn run(job: &Job, out: &mut std::io::BufWriter<std::fs::File>) -> bool {
             "cannot report progress: {e}"
         ))),
     };
-    let log = read_log(Path::new(&job.scratch_dir), job.log_limit);
+    let log = read_log(Path::new(&job.scratch_dir), 0, job.log_limit);
     match result {
         Ok(mut output) => {
             output.log = log;
             protocol::send_output(out, output).is_ok()
         }
         Err(e) => {
-            let mut reason = with_last_error(e.to_string(), &log);
-            // A full scratch also swallows the FMU's own last words (its log lives there).
-            if let Some(full) = sandbox::scratch_full(Path::new(&job.scratch_dir)) {
-                reason = format!("{reason} ({full})");
-            }
+            let reason = failure_reason(&e, &log, job);
             protocol::send(out, &Message::Failed { reason, log }).is_ok()
         }
     }
+}
+
+/// Why a simulation failed, as users read it: the engine's error with the FMU's last error
+/// message, and a full scratch directory if it is full.
+fn failure_reason(e: &engine::EngineError, log: &str, job: &Job) -> String {
+    let reason = with_last_error(e.to_string(), log);
+    // A full scratch also swallows the FMU's own last words (its log lives there).
+    match sandbox::scratch_full(Path::new(&job.scratch_dir)) {
+        Some(full) => format!("{reason} ({full})"),
+        None => reason,
+    }
+}
+
+/// Runs a batch's cases one after the other and reports each as it ends (`CaseDone` with its
+/// KPIs and, when asked, its results; or `CaseFailed` with its part of the FMU's log), then
+/// `BatchDone`. Case ends are the progress of a batch: no `Progress` lines. A failure that
+/// hits every case alike (a KPI of no recorded column, an unreadable model description)
+/// fails each case with it. `false` if the parent has stopped listening.
+fn run_batch(
+    job: &Job,
+    batch: &protocol::Batch,
+    out: &mut std::io::BufWriter<std::fs::File>,
+) -> bool {
+    let scratch = Path::new(&job.scratch_dir);
+    let checked: Result<(), String> = batch
+        .kpis
+        .iter()
+        .try_for_each(|spec| kpi::check(spec, &job.recorded));
+    let mut listening = true;
+    let mut report =
+        |case: &protocol::Case,
+         log_start: u64,
+         result: Result<protocol::SimOutput, engine::EngineError>| {
+            let sent = match result {
+                Ok(output) => {
+                    let kpis = kpi::of_output(&batch.kpis, &output);
+                    let trajectory = batch.trajectories.then_some(&output);
+                    protocol::send_case(out, case.index, kpis, trajectory)
+                }
+                Err(e) => {
+                    let log = read_log(scratch, log_start, job.log_limit);
+                    let reason = failure_reason(&e, &log, job);
+                    protocol::send(
+                        out,
+                        &Message::CaseFailed {
+                            index: case.index,
+                            reason,
+                            log,
+                        },
+                    )
+                }
+            };
+            listening = sent.is_ok();
+            listening
+        };
+    let warm = match checked
+        .map_err(engine::EngineError::Request)
+        .and_then(|()| engine::simulate_batch(job, batch, &mut report))
+    {
+        Ok(warm) => warm,
+        Err(e) => {
+            let reason = e.to_string();
+            for case in &batch.cases {
+                let failed = Message::CaseFailed {
+                    index: case.index,
+                    reason: reason.clone(),
+                    log: String::new(),
+                };
+                if protocol::send(out, &failed).is_err() {
+                    return false;
+                }
+            }
+            false
+        }
+    };
+    listening && protocol::send(out, &Message::BatchDone { warm }).is_ok()
 }
 
 /// A second writer on the result channel for progress lines. `out` holds nothing unsent
@@ -161,12 +237,15 @@ fn with_last_error(reason: String, log: &str) -> String {
 /// (the server's start-up check).
 pub const PROBE: &str = "\u{0}probe";
 
-/// The FMU's log, cut to `limit` bytes (keeping the start and the end, where errors are).
-fn read_log(scratch: &Path, limit: usize) -> String {
-    let Ok(bytes) = std::fs::read(scratch.join("fmu.log")) else {
+/// The FMU's log from byte `from` on (from its start if it is shorter: a fresh instance
+/// began it again), cut to `limit` bytes (keeping the start and the end, where errors are).
+fn read_log(scratch: &Path, from: u64, limit: usize) -> String {
+    let Ok(bytes) = std::fs::read(scratch.join(engine::LOG_FILE)) else {
         return String::new();
     };
-    let text = String::from_utf8_lossy(&bytes);
+    let from = usize::try_from(from).unwrap_or(usize::MAX);
+    let bytes = bytes.get(from..).unwrap_or(&bytes);
+    let text = String::from_utf8_lossy(bytes);
     if text.len() <= limit {
         return text.into_owned();
     }

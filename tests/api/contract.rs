@@ -431,7 +431,11 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             Method::GET,
             "/api/v1/sweeps/{}/cases/0/result",
         ),
-        ("getSweepCasesCsv", Method::GET, "/api/v1/sweeps/{}/cases.csv"),
+        (
+            "getSweepCasesCsv",
+            Method::GET,
+            "/api/v1/sweeps/{}/cases.csv",
+        ),
     ] {
         let unknown = path.replace("{}", &format!("nope_{fmu_id}"));
         contract

@@ -434,6 +434,7 @@ async fn a_worker_that_breaks_the_protocol_fails_its_run_at_once_with_a_reason()
         log_categories: vec![],
         log_limit: 1024,
         limits: Default::default(),
+        batch: None,
     };
     let started = r#"printf '{"type":"started","sandbox":[]}\n'"#;
     let run = |exe: std::path::PathBuf| {

@@ -474,17 +474,17 @@ async fn a_server_killed_mid_sweep_resumes_it_and_no_credit_is_lost_or_made() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = free_port();
-    let env = [("FMU_GATEWAY_FREE_CREDITS", "2000")];
+    let env = [("FMU_GATEWAY_FREE_CREDITS", "10000")];
     let mut server = Binary::start(&data, port, &env).await;
     let email = crate::common::unique_email();
     let account = server.url.as_str().sign_up(&email).await;
     let key = account["api_key"].as_str().unwrap().to_string();
     let url = server.url.clone();
     let before = url.as_str().balance(&key).await;
-    let resp = url
-        .as_str()
-        .post_json("/api/v1/sweeps", &key, &dahlquist_sweep(1500))
-        .await;
+    // Cases of 10 000 output points each: long enough to be stopped in the middle.
+    let mut body = dahlquist_sweep(10_000);
+    body["base"]["output_interval"] = json!(1e-4);
+    let resp = url.as_str().post_json("/api/v1/sweeps", &key, &body).await;
     assert_eq!(resp.status(), 202);
     let id = resp.json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -493,13 +493,23 @@ async fn a_server_killed_mid_sweep_resumes_it_and_no_credit_is_lost_or_made() {
     sweep_with_ended(url.as_str(), &key, &id, 20).await;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+    let db = rusqlite::Connection::open(data.join("fmu-gateway.db")).unwrap();
+    let open: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM sweep_cases WHERE sweep_id = ?1 AND status IN ('queued', 'running')",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(open > 0, "the sweep was killed in the middle");
+    drop(db);
 
     let _server = Binary::start(&data, port, &env).await;
     let sweep = finished_sweep(url.as_str(), &key, &id).await;
     assert_eq!(sweep["status"], "completed", "{sweep}");
-    assert_eq!(sweep["counts"]["succeeded"], 1500, "{sweep}");
-    assert_eq!(sweep["credits_charged"], 1500);
-    assert_eq!(url.as_str().balance(&key).await, before - 1500);
+    assert_eq!(sweep["counts"]["succeeded"], 10_000, "{sweep}");
+    assert_eq!(sweep["credits_charged"], 10_000);
+    assert_eq!(url.as_str().balance(&key).await, before - 10_000);
     let db = rusqlite::Connection::open(data.join("fmu-gateway.db")).unwrap();
     let (sum, user): (i64, String) = db
         .query_row(

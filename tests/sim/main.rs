@@ -5,6 +5,7 @@
 mod common;
 
 mod accuracy;
+mod batch;
 mod cli;
 mod hostile;
 mod inputs;

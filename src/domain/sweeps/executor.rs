@@ -25,8 +25,9 @@ use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::ids::SweepId;
 use crate::domain::runs::RunStatus;
 use crate::domain::runs::charging::{self, FailureKind, ModelOrigin, RunEnd};
-use crate::sim::kpi;
+use crate::sim::batch::{CaseOutcome, CaseResult};
 use crate::sim::plan::{self, RunSettings};
+use crate::sim::protocol::{Batch, Case};
 use crate::sim::runner::{SimError, Slot};
 use crate::state::State;
 use crate::store::sweeps::{CaseRow, CaseSettlement, SweepRow};
@@ -165,8 +166,7 @@ async fn lane(sweep: Arc<Sweep>, mut cancel: watch::Receiver<bool>) -> AppResult
         let started = Instant::now();
         let (tx, rx) = mpsc::unbounded_channel();
         let settler = tokio::spawn(settle_as_they_end(sweep.clone(), rx));
-        let unrun = run_batch(&sweep, &slot, cases, cancel.clone(), tx).await;
-        drop(slot);
+        let unrun = run_batch(&sweep, slot, cases, cancel.clone(), tx).await;
         settler
             .await
             .map_err(|e| AppError::Fault(format!("settling a batch: {e}")))??;
@@ -202,99 +202,93 @@ struct Ended {
     elapsed: Duration,
 }
 
-/// Runs the claimed cases in `slot`, sending each end to `ended` as it happens; returns the
-/// cases it did not run.
+/// Runs the claimed cases as one batch in `slot`'s worker (warm starts: see `sim::batch`),
+/// sending each end to `ended` as it happens; returns the cases it did not run.
 async fn run_batch(
     sweep: &Sweep,
-    slot: &Slot<'_>,
+    slot: Slot<'_>,
     cases: Vec<CaseRow>,
     cancel: watch::Receiver<bool>,
     ended: mpsc::UnboundedSender<Ended>,
 ) -> Vec<u32> {
-    let mut unrun: Vec<u32> = Vec::new();
-    let mut cases = cases.into_iter();
-    while let Some(case) = cases.next() {
-        if *cancel.borrow() {
-            unrun.push(case.index);
-            unrun.extend(cases.map(|c| c.index));
-            break;
-        }
-        let started = Instant::now();
+    // Each case is planned as the run it is (its values were checked when the sweep started;
+    // a case that no longer plans is the service's failure, refunded).
+    let mut batch = Vec::with_capacity(cases.len());
+    let mut job = None;
+    for case in &cases {
         let settings = case_settings(&sweep.base, &case.start_values);
-        let job = match plan::plan(&sweep.record.info, &sweep.fmu_dir, &settings) {
-            Ok(job) => job,
+        match plan::plan(&sweep.record.info, &sweep.fmu_dir, &settings) {
+            Ok(planned) => {
+                batch.push(Case {
+                    index: case.index,
+                    start_values: planned.start_values.clone(),
+                });
+                job.get_or_insert(planned);
+            }
             Err(problems) => {
                 let _ = ended.send(Ended {
                     index: case.index,
                     result: Err(SimError::Internal(format!(
                         "the case no longer plans: {problems}"
                     ))),
-                    elapsed: started.elapsed(),
+                    elapsed: Duration::ZERO,
                 });
-                continue;
             }
-        };
-        let kept = sweep
-            .stored
-            .trajectories
-            .then(|| super::trajectory_path(&sweep.state.config.data_dir, &sweep.id, case.index));
-        let file = match trajectory_file(kept.as_deref()) {
-            Ok(file) => file,
-            Err(e) => {
-                let _ = ended.send(Ended {
-                    index: case.index,
-                    result: Err(SimError::Internal(format!("a file for the results: {e}"))),
-                    elapsed: started.elapsed(),
-                });
-                continue;
-            }
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let mut watch_cancel = cancel.clone();
-        let watcher = tokio::spawn(async move {
-            if watch_cancel.wait_for(|c| *c).await.is_ok() {
-                let _ = stop_tx.send(());
-            }
-        });
-        let outcome = slot
-            .run_in(job, sweep.timeout, Some(stop_rx), file, Box::new(|_| {}))
-            .await;
-        watcher.abort();
-        let outcome = keep_trajectory(kept.as_deref(), outcome);
-        let kpis = outcome.and_then(|o| {
-            let output = o
-                .result
-                .read_all()
-                .map_err(|e| SimError::Internal(format!("reading the results: {e}")))?;
-            Ok(sweep
-                .stored
-                .kpis
-                .iter()
-                .map(|spec| {
-                    let column = output.columns.iter().find(|c| c.name == spec.variable)?;
-                    let values: Vec<f64> = (0..column.values.len())
-                        .map(|i| column.values.number(i).unwrap_or(f64::NAN))
-                        .collect();
-                    kpi::compute(&spec.kind, &output.time, &values)
-                })
-                .collect())
-        });
-        let _ = ended.send(Ended {
-            index: case.index,
-            result: kpis,
-            elapsed: started.elapsed(),
-        });
+        }
     }
-    unrun
+    let Some(mut job) = job else {
+        return vec![];
+    };
+    job.batch = Some(Batch {
+        cases: batch,
+        kpis: sweep.stored.kpis.clone(),
+        trajectories: sweep.stored.trajectories,
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let mut watch_cancel = cancel;
+    let watcher = tokio::spawn(async move {
+        if watch_cancel.wait_for(|c| *c).await.is_ok() {
+            let _ = stop_tx.send(());
+        }
+    });
+    let (data_dir, id) = (sweep.state.config.data_dir.clone(), sweep.id.clone());
+    let kept = sweep.stored.trajectories;
+    let trajectory =
+        move |index: u32| trajectory_file(&super::trajectory_path(&data_dir, &id, index));
+    let (data_dir, id) = (sweep.state.config.data_dir.clone(), sweep.id.clone());
+    let on_case = move |case: CaseOutcome| {
+        let CaseOutcome { index, result } = case;
+        let path = kept.then(|| super::trajectory_path(&data_dir, &id, index));
+        let elapsed = result.as_ref().map_or(Duration::ZERO, |r| r.elapsed);
+        let result = keep_trajectory(path.as_deref(), result).map(|r| r.kpis);
+        let _ = ended.send(Ended {
+            index,
+            result,
+            elapsed,
+        });
+    };
+    let end = slot
+        .run_batch(
+            job,
+            sweep.timeout,
+            Some(stop_rx),
+            Box::new(trajectory),
+            Box::new(on_case),
+        )
+        .await;
+    watcher.abort();
+    if let Some(cause) = &end.cause
+        && cause.is_service_fault()
+    {
+        tracing::warn!(sweep = %sweep.id, error = %cause, unrun = end.unrun.len(), "a sweep batch stopped early");
+    }
+    end.unrun
 }
 
-/// The file a case's results are written to: beside where its trajectory is kept (renamed
-/// there when it succeeds), or an unnamed one when the sweep keeps none.
-fn trajectory_file(kept: Option<&std::path::Path>) -> std::io::Result<std::fs::File> {
-    let Some(path) = kept else {
-        return tempfile::tempfile();
-    };
-    if let Some(dir) = path.parent() {
+/// The file a case's trajectory is written to, beside where it is kept (renamed there when
+/// the case succeeds).
+fn trajectory_file(kept: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = kept.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::OpenOptions::new()
@@ -302,14 +296,14 @@ fn trajectory_file(kept: Option<&std::path::Path>) -> std::io::Result<std::fs::F
         .write(true)
         .create(true)
         .truncate(true)
-        .open(path.with_extension("partial"))
+        .open(kept.with_extension("partial"))
 }
 
-/// Moves a succeeded case's results to where its trajectory is kept; removes them otherwise.
-fn keep_trajectory<T>(
+/// Moves a succeeded case's trajectory to where it is kept; removes it otherwise.
+fn keep_trajectory(
     kept: Option<&std::path::Path>,
-    outcome: Result<T, SimError>,
-) -> Result<T, SimError> {
+    outcome: Result<CaseResult, SimError>,
+) -> Result<CaseResult, SimError> {
     let Some(path) = kept else {
         return outcome;
     };
