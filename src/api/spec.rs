@@ -178,12 +178,18 @@ fn unwrapped(object: &Map<String, Value>, schemas: &Value, in_parameter: bool) -
 fn bound_unsigned(value: &mut Value) {
     match value {
         Value::Object(object) => {
-            let unsigned = object
-                .get("format")
-                .and_then(Value::as_str)
-                .is_some_and(|f| f.starts_with("uint"));
-            if unsigned && !object.contains_key("minimum") {
-                object.insert("minimum".into(), json!(0));
+            let format = object.get("format").and_then(Value::as_str);
+            let largest = match format {
+                Some("uint8") => Some(json!(u8::MAX)),
+                Some("uint16") => Some(json!(u16::MAX)),
+                Some("uint32") => Some(json!(u32::MAX)),
+                Some("uint64") => Some(json!(u64::MAX)),
+                _ => None,
+            };
+            if let Some(largest) = largest {
+                object.entry("minimum").or_insert(json!(0));
+                // What the field's type holds: a larger number is not one of its values.
+                object.entry("maximum").or_insert(largest);
             }
             object.values_mut().for_each(bound_unsigned);
         }
