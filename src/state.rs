@@ -38,6 +38,8 @@ pub struct AppState {
     pub reset_limit: KeyedLimit<String>,
     /// The landing page's example run, once it has run ([`crate::domain::showcase`]).
     pub showcase: crate::domain::showcase::Cache,
+    /// Wakes the webhook deliverer when a message is recorded or resent.
+    pub webhook_wake: tokio::sync::Notify,
 }
 
 pub type State = Arc<AppState>;
@@ -121,6 +123,7 @@ impl AppState {
             signup_limit: KeyedLimit::per_hour(signups_per_hour),
             showcase: Default::default(),
             reset_limit: KeyedLimit::per_hour(RESET_MAILS_PER_HOUR),
+            webhook_wake: Default::default(),
         }))
     }
 }

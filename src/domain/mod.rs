@@ -15,5 +15,6 @@ pub mod signup;
 pub mod states;
 pub mod usage;
 pub mod values;
+pub mod webhooks;
 
 pub use values::*;

@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod states;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;
