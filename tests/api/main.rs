@@ -35,5 +35,6 @@ mod stiff;
 mod types;
 mod usage;
 mod validation;
+mod webhooks;
 mod wire;
 mod workspace;

@@ -10,6 +10,7 @@ pub mod runs;
 pub mod states;
 pub mod usage;
 pub mod validation;
+pub mod webhooks;
 
 use poem::endpoint::make_sync;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
@@ -26,6 +27,7 @@ type Operations = (
     runs::RunsApi,
     states::StatesApi,
     billing::BillingApi,
+    webhooks::WebhooksApi,
 );
 
 /// The OpenAPI service for `/api/v1`.
@@ -39,6 +41,7 @@ pub fn service(public_url: &str) -> OpenApiService<Operations, ()> {
             runs::RunsApi,
             states::StatesApi,
             billing::BillingApi,
+            webhooks::WebhooksApi,
         ),
         "FMU Gateway API",
         env!("CARGO_PKG_VERSION"),
