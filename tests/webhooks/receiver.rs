@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! The Node receiver (`receiver.mjs`) as a child process: it verifies every delivery with
 //! the `standardwebhooks` npm package and answers as the test scripts it.
 
