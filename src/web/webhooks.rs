@@ -32,7 +32,8 @@ struct Listed {
 enum Notice<'a> {
     None,
     Secret(&'a WithSecret, &'static str),
-    Refused(String),
+    /// Why the add form was refused, and what was typed in it.
+    Refused(String, &'a NewEndpointForm),
 }
 
 async fn listed(state: &State, s: &Session) -> Result<Vec<Listed>, WebError> {
@@ -64,25 +65,29 @@ fn secret_box(created: &WithSecret, what: &str) -> Markup {
     }
 }
 
-fn add_form(s: &Session) -> Markup {
+/// The add form; after a refusal it keeps what was typed.
+fn add_form(s: &Session, typed: Option<&NewEndpointForm>) -> Markup {
+    let url = typed.map(|f| f.url.as_str());
+    let description = typed.and_then(|f| f.description.as_deref());
     html! {
         form.webhook-add method="post" action=(paths::WEBHOOKS) {
             (csrf_field(s))
             div.field {
                 label for="webhook-url" { "Endpoint URL" }
-                input #webhook-url type="url" name="url" required maxlength="2048"
+                input #webhook-url type="url" name="url" required maxlength="2048" value=[url]
                     placeholder="https://ci.example.com/hooks/fmu-gateway";
             }
             div.field {
                 label for="webhook-description" { "Description" }
                 input #webhook-description type="text" name="description" maxlength="256"
-                    placeholder="e.g. CI pipeline";
+                    value=[description] placeholder="e.g. CI pipeline";
             }
             fieldset.webhook-events {
                 legend { "Events" }
                 @for event in EventType::ALL {
                     label.check {
-                        input type="checkbox" name=(event.as_str()) value="1" checked;
+                        input type="checkbox" name=(event.as_str()) value="1"
+                            checked[typed.is_none_or(|f| f.ticked(event))];
                         " " code { (event.as_str()) }
                     }
                 }
@@ -207,10 +212,10 @@ fn view(s: &Session, endpoints: &[Listed], notice: Notice<'_>) -> Markup {
         }
         @match &notice {
             Notice::Secret(created, what) => (secret_box(created, what)),
-            Notice::Refused(why) => (layout::alert("error", why)),
+            Notice::Refused(why, _) => (layout::alert("error", why)),
             Notice::None => {}
         }
-        (add_form(s))
+        (add_form(s, match &notice { Notice::Refused(_, typed) => Some(*typed), _ => None }))
         @if endpoints.is_empty() {
             p.muted { "You have no webhook endpoints yet." }
         }
@@ -252,19 +257,19 @@ pub struct NewEndpointForm {
 }
 
 impl NewEndpointForm {
-    /// The ticked events (a form sends only the boxes that are ticked).
+    /// Whether the event's box was ticked (a form sends only the boxes that are).
+    fn ticked(&self, event: EventType) -> bool {
+        match event {
+            EventType::RunSucceeded => self.run_succeeded.is_some(),
+            EventType::RunFailed => self.run_failed.is_some(),
+            EventType::SweepCompleted => self.sweep_completed.is_some(),
+            EventType::SweepFailed => self.sweep_failed.is_some(),
+        }
+    }
+
     fn events(&self) -> Result<EventSet, AppError> {
-        let ticked = [
-            (EventType::RunSucceeded, &self.run_succeeded),
-            (EventType::RunFailed, &self.run_failed),
-            (EventType::SweepCompleted, &self.sweep_completed),
-            (EventType::SweepFailed, &self.sweep_failed),
-        ];
         Ok(EventSet::of(
-            ticked
-                .into_iter()
-                .filter(|(_, v)| v.is_some())
-                .map(|(e, _)| e),
+            EventType::ALL.into_iter().filter(|e| self.ticked(*e)),
         )?)
     }
 }
@@ -304,7 +309,7 @@ pub async fn create(
                 AppError::Conflict(_) => StatusCode::CONFLICT,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            render(&state, &s, status, Notice::Refused(e.to_string())).await
+            render(&state, &s, status, Notice::Refused(e.to_string(), &form)).await
         }
         Err(e) => Err(e.into()),
     }

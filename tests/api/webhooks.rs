@@ -644,3 +644,81 @@ async fn a_restart_between_attempts_loses_nothing() {
     );
     assert_eq!(got[1]["verified"], json!([true]));
 }
+
+#[tokio::test]
+async fn the_dashboard_form_adds_an_endpoint_or_says_why_not_and_needs_its_csrf_token() {
+    let app = spawn_app_with(|_| {}).await;
+    let account = app.register().await;
+    let client = crate::common::browser();
+    let csrf = app.browser_login(&client, &account).await;
+    let add =
+        |form: Vec<(&'static str, String)>| client.post(app.at("/webhooks")).form(&form).send();
+
+    // A loopback target: refused, said above the form, which keeps what was typed.
+    let typed = "https://127.0.0.1:8443/typed-here".to_string();
+    let resp = add(vec![
+        ("csrf_token", csrf.clone()),
+        ("url", typed.clone()),
+        ("run.failed", "1".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 422);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("127.0.0.1 is a loopback address"), "{page}");
+    assert!(
+        page.contains(&format!("value=\"{typed}\"")),
+        "the URL is kept"
+    );
+    assert!(!page.contains("whsec_"));
+    // No event ticked: refused too.
+    let resp = add(vec![("csrf_token", csrf.clone()), ("url", PUBLIC.into())])
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert!(resp.text().await.unwrap().contains("at least one event"));
+    // Without the CSRF token nothing is added.
+    let resp = add(vec![("url", PUBLIC.into()), ("run.failed", "1".into())])
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let (_, list) = call(
+        &app.url,
+        Method::GET,
+        "/api/v1/webhooks",
+        &account.api_key,
+        None,
+    )
+    .await;
+    assert_eq!(list, json!([]));
+
+    // A public target with one event: the secret appears once, and the API sees the endpoint.
+    let resp = add(vec![
+        ("csrf_token", csrf.clone()),
+        ("url", PUBLIC.into()),
+        ("description", "From the page".into()),
+        ("run.failed", "1".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("whsec_"), "the secret is shown");
+    let (_, list) = call(
+        &app.url,
+        Method::GET,
+        "/api/v1/webhooks",
+        &account.api_key,
+        None,
+    )
+    .await;
+    assert_eq!(list[0]["url"], PUBLIC);
+    assert_eq!(list[0]["events"], json!(["run.failed"]));
+    assert_eq!(list[0]["description"], "From the page");
+    let again = crate::common::page_text(&client, app.at("/webhooks")).await;
+    assert!(!again.contains("whsec_"), "shown once");
+    assert!(again.contains(PUBLIC));
+}
+
+/// A public address: allowed without resolving a name.
+const PUBLIC: &str = "https://93.184.215.14/hook";

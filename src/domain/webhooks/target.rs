@@ -67,12 +67,21 @@ pub enum TargetError {
     NoHost,
     #[error("{0} does not resolve: {1}")]
     Unresolved(String, String),
-    #[error("{host} resolves to {addr}, {}: webhooks may only reach public addresses", .kind.describe())]
+    #[error("{}: webhooks may only reach public addresses", restricted_reason(host, addr, *kind))]
     Restricted {
         host: String,
         addr: IpAddr,
         kind: Restricted,
     },
+}
+
+/// "127.0.0.1 is a loopback address", or for a name "localhost resolves to ::1, a …".
+fn restricted_reason(host: &str, addr: &IpAddr, kind: Restricted) -> String {
+    if host == addr.to_string() {
+        format!("{addr} is {}", kind.describe())
+    } else {
+        format!("{host} resolves to {addr}, {}", kind.describe())
+    }
 }
 
 /// A URL checked for one attempt: where to connect, and the host name to pin to it.
@@ -379,6 +388,18 @@ mod tests {
                 "{url}: {err}"
             );
         }
+        let literal = check("https://169.254.169.254/", false).await.unwrap_err();
+        assert!(
+            literal
+                .to_string()
+                .starts_with("169.254.169.254 is a link-local address"),
+            "{literal}"
+        );
+        let named = check("https://localhost/", false).await.unwrap_err();
+        assert!(
+            named.to_string().starts_with("localhost resolves to "),
+            "{named}"
+        );
         let allowed = check("http://localhost:9/", true).await.unwrap();
         assert!(allowed.addr.ip().is_loopback());
         assert_eq!(allowed.domain.as_deref(), Some("localhost"));
