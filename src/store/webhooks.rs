@@ -465,7 +465,8 @@ impl Store {
     }
 
     /// Claims up to `limit` deliveries due at `now` (pending, not claimed by an attempt still
-    /// in its lease) until `lease_until`, oldest due first.
+    /// in its lease, to an enabled endpoint: a paused one's wait) until `lease_until`, oldest
+    /// due first.
     pub async fn claim_due_webhooks(
         &self,
         now: i64,
@@ -481,6 +482,7 @@ impl Store {
                      FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
                      WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
                        AND (d.claimed_until IS NULL OR d.claimed_until <= ?1)
+                       AND e.enabled = 1
                      ORDER BY d.next_attempt_at, d.rowid LIMIT ?2",
                 )?;
                 let rows = stmt.query_map(params![now, limit], |r| {
@@ -525,10 +527,12 @@ impl Store {
         let delivery_id = delivery_id.to_string();
         self.run(move |conn| {
             let tx = write_tx(conn)?;
+            // The endpoint may have been deleted during the attempt: nothing to record then.
             tx.execute(
                 "INSERT INTO webhook_attempts (delivery_id, attempted_at, http_status, error,
                     latency_ms, response_excerpt, response_truncated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                 WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)",
                 params![
                     delivery_id,
                     attempt.attempted_at,
@@ -572,12 +576,14 @@ impl Store {
         .await
     }
 
-    /// When the next pending delivery can be attempted (its due time, or its claim's end).
+    /// When the next pending delivery of an enabled endpoint can be attempted (its due time,
+    /// or its claim's end).
     pub async fn next_webhook_due(&self) -> StoreResult<Option<i64>> {
         self.run(|conn| {
             Ok(conn.query_row(
-                "SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until, 0)))
-                 FROM webhook_deliveries WHERE status = 'pending'",
+                "SELECT MIN(MAX(d.next_attempt_at, COALESCE(d.claimed_until, 0)))
+                 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+                 WHERE d.status = 'pending' AND e.enabled = 1",
                 [],
                 |r| r.get(0),
             )?)

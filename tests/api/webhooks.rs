@@ -718,6 +718,84 @@ async fn the_dashboard_form_adds_an_endpoint_or_says_why_not_and_needs_its_csrf_
     let again = crate::common::page_text(&client, app.at("/webhooks")).await;
     assert!(!again.contains("whsec_"), "shown once");
     assert!(again.contains(PUBLIC));
+    let id = list[0]["id"].as_str().unwrap();
+
+    // Rotate: the new secret once, and the page says the old one still signs.
+    let form = |extra: Vec<(&'static str, String)>| {
+        let mut all = vec![("csrf_token", csrf.clone())];
+        all.extend(extra);
+        all
+    };
+    let resp = client
+        .post(app.at(&format!("/webhooks/{id}/rotate")))
+        .form(&form(vec![]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("The new signing secret") && page.contains("whsec_"));
+    assert!(
+        page.contains("The previous secret also signs until"),
+        "{page}"
+    );
+    // Pause: the API sees it.
+    let resp = client
+        .post(app.at(&format!("/webhooks/{id}/enabled")))
+        .form(&form(vec![("enabled", "0".into())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let path = format!("/api/v1/webhooks/{id}");
+    let (_, shown) = call(&app.url, Method::GET, &path, &account.api_key, None).await;
+    assert_eq!(shown["enabled"], false);
+    assert!(shown["previous_secret_expires_at"].is_string(), "{shown}");
+
+    // Deleting the account deletes its endpoints (and their secrets) with it.
+    let resp = client
+        .post(app.at("/account/delete"))
+        .form(&form(vec![("password", account.password.clone())]))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    let left = app.count("webhook_endpoints WHERE user_id = ?1", [&account.user_id]);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn a_paused_endpoint_keeps_its_pending_deliveries_until_it_is_enabled() {
+    // A hundredfold faster schedule: the second attempt 50 ms after the first, the third 3 s
+    // after that, time enough to pause the endpoint in between.
+    let app = spawn_app_with(|c| {
+        c.webhook_allow_private = true;
+        c.webhook_retry_scale = 0.01;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let account = app.register().await;
+    let key = account.api_key.as_str();
+    let created = create_webhook(&app.url, key, json!({ "url": receiver.url("/later") })).await;
+    let webhook = created["webhook"]["id"].as_str().unwrap();
+    receiver.answer(json!([500, 500])).await;
+    app.run(key, &SUCCEEDS()).await;
+    receiver.wait_for(2, Duration::from_secs(20)).await;
+    let path = format!("/api/v1/webhooks/{webhook}");
+    let pause = json!({ "enabled": false });
+    let (status, _) = call(&app.url, Method::PATCH, &path, key, Some(pause)).await;
+    assert_eq!(status, 200);
+    // The third attempt's time passes: nothing is sent while paused.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(receiver.requests().await.len(), 2, "nothing while paused");
+    let pending = deliveries(&app.url, key, webhook).await;
+    assert_eq!(pending[0]["status"], "pending", "{pending:?}");
+
+    let resume = json!({ "enabled": true });
+    let (status, _) = call(&app.url, Method::PATCH, &path, key, Some(resume)).await;
+    assert_eq!(status, 200);
+    let delivered = wait_delivery(&app.url, key, webhook, "delivered", 3).await;
+    assert_eq!(statuses(&delivered), [Some(500), Some(500), Some(200)]);
 }
 
 /// A public address: allowed without resolving a name.

@@ -65,7 +65,8 @@ pub struct Webhook {
     pub description: String,
     /// The events it is sent.
     pub events: Vec<EventName>,
-    /// A disabled endpoint is sent nothing (events while it is disabled are not kept).
+    /// A disabled (paused) endpoint is sent nothing: events while it is paused are not
+    /// recorded for it, and its pending deliveries wait until it is enabled again.
     pub enabled: bool,
     pub created_at: String,
     pub updated_at: String,
