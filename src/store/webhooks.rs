@@ -210,6 +210,20 @@ fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
+/// The user's enabled endpoints subscribed to `event`.
+fn subscribed(conn: &Connection, user_id: &UserId, event: EventType) -> StoreResult<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, events FROM webhook_endpoints WHERE user_id = ?1 AND enabled = 1",
+    )?;
+    let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows: Vec<(String, EventSet)> = rows.collect::<Result<_, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, events)| events.contains(event))
+        .map(|(id, _)| id)
+        .collect())
+}
+
 fn with_attempts(conn: &Connection, mut row: DeliveryRow) -> StoreResult<DeliveryRow> {
     row.attempts = attempts_of(conn, &row.id)?;
     Ok(row)
@@ -361,19 +375,13 @@ impl Store {
     /// subscribed to its event, due at once. Returns how many.
     pub async fn enqueue_webhook_deliveries(&self, message: NewMessage) -> StoreResult<usize> {
         self.run(move |conn| {
+            // Most users have no endpoint: a read tells, without taking the write lock.
+            if subscribed(conn, &message.user_id, message.event)?.is_empty() {
+                return Ok(0);
+            }
             let tx = write_tx(conn)?;
-            let endpoints: Vec<(String, EventSet)> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT id, events FROM webhook_endpoints WHERE user_id = ?1 AND enabled = 1",
-                )?;
-                let rows = stmt.query_map([&message.user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<Result<_, _>>()?
-            };
             let mut count = 0;
-            for (endpoint_id, events) in endpoints {
-                if !events.contains(message.event) {
-                    continue;
-                }
+            for endpoint_id in subscribed(&tx, &message.user_id, message.event)? {
                 tx.execute(
                     "INSERT INTO webhook_deliveries (id, endpoint_id, message_id, event, payload,
                         status, next_attempt_at, created_at)

@@ -798,5 +798,50 @@ async fn a_paused_endpoint_keeps_its_pending_deliveries_until_it_is_enabled() {
     assert_eq!(statuses(&delivered), [Some(500), Some(500), Some(200)]);
 }
 
+#[tokio::test]
+async fn an_attempt_cut_short_by_a_crash_is_made_again_after_the_restart() {
+    let receiver = Receiver::start().await;
+    // The first attempt hangs (the receiver answers after a minute): the server dies in it.
+    receiver
+        .answer(json!([{ "status": 200, "delay_ms": 60_000 }]))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let env = [
+        ("FMU_GATEWAY_WEBHOOK_ALLOW_PRIVATE", "1"),
+        ("FMU_GATEWAY_SYNC_WAIT_MS", "5000"),
+    ];
+    let server = Binary::start(&data, port, &env).await;
+    let account = server.sign_up("crash@example.com").await;
+    let key = account["api_key"].as_str().unwrap().to_string();
+    let created = create_webhook(&server.url, &key, json!({ "url": receiver.url("/slow") })).await;
+    let webhook = created["webhook"]["id"].as_str().unwrap();
+    receiver
+        .verify_with(&[created["secret"].as_str().unwrap()])
+        .await;
+    server.run(&key, &SUCCEEDS()).await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let during = deliveries(&server.url, &key, webhook).await;
+    assert_eq!(during[0]["status"], "pending");
+    assert!(
+        during[0]["attempts"].as_array().unwrap().is_empty(),
+        "{during:?}"
+    );
+
+    // SIGKILL mid-attempt, then a start on the same data: the attempt is made again at once.
+    drop(server);
+    let server = Binary::start(&data, port, &env).await;
+    let delivered = wait_delivery(&server.url, &key, webhook, "delivered", 1).await;
+    assert_eq!(statuses(&delivered), [Some(200)]);
+    let got = receiver.requests().await;
+    assert_eq!(got.len(), 2, "the cut attempt and its retry: {got:?}");
+    assert_eq!(
+        got[0]["headers"]["webhook-id"],
+        got[1]["headers"]["webhook-id"]
+    );
+    assert_eq!(got[1]["verified"], json!([true]));
+}
+
 /// A public address: allowed without resolving a name.
 const PUBLIC: &str = "https://93.184.215.14/hook";

@@ -5,7 +5,7 @@
 // Listens on 127.0.0.1 (a free port) and prints `{"port": N}` on its first line. Control:
 //   POST /_control/secrets  {"secrets": ["whsec_…", …]}   the secrets to verify with
 //   POST /_control/plan     {"answers": [500, {"status": 302}, …]}  the next answers, in
-//                           order (each a status, or {status, body}); then 200
+//                           order (each a status, or {status, body, delay_ms}); then 200
 //   GET  /_control/requests  every other request so far: path, headers, body, the status
 //                           answered, and `verified`: per secret, whether it verified
 import http from "node:http";
@@ -58,7 +58,7 @@ const server = http.createServer(async (req, res) => {
     return res.end(JSON.stringify(requests));
   }
   const next = plan.length > 0 ? plan.shift() : 200;
-  const { status, body: text } = typeof next === "number" ? { status: next } : next;
+  const { status, body: text, delay_ms: delay } = typeof next === "number" ? { status: next } : next;
   const reply = text ?? `answer ${requests.length + 1}: ${status}`;
   requests.push({
     method: req.method,
@@ -72,7 +72,7 @@ const server = http.createServer(async (req, res) => {
   const extra = status >= 300 && status < 400
     ? { location: `http://127.0.0.1:${port}/redirected` }
     : {};
-  answer(res, status, reply, extra);
+  setTimeout(() => answer(res, status, reply, extra), delay ?? 0);
 });
 
 server.listen(0, "127.0.0.1", () => {
