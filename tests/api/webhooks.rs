@@ -843,5 +843,36 @@ async fn an_attempt_cut_short_by_a_crash_is_made_again_after_the_restart() {
     assert_eq!(got[1]["verified"], json!([true]));
 }
 
+#[tokio::test]
+async fn a_slow_receiver_times_out_after_ten_seconds_without_holding_up_another() {
+    let app = app().await;
+    let slow = Receiver::start().await;
+    let fast = Receiver::start().await;
+    // Both the first attempt and its retry hang: the first is seen timed out while the
+    // retry still waits.
+    let hang = json!({ "status": 200, "delay_ms": 30_000 });
+    slow.answer(json!([hang.clone(), hang])).await;
+    let account = app.register().await;
+    let key = account.api_key.as_str();
+    let slow_hook = create_webhook(&app.url, key, json!({ "url": slow.url("/slow") })).await;
+    let fast_hook = create_webhook(&app.url, key, json!({ "url": fast.url("/fast") })).await;
+    let slow_id = slow_hook["webhook"]["id"].as_str().unwrap();
+    let fast_id = fast_hook["webhook"]["id"].as_str().unwrap();
+
+    app.run(key, &SUCCEEDS()).await;
+    let started = Instant::now();
+    wait_delivery(&app.url, key, fast_id, "delivered", 1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not held up by the slow one"
+    );
+    let timed_out = wait_delivery(&app.url, key, slow_id, "pending", 1).await;
+    let attempt = &timed_out["attempts"][0];
+    assert_eq!(attempt["error"], "timed out after 10 s", "{attempt}");
+    assert!(attempt.get("status_code").is_none(), "{attempt}");
+    let latency = attempt["latency_ms"].as_i64().unwrap();
+    assert!((10_000..15_000).contains(&latency), "{latency} ms");
+}
+
 /// A public address: allowed without resolving a name.
 const PUBLIC: &str = "https://93.184.215.14/hook";
