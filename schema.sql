@@ -324,3 +324,55 @@ CREATE TABLE sweep_idempotency_keys (
     PRIMARY KEY (user_id, key)
 );
 ALTER TABLE credit_ledger ADD COLUMN sweep_id TEXT;
+-- migration 14: signed webhooks
+-- Endpoints a user registers to hear about their runs and sweeps (Standard Webhooks). The
+-- secret must be kept to sign (it is never shown again after create or rotate); after a
+-- rotation the previous one still signs, beside the new one, until `previous_expires_at`.
+-- `events` is the comma-separated wire names the endpoint subscribes to (never empty).
+CREATE TABLE webhook_endpoints (
+    id                   TEXT PRIMARY KEY,                 -- whk_…
+    user_id              TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    url                  TEXT NOT NULL,
+    description          TEXT NOT NULL DEFAULT '',
+    events               TEXT NOT NULL CHECK (events <> ''),
+    enabled              INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    secret               TEXT NOT NULL,
+    previous_secret      TEXT,
+    previous_expires_at  INTEGER,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL
+);
+CREATE INDEX webhook_endpoints_by_user ON webhook_endpoints(user_id);
+-- One message (one event) for one endpoint: the body exactly as signed, and where its delivery
+-- stands. `message_id` is the `webhook-id` of every attempt. A pending delivery is due at
+-- `next_attempt_at`; the deliverer claims it until `claimed_until` (a lease: an attempt cut
+-- short by a crash is made again once it lapses, or at the next start). `cycle_attempts`
+-- counts the attempts since it was (re)sent, which sets the back-off.
+CREATE TABLE webhook_deliveries (
+    id               TEXT PRIMARY KEY,                     -- whd_…
+    endpoint_id      TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+    message_id       TEXT NOT NULL,                        -- msg_…
+    event            TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    cycle_attempts   INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER,
+    claimed_until    INTEGER,
+    created_at       INTEGER NOT NULL,
+    UNIQUE (endpoint_id, message_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries(endpoint_id, created_at);
+-- Every attempt: the HTTP status, or the error when there was none (refused target, timeout,
+-- connection failure); the latency; the first KiB of the answer (cut on a character boundary).
+CREATE TABLE webhook_attempts (
+    id                  INTEGER PRIMARY KEY,
+    delivery_id         TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    attempted_at        INTEGER NOT NULL,
+    http_status         INTEGER,
+    error               TEXT,
+    latency_ms          INTEGER NOT NULL,
+    response_excerpt    TEXT,
+    response_truncated  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX webhook_attempts_by_delivery ON webhook_attempts(delivery_id, id);

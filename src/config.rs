@@ -99,6 +99,13 @@ pub struct Config {
     pub logging: Logging,
     /// Where mail is sent from (`FMU_GATEWAY_SMTP_*`); `None`: this server sends no email.
     pub smtp: Option<Smtp>,
+    /// Let webhooks reach loopback, private and link-local addresses, over plain http too
+    /// (`FMU_GATEWAY_WEBHOOK_ALLOW_PRIVATE`): for receivers on the operator's own network
+    /// and for tests. Off, only public https targets are allowed (the SSRF rule).
+    pub webhook_allow_private: bool,
+    /// Multiplies the webhook retry schedule (`FMU_GATEWAY_WEBHOOK_RETRY_SCALE`, default 1):
+    /// 0.001 turns 5 s into 5 ms, for tests.
+    pub webhook_retry_scale: f64,
 }
 
 /// How the SMTP connection is protected.
@@ -203,6 +210,8 @@ impl Config {
             sandbox_disabled: Default::default(),
             logging: Logging::default(),
             smtp: None,
+            webhook_allow_private: false,
+            webhook_retry_scale: 1.0,
         }
     }
 
@@ -365,8 +374,34 @@ impl Config {
         read_billing(&mut config, &env)?;
         read_request_bounds(&mut config, &env)?;
         config.smtp = read_smtp(&env)?;
+        read_webhooks(&mut config, &env)?;
         Ok(config)
     }
+}
+
+/// Webhook targets and retries: `FMU_GATEWAY_WEBHOOK_ALLOW_PRIVATE`,
+/// `FMU_GATEWAY_WEBHOOK_RETRY_SCALE` (a positive, finite factor).
+fn read_webhooks(
+    config: &mut Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = env("FMU_GATEWAY_WEBHOOK_ALLOW_PRIVATE") {
+        config.webhook_allow_private = parse_bool("FMU_GATEWAY_WEBHOOK_ALLOW_PRIVATE", &v)?;
+    }
+    if let Some(v) = env("FMU_GATEWAY_WEBHOOK_RETRY_SCALE") {
+        let scale: f64 = v.trim().parse().map_err(|_| {
+            ConfigError::new("FMU_GATEWAY_WEBHOOK_RETRY_SCALE", &v, "expected a number")
+        })?;
+        if !(scale.is_finite() && scale > 0.0 && scale <= 1000.0) {
+            return Err(ConfigError::new(
+                "FMU_GATEWAY_WEBHOOK_RETRY_SCALE",
+                &v,
+                "must be above 0 and at most 1000",
+            ));
+        }
+        config.webhook_retry_scale = scale;
+    }
+    Ok(())
 }
 
 /// The SMTP relay: `FMU_GATEWAY_SMTP_HOST` turns mail on, and then `FMU_GATEWAY_SMTP_FROM` is

@@ -148,6 +148,7 @@ impl App {
                 state.billing.forget_idle();
             }
         });
+        let webhooks = tokio::spawn(domain::webhooks::deliverer::run(self.state.clone()));
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 http::app(self.state),
@@ -156,6 +157,7 @@ impl App {
             )
             .await;
         housekeeping.abort();
+        webhooks.abort();
         // Simulations still running are not waited for: fail them and release their credits
         // now, rather than at the next start (their workers die with this process).
         match domain::runs::recover(&state_for_stop.store).await {

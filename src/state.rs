@@ -40,6 +40,8 @@ pub struct AppState {
     pub showcase: crate::domain::showcase::Cache,
     /// The sweeps this process is running: their cancels and their watchers.
     pub sweeps: crate::domain::sweeps::events::Hub,
+    /// Wakes the webhook deliverer when a message is recorded or resent.
+    pub webhook_wake: tokio::sync::Notify,
 }
 
 pub type State = Arc<AppState>;
@@ -124,6 +126,7 @@ impl AppState {
             showcase: Default::default(),
             sweeps: Default::default(),
             reset_limit: KeyedLimit::per_hour(RESET_MAILS_PER_HOUR),
+            webhook_wake: Default::default(),
         }))
     }
 }

@@ -51,6 +51,8 @@ operations! {
     ReadRuns => "read_runs",
     ReadBilling => "read_billing",
     ManageBilling => "manage_billing",
+    ReadWebhooks => "read_webhooks",
+    ManageWebhooks => "manage_webhooks",
 }
 
 fn register_schemes(registry: &mut Registry) {

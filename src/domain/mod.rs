@@ -16,5 +16,6 @@ pub mod states;
 pub mod sweeps;
 pub mod usage;
 pub mod values;
+pub mod webhooks;
 
 pub use values::*;

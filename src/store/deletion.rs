@@ -89,6 +89,7 @@ fn delete_account(
     for sql in [
         "DELETE FROM sessions WHERE user_id = ?1",
         "DELETE FROM api_keys WHERE user_id = ?1",
+        "DELETE FROM webhook_endpoints WHERE user_id = ?1",
         "DELETE FROM password_resets WHERE user_id = ?1",
         "DELETE FROM idempotency_keys WHERE user_id = ?1",
         "DELETE FROM runs WHERE user_id = ?1",

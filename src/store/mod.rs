@@ -22,6 +22,7 @@ pub mod states;
 pub mod sweeps;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;

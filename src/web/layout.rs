@@ -16,14 +16,16 @@ pub enum Nav {
     Usage,
     Keys,
     Billing,
+    Webhooks,
 }
 
-const NAV: [(Nav, &str, &str); 7] = [
+const NAV: [(Nav, &str, &str); 8] = [
     (Nav::Dashboard, "Dashboard", paths::DASHBOARD),
     (Nav::Runs, "Runs", paths::RUNS),
     (Nav::Library, "Library", paths::LIBRARY),
     (Nav::Usage, "Usage", paths::USAGE),
     (Nav::Keys, "API Keys", paths::KEYS),
+    (Nav::Webhooks, "Webhooks", paths::WEBHOOKS),
     (Nav::Billing, "Billing", paths::BILLING),
     (Nav::None, "Docs", paths::API_DOCS),
 ];

@@ -23,6 +23,7 @@ pub mod run_form;
 pub mod run_workspace;
 pub mod runs;
 pub mod usage;
+pub mod webhooks;
 
 use maud::Markup;
 use poem::endpoint::BoxEndpoint;
@@ -94,6 +95,14 @@ pub fn routes() -> FaceRoutes {
         ),
         (paths::ACCOUNT_SESSION_END, page(post(account::end_session))),
         (paths::ACCOUNT_DELETE, page(post(account::delete))),
+        (
+            paths::WEBHOOKS,
+            page(get(webhooks::page).post(webhooks::create)),
+        ),
+        (paths::WEBHOOK_ENABLED, page(post(webhooks::set_enabled))),
+        (paths::WEBHOOK_ROTATE, page(post(webhooks::rotate))),
+        (paths::WEBHOOK_DELETE, page(post(webhooks::delete))),
+        (paths::WEBHOOK_RESEND, page(post(webhooks::resend))),
         (
             paths::FORGOT_PASSWORD,
             page(get(password_reset::forgot_page).post(password_reset::forgot)),

@@ -51,9 +51,21 @@ pub const ACCOUNT_DELETE: &str = "/account/delete";
 /// Also named by the domain (the link `admin reset-link` prints).
 pub use crate::links::RESET_PASSWORD;
 pub use crate::links::{CONFIRM_SIGNUP, FORGOT_PASSWORD};
+/// The webhooks page and its forms.
+pub const WEBHOOKS: &str = "/webhooks";
+pub const WEBHOOK_ENABLED: &str = "/webhooks/:id/enabled";
+pub const WEBHOOK_ROTATE: &str = "/webhooks/:id/rotate";
+pub const WEBHOOK_DELETE: &str = "/webhooks/:id/delete";
+pub const WEBHOOK_RESEND: &str = "/webhooks/deliveries/:id/resend";
 pub const API_V1: &str = "/api/v1";
 pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
+
+/// `WEBHOOK_ENABLED`, `WEBHOOK_ROTATE` or `WEBHOOK_DELETE` (`route`) for one endpoint, or
+/// `WEBHOOK_RESEND` for one delivery.
+pub fn webhook(route: &str, id: &str) -> String {
+    route.replace(":id", id)
+}
 
 /// `KEY_PRIMARY` for one key.
 pub fn key_primary(id: &KeyId) -> String {

@@ -129,6 +129,86 @@ impl Contract {
     }
 }
 
+/// A webhook target the SSRF rule allows without a name to resolve: a public address.
+const PUBLIC_HOOK: &str = "https://93.184.215.14/hook";
+
+/// The webhook operations' own errors: bodies, refused URLs, unknown ids, the cap.
+async fn webhook_errors(contract: &mut Contract, app: &TestApp, key: &str, max_json: usize) {
+    let create = at(app, Method::POST, "/api/v1/webhooks");
+    let update = at(app, Method::PATCH, "/api/v1/webhooks/whk_x");
+    for (op, target, valid) in [
+        (
+            "createWebhook",
+            create.clone(),
+            json!({ "url": PUBLIC_HOOK }),
+        ),
+        ("updateWebhook", update.clone(), json!({ "enabled": true })),
+    ] {
+        let not_json = Body::Raw("application/json", b"{\"oops".to_vec());
+        contract
+            .expect(op, 400, target.clone(), Some(key), not_json)
+            .await;
+        let text = Body::Raw("text/plain", valid.to_string().into_bytes());
+        contract
+            .expect(op, 415, target.clone(), Some(key), text)
+            .await;
+        let huge = json!({ "padding": "x".repeat(2 * max_json) });
+        contract
+            .expect(op, 413, target.clone(), Some(key), Body::Json(huge))
+            .await;
+        // A loopback target, refused by the SSRF rule: 422 naming the URL.
+        let private = Body::Json(json!({ "url": "https://127.0.0.1/hook" }));
+        if op == "createWebhook" {
+            let body = contract
+                .expect(op, 422, target.clone(), Some(key), private)
+                .await;
+            assert_eq!(body["problems"][0]["field"], "url", "{body}");
+        }
+    }
+    // An unknown endpoint is 404; one that is not UTF-8 once decoded 400.
+    let valid = Body::Json(json!({ "enabled": true }));
+    contract
+        .expect("updateWebhook", 404, update, Some(key), valid.clone())
+        .await;
+    let unreadable = at(app, Method::PATCH, "/api/v1/webhooks/%FF");
+    contract
+        .expect("updateWebhook", 400, unreadable, Some(key), valid)
+        .await;
+    // Ten endpoints, then 409; a refused new URL for one of them is 422.
+    let mut first = None;
+    for i in 0..10 {
+        let resp = api_client()
+            .post(&create.1)
+            .bearer_auth(key)
+            .json(&json!({ "url": format!("{PUBLIC_HOOK}/{i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        let created: Value = resp.json().await.unwrap();
+        first.get_or_insert(created["webhook"]["id"].as_str().unwrap().to_string());
+    }
+    let body = contract
+        .expect(
+            "createWebhook",
+            409,
+            create,
+            Some(key),
+            Body::Json(json!({ "url": PUBLIC_HOOK })),
+        )
+        .await;
+    assert_eq!(body["code"], "conflict");
+    let one = at(
+        app,
+        Method::PATCH,
+        &format!("/api/v1/webhooks/{}", first.unwrap()),
+    );
+    let private = Body::Json(json!({ "url": "https://[::1]/hook" }));
+    contract
+        .expect("updateWebhook", 422, one, Some(key), private)
+        .await;
+}
+
 fn at(app: &TestApp, method: Method, path: &str) -> (Method, String) {
     (method, app.at(path))
 }
@@ -385,6 +465,54 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             "/api/v1/sweeps/swp_x/cases.csv".into(),
             Body::None,
         ),
+        (
+            "listWebhooks",
+            Method::GET,
+            "/api/v1/webhooks".into(),
+            Body::None,
+        ),
+        (
+            "createWebhook",
+            Method::POST,
+            "/api/v1/webhooks".into(),
+            Body::Json(json!({ "url": PUBLIC_HOOK })),
+        ),
+        (
+            "getWebhook",
+            Method::GET,
+            "/api/v1/webhooks/whk_x".into(),
+            Body::None,
+        ),
+        (
+            "updateWebhook",
+            Method::PATCH,
+            "/api/v1/webhooks/whk_x".into(),
+            Body::Json(json!({ "enabled": false })),
+        ),
+        (
+            "deleteWebhook",
+            Method::DELETE,
+            "/api/v1/webhooks/whk_x".into(),
+            Body::None,
+        ),
+        (
+            "rotateWebhookSecret",
+            Method::POST,
+            "/api/v1/webhooks/whk_x/rotate-secret".into(),
+            Body::None,
+        ),
+        (
+            "listWebhookDeliveries",
+            Method::GET,
+            "/api/v1/webhooks/whk_x/deliveries".into(),
+            Body::None,
+        ),
+        (
+            "resendWebhookDelivery",
+            Method::POST,
+            "/api/v1/webhooks/deliveries/whd_x/resend".into(),
+            Body::None,
+        ),
     ];
     for (op, method, path, body) in &keyed {
         let target = at(&app, method.clone(), path);
@@ -435,6 +563,23 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             "getSweepCasesCsv",
             Method::GET,
             "/api/v1/sweeps/{}/cases.csv",
+        ),
+        ("getWebhook", Method::GET, "/api/v1/webhooks/{}"),
+        ("deleteWebhook", Method::DELETE, "/api/v1/webhooks/{}"),
+        (
+            "rotateWebhookSecret",
+            Method::POST,
+            "/api/v1/webhooks/{}/rotate-secret",
+        ),
+        (
+            "listWebhookDeliveries",
+            Method::GET,
+            "/api/v1/webhooks/{}/deliveries",
+        ),
+        (
+            "resendWebhookDelivery",
+            Method::POST,
+            "/api/v1/webhooks/deliveries/{}/resend",
         ),
     ] {
         let unknown = path.replace("{}", &format!("nope_{fmu_id}"));
@@ -783,6 +928,8 @@ async fn every_v1_operation_answers_only_the_errors_its_spec_declares() {
             Body::None,
         )
         .await;
+
+    webhook_errors(&mut contract, &app, key, MAX_JSON).await;
 
     // Uploads: a malformed form 400, no length 411, too large 413, JSON 415, not an FMU 422.
     let upload = at(&app, Method::POST, "/api/v1/fmus");

@@ -36,5 +36,6 @@ mod sweeps;
 mod types;
 mod usage;
 mod validation;
+mod webhooks;
 mod wire;
 mod workspace;

@@ -4,7 +4,7 @@
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-use crate::common::{Api, spawn_app};
+use crate::common::{Api, spawn_app, spawn_app_with};
 use crate::{eventually, log_in, page_width, screenshot, start_browser};
 
 /// The narrowest phone the layout is made for, a common phone, and a desktop.
@@ -53,8 +53,15 @@ async fn fits(c: &Client, url: &str, name: &str, label: &str) {
 
 #[tokio::test]
 async fn no_page_scrolls_sideways_on_a_phone_or_a_desktop() {
-    let app = spawn_app().await;
+    // Private webhook targets allowed: the webhooks page shows an endpoint with a long URL
+    // whose deliveries fail (nothing listens there), with their errors.
+    let app = spawn_app_with(|c| c.webhook_allow_private = true).await;
     let account = app.register().await;
+    let hook = json!({ "url": format!("http://127.0.0.1:9/{}", "a-long-path-segment/".repeat(8)) });
+    let created = app
+        .post_json("/api/v1/webhooks", &account.api_key, &hook)
+        .await;
+    assert_eq!(created.status(), 201);
     let run: Value = app
         .create_run(
             &account.api_key,
@@ -101,6 +108,7 @@ async fn no_page_scrolls_sideways_on_a_phone_or_a_desktop() {
             ("model", "/library/lib:BouncingBall".to_string()),
             ("usage", "/usage".to_string()),
             ("keys", "/api-keys".to_string()),
+            ("webhooks", "/webhooks".to_string()),
             ("billing", "/billing".to_string()),
             ("account", "/account".to_string()),
             ("docs", "/api/docs".to_string()),

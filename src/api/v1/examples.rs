@@ -26,6 +26,10 @@ use super::usage::{UsageItem, UsageList};
 use super::validation::{
     SmokeInterface, SmokeOutcome, SmokeTest, ValidationProblem, ValidationReport,
 };
+use super::webhooks::{
+    DeliveryStatusName, EventName, Webhook, WebhookAttempt, WebhookCreate, WebhookDelivery,
+    WebhookUpdate, WebhookWithSecret,
+};
 use crate::api::result_value::ResultValue;
 use crate::api::text::Text;
 use crate::request::{ErrorBody, ErrorCode, FieldProblem};
@@ -545,6 +549,90 @@ impl Example for FmuState {
             sha256: "0b6c1f3e5d7a9c2e4f6a8b0d2c4e6f8a1b3d5f7e9a0c2e4b6d8f0a2c4e6b8d0f".into(),
             source_run: Some(RUN_ID.into()),
             created_at: AT.into(),
+        }
+    }
+}
+
+const WEBHOOK_ID: &str = "whk_5e0b7c1a9d3f2e64";
+
+impl Example for Webhook {
+    fn example() -> Self {
+        Webhook {
+            id: WEBHOOK_ID.into(),
+            url: "https://ci.example.com/hooks/fmu-gateway".into(),
+            description: "CI pipeline".into(),
+            events: vec![EventName::RunSucceeded, EventName::RunFailed],
+            enabled: true,
+            created_at: AT.into(),
+            updated_at: AT.into(),
+            previous_secret_expires_at: None,
+        }
+    }
+}
+
+impl Example for WebhookWithSecret {
+    fn example() -> Self {
+        WebhookWithSecret {
+            webhook: Webhook::example(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwJ0r5c2mVnTg=".into(),
+        }
+    }
+}
+
+impl Example for WebhookCreate {
+    fn example() -> Self {
+        WebhookCreate {
+            url: Text("https://ci.example.com/hooks/fmu-gateway".into()),
+            description: Some(Text("CI pipeline".into())),
+            events: None,
+            enabled: None,
+        }
+    }
+}
+
+impl Example for WebhookUpdate {
+    fn example() -> Self {
+        WebhookUpdate {
+            url: None,
+            description: None,
+            events: None,
+            enabled: Some(false),
+        }
+    }
+}
+
+impl Example for WebhookAttempt {
+    fn example() -> Self {
+        WebhookAttempt {
+            attempted_at: AT.into(),
+            status_code: Some(200),
+            error: None,
+            latency_ms: 84,
+            response_excerpt: Some("{\"ok\":true}".into()),
+            response_truncated: false,
+        }
+    }
+}
+
+impl Example for WebhookDelivery {
+    fn example() -> Self {
+        WebhookDelivery {
+            id: "whd_8c2d4e6f10a3b5c7".into(),
+            webhook_id: WEBHOOK_ID.into(),
+            message_id: "msg_2f4a6c8e0b1d3f57".into(),
+            event: EventName::RunSucceeded,
+            status: DeliveryStatusName::Delivered,
+            created_at: AT.into(),
+            next_attempt_at: None,
+            attempts: vec![
+                WebhookAttempt {
+                    status_code: Some(500),
+                    response_excerpt: Some("busy".into()),
+                    latency_ms: 31,
+                    ..WebhookAttempt::example()
+                },
+                WebhookAttempt::example(),
+            ],
         }
     }
 }

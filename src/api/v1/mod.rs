@@ -11,6 +11,7 @@ pub mod states;
 pub mod sweeps;
 pub mod usage;
 pub mod validation;
+pub mod webhooks;
 
 use poem::endpoint::make_sync;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
@@ -28,6 +29,7 @@ type Operations = (
     states::StatesApi,
     sweeps::SweepsApi,
     billing::BillingApi,
+    webhooks::WebhooksApi,
 );
 
 /// The OpenAPI service for `/api/v1`.
@@ -42,6 +44,7 @@ pub fn service(public_url: &str) -> OpenApiService<Operations, ()> {
             states::StatesApi,
             sweeps::SweepsApi,
             billing::BillingApi,
+            webhooks::WebhooksApi,
         ),
         "FMU Gateway API",
         env!("CARGO_PKG_VERSION"),

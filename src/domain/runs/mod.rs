@@ -568,6 +568,7 @@ async fn settle(
         .await?;
     if let Some(end) = ended {
         state.metrics.run_ended(end);
+        crate::domain::webhooks::run_ended(state, run_id, end).await;
     }
     Ok(())
 }

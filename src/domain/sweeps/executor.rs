@@ -25,12 +25,13 @@ use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::ids::SweepId;
 use crate::domain::runs::RunStatus;
 use crate::domain::runs::charging::{self, FailureKind, ModelOrigin, RunEnd};
+use crate::domain::webhooks::{self, EventType};
 use crate::sim::batch::{CaseOutcome, CaseResult};
 use crate::sim::plan::{self, RunSettings};
 use crate::sim::protocol::{Batch, Case};
 use crate::sim::runner::{SimError, Slot};
 use crate::state::State;
-use crate::store::sweeps::{CaseRow, CaseSettlement, SweepRow};
+use crate::store::sweeps::{CaseCounts, CaseRow, CaseSettlement, SweepRow};
 
 /// How long a batch should keep its worker.
 pub const BATCH_SECONDS: f64 = 0.5;
@@ -140,11 +141,59 @@ async fn drive(state: &State, id: &SweepId) -> AppResult<()> {
     Ok(())
 }
 
-/// Tells watchers (and, through webhooks, the owner's endpoints) that a sweep ended.
+/// Tells watchers (and, through webhooks, the owner's endpoints) that a sweep ended:
+/// `sweep.completed` or `sweep.failed` (a cancellation is the owner's own doing, not an
+/// event). A webhook that cannot be recorded is logged; the sweep has ended either way.
 pub async fn announce_end(state: &State, sweep: &SweepRow) {
     state
         .sweeps
         .end(&sweep.id, sweep.status, sweep.error.clone());
+    let event = match sweep.status {
+        SweepStatus::Completed => EventType::SweepCompleted,
+        SweepStatus::Failed => EventType::SweepFailed,
+        _ => return,
+    };
+    let recorded = match state.store.sweep_counts(&sweep.id).await {
+        Ok(counts) => {
+            let data = sweep_data(&state.config.public_url, sweep, &counts);
+            webhooks::emit(state, &sweep.user_id, event, data).await
+        }
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = recorded {
+        tracing::error!(sweep = %sweep.id, error = %e, "could not record the sweep's webhooks");
+    }
+}
+
+/// A sweep as a webhook's `data`: what `GET /api/v1/sweeps/{id}` says of its end, with links
+/// to it and its cases.
+pub fn sweep_data(public_url: &str, sweep: &SweepRow, counts: &CaseCounts) -> serde_json::Value {
+    let base = public_url.trim_end_matches('/');
+    let per_case = sweep.credits_per_case.get();
+    let mut data = serde_json::json!({
+        "id": sweep.id.as_str(),
+        "status": sweep.status.as_str(),
+        "name": sweep.name,
+        "fmu_id": sweep.fmu_id.as_str(),
+        "case_count": sweep.case_count,
+        "counts": {
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "cancelled": counts.cancelled,
+        },
+        "credits_charged": per_case * i64::from(counts.charged),
+        "credits_refunded": per_case * i64::from(counts.ended() - counts.charged),
+        "created_at": crate::domain::values::rfc3339_ms(sweep.created_at),
+        "url": format!("{base}/api/v1/sweeps/{}", sweep.id),
+        "cases_url": format!("{base}/api/v1/sweeps/{}/cases", sweep.id),
+    });
+    if let Some(at) = sweep.finished_at {
+        data["finished_at"] = crate::domain::values::rfc3339_ms(at).into();
+    }
+    if let Some(error) = &sweep.error {
+        data["error"] = error.clone().into();
+    }
+    data
 }
 
 /// One lane: batch after batch until no case is left or the sweep is cancelled.
