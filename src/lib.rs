@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod cli_sweep;
 pub mod config;
 pub mod domain;
 pub mod fmi;

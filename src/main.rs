@@ -101,6 +101,23 @@ enum FmuTask {
         #[command(flatten)]
         reference: Box<cli::ReferenceFlags>,
     },
+    /// Run a sweep (a grid, a Latin hypercube, a Sobol sequence or cases from a CSV file) in
+    /// warm batches over sandboxed workers, and write one line per case with its KPIs:
+    /// `index,status,<parameters>,<KPIs>,error`, to standard output or `-o`.
+    Sweep {
+        fmu: PathBuf,
+        /// The settings every case shares (the design's values replace their start values).
+        #[command(flatten)]
+        run: cli::RunFlags,
+        #[command(flatten)]
+        sweep: fmu_gateway::cli_sweep::SweepFlags,
+        /// Wall-clock limit of each case, in seconds.
+        #[arg(long, default_value_t = 600.0)]
+        timeout: f64,
+        /// The CSV file to write (default: standard output).
+        #[arg(short = 'o', long)]
+        output_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -336,6 +353,38 @@ async fn fmu(task: FmuTask) -> Result<(), CliError> {
                     return Err(CliError::ReferenceCheckFailed);
                 }
             }
+        }
+        FmuTask::Sweep {
+            fmu,
+            run,
+            sweep,
+            timeout,
+            output_file,
+        } => {
+            if !(timeout.is_finite() && timeout > 0.0) {
+                return Err(CliError::Timeout);
+            }
+            let timeout = std::time::Duration::try_from_secs_f64(timeout)
+                .map_err(|_| CliError::TimeoutTooLong(timeout))?;
+            let swept = fmu_gateway::cli_sweep::sweep(&fmu, &run, &sweep, timeout).await?;
+            let written = match &output_file {
+                Some(path) => std::fs::File::create(path)
+                    .map_err(csv::Error::from)
+                    .and_then(|f| swept.write_csv(std::io::BufWriter::new(f))),
+                None => swept.write_csv(std::io::stdout().lock()),
+            };
+            written.map_err(|e| CliError::WriteOutput {
+                path: output_file
+                    .clone()
+                    .unwrap_or_else(|| "standard output".into()),
+                source: std::io::Error::other(e),
+            })?;
+            eprintln!(
+                "{} cases: {} succeeded, {} failed",
+                swept.cases.len(),
+                swept.cases.len() - swept.failed(),
+                swept.failed()
+            );
         }
     }
     Ok(())

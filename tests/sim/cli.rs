@@ -879,3 +879,109 @@ fn simulate_with_a_reference_exits_by_the_verdict() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// `fmu sweep` runs the design's cases in warm batches and writes one line per case; each
+/// case's KPI equals the same case simulated on its own by `fmu simulate`.
+#[test]
+fn a_sweep_on_a_local_file_writes_each_case_with_the_kpis_of_its_own_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let fmu = write_library("Dahlquist", "3.0", dir.path());
+    let out_path = dir.path().join("cases.csv");
+    let out = Command::new(EXE)
+        .args(["fmu", "sweep"])
+        .arg(&fmu)
+        .args(["--stop-time", "1", "--output-interval", "0.1"])
+        .args([
+            "--grid",
+            "k=0.5:2:4",
+            "--kpi",
+            "final:x",
+            "--kpi",
+            "first_crossing:x:0.5",
+        ])
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("4 cases: 4 succeeded, 0 failed"),
+        "{stderr}"
+    );
+    let csv = std::fs::read_to_string(&out_path).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "index,status,k,final(x),\"first_crossing(x, 0.5)\",error"
+    );
+    assert_eq!(lines.len(), 5, "{csv}");
+    for (i, k) in ["0.5", "1", "1.5", "2"].iter().enumerate() {
+        let cells: Vec<&str> = lines[i + 1].split(',').collect();
+        assert_eq!(
+            &cells[..3],
+            [i.to_string().as_str(), "succeeded", k],
+            "{csv}"
+        );
+        // The same case alone: its last x.
+        let alone = Command::new(EXE)
+            .args(["fmu", "simulate"])
+            .arg(&fmu)
+            .args([
+                "--stop-time",
+                "1",
+                "--output-interval",
+                "0.1",
+                "--output",
+                "x",
+            ])
+            .arg("--start")
+            .arg(format!("k={k}"))
+            .output()
+            .unwrap();
+        assert!(alone.status.success());
+        let text = String::from_utf8_lossy(&alone.stdout);
+        let last = text.lines().last().unwrap().split(',').nth(1).unwrap();
+        assert_eq!(
+            cells[3], last,
+            "case {i}: the KPI is the run's own last value"
+        );
+        // x = exp(-k t) crosses 0.5 at ln 2 / k; the KPI interpolates linearly between the
+        // recorded 0.1 s points around it.
+        let crossing: f64 = cells[4].parse().unwrap_or(f64::NAN);
+        let k: f64 = k.parse().unwrap();
+        let x = |t: f64| (-k * t).exp();
+        let exact = std::f64::consts::LN_2 / k;
+        if exact <= 1.0 {
+            let before = (exact / 0.1).floor() * 0.1;
+            let linear = before + 0.1 * (x(before) - 0.5) / (x(before) - x(before + 0.1));
+            assert!(
+                (crossing - linear).abs() < 1e-4,
+                "case {i}: {crossing} vs {linear}"
+            );
+        } else {
+            assert_eq!(cells[4], "", "case {i}: never crosses within 1 s");
+        }
+    }
+    // Exactly one design; a KPI of something not recorded is named before anything runs.
+    let both = Command::new(EXE)
+        .args(["fmu", "sweep"])
+        .arg(&fmu)
+        .args(["--grid", "k=1", "--lhs", "4", "--uniform", "k=1:2"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("exactly one design"));
+    let unknown = Command::new(EXE)
+        .args(["fmu", "sweep"])
+        .arg(&fmu)
+        .args(["--grid", "k=1,2", "--kpi", "max:nothing"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("nothing"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+}
