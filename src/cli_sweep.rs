@@ -58,11 +58,14 @@ pub struct SweepFlags {
     pub workers: Option<usize>,
 }
 
-/// A finished sweep: its cases in order, as the CSV lists them.
+/// One case's KPIs, or why it has none.
+pub type CaseKpis = Result<Vec<Option<f64>>, SimError>;
+
+/// A finished sweep: its cases in order (their values and KPIs), as the CSV lists them.
 pub struct Swept {
     pub parameters: Vec<String>,
     pub kpis: Vec<KpiSpec>,
-    pub cases: Vec<(Vec<(String, String)>, Result<Vec<Option<f64>>, SimError>)>,
+    pub cases: Vec<(Vec<(String, String)>, CaseKpis)>,
 }
 
 impl Swept {
@@ -323,7 +326,7 @@ pub async fn sweep(
     })
 }
 
-type Results = Arc<Mutex<Vec<Option<Result<Vec<Option<f64>>, SimError>>>>>;
+type Results = Arc<Mutex<Vec<Option<CaseKpis>>>>;
 
 /// Runs the planned cases in batches over `lanes` workers; one result per case, in order.
 async fn run_all(
@@ -333,7 +336,7 @@ async fn run_all(
     kpis: &[KpiSpec],
     timeout: Duration,
     lanes: usize,
-) -> Vec<Result<Vec<Option<f64>>, SimError>> {
+) -> Vec<CaseKpis> {
     let n = cases.len();
     let results: Results = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
     let queue: Arc<Mutex<VecDeque<(Case, u32)>>> =
