@@ -12,15 +12,17 @@ pub enum Nav {
     None,
     Dashboard,
     Runs,
+    Sweeps,
     Library,
     Usage,
     Keys,
     Billing,
 }
 
-const NAV: [(Nav, &str, &str); 7] = [
+const NAV: [(Nav, &str, &str); 8] = [
     (Nav::Dashboard, "Dashboard", paths::DASHBOARD),
     (Nav::Runs, "Runs", paths::RUNS),
+    (Nav::Sweeps, "Sweeps", paths::SWEEPS),
     (Nav::Library, "Library", paths::LIBRARY),
     (Nav::Usage, "Usage", paths::USAGE),
     (Nav::Keys, "API Keys", paths::KEYS),

@@ -1006,39 +1006,8 @@ fn design_of(body: DesignCreate, max_cases: u64) -> Result<(Design, serde_json::
     if !found.is_empty() {
         return Err(problems(found));
     }
-    let shown = design_shown(&design);
+    let shown = design.shown();
     Ok((design, shown))
-}
-
-/// The design as stored and shown: seeds included, explicit cases counted (they are the
-/// cases themselves).
-fn design_shown(design: &Design) -> serde_json::Value {
-    use serde_json::json;
-    match design {
-        Design::Grid(axes) => json!({"grid": axes.iter().map(|a| match &a.levels {
-            Levels::Values(v) => json!({"name": a.name, "values": v}),
-            Levels::Range { start, stop, num } =>
-                json!({"name": a.name, "range": {"start": start, "stop": stop, "num": num}}),
-        }).collect::<Vec<_>>()}),
-        Design::LatinHypercube {
-            n,
-            seed,
-            parameters,
-        } => json!({"latin_hypercube": {
-            "n": n, "seed": seed,
-            "parameters": parameters.iter().map(|(name, d)| match d {
-                Distribution::Uniform { low, high } => json!({"name": name, "uniform": {"low": low, "high": high}}),
-                Distribution::Normal { mean, sd } => json!({"name": name, "normal": {"mean": mean, "sd": sd}}),
-            }).collect::<Vec<_>>()}}),
-        Design::Sobol {
-            n,
-            seed,
-            parameters,
-        } => json!({"sobol": {
-            "n": n, "seed": seed,
-            "parameters": parameters.iter().map(|(name, b)| json!({"name": name, "low": b.low, "high": b.high})).collect::<Vec<_>>()}}),
-        Design::Cases(cases) => json!({"cases": cases.len()}),
-    }
 }
 
 /// A literal as JSON: a number when it reads as one, a Boolean, else the text.
