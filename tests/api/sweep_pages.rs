@@ -11,7 +11,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use serde_json::Value;
 
-use crate::common::{Account, Api, TestApp, browser, spawn_app};
+use crate::common::{Account, Api, TestApp, browser, spawn_app, spawn_app_with};
 
 /// A logged-in browser client and its CSRF token.
 async fn logged_in(app: &TestApp, account: &Account) -> (reqwest::Client, String) {
@@ -429,4 +429,75 @@ async fn another_users_sweep_is_not_found_and_a_sweep_without_trajectories_says_
     // A page without a session goes to the login page.
     let resp = browser().get(app.at(&location)).send().await.unwrap();
     assert_eq!(resp.status(), 303);
+}
+
+#[tokio::test]
+async fn a_running_sweep_page_follows_its_events_and_cancel_refunds_the_cases_not_started() {
+    let app = spawn_app_with(|c| c.free_credits = 3000u32.into()).await;
+    let account = app.register().await;
+    let key = &account.api_key;
+    let (client, csrf) = logged_in(&app, &account).await;
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("attempt", "big"),
+        ("fmu", "lib:Dahlquist"),
+        ("stop_time", "1"),
+        ("output_interval", "0.1"),
+        ("design", "grid"),
+        ("grid", "k = 0.5 : 2.0 : 3000"),
+        ("kpis", "final x"),
+        ("action", "start"),
+    ];
+    let resp = post_form(&app, &client, &form).await;
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let id = location.strip_prefix("/sweeps/").unwrap().to_string();
+    let (status, page) = get(&client, app.at(&location)).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!(
+            "hx-ext=\"sse\" sse-connect=\"/sweeps/{id}/events\" sse-close=\"end\""
+        )),
+        "{page}"
+    );
+    assert!(page.contains("sse-swap=\"progress,end\""), "{page}");
+    assert!(page.contains("hx-trigger=\"sse:end\""), "{page}");
+    assert!(page.contains("/assets/sse.js"), "{page}");
+    assert!(
+        page.contains("The cases running now are charged (they used a worker); the cases not started are refunded."),
+        "{page}"
+    );
+    assert!(page.contains("Reload"), "{page}");
+
+    // The first event is the snapshot's bar, as HTML.
+    let mut events = client
+        .get(app.at(&format!("/sweeps/{id}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let first = String::from_utf8(events.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.starts_with("event: progress\n"), "{first}");
+    assert!(
+        first.contains("<progress id=\"sweep-progress-bar\" max=\"3000\""),
+        "{first}"
+    );
+    drop(events);
+
+    let resp = client
+        .post(app.at(&format!("/sweeps/{id}/cancel")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], location.as_str());
+    let sweep = finished(&app, key, &id).await;
+    assert_eq!(sweep["status"], "cancelled", "{sweep}");
+    let charged = sweep["credits_charged"].as_i64().unwrap();
+    assert!(charged < 3000, "the cases not started were refunded: {sweep}");
+    assert_eq!(app.balance(key).await, 3000 - charged, "{sweep}");
+    let (_, page) = get(&client, app.at(&location)).await;
+    assert!(page.contains("data-status=\"cancelled\""), "{page}");
+    assert!(!page.contains("id=\"cancel-sweep\""), "{page}");
 }
