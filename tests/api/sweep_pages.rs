@@ -495,7 +495,10 @@ async fn a_running_sweep_page_follows_its_events_and_cancel_refunds_the_cases_no
     let sweep = finished(&app, key, &id).await;
     assert_eq!(sweep["status"], "cancelled", "{sweep}");
     let charged = sweep["credits_charged"].as_i64().unwrap();
-    assert!(charged < 3000, "the cases not started were refunded: {sweep}");
+    assert!(
+        charged < 3000,
+        "the cases not started were refunded: {sweep}"
+    );
     assert_eq!(app.balance(key).await, 3000 - charged, "{sweep}");
     let (_, page) = get(&client, app.at(&location)).await;
     assert!(page.contains("data-status=\"cancelled\""), "{page}");

@@ -51,6 +51,16 @@ async fn row_indexes(c: &Client) -> Vec<u64> {
         .collect()
 }
 
+/// Scrolls the cases part (downloads, scatter, table) into view, for a screenshot of it.
+async fn show_cases(c: &Client) {
+    c.execute(
+        "document.getElementById('sweep-cases').scrollIntoView(); return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_sweep_started_from_its_form_fills_its_progress_bar_live_and_sorts_its_cases() {
     let app = spawn_app_with(|c| c.free_credits = 5000u32.into()).await;
@@ -196,11 +206,15 @@ async fn a_sweep_started_from_its_form_fills_its_progress_bar_live_and_sorts_its
     })
     .await;
     assert_eq!(row_indexes(c).await, (0..50).collect::<Vec<_>>());
+    show_cases(c).await;
+    screenshot(c, "sweep-cases-desktop").await;
 
     // The phone: nothing scrolls sideways; the list and the page as they look.
     c.set_window_size(390, 844).await.unwrap();
     c.refresh().await.unwrap();
     screenshot(c, "sweep-phone").await;
+    show_cases(c).await;
+    screenshot(c, "sweep-cases-phone").await;
     let screen: Value = c
         .execute("return window.innerWidth;", vec![])
         .await

@@ -25,7 +25,7 @@ pub async fn watch(
     let live = state.sweeps.subscribe(id);
     let view = get(state, user, id).await?;
     let first = SweepEvent::Progress {
-        counts: view.counts.clone(),
+        counts: view.counts,
         eta_seconds: None,
     };
     let stream = match live {
