@@ -355,14 +355,10 @@ pub async fn index(
     CurrentSession(s): CurrentSession,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let form = SweepForm {
-        stop_time: String::new(),
-        ..SweepForm::default()
-    };
     let page = q.page.unwrap_or(1).max(1);
     Ok(html(
         StatusCode::OK,
-        list_page(&state, &s, page, &form, &[], None).await?,
+        list_page(&state, &s, page, &SweepForm::default(), &[], None).await?,
     ))
 }
 
@@ -860,7 +856,8 @@ fn cases_section(view: &CasesView<'_>, cases: &[CaseRow], q: &SweepQuery, live: 
     let pages = sorted.len().div_ceil(CASES_PAGE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
     let shown = &sorted[(page - 1) * CASES_PAGE..(page * CASES_PAGE).min(sorted.len())];
-    let refresh = live.then(|| paths::sweep(id));
+    // At the end the table comes back as it is shown now (its order and page).
+    let refresh = live.then(|| q.url(id, key, q.descending(), page));
     let axes = scatter_axes(view, q);
     html! {
         section #sweep-cases hx-get=[refresh.as_deref()] hx-trigger=[live.then_some("sse:end")] hx-select="#sweep-cases" hx-swap="outerHTML" {
