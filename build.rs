@@ -11,13 +11,14 @@ fn main() {
     println!("cargo:rerun-if-changed=package-lock.json");
     for embedded in [
         "node_modules/htmx.org/dist/htmx.min.js",
+        "node_modules/htmx-ext-sse/dist/sse.min.js",
         "node_modules/uplot/dist/uPlot.iife.min.js",
         "node_modules/uplot/dist/uPlot.min.css",
     ] {
         println!("cargo:rerun-if-changed={embedded}");
         if !std::path::Path::new(embedded).exists() {
             panic!(
-                "{embedded} is missing: run `npm ci` first (it installs htmx and uPlot from \
+                "{embedded} is missing: run `npm ci` first (it installs htmx, its SSE extension and uPlot from \
                  package-lock.json)"
             );
         }

@@ -1,7 +1,8 @@
 //! Static assets, compiled into the binary so the service is one file to deploy.
 //!
-//! htmx comes from the npm package `htmx.org` and uPlot (the interactive plots) from `uplot`,
-//! both pinned in package.json and its lock file; `npm ci` puts them in node_modules,
+//! htmx comes from the npm package `htmx.org`, its Server-Sent Events extension from
+//! `htmx-ext-sse` (the sweep page's live progress) and uPlot (the interactive plots) from
+//! `uplot`, all pinned in package.json and its lock file; `npm ci` puts them in node_modules,
 //! `build.rs` checks they are there. Ours live in `assets/`.
 
 use poem::http::StatusCode;
@@ -14,6 +15,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const HTMX: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/node_modules/htmx.org/dist/htmx.min.js"
+));
+
+/// htmx's SSE extension (npm `htmx-ext-sse`, pinned like htmx): loaded only by the pages that
+/// follow an event stream (a sweep's page).
+const HTMX_SSE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/node_modules/htmx-ext-sse/dist/sse.min.js"
 ));
 
 /// uPlot, the interactive plots' library (npm `uplot`, pinned like htmx): loaded only by the
@@ -34,6 +42,7 @@ fn find(name: &str) -> Option<(&'static [u8], &'static str)> {
             include_bytes!("../../assets/app.js"),
             "text/javascript; charset=utf-8",
         ),
+        "sse.js" => (HTMX_SSE, "text/javascript; charset=utf-8"),
         "uPlot.iife.min.js" => (UPLOT_JS, "text/javascript; charset=utf-8"),
         "uPlot.min.css" => (UPLOT_CSS, "text/css; charset=utf-8"),
         "plot.js" => (

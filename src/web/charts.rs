@@ -439,6 +439,92 @@ pub fn bar_chart(bars: &[(String, f64)], opts: &BarOptions) -> Markup {
     svg(&title, &aria, "chart chart-bar", body)
 }
 
+/// Options for [`scatter_plot`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScatterOptions {
+    /// Label under the x axis (a parameter, with its unit).
+    pub x_label: String,
+    /// Label along the y axis (a KPI, with its unit).
+    pub y_label: String,
+    /// Heading drawn above the plot (and used as the SVG `<title>`).
+    pub title: Option<String>,
+}
+
+/// Radius of a scatter point, in viewBox units.
+const POINT_RADIUS: f64 = 3.5;
+
+/// A scatter plot of `(x, y)` points (a KPI against a parameter, one point a case), as an
+/// inline SVG. Points that cannot be drawn (NaN, infinite, beyond ±1e300) are left out; the
+/// caller counts them in its caption. Both ranges are widened to their outer nice ticks so
+/// the grid frames every point.
+pub fn scatter_plot(points: &[(f64, f64)], opts: &ScatterOptions) -> Markup {
+    let title = chart_title(opts.title.as_deref(), "Scatter plot");
+    let drawn: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|&(x, y)| usable(x) && usable(y))
+        .collect();
+    let Some((x_lo, x_hi, y_lo, y_hi)) = drawn.iter().fold(None, |r, &(x, y)| {
+        let (a, b, c, d) = r.unwrap_or((x, x, y, y));
+        Some((a.min(x), b.max(x), c.min(y), d.max(y)))
+    }) else {
+        return no_data(&title, "chart chart-scatter");
+    };
+    let x_ticks = nice_ticks(x_lo, x_hi);
+    let y_ticks = nice_ticks(y_lo, y_hi);
+    let top = if opts.title.is_some() {
+        MARGIN_TOP_TITLED
+    } else {
+        MARGIN_TOP
+    };
+    let f = Frame {
+        left: MARGIN_LEFT,
+        right: WIDTH - MARGIN_RIGHT,
+        top,
+        bottom: HEIGHT - MARGIN_BOTTOM,
+        x0: x_ticks[0],
+        x1: x_ticks[x_ticks.len() - 1],
+        y0: y_ticks[0],
+        y1: y_ticks[y_ticks.len() - 1],
+    };
+    let x_label = clip(&opts.x_label, MAX_LABEL_CHARS);
+    let y_label = clip(&opts.y_label, MAX_LABEL_CHARS);
+    let aria = format!(
+        "{title}: scatter plot of {} points, {y_label} against {x_label}",
+        drawn.len()
+    );
+    let x_fmt = TickFormat::for_ticks(&x_ticks);
+    let y_fmt = TickFormat::for_ticks(&y_ticks);
+    let body = html! {
+        (grid_and_axes(&f, &x_ticks, &y_ticks))
+        g.points fill=(color(0)) fill-opacity="0.8" {
+            @for &(x, y) in &drawn {
+                circle cx=(num(f.x(x))) cy=(num(f.y(y))) r=(num(POINT_RADIUS)) {}
+            }
+        }
+        g fill=(TEXT_COLOR) font-size=(FONT_SIZE) {
+            @if opts.title.is_some() {
+                (heading(&title))
+            }
+            g.ticks.x-ticks text-anchor="middle" {
+                @for &t in &x_ticks {
+                    text x=(num(f.x(t))) y=(num(f.bottom + 16.0)) { (x_fmt.format(t)) }
+                }
+            }
+            g.ticks.y-ticks text-anchor="end" {
+                @for &t in &y_ticks {
+                    text x=(num(f.left - 6.0)) y=(num(f.y(t) + 4.0)) { (y_fmt.format(t)) }
+                }
+            }
+            text.axis-label x=(num((f.left + f.right) / 2.0)) y=(num(f.bottom + 34.0)) text-anchor="middle" {
+                (x_label)
+            }
+            (y_axis_label(&f, &y_label))
+        }
+    };
+    svg(&title, &aria, "chart chart-scatter", body)
+}
+
 /// Where the plot area sits in the drawing and which data ranges it shows.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
@@ -992,6 +1078,42 @@ fn no_data(title: &str, class: &str) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scatter_plot_draws_each_usable_point_inside_its_frame() {
+        let points = [
+            (0.5, 1.0),
+            (0.7, 2.0),
+            (0.9, 4.0),
+            (f64::NAN, 1.0),
+            (1.0, f64::INFINITY),
+        ];
+        let opts = ScatterOptions {
+            x_label: "e".into(),
+            y_label: "max(h) [m]".into(),
+            title: Some("max(h) against e".into()),
+        };
+        let svg = scatter_plot(&points, &opts).into_string();
+        assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
+        assert!(
+            svg.contains("scatter plot of 3 points, max(h) [m] against e"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(">max(h) [m]</text>") && svg.contains(">e</text>"),
+            "{svg}"
+        );
+        for c in svg.split("<circle").skip(1) {
+            let attr = |name: &str| -> f64 {
+                let at = c.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                c[at..].split('"').next().unwrap().parse().unwrap()
+            };
+            assert!((MARGIN_LEFT..=WIDTH - MARGIN_RIGHT).contains(&attr("cx")));
+            assert!((MARGIN_TOP_TITLED..=HEIGHT - MARGIN_BOTTOM).contains(&attr("cy")));
+        }
+        let empty = scatter_plot(&[(f64::NAN, 0.0)], &opts).into_string();
+        assert!(empty.contains("no data"), "{empty}");
+    }
 
     /// The step between ticks, checked to be 1, 2 or 5 × 10^k.
     fn nice_step(ticks: &[f64]) -> f64 {

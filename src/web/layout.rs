@@ -12,6 +12,7 @@ pub enum Nav {
     None,
     Dashboard,
     Runs,
+    Sweeps,
     Library,
     Usage,
     Keys,
@@ -19,9 +20,10 @@ pub enum Nav {
     Webhooks,
 }
 
-const NAV: [(Nav, &str, &str); 8] = [
+const NAV: [(Nav, &str, &str); 9] = [
     (Nav::Dashboard, "Dashboard", paths::DASHBOARD),
     (Nav::Runs, "Runs", paths::RUNS),
+    (Nav::Sweeps, "Sweeps", paths::SWEEPS),
     (Nav::Library, "Library", paths::LIBRARY),
     (Nav::Usage, "Usage", paths::USAGE),
     (Nav::Keys, "API Keys", paths::KEYS),

@@ -22,6 +22,8 @@ pub mod plots;
 pub mod run_form;
 pub mod run_workspace;
 pub mod runs;
+pub mod sweep_form;
+pub mod sweeps;
 pub mod usage;
 pub mod webhooks;
 
@@ -111,6 +113,14 @@ pub fn routes() -> FaceRoutes {
             paths::RESET_PASSWORD,
             page(get(password_reset::reset_page).post(password_reset::reset)),
         ),
+        (paths::SWEEPS, page(get(sweeps::index).post(sweeps::create))),
+        (paths::SWEEP, page(get(sweeps::show))),
+        (paths::SWEEP_EVENTS, page(get(sweeps::events))),
+        (paths::SWEEP_CANCEL, page(post(sweeps::cancel))),
+        (paths::SWEEP_CASES_CSV, page(get(sweeps::cases_csv))),
+        (paths::SWEEP_CASES_PARQUET, page(get(sweeps::cases_parquet))),
+        (paths::SWEEP_SCATTER_SVG, page(get(sweeps::scatter_svg))),
+        (paths::SWEEP_OVERLAY, page(get(sweeps::overlay))),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! Route paths, shared by the router and every link, form and `hx-*` attribute, so a link
 //! cannot drift from its route.
 
-use crate::domain::ids::{KeyId, RunId};
+use crate::domain::ids::{KeyId, RunId, SweepId};
 
 pub const HOME: &str = "/";
 /// Also named in mails by the domain (`crate::links`).
@@ -57,6 +57,16 @@ pub const WEBHOOK_ENABLED: &str = "/webhooks/:id/enabled";
 pub const WEBHOOK_ROTATE: &str = "/webhooks/:id/rotate";
 pub const WEBHOOK_DELETE: &str = "/webhooks/:id/delete";
 pub const WEBHOOK_RESEND: &str = "/webhooks/deliveries/:id/resend";
+/// Sweeps: the list and the New sweep form, a sweep's page, its live progress (Server-Sent
+/// Events of HTML fragments), its cases as files, and an overlay of some cases' trajectories.
+pub const SWEEPS: &str = "/sweeps";
+pub const SWEEP: &str = "/sweeps/:id";
+pub const SWEEP_EVENTS: &str = "/sweeps/:id/events";
+pub const SWEEP_CANCEL: &str = "/sweeps/:id/cancel";
+pub const SWEEP_CASES_CSV: &str = "/sweeps/:id/cases.csv";
+pub const SWEEP_CASES_PARQUET: &str = "/sweeps/:id/cases.parquet";
+pub const SWEEP_SCATTER_SVG: &str = "/sweeps/:id/scatter.svg";
+pub const SWEEP_OVERLAY: &str = "/sweeps/:id/overlay";
 pub const API_V1: &str = "/api/v1";
 pub const API_DOCS: &str = "/api/docs";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
@@ -124,4 +134,13 @@ pub fn edit_run(id: &RunId) -> String {
 /// The download of a run's results in `format`.
 pub fn run_result(id: &RunId, format: crate::sim::result_file::Format) -> String {
     format!("/runs/{}/result.{}", id.as_str(), format.extension())
+}
+
+/// One of the `SWEEP…` paths for one sweep.
+pub fn sweep_path(template: &str, id: &SweepId) -> String {
+    template.replace(":id", id.as_str())
+}
+
+pub fn sweep(id: &SweepId) -> String {
+    sweep_path(SWEEP, id)
 }

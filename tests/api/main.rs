@@ -32,6 +32,7 @@ mod runs;
 mod security;
 mod states;
 mod stiff;
+mod sweep_pages;
 mod sweeps;
 mod types;
 mod usage;

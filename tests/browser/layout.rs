@@ -83,6 +83,29 @@ async fn no_page_scrolls_sideways_on_a_phone_or_a_desktop() {
         .await
         .unwrap();
     let other_id = other["id"].as_str().unwrap();
+    let sweep: Value = app
+        .post_json(
+            "/api/v1/sweeps",
+            &account.api_key,
+            &json!({
+                "base": {"fmu_id": "lib:BouncingBall", "stop_time": 1, "output_interval": 0.1},
+                "design": {"grid": [{"name": "e", "range": {"start": 0.5, "stop": 0.9, "num": 3}}]},
+                "kpis": [{"variable": "h", "kind": "max"}, {"variable": "h", "kind": "first_crossing", "level": 0.5}],
+                "trajectories": true,
+            }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sweep_id = sweep["id"].as_str().unwrap();
+    eventually("the sweep's end", || async {
+        let now = app
+            .get_json(&format!("/api/v1/sweeps/{sweep_id}"), &account.api_key)
+            .await;
+        now["finished_at"].is_string().then_some(())
+    })
+    .await;
     let b = start_browser().await;
     let c = &b.client;
     for (width, height, label) in SIZES {
@@ -105,6 +128,12 @@ async fn no_page_scrolls_sideways_on_a_phone_or_a_desktop() {
                 format!("/runs/compare?run={run_id}&run={other_id}"),
             ),
             ("library", "/library".to_string()),
+            ("sweeps", "/sweeps".to_string()),
+            ("sweep", format!("/sweeps/{sweep_id}")),
+            (
+                "overlay",
+                format!("/sweeps/{sweep_id}/overlay?case=0&case=2"),
+            ),
             ("model", "/library/lib:BouncingBall".to_string()),
             ("usage", "/usage".to_string()),
             ("keys", "/api-keys".to_string()),

@@ -17,6 +17,7 @@ use common::{Account, Api, TestApp, page_text, spawn_app, spawn_billing_app, str
 use fantoccini::{Client, ClientBuilder, Locator};
 
 mod layout;
+mod sweeps;
 mod webhooks;
 use serde_json::{Value, json};
 

@@ -658,36 +658,12 @@ impl SweepsApi {
         id: Path<String>,
     ) -> Result<EventStream<BoxStream<'static, SweepStreamEvent>>, OpError<SweepEventsErrors>> {
         let id = SweepId::from(id.0);
-        let view = sweeps::get(&state, &auth.principal.user_id, &id).await?;
+        let (view, events) = sweeps::watch::watch(&state, &auth.principal.user_id, &id).await?;
         let names = kpi_names(&view.sweep);
-        // Subscribed before the snapshot is read, so nothing ends unseen between the two.
-        let live = state.sweeps.subscribe(&id);
-        let view = sweeps::get(&state, &auth.principal.user_id, &id).await?;
         let total = view.sweep.case_count;
-        let first = progress_event(view.counts, total, None);
-        let ended = view.sweep.finished_at.is_some() || live.is_none();
-        let stream: BoxStream<'static, SweepStreamEvent> = match live {
-            Some(rx) if !ended => {
-                let (state, user) = (state.clone(), auth.principal.user_id.clone());
-                let rest = futures_util::stream::unfold(
-                    Some((rx, state, user, id, names, total)),
-                    |s| async move {
-                        let (mut rx, state, user, id, names, total) = s?;
-                        let (event, more) =
-                            next_sweep_event(&mut rx, &state, &user, &id, &names, total).await?;
-                        Some((event, more.then_some((rx, state, user, id, names, total))))
-                    },
-                );
-                futures_util::stream::once(async move { first })
-                    .chain(rest)
-                    .boxed()
-            }
-            _ => {
-                let end =
-                    SweepStreamEvent::end(view.sweep.status.to_string(), view.sweep.error.clone());
-                futures_util::stream::iter([first, end]).boxed()
-            }
-        };
+        let stream = events
+            .map(move |event| stream_event(event, &names, total))
+            .boxed();
         Ok(EventStream::new(stream)
             .keep_alive(KEEP_ALIVE)
             .to_event(|e| Event::message(e.to_json_string()).event_type(e.kind.clone())))
@@ -747,46 +723,19 @@ impl SweepsApi {
     }
 }
 
-/// The next event of a sweep's stream, and whether more follow.
-async fn next_sweep_event(
-    rx: &mut tokio::sync::broadcast::Receiver<SweepEvent>,
-    state: &State,
-    user: &crate::domain::ids::UserId,
-    id: &SweepId,
-    names: &[String],
-    total: u32,
-) -> Option<(SweepStreamEvent, bool)> {
-    use tokio::sync::broadcast::error::RecvError;
-    Some(match rx.recv().await {
-        Ok(SweepEvent::Cases(cases)) => {
-            let cases = cases.iter().map(|c| ended_view(c, names)).collect();
-            let event = SweepStreamEvent {
-                cases: Some(cases),
-                ..SweepStreamEvent::of("cases")
-            };
-            (event, true)
-        }
-        Ok(SweepEvent::Progress {
+/// A sweep's event as the stream describes it.
+fn stream_event(event: SweepEvent, names: &[String], total: u32) -> SweepStreamEvent {
+    match event {
+        SweepEvent::Cases(cases) => SweepStreamEvent {
+            cases: Some(cases.iter().map(|c| ended_view(c, names)).collect()),
+            ..SweepStreamEvent::of("cases")
+        },
+        SweepEvent::Progress {
             counts,
             eta_seconds,
-        }) => (progress_event(counts, total, eta_seconds), true),
-        Ok(SweepEvent::End { status, error }) => {
-            (SweepStreamEvent::end(status.to_string(), error), false)
-        }
-        // Fell behind: a fresh snapshot replaces what was missed (the cases are in
-        // `/cases`).
-        Err(RecvError::Lagged(_)) => {
-            let view = sweeps::get(state, user, id).await.ok()?;
-            (progress_event(view.counts, total, None), true)
-        }
-        Err(RecvError::Closed) => {
-            let view = sweeps::get(state, user, id).await.ok()?;
-            (
-                SweepStreamEvent::end(view.sweep.status.to_string(), view.sweep.error),
-                false,
-            )
-        }
-    })
+        } => progress_event(counts, total, eta_seconds),
+        SweepEvent::End { status, error } => SweepStreamEvent::end(status.to_string(), error),
+    }
 }
 
 fn default_limit() -> u32 {
@@ -1010,39 +959,8 @@ fn design_of(body: DesignCreate, max_cases: u64) -> Result<(Design, serde_json::
     if !found.is_empty() {
         return Err(problems(found));
     }
-    let shown = design_shown(&design);
+    let shown = design.shown();
     Ok((design, shown))
-}
-
-/// The design as stored and shown: seeds included, explicit cases counted (they are the
-/// cases themselves).
-fn design_shown(design: &Design) -> serde_json::Value {
-    use serde_json::json;
-    match design {
-        Design::Grid(axes) => json!({"grid": axes.iter().map(|a| match &a.levels {
-            Levels::Values(v) => json!({"name": a.name, "values": v}),
-            Levels::Range { start, stop, num } =>
-                json!({"name": a.name, "range": {"start": start, "stop": stop, "num": num}}),
-        }).collect::<Vec<_>>()}),
-        Design::LatinHypercube {
-            n,
-            seed,
-            parameters,
-        } => json!({"latin_hypercube": {
-            "n": n, "seed": seed,
-            "parameters": parameters.iter().map(|(name, d)| match d {
-                Distribution::Uniform { low, high } => json!({"name": name, "uniform": {"low": low, "high": high}}),
-                Distribution::Normal { mean, sd } => json!({"name": name, "normal": {"mean": mean, "sd": sd}}),
-            }).collect::<Vec<_>>()}}),
-        Design::Sobol {
-            n,
-            seed,
-            parameters,
-        } => json!({"sobol": {
-            "n": n, "seed": seed,
-            "parameters": parameters.iter().map(|(name, b)| json!({"name": name, "low": b.low, "high": b.high})).collect::<Vec<_>>()}}),
-        Design::Cases(cases) => json!({"cases": cases.len()}),
-    }
 }
 
 /// A literal as JSON: a number when it reads as one, a Boolean, else the text.

@@ -98,6 +98,37 @@ impl Cases {
 }
 
 impl Design {
+    /// The design as stored and shown: seeds included, explicit cases counted (they are the
+    /// cases themselves).
+    pub fn shown(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Design::Grid(axes) => json!({"grid": axes.iter().map(|a| match &a.levels {
+                Levels::Values(v) => json!({"name": a.name, "values": v}),
+                Levels::Range { start, stop, num } =>
+                    json!({"name": a.name, "range": {"start": start, "stop": stop, "num": num}}),
+            }).collect::<Vec<_>>()}),
+            Design::LatinHypercube {
+                n,
+                seed,
+                parameters,
+            } => json!({"latin_hypercube": {
+                "n": n, "seed": seed,
+                "parameters": parameters.iter().map(|(name, d)| match d {
+                    Distribution::Uniform { low, high } => json!({"name": name, "uniform": {"low": low, "high": high}}),
+                    Distribution::Normal { mean, sd } => json!({"name": name, "normal": {"mean": mean, "sd": sd}}),
+                }).collect::<Vec<_>>()}}),
+            Design::Sobol {
+                n,
+                seed,
+                parameters,
+            } => json!({"sobol": {
+                "n": n, "seed": seed,
+                "parameters": parameters.iter().map(|(name, b)| json!({"name": name, "low": b.low, "high": b.high})).collect::<Vec<_>>()}}),
+            Design::Cases(cases) => json!({"cases": cases.len()}),
+        }
+    }
+
     /// How many cases the design has, counted without expanding it (a grid of 1000 × 1000 ×
     /// 1000 levels is refused before anything is allocated). `None` when it overflows.
     pub fn count(&self) -> Option<u64> {

@@ -8,10 +8,12 @@
 //! refunded, exactly as a run. Cancelling refunds the cases not started. A stop of the
 //! server leaves the cases in the database; the next start resumes the sweep.
 
+pub mod cases_parquet;
 pub mod design;
 pub mod events;
 pub mod executor;
 pub mod status;
+pub mod watch;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
