@@ -141,58 +141,9 @@ pub async fn start(
     new: RunRequest,
     idempotency_key: Option<String>,
 ) -> AppResult<Started> {
-    if let Some(reason) = state.readiness.simulation_problem() {
-        return Err(AppError::Unavailable(format!(
-            "simulations are unavailable: {reason}"
-        )));
-    }
-    // Settling runs in flight needs disk space: new ones wait while the volume is low.
-    if let Some(problem) =
-        crate::machine::disk_problem(&state.config.data_dir, state.config.disk_reserve_bytes)
-    {
-        return Err(AppError::Unavailable(problem));
-    }
+    taking_work(state)?;
     let cost = state.config.run_cost;
-    // Library ids are the same for everyone, so the FMU can be named before the key is
-    // checked; visibility is checked with the key's user below.
-    let user_for_lookup = match &starter {
-        Starter::Session(user_id) => user_id.clone(),
-        Starter::Key(_) => UserId::from(String::new()),
-    };
-    let named = fmus::resolve(state, &user_for_lookup, &new.fmu).await.ok();
-    let principal = match starter {
-        Starter::Session(user_id) => Principal {
-            user_id,
-            key_id: None,
-        },
-        Starter::Key(key) => {
-            let names = named
-                .as_ref()
-                .map(fmu_names)
-                .unwrap_or_else(|| vec![new.fmu.trim().to_ascii_lowercase()]);
-            let facts = RequestFacts {
-                operation: "simulate",
-                fmu: names,
-                cost: Some(cost.get()),
-            };
-            auth::authenticate_key(state, key, facts).await?
-        }
-    };
-    let limiter_key = principal
-        .key_id
-        .as_ref()
-        .map_or_else(|| principal.user_id.to_string(), KeyId::to_string);
-    state
-        .run_limit
-        .check(&limiter_key)
-        .map_err(AppError::RateLimited)?;
-
-    // What was found above is visible to this caller (their own view, or a library model
-    // everyone sees); only an upload named under an API key needs the key's user.
-    let record = match named {
-        Some(record) => record,
-        None => fmus::resolve(state, &principal.user_id, &new.fmu).await?,
-    };
+    let (principal, record) = authorize_simulation(state, starter, &new.fmu, cost).await?;
     let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
     let max = state.config.max_run_time;
     let timeout = new.timeout.unwrap_or(max);
@@ -350,6 +301,74 @@ pub async fn start(
         execute(&st, &id, origin, job, timeout, cancel_rx, after).await
     });
     Ok(Started { run })
+}
+
+/// Whether the service takes new simulations: not while a start-up check fails, nor while
+/// the data volume is low (settling the work in flight needs its space).
+pub fn taking_work(state: &State) -> AppResult<()> {
+    if let Some(reason) = state.readiness.simulation_problem() {
+        return Err(AppError::Unavailable(format!(
+            "simulations are unavailable: {reason}"
+        )));
+    }
+    if let Some(problem) =
+        crate::machine::disk_problem(&state.config.data_dir, state.config.disk_reserve_bytes)
+    {
+        return Err(AppError::Unavailable(problem));
+    }
+    Ok(())
+}
+
+/// Who may simulate which model at what cost: the caller (an API key is checked for
+/// `simulate` on this FMU at this `cost`, so an attenuated key cannot exceed its limits), the
+/// caller's rate of new work, and the model, resolved in the caller's view. What every kind
+/// of simulation (a run, a sweep) does before its own checks.
+pub async fn authorize_simulation(
+    state: &State,
+    starter: Starter,
+    fmu: &str,
+    cost: Credits,
+) -> AppResult<(Principal, FmuRecord)> {
+    // Library ids are the same for everyone, so the FMU can be named before the key is
+    // checked; visibility is checked with the key's user below.
+    let user_for_lookup = match &starter {
+        Starter::Session(user_id) => user_id.clone(),
+        Starter::Key(_) => UserId::from(String::new()),
+    };
+    let named = fmus::resolve(state, &user_for_lookup, fmu).await.ok();
+    let principal = match starter {
+        Starter::Session(user_id) => Principal {
+            user_id,
+            key_id: None,
+        },
+        Starter::Key(key) => {
+            let names = named
+                .as_ref()
+                .map(fmu_names)
+                .unwrap_or_else(|| vec![fmu.trim().to_ascii_lowercase()]);
+            let facts = RequestFacts {
+                operation: "simulate",
+                fmu: names,
+                cost: Some(cost.get()),
+            };
+            auth::authenticate_key(state, key, facts).await?
+        }
+    };
+    let limiter_key = principal
+        .key_id
+        .as_ref()
+        .map_or_else(|| principal.user_id.to_string(), KeyId::to_string);
+    state
+        .run_limit
+        .check(&limiter_key)
+        .map_err(AppError::RateLimited)?;
+    // What was found above is visible to this caller (their own view, or a library model
+    // everyone sees); only an upload named under an API key needs the key's user.
+    let record = match named {
+        Some(record) => record,
+        None => fmus::resolve(state, &principal.user_id, fmu).await?,
+    };
+    Ok((principal, record))
 }
 
 /// Starts a run and waits briefly for it (up to the configured `sync_wait`): the answer of

@@ -18,11 +18,10 @@ pub mod watch;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::tokens::RequestFacts;
-use crate::auth::{self, Principal};
+use crate::auth::Principal;
 use crate::domain::error::{AppError, AppResult};
 use crate::domain::fmus::{self, FmuRecord};
-use crate::domain::ids::{Credits, KeyId, SweepId, UserId};
+use crate::domain::ids::{Credits, SweepId, UserId};
 use crate::domain::runs::{RunRequest, Starter, StoredSettings};
 use crate::sim::kpi::{self, KpiSpec};
 use crate::sim::plan::{self, Problem, Problems, RunSettings};
@@ -149,16 +148,7 @@ pub async fn start(
     request: SweepRequest,
     idempotency_key: Option<String>,
 ) -> AppResult<SweepRow> {
-    if let Some(reason) = state.readiness.simulation_problem() {
-        return Err(AppError::Unavailable(format!(
-            "simulations are unavailable: {reason}"
-        )));
-    }
-    if let Some(problem) =
-        crate::machine::disk_problem(&state.config.data_dir, state.config.disk_reserve_bytes)
-    {
-        return Err(AppError::Unavailable(problem));
-    }
+    crate::domain::runs::taking_work(state)?;
     let checked = check(state, starter, &request).await?;
     let Checked {
         principal,
@@ -252,47 +242,8 @@ async fn check(state: &State, starter: Starter, request: &SweepRequest) -> AppRe
     let per_case = state.config.run_cost;
     let cost = Credits::new(per_case.get().saturating_mul(cases.0.len() as i64))
         .map_err(|e| AppError::Fault(e.to_string()))?;
-    let user_for_lookup = match &starter {
-        Starter::Session(user_id) => user_id.clone(),
-        Starter::Key(_) => UserId::from(String::new()),
-    };
-    let named = fmus::resolve(state, &user_for_lookup, &request.base.fmu)
-        .await
-        .ok();
-    let principal = match starter {
-        Starter::Session(user_id) => Principal {
-            user_id,
-            key_id: None,
-        },
-        Starter::Key(key) => {
-            let names = named.as_ref().map_or_else(
-                || vec![request.base.fmu.trim().to_ascii_lowercase()],
-                |r| {
-                    let mut names = vec![r.id.to_string()];
-                    names.extend(r.library_id.clone());
-                    names
-                },
-            );
-            let facts = RequestFacts {
-                operation: "simulate",
-                fmu: names,
-                cost: Some(cost.get()),
-            };
-            auth::authenticate_key(state, key, facts).await?
-        }
-    };
-    let limiter_key = principal
-        .key_id
-        .as_ref()
-        .map_or_else(|| principal.user_id.to_string(), KeyId::to_string);
-    state
-        .run_limit
-        .check(&limiter_key)
-        .map_err(AppError::RateLimited)?;
-    let record = match named {
-        Some(record) => record,
-        None => fmus::resolve(state, &principal.user_id, &request.base.fmu).await?,
-    };
+    let (principal, record) =
+        crate::domain::runs::authorize_simulation(state, starter, &request.base.fmu, cost).await?;
     let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
     let max_time = state.config.max_run_time;
     let timeout = request.base.timeout.unwrap_or(max_time);
