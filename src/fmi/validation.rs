@@ -585,10 +585,7 @@ impl<'a, 'input> Checker<'a, 'input> {
                     format!("value reference {vr} is already \"{first}\"'s"),
                 );
             }
-            if structured
-                && let Err(why) =
-                    fmi_rs::model_description::validation::validate_structured_variable_name(v.name)
-            {
+            if structured && let Err(why) = structured_name(v.name) {
                 self.push(
                     Code::InvalidStructuredName,
                     v.node,
@@ -1141,8 +1138,43 @@ fn number(kind: Kind, text: &str) -> Option<f64> {
     }
 }
 
+/// fmi-rs checks a structured name with a bison/flex parser whose state is global (it is
+/// not reentrant): two threads inside it at once corrupt each other's state, and the process
+/// dies (seen as a segfault in `yyparse` while two uploads were validated at once). One
+/// thread at a time, then.
+static STRUCTURED_NAME_PARSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether `name` is a structured name (FMI's `variableNamingConvention="structured"`).
+fn structured_name(name: &str) -> Result<(), String> {
+    let _one_at_a_time = STRUCTURED_NAME_PARSER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    fmi_rs::model_description::validation::validate_structured_variable_name(name)
+}
+
 #[cfg(test)]
 mod tests {
+    /// Threads validating structured names at once, as concurrent uploads do: each gets its
+    /// own answer and the process lives (the parser underneath is not reentrant).
+    #[test]
+    fn structured_names_are_checked_safely_from_many_threads_at_once() {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..2_000 {
+                        let good = format!("a{t}.b[{i}].c");
+                        assert_eq!(super::structured_name(&good), Ok(()), "{good}");
+                        let bad = format!("a{t}..b[{i}");
+                        assert!(super::structured_name(&bad).is_err(), "{bad}");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+
     use super::*;
 
     fn codes(xml: &str) -> Vec<(Code, Option<u32>)> {
