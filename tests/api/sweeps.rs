@@ -645,3 +645,51 @@ async fn kept_trajectories_are_each_the_same_case_run_alone() {
         "{csv}"
     );
 }
+
+#[tokio::test]
+async fn a_retried_sweep_with_its_idempotency_key_is_the_same_sweep_charged_once() {
+    let app = spawn_app_with(|_| {}).await;
+    let account = app.register().await;
+    let key = &account.api_key;
+    let before = app.balance(key).await;
+    let start = |body: Value, token: &'static str| {
+        let url = app.at("/api/v1/sweeps");
+        let key = key.clone();
+        async move {
+            api_client()
+                .post(url)
+                .bearer_auth(key)
+                .header("Idempotency-Key", token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = start(dahlquist_sweep(5), "sweep-1").await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = start(dahlquist_sweep(5), "sweep-1").await;
+    assert_eq!(again.status(), 202);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        again["id"], first["id"],
+        "the retry answers the first sweep"
+    );
+    // The same key with another body is refused and starts nothing.
+    let other = start(dahlquist_sweep(6), "sweep-1").await;
+    assert_eq!(other.status(), 422);
+    finished_sweep(&*app.url, key, first["id"].as_str().unwrap()).await;
+    assert_eq!(app.balance(key).await, before - 5);
+    assert_eq!(
+        app.count("sweeps WHERE user_id = ?1", [&account.user_id]),
+        1
+    );
+    assert_eq!(
+        app.count(
+            "credit_ledger WHERE user_id = ?1 AND kind = 'reserve'",
+            [&account.user_id]
+        ),
+        1
+    );
+}
