@@ -121,7 +121,7 @@ pub struct WebhookCreate {
     #[oai(skip_serializing_if_is_none)]
     pub description: Option<Text>,
     /// The events to send (at least one); default all.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none, validator(min_items = 1))]
     pub events: Option<Vec<Choice<EventName>>>,
     /// Default true.
     #[oai(skip_serializing_if_is_none)]
@@ -136,7 +136,8 @@ pub struct WebhookUpdate {
     pub url: Option<Text>,
     #[oai(skip_serializing_if_is_none)]
     pub description: Option<Text>,
-    #[oai(skip_serializing_if_is_none)]
+    /// The events to send (at least one).
+    #[oai(skip_serializing_if_is_none, validator(min_items = 1))]
     pub events: Option<Vec<Choice<EventName>>>,
     #[oai(skip_serializing_if_is_none)]
     pub enabled: Option<bool>,
