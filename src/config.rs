@@ -32,8 +32,11 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Biscuit root private key (hex). `None`: read or create `biscuit-root.key` in `data_dir`.
     pub root_key_hex: Option<Secret>,
-    /// SQLite connections in the pool.
+    /// Database connections in the pool.
     pub db_pool_size: u32,
+    /// `FMU_GATEWAY_DATABASE_URL`: a PostgreSQL URL puts all state there; `None`: SQLite in
+    /// `data_dir`.
+    pub database_url: Option<Secret>,
     /// Largest FMU upload accepted.
     pub max_upload_bytes: u64,
     /// Simulations that run at once (worker processes); more wait in a queue.
@@ -169,6 +172,15 @@ impl PartialEq<&str> for Secret {
 }
 
 impl Config {
+    /// Where the database is: PostgreSQL when `database_url` is set, else the SQLite file in
+    /// the data directory.
+    pub fn database(&self) -> crate::store::Location {
+        match &self.database_url {
+            Some(url) => crate::store::Location::Postgres(url.to_string()),
+            None => crate::store::Location::Sqlite(self.data_dir.join("fmu-gateway.db")),
+        }
+    }
+
     /// Defaults for a laptop: plain-http localhost, `./data`.
     pub fn local(data_dir: PathBuf) -> Self {
         Config {
@@ -182,6 +194,7 @@ impl Config {
             session_ttl: Duration::from_secs(14 * 24 * 3600),
             root_key_hex: None,
             db_pool_size: 8,
+            database_url: None,
             max_upload_bytes: 100 << 20,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             worker_memory_bytes: 2 << 30,
@@ -287,6 +300,16 @@ impl Config {
         config.root_key_hex = env("FMU_GATEWAY_ROOT_KEY")
             .filter(|k| !k.trim().is_empty())
             .map(Secret::from);
+        if let Some(v) = env("FMU_GATEWAY_DATABASE_URL").filter(|v| !v.trim().is_empty()) {
+            if !(v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_DATABASE_URL",
+                    "(hidden)",
+                    "must be a postgres:// or postgresql:// URL (unset: SQLite in the data directory)",
+                ));
+            }
+            config.database_url = Some(Secret::from(v));
+        }
         if let Some(v) = env("FMU_GATEWAY_DB_POOL_SIZE") {
             config.db_pool_size = parse_num("FMU_GATEWAY_DB_POOL_SIZE", &v)?;
             if config.db_pool_size == 0 {

@@ -60,6 +60,11 @@ pub enum StartError {
     RootKey(#[from] RootKeyError),
     #[error("cannot install the built-in FMU library: {0}")]
     Library(#[source] crate::domain::fmus::RegistryError),
+    #[error(
+        "another fmu-gateway server is running on this database; one server per PostgreSQL \
+         database for now (docs/scaling.md)"
+    )]
+    AnotherServer,
     #[error("cannot recover the runs interrupted by the last stop: {0}")]
     Recovery(#[source] StoreError),
     #[error("the workers do not fit in this machine's memory: {0}")]
@@ -79,7 +84,7 @@ impl AppState {
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
         let shown = config.data_dir.display().to_string();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(shown, e))?;
-        let store = Store::open(&config.data_dir.join("fmu-gateway.db"), config.db_pool_size)?;
+        let store = Store::connect(&config.database(), config.db_pool_size)?;
         let keys = KeyIssuer::load_or_create(&config.data_dir, config.root_key_hex.as_deref())?;
         let auth_limit = AuthLimit::per_minute(config.auth_rate_per_minute);
         let library = crate::domain::fmus::seed_library(&store, &config.data_dir)

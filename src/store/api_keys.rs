@@ -1,6 +1,6 @@
 //! The `api_keys` table: what identifies each biscuit key, never the token itself.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::sql::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreResult, now_ms, write_tx};
 use crate::domain::ids::{KeyId, UserId};
@@ -26,7 +26,7 @@ const SELECT: &str = "SELECT k.id, k.user_id, k.label, k.created_at, k.expires_a
         (SELECT COUNT(*) FROM usage u WHERE u.api_key_id = k.id), k.primary_since
     FROM api_keys k";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+fn from_row(r: &Row) -> StoreResult<KeyRow> {
     Ok(KeyRow {
         id: r.get(0)?,
         user_id: r.get(1)?,

@@ -5,7 +5,7 @@
 //! applied in the transaction that claims its event id, so a redelivered event changes
 //! nothing, and no credit moves without its ledger row.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use super::sql::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::ledger::{self, EntryKind};
 use super::users::User;
@@ -32,7 +32,7 @@ pub struct Purchase {
 const COLUMNS: &str = "id, user_id, plan, credits, amount_cents, currency, checkout_session_id,
      payment_intent_id, refunded_cents, credits_removed, credits_unrecovered, created_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Purchase> {
+fn from_row(r: &Row) -> StoreResult<Purchase> {
     Ok(Purchase {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -69,8 +69,8 @@ fn save_customer(
     now: i64,
 ) -> StoreResult<String> {
     conn.execute(
-        "INSERT OR IGNORE INTO billing_customers (user_id, stripe_customer_id, created_at)
-         VALUES (?1, ?2, ?3)",
+        "INSERT INTO billing_customers (user_id, stripe_customer_id, created_at)
+         VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         params![user_id, customer_id, now],
     )?;
     Ok(customer_of(conn, user_id)?.unwrap_or_else(|| customer_id.to_string()))
@@ -115,8 +115,8 @@ fn flag_of(conn: &Connection, user_id: &UserId) -> StoreResult<Option<String>> {
 /// caller must change nothing.
 fn claim_event(tx: &Transaction<'_>, id: &str, kind: &str, now: i64) -> StoreResult<bool> {
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO stripe_events (id, type, outcome, received_at)
-         VALUES (?1, ?2, 'received', ?3)",
+        "INSERT INTO stripe_events (id, type, outcome, received_at)
+         VALUES (?1, ?2, 'received', ?3) ON CONFLICT DO NOTHING",
         params![id, kind, now],
     )?;
     Ok(inserted == 1)
@@ -135,9 +135,9 @@ fn set_event_outcome(tx: &Transaction<'_>, id: &str, outcome: &str) -> StoreResu
 /// granted its credits before, e.g. through the other of its two success events).
 fn insert_purchase(tx: &Transaction<'_>, p: &NewPurchase) -> StoreResult<bool> {
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO purchases (id, user_id, plan, credits, amount_cents, currency,
+        "INSERT INTO purchases (id, user_id, plan, credits, amount_cents, currency,
              checkout_session_id, payment_intent_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
         params![
             p.id,
             p.user_id,
@@ -195,7 +195,7 @@ fn record_refund(
     unrecovered: Credits,
 ) -> StoreResult<()> {
     tx.execute(
-        "UPDATE purchases SET refunded_cents = MAX(refunded_cents, ?2), credits_removed = credits_removed + ?3,
+        "UPDATE purchases SET refunded_cents = CASE WHEN refunded_cents > ?2 THEN refunded_cents ELSE ?2 END, credits_removed = credits_removed + ?3,
              credits_unrecovered = credits_unrecovered + ?4
          WHERE id = ?1",
         params![purchase_id, refunded_cents, removed, unrecovered],
@@ -474,7 +474,7 @@ fn handle_event(
     now: i64,
     effect: impl FnOnce(&Transaction<'_>) -> StoreResult<String>,
 ) -> StoreResult<EventOutcome> {
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_full_sync(true)?;
     let handled = (|| {
         let tx = write_tx(conn)?;
         if !claim_event(&tx, &event.id, &event.kind, now)? {
@@ -485,7 +485,7 @@ fn handle_event(
         tx.commit()?;
         Ok(EventOutcome::Handled(outcome))
     })();
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_full_sync(false)?;
     handled
 }
 
@@ -566,7 +566,7 @@ mod tests {
             .unwrap();
         assert_eq!(again, EventOutcome::Duplicate);
         let sync: i64 = store
-            .run(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+            .run(|conn| Ok(conn.query_row("PRAGMA synchronous", params![], |r| r.get(0))?))
             .await
             .unwrap();
         assert_eq!(sync, 1, "NORMAL again after the FULL commit");
@@ -589,7 +589,9 @@ mod tests {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
                 let rows =
-                    conn.query_row("SELECT COUNT(*) FROM credit_ledger", [], |r| r.get(0))?;
+                    conn.query_row("SELECT COUNT(*) FROM credit_ledger", params![], |r| {
+                        r.get(0)
+                    })?;
                 let refund = conn.query_row(
                     "SELECT refunded_cents, credits_removed, credits_unrecovered FROM purchases",
                     [],

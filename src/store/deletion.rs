@@ -6,7 +6,7 @@
 //! balance, loses its email, name and password, and its `email_normalized` becomes
 //! `deleted:<id>` (unique, and never a parseable email), which frees the address.
 
-use rusqlite::{Connection, params};
+use super::sql::{Connection, params};
 
 use super::{Store, StoreResult, write_tx};
 use crate::domain::ids::{FmuId, RunId, SweepId, UserId};

@@ -3,7 +3,7 @@
 //! The registry (`domain::fmus`) keeps the files; the operations on [`Store`] here record
 //! them, each in one transaction where it writes more than one statement.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::sql::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreResult, write_tx};
 use crate::domain::ids::{FmuId, UserId};
@@ -23,7 +23,7 @@ pub struct FmuRow {
     pub file_name: Option<String>,
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<FmuRow> {
+fn from_row(r: &Row) -> StoreResult<FmuRow> {
     Ok(FmuRow {
         id: r.get(0)?,
         library_id: r.get(1)?,
@@ -200,7 +200,7 @@ fn by_library_id(
 fn list(conn: &Connection, user_id: &UserId, query: Option<&str>) -> StoreResult<Vec<FmuRow>> {
     let sql = format!(
         "{SELECT} WHERE (f.library_id IS NOT NULL OR o.user_id IS NOT NULL)
-           AND (?2 IS NULL OR instr(lower(f.model_name), lower(?2)) > 0)
+           AND (CAST(?2 AS TEXT) IS NULL OR instr(lower(f.model_name), lower(CAST(?2 AS TEXT))) > 0)
          ORDER BY f.library_id IS NULL, f.model_name, f.fmi_version DESC, f.id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -264,7 +264,7 @@ impl Store {
 
     /// [`Store::has_fmu`] for start-up code that runs before the server serves.
     pub fn has_fmu_blocking(&self, id: &FmuId) -> StoreResult<bool> {
-        exists(&*self.conn()?, id)
+        exists(&self.conn()?, id)
     }
 
     /// Replaces an FMU's stored description (JSON of `fmi::describe::ModelInfo`), when it was

@@ -1,7 +1,7 @@
 //! The `free_grants` table: how many new accounts got the free credits from one client
 //! address on one day (the cap `FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY`).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::sql::{Connection, OptionalExtension, params};
 
 use super::StoreResult;
 
@@ -25,7 +25,7 @@ pub(super) fn take(conn: &Connection, address: &str, now: i64, cap: u32) -> Stor
     }
     conn.execute(
         "INSERT INTO free_grants (address, day, grants) VALUES (?1, ?2, 1)
-         ON CONFLICT (address, day) DO UPDATE SET grants = grants + 1",
+         ON CONFLICT (address, day) DO UPDATE SET grants = free_grants.grants + 1",
         params![address, day],
     )?;
     // Old days are of no further use.

@@ -2,20 +2,21 @@
 //! that a read refuses when negative (the schema's `CHECK`s keep it from happening; a row
 //! that breaks them is an error, not a balance).
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use super::sql::{FromSql, ToSql, Value};
+use super::{StoreError, StoreResult};
 
 use crate::domain::ids::{Credits, FmuId, KeyId, PurchaseId, RunId, SweepId, UserId};
 
 macro_rules! stored_as_text {
     ($($name:ty),*) => {$(
         impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
+            fn to_sql(&self) -> StoreResult<Value> {
+                Ok(Value::from(self.as_str()))
             }
         }
 
         impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+            fn column_result(value: &Value) -> StoreResult<Self> {
                 value.as_str().map(<$name>::from)
             }
         }
@@ -25,20 +26,20 @@ macro_rules! stored_as_text {
 stored_as_text!(UserId, KeyId, RunId, FmuId, PurchaseId, SweepId);
 
 impl ToSql for Credits {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.get()))
+    fn to_sql(&self) -> StoreResult<Value> {
+        Ok(Value::from(self.get()))
     }
 }
 
 impl FromSql for Credits {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        Credits::new(value.as_i64()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+    fn column_result(value: &Value) -> StoreResult<Self> {
+        Credits::new(value.as_i64()?).map_err(StoreError::decode)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::Connection;
+    use crate::store::sql::{Connection, params};
 
     use super::*;
 
@@ -52,7 +53,7 @@ mod tests {
         let back: Credits = conn.query_row("SELECT ?1", [five], |r| r.get(0)).unwrap();
         assert_eq!(back, five);
         let err = conn
-            .query_row("SELECT -1", [], |r| r.get::<_, Credits>(0))
+            .query_row("SELECT -1", params![], |r| r.get::<Credits>(0))
             .unwrap_err();
         assert!(err.to_string().contains("cannot be negative"), "{err}");
     }

@@ -4,7 +4,7 @@
 //! row in the caller's transaction, and refuses a change that would make it negative. The
 //! `CHECK (credits >= 0)` constraints back this up in the schema.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::sql::{OptionalExtension, Transaction, params};
 
 use super::StoreResult;
 use crate::domain::ids::{Credits, RunId, SweepId, UserId};
@@ -43,15 +43,13 @@ impl EntryKind {
 }
 
 /// A kind this build does not know is a read error, never a guess.
-impl rusqlite::types::FromSql for EntryKind {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+impl super::sql::FromSql for EntryKind {
+    fn column_result(value: &super::sql::Value) -> StoreResult<Self> {
         let text = value.as_str()?;
         EntryKind::ALL
             .into_iter()
             .find(|k| k.as_str() == text)
-            .ok_or_else(|| {
-                rusqlite::types::FromSqlError::Other(format!("ledger kind {text:?}").into())
-            })
+            .ok_or_else(|| super::StoreError::Decode(format!("ledger kind {text:?}")))
     }
 }
 
@@ -133,7 +131,7 @@ fn record(
 
 /// The user's newest ledger rows, newest first.
 pub(super) fn recent(
-    conn: &rusqlite::Connection,
+    conn: &super::sql::Connection,
     user_id: &UserId,
     limit: u32,
 ) -> StoreResult<Vec<Entry>> {

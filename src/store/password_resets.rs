@@ -1,6 +1,6 @@
 //! The `password_resets` table: single-use, expiring reset links, stored by their hash.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::sql::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreResult, write_tx};
 use crate::domain::ids::UserId;

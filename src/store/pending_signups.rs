@@ -1,6 +1,6 @@
 //! The `pending_signups` table: sign-ups waiting for their mailed link, stored by its hash.
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Store, StoreResult, write_tx};
 

@@ -1,7 +1,8 @@
 //! The `runs` and `idempotency_keys` tables.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use super::StoreError;
+use super::sql::{Connection, OptionalExtension, Row, Transaction, params};
+use super::sql::{FromSql, ToSql, Value};
 
 use super::ledger::{self, EntryKind};
 use super::{Store, StoreResult, now_ms, write_tx};
@@ -12,34 +13,28 @@ use crate::domain::runs::charging::RunEnd;
 
 /// Stored by its name ([`RunStatus::as_str`]), the text the schema's queries compare with.
 impl ToSql for RunStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
+    fn to_sql(&self) -> StoreResult<Value> {
+        Ok(Value::from(self.as_str()))
     }
 }
 
 /// A name that is not a status is an error, not a guess: every row was written by [`ToSql`].
 /// (The same holds for [`FailureKind`] below.)
 impl FromSql for RunStatus {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<RunStatus> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    fn column_result(value: &Value) -> StoreResult<RunStatus> {
+        value.as_str()?.parse().map_err(StoreError::decode)
     }
 }
 
 impl ToSql for FailureKind {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
+    fn to_sql(&self) -> StoreResult<Value> {
+        Ok(Value::from(self.as_str()))
     }
 }
 
 impl FromSql for FailureKind {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<FailureKind> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    fn column_result(value: &Value) -> StoreResult<FailureKind> {
+        value.as_str()?.parse().map_err(StoreError::decode)
     }
 }
 
@@ -75,7 +70,7 @@ const COLUMNS: &str =
     credits_charged, error, log, created_at, started_at, finished_at, failure_kind, charged, result_removed_at,
     reference_check";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+fn from_row(r: &Row) -> StoreResult<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -133,7 +128,8 @@ pub(super) fn list(
     limit: u32,
     offset: i64,
 ) -> StoreResult<(Vec<RunRow>, u64)> {
-    let filter = "WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR fmu_id = ?3 OR fmu_name = ?3)";
+    let filter = "WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+        AND (CAST(?3 AS TEXT) IS NULL OR fmu_id = ?3 OR fmu_name = ?3)";
     let total: i64 = conn.query_row(
         &format!("SELECT COUNT(*) FROM runs {filter}"),
         params![user_id, status, fmu],
@@ -207,7 +203,9 @@ pub(super) fn finish(
 pub(super) fn unfinished(conn: &Connection) -> StoreResult<Vec<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE status IN ('queued', 'running')");
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    let rows = stmt
+        .query_map(params![], from_row)?
+        .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
@@ -549,10 +547,12 @@ mod tests {
             let read: FailureKind = conn.query_row("SELECT ?1", [kind], |r| r.get(0)).unwrap();
             assert_eq!(read, kind);
         }
-        let none: Option<FailureKind> = conn.query_row("SELECT NULL", [], |r| r.get(0)).unwrap();
+        let none: Option<FailureKind> = conn
+            .query_row("SELECT NULL", params![], |r| r.get(0))
+            .unwrap();
         assert_eq!(none, None);
         assert!(
-            conn.query_row("SELECT 'exploded'", [], |r| r.get::<_, FailureKind>(0))
+            conn.query_row("SELECT 'exploded'", params![], |r| r.get::<FailureKind>(0))
                 .is_err()
         );
     }
@@ -570,16 +570,13 @@ mod tests {
         }
         for bad in ["done", "Succeeded"] {
             let err = conn
-                .query_row("SELECT ?1", [bad], |r| r.get::<_, RunStatus>(0))
+                .query_row("SELECT ?1", [bad], |r| r.get::<RunStatus>(0))
                 .unwrap_err();
             assert!(err.to_string().contains("is not a run status"), "{err}");
         }
         let err = conn
-            .query_row("SELECT 3", [], |r| r.get::<_, RunStatus>(0))
+            .query_row("SELECT 3", params![], |r| r.get::<RunStatus>(0))
             .unwrap_err();
-        assert!(
-            matches!(err, rusqlite::Error::InvalidColumnType(..)),
-            "{err}"
-        );
+        assert!(matches!(err, crate::store::StoreError::Decode(_)), "{err}");
     }
 }

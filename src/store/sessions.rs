@@ -1,6 +1,6 @@
 //! The `sessions` table: server-side browser sessions.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::sql::{Connection, OptionalExtension, params};
 
 use super::users::User;
 use super::{Store, StoreResult, now_ms};

@@ -1,7 +1,7 @@
 //! The `fmu_states` and `run_states` tables: saved FMU states' metadata. The files are the
 //! domain's (`domain::states`); these operations record them, each in one transaction.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::sql::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreResult, write_tx};
 use crate::domain::ids::{RunId, UserId};
@@ -28,7 +28,7 @@ pub struct StateRow {
 const COLUMNS: &str = "id, user_id, sha256, fmu_id, instantiation_token, fmi_version, interface, \
                        time, size_bytes, source_run, created_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<StateRow> {
+fn from_row(r: &Row) -> StoreResult<StateRow> {
     Ok(StateRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -93,7 +93,8 @@ fn add(conn: &mut Connection, row: &StateRow, quota: i64) -> StoreResult<StateAd
     }
     if let Some(run) = &row.source_run {
         tx.execute(
-            "INSERT OR REPLACE INTO run_states (run_id, state_id) VALUES (?1, ?2)",
+            "INSERT INTO run_states (run_id, state_id) VALUES (?1, ?2)
+             ON CONFLICT (run_id) DO UPDATE SET state_id = excluded.state_id",
             params![run, row.id],
         )?;
     }
@@ -169,7 +170,7 @@ impl Store {
             ))?;
             let rows = stmt
                 .query_map([&user], from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<StoreResult<Vec<_>>>()?;
             Ok(rows)
         })
         .await

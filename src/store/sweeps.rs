@@ -6,8 +6,9 @@
 //! `settle` row (and a usage row), the refunded ones in one `refund` row. At every moment
 //! the credits held for a sweep are its unsettled cases times the cost of one.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use super::StoreError;
+use super::sql::{Connection, OptionalExtension, Row, Transaction, params};
+use super::sql::{FromSql, ToSql, Value};
 
 use super::ledger::{self, EntryKind};
 use super::runs::Idempotency;
@@ -18,17 +19,14 @@ use crate::domain::runs::charging::{FailureKind, RunEnd};
 use crate::domain::sweeps::status::SweepStatus;
 
 impl ToSql for SweepStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
+    fn to_sql(&self) -> StoreResult<Value> {
+        Ok(Value::from(self.as_str()))
     }
 }
 
 impl FromSql for SweepStatus {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<SweepStatus> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    fn column_result(value: &Value) -> StoreResult<SweepStatus> {
+        value.as_str()?.parse().map_err(StoreError::decode)
     }
 }
 
@@ -57,7 +55,7 @@ const COLUMNS: &str =
     "id, user_id, api_key_id, fmu_id, name, status, request, parameters, case_count,
     credits_per_case, credits_reserved, error, created_at, started_at, finished_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<SweepRow> {
+fn from_row(r: &Row) -> StoreResult<SweepRow> {
     Ok(SweepRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -94,20 +92,14 @@ pub struct CaseRow {
     pub finished_at: Option<i64>,
 }
 
-fn case_from_row(r: &Row<'_>) -> rusqlite::Result<CaseRow> {
+fn case_from_row(r: &Row) -> StoreResult<CaseRow> {
     fn json<T: serde::de::DeserializeOwned>(
         i: usize,
         text: Option<String>,
-    ) -> rusqlite::Result<Option<T>> {
+    ) -> StoreResult<Option<T>> {
         text.map(|t| serde_json::from_str(&t))
             .transpose()
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    i,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
+            .map_err(|e| StoreError::Decode(format!("column {i}: {e}")))
     }
     let start_values: String = r.get(1)?;
     let kpis: Option<String> = r.get(3)?;
@@ -201,16 +193,16 @@ pub(super) fn count_active(conn: &Connection, user_id: &UserId) -> StoreResult<u
 fn counts(conn: &Connection, id: &SweepId) -> StoreResult<CaseCounts> {
     let mut stmt = conn.prepare_cached(
         "SELECT status, COUNT(*), SUM(charged),
-                SUM(failure_kind IN ('service_error', 'interrupted'))
+                SUM(CASE WHEN failure_kind IN ('service_error', 'interrupted') THEN 1 ELSE 0 END)
          FROM sweep_cases WHERE sweep_id = ?1 GROUP BY status",
     )?;
     let mut c = CaseCounts::default();
     let rows = stmt.query_map([id], |r| {
         Ok((
-            r.get::<_, RunStatus>(0)?,
-            r.get::<_, u32>(1)?,
-            r.get::<_, Option<u32>>(2)?,
-            r.get::<_, Option<u32>>(3)?,
+            r.get::<RunStatus>(0)?,
+            r.get::<u32>(1)?,
+            r.get::<Option<u32>>(2)?,
+            r.get::<Option<u32>>(3)?,
         ))
     })?;
     for row in rows {
@@ -229,8 +221,8 @@ fn counts(conn: &Connection, id: &SweepId) -> StoreResult<CaseCounts> {
 }
 
 /// JSON this module wrote that cannot be written: a bug, reported as a conversion error.
-fn encoding(e: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+fn encoding(e: serde_json::Error) -> StoreError {
+    StoreError::Decode(e.to_string())
 }
 
 /// Settles the given cases (each only if still running) and moves their credits, in the
@@ -636,7 +628,7 @@ impl Store {
                     "SELECT id FROM sweeps WHERE status IN ('queued', 'running') OR
                      (status = 'cancelled' AND finished_at IS NULL) ORDER BY created_at",
                 )?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
+                let rows = stmt.query_map(params![], |r| r.get(0))?;
                 rows.collect::<Result<_, _>>()?
             };
             let message = "the service stopped during this case too often; it was refunded";

@@ -1,7 +1,6 @@
 //! The `usage` table: one row per billable event.
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, Row, params, params_from_iter};
+use super::sql::{Connection, Row, Value, params};
 
 use super::{Store, StoreResult};
 use crate::domain::ids::{Credits, KeyId, RunId, UserId};
@@ -55,15 +54,15 @@ pub(super) fn insert(
     api_key_id: Option<&KeyId>,
     run_id: Option<&RunId>,
 ) -> StoreResult<i64> {
-    conn.execute(
+    conn.query_row(
         "INSERT INTO usage (user_id, created_at, fmu_name, credits, api_key_id, run_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
         params![user_id, now, fmu_name, credits, api_key_id, run_id],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
+fn from_row(r: &Row) -> StoreResult<UsageRow> {
     Ok(UsageRow {
         id: r.get(0)?,
         created_at: r.get(1)?,
@@ -106,14 +105,14 @@ pub(super) fn page(
     let args = bind(user_id, query);
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM usage {filter}"))?
-        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+        .query_row(args.clone(), |r| r.get(0))?;
     let sql = format!(
         "SELECT id, created_at, fmu_name, credits, api_key_id, run_id FROM usage {filter} {order}
          LIMIT {limit} OFFSET {offset}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(params_from_iter(args.iter()), from_row)?
+        .query_map(args.clone(), from_row)?
         .collect::<Result<_, _>>()?;
     Ok((rows, total.max(0) as u64))
 }
@@ -130,14 +129,7 @@ pub(super) fn for_each(
     let sql = format!(
         "SELECT id, created_at, fmu_name, credits, api_key_id, run_id FROM usage {filter} {order}"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(params_from_iter(bind(user_id, query)))?;
-    while let Some(row) = rows.next()? {
-        if !each(from_row(row)?) {
-            break;
-        }
-    }
-    Ok(())
+    conn.for_each_row(&sql, bind(user_id, query), |row| Ok(each(from_row(&row)?)))
 }
 
 /// Runs and credits per UTC day since `since` (ms), oldest first: (day start ms, runs, credits).

@@ -1,6 +1,6 @@
 //! The `users` table.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::sql::{Connection, OptionalExtension, Row, params};
 
 use super::api_keys::KeyRow;
 use super::ledger::{self, EntryKind};
@@ -30,7 +30,7 @@ pub(super) struct NewUser<'a> {
 
 const COLUMNS: &str = "id, email, name, credits, created_at, password_hash IS NOT NULL";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+fn from_row(row: &Row) -> StoreResult<User> {
     Ok(User {
         id: row.get(0)?,
         email: row.get(1)?,
@@ -45,7 +45,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 pub(super) fn insert(conn: &Connection, user: &NewUser<'_>) -> StoreResult<bool> {
     let result = conn.execute(
         "INSERT INTO users (id, email, email_normalized, name, password_hash, credits, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
+         ON CONFLICT DO NOTHING",
         params![
             user.id,
             user.email,
@@ -55,15 +56,9 @@ pub(super) fn insert(conn: &Connection, user: &NewUser<'_>) -> StoreResult<bool>
             user.created_at
         ],
     );
-    match result {
-        Ok(_) => Ok(true),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
+    // ON CONFLICT rather than catching the error: on PostgreSQL a failed statement ends
+    // the transaction it is in.
+    Ok(result? == 1)
 }
 
 pub(super) fn get(conn: &Connection, id: &UserId) -> StoreResult<Option<User>> {

@@ -1,8 +1,9 @@
 //! The webhook tables: endpoints (with the secrets that sign for them), deliveries (one per
 //! message and endpoint, with where it stands) and every attempt.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::StoreError;
+use super::sql::{Connection, OptionalExtension, Row, params};
+use super::sql::{FromSql, ToSql, Value};
 
 use super::{Store, StoreResult, write_tx};
 use crate::domain::ids::UserId;
@@ -11,44 +12,38 @@ use crate::domain::webhooks::signing::WebhookSecret;
 use crate::domain::webhooks::{AfterAttempt, Attempt, DeliveryStatus};
 
 impl ToSql for EventType {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
+    fn to_sql(&self) -> StoreResult<Value> {
+        Ok(Value::from(self.as_str()))
     }
 }
 
 impl FromSql for EventType {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<EventType> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    fn column_result(value: &Value) -> StoreResult<EventType> {
+        value.as_str()?.parse().map_err(StoreError::decode)
     }
 }
 
 impl ToSql for EventSet {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.to_stored()))
+    fn to_sql(&self) -> StoreResult<Value> {
+        Ok(Value::from(self.to_stored()))
     }
 }
 
 impl FromSql for EventSet {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<EventSet> {
-        EventSet::from_stored(value.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+    fn column_result(value: &Value) -> StoreResult<EventSet> {
+        EventSet::from_stored(value.as_str()?).map_err(StoreError::decode)
     }
 }
 
 impl ToSql for DeliveryStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
+    fn to_sql(&self) -> StoreResult<Value> {
+        Ok(Value::from(self.as_str()))
     }
 }
 
 impl FromSql for DeliveryStatus {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<DeliveryStatus> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    fn column_result(value: &Value) -> StoreResult<DeliveryStatus> {
+        value.as_str()?.parse().map_err(StoreError::decode)
     }
 }
 
@@ -130,7 +125,7 @@ const ENDPOINT: &str = "SELECT id, user_id, url, description, events, enabled, c
         updated_at, previous_expires_at, previous_secret IS NOT NULL
     FROM webhook_endpoints";
 
-fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<(EndpointRow, bool)> {
+fn endpoint_from_row(r: &Row) -> StoreResult<(EndpointRow, bool)> {
     Ok((
         EndpointRow {
             id: r.get(0)?,
@@ -192,7 +187,7 @@ const DELIVERY: &str = "SELECT d.id, d.endpoint_id, d.message_id, d.event, d.sta
         d.created_at, d.next_attempt_at
     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id";
 
-fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+fn delivery_from_row(r: &Row) -> StoreResult<DeliveryRow> {
     let status: DeliveryStatus = r.get(4)?;
     Ok(DeliveryRow {
         id: r.get(0)?,
@@ -576,7 +571,7 @@ impl Store {
             let n = tx.execute(
                 "UPDATE webhook_deliveries SET claimed_until = NULL
                  WHERE status = 'pending' AND claimed_until IS NOT NULL",
-                [],
+                params![],
             )?;
             tx.commit()?;
             Ok(n)
@@ -589,10 +584,11 @@ impl Store {
     pub async fn next_webhook_due(&self) -> StoreResult<Option<i64>> {
         self.run(|conn| {
             Ok(conn.query_row(
-                "SELECT MIN(MAX(d.next_attempt_at, COALESCE(d.claimed_until, 0)))
+                "SELECT MIN(CASE WHEN COALESCE(d.claimed_until, 0) > d.next_attempt_at
+                     THEN d.claimed_until ELSE d.next_attempt_at END)
                  FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
                  WHERE d.status = 'pending' AND e.enabled = 1",
-                [],
+                params![],
                 |r| r.get(0),
             )?)
         })
