@@ -7,7 +7,10 @@
 #     MATLAB and Parquet result files with scipy and pyarrow (scripts/formats-check.sh): pinned
 #     FMPy, scipy and pyarrow in a venv under target/,
 #   - for the API contract checks (scripts/api-conformance.sh): python3-venv and jq (apt, when
-#     missing), then pinned Python tools in a venv under target/.
+#     missing), then pinned Python tools in a venv under target/,
+#   - for the second pass of the suites that touch the database (api, browser) on PostgreSQL:
+#     Debian's postgresql (apt, when missing), as a throwaway cluster on a local socket
+#     (scripts/postgres.sh), one fresh database per server a test starts.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,3 +47,8 @@ echo "== MATLAB and Parquet result files read back with scipy and pyarrow"
 ./scripts/formats-check.sh
 echo "== api conformance (generated Python client, examples/python/flow.py, schemathesis)"
 ./scripts/api-conformance.sh
+echo "== the api and browser suites again, on PostgreSQL"
+pg_dir=$(mktemp -d /tmp/fmu-gateway-pg.XXXXXX)
+trap './scripts/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
+admin_url=$(./scripts/postgres.sh start "$pg_dir")
+FMU_GATEWAY_TEST_POSTGRES="$admin_url" cargo test --locked --test api --test browser "$@"

@@ -22,6 +22,9 @@ async fn start(
         .arg(dir.join("data"))
         .stdout(file.try_clone().unwrap())
         .stderr(file);
+    if let Some(url) = crate::common::db::database_url(&dir.join("data")).await {
+        command.env("FMU_GATEWAY_DATABASE_URL", url);
+    }
     let server = Binary::spawn(command, port).await;
     let resp = api_client()
         .post(format!("{}/register", server.url))
@@ -84,8 +87,9 @@ async fn by_default_only_server_errors_and_slow_requests_are_logged() {
     assert_eq!(run.status(), 202);
     assert!(started.elapsed() >= std::time::Duration::from_millis(800));
     // A server error: the database loses the usage table under the running server.
-    let conn = rusqlite::Connection::open(dir.path().join("data/fmu-gateway.db")).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5))
+    let conn = crate::common::db::open(&dir.path().join("data"))
+        .await
+        .conn()
         .unwrap();
     conn.execute_batch("DROP TABLE usage").unwrap();
     assert_eq!(get_usage(&server, &key).await, 500);

@@ -522,6 +522,7 @@ fn reset_link(app: &TestApp, email: &str) -> std::process::Output {
         .args(["admin", "reset-link", "--email", email])
         .arg("--data-dir")
         .arg(&app.data_dir)
+        .envs(crate::common::db::env(&app.data_dir))
         .env("FMU_GATEWAY_PUBLIC_URL", &app.url)
         .output()
         .unwrap()
@@ -587,7 +588,7 @@ async fn an_operators_reset_link_sets_a_new_password_once_and_ends_every_session
     };
     let stored = app.count(
         "password_resets WHERE token_hash = ?1 AND user_id = ?2",
-        rusqlite::params![hashed, account.user_id],
+        fmu_gateway::sql_params![hashed, account.user_id],
     );
     assert_eq!(stored, 1, "the token is stored as its SHA-256");
 
@@ -908,8 +909,7 @@ async fn a_run_that_reaches_a_deleted_account_is_refused_and_reserves_nothing() 
     let balance = me["credits"].as_i64().unwrap();
     // The deletion commits between the key check and the reservation: marked as deleted
     // while the key row (checked first) is still there.
-    let db = rusqlite::Connection::open(app.data_dir.join("fmu-gateway.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let db = crate::common::db::open(&app.data_dir).await.conn().unwrap();
     db.execute(
         "UPDATE users SET deleted_at = 1 WHERE email = ?1",
         [&account.email],

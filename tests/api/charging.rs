@@ -48,7 +48,7 @@ impl Server {
     /// The balance, after checking that every credit is accounted for in the ledger.
     async fn balance_matching_the_ledger(&self) -> i64 {
         let balance = self.balance(&self.key).await;
-        let db = fmu_gateway::store::Store::open(&self.data.join("fmu-gateway.db"), 1).unwrap();
+        let db = crate::common::db::open(&self.data).await;
         let sum: i64 = db
             .conn()
             .unwrap()

@@ -180,11 +180,11 @@ async fn results_past_their_retention_are_removed_and_answer_410_with_the_date()
     std::fs::write(&partial, b"half a result").unwrap();
 
     // 31 days pass for the first run.
-    let conn = rusqlite::Connection::open(data.join("fmu-gateway.db")).unwrap();
+    let conn = crate::common::db::open(&data).await.conn().unwrap();
     let month_ms: i64 = 31 * 24 * 3600 * 1000;
     conn.execute(
         "UPDATE runs SET finished_at = finished_at - ?2, created_at = created_at - ?2 WHERE id = ?1",
-        rusqlite::params![old_id, month_ms],
+        fmu_gateway::sql_params![old_id, month_ms],
     )
     .unwrap();
     drop(conn);

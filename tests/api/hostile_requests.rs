@@ -522,7 +522,7 @@ async fn sign_ups_have_a_service_wide_hourly_limit() {
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "rate_limited");
     // Nothing was created by the refused one.
-    let conn = rusqlite::Connection::open(data.join("fmu-gateway.db")).unwrap();
+    let conn = crate::common::db::open(&data).await.conn().unwrap();
     let users: i64 = conn
         .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
         .unwrap();

@@ -12,6 +12,7 @@ mod call_log;
 mod charging;
 mod contract;
 mod dashboard;
+mod database;
 mod deploy;
 mod disk;
 mod first_run;

@@ -180,11 +180,20 @@ async fn the_dashboard_form_refuses_an_unknown_interface_instead_of_running_co_s
         .store
         .conn()
         .unwrap()
-        .prepare("SELECT json_extract(settings, '$.interface') FROM runs ORDER BY rowid")
+        .prepare("SELECT settings FROM runs ORDER BY created_at, id")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(stored, ["me", "me", "cs"]);
+    let interfaces: Vec<String> = stored
+        .iter()
+        .map(|s| {
+            serde_json::from_str::<serde_json::Value>(s).unwrap()["interface"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(interfaces, ["me", "me", "cs"]);
 }

@@ -392,15 +392,21 @@ async fn a_run_interrupted_by_a_crash_is_failed_and_refunded_at_the_next_start()
     let me = url.get_json("/api/v1/me", &key).await;
     assert_eq!(me["credits"], 25, "the reservation came back");
     drop(server);
-    let db = fmu_gateway::store::Store::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let db = crate::common::db::open(&data).await;
     let conn = db.conn().unwrap();
-    let (sum, kinds): (i64, String) = conn
-        .query_row(
-            "SELECT SUM(delta), group_concat(kind, ',') FROM credit_ledger",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT delta, kind FROM credit_ledger ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
+    let sum: i64 = rows.iter().map(|(delta, _)| delta).sum();
+    let kinds = rows
+        .iter()
+        .map(|(_, kind)| kind.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     assert_eq!(sum, 25);
     assert_eq!(kinds, "grant,reserve,refund");
 }
@@ -568,7 +574,7 @@ async fn a_graceful_stop_fails_and_refunds_runs_in_progress() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = server.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}");
-    let db = fmu_gateway::store::Store::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let db = crate::common::db::open(&data).await;
     let conn = db.conn().unwrap();
     let (state, credits): (String, i64) = conn
         .query_row(
@@ -621,6 +627,7 @@ async fn an_operator_command_leaves_runs_in_progress_alone() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
         .args(["admin", "public-key", "--data-dir"])
         .arg(&app.data_dir)
+        .envs(crate::common::db::env(&app.data_dir))
         .output()
         .unwrap();
     assert!(

@@ -244,13 +244,20 @@ async fn health_and_ready_answer() {
 #[tokio::test]
 async fn first_start_creates_the_database_and_a_private_root_key() {
     let app = spawn_app().await;
-    assert!(app.data_dir.join("fmu-gateway.db").exists());
+    assert_eq!(
+        app.data_dir.join("fmu-gateway.db").exists(),
+        !crate::common::db::on_postgres()
+    );
     let key = app.data_dir.join("biscuit-root.key");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    if crate::common::db::on_postgres() {
+        // The rest is SQLite's file settings.
+        return;
+    }
     let conn = app.state.store.conn().unwrap();
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -301,6 +308,7 @@ async fn an_operator_can_grant_credits_from_the_command_line() {
         ])
         .arg("--data-dir")
         .arg(&app.data_dir)
+        .envs(crate::common::db::env(&app.data_dir))
         .output()
         .unwrap();
     assert!(
@@ -335,6 +343,7 @@ async fn an_operator_can_grant_credits_from_the_command_line() {
         ])
         .arg("--data-dir")
         .arg(&app.data_dir)
+        .envs(crate::common::db::env(&app.data_dir))
         .output()
         .unwrap();
     assert!(!out.status.success());

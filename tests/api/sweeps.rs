@@ -493,7 +493,7 @@ async fn a_server_killed_mid_sweep_resumes_it_and_no_credit_is_lost_or_made() {
     sweep_with_ended(url.as_str(), &key, &id, 20).await;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    let db = rusqlite::Connection::open(data.join("fmu-gateway.db")).unwrap();
+    let db = crate::common::db::open(&data).await.conn().unwrap();
     let open: i64 = db
         .query_row(
             "SELECT COUNT(*) FROM sweep_cases WHERE sweep_id = ?1 AND status IN ('queued', 'running')",
@@ -510,10 +510,10 @@ async fn a_server_killed_mid_sweep_resumes_it_and_no_credit_is_lost_or_made() {
     assert_eq!(sweep["counts"]["succeeded"], 10_000, "{sweep}");
     assert_eq!(sweep["credits_charged"], 10_000);
     assert_eq!(url.as_str().balance(&key).await, before - 10_000);
-    let db = rusqlite::Connection::open(data.join("fmu-gateway.db")).unwrap();
+    let db = crate::common::db::open(&data).await.conn().unwrap();
     let (sum, user): (i64, String) = db
         .query_row(
-            "SELECT SUM(delta), user_id FROM credit_ledger WHERE user_id = (SELECT user_id FROM sweeps WHERE id = ?1)",
+            "SELECT SUM(delta), user_id FROM credit_ledger WHERE user_id = (SELECT user_id FROM sweeps WHERE id = ?1) GROUP BY user_id",
             [&id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

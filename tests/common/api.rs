@@ -167,7 +167,7 @@ impl Api for str {
 impl TestApp {
     /// `SELECT COUNT(*) FROM <from_where>` on the app's database, e.g.
     /// `app.count("api_keys WHERE user_id = ?1", [&user_id])`.
-    pub fn count(&self, from_where: &str, params: impl rusqlite::Params) -> i64 {
+    pub fn count(&self, from_where: &str, params: impl fmu_gateway::store::sql::Params) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {from_where}");
         let conn = self.state.store.conn().unwrap();
         conn.query_row(&sql, params, |r| r.get(0)).unwrap()

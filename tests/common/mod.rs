@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod archives;
+pub mod db;
 pub mod mat;
 pub mod stripe;
 
@@ -55,6 +56,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     config.max_active_runs_per_user = 1_000;
     // Workers are the real binary (this test executable cannot be one).
     config.worker_exe = Some(env!("CARGO_BIN_EXE_fmu-gateway").into());
+    config.database_url = db::database_url(&data_dir).await.map(Into::into);
     adjust(&mut config);
     let app = App::build(config).await.expect("the app builds");
     let addr = app.addr();
@@ -261,6 +263,9 @@ impl Binary {
     pub async fn start(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Binary {
         let mut command = Self::command(port, env);
         command.arg("--data-dir").arg(data_dir);
+        if let Some(url) = db::database_url(data_dir).await {
+            command.env("FMU_GATEWAY_DATABASE_URL", url);
+        }
         Self::spawn(command, port).await
     }
 

@@ -79,6 +79,7 @@ async fn refunds_take_back_unspent_credits_and_flag_credits_already_spent() {
             .args(args)
             .arg("--data-dir")
             .arg(&app.data_dir)
+            .envs(crate::common::db::env(&app.data_dir))
             .output()
             .unwrap();
         assert!(

@@ -347,7 +347,7 @@ async fn payments_redelivered_after_the_server_is_killed_are_granted_exactly_onc
 
     let o = url.get_json("/api/v1/billing", &key).await;
     assert_eq!(o["credits"], 25 + 120 * EVENTS as i64);
-    let db = fmu_gateway::store::Store::open(&data.join("fmu-gateway.db"), 1).unwrap();
+    let db = crate::common::db::open(&data).await;
     let conn = db.conn().unwrap();
     let (purchases, events_seen, ledger_sum): (i64, i64, i64) = conn
         .query_row(
