@@ -41,6 +41,8 @@ pub use state::{AppState, StartError, State};
 pub struct App {
     addr: SocketAddr,
     state: State,
+    /// Held while the server runs (see [`store::ServerLock`]).
+    server_lock: store::ServerLock,
     acceptor: wire_errors::JsonParseErrors<TcpAcceptor>,
 }
 
@@ -63,6 +65,10 @@ impl App {
             config.public_url = format!("http://{addr}");
         }
         let state = AppState::open(config)?;
+        let server_lock = state
+            .store
+            .lock_as_the_server()?
+            .ok_or(StartError::AnotherServer)?;
         // Only the server recovers runs a crash left behind: operator commands open the same
         // data directory while the server runs, and must not fail its runs in progress.
         let recovered = domain::runs::recover(&state.store)
@@ -113,6 +119,7 @@ impl App {
         Ok(App {
             addr,
             state,
+            server_lock,
             acceptor,
         })
     }
@@ -171,6 +178,8 @@ impl App {
                 tracing::error!(error = %e, "could not settle the runs in progress at shutdown")
             }
         }
+        // Another server may start on this database once this one has settled its runs.
+        drop(self.server_lock);
         result
     }
 }

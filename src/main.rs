@@ -149,6 +149,23 @@ enum AdminTask {
         #[arg(long)]
         email: String,
     },
+    #[command(flatten)]
+    Database(DatabaseTask),
+}
+
+/// Admin tasks on the database alone.
+#[derive(Subcommand)]
+enum DatabaseTask {
+    /// Bring the database's schema up to date (the server also does at start) and print its
+    /// version: run it once before starting new servers on a shared PostgreSQL.
+    Migrate,
+    /// Copy the SQLite database to a new file while the service runs (for PostgreSQL, says
+    /// what to use instead).
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -251,8 +268,12 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Admin { data_dir, task } => {
             let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-            let config = Config::from_env(listen, data_dir, |k| std::env::var(k).ok())
+            let mut config = Config::from_env(listen, data_dir, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
+            let task = match task {
+                AdminTask::Database(task) => return database_task(&mut config, task).await,
+                other => other,
+            };
             let state = AppState::open(config).map_err(|e| e.to_string())?;
             match task {
                 AdminTask::GrantCredits {
@@ -297,6 +318,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                         fmu_gateway::domain::billing::describe(&user, &summary)
                     );
                 }
+                AdminTask::Database(_) => unreachable!("database tasks return above"),
                 AdminTask::ClearFlag { email } => {
                     let user = accounts::find_by_email(&state.store, &email)
                         .await
@@ -319,6 +341,43 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Fmu { task } => fmu(task).await.map_err(Failure::Fmu),
         Command::Worker => Err(String::from("the worker runs without the async runtime").into()),
     }
+}
+
+/// The admin tasks on the database alone: they open the store, not the whole service (no
+/// library seeding, no workers), so they run beside live servers.
+async fn database_task(config: &mut Config, task: DatabaseTask) -> Result<(), Failure> {
+    config.resolve_paths().map_err(|e| e.to_string())?;
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
+    }
+    let location = config.database();
+    let store =
+        tokio::task::spawn_blocking(move || fmu_gateway::store::Store::connect(&location, 1))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    match task {
+        DatabaseTask::Migrate => {
+            let (applied, known) = store.schema_version().await.map_err(|e| e.to_string())?;
+            println!(
+                "the {:?} database is at migration {applied} of {known}",
+                store.engine()
+            );
+        }
+        DatabaseTask::Backup { to } => {
+            if to.exists() {
+                return Err(
+                    format!("{} exists; the backup goes to a new file", to.display()).into(),
+                );
+            }
+            store
+                .backup_to(to.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("backed up the database to {}", to.display());
+        }
+    }
+    Ok(())
 }
 
 async fn fmu(task: FmuTask) -> Result<(), CliError> {
