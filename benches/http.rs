@@ -10,7 +10,8 @@
 //! Settings: BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 50), BENCH_ONLY (run only
 //! the scenarios whose name contains this text), BENCH_SERVER_CPUS (pin the server to these
 //! CPUs, e.g. `0` or `0,1`: how a route scales from one free core to two is the ratio of two
-//! runs, with the load generator unpinned).
+//! runs, with the load generator unpinned), BENCH_DATABASE_URL (an empty PostgreSQL database
+//! to run on instead of SQLite: `FMU_GATEWAY_DATABASE_URL` for the server).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -151,6 +152,10 @@ async fn start_server() -> Server {
         .env("STRIPE_SECRET_KEY", "sk_test_bench")
         .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("STRIPE_API_BASE", "http://127.0.0.1:9")
+        .env(
+            "FMU_GATEWAY_DATABASE_URL",
+            std::env::var("BENCH_DATABASE_URL").unwrap_or_default(),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -264,8 +269,15 @@ async fn main() {
     let key = reg["api_key"].as_str().unwrap().to_string();
     let user_id = reg["user_id"].as_str().unwrap().to_string();
     {
+        let location = match std::env::var("BENCH_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => fmu_gateway::store::Location::Postgres(url),
+            _ => fmu_gateway::store::Location::Sqlite(server._dir.path().join("fmu-gateway.db")),
+        };
         let db =
-            fmu_gateway::store::Store::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
+            tokio::task::spawn_blocking(move || fmu_gateway::store::Store::connect(&location, 1))
+                .await
+                .unwrap()
+                .unwrap();
         for i in 0..1_000i64 {
             let record = fmu_gateway::store::usage::UsageRecord {
                 fmu_name: "BouncingBall".into(),
@@ -389,8 +401,15 @@ async fn main() {
         return;
     }
     {
+        let location = match std::env::var("BENCH_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => fmu_gateway::store::Location::Postgres(url),
+            _ => fmu_gateway::store::Location::Sqlite(server._dir.path().join("fmu-gateway.db")),
+        };
         let db =
-            fmu_gateway::store::Store::open(&server._dir.path().join("fmu-gateway.db"), 1).unwrap();
+            tokio::task::spawn_blocking(move || fmu_gateway::store::Store::connect(&location, 1))
+                .await
+                .unwrap()
+                .unwrap();
         db.grant_credits(
             &UserId::from(user_id.as_str()),
             Credits::from(10_000_000u32),

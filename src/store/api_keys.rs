@@ -62,7 +62,7 @@ pub(super) fn list_for_user(conn: &Connection, user_id: &UserId) -> StoreResult<
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([user_id], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.collect::<Result<_, _>>()
 }
 
 /// The key with this id if it belongs to the user.
@@ -72,9 +72,8 @@ pub(super) fn get_for_user(
     id: &KeyId,
 ) -> StoreResult<Option<KeyRow>> {
     let sql = format!("{SELECT} WHERE k.user_id = ?1 AND k.id = ?2");
-    Ok(conn
-        .query_row(&sql, params![user_id, id], from_row)
-        .optional()?)
+    conn.query_row(&sql, params![user_id, id], from_row)
+        .optional()
 }
 
 /// What authentication needs on every request: owner, revocation, and when it was last used.
@@ -90,16 +89,15 @@ pub(super) fn status(conn: &Connection, id: &KeyId) -> StoreResult<Option<KeySta
     let mut stmt = conn.prepare_cached(
         "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_used_at FROM api_keys WHERE id = ?1",
     )?;
-    Ok(stmt
-        .query_row([id], |r| {
-            Ok(KeyStatus {
-                user_id: r.get(0)?,
-                revoked: r.get(1)?,
-                expires_at: r.get(2)?,
-                last_used_at: r.get(3)?,
-            })
+    stmt.query_row([id], |r| {
+        Ok(KeyStatus {
+            user_id: r.get(0)?,
+            revoked: r.get(1)?,
+            expires_at: r.get(2)?,
+            last_used_at: r.get(3)?,
         })
-        .optional()?)
+    })
+    .optional()
 }
 
 pub(super) fn touch(conn: &Connection, id: &KeyId, now: i64) -> StoreResult<()> {

@@ -51,13 +51,12 @@ fn from_row(r: &Row) -> StoreResult<Purchase> {
 
 /// The user's Stripe customer id, if they have bought anything (or started to).
 fn customer_of(conn: &Connection, user_id: &UserId) -> StoreResult<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT stripe_customer_id FROM billing_customers WHERE user_id = ?1",
-            [user_id],
-            |r| r.get(0),
-        )
-        .optional()?)
+    conn.query_row(
+        "SELECT stripe_customer_id FROM billing_customers WHERE user_id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Remembers the user's customer; when one is already stored (a concurrent first purchase),
@@ -83,20 +82,19 @@ fn purchases(conn: &Connection, user_id: &UserId, limit: u32) -> StoreResult<Vec
          LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![user_id, limit], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.collect::<Result<_, _>>()
 }
 
 /// The plan of the newest purchase that refunds have not taken back entirely.
 fn current_plan(conn: &Connection, user_id: &UserId) -> StoreResult<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT plan FROM purchases
+    conn.query_row(
+        "SELECT plan FROM purchases
              WHERE user_id = ?1 AND credits_removed + credits_unrecovered < credits
              ORDER BY created_at DESC, id DESC LIMIT 1",
-            [user_id],
-            |r| r.get(0),
-        )
-        .optional()?)
+        [user_id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Why the account needs an operator's attention, if it does.
@@ -159,15 +157,12 @@ fn purchase_by_session(
     user_id: &UserId,
     session_id: &str,
 ) -> StoreResult<Option<Purchase>> {
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {COLUMNS} FROM purchases WHERE checkout_session_id = ?1 AND user_id = ?2"
-            ),
-            params![session_id, user_id],
-            from_row,
-        )
-        .optional()?)
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM purchases WHERE checkout_session_id = ?1 AND user_id = ?2"),
+        params![session_id, user_id],
+        from_row,
+    )
+    .optional()
 }
 
 /// The purchase paid by this PaymentIntent (how a refunded charge finds its credits).
@@ -175,13 +170,12 @@ fn purchase_by_payment_intent(
     tx: &Transaction<'_>,
     payment_intent: &str,
 ) -> StoreResult<Option<Purchase>> {
-    Ok(tx
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM purchases WHERE payment_intent_id = ?1"),
-            [payment_intent],
-            from_row,
-        )
-        .optional()?)
+    tx.query_row(
+        &format!("SELECT {COLUMNS} FROM purchases WHERE payment_intent_id = ?1"),
+        [payment_intent],
+        from_row,
+    )
+    .optional()
 }
 
 /// Adds a refund to a purchase: the refunded total (Stripe's cumulative figure; events can
@@ -566,7 +560,7 @@ mod tests {
             .unwrap();
         assert_eq!(again, EventOutcome::Duplicate);
         let sync: i64 = store
-            .run(|conn| Ok(conn.query_row("PRAGMA synchronous", params![], |r| r.get(0))?))
+            .run(|conn| conn.query_row("PRAGMA synchronous", params![], |r| r.get(0)))
             .await
             .unwrap();
         assert_eq!(sync, 1, "NORMAL again after the FULL commit");

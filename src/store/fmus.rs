@@ -156,12 +156,12 @@ pub(super) fn storage_used_tx(conn: &Connection, user_id: &UserId) -> StoreResul
 /// Bytes the user's uploads take on disk (each FMU they uploaded counts in full for them,
 /// even when someone else uploaded the same bytes).
 fn uploads_used(conn: &Connection, user_id: &UserId) -> StoreResult<i64> {
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT COALESCE(SUM(COALESCE(f.stored_bytes, f.size_bytes)), 0)
          FROM fmu_owners o JOIN fmus f ON f.id = o.fmu_id WHERE o.user_id = ?1",
         [user_id],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Forgets an FMU nobody owns (an upload refused after it was extracted). Returns whether it
@@ -178,9 +178,8 @@ fn remove_if_unowned(conn: &Connection, fmu_id: &FmuId) -> StoreResult<bool> {
 fn visible(conn: &Connection, user_id: &UserId, id: &FmuId) -> StoreResult<Option<FmuRow>> {
     let sql =
         format!("{SELECT} WHERE f.id = ?2 AND (f.library_id IS NOT NULL OR o.user_id IS NOT NULL)");
-    Ok(conn
-        .query_row(&sql, params![user_id, id], from_row)
-        .optional()?)
+    conn.query_row(&sql, params![user_id, id], from_row)
+        .optional()
 }
 
 /// A library model by its library id (`lib:…`).
@@ -190,9 +189,8 @@ fn by_library_id(
     library_id: &str,
 ) -> StoreResult<Option<FmuRow>> {
     let sql = format!("{SELECT} WHERE f.library_id = ?2");
-    Ok(conn
-        .query_row(&sql, params![user_id, library_id], from_row)
-        .optional()?)
+    conn.query_row(&sql, params![user_id, library_id], from_row)
+        .optional()
 }
 
 /// Library models and the user's uploads, library first, then by name. `query` filters
@@ -205,7 +203,7 @@ fn list(conn: &Connection, user_id: &UserId, query: Option<&str>) -> StoreResult
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![user_id, query], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.collect::<Result<_, _>>()
 }
 
 /// Removes the user's upload. Returns whether anyone (or the library) still uses the FMU.
@@ -255,9 +253,8 @@ impl Store {
     pub async fn fmu_info(&self, id: &FmuId) -> StoreResult<Option<String>> {
         let id = id.clone();
         self.run(move |conn| {
-            Ok(conn
-                .query_row("SELECT info FROM fmus WHERE id = ?1", [id], |r| r.get(0))
-                .optional()?)
+            conn.query_row("SELECT info FROM fmus WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
         })
         .await
     }

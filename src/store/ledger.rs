@@ -150,5 +150,5 @@ pub(super) fn recent(
             created_at: r.get(6)?,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.collect::<Result<_, _>>()
 }

@@ -7,15 +7,14 @@ use crate::domain::ids::UserId;
 
 /// The user a link is for, if it is unused and unexpired at `now`.
 fn valid_user(conn: &Connection, token_hash: &[u8], now: i64) -> StoreResult<Option<UserId>> {
-    Ok(conn
-        .query_row(
-            "SELECT r.user_id FROM password_resets r JOIN users u ON u.id = r.user_id
+    conn.query_row(
+        "SELECT r.user_id FROM password_resets r JOIN users u ON u.id = r.user_id
              WHERE r.token_hash = ?1 AND r.used_at IS NULL AND r.expires_at > ?2
                AND u.deleted_at IS NULL",
-            params![token_hash, now],
-            |r| r.get(0),
-        )
-        .optional()?)
+        params![token_hash, now],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 impl Store {

@@ -104,7 +104,7 @@ pub(super) fn insert(conn: &Connection, run: &RunRow) -> StoreResult<()> {
 
 pub(super) fn get(conn: &Connection, id: &RunId) -> StoreResult<Option<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], from_row).optional()?)
+    conn.query_row(&sql, [id], from_row).optional()
 }
 
 /// The user's run (another user's id is "not found").
@@ -114,9 +114,8 @@ pub(super) fn get_for_user(
     id: &RunId,
 ) -> StoreResult<Option<RunRow>> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = ?1 AND user_id = ?2");
-    Ok(conn
-        .query_row(&sql, params![id, user_id], from_row)
-        .optional()?)
+    conn.query_row(&sql, params![id, user_id], from_row)
+        .optional()
 }
 
 /// The user's runs, newest first, optionally by status and FMU (id or name).
@@ -148,11 +147,11 @@ pub(super) fn list(
 /// How many of the user's runs are queued or running (over all their keys and the
 /// dashboard).
 pub(super) fn count_active(conn: &Connection, user_id: &UserId) -> StoreResult<u32> {
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT COUNT(*) FROM runs WHERE user_id = ?1 AND status IN ('queued', 'running')",
         [user_id],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
@@ -216,13 +215,13 @@ pub(super) fn idempotent(
     key: &str,
     since: i64,
 ) -> StoreResult<Option<(String, RunId)>> {
-    Ok(conn
+    conn
         .query_row(
             "SELECT request_hash, run_id FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND created_at >= ?3",
             params![user_id, key, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?)
+        .optional()
 }
 
 /// Records the key (replacing an expired record of the same key).
@@ -255,7 +254,7 @@ pub(super) fn results_to_remove(
            AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
     )?;
     let ids = stmt.query_map(params![finished_before, limit], |r| r.get(0))?;
-    Ok(ids.collect::<Result<_, _>>()?)
+    ids.collect::<Result<_, _>>()
 }
 
 /// Records that a run's results were removed.

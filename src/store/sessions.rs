@@ -78,16 +78,15 @@ pub(super) fn find_live(
                 OR (k.id IS NOT NULL AND k.revoked_at IS NULL
                     AND (k.expires_at IS NULL OR k.expires_at > ?2)))",
     )?;
-    Ok(stmt
-        .query_row(params![token_hash, now], |r| {
-            Ok(SessionRow {
-                user_id: r.get(0)?,
-                csrf_token: r.get(1)?,
-                expires_at: r.get(2)?,
-                last_seen_at: r.get(3)?,
-            })
+    stmt.query_row(params![token_hash, now], |r| {
+        Ok(SessionRow {
+            user_id: r.get(0)?,
+            csrf_token: r.get(1)?,
+            expires_at: r.get(2)?,
+            last_seen_at: r.get(3)?,
         })
-        .optional()?)
+    })
+    .optional()
 }
 
 /// Moves a session's expiry forward (sliding expiry for active users).
@@ -136,10 +135,10 @@ pub(super) fn delete_others(
     user_id: &UserId,
     keep: &[u8],
 ) -> StoreResult<usize> {
-    Ok(conn.execute(
+    conn.execute(
         "DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2",
         params![user_id, keep],
-    )?)
+    )
 }
 
 pub(super) fn delete(conn: &Connection, token_hash: &[u8]) -> StoreResult<()> {
@@ -149,11 +148,11 @@ pub(super) fn delete(conn: &Connection, token_hash: &[u8]) -> StoreResult<()> {
 
 /// "Log out everywhere": returns how many sessions were ended.
 pub(super) fn delete_all_for_user(conn: &Connection, user_id: &UserId) -> StoreResult<usize> {
-    Ok(conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?)
+    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])
 }
 
 pub(super) fn delete_expired(conn: &Connection, now: i64) -> StoreResult<usize> {
-    Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?)
+    conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])
 }
 
 /// Live sessions opened with each of the user's keys: `(key id, sessions)`.
@@ -175,7 +174,7 @@ pub(super) fn live_by_key(
 
 /// Ends the sessions opened with a key (when it is revoked).
 pub(super) fn delete_for_key(conn: &Connection, api_key_id: &KeyId) -> StoreResult<usize> {
-    Ok(conn.execute("DELETE FROM sessions WHERE api_key_id = ?1", [api_key_id])?)
+    conn.execute("DELETE FROM sessions WHERE api_key_id = ?1", [api_key_id])
 }
 
 /// A browser session to open: the hash of its cookie's token, never the token.

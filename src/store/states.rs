@@ -54,13 +54,12 @@ pub enum StateAdded {
 }
 
 fn get(conn: &Connection, user_id: &UserId, id: &str) -> StoreResult<Option<StateRow>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM fmu_states WHERE user_id = ?1 AND id = ?2"),
-            params![user_id, id],
-            from_row,
-        )
-        .optional()?)
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM fmu_states WHERE user_id = ?1 AND id = ?2"),
+        params![user_id, id],
+        from_row,
+    )
+    .optional()
 }
 
 /// Records the state for its user if it fits in `quota` bytes with their uploads and other
@@ -105,11 +104,11 @@ fn add(conn: &mut Connection, row: &StateRow, quota: i64) -> StoreResult<StateAd
 
 /// Bytes the user's saved states take (each counts in full, as each upload does).
 pub(super) fn states_used(conn: &Connection, user_id: &UserId) -> StoreResult<i64> {
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT COALESCE(SUM(size_bytes), 0) FROM fmu_states WHERE user_id = ?1",
         [user_id],
         |r| r.get(0),
-    )?)
+    )
 }
 
 impl Store {
@@ -152,11 +151,11 @@ impl Store {
     pub async fn state_bytes_used(&self, sha256: &str) -> StoreResult<bool> {
         let sha = sha256.to_string();
         self.run(move |conn| {
-            Ok(conn.query_row(
+            conn.query_row(
                 "SELECT EXISTS(SELECT 1 FROM fmu_states WHERE sha256 = ?1)",
                 [&sha],
                 |r| r.get(0),
-            )?)
+            )
         })
         .await
     }

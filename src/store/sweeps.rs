@@ -179,15 +179,15 @@ impl CaseCounts {
 
 fn get(conn: &Connection, id: &SweepId) -> StoreResult<Option<SweepRow>> {
     let sql = format!("SELECT {COLUMNS} FROM sweeps WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], from_row).optional()?)
+    conn.query_row(&sql, [id], from_row).optional()
 }
 
 pub(super) fn count_active(conn: &Connection, user_id: &UserId) -> StoreResult<u32> {
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT COUNT(*) FROM sweeps WHERE user_id = ?1 AND status IN ('queued', 'running')",
         [user_id],
         |r| r.get(0),
-    )?)
+    )
 }
 
 fn counts(conn: &Connection, id: &SweepId) -> StoreResult<CaseCounts> {
@@ -728,9 +728,7 @@ impl Store {
         let (uid, id) = (user_id.clone(), id.clone());
         self.run(move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM sweeps WHERE id = ?1 AND user_id = ?2");
-            Ok(conn
-                .query_row(&sql, params![id, uid], from_row)
-                .optional()?)
+            conn.query_row(&sql, params![id, uid], from_row).optional()
         })
         .await
     }
@@ -780,7 +778,7 @@ impl Store {
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![id, offset, limit], case_from_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            rows.collect::<Result<_, _>>()
         })
         .await
     }

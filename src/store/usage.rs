@@ -145,7 +145,7 @@ pub(super) fn per_day(
     let rows = stmt.query_map(params![user_id, since], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.collect::<Result<_, _>>()
 }
 /// A billable event to record in the usage table.
 #[derive(Clone, Debug)]

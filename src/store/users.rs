@@ -63,7 +63,7 @@ pub(super) fn insert(conn: &Connection, user: &NewUser<'_>) -> StoreResult<bool>
 
 pub(super) fn get(conn: &Connection, id: &UserId) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], from_row).optional()?)
+    conn.query_row(&sql, [id], from_row).optional()
 }
 
 /// The user with this normalized email and their password hash, if they have one.
@@ -72,11 +72,10 @@ pub(super) fn find_by_email(
     email_normalized: &str,
 ) -> StoreResult<Option<(User, Option<String>)>> {
     let sql = format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_normalized = ?1");
-    Ok(conn
-        .query_row(&sql, [email_normalized], |row| {
-            Ok((from_row(row)?, row.get(6)?))
-        })
-        .optional()?)
+    conn.query_row(&sql, [email_normalized], |row| {
+        Ok((from_row(row)?, row.get(6)?))
+    })
+    .optional()
 }
 
 /// A new account, as the domain decided it: the store writes all of it or none.

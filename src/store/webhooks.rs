@@ -180,7 +180,7 @@ fn attempts_of(conn: &Connection, delivery_id: &str) -> StoreResult<Vec<Attempt>
             response_truncated: r.get(5)?,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.collect::<Result<_, _>>()
 }
 
 const DELIVERY: &str = "SELECT d.id, d.endpoint_id, d.message_id, d.event, d.status,
@@ -583,14 +583,14 @@ impl Store {
     /// or its claim's end).
     pub async fn next_webhook_due(&self) -> StoreResult<Option<i64>> {
         self.run(|conn| {
-            Ok(conn.query_row(
+            conn.query_row(
                 "SELECT MIN(CASE WHEN COALESCE(d.claimed_until, 0) > d.next_attempt_at
                      THEN d.claimed_until ELSE d.next_attempt_at END)
                  FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
                  WHERE d.status = 'pending' AND e.enabled = 1",
                 params![],
                 |r| r.get(0),
-            )?)
+            )
         })
         .await
     }
