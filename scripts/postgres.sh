@@ -37,6 +37,6 @@ case "$cmd" in
     echo "postgres://postgres@localhost/postgres?host=$dir"
     ;;
   stop) run "$bin/pg_ctl" -D "$dir/data" -m fast -w -s stop >&2 ;;
-  restart) run "$bin/pg_ctl" -D "$dir/data" -m immediate -w -s restart >&2 ;;
+  restart) run "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m immediate -w -s restart >&2 ;;
   *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac

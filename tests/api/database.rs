@@ -151,3 +151,96 @@ async fn a_second_server_on_the_same_postgres_database_is_refused() {
         "only-one@example.com"
     );
 }
+
+/// A cluster of the test's own (scripts/postgres.sh), which it may crash and restart without
+/// touching the one the rest of the suite shares; stopped when dropped.
+struct OwnCluster {
+    dir: tempfile::TempDir,
+    admin_url: String,
+}
+
+impl OwnCluster {
+    fn start() -> OwnCluster {
+        let dir = tempfile::Builder::new().prefix("pg").tempdir_in("/tmp").unwrap();
+        let out = Self::script("start", dir.path());
+        OwnCluster {
+            admin_url: String::from_utf8(out.stdout).unwrap().trim().to_string(),
+            dir,
+        }
+    }
+
+    fn script(command: &str, dir: &std::path::Path) -> std::process::Output {
+        let out = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh"),
+        )
+        .args([command, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// An immediate stop (no checkpoint: what a crash leaves) and a start, which recovers.
+    fn crash_and_restart(&self) {
+        Self::script("restart", self.dir.path());
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh"),
+        )
+        .args(["stop", self.dir.path().to_str().unwrap()])
+        .output();
+    }
+}
+
+/// PostgreSQL crashing and coming back under a running server: requests during the outage
+/// fail cleanly (500, `/ready` 503), nothing is half-written, and once the database is back
+/// the same server serves again without a restart (its pool replaces the dead connections).
+#[tokio::test]
+async fn the_server_serves_again_after_postgres_crashes_and_recovers() {
+    if !on_postgres() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = cluster.admin_url.clone();
+    let server = Binary::start(&data, free_port(), &[("FMU_GATEWAY_DATABASE_URL", &url)]).await;
+    let reg = server.sign_up("through-a-crash@example.com").await;
+    let key = reg["api_key"].as_str().unwrap().to_string();
+    let before = server.get_json("/api/v1/me", &key).await["credits"]
+        .as_i64()
+        .unwrap();
+
+    cluster.crash_and_restart();
+    // The first requests after the crash may meet connections that died with it; within a
+    // few seconds every request is served again by the same process.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let resp = server.get("/api/v1/me", &key).await;
+        if resp.status() == 200 {
+            break;
+        }
+        assert_eq!(resp.status(), 500, "a failed request is a clean 500");
+        assert!(std::time::Instant::now() < deadline, "the server did not recover");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let ready = crate::common::api_client()
+        .get(format!("{}/ready", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    // A run after the crash is reserved, run and settled as any other.
+    let run = server
+        .create_run(&key, &json!({ "fmu_id": "lib:BouncingBall", "stop_time": 1.0 }))
+        .await;
+    let id = run.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let done = server.finished_run(&key, &id).await;
+    assert_eq!(done["status"], "succeeded");
+    let me = server.get_json("/api/v1/me", &key).await;
+    assert_eq!(me["credits"].as_i64().unwrap(), before - done["credits_charged"].as_i64().unwrap());
+}

@@ -263,7 +263,8 @@ impl Binary {
     pub async fn start(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Binary {
         let mut command = Self::command(port, env);
         command.arg("--data-dir").arg(data_dir);
-        if let Some(url) = db::database_url(data_dir).await {
+        let own_database = env.iter().any(|(k, _)| *k == "FMU_GATEWAY_DATABASE_URL");
+        if !own_database && let Some(url) = db::database_url(data_dir).await {
             command.env("FMU_GATEWAY_DATABASE_URL", url);
         }
         Self::spawn(command, port).await
