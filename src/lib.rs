@@ -16,6 +16,7 @@ pub mod links;
 pub mod machine;
 pub mod mail;
 pub mod metrics;
+pub mod objects;
 pub mod readiness;
 pub mod request;
 pub mod session_guard;
@@ -62,7 +63,7 @@ impl App {
         if listen.port() == 0 && local {
             config.public_url = format!("http://{addr}");
         }
-        let state = AppState::open(config)?;
+        let state = AppState::open(config).await?;
         // Only the server recovers runs a crash left behind: operator commands open the same
         // data directory while the server runs, and must not fail its runs in progress.
         let recovered = domain::runs::recover(&state.store)

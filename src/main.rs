@@ -253,7 +253,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             let listen = SocketAddr::from(([127, 0, 0, 1], 0));
             let config = Config::from_env(listen, data_dir, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
-            let state = AppState::open(config).map_err(|e| e.to_string())?;
+            let state = AppState::open(config).await.map_err(|e| e.to_string())?;
             match task {
                 AdminTask::GrantCredits {
                     email,
