@@ -408,8 +408,6 @@ pub(crate) async fn remove_files(state: &State, id: &FmuId) {
         }
     }
     state.fmu_cache.forget(id.as_str());
-    // What versions before the cache extracted beside the archive.
-    let _ = std::fs::remove_dir_all(root(&state.config.data_dir).join(id.as_str()));
 }
 
 use crate::objects::cache::tree_size;
@@ -735,6 +733,23 @@ pub async fn delete(state: &State, user_id: &UserId, id: &FmuId) -> Result<()> {
     Ok(())
 }
 
+/// Removes the FMUs that versions before the cache extracted beside their archives
+/// (`fmus/<sha256>/`): workers read `cache/fmus/<sha256>/` now, and the old trees would only
+/// take disk.
+fn remove_old_extractions(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(root(data_dir)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_id && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Installs the built-in library (the demo FMUs compiled into this binary) if missing, and
 /// puts back an installed model's archive that the object store lacks (a data directory
 /// moved to another store).
@@ -745,6 +760,7 @@ pub async fn seed_library(
 ) -> Result<usize> {
     let mut added = 0;
     std::fs::create_dir_all(root(data_dir)).map_err(io("creating the registry directory"))?;
+    remove_old_extractions(data_dir);
     for (name, version, bytes) in crate::fmi::library::DEMO_FMUS {
         let id = FmuId::from(hex::encode(Sha256::digest(bytes)));
         if db.has_fmu_blocking(&id)? {
@@ -823,6 +839,21 @@ pub async fn seed_library(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extractions_of_earlier_versions_go_and_archives_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "ab".repeat(32);
+        let old_tree = root(dir.path()).join(&id).join("binaries");
+        std::fs::create_dir_all(&old_tree).unwrap();
+        let archive = root(dir.path()).join(format!("{id}.fmu"));
+        std::fs::write(&archive, b"zip").unwrap();
+        let other = root(dir.path()).join("not-an-id");
+        std::fs::create_dir_all(&other).unwrap();
+        remove_old_extractions(dir.path());
+        assert!(!root(dir.path()).join(&id).exists());
+        assert!(archive.exists() && other.exists());
+    }
 
     #[tokio::test]
     async fn a_rebuilt_library_model_replaces_the_old_one_on_start() {
