@@ -248,6 +248,8 @@ impl Objects {
                     out.write_all(&chunk.map_err(fault)?).await?;
                 }
                 out.flush().await?;
+                // At its start, as the local backend's file is.
+                tokio::io::AsyncSeekExt::rewind(&mut out).await?;
                 Ok(out.into_std().await)
             }
         }
