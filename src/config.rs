@@ -69,6 +69,11 @@ pub struct Config {
     /// Free space kept on the data volume so that runs in flight can still be settled: below
     /// it new runs and uploads are refused and `/ready` answers 503.
     pub disk_reserve_bytes: u64,
+    /// Where files that outlive a process are kept (`FMU_GATEWAY_OBJECT_STORE`): the data
+    /// directory, or an S3 bucket shared by every server and worker machine.
+    pub object_store: crate::objects::Backend,
+    /// Bound of the local cache of extracted FMUs (`FMU_GATEWAY_FMU_CACHE_BYTES`).
+    pub fmu_cache_bytes: u64,
     /// Bearer token that lets a client other than this machine read `/metrics`.
     pub metrics_token: Option<Secret>,
     /// Largest body of every route that is not an upload (JSON, forms).
@@ -202,6 +207,8 @@ impl Config {
             storage_quota_bytes: 1 << 30,
             result_retention: Duration::from_secs(30 * 24 * 3600),
             disk_reserve_bytes: 256 << 20,
+            object_store: crate::objects::Backend::Local,
+            fmu_cache_bytes: 2 << 30,
             metrics_token: None,
             run_cost: Credits::from(1u32),
             sync_wait: Duration::from_secs(5),
@@ -495,6 +502,13 @@ fn read_storage(
             ));
         }
         config.result_retention = Duration::from_secs(days * 24 * 3600);
+    }
+    if let Some(v) = env("FMU_GATEWAY_OBJECT_STORE").filter(|v| !v.is_empty()) {
+        config.object_store = crate::objects::Backend::parse(&v, env)
+            .map_err(|why| ConfigError::new("FMU_GATEWAY_OBJECT_STORE", &v, &why))?;
+    }
+    if let Some(v) = env("FMU_GATEWAY_FMU_CACHE_BYTES") {
+        config.fmu_cache_bytes = parse_num("FMU_GATEWAY_FMU_CACHE_BYTES", &v)?;
     }
     if let Some(v) = env("FMU_GATEWAY_DISK_RESERVE_MB") {
         let mb: u64 = parse_num("FMU_GATEWAY_DISK_RESERVE_MB", &v)?;

@@ -16,6 +16,7 @@ pub mod links;
 pub mod machine;
 pub mod mail;
 pub mod metrics;
+pub mod objects;
 pub mod readiness;
 pub mod request;
 pub mod session_guard;
@@ -64,7 +65,7 @@ impl App {
         if listen.port() == 0 && local {
             config.public_url = format!("http://{addr}");
         }
-        let state = AppState::open(config)?;
+        let state = AppState::open(config).await?;
         let server_lock = state
             .store
             .lock_as_the_server()?

@@ -274,7 +274,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 AdminTask::Database(task) => return database_task(&mut config, task).await,
                 other => other,
             };
-            let state = AppState::open(config).map_err(|e| e.to_string())?;
+            let state = AppState::open(config).await.map_err(|e| e.to_string())?;
             match task {
                 AdminTask::GrantCredits {
                     email,

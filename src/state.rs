@@ -42,6 +42,10 @@ pub struct AppState {
     pub sweeps: crate::domain::sweeps::events::Hub,
     /// Wakes the webhook deliverer when a message is recorded or resent.
     pub webhook_wake: tokio::sync::Notify,
+    /// Where FMU archives, states, results and trajectories are kept.
+    pub objects: crate::objects::Objects,
+    /// Extracted FMUs for the workers, filled from `objects`.
+    pub fmu_cache: Arc<crate::objects::cache::FmuCache>,
 }
 
 pub type State = Arc<AppState>;
@@ -58,6 +62,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     RootKey(#[from] RootKeyError),
+    #[error("cannot open the object store or the FMU cache: {0}")]
+    Objects(#[source] std::io::Error),
     #[error("cannot install the built-in FMU library: {0}")]
     Library(#[source] crate::domain::fmus::RegistryError),
     #[error(
@@ -77,8 +83,9 @@ pub enum StartError {
 }
 
 impl AppState {
-    /// Creates the data directory, opens (and migrates) the database, loads the root key.
-    pub fn open(mut config: Config) -> Result<State, StartError> {
+    /// Creates the data directory, opens (and migrates) the database, loads the root key,
+    /// opens the object store and installs the built-in library into it.
+    pub async fn open(mut config: Config) -> Result<State, StartError> {
         config
             .resolve_paths()
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
@@ -87,7 +94,15 @@ impl AppState {
         let store = Store::connect(&config.database(), config.db_pool_size)?;
         let keys = KeyIssuer::load_or_create(&config.data_dir, config.root_key_hex.as_deref())?;
         let auth_limit = AuthLimit::per_minute(config.auth_rate_per_minute);
-        let library = crate::domain::fmus::seed_library(&store, &config.data_dir)
+        let objects = crate::objects::Objects::open(&config.object_store, &config.data_dir)
+            .map_err(StartError::Objects)?;
+        let fmu_cache = crate::objects::cache::FmuCache::open(
+            config.data_dir.join("cache").join("fmus"),
+            config.fmu_cache_bytes,
+        )
+        .map_err(StartError::Objects)?;
+        let library = crate::domain::fmus::seed_library(&store, &objects, &config.data_dir)
+            .await
             .map_err(StartError::Library)?;
         if library > 0 {
             tracing::info!(models = library, "installed the built-in FMU library");
@@ -132,6 +147,8 @@ impl AppState {
             sweeps: Default::default(),
             reset_limit: KeyedLimit::per_hour(RESET_MAILS_PER_HOUR),
             webhook_wake: Default::default(),
+            objects,
+            fmu_cache,
         }))
     }
 }

@@ -37,7 +37,7 @@ pub async fn remove_expired_results(state: &State) -> AppResult<usize> {
         let ids = state.store.expired_results(before, BATCH).await?;
         let mut done = Vec::with_capacity(ids.len());
         for id in &ids {
-            match crate::domain::runs::remove_result(state, id) {
+            match crate::domain::runs::remove_result(state, id).await {
                 Ok(()) => done.push(id.clone()),
                 Err(e) => tracing::warn!(run = %id, error = %e, "cannot remove expired results"),
             }

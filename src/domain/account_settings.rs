@@ -82,20 +82,19 @@ pub async fn delete_account(state: &State, user_id: &UserId, password: &str) -> 
         }
         Err(Refused::NoAccount) => return Err(AppError::NotFound("account")),
     };
-    let data_dir = &state.config.data_dir;
     for run in &removed.runs {
-        if let Err(e) = super::runs::remove_result(state, run) {
+        if let Err(e) = super::runs::remove_result(state, run).await {
             tracing::warn!(run_id = %run, error = %e, "cannot remove a deleted account's results");
         }
     }
     for fmu in &removed.fmus {
-        super::fmus::remove_files(data_dir, fmu);
+        super::fmus::remove_files(state, fmu).await;
     }
     for sha in &removed.state_files {
-        let _ = std::fs::remove_file(super::states::file_path(data_dir, sha));
+        super::states::remove_bytes(state, sha).await;
     }
     for sweep in &removed.sweeps {
-        super::sweeps::remove_trajectories(data_dir, sweep);
+        super::sweeps::remove_trajectories(state, sweep).await;
     }
     tracing::info!(
         %user_id,

@@ -15,6 +15,8 @@ use crate::domain::ids::{FmuId, UserId};
 use crate::fmi::archive::{self, Limits};
 use crate::fmi::describe::{self, ModelInfo};
 use crate::fmi::validation::{self, Code, Problem, Report};
+use crate::objects::Key;
+use crate::objects::cache::Pinned;
 use crate::state::State;
 use crate::store::fmus::{FmuRow, NewFmu, Owned};
 use crate::store::{self, StoreError};
@@ -43,12 +45,10 @@ pub enum RegistryError {
     VolumeLow(String),
     #[error("FMU not found")]
     NotFound,
-    /// A stored FMU could not be extracted again: ours to fix, not the caller's.
+    /// A stored FMU could not be fetched from the object store or extracted into the cache:
+    /// ours to fix, not the caller's.
     #[error("re-extracting {id}: {source}")]
-    Reextract {
-        id: FmuId,
-        source: archive::ArchiveError,
-    },
+    Reextract { id: FmuId, source: std::io::Error },
     /// A built-in library model did not install: this binary is broken.
     #[error("library model {model}: {source}")]
     Library {
@@ -142,23 +142,28 @@ pub fn root(data_dir: &Path) -> PathBuf {
     data_dir.join("fmus")
 }
 
-/// The extracted FMU that workers read (extracted again from the stored file if missing).
-pub fn extracted_dir(data_dir: &Path, id: &FmuId) -> Result<PathBuf> {
-    let dir = root(data_dir).join(id.as_str());
-    if !dir.is_dir() {
-        let file = root(data_dir).join(format!("{id}.fmu"));
-        let tmp = temp_path(data_dir, "extract");
-        archive::extract(&file, &tmp, &Limits::default()).map_err(|source| {
-            RegistryError::Reextract {
-                id: id.clone(),
-                source,
-            }
-        })?;
-        if std::fs::rename(&tmp, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-    }
-    Ok(dir)
+/// The extracted FMU that workers read, from the local cache (filled from the stored archive
+/// on a miss), held in the cache until the returned [`Pinned`] is dropped: keep it for as
+/// long as a worker may read the directory.
+pub async fn extracted(state: &State, id: &FmuId) -> Result<Pinned> {
+    let objects = &state.objects;
+    state
+        .fmu_cache
+        .get(id.as_str(), |dir| async move {
+            let archive = objects.local_copy(&Key::FmuArchive(id.clone())).await?;
+            tokio::task::spawn_blocking(move || {
+                archive::extract(archive.path(), &dir, &Limits::default())
+                    .map(|_| ())
+                    .map_err(std::io::Error::other)
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        })
+        .await
+        .map_err(|source| RegistryError::Reextract {
+            id: id.clone(),
+            source,
+        })
 }
 
 fn temp_path(data_dir: &Path, what: &str) -> PathBuf {
@@ -226,9 +231,7 @@ pub async fn add_upload(
             let checked =
                 tokio::task::spawn_blocking(move || check(&data, &tmp, &limits)).await??;
             let checked = smoke_test(state, checked, strictness).await?;
-            let (tmp, id2, data) = (tmp_file.clone(), id.clone(), data_dir.clone());
-            let (mut info, stored) =
-                tokio::task::spawn_blocking(move || place(&data, &tmp, &id2, checked)).await??;
+            let (mut info, stored) = place(state, &tmp_file, &id, checked).await?;
             check_references(state, &id, &mut info).await;
             let info_json =
                 serde_json::to_string(&info).map_err(|source| RegistryError::StoredInfo {
@@ -259,7 +262,7 @@ pub async fn add_upload(
         // Files extracted for this request alone go again; bytes others own stay.
         let orphan = state.store.forget_unowned_fmu(&id).await?;
         if orphan {
-            remove_files(&data_dir, &id);
+            remove_files(state, &id).await;
         }
         return Err(over_quota(used, adding, state.config.storage_quota_bytes));
     }
@@ -293,23 +296,17 @@ const REFERENCE_CHECK_TIME: std::time::Duration = std::time::Duration::from_secs
 /// All of an upload's carried references together (waiting for workers included).
 const REFERENCE_CHECKS_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Where the verdicts of an FMU's carried references, run when it was first stored, are
-/// kept: beside it, removed with it.
-fn reference_checks_path(data_dir: &Path, id: &FmuId) -> PathBuf {
-    root(data_dir).join(format!("{id}.reference-checks.json"))
-}
-
 /// Runs the references a newly stored FMU carries (none: nothing to do) and keeps their
 /// verdicts with it. Free of charge and bounded in time; a check that cannot run is a
 /// verdict that says why, never a refused upload: the FMU is valid, the verdict informs.
 async fn check_references(state: &State, id: &FmuId, info: &mut ModelInfo) {
-    let Ok(dir) = extracted_dir(&state.config.data_dir, id) else {
+    let Ok(fmu) = extracted(state, id).await else {
         return;
     };
     let checks = crate::domain::runs::reference::check_carried(
         &state.workers,
         info,
-        &dir,
+        fmu.dir(),
         REFERENCE_CHECK_TIME,
         REFERENCE_CHECKS_TIME,
     )
@@ -360,10 +357,11 @@ async fn check_references(state: &State, id: &FmuId, info: &mut ModelInfo) {
     if let Some(report) = info.validation.as_mut() {
         report.extend(failed);
     }
-    let path = reference_checks_path(&state.config.data_dir, id);
-    let written = serde_json::to_vec(&outcome)
-        .map_err(std::io::Error::other)
-        .and_then(|json| std::fs::write(&path, json));
+    let key = Key::ReferenceChecks(id.clone());
+    let written = match serde_json::to_vec(&outcome) {
+        Ok(json) => state.objects.put_bytes(&key, json.into()).await,
+        Err(e) => Err(std::io::Error::other(e)),
+    };
     if let Err(e) = written {
         tracing::error!(%id, error = %e, "could not keep an upload's reference checks");
     }
@@ -381,10 +379,15 @@ pub struct ReferenceChecks {
 /// What the upload check of an FMU's references found; `None` for an FMU without references
 /// (or stored before uploads were checked).
 pub async fn reference_checks(state: &State, id: &FmuId) -> Option<ReferenceChecks> {
-    let path = reference_checks_path(&state.config.data_dir, id);
-    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path).ok())
-        .await
-        .ok()??;
+    let key = Key::ReferenceChecks(id.clone());
+    let bytes = match state.objects.get_bytes(&key).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::error!(%id, error = %e, "cannot read an upload's reference checks");
+            return None;
+        }
+    };
     serde_json::from_slice(&bytes)
         .inspect_err(
             |e| tracing::error!(%id, error = %e, "an upload's reference checks do not parse"),
@@ -392,28 +395,22 @@ pub async fn reference_checks(state: &State, id: &FmuId) -> Option<ReferenceChec
         .ok()
 }
 
-/// Removes an FMU's stored file and extracted directory.
-pub(crate) fn remove_files(data_dir: &Path, id: &FmuId) {
-    let root = root(data_dir);
-    let _ = std::fs::remove_file(reference_checks_path(data_dir, id));
-    let _ = std::fs::remove_file(root.join(format!("{id}.fmu")));
-    let _ = std::fs::remove_dir_all(root.join(id.as_str()));
+/// Removes an FMU's stored objects (archive, reference checks) and its cached extraction
+/// (unless a running job holds it: then the cache's bound removes it later). An object that
+/// cannot be removed is logged: the FMU is gone from the registry either way.
+pub(crate) async fn remove_files(state: &State, id: &FmuId) {
+    for key in [
+        Key::ReferenceChecks(id.clone()),
+        Key::FmuArchive(id.clone()),
+    ] {
+        if let Err(e) = state.objects.delete(&key).await {
+            tracing::error!(fmu = %id, object = key.path(), error = %e, "cannot delete an FMU's object");
+        }
+    }
+    state.fmu_cache.forget(id.as_str());
 }
 
-/// Bytes of the regular files under `dir` (not following links).
-fn tree_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
-}
+use crate::objects::cache::tree_size;
 
 /// A new FMU extracted to a temporary directory and checked, not yet in place. The directory
 /// goes when this is dropped, unless [`place`] moved it.
@@ -492,20 +489,42 @@ async fn smoke_test(
     Ok(checked)
 }
 
-/// Moves a checked FMU into place as `<id>.fmu` and `<id>/`. Returns its description and the
-/// bytes it takes on disk (file and extracted tree).
-fn place(data_dir: &Path, file: &Path, id: &FmuId, checked: Checked) -> Result<(ModelInfo, u64)> {
-    let dir = checked.dir.clone();
+/// Puts a checked FMU's archive in the object store and its extraction in the cache.
+/// Returns its description and the bytes it counts for (archive and extracted tree), once the
+/// archive is stored: a failed put is a fault, and the FMU is not recorded.
+async fn place(
+    state: &State,
+    file: &Path,
+    id: &FmuId,
+    checked: Checked,
+) -> Result<(ModelInfo, u64)> {
+    put_archive(&state.objects, file, id).await?;
+    let (file_bytes, tree) = (file_size(file)?, tree_size(&checked.dir));
     let info = checked.info.clone();
-    let root = root(data_dir);
-    let stored_file = root.join(format!("{id}.fmu"));
-    let file_bytes = std::fs::copy(file, &stored_file).map_err(io("storing the FMU"))?;
-    let stored = file_bytes + tree_size(&dir);
-    if std::fs::rename(&dir, root.join(id.as_str())).is_err() {
-        // Someone stored the same bytes at the same moment: theirs is identical.
-        let _ = std::fs::remove_dir_all(&dir);
+    // Someone may have cached the same bytes at the same moment: theirs is identical.
+    let adopted = state
+        .fmu_cache
+        .get(id.as_str(), |dir| async move {
+            std::fs::rename(&checked.dir, &dir)
+        })
+        .await;
+    if let Err(e) = adopted {
+        tracing::warn!(fmu = %id, error = %e, "a new FMU's extraction was not cached");
     }
-    Ok((info, stored))
+    Ok((info, file_bytes + tree))
+}
+
+async fn put_archive(objects: &crate::objects::Objects, file: &Path, id: &FmuId) -> Result<()> {
+    objects
+        .put_file(&Key::FmuArchive(id.clone()), file)
+        .await
+        .map_err(io("storing the FMU"))
+}
+
+fn file_size(file: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(file)
+        .map_err(io("reading the stored upload"))?
+        .len())
 }
 
 /// SHA-256 (hex) and size of a file, read in chunks.
@@ -621,9 +640,11 @@ pub async fn carried_references(
     state: &State,
     record: &FmuRecord,
 ) -> std::result::Result<Vec<crate::fmi::ls_ref::CarriedReference>, String> {
-    let dir = extracted_dir(&state.config.data_dir, &record.id).map_err(|e| e.to_string())?;
+    let fmu = extracted(state, &record.id)
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || {
-        crate::fmi::ls_ref::carried_references(&dir).map_err(|e| e.to_string())
+        crate::fmi::ls_ref::carried_references(fmu.dir()).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())?
@@ -656,12 +677,10 @@ pub async fn resolve(state: &State, user_id: &UserId, reference: &str) -> Result
 /// known. The warnings found when it was extracted are kept. If its files cannot be described
 /// any more, the record is used as it was (and a run that needs what it lacks says so).
 async fn describe_again(state: &State, mut record: FmuRecord) -> Result<FmuRecord> {
-    let data_dir = state.config.data_dir.clone();
-    let id = record.id.clone();
-    let fresh = tokio::task::spawn_blocking(move || {
-        extracted_dir(&data_dir, &id).map(|dir| describe::describe(&dir))
-    })
-    .await;
+    let fresh = match extracted(state, &record.id).await {
+        Ok(fmu) => tokio::task::spawn_blocking(move || Ok(describe::describe(fmu.dir()))).await,
+        Err(e) => Ok(Err(e)),
+    };
     match fresh {
         Ok(Ok(Ok(mut info))) => {
             info.warnings = std::mem::take(&mut record.info.warnings);
@@ -686,10 +705,9 @@ pub async fn validation_report(state: &State, user_id: &UserId, reference: &str)
     if let Some(report) = record.info.validation {
         return Ok(report);
     }
-    let data_dir = state.config.data_dir.clone();
+    let fmu = extracted(state, &record.id).await?;
     tokio::task::spawn_blocking(move || {
-        let dir = extracted_dir(&data_dir, &record.id)?;
-        let problems = validation::check_files(&dir, &record.info.warnings)?;
+        let problems = validation::check_files(fmu.dir(), &record.info.warnings)?;
         Ok(Report::new(problems, store::now_ms()))
     })
     .await?
@@ -710,18 +728,54 @@ pub async fn delete(state: &State, user_id: &UserId, id: &FmuId) -> Result<()> {
         .await?
         .ok_or(RegistryError::NotFound)?;
     if !still_used {
-        remove_files(&state.config.data_dir, id);
+        remove_files(state, id).await;
     }
     Ok(())
 }
 
-/// Installs the built-in library (the demo FMUs compiled into this binary) if missing.
-pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> {
+/// Removes the FMUs that versions before the cache extracted beside their archives
+/// (`fmus/<sha256>/`): workers read `cache/fmus/<sha256>/` now, and the old trees would only
+/// take disk.
+fn remove_old_extractions(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(root(data_dir)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_id && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Installs the built-in library (the demo FMUs compiled into this binary) if missing, and
+/// puts back an installed model's archive that the object store lacks (a data directory
+/// moved to another store).
+pub async fn seed_library(
+    db: &crate::store::Store,
+    objects: &crate::objects::Objects,
+    data_dir: &Path,
+) -> Result<usize> {
     let mut added = 0;
     std::fs::create_dir_all(root(data_dir)).map_err(io("creating the registry directory"))?;
+    remove_old_extractions(data_dir);
     for (name, version, bytes) in crate::fmi::library::DEMO_FMUS {
         let id = FmuId::from(hex::encode(Sha256::digest(bytes)));
         if db.has_fmu_blocking(&id)? {
+            let key = Key::FmuArchive(id.clone());
+            if !objects
+                .exists(&key)
+                .await
+                .map_err(io("reading the object store"))?
+            {
+                let archive = bytes::Bytes::from_static(bytes);
+                objects
+                    .put_bytes(&key, archive)
+                    .await
+                    .map_err(io("storing a library model"))?;
+            }
             continue;
         }
         let file = temp_path(data_dir, "library");
@@ -739,8 +793,22 @@ pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> 
                     checked.info.validation.clone().unwrap_or_default(),
                 )));
             }
-            place(data_dir, &file, &id, checked)
+            Ok(checked)
         });
+        let installed = match installed {
+            Ok(checked) => {
+                let stored = put_archive(objects, &file, &id).await.and_then(|()| {
+                    Ok((
+                        checked.info.clone(),
+                        file_size(&file)? + tree_size(&checked.dir),
+                    ))
+                });
+                // The cache fills itself from the archive at the first run.
+                drop(checked);
+                stored
+            }
+            Err(e) => Err(e),
+        };
         let _ = std::fs::remove_file(&file);
         let (info, stored) = installed.map_err(|e| RegistryError::Library {
             model: format!("{name} ({version})"),
@@ -772,6 +840,21 @@ pub fn seed_library(db: &crate::store::Store, data_dir: &Path) -> Result<usize> 
 mod tests {
     use super::*;
 
+    #[test]
+    fn extractions_of_earlier_versions_go_and_archives_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "ab".repeat(32);
+        let old_tree = root(dir.path()).join(&id).join("binaries");
+        std::fs::create_dir_all(&old_tree).unwrap();
+        let archive = root(dir.path()).join(format!("{id}.fmu"));
+        std::fs::write(&archive, b"zip").unwrap();
+        let other = root(dir.path()).join("not-an-id");
+        std::fs::create_dir_all(&other).unwrap();
+        remove_old_extractions(dir.path());
+        assert!(!root(dir.path()).join(&id).exists());
+        assert!(archive.exists() && other.exists());
+    }
+
     #[tokio::test]
     async fn a_rebuilt_library_model_replaces_the_old_one_on_start() {
         let dir = tempfile::tempdir().unwrap();
@@ -788,8 +871,10 @@ mod tests {
         };
         db.add_library_model_blocking(old, "lib:BouncingBall")
             .unwrap();
+        let objects =
+            crate::objects::Objects::open(&crate::objects::Backend::Local, dir.path()).unwrap();
         assert_eq!(
-            seed_library(&db, dir.path()).unwrap(),
+            seed_library(&db, &objects, dir.path()).await.unwrap(),
             crate::fmi::library::DEMO_FMUS.len()
         );
         let row = db
@@ -803,7 +888,7 @@ mod tests {
             "the old row stays for whoever uploaded those bytes"
         );
         assert_eq!(
-            seed_library(&db, dir.path()).unwrap(),
+            seed_library(&db, &objects, dir.path()).await.unwrap(),
             0,
             "a second start changes nothing"
         );

@@ -75,15 +75,17 @@ async fn run(state: &State) -> Result<Showcase, String> {
     let record = fmus::resolve(state, &UserId::from(""), MODEL)
         .await
         .map_err(|e| format!("{MODEL}: {e}"))?;
-    let dir = fmus::extracted_dir(&state.config.data_dir, &record.id)
+    let fmu = fmus::extracted(state, &record.id)
+        .await
         .map_err(|e| format!("{MODEL}: {e}"))?;
+    let dir = fmu.dir();
     let settings = RunSettings {
         stop_time: Some(STOP_TIME),
         output_interval: Some(OUTPUT_INTERVAL),
         outputs: vec![VARIABLE.into()],
         ..RunSettings::default()
     };
-    let job = plan::plan(&record.info, &dir, &settings).map_err(|e| format!("{MODEL}: {e}"))?;
+    let job = plan::plan(&record.info, dir, &settings).map_err(|e| format!("{MODEL}: {e}"))?;
     let outcome = state
         .workers
         .run(job, Duration::from_secs(30))

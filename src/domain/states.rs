@@ -2,14 +2,12 @@
 //! `--initial-fmu-state-file` reads, kept for their owner.
 //!
 //! A state is saved by a run that asked for it (`save_final_state`) or uploaded. Its bytes are
-//! kept content-addressed (`states/<sha256>` in the data directory, shared by everyone who
+//! kept content-addressed (`states/<sha256>` in the object store, shared by everyone who
 //! has the same bytes); its record says whose it is and the FMU it belongs to — the FMU's
 //! SHA-256, its instantiation token (FMI 2 guid), FMI version and interface — because the
 //! bytes mean nothing to any other FMU, and restoring them into one is at best garbage. A run
 //! from a state is refused unless the run's FMU is exactly that one. States count against
 //! their owner's storage quota with their uploads; another user's state is not found.
-
-use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -17,6 +15,7 @@ use crate::domain::error::{AppError, AppResult};
 use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::ids::{RunId, UserId};
 use crate::format::Number;
+use crate::objects::Key;
 use crate::sim::fmu_state::{MAX_STATE_BYTES, SavedState};
 use crate::sim::plan::{Problem, Problems};
 use crate::sim::protocol::Interface;
@@ -96,15 +95,6 @@ fn major_version(fmi_version: &str) -> &str {
     fmi_version.split('.').next().unwrap_or(fmi_version)
 }
 
-/// Where states' bytes are kept.
-fn dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("states")
-}
-
-pub(crate) fn file_path(data_dir: &Path, sha256: &str) -> PathBuf {
-    dir(data_dir).join(sha256)
-}
-
 /// A state's id: it names the bytes for one FMU, so the same bytes saved for two FMUs (two
 /// builds of one model can serialise alike) are two states.
 fn state_id(fmu_id: &str, sha256: &str) -> String {
@@ -112,18 +102,21 @@ fn state_id(fmu_id: &str, sha256: &str) -> String {
     format!("st_{}", hex::encode(digest))
 }
 
-/// Writes the bytes under their SHA-256 unless already there (written whole, then renamed
-/// into place, so a reader never sees part of one).
-fn write_bytes(data_dir: &Path, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let path = file_path(data_dir, sha256);
-    if path.exists() {
+/// Puts the bytes in the object store under their SHA-256 unless already there (a put is
+/// atomic: a reader never sees part of one).
+async fn write_bytes(state: &State, sha256: &str, bytes: Vec<u8>) -> std::io::Result<()> {
+    let key = Key::State(sha256.to_string());
+    if state.objects.exists(&key).await? {
         return Ok(());
     }
-    std::fs::create_dir_all(dir(data_dir))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir(data_dir))?;
-    std::io::Write::write_all(&mut temp, bytes)?;
-    temp.persist(&path).map_err(|e| e.error)?;
-    Ok(())
+    state.objects.put_bytes(&key, bytes.into()).await
+}
+
+/// Deletes a state's bytes from the object store (logged if it cannot).
+pub(crate) async fn remove_bytes(state: &State, sha256: &str) {
+    if let Err(e) = state.objects.delete(&Key::State(sha256.to_string())).await {
+        tracing::warn!(sha256, error = %e, "cannot delete a state's bytes");
+    }
 }
 
 /// Why a state could not be kept.
@@ -151,11 +144,8 @@ async fn keep(
 ) -> Result<StateRow, KeepError> {
     let sha256 = hex::encode(Sha256::digest(&saved.bytes));
     let _files = FILES.lock().await;
-    let data_dir = state.config.data_dir.clone();
-    let (sha, bytes) = (sha256.clone(), saved.bytes.clone());
-    tokio::task::spawn_blocking(move || write_bytes(&data_dir, &sha, &bytes))
+    write_bytes(state, &sha256, saved.bytes.clone())
         .await
-        .map_err(|e| KeepError::Fault(e.to_string()))?
         .map_err(|e| KeepError::Fault(format!("writing the FMU state: {e}")))?;
     let row = StateRow {
         id: state_id(&identity.fmu_id, &sha256),
@@ -199,7 +189,7 @@ fn over_quota(used: i64, adding: i64, quota: u64) -> String {
 /// Removes a state's file unless some user still has a state with those bytes.
 async fn remove_file_if_unused(state: &State, sha256: &str) {
     if let Ok(false) = state.store.state_bytes_used(sha256).await {
-        let _ = std::fs::remove_file(file_path(&state.config.data_dir, sha256));
+        remove_bytes(state, sha256).await;
     }
 }
 
@@ -304,10 +294,8 @@ pub async fn initial_state(
 }
 
 async fn read_bytes(state: &State, row: &StateRow) -> AppResult<Vec<u8>> {
-    let path = file_path(&state.config.data_dir, &row.sha256);
-    Ok(tokio::task::spawn_blocking(move || std::fs::read(path))
-        .await
-        .map_err(|e| AppError::Results(std::io::Error::other(e)))??)
+    let key = Key::State(row.sha256.clone());
+    Ok(state.objects.get_bytes(&key).await?.to_vec())
 }
 
 /// The state a run saved and its bytes; not found if the run saved none (or it was deleted).
@@ -340,7 +328,7 @@ pub async fn delete(state: &State, user_id: &UserId, id: &str) -> AppResult<()> 
         .await?
         .ok_or(AppError::NotFound("state"))?;
     if !still_used {
-        let _ = std::fs::remove_file(file_path(&state.config.data_dir, &sha256));
+        remove_bytes(state, &sha256).await;
     }
     Ok(())
 }

@@ -42,9 +42,15 @@ pub async fn run_model(state: &State, user: &Session, run: &RunRow) -> Option<Fm
 
 /// What the model would have run with had the run set nothing: its own defaults, resolved
 /// by the same planner a run goes through.
-fn model_defaults(state: &State, model: &FmuRecord) -> Option<Job> {
-    let dir = fmus::extracted_dir(&state.config.data_dir, &model.id).ok()?;
-    plan::plan(&model.info, &dir, &RunSettings::default()).ok()
+fn model_defaults(model: &FmuRecord) -> Option<Job> {
+    // The planner reads the model description only, never the FMU's files: no need to fetch
+    // and extract the archive to show a page.
+    plan::plan(
+        &model.info,
+        std::path::Path::new(""),
+        &RunSettings::default(),
+    )
+    .ok()
 }
 
 /// What the run cost, as one sentence: held while it runs, then charged or refunded and why.
@@ -202,15 +208,11 @@ fn list(names: &[String]) -> String {
 }
 
 /// The settings the run used, each beside the model's default it replaced.
-pub fn settings_table(
-    state: &State,
-    stored: Option<&StoredSettings>,
-    model: Option<&FmuRecord>,
-) -> Markup {
+pub fn settings_table(stored: Option<&StoredSettings>, model: Option<&FmuRecord>) -> Markup {
     let Some(st) = stored else {
         return html! { p.muted { "This run's settings cannot be shown." } };
     };
-    let job = model.and_then(|m| model_defaults(state, m));
+    let job = model.and_then(model_defaults);
     let d = job.as_ref();
     let number = |v: f64| Number(v).to_string();
     let start_default = |name: &str| {

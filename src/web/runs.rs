@@ -880,7 +880,7 @@ pub async fn show(
         h1 { "Run " code { (run.id) } }
         (details)
         (run_workspace::next_actions(&run, stored.as_ref(), &s))
-        (run_workspace::settings_table(&state, stored.as_ref(), model.as_ref()))
+        (run_workspace::settings_table(stored.as_ref(), model.as_ref()))
         p { a href=(paths::RUNS) { "← All runs" } }
     };
     Ok(html(

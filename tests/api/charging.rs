@@ -63,7 +63,7 @@ impl Server {
     }
 
     fn extracted_dir(&self, fmu_id: &str) -> PathBuf {
-        self.data.join("fmus").join(fmu_id)
+        self.data.join("cache").join("fmus").join(fmu_id)
     }
 }
 

@@ -162,7 +162,7 @@ async fn uploading_stores_once_and_keeps_uploads_private() {
         "removed with its last user"
     );
     assert!(
-        !app.data_dir.join("fmus").join(&id).exists(),
+        !app.data_dir.join("cache/fmus").join(&id).exists(),
         "its extracted tree too"
     );
     let resp = app
@@ -434,7 +434,7 @@ async fn an_fmu_listing_an_entry_twice_with_identical_bytes_is_stored_with_a_war
     let fmu: Value = resp.json().await.unwrap();
     assert_eq!(fmu["warnings"], warning, "{fmu}");
     let id = fmu["id"].as_str().unwrap().to_string();
-    let extracted = app.data_dir.join("fmus").join(&id).join("extra");
+    let extracted = app.data_dir.join("cache/fmus").join(&id).join("extra");
     assert_eq!(std::fs::read(extracted.join("notes.txt")).unwrap(), notes);
     assert_eq!(std::fs::read_dir(&extracted).unwrap().count(), 1);
 

@@ -24,6 +24,7 @@ mod inputs;
 mod keys;
 mod metrics;
 mod non_finite;
+mod object_store;
 mod openapi;
 mod plots;
 mod reference;

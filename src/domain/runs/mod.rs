@@ -25,6 +25,7 @@ use crate::domain::error::{AppError, AppResult};
 use crate::domain::fmus::{self, FmuRecord};
 use crate::domain::ids::{Credits, FmuId, KeyId, RunId, UserId};
 use crate::domain::states;
+use crate::objects::Key;
 use crate::sim::plan::{self, RunSettings};
 use crate::sim::protocol::{CsOptions, Interface, Solver};
 use crate::sim::result_file::ResultFile;
@@ -144,7 +145,9 @@ pub async fn start(
     taking_work(state)?;
     let cost = state.config.run_cost;
     let (principal, record) = authorize_simulation(state, starter, &new.fmu, cost).await?;
-    let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
+    // Held until the run ends: the cache keeps the extracted FMU while the worker reads it.
+    let fmu = fmus::extracted(state, &record.id).await?;
+    let fmu_dir = fmu.dir().to_path_buf();
     let max = state.config.max_run_time;
     let timeout = new.timeout.unwrap_or(max);
     // A carried reference's experiment fills the settings the request left open.
@@ -298,7 +301,8 @@ pub async fn start(
             keep_state,
             reference: prepared,
         };
-        execute(&st, &id, origin, job, timeout, cancel_rx, after).await
+        execute(&st, &id, origin, job, timeout, cancel_rx, after).await;
+        drop(fmu);
     });
     Ok(Started { run })
 }
@@ -390,24 +394,26 @@ pub async fn start_and_wait(
 /// their runs ends (most take seconds).
 const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Where a run's results are kept (a [`ResultFile`]).
-fn result_path(state: &State, run_id: &RunId) -> PathBuf {
+/// Where the worker writes a run's results as it runs (`runs/<id>.partial` in the data
+/// directory); a succeeded run's are then put in the object store ([`Key::Result`]).
+fn partial_path(state: &State, run_id: &RunId) -> PathBuf {
     state
         .config
         .data_dir
         .join("runs")
-        .join(format!("{run_id}.result"))
+        .join(format!("{run_id}.partial"))
 }
 
-/// Where earlier versions kept a run's results (one JSON document), converted on first read.
+/// Where earlier versions kept a run's results (one JSON document in the data directory),
+/// converted on first read.
 fn legacy_result_path(state: &State, run_id: &RunId) -> PathBuf {
-    result_path(state, run_id).with_extension("json")
+    partial_path(state, run_id).with_extension("json")
 }
 
-/// A new, empty file for a run's results, beside where they will be kept; `settle` renames
-/// it into place when the run succeeds and removes it otherwise.
+/// A new, empty file for a run's results, in the data directory; [`keep_result`] puts it in
+/// the object store when the run succeeds, and it is removed once the run is settled.
 fn create_result_file(state: &State, run_id: &RunId) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = result_path(state, run_id).with_extension("partial");
+    let path = partial_path(state, run_id);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -478,7 +484,7 @@ async fn keep_final_state(
     match states::keep_run_state(state, &keep.user_id, run_id, &keep.identity, saved).await {
         Ok(()) => Ok(outcome),
         Err(e) => {
-            let _ = remove_result(state, run_id);
+            let _ = remove_result(state, run_id).await;
             Err(e)
         }
     }
@@ -499,6 +505,7 @@ async fn execute(
     } = after;
     // `queued` until a worker is free; `running` from then on. A cancel while queued never
     // reaches a worker and is not charged.
+    let mut partial_file = None;
     let result = match state.workers.slot(Some(&mut cancel)).await {
         Ok(slot) => {
             let marked = state.store.start_run(run_id).await;
@@ -508,7 +515,8 @@ async fn execute(
                     let report = state.progress.reporter(run_id);
                     let result = slot.run(job, timeout, Some(cancel), file, report).await;
                     state.progress.end(run_id);
-                    let result = keep_result(state, run_id, &partial, result);
+                    let result = keep_result(state, run_id, &partial, result).await;
+                    partial_file = Some(partial);
                     keep_final_state(state, run_id, keep_state.as_ref(), result).await
                 }
                 (Ok(false), _) => Err(SimError::Cancelled),
@@ -525,13 +533,17 @@ async fn execute(
         .remove(run_id);
     // The comparison runs once the results are kept, before the run is settled, so the
     // verdict is stored in the same transaction that ends the run.
-    let check = match (&result, reference) {
-        (Ok(_), Some(prepared)) => {
-            let verdict = reference::check(result_path(state, run_id), prepared).await;
+    let check = match (&result, reference, &partial_file) {
+        (Ok(_), Some(prepared), Some(partial)) => {
+            keep_reference(state, run_id, &prepared).await;
+            let verdict = reference::check(partial.clone(), prepared).await;
             serde_json::to_string(&verdict).ok()
         }
         _ => None,
     };
+    if let Some(partial) = partial_file {
+        let _ = tokio::fs::remove_file(partial).await;
+    }
     if let Err(e) = settle(state, run_id, origin, result, check).await {
         tracing::error!(%run_id, error = %e, "could not settle a run");
     }
@@ -592,39 +604,55 @@ async fn settle(
     Ok(())
 }
 
-/// Moves a successful run's results from `partial` to where they are kept (the worker wrote
-/// them there as it ran); removes them when the run failed.
-fn keep_result(
+/// Puts a successful run's results (the worker wrote them to `partial` as it ran) in the
+/// object store. Only once the put succeeded has the run succeeded: a failed put is the
+/// service's fault (`SimError::Internal`: failed, refunded). The caller removes `partial`.
+async fn keep_result(
     state: &State,
     run_id: &RunId,
     partial: &std::path::Path,
     result: Result<crate::sim::runner::RunOutcome, SimError>,
 ) -> Result<crate::sim::runner::RunOutcome, SimError> {
-    let kept = result.and_then(|outcome| {
-        std::fs::rename(partial, result_path(state, run_id))
-            .map(|()| outcome)
-            .map_err(|e| SimError::Internal(format!("storing the results: {e}")))
-    });
-    if kept.is_err() {
-        let _ = std::fs::remove_file(partial);
-    }
-    kept
-}
-
-/// Removes a run's stored results (the retention clean-up), in either stored format;
-/// already gone is fine.
-pub fn remove_result(state: &State, run_id: &RunId) -> std::io::Result<()> {
-    for path in [
-        result_path(state, run_id),
-        legacy_result_path(state, run_id),
-        reference::kept_reference_path(&result_path(state, run_id)),
-    ] {
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+    let outcome = result?;
+    match state
+        .objects
+        .put_file(&Key::Result(run_id.clone()), partial)
+        .await
+    {
+        Ok(()) => Ok(outcome),
+        Err(e) => {
+            // The detail (the store's address, its answer) is logged, never shown.
+            tracing::error!(%run_id, error = %e, "cannot put a run's results in the object store");
+            Err(SimError::Internal(
+                "its results could not be stored; the run was refunded".into(),
+            ))
         }
     }
-    Ok(())
+}
+
+/// Keeps the reference a run is compared with, for its page (which draws it under the
+/// result); only the plot needs it, so a failure is logged, not the run's.
+async fn keep_reference(state: &State, run_id: &RunId, prepared: &reference::Prepared) {
+    let key = Key::RunReference(run_id.clone());
+    let bytes = bytes::Bytes::from(prepared.text.clone().into_bytes());
+    if let Err(e) = state.objects.put_bytes(&key, bytes).await {
+        tracing::warn!(%run_id, error = %e, "a run's reference could not be kept for its page");
+    }
+}
+
+/// Removes a run's stored results (the retention clean-up, account deletion) and the
+/// reference kept with them, and a result earlier versions stored; already gone is fine.
+pub async fn remove_result(state: &State, run_id: &RunId) -> std::io::Result<()> {
+    for key in [
+        Key::Result(run_id.clone()),
+        Key::RunReference(run_id.clone()),
+    ] {
+        state.objects.delete(&key).await?;
+    }
+    match std::fs::remove_file(legacy_result_path(state, run_id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// When a succeeded run's results are (or were) removed: its end plus the retention period.
@@ -654,18 +682,19 @@ pub async fn kept_reference(
     if run.reference_check.is_none() || run.result_removed_at.is_some() {
         return Ok(None);
     }
-    let path = reference::kept_reference_path(&result_path(state, &run.id));
-    let read = tokio::task::spawn_blocking(move || match std::fs::read_to_string(&path) {
-        Ok(text) => crate::sim::reference::Reference::parse(&text).ok(),
+    let key = Key::RunReference(run.id.clone());
+    let read = match state.objects.get_bytes(&key).await {
+        Ok(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| crate::sim::reference::Reference::parse(text).ok()),
         Err(_) => None,
-    })
-    .await?;
+    };
     Ok(read)
 }
 
 /// Serialises conversions of results stored by earlier versions, so that parallel reads of
 /// one old result convert it once, one old result in memory at a time.
-static CONVERTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static CONVERTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A run's results, once it has succeeded and until the retention clean-up removed them:
 /// the open file, read in chunks by whoever serves it. Results stored by earlier versions
@@ -686,26 +715,36 @@ pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
             run.id, run.status
         )));
     }
-    let (path, legacy) = (
-        result_path(state, &run.id),
-        legacy_result_path(state, &run.id),
-    );
-    let file = tokio::task::spawn_blocking(move || {
-        let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-        match ResultFile::open(&path) {
-            Err(e) if missing(&e) && legacy.exists() => {
-                let _converting = CONVERTING.lock().unwrap_or_else(|p| p.into_inner());
-                if !path.exists() {
-                    ResultFile::convert_legacy(&legacy, &path)?;
-                    let _ = std::fs::remove_file(&legacy);
-                }
-                ResultFile::open(&path)
-            }
-            other => other,
+    let key = Key::Result(run.id.clone());
+    let legacy = legacy_result_path(state, &run.id);
+    let file = match state.objects.open_file(&key).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && legacy.exists() => {
+            convert_legacy(state, &run.id, legacy).await?;
+            state.objects.open_file(&key).await?
         }
-    })
-    .await??;
-    Ok(file)
+        other => other?,
+    };
+    Ok(tokio::task::spawn_blocking(move || ResultFile::from_file(file)).await??)
+}
+
+/// Converts a result an earlier version stored as JSON in the data directory, puts it in the
+/// object store and removes the JSON; parallel reads convert it once.
+async fn convert_legacy(state: &State, run_id: &RunId, legacy: PathBuf) -> AppResult<()> {
+    let _converting = CONVERTING.lock().await;
+    if !legacy.exists() {
+        return Ok(());
+    }
+    let converted = partial_path(state, run_id).with_extension("converting");
+    let (from, to) = (legacy.clone(), converted.clone());
+    tokio::task::spawn_blocking(move || ResultFile::convert_legacy(&from, &to)).await??;
+    let put = state
+        .objects
+        .put_file(&Key::Result(run_id.clone()), &converted)
+        .await;
+    let _ = std::fs::remove_file(&converted);
+    put?;
+    let _ = std::fs::remove_file(&legacy);
+    Ok(())
 }
 
 /// Waits up to `limit` for the run to end; returns its row as it then is.
@@ -802,15 +841,17 @@ pub async fn self_test(state: &State) -> Result<Duration, String> {
     let record = fmus::resolve(state, &UserId::from(""), MODEL)
         .await
         .map_err(|e| format!("{MODEL}: {e}"))?;
-    let dir = fmus::extracted_dir(&state.config.data_dir, &record.id)
+    let fmu = fmus::extracted(state, &record.id)
+        .await
         .map_err(|e| format!("{MODEL}: {e}"))?;
+    let dir = fmu.dir();
     let settings = RunSettings {
         stop_time: Some(0.1),
         output_interval: Some(0.05),
         outputs: vec!["x".into()],
         ..RunSettings::default()
     };
-    let job = plan::plan(&record.info, &dir, &settings).map_err(|e| format!("{MODEL}: {e}"))?;
+    let job = plan::plan(&record.info, dir, &settings).map_err(|e| format!("{MODEL}: {e}"))?;
     let outcome = state
         .workers
         .run(job, Duration::from_secs(30))

@@ -157,21 +157,11 @@ fn apply_experiment(carried: &CarriedReference, settings: &mut RunSettings) {
     settings.tolerance = settings.tolerance.or(carried.tolerance);
 }
 
-/// Where a run's reference is kept, beside its result (`runs/<id>.result`): the run page
-/// draws it under the result. Removed with the result.
-pub fn kept_reference_path(result: &Path) -> std::path::PathBuf {
-    result.with_extension("reference.csv")
-}
-
-/// Compares the stored result at `path` with the reference, off the async threads, and keeps
-/// the reference beside it. A result that cannot be read gives a failed verdict that says
-/// why (the run itself succeeded).
+/// Compares the result at `path` (the run's local copy, before it is removed) with the
+/// reference, off the async threads. A result that cannot be read gives a failed verdict that
+/// says why (the run itself succeeded).
 pub async fn check(path: std::path::PathBuf, prepared: Prepared) -> ReferenceCheck {
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = std::fs::write(kept_reference_path(&path), &prepared.text) {
-            // Only the plot needs it; the verdict does not.
-            tracing::warn!(error = %e, "a run's reference could not be kept for its page");
-        }
         ResultFile::open(&path)
             .and_then(|file| compare(&file, &prepared.reference, &prepared.tolerances))
     })

@@ -12,6 +12,8 @@
 //! crashed on an earlier case, or never started) go back to the queue for a fresh worker, at
 //! most [`super::MAX_ATTEMPTS`] times.
 
+use crate::objects::Key;
+use crate::objects::cache::Pinned;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +28,7 @@ use crate::domain::ids::SweepId;
 use crate::domain::runs::RunStatus;
 use crate::domain::runs::charging::{self, FailureKind, ModelOrigin, RunEnd};
 use crate::domain::webhooks::{self, EventType};
-use crate::sim::batch::{CaseOutcome, CaseResult};
+use crate::sim::batch::CaseOutcome;
 use crate::sim::plan::{self, RunSettings};
 use crate::sim::protocol::{Batch, Case};
 use crate::sim::runner::{SimError, Slot};
@@ -47,7 +49,8 @@ struct Sweep {
     state: State,
     id: SweepId,
     record: FmuRecord,
-    fmu_dir: PathBuf,
+    /// The extracted FMU, held in the cache while the sweep runs.
+    fmu: Pinned,
     base: RunSettings,
     stored: Stored,
     origin: ModelOrigin,
@@ -86,7 +89,7 @@ async fn drive(state: &State, id: &SweepId) -> AppResult<()> {
         .stored()
         .ok_or_else(|| AppError::Fault("the sweep's request does not parse".into()))?;
     let record = fmus::resolve(state, &row.user_id, row.fmu_id.as_str()).await?;
-    let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
+    let fmu = fmus::extracted(state, &record.id).await?;
     let origin = if record.library_id.is_some() {
         ModelOrigin::Library
     } else {
@@ -101,7 +104,7 @@ async fn drive(state: &State, id: &SweepId) -> AppResult<()> {
         id: id.clone(),
         base: base_settings(&stored),
         record,
-        fmu_dir,
+        fmu,
         stored,
         origin,
         timeout,
@@ -249,6 +252,9 @@ struct Ended {
     index: u32,
     result: Result<Vec<Option<f64>>, SimError>,
     elapsed: Duration,
+    /// The succeeded case's trajectory, written locally, to put in the object store before
+    /// the case counts as succeeded.
+    trajectory: Option<PathBuf>,
 }
 
 /// Runs the claimed cases as one batch in `slot`'s worker (warm starts: see `sim::batch`),
@@ -266,7 +272,7 @@ async fn run_batch(
     let mut job = None;
     for case in &cases {
         let settings = case_settings(&sweep.base, &case.start_values);
-        match plan::plan(&sweep.record.info, &sweep.fmu_dir, &settings) {
+        match plan::plan(&sweep.record.info, sweep.fmu.dir(), &settings) {
             Ok(planned) => {
                 batch.push(Case {
                     index: case.index,
@@ -281,6 +287,7 @@ async fn run_batch(
                         "the case no longer plans: {problems}"
                     ))),
                     elapsed: Duration::ZERO,
+                    trajectory: None,
                 });
             }
         }
@@ -307,13 +314,17 @@ async fn run_batch(
     let (data_dir, id) = (sweep.state.config.data_dir.clone(), sweep.id.clone());
     let on_case = move |case: CaseOutcome| {
         let CaseOutcome { index, result } = case;
-        let path = kept.then(|| super::trajectory_path(&data_dir, &id, index));
+        let partial = super::trajectory_path(&data_dir, &id, index);
         let elapsed = result.as_ref().map_or(Duration::ZERO, |r| r.elapsed);
-        let result = keep_trajectory(path.as_deref(), result).map(|r| r.kpis);
+        let trajectory = (kept && result.is_ok()).then_some(partial.clone());
+        if kept && trajectory.is_none() {
+            let _ = std::fs::remove_file(&partial);
+        }
         let _ = ended.send(Ended {
             index,
-            result,
+            result: result.map(|r| r.kpis),
             elapsed,
+            trajectory,
         });
     };
     let end = slot
@@ -334,10 +345,10 @@ async fn run_batch(
     end.unrun
 }
 
-/// The file a case's trajectory is written to, beside where it is kept (renamed there when
-/// the case succeeds).
-fn trajectory_file(kept: &std::path::Path) -> std::io::Result<std::fs::File> {
-    if let Some(dir) = kept.parent() {
+/// The file a case's trajectory is written to in the data directory; put in the object
+/// store when the case succeeds ([`keep_trajectory`]), removed in any case.
+fn trajectory_file(partial: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = partial.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::OpenOptions::new()
@@ -345,27 +356,25 @@ fn trajectory_file(kept: &std::path::Path) -> std::io::Result<std::fs::File> {
         .write(true)
         .create(true)
         .truncate(true)
-        .open(kept.with_extension("partial"))
+        .open(partial)
 }
 
-/// Moves a succeeded case's trajectory to where it is kept; removes it otherwise.
-fn keep_trajectory(
-    kept: Option<&std::path::Path>,
-    outcome: Result<CaseResult, SimError>,
-) -> Result<CaseResult, SimError> {
-    let Some(path) = kept else {
-        return outcome;
+/// Puts a succeeded case's trajectory in the object store: only then has it succeeded (a
+/// failed put fails the case as the service's fault, refunded). Removes the local file.
+async fn keep_trajectory(sweep: &Sweep, case: &mut Ended) {
+    let Some(partial) = case.trajectory.take() else {
+        return;
     };
-    let partial = path.with_extension("partial");
-    let kept = outcome.and_then(|o| {
-        std::fs::rename(&partial, path)
-            .map(|()| o)
-            .map_err(|e| SimError::Internal(format!("keeping the trajectory: {e}")))
-    });
-    if kept.is_err() {
-        let _ = std::fs::remove_file(&partial);
+    let key = Key::Trajectory(sweep.id.clone(), case.index);
+    if case.result.is_ok()
+        && let Err(e) = sweep.state.objects.put_file(&key, &partial).await
+    {
+        tracing::error!(sweep = %sweep.id, case = case.index, error = %e, "cannot put a trajectory in the object store");
+        case.result = Err(SimError::Internal(
+            "its trajectory could not be stored; the case was refunded".into(),
+        ));
     }
-    kept
+    let _ = tokio::fs::remove_file(&partial).await;
 }
 
 /// Settles ended cases in groups and tells watchers, until the batch's sender is dropped.
@@ -378,7 +387,8 @@ async fn settle_as_they_end(
     loop {
         let next = tokio::time::timeout(FLUSH_EVERY, ended.recv()).await;
         let closed = matches!(next, Ok(None));
-        if let Ok(Some(case)) = next {
+        if let Ok(Some(mut case)) = next {
+            keep_trajectory(&sweep, &mut case).await;
             pending.push(settlement(&case, sweep.origin));
         }
         let due = pending.len() >= FLUSH_CASES || last_flush.elapsed() >= FLUSH_EVERY || closed;

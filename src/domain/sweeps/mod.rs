@@ -15,6 +15,7 @@ pub mod executor;
 pub mod status;
 pub mod watch;
 
+use crate::objects::Key;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -244,7 +245,8 @@ async fn check(state: &State, starter: Starter, request: &SweepRequest) -> AppRe
         .map_err(|e| AppError::Fault(e.to_string()))?;
     let (principal, record) =
         crate::domain::runs::authorize_simulation(state, starter, &request.base.fmu, cost).await?;
-    let fmu_dir = fmus::extracted_dir(&state.config.data_dir, &record.id)?;
+    let fmu = fmus::extracted(state, &record.id).await?;
+    let fmu_dir = fmu.dir().to_path_buf();
     let max_time = state.config.max_run_time;
     let timeout = request.base.timeout.unwrap_or(max_time);
     let mut problems = unsupported(&request.base);
@@ -536,23 +538,19 @@ pub async fn cancel(state: &State, user_id: &UserId, id: &SweepId) -> AppResult<
     }
 }
 
-/// Where a sweep keeps its cases' trajectories (when it keeps them).
-pub fn trajectories_dir(data_dir: &std::path::Path, id: &SweepId) -> std::path::PathBuf {
-    data_dir.join("sweeps").join(id.as_str())
-}
-
-/// Where one case's trajectory is kept once it succeeded.
+/// Where the worker writes one case's trajectory in the data directory, before it is put in
+/// the object store ([`Key::Trajectory`]).
 pub fn trajectory_path(data_dir: &std::path::Path, id: &SweepId, index: u32) -> std::path::PathBuf {
-    trajectories_dir(data_dir, id).join(format!("{index}.result"))
+    data_dir
+        .join("sweeps")
+        .join(id.as_str())
+        .join(format!("{index}.partial"))
 }
 
 /// Removes a sweep's kept trajectories (already gone is fine).
-pub fn remove_trajectories(data_dir: &std::path::Path, id: &SweepId) {
-    match std::fs::remove_dir_all(trajectories_dir(data_dir, id)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            tracing::warn!(sweep = %id, error = %e, "cannot remove a sweep's trajectories");
-        }
-        _ => {}
+pub async fn remove_trajectories(state: &State, id: &SweepId) {
+    if let Err(e) = state.objects.delete_trajectories(id).await {
+        tracing::warn!(sweep = %id, error = %e, "cannot remove a sweep's trajectories");
     }
 }
 
@@ -582,9 +580,12 @@ pub async fn case_result(
             case.status
         )));
     }
-    let path = trajectory_path(&state.config.data_dir, id, index);
+    let file = state
+        .objects
+        .open_file(&Key::Trajectory(id.clone(), index))
+        .await?;
     let file =
-        tokio::task::spawn_blocking(move || crate::sim::result_file::ResultFile::open(&path))
+        tokio::task::spawn_blocking(move || crate::sim::result_file::ResultFile::from_file(file))
             .await??;
     Ok(file)
 }
