@@ -2,8 +2,8 @@
 # A throwaway PostgreSQL cluster from Debian's packages, on a local socket only: for the test
 # suite's second pass (FMU_GATEWAY_TEST_POSTGRES) and for trying FMU_GATEWAY_DATABASE_URL on a
 # laptop. Installs `postgresql` with apt when missing. The cluster trusts local connections
-# and runs without fsync: it is for tests, never for data you keep (docs/scaling.md says
-# how to run a real one).
+# and runs without fsync (a crash of PostgreSQL loses no commit, a crash of the machine may):
+# it is for tests, never for data you keep (docs/scaling.md says how to run a real one).
 #
 #   scripts/postgres.sh start DIR   # prints the admin URL (database `postgres`, user `postgres`)
 #   scripts/postgres.sh stop DIR
@@ -33,7 +33,7 @@ case "$cmd" in
       run "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C >"$dir/initdb.log"
     fi
     run "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -s \
-      -o "-k $dir -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" start >&2
+      -o "-k $dir -c listen_addresses='' -c fsync=off -c full_page_writes=off -c max_connections=400" start >&2
     echo "postgres://postgres@localhost/postgres?host=$dir"
     ;;
   stop) run "$bin/pg_ctl" -D "$dir/data" -m fast -w -s stop >&2 ;;

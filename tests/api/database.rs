@@ -161,7 +161,10 @@ struct OwnCluster {
 
 impl OwnCluster {
     fn start() -> OwnCluster {
-        let dir = tempfile::Builder::new().prefix("pg").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pg")
+            .tempdir_in("/tmp")
+            .unwrap();
         let out = Self::script("start", dir.path());
         OwnCluster {
             admin_url: String::from_utf8(out.stdout).unwrap().trim().to_string(),
@@ -176,7 +179,11 @@ impl OwnCluster {
         .args([command, dir.to_str().unwrap()])
         .output()
         .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
@@ -225,7 +232,10 @@ async fn the_server_serves_again_after_postgres_crashes_and_recovers() {
             break;
         }
         assert_eq!(resp.status(), 500, "a failed request is a clean 500");
-        assert!(std::time::Instant::now() < deadline, "the server did not recover");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not recover"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let ready = crate::common::api_client()
@@ -236,11 +246,20 @@ async fn the_server_serves_again_after_postgres_crashes_and_recovers() {
     assert_eq!(ready.status(), 200);
     // A run after the crash is reserved, run and settled as any other.
     let run = server
-        .create_run(&key, &json!({ "fmu_id": "lib:BouncingBall", "stop_time": 1.0 }))
+        .create_run(
+            &key,
+            &json!({ "fmu_id": "lib:BouncingBall", "stop_time": 1.0 }),
+        )
         .await;
-    let id = run.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let id = run.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let done = server.finished_run(&key, &id).await;
     assert_eq!(done["status"], "succeeded");
     let me = server.get_json("/api/v1/me", &key).await;
-    assert_eq!(me["credits"].as_i64().unwrap(), before - done["credits_charged"].as_i64().unwrap());
+    assert_eq!(
+        me["credits"].as_i64().unwrap(),
+        before - done["credits_charged"].as_i64().unwrap()
+    );
 }
