@@ -718,8 +718,13 @@ pub async fn result(state: &State, run: &RunRow) -> AppResult<ResultFile> {
     let key = Key::Result(run.id.clone());
     let legacy = legacy_result_path(state, &run.id);
     let file = match state.objects.open_file(&key).await {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && legacy.exists() => {
-            convert_legacy(state, &run.id, legacy).await?;
+        // Not there: an earlier version's JSON is converted (once, by whoever comes first),
+        // and a reader that found neither because another one was converting at that moment
+        // finds the converted result on its second look (the suite saw a 500 without it).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if legacy.exists() {
+                convert_legacy(state, &run.id, legacy).await?;
+            }
             state.objects.open_file(&key).await?
         }
         other => other?,
