@@ -417,7 +417,7 @@ impl Connection {
                 let sql = placeholders(sql);
                 let refs = pg_params(&values);
                 let n = block_on(async {
-                    let stmt = client.prepare_cached(&sql).await?;
+                    let stmt = prepare(client, &sql).await?;
                     client.execute(&stmt, &refs).await
                 })?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
@@ -472,7 +472,7 @@ impl Connection {
                 let sql = placeholders(sql);
                 let refs = pg_params(&values);
                 block_on(async {
-                    let stmt = client.prepare_cached(&sql).await?;
+                    let stmt = prepare(client, &sql).await?;
                     let rows = client.query_raw(&stmt, refs.iter().copied()).await?;
                     futures_util::pin_mut!(rows);
                     while let Some(row) = rows.next().await {
@@ -674,6 +674,21 @@ pub(super) fn placeholders(sql: &str) -> String {
         }
     }
     out
+}
+
+/// Statements one PostgreSQL connection keeps prepared. Past this the cache starts over: a
+/// few queries carry their page in their text, so the set of texts is not bounded, and
+/// deadpool's cache (unlike rusqlite's) keeps every one.
+const STATEMENT_CACHE: usize = 256;
+
+async fn prepare(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    if client.statement_cache.size() >= STATEMENT_CACHE {
+        client.statement_cache.clear();
+    }
+    client.prepare_cached(sql).await
 }
 
 fn pg_params(values: &[Value]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
