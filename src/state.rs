@@ -67,8 +67,9 @@ pub enum StartError {
     #[error("cannot install the built-in FMU library: {0}")]
     Library(#[source] crate::domain::fmus::RegistryError),
     #[error(
-        "another fmu-gateway server is running on this database; one server per PostgreSQL \
-         database for now (docs/scaling.md)"
+        "another fmu-gateway server is running on this database: stop it first, or give this \
+         server a database of its own (one server per PostgreSQL database for now; see \
+         docs/scaling.md)"
     )]
     AnotherServer,
     #[error("cannot recover the runs interrupted by the last stop: {0}")]

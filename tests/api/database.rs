@@ -172,13 +172,18 @@ impl OwnCluster {
         }
     }
 
-    fn script(command: &str, dir: &std::path::Path) -> std::process::Output {
-        let out = std::process::Command::new(
+    /// `scripts/postgres.sh <command> <dir>`, as it answered.
+    fn run_script(command: &str, dir: &std::path::Path) -> std::process::Output {
+        std::process::Command::new(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh"),
         )
         .args([command, dir.to_str().unwrap()])
         .output()
-        .unwrap();
+        .unwrap()
+    }
+
+    fn script(command: &str, dir: &std::path::Path) -> std::process::Output {
+        let out = Self::run_script(command, dir);
         assert!(
             out.status.success(),
             "{}",
@@ -195,11 +200,8 @@ impl OwnCluster {
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let _ = std::process::Command::new(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh"),
-        )
-        .args(["stop", self.dir.path().to_str().unwrap()])
-        .output();
+        // Best effort: a failed test must still stop its cluster, without a second panic.
+        Self::run_script("stop", self.dir.path());
     }
 }
 
