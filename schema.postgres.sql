@@ -386,3 +386,33 @@ CREATE TABLE webhook_attempts (
     response_truncated  BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX webhook_attempts_by_delivery ON webhook_attempts(delivery_id, id);
+
+-- migration 2: runs as a queue that worker processes lease (SQLite migration 15)
+ALTER TABLE runs ADD COLUMN lease_token TEXT;
+ALTER TABLE runs ADD COLUMN leased_until BIGINT;
+ALTER TABLE runs ADD COLUMN lease_node TEXT;
+ALTER TABLE runs ADD COLUMN deliveries BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN cancel_requested BIGINT NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1));
+ALTER TABLE runs ADD COLUMN progress_time DOUBLE PRECISION;
+CREATE INDEX runs_queued ON runs(created_at) WHERE status = 'queued';
+CREATE TABLE run_jobs (
+    run_id  TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    job     TEXT NOT NULL
+);
+CREATE TABLE worker_nodes (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('server', 'worker')),
+    host        TEXT NOT NULL,
+    slots       BIGINT NOT NULL,
+    started_at  BIGINT NOT NULL,
+    seen_at     BIGINT NOT NULL
+);
+ALTER TABLE sweeps ADD COLUMN runner TEXT;
+ALTER TABLE sweeps ADD COLUMN runner_until BIGINT;
+-- Secrets every server of one deployment shares: the root key that signs API keys, created
+-- by the first server when FMU_GATEWAY_ROOT_KEY is not set (PostgreSQL only: on SQLite the
+-- key is a file in the data directory).
+CREATE TABLE service_secrets (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

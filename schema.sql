@@ -376,3 +376,36 @@ CREATE TABLE webhook_attempts (
     response_truncated  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX webhook_attempts_by_delivery ON webhook_attempts(delivery_id, id);
+
+-- migration 15: runs as a queue that worker processes lease
+-- A run is queued with its worker job (`run_jobs`, removed when the run settles). A worker
+-- leases it: `lease_token` names the lease, `leased_until` is renewed by heartbeats, and only
+-- the holder of the current token may settle it, so a worker whose lease ran out can never
+-- settle twice. `deliveries` counts leases: a run whose worker vanished is leased again until
+-- the limit, then fails, refunded. `cancel_requested` is how a cancel reaches the worker (on
+-- its next heartbeat); `progress_time` is the simulated time the last heartbeat reported.
+ALTER TABLE runs ADD COLUMN lease_token TEXT;
+ALTER TABLE runs ADD COLUMN leased_until INTEGER;
+ALTER TABLE runs ADD COLUMN lease_node TEXT;
+ALTER TABLE runs ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1));
+ALTER TABLE runs ADD COLUMN progress_time REAL;
+CREATE INDEX runs_queued ON runs(created_at) WHERE status = 'queued';
+CREATE TABLE run_jobs (
+    run_id  TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    job     TEXT NOT NULL                              -- domain::runs::queue::QueuedJob (JSON)
+);
+-- The processes that run simulations (servers with workers, and `worker-node`s), as their
+-- heartbeats last saw them: what /metrics counts.
+CREATE TABLE worker_nodes (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('server', 'worker')),
+    host        TEXT NOT NULL,
+    slots       INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    seen_at     INTEGER NOT NULL
+);
+-- The process driving a sweep, and until when its lease holds: another process resumes a
+-- sweep whose driver stopped renewing.
+ALTER TABLE sweeps ADD COLUMN runner TEXT;
+ALTER TABLE sweeps ADD COLUMN runner_until INTEGER;

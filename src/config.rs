@@ -49,6 +49,9 @@ pub struct Config {
     pub sync_wait: Duration,
     /// The longest wall-clock time a run may ask for (and the default).
     pub max_run_time: Duration,
+    /// How long a worker's lease on a run (or a server's on a sweep) holds without a
+    /// heartbeat: a process that vanished gives its work up to another after this long.
+    pub lease: Duration,
     /// Runs one API key (or browser session) may start per minute.
     pub runs_per_minute: u32,
     /// Plans that can be bought (Free is implied by `free_credits`); `FMU_GATEWAY_PLANS`.
@@ -213,6 +216,7 @@ impl Config {
             run_cost: Credits::from(1u32),
             sync_wait: Duration::from_secs(5),
             max_run_time: Duration::from_secs(600),
+            lease: Duration::from_secs(30),
             runs_per_minute: 60,
             paid_plans: Plans::defaults(Credits::from(25u32)).paid().to_vec(),
             stripe_secret_key: None,
@@ -365,6 +369,17 @@ impl Config {
                 ));
             }
             config.max_run_time = Duration::from_secs(secs);
+        }
+        if let Some(v) = env("FMU_GATEWAY_LEASE_SECONDS") {
+            let secs: u64 = parse_num("FMU_GATEWAY_LEASE_SECONDS", &v)?;
+            if !(2..=3600).contains(&secs) {
+                return Err(ConfigError::new(
+                    "FMU_GATEWAY_LEASE_SECONDS",
+                    &v,
+                    "must be between 2 and 3600",
+                ));
+            }
+            config.lease = Duration::from_secs(secs);
         }
         if let Some(v) = env("FMU_GATEWAY_RUNS_PER_MINUTE") {
             config.runs_per_minute = parse_num("FMU_GATEWAY_RUNS_PER_MINUTE", &v)?;

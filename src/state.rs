@@ -46,6 +46,11 @@ pub struct AppState {
     pub objects: crate::objects::Objects,
     /// Extracted FMUs for the workers, filled from `objects`.
     pub fmu_cache: Arc<crate::objects::cache::FmuCache>,
+    /// This process among the ones sharing the database (`node_…`): what its leases on runs
+    /// and sweeps name.
+    pub node_id: String,
+    /// Wakes this process's queue lanes when it queued a run itself.
+    pub queue_wake: tokio::sync::Notify,
 }
 
 pub type State = Arc<AppState>;
@@ -150,6 +155,8 @@ impl AppState {
             webhook_wake: Default::default(),
             objects,
             fmu_cache,
+            node_id: format!("node_{:016x}", rand::random::<u64>()),
+            queue_wake: Default::default(),
         }))
     }
 }
