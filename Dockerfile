@@ -4,7 +4,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && r
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY Cargo.toml Cargo.lock build.rs schema.sql ./
+COPY Cargo.toml Cargo.lock build.rs schema.sql schema.postgres.sql ./
 COPY src src
 COPY assets assets
 COPY fmus fmus

@@ -42,8 +42,6 @@ pub use state::{AppState, StartError, State};
 pub struct App {
     addr: SocketAddr,
     state: State,
-    /// Held while the server runs (see [`store::ServerLock`]).
-    server_lock: store::ServerLock,
     acceptor: wire_errors::JsonParseErrors<TcpAcceptor>,
 }
 
@@ -66,15 +64,18 @@ impl App {
             config.public_url = format!("http://{addr}");
         }
         let state = AppState::open(config).await?;
-        let server_lock = state
-            .store
-            .lock_as_the_server()?
-            .ok_or(StartError::AnotherServer)?;
         // Only the server recovers runs a crash left behind: operator commands open the same
-        // data directory while the server runs, and must not fail its runs in progress.
-        let recovered = domain::runs::recover(&state.store)
-            .await
-            .map_err(StartError::Recovery)?;
+        // data directory while the server runs, and must not fail its runs in progress. And
+        // only on SQLite (one server per database): on PostgreSQL other processes may be
+        // running the runs left running; one whose worker vanished is leased again when its
+        // lease runs out.
+        let recovered = if state.store.engine() == store::Engine::Sqlite {
+            domain::runs::recover(&state.store)
+                .await
+                .map_err(StartError::Recovery)?
+        } else {
+            0
+        };
         if recovered > 0 {
             tracing::warn!(
                 runs = recovered,
@@ -120,7 +121,6 @@ impl App {
         Ok(App {
             addr,
             state,
-            server_lock,
             acceptor,
         })
     }
@@ -158,6 +158,7 @@ impl App {
             }
         });
         let webhooks = tokio::spawn(domain::webhooks::deliverer::run(self.state.clone()));
+        let lanes = domain::runs::queue::spawn_lanes(&self.state, store::queue::NodeKind::Server);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 http::app(self.state),
@@ -167,20 +168,7 @@ impl App {
             .await;
         housekeeping.abort();
         webhooks.abort();
-        // Simulations still running are not waited for: fail them and release their credits
-        // now, rather than at the next start (their workers die with this process).
-        match domain::runs::recover(&state_for_stop.store).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                runs = n,
-                "failed and refunded the runs still in progress at shutdown"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "could not settle the runs in progress at shutdown")
-            }
-        }
-        // Another server may start on this database once this one has settled its runs.
-        drop(self.server_lock);
+        domain::runs::queue::stop(&state_for_stop, lanes).await;
         result
     }
 }
@@ -228,5 +216,59 @@ async fn sandbox_check(state: &State) -> Result<Vec<crate::sim::sandbox::LayerSt
             "required worker sandbox layer(s) missing: {}; {accept}",
             list.join("; ")
         )))
+    }
+}
+
+/// A `worker-node` process: no HTTP, only workers that lease runs from the PostgreSQL
+/// database the servers queue them in, fetch the model from the object store and put the
+/// results there.
+pub struct WorkerNode {
+    state: State,
+}
+
+impl WorkerNode {
+    /// Opens the database and the object store, checks the sandbox and runs the self-test
+    /// (a node that cannot simulate must not lease runs).
+    pub async fn build(config: Config) -> Result<WorkerNode, StartError> {
+        machine::check_memory(&config, machine::memory_bytes()).map_err(StartError::Memory)?;
+        if let store::Location::Sqlite(_) = config.database() {
+            return Err(StartError::NodeWithoutQueue);
+        }
+        let state = AppState::open_as(config, state::Role::Worker).await?;
+        let statuses = sandbox_check(&state).await?;
+        state.readiness.set_sandbox(statuses);
+        // A failed probe (which `serve` reports on /ready) stops a node: it has no /ready.
+        if let Some(problem) = state.readiness.sandbox_problem() {
+            return Err(StartError::Sandbox(problem));
+        }
+        // The library the self-test runs is installed by the first server: a node started
+        // beside it waits for it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match domain::runs::self_test(&state).await {
+                Ok(took) => {
+                    tracing::info!(ms = took.as_millis() as u64, "simulation self-test passed");
+                    state.readiness.set_self_test(Ok(took));
+                    break;
+                }
+                Err(reason) if std::time::Instant::now() < deadline => {
+                    tracing::info!(%reason, "simulation self-test not passed yet; trying again");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(reason) => return Err(StartError::SelfTest(reason)),
+            }
+        }
+        Ok(WorkerNode { state })
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Leases and runs queued runs until `shutdown`; then gives the runs it holds back.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) {
+        let lanes = domain::runs::queue::spawn_lanes(&self.state, store::queue::NodeKind::Worker);
+        shutdown.await;
+        domain::runs::queue::stop(&self.state, lanes).await;
     }
 }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use fmu_gateway::cli::CliError;
 use fmu_gateway::domain::accounts;
 use fmu_gateway::sim::runner::SimError;
-use fmu_gateway::{App, AppState, Config, cli, telemetry};
+use fmu_gateway::{App, AppState, Config, WorkerNode, cli, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,17 @@ enum Command {
         data_dir: PathBuf,
         /// Serve even if a required layer of the worker sandbox is missing (accepts the
         /// risk; also FMU_GATEWAY_ALLOW_WEAKER_SANDBOX=true).
+        #[arg(long)]
+        allow_weaker_sandbox: bool,
+    },
+    /// Run simulations for the servers of a PostgreSQL deployment: lease queued runs, run
+    /// them in sandboxed workers, keep their results in the object store (no HTTP).
+    WorkerNode {
+        /// Directory for the FMU cache and the workers' scratch space.
+        #[arg(long, env = "FMU_GATEWAY_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Run even if a required layer of the worker sandbox is missing (accepts the risk;
+        /// also FMU_GATEWAY_ALLOW_WEAKER_SANDBOX=true).
         #[arg(long)]
         allow_weaker_sandbox: bool,
     },
@@ -263,6 +274,22 @@ async fn run(command: Command) -> Result<(), Failure> {
             let app = App::build(config).await.map_err(|e| e.to_string())?;
             tracing::info!(address = %app.addr(), data_dir = %app.state().config.data_dir.display(), "FMU Gateway is listening");
             app.run_until(shutdown).await.map_err(|e| e.to_string())?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::WorkerNode {
+            data_dir,
+            allow_weaker_sandbox,
+        } => {
+            let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+            let mut config = Config::from_env(listen, data_dir, |k| std::env::var(k).ok())
+                .map_err(|e| e.to_string())?;
+            config.allow_weaker_sandbox |= allow_weaker_sandbox;
+            let shutdown = shutdown_signal();
+            let node = WorkerNode::build(config).await.map_err(|e| e.to_string())?;
+            let state = node.state();
+            tracing::info!(node = %state.node_id, workers = state.config.workers, "worker node is leasing runs");
+            node.run_until(shutdown).await;
             tracing::info!("stopped");
             Ok(())
         }

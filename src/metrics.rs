@@ -35,6 +35,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LayerLabels {
     layer: String,
 }
@@ -78,7 +83,14 @@ impl Metrics {
     }
 
     /// Everything, as OpenMetrics text: the counters, and gauges read from `state` now.
-    pub fn render(&self, state: &State) -> Result<String, std::fmt::Error> {
+    ///
+    /// `queue` is the run queue as the database holds it (shared by every process of a
+    /// deployment), when it could be read.
+    pub fn render(
+        &self,
+        state: &State,
+        queue: Option<crate::store::queue::QueueStats>,
+    ) -> Result<String, std::fmt::Error> {
         let mut registry = Registry::with_prefix("fmu_gateway");
         registry.register(
             "http_requests",
@@ -97,10 +109,59 @@ impl Metrics {
         };
         let int = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let workers = &state.workers;
+        if let Some(queue) = queue {
+            let int64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            gauge(
+                &mut registry,
+                "runs_queued",
+                "Runs waiting in the queue for a worker (of any process)",
+                int64(queue.queued),
+            );
+            let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+            oldest.set(queue.oldest_queued_ms as f64 / 1000.0);
+            registry.register(
+                "queue_oldest_wait_seconds",
+                "How long the oldest queued run has waited",
+                oldest,
+            );
+            gauge(
+                &mut registry,
+                "runs_leased",
+                "Runs a worker holds a lease on",
+                int64(queue.leased),
+            );
+            // Time since the stalest lease was last renewed: a worker heartbeats every second
+            // or so, so a value near the lease means one has stopped.
+            let age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+            let lease_ms = state.config.lease.as_millis() as i64;
+            let stalest = queue
+                .earliest_lease_end
+                .map_or(0, |end| (crate::store::now_ms() - (end - lease_ms)).max(0));
+            age.set(stalest as f64 / 1000.0);
+            registry.register(
+                "lease_age_seconds",
+                "Time since the least recently renewed run lease was renewed",
+                age,
+            );
+            let nodes = Family::<NodeLabels, Gauge>::default();
+            for (kind, n) in [
+                ("server", queue.server_nodes),
+                ("worker", queue.worker_nodes),
+            ] {
+                nodes
+                    .get_or_create(&NodeLabels { kind: kind.into() })
+                    .set(int64(n));
+            }
+            registry.register(
+                "worker_nodes",
+                "Processes running simulations whose heartbeat was seen in the last three leases",
+                nodes,
+            );
+        }
         gauge(
             &mut registry,
-            "runs_queued",
-            "Runs waiting for a free worker",
+            "workers_waiting",
+            "Runs and sweep batches of this process waiting for one of its workers",
             int(workers.queued()),
         );
         gauge(
@@ -197,7 +258,15 @@ pub async fn serve(state: Data<&State>, req: &Request) -> Response {
              (FMU_GATEWAY_METRICS_TOKEN) as a bearer token",
         );
     }
-    match state.metrics.render(&state) {
+    let seen_since = crate::store::now_ms() - 3 * state.config.lease.as_millis() as i64;
+    let queue = match state.store.queue_stats(seen_since).await {
+        Ok(queue) => Some(queue),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the run queue for /metrics");
+            None
+        }
+    };
+    match state.metrics.render(&state, queue) {
         Ok(text) => Response::builder()
             .header(
                 header::CONTENT_TYPE,

@@ -66,6 +66,11 @@ impl Readiness {
         self.write().sandbox_failure = Some(problem);
     }
 
+    /// Why the sandbox probe failed, if it did.
+    pub fn sandbox_problem(&self) -> Option<String> {
+        self.read().sandbox_failure.clone()
+    }
+
     pub fn set_self_test(&self, result: Result<Duration, String>) {
         self.write().simulation = Some(result.map(|d| d.as_secs_f64() * 1000.0));
     }

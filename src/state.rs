@@ -55,6 +55,15 @@ pub struct AppState {
 
 pub type State = Arc<AppState>;
 
+/// What a process is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `serve`: the API, the dashboard, and workers of its own.
+    Server,
+    /// `worker-node`: only workers, that lease runs from the database.
+    Worker,
+}
+
 /// Reset mails one address may get per hour: enough to retry, too few to flood a mailbox.
 pub const RESET_MAILS_PER_HOUR: u32 = 3;
 
@@ -71,18 +80,19 @@ pub enum StartError {
     Objects(#[source] std::io::Error),
     #[error("cannot install the built-in FMU library: {0}")]
     Library(#[source] crate::domain::fmus::RegistryError),
-    #[error(
-        "another fmu-gateway server is running on this database: stop it first, or give this \
-         server a database of its own (one server per PostgreSQL database for now; see \
-         docs/scaling.md)"
-    )]
-    AnotherServer,
     #[error("cannot recover the runs interrupted by the last stop: {0}")]
     Recovery(#[source] StoreError),
     #[error("the workers do not fit in this machine's memory: {0}")]
     Memory(#[from] crate::machine::MemoryTooSmall),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
+    #[error(
+        "a worker node leases runs from the PostgreSQL database the servers queue them in: set \
+         FMU_GATEWAY_DATABASE_URL (with SQLite, `serve` runs its own workers)"
+    )]
+    NodeWithoutQueue,
+    #[error("the simulation self-test failed: {0}")]
+    SelfTest(String),
     /// A required layer of the worker sandbox is missing (or the check failed).
     #[error("{0}")]
     Sandbox(String),
@@ -91,14 +101,31 @@ pub enum StartError {
 impl AppState {
     /// Creates the data directory, opens (and migrates) the database, loads the root key,
     /// opens the object store and installs the built-in library into it.
-    pub async fn open(mut config: Config) -> Result<State, StartError> {
+    pub async fn open(config: Config) -> Result<State, StartError> {
+        Self::open_as(config, Role::Server).await
+    }
+
+    /// Opens what a process of this `role` needs: a worker node neither installs the
+    /// library nor reads the deployment's root key (it mints and checks no keys).
+    pub async fn open_as(mut config: Config, role: Role) -> Result<State, StartError> {
         config
             .resolve_paths()
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
         let shown = config.data_dir.display().to_string();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(shown, e))?;
         let store = Store::connect(&config.database(), config.db_pool_size)?;
-        let keys = KeyIssuer::load_or_create(&config.data_dir, config.root_key_hex.as_deref())?;
+        let keys = match (role, store.engine(), config.root_key_hex.as_deref()) {
+            (Role::Worker, _, _) => KeyIssuer::ephemeral(),
+            // Every server of a PostgreSQL deployment must check the others' keys: without
+            // FMU_GATEWAY_ROOT_KEY, the first one stores a root key for all of them.
+            (Role::Server, crate::store::Engine::Postgres, None) => {
+                let hex = store
+                    .shared_secret("root_key", KeyIssuer::generate_hex())
+                    .await?;
+                KeyIssuer::load_or_create(&config.data_dir, Some(&hex))?
+            }
+            (Role::Server, _, env) => KeyIssuer::load_or_create(&config.data_dir, env)?,
+        };
         let auth_limit = AuthLimit::per_minute(config.auth_rate_per_minute);
         let objects = crate::objects::Objects::open(&config.object_store, &config.data_dir)
             .map_err(StartError::Objects)?;
@@ -107,9 +134,12 @@ impl AppState {
             config.fmu_cache_bytes,
         )
         .map_err(StartError::Objects)?;
-        let library = crate::domain::fmus::seed_library(&store, &objects, &config.data_dir)
-            .await
-            .map_err(StartError::Library)?;
+        let library = match role {
+            Role::Server => crate::domain::fmus::seed_library(&store, &objects, &config.data_dir)
+                .await
+                .map_err(StartError::Library)?,
+            Role::Worker => 0,
+        };
         if library > 0 {
             tracing::info!(models = library, "installed the built-in FMU library");
         }

@@ -118,6 +118,18 @@ impl KeyIssuer {
         }
     }
 
+    /// A new root key in the text form `load_or_create` reads: what the first server of a
+    /// PostgreSQL deployment stores for the others.
+    pub fn generate_hex() -> String {
+        KeyPair::new().private().to_bytes_hex()
+    }
+
+    /// A root key of this process alone, for a process that mints and checks no keys (a
+    /// worker node): it never reads the deployment's.
+    pub fn ephemeral() -> Self {
+        KeyIssuer::with_root(KeyPair::new())
+    }
+
     fn with_root(root: KeyPair) -> Self {
         KeyIssuer {
             root,

@@ -32,7 +32,7 @@ pub struct StateRequest {
 }
 
 /// The FMU a state belongs to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub fmu_id: String,
     pub instantiation_token: String,

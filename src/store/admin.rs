@@ -52,39 +52,22 @@ impl Store {
     }
 }
 
-/// The advisory lock the one `serve` process of a PostgreSQL database holds.
-const SERVER_LOCK: i64 = 0x464d_5547_5356; // "FMUGSV"
-
-/// Held by the `serve` process of a PostgreSQL database for as long as it runs. A server
-/// recovers at start what the last one left (runs it fails and refunds, sweep cases it
-/// requeues): a second server on the same database would take the first one's work for
-/// interrupted. Until runs are leased from a queue, a second `serve` is refused instead.
-pub struct ServerLock(Option<super::Connection>);
-
-impl Drop for ServerLock {
-    fn drop(&mut self) {
-        if let Some(conn) = self.0.take()
-            && let Err(e) = conn.execute_batch(&format!("SELECT pg_advisory_unlock({SERVER_LOCK})"))
-        {
-            tracing::warn!(error = %e, "cannot release the server lock");
-        }
-    }
-}
-
 impl Store {
-    /// Takes the server lock of a PostgreSQL database (one connection of the pool holds it);
-    /// `None` when another server holds it. SQLite needs none: a data directory is one
-    /// machine's.
-    pub fn lock_as_the_server(&self) -> StoreResult<Option<ServerLock>> {
-        if self.engine() == Engine::Sqlite {
-            return Ok(Some(ServerLock(None)));
-        }
-        let conn = self.conn()?;
-        let taken: bool = conn.query_row(
-            "SELECT pg_try_advisory_lock(?1)",
-            params![SERVER_LOCK],
-            |r| r.get(0),
-        )?;
-        Ok(taken.then(|| ServerLock(Some(conn))))
+    /// The deployment's secret `name` (PostgreSQL): the one stored, or `candidate`, stored
+    /// now, when there is none yet. Servers starting together agree on the first one stored.
+    pub async fn shared_secret(&self, name: &str, candidate: String) -> StoreResult<String> {
+        let name = name.to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO service_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, candidate],
+            )?;
+            conn.query_row(
+                "SELECT value FROM service_secrets WHERE name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+        })
+        .await
     }
 }

@@ -9,7 +9,6 @@
 //! compiler keeps SQL inside `store`).
 
 mod admin;
-pub use admin::ServerLock;
 pub mod api_keys;
 pub mod billing;
 pub mod deletion;
@@ -19,6 +18,7 @@ mod ids;
 pub mod ledger;
 pub mod password_resets;
 pub mod pending_signups;
+pub mod queue;
 pub mod runs;
 pub mod sessions;
 pub mod sql;

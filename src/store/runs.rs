@@ -38,7 +38,7 @@ impl FromSql for FailureKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunRow {
     pub id: RunId,
     pub user_id: UserId,
@@ -63,14 +63,17 @@ pub struct RunRow {
     /// The verdict of the run's reference check (`sim::reference::ReferenceCheck` as JSON),
     /// when it asked for one and succeeded.
     pub reference_check: Option<String>,
+    /// The simulated time the run had reached at its worker's last heartbeat (while it runs
+    /// in another process; this process's own runs report to `domain::runs::progress`).
+    pub progress_time: Option<f64>,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved,
     credits_charged, error, log, created_at, started_at, finished_at, failure_kind, charged, result_removed_at,
-    reference_check";
+    reference_check, progress_time";
 
-fn from_row(r: &Row) -> StoreResult<RunRow> {
+pub(super) fn from_row(r: &Row) -> StoreResult<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -90,14 +93,20 @@ fn from_row(r: &Row) -> StoreResult<RunRow> {
         charged: r.get(15)?,
         result_removed_at: r.get(16)?,
         reference_check: r.get(17)?,
+        progress_time: r.get(18)?,
     })
 }
 
-pub(super) fn insert(conn: &Connection, run: &RunRow) -> StoreResult<()> {
+/// Records a queued run and its worker job (what a worker leases, `store::queue`).
+pub(super) fn insert(conn: &Connection, run: &RunRow, job: &str) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO runs (id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![run.id, run.user_id, run.api_key_id, run.fmu_id, run.fmu_name, run.status, run.settings, run.credits_reserved, run.created_at],
+    )?;
+    conn.execute(
+        "INSERT INTO run_jobs (run_id, job) VALUES (?1, ?2)",
+        params![run.id, job],
     )?;
     Ok(())
 }
@@ -154,14 +163,6 @@ pub(super) fn count_active(conn: &Connection, user_id: &UserId) -> StoreResult<u
     )
 }
 
-/// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
-pub(super) fn mark_running(conn: &Connection, id: &RunId, now: i64) -> StoreResult<bool> {
-    Ok(conn.execute(
-        "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
-        params![id, now],
-    )? == 1)
-}
-
 /// How a run ended, as [`finish`] records it.
 pub(super) struct Finish<'a> {
     pub status: RunStatus,
@@ -182,7 +183,8 @@ pub(super) fn finish(
 ) -> StoreResult<bool> {
     Ok(conn.execute(
         "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6,
-             failure_kind = ?7, charged = ?8, reference_check = ?9
+             failure_kind = ?7, charged = ?8, reference_check = ?9, lease_token = NULL,
+             leased_until = NULL
          WHERE id = ?1 AND status IN ('queued', 'running')",
         params![
             id,
@@ -315,6 +317,7 @@ impl Store {
     pub async fn reserve_run(
         &self,
         run: RunRow,
+        job: String,
         idempotency: Option<Idempotency>,
         max_active: u32,
     ) -> StoreResult<Reservation> {
@@ -356,7 +359,7 @@ impl Store {
             if held.is_none() {
                 return Ok(Reservation::NoCredits);
             }
-            insert(&tx, &run)?;
+            insert(&tx, &run, &job)?;
             if let Some(key) = &idempotency {
                 remember_idempotency(
                     &tx,
@@ -371,13 +374,6 @@ impl Store {
             Ok(Reservation::Reserved)
         })
         .await
-    }
-
-    /// queued → running. `false` when the run is no longer queued (cancelled meanwhile).
-    pub async fn start_run(&self, id: &RunId) -> StoreResult<bool> {
-        let id = id.clone();
-        self.run(move |conn| mark_running(conn, &id, now_ms()))
-            .await
     }
 
     /// Ends a run and settles its credits in one transaction: `decide` is given the run as it
@@ -475,7 +471,7 @@ impl Store {
 
 /// Records how `run` ended and moves its credits, inside the caller's transaction. `false`
 /// (and nothing changed) when the run was already settled.
-fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<bool> {
+pub(super) fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<bool> {
     let now = now_ms();
     let credits = if s.charged {
         run.credits_reserved
@@ -499,6 +495,8 @@ fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> StoreResult<
     if !finish(tx, &run.id, &finish_as, now)? {
         return Ok(false);
     }
+    // The job is only needed while the run can still be leased.
+    tx.execute("DELETE FROM run_jobs WHERE run_id = ?1", [&run.id])?;
     let id = &run.id;
     if s.charged {
         let reason = format!("Run {id} charged {}", credits.describe());

@@ -170,8 +170,10 @@ async fn queued_cancels_and_service_faults_are_refunded_running_cancels_are_char
     assert_eq!(server.get_run(&queued_then_lost).await["status"], "queued");
     assert_eq!(server.balance_matching_the_ledger().await, 22, "3 held");
 
-    // The service loses the model's files while the run waits.
+    // The service loses the model's files while the run waits: its extraction, and the
+    // archive it would be extracted from again.
     std::fs::remove_dir_all(server.extracted_dir(&lost)).unwrap();
+    std::fs::remove_file(server.data.join("fmus").join(format!("{lost}.fmu"))).unwrap();
 
     // Cancelled while queued: never reached a worker, not charged.
     let run = server.cancel(&queued_then_cancelled).await;
@@ -186,7 +188,10 @@ async fn queued_cancels_and_service_faults_are_refunded_running_cancels_are_char
     let run = server.finished_run(&server.key, &queued_then_lost).await;
     assert_outcome(&run, "failed", Some("service_error"), false);
     assert!(
-        run["error"].as_str().unwrap().contains("files are missing"),
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("model could not be fetched"),
         "{run}"
     );
     assert_eq!(server.balance_matching_the_ledger().await, 24);

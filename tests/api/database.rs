@@ -1,5 +1,5 @@
-//! The operator's database commands (`admin migrate`, `admin backup`) and the one-server
-//! rule, on whichever engine the suite runs on (SQLite by default, PostgreSQL on its second
+//! The operator's database commands (`admin migrate`, `admin backup`) and servers sharing
+//! one database, on whichever engine the suite runs on (SQLite by default, PostgreSQL on its second
 //! pass): each test says what it expects of both.
 
 use serde_json::{Value, json};
@@ -124,43 +124,65 @@ async fn a_backup_taken_while_the_server_runs_holds_the_accounts_and_their_ledge
     assert_eq!(std::fs::read(&copy).unwrap(), before);
 }
 
-/// A second server on the same PostgreSQL database would take the first one's runs in
-/// progress for interrupted ones and fail them: it is refused with the reason, and the
-/// first keeps serving. (SQLite: a data directory is one machine's; nothing to check.)
+/// Two servers on one PostgreSQL database serve as one: a key minted by one works on the
+/// other (they share the root key the first one stored), a run started on one is seen
+/// running on the other with its progress, and a cancel sent to the other stops it, whichever
+/// of the two runs it. (SQLite: a data directory is one machine's; nothing to check.)
 #[tokio::test]
-async fn a_second_server_on_the_same_postgres_database_is_refused() {
+async fn two_servers_on_one_postgres_database_serve_as_one() {
     if !on_postgres() {
         return;
     }
-    let server = UserServer::start("only-one@example.com", &[]).await;
-    let second = std::process::Command::new(EXE)
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--data-dir")
-        .arg(server.data.with_extension("second"))
-        .envs(db::env(&server.data))
-        .output()
-        .unwrap();
-    assert!(!second.status.success());
-    assert!(
-        String::from_utf8_lossy(&second.stderr).contains("another fmu-gateway server is running"),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    let server = UserServer::start("two-servers@example.com", &[]).await;
+    let second = Binary::start(
+        &server.data.with_extension("second"),
+        free_port(),
+        &[(
+            "FMU_GATEWAY_DATABASE_URL",
+            &db::database_url(&server.data).await.unwrap(),
+        )],
+    )
+    .await;
+    let key = &server.key;
     assert_eq!(
-        server.get_json("/api/v1/me", &server.key).await["email"],
-        "only-one@example.com"
+        second.get_json("/api/v1/me", key).await["email"],
+        "two-servers@example.com"
     );
+    let slow = json!({ "fmu_id": "lib:VanDerPol", "stop_time": 1e6, "output_interval": 10.0 });
+    let resp = server.binary.create_run(key, &slow).await;
+    assert!(resp.status().is_success());
+    let run: Value = resp.json().await.unwrap();
+    let id = run["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let seen = loop {
+        let seen = second.get_json(&format!("/api/v1/runs/{id}"), key).await;
+        if seen["status"] == "running" && seen["progress"]["fraction"].as_f64() > Some(0.0) {
+            break seen;
+        }
+        assert!(std::time::Instant::now() < deadline, "{seen}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        seen["progress"]["fraction"].as_f64().unwrap() < 1.0,
+        "{seen}"
+    );
+    let cancelled = second
+        .post_json(&format!("/api/v1/runs/{id}/cancel"), key, &json!({}))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let ended = server.binary.finished_run(key, id).await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
 }
 
 /// A cluster of the test's own (scripts/postgres.sh), which it may crash and restart without
 /// touching the one the rest of the suite shares; stopped when dropped.
-struct OwnCluster {
+pub(crate) struct OwnCluster {
     dir: tempfile::TempDir,
-    admin_url: String,
+    pub(crate) admin_url: String,
 }
 
 impl OwnCluster {
-    fn start() -> OwnCluster {
+    pub(crate) fn start() -> OwnCluster {
         let dir = tempfile::Builder::new()
             .prefix("pg")
             .tempdir_in("/tmp")
@@ -193,7 +215,7 @@ impl OwnCluster {
     }
 
     /// An immediate stop (no checkpoint: what a crash leaves) and a start, which recovers.
-    fn crash_and_restart(&self) {
+    pub(crate) fn crash_and_restart(&self) {
         Self::script("restart", self.dir.path());
     }
 }

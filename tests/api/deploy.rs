@@ -1,5 +1,6 @@
 //! The deployment as shipped: the container's entry point runs the service unprivileged, and
-//! `fly.toml`'s workers fit in the memory of the machine it asks for.
+//! the workers of `fly.toml` (one machine) and `deploy/fly.scale.toml` (servers and worker
+//! nodes) fit in the memory of the machines they ask for.
 
 use std::process::{Command, Stdio};
 
@@ -19,13 +20,60 @@ fn toml_values(text: &str) -> Vec<(String, String)> {
 
 #[test]
 fn fly_toml_runs_workers_that_fit_in_its_machine() {
-    let text = include_str!("../../fly.toml");
+    check_fly_file(include_str!("../../fly.toml"), &|_| None);
+}
+
+/// The multi-machine sample: its settings are valid once its secrets are set (the database
+/// URL and the bucket's credentials, which the file only names), its workers fit, and its
+/// processes are the binary's commands.
+#[test]
+fn the_multi_machine_fly_file_is_valid_with_its_secrets_and_runs_the_binarys_commands() {
+    let text = include_str!("../../deploy/fly.scale.toml");
+    let secrets = |name: &str| {
+        Some(match name {
+            "FMU_GATEWAY_DATABASE_URL" => "postgres://fmu@db.internal/fmu_gateway".to_string(),
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => "secret".into(),
+            "AWS_REGION" => "auto".into(),
+            "AWS_ENDPOINT_URL" => "https://fly.storage.tigris.dev".into(),
+            _ => return None,
+        })
+    };
+    let config = check_fly_file(text, &secrets);
+    assert!(config.database_url.is_some());
+    let values = toml_values(text);
+    for process in ["app", "worker"] {
+        let command = &values.iter().find(|(k, _)| k == process).unwrap().1;
+        let help = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+            .args([command.as_str(), "--help"])
+            .output()
+            .unwrap();
+        assert!(
+            help.status.success(),
+            "{process} = {command:?} is no command"
+        );
+    }
+    // Every setting it names is one the README documents.
+    let readme = include_str!("../../README.md");
+    for (name, _) in &values {
+        if name.starts_with("FMU_GATEWAY_") {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{name} is not documented"
+            );
+        }
+    }
+}
+
+/// The file's settings as the binary reads them (with `secrets` for what it leaves out),
+/// checked against the memory of the machine it asks for.
+fn check_fly_file(text: &str, secrets: &dyn Fn(&str) -> Option<String>) -> fmu_gateway::Config {
     let values = toml_values(text);
     let get = |name: &str| {
         values
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
+            .or_else(|| secrets(name))
     };
     let memory = get("memory").expect("fly.toml sets the machine's memory");
     let gb: u64 = memory.strip_suffix("gb").unwrap().parse().unwrap();
@@ -41,6 +89,7 @@ fn fly_toml_runs_workers_that_fit_in_its_machine() {
     fmu_gateway::machine::check_memory(&config, Some(mem_total)).unwrap();
     // And the check is real: the old 512 MB machine would be refused.
     assert!(fmu_gateway::machine::check_memory(&config, Some(512 << 20)).is_err());
+    config
 }
 
 /// A field of `/proc/<pid>/status`.

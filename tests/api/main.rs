@@ -31,6 +31,7 @@ mod reference;
 mod results;
 mod run_types;
 mod runs;
+mod scale;
 mod security;
 mod states;
 mod stiff;

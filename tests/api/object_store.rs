@@ -16,18 +16,18 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{Api, TestApp, api_client, free_port, fresh_fmu, spawn_app_with};
 
-const BUCKET: &str = "gateway-test";
-const PREFIX: &str = "fmu-gateway/test";
+pub(crate) const BUCKET: &str = "gateway-test";
+pub(crate) const PREFIX: &str = "fmu-gateway/test";
 
 /// moto's S3 server, killed when dropped.
-struct S3StandIn {
-    port: u16,
+pub(crate) struct S3StandIn {
+    pub(crate) port: u16,
     child: Child,
 }
 
 impl S3StandIn {
     /// The venv's python (installing moto if needed); `None` only when python3 is missing.
-    fn python() -> Option<PathBuf> {
+    pub(crate) fn python() -> Option<PathBuf> {
         let found = Command::new("python3")
             .arg("--version")
             .stdout(Stdio::null())
@@ -46,7 +46,7 @@ impl S3StandIn {
         ))
     }
 
-    async fn start(python: PathBuf, port: u16) -> S3StandIn {
+    pub(crate) async fn start(python: PathBuf, port: u16) -> S3StandIn {
         let child = Command::new(&python)
             .args([
                 "-m",
@@ -81,7 +81,7 @@ impl S3StandIn {
     }
 
     /// Every key under our prefix (ListObjectsV2), without the prefix.
-    async fn keys(&self) -> BTreeSet<String> {
+    pub(crate) async fn keys(&self) -> BTreeSet<String> {
         let xml = api_client()
             .get(self.url(&format!(
                 "{BUCKET}?list-type=2&prefix={PREFIX}/&max-keys=1000"

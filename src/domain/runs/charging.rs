@@ -112,7 +112,7 @@ pub enum RunEnd {
 }
 
 /// Whose model ran: ours (the built-in library) or the caller's upload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ModelOrigin {
     Library,
     Upload,

@@ -10,6 +10,7 @@
 
 pub mod charging;
 pub mod progress;
+pub mod queue;
 pub mod reference;
 pub mod status;
 
@@ -31,6 +32,7 @@ use crate::sim::protocol::{CsOptions, Interface, Solver};
 use crate::sim::result_file::ResultFile;
 use crate::sim::runner::SimError;
 use crate::state::State;
+use crate::store::queue::CancelRequest;
 use crate::store::runs::{Idempotency, Reservation, RunRow, Settlement};
 use crate::store::{Store, StoreError};
 use charging::{FailureKind, ModelOrigin, RunEnd};
@@ -240,6 +242,7 @@ pub async fn start(
         charged: false,
         result_removed_at: None,
         reference_check: None,
+        progress_time: None,
     };
     let billing = crate::links::billing(&state.config.public_url);
     let max_active = state.config.max_active_runs_per_user;
@@ -248,9 +251,21 @@ pub async fn start(
         request_hash,
         since: run.created_at - IDEMPOTENCY_WINDOW_MS,
     });
+    let keep_state = job.save_final_state.then(|| KeepState {
+        user_id: principal.user_id.clone(),
+        identity: states::Identity::of(&record, job.interface),
+    });
+    let queued = queue::QueuedJob {
+        job,
+        timeout_ms: timeout.as_millis() as u64,
+        origin,
+        keep_state,
+        reference: prepared.as_ref().map(queue::QueuedReference::from),
+    };
+    let queued = serde_json::to_string(&queued)?;
     let outcome = state
         .store
-        .reserve_run(run.clone(), idempotency, max_active)
+        .reserve_run(run.clone(), queued, idempotency, max_active)
         .await?;
     match outcome {
         Reservation::Replay {
@@ -285,25 +300,7 @@ pub async fn start(
         }
         Reservation::Reserved => {}
     }
-    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
-    state
-        .cancels
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(run.id.clone(), cancel_tx);
-    let keep_state = job.save_final_state.then(|| KeepState {
-        user_id: principal.user_id.clone(),
-        identity: states::Identity::of(&record, job.interface),
-    });
-    let (st, id) = (state.clone(), run.id.clone());
-    tokio::spawn(async move {
-        let after = AfterRun {
-            keep_state,
-            reference: prepared,
-        };
-        execute(&st, &id, origin, job, timeout, cancel_rx, after).await;
-        drop(fmu);
-    });
+    state.queue_wake.notify_one();
     Ok(Started { run })
 }
 
@@ -427,17 +424,10 @@ fn create_result_file(state: &State, run_id: &RunId) -> std::io::Result<(PathBuf
 }
 
 /// Whose the final state a run saves is, and which FMU it belongs to.
-/// What a run does with a successful outcome besides keeping its results.
-struct AfterRun {
-    /// Keep the FMU's final state it saved.
-    keep_state: Option<KeepState>,
-    /// Compare its results with a reference.
-    reference: Option<reference::Prepared>,
-}
-
-struct KeepState {
-    user_id: UserId,
-    identity: states::Identity,
+#[derive(Serialize, Deserialize)]
+pub struct KeepState {
+    pub user_id: UserId,
+    pub identity: states::Identity,
 }
 
 /// The state settings of a run: the initial state resolved (the user's, saved by this FMU
@@ -490,69 +480,47 @@ async fn keep_final_state(
     }
 }
 
-async fn execute(
+/// Runs a leased run's job in `slot`, its results written to a file in the data directory
+/// as the worker sends them and put in the object store when it succeeds; its progress goes
+/// to this process's board while it runs. Returns the outcome and the results' local file
+/// (the caller removes it once the run is settled).
+async fn execute_in(
     state: &State,
     run_id: &RunId,
-    origin: ModelOrigin,
     job: crate::sim::protocol::Job,
     timeout: Duration,
-    mut cancel: tokio::sync::oneshot::Receiver<()>,
-    after: AfterRun,
+    cancel: tokio::sync::oneshot::Receiver<()>,
+    slot: crate::sim::runner::Slot<'_>,
+) -> (
+    Result<crate::sim::runner::RunOutcome, SimError>,
+    Option<PathBuf>,
 ) {
-    let AfterRun {
-        keep_state,
-        reference,
-    } = after;
-    // `queued` until a worker is free; `running` from then on. A cancel while queued never
-    // reaches a worker and is not charged.
-    let mut partial_file = None;
-    let result = match state.workers.slot(Some(&mut cancel)).await {
-        Ok(slot) => {
-            let marked = state.store.start_run(run_id).await;
-            match (marked, create_result_file(state, run_id)) {
-                (Ok(true), Ok((partial, file))) => {
-                    state.progress.begin(run_id, job.start_time, job.stop_time);
-                    let report = state.progress.reporter(run_id);
-                    let result = slot.run(job, timeout, Some(cancel), file, report).await;
-                    state.progress.end(run_id);
-                    let result = keep_result(state, run_id, &partial, result).await;
-                    partial_file = Some(partial);
-                    keep_final_state(state, run_id, keep_state.as_ref(), result).await
-                }
-                (Ok(false), _) => Err(SimError::Cancelled),
-                (Err(e), _) => Err(SimError::Internal(e.to_string())),
-                (_, Err(e)) => Err(SimError::Internal(format!("a file for the results: {e}"))),
-            }
+    let (partial, file) = match create_result_file(state, run_id) {
+        Ok(created) => created,
+        Err(e) => {
+            let error = SimError::Internal(format!("a file for the results: {e}"));
+            return (Err(error), None);
         }
-        Err(e) => Err(e),
     };
-    state
-        .cancels
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(run_id);
-    // The comparison runs once the results are kept, before the run is settled, so the
-    // verdict is stored in the same transaction that ends the run.
-    let check = match (&result, reference, &partial_file) {
-        (Ok(_), Some(prepared), Some(partial)) => {
-            keep_reference(state, run_id, &prepared).await;
-            let verdict = reference::check(partial.clone(), prepared).await;
-            serde_json::to_string(&verdict).ok()
-        }
-        _ => None,
-    };
-    if let Some(partial) = partial_file {
-        let _ = tokio::fs::remove_file(partial).await;
-    }
-    if let Err(e) = settle(state, run_id, origin, result, check).await {
-        tracing::error!(%run_id, error = %e, "could not settle a run");
-    }
+    state.progress.begin(run_id, job.start_time, job.stop_time);
+    let report = state.progress.reporter(run_id);
+    let result = slot.run(job, timeout, Some(cancel), file, report).await;
+    state.progress.end(run_id);
+    let result = keep_result(state, run_id, &partial, result).await;
+    (result, Some(partial))
+}
+
+/// Counts a run's end and tells its owner's webhooks, once it is settled.
+async fn announce_end(state: &State, run_id: &RunId, end: RunEnd) {
+    state.metrics.run_ended(end);
+    crate::domain::webhooks::run_ended(state, run_id, end).await;
 }
 
 /// Ends a run and settles its credits in one transaction, by the rule in [`charging`].
 async fn settle(
     state: &State,
     run_id: &RunId,
+    lease: Option<&str>,
     origin: ModelOrigin,
     result: Result<crate::sim::runner::RunOutcome, SimError>,
     reference_check: Option<String>,
@@ -563,43 +531,43 @@ async fn settle(
     {
         tracing::error!(%run_id, error = %e, "a run failed because of the service");
     }
-    let ended = state
-        .store
-        .settle_run(run_id, move |run| {
-            let (end, error, log) = match result {
-                Ok(log) => (RunEnd::Succeeded, None, Some(log)),
-                Err(SimError::Cancelled) if run.status == RunStatus::Queued => (
-                    RunEnd::CancelledQueued,
-                    Some(SimError::Cancelled.to_string()),
-                    None,
-                ),
-                Err(SimError::Cancelled) => (
-                    RunEnd::CancelledRunning,
-                    Some(SimError::Cancelled.to_string()),
-                    None,
-                ),
-                Err(e) => {
-                    let error = Some(e.to_string());
-                    let kind = FailureKind::from(&e);
-                    let log = match e {
-                        SimError::Failed { log, .. } => Some(log),
-                        _ => None,
-                    };
-                    (RunEnd::Failed(kind), error, log)
-                }
-            };
-            Settlement {
-                end,
-                charged: charging::is_charged(end, origin),
-                error,
-                log,
-                reference_check,
+    let decide = move |run: &RunRow| {
+        let (end, error, log) = match result {
+            Ok(log) => (RunEnd::Succeeded, None, Some(log)),
+            Err(SimError::Cancelled) if run.status == RunStatus::Queued => (
+                RunEnd::CancelledQueued,
+                Some(SimError::Cancelled.to_string()),
+                None,
+            ),
+            Err(SimError::Cancelled) => (
+                RunEnd::CancelledRunning,
+                Some(SimError::Cancelled.to_string()),
+                None,
+            ),
+            Err(e) => {
+                let error = Some(e.to_string());
+                let kind = FailureKind::from(&e);
+                let log = match e {
+                    SimError::Failed { log, .. } => Some(log),
+                    _ => None,
+                };
+                (RunEnd::Failed(kind), error, log)
             }
-        })
-        .await?;
+        };
+        Settlement {
+            end,
+            charged: charging::is_charged(end, origin),
+            error,
+            log,
+            reference_check,
+        }
+    };
+    let ended = match lease {
+        Some(token) => state.store.settle_leased_run(run_id, token, decide).await?,
+        None => state.store.settle_run(run_id, decide).await?,
+    };
     if let Some(end) = ended {
-        state.metrics.run_ended(end);
-        crate::domain::webhooks::run_ended(state, run_id, end).await;
+        announce_end(state, run_id, end).await;
     }
     Ok(())
 }
@@ -791,9 +759,22 @@ pub async fn list(
 
 /// How far a running run has got; `None` for a run not in a worker.
 pub fn progress(state: &State, run: &RunRow) -> Option<progress::Progress> {
-    (run.status == RunStatus::Running)
-        .then(|| state.progress.get(&run.id))
-        .flatten()
+    if run.status != RunStatus::Running {
+        return None;
+    }
+    // This process's worker reports as it runs; another process's, with its heartbeats.
+    state.progress.get(&run.id).or_else(|| {
+        let time = run.progress_time?;
+        let settings: StoredSettings = serde_json::from_str(&run.settings).ok()?;
+        Some(progress::Progress {
+            start_time: settings.start_time,
+            stop_time: settings.stop_time,
+            time: time.clamp(
+                settings.start_time,
+                settings.stop_time.max(settings.start_time),
+            ),
+        })
+    })
 }
 
 /// Cancels a queued or running run (its credits are refunded when it stops).
@@ -805,13 +786,30 @@ pub async fn cancel(state: &State, user_id: &UserId, run_id: &RunId) -> AppResul
             run.status
         )));
     }
-    let sender = state
-        .cancels
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(run_id);
-    if let Some(sender) = sender {
-        let _ = sender.send(());
+    let asked = state
+        .store
+        .request_cancel(run_id, |_| Settlement {
+            end: RunEnd::CancelledQueued,
+            charged: false,
+            error: Some(SimError::Cancelled.to_string()),
+            log: None,
+            reference_check: None,
+        })
+        .await?;
+    match asked {
+        CancelRequest::Settled(end) => announce_end(state, run_id, end).await,
+        // A worker of this process stops now; another process's on its next heartbeat.
+        CancelRequest::Asked => {
+            let sender = state
+                .cancels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(run_id);
+            if let Some(sender) = sender {
+                let _ = sender.send(());
+            }
+        }
+        CancelRequest::Ended => {}
     }
     wait(&state.store, run_id, Duration::from_secs(10)).await
 }

@@ -1,0 +1,392 @@
+//! The run queue: runs waiting for a worker are rows of `runs` (`status = 'queued'`) with
+//! their worker job in `run_jobs`; a process that runs simulations leases one at a time.
+//!
+//! Why the runs table itself, and no `FOR UPDATE SKIP LOCKED` or pgmq: a lease changes the
+//! run's row (queued → running, who holds it, until when), and every write already takes the
+//! store's one write lock (SQLite's, or one advisory lock on PostgreSQL), so two claims can
+//! never see the same queued run and row locks would add nothing. The queue then works the
+//! same on both engines, its operations settle money with the runs' own `settle_in` in the
+//! same transaction, and there is no second copy of a run's state to keep in step.
+//!
+//! A lease is a random token and a time: the holder renews it with heartbeats (which also
+//! carry progress out and a cancel request back), and only the current token can settle the
+//! run, so a worker whose lease ran out and was given to another can never settle twice.
+
+use super::runs::{COLUMNS, RunRow, Settlement, from_row, get, settle_in};
+use super::sql::{OptionalExtension, params};
+use super::{Store, StoreResult, now_ms, write_tx};
+use crate::domain::ids::RunId;
+use crate::domain::runs::charging::RunEnd;
+
+/// A run a worker has leased: its row (now `running`), its job and the lease's token.
+#[derive(Debug)]
+pub struct Claim {
+    pub run: RunRow,
+    /// The worker job as queued (`domain::runs::queue::QueuedJob`, JSON).
+    pub job: String,
+    pub token: String,
+}
+
+/// What a heartbeat learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beat {
+    /// The lease holds until the new time.
+    Held,
+    /// The lease holds, and the run's owner asked to cancel it.
+    CancelRequested,
+    /// The lease is gone (it ran out and another worker took the run, or the run ended):
+    /// the holder must stop and settle nothing.
+    Lost,
+}
+
+/// What a cancel request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelRequest {
+    /// The run was still queued: it is settled now, as this says.
+    Settled(RunEnd),
+    /// A worker holds the run: it learns of the cancel on its next heartbeat.
+    Asked,
+    /// The run had already ended.
+    Ended,
+}
+
+/// A run whose lease ran out and that is not delivered again, as a claim's clean-up saw it.
+pub struct Expired<'a> {
+    pub run: &'a RunRow,
+    /// Its owner had asked to cancel it.
+    pub cancel_requested: bool,
+}
+
+/// The queue as `/metrics` shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QueueStats {
+    pub queued: u64,
+    /// How long the oldest queued run has waited (ms).
+    pub oldest_queued_ms: i64,
+    pub leased: u64,
+    /// The earliest time a lease runs out (ms since the epoch), if any is held.
+    pub earliest_lease_end: Option<i64>,
+    /// Nodes whose heartbeat was seen since the time asked for, by kind.
+    pub server_nodes: u64,
+    pub worker_nodes: u64,
+}
+
+/// Which kind of process a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A `serve` process with workers of its own.
+    Server,
+    /// A `worker-node` process.
+    Worker,
+}
+
+impl NodeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Server => "server",
+            NodeKind::Worker => "worker",
+        }
+    }
+}
+
+/// A lease's token: 128 random bits.
+fn new_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl Store {
+    /// Whether a claim could find work now: a queued run with its job, or a lease that ran
+    /// out. A read, so that idle workers poll without taking the write lock.
+    pub async fn has_queued_work(&self) -> StoreResult<bool> {
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'queued'
+                     OR (status = 'running' AND leased_until < ?1))",
+                [now_ms()],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    /// Leases the oldest run that can be delivered to `node` for `lease_ms`, in one
+    /// transaction that first settles what cannot be delivered again: runs whose lease ran
+    /// out after `max_deliveries` leases, or whose owner asked to cancel them, as `expired`
+    /// decides. Returns the claim (if any) and how each settled run ended.
+    pub async fn claim_run<F>(
+        &self,
+        node: &str,
+        lease_ms: i64,
+        max_deliveries: u32,
+        expired: F,
+    ) -> StoreResult<(Option<Claim>, Vec<(RunId, RunEnd)>)>
+    where
+        F: Fn(Expired<'_>) -> Settlement + Send + 'static,
+    {
+        let node = node.to_string();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let now = now_ms();
+            let sql = format!(
+                "SELECT {COLUMNS}, cancel_requested FROM runs
+                 WHERE (status = 'running' AND leased_until < ?1
+                        AND (deliveries >= ?2 OR cancel_requested = 1))
+                    OR (status = 'queued' AND deliveries >= ?2)"
+            );
+            let dead: Vec<(RunRow, bool)> = {
+                let mut stmt = tx.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params![now, max_deliveries], |r| {
+                    Ok((from_row(r)?, r.get(18)?))
+                })?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut settled = Vec::new();
+            for (run, cancel_requested) in &dead {
+                let settlement = expired(Expired {
+                    run,
+                    cancel_requested: *cancel_requested,
+                });
+                if settle_in(&tx, run, &settlement)? {
+                    settled.push((run.id.clone(), settlement.end));
+                }
+            }
+            // A run whose worker vanished first (it has waited longest), then the oldest
+            // queued one.
+            let next: Option<RunId> = tx
+                .query_row(
+                    "SELECT id FROM runs WHERE status = 'running' AND leased_until < ?1
+                       AND cancel_requested = 0 AND deliveries < ?2
+                       AND EXISTS (SELECT 1 FROM run_jobs j WHERE j.run_id = runs.id)
+                     ORDER BY leased_until LIMIT 1",
+                    params![now, max_deliveries],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let next = match next {
+                Some(id) => Some(id),
+                None => tx
+                    .query_row(
+                        "SELECT id FROM runs WHERE status = 'queued' AND deliveries < ?1
+                           AND EXISTS (SELECT 1 FROM run_jobs j WHERE j.run_id = runs.id)
+                         ORDER BY created_at, id LIMIT 1",
+                        params![max_deliveries],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+            };
+            let claim = match next {
+                None => None,
+                Some(id) => {
+                    let token = new_token();
+                    tx.execute(
+                        "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2),
+                             lease_token = ?3, leased_until = ?4, lease_node = ?5,
+                             deliveries = deliveries + 1, progress_time = NULL
+                         WHERE id = ?1",
+                        params![id, now, token, now + lease_ms, node],
+                    )?;
+                    let job: String =
+                        tx.query_row("SELECT job FROM run_jobs WHERE run_id = ?1", [&id], |r| {
+                            r.get(0)
+                        })?;
+                    let run = get(&tx, &id)?.ok_or(super::StoreError::NoRows)?;
+                    Some(Claim { run, job, token })
+                }
+            };
+            tx.commit()?;
+            Ok((claim, settled))
+        })
+        .await
+    }
+
+    /// Renews a lease until `until` and records the simulated time the run has reached.
+    pub async fn heartbeat_run(
+        &self,
+        id: &RunId,
+        token: &str,
+        until: i64,
+        progress_time: Option<f64>,
+    ) -> StoreResult<Beat> {
+        let (id, token) = (id.clone(), token.to_string());
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let cancel: Option<bool> = tx
+                .query_row(
+                    "UPDATE runs SET leased_until = ?3, progress_time = COALESCE(?4, progress_time)
+                     WHERE id = ?1 AND lease_token = ?2 AND status = 'running'
+                     RETURNING cancel_requested",
+                    params![id, token, until, progress_time],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(match cancel {
+                None => Beat::Lost,
+                Some(true) => Beat::CancelRequested,
+                Some(false) => Beat::Held,
+            })
+        })
+        .await
+    }
+
+    /// Settles a leased run, as [`Store::settle_run`] does, but only for the holder of its
+    /// current lease: `None` (nothing changed) for a token that is no longer the run's.
+    pub async fn settle_leased_run<F>(
+        &self,
+        id: &RunId,
+        token: &str,
+        decide: F,
+    ) -> StoreResult<Option<RunEnd>>
+    where
+        F: FnOnce(&RunRow) -> Settlement + Send + 'static,
+    {
+        let (id, token) = (id.clone(), token.to_string());
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let held: Option<Option<String>> = tx
+                .query_row("SELECT lease_token FROM runs WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if held.flatten().as_deref() != Some(token.as_str()) {
+                return Ok(None);
+            }
+            let Some(run) = get(&tx, &id)? else {
+                return Ok(None);
+            };
+            let settlement = decide(&run);
+            let settled = settle_in(&tx, &run, &settlement)?;
+            tx.commit()?;
+            Ok(settled.then_some(settlement.end))
+        })
+        .await
+    }
+
+    /// Asks to cancel a run: a queued one is settled at once (as `queued` decides), a leased
+    /// one is flagged for its worker's next heartbeat.
+    pub async fn request_cancel<F>(&self, id: &RunId, queued: F) -> StoreResult<CancelRequest>
+    where
+        F: FnOnce(&RunRow) -> Settlement + Send + 'static,
+    {
+        let id = id.clone();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let Some(run) = get(&tx, &id)? else {
+                return Ok(CancelRequest::Ended);
+            };
+            let outcome = match run.status {
+                crate::domain::runs::RunStatus::Queued => {
+                    let settlement = queued(&run);
+                    if settle_in(&tx, &run, &settlement)? {
+                        CancelRequest::Settled(settlement.end)
+                    } else {
+                        CancelRequest::Ended
+                    }
+                }
+                crate::domain::runs::RunStatus::Running => {
+                    tx.execute(
+                        "UPDATE runs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running'",
+                        [&id],
+                    )?;
+                    CancelRequest::Asked
+                }
+                _ => CancelRequest::Ended,
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    /// Gives the runs `node` holds back to the queue (a worker stopping on purpose), so
+    /// another takes them at once instead of after their lease. Returns how many.
+    pub async fn requeue_node_runs(&self, node: &str) -> StoreResult<usize> {
+        let node = node.to_string();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let n = tx.execute(
+                "UPDATE runs SET status = 'queued', lease_token = NULL, leased_until = NULL,
+                     lease_node = NULL, progress_time = NULL
+                 WHERE lease_node = ?1 AND status = 'running'",
+                [&node],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Records (or renews) a node's heartbeat.
+    pub async fn node_seen(
+        &self,
+        id: &str,
+        kind: NodeKind,
+        host: &str,
+        slots: u32,
+        started_at: i64,
+    ) -> StoreResult<()> {
+        let (id, host) = (id.to_string(), host.to_string());
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            tx.execute(
+                "INSERT INTO worker_nodes (id, kind, host, slots, started_at, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                params![id, kind.as_str(), host, slots, started_at, now_ms()],
+            )?;
+            // Nodes silent for a day are gone for good.
+            tx.execute(
+                "DELETE FROM worker_nodes WHERE seen_at < ?1",
+                [now_ms() - 86_400_000],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A node stopped on purpose.
+    pub async fn node_gone(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM worker_nodes WHERE id = ?1", [&id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The queue's depth, its oldest wait, the leases held, and the nodes seen since
+    /// `seen_since` (ms since the epoch).
+    pub async fn queue_stats(&self, seen_since: i64) -> StoreResult<QueueStats> {
+        self.run(move |conn| {
+            let now = now_ms();
+            let (queued, oldest): (i64, Option<i64>) = conn.query_row(
+                "SELECT COUNT(*), MIN(created_at) FROM runs WHERE status = 'queued'",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let (leased, earliest): (i64, Option<i64>) = conn.query_row(
+                "SELECT COUNT(*), MIN(leased_until) FROM runs
+                 WHERE status = 'running' AND leased_until IS NOT NULL",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let (servers, workers): (Option<i64>, Option<i64>) = conn.query_row(
+                "SELECT SUM(CASE WHEN kind = 'server' THEN 1 ELSE 0 END),
+                        SUM(CASE WHEN kind = 'worker' THEN 1 ELSE 0 END)
+                 FROM worker_nodes WHERE seen_at >= ?1",
+                [seen_since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(QueueStats {
+                queued: queued.max(0) as u64,
+                oldest_queued_ms: oldest.map_or(0, |t| (now - t).max(0)),
+                leased: leased.max(0) as u64,
+                earliest_lease_end: earliest,
+                server_nodes: servers.unwrap_or(0).max(0) as u64,
+                worker_nodes: workers.unwrap_or(0).max(0) as u64,
+            })
+        })
+        .await
+    }
+}

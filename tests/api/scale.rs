@@ -1,0 +1,396 @@
+//! Many processes on one PostgreSQL, as a multi-machine deployment runs: two `serve`, two
+//! `worker-node`, one S3 stand-in (moto), all real processes of the real binary. Users sign
+//! up on either server and start 200 runs through both; mid-way one worker node is killed
+//! with SIGKILL while it holds runs, and PostgreSQL crashes and restarts once. Then every run
+//! has ended exactly once: succeeded (charged once, its result in the bucket and served by
+//! either server) or failed and refunded; the ledger sums to every balance.
+//!
+//! Only on the suite's PostgreSQL pass (`FMU_GATEWAY_TEST_POSTGRES`): it starts a cluster of
+//! its own with `scripts/postgres.sh`, which that pass has installed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::common::db::on_postgres;
+use crate::common::{Api, Binary, api_client, free_port};
+use crate::database::OwnCluster;
+use crate::object_store::{BUCKET, PREFIX, S3StandIn};
+use fmu_gateway::store::Store;
+
+const RUNS: usize = 200;
+const USERS: usize = 4;
+
+/// A `worker-node` process, its output kept in a file for when the test fails.
+struct Node {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(data: &Path, env: &[(&str, String)]) -> Node {
+        std::fs::create_dir_all(data).unwrap();
+        let log = data.with_extension("log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+            .arg("worker-node")
+            .arg("--data-dir")
+            .arg(data)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Node { child, log }
+    }
+
+    fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// `sql` on the deployment's database, asked again while PostgreSQL restarts.
+async fn query<T: Send + 'static>(
+    store: &Store,
+    f: impl Fn(&fmu_gateway::store::Connection) -> fmu_gateway::store::StoreResult<T>
+    + Send
+    + Sync
+    + Clone
+    + 'static,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (store2, f2) = (store.clone(), f.clone());
+        let got = tokio::task::spawn_blocking(move || store2.conn().and_then(|c| f2(&c)))
+            .await
+            .unwrap();
+        match got {
+            Ok(value) => return value,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the database did not answer: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// A run for the test: most end in milliseconds; every tenth takes a second or so, so that
+/// runs are in the workers when one is killed.
+fn run_body(i: usize) -> Value {
+    if i % 10 == 0 {
+        json!({
+            "fmu_id": "lib:VanDerPol",
+            "stop_time": 3000.0,
+            "output_interval": 1.0,
+        })
+    } else {
+        json!({
+            "fmu_id": "lib:Dahlquist",
+            "stop_time": 1.0,
+            "output_interval": 0.1,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_kill_and_a_database_crash()
+ {
+    if !on_postgres() {
+        return;
+    }
+    let python = S3StandIn::python().expect("python3 runs moto");
+    let cluster = OwnCluster::start();
+    let s3 = S3StandIn::start(python, free_port()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("FMU_GATEWAY_DATABASE_URL", cluster.admin_url.clone()),
+        (
+            "FMU_GATEWAY_OBJECT_STORE",
+            format!("s3://{BUCKET}/{PREFIX}"),
+        ),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port)),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("FMU_GATEWAY_LEASE_SECONDS", "3".into()),
+        ("FMU_GATEWAY_WORKERS", "1".into()),
+        ("FMU_GATEWAY_SYNC_WAIT_MS", "0".into()),
+        ("FMU_GATEWAY_RUNS_PER_MINUTE", "1000".into()),
+        ("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER", "1000".into()),
+        ("FMU_GATEWAY_FREE_CREDITS", "100".into()),
+        ("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", "100".into()),
+    ];
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The first server installs the library; the second starts beside it.
+    let a = Binary::start(&dir.path().join("a"), free_port(), &pairs).await;
+    let b = Binary::start(&dir.path().join("b"), free_port(), &pairs).await;
+    let servers = [&a, &b];
+    let mut nodes = vec![
+        Node::start(&dir.path().join("node1"), &env),
+        Node::start(&dir.path().join("node2"), &env),
+    ];
+    let db = Store::open_postgres(&cluster.admin_url, 4).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while query(&db, |c| {
+        c.query_row(
+            "SELECT COUNT(*) FROM worker_nodes WHERE kind = 'worker'",
+            [],
+            |r| r.get::<i64>(0),
+        )
+    })
+    .await
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the worker nodes did not start: {}",
+            std::fs::read_to_string(&nodes[0].log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Users sign up on either server; a key works on both (one root key for the deployment).
+    let mut keys = Vec::new();
+    for u in 0..USERS {
+        let reg = servers[u % 2]
+            .sign_up(&format!("scale-{u}@example.com"))
+            .await;
+        keys.push(reg["api_key"].as_str().unwrap().to_string());
+    }
+
+    // 200 runs, through both servers, 16 at a time; the first worker node is killed once it
+    // holds runs, half-way.
+    let started = Instant::now();
+    let create = |i: usize| {
+        let (server, key) = (servers[i % 2], keys[i % USERS].clone());
+        async move {
+            let resp = server.create_run(&key, &run_body(i)).await;
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            assert!(status.is_success(), "run {i}: {status} {body}");
+            (body["id"].as_str().unwrap().to_string(), i)
+        }
+    };
+    let mut runs: Vec<(String, usize)> = futures_util::stream::iter(0..RUNS / 2)
+        .map(create)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let victim = query(&db, |c| {
+        c.query_row(
+            "SELECT id FROM worker_nodes WHERE kind = 'worker' ORDER BY started_at, id LIMIT 1",
+            [],
+            |r| r.get::<String>(0),
+        )
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = victim.clone();
+        let held = query(&db, move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM runs WHERE lease_node = ?1 AND status = 'running'",
+                [&v],
+                |r| r.get::<i64>(0),
+            )
+        })
+        .await;
+        if held > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker node never held a run"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Which of the two processes is the victim: the one whose node id is the oldest. Both
+    // started within a second; kill the one holding the lease, found by its log line.
+    let victim_index = nodes
+        .iter()
+        .position(|n| std::fs::read_to_string(&n.log).unwrap().contains(&victim))
+        .expect("the victim's log names its node id");
+    nodes[victim_index].kill_9();
+    let held_by_victim: Vec<String> = {
+        let v = victim.clone();
+        query(&db, move |c| {
+            let mut stmt =
+                c.prepare("SELECT id FROM runs WHERE lease_node = ?1 AND status = 'running'")?;
+            let rows = stmt.query_map([&v], |r| r.get::<String>(0))?;
+            rows.collect()
+        })
+        .await
+    };
+    runs.extend(
+        futures_util::stream::iter(RUNS / 2..RUNS)
+            .map(create)
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await,
+    );
+    // PostgreSQL crashes (no checkpoint) and recovers while runs are queued and running.
+    cluster.crash_and_restart();
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let open = query(&db, |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
+                [],
+                |r| r.get::<i64>(0),
+            )
+        })
+        .await;
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} runs did not end; node log: {}",
+            std::fs::read_to_string(&nodes[1 - victim_index].log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = started.elapsed();
+
+    // Every run ended once: succeeded and charged once, or failed and refunded.
+    type Row = (String, String, bool, Option<String>, i64, i64, i64, i64);
+    let rows: Vec<Row> = query(&db, |c| {
+        let mut stmt = c.prepare(
+            "SELECT r.id, r.status, r.charged = 1, r.failure_kind, r.deliveries,
+                (SELECT COUNT(*) FROM credit_ledger l WHERE l.run_id = r.id AND l.kind = 'settle'),
+                (SELECT COUNT(*) FROM credit_ledger l WHERE l.run_id = r.id AND l.kind = 'refund'),
+                (SELECT COUNT(*) FROM usage u WHERE u.run_id = r.id)
+             FROM runs r",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })?;
+        rows.collect()
+    })
+    .await;
+    assert_eq!(rows.len(), RUNS);
+    let mut succeeded = Vec::new();
+    for (id, status, charged, kind, deliveries, settles, refunds, usage) in &rows {
+        match status.as_str() {
+            "succeeded" => {
+                assert!(*charged, "{id}");
+                assert_eq!(
+                    (*settles, *refunds, *usage),
+                    (1, 0, 1),
+                    "{id}: charged once"
+                );
+                succeeded.push(id.clone());
+            }
+            "failed" => {
+                assert!(!*charged, "{id} failed ({kind:?}) and was charged");
+                assert_eq!(
+                    (*settles, *refunds, *usage),
+                    (0, 1, 0),
+                    "{id}: refunded once"
+                );
+            }
+            other => panic!("run {id} ended {other}"),
+        }
+        assert!(
+            (1..=3).contains(deliveries),
+            "{id} was leased {deliveries} times"
+        );
+    }
+    // One worker's death and one database crash cost no run its result.
+    assert!(
+        succeeded.len() >= RUNS - 5,
+        "only {} of {RUNS} runs succeeded: {rows:?}",
+        succeeded.len()
+    );
+    // The runs the killed node held were leased again and finished by another process.
+    assert!(!held_by_victim.is_empty());
+    for id in &held_by_victim {
+        let row = rows.iter().find(|r| &r.0 == id).unwrap();
+        assert!(
+            row.4 >= 2,
+            "{id} was not leased again after its worker died"
+        );
+        assert_eq!(row.1, "succeeded", "{id} held by the killed worker");
+    }
+
+    // Every balance is its ledger's sum, and what its succeeded runs cost.
+    let balances: Vec<(i64, i64, i64)> = query(&db, |c| {
+        let mut stmt = c.prepare(
+            "SELECT u.credits, (SELECT SUM(delta) FROM credit_ledger l WHERE l.user_id = u.id),
+                (SELECT COUNT(*) FROM runs r WHERE r.user_id = u.id AND r.status = 'succeeded')
+             FROM users u",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect()
+    })
+    .await;
+    assert_eq!(balances.len(), USERS);
+    for (credits, ledger, paid) in balances {
+        assert_eq!(credits, ledger, "a balance is its ledger's sum");
+        assert_eq!(credits, 100 - paid, "each succeeded run cost one credit");
+    }
+
+    // Every result is in the bucket and served by both servers.
+    let objects = s3.keys().await;
+    for id in &succeeded {
+        assert!(
+            objects.iter().any(|k| k.contains(id.as_str())),
+            "the result of {id} is not in the bucket"
+        );
+    }
+    for (id, i) in runs.iter().filter(|(id, _)| succeeded.contains(id)) {
+        if i % 25 != 0 && i % 10 != 0 {
+            continue;
+        }
+        let (server, key) = (servers[(i + 1) % 2], &keys[i % USERS]);
+        let result = server
+            .get_json(&format!("/api/v1/runs/{id}/result"), key)
+            .await;
+        let rows = result["time"].as_array().map_or(0, Vec::len);
+        let expected = if i % 10 == 0 { 3001 } else { 11 };
+        assert!(rows >= expected, "run {i} ({id}): {rows} rows: {result}");
+    }
+    // The metrics every server serves count the nodes that are left.
+    let metrics = api_client()
+        .get(format!("{}/metrics", b.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("fmu_gateway_runs_queued 0"), "{metrics}");
+    assert!(
+        metrics.contains("fmu_gateway_worker_nodes{kind=\"server\"} 2"),
+        "{metrics}"
+    );
+    println!(
+        "{RUNS} runs on 2 servers + 2 worker nodes (one killed), PostgreSQL restarted once: \
+         {} succeeded in {took:?}",
+        succeeded.len()
+    );
+}
