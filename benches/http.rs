@@ -11,7 +11,10 @@
 //! the scenarios whose name contains this text), BENCH_SERVER_CPUS (pin the server to these
 //! CPUs, e.g. `0` or `0,1`: how a route scales from one free core to two is the ratio of two
 //! runs, with the load generator unpinned), BENCH_DATABASE_URL (an empty PostgreSQL database
-//! to run on instead of SQLite: `FMU_GATEWAY_DATABASE_URL` for the server).
+//! to run on instead of SQLite: `FMU_GATEWAY_DATABASE_URL` for the server), BENCH_WORKER_NODES
+//! (start this many `fmu-gateway worker-node` processes beside the server, on the same
+//! database: needs BENCH_DATABASE_URL and an object store they share, given as the server's
+//! own settings in the environment: `FMU_GATEWAY_OBJECT_STORE` and the `AWS_*` variables).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -24,13 +27,44 @@ struct Server {
     child: Child,
     url: String,
     _dir: tempfile::TempDir,
+    /// Worker nodes beside it (BENCH_WORKER_NODES).
+    nodes: Vec<Child>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in self.nodes.iter_mut().chain([&mut self.child]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// `n` worker nodes on the server's database and object store, each with a data directory
+/// (FMU cache, scratch) of its own under `dir`.
+fn start_worker_nodes(n: u64, dir: &std::path::Path) -> Vec<Child> {
+    if n > 0 {
+        assert!(
+            std::env::var("BENCH_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+                && std::env::var("FMU_GATEWAY_OBJECT_STORE").is_ok(),
+            "BENCH_WORKER_NODES needs BENCH_DATABASE_URL and FMU_GATEWAY_OBJECT_STORE"
+        );
+    }
+    (0..n)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+                .args(["worker-node", "--data-dir"])
+                .arg(dir.join(format!("node{i}")))
+                .env(
+                    "FMU_GATEWAY_DATABASE_URL",
+                    std::env::var("BENCH_DATABASE_URL").unwrap_or_default(),
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the release binary starts a worker node")
+        })
+        .collect()
 }
 
 const WEBHOOK_SECRET: &str = "whsec_bench";
@@ -168,10 +202,12 @@ async fn start_server() -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let nodes = start_worker_nodes(env_num("BENCH_WORKER_NODES", 0), dir.path());
     Server {
         child,
         url,
         _dir: dir,
+        nodes,
     }
 }
 

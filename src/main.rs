@@ -177,6 +177,14 @@ enum DatabaseTask {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Give an existing PostgreSQL role what a worker node needs and nothing more (lease,
+    /// heartbeat and settle runs); create it first, e.g. `CREATE ROLE fmu_worker LOGIN
+    /// PASSWORD '…'`, and give worker nodes its URL.
+    GrantWorkerRole {
+        /// The role's name.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -285,6 +293,13 @@ async fn run(command: Command) -> Result<(), Failure> {
             let mut config = Config::from_env(listen, data_dir, |k| std::env::var(k).ok())
                 .map_err(|e| e.to_string())?;
             config.allow_weaker_sandbox |= allow_weaker_sandbox;
+            if std::env::var_os("FMU_GATEWAY_PUBLIC_URL").is_none() {
+                return Err(String::from(
+                    "set FMU_GATEWAY_PUBLIC_URL to the servers' public URL: the webhooks of \
+                     the runs a worker node settles link to them",
+                )
+                .into());
+            }
             let shutdown = shutdown_signal();
             let node = WorkerNode::build(config).await.map_err(|e| e.to_string())?;
             let state = node.state();
@@ -402,6 +417,13 @@ async fn database_task(config: &mut Config, task: DatabaseTask) -> Result<(), Fa
                 .await
                 .map_err(|e| e.to_string())?;
             println!("backed up the database to {}", to.display());
+        }
+        DatabaseTask::GrantWorkerRole { role } => {
+            store
+                .grant_worker_role(&role)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("granted role {role} what a worker node needs");
         }
     }
     Ok(())

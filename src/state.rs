@@ -113,7 +113,12 @@ impl AppState {
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
         let shown = config.data_dir.display().to_string();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(shown, e))?;
-        let store = Store::connect(&config.database(), config.db_pool_size)?;
+        let store = match (role, config.database()) {
+            (Role::Worker, crate::store::Location::Postgres(url)) => {
+                Store::attach_postgres(&url, config.db_pool_size)?
+            }
+            (_, location) => Store::connect(&location, config.db_pool_size)?,
+        };
         let keys = match (role, store.engine(), config.root_key_hex.as_deref()) {
             (Role::Worker, _, _) => KeyIssuer::ephemeral(),
             // Every server of a PostgreSQL deployment must check the others' keys: without

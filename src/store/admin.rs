@@ -71,3 +71,50 @@ impl Store {
         .await
     }
 }
+
+/// What a worker node's database role may do, `{role}` replaced by its (checked) name: read
+/// the queue, the registry and what a settlement checks; lease, heartbeat and settle runs
+/// (the run, its ledger rows, its usage row, its webhook deliveries, its saved state); record
+/// its own heartbeat. Nothing else: no password hash, session, API key, Stripe record,
+/// webhook secret or the deployment's root key. A machine that runs strangers' FMUs holds
+/// only this.
+const WORKER_GRANTS: &str = "
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT ON schema_version, runs, run_jobs, fmus, fmu_owners, fmu_states, run_states,
+    credit_ledger, usage, worker_nodes, webhook_deliveries TO {role};
+GRANT SELECT (id, credits, deleted_at) ON users TO {role};
+GRANT SELECT (id, user_id, events, enabled) ON webhook_endpoints TO {role};
+GRANT UPDATE (status, started_at, finished_at, lease_token, leased_until, lease_node,
+    deliveries, progress_time, credits_charged, charged, error, log, failure_kind,
+    reference_check) ON runs TO {role};
+GRANT UPDATE (credits) ON users TO {role};
+GRANT UPDATE (state_id) ON run_states TO {role};
+GRANT DELETE ON run_jobs TO {role};
+GRANT INSERT ON credit_ledger, usage, webhook_deliveries, fmu_states, run_states TO {role};
+GRANT INSERT, UPDATE, DELETE ON worker_nodes TO {role};
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
+";
+
+impl Store {
+    /// Gives the existing PostgreSQL role `role` what a worker node needs, and only that
+    /// ([`WORKER_GRANTS`]). Run again after an upgrade that adds to it.
+    pub async fn grant_worker_role(&self, role: &str) -> StoreResult<()> {
+        if self.engine() == Engine::Sqlite {
+            return Err(StoreError::Unsupported(
+                "worker nodes need PostgreSQL: with SQLite, the server runs its own workers",
+            ));
+        }
+        let plain = role.len() <= 63
+            && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && role
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !plain {
+            return Err(StoreError::Unsupported(
+                "a role name is lower-case letters, digits and _ (at most 63), starting with a letter or _",
+            ));
+        }
+        let grants = WORKER_GRANTS.replace("{role}", &format!("\"{role}\""));
+        self.run(move |conn| conn.execute_batch(&grants)).await
+    }
+}

@@ -221,6 +221,34 @@ impl Store {
     /// Connects a pool of `pool_size` to PostgreSQL and applies its migrations (one server at
     /// a time: they hold an advisory lock while they look and apply).
     pub fn open_postgres(url: &str, pool_size: u32) -> StoreResult<Store> {
+        let store = Store::postgres_pool(url, pool_size)?;
+        migrate_postgres(&store.conn()?)?;
+        Ok(store)
+    }
+
+    /// Connects a pool to a PostgreSQL database that a server has migrated, without
+    /// migrating it: what a worker node does, whose role may only lease, heartbeat and
+    /// settle. Refused, saying what to do, when the schema is not the one this build knows.
+    pub fn attach_postgres(url: &str, pool_size: u32) -> StoreResult<Store> {
+        let store = Store::postgres_pool(url, pool_size)?;
+        let applied: i64 = store
+            .conn()?
+            .query_row("SELECT version FROM schema_version", sql::params![], |r| {
+                r.get(0)
+            })
+            .map_err(|e| StoreError::Open(format!("cannot read the schema's version: {e}")))?;
+        let known = migrations(POSTGRES_SCHEMA).len() as i64;
+        if applied != known {
+            return Err(StoreError::Open(format!(
+                "the database's schema is at version {applied} and this build's at {known}: \
+                 run servers and worker nodes of one version, and start a server (or run \
+                 `fmu-gateway admin migrate`) before the worker nodes"
+            )));
+        }
+        Ok(store)
+    }
+
+    fn postgres_pool(url: &str, pool_size: u32) -> StoreResult<Store> {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Open(format!("{e}")))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -250,7 +278,6 @@ impl Store {
             },
             checkouts: std::sync::Arc::new(Checkouts::default()),
         };
-        migrate_postgres(&store.conn()?)?;
         Ok(store)
     }
 

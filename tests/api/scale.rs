@@ -5,6 +5,9 @@
 //! has ended exactly once: succeeded (charged once, its result in the bucket and served by
 //! either server) or failed and refunded; the ledger sums to every balance.
 //!
+//! The worker nodes connect as a role given only what `admin grant-worker-role` grants (and
+//! cannot read a password hash); their runs still save FMU states and record webhooks.
+//!
 //! Only on the suite's PostgreSQL pass (`FMU_GATEWAY_TEST_POSTGRES`): it starts a cluster of
 //! its own with `scripts/postgres.sh`, which that pass has installed.
 
@@ -88,9 +91,15 @@ async fn query<T: Send + 'static>(
 }
 
 /// A run for the test: most end in milliseconds; every tenth takes a second or so, so that
-/// runs are in the workers when one is killed.
+/// runs are in the workers when one is killed; every seventh saves its final state.
 fn run_body(i: usize) -> Value {
-    if i % 10 == 0 {
+    if i % 7 == 3 {
+        json!({
+            "fmu_id": "lib:BouncingBall",
+            "stop_time": 1.0,
+            "save_final_state": true,
+        })
+    } else if i % 10 == 0 {
         json!({
             "fmu_id": "lib:VanDerPol",
             "stop_time": 3000.0,
@@ -133,15 +142,70 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
         ("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER", "1000".into()),
         ("FMU_GATEWAY_FREE_CREDITS", "100".into()),
         ("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", "100".into()),
+        ("FMU_GATEWAY_WEBHOOK_ALLOW_PRIVATE", "true".into()),
     ];
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // The first server installs the library; the second starts beside it.
     let a = Binary::start(&dir.path().join("a"), free_port(), &pairs).await;
     let b = Binary::start(&dir.path().join("b"), free_port(), &pairs).await;
     let servers = [&a, &b];
+    // The worker nodes' role: created by the operator, given only what a worker needs.
+    let admin_db = Store::open_postgres(&cluster.admin_url, 1).unwrap();
+    query(&admin_db, |c| {
+        c.execute_batch("CREATE ROLE fmu_worker LOGIN")
+    })
+    .await;
+    let granted = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+        .args([
+            "admin",
+            "grant-worker-role",
+            "--role",
+            "fmu_worker",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("admin"))
+        .env("FMU_GATEWAY_DATABASE_URL", &cluster.admin_url)
+        .output()
+        .unwrap();
+    assert!(
+        granted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    let worker_url =
+        cluster
+            .admin_url
+            .replacen("postgres://postgres@", "postgres://fmu_worker@", 1);
+    let worker_db = Store::open_postgres(&worker_url, 1);
+    assert!(worker_db.is_err(), "the worker role cannot migrate");
+    let worker_db = Store::attach_postgres(&worker_url, 1).unwrap();
+    for secret in [
+        "SELECT password_hash FROM users",
+        "SELECT token_hash FROM sessions",
+        "SELECT * FROM api_keys",
+        "SELECT value FROM service_secrets",
+        "SELECT secret FROM webhook_endpoints",
+        "SELECT * FROM purchases",
+    ] {
+        let denied = tokio::task::spawn_blocking({
+            let db = worker_db.clone();
+            move || db.conn().unwrap().execute_batch(secret)
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert!(
+            denied.to_string().contains("permission denied"),
+            "{secret}: {denied}"
+        );
+    }
+    let mut node_env = env.clone();
+    node_env.retain(|(k, _)| *k != "FMU_GATEWAY_DATABASE_URL");
+    node_env.push(("FMU_GATEWAY_DATABASE_URL", worker_url.clone()));
+    node_env.push(("FMU_GATEWAY_PUBLIC_URL", a.url.clone()));
     let mut nodes = vec![
-        Node::start(&dir.path().join("node1"), &env),
-        Node::start(&dir.path().join("node2"), &env),
+        Node::start(&dir.path().join("node1"), &node_env),
+        Node::start(&dir.path().join("node2"), &node_env),
     ];
     let db = Store::open_postgres(&cluster.admin_url, 4).unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -171,6 +235,16 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
             .await;
         keys.push(reg["api_key"].as_str().unwrap().to_string());
     }
+    // The first user hears of their runs (the receiver is never there: deliveries are
+    // recorded, their attempts fail).
+    let hook = servers[1]
+        .post_json(
+            "/api/v1/webhooks",
+            &keys[0],
+            &json!({ "url": format!("http://127.0.0.1:{}/hooks", free_port()) }),
+        )
+        .await;
+    assert_eq!(hook.status(), 201, "{}", hook.text().await.unwrap());
 
     // 200 runs, through both servers, 16 at a time; the first worker node is killed once it
     // holds runs, half-way.
@@ -321,9 +395,15 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
         );
     }
     // One worker's death and one database crash cost no run its result.
+    let errors: Vec<(String, Option<String>)> = query(&db, |c| {
+        let mut stmt = c.prepare("SELECT id, error FROM runs WHERE status <> 'succeeded'")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    })
+    .await;
     assert!(
         succeeded.len() >= RUNS - 5,
-        "only {} of {RUNS} runs succeeded: {rows:?}",
+        "only {} of {RUNS} runs succeeded: {errors:?}",
         succeeded.len()
     );
     // The runs the killed node held were leased again and finished by another process.
@@ -336,6 +416,36 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
         );
         assert_eq!(row.1, "succeeded", "{id} held by the killed worker");
     }
+
+    // Every run that saved its state has it, whichever process ran it; the webhook user's
+    // succeeded runs each recorded one `run.succeeded` delivery.
+    let (saved, with_state): (i64, i64) = query(&db, |c| {
+        c.query_row(
+            "SELECT (SELECT COUNT(*) FROM run_states),
+                (SELECT COUNT(*) FROM runs WHERE status = 'succeeded'
+                   AND settings LIKE '%\"save_final_state\":true%')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    })
+    .await;
+    assert!(with_state > 0);
+    assert_eq!(saved, with_state, "a saved state for every run that asked");
+    let (delivered, hooked): (i64, i64) = query(&db, |c| {
+        c.query_row(
+            "SELECT (SELECT COUNT(*) FROM webhook_deliveries WHERE event = 'run.succeeded'),
+                (SELECT COUNT(*) FROM runs r JOIN webhook_endpoints e ON e.user_id = r.user_id
+                   WHERE r.status = 'succeeded')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    })
+    .await;
+    assert!(hooked > 0);
+    assert_eq!(
+        delivered, hooked,
+        "one run.succeeded delivery per succeeded run"
+    );
 
     // Every balance is its ledger's sum, and what its succeeded runs cost.
     let balances: Vec<(i64, i64, i64)> = query(&db, |c| {
@@ -371,7 +481,13 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
             .get_json(&format!("/api/v1/runs/{id}/result"), key)
             .await;
         let rows = result["time"].as_array().map_or(0, Vec::len);
-        let expected = if i % 10 == 0 { 3001 } else { 11 };
+        let expected = if i % 7 == 3 {
+            2
+        } else if i % 10 == 0 {
+            3001
+        } else {
+            11
+        };
         assert!(rows >= expected, "run {i} ({id}): {rows} rows: {result}");
     }
     // The metrics every server serves count the nodes that are left.
