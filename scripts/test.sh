@@ -35,10 +35,22 @@ fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The pinned Python tools (FMPy, scipy and pyarrow; moto, which the api suite's S3 tests run)
+# are mostly downloads: fetch them while clippy compiles, and wait for them before the tests.
+mkdir -p target
+echo "== preparing the pinned Python tools in the background (log: target/python-tools.log)"
+( scripts/pinned-venv.sh fmpy && scripts/pinned-venv.sh moto ) >target/python-tools.log 2>&1 &
+python_tools=$!
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+if ! wait "$python_tools"; then
+  cat target/python-tools.log >&2
+  echo "preparing the pinned Python tools failed" >&2
+  exit 1
+fi
 echo "== cargo test"
 cargo test --locked "$@"
 echo "== demo FMUs cross-checked with FMPy"

@@ -12,7 +12,7 @@
 //! carry progress out and a cancel request back), and only the current token can settle the
 //! run, so a worker whose lease ran out and was given to another can never settle twice.
 
-use super::runs::{COLUMNS, RunRow, Settlement, from_row, get, settle_in};
+use super::runs::{COLUMN_COUNT, COLUMNS, RunRow, Settlement, from_row, get, settle_in};
 use super::sql::{OptionalExtension, params};
 use super::{Store, StoreResult, now_ms, write_tx};
 use crate::domain::ids::RunId;
@@ -111,7 +111,8 @@ impl Store {
 
     /// Leases the oldest run that can be delivered to `node` for `lease_ms`, in one
     /// transaction that first settles what cannot be delivered again: runs whose lease ran
-    /// out after `max_deliveries` leases, or whose owner asked to cancel them, as `expired`
+    /// out after `max_deliveries` leases, or whose owner asked to cancel them (and a queued
+    /// run without a job, which only a version before the queue could leave), as `expired`
     /// decides. Returns the claim (if any) and how each settled run ended.
     pub async fn claim_run<F>(
         &self,
@@ -131,12 +132,13 @@ impl Store {
                 "SELECT {COLUMNS}, cancel_requested FROM runs
                  WHERE (status = 'running' AND leased_until < ?1
                         AND (deliveries >= ?2 OR cancel_requested = 1))
-                    OR (status = 'queued' AND deliveries >= ?2)"
+                    OR (status = 'queued' AND (deliveries >= ?2
+                        OR NOT EXISTS (SELECT 1 FROM run_jobs j WHERE j.run_id = runs.id)))"
             );
             let dead: Vec<(RunRow, bool)> = {
                 let mut stmt = tx.prepare_cached(&sql)?;
                 let rows = stmt.query_map(params![now, max_deliveries], |r| {
-                    Ok((from_row(r)?, r.get(18)?))
+                    Ok((from_row(r)?, r.get(COLUMN_COUNT)?))
                 })?;
                 rows.collect::<Result<_, _>>()?
             };
@@ -388,5 +390,206 @@ impl Store {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::{Credits, FmuId, UserId};
+    use crate::domain::runs::RunStatus;
+    use crate::domain::runs::charging::FailureKind;
+    use crate::store::runs::Reservation;
+
+    /// A store with one user holding 10 credits and one queued run costing 1.
+    async fn one_queued_run() -> (tempfile::TempDir, Store, RunId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
+        store
+            .run(|conn| {
+                conn.execute_batch(
+                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
+                     VALUES ('u', 'u@example.com', 'u@example.com', 10, 0)",
+                )
+            })
+            .await
+            .unwrap();
+        let run = RunRow {
+            id: RunId::from("run_1"),
+            user_id: UserId::from("u"),
+            api_key_id: None,
+            fmu_id: FmuId::from("f"),
+            fmu_name: "F".into(),
+            status: RunStatus::Queued,
+            settings: "{}".into(),
+            credits_reserved: Credits::from(1u32),
+            credits_charged: Credits::ZERO,
+            error: None,
+            log: None,
+            created_at: now_ms(),
+            started_at: None,
+            finished_at: None,
+            failure_kind: None,
+            charged: false,
+            result_removed_at: None,
+            reference_check: None,
+            progress_time: None,
+            lease_node: None,
+        };
+        let reserved = store
+            .reserve_run(run, "{\"job\":1}".into(), None, 4)
+            .await
+            .unwrap();
+        assert!(matches!(reserved, Reservation::Reserved));
+        (dir, store, RunId::from("run_1"))
+    }
+
+    async fn balance(store: &Store) -> i64 {
+        store
+            .run(|c| c.query_row("SELECT credits FROM users WHERE id = 'u'", [], |r| r.get(0)))
+            .await
+            .unwrap()
+    }
+
+    fn interrupted(e: Expired<'_>) -> Settlement {
+        let end = if e.cancel_requested {
+            RunEnd::CancelledQueued
+        } else {
+            RunEnd::Failed(FailureKind::Interrupted)
+        };
+        Settlement {
+            end,
+            charged: false,
+            error: Some("gone".into()),
+            log: None,
+            reference_check: None,
+        }
+    }
+
+    fn succeeded(_: &RunRow) -> Settlement {
+        Settlement {
+            end: RunEnd::Succeeded,
+            charged: true,
+            error: None,
+            log: Some(String::new()),
+            reference_check: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_workers_vanish_is_leased_again_then_fails_refunded_and_no_stale_lease_settles()
+     {
+        let (_dir, store, id) = one_queued_run().await;
+        assert_eq!(balance(&store).await, 9);
+        let mut tokens = Vec::new();
+        for delivery in 1..=3 {
+            // A lease that has already run out: its worker "vanished".
+            let (claim, reaped) = store.claim_run("n", -1, 3, interrupted).await.unwrap();
+            let claim = claim.expect("leased again");
+            assert!(reaped.is_empty());
+            assert_eq!(claim.run.id, id);
+            assert_eq!(claim.job, "{\"job\":1}");
+            assert_eq!(claim.run.status, RunStatus::Running);
+            let n: i64 = store
+                .run(|c| c.query_row("SELECT deliveries FROM runs", [], |r| r.get(0)))
+                .await
+                .unwrap();
+            assert_eq!(n, delivery);
+            tokens.push(claim.token);
+        }
+        let (claim, reaped) = store.claim_run("n", 60_000, 3, interrupted).await.unwrap();
+        assert!(claim.is_none());
+        assert_eq!(
+            reaped,
+            vec![(id.clone(), RunEnd::Failed(FailureKind::Interrupted))]
+        );
+        assert_eq!(balance(&store).await, 10, "refunded");
+        for token in &tokens {
+            let late = store
+                .settle_leased_run(&id, token, succeeded)
+                .await
+                .unwrap();
+            assert_eq!(late, None, "a stale worker settles nothing");
+        }
+        assert_eq!(balance(&store).await, 10);
+        let jobs: i64 = store
+            .run(|c| c.query_row("SELECT COUNT(*) FROM run_jobs", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(jobs, 0, "the job goes with the run's end");
+    }
+
+    #[tokio::test]
+    async fn only_the_current_lease_settles_and_its_heartbeats_carry_a_cancel() {
+        let (_dir, store, id) = one_queued_run().await;
+        let (first, _) = store.claim_run("a", -1, 3, interrupted).await.unwrap();
+        let first = first.unwrap();
+        let (second, _) = store.claim_run("b", 60_000, 3, interrupted).await.unwrap();
+        let second = second.unwrap();
+        assert_eq!(second.run.lease_node.as_deref(), Some("b"));
+        let until = now_ms() + 60_000;
+        let beat = |token: String| {
+            let (store, id) = (store.clone(), id.clone());
+            async move {
+                store
+                    .heartbeat_run(&id, &token, until, Some(0.5))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(beat(first.token.clone()).await, Beat::Lost);
+        assert_eq!(beat(second.token.clone()).await, Beat::Held);
+        let asked = store.request_cancel(&id, succeeded).await.unwrap();
+        assert_eq!(asked, CancelRequest::Asked);
+        assert_eq!(beat(second.token.clone()).await, Beat::CancelRequested);
+        let stale = store.settle_leased_run(&id, &first.token, succeeded).await;
+        assert_eq!(stale.unwrap(), None);
+        let settled = store.settle_leased_run(&id, &second.token, succeeded).await;
+        assert_eq!(settled.unwrap(), Some(RunEnd::Succeeded));
+        assert_eq!(balance(&store).await, 9, "charged once");
+        assert_eq!(beat(second.token).await, Beat::Lost, "the run has ended");
+    }
+
+    #[tokio::test]
+    async fn a_queued_cancel_settles_at_once_and_an_expired_cancelled_run_is_not_leased_again() {
+        let (_dir, store, id) = one_queued_run().await;
+        let cancelled = |_: &RunRow| Settlement {
+            end: RunEnd::CancelledQueued,
+            charged: false,
+            error: None,
+            log: None,
+            reference_check: None,
+        };
+        let asked = store.request_cancel(&id, cancelled).await.unwrap();
+        assert_eq!(asked, CancelRequest::Settled(RunEnd::CancelledQueued));
+        assert_eq!(balance(&store).await, 10);
+        let (claim, _) = store.claim_run("n", 60_000, 3, interrupted).await.unwrap();
+        assert!(claim.is_none());
+
+        // Asked to cancel while leased, and its worker vanished: cancelled, refunded.
+        let (_dir, store, id) = one_queued_run().await;
+        let (claim, _) = store.claim_run("n", -1, 3, interrupted).await.unwrap();
+        assert!(claim.is_some());
+        let asked = store.request_cancel(&id, succeeded).await.unwrap();
+        assert_eq!(asked, CancelRequest::Asked);
+        let (claim, reaped) = store.claim_run("m", 60_000, 3, interrupted).await.unwrap();
+        assert!(claim.is_none());
+        assert_eq!(reaped, vec![(id, RunEnd::CancelledQueued)]);
+        assert_eq!(balance(&store).await, 10);
+    }
+
+    #[tokio::test]
+    async fn a_stopping_node_gives_its_runs_back_to_the_queue() {
+        let (_dir, store, id) = one_queued_run().await;
+        let (claim, _) = store.claim_run("n", 60_000, 3, interrupted).await.unwrap();
+        let token = claim.unwrap().token;
+        assert!(!store.has_queued_work().await.unwrap());
+        assert_eq!(store.requeue_node_runs("other").await.unwrap(), 0);
+        assert_eq!(store.requeue_node_runs("n").await.unwrap(), 1);
+        assert!(store.has_queued_work().await.unwrap());
+        let stale = store.settle_leased_run(&id, &token, succeeded).await;
+        assert_eq!(stale.unwrap(), None);
+        let (claim, _) = store.claim_run("m", 60_000, 3, interrupted).await.unwrap();
+        assert_eq!(claim.unwrap().run.id, id);
     }
 }

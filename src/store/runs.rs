@@ -66,12 +66,17 @@ pub struct RunRow {
     /// The simulated time the run had reached at its worker's last heartbeat (while it runs
     /// in another process; this process's own runs report to `domain::runs::progress`).
     pub progress_time: Option<f64>,
+    /// The process holding the run's lease (`AppState::node_id`), while one does.
+    pub lease_node: Option<String>,
 }
 
 pub(super) const COLUMNS: &str =
     "id, user_id, api_key_id, fmu_id, fmu_name, status, settings, credits_reserved,
     credits_charged, error, log, created_at, started_at, finished_at, failure_kind, charged, result_removed_at,
-    reference_check, progress_time";
+    reference_check, progress_time, lease_node";
+
+/// How many columns [`COLUMNS`] names: a query that selects more reads them from here on.
+pub(super) const COLUMN_COUNT: usize = 20;
 
 pub(super) fn from_row(r: &Row) -> StoreResult<RunRow> {
     Ok(RunRow {
@@ -94,6 +99,7 @@ pub(super) fn from_row(r: &Row) -> StoreResult<RunRow> {
         result_removed_at: r.get(16)?,
         reference_check: r.get(17)?,
         progress_time: r.get(18)?,
+        lease_node: r.get(19)?,
     })
 }
 
@@ -184,7 +190,7 @@ pub(super) fn finish(
     Ok(conn.execute(
         "UPDATE runs SET status = ?2, credits_charged = ?3, error = ?4, log = ?5, finished_at = ?6,
              failure_kind = ?7, charged = ?8, reference_check = ?9, lease_token = NULL,
-             leased_until = NULL
+             leased_until = NULL, lease_node = NULL
          WHERE id = ?1 AND status IN ('queued', 'running')",
         params![
             id,
@@ -536,6 +542,11 @@ pub(super) fn settle_in(tx: &Transaction<'_>, run: &RunRow, s: &Settlement) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_count_counts_the_columns() {
+        assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
+    }
 
     #[test]
     fn a_failure_kind_is_stored_by_its_name_and_read_back_or_refused() {

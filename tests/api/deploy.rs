@@ -42,7 +42,8 @@ fn the_multi_machine_fly_file_is_valid_with_its_secrets_and_runs_the_binarys_com
     assert!(config.database_url.is_some());
     let values = toml_values(text);
     for process in ["app", "worker"] {
-        let command = &values.iter().find(|(k, _)| k == process).unwrap().1;
+        // The last `app = …`: the one of [processes], after the app's name at the top.
+        let command = &values.iter().rev().find(|(k, _)| k == process).unwrap().1;
         let help = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
             .args([command.as_str(), "--help"])
             .output()

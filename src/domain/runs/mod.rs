@@ -243,6 +243,7 @@ pub async fn start(
         result_removed_at: None,
         reference_check: None,
         progress_time: None,
+        lease_node: None,
     };
     let billing = crate::links::billing(&state.config.public_url);
     let max_active = state.config.max_active_runs_per_user;
@@ -762,7 +763,11 @@ pub fn progress(state: &State, run: &RunRow) -> Option<progress::Progress> {
     if run.status != RunStatus::Running {
         return None;
     }
-    // This process's worker reports as it runs; another process's, with its heartbeats.
+    // This process's worker reports as it runs (and nothing once it is done); another
+    // process's, with its heartbeats.
+    if run.lease_node.as_deref() == Some(state.node_id.as_str()) {
+        return state.progress.get(&run.id);
+    }
     state.progress.get(&run.id).or_else(|| {
         let time = run.progress_time?;
         let settings: StoredSettings = serde_json::from_str(&run.settings).ok()?;
