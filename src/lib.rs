@@ -42,8 +42,6 @@ pub use state::{AppState, StartError, State};
 pub struct App {
     addr: SocketAddr,
     state: State,
-    /// Held while the server runs (see [`store::ServerLock`]).
-    server_lock: store::ServerLock,
     acceptor: wire_errors::JsonParseErrors<TcpAcceptor>,
 }
 
@@ -66,10 +64,6 @@ impl App {
             config.public_url = format!("http://{addr}");
         }
         let state = AppState::open(config).await?;
-        let server_lock = state
-            .store
-            .lock_as_the_server()?
-            .ok_or(StartError::AnotherServer)?;
         // Only the server recovers runs a crash left behind: operator commands open the same
         // data directory while the server runs, and must not fail its runs in progress.
         let recovered = domain::runs::recover(&state.store)
@@ -120,7 +114,6 @@ impl App {
         Ok(App {
             addr,
             state,
-            server_lock,
             acceptor,
         })
     }
@@ -158,6 +151,7 @@ impl App {
             }
         });
         let webhooks = tokio::spawn(domain::webhooks::deliverer::run(self.state.clone()));
+        let _takeover = domain::sweeps::spawn_takeover(&self.state);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 http::app(self.state),
@@ -179,8 +173,6 @@ impl App {
                 tracing::error!(error = %e, "could not settle the runs in progress at shutdown")
             }
         }
-        // Another server may start on this database once this one has settled its runs.
-        drop(self.server_lock);
         result
     }
 }
