@@ -231,7 +231,9 @@ pub struct Recovered {
 /// Whether `runner` holds the sweep's lease (nobody does once the sweep is gone).
 fn holds(conn: &Connection, id: &SweepId, runner: &Runner) -> StoreResult<bool> {
     let node: Option<Option<String>> = conn
-        .query_row("SELECT runner FROM sweeps WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT runner FROM sweeps WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()?;
     Ok(node.flatten().as_deref() == Some(runner.node.as_str()))
 }
@@ -1088,7 +1090,13 @@ mod tests {
             .unwrap();
         assert_eq!(store.sweep_counts(&id).await.unwrap().running, 3);
         let abandon = (FailureKind::ServiceError, "x".to_string());
-        assert!(store.abandon_sweep(&id, abandon, &a).await.unwrap().is_none());
+        assert!(
+            store
+                .abandon_sweep(&id, abandon, &a)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let settled = store
             .settle_cases(&id, claimed_by_b.iter().map(success).collect())
@@ -1101,7 +1109,11 @@ mod tests {
         let counts = store.sweep_counts(&id).await.unwrap();
         assert_eq!((counts.succeeded, counts.charged), (3, 3));
         let credits: i64 = store
-            .run(|conn| conn.query_row("SELECT credits FROM users WHERE id = 'u'", params![], |r| r.get(0)))
+            .run(|conn| {
+                conn.query_row("SELECT credits FROM users WHERE id = 'u'", params![], |r| {
+                    r.get(0)
+                })
+            })
             .await
             .unwrap();
         assert_eq!(credits, 7, "three cases charged once each");
@@ -1115,15 +1127,31 @@ mod tests {
         let expired = || Orphans::LeaseExpired { driving: vec![] };
         let taken = store.recover_sweeps(3, expired(), &b).await.unwrap();
         assert!(taken.resume.is_empty(), "A's lease holds");
-        assert_eq!(store.renew_sweep_lease(&id, &a).await.unwrap(), Some(SweepStatus::Queued));
+        assert_eq!(
+            store.renew_sweep_lease(&id, &a).await.unwrap(),
+            Some(SweepStatus::Queued)
+        );
 
         // A stops renewing; its own takeover leaves alone what it still drives.
         let lapsed = runner("node_a", -1);
-        assert!(store.renew_sweep_lease(&id, &lapsed).await.unwrap().is_some());
+        assert!(
+            store
+                .renew_sweep_lease(&id, &lapsed)
+                .await
+                .unwrap()
+                .is_some()
+        );
         let own = Orphans::LeaseExpired {
             driving: vec![id.clone()],
         };
-        assert!(store.recover_sweeps(3, own, &a).await.unwrap().resume.is_empty());
+        assert!(
+            store
+                .recover_sweeps(3, own, &a)
+                .await
+                .unwrap()
+                .resume
+                .is_empty()
+        );
         let taken = store.recover_sweeps(3, expired(), &b).await.unwrap();
         assert_eq!(taken.resume, vec![id.clone()]);
         assert_eq!(store.claim_cases(&id, 1, &a).await.unwrap(), None);
@@ -1132,6 +1160,13 @@ mod tests {
         let c = runner("node_c", 60_000);
         let all = store.recover_sweeps(3, Orphans::All, &c).await.unwrap();
         assert_eq!(all.resume, vec![id.clone()]);
-        assert_eq!(store.claim_cases(&id, 1, &c).await.unwrap().map(|v| v.len()), Some(1));
+        assert_eq!(
+            store
+                .claim_cases(&id, 1, &c)
+                .await
+                .unwrap()
+                .map(|v| v.len()),
+            Some(1)
+        );
     }
 }

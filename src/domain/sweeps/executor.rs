@@ -102,16 +102,39 @@ async fn keep_lease(driving: Arc<Driving>) {
             Ok(Some(_)) => {}
             Ok(None) => return driving.lose(),
             // Tried again at the next tick; the lease holds a while.
-            Err(e) => tracing::warn!(sweep = %driving.id, error = %e, "cannot renew a sweep's lease"),
+            Err(e) => {
+                tracing::warn!(sweep = %driving.id, error = %e, "cannot renew a sweep's lease")
+            }
         }
     }
 }
 
-/// Held while `drive` runs: stops renewing the lease and releases the hub's entry (unless
-/// the sweep's end removed it already) however the driving ends.
+/// Held while a sweep is driven here, from [`spawn`] on: stops renewing the lease and
+/// releases the hub's entry (unless the sweep's end removed it already) however the driving
+/// ends.
 struct DrivingGuard {
     driving: Arc<Driving>,
+    cancel: watch::Receiver<bool>,
     renewer: tokio::task::JoinHandle<()>,
+}
+
+impl DrivingGuard {
+    /// Registers the sweep in the hub and starts renewing its lease.
+    fn start(state: &State, id: &SweepId) -> DrivingGuard {
+        let (cancel, generation) = state.sweeps.register(id);
+        let driving = Arc::new(Driving {
+            state: state.clone(),
+            id: id.clone(),
+            runner: super::runner(state),
+            generation,
+            lost: AtomicBool::new(false),
+        });
+        DrivingGuard {
+            renewer: tokio::spawn(keep_lease(driving.clone())),
+            driving,
+            cancel,
+        }
+    }
 }
 
 impl Drop for DrivingGuard {
@@ -139,14 +162,22 @@ struct Sweep {
 /// Runs the sweep in the background until it ends (or another process takes it over). This
 /// process must hold its lease: it reserved the sweep or took it over.
 pub fn spawn(state: &State, id: SweepId) {
+    // Registered and renewing before this returns: a watcher that comes after follows the
+    // sweep live, and neither this process's takeover nor another's takes it over while its
+    // model is read.
+    let guard = DrivingGuard::start(state, &id);
     let state = state.clone();
     tokio::spawn(async move {
-        if let Err(e) = drive(&state, &id).await {
+        if let Err(e) = drive(&state, &guard).await {
             tracing::error!(sweep = %id, error = %e, "a sweep could not run; its cases are refunded");
             let message = "the service could not run this case; it was refunded".to_string();
             match state
                 .store
-                .abandon_sweep(&id, (FailureKind::ServiceError, message), &super::runner(&state))
+                .abandon_sweep(
+                    &id,
+                    (FailureKind::ServiceError, message),
+                    &guard.driving.runner,
+                )
                 .await
             {
                 Ok(Some(row)) => announce_end(&state, &row).await,
@@ -156,24 +187,13 @@ pub fn spawn(state: &State, id: SweepId) {
                 }
             }
         }
+        drop(guard);
     });
 }
 
-async fn drive(state: &State, id: &SweepId) -> AppResult<()> {
-    // Registered and renewing first, so neither this process's takeover nor another's
-    // takes the sweep while its model is read.
-    let (cancel, generation) = state.sweeps.register(id);
-    let driving = Arc::new(Driving {
-        state: state.clone(),
-        id: id.clone(),
-        runner: super::runner(state),
-        generation,
-        lost: AtomicBool::new(false),
-    });
-    let _guard = DrivingGuard {
-        renewer: tokio::spawn(keep_lease(driving.clone())),
-        driving: driving.clone(),
-    };
+async fn drive(state: &State, guard: &DrivingGuard) -> AppResult<()> {
+    let (driving, cancel) = (&guard.driving, &guard.cancel);
+    let id = &driving.id;
     let row = state
         .store
         .get_sweep(id)
