@@ -159,6 +159,7 @@ impl App {
         });
         let webhooks = tokio::spawn(domain::webhooks::deliverer::run(self.state.clone()));
         let lanes = domain::runs::queue::spawn_lanes(&self.state, store::queue::NodeKind::Server);
+        let takeover = domain::sweeps::spawn_takeover(&self.state);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 http::app(self.state),
@@ -168,6 +169,8 @@ impl App {
             .await;
         housekeeping.abort();
         webhooks.abort();
+        drop(takeover);
+        domain::sweeps::hand_over(&state_for_stop).await;
         domain::runs::queue::stop(&state_for_stop, lanes).await;
         result
     }

@@ -5,6 +5,13 @@
 //! ended cases settles in one transaction ([`Store::settle_cases`]): the charged cases in one
 //! `settle` row (and a usage row), the refunded ones in one `refund` row. At every moment
 //! the credits held for a sweep are its unsettled cases times the cost of one.
+//!
+//! Any number of servers may share one PostgreSQL database, so a sweep is driven by one
+//! process at a time, the holder of its lease (`runner`, `runner_until`: [`Runner`]): set when
+//! the sweep is reserved or taken over ([`Store::recover_sweeps`]), renewed while it runs
+//! ([`Store::renew_sweep_lease`]). A driver whose lease another process took claims nothing
+//! more, and what it still settles is skipped: a case settles (or goes back to the queue)
+//! only while it is `running` with the attempt its driver claimed it with.
 
 use super::StoreError;
 use super::sql::{Connection, OptionalExtension, Row, Transaction, params};
@@ -138,6 +145,11 @@ pub enum SweepReservation {
 #[derive(Clone, Debug)]
 pub struct CaseSettlement {
     pub index: u32,
+    /// The attempt the settling driver claimed the case with ([`CaseRow::attempts`]): the
+    /// settlement applies only while the case is still `running` with it (another driver
+    /// has not taken it since). `None`: the case settles whatever claimed it, if it has not
+    /// ended (what a cancel, a recovery or an abandoned sweep settles).
+    pub attempt: Option<u32>,
     pub end: RunEnd,
     pub charged: bool,
     pub kpis: Option<Vec<Option<f64>>>,
@@ -152,6 +164,15 @@ pub struct Settled {
     pub settled: u32,
     pub charged: u32,
     pub refunded: u32,
+}
+
+/// What [`Store::settle_cases`] did: its counts, the cases it settled (by index), and the
+/// sweep's row if this ended it.
+#[derive(Clone, Debug, Default)]
+pub struct CasesSettled {
+    pub done: Settled,
+    pub indices: Vec<u32>,
+    pub ended: Option<SweepRow>,
 }
 
 /// How many cases of a sweep are in each status, and how many were charged.
@@ -175,6 +196,46 @@ impl CaseCounts {
     pub fn total(&self) -> u32 {
         self.ended() + self.queued + self.running
     }
+}
+
+/// The process driving a sweep (its node id) and how long its lease holds unrenewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runner {
+    pub node: String,
+    pub lease_ms: i64,
+}
+
+impl Runner {
+    fn until(&self, now: i64) -> i64 {
+        now.saturating_add(self.lease_ms)
+    }
+}
+
+/// Which unfinished sweeps [`Store::recover_sweeps`] takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Orphans {
+    /// Every one: the only server on its database has just started (SQLite).
+    All,
+    /// Those whose driver stopped renewing its lease (or that never had one), except the
+    /// ones this process is driving itself (servers sharing PostgreSQL).
+    LeaseExpired { driving: Vec<SweepId> },
+}
+
+/// The sweeps a recovery took over (to drive now) and those it ended.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub resume: Vec<SweepId>,
+    pub ended: Vec<SweepRow>,
+}
+
+/// Whether `runner` holds the sweep's lease (nobody does once the sweep is gone).
+fn holds(conn: &Connection, id: &SweepId, runner: &Runner) -> StoreResult<bool> {
+    let node: Option<Option<String>> = conn
+        .query_row("SELECT runner FROM sweeps WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(node.flatten().as_deref() == Some(runner.node.as_str()))
 }
 
 fn get(conn: &Connection, id: &SweepId) -> StoreResult<Option<SweepRow>> {
@@ -225,21 +286,26 @@ fn encoding(e: serde_json::Error) -> StoreError {
     StoreError::Decode(e.to_string())
 }
 
-/// Settles the given cases (each only if still running) and moves their credits, in the
-/// caller's transaction.
+/// Settles the given cases and moves their credits, in the caller's transaction: each only
+/// if it has not ended, and, when it names the attempt it was claimed with, only while it is
+/// still running with that attempt. Returns what it did and the indices it settled.
 fn settle_in(
     tx: &Transaction<'_>,
     sweep: &SweepRow,
     cases: &[CaseSettlement],
-) -> StoreResult<Settled> {
+) -> StoreResult<(Settled, Vec<u32>)> {
     let now = now_ms();
     let mut done = Settled::default();
+    let mut settled = Vec::new();
     {
-        let mut update = tx.prepare_cached(
-            "UPDATE sweep_cases SET status = ?3, kpis = ?4, error = ?5, failure_kind = ?6,
-                 charged = ?7, elapsed_ms = ?8, finished_at = ?9
-             WHERE sweep_id = ?1 AND idx = ?2 AND status IN ('queued', 'running')",
-        )?;
+        const SET: &str = "UPDATE sweep_cases SET status = ?3, kpis = ?4, error = ?5,
+            failure_kind = ?6, charged = ?7, elapsed_ms = ?8, finished_at = ?9";
+        let mut open = tx.prepare_cached(&format!(
+            "{SET} WHERE sweep_id = ?1 AND idx = ?2 AND status IN ('queued', 'running')"
+        ))?;
+        let mut claimed = tx.prepare_cached(&format!(
+            "{SET} WHERE sweep_id = ?1 AND idx = ?2 AND status = 'running' AND attempts = ?10"
+        ))?;
         for case in cases {
             let failure_kind = match case.end {
                 RunEnd::Failed(kind) => Some(kind),
@@ -251,18 +317,35 @@ fn settle_in(
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(encoding)?;
-            let changed = update.execute(params![
-                sweep.id,
-                case.index,
-                RunStatus::from(case.end),
-                kpis,
-                case.error,
-                failure_kind,
-                case.charged,
-                case.elapsed_ms,
-                now
-            ])?;
+            let (index, status) = (case.index, RunStatus::from(case.end));
+            let (error, elapsed) = (&case.error, case.elapsed_ms);
+            let changed = match case.attempt {
+                None => open.execute(params![
+                    sweep.id,
+                    index,
+                    status,
+                    kpis,
+                    error,
+                    failure_kind,
+                    case.charged,
+                    elapsed,
+                    now
+                ])?,
+                Some(attempt) => claimed.execute(params![
+                    sweep.id,
+                    index,
+                    status,
+                    kpis,
+                    error,
+                    failure_kind,
+                    case.charged,
+                    elapsed,
+                    now,
+                    attempt
+                ])?,
+            };
             if changed == 1 {
+                settled.push(case.index);
                 done.settled += 1;
                 if case.charged {
                     done.charged += 1;
@@ -273,7 +356,7 @@ fn settle_in(
         }
     }
     move_credits(tx, sweep, done, now)?;
-    Ok(done)
+    Ok((done, settled))
 }
 
 /// The ledger (and usage) rows of settled cases: one `settle` row for the charged ones, one
@@ -378,14 +461,17 @@ fn finish_if_done(tx: &Transaction<'_>, id: &SweepId, now: i64) -> StoreResult<O
 
 impl Store {
     /// Starts a sweep: checks the idempotency key, the account and the cap on active sweeps,
-    /// holds the whole cost, and records the sweep and its cases, in one transaction.
+    /// holds the whole cost, and records the sweep and its cases with `runner` (the process
+    /// that will drive it) holding its lease, in one transaction.
     pub async fn reserve_sweep(
         &self,
         sweep: SweepRow,
         cases: Vec<Vec<(String, String)>>,
         idempotency: Option<Idempotency>,
         max_active: u32,
+        runner: &Runner,
     ) -> StoreResult<SweepReservation> {
+        let runner = runner.clone();
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             if let Some(key) = &idempotency {
@@ -433,8 +519,8 @@ impl Store {
             }
             tx.execute(
                 "INSERT INTO sweeps (id, user_id, api_key_id, fmu_id, name, status, request, parameters,
-                     case_count, credits_per_case, credits_reserved, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     case_count, credits_per_case, credits_reserved, created_at, runner, runner_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     sweep.id,
                     sweep.user_id,
@@ -447,7 +533,9 @@ impl Store {
                     sweep.case_count,
                     sweep.credits_per_case,
                     sweep.credits_reserved,
-                    sweep.created_at
+                    sweep.created_at,
+                    runner.node,
+                    runner.until(now_ms())
                 ],
             )?;
             {
@@ -475,21 +563,27 @@ impl Store {
         .await
     }
 
-    /// Gives up to `limit` queued cases (lowest index first) to a worker: they become
-    /// `running` and count one more attempt; the sweep becomes `running`. Nothing for a sweep
-    /// that has ended (cancelled meanwhile).
-    pub async fn claim_cases(&self, id: &SweepId, limit: u32) -> StoreResult<Vec<CaseRow>> {
-        let id = id.clone();
+    /// Gives up to `limit` queued cases (lowest index first) to a worker of `runner`: they
+    /// become `running` and count one more attempt; the sweep becomes `running`. Nothing for a
+    /// sweep that has ended (cancelled meanwhile); `None` when `runner` no longer holds the
+    /// sweep's lease (another process took it over).
+    pub async fn claim_cases(
+        &self,
+        id: &SweepId,
+        limit: u32,
+        runner: &Runner,
+    ) -> StoreResult<Option<Vec<CaseRow>>> {
+        let (id, runner) = (id.clone(), runner.clone());
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let now = now_ms();
             let active = tx.execute(
                 "UPDATE sweeps SET status = 'running', started_at = COALESCE(started_at, ?2)
-                 WHERE id = ?1 AND status IN ('queued', 'running')",
-                params![id, now],
+                 WHERE id = ?1 AND status IN ('queued', 'running') AND runner = ?3",
+                params![id, now, runner.node],
             )? == 1;
             if !active {
-                return Ok(vec![]);
+                return Ok(holds(&tx, &id, &runner)?.then(Vec::new));
             }
             let sql = format!(
                 "UPDATE sweep_cases SET status = 'running', attempts = attempts + 1
@@ -505,39 +599,68 @@ impl Store {
             };
             tx.commit()?;
             cases.sort_by_key(|c| c.index);
-            Ok(cases)
+            Ok(Some(cases))
         })
         .await
     }
 
-    /// Settles ended cases in one transaction (see the module); returns what it did and the
-    /// sweep's row if this ended the sweep.
+    /// Renews `runner`'s lease on driving the sweep; the sweep's status, or `None` when
+    /// another process holds the lease now (or the sweep is gone).
+    pub async fn renew_sweep_lease(
+        &self,
+        id: &SweepId,
+        runner: &Runner,
+    ) -> StoreResult<Option<SweepStatus>> {
+        let (id, runner) = (id.clone(), runner.clone());
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let status = tx
+                .query_row(
+                    "UPDATE sweeps SET runner_until = ?3 WHERE id = ?1 AND runner = ?2
+                     RETURNING status",
+                    params![id, runner.node, runner.until(now_ms())],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(status)
+        })
+        .await
+    }
+
+    /// Settles ended cases in one transaction (see the module and [`CaseSettlement`]).
     pub async fn settle_cases(
         &self,
         id: &SweepId,
         cases: Vec<CaseSettlement>,
-    ) -> StoreResult<(Settled, Option<SweepRow>)> {
+    ) -> StoreResult<CasesSettled> {
         let id = id.clone();
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let Some(sweep) = get(&tx, &id)? else {
-                return Ok((Settled::default(), None));
+                return Ok(CasesSettled::default());
             };
-            let done = settle_in(&tx, &sweep, &cases)?;
+            let (done, indices) = settle_in(&tx, &sweep, &cases)?;
             let ended = finish_if_done(&tx, &id, now_ms())?;
             tx.commit()?;
-            Ok((done, ended))
+            Ok(CasesSettled {
+                done,
+                indices,
+                ended,
+            })
         })
         .await
     }
 
-    /// Gives cases a worker took but did not run back to the queue (its worker ended early).
-    /// A case given to `max_attempts` workers already is not requeued: it fails as the
-    /// service's fault (`failure`), refunded. Returns the sweep's row if this ended it.
+    /// Gives cases a worker took but did not run back to the queue (its worker ended early),
+    /// each given with the attempt it was claimed with: one no longer running with it (another
+    /// driver took it since) is left alone. A case given to `max_attempts` workers already is
+    /// not requeued: it fails as the service's fault (`failure`), refunded. Returns the
+    /// sweep's row if this ended it.
     pub async fn requeue_cases(
         &self,
         id: &SweepId,
-        indices: Vec<u32>,
+        claimed: Vec<(u32, u32)>,
         max_attempts: u32,
         failure: (FailureKind, String),
     ) -> StoreResult<Option<SweepRow>> {
@@ -549,22 +672,15 @@ impl Store {
             };
             let mut given_up = Vec::new();
             {
-                let mut attempts = tx.prepare_cached(
-                    "SELECT attempts FROM sweep_cases WHERE sweep_id = ?1 AND idx = ?2 AND status = 'running'",
-                )?;
                 let mut requeue = tx.prepare_cached(
-                    "UPDATE sweep_cases SET status = 'queued' WHERE sweep_id = ?1 AND idx = ?2",
+                    "UPDATE sweep_cases SET status = 'queued'
+                     WHERE sweep_id = ?1 AND idx = ?2 AND status = 'running' AND attempts = ?3",
                 )?;
-                for index in indices {
-                    let Some(n): Option<u32> = attempts
-                        .query_row(params![id, index], |r| r.get(0))
-                        .optional()?
-                    else {
-                        continue;
-                    };
-                    if n >= max_attempts {
+                for (index, attempt) in claimed {
+                    if attempt >= max_attempts {
                         given_up.push(CaseSettlement {
                             index,
+                            attempt: Some(attempt),
                             end: RunEnd::Failed(failure.0),
                             charged: false,
                             kpis: None,
@@ -572,7 +688,7 @@ impl Store {
                             elapsed_ms: None,
                         });
                     } else {
-                        requeue.execute(params![id, index])?;
+                        requeue.execute(params![id, index, attempt])?;
                     }
                 }
             }
@@ -614,26 +730,48 @@ impl Store {
         .await
     }
 
-    /// After a stop: every case left running was interrupted and goes back to the queue
-    /// (one attempt spent), or fails refunded once it has had `max_attempts`. Returns the
-    /// sweeps left to run (to resume) and those this ended.
+    /// Takes over the unfinished sweeps `which` says (their driver stopped): every case left
+    /// running was interrupted and goes back to the queue (one attempt spent), or fails
+    /// refunded once it has had `max_attempts`; the sweeps left to run are `runner`'s to drive
+    /// from now on, in the same transaction, so two servers never take over the same sweep.
     pub async fn recover_sweeps(
         &self,
         max_attempts: u32,
-    ) -> StoreResult<(Vec<SweepId>, Vec<SweepRow>)> {
+        which: Orphans,
+        runner: &Runner,
+    ) -> StoreResult<Recovered> {
+        let runner = runner.clone();
         self.run(move |conn| {
             let tx = write_tx(conn)?;
+            let now = now_ms();
+            const UNFINISHED: &str = "(status IN ('queued', 'running') OR
+                (status = 'cancelled' AND finished_at IS NULL))";
             let ids: Vec<SweepId> = {
-                let mut stmt = tx.prepare(
-                    "SELECT id FROM sweeps WHERE status IN ('queued', 'running') OR
-                     (status = 'cancelled' AND finished_at IS NULL) ORDER BY created_at",
-                )?;
-                let rows = stmt.query_map(params![], |r| r.get(0))?;
+                let (sql, bound): (String, Vec<Value>) = match &which {
+                    Orphans::All => (
+                        format!("SELECT id FROM sweeps WHERE {UNFINISHED} ORDER BY created_at"),
+                        vec![],
+                    ),
+                    Orphans::LeaseExpired { .. } => (
+                        format!(
+                            "SELECT id FROM sweeps WHERE {UNFINISHED}
+                             AND (runner_until IS NULL OR runner_until < ?1) ORDER BY created_at"
+                        ),
+                        vec![now.to_sql()?],
+                    ),
+                };
+                let mut stmt = tx.prepare(&sql)?;
+                let rows = stmt.query_map(bound, |r| r.get(0))?;
                 rows.collect::<Result<_, _>>()?
             };
             let message = "the service stopped during this case too often; it was refunded";
-            let (mut resume, mut ended) = (Vec::new(), Vec::new());
+            let mut recovered = Recovered::default();
             for id in ids {
+                if let Orphans::LeaseExpired { driving } = &which
+                    && driving.contains(&id)
+                {
+                    continue;
+                }
                 let Some(sweep) = get(&tx, &id)? else { continue };
                 let interrupted: Vec<(u32, u32)> = {
                     let mut stmt = tx.prepare_cached(
@@ -647,6 +785,7 @@ impl Store {
                     if attempts >= max_attempts || sweep.status == SweepStatus::Cancelled {
                         given_up.push(CaseSettlement {
                             index,
+                            attempt: Some(attempts),
                             end: RunEnd::Failed(FailureKind::Interrupted),
                             charged: false,
                             kpis: None,
@@ -664,27 +803,36 @@ impl Store {
                 if sweep.status == SweepStatus::Cancelled {
                     cancel_queued(&tx, &sweep)?;
                 }
+                tx.execute(
+                    "UPDATE sweeps SET runner = ?2, runner_until = ?3 WHERE id = ?1",
+                    params![id, runner.node, runner.until(now)],
+                )?;
                 match finish_if_done(&tx, &id, now_ms())? {
-                    Some(row) => ended.push(row),
-                    None => resume.push(id),
+                    Some(row) => recovered.ended.push(row),
+                    None => recovered.resume.push(id),
                 }
             }
             tx.commit()?;
-            Ok((resume, ended))
+            Ok(recovered)
         })
         .await
     }
 
     /// Ends a sweep that cannot run (its model is gone, its request unreadable): every case
-    /// not ended fails as `failure` says, refunded. Returns the sweep if this ended it.
+    /// not ended fails as `failure` says, refunded. Only while `runner` drives it (another
+    /// process that took it over decides for itself). Returns the sweep if this ended it.
     pub async fn abandon_sweep(
         &self,
         id: &SweepId,
         failure: (FailureKind, String),
+        runner: &Runner,
     ) -> StoreResult<Option<SweepRow>> {
-        let id = id.clone();
+        let (id, runner) = (id.clone(), runner.clone());
         self.run(move |conn| {
             let tx = write_tx(conn)?;
+            if !holds(&tx, &id, &runner)? {
+                return Ok(None);
+            }
             let Some(sweep) = get(&tx, &id)? else {
                 return Ok(None);
             };
@@ -699,6 +847,7 @@ impl Store {
                 .into_iter()
                 .map(|index| CaseSettlement {
                     index,
+                    attempt: None,
                     end: RunEnd::Failed(failure.0),
                     charged: false,
                     kpis: None,
@@ -823,6 +972,7 @@ fn cancel_queued(tx: &Transaction<'_>, sweep: &SweepRow) -> StoreResult<Settled>
         .into_iter()
         .map(|index| CaseSettlement {
             index,
+            attempt: None,
             end: RunEnd::CancelledQueued,
             charged: false,
             kpis: None,
@@ -830,5 +980,193 @@ fn cancel_queued(tx: &Transaction<'_>, sweep: &SweepRow) -> StoreResult<Settled>
             elapsed_ms: None,
         })
         .collect();
-    settle_in(tx, sweep, &cases)
+    Ok(settle_in(tx, sweep, &cases)?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(node: &str, lease_ms: i64) -> Runner {
+        Runner {
+            node: node.into(),
+            lease_ms,
+        }
+    }
+
+    /// A store with one user of 10 credits and a sweep of `cases` cases (one credit each)
+    /// reserved by `by`.
+    async fn store_with_sweep(cases: u32, by: &Runner) -> (tempfile::TempDir, Store, SweepId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
+        store
+            .run(|conn| {
+                conn.execute(
+                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
+                     VALUES ('u', 'a@b.c', 'a@b.c', 10, 0)",
+                    params![],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let id = SweepId::from("swp_1".to_string());
+        let row = SweepRow {
+            id: id.clone(),
+            user_id: UserId::from("u".to_string()),
+            api_key_id: None,
+            fmu_id: FmuId::from("f".to_string()),
+            name: "s".into(),
+            status: SweepStatus::Queued,
+            request: "{}".into(),
+            parameters: "[]".into(),
+            case_count: cases,
+            credits_per_case: Credits::from(1u32),
+            credits_reserved: Credits::from(cases),
+            error: None,
+            created_at: now_ms(),
+            started_at: None,
+            finished_at: None,
+        };
+        let values = (0..cases).map(|_| vec![]).collect();
+        let reserved = store.reserve_sweep(row, values, None, 3, by).await.unwrap();
+        assert!(matches!(reserved, SweepReservation::Reserved));
+        (dir, store, id)
+    }
+
+    fn success(case: &CaseRow) -> CaseSettlement {
+        CaseSettlement {
+            index: case.index,
+            attempt: Some(case.attempts),
+            end: RunEnd::Succeeded,
+            charged: true,
+            kpis: Some(vec![Some(1.0)]),
+            error: None,
+            elapsed_ms: Some(1.0),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_driver_whose_lease_was_taken_over_claims_settles_and_requeues_nothing() {
+        // A's lease has run out as soon as it is taken.
+        let (a, b) = (runner("node_a", -1), runner("node_b", 60_000));
+        let (_dir, store, id) = store_with_sweep(3, &a).await;
+        let claimed_by_a = store.claim_cases(&id, 2, &a).await.unwrap().unwrap();
+        assert_eq!(claimed_by_a.len(), 2);
+
+        let taken = store
+            .recover_sweeps(3, Orphans::LeaseExpired { driving: vec![] }, &b)
+            .await
+            .unwrap();
+        assert_eq!(taken.resume, vec![id.clone()]);
+        assert_eq!(store.renew_sweep_lease(&id, &a).await.unwrap(), None);
+        assert_eq!(
+            store.renew_sweep_lease(&id, &b).await.unwrap(),
+            Some(SweepStatus::Running)
+        );
+        assert_eq!(store.claim_cases(&id, 2, &a).await.unwrap(), None);
+        // A's batch ends after the takeover: its cases went back to the queue, so nothing
+        // of it settles.
+        let late = store
+            .settle_cases(&id, vec![success(&claimed_by_a[0])])
+            .await
+            .unwrap();
+        assert_eq!((late.done, late.indices), (Settled::default(), vec![]));
+        assert_eq!(store.sweep_counts(&id).await.unwrap().queued, 3);
+
+        let claimed_by_b = store.claim_cases(&id, 3, &b).await.unwrap().unwrap();
+        let attempts: Vec<u32> = claimed_by_b.iter().map(|c| c.attempts).collect();
+        assert_eq!(attempts, vec![2, 2, 1]);
+        // Still nothing of A's: B runs those cases now, as a later attempt.
+        let late = store
+            .settle_cases(&id, vec![success(&claimed_by_a[1])])
+            .await
+            .unwrap();
+        assert!(late.indices.is_empty());
+        let requeue = (FailureKind::ServiceError, "x".to_string());
+        store
+            .requeue_cases(&id, vec![(0, 1), (1, 1)], 3, requeue)
+            .await
+            .unwrap();
+        assert_eq!(store.sweep_counts(&id).await.unwrap().running, 3);
+        let abandon = (FailureKind::ServiceError, "x".to_string());
+        assert!(
+            store
+                .abandon_sweep(&id, abandon, &a)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let settled = store
+            .settle_cases(&id, claimed_by_b.iter().map(success).collect())
+            .await
+            .unwrap();
+        assert_eq!(settled.indices, vec![0, 1, 2]);
+        assert_eq!(settled.done.charged, 3);
+        let ended = settled.ended.expect("B's settlement ended the sweep");
+        assert_eq!(ended.status, SweepStatus::Completed);
+        let counts = store.sweep_counts(&id).await.unwrap();
+        assert_eq!((counts.succeeded, counts.charged), (3, 3));
+        let credits: i64 = store
+            .run(|conn| {
+                conn.query_row("SELECT credits FROM users WHERE id = 'u'", params![], |r| {
+                    r.get(0)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(credits, 7, "three cases charged once each");
+    }
+
+    #[tokio::test]
+    async fn only_a_lapsed_lease_is_taken_over_on_a_shared_database_and_every_sweep_on_sqlite() {
+        let a = runner("node_a", 60_000);
+        let (_dir, store, id) = store_with_sweep(2, &a).await;
+        let b = runner("node_b", 60_000);
+        let expired = || Orphans::LeaseExpired { driving: vec![] };
+        let taken = store.recover_sweeps(3, expired(), &b).await.unwrap();
+        assert!(taken.resume.is_empty(), "A's lease holds");
+        assert_eq!(
+            store.renew_sweep_lease(&id, &a).await.unwrap(),
+            Some(SweepStatus::Queued)
+        );
+
+        // A stops renewing; its own takeover leaves alone what it still drives.
+        let lapsed = runner("node_a", -1);
+        assert!(
+            store
+                .renew_sweep_lease(&id, &lapsed)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let own = Orphans::LeaseExpired {
+            driving: vec![id.clone()],
+        };
+        assert!(
+            store
+                .recover_sweeps(3, own, &a)
+                .await
+                .unwrap()
+                .resume
+                .is_empty()
+        );
+        let taken = store.recover_sweeps(3, expired(), &b).await.unwrap();
+        assert_eq!(taken.resume, vec![id.clone()]);
+        assert_eq!(store.claim_cases(&id, 1, &a).await.unwrap(), None);
+
+        // The one server of a SQLite database takes every unfinished sweep at its start.
+        let c = runner("node_c", 60_000);
+        let all = store.recover_sweeps(3, Orphans::All, &c).await.unwrap();
+        assert_eq!(all.resume, vec![id.clone()]);
+        assert_eq!(
+            store
+                .claim_cases(&id, 1, &c)
+                .await
+                .unwrap()
+                .map(|v| v.len()),
+            Some(1)
+        );
+    }
 }

@@ -37,6 +37,7 @@ mod states;
 mod stiff;
 mod sweep_pages;
 mod sweeps;
+mod sweeps_many_servers;
 mod types;
 mod usage;
 mod validation;

@@ -1,10 +1,12 @@
 //! What a running sweep tells its watchers (the API's event stream, the dashboard): the
 //! cases as they end, its progress, and its end. Held in memory only: everything an event
 //! says is also in the database, so a watcher that joins late (or falls behind) starts from
-//! a snapshot read there.
+//! a snapshot read there. The hub holds a sweep exactly while a driver in this process runs
+//! it: another process's sweep is watched from the database ([`super::watch`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::{broadcast, watch};
@@ -48,12 +50,15 @@ struct Entry {
     /// rate an ETA is estimated from.
     since: Instant,
     ended_here: u32,
+    /// Which registration made the entry: only its driver releases it.
+    generation: u64,
 }
 
 /// The sweeps this process is running.
 #[derive(Default)]
 pub struct Hub {
     sweeps: Mutex<HashMap<SweepId, Entry>>,
+    generations: AtomicU64,
 }
 
 impl Hub {
@@ -61,16 +66,35 @@ impl Hub {
         self.sweeps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The executor begins a sweep: returns what says it was cancelled.
-    pub fn register(&self, id: &SweepId) -> watch::Receiver<bool> {
+    /// The executor begins a sweep: returns what says it was cancelled, and the
+    /// registration to [`Hub::release`] it with.
+    pub fn register(&self, id: &SweepId) -> (watch::Receiver<bool>, u64) {
         let mut sweeps = self.lock();
         let entry = sweeps.entry(id.clone()).or_insert_with(|| Entry {
             events: broadcast::channel(BACKLOG).0,
             cancel: watch::channel(false).0,
             since: Instant::now(),
             ended_here: 0,
+            generation: self.generations.fetch_add(1, Ordering::Relaxed),
         });
-        entry.cancel.subscribe()
+        (entry.cancel.subscribe(), entry.generation)
+    }
+
+    /// The driver of registration `generation` stops driving the sweep without its end (it
+    /// lost its lease to another process, or left the rest to whoever ends it): its batches
+    /// stop, and its watchers, seeing the events close, go on from the database.
+    pub fn release(&self, id: &SweepId, generation: u64) {
+        let mut sweeps = self.lock();
+        if sweeps.get(id).is_some_and(|e| e.generation == generation)
+            && let Some(entry) = sweeps.remove(id)
+        {
+            let _ = entry.cancel.send(true);
+        }
+    }
+
+    /// The sweeps a driver in this process is running.
+    pub fn driving(&self) -> Vec<SweepId> {
+        self.lock().keys().cloned().collect()
     }
 
     /// Events from now on; `None` when this process is not running the sweep.

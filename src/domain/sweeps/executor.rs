@@ -11,11 +11,19 @@
 //! [`FLUSH_CASES`]), each by the runs' charging rule. Cases a worker took but did not run (it
 //! crashed on an earlier case, or never started) go back to the queue for a fresh worker, at
 //! most [`super::MAX_ATTEMPTS`] times.
+//!
+//! A driver holds the sweep's lease (see `store::sweeps`) and renews it while it runs; each
+//! renewal also reads the sweep's status, so a cancel made on any server stops this one's
+//! workers. A driver whose lease another process took over (it stalled past the lease)
+//! stops: its lanes claim nothing more, its workers stop, and what it still settles is
+//! skipped by the store (the cases are the new driver's).
 
 use crate::objects::Key;
 use crate::objects::cache::Pinned;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -33,7 +41,7 @@ use crate::sim::plan::{self, RunSettings};
 use crate::sim::protocol::{Batch, Case};
 use crate::sim::runner::{SimError, Slot};
 use crate::state::State;
-use crate::store::sweeps::{CaseCounts, CaseRow, CaseSettlement, SweepRow};
+use crate::store::sweeps::{CaseCounts, CaseRow, CaseSettlement, Runner, SweepRow};
 
 /// How long a batch should keep its worker.
 pub const BATCH_SECONDS: f64 = 0.5;
@@ -43,6 +51,99 @@ pub const MAX_BATCH: u32 = 1_000;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// …or as soon as this many have ended.
 const FLUSH_CASES: usize = 500;
+
+/// Renew a lease at least this often, whatever its length: each renewal is also how a cancel
+/// made on another server reaches this one's workers.
+const RENEW_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
+
+/// This process driving one sweep: its registration in the hub and its lease.
+struct Driving {
+    state: State,
+    id: SweepId,
+    runner: Runner,
+    generation: u64,
+    /// Set once another process holds the sweep's lease: this one stops driving it.
+    lost: AtomicBool,
+}
+
+impl Driving {
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Another process drives the sweep now: stop this one's workers and let its watchers
+    /// follow the sweep from the database.
+    fn lose(&self) {
+        if !self.lost.swap(true, Ordering::Relaxed) {
+            tracing::warn!(sweep = %self.id, "another server took this sweep over; stopped driving it");
+        }
+        self.state.sweeps.release(&self.id, self.generation);
+    }
+}
+
+/// Renews the lease every third of its length (at least every
+/// [`RENEW_AT_LEAST_EVERY`]) until aborted: a cancel (made by any server) fires this
+/// process's cancel; a lease another process took ends the driving.
+async fn keep_lease(driving: Arc<Driving>) {
+    let every = (driving.state.config.lease / 3).min(RENEW_AT_LEAST_EVERY);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now: the lease was just taken.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let renewed = driving
+            .state
+            .store
+            .renew_sweep_lease(&driving.id, &driving.runner)
+            .await;
+        match renewed {
+            Ok(Some(SweepStatus::Cancelled)) => driving.state.sweeps.cancel(&driving.id),
+            Ok(Some(_)) => {}
+            Ok(None) => return driving.lose(),
+            // Tried again at the next tick; the lease holds a while.
+            Err(e) => {
+                tracing::warn!(sweep = %driving.id, error = %e, "cannot renew a sweep's lease")
+            }
+        }
+    }
+}
+
+/// Held while a sweep is driven here, from [`spawn`] on: stops renewing the lease and
+/// releases the hub's entry (unless the sweep's end removed it already) however the driving
+/// ends.
+struct DrivingGuard {
+    driving: Arc<Driving>,
+    cancel: watch::Receiver<bool>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl DrivingGuard {
+    /// Registers the sweep in the hub and starts renewing its lease.
+    fn start(state: &State, id: &SweepId) -> DrivingGuard {
+        let (cancel, generation) = state.sweeps.register(id);
+        let driving = Arc::new(Driving {
+            state: state.clone(),
+            id: id.clone(),
+            runner: super::runner(state),
+            generation,
+            lost: AtomicBool::new(false),
+        });
+        DrivingGuard {
+            renewer: tokio::spawn(keep_lease(driving.clone())),
+            driving,
+            cancel,
+        }
+    }
+}
+
+impl Drop for DrivingGuard {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        let d = &self.driving;
+        d.state.sweeps.release(&d.id, d.generation);
+    }
+}
 
 /// Everything the lanes of one sweep share.
 struct Sweep {
@@ -55,18 +156,28 @@ struct Sweep {
     stored: Stored,
     origin: ModelOrigin,
     timeout: Duration,
+    driving: Arc<Driving>,
 }
 
-/// Runs the sweep in the background until it ends.
+/// Runs the sweep in the background until it ends (or another process takes it over). This
+/// process must hold its lease: it reserved the sweep or took it over.
 pub fn spawn(state: &State, id: SweepId) {
+    // Registered and renewing before this returns: a watcher that comes after follows the
+    // sweep live, and neither this process's takeover nor another's takes it over while its
+    // model is read.
+    let guard = DrivingGuard::start(state, &id);
     let state = state.clone();
     tokio::spawn(async move {
-        if let Err(e) = drive(&state, &id).await {
+        if let Err(e) = drive(&state, &guard).await {
             tracing::error!(sweep = %id, error = %e, "a sweep could not run; its cases are refunded");
             let message = "the service could not run this case; it was refunded".to_string();
             match state
                 .store
-                .abandon_sweep(&id, (FailureKind::ServiceError, message))
+                .abandon_sweep(
+                    &id,
+                    (FailureKind::ServiceError, message),
+                    &guard.driving.runner,
+                )
                 .await
             {
                 Ok(Some(row)) => announce_end(&state, &row).await,
@@ -76,10 +187,13 @@ pub fn spawn(state: &State, id: SweepId) {
                 }
             }
         }
+        drop(guard);
     });
 }
 
-async fn drive(state: &State, id: &SweepId) -> AppResult<()> {
+async fn drive(state: &State, guard: &DrivingGuard) -> AppResult<()> {
+    let (driving, cancel) = (&guard.driving, &guard.cancel);
+    let id = &driving.id;
     let row = state
         .store
         .get_sweep(id)
@@ -98,7 +212,6 @@ async fn drive(state: &State, id: &SweepId) -> AppResult<()> {
     let timeout = Duration::try_from_secs_f64(stored.settings.timeout_seconds)
         .unwrap_or(state.config.max_run_time)
         .min(state.config.max_run_time);
-    let cancel = state.sweeps.register(id);
     let sweep = Arc::new(Sweep {
         state: state.clone(),
         id: id.clone(),
@@ -108,40 +221,45 @@ async fn drive(state: &State, id: &SweepId) -> AppResult<()> {
         stored,
         origin,
         timeout,
+        driving: driving.clone(),
     });
-    let mut lanes = tokio::task::JoinSet::new();
-    for _ in 0..state.workers.config().workers.max(1) {
-        lanes.spawn(lane(sweep.clone(), cancel.clone()));
-    }
-    let mut failed = None;
-    while let Some(joined) = lanes.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failed = Some(e),
-            Err(e) => failed = Some(AppError::Fault(format!("a sweep lane: {e}"))),
+    loop {
+        let mut lanes = tokio::task::JoinSet::new();
+        for _ in 0..state.workers.config().workers.max(1) {
+            lanes.spawn(lane(sweep.clone(), cancel.clone()));
         }
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    // Every case has been claimed and settled, or requeued: settle nothing, which ends the
-    // sweep if no case is left.
-    let (_, ended) = state.store.settle_cases(id, vec![]).await?;
-    match ended {
-        Some(row) => announce_end(state, &row).await,
-        None => {
-            // Cases went back to the queue after the last lane looked (or a cancel is still
-            // settling): look again.
-            let row = state.store.get_sweep(id).await?;
-            if let Some(row) = row.filter(|r| r.finished_at.is_none()) {
-                let counts = state.store.sweep_counts(id).await?;
-                if counts.queued > 0 && row.status != SweepStatus::Cancelled {
-                    Box::pin(drive(state, id)).await?;
-                }
+        let mut failed = None;
+        while let Some(joined) = lanes.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed = Some(e),
+                Err(e) => failed = Some(AppError::Fault(format!("a sweep lane: {e}"))),
             }
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if driving.lost() {
+            return Ok(());
+        }
+        // Every case has been claimed and settled, or requeued: settle nothing, which ends
+        // the sweep if no case is left.
+        let settled = state.store.settle_cases(id, vec![]).await?;
+        if let Some(row) = settled.ended {
+            announce_end(state, &row).await;
+            return Ok(());
+        }
+        // Cases went back to the queue after the last lane looked (or a cancel is still
+        // settling): look again.
+        let row = state.store.get_sweep(id).await?;
+        let Some(row) = row.filter(|r| r.finished_at.is_none()) else {
+            return Ok(());
+        };
+        let counts = state.store.sweep_counts(id).await?;
+        if counts.queued == 0 || row.status == SweepStatus::Cancelled {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Tells watchers (and, through webhooks, the owner's endpoints) that a sweep ended:
@@ -203,21 +321,32 @@ pub fn sweep_data(public_url: &str, sweep: &SweepRow, counts: &CaseCounts) -> se
 async fn lane(sweep: Arc<Sweep>, mut cancel: watch::Receiver<bool>) -> AppResult<()> {
     let mut size: u32 = 4;
     loop {
-        if *cancel.borrow() {
+        if *cancel.borrow() || sweep.driving.lost() {
             return Ok(());
         }
         let slot = tokio::select! {
             slot = sweep.state.workers.slot(None) => slot.map_err(|e| AppError::Fault(e.to_string()))?,
             _ = cancel.changed() => return Ok(()),
         };
-        let cases = sweep.state.store.claim_cases(&sweep.id, size).await?;
+        let claimed = sweep
+            .state
+            .store
+            .claim_cases(&sweep.id, size, &sweep.driving.runner)
+            .await?;
+        let Some(cases) = claimed else {
+            sweep.driving.lose();
+            return Ok(());
+        };
         if cases.is_empty() {
             return Ok(());
         }
         let n = cases.len() as u32;
+        // Each case settles (or goes back) only as the attempt this lane claimed.
+        let attempts: Arc<HashMap<u32, u32>> =
+            Arc::new(cases.iter().map(|c| (c.index, c.attempts)).collect());
         let started = Instant::now();
         let (tx, rx) = mpsc::unbounded_channel();
-        let settler = tokio::spawn(settle_as_they_end(sweep.clone(), rx));
+        let settler = tokio::spawn(settle_as_they_end(sweep.clone(), rx, attempts.clone()));
         let unrun = run_batch(&sweep, slot, cases, cancel.clone(), tx).await;
         settler
             .await
@@ -225,6 +354,10 @@ async fn lane(sweep: Arc<Sweep>, mut cancel: watch::Receiver<bool>) -> AppResult
         let ran = n - unrun.len() as u32;
         if !unrun.is_empty() {
             let message = "the service could not run this case; it was refunded".to_string();
+            let unrun = unrun
+                .into_iter()
+                .filter_map(|index| Some((index, *attempts.get(&index)?)))
+                .collect();
             let ended = sweep
                 .state
                 .store
@@ -381,6 +514,7 @@ async fn keep_trajectory(sweep: &Sweep, case: &mut Ended) {
 async fn settle_as_they_end(
     sweep: Arc<Sweep>,
     mut ended: mpsc::UnboundedReceiver<Ended>,
+    attempts: Arc<HashMap<u32, u32>>,
 ) -> AppResult<()> {
     let mut pending: Vec<CaseSettlement> = Vec::new();
     let mut last_flush = Instant::now();
@@ -389,7 +523,9 @@ async fn settle_as_they_end(
         let closed = matches!(next, Ok(None));
         if let Ok(Some(mut case)) = next {
             keep_trajectory(&sweep, &mut case).await;
-            pending.push(settlement(&case, sweep.origin));
+            // A case the lane did not claim is none of its business: attempt 0 matches none.
+            let attempt = attempts.get(&case.index).copied().unwrap_or(0);
+            pending.push(settlement(&case, sweep.origin, attempt));
         }
         let due = pending.len() >= FLUSH_CASES || last_flush.elapsed() >= FLUSH_EVERY || closed;
         if due && !pending.is_empty() {
@@ -402,7 +538,8 @@ async fn settle_as_they_end(
     }
 }
 
-fn settlement(case: &Ended, origin: ModelOrigin) -> CaseSettlement {
+/// How `case` settles; `attempt` is the one its lane claimed it with.
+fn settlement(case: &Ended, origin: ModelOrigin, attempt: u32) -> CaseSettlement {
     let (end, kpis, error) = match &case.result {
         Ok(kpis) => (RunEnd::Succeeded, Some(kpis.clone()), None),
         // A case stops only while running: it used a worker.
@@ -424,6 +561,7 @@ fn settlement(case: &Ended, origin: ModelOrigin) -> CaseSettlement {
     }
     CaseSettlement {
         index: case.index,
+        attempt: Some(attempt),
         end,
         charged: charging::is_charged(end, origin),
         kpis,
@@ -433,7 +571,7 @@ fn settlement(case: &Ended, origin: ModelOrigin) -> CaseSettlement {
 }
 
 async fn flush(sweep: &Sweep, cases: Vec<CaseSettlement>) -> AppResult<()> {
-    let events: Vec<CaseEnded> = cases
+    let mut events: Vec<CaseEnded> = cases
         .iter()
         .map(|c| CaseEnded {
             index: c.index,
@@ -443,9 +581,14 @@ async fn flush(sweep: &Sweep, cases: Vec<CaseSettlement>) -> AppResult<()> {
             charged: c.charged,
         })
         .collect();
-    let (_, ended) = sweep.state.store.settle_cases(&sweep.id, cases).await?;
+    let settled = sweep.state.store.settle_cases(&sweep.id, cases).await?;
+    // Cases another driver took over meanwhile were not settled here: not this one's news.
+    let indices: HashSet<u32> = settled.indices.iter().copied().collect();
+    events.retain(|e| indices.contains(&e.index));
     let hub = &sweep.state.sweeps;
-    hub.publish(&sweep.id, SweepEvent::Cases(events));
+    if !events.is_empty() {
+        hub.publish(&sweep.id, SweepEvent::Cases(events));
+    }
     let counts = sweep.state.store.sweep_counts(&sweep.id).await?;
     let eta_seconds = hub.eta_seconds(&sweep.id, counts.queued + counts.running);
     hub.publish(
@@ -455,7 +598,7 @@ async fn flush(sweep: &Sweep, cases: Vec<CaseSettlement>) -> AppResult<()> {
             eta_seconds,
         },
     );
-    if let Some(row) = ended {
+    if let Some(row) = settled.ended {
         announce_end(&sweep.state, &row).await;
     }
     Ok(())

@@ -7,6 +7,11 @@
 //! the runs' charging rule ([`crate::domain::runs::charging`]): a case the service failed is
 //! refunded, exactly as a run. Cancelling refunds the cases not started. A stop of the
 //! server leaves the cases in the database; the next start resumes the sweep.
+//!
+//! Servers sharing one PostgreSQL database each drive the sweeps they hold the lease of
+//! (those they started or took over): a cancel on any server reaches the driver through the
+//! database, and every server takes over, every half lease, the sweeps whose driver stopped
+//! renewing ([`spawn_takeover`]). On SQLite the one server resumes every sweep at its start.
 
 pub mod cases_parquet;
 pub mod design;
@@ -28,8 +33,9 @@ use crate::sim::kpi::{self, KpiSpec};
 use crate::sim::plan::{self, Problem, Problems, RunSettings};
 use crate::sim::protocol::Job;
 use crate::state::State;
+use crate::store::Engine;
 use crate::store::runs::Idempotency;
-use crate::store::sweeps::{CaseCounts, CaseRow, SweepReservation, SweepRow};
+use crate::store::sweeps::{CaseCounts, CaseRow, Orphans, Runner, SweepReservation, SweepRow};
 use design::{Cases, Design};
 pub use status::SweepStatus;
 
@@ -196,7 +202,13 @@ pub async fn start(
     });
     let outcome = state
         .store
-        .reserve_sweep(sweep.clone(), cases.0, idempotency, MAX_ACTIVE_SWEEPS)
+        .reserve_sweep(
+            sweep.clone(),
+            cases.0,
+            idempotency,
+            MAX_ACTIVE_SWEEPS,
+            &runner(state),
+        )
         .await?;
     match outcome {
         SweepReservation::Reserved => {}
@@ -594,16 +606,85 @@ pub async fn case_result(
 /// (refunded) rather than tried again.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// At start-up: cases a stop interrupted go back to their queue (or fail refunded after
-/// [`MAX_ATTEMPTS`]) and their sweeps resume.
+/// This process as the driver of a sweep: its node id and the configured lease.
+pub(crate) fn runner(state: &State) -> Runner {
+    Runner {
+        node: state.node_id.clone(),
+        lease_ms: i64::try_from(state.config.lease.as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// At start-up: the sweeps a stop interrupted resume here; their cases left running go back
+/// to their queue (or fail refunded after [`MAX_ATTEMPTS`]). On SQLite that is every
+/// unfinished sweep (one server per database); on PostgreSQL only those whose driver's lease
+/// has run out (another server may be running the others).
 pub async fn recover(state: &State) -> AppResult<usize> {
-    let (resume, ended) = state.store.recover_sweeps(MAX_ATTEMPTS).await?;
-    for sweep in &ended {
+    let which = match state.store.engine() {
+        Engine::Sqlite => Orphans::All,
+        Engine::Postgres => Orphans::LeaseExpired {
+            driving: state.sweeps.driving(),
+        },
+    };
+    take_over(state, which).await
+}
+
+/// Takes over the sweeps whose driver stopped renewing its lease (its server died or
+/// stalled), as [`recover`] does at start-up: they resume here.
+pub async fn take_over_orphans(state: &State) -> AppResult<usize> {
+    let driving = state.sweeps.driving();
+    take_over(state, Orphans::LeaseExpired { driving }).await
+}
+
+async fn take_over(state: &State, which: Orphans) -> AppResult<usize> {
+    let recovered = state
+        .store
+        .recover_sweeps(MAX_ATTEMPTS, which, &runner(state))
+        .await?;
+    for sweep in &recovered.ended {
         executor::announce_end(state, sweep).await;
     }
-    let n = resume.len();
-    for id in resume {
+    let n = recovered.resume.len();
+    for id in recovered.resume {
         executor::spawn(state, id);
     }
     Ok(n)
+}
+
+/// The periodic takeover of a server sharing its database (PostgreSQL): every half lease,
+/// [`take_over_orphans`]. Stops when dropped. Nothing on SQLite, where the one server
+/// resumed every sweep at its start.
+pub fn spawn_takeover(state: &State) -> Takeover {
+    if state.store.engine() != Engine::Postgres {
+        return Takeover(None);
+    }
+    let state = state.clone();
+    Takeover(Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.lease / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is now, and the start-up recovery has just looked.
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match take_over_orphans(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    sweeps = n,
+                    "took over sweeps whose server stopped renewing its lease"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot take over orphaned sweeps"),
+            }
+        }
+    })))
+}
+
+/// The running [`spawn_takeover`] loop; dropping it stops the loop.
+#[must_use = "the takeover stops when this is dropped"]
+pub struct Takeover(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Takeover {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
 }
