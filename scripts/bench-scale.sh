@@ -30,21 +30,21 @@ moto_pid=$!
 for _ in $(seq 100); do curl -s "http://127.0.0.1:$moto_port/" >/dev/null && break; sleep 0.1; done
 curl -s -X PUT "http://127.0.0.1:$moto_port/bench" >/dev/null
 
-# A fresh database per scenario: its URL.
-n=0
+# A fresh database per scenario: its URL (called in a subshell, so named by the clock).
 fresh_db() {
-  n=$((n + 1))
-  psql "$admin_url" -qc "CREATE DATABASE bench$n" >/dev/null
-  echo "${admin_url/\/postgres\?/\/bench$n?}"
+  local name="bench_$(date +%s%N)"
+  psql "$admin_url" -qc "CREATE DATABASE $name" >/dev/null
+  echo "${admin_url/\/postgres\?/\/$name?}"
 }
 
-cargo bench --bench http --no-run >/dev/null 2>&1
+# The bench's executable, built once (BENCH_HTTP: one already built, to skip the build).
+bench="${BENCH_HTTP:-$(cargo bench --bench http --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p')}"
 run() {
   echo "== $1"
   shift
   env BENCH_ONLY="POST /api/v1/runs" BENCH_SECONDS="$seconds" FMU_GATEWAY_WORKERS=1 \
-    FMU_GATEWAY_PUBLIC_URL=http://127.0.0.1 "$@" cargo bench --bench http 2>/dev/null |
-    grep -E '^(POST /api/v1/runs|scenario|server RSS)'
+    FMU_GATEWAY_PUBLIC_URL=http://127.0.0.1 "$@" "$bench" 2>/dev/null |
+    grep -E '^(POST /api/v1/runs|server RSS)'
 }
 s3=(FMU_GATEWAY_OBJECT_STORE=s3://bench/runs AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
   AWS_REGION=us-east-1 AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ALLOW_HTTP=true)

@@ -606,6 +606,24 @@ impl Store {
 
     /// Renews `runner`'s lease on driving the sweep; the sweep's status, or `None` when
     /// another process holds the lease now (or the sweep is gone).
+    /// Gives up the leases of every sweep `node` drives (a server stopping on purpose), so
+    /// that another server takes them over at once; the driver's next renewal finds its lease
+    /// gone and stops. Returns how many.
+    pub async fn release_sweeps(&self, node: &str) -> StoreResult<usize> {
+        let node = node.to_string();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let n = tx.execute(
+                "UPDATE sweeps SET runner = NULL, runner_until = NULL
+                 WHERE runner = ?1 AND finished_at IS NULL",
+                [&node],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
     pub async fn renew_sweep_lease(
         &self,
         id: &SweepId,

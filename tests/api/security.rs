@@ -249,15 +249,27 @@ async fn first_start_creates_the_database_and_a_private_root_key() {
         !crate::common::db::on_postgres()
     );
     let key = app.data_dir.join("biscuit-root.key");
+    if crate::common::db::on_postgres() {
+        // Every server of the deployment checks the others' keys: the first one stores the
+        // root key in the database, not in its data directory. (The rest is SQLite's files.)
+        assert!(!key.exists());
+        let conn = app.state.store.conn().unwrap();
+        let stored: String = conn
+            .query_row(
+                "SELECT value FROM service_secrets WHERE name = 'root_key'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored.len(), 64, "an ed25519 private key in hex");
+        assert!(stored.chars().all(|c| c.is_ascii_hexdigit()));
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    if crate::common::db::on_postgres() {
-        // The rest is SQLite's file settings.
-        return;
-    }
     let conn = app.state.store.conn().unwrap();
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -1,6 +1,6 @@
 //! Where runs wait and who runs them: every run is queued in the database with its worker
-//! job, and every process with workers (a `serve`, a `worker-node`) runs one lane per
-//! worker that leases queued runs (`store::queue`), runs them in the sandboxed worker,
+//! job, and every process with workers (a `serve`, a `worker-node`) runs lanes (two per
+//! worker) that lease queued runs (`store::queue`), runs them in the sandboxed worker,
 //! keeps the results in the object store and settles with its lease's token.
 //!
 //! A lane heartbeats each run it holds every [`beat_every`]: the heartbeat renews the lease,
@@ -83,10 +83,13 @@ pub fn beat_every(lease: Duration) -> Duration {
     (lease / 3).min(Duration::from_secs(1))
 }
 
-/// Starts this process's lanes (one per worker) and its node heartbeat.
+/// Starts this process's lanes and its node heartbeat. Two lanes per worker: a lane holds
+/// a worker only while the simulation runs, then keeps the result and settles the run, and
+/// meanwhile the other lane leases the next run for that worker (with one lane per worker,
+/// the worker idled through every settlement: 40 instead of 67 small runs/s on one worker).
 pub fn spawn_lanes(state: &State, kind: NodeKind) -> Vec<tokio::task::JoinHandle<()>> {
     let slots = state.workers.config().workers;
-    let mut tasks: Vec<_> = (0..slots)
+    let mut tasks: Vec<_> = (0..2 * slots)
         .map(|_| tokio::spawn(lane(state.clone())))
         .collect();
     tasks.push(tokio::spawn(node_heartbeat(state.clone(), kind, slots)));

@@ -650,6 +650,22 @@ async fn take_over(state: &State, which: Orphans) -> AppResult<usize> {
     Ok(n)
 }
 
+/// At a graceful stop on PostgreSQL: the sweeps this server drives are handed to the others
+/// now rather than after their lease. (On SQLite the next start resumes them.)
+pub async fn hand_over(state: &State) {
+    if state.store.engine() != Engine::Postgres {
+        return;
+    }
+    match state.store.release_sweeps(&state.node_id).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            sweeps = n,
+            "handed the sweeps in progress to the other servers"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot hand the sweeps in progress over"),
+    }
+}
+
 /// The periodic takeover of a server sharing its database (PostgreSQL): every half lease,
 /// [`take_over_orphans`]. Stops when dropped. Nothing on SQLite, where the one server
 /// resumed every sweep at its start.
