@@ -99,7 +99,7 @@ fn run_body(i: usize) -> Value {
             "stop_time": 1.0,
             "save_final_state": true,
         })
-    } else if i % 10 == 0 {
+    } else if i.is_multiple_of(10) {
         json!({
             "fmu_id": "lib:VanDerPol",
             "stop_time": 3000.0,
@@ -203,7 +203,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
     node_env.retain(|(k, _)| *k != "FMU_GATEWAY_DATABASE_URL");
     node_env.push(("FMU_GATEWAY_DATABASE_URL", worker_url.clone()));
     node_env.push(("FMU_GATEWAY_PUBLIC_URL", a.url.clone()));
-    let mut nodes = vec![
+    let mut nodes = [
         Node::start(&dir.path().join("node1"), &node_env),
         Node::start(&dir.path().join("node2"), &node_env),
     ];
@@ -483,7 +483,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
         let rows = result["time"].as_array().map_or(0, Vec::len);
         let expected = if i % 7 == 3 {
             2
-        } else if i % 10 == 0 {
+        } else if i.is_multiple_of(10) {
             3001
         } else {
             11
