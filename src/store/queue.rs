@@ -231,39 +231,6 @@ impl Store {
         .await
     }
 
-    /// Settles a leased run, as [`Store::settle_run`] does, but only for the holder of its
-    /// current lease: `None` (nothing changed) for a token that is no longer the run's.
-    pub async fn settle_leased_run<F>(
-        &self,
-        id: &RunId,
-        token: &str,
-        decide: F,
-    ) -> StoreResult<Option<RunEnd>>
-    where
-        F: FnOnce(&RunRow) -> Settlement + Send + 'static,
-    {
-        let (id, token) = (id.clone(), token.to_string());
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let held: Option<Option<String>> = tx
-                .query_row("SELECT lease_token FROM runs WHERE id = ?1", [&id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            if held.flatten().as_deref() != Some(token.as_str()) {
-                return Ok(None);
-            }
-            let Some(run) = get(&tx, &id)? else {
-                return Ok(None);
-            };
-            let settlement = decide(&run);
-            let settled = settle_in(&tx, &run, &settlement)?;
-            tx.commit()?;
-            Ok(settled.then_some(settlement.end))
-        })
-        .await
-    }
-
     /// Asks to cancel a run: a queued one is settled at once (as `queued` decides), a leased
     /// one is flagged for its worker's next heartbeat.
     pub async fn request_cancel<F>(&self, id: &RunId, queued: F) -> StoreResult<CancelRequest>
@@ -505,10 +472,7 @@ mod tests {
         );
         assert_eq!(balance(&store).await, 10, "refunded");
         for token in &tokens {
-            let late = store
-                .settle_leased_run(&id, token, succeeded)
-                .await
-                .unwrap();
+            let late = store.settle_run(&id, Some(token), succeeded).await.unwrap();
             assert_eq!(late, None, "a stale worker settles nothing");
         }
         assert_eq!(balance(&store).await, 10);
@@ -542,9 +506,9 @@ mod tests {
         let asked = store.request_cancel(&id, succeeded).await.unwrap();
         assert_eq!(asked, CancelRequest::Asked);
         assert_eq!(beat(second.token.clone()).await, Beat::CancelRequested);
-        let stale = store.settle_leased_run(&id, &first.token, succeeded).await;
+        let stale = store.settle_run(&id, Some(&first.token), succeeded).await;
         assert_eq!(stale.unwrap(), None);
-        let settled = store.settle_leased_run(&id, &second.token, succeeded).await;
+        let settled = store.settle_run(&id, Some(&second.token), succeeded).await;
         assert_eq!(settled.unwrap(), Some(RunEnd::Succeeded));
         assert_eq!(balance(&store).await, 9, "charged once");
         assert_eq!(beat(second.token).await, Beat::Lost, "the run has ended");
@@ -587,7 +551,7 @@ mod tests {
         assert_eq!(store.requeue_node_runs("other").await.unwrap(), 0);
         assert_eq!(store.requeue_node_runs("n").await.unwrap(), 1);
         assert!(store.has_queued_work().await.unwrap());
-        let stale = store.settle_leased_run(&id, &token, succeeded).await;
+        let stale = store.settle_run(&id, Some(&token), succeeded).await;
         assert_eq!(stale.unwrap(), None);
         let (claim, _) = store.claim_run("m", 60_000, 3, interrupted).await.unwrap();
         assert_eq!(claim.unwrap().run.id, id);

@@ -384,15 +384,32 @@ impl Store {
 
     /// Ends a run and settles its credits in one transaction: `decide` is given the run as it
     /// is inside the transaction (e.g. queued or running, for a cancel) and says how it
-    /// ended. The reservation becomes a charge (with its usage row) or is refunded. Returns
-    /// how it ended, or `None` when there is no such run or it was settled already.
-    pub async fn settle_run<F>(&self, id: &RunId, decide: F) -> StoreResult<Option<RunEnd>>
+    /// ended. The reservation becomes a charge (with its usage row) or is refunded. With a
+    /// `lease` token, only the holder of the run's current lease settles it (`store::queue`).
+    /// Returns how it ended, or `None` when there is no such run, it was settled already, or
+    /// the lease is no longer that token's.
+    pub async fn settle_run<F>(
+        &self,
+        id: &RunId,
+        lease: Option<&str>,
+        decide: F,
+    ) -> StoreResult<Option<RunEnd>>
     where
         F: FnOnce(&RunRow) -> Settlement + Send + 'static,
     {
-        let id = id.clone();
+        let (id, lease) = (id.clone(), lease.map(str::to_string));
         self.run(move |conn| {
             let tx = write_tx(conn)?;
+            if let Some(token) = &lease {
+                let held: Option<Option<String>> = tx
+                    .query_row("SELECT lease_token FROM runs WHERE id = ?1", [&id], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if held.flatten().as_deref() != Some(token.as_str()) {
+                    return Ok(None);
+                }
+            }
             let Some(run) = get(&tx, &id)? else {
                 return Ok(None);
             };

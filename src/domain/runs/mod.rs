@@ -563,10 +563,7 @@ async fn settle(
             reference_check,
         }
     };
-    let ended = match lease {
-        Some(token) => state.store.settle_leased_run(run_id, token, decide).await?,
-        None => state.store.settle_run(run_id, decide).await?,
-    };
+    let ended = state.store.settle_run(run_id, lease, decide).await?;
     if let Some(end) = ended {
         announce_end(state, run_id, end).await;
     }
