@@ -446,6 +446,29 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
         delivered, hooked,
         "one run.succeeded delivery per succeeded run"
     );
+    // The servers attempt what the worker nodes recorded (the receiver is not there: each
+    // first attempt records its error), without waiting for a message of their own. A claim
+    // the database crash cut short is made again once its 60 s lease has run out.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let unattempted: i64 = query(&db, |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM webhook_deliveries d WHERE NOT EXISTS
+                   (SELECT 1 FROM webhook_attempts a WHERE a.delivery_id = d.id)",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await;
+        if unattempted == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unattempted} deliveries never attempted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Every balance is its ledger's sum, and what its succeeded runs cost.
     let balances: Vec<(i64, i64, i64)> = query(&db, |c| {

@@ -42,6 +42,9 @@ const LEASE: Duration = Duration::from_secs(60);
 /// How long the loop sleeps with nothing due (it is woken sooner by new messages).
 const IDLE: Duration = Duration::from_secs(30);
 
+/// The same when several processes share the database (PostgreSQL).
+const SHARED_IDLE: Duration = Duration::from_secs(1);
+
 /// The answer's body kept per attempt.
 pub const EXCERPT_BYTES: usize = 1024;
 
@@ -63,7 +66,17 @@ fn scaled_ms(delay: Duration, scale: f64) -> i64 {
 /// Runs until aborted: claims what is due, sends it, sleeps until the next is due or a
 /// message wakes it.
 pub async fn run(state: State) {
-    match state.store.release_webhook_claims().await {
+    // On PostgreSQL other servers deliver too: their claims are theirs (a claim a stopped
+    // server left runs out after its lease), and messages other processes record (a worker
+    // node settling a run) wake no one here, so the loop looks every second.
+    let shared = state.store.engine() == crate::store::Engine::Postgres;
+    let idle = if shared { SHARED_IDLE } else { IDLE };
+    let released = if shared {
+        Ok(0)
+    } else {
+        state.store.release_webhook_claims().await
+    };
+    match released {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             deliveries = n,
@@ -78,9 +91,9 @@ pub async fn run(state: State) {
             start_due(&state, &permits, free).await;
         }
         let wait = if permits.available_permits() == 0 {
-            IDLE
+            idle
         } else {
-            until_next_due(&state).await
+            until_next_due(&state).await.min(idle)
         };
         tokio::select! {
             _ = state.webhook_wake.notified() => {}
