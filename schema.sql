@@ -409,3 +409,6 @@ CREATE TABLE worker_nodes (
 -- sweep whose driver stopped renewing.
 ALTER TABLE sweeps ADD COLUMN runner TEXT;
 ALTER TABLE sweeps ADD COLUMN runner_until INTEGER;
+-- The process whose deliverer claimed a webhook delivery: another server takes the claim over
+-- once that process stops beating, rather than waiting out the claim.
+ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;

@@ -98,6 +98,16 @@ pub struct DeliveryRow {
     pub attempts: Vec<Attempt>,
 }
 
+/// When a deliverer claims deliveries, and for how long (ms since the epoch / ms).
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookClaim {
+    pub now: i64,
+    /// How long a claim holds: longer than an attempt can take.
+    pub lease_ms: i64,
+    /// A process not seen since then has stopped: its claims made before then are void.
+    pub silent_since: i64,
+}
+
 /// A delivery claimed for one attempt: what to send, where, signed with which secrets.
 #[derive(Clone, Debug)]
 pub struct DueDelivery {
@@ -467,15 +477,24 @@ impl Store {
         .await
     }
 
-    /// Claims up to `limit` deliveries due at `now` (pending, not claimed by an attempt still
-    /// in its lease, to an enabled endpoint: a paused one's wait) until `lease_until`, oldest
-    /// due first.
+    /// Claims for process `node` up to `limit` deliveries due at `claim.now` (pending, to an
+    /// enabled endpoint: a paused one's wait), oldest due first. A delivery another claim holds
+    /// is taken only when that claim ran out, or when it was made before `claim.silent_since`
+    /// by a process not seen since then (it died mid-attempt: its attempt is made again now
+    /// rather than when the claim runs out).
     pub async fn claim_due_webhooks(
         &self,
-        now: i64,
-        lease_until: i64,
+        node: &str,
+        claim: WebhookClaim,
         limit: u32,
     ) -> StoreResult<Vec<DueDelivery>> {
+        let node = node.to_string();
+        let WebhookClaim {
+            now,
+            lease_ms,
+            silent_since,
+        } = claim;
+        let lease_until = now + lease_ms;
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let due: Vec<DueDelivery> = {
@@ -484,11 +503,14 @@ impl Store {
                         e.previous_expires_at, d.cycle_attempts
                      FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
                      WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
-                       AND (d.claimed_until IS NULL OR d.claimed_until <= ?1)
+                       AND (d.claimed_until IS NULL OR d.claimed_until <= ?1
+                            OR (d.claimed_until - ?3 < ?4 AND NOT EXISTS (
+                                SELECT 1 FROM worker_nodes n
+                                WHERE n.id = d.claimed_by AND n.seen_at >= ?4)))
                        AND e.enabled = 1
                      ORDER BY d.next_attempt_at, d.rowid LIMIT ?2",
                 )?;
-                let rows = stmt.query_map(params![now, limit], |r| {
+                let rows = stmt.query_map(params![now, limit, lease_ms, silent_since], |r| {
                     let mut secrets = vec![WebhookSecret::from_stored(r.get(4)?)];
                     let previous: Option<String> = r.get(5)?;
                     let until: Option<i64> = r.get(6)?;
@@ -510,8 +532,8 @@ impl Store {
             };
             for d in &due {
                 tx.execute(
-                    "UPDATE webhook_deliveries SET claimed_until = ?2 WHERE id = ?1",
-                    params![d.id, lease_until],
+                    "UPDATE webhook_deliveries SET claimed_until = ?2, claimed_by = ?3 WHERE id = ?1",
+                    params![d.id, lease_until, node],
                 )?;
             }
             tx.commit()?;
@@ -553,7 +575,8 @@ impl Store {
             };
             tx.execute(
                 "UPDATE webhook_deliveries SET status = ?2, next_attempt_at = ?3,
-                    cycle_attempts = cycle_attempts + 1, claimed_until = NULL
+                    cycle_attempts = cycle_attempts + 1, claimed_until = NULL,
+                    claimed_by = NULL
                  WHERE id = ?1",
                 params![delivery_id, status, next],
             )?;
@@ -569,7 +592,7 @@ impl Store {
         self.run(|conn| {
             let tx = write_tx(conn)?;
             let n = tx.execute(
-                "UPDATE webhook_deliveries SET claimed_until = NULL
+                "UPDATE webhook_deliveries SET claimed_until = NULL, claimed_by = NULL
                  WHERE status = 'pending' AND claimed_until IS NOT NULL",
                 params![],
             )?;
@@ -593,5 +616,155 @@ impl Store {
             )
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::now_ms;
+    use crate::store::queue::NodeKind;
+
+    const LEASE_MS: i64 = 60_000;
+
+    /// A store with one pending delivery due at 0.
+    async fn one_due_delivery() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
+        store
+            .run(|conn| {
+                conn.execute_batch(
+                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
+                     VALUES ('u', 'u@example.com', 'u@example.com', 10, 0)",
+                )
+            })
+            .await
+            .unwrap();
+        let endpoint = NewEndpoint {
+            id: "whk_1".into(),
+            user_id: UserId::from("u"),
+            url: "https://93.184.215.14/hook".into(),
+            description: String::new(),
+            events: EventSet::all(),
+            enabled: true,
+            secret: WebhookSecret::generate(),
+            now: 0,
+        };
+        assert!(store.add_webhook(endpoint, 10).await.unwrap());
+        let message = NewMessage {
+            user_id: UserId::from("u"),
+            event: EventType::RunSucceeded,
+            message_id: "msg_1".into(),
+            payload: "{}".into(),
+            now: 0,
+        };
+        assert_eq!(store.enqueue_webhook_deliveries(message).await.unwrap(), 1);
+        (dir, store)
+    }
+
+    fn at(now: i64) -> WebhookClaim {
+        WebhookClaim {
+            now,
+            lease_ms: LEASE_MS,
+            silent_since: now - 5_000,
+        }
+    }
+
+    async fn seen(store: &Store, node: &str) {
+        store
+            .node_seen(node, NodeKind::Server, "h", 1, 0)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_claim_holds_while_its_process_beats_and_is_taken_over_once_it_falls_silent() {
+        let (_dir, store) = one_due_delivery().await;
+        let now = now_ms();
+        seen(&store, "a").await;
+        seen(&store, "b").await;
+        assert_eq!(
+            store
+                .claim_due_webhooks("a", at(now), 8)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Held by a live process: not another's, however often it asks.
+        assert!(
+            store
+                .claim_due_webhooks("b", at(now + 1), 8)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Ten seconds on, `a` still beats: still its own.
+        seen(&store, "a").await;
+        let later = now_ms() + 10_000;
+        let live = WebhookClaim {
+            silent_since: now - 1,
+            ..at(later)
+        };
+        assert!(
+            store
+                .claim_due_webhooks("b", live, 8)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // `a` falls silent (not seen since after its claim): `b` takes the delivery over, once.
+        let silent = WebhookClaim {
+            silent_since: now_ms() + 1,
+            ..at(later)
+        };
+        assert_eq!(
+            store
+                .claim_due_webhooks("b", silent, 8)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .claim_due_webhooks("c", at(later + 1), 8)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_claim_of_a_process_not_yet_seen_is_left_alone_until_it_runs_out() {
+        let (_dir, store) = one_due_delivery().await;
+        let now = now_ms();
+        // `a` claims before its first heartbeat is recorded: its claim is younger than the
+        // silence that would void it.
+        assert_eq!(
+            store
+                .claim_due_webhooks("a", at(now), 8)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .claim_due_webhooks("b", at(now + 4_000), 8)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Run out: anyone's.
+        let out = now + LEASE_MS;
+        assert_eq!(
+            store
+                .claim_due_webhooks("b", at(out), 8)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

@@ -83,6 +83,12 @@ pub fn beat_every(lease: Duration) -> Duration {
     (lease / 3).min(Duration::from_secs(1))
 }
 
+/// How long a process may miss heartbeats before the others take it for dead (and take over
+/// what it claimed but cannot finish): five beats.
+pub fn silent_after(lease: Duration) -> Duration {
+    5 * beat_every(lease)
+}
+
 /// Starts this process's lanes and its node heartbeat. Two lanes per worker: a lane holds
 /// a worker only while the simulation runs, then keeps the result and settles the run, and
 /// meanwhile the other lane leases the next run for that worker (with one lane per worker,

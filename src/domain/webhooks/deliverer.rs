@@ -15,7 +15,7 @@ use super::target::{self, Target};
 use super::{AfterAttempt, Attempt};
 use crate::state::State;
 use crate::store::now_ms;
-use crate::store::webhooks::DueDelivery;
+use crate::store::webhooks::{DueDelivery, WebhookClaim};
 
 /// The delays after each failed attempt of one cycle: at once, then 5 s, 5 min, 30 min, 2 h,
 /// 5 h, 10 h and 14 h later (eight attempts over about a day and a half), each scaled by
@@ -66,9 +66,9 @@ fn scaled_ms(delay: Duration, scale: f64) -> i64 {
 /// Runs until aborted: claims what is due, sends it, sleeps until the next is due or a
 /// message wakes it.
 pub async fn run(state: State) {
-    // On PostgreSQL other servers deliver too: their claims are theirs (a claim a stopped
-    // server left runs out after its lease), and messages other processes record (a worker
-    // node settling a run) wake no one here, so the loop looks every second.
+    // On PostgreSQL other servers deliver too: their claims are theirs (a claim of a server
+    // that died is taken over once it stops beating), and messages other processes record (a
+    // worker node settling a run) wake no one here, so the loop looks every second.
     let shared = state.store.engine() == crate::store::Engine::Postgres;
     let idle = if shared { SHARED_IDLE } else { IDLE };
     let released = if shared {
@@ -105,10 +105,15 @@ pub async fn run(state: State) {
 /// Claims up to `free` due deliveries and starts an attempt for each.
 async fn start_due(state: &State, permits: &Arc<Semaphore>, free: usize) {
     let now = now_ms();
-    let lease_until = now + LEASE.as_millis() as i64;
+    let claim = WebhookClaim {
+        now,
+        lease_ms: LEASE.as_millis() as i64,
+        silent_since: now
+            - crate::domain::runs::queue::silent_after(state.config.lease).as_millis() as i64,
+    };
     let due = match state
         .store
-        .claim_due_webhooks(now, lease_until, free as u32)
+        .claim_due_webhooks(&state.node_id, claim, free as u32)
         .await
     {
         Ok(due) => due,
