@@ -410,6 +410,8 @@ CREATE TABLE worker_nodes (
 ALTER TABLE sweeps ADD COLUMN runner TEXT;
 ALTER TABLE sweeps ADD COLUMN runner_until BIGINT;
 ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
+ALTER TABLE sweep_cases ADD COLUMN lease_node TEXT;
+ALTER TABLE sweep_cases ADD COLUMN leased_until BIGINT;
 -- Secrets every server of one deployment shares: the root key that signs API keys, created
 -- by the first server when FMU_GATEWAY_ROOT_KEY is not set (PostgreSQL only: on SQLite the
 -- key is a file in the data directory).

@@ -412,3 +412,8 @@ ALTER TABLE sweeps ADD COLUMN runner_until INTEGER;
 -- The process whose deliverer claimed a webhook delivery: another server takes the claim over
 -- once that process stops beating, rather than waiting out the claim.
 ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
+-- A batch of a sweep's cases a worker node leased (the sweep's driver runs the others, under
+-- the sweep's own lease): its node and until when its heartbeats hold it. The driver gives
+-- back the cases of a lease that ran out.
+ALTER TABLE sweep_cases ADD COLUMN lease_node TEXT;
+ALTER TABLE sweep_cases ADD COLUMN leased_until INTEGER;

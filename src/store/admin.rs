@@ -74,19 +74,22 @@ impl Store {
 
 /// What a worker node's database role may do, `{role}` replaced by its (checked) name: read
 /// the queue, the registry and what a settlement checks; lease, heartbeat and settle runs
-/// (the run, its ledger rows, its usage row, its webhook deliveries, its saved state); record
-/// its own heartbeat. Nothing else: no password hash, session, API key, Stripe record,
+/// (the run, its ledger rows, its usage row, its webhook deliveries, its saved state) and
+/// batches of sweep cases (the cases, the sweep's end); record its own heartbeat. Nothing else: no password hash, session, API key, Stripe record,
 /// webhook secret or the deployment's root key. A machine that runs strangers' FMUs holds
 /// only this.
 const WORKER_GRANTS: &str = "
 GRANT USAGE ON SCHEMA public TO {role};
 GRANT SELECT ON schema_version, runs, run_jobs, fmus, fmu_owners, fmu_states, run_states,
-    credit_ledger, usage, worker_nodes, webhook_deliveries TO {role};
+    credit_ledger, usage, worker_nodes, webhook_deliveries, sweeps, sweep_cases TO {role};
 GRANT SELECT (id, credits, deleted_at) ON users TO {role};
 GRANT SELECT (id, user_id, events, enabled) ON webhook_endpoints TO {role};
 GRANT UPDATE (status, started_at, finished_at, lease_token, leased_until, lease_node,
     deliveries, progress_time, credits_charged, charged, error, log, failure_kind,
     reference_check) ON runs TO {role};
+GRANT UPDATE (status, error, finished_at) ON sweeps TO {role};
+GRANT UPDATE (status, attempts, lease_node, leased_until, kpis, error, failure_kind, charged,
+    elapsed_ms, finished_at) ON sweep_cases TO {role};
 GRANT UPDATE (credits) ON users TO {role};
 GRANT UPDATE (state_id) ON run_states TO {role};
 GRANT DELETE ON run_jobs TO {role};

@@ -23,6 +23,7 @@ pub mod runs;
 pub mod sessions;
 pub mod sql;
 pub mod states;
+pub mod sweep_batches;
 pub mod sweeps;
 pub mod usage;
 pub mod users;

@@ -99,7 +99,7 @@ pub struct CaseRow {
     pub finished_at: Option<i64>,
 }
 
-fn case_from_row(r: &Row) -> StoreResult<CaseRow> {
+pub(super) fn case_from_row(r: &Row) -> StoreResult<CaseRow> {
     fn json<T: serde::de::DeserializeOwned>(
         i: usize,
         text: Option<String>,
@@ -124,7 +124,7 @@ fn case_from_row(r: &Row) -> StoreResult<CaseRow> {
     })
 }
 
-const CASE_COLUMNS: &str = "idx, start_values, status, kpis, error, failure_kind, charged, attempts, elapsed_ms, finished_at";
+pub(super) const CASE_COLUMNS: &str = "idx, start_values, status, kpis, error, failure_kind, charged, attempts, elapsed_ms, finished_at";
 
 /// How starting a sweep went.
 #[derive(Debug)]
@@ -238,7 +238,7 @@ fn holds(conn: &Connection, id: &SweepId, runner: &Runner) -> StoreResult<bool> 
     Ok(node.flatten().as_deref() == Some(runner.node.as_str()))
 }
 
-fn get(conn: &Connection, id: &SweepId) -> StoreResult<Option<SweepRow>> {
+pub(super) fn get(conn: &Connection, id: &SweepId) -> StoreResult<Option<SweepRow>> {
     let sql = format!("SELECT {COLUMNS} FROM sweeps WHERE id = ?1");
     conn.query_row(&sql, [id], from_row).optional()
 }
@@ -289,7 +289,7 @@ fn encoding(e: serde_json::Error) -> StoreError {
 /// Settles the given cases and moves their credits, in the caller's transaction: each only
 /// if it has not ended, and, when it names the attempt it was claimed with, only while it is
 /// still running with that attempt. Returns what it did and the indices it settled.
-fn settle_in(
+pub(super) fn settle_in(
     tx: &Transaction<'_>,
     sweep: &SweepRow,
     cases: &[CaseSettlement],
@@ -425,7 +425,11 @@ fn move_credits(
 }
 
 /// Ends the sweep if none of its cases is left to run. Returns the row if this call ended it.
-fn finish_if_done(tx: &Transaction<'_>, id: &SweepId, now: i64) -> StoreResult<Option<SweepRow>> {
+pub(super) fn finish_if_done(
+    tx: &Transaction<'_>,
+    id: &SweepId,
+    now: i64,
+) -> StoreResult<Option<SweepRow>> {
     let Some(sweep) = get(tx, id)? else {
         return Ok(None);
     };
@@ -586,7 +590,8 @@ impl Store {
                 return Ok(holds(&tx, &id, &runner)?.then(Vec::new));
             }
             let sql = format!(
-                "UPDATE sweep_cases SET status = 'running', attempts = attempts + 1
+                "UPDATE sweep_cases SET status = 'running', attempts = attempts + 1,
+                     lease_node = NULL, leased_until = NULL
                  WHERE sweep_id = ?1 AND idx IN (
                      SELECT idx FROM sweep_cases WHERE sweep_id = ?1 AND status = 'queued'
                      ORDER BY idx LIMIT ?2)
@@ -691,7 +696,7 @@ impl Store {
             let mut given_up = Vec::new();
             {
                 let mut requeue = tx.prepare_cached(
-                    "UPDATE sweep_cases SET status = 'queued'
+                    "UPDATE sweep_cases SET status = 'queued', lease_node = NULL, leased_until = NULL
                      WHERE sweep_id = ?1 AND idx = ?2 AND status = 'running' AND attempts = ?3",
                 )?;
                 for (index, attempt) in claimed {
@@ -782,7 +787,6 @@ impl Store {
                 let rows = stmt.query_map(bound, |r| r.get(0))?;
                 rows.collect::<Result<_, _>>()?
             };
-            let message = "the service stopped during this case too often; it was refunded";
             let mut recovered = Recovered::default();
             for id in ids {
                 if let Orphans::LeaseExpired { driving } = &which
@@ -791,36 +795,16 @@ impl Store {
                     continue;
                 }
                 let Some(sweep) = get(&tx, &id)? else { continue };
+                // Cases a worker node holds under a lease still running are its own.
                 let interrupted: Vec<(u32, u32)> = {
                     let mut stmt = tx.prepare_cached(
-                        "SELECT idx, attempts FROM sweep_cases WHERE sweep_id = ?1 AND status = 'running'",
+                        "SELECT idx, attempts FROM sweep_cases WHERE sweep_id = ?1 AND status = 'running'
+                         AND (leased_until IS NULL OR leased_until < ?2)",
                     )?;
-                    let rows = stmt.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    let rows = stmt.query_map(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
                     rows.collect::<Result<_, _>>()?
                 };
-                let mut given_up = Vec::new();
-                for (index, attempts) in interrupted {
-                    if attempts >= max_attempts || sweep.status == SweepStatus::Cancelled {
-                        given_up.push(CaseSettlement {
-                            index,
-                            attempt: Some(attempts),
-                            end: RunEnd::Failed(FailureKind::Interrupted),
-                            charged: false,
-                            kpis: None,
-                            error: Some(message.to_string()),
-                            elapsed_ms: None,
-                        });
-                    } else {
-                        tx.execute(
-                            "UPDATE sweep_cases SET status = 'queued' WHERE sweep_id = ?1 AND idx = ?2",
-                            params![id, index],
-                        )?;
-                    }
-                }
-                settle_in(&tx, &sweep, &given_up)?;
-                if sweep.status == SweepStatus::Cancelled {
-                    cancel_queued(&tx, &sweep)?;
-                }
+                requeue_interrupted(&tx, &sweep, interrupted, max_attempts)?;
                 tx.execute(
                     "UPDATE sweeps SET runner = ?2, runner_until = ?3 WHERE id = ?1",
                     params![id, runner.node, runner.until(now)],
@@ -977,6 +961,43 @@ impl Store {
     }
 }
 
+/// Cases whose worker stopped while running them (given with the attempt it claimed): each
+/// goes back to the queue, or fails refunded once it has had `max_attempts` workers; all of
+/// a cancelled sweep's end cancelled-refunded, as do its queued ones.
+pub(super) fn requeue_interrupted(
+    tx: &Transaction<'_>,
+    sweep: &SweepRow,
+    interrupted: Vec<(u32, u32)>,
+    max_attempts: u32,
+) -> StoreResult<()> {
+    let message = "the service stopped during this case too often; it was refunded";
+    let mut given_up = Vec::new();
+    for (index, attempts) in interrupted {
+        if attempts >= max_attempts || sweep.status == SweepStatus::Cancelled {
+            given_up.push(CaseSettlement {
+                index,
+                attempt: Some(attempts),
+                end: RunEnd::Failed(FailureKind::Interrupted),
+                charged: false,
+                kpis: None,
+                error: Some(message.to_string()),
+                elapsed_ms: None,
+            });
+        } else {
+            tx.execute(
+                "UPDATE sweep_cases SET status = 'queued', lease_node = NULL, leased_until = NULL
+                 WHERE sweep_id = ?1 AND idx = ?2 AND status = 'running' AND attempts = ?3",
+                params![sweep.id, index, attempts],
+            )?;
+        }
+    }
+    settle_in(tx, sweep, &given_up)?;
+    if sweep.status == SweepStatus::Cancelled {
+        cancel_queued(tx, sweep)?;
+    }
+    Ok(())
+}
+
 /// Cancels and refunds a cancelled sweep's queued cases.
 fn cancel_queued(tx: &Transaction<'_>, sweep: &SweepRow) -> StoreResult<Settled> {
     let queued: Vec<u32> = {
@@ -1002,10 +1023,10 @@ fn cancel_queued(tx: &Transaction<'_>, sweep: &SweepRow) -> StoreResult<Settled>
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn runner(node: &str, lease_ms: i64) -> Runner {
+    pub(in crate::store) fn runner(node: &str, lease_ms: i64) -> Runner {
         Runner {
             node: node.into(),
             lease_ms,
@@ -1014,7 +1035,10 @@ mod tests {
 
     /// A store with one user of 10 credits and a sweep of `cases` cases (one credit each)
     /// reserved by `by`.
-    async fn store_with_sweep(cases: u32, by: &Runner) -> (tempfile::TempDir, Store, SweepId) {
+    pub(in crate::store) async fn store_with_sweep(
+        cases: u32,
+        by: &Runner,
+    ) -> (tempfile::TempDir, Store, SweepId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
         store
@@ -1052,7 +1076,7 @@ mod tests {
         (dir, store, id)
     }
 
-    fn success(case: &CaseRow) -> CaseSettlement {
+    pub(in crate::store) fn success(case: &CaseRow) -> CaseSettlement {
         CaseSettlement {
             index: case.index,
             attempt: Some(case.attempts),

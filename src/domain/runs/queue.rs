@@ -96,7 +96,7 @@ pub fn silent_after(lease: Duration) -> Duration {
 pub fn spawn_lanes(state: &State, kind: NodeKind) -> Vec<tokio::task::JoinHandle<()>> {
     let slots = state.workers.config().workers;
     let mut tasks: Vec<_> = (0..2 * slots)
-        .map(|_| tokio::spawn(lane(state.clone())))
+        .map(|_| tokio::spawn(lane(state.clone(), kind)))
         .collect();
     tasks.push(tokio::spawn(node_heartbeat(state.clone(), kind, slots)));
     tasks
@@ -121,20 +121,32 @@ async fn node_heartbeat(state: State, kind: NodeKind, slots: usize) {
     }
 }
 
-/// One lane: waits for work, takes a worker, leases a run, runs it; again.
-async fn lane(state: State) {
+/// One lane: waits for work, takes a worker, leases a run, runs it; again. A worker node's
+/// lane with no run to take runs a batch of a sweep's cases (runs first: a sweep's batch
+/// lasts about half a second, so a run waits at most that long for a worker).
+async fn lane(state: State, kind: NodeKind) {
+    let mut pace = crate::domain::sweeps::executor::Pace::default();
     loop {
-        match state.store.has_queued_work().await {
-            Ok(true) => {}
-            Ok(false) => {
-                idle(&state).await;
-                continue;
-            }
+        let runs = match state.store.has_queued_work().await {
+            Ok(runs) => runs,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look for queued runs");
                 tokio::time::sleep(POLL).await;
                 continue;
             }
+        };
+        let cases = !runs
+            && kind == NodeKind::Worker
+            && match state.store.has_leasable_cases().await {
+                Ok(cases) => cases,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look for sweep cases");
+                    false
+                }
+            };
+        if !runs && !cases {
+            idle(&state).await;
+            continue;
         }
         // A worker first, then the lease: a leased run never waits for a worker.
         let slot = match state.workers.slot(None).await {
@@ -145,6 +157,17 @@ async fn lane(state: State) {
                 continue;
             }
         };
+        if !runs {
+            match crate::domain::sweeps::batches::run_leased_batch(&state, slot, &mut pace).await {
+                Ok(true) => {}
+                Ok(false) => idle(&state).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot run a sweep batch");
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+            continue;
+        }
         let lease_ms = state.config.lease.as_millis() as i64;
         let claimed = state
             .store
@@ -369,6 +392,13 @@ pub async fn stop(state: &State, lanes: Vec<tokio::task::JoinHandle<()>>) {
             Ok(0) => {}
             Ok(n) => tracing::warn!(runs = n, "gave the runs in progress back to the queue"),
             Err(e) => tracing::error!(error = %e, "could not give the runs in progress back"),
+        }
+        match state.store.release_node_cases(&state.node_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(cases = n, "gave the sweep cases in progress back"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not give the sweep cases in progress back")
+            }
         }
     }
     if let Err(e) = state.store.node_gone(&state.node_id).await {

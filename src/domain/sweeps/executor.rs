@@ -145,8 +145,9 @@ impl Drop for DrivingGuard {
     }
 }
 
-/// Everything the lanes of one sweep share.
-struct Sweep {
+/// Everything the lanes of one sweep share (on its driver, or on a worker node running a
+/// batch of it).
+pub(super) struct Sweep {
     state: State,
     id: SweepId,
     record: FmuRecord,
@@ -156,7 +157,35 @@ struct Sweep {
     stored: Stored,
     origin: ModelOrigin,
     timeout: Duration,
-    driving: Arc<Driving>,
+}
+
+impl Sweep {
+    /// The sweep's model (extracted, from this process's cache) and settings.
+    pub(super) async fn load(state: &State, row: &SweepRow) -> AppResult<Sweep> {
+        let stored = row
+            .stored()
+            .ok_or_else(|| AppError::Fault("the sweep's request does not parse".into()))?;
+        let record = fmus::resolve(state, &row.user_id, row.fmu_id.as_str()).await?;
+        let fmu = fmus::extracted(state, &record.id).await?;
+        let origin = if record.library_id.is_some() {
+            ModelOrigin::Library
+        } else {
+            ModelOrigin::Upload
+        };
+        let timeout = Duration::try_from_secs_f64(stored.settings.timeout_seconds)
+            .unwrap_or(state.config.max_run_time)
+            .min(state.config.max_run_time);
+        Ok(Sweep {
+            state: state.clone(),
+            id: row.id.clone(),
+            base: base_settings(&stored),
+            record,
+            fmu,
+            stored,
+            origin,
+            timeout,
+        })
+    }
 }
 
 /// Runs the sweep in the background until it ends (or another process takes it over). This
@@ -199,34 +228,11 @@ async fn drive(state: &State, guard: &DrivingGuard) -> AppResult<()> {
         .get_sweep(id)
         .await?
         .ok_or(AppError::NotFound("sweep"))?;
-    let stored = row
-        .stored()
-        .ok_or_else(|| AppError::Fault("the sweep's request does not parse".into()))?;
-    let record = fmus::resolve(state, &row.user_id, row.fmu_id.as_str()).await?;
-    let fmu = fmus::extracted(state, &record.id).await?;
-    let origin = if record.library_id.is_some() {
-        ModelOrigin::Library
-    } else {
-        ModelOrigin::Upload
-    };
-    let timeout = Duration::try_from_secs_f64(stored.settings.timeout_seconds)
-        .unwrap_or(state.config.max_run_time)
-        .min(state.config.max_run_time);
-    let sweep = Arc::new(Sweep {
-        state: state.clone(),
-        id: id.clone(),
-        base: base_settings(&stored),
-        record,
-        fmu,
-        stored,
-        origin,
-        timeout,
-        driving: driving.clone(),
-    });
+    let sweep = Arc::new(Sweep::load(state, &row).await?);
     loop {
         let mut lanes = tokio::task::JoinSet::new();
         for _ in 0..state.workers.config().workers.max(1) {
-            lanes.spawn(lane(sweep.clone(), cancel.clone()));
+            lanes.spawn(lane(sweep.clone(), driving.clone(), cancel.clone()));
         }
         let mut failed = None;
         while let Some(joined) = lanes.join_next().await {
@@ -242,23 +248,71 @@ async fn drive(state: &State, guard: &DrivingGuard) -> AppResult<()> {
         if driving.lost() {
             return Ok(());
         }
-        // Every case has been claimed and settled, or requeued: settle nothing, which ends
-        // the sweep if no case is left.
-        let settled = state.store.settle_cases(id, vec![]).await?;
-        if let Some(row) = settled.ended {
-            announce_end(state, &row).await;
+        // No case is left queued: the rest run on worker nodes (or none is left at all).
+        if follow_nodes(state, driving).await? == Followed::Ended {
             return Ok(());
         }
-        // Cases went back to the queue after the last lane looked (or a cancel is still
-        // settling): look again.
+    }
+}
+
+/// What [`follow_nodes`] saw last.
+#[derive(Debug, PartialEq, Eq)]
+enum Followed {
+    /// The sweep ended (or is another process's now).
+    Ended,
+    /// Cases are queued again (a node's lease ran out): for this process's lanes.
+    Queued,
+}
+
+/// How often a driver looks at the cases worker nodes run.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// Follows the sweep while worker nodes run its last cases: tells this process's watchers
+/// the counts as they change, gives back the cases of a node whose lease ran out, and ends
+/// the sweep when none is left (what the last node's settlement usually does itself).
+async fn follow_nodes(state: &State, driving: &Driving) -> AppResult<Followed> {
+    let id = &driving.id;
+    let mut shown = None;
+    loop {
+        if driving.lost() {
+            return Ok(Followed::Ended);
+        }
+        if let Some(row) = state
+            .store
+            .reap_lapsed_cases(id, super::MAX_ATTEMPTS)
+            .await?
+        {
+            announce_end(state, &row).await;
+            return Ok(Followed::Ended);
+        }
         let row = state.store.get_sweep(id).await?;
         let Some(row) = row.filter(|r| r.finished_at.is_none()) else {
-            return Ok(());
+            return Ok(Followed::Ended);
         };
         let counts = state.store.sweep_counts(id).await?;
-        if counts.queued == 0 || row.status == SweepStatus::Cancelled {
-            return Ok(());
+        if counts.queued + counts.running == 0 {
+            // Settling nothing ends a sweep no case is left of.
+            if let Some(row) = state.store.settle_cases(id, vec![]).await?.ended {
+                announce_end(state, &row).await;
+            }
+            return Ok(Followed::Ended);
         }
+        if counts.queued > 0 && row.status != SweepStatus::Cancelled {
+            return Ok(Followed::Queued);
+        }
+        if shown != Some(counts) {
+            shown = Some(counts);
+            let hub = &state.sweeps;
+            let eta_seconds = hub.eta_seconds(id, counts.queued + counts.running);
+            hub.publish(
+                id,
+                SweepEvent::Progress {
+                    counts,
+                    eta_seconds,
+                },
+            );
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
     }
 }
 
@@ -318,10 +372,14 @@ pub fn sweep_data(public_url: &str, sweep: &SweepRow, counts: &CaseCounts) -> se
 }
 
 /// One lane: batch after batch until no case is left or the sweep is cancelled.
-async fn lane(sweep: Arc<Sweep>, mut cancel: watch::Receiver<bool>) -> AppResult<()> {
-    let mut size: u32 = 4;
+async fn lane(
+    sweep: Arc<Sweep>,
+    driving: Arc<Driving>,
+    mut cancel: watch::Receiver<bool>,
+) -> AppResult<()> {
+    let mut pace = Pace::default();
     loop {
-        if *cancel.borrow() || sweep.driving.lost() {
+        if *cancel.borrow() || driving.lost() {
             return Ok(());
         }
         let slot = tokio::select! {
@@ -331,53 +389,82 @@ async fn lane(sweep: Arc<Sweep>, mut cancel: watch::Receiver<bool>) -> AppResult
         let claimed = sweep
             .state
             .store
-            .claim_cases(&sweep.id, size, &sweep.driving.runner)
+            .claim_cases(&sweep.id, pace.size, &driving.runner)
             .await?;
         let Some(cases) = claimed else {
-            sweep.driving.lose();
+            driving.lose();
             return Ok(());
         };
         if cases.is_empty() {
             return Ok(());
         }
-        let n = cases.len() as u32;
-        // Each case settles (or goes back) only as the attempt this lane claimed.
-        let attempts: Arc<HashMap<u32, u32>> =
-            Arc::new(cases.iter().map(|c| (c.index, c.attempts)).collect());
-        let started = Instant::now();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let settler = tokio::spawn(settle_as_they_end(sweep.clone(), rx, attempts.clone()));
-        let unrun = run_batch(&sweep, slot, cases, cancel.clone(), tx).await;
-        settler
-            .await
-            .map_err(|e| AppError::Fault(format!("settling a batch: {e}")))??;
-        let ran = n - unrun.len() as u32;
-        if !unrun.is_empty() {
-            let message = "the service could not run this case; it was refunded".to_string();
-            let unrun = unrun
-                .into_iter()
-                .filter_map(|index| Some((index, *attempts.get(&index)?)))
-                .collect();
-            let ended = sweep
-                .state
-                .store
-                .requeue_cases(
-                    &sweep.id,
-                    unrun,
-                    super::MAX_ATTEMPTS,
-                    (FailureKind::ServiceError, message),
-                )
-                .await?;
-            if let Some(row) = ended {
-                announce_end(&sweep.state, &row).await;
-            }
-        }
-        // The next batch lasts about BATCH_SECONDS at this batch's pace.
+        run_cases(&sweep, slot, cases, cancel.clone(), &mut pace).await?;
+    }
+}
+
+/// How many cases a lane claims at once: batches last about [`BATCH_SECONDS`] at the pace
+/// of the last one.
+pub struct Pace {
+    pub(super) size: u32,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace { size: 4 }
+    }
+}
+
+impl Pace {
+    fn after(&mut self, ran: u32, took: Duration) {
         if ran > 0 {
-            let per_case = started.elapsed().as_secs_f64() / f64::from(ran);
-            size = ((BATCH_SECONDS / per_case.max(1e-6)) as u32).clamp(1, MAX_BATCH);
+            let per_case = took.as_secs_f64() / f64::from(ran);
+            self.size = ((BATCH_SECONDS / per_case.max(1e-6)) as u32).clamp(1, MAX_BATCH);
         }
     }
+}
+
+/// Runs claimed cases as one batch in `slot`'s worker, settles them as they end (each as the
+/// attempt it was claimed with), and gives back those the worker did not run; adjusts `pace`.
+pub(super) async fn run_cases(
+    sweep: &Arc<Sweep>,
+    slot: Slot<'_>,
+    cases: Vec<CaseRow>,
+    cancel: watch::Receiver<bool>,
+    pace: &mut Pace,
+) -> AppResult<()> {
+    let n = cases.len() as u32;
+    let attempts: Arc<HashMap<u32, u32>> =
+        Arc::new(cases.iter().map(|c| (c.index, c.attempts)).collect());
+    let started = Instant::now();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let settler = tokio::spawn(settle_as_they_end(sweep.clone(), rx, attempts.clone()));
+    let unrun = run_batch(sweep, slot, cases, cancel, tx).await;
+    settler
+        .await
+        .map_err(|e| AppError::Fault(format!("settling a batch: {e}")))??;
+    let ran = n - unrun.len() as u32;
+    if !unrun.is_empty() {
+        let message = "the service could not run this case; it was refunded".to_string();
+        let unrun = unrun
+            .into_iter()
+            .filter_map(|index| Some((index, *attempts.get(&index)?)))
+            .collect();
+        let ended = sweep
+            .state
+            .store
+            .requeue_cases(
+                &sweep.id,
+                unrun,
+                super::MAX_ATTEMPTS,
+                (FailureKind::ServiceError, message),
+            )
+            .await?;
+        if let Some(row) = ended {
+            announce_end(&sweep.state, &row).await;
+        }
+    }
+    pace.after(ran, started.elapsed());
+    Ok(())
 }
 
 /// One case's end, as the engine reported it.

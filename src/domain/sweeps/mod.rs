@@ -13,6 +13,7 @@
 //! database, and every server takes over, every half lease, the sweeps whose driver stopped
 //! renewing ([`spawn_takeover`]). On SQLite the one server resumes every sweep at its start.
 
+pub mod batches;
 pub mod cases_parquet;
 pub mod design;
 pub mod events;
