@@ -166,6 +166,28 @@ impl Store {
         .await
     }
 
+    /// The cases of sweep `id` that worker nodes settled (or whose lapsed lease ended them)
+    /// at `since` or later (ms since the epoch), in index order: what the sweep's driver
+    /// relays to its watchers.
+    pub async fn node_cases_ended_since(
+        &self,
+        id: &SweepId,
+        since: i64,
+    ) -> StoreResult<Vec<CaseRow>> {
+        let id = id.clone();
+        self.run(move |conn| {
+            let sql = format!(
+                "SELECT {CASE_COLUMNS} FROM sweep_cases WHERE sweep_id = ?1
+                 AND status IN ('succeeded', 'failed', 'cancelled') AND lease_node IS NOT NULL
+                 AND finished_at >= ?2 ORDER BY idx"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![id, since], case_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Ends the leases `node` holds (a node stopping on purpose): its drivers give the cases
     /// back at their next look rather than after the lease. Returns how many cases.
     pub async fn release_node_cases(&self, node: &str) -> StoreResult<usize> {

@@ -114,118 +114,173 @@ fn run_body(i: usize) -> Value {
     }
 }
 
+/// One deployment's shared parts: its own PostgreSQL cluster, an S3 stand-in, the settings
+/// every process gets, and the worker nodes' role (created, granted, and checked to be
+/// denied every secret).
+struct Deployment {
+    cluster: OwnCluster,
+    s3: S3StandIn,
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+    worker_url: String,
+    /// The database as its owner (the test's way in).
+    db: Store,
+}
+
+impl Deployment {
+    async fn start() -> Deployment {
+        let python = S3StandIn::python().expect("python3 runs moto");
+        let cluster = OwnCluster::start();
+        let s3 = S3StandIn::start(python, free_port()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(&str, String)> = vec![
+            ("FMU_GATEWAY_DATABASE_URL", cluster.admin_url.clone()),
+            (
+                "FMU_GATEWAY_OBJECT_STORE",
+                format!("s3://{BUCKET}/{PREFIX}"),
+            ),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port)),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("FMU_GATEWAY_LEASE_SECONDS", "3".into()),
+            ("FMU_GATEWAY_WORKERS", "1".into()),
+            ("FMU_GATEWAY_SYNC_WAIT_MS", "0".into()),
+            ("FMU_GATEWAY_RUNS_PER_MINUTE", "1000".into()),
+            ("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER", "1000".into()),
+            ("FMU_GATEWAY_FREE_CREDITS", "100".into()),
+            ("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", "100".into()),
+            ("FMU_GATEWAY_WEBHOOK_ALLOW_PRIVATE", "true".into()),
+        ];
+        // The worker nodes' role: created by the operator, given only what a worker needs.
+        let admin_db = Store::open_postgres(&cluster.admin_url, 1).unwrap();
+        query(&admin_db, |c| {
+            c.execute_batch("CREATE ROLE fmu_worker LOGIN")
+        })
+        .await;
+        let worker_url =
+            cluster
+                .admin_url
+                .replacen("postgres://postgres@", "postgres://fmu_worker@", 1);
+        let db = Store::open_postgres(&cluster.admin_url, 4).unwrap();
+        Deployment {
+            cluster,
+            s3,
+            dir,
+            env,
+            worker_url,
+            db,
+        }
+    }
+
+    /// The settings as pairs, for [`Binary::start`].
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    /// Grants the worker role what `admin grant-worker-role` grants (once the first server
+    /// has migrated), and checks it can neither migrate nor read a secret.
+    async fn grant_worker_role(&self) {
+        let granted = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
+            .args([
+                "admin",
+                "grant-worker-role",
+                "--role",
+                "fmu_worker",
+                "--data-dir",
+            ])
+            .arg(self.dir.path().join("admin"))
+            .env("FMU_GATEWAY_DATABASE_URL", &self.cluster.admin_url)
+            .output()
+            .unwrap();
+        assert!(
+            granted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&granted.stderr)
+        );
+        let worker_db = Store::open_postgres(&self.worker_url, 1);
+        assert!(worker_db.is_err(), "the worker role cannot migrate");
+        let worker_db = Store::attach_postgres(&self.worker_url, 1).unwrap();
+        for secret in [
+            "SELECT password_hash FROM users",
+            "SELECT token_hash FROM sessions",
+            "SELECT * FROM api_keys",
+            "SELECT value FROM service_secrets",
+            "SELECT secret FROM webhook_endpoints",
+            "SELECT * FROM purchases",
+        ] {
+            let denied = tokio::task::spawn_blocking({
+                let db = worker_db.clone();
+                move || db.conn().unwrap().execute_batch(secret)
+            })
+            .await
+            .unwrap()
+            .unwrap_err();
+            assert!(
+                denied.to_string().contains("permission denied"),
+                "{secret}: {denied}"
+            );
+        }
+    }
+
+    /// Starts `n` worker nodes as the worker role (their webhooks link to `public_url`) and
+    /// waits until each has said it is alive.
+    async fn worker_nodes(&self, n: usize, public_url: &str) -> Vec<Node> {
+        let mut env = self.env.clone();
+        env.retain(|(k, _)| *k != "FMU_GATEWAY_DATABASE_URL");
+        env.push(("FMU_GATEWAY_DATABASE_URL", self.worker_url.clone()));
+        env.push(("FMU_GATEWAY_PUBLIC_URL", public_url.to_string()));
+        let nodes: Vec<Node> = (1..=n)
+            .map(|i| Node::start(&self.dir.path().join(format!("node{i}")), &env))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while query(&self.db, |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM worker_nodes WHERE kind = 'worker'",
+                [],
+                |r| r.get::<i64>(0),
+            )
+        })
+        .await
+            < n as i64
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the worker nodes did not start: {}",
+                std::fs::read_to_string(&nodes[0].log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        nodes
+    }
+
+    /// The index in `nodes` of the process whose node id is `id` (its log names it).
+    fn node_index(nodes: &[Node], id: &str) -> usize {
+        nodes
+            .iter()
+            .position(|n| std::fs::read_to_string(&n.log).unwrap().contains(id))
+            .expect("a node's log names its node id")
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_kill_and_a_database_crash()
  {
     if !on_postgres() {
         return;
     }
-    let python = S3StandIn::python().expect("python3 runs moto");
-    let cluster = OwnCluster::start();
-    let s3 = S3StandIn::start(python, free_port()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let env: Vec<(&str, String)> = vec![
-        ("FMU_GATEWAY_DATABASE_URL", cluster.admin_url.clone()),
-        (
-            "FMU_GATEWAY_OBJECT_STORE",
-            format!("s3://{BUCKET}/{PREFIX}"),
-        ),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port)),
-        ("AWS_ALLOW_HTTP", "true".into()),
-        ("FMU_GATEWAY_LEASE_SECONDS", "3".into()),
-        ("FMU_GATEWAY_WORKERS", "1".into()),
-        ("FMU_GATEWAY_SYNC_WAIT_MS", "0".into()),
-        ("FMU_GATEWAY_RUNS_PER_MINUTE", "1000".into()),
-        ("FMU_GATEWAY_MAX_ACTIVE_RUNS_PER_USER", "1000".into()),
-        ("FMU_GATEWAY_FREE_CREDITS", "100".into()),
-        ("FMU_GATEWAY_FREE_GRANTS_PER_ADDRESS_PER_DAY", "100".into()),
-        ("FMU_GATEWAY_WEBHOOK_ALLOW_PRIVATE", "true".into()),
-    ];
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let deployment = Deployment::start().await;
+    let Deployment {
+        cluster, s3, db, ..
+    } = &deployment;
+    let pairs = deployment.pairs();
     // The first server installs the library; the second starts beside it.
-    let a = Binary::start(&dir.path().join("a"), free_port(), &pairs).await;
-    let b = Binary::start(&dir.path().join("b"), free_port(), &pairs).await;
+    let a = Binary::start(&deployment.dir.path().join("a"), free_port(), &pairs).await;
+    let b = Binary::start(&deployment.dir.path().join("b"), free_port(), &pairs).await;
     let servers = [&a, &b];
-    // The worker nodes' role: created by the operator, given only what a worker needs.
-    let admin_db = Store::open_postgres(&cluster.admin_url, 1).unwrap();
-    query(&admin_db, |c| {
-        c.execute_batch("CREATE ROLE fmu_worker LOGIN")
-    })
-    .await;
-    let granted = Command::new(env!("CARGO_BIN_EXE_fmu-gateway"))
-        .args([
-            "admin",
-            "grant-worker-role",
-            "--role",
-            "fmu_worker",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("admin"))
-        .env("FMU_GATEWAY_DATABASE_URL", &cluster.admin_url)
-        .output()
-        .unwrap();
-    assert!(
-        granted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&granted.stderr)
-    );
-    let worker_url =
-        cluster
-            .admin_url
-            .replacen("postgres://postgres@", "postgres://fmu_worker@", 1);
-    let worker_db = Store::open_postgres(&worker_url, 1);
-    assert!(worker_db.is_err(), "the worker role cannot migrate");
-    let worker_db = Store::attach_postgres(&worker_url, 1).unwrap();
-    for secret in [
-        "SELECT password_hash FROM users",
-        "SELECT token_hash FROM sessions",
-        "SELECT * FROM api_keys",
-        "SELECT value FROM service_secrets",
-        "SELECT secret FROM webhook_endpoints",
-        "SELECT * FROM purchases",
-    ] {
-        let denied = tokio::task::spawn_blocking({
-            let db = worker_db.clone();
-            move || db.conn().unwrap().execute_batch(secret)
-        })
-        .await
-        .unwrap()
-        .unwrap_err();
-        assert!(
-            denied.to_string().contains("permission denied"),
-            "{secret}: {denied}"
-        );
-    }
-    let mut node_env = env.clone();
-    node_env.retain(|(k, _)| *k != "FMU_GATEWAY_DATABASE_URL");
-    node_env.push(("FMU_GATEWAY_DATABASE_URL", worker_url.clone()));
-    node_env.push(("FMU_GATEWAY_PUBLIC_URL", a.url.clone()));
-    let mut nodes = [
-        Node::start(&dir.path().join("node1"), &node_env),
-        Node::start(&dir.path().join("node2"), &node_env),
-    ];
-    let db = Store::open_postgres(&cluster.admin_url, 4).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while query(&db, |c| {
-        c.query_row(
-            "SELECT COUNT(*) FROM worker_nodes WHERE kind = 'worker'",
-            [],
-            |r| r.get::<i64>(0),
-        )
-    })
-    .await
-        < 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the worker nodes did not start: {}",
-            std::fs::read_to_string(&nodes[0].log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    deployment.grant_worker_role().await;
+    let mut nodes = deployment.worker_nodes(2, &a.url).await;
 
     // Users sign up on either server; a key works on both (one root key for the deployment).
     let mut keys = Vec::new();
@@ -294,10 +349,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
     }
     // Which of the two processes is the victim: the one whose node id is the oldest. Both
     // started within a second; kill the one holding the lease, found by its log line.
-    let victim_index = nodes
-        .iter()
-        .position(|n| std::fs::read_to_string(&n.log).unwrap().contains(&victim))
-        .expect("the victim's log names its node id");
+    let victim_index = Deployment::node_index(&nodes, &victim);
     nodes[victim_index].kill_9();
     let held_by_victim: Vec<String> = {
         let v = victim.clone();
@@ -531,5 +583,232 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
         "{RUNS} runs on 2 servers + 2 worker nodes (one killed), PostgreSQL restarted once: \
          {} succeeded in {took:?}",
         succeeded.len()
+    );
+}
+
+/// A sweep of `n` Van der Pol cases of `stop_time` each, varying `mu`.
+fn sweep_body(n: u32, stop_time: f64) -> Value {
+    json!({
+        "base": {"fmu_id": "lib:VanDerPol", "stop_time": stop_time, "output_interval": stop_time / 100.0},
+        "design": {"grid": [{"name": "mu", "range": {"start": 0.5, "stop": 2.0, "num": n}}]},
+        "kpis": [{"variable": "x0", "kind": "final"}],
+    })
+}
+
+/// Polls `sql` (one integer) until `done` says so, within `within`.
+async fn until_count(
+    db: &Store,
+    sql: &'static str,
+    id: &str,
+    within: Duration,
+    done: fn(i64) -> bool,
+) -> i64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let id2 = id.to_string();
+        let n = query(db, move |c| c.query_row(sql, [&id2], |r| r.get::<i64>(0))).await;
+        if done(n) {
+            return n;
+        }
+        assert!(Instant::now() < deadline, "{sql} ({id}): {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_nodes_run_batches_of_a_sweep_survive_a_node_kill_and_stop_on_a_cancel() {
+    if !on_postgres() {
+        return;
+    }
+    let deployment = Deployment::start().await;
+    let db = &deployment.db;
+    let server = Binary::start(
+        &deployment.dir.path().join("a"),
+        free_port(),
+        &deployment.pairs(),
+    )
+    .await;
+    deployment.grant_worker_role().await;
+    let mut nodes = deployment.worker_nodes(2, &server.url).await;
+    let key = server.sign_up("sweeps@example.com").await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let start = |body: Value| {
+        let (server, key) = (&server, key.clone());
+        async move {
+            let resp = server.post_json("/api/v1/sweeps", &key, &body).await;
+            assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+            resp.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+
+    // 48 cases of about a third of a second: the server's one worker and the nodes' two
+    // share them. A node is killed while it holds cases.
+    let id = start(sweep_body(48, 2000.0)).await;
+    // Watched on the server from the start: the cases the nodes end are told as the server's
+    // own are.
+    let stream = tokio::spawn({
+        let (url, key, id) = (server.url.clone(), key.clone(), id.clone());
+        async move { crate::sweeps_many_servers::events_to_the_end(&url, &key, &id).await }
+    });
+    let victim: String = {
+        let id = id.clone();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let id2 = id.clone();
+            let holder = query(db, move |c| {
+                c.query_row(
+                    "SELECT MIN(lease_node) FROM sweep_cases WHERE sweep_id = ?1 AND status = 'running'",
+                    [&id2],
+                    |r| r.get::<Option<String>>(0),
+                )
+            })
+            .await;
+            if let Some(holder) = holder {
+                break holder;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no worker node leased a case of {id}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let victim_index = Deployment::node_index(&nodes, &victim);
+    nodes[victim_index].kill_9();
+    let held: Vec<i64> = {
+        let (id, v) = (id.clone(), victim.clone());
+        query(db, move |c| {
+            let mut stmt = c.prepare(
+                "SELECT idx FROM sweep_cases WHERE sweep_id = ?1 AND lease_node = ?2 AND status = 'running'",
+            )?;
+            let rows = stmt.query_map([&id, &v], |r| r.get::<i64>(0))?;
+            rows.collect()
+        })
+        .await
+    };
+    assert!(!held.is_empty());
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let sweep = loop {
+        let sweep = server.get_json(&format!("/api/v1/sweeps/{id}"), &key).await;
+        if sweep["finished_at"].is_string() {
+            break sweep;
+        }
+        assert!(Instant::now() < deadline, "the sweep did not end: {sweep}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sweep["status"], "completed", "{sweep}");
+    assert_eq!(sweep["counts"]["succeeded"], 48, "{sweep}");
+    let events = stream.await.unwrap();
+    let before = &events[0].1["counts"]["succeeded"];
+    let mut told: Vec<u64> = events
+        .iter()
+        .filter(|(kind, _)| kind == "cases")
+        .flat_map(|(_, data)| data["cases"].as_array().unwrap().clone())
+        .map(|case| case["index"].as_u64().unwrap())
+        .collect();
+    let count = told.len() as u64;
+    told.sort_unstable();
+    told.dedup();
+    assert_eq!(told.len() as u64, count, "a case told twice: {events:?}");
+    assert_eq!(
+        count + before.as_u64().unwrap(),
+        48,
+        "every case told once: {events:?}"
+    );
+    // The surviving node ran cases to their end (its lease is on them); the killed node's
+    // cases were leased again and succeeded; none was tried more than three times.
+    type Case = (i64, String, i64, Option<String>, bool);
+    let cases: Vec<Case> = {
+        let id = id.clone();
+        query(db, move |c| {
+            let mut stmt = c.prepare(
+                "SELECT idx, status, attempts, lease_node, kpis IS NOT NULL FROM sweep_cases
+                 WHERE sweep_id = ?1 ORDER BY idx",
+            )?;
+            let rows = stmt.query_map([&id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect()
+        })
+        .await
+    };
+    assert_eq!(cases.len(), 48);
+    let by_nodes = cases.iter().filter(|c| c.3.is_some()).count();
+    let by_server = cases.len() - by_nodes;
+    assert!(
+        by_nodes > 0 && by_server > 0,
+        "nodes {by_nodes}, server {by_server}"
+    );
+    for (idx, status, attempts, _, kpis) in &cases {
+        assert_eq!(status, "succeeded", "case {idx}");
+        assert!(*kpis, "case {idx} has its KPIs");
+        assert!(
+            (1..=3).contains(attempts),
+            "case {idx}: {attempts} attempts"
+        );
+        if held.contains(idx) {
+            assert!(
+                *attempts >= 2,
+                "case {idx} of the killed node was not leased again"
+            );
+        }
+    }
+    // Charged once per case, whoever ran it: the balance is the ledger's sum.
+    let (balance, ledger, usage): (i64, i64, i64) = query(db, |c| {
+        c.query_row(
+            "SELECT u.credits, (SELECT SUM(delta) FROM credit_ledger l WHERE l.user_id = u.id),
+                (SELECT COALESCE(SUM(credits), 0) FROM usage g WHERE g.user_id = u.id)
+             FROM users u",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    })
+    .await;
+    assert_eq!(balance, ledger);
+    let charged = sweep["credits_charged"].as_i64().unwrap();
+    assert_eq!(charged, 48 * sweep["credits_per_case"].as_i64().unwrap());
+    assert_eq!((balance, usage), (100 - charged, charged));
+
+    // A sweep of long cases (a few seconds each) cancelled while the surviving node runs some:
+    // the node hears of it on its next heartbeat and stops them.
+    let long = start(sweep_body(12, 30_000.0)).await;
+    until_count(
+        db,
+        "SELECT COUNT(*) FROM sweep_cases WHERE sweep_id = ?1 AND status = 'running' AND lease_node IS NOT NULL",
+        &long,
+        Duration::from_secs(60),
+        |n| n > 0,
+    )
+    .await;
+    let cancelled_at = Instant::now();
+    let resp = server
+        .post(&format!("/api/v1/sweeps/{long}/cancel"), &key)
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    until_count(
+        db,
+        "SELECT COUNT(*) FROM sweep_cases WHERE sweep_id = ?1 AND status IN ('queued', 'running')",
+        &long,
+        Duration::from_secs(10),
+        |n| n == 0,
+    )
+    .await;
+    let stopped_in = cancelled_at.elapsed();
+    assert!(
+        stopped_in < Duration::from_secs(4),
+        "stopped in {stopped_in:?}"
+    );
+    let ended = server
+        .get_json(&format!("/api/v1/sweeps/{long}"), &key)
+        .await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    println!(
+        "a sweep on a server + 2 worker nodes (one killed): {by_nodes} of 48 cases on the nodes; a cancel stopped a node's cases in {stopped_in:?}"
     );
 }

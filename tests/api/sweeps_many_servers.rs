@@ -115,9 +115,9 @@ async fn sweep_when(
 }
 
 /// The sweep's event stream on `server`, read to its end: each event's kind and data.
-async fn events_to_the_end(server: &Binary, key: &str, id: &str) -> Vec<(String, Value)> {
+pub(crate) async fn events_to_the_end(base: &str, key: &str, id: &str) -> Vec<(String, Value)> {
     let mut resp = api_client()
-        .get(format!("{}/api/v1/sweeps/{id}/events", server.url))
+        .get(format!("{base}/api/v1/sweeps/{id}/events"))
         .bearer_auth(key)
         .send()
         .await
@@ -187,7 +187,7 @@ async fn a_sweep_running_on_one_server_is_watched_from_another_until_its_end() {
     let key = &servers.key;
     // About 6 s of work on A's two workers.
     let id = start_sweep(&servers.a, key, &van_der_pol_sweep(40, 2_000.0)).await;
-    let events = events_to_the_end(&servers.b, key, &id).await;
+    let events = events_to_the_end(&servers.b.url, key, &id).await;
 
     let progress: Vec<u64> = events
         .iter()

@@ -229,6 +229,7 @@ async fn drive(state: &State, guard: &DrivingGuard) -> AppResult<()> {
         .await?
         .ok_or(AppError::NotFound("sweep"))?;
     let sweep = Arc::new(Sweep::load(state, &row).await?);
+    let _relay = Relay::start(state, id);
     loop {
         let mut lanes = tokio::task::JoinSet::new();
         for _ in 0..state.workers.config().workers.max(1) {
@@ -251,6 +252,79 @@ async fn drive(state: &State, guard: &DrivingGuard) -> AppResult<()> {
         // No case is left queued: the rest run on worker nodes (or none is left at all).
         if follow_nodes(state, driving).await? == Followed::Ended {
             return Ok(());
+        }
+    }
+}
+
+/// How far back the relay looks for cases nodes settled: more than the clocks of two machines
+/// differ, and more than one look takes.
+const RELAY_WINDOW_MS: i64 = 5_000;
+
+/// Tells this process's watchers of the cases worker nodes settle, as the lanes do of their
+/// own (on PostgreSQL, where worker nodes can be). Stops when dropped.
+struct Relay(Option<tokio::task::JoinHandle<()>>);
+
+impl Relay {
+    fn start(state: &State, id: &SweepId) -> Relay {
+        if state.store.engine() != crate::store::Engine::Postgres {
+            return Relay(None);
+        }
+        Relay(Some(tokio::spawn(relay_node_cases(
+            state.clone(),
+            id.clone(),
+        ))))
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Every [`FOLLOW_EVERY`], publishes the cases nodes ended since the last look (those ended
+/// before this process drove the sweep are in the snapshot a watcher starts from).
+async fn relay_node_cases(state: State, id: SweepId) {
+    let mut since = crate::store::now_ms();
+    // Those ended just before are in the snapshot a watcher starts from: not told again.
+    let mut told: HashSet<u32> = match state
+        .store
+        .node_cases_ended_since(&id, since - RELAY_WINDOW_MS)
+        .await
+    {
+        Ok(cases) => cases.iter().map(|c| c.index).collect(),
+        Err(_) => HashSet::new(),
+    };
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        let cases = match state
+            .store
+            .node_cases_ended_since(&id, since - RELAY_WINDOW_MS)
+            .await
+        {
+            Ok(cases) => cases,
+            Err(e) => {
+                tracing::warn!(sweep = %id, error = %e, "cannot read the cases worker nodes ended");
+                continue;
+            }
+        };
+        let mut events = Vec::new();
+        for case in cases {
+            since = since.max(case.finished_at.unwrap_or(since));
+            if told.insert(case.index) {
+                events.push(CaseEnded {
+                    index: case.index,
+                    status: case.status,
+                    kpis: case.kpis,
+                    error: case.error,
+                    charged: case.charged,
+                });
+            }
+        }
+        if !events.is_empty() {
+            state.sweeps.publish(&id, SweepEvent::Cases(events));
         }
     }
 }
