@@ -319,7 +319,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
         .buffer_unordered(16)
         .collect()
         .await;
-    let victim = query(&db, |c| {
+    let victim = query(db, |c| {
         c.query_row(
             "SELECT id FROM worker_nodes WHERE kind = 'worker' ORDER BY started_at, id LIMIT 1",
             [],
@@ -330,7 +330,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v = victim.clone();
-        let held = query(&db, move |c| {
+        let held = query(db, move |c| {
             c.query_row(
                 "SELECT COUNT(*) FROM runs WHERE lease_node = ?1 AND status = 'running'",
                 [&v],
@@ -353,7 +353,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
     nodes[victim_index].kill_9();
     let held_by_victim: Vec<String> = {
         let v = victim.clone();
-        query(&db, move |c| {
+        query(db, move |c| {
             let mut stmt =
                 c.prepare("SELECT id FROM runs WHERE lease_node = ?1 AND status = 'running'")?;
             let rows = stmt.query_map([&v], |r| r.get::<String>(0))?;
@@ -373,7 +373,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
 
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        let open = query(&db, |c| {
+        let open = query(db, |c| {
             c.query_row(
                 "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
                 [],
@@ -395,7 +395,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
 
     // Every run ended once: succeeded and charged once, or failed and refunded.
     type Row = (String, String, bool, Option<String>, i64, i64, i64, i64);
-    let rows: Vec<Row> = query(&db, |c| {
+    let rows: Vec<Row> = query(db, |c| {
         let mut stmt = c.prepare(
             "SELECT r.id, r.status, r.charged = 1, r.failure_kind, r.deliveries,
                 (SELECT COUNT(*) FROM credit_ledger l WHERE l.run_id = r.id AND l.kind = 'settle'),
@@ -447,7 +447,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
         );
     }
     // One worker's death and one database crash cost no run its result.
-    let errors: Vec<(String, Option<String>)> = query(&db, |c| {
+    let errors: Vec<(String, Option<String>)> = query(db, |c| {
         let mut stmt = c.prepare("SELECT id, error FROM runs WHERE status <> 'succeeded'")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
@@ -471,7 +471,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
 
     // Every run that saved its state has it, whichever process ran it; the webhook user's
     // succeeded runs each recorded one `run.succeeded` delivery.
-    let (saved, with_state): (i64, i64) = query(&db, |c| {
+    let (saved, with_state): (i64, i64) = query(db, |c| {
         c.query_row(
             "SELECT (SELECT COUNT(*) FROM run_states),
                 (SELECT COUNT(*) FROM runs WHERE status = 'succeeded'
@@ -483,7 +483,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
     .await;
     assert!(with_state > 0);
     assert_eq!(saved, with_state, "a saved state for every run that asked");
-    let (delivered, hooked): (i64, i64) = query(&db, |c| {
+    let (delivered, hooked): (i64, i64) = query(db, |c| {
         c.query_row(
             "SELECT (SELECT COUNT(*) FROM webhook_deliveries WHERE event = 'run.succeeded'),
                 (SELECT COUNT(*) FROM runs r JOIN webhook_endpoints e ON e.user_id = r.user_id
@@ -503,7 +503,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
     // the database crash cut short is made again once its 60 s lease has run out.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let unattempted: i64 = query(&db, |c| {
+        let unattempted: i64 = query(db, |c| {
             c.query_row(
                 "SELECT COUNT(*) FROM webhook_deliveries d WHERE NOT EXISTS
                    (SELECT 1 FROM webhook_attempts a WHERE a.delivery_id = d.id)",
@@ -523,7 +523,7 @@ async fn two_servers_and_two_worker_nodes_run_every_run_once_through_a_worker_ki
     }
 
     // Every balance is its ledger's sum, and what its succeeded runs cost.
-    let balances: Vec<(i64, i64, i64)> = query(&db, |c| {
+    let balances: Vec<(i64, i64, i64)> = query(db, |c| {
         let mut stmt = c.prepare(
             "SELECT u.credits, (SELECT SUM(delta) FROM credit_ledger l WHERE l.user_id = u.id),
                 (SELECT COUNT(*) FROM runs r WHERE r.user_id = u.id AND r.status = 'succeeded')

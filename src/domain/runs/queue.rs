@@ -8,6 +8,9 @@
 //! cancel asked on any server. A run whose worker vanished (its lease ran out) is leased
 //! again, up to [`MAX_DELIVERIES`] times, then fails, refunded. A simulation's own error is
 //! never retried: it settles the run like any other end.
+//!
+//! A worker node's lane with no run to take runs a batch of a sweep's cases instead
+//! (`domain::sweeps::batches`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
