@@ -412,6 +412,11 @@ ALTER TABLE sweeps ADD COLUMN runner_until BIGINT;
 ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
 ALTER TABLE sweep_cases ADD COLUMN lease_node TEXT;
 ALTER TABLE sweep_cases ADD COLUMN leased_until BIGINT;
+CREATE TABLE rate_events (
+    bucket  TEXT NOT NULL,
+    at      BIGINT NOT NULL
+);
+CREATE INDEX rate_events_by_bucket ON rate_events(bucket, at);
 -- Secrets every server of one deployment shares: the root key that signs API keys, created
 -- by the first server when FMU_GATEWAY_ROOT_KEY is not set (PostgreSQL only: on SQLite the
 -- key is a file in the data directory).

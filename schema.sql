@@ -417,3 +417,10 @@ ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
 -- back the cases of a lease that ran out.
 ALTER TABLE sweep_cases ADD COLUMN lease_node TEXT;
 ALTER TABLE sweep_cases ADD COLUMN leased_until INTEGER;
+-- Events counted against a limit every server shares (sign-ups per hour): one row each,
+-- removed once it has left its window (`store::allowances`).
+CREATE TABLE rate_events (
+    bucket  TEXT NOT NULL,
+    at      INTEGER NOT NULL
+);
+CREATE INDEX rate_events_by_bucket ON rate_events(bucket, at);

@@ -52,10 +52,7 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
     let email = Email::parse(reg.email)?;
     let password = reg.password.map(NewPassword::parse).transpose()?;
     let name = parse_name(reg.name)?;
-    state
-        .signup_limit
-        .check(&())
-        .map_err(AppError::RateLimited)?;
+    check_signup_rate(state).await?;
     let address = reg
         .from
         .map(|ip| auth::rate_limit::ClientKey::of(ip).to_string());
@@ -64,6 +61,27 @@ pub async fn register(state: &State, reg: Registration<'_>) -> AppResult<Registe
         None => None,
     };
     create(state, &email, name, password_hash, reg.first_key, address).await
+}
+
+/// The deployment's sign-ups per hour: this process's own count first (a flood costs the
+/// database nothing), then the one every server sharing the database holds.
+pub async fn check_signup_rate(state: &State) -> AppResult<()> {
+    state
+        .signup_limit
+        .check(&())
+        .map_err(AppError::RateLimited)?;
+    let per_hour = state.config.signups_per_hour;
+    let now = crate::store::now_ms();
+    match state
+        .store
+        .take_allowance("signup", per_hour, 3_600_000, now)
+        .await?
+    {
+        Some(wait_ms) => Err(AppError::RateLimited(std::time::Duration::from_millis(
+            wait_ms as u64,
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Creates the account once its details are checked and its password hashed (by

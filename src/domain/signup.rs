@@ -46,10 +46,7 @@ pub async fn start(
     let email = Email::parse(email)?;
     let new_password = NewPassword::parse(new_password)?;
     let name = parse_name(Some(name))?;
-    state
-        .signup_limit
-        .check(&())
-        .map_err(AppError::RateLimited)?;
+    accounts::check_signup_rate(state).await?;
     let password_hash = password::hash(&state.hashers, new_password.expose().to_string()).await?;
     let signup = PendingSignup {
         email: email.as_str().to_string(),

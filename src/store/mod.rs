@@ -9,6 +9,7 @@
 //! compiler keeps SQL inside `store`).
 
 mod admin;
+pub mod allowances;
 pub mod api_keys;
 pub mod billing;
 pub mod deletion;

@@ -404,7 +404,15 @@ mod tests {
             lease_node: None,
         };
         let reserved = store
-            .reserve_run(run, "{\"job\":1}".into(), None, 4)
+            .reserve_run(
+                run,
+                "{\"job\":1}".into(),
+                None,
+                crate::store::runs::RunCaps {
+                    max_active: 4,
+                    per_minute: 60,
+                },
+            )
             .await
             .unwrap();
         assert!(matches!(reserved, Reservation::Reserved));

@@ -305,6 +305,9 @@ pub enum Reservation {
     NoCredits,
     /// The user already has `max_active` runs queued or running; nothing changed.
     Busy,
+    /// The key (or the user's session) started its runs-per-minute already: the next may start
+    /// in `retry_after_ms`; nothing changed.
+    RateLimited { retry_after_ms: i64 },
     /// The account was deleted (after the request was authenticated); nothing changed.
     AccountGone,
     /// The idempotency key was used before: the run it made, and whether the request was the
@@ -315,17 +318,47 @@ pub enum Reservation {
     },
 }
 
+/// The caps a run's start is held to, counted in the transaction that reserves it, so that
+/// concurrent starts, on one server or many sharing the database, cannot pass them.
+#[derive(Debug, Clone, Copy)]
+pub struct RunCaps {
+    /// Runs queued or running per user.
+    pub max_active: u32,
+    /// Runs started in any minute per API key (or per user, for runs started in a session).
+    pub per_minute: u32,
+}
+
+/// The window of [`RunCaps::per_minute`].
+const MINUTE_MS: i64 = 60_000;
+
+/// How long until the key that started `run` may start another, if it has started
+/// `per_minute` runs in the last minute.
+fn minute_cap(tx: &Transaction<'_>, run: &RunRow, per_minute: u32) -> StoreResult<Option<i64>> {
+    let (started, oldest): (u32, Option<i64>) = tx.query_row(
+        "SELECT COUNT(*), MIN(created_at) FROM runs
+         WHERE user_id = ?1 AND COALESCE(api_key_id, '') = COALESCE(CAST(?2 AS TEXT), '')
+           AND created_at > ?3",
+        params![run.user_id, run.api_key_id, run.created_at - MINUTE_MS],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if started < per_minute {
+        return Ok(None);
+    }
+    let oldest = oldest.unwrap_or(run.created_at);
+    Ok(Some((oldest + MINUTE_MS - run.created_at).max(1)))
+}
+
 /// Runs and their credits: each method is one transaction.
 impl Store {
     /// Holds the run's credits and records it (with its idempotency key), in one transaction,
-    /// so a balance never goes negative, concurrent starts cannot pass the per-user cap of
-    /// runs in progress, and a retried request never holds credits twice.
+    /// so a balance never goes negative, concurrent starts cannot pass the caps (`caps`), and
+    /// a retried request never holds credits twice.
     pub async fn reserve_run(
         &self,
         run: RunRow,
         job: String,
         idempotency: Option<Idempotency>,
-        max_active: u32,
+        caps: RunCaps,
     ) -> StoreResult<Reservation> {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
@@ -347,9 +380,12 @@ impl Store {
             if deleted {
                 return Ok(Reservation::AccountGone);
             }
+            if let Some(retry_after_ms) = minute_cap(&tx, &run, caps.per_minute)? {
+                return Ok(Reservation::RateLimited { retry_after_ms });
+            }
             // Fair share: counted in the same write transaction as the reservation, so
             // concurrent starts cannot overshoot the cap.
-            if count_active(&tx, &run.user_id)? >= max_active {
+            if count_active(&tx, &run.user_id)? >= caps.max_active {
                 return Ok(Reservation::Busy);
             }
             let reason = format!("Run {} ({})", run.id, run.fmu_name);
@@ -603,5 +639,76 @@ mod tests {
             .query_row("SELECT 3", params![], |r| r.get::<RunStatus>(0))
             .unwrap_err();
         assert!(matches!(err, crate::store::StoreError::Decode(_)), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod caps_tests {
+    use super::*;
+
+    fn run(id: &str, key: Option<&str>, created_at: i64) -> RunRow {
+        RunRow {
+            id: RunId::from(id),
+            user_id: UserId::from("u"),
+            api_key_id: key.map(KeyId::from),
+            fmu_id: FmuId::from("f"),
+            fmu_name: "F".into(),
+            status: RunStatus::Queued,
+            settings: "{}".into(),
+            credits_reserved: Credits::from(1u32),
+            credits_charged: Credits::ZERO,
+            error: None,
+            log: None,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            failure_kind: None,
+            charged: false,
+            result_removed_at: None,
+            reference_check: None,
+            progress_time: None,
+            lease_node: None,
+        }
+    }
+
+    const CAPS: RunCaps = RunCaps {
+        max_active: 100,
+        per_minute: 2,
+    };
+
+    #[tokio::test]
+    async fn a_key_starts_at_most_its_runs_per_minute_counted_in_the_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
+        store
+            .run(|conn| {
+                conn.execute_batch(
+                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
+                     VALUES ('u', 'u@example.com', 'u@example.com', 10, 0)",
+                )
+            })
+            .await
+            .unwrap();
+        let t = 1_000_000;
+        let reserve = |row: RunRow| {
+            let store = store.clone();
+            async move { store.reserve_run(row, "{}".into(), None, CAPS).await.unwrap() }
+        };
+        assert!(matches!(reserve(run("r1", Some("k1"), t)).await, Reservation::Reserved));
+        assert!(matches!(reserve(run("r2", Some("k1"), t + 10_000)).await, Reservation::Reserved));
+        // The third in the minute waits until the first is a minute old; nothing is held.
+        match reserve(run("r3", Some("k1"), t + 20_000)).await {
+            Reservation::RateLimited { retry_after_ms } => assert_eq!(retry_after_ms, 40_000),
+            other => panic!("{other:?}"),
+        }
+        let credits: i64 = store
+            .run(|c| c.query_row("SELECT credits FROM users WHERE id = 'u'", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(credits, 8);
+        // Another key and the user's session have their own; a minute on, k1 has one again.
+        assert!(matches!(reserve(run("r4", Some("k2"), t + 20_000)).await, Reservation::Reserved));
+        assert!(matches!(reserve(run("r5", None, t + 20_000)).await, Reservation::Reserved));
+        assert!(matches!(reserve(run("r6", Some("k1"), t + 60_001)).await, Reservation::Reserved));
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::common::db::{self, on_postgres};
-use crate::common::{Api, Binary, UserServer, free_port};
+use crate::common::{Api, Binary, UserServer, api_client, free_port};
 
 const EXE: &str = env!("CARGO_BIN_EXE_fmu-gateway");
 
@@ -172,6 +172,56 @@ async fn two_servers_on_one_postgres_database_serve_as_one() {
     assert_eq!(cancelled.status(), 200);
     let ended = server.binary.finished_run(key, id).await;
     assert_eq!(ended["status"], "cancelled", "{ended}");
+}
+
+#[tokio::test]
+async fn two_servers_hold_one_limit_of_runs_per_minute_per_key_and_of_sign_ups_per_hour() {
+    if !on_postgres() {
+        return;
+    }
+    let limits = [
+        ("FMU_GATEWAY_RUNS_PER_MINUTE", "2"),
+        ("FMU_GATEWAY_SIGNUPS_PER_HOUR", "3"),
+    ];
+    let server = UserServer::start("limits@example.com", &limits).await;
+    let url = db::database_url(&server.data).await.unwrap();
+    let mut env = limits.to_vec();
+    env.push(("FMU_GATEWAY_DATABASE_URL", &url));
+    let second = Binary::start(&server.data.with_extension("second"), free_port(), &env).await;
+    let (a, b, key) = (&server.binary, &second, &server.key);
+
+    // One run on each server: the key's two of the minute. Each server alone has one left.
+    let run = json!({ "fmu_id": "lib:Dahlquist", "stop_time": 0.1 });
+    for server in [a, b] {
+        let resp = server.create_run(key, &run).await;
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    }
+    let balance = a.balance(key).await;
+    for server in [a, b] {
+        let refused = server.create_run(key, &run).await;
+        assert_eq!(refused.status(), 429, "the limit is the deployment's");
+        let wait: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    assert_eq!(b.balance(key).await, balance, "a refused run holds nothing");
+
+    // Three sign-ups an hour for the deployment: one made above, one on each server, then none.
+    b.sign_up("limits-2@example.com").await;
+    a.sign_up("limits-3@example.com").await;
+    for server in [a, b] {
+        let resp = api_client()
+            .post(format!("{}/register", server.url))
+            .json(&json!({ "email": "limits-4@example.com", "password": "a long password" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 429, "{}", resp.text().await.unwrap());
+        assert!(resp.headers().contains_key("retry-after"));
+    }
 }
 
 /// A cluster of the test's own (scripts/postgres.sh), which it may crash and restart without

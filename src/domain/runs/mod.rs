@@ -33,7 +33,7 @@ use crate::sim::result_file::ResultFile;
 use crate::sim::runner::SimError;
 use crate::state::State;
 use crate::store::queue::CancelRequest;
-use crate::store::runs::{Idempotency, Reservation, RunRow, Settlement};
+use crate::store::runs::{Idempotency, Reservation, RunCaps, RunRow, Settlement};
 use crate::store::{Store, StoreError};
 use charging::{FailureKind, ModelOrigin, RunEnd};
 pub use status::RunStatus;
@@ -266,7 +266,15 @@ pub async fn start(
     let queued = serde_json::to_string(&queued)?;
     let outcome = state
         .store
-        .reserve_run(run.clone(), queued, idempotency, max_active)
+        .reserve_run(
+            run.clone(),
+            queued,
+            idempotency,
+            RunCaps {
+                max_active,
+                per_minute: state.config.runs_per_minute,
+            },
+        )
         .await?;
     match outcome {
         Reservation::Replay {
@@ -295,6 +303,10 @@ pub async fn start(
                 ),
                 BUSY_RETRY_AFTER,
             ));
+        }
+        Reservation::RateLimited { retry_after_ms } => {
+            let wait = std::time::Duration::from_millis(retry_after_ms.max(1) as u64);
+            return Err(AppError::RateLimited(wait));
         }
         Reservation::AccountGone => {
             return Err(AppError::Auth(crate::auth::AuthError::Revoked));
