@@ -298,14 +298,15 @@ pub(super) fn settle_in(
     let mut done = Settled::default();
     let mut settled = Vec::new();
     {
-        const SET: &str = "UPDATE sweep_cases SET status = ?3, kpis = ?4, error = ?5,
-            failure_kind = ?6, charged = ?7, elapsed_ms = ?8, finished_at = ?9";
-        let mut open = tx.prepare_cached(&format!(
-            "{SET} WHERE sweep_id = ?1 AND idx = ?2 AND status IN ('queued', 'running')"
-        ))?;
-        let mut claimed = tx.prepare_cached(&format!(
-            "{SET} WHERE sweep_id = ?1 AND idx = ?2 AND status = 'running' AND attempts = ?10"
-        ))?;
+        // Without an attempt (`?10` NULL): any case not ended; with one: only while it is
+        // running as that attempt.
+        let mut update = tx.prepare_cached(
+            "UPDATE sweep_cases SET status = ?3, kpis = ?4, error = ?5, failure_kind = ?6,
+                charged = ?7, elapsed_ms = ?8, finished_at = ?9
+             WHERE sweep_id = ?1 AND idx = ?2 AND (
+                (CAST(?10 AS BIGINT) IS NULL AND status IN ('queued', 'running'))
+                OR (status = 'running' AND attempts = CAST(?10 AS BIGINT)))",
+        )?;
         for case in cases {
             let failure_kind = match case.end {
                 RunEnd::Failed(kind) => Some(kind),
@@ -317,33 +318,18 @@ pub(super) fn settle_in(
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(encoding)?;
-            let (index, status) = (case.index, RunStatus::from(case.end));
-            let (error, elapsed) = (&case.error, case.elapsed_ms);
-            let changed = match case.attempt {
-                None => open.execute(params![
-                    sweep.id,
-                    index,
-                    status,
-                    kpis,
-                    error,
-                    failure_kind,
-                    case.charged,
-                    elapsed,
-                    now
-                ])?,
-                Some(attempt) => claimed.execute(params![
-                    sweep.id,
-                    index,
-                    status,
-                    kpis,
-                    error,
-                    failure_kind,
-                    case.charged,
-                    elapsed,
-                    now,
-                    attempt
-                ])?,
-            };
+            let changed = update.execute(params![
+                sweep.id,
+                case.index,
+                RunStatus::from(case.end),
+                kpis,
+                case.error,
+                failure_kind,
+                case.charged,
+                case.elapsed_ms,
+                now,
+                case.attempt
+            ])?;
             if changed == 1 {
                 settled.push(case.index);
                 done.settled += 1;
