@@ -595,8 +595,6 @@ impl Store {
         .await
     }
 
-    /// Renews `runner`'s lease on driving the sweep; the sweep's status, or `None` when
-    /// another process holds the lease now (or the sweep is gone).
     /// Gives up the leases of every sweep `node` drives (a server stopping on purpose), so
     /// that another server takes them over at once; the driver's next renewal finds its lease
     /// gone and stops. Returns how many.
@@ -615,6 +613,8 @@ impl Store {
         .await
     }
 
+    /// Renews `runner`'s lease on driving the sweep; the sweep's status, or `None` when
+    /// another process holds the lease now (or the sweep is gone).
     pub async fn renew_sweep_lease(
         &self,
         id: &SweepId,

@@ -670,6 +670,11 @@ mod tests {
         }
     }
 
+    /// How many deliveries `node` claims (of at most 8).
+    async fn claims(store: &Store, node: &str, claim: WebhookClaim) -> usize {
+        store.claim_due_webhooks(node, claim, 8).await.unwrap().len()
+    }
+
     async fn seen(store: &Store, node: &str) {
         store
             .node_seen(node, NodeKind::Server, "h", 1, 0)
@@ -683,22 +688,9 @@ mod tests {
         let now = now_ms();
         seen(&store, "a").await;
         seen(&store, "b").await;
-        assert_eq!(
-            store
-                .claim_due_webhooks("a", at(now), 8)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(claims(&store, "a", at(now)).await, 1);
         // Held by a live process: not another's, however often it asks.
-        assert!(
-            store
-                .claim_due_webhooks("b", at(now + 1), 8)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(claims(&store, "b", at(now + 1)).await, 0);
         // Ten seconds on, `a` still beats: still its own.
         seen(&store, "a").await;
         let later = now_ms() + 10_000;
@@ -706,33 +698,14 @@ mod tests {
             silent_since: now - 1,
             ..at(later)
         };
-        assert!(
-            store
-                .claim_due_webhooks("b", live, 8)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(claims(&store, "b", live).await, 0);
         // `a` falls silent (not seen since after its claim): `b` takes the delivery over, once.
         let silent = WebhookClaim {
             silent_since: now_ms() + 1,
             ..at(later)
         };
-        assert_eq!(
-            store
-                .claim_due_webhooks("b", silent, 8)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(
-            store
-                .claim_due_webhooks("c", at(later + 1), 8)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(claims(&store, "b", silent).await, 1);
+        assert_eq!(claims(&store, "c", at(later + 1)).await, 0);
     }
 
     #[tokio::test]
@@ -741,30 +714,10 @@ mod tests {
         let now = now_ms();
         // `a` claims before its first heartbeat is recorded: its claim is younger than the
         // silence that would void it.
-        assert_eq!(
-            store
-                .claim_due_webhooks("a", at(now), 8)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(
-            store
-                .claim_due_webhooks("b", at(now + 4_000), 8)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(claims(&store, "a", at(now)).await, 1);
+        assert_eq!(claims(&store, "b", at(now + 4_000)).await, 0);
         // Run out: anyone's.
         let out = now + LEASE_MS;
-        assert_eq!(
-            store
-                .claim_due_webhooks("b", at(out), 8)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(claims(&store, "b", at(out)).await, 1);
     }
 }
