@@ -54,20 +54,47 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
         let hour = 3_600_000;
-        assert_eq!(store.take_allowance("signup", 2, hour, 1_000).await.unwrap(), None);
-        assert_eq!(store.take_allowance("signup", 2, hour, 2_000).await.unwrap(), None);
+        assert_eq!(
+            store
+                .take_allowance("signup", 2, hour, 1_000)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .take_allowance("signup", 2, hour, 2_000)
+                .await
+                .unwrap(),
+            None
+        );
         // Full: the first leaves the window an hour after it came.
         assert_eq!(
-            store.take_allowance("signup", 2, hour, 5_000).await.unwrap(),
+            store
+                .take_allowance("signup", 2, hour, 5_000)
+                .await
+                .unwrap(),
             Some(hour - 4_000)
         );
         // A refusal counts nothing; another bucket has its own allowance.
-        assert_eq!(store.take_allowance("other", 1, hour, 5_000).await.unwrap(), None);
+        assert_eq!(
+            store.take_allowance("other", 1, hour, 5_000).await.unwrap(),
+            None
+        );
         // The first has left: one more fits, then none again.
         let later = 1_000 + hour;
-        assert_eq!(store.take_allowance("signup", 2, hour, later).await.unwrap(), None);
         assert_eq!(
-            store.take_allowance("signup", 2, hour, later + 1).await.unwrap(),
+            store
+                .take_allowance("signup", 2, hour, later)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .take_allowance("signup", 2, hour, later + 1)
+                .await
+                .unwrap(),
             Some(2_000 + hour - later - 1)
         );
         let rows: i64 = store

@@ -692,10 +692,21 @@ mod caps_tests {
         let t = 1_000_000;
         let reserve = |row: RunRow| {
             let store = store.clone();
-            async move { store.reserve_run(row, "{}".into(), None, CAPS).await.unwrap() }
+            async move {
+                store
+                    .reserve_run(row, "{}".into(), None, CAPS)
+                    .await
+                    .unwrap()
+            }
         };
-        assert!(matches!(reserve(run("r1", Some("k1"), t)).await, Reservation::Reserved));
-        assert!(matches!(reserve(run("r2", Some("k1"), t + 10_000)).await, Reservation::Reserved));
+        assert!(matches!(
+            reserve(run("r1", Some("k1"), t)).await,
+            Reservation::Reserved
+        ));
+        assert!(matches!(
+            reserve(run("r2", Some("k1"), t + 10_000)).await,
+            Reservation::Reserved
+        ));
         // The third in the minute waits until the first is a minute old; nothing is held.
         match reserve(run("r3", Some("k1"), t + 20_000)).await {
             Reservation::RateLimited { retry_after_ms } => assert_eq!(retry_after_ms, 40_000),
@@ -707,8 +718,17 @@ mod caps_tests {
             .unwrap();
         assert_eq!(credits, 8);
         // Another key and the user's session have their own; a minute on, k1 has one again.
-        assert!(matches!(reserve(run("r4", Some("k2"), t + 20_000)).await, Reservation::Reserved));
-        assert!(matches!(reserve(run("r5", None, t + 20_000)).await, Reservation::Reserved));
-        assert!(matches!(reserve(run("r6", Some("k1"), t + 60_001)).await, Reservation::Reserved));
+        assert!(matches!(
+            reserve(run("r4", Some("k2"), t + 20_000)).await,
+            Reservation::Reserved
+        ));
+        assert!(matches!(
+            reserve(run("r5", None, t + 20_000)).await,
+            Reservation::Reserved
+        ));
+        assert!(matches!(
+            reserve(run("r6", Some("k1"), t + 60_001)).await,
+            Reservation::Reserved
+        ));
     }
 }

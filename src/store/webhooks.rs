@@ -672,7 +672,11 @@ mod tests {
 
     /// How many deliveries `node` claims (of at most 8).
     async fn claims(store: &Store, node: &str, claim: WebhookClaim) -> usize {
-        store.claim_due_webhooks(node, claim, 8).await.unwrap().len()
+        store
+            .claim_due_webhooks(node, claim, 8)
+            .await
+            .unwrap()
+            .len()
     }
 
     async fn seen(store: &Store, node: &str) {
