@@ -599,19 +599,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_credits_once_and_its_refund_takes_back_what_is_left_and_flags_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
-        store
-            .run(|conn| {
-                conn.execute(
-                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
-                     VALUES ('u', 'a@b.c', 'a@b.c', 0, 0)",
-                    [],
-                )?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = crate::store::fixtures::store_with_user(0).await;
         let purchase = |id: &str| NewPurchase {
             id: id.into(),
             user_id: "u".into(),

@@ -13,6 +13,8 @@ pub mod allowances;
 pub mod api_keys;
 pub mod billing;
 pub mod deletion;
+#[cfg(test)]
+mod fixtures;
 pub mod fmus;
 pub mod free_grants;
 mod ids;

@@ -363,46 +363,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::{Credits, FmuId, UserId};
-    use crate::domain::runs::RunStatus;
     use crate::domain::runs::charging::FailureKind;
+    use crate::store::fixtures::{queued_run, store_with_user};
     use crate::store::runs::Reservation;
 
     /// A store with one user holding 10 credits and one queued run costing 1.
     async fn one_queued_run() -> (tempfile::TempDir, Store, RunId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
-        store
-            .run(|conn| {
-                conn.execute_batch(
-                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
-                     VALUES ('u', 'u@example.com', 'u@example.com', 10, 0)",
-                )
-            })
-            .await
-            .unwrap();
-        let run = RunRow {
-            id: RunId::from("run_1"),
-            user_id: UserId::from("u"),
-            api_key_id: None,
-            fmu_id: FmuId::from("f"),
-            fmu_name: "F".into(),
-            status: RunStatus::Queued,
-            settings: "{}".into(),
-            credits_reserved: Credits::from(1u32),
-            credits_charged: Credits::ZERO,
-            error: None,
-            log: None,
-            created_at: now_ms(),
-            started_at: None,
-            finished_at: None,
-            failure_kind: None,
-            charged: false,
-            result_removed_at: None,
-            reference_check: None,
-            progress_time: None,
-            lease_node: None,
-        };
+        let (dir, store) = store_with_user(10).await;
+        let run = queued_run("run_1", None, now_ms());
         let reserved = store
             .reserve_run(
                 run,

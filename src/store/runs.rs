@@ -645,31 +645,7 @@ mod tests {
 #[cfg(test)]
 mod caps_tests {
     use super::*;
-
-    fn run(id: &str, key: Option<&str>, created_at: i64) -> RunRow {
-        RunRow {
-            id: RunId::from(id),
-            user_id: UserId::from("u"),
-            api_key_id: key.map(KeyId::from),
-            fmu_id: FmuId::from("f"),
-            fmu_name: "F".into(),
-            status: RunStatus::Queued,
-            settings: "{}".into(),
-            credits_reserved: Credits::from(1u32),
-            credits_charged: Credits::ZERO,
-            error: None,
-            log: None,
-            created_at,
-            started_at: None,
-            finished_at: None,
-            failure_kind: None,
-            charged: false,
-            result_removed_at: None,
-            reference_check: None,
-            progress_time: None,
-            lease_node: None,
-        }
-    }
+    use crate::store::fixtures::{queued_run as run, store_with_user};
 
     const CAPS: RunCaps = RunCaps {
         max_active: 100,
@@ -678,17 +654,7 @@ mod caps_tests {
 
     #[tokio::test]
     async fn a_key_starts_at_most_its_runs_per_minute_counted_in_the_reservation() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
-        store
-            .run(|conn| {
-                conn.execute_batch(
-                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
-                     VALUES ('u', 'u@example.com', 'u@example.com', 10, 0)",
-                )
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = store_with_user(10).await;
         let t = 1_000_000;
         let reserve = |row: RunRow| {
             let store = store.clone();

@@ -1025,19 +1025,7 @@ pub(super) mod tests {
         cases: u32,
         by: &Runner,
     ) -> (tempfile::TempDir, Store, SweepId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
-        store
-            .run(|conn| {
-                conn.execute(
-                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
-                     VALUES ('u', 'a@b.c', 'a@b.c', 10, 0)",
-                    params![],
-                )?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let (dir, store) = crate::store::fixtures::store_with_user(10).await;
         let id = SweepId::from("swp_1".to_string());
         let row = SweepRow {
             id: id.clone(),

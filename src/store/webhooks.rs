@@ -629,17 +629,7 @@ mod tests {
 
     /// A store with one pending delivery due at 0.
     async fn one_due_delivery() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), 2).unwrap();
-        store
-            .run(|conn| {
-                conn.execute_batch(
-                    "INSERT INTO users (id, email, email_normalized, credits, created_at)
-                     VALUES ('u', 'u@example.com', 'u@example.com', 10, 0)",
-                )
-            })
-            .await
-            .unwrap();
+        let (dir, store) = crate::store::fixtures::store_with_user(10).await;
         let endpoint = NewEndpoint {
             id: "whk_1".into(),
             user_id: UserId::from("u"),
