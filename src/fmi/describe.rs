@@ -16,6 +16,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use crate::fmi::validation::with_name_parser;
 use fmi_rs::model_description::{
     DefaultExperiment as FmiDefaultExperiment, ModelDescriptionError, ValidationError, fmi2, fmi3,
 };
@@ -689,11 +690,11 @@ pub fn rule_problems(
     version: &str,
 ) -> Result<Vec<(Option<usize>, String)>, DescribeError> {
     let found = if version == "2.0" {
-        parse_fmi2(text, version)?.validate()
+        let md = parse_fmi2(text, version)?;
+        with_name_parser(|| md.validate())
     } else if version.starts_with("3.") {
-        fmi3::ModelDescription::from_string(text)
-            .map_err(|e| parse_error(version, e))?
-            .validate()
+        let md = fmi3::ModelDescription::from_string(text).map_err(|e| parse_error(version, e))?;
+        with_name_parser(|| md.validate())
     } else {
         return Err(DescribeError::UnsupportedVersion(version.to_owned()));
     };
@@ -706,7 +707,7 @@ pub fn rule_problems(
 fn describe_fmi2(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, DescribeError> {
     let md = parse_fmi2(text, version)?;
     if rules == Rules::Enforce {
-        problems(version, text, md.validate())?;
+        problems(version, text, with_name_parser(|| md.validate()))?;
     }
 
     let variables = md
@@ -949,7 +950,7 @@ fn fmi3_start(t: &fmi3::VariableType) -> Option<String> {
 fn describe_fmi3(text: &str, version: &str, rules: Rules) -> Result<ModelInfo, DescribeError> {
     let md = fmi3::ModelDescription::from_string(text).map_err(|e| parse_error(version, e))?;
     if rules == Rules::Enforce {
-        problems(version, text, md.validate())?;
+        problems(version, text, with_name_parser(|| md.validate()))?;
     }
 
     let variables = md
@@ -1260,6 +1261,41 @@ mod tests {
         for taken in ["v", ""] {
             let err = with_fmi3_aliases(variables(), &xml(taken), "3.0").unwrap_err();
             assert!(matches!(err, DescribeError::Invalid { .. }), "{err}");
+        }
+    }
+
+    /// Model descriptions checked on many threads at once, as concurrent uploads are: fmi-rs's
+    /// `validate()` reaches a parser that is not reentrant (this crashed the test process with a
+    /// segfault before it ran under the parser's lock). Each thread gets the one answer.
+    #[test]
+    fn structured_model_descriptions_are_checked_safely_from_many_threads_at_once() {
+        let text = r#"<fmiModelDescription fmiVersion="3.0" modelName="m" instantiationToken="t"
+    variableNamingConvention="structured">
+  <CoSimulation modelIdentifier="m"/>
+  <ModelVariables>
+    <Float64 name="a.b[1].c" valueReference="1" causality="output"/>
+    <Float64 name="der(a.b[1].c)" valueReference="2" derivative="1"/>
+    <Float64 name="a..b[" valueReference="3" causality="parameter" variability="fixed" start="1"/>
+  </ModelVariables>
+  <ModelStructure><Output valueReference="1"/></ModelStructure>
+</fmiModelDescription>"#;
+        let expected = rule_problems(text, "3.0").unwrap();
+        assert!(
+            expected.iter().any(|(_, m)| m.contains("a..b[")),
+            "the bad name is found: {expected:?}"
+        );
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let expected = expected.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..300 {
+                        assert_eq!(rule_problems(text, "3.0").unwrap(), expected);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
         }
     }
 

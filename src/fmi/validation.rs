@@ -1140,16 +1140,25 @@ fn number(kind: Kind, text: &str) -> Option<f64> {
 
 /// fmi-rs checks a structured name with a bison/flex parser whose state is global (it is
 /// not reentrant): two threads inside it at once corrupt each other's state, and the process
-/// dies (seen as a segfault in `yyparse` while two uploads were validated at once). One
-/// thread at a time, then.
+/// dies (seen as a segfault in `yyparse` while two uploads were validated at once, and in
+/// `yytnamerr` while two model descriptions were: fmi-rs's own `validate()` calls it too).
+/// One thread at a time, then.
 static STRUCTURED_NAME_PARSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Whether `name` is a structured name (FMI's `variableNamingConvention="structured"`).
-fn structured_name(name: &str) -> Result<(), String> {
+/// Runs `f`, which may reach fmi-rs's structured-name parser (a name check, or a model
+/// description's `validate()`), with no other thread inside that parser.
+pub(crate) fn with_name_parser<T>(f: impl FnOnce() -> T) -> T {
     let _one_at_a_time = STRUCTURED_NAME_PARSER
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    fmi_rs::model_description::validation::validate_structured_variable_name(name)
+    f()
+}
+
+/// Whether `name` is a structured name (FMI's `variableNamingConvention="structured"`).
+fn structured_name(name: &str) -> Result<(), String> {
+    with_name_parser(|| {
+        fmi_rs::model_description::validation::validate_structured_variable_name(name)
+    })
 }
 
 #[cfg(test)]
