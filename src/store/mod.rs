@@ -101,6 +101,31 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether the database did not answer (no connection, a connection lost, a server
+    /// restarting or busy), as opposed to refusing the statement: the same call may succeed
+    /// in a moment.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                )
+            }
+            StoreError::Postgres(e) => match e.code() {
+                // No SQL state: the connection itself failed.
+                None => true,
+                // Class 08 (connection exception), 57P01–57P03 (shutdown, crash, starting).
+                Some(state) => {
+                    let code = state.code();
+                    code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code)
+                }
+            },
+            _ => false,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -363,6 +363,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::runs::RunStatus;
     use crate::domain::runs::charging::FailureKind;
     use crate::store::fixtures::{queued_run, store_with_user};
     use crate::store::runs::Reservation;

@@ -377,7 +377,8 @@ impl Store {
     }
 
     /// Records one pending delivery of the message for each of the user's enabled endpoints
-    /// subscribed to its event, due at once. Returns how many.
+    /// subscribed to its event, due at once. Returns how many. Recording the same message
+    /// again records nothing more (a retry after an answer lost in a database restart).
     pub async fn enqueue_webhook_deliveries(&self, message: NewMessage) -> StoreResult<usize> {
         self.run(move |conn| {
             // Most users have no endpoint: a read tells, without taking the write lock.
@@ -387,10 +388,11 @@ impl Store {
             let tx = write_tx(conn)?;
             let mut count = 0;
             for endpoint_id in subscribed(&tx, &message.user_id, message.event)? {
-                tx.execute(
+                count += tx.execute(
                     "INSERT INTO webhook_deliveries (id, endpoint_id, message_id, event, payload,
                         status, next_attempt_at, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)
+                     ON CONFLICT (endpoint_id, message_id) DO NOTHING",
                     params![
                         crate::domain::values::new_id("whd"),
                         endpoint_id,
@@ -400,7 +402,6 @@ impl Store {
                         message.now
                     ],
                 )?;
-                count += 1;
             }
             tx.commit()?;
             Ok(count)

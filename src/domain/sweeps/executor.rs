@@ -402,7 +402,11 @@ pub async fn announce_end(state: &State, sweep: &SweepRow) {
         SweepStatus::Failed => EventType::SweepFailed,
         _ => return,
     };
-    let recorded = match state.store.sweep_counts(&sweep.id).await {
+    let counts = webhooks::while_unavailable(Duration::from_secs(120), || {
+        state.store.sweep_counts(&sweep.id)
+    })
+    .await;
+    let recorded = match counts {
         Ok(counts) => {
             let data = sweep_data(&state.config.public_url, sweep, &counts);
             webhooks::emit(state, &sweep.user_id, event, data).await

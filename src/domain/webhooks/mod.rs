@@ -23,9 +23,9 @@ use crate::domain::ids::{RunId, UserId};
 use crate::domain::runs::charging::RunEnd;
 use crate::sim::plan::{Problem, Problems};
 use crate::state::State;
-use crate::store::now_ms;
 use crate::store::runs::RunRow;
 use crate::store::webhooks::{DeliveryRow, EndpointChanges, EndpointRow, NewEndpoint, NewMessage};
+use crate::store::{StoreResult, now_ms};
 
 pub use events::{EventSet, EventType};
 pub use signing::WebhookSecret;
@@ -126,9 +126,35 @@ pub struct WithSecret {
     pub secret: WebhookSecret,
 }
 
+/// How long recording an event's webhooks is tried again while the database does not answer
+/// (a restart takes seconds): the event happened, and its settlement is already committed.
+const RECORD_FOR: Duration = Duration::from_secs(120);
+
+/// Runs `op` again, backing off from 250 ms to 5 s, while the database does not answer, for
+/// at most `within`. Any other error, or the last one, is returned.
+pub(crate) async fn while_unavailable<T, F, Fut>(within: Duration, mut op: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match op().await {
+            Err(e) if e.is_unavailable() && tokio::time::Instant::now() + wait < deadline => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "the database did not answer; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Records, in one transaction, one pending delivery of this event for each enabled endpoint
 /// of the user subscribed to it (none when there is none), then wakes the deliverer. Durable
-/// before it returns. `data` is the payload's `data`.
+/// before it returns; tried again (as the one message) while the database does not answer.
+/// `data` is the payload's `data`.
 pub async fn emit(state: &State, user_id: &UserId, event: EventType, data: Value) -> AppResult<()> {
     let now = now_ms();
     let payload = json!({
@@ -136,16 +162,17 @@ pub async fn emit(state: &State, user_id: &UserId, event: EventType, data: Value
         "timestamp": crate::domain::values::rfc3339_ms(now),
         "data": data,
     });
-    let recorded = state
-        .store
-        .enqueue_webhook_deliveries(NewMessage {
-            user_id: user_id.clone(),
-            event,
-            message_id: crate::domain::values::new_id("msg"),
-            payload: payload.to_string(),
-            now,
-        })
-        .await?;
+    let message = NewMessage {
+        user_id: user_id.clone(),
+        event,
+        message_id: crate::domain::values::new_id("msg"),
+        payload: payload.to_string(),
+        now,
+    };
+    let recorded = while_unavailable(RECORD_FOR, || {
+        state.store.enqueue_webhook_deliveries(message.clone())
+    })
+    .await?;
     if recorded > 0 {
         state.webhook_wake.notify_one();
     }
@@ -153,14 +180,16 @@ pub async fn emit(state: &State, user_id: &UserId, event: EventType, data: Value
 }
 
 /// After a run's settlement: `run.succeeded` or `run.failed` (a cancellation is not an
-/// event). A webhook that cannot be recorded is logged; it never undoes the settlement.
+/// event). A webhook that cannot be recorded (the database did not answer for minutes) is
+/// logged; it never undoes the settlement.
 pub async fn run_ended(state: &State, run_id: &RunId, end: RunEnd) {
     let event = match end {
         RunEnd::Succeeded => EventType::RunSucceeded,
         RunEnd::Failed(_) => EventType::RunFailed,
         RunEnd::CancelledQueued | RunEnd::CancelledRunning => return,
     };
-    let recorded = match state.store.get_run(run_id).await {
+    let run = while_unavailable(RECORD_FOR, || state.store.get_run(run_id)).await;
+    let recorded = match run {
         Ok(Some(run)) => {
             let data = run_data(&state.config.public_url, &run);
             emit(state, &run.user_id, event, data).await
@@ -371,4 +400,51 @@ pub async fn resend(state: &State, user_id: &UserId, delivery_id: &str) -> AppRe
         .ok_or(AppError::NotFound("webhook delivery"))?;
     state.webhook_wake.notify_one();
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn an_unanswered_call_is_made_again_until_the_database_answers() {
+        let calls = AtomicU32::new(0);
+        let got = while_unavailable(Duration::from_secs(10), || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(StoreError::Pool("the server is restarting".into()))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_call_or_one_past_its_time_is_not_made_again() {
+        let calls = AtomicU32::new(0);
+        let refused: StoreResult<()> = while_unavailable(Duration::from_secs(10), || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(StoreError::Decode("not a number".into())) }
+        })
+        .await;
+        assert!(matches!(refused, Err(StoreError::Decode(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        let gone: StoreResult<()> = while_unavailable(Duration::from_millis(600), || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(StoreError::Pool("down".into())) }
+        })
+        .await;
+        assert!(matches!(gone, Err(StoreError::Pool(_))));
+        // 250 ms, then the next wait (500 ms) would pass the 600 ms.
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 }
