@@ -130,6 +130,22 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl Store {
+    /// One write statement binding `param` as `?1`, in a transaction of its own (it takes the
+    /// write lock); how many rows it changed. What a stopping node's "give back what I hold"
+    /// writes share.
+    pub(crate) async fn write_one(&self, sql: &'static str, param: &str) -> StoreResult<usize> {
+        let param = param.to_string();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let n = tx.execute(sql, [&param])?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
 /// tokio-postgres shows a server's error as "db error"; the log needs its code and message.
 fn postgres_detail(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {

@@ -270,18 +270,12 @@ impl Store {
     /// Gives the runs `node` holds back to the queue (a worker stopping on purpose), so
     /// another takes them at once instead of after their lease. Returns how many.
     pub async fn requeue_node_runs(&self, node: &str) -> StoreResult<usize> {
-        let node = node.to_string();
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let n = tx.execute(
-                "UPDATE runs SET status = 'queued', lease_token = NULL, leased_until = NULL,
+        self.write_one(
+            "UPDATE runs SET status = 'queued', lease_token = NULL, leased_until = NULL,
                      lease_node = NULL, progress_time = NULL
                  WHERE lease_node = ?1 AND status = 'running'",
-                [&node],
-            )?;
-            tx.commit()?;
-            Ok(n)
-        })
+            node,
+        )
         .await
     }
 

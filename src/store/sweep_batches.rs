@@ -191,17 +191,11 @@ impl Store {
     /// Ends the leases `node` holds (a node stopping on purpose): its drivers give the cases
     /// back at their next look rather than after the lease. Returns how many cases.
     pub async fn release_node_cases(&self, node: &str) -> StoreResult<usize> {
-        let node = node.to_string();
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let n = tx.execute(
-                "UPDATE sweep_cases SET leased_until = 0
+        self.write_one(
+            "UPDATE sweep_cases SET leased_until = 0
                  WHERE lease_node = ?1 AND status = 'running'",
-                [&node],
-            )?;
-            tx.commit()?;
-            Ok(n)
-        })
+            node,
+        )
         .await
     }
 }

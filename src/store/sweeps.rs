@@ -599,17 +599,11 @@ impl Store {
     /// that another server takes them over at once; the driver's next renewal finds its lease
     /// gone and stops. Returns how many.
     pub async fn release_sweeps(&self, node: &str) -> StoreResult<usize> {
-        let node = node.to_string();
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let n = tx.execute(
-                "UPDATE sweeps SET runner = NULL, runner_until = NULL
+        self.write_one(
+            "UPDATE sweeps SET runner = NULL, runner_until = NULL
                  WHERE runner = ?1 AND finished_at IS NULL",
-                [&node],
-            )?;
-            tx.commit()?;
-            Ok(n)
-        })
+            node,
+        )
         .await
     }
 
